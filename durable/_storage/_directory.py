@@ -1,0 +1,169 @@
+"""A directory of journals: validated names -> paths, creation at 0700, listing, one committer.
+
+Files are `<directory>/<name>.journal`, created 0600; the directory, when durable creates
+it, 0700. All journals opened through one JournalDirectory share one GroupCommitter, which
+is what lets 100 workflows share one sync.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from types import TracebackType
+
+import aiofiles
+import anyio.to_thread
+
+from .._errors import InvalidJournalName, JournalNotFound
+from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
+from ._group_commit import GroupCommitter, SyncMode
+from ._journal_file import JournalFile, parse
+
+SUFFIX = ".journal"
+MAX_NAME_LENGTH = 200
+_NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]*")
+
+
+def validate_name(name: str, directory: Path) -> str:
+    """Refuse names that could escape the directory or are not portable file names."""
+    if not isinstance(name, str):
+        raise InvalidJournalName(name=repr(name), directory=directory, reason="not a string")
+    if not name:
+        reason = "it is empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        reason = f"it is {len(name)} characters long (at most {MAX_NAME_LENGTH})"
+    elif "/" in name or "\\" in name or "\0" in name:
+        reason = "it contains a path separator"
+    elif ".." in name:
+        reason = "it contains '..'"
+    elif _NAME.fullmatch(name) is None:
+        reason = "it contains a character outside the allowed set, or starts with '.'"
+    else:
+        return name
+    raise InvalidJournalName(name=name, directory=directory, reason=reason)
+
+
+class JournalDirectory:
+    """The file store: one journal file per name in one directory.
+
+    Args:
+        path: the directory; created (0700, with missing parents) on first open.
+        max_record_size: the largest payload accepted, in bytes (default 64 MiB).
+        sync: "auto" (default), "fdatasync" or "syncfs"; see GroupCommitter.
+
+    Use `async with JournalDirectory(path) as store:` or call `close()` when done.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+        sync: SyncMode = "auto",
+    ) -> None:
+        self.path = Path(path)
+        self.max_record_size = max_record_size
+        self._sync_mode: SyncMode = sync
+        self._directory_fd: int | None = None
+        self._directory_device = -1
+        self._committer: GroupCommitter | None = None
+
+    def path_of(self, name: str) -> Path:
+        """The file of journal `name` (validated)."""
+        return self.path / (validate_name(name, self.path) + SUFFIX)
+
+    def _prepare(self) -> tuple[int, int, GroupCommitter]:
+        """Blocking: create the directory and the committer on first use."""
+        if self._directory_fd is None or self._committer is None:
+            if not self.path.is_dir():
+                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                parent_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(parent_fd)
+                finally:
+                    os.close(parent_fd)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            self._directory_device = os.fstat(fd).st_dev
+            self._committer = GroupCommitter(fd, mode=self._sync_mode)
+            self._directory_fd = fd
+        return self._directory_fd, self._directory_device, self._committer
+
+    def _open_blocking(self, path: Path) -> JournalFile:
+        directory_fd, device, committer = self._prepare()
+        return JournalFile.open_blocking(
+            path,
+            directory_fd=directory_fd,
+            directory_device=device,
+            committer=committer,
+            max_record_size=self.max_record_size,
+        )
+
+    async def open(self, name: str) -> JournalFile:
+        """Open journal `name` for appending, creating it if needed.
+
+        A torn final frame (a crash mid-append) is truncated away and logged.
+
+        Raises:
+            InvalidJournalName: the name could escape the directory.
+            JournalLocked: another writer has it open, in this process or another.
+            JournalCorrupted: damage before valid records; the file is left untouched.
+            UnsupportedJournalFormat: written by a newer durable.
+        """
+        path = self.path_of(name)
+        return await anyio.to_thread.run_sync(self._open_blocking, path)
+
+    async def read(self, name: str) -> list[StoredRecord]:
+        """The durable records of journal `name`, without locking or modifying it.
+
+        Safe while a writer appends: a partial final frame is an append in progress and is
+        left out, not truncated.
+
+        Raises:
+            JournalNotFound: there is no such journal.
+            JournalCorrupted: damage before valid records.
+        """
+        path = self.path_of(name)
+        try:
+            async with aiofiles.open(path, "rb") as file:
+                data = await file.read()
+        except FileNotFoundError:
+            raise JournalNotFound(path=path) from None
+        records, _, _ = parse(data, path, self.max_record_size)
+        return records
+
+    async def list(self) -> list[str]:
+        """The names of the journals in the directory, sorted."""
+
+        def names() -> list[str]:
+            try:
+                entries = os.listdir(self.path)
+            except FileNotFoundError:
+                return []
+            return sorted(
+                entry[: -len(SUFFIX)]
+                for entry in entries
+                if entry.endswith(SUFFIX) and _NAME.fullmatch(entry[: -len(SUFFIX)])
+            )
+
+        return await anyio.to_thread.run_sync(names)
+
+    async def close(self) -> None:
+        """Stop the sync thread; close every journal opened here first."""
+        committer, self._committer = self._committer, None
+        directory_fd, self._directory_fd = self._directory_fd, None
+        if committer is not None:
+            await anyio.to_thread.run_sync(committer.stop)
+        if directory_fd is not None:
+            os.close(directory_fd)
+
+    async def __aenter__(self) -> JournalDirectory:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

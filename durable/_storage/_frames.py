@@ -1,0 +1,129 @@
+"""Frames: length + checksum + payload, and telling a torn tail from mid-file corruption.
+
+Pure functions over bytes; no file I/O. The layout (little-endian) is documented in
+docs/architecture.md:
+
+    file   = FILE_HEADER frame*
+    frame  = u32 payload_length, u32 masked_crc32(length_bytes + payload), payload
+
+A payload is never empty, and the CRC is masked (rotated and offset, as LevelDB does), so a
+run of zero bytes, which some filesystems leave after a crash, never reads as a valid frame.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+FILE_MAGIC = b"DURJ"
+FORMAT_VERSION = 1
+FILE_HEADER = FILE_MAGIC + struct.pack("<I", FORMAT_VERSION)
+FRAME_HEADER_SIZE = 8
+DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
+
+_FRAME_HEADER = struct.Struct("<II")
+_LENGTH = struct.Struct("<I")
+_MASK_DELTA = 0xA282EAD8
+
+
+def _masked_crc(length_bytes: bytes, payload: bytes | memoryview) -> int:
+    crc = zlib.crc32(payload, zlib.crc32(length_bytes))
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Frame one payload; callers check the size limit first."""
+    length_bytes = _LENGTH.pack(len(payload))
+    return length_bytes + _LENGTH.pack(_masked_crc(length_bytes, payload)) + payload
+
+
+class StoredRecord(NamedTuple):
+    """One payload read back, with the byte offset of its frame (for error messages)."""
+
+    offset: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Damage:
+    """The first bad frame: a torn tail (nothing valid after it) or corruption."""
+
+    offset: int
+    reason: str
+    torn_tail: bool
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a buffer holds: its valid records, where they end, and the damage after them."""
+
+    records: list[StoredRecord]
+    valid_end: int
+    damage: Damage | None
+
+
+def _frame_problem(data: bytes, offset: int, max_payload: int) -> str | None:
+    """Why no valid frame starts at `offset`, or None when one does."""
+    remaining = len(data) - offset
+    if remaining < FRAME_HEADER_SIZE:
+        return f"incomplete frame header ({remaining} of {FRAME_HEADER_SIZE} bytes)"
+    length, crc = _FRAME_HEADER.unpack_from(data, offset)
+    if length == 0:
+        return "frame of length 0"
+    if length > max_payload:
+        return f"frame length {length} exceeds the {max_payload}-byte limit"
+    if length > remaining - FRAME_HEADER_SIZE:
+        return f"frame of {length} bytes, but only {remaining - FRAME_HEADER_SIZE} follow"
+    start = offset + FRAME_HEADER_SIZE
+    view = memoryview(data)[start : start + length]
+    if _masked_crc(data[offset : offset + 4], view) != crc:
+        return "checksum mismatch"
+    return None
+
+
+def _valid_frame_at(data: bytes, offset: int, max_payload: int) -> bool:
+    remaining = len(data) - offset
+    if remaining <= FRAME_HEADER_SIZE:
+        return False
+    length = _LENGTH.unpack_from(data, offset)[0]
+    if length == 0 or length > max_payload or length > remaining - FRAME_HEADER_SIZE:
+        return False
+    return _frame_problem(data, offset, max_payload) is None
+
+
+def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) -> Scan:
+    """Read the frames of `data` from `start`, and classify any damage after the last good one.
+
+    Damage with no valid frame anywhere after it is a torn tail: the remains of a write that
+    a crash interrupted. Damage followed by a valid frame cannot come from an interrupted
+    append, so it is corruption. A payload that happens to embed a valid frame makes a torn
+    tail read as corruption: the safe direction (refuse, never drop data).
+    """
+    records: list[StoredRecord] = []
+    offset = start
+    end = len(data)
+    unpack_header = _FRAME_HEADER.unpack_from
+    while end - offset > FRAME_HEADER_SIZE:
+        length, crc = unpack_header(data, offset)
+        payload_start = offset + FRAME_HEADER_SIZE
+        payload_end = payload_start + length
+        if length == 0 or length > max_payload or payload_end > end:
+            break
+        payload = data[payload_start:payload_end]
+        if _masked_crc(data[offset : offset + 4], payload) != crc:
+            break
+        records.append(StoredRecord(offset, payload))
+        offset = payload_end
+    if offset == end:
+        return Scan(records, offset, None)
+    reason = _frame_problem(data, offset, max_payload) or "unreadable frame"
+    for probe in range(offset + 1, end - FRAME_HEADER_SIZE):
+        if _valid_frame_at(data, probe, max_payload):
+            return Scan(
+                records,
+                offset,
+                Damage(offset, f"{reason}, with a valid frame at byte {probe} after it", False),
+            )
+    return Scan(records, offset, Damage(offset, reason, True))

@@ -1,0 +1,229 @@
+"""One append-only journal file: open and recover under an exclusive lock, append, close.
+
+Opening is blocking (lock, read, maybe truncate a torn tail) and runs in a worker thread;
+appends go through the directory's GroupCommitter, so the event loop never touches the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import struct
+from pathlib import Path
+
+from .._errors import (
+    JournalClosed,
+    JournalCorrupted,
+    JournalLocked,
+    RecordTooLarge,
+    UnsupportedJournalFormat,
+)
+from ._frames import FILE_HEADER, FILE_MAGIC, FORMAT_VERSION, StoredRecord, encode_frame, scan
+from ._group_commit import CommitTarget, GroupCommitter, _sync_file
+
+logger = logging.getLogger("durable.storage")
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, max(size - offset, 1 << 16), offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def is_torn_creation(data: bytes) -> bool:
+    """A file a crash left while its header was being written (empty, a prefix, or zeros)."""
+    return len(data) < len(FILE_HEADER) and (FILE_HEADER.startswith(data) or not any(data))
+
+
+def check_header(data: bytes, path: Path) -> None:
+    """Refuse a file that is not a journal, or one from a newer format."""
+    if data[: len(FILE_MAGIC)] != FILE_MAGIC or len(data) < len(FILE_HEADER):
+        raise JournalCorrupted(
+            path=path,
+            offset=0,
+            reason="the file does not start with durable's journal header (not a journal?)",
+        )
+    (version,) = struct.unpack_from("<I", data, len(FILE_MAGIC))
+    if version > FORMAT_VERSION:
+        raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
+    if version == 0:
+        raise JournalCorrupted(path=path, offset=len(FILE_MAGIC), reason="format version 0")
+
+
+def parse(data: bytes, path: Path, max_record_size: int) -> tuple[list[StoredRecord], int, str | None]:
+    """Records, where they end, and the torn tail's description (None when there is none)."""
+    if is_torn_creation(data):
+        return [], 0, "incomplete file header" if data else None
+    check_header(data, path)
+    result = scan(data, len(FILE_HEADER), max_record_size)
+    damage = result.damage
+    if damage is None:
+        return result.records, result.valid_end, None
+    if not damage.torn_tail:
+        raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
+    return result.records, result.valid_end, damage.reason
+
+
+def _open_locked(path: Path, directory_fd: int, max_record_size: int) -> tuple[int, list[StoredRecord]]:
+    """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn."""
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JournalLocked(path=path) from None
+        data = _read_all(fd)
+        records, valid_end, torn = parse(data, path, max_record_size)
+        if torn is not None:
+            logger.warning(
+                "journal %s: truncating a torn final frame at byte %d (%d bytes: %s); "
+                "a crash interrupted that append, which was never reported durable",
+                path, valid_end, len(data) - valid_end, torn,
+            )
+            os.ftruncate(fd, valid_end)
+        if valid_end == 0:  # new file, or a crash while it was being created
+            os.write(fd, FILE_HEADER)
+            _sync_file(fd)
+            os.fsync(directory_fd)
+        elif torn is not None:
+            _sync_file(fd)
+        return fd, records
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class JournalFile:
+    """An open journal: the one writer of its file until `close()`.
+
+    `records` holds what was durable when it was opened. `write()` queues a record that
+    becomes durable with the next `append()` or `flush()` (a crash of the process alone
+    keeps it, once the sync thread wrote it; power loss may not); `append()` returns once the
+    record is durable. A failed write or sync closes the handle to further appends:
+    `JournalWriteError`, then reopen. Use from one event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        fd: int,
+        records: list[StoredRecord],
+        committer: GroupCommitter,
+        same_device: bool,
+        max_record_size: int,
+    ) -> None:
+        self.path = path
+        self.records = records
+        self._target = CommitTarget(fd, path, same_device=same_device)
+        self._committer = committer
+        self._max_record_size = max_record_size
+        self._closed = False
+        self._unsynced = False
+
+    @classmethod
+    def open_blocking(
+        cls,
+        path: Path,
+        *,
+        directory_fd: int,
+        directory_device: int,
+        committer: GroupCommitter,
+        max_record_size: int,
+    ) -> JournalFile:
+        """Open, lock and recover `path` (blocking; run it in a worker thread)."""
+        fd, records = _open_locked(path, directory_fd, max_record_size)
+        return cls(
+            path=path,
+            fd=fd,
+            records=records,
+            committer=committer,
+            same_device=os.fstat(fd).st_dev == directory_device,
+            max_record_size=max_record_size,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _frame(self, payload: bytes) -> bytes:
+        if self._closed:
+            raise JournalClosed(path=self.path)
+        if self._target.failure is not None:
+            raise self._target.error()
+        if len(payload) > self._max_record_size:
+            raise RecordTooLarge(path=self.path, size=len(payload), limit=self._max_record_size)
+        if not payload:
+            raise ValueError("a journal record cannot be empty")
+        return encode_frame(payload)
+
+    def write(self, payload: bytes) -> None:
+        """Queue a record; durable with the next append() or flush()."""
+        self._committer.submit(self._target, self._frame(payload), None)
+        self._unsynced = True
+
+    async def append(self, payload: bytes) -> None:
+        """Append a record and return once it (and every record before it) is durable.
+
+        Raises:
+            JournalWriteError: the write or the sync failed; the handle takes no more appends.
+            RecordTooLarge: the payload is over the limit; nothing was written.
+        """
+        frame = self._frame(payload)
+        loop = asyncio.get_running_loop()
+        if self._committer.try_inline(self._target, frame, loop):
+            self._unsynced = False
+            await asyncio.sleep(0)  # a suspension point, as on the threaded path
+            return
+        waiter = loop.create_future()
+        self._committer.submit(self._target, frame, waiter)
+        self._unsynced = False
+        await waiter
+
+    async def flush(self) -> None:
+        """Make every record queued with write() durable."""
+        if self._closed:
+            raise JournalClosed(path=self.path)
+        if self._target.failure is not None:
+            raise self._target.error()
+        if self._unsynced:
+            await self._barrier()
+
+    async def _barrier(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._committer.submit(self._target, None, waiter)
+        self._unsynced = False
+        await waiter
+
+    async def close(self) -> None:
+        """Make queued records durable, then release the lock and the file.
+
+        Raises:
+            JournalWriteError: a queued record could not be made durable.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        fd = self._target.fd
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release(done: asyncio.Future[None]) -> None:
+            if not done.cancelled():
+                done.exception()  # retrieved here; raised to the caller below
+            os.close(fd)
+
+        # The fd closes only once the sync thread is done with it, even if close() is
+        # cancelled: the barrier settles after every request queued before it.
+        waiter.add_done_callback(release)
+        self._committer.submit(self._target, None, waiter)
+        await asyncio.shield(waiter)
