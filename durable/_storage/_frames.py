@@ -35,8 +35,9 @@ def _masked_crc(length_bytes: bytes, payload: bytes | memoryview) -> int:
 
 def encode_frame(payload: bytes) -> bytes:
     """Frame one payload; callers check the size limit first."""
-    length_bytes = _LENGTH.pack(len(payload))
-    return length_bytes + _LENGTH.pack(_masked_crc(length_bytes, payload)) + payload
+    length = len(payload)
+    crc = zlib.crc32(payload, zlib.crc32(_LENGTH.pack(length)))
+    return _FRAME_HEADER.pack(length, (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF) + payload
 
 
 class StoredRecord(NamedTuple):

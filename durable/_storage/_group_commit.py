@@ -1,19 +1,26 @@
-"""Group commit: every append in a directory shares one sync thread and, per batch, one sync.
+"""Group commit: every journal of a directory shares one sync thread and, per batch, one sync.
 
-Appenders hand frames to a dedicated thread and wait on an asyncio future. The thread takes
-everything queued since its last pass as one batch, writes each file's frames with one
-`write`, makes them durable with one sync, and settles the batch's futures with one
-`call_soon_threadsafe` per event loop. Records that arrive while a sync is in flight ride on
-the next one. The event loop never blocks on file I/O.
+An append writes its frame at once, on the caller's thread (a page-cache write of a few
+microseconds, which also makes it survive a crash of the process), then waits until a sync
+covers it. The sync thread takes every request queued since its last pass as one batch and
+makes them durable with one sync; requests that arrive while a sync is in flight ride on the
+next one. While the thread syncs, the event loop keeps running and writing the next records,
+so syncs overlap with the work that produces them.
 
-Which sync (figures in benchmarks/journal.py and the foundation issue's note): one dirty file
-is made durable with `fdatasync`, which touches only our data; two or more with a single
-`syncfs(2)` on the directory, which on ext4 costs about one fdatasync whatever the number of
-files, where per-file fdatasync grows linearly. `syncfs` reports writeback errors since
-Linux 5.8; as it cannot say which file failed, an error fails every file of the batch.
+Which sync (figures in benchmarks/journal.py and the foundation issue's note): one file is
+made durable with `fdatasync`, which touches only our data; two or more with one `syncfs(2)`
+on the directory, which on ext4 costs about one fdatasync whatever the number of files
+(per-file fdatasync grows linearly). `syncfs` reports writeback errors since Linux 5.8; it
+cannot say which file failed, so an error fails every file of its batch.
 
-A failed write or sync is final for that file (PostgreSQL's "fsyncgate"): its pending and
-later appends fail, and only reopening, which reads what is really on disk, resumes it.
+An appender alone (nothing queued or in flight, nothing else ready on its loop) syncs on its
+own thread: handing a sync to another thread and back costs ~70 us on this class of machine,
+a third of an fdatasync. This blocks the loop for one fdatasync, so it is bounded: when
+recent inline syncs took longer than `inline_budget`, syncs go to the thread.
+
+A failed write or sync is final for that file (PostgreSQL's "fsyncgate"): every record not
+yet acknowledged fails, later appends fail, and only reopening, which reads what is really
+on disk, resumes it.
 """
 
 from __future__ import annotations
@@ -37,15 +44,14 @@ SyncMode = Literal["auto", "fdatasync", "syncfs"]
 
 logger = logging.getLogger("durable.storage")
 
-_sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.syncfs
+        function = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_int]
@@ -53,16 +59,34 @@ def _load_syncfs() -> Callable[[int], int] | None:
     return function  # type: ignore[no-any-return]
 
 
-class CommitTarget:
-    """The committer's view of one open file; only the sync thread writes to its fd."""
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until done; a short write to a regular file means the disk is full."""
+    written = os.write(fd, data)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno_codes.ENOSPC, os.strerror(errno_codes.ENOSPC))
+        view = view[written:]
 
-    __slots__ = ("fd", "path", "same_device", "dirty", "failure", "failed_operation")
+
+class CommitTarget:
+    """One open file as the committer sees it: how many frames are written, how many durable.
+
+    `written` is advanced by the appending thread, `synced` by whoever synced (the sync
+    thread, or the appender inline while the thread is idle), never both at once.
+    """
+
+    __slots__ = ("fd", "path", "same_device", "written", "synced", "failure", "failed_operation")
 
     def __init__(self, fd: int, path: Path, *, same_device: bool) -> None:
         self.fd = fd
         self.path = path
         self.same_device = same_device
-        self.dirty = False
+        self.written = 0
+        self.synced = 0
         self.failure: OSError | None = None
         self.failed_operation = ""
 
@@ -85,31 +109,32 @@ class CommitTarget:
         error.__cause__ = failure
         return error
 
+    def write(self, frame: bytes) -> None:
+        """Write one frame now (page cache); raises JournalWriteError and fails the target."""
+        if self.failure is not None:
+            raise self.error()
+        try:
+            write_all(self.fd, frame)
+        except OSError as error:
+            self.fail("write", error)
+            raise self.error() from None
+        self.written += 1
 
-_Request = tuple[CommitTarget, bytes | None, "asyncio.Future[None] | None"]
+
+_Waiter = asyncio.Future[None]
+_Request = tuple[CommitTarget, int, _Waiter]
 _STOP = object()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:  # a regular file only returns 0 when it cannot grow
-            raise OSError(errno_codes.ENOSPC, os.strerror(errno_codes.ENOSPC))
-        view = view[written:]
-
-
 class GroupCommitter:
-    """Shares syncs among all appenders of one directory, on one dedicated thread.
+    """Shares syncs among all journals of one directory, on one dedicated thread.
 
     Args:
         directory_fd: an open descriptor of the directory, used by `syncfs`.
-        mode: "auto" (default: fdatasync for one dirty file, syncfs for several),
+        mode: "auto" (default: fdatasync for one file, syncfs for several),
             "fdatasync" (always per file) or "syncfs" (always the whole filesystem).
-        inline_budget: seconds (default 0.001). When an appender is alone (nothing queued
-            or in flight, no other callback ready on its loop) and recent inline syncs
-            took less than this, it syncs on the calling thread: a hand-off to another
-            thread costs ~70 us here, a third of an fdatasync. 0 never syncs inline.
+        inline_budget: seconds (default 0.001); an appender alone syncs inline while recent
+            inline syncs took less than this. 0 never syncs inline.
     """
 
     def __init__(
@@ -120,62 +145,55 @@ class GroupCommitter:
         if mode == "syncfs" and self._syncfs is None:
             raise ValueError("sync mode 'syncfs' needs Linux; use 'auto' or 'fdatasync'")
         self._always_syncfs = mode == "syncfs"
+        self._inline_budget = inline_budget
+        self._recent_inline_sync = 0.0
         self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._inline_budget = inline_budget
-        self._recent_inline_sync = 0.0
         self._outstanding = 0  # requests queued or in flight on the thread; under _lock
 
-    def submit(
-        self, target: CommitTarget, frame: bytes | None, waiter: asyncio.Future[None] | None
-    ) -> None:
-        """Queue `frame` (if any) for `target`; settle `waiter` (if any) once it is durable."""
-        if self._thread is None:
-            self._start()
-        with self._lock:
-            self._outstanding += 1
-        self._queue.put((target, frame, waiter))
+    def sync_inline(self, target: CommitTarget, loop: asyncio.AbstractEventLoop) -> bool:
+        """Sync `target` on the calling thread if nothing else is pending; else do nothing.
 
-    def try_inline(self, target: CommitTarget, frame: bytes, loop: asyncio.AbstractEventLoop) -> bool:
-        """Write and sync `frame` on the calling thread if nothing else is pending.
-
-        Returns False, having done nothing, when other work is queued or in flight, when the
-        loop has other callbacks ready, or when recent inline syncs ran over the budget: then
-        the caller submits instead. Blocks for one write and one fdatasync.
+        Returns False when other requests are queued or in flight, when the loop has other
+        callbacks ready, or when recent inline syncs ran over the budget.
 
         Raises:
-            JournalWriteError: the write or the sync failed; the target takes no more work.
+            JournalWriteError: the sync failed; the target takes no more work.
         """
-        if self._recent_inline_sync > self._inline_budget or target.failure is not None:
-            return False
-        ready = getattr(loop, "_ready", None)  # asyncio's ready queue; unknown loops: never
-        if ready is None or len(ready) > 0:
+        if self._outstanding or self._recent_inline_sync > self._inline_budget:
+            return False  # (an unlocked peek: the locked check below decides)
+        ready = getattr(loop, "_ready", None)  # asyncio's ready queue; other loops: never
+        if ready is None or len(ready) > 0 or target.failure is not None:
             return False
         with self._lock:
             if self._outstanding:
                 return False
-            self._outstanding = 1  # keeps the thread off our files meanwhile
+            self._outstanding = 1  # keeps the thread from syncing meanwhile
         try:
+            mark = target.written
             started = time.perf_counter()
             try:
-                _write_all(target.fd, frame)
-            except OSError as error:
-                target.fail("write", error)
-                raise target.error() from None
-            try:
-                _sync_file(target.fd)
+                sync_file(target.fd)
             except OSError as error:
                 target.fail("fdatasync", error)
                 raise target.error() from None
-            target.dirty = False
+            target.synced = mark
             elapsed = time.perf_counter() - started
-            # Decays quickly, so one slow sync does not disable the fast path for long.
+            # Decays fast, so one slow sync does not disable the fast path for long.
             self._recent_inline_sync = 0.75 * self._recent_inline_sync + 0.25 * elapsed
             return True
         finally:
             with self._lock:
                 self._outstanding -= 1
+
+    def request_sync(self, target: CommitTarget, waiter: _Waiter) -> None:
+        """Settle `waiter` once every frame written to `target` so far is durable."""
+        if self._thread is None:
+            self._start()
+        with self._lock:
+            self._outstanding += 1
+        self._queue.put((target, target.written, waiter))
 
     def _start(self) -> None:
         with self._lock:
@@ -194,12 +212,12 @@ class GroupCommitter:
 
     def _run(self) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
-        while True:
+        stopping = False
+        while not stopping:
             first = get()
             if first is _STOP:
                 return
-            batch = [first]
-            stopping = False
+            batch: list[_Request] = [first]  # type: ignore[list-item]
             while True:
                 try:
                     item = get_nowait()
@@ -208,69 +226,57 @@ class GroupCommitter:
                 if item is _STOP:
                     stopping = True
                     break
-                batch.append(item)
-            self._commit(batch)  # type: ignore[arg-type]
-            with self._lock:
-                self._outstanding -= len(batch)
-            if stopping:
-                return
+                batch.append(item)  # type: ignore[arg-type]
+            try:
+                self._commit(batch)
+            finally:
+                with self._lock:
+                    self._outstanding -= len(batch)
 
     def _commit(self, batch: list[_Request]) -> None:
-        frames: dict[CommitTarget, list[bytes]] = {}
-        waiters: list[tuple[CommitTarget, asyncio.Future[None]]] = []
-        for target, frame, waiter in batch:
-            pending = frames.setdefault(target, [])
-            if frame is not None:
-                pending.append(frame)
-            if waiter is not None:
-                waiters.append((target, waiter))
-        for target, pending in frames.items():
-            if pending and target.failure is None:
-                try:
-                    _write_all(target.fd, pending[0] if len(pending) == 1 else b"".join(pending))
-                except OSError as error:
-                    target.fail("write", error)
-                else:
-                    target.dirty = True
-        self._sync({target for target, _ in waiters if target.dirty and target.failure is None})
-        self._settle(waiters)
+        pending = {
+            target
+            for target, wanted, _ in batch
+            if wanted > target.synced and target.failure is None
+        }
+        if pending:
+            self._sync(pending)
+        outcomes: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, BaseException | None]]]
+        outcomes = {}
+        for target, wanted, waiter in batch:
+            error = target.error() if wanted > target.synced else None
+            outcomes.setdefault(waiter.get_loop(), []).append((waiter, error))
+        for loop, settled in outcomes.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, settled)
+            except RuntimeError:  # the loop was closed; nobody is waiting any more
+                pass
 
     def _sync(self, targets: set[CommitTarget]) -> None:
+        marks = {target: target.written for target in targets}  # read before the sync
         shared = [target for target in targets if target.same_device]
         if self._syncfs is not None and (len(shared) > 1 or (self._always_syncfs and shared)):
-            if self._syncfs(self._directory_fd) != 0:
+            if self._syncfs(self._directory_fd) == 0:
+                for target in shared:
+                    target.synced = marks[target]
+            else:
                 code = ctypes.get_errno()
                 error = OSError(code, os.strerror(code))
                 for target in shared:
                     target.fail("syncfs", error)
-            else:
-                for target in shared:
-                    target.dirty = False
             targets = targets.difference(shared)
         for target in targets:
             try:
-                _sync_file(target.fd)
+                sync_file(target.fd)
             except OSError as error:
                 target.fail("fdatasync", error)
             else:
-                target.dirty = False
-
-    @staticmethod
-    def _settle(waiters: list[tuple[CommitTarget, asyncio.Future[None]]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
-        for target, waiter in waiters:
-            outcome = target.error() if target.failure is not None else None
-            by_loop.setdefault(waiter.get_loop(), []).append((waiter, outcome))
-        for loop, outcomes in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, outcomes)
-            except RuntimeError:  # the loop was closed; nobody is waiting any more
-                pass
+                target.synced = marks[target]
 
 
-def _resolve(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for waiter, error in outcomes:
-        if waiter.done():  # the appender was cancelled; the record was still written
+def _resolve(settled: list[tuple[_Waiter, BaseException | None]]) -> None:
+    for waiter, error in settled:
+        if waiter.done():  # the appender was cancelled; its record was still written
             continue
         if error is None:
             waiter.set_result(None)

@@ -21,7 +21,7 @@ from .._errors import (
     UnsupportedJournalFormat,
 )
 from ._frames import FILE_HEADER, FILE_MAGIC, FORMAT_VERSION, StoredRecord, encode_frame, scan
-from ._group_commit import CommitTarget, GroupCommitter, _sync_file
+from ._group_commit import CommitTarget, GroupCommitter, sync_file
 
 logger = logging.getLogger("durable.storage")
 
@@ -93,10 +93,10 @@ def _open_locked(path: Path, directory_fd: int, max_record_size: int) -> tuple[i
             os.ftruncate(fd, valid_end)
         if valid_end == 0:  # new file, or a crash while it was being created
             os.write(fd, FILE_HEADER)
-            _sync_file(fd)
+            sync_file(fd)
             os.fsync(directory_fd)
         elif torn is not None:
-            _sync_file(fd)
+            sync_file(fd)
         return fd, records
     except BaseException:
         os.close(fd)
@@ -129,7 +129,6 @@ class JournalFile:
         self._committer = committer
         self._max_record_size = max_record_size
         self._closed = False
-        self._unsynced = False
 
     @classmethod
     def open_blocking(
@@ -159,57 +158,56 @@ class JournalFile:
     def _frame(self, payload: bytes) -> bytes:
         if self._closed:
             raise JournalClosed(path=self.path)
-        if self._target.failure is not None:
-            raise self._target.error()
-        if len(payload) > self._max_record_size:
+        if not 0 < len(payload) <= self._max_record_size:
+            if not payload:
+                raise ValueError("a journal record cannot be empty")
             raise RecordTooLarge(path=self.path, size=len(payload), limit=self._max_record_size)
-        if not payload:
-            raise ValueError("a journal record cannot be empty")
         return encode_frame(payload)
 
     def write(self, payload: bytes) -> None:
-        """Queue a record; durable with the next append() or flush()."""
-        self._committer.submit(self._target, self._frame(payload), None)
-        self._unsynced = True
+        """Write a record now; durable with the next append() or flush().
+
+        Raises:
+            JournalWriteError: the write failed; the handle takes no more appends.
+            RecordTooLarge: the payload is over the limit; nothing was written.
+        """
+        self._target.write(self._frame(payload))
 
     async def append(self, payload: bytes) -> None:
         """Append a record and return once it (and every record before it) is durable.
+
+        Cancelling the caller does not unwrite the record: it may still become durable.
 
         Raises:
             JournalWriteError: the write or the sync failed; the handle takes no more appends.
             RecordTooLarge: the payload is over the limit; nothing was written.
         """
-        frame = self._frame(payload)
+        self._target.write(self._frame(payload))
         loop = asyncio.get_running_loop()
-        if self._committer.try_inline(self._target, frame, loop):
-            self._unsynced = False
+        if self._committer.sync_inline(self._target, loop):
             await asyncio.sleep(0)  # a suspension point, as on the threaded path
             return
         waiter = loop.create_future()
-        self._committer.submit(self._target, frame, waiter)
-        self._unsynced = False
+        self._committer.request_sync(self._target, waiter)
         await waiter
 
     async def flush(self) -> None:
-        """Make every record queued with write() durable."""
+        """Make every record written so far durable."""
         if self._closed:
             raise JournalClosed(path=self.path)
-        if self._target.failure is not None:
-            raise self._target.error()
-        if self._unsynced:
-            await self._barrier()
-
-    async def _barrier(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._committer.submit(self._target, None, waiter)
-        self._unsynced = False
-        await waiter
+        target = self._target
+        if target.written > target.synced:
+            if target.failure is not None:
+                raise target.error()
+            waiter = asyncio.get_running_loop().create_future()
+            self._committer.request_sync(target, waiter)
+            await waiter
 
     async def close(self) -> None:
-        """Make queued records durable, then release the lock and the file.
+        """Make written records durable, then release the lock and the file.
 
         Raises:
-            JournalWriteError: a queued record could not be made durable.
+            JournalWriteError: a written record could not be made durable.
         """
         if self._closed:
             return
@@ -223,7 +221,7 @@ class JournalFile:
             os.close(fd)
 
         # The fd closes only once the sync thread is done with it, even if close() is
-        # cancelled: the barrier settles after every request queued before it.
+        # cancelled: the request settles after every request queued before it.
         waiter.add_done_callback(release)
-        self._committer.submit(self._target, None, waiter)
+        self._committer.request_sync(self._target, waiter)
         await asyncio.shield(waiter)
