@@ -190,7 +190,13 @@ def report(rates: dict[str, list[float]], runs: int, records: int) -> dict[str, 
     for ours, baseline, target in RATIOS:
         ratio = medians[ours] / medians[baseline]
         ratios[f"{ours}/{baseline}"] = ratio
-        verdict = "" if target is None else ("  (target >= %.1fx: %s)" % (target, "met" if ratio >= target else "MISSED"))
+        verdict = (
+            ""
+            if target is None
+            else (
+                "  (target >= {:.1f}x: {})".format(target, "met" if ratio >= target else "MISSED")
+            )
+        )
         print(f"{ours} / {baseline}: {ratio:.2f}x{verdict}")
     return {"medians": medians, "ratios": ratios, "runs": rates}
 

@@ -139,6 +139,4 @@ class JournalClosed(JournalError):
     """Using a journal handle after close()."""
 
     def __init__(self, *, path: Path | str) -> None:
-        super().__init__(
-            f"journal {path} is closed; open it again to append", path=path
-        )
+        super().__init__(f"journal {path} is closed; open it again to append", path=path)

@@ -51,6 +51,8 @@ class JournalDirectory:
         path: the directory; created (0700, with missing parents) on first open.
         max_record_size: the largest payload accepted, in bytes (default 64 MiB).
         sync: "auto" (default), "fdatasync" or "syncfs"; see GroupCommitter.
+        inline_sync_budget: seconds (default 0.001); a lone appender syncs on the event
+            loop's thread while recent inline syncs took less. 0 always uses the sync thread.
 
     Use `async with JournalDirectory(path) as store:` or call `close()` when done.
     """
@@ -61,10 +63,12 @@ class JournalDirectory:
         *,
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         sync: SyncMode = "auto",
+        inline_sync_budget: float = 0.001,
     ) -> None:
         self.path = Path(path)
         self.max_record_size = max_record_size
         self._sync_mode: SyncMode = sync
+        self._inline_sync_budget = inline_sync_budget
         self._directory_fd: int | None = None
         self._directory_device = -1
         self._committer: GroupCommitter | None = None
@@ -85,7 +89,9 @@ class JournalDirectory:
                     os.close(parent_fd)
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
             self._directory_device = os.fstat(fd).st_dev
-            self._committer = GroupCommitter(fd, mode=self._sync_mode)
+            self._committer = GroupCommitter(
+                fd, mode=self._sync_mode, inline_budget=self._inline_sync_budget
+            )
             self._directory_fd = fd
         return self._directory_fd, self._directory_device, self._committer
 

@@ -37,7 +37,10 @@ def encode_frame(payload: bytes) -> bytes:
     """Frame one payload; callers check the size limit first."""
     length = len(payload)
     crc = zlib.crc32(payload, zlib.crc32(_LENGTH.pack(length)))
-    return _FRAME_HEADER.pack(length, (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF) + payload
+    return (
+        _FRAME_HEADER.pack(length, (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+        + payload
+    )
 
 
 class StoredRecord(NamedTuple):

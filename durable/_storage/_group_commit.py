@@ -26,6 +26,7 @@ on disk, resumes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno as errno_codes
 import logging
@@ -56,7 +57,7 @@ def _load_syncfs() -> Callable[[int], int] | None:
         return None
     function.argtypes = [ctypes.c_int]
     function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return]
+    return function  # type: ignore[no-any-return,unused-ignore]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -79,7 +80,7 @@ class CommitTarget:
     thread, or the appender inline while the thread is idle), never both at once.
     """
 
-    __slots__ = ("fd", "path", "same_device", "written", "synced", "failure", "failed_operation")
+    __slots__ = ("failed_operation", "failure", "fd", "path", "same_device", "synced", "written")
 
     def __init__(self, fd: int, path: Path, *, same_device: bool) -> None:
         self.fd = fd
@@ -247,10 +248,8 @@ class GroupCommitter:
             error = target.error() if wanted > target.synced else None
             outcomes.setdefault(waiter.get_loop(), []).append((waiter, error))
         for loop, settled in outcomes.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, settled)
-            except RuntimeError:  # the loop was closed; nobody is waiting any more
-                pass
 
     def _sync(self, targets: set[CommitTarget]) -> None:
         marks = {target: target.written for target in targets}  # read before the sync

@@ -30,7 +30,7 @@ _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
-    chunks = []
+    chunks: list[bytes] = []
     offset = 0
     while True:
         chunk = os.pread(fd, max(size - offset, 1 << 16), offset)
@@ -60,7 +60,9 @@ def check_header(data: bytes, path: Path) -> None:
         raise JournalCorrupted(path=path, offset=len(FILE_MAGIC), reason="format version 0")
 
 
-def parse(data: bytes, path: Path, max_record_size: int) -> tuple[list[StoredRecord], int, str | None]:
+def parse(
+    data: bytes, path: Path, max_record_size: int
+) -> tuple[list[StoredRecord], int, str | None]:
     """Records, where they end, and the torn tail's description (None when there is none)."""
     if is_torn_creation(data):
         return [], 0, "incomplete file header" if data else None
@@ -74,7 +76,9 @@ def parse(data: bytes, path: Path, max_record_size: int) -> tuple[list[StoredRec
     return result.records, result.valid_end, damage.reason
 
 
-def _open_locked(path: Path, directory_fd: int, max_record_size: int) -> tuple[int, list[StoredRecord]]:
+def _open_locked(
+    path: Path, directory_fd: int, max_record_size: int
+) -> tuple[int, list[StoredRecord]]:
     """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn."""
     fd = os.open(path, _OPEN_FLAGS, 0o600)
     try:
@@ -88,7 +92,10 @@ def _open_locked(path: Path, directory_fd: int, max_record_size: int) -> tuple[i
             logger.warning(
                 "journal %s: truncating a torn final frame at byte %d (%d bytes: %s); "
                 "a crash interrupted that append, which was never reported durable",
-                path, valid_end, len(data) - valid_end, torn,
+                path,
+                valid_end,
+                len(data) - valid_end,
+                torn,
             )
             os.ftruncate(fd, valid_end)
         if valid_end == 0:  # new file, or a crash while it was being created

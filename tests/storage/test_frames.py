@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from durable._storage._frames import FRAME_HEADER_SIZE, encode_frame, scan
+
+payloads = st.lists(st.binary(min_size=1, max_size=64), max_size=8)
+
+
+@given(payloads)
+def test_scan_reads_back_what_was_framed(items: list[bytes]) -> None:
+    data = b"".join(encode_frame(item) for item in items)
+    result = scan(data, 0)
+    assert [record.payload for record in result.records] == items
+    assert result.damage is None
+    assert result.valid_end == len(data)
+
+
+@given(payloads, st.binary(min_size=1, max_size=FRAME_HEADER_SIZE + 70))
+def test_a_cut_final_frame_is_a_torn_tail(items: list[bytes], last: bytes) -> None:
+    whole = b"".join(encode_frame(item) for item in items)
+    final = encode_frame(last)
+    for cut in range(1, len(final)):
+        result = scan(whole + final[:cut], 0)
+        assert [record.payload for record in result.records] == items
+        assert result.damage is not None
+        assert result.damage.torn_tail
+        assert result.valid_end == len(whole)
+
+
+def test_zero_filled_tail_is_torn_not_a_record() -> None:
+    data = encode_frame(b"one") + bytes(4096)
+    result = scan(data, 0)
+    assert [record.payload for record in result.records] == [b"one"]
+    assert result.damage is not None
+    assert result.damage.torn_tail
+
+
+def test_damage_followed_by_a_valid_frame_is_corruption() -> None:
+    data = bytearray(encode_frame(b"first") + encode_frame(b"second") + encode_frame(b"third"))
+    second = len(encode_frame(b"first"))
+    data[second + FRAME_HEADER_SIZE] ^= 0x01
+    result = scan(bytes(data), 0)
+    assert result.damage is not None
+    assert not result.damage.torn_tail
+    assert result.damage.offset == second
+    assert "checksum" in result.damage.reason
+
+
+def test_length_over_the_limit_is_reported() -> None:
+    data = encode_frame(b"x" * 100)
+    result = scan(data, 0, max_payload=10)
+    assert result.damage is not None
+    assert "exceeds the 10-byte limit" in result.damage.reason

@@ -1,0 +1,33 @@
+"""The benchmark scripts run (at tiny size), so they cannot rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.journal",
+            "--quick",
+            "--dir",
+            str(tmp_path / "scratch"),
+            "--output",
+            str(tmp_path / "results"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "journal_single / raw_single" in result.stdout
+    report = json.loads((tmp_path / "results" / "journal-quick.json").read_text())
+    assert set(report["medians"]) >= {"raw_single", "journal_single", "journal_100"}

@@ -1,0 +1,55 @@
+"""Imports point one way: storage <- encoding <- engine <- public API."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "durable"
+
+# What each layer may import from durable, besides itself and the leaf _errors.
+ALLOWED = {
+    "_errors": set(),
+    "_storage": set(),
+    "_encoding": {"_storage"},
+}
+
+
+def durable_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    relative_to = path.relative_to(PACKAGE).parts
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(relative_to[: len(relative_to) - node.level])
+                module = [*base, *(node.module or "").split(".")] if node.module else base
+                top = module[0] if module else ""
+            elif node.module and node.module.startswith("durable."):
+                top = node.module.split(".")[1]
+            else:
+                continue
+            found.add(top.removesuffix(".py"))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("durable."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+def layer_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        layer = layer_of(path)
+        if layer not in ALLOWED or layer == "__init__":
+            continue
+        imported = durable_imports(path) - {layer, "_errors", ""}
+        assert imported <= ALLOWED[layer], f"{path.relative_to(PACKAGE)} imports {imported}"
+
+
+def test_storage_knows_nothing_of_msgpack() -> None:
+    for path in (PACKAGE / "_storage").rglob("*.py"):
+        assert "import msgpack" not in path.read_text(), path
