@@ -7,8 +7,10 @@ is what lets 100 workflows share one sync.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import weakref
 from pathlib import Path
 from types import TracebackType
 
@@ -72,6 +74,7 @@ class JournalDirectory:
         self._directory_fd: int | None = None
         self._directory_device = -1
         self._committer: GroupCommitter | None = None
+        self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
 
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
@@ -117,7 +120,9 @@ class JournalDirectory:
             UnsupportedJournalFormat: written by a newer durable.
         """
         path = self.path_of(name)
-        return await anyio.to_thread.run_sync(self._open_blocking, path)
+        journal = await anyio.to_thread.run_sync(self._open_blocking, path)
+        self._opened.add(journal)
+        return journal
 
     async def read(self, name: str) -> list[StoredRecord]:
         """The durable records of journal `name`, without locking or modifying it.
@@ -155,13 +160,25 @@ class JournalDirectory:
         return await anyio.to_thread.run_sync(names)
 
     async def close(self) -> None:
-        """Stop the sync thread; close every journal opened here first."""
+        """Close the journals still open here (making them durable), then stop the sync thread.
+
+        Raises:
+            JournalWriteError: a journal still open could not be made durable; the others
+                were closed all the same.
+        """
+        still_open = [journal for journal in self._opened if not journal.closed]
+        outcomes = await asyncio.gather(
+            *(journal.close() for journal in still_open), return_exceptions=True
+        )
         committer, self._committer = self._committer, None
         directory_fd, self._directory_fd = self._directory_fd, None
         if committer is not None:
             await anyio.to_thread.run_sync(committer.stop)
         if directory_fd is not None:
             os.close(directory_fd)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def __aenter__(self) -> JournalDirectory:
         return self

@@ -162,7 +162,7 @@ class GroupCommitter:
         Raises:
             JournalWriteError: the sync failed; the target takes no more work.
         """
-        if self._outstanding or self._recent_inline_sync > self._inline_budget:
+        if self._outstanding or self._recent_inline_sync >= self._inline_budget:
             return False  # (an unlocked peek: the locked check below decides)
         ready = getattr(loop, "_ready", None)  # asyncio's ready queue; other loops: never
         if ready is None or len(ready) > 0 or target.failure is not None:
@@ -230,9 +230,21 @@ class GroupCommitter:
                 batch.append(item)  # type: ignore[arg-type]
             try:
                 self._commit(batch)
+            except Exception as error:  # a bug must not leave appenders waiting forever
+                logger.exception("durable's sync thread failed; failing the batch")
+                self._abandon(batch, error)
             finally:
                 with self._lock:
                     self._outstanding -= len(batch)
+
+    @staticmethod
+    def _abandon(batch: list[_Request], error: Exception) -> None:
+        for target, _, _ in batch:
+            target.fail("sync", OSError(errno_codes.EIO, f"internal error: {error!r}"))
+        for target, _, waiter in batch:
+            settled: list[tuple[_Waiter, BaseException | None]] = [(waiter, target.error())]
+            with contextlib.suppress(RuntimeError):
+                waiter.get_loop().call_soon_threadsafe(_resolve, settled)
 
     def _commit(self, batch: list[_Request]) -> None:
         pending = {

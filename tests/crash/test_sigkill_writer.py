@@ -88,13 +88,13 @@ async def read_all(directory: Path) -> dict[str, list[bytes]]:
 
 
 @settings(
-    max_examples=8,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     writers=st.sampled_from([1, 4]),
-    kills=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=2),
+    kills=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=3),
 )
 def test_sigkill_never_loses_an_acknowledged_record(
     tmp_path_factory: pytest.TempPathFactory, writers: int, kills: list[int]

@@ -268,3 +268,33 @@ async def test_eio_on_fdatasync_is_final_for_the_handle(
         # What is on disk is what counts: the acknowledged record, maybe the in-doubt one.
         assert payloads_of(reopened.records)[0] == b"durable"
         await reopened.close()
+
+
+async def test_closing_the_directory_closes_journals_left_open(journal_dir: Path) -> None:
+    store = JournalDirectory(journal_dir, inline_sync_budget=0)
+    journal = await store.open("left-open")
+    journal.write(b"queued, never flushed by its owner")
+    await store.close()
+    assert journal.closed
+    async with JournalDirectory(journal_dir) as again:
+        assert payloads_of(await again.read("left-open")) == [
+            b"queued, never flushed by its owner"
+        ]
+
+
+async def test_a_bug_in_the_sync_thread_fails_waiters_instead_of_hanging(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, targets: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(group_commit.GroupCommitter, "_sync", broken)
+    async with JournalDirectory(journal_dir, inline_sync_budget=0) as store:
+        journal = await store.open("bug")
+        with pytest.raises(JournalWriteError, match="internal error"):
+            await journal.append(b"x")
+        with pytest.raises(JournalWriteError):
+            await journal.append(b"y")
+        monkeypatch.undo()
+        with pytest.raises(JournalWriteError):
+            await journal.close()
