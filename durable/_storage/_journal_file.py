@@ -1,7 +1,9 @@
 """One append-only journal file: open and recover under an exclusive lock, append, close.
 
-Opening is blocking (lock, read, maybe truncate a torn tail) and runs in a worker thread;
-appends go through the directory's GroupCommitter, so the event loop never touches the disk.
+Opening is blocking (lock, read, maybe truncate a torn tail) and runs in a worker thread.
+An append writes its frame at once (a page-cache write) and leaves the sync to the
+directory's GroupCommitter, which shares it with other appenders or, for a lone appender,
+does it inline within a bounded budget.
 """
 
 from __future__ import annotations
@@ -113,11 +115,11 @@ def _open_locked(
 class JournalFile:
     """An open journal: the one writer of its file until `close()`.
 
-    `records` holds what was durable when it was opened. `write()` queues a record that
-    becomes durable with the next `append()` or `flush()` (a crash of the process alone
-    keeps it, once the sync thread wrote it; power loss may not); `append()` returns once the
-    record is durable. A failed write or sync closes the handle to further appends:
-    `JournalWriteError`, then reopen. Use from one event loop.
+    `records` holds what was durable when it was opened. `write()` writes a record that
+    becomes durable with the next `append()` or `flush()` (a crash of the process keeps it
+    already; power loss may not); `append()` returns once the record is durable. A failed
+    write or sync closes the handle to further appends: `JournalWriteError`, then reopen.
+    Use from one event loop.
     """
 
     def __init__(
