@@ -17,7 +17,7 @@ from types import TracebackType
 import aiofiles
 import anyio.to_thread
 
-from .._errors import InvalidJournalName, JournalNotFound
+from .._errors import InvalidJournalName, JournalClosed, JournalError, JournalNotFound
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._group_commit import GroupCommitter, SyncMode
 from ._journal_file import JournalFile, parse
@@ -75,6 +75,7 @@ class JournalDirectory:
         self._directory_device = -1
         self._committer: GroupCommitter | None = None
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
+        self._closed = False
 
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
@@ -82,6 +83,8 @@ class JournalDirectory:
 
     def _prepare(self) -> tuple[int, int, GroupCommitter]:
         """Blocking: create the directory and the committer on first use."""
+        if self._closed:
+            raise JournalClosed(path=self.path)
         if self._directory_fd is None or self._committer is None:
             if not self.path.is_dir():
                 self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -120,15 +123,22 @@ class JournalDirectory:
             UnsupportedJournalFormat: written by a newer durable.
         """
         path = self.path_of(name)
+        if self._closed:
+            raise JournalClosed(path=path)
         journal = await anyio.to_thread.run_sync(self._open_blocking, path)
+        if self._closed:  # closed while this open ran: its committer is gone
+            await journal.abandon()
+            raise JournalClosed(path=path)
+        journal.loop = asyncio.get_running_loop()
         self._opened.add(journal)
         return journal
 
     async def read(self, name: str) -> list[StoredRecord]:
-        """The durable records of journal `name`, without locking or modifying it.
+        """The records in journal `name` now, without locking or modifying it.
 
         Safe while a writer appends: a partial final frame is an append in progress and is
-        left out, not truncated.
+        left out, not truncated. A live writer's records may not be durable yet; `open()`
+        makes what it reports durable.
 
         Raises:
             JournalNotFound: there is no such journal.
@@ -140,7 +150,7 @@ class JournalDirectory:
                 data = await file.read()
         except FileNotFoundError:
             raise JournalNotFound(path=path) from None
-        records, _, _ = parse(data, path, self.max_record_size)
+        records, _, _ = parse(data, path)
         return records
 
     async def list(self) -> list[str]:
@@ -166,7 +176,16 @@ class JournalDirectory:
             JournalWriteError: a journal still open could not be made durable; the others
                 were closed all the same.
         """
+        loop = asyncio.get_running_loop()
         still_open = [journal for journal in self._opened if not journal.closed]
+        elsewhere = [journal for journal in still_open if journal.loop is not loop]
+        if elsewhere:
+            raise JournalError(
+                f"cannot close {self.path}: journal {elsewhere[0].path} is still open on "
+                "another event loop; close it there first",
+                path=self.path,
+            )
+        self._closed = True
         outcomes = await asyncio.gather(
             *(journal.close() for journal in still_open), return_exceptions=True
         )

@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 FILE_HEADER = FILE_MAGIC + struct.pack("<I", FORMAT_VERSION)
 FRAME_HEADER_SIZE = 8
 DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
+READ_LIMIT = 0xFFFFFFFF  # reading is bounded by the file's size, not by a configured limit
 
 _FRAME_HEADER = struct.Struct("<II")
 _LENGTH = struct.Struct("<I")

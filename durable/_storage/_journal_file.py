@@ -22,7 +22,15 @@ from .._errors import (
     RecordTooLarge,
     UnsupportedJournalFormat,
 )
-from ._frames import FILE_HEADER, FILE_MAGIC, FORMAT_VERSION, StoredRecord, encode_frame, scan
+from ._frames import (
+    FILE_HEADER,
+    FILE_MAGIC,
+    FORMAT_VERSION,
+    READ_LIMIT,
+    StoredRecord,
+    encode_frame,
+    scan,
+)
 from ._group_commit import CommitTarget, GroupCommitter, sync_file
 
 logger = logging.getLogger("durable.storage")
@@ -43,8 +51,15 @@ def _read_all(fd: int) -> bytes:
 
 
 def is_torn_creation(data: bytes) -> bool:
-    """A file a crash left while its header was being written (empty, a prefix, or zeros)."""
-    return len(data) < len(FILE_HEADER) and (FILE_HEADER.startswith(data) or not any(data))
+    """A file a crash left while its header was being written.
+
+    At most the header's length, each byte either the header's or zero (never written).
+    """
+    return (
+        len(data) <= len(FILE_HEADER)
+        and all(byte in (0, expected) for byte, expected in zip(data, FILE_HEADER, strict=False))
+        and data != FILE_HEADER
+    )
 
 
 def check_header(data: bytes, path: Path) -> None:
@@ -62,14 +77,16 @@ def check_header(data: bytes, path: Path) -> None:
         raise JournalCorrupted(path=path, offset=len(FILE_MAGIC), reason="format version 0")
 
 
-def parse(
-    data: bytes, path: Path, max_record_size: int
-) -> tuple[list[StoredRecord], int, str | None]:
-    """Records, where they end, and the torn tail's description (None when there is none)."""
+def parse(data: bytes, path: Path) -> tuple[list[StoredRecord], int, str | None]:
+    """Records, where they end, and the torn tail's description (None when there is none).
+
+    Frames are read whatever their size (a frame cannot claim more bytes than the file
+    holds): the record size limit applies to writing, so lowering it never hides records.
+    """
     if is_torn_creation(data):
         return [], 0, "incomplete file header" if data else None
     check_header(data, path)
-    result = scan(data, len(FILE_HEADER), max_record_size)
+    result = scan(data, len(FILE_HEADER), READ_LIMIT)
     damage = result.damage
     if damage is None:
         return result.records, result.valid_end, None
@@ -78,9 +95,7 @@ def parse(
     return result.records, result.valid_end, damage.reason
 
 
-def _open_locked(
-    path: Path, directory_fd: int, max_record_size: int
-) -> tuple[int, list[StoredRecord]]:
+def _open_locked(path: Path, directory_fd: int) -> tuple[int, list[StoredRecord]]:
     """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn."""
     fd = os.open(path, _OPEN_FLAGS, 0o600)
     try:
@@ -89,7 +104,7 @@ def _open_locked(
         except BlockingIOError:
             raise JournalLocked(path=path) from None
         data = _read_all(fd)
-        records, valid_end, torn = parse(data, path, max_record_size)
+        records, valid_end, torn = parse(data, path)
         if torn is not None:
             logger.warning(
                 "journal %s: truncating a torn final frame at byte %d (%d bytes: %s); "
@@ -104,7 +119,9 @@ def _open_locked(
             os.write(fd, FILE_HEADER)
             sync_file(fd)
             os.fsync(directory_fd)
-        elif torn is not None:
+        else:
+            # A crashed writer may have left records it never synced in the page cache:
+            # `records` promises durability, so make them durable before reporting them.
             sync_file(fd)
         return fd, records
     except BaseException:
@@ -138,6 +155,7 @@ class JournalFile:
         self._committer = committer
         self._max_record_size = max_record_size
         self._closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by the first use
 
     @classmethod
     def open_blocking(
@@ -150,7 +168,7 @@ class JournalFile:
         max_record_size: int,
     ) -> JournalFile:
         """Open, lock and recover `path` (blocking; run it in a worker thread)."""
-        fd, records = _open_locked(path, directory_fd, max_record_size)
+        fd, records = _open_locked(path, directory_fd)
         return cls(
             path=path,
             fd=fd,
@@ -162,7 +180,13 @@ class JournalFile:
 
     @property
     def closed(self) -> bool:
+        """Whether close() was called."""
         return self._closed
+
+    async def abandon(self) -> None:
+        """Give the file back without syncing (nothing was written through this handle)."""
+        self._closed = True
+        os.close(self._target.fd)
 
     def _frame(self, payload: bytes) -> bytes:
         if self._closed:

@@ -277,9 +277,7 @@ async def test_closing_the_directory_closes_journals_left_open(journal_dir: Path
     await store.close()
     assert journal.closed
     async with JournalDirectory(journal_dir) as again:
-        assert payloads_of(await again.read("left-open")) == [
-            b"queued, never flushed by its owner"
-        ]
+        assert payloads_of(await again.read("left-open")) == [b"queued, never flushed by its owner"]
 
 
 async def test_a_bug_in_the_sync_thread_fails_waiters_instead_of_hanging(
@@ -298,3 +296,24 @@ async def test_a_bug_in_the_sync_thread_fails_waiters_instead_of_hanging(
         monkeypatch.undo()
         with pytest.raises(JournalWriteError):
             await journal.close()
+
+
+async def test_lowering_the_record_limit_never_hides_records(journal_dir: Path) -> None:
+    async with JournalDirectory(journal_dir, max_record_size=1000) as store:
+        journal = await store.open("limit-change")
+        await journal.append(b"small")
+        await journal.append(b"L" * 500)
+        await journal.close()
+    size = (journal_dir / "limit-change.journal").stat().st_size
+    async with JournalDirectory(journal_dir, max_record_size=100) as store:
+        journal = await store.open("limit-change")
+        assert payloads_of(journal.records) == [b"small", b"L" * 500]
+        await journal.close()
+    assert (journal_dir / "limit-change.journal").stat().st_size == size
+
+
+async def test_a_closed_directory_refuses_to_open(journal_dir: Path) -> None:
+    store = JournalDirectory(journal_dir)
+    await store.close()
+    with pytest.raises(JournalClosed):
+        await store.open("late")

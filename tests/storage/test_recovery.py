@@ -67,7 +67,9 @@ async def test_a_flipped_byte_anywhere_in_a_middle_frame_is_refused(journal_dir:
             await journal.close()
 
 
-@pytest.mark.parametrize("content", [b"", b"DU", FILE_HEADER[:7], b"\0\0\0"])
+@pytest.mark.parametrize(
+    "content", [b"", b"DU", FILE_HEADER[:7], b"\0\0\0", bytes(8), b"DURJ\0\0\0\0", b"DU\0\0\1"]
+)
 async def test_a_file_torn_while_being_created_starts_empty(
     journal_dir: Path, content: bytes
 ) -> None:
@@ -83,7 +85,7 @@ async def test_a_file_torn_while_being_created_starts_empty(
 
 @pytest.mark.parametrize(
     "content",
-    [b"hello, this is a text file\n", b"\x93\x01\x02\x03", b"\x00" * 64, b"DURX\x01\x00\x00\x00"],
+    [b"hello, this is a text file\n", b"\x93\x01\x02\x03", b"DURX\x01\x00\x00\x00"],
 )
 async def test_a_file_that_is_not_a_journal_is_refused(journal_dir: Path, content: bytes) -> None:
     journal_dir.mkdir()
@@ -117,7 +119,7 @@ async def test_a_huge_length_field_mid_file_is_corruption_not_memory_error(
     journal_dir.mkdir()
     (journal_dir / "huge.journal").write_bytes(whole)
     async with JournalDirectory(journal_dir) as store:
-        with pytest.raises(JournalCorrupted, match="exceeds the"):
+        with pytest.raises(JournalCorrupted, match=r"only .* follow"):
             await store.open("huge")
 
 
