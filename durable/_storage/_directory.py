@@ -150,7 +150,7 @@ class JournalDirectory:
                 data = await file.read()
         except FileNotFoundError:
             raise JournalNotFound(path=path) from None
-        records, _, _ = parse(data, path)
+        records, _, _ = await anyio.to_thread.run_sync(parse, data, path)
         return records
 
     async def list(self) -> list[str]:

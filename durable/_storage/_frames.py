@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 FILE_HEADER = FILE_MAGIC + struct.pack("<I", FORMAT_VERSION)
 FRAME_HEADER_SIZE = 8
 DEFAULT_MAX_RECORD_SIZE = 64 * 1024 * 1024
+PROBE_BUDGET = 256 << 20  # checksum work spent telling a torn tail from corruption
 READ_LIMIT = 0xFFFFFFFF  # reading is bounded by the file's size, not by a configured limit
 
 _FRAME_HEADER = struct.Struct("<II")
@@ -124,7 +125,18 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
     if offset == end:
         return Scan(records, offset, None)
     reason = _frame_problem(data, offset, max_payload) or "unreadable frame"
+    checked = 0  # bytes checksummed while probing: bounded, or a big torn frame is quadratic
     for probe in range(offset + 1, end - FRAME_HEADER_SIZE):
+        length = _LENGTH.unpack_from(data, probe)[0]
+        if length == 0 or length > end - probe - FRAME_HEADER_SIZE or length > max_payload:
+            continue
+        checked += length
+        if checked > PROBE_BUDGET:
+            reason += (
+                f"; more than {PROBE_BUDGET >> 20} MiB of possible frames follow it, too "
+                "many to rule out valid data, so it is not truncated as a torn tail"
+            )
+            return Scan(records, offset, Damage(offset, reason, False))
         if _valid_frame_at(data, probe, max_payload):
             return Scan(
                 records,
