@@ -89,16 +89,6 @@ def _frame_problem(data: bytes, offset: int, max_payload: int) -> str | None:
     return None
 
 
-def _valid_frame_at(data: bytes, offset: int, max_payload: int) -> bool:
-    remaining = len(data) - offset
-    if remaining <= FRAME_HEADER_SIZE:
-        return False
-    length = _LENGTH.unpack_from(data, offset)[0]
-    if length == 0 or length > max_payload or length > remaining - FRAME_HEADER_SIZE:
-        return False
-    return _frame_problem(data, offset, max_payload) is None
-
-
 def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) -> Scan:
     """Read the frames of `data` from `start`, and classify any damage after the last good one.
 
@@ -137,7 +127,7 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
                 "many to rule out valid data, so it is not truncated as a torn tail"
             )
             return Scan(records, offset, Damage(offset, reason, False))
-        if _valid_frame_at(data, probe, max_payload):
+        if _frame_problem(data, probe, max_payload) is None:
             return Scan(
                 records,
                 offset,
