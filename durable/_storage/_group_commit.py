@@ -10,8 +10,12 @@ so syncs overlap with the work that produces them.
 Which sync (figures in benchmarks/journal.py and the foundation issue's note): one file is
 made durable with `fdatasync`, which touches only our data; two or more with one `syncfs(2)`
 on the directory, which on ext4 costs about one fdatasync whatever the number of files
-(per-file fdatasync grows linearly). `syncfs` reports writeback errors since Linux 5.8; it
-cannot say which file failed, so an error fails every file of its batch.
+(per-file fdatasync grows linearly). `syncfs` reports writeback errors since Linux 5.8 but
+not which file failed, and the failure may belong to a file outside the batch (another open
+journal, or not ours at all). So after a failed syncfs every open journal on the filesystem
+is fdatasynced on its own: each file's error is reported once to each descriptor that has not
+seen it, so exactly the files that lost data fail, and a journal that later syncs only
+through syncfs cannot be acknowledged over a lost write.
 
 An appender alone (nothing queued or in flight, nothing else ready on its loop) syncs on its
 own thread: handing a sync to another thread and back costs ~70 us on this class of machine,
@@ -35,6 +39,7 @@ import queue
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -80,7 +85,16 @@ class CommitTarget:
     thread, or the appender inline while the thread is idle), never both at once.
     """
 
-    __slots__ = ("failed_operation", "failure", "fd", "path", "same_device", "synced", "written")
+    __slots__ = (
+        "__weakref__",
+        "failed_operation",
+        "failure",
+        "fd",
+        "path",
+        "same_device",
+        "synced",
+        "written",
+    )
 
     def __init__(self, fd: int, path: Path, *, same_device: bool) -> None:
         self.fd = fd
@@ -152,6 +166,21 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._outstanding = 0  # requests queued or in flight on the thread; under _lock
+        # Every open target, for attributing a syncfs error; a target leaves (under the
+        # lock) before its descriptor is closed, so a number is never synced after reuse.
+        self._open_targets: weakref.WeakSet[CommitTarget] = weakref.WeakSet()
+        self._open_targets_lock = threading.Lock()
+
+    def register(self, target: CommitTarget) -> None:
+        """Track an open file, so that a failed syncfs checks it too."""
+        with self._open_targets_lock:
+            self._open_targets.add(target)
+
+    def release(self, target: CommitTarget) -> None:
+        """Stop tracking `target` and close its descriptor."""
+        with self._open_targets_lock:
+            self._open_targets.discard(target)
+            os.close(target.fd)
 
     def sync_inline(self, target: CommitTarget, loop: asyncio.AbstractEventLoop) -> bool:
         """Sync `target` on the calling thread if nothing else is pending; else do nothing.
@@ -272,9 +301,7 @@ class GroupCommitter:
                     target.synced = marks[target]
             else:
                 code = ctypes.get_errno()
-                error = OSError(code, os.strerror(code))
-                for target in shared:
-                    target.fail("syncfs", error)
+                self._attribute_syncfs_error(OSError(code, os.strerror(code)), marks)
             targets = targets.difference(shared)
         for target in targets:
             try:
@@ -283,6 +310,22 @@ class GroupCommitter:
                 target.fail("fdatasync", error)
             else:
                 target.synced = marks[target]
+
+    def _attribute_syncfs_error(self, error: OSError, marks: dict[CommitTarget, int]) -> None:
+        """Sync each open journal on the filesystem alone: the ones that lost data fail."""
+        logger.warning("syncfs failed (%s); checking each open journal with fdatasync", error)
+        with self._open_targets_lock:
+            suspects = [target for target in self._open_targets if target.same_device]
+            for target in suspects:
+                if target.failure is not None:
+                    continue
+                try:
+                    sync_file(target.fd)
+                except OSError as file_error:
+                    target.fail("fdatasync after a failed syncfs", file_error)
+                else:
+                    if target in marks:  # in this batch: its records are now durable
+                        target.synced = marks[target]
 
 
 def _resolve(settled: list[tuple[_Waiter, BaseException | None]]) -> None:

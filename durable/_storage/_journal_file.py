@@ -153,6 +153,7 @@ class JournalFile:
         self.records = records
         self._target = CommitTarget(fd, path, same_device=same_device)
         self._committer = committer
+        committer.register(self._target)
         self._max_record_size = max_record_size
         self._closed = False
         self.loop: asyncio.AbstractEventLoop | None = None  # set by the first use
@@ -186,7 +187,7 @@ class JournalFile:
     async def abandon(self) -> None:
         """Give the file back without syncing (nothing was written through this handle)."""
         self._closed = True
-        os.close(self._target.fd)
+        self._committer.release(self._target)
 
     def _frame(self, payload: bytes) -> bytes:
         if self._closed:
@@ -245,13 +246,13 @@ class JournalFile:
         if self._closed:
             return
         self._closed = True
-        fd = self._target.fd
+        target, committer = self._target, self._committer
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def release(done: asyncio.Future[None]) -> None:
             if not done.cancelled():
                 done.exception()  # retrieved here; raised to the caller below
-            os.close(fd)
+            committer.release(target)
 
         # The fd closes only once the sync thread is done with it, even if close() is
         # cancelled: the request settles after every request queued before it.

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import os
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 import durable._storage._group_commit as group_commit
-from durable import JournalDirectory, JournalWriteError
+from durable import Journal, JournalDirectory, JournalWriteError
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="needs syncfs and /proc")
 
 pytestmark = pytest.mark.anyio
 
@@ -131,31 +135,87 @@ async def test_fdatasync_mode_never_uses_syncfs(
     assert counter.fdatasyncs > 0
 
 
-async def test_a_failed_syncfs_fails_every_file_of_its_batch(
-    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def failing_syncfs(fd: int) -> int:
-        ctypes.set_errno(errno.EIO)
-        return -1
+class FailingDisk:
+    """syncfs fails with EIO; fdatasync fails for the files named in `lost` (by path)."""
 
-    monkeypatch.setattr(group_commit, "_load_syncfs", lambda: failing_syncfs)
-    gated = GatedSync(monkeypatch)
-    async with JournalDirectory(journal_dir, inline_sync_budget=0) as store:
-        journals = [await store.open(f"batch-{index}") for index in range(5)]
-        held = await gated.hold(store)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, journal_dir: Path) -> None:
+        self.lost: set[str] = set()
+        self.gate = threading.Event()
+        real_sync = group_commit.sync_file
+
+        def failing_syncfs(fd: int) -> int:
+            ctypes.set_errno(errno.EIO)
+            return -1
+
+        def sync(fd: int) -> None:
+            name = Path(os.readlink(f"/proc/self/fd/{fd}")).stem
+            if name == "blocker":
+                self.gate.wait(10)
+            if name in self.lost:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            real_sync(fd)
+
+        monkeypatch.setattr(group_commit, "_load_syncfs", lambda: failing_syncfs)
+        monkeypatch.setattr(group_commit, "sync_file", sync)
+
+    async def batch(self, store: JournalDirectory, journals: list[Journal]) -> list[object]:
+        """Append to every journal while the thread is held, so all ride one syncfs."""
+        blocker = await store.open("blocker")
+        blocker.write(b"holds the sync thread")
+        held = asyncio.ensure_future(blocker.close())
+        await asyncio.sleep(0.05)
         appends = asyncio.gather(
             *(journal.append(b"in doubt") for journal in journals), return_exceptions=True
         )
         await asyncio.sleep(0.05)
-        gated.gate.set()
+        self.gate.set()
         await held
-        outcomes = await appends
-        assert all(isinstance(outcome, JournalWriteError) for outcome in outcomes)
-        assert {outcome.errno for outcome in outcomes} == {errno.EIO}  # type: ignore[union-attr]
-        assert all("syncfs failed" in str(outcome) for outcome in outcomes)
-        for journal in journals:
-            with pytest.raises(JournalWriteError):
+        return list(await appends)
+
+
+@linux_only
+async def test_a_failed_syncfs_fails_exactly_the_files_that_lost_data(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FailingDisk(monkeypatch, journal_dir)
+    disk.lost = {"batch-1", "batch-3"}
+    async with JournalDirectory(journal_dir, inline_sync_budget=0) as store:
+        journals: list[Journal] = [await store.open(f"batch-{index}") for index in range(5)]
+        outcomes = await disk.batch(store, journals)
+        failed = [index for index, outcome in enumerate(outcomes) if outcome is not None]
+        assert failed == [1, 3]
+        for index in failed:
+            outcome = outcomes[index]
+            assert isinstance(outcome, JournalWriteError)
+            assert outcome.errno == errno.EIO
+            assert "fdatasync after a failed syncfs" in str(outcome)
+        for index, journal in enumerate(journals):
+            if index in failed:
+                with pytest.raises(JournalWriteError):
+                    await journal.close()
+            else:
                 await journal.close()
+        assert [r.payload for r in await store.read("batch-0")] == [b"in doubt"]
+
+
+@linux_only
+async def test_a_failed_syncfs_fails_an_open_journal_outside_the_batch(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bystander's lost write was reported to syncfs; it must not be acknowledged later."""
+    disk = FailingDisk(monkeypatch, journal_dir)
+    async with JournalDirectory(journal_dir, inline_sync_budget=0) as store:
+        bystander = await store.open("bystander")
+        await bystander.append(b"acknowledged before the failure")
+        disk.lost = {"bystander"}
+        journals: list[Journal] = [await store.open(f"batch-{index}") for index in range(3)]
+        outcomes = await disk.batch(store, journals)
+        assert outcomes == [None, None, None], "the batch's own files are fine"
+        with pytest.raises(JournalWriteError, match="after a failed syncfs"):
+            await bystander.append(b"never acknowledged")
+        await bystander.close()  # nothing unacknowledged: closing just lets go
+        for journal in journals:
+            await journal.close()
 
 
 async def test_cancelled_appender_does_not_break_the_batch(journal_dir: Path) -> None:
