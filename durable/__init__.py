@@ -4,25 +4,58 @@ Workflows are plain async functions; every activity result is appended to the wo
 journal and made durable before the workflow sees it, so a crashed run resumes where it was.
 """
 
+from ._api import activity_info as activity_info
+from ._api import now as now
+from ._api import random as random
+from ._api import sleep as sleep
+from ._api import uuid4 as uuid4
+from ._api import workflow_info as workflow_info
+from ._definitions import Activity as Activity
+from ._definitions import Workflow as Workflow
+from ._definitions import activity as activity
+from ._definitions import workflow as workflow
+from ._engine._context import ActivityInfo as ActivityInfo
+from ._engine._context import WorkflowInfo as WorkflowInfo
+from ._engine._retry import RetryPolicy as RetryPolicy
+from ._errors import ActivityError as ActivityError
 from ._errors import DurableError as DurableError
+from ._errors import InDoubtError as InDoubtError
+from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
+from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
 from ._errors import JournalError as JournalError
 from ._errors import JournalLocked as JournalLocked
 from ._errors import JournalNotFound as JournalNotFound
 from ._errors import JournalWriteError as JournalWriteError
+from ._errors import NonDeterminismError as NonDeterminismError
+from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import SerializationError as SerializationError
+from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsupportedJournalFormat as UnsupportedJournalFormat
+from ._errors import WorkflowAlreadyRunning as WorkflowAlreadyRunning
+from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
+from ._errors import WorkflowFailed as WorkflowFailed
+from ._runtime import Runtime as Runtime
+from ._runtime import WorkflowHandle as WorkflowHandle
+from ._runtime import run as run
+from ._runtime import start as start
 from ._storage._directory import JournalDirectory as JournalDirectory
 from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
 
 __all__ = [
+    "Activity",
+    "ActivityError",
+    "ActivityInfo",
     "DurableError",
+    "InDoubtError",
+    "InvalidDuration",
     "InvalidJournalName",
+    "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
     "JournalCorrupted",
@@ -32,10 +65,31 @@ __all__ = [
     "JournalNotFound",
     "JournalStore",
     "JournalWriteError",
+    "NonDeterminismError",
+    "OutsideWorkflowError",
     "RecordTooLarge",
+    "RetryPolicy",
+    "Runtime",
     "SerializationError",
     "StoredRecord",
+    "UnknownWorkflow",
     "UnsupportedJournalFormat",
+    "Workflow",
+    "WorkflowAlreadyRunning",
+    "WorkflowDefinitionError",
+    "WorkflowFailed",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "activity",
+    "activity_info",
+    "now",
+    "random",
+    "run",
+    "sleep",
+    "start",
+    "uuid4",
+    "workflow",
+    "workflow_info",
 ]
 
 for _name in __all__:

@@ -13,6 +13,16 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         RecordTooLarge (ValueError)
         JournalWriteError             write or sync failed (ENOSPC, EIO); .errno
         JournalClosed                 the handle was closed
+      WorkflowFailed                  run(): the recorded failure of the workflow
+      ActivityError                   in the workflow: an activity failed for good
+      InDoubtError                    an at_most_once activity a crash left undecided
+      NonDeterminismError             replayed code diverged from its journal
+      WorkflowAlreadyRunning          another runner holds the workflow's journal
+      InvalidWorkflowId (ValueError)
+      WorkflowDefinitionError (TypeError)  not a decorated workflow / activity
+      UnknownWorkflow (LookupError)   recover(): a journal names an unregistered workflow
+      InvalidDuration (ValueError)
+      OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
 what happened and what to do about it.
@@ -28,17 +38,43 @@ class DurableError(Exception):
 
 
 class SerializationError(DurableError, TypeError):
-    """A value cannot be encoded for the journal; nothing was written."""
+    """A value cannot be stored in, or rebuilt from, the journal; nothing was written.
 
-    def __init__(self, *, value_type: str, context: str, detail: str = "") -> None:
+    `target` is set when a recorded value does not fit the annotated type it is rebuilt to
+    (on replay); otherwise the value could not be encoded in the first place.
+    """
+
+    def __init__(
+        self,
+        *,
+        value_type: str,
+        context: str,
+        detail: str = "",
+        activity: str | None = None,
+        target: str | None = None,
+    ) -> None:
         self.value_type = value_type
         self.context = context
+        self.activity = activity
+        self.target = target
+        where = f"{context} of activity {activity!r}" if activity else context
         extra = f" ({detail})" if detail else ""
-        super().__init__(
-            f"cannot store a value of type {value_type} in {context}{extra}: journal records "
-            "hold None, bool, int, float, str, bytes, list, tuple and dict; convert the value "
-            "to one of those first"
-        )
+        if target is not None:
+            message = (
+                f"cannot rebuild {where} as {target} from the recorded {value_type}{extra}: "
+                "the journal holds a value that does not fit the annotation (did the type "
+                "change while the workflow was in flight?). Keep old records readable: give "
+                "new fields defaults and keep old enum values, or annotate Any and convert "
+                "the value yourself"
+            )
+        else:
+            message = (
+                f"cannot store a value of type {value_type} in {where}{extra}: journal "
+                "records hold None, bool, int (64-bit), float, str, bytes, list, tuple, dict, "
+                "set, frozenset, datetime, date, time, timedelta, Decimal, UUID, Enum members, "
+                "dataclasses and pydantic models; convert the value to one of those first"
+            )
+        super().__init__(message)
 
 
 class JournalError(DurableError):
@@ -140,3 +176,140 @@ class JournalClosed(JournalError):
 
     def __init__(self, *, path: Path | str) -> None:
         super().__init__(f"journal {path} is closed; open it again to append", path=path)
+
+
+class WorkflowFailed(DurableError):
+    """run(): the workflow raised; that failure is its recorded, final outcome."""
+
+    def __init__(
+        self, *, workflow_id: str, error_type: str, message: str, traceback: str = ""
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+        super().__init__(
+            f"workflow {workflow_id!r} failed with {error_type}: {message}. The failure is "
+            "recorded in its journal and final: running it again re-raises it; start a new "
+            "workflow (another id) to try again"
+        )
+
+
+class ActivityError(DurableError):
+    """Raised in the workflow when an activity failed for good (retries exhausted or not retryable).
+
+    The workflow may catch it (to compensate); `error_type`, `message` and `traceback` describe
+    the last attempt's exception, which may have been raised in an earlier process.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        activity: str,
+        attempts: int,
+        error_type: str,
+        message: str,
+        traceback: str = "",
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.activity = activity
+        self.attempts = attempts
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+        plural = "s" if attempts != 1 else ""
+        super().__init__(
+            f"activity {activity!r} of workflow {workflow_id!r} failed after {attempts} "
+            f"attempt{plural} with {error_type}: {message}"
+        )
+
+
+class InDoubtError(DurableError):
+    """An at_most_once activity was started but its outcome was never recorded (a crash)."""
+
+    def __init__(self, *, workflow_id: str, activity: str, position: int) -> None:
+        self.workflow_id = workflow_id
+        self.activity = activity
+        self.position = position
+        super().__init__(
+            f"activity {activity!r} (step {position} of workflow {workflow_id!r}) is marked "
+            "at_most_once and was started before a crash without recording an outcome: it "
+            "may or may not have taken effect. It is not run again; check its effect "
+            "(with activity_info().idempotency_key) and decide in the workflow"
+        )
+
+
+class NonDeterminismError(DurableError):
+    """Replayed code asked for something other than what the journal recorded at that position."""
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        position: int,
+        recorded: str,
+        requested: str,
+        call_site: str,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.position = position
+        self.recorded = recorded
+        self.requested = requested
+        self.call_site = call_site
+        super().__init__(
+            f"workflow {workflow_id!r} diverged from its journal at step {position}: the "
+            f"journal recorded {recorded}, but the code now asks for {requested} (at "
+            f"{call_site}). Workflow code must make the same calls in the same order on "
+            "replay: undo the change, or let this workflow finish on the old code first. "
+            "Nothing was written"
+        )
+
+
+class WorkflowAlreadyRunning(DurableError):
+    """Another runner (this process or another) holds the workflow's journal."""
+
+    def __init__(self, *, workflow_id: str, path: Path | str) -> None:
+        self.workflow_id = workflow_id
+        self.path = Path(path)
+        super().__init__(
+            f"workflow {workflow_id!r} is already running (its journal {path} is locked by "
+            "another runner in this process or another one). Wait for it with that runner's "
+            "handle, or stop that process; a workflow has one runner at a time"
+        )
+
+
+class InvalidWorkflowId(DurableError, ValueError):
+    """An id that cannot name a journal file."""
+
+    def __init__(self, *, workflow_id: str, reason: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"invalid workflow id {workflow_id!r}: {reason}. Use 1-200 characters from "
+            "letters, digits and . _ - : @ = +, not starting with '.'"
+        )
+
+
+class WorkflowDefinitionError(DurableError, TypeError):
+    """Something passed as a workflow or activity that is not one (undecorated, not async)."""
+
+
+class UnknownWorkflow(DurableError, LookupError):
+    """recover() found a journal whose workflow name this runtime does not know."""
+
+    def __init__(self, *, workflow_id: str, name: str, known: list[str]) -> None:
+        self.workflow_id = workflow_id
+        self.name = name
+        super().__init__(
+            f"journal of workflow {workflow_id!r} names workflow {name!r}, which this runtime "
+            f"does not know (known: {', '.join(known) or 'none'}). Pass it to "
+            "Runtime(workflows=[...]) so recover() can resume it"
+        )
+
+
+class InvalidDuration(DurableError, ValueError):
+    """A duration that is not seconds, a timedelta or a string like "30s" or "1h30m"."""
+
+
+class OutsideWorkflowError(DurableError, RuntimeError):
+    """An in-workflow (or in-activity) call made elsewhere."""

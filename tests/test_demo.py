@@ -1,4 +1,4 @@
-"""The README's demo runs end to end: write, SIGKILL, reopen, resume, charged once."""
+"""The README's demo runs end to end: order workflow, SIGKILL, resume, charged once."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_journal_demo_survives_sigkill(tmp_path: Path) -> None:
+def test_order_demo_survives_sigkill(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "journal_demo.py")],
+        [sys.executable, str(ROOT / "examples" / "order_demo.py")],
         env={**os.environ, "DURABLE_DIR": str(tmp_path / "demo")},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert "SIGKILL (exit status -9)" in result.stdout
-    assert "charge_payment    replayed from the journal" in result.stdout
-    assert result.stdout.rstrip().endswith("charged once")
-    assert (tmp_path / "demo" / "journal-demo.journal").exists()
+    out = result.stdout
+    assert "SIGKILL  during the 3s sleep (exit status -9)" in out
+    assert "replayed charge_payment" in out
+    assert out.count("ran      charge_payment") == 1
+    assert "ran      send_email" in out
+    assert out.rstrip().endswith("charged once")
+    assert len(list((tmp_path / "demo").glob("order-*.journal"))) == 1

@@ -12,6 +12,8 @@ ALLOWED = {
     "_errors": set(),
     "_storage": set(),
     "_encoding": {"_storage"},
+    "_durations": set(),
+    "_engine": {"_storage", "_encoding", "_durations"},
 }
 
 

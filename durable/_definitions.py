@@ -1,0 +1,223 @@
+"""@workflow and @activity: typed wrappers that keep the decorated function's signature.
+
+Decorating registers nothing globally: a workflow is found by the Runtime it runs on (or
+that lists it in `workflows=`), an activity by the workflow that awaits it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar, final, overload
+
+from ._durations import Duration, to_seconds
+from ._engine._context import current_run
+from ._engine._retry import RetryPolicy
+from ._engine._specs import ActivitySpec, WorkflowSpec
+from ._errors import WorkflowDefinitionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def _hints(fn: Callable[..., Any]) -> tuple[tuple[Any, ...], Any]:
+    """Parameter and return annotations, resolved where possible (unresolvable: Any)."""
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # a forward reference to a local class, say: rebuild nothing
+        hints = {}
+    parameters = [
+        hints.get(parameter.name, Any)
+        for parameter in inspect.signature(fn).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return tuple(parameters), hints.get("return", Any)
+
+
+@final
+class Activity(Generic[P, R]):
+    """A side effect a workflow awaits; its result is journaled and never recomputed.
+
+    Awaited inside a workflow, the call is journaled, run on the host loop (sync functions
+    in a worker thread) with the activity's timeout and retry policy, and its recorded
+    outcome is delivered to the workflow. Awaited anywhere else, it just calls the function.
+    """
+
+    def __init__(self, fn: Callable[P, Any], spec: ActivitySpec) -> None:
+        self.fn = fn
+        self.spec = spec
+        self.__name__ = getattr(fn, "__name__", spec.name)
+        self.__qualname__ = getattr(fn, "__qualname__", spec.name)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = current_run()
+        if run is None:
+            if self.spec.is_async:
+                return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return await run.request_activity(self.spec, args, kwargs)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<durable activity {self.spec.name!r}>"
+
+
+@final
+class Workflow(Generic[P, R]):
+    """An async function run durably by `durable.run` / `Runtime.run` over its journal.
+
+    Calling it directly returns the plain coroutine (no journal), which is handy in tests.
+    """
+
+    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], spec: WorkflowSpec) -> None:
+        self.fn = fn
+        self.spec = spec
+        self.__name__ = getattr(fn, "__name__", spec.name)
+        self.__qualname__ = getattr(fn, "__qualname__", spec.name)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<durable workflow {self.spec.name!r}>"
+
+
+@overload
+def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
+@overload
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
+def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """Make an async function a durable workflow.
+
+    Args:
+        fn: the workflow function (`async def`); its positional arguments are journaled.
+        name: the name its journals record (default: the function's __qualname__). Renaming
+            a workflow orphans its unfinished journals; pass the old name to keep them.
+
+    Raises:
+        WorkflowDefinitionError: `fn` is not an async function.
+    """
+
+    def decorate(function: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
+        if not inspect.iscoroutinefunction(function):
+            raise WorkflowDefinitionError(
+                f"@durable.workflow needs an `async def` function; {function!r} is not one. "
+                "Write the workflow as `async def` (blocking work belongs in activities)"
+            )
+        parameters, returns = _hints(function)
+        spec = WorkflowSpec(
+            name=name or function.__qualname__,
+            fn=function,
+            parameter_types=parameters,
+            return_type=returns,
+        )
+        return Workflow(function, spec)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+class _Omitted:
+    """Default for `timeout`: no per-attempt timeout unless one is given."""
+
+    def __repr__(self) -> str:
+        return "OMITTED"
+
+
+OMITTED = _Omitted()
+
+
+@final
+class ActivityDecorator:
+    """@durable.activity(...) with options: applies them to the decorated function."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None,
+        timeout: Duration | _Omitted | None,
+        retry: RetryPolicy | None,
+        at_most_once: bool,
+    ) -> None:
+        self._name = name
+        self._timeout = (
+            None
+            if isinstance(timeout, _Omitted) or timeout is None
+            else to_seconds(timeout, what="timeout")
+        )
+        self._retry = retry if retry is not None else DEFAULT_RETRY
+        self._at_most_once = at_most_once
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Activity[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Activity[P, R]: ...
+    def __call__(self, fn: Callable[P, Any], /) -> Activity[P, Any]:
+        if not callable(fn) or isinstance(fn, Activity | Workflow):
+            raise WorkflowDefinitionError(
+                f"@durable.activity decorates a plain function (sync or async), not {fn!r}"
+            )
+        _, returns = _hints(fn)
+        spec = ActivitySpec(
+            name=self._name or str(getattr(fn, "__qualname__", repr(fn))),
+            fn=fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            timeout=self._timeout,
+            retry=self._retry,
+            at_most_once=self._at_most_once,
+            return_type=returns,
+        )
+        return Activity(fn, spec)
+
+
+@overload
+def activity(fn: Callable[P, Awaitable[R]], /) -> Activity[P, R]: ...
+@overload
+def activity(fn: Callable[P, R], /) -> Activity[P, R]: ...
+@overload
+def activity(
+    *,
+    name: str | None = None,
+    timeout: Duration | None = None,
+    retry: RetryPolicy | None = None,
+    at_most_once: bool = False,
+) -> ActivityDecorator: ...
+def activity(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: Duration | _Omitted | None = OMITTED,
+    retry: RetryPolicy | None = None,
+    at_most_once: bool = False,
+) -> Any:
+    """Make a function (sync or async) an activity: a journaled side effect.
+
+    Args:
+        fn: the function; sync ones run in a worker thread.
+        name: the name journals record (default: the function's __qualname__).
+        timeout: start-to-close limit of each attempt (seconds, timedelta or "30s");
+            default none.
+        retry: the RetryPolicy (default RetryPolicy(): 3 attempts, 1 s then 2 s back-off).
+        at_most_once: journal the intent durably before each attempt, and after a crash
+            raise InDoubtError in the workflow instead of running an undecided call again.
+    """
+    decorator = ActivityDecorator(
+        name=name, timeout=timeout, retry=retry, at_most_once=at_most_once
+    )
+    return decorator(fn) if fn is not None else decorator

@@ -1,0 +1,1 @@
+"""Replay and scheduling: runs workflow code deterministically over a journal."""

@@ -1,0 +1,144 @@
+"""One activity call on the host loop: attempts, per-attempt timeout, journaled retries.
+
+Each attempt first writes its intent ("sched"; synced first only for at_most_once), so a
+resumed run knows the call was in doubt. A failed attempt that will be retried journals
+("retry") when the next attempt starts and syncs it before waiting, so a crash neither
+resets the count nor shortens the back-off. The outcome is returned as an encoded "done"
+record for the workflow driver to journal and deliver; this module never delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+
+from .._encoding import encode
+from .._errors import SerializationError
+from .._storage._interface import Journal
+from . import _records as records
+from ._context import ActivityInfo, current_activity
+from ._specs import ActivitySpec
+
+
+class ActivityTimeout(TimeoutError):
+    """An attempt ran longer than the activity's start-to-close timeout."""
+
+
+async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if spec.is_async:
+        return await spec.fn(*args, **kwargs)
+    # A sync activity blocks a worker thread, never the loop; on timeout the thread is
+    # abandoned (Python cannot stop it) and its late result ignored.
+    return await anyio.to_thread.run_sync(
+        functools.partial(spec.fn, *args, **kwargs), abandon_on_cancel=True
+    )
+
+
+async def _attempt(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if spec.timeout is None:
+        return await _call(spec, args, kwargs)
+    try:
+        async with asyncio.timeout(spec.timeout):
+            return await _call(spec, args, kwargs)
+    except TimeoutError as error:
+        raise ActivityTimeout(
+            f"attempt did not finish within its {spec.timeout:g} s timeout"
+        ) from error
+
+
+async def run_activity(
+    *,
+    spec: ActivitySpec,
+    workflow_id: str,
+    step: int,
+    digest: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    journal: Journal,
+    first_attempt: int = 1,
+    start_at: float | None = None,
+    sleep_until: Callable[[float], Awaitable[None]],
+) -> bytes:
+    """Run attempts until one succeeds or the policy gives up; return the encoded outcome."""
+    attempt = first_attempt
+    if start_at is not None:
+        await sleep_until(start_at)
+    while True:
+        intent = encode(
+            {
+                "k": records.SCHEDULED,
+                "s": step,
+                "a": spec.name,
+                "d": digest,
+                "n": attempt,
+                "t": time.time(),
+            }
+        )
+        if spec.at_most_once:
+            await journal.append(intent)  # durable before the effect, even against power loss
+        else:
+            journal.write(intent)  # made durable with the outcome
+        token = current_activity.set(
+            ActivityInfo(
+                workflow_id=workflow_id, activity_name=spec.name, step=step, attempt=attempt
+            )
+        )
+        try:
+            result = await _attempt(spec, args, kwargs)
+            return encode(
+                {"k": records.DONE, "s": step, "r": result, "t": time.time()},
+                context=f"the result of activity {spec.name!r}",
+                activity=spec.name,
+            )
+        except SerializationError as error:
+            failure: Exception = error  # a result that cannot be journaled: not retried
+            retry = False
+        except Exception as error:
+            failure = error
+            retry = spec.retry.retries_after(attempt, type(error))
+        finally:
+            current_activity.reset(token)
+        if not retry:
+            return encode(
+                {
+                    "k": records.DONE,
+                    "s": step,
+                    "e": records.describe_error(failure),
+                    "n": attempt,
+                    "t": time.time(),
+                }
+            )
+        now = time.time()
+        next_at = now + spec.retry.delay_after(attempt)
+        await journal.append(
+            encode(
+                {
+                    "k": records.RETRY,
+                    "s": step,
+                    "n": attempt,
+                    "e": records.describe_error(failure),
+                    "at": next_at,
+                    "t": now,
+                }
+            )
+        )
+        await sleep_until(next_at)
+        attempt += 1
+
+
+def in_doubt_outcome(step: int) -> bytes:
+    """The outcome of an at_most_once call a crash left undecided."""
+    return encode(
+        {
+            "k": records.DONE,
+            "s": step,
+            "e": {"type": "durable.InDoubtError", "msg": "", "tb": "", "kind": "in-doubt"},
+            "n": 0,
+            "t": time.time(),
+        }
+    )

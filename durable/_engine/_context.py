@@ -1,0 +1,87 @@
+"""How in-workflow and in-activity calls find what they run in.
+
+Workflow code runs on its own WorkflowLoop, so the running loop *is* the current workflow.
+Activities run on the host loop or in worker threads, so they are found by a ContextVar,
+which tasks and anyio's worker threads copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from asyncio import events
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ._loop import WorkflowLoop
+
+if TYPE_CHECKING:
+    from ._workflow_run import WorkflowRun
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """The running workflow, as workflow_info() reports it.
+
+    Attributes:
+        workflow_id: the workflow's id (its journal's name).
+        workflow_name: the registered name of the workflow function.
+        start_time: when the workflow first started (aware UTC; the same on every replay).
+    """
+
+    workflow_id: str
+    workflow_name: str
+    start_time: datetime
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    """The running activity attempt, as activity_info() reports it.
+
+    Attributes:
+        workflow_id: the workflow that called the activity.
+        activity_name: the activity's registered name.
+        step: the call's position in the workflow (stable across replays).
+        attempt: 1 for the first attempt, then 2, 3, ...
+        idempotency_key: "<workflow id>/<step>": the same for every attempt and after any
+            crash, so a payment API given it charges once.
+    """
+
+    workflow_id: str
+    activity_name: str
+    step: int
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.workflow_id}/{self.step}"
+
+
+current_activity: ContextVar[ActivityInfo | None] = ContextVar(
+    "durable_current_activity", default=None
+)
+
+
+def current_run() -> WorkflowRun | None:
+    """The workflow whose code is running now, or None outside workflow code."""
+    loop = events._get_running_loop()
+    if isinstance(loop, WorkflowLoop):
+        return loop.owner  # type: ignore[return-value]
+    return None
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ASYNCIO = os.path.dirname(os.path.abspath(events.__file__)) + os.sep
+
+
+def user_call_site() -> str:
+    """file:line of the innermost frame outside durable and asyncio: the user's call."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith(_PACKAGE) or filename.startswith(_ASYNCIO)):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"

@@ -1,0 +1,231 @@
+"""The per-workflow event loop: a ready queue and a logical clock, stepped by the runtime.
+
+Workflow code (its tasks, futures, gather, wait, timeouts) runs here, never on the host
+loop. This loop does no I/O and never blocks: `run_until_idle` runs ready callbacks until
+none are left and returns. Its clock is the timestamp of the journal event being delivered,
+so `loop.time()` replays identically. A timer (`call_at`, which `asyncio.sleep`, `wait_for`
+and `asyncio.timeout` all use) is reported to the driver as a command; it fires only when
+the driver delivers its journaled "fired" event. Knows nothing of journals or activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from asyncio import events
+from collections.abc import Callable, Coroutine, Generator
+from contextvars import Context
+from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
+
+from .._errors import WorkflowDefinitionError
+
+logger = logging.getLogger("durable")
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class StepTimer(asyncio.TimerHandle):
+    """A timer of workflow code, tagged with the step its driver gave it."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.step = -1
+
+
+class TimerScheduler:
+    """What the loop tells its driver about timers (the driver journals and arms them)."""
+
+    def timer_requested(self, handle: StepTimer) -> None:
+        raise NotImplementedError
+
+    def timer_cancelled(self, handle: StepTimer) -> None:
+        raise NotImplementedError
+
+
+class WorkflowLoop(asyncio.AbstractEventLoop):
+    """A deterministic loop for one workflow: callbacks in FIFO order, time set from outside."""
+
+    def __init__(self, *, start_time: float, scheduler: TimerScheduler, owner: object) -> None:
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._time = start_time
+        self._scheduler = scheduler
+        self._closed = False
+        self._stepping = False
+        self._exception_handler: Any = None
+        self.owner = owner  # the driver; how in-workflow calls find their workflow
+
+    # -- what the driver uses ------------------------------------------------------------
+
+    def set_time(self, when: float) -> None:
+        """Move the logical clock (never backwards) to the time of the event delivered next."""
+        self._time = max(self._time, when)
+
+    def run_until_idle(self) -> None:
+        """Run ready callbacks until none are left; callbacks they schedule run too."""
+        previous = events._get_running_loop()
+        events._set_running_loop(self)
+        self._stepping = True
+        ready = self._ready
+        try:
+            while ready:
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+        finally:
+            self._stepping = False
+            events._set_running_loop(previous)
+
+    def fire(self, handle: asyncio.TimerHandle) -> None:
+        """Queue a timer's callback (its 'fired' event is being delivered)."""
+        if not handle.cancelled():
+            self._ready.append(handle)
+
+    # -- what tasks and futures need -----------------------------------------------------
+
+    def time(self) -> float:
+        return self._time
+
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        self._check_open()
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: Context | None = None,
+    ) -> NoReturn:
+        self._forbidden("call_soon_threadsafe")
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        return self.call_at(self._time + delay, callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: *Ts,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        self._check_open()
+        handle = StepTimer(when, callback, args, self, context)
+        self._scheduler.timer_requested(handle)
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        if not self._closed and isinstance(handle, StepTimer):
+            self._scheduler.timer_cancelled(handle)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+    ) -> asyncio.Task[T]:
+        self._check_open()
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def is_running(self) -> bool:
+        return self._stepping
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.clear()
+
+    def get_debug(self) -> bool:
+        return False
+
+    def set_debug(self, enabled: bool) -> None:
+        pass
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        logger.error(
+            "in workflow code: %s",
+            context.get("message", "unhandled error"),
+            exc_info=(type(exception), exception, exception.__traceback__)
+            if isinstance(exception, BaseException)
+            else None,
+        )
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._exception_handler is not None:
+            self._exception_handler(self, context)
+        else:
+            self.default_exception_handler(context)
+
+    def get_task_factory(self) -> None:
+        return None
+
+    # -- what workflows must not do ------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this workflow's event loop is closed")
+
+    def _forbidden(self, what: str) -> NoReturn:
+        raise WorkflowDefinitionError(
+            f"workflow code called loop.{what}(): workflows must not do I/O, use threads or "
+            "wait on anything but activities, timers and their own tasks, because none of that "
+            "replays. Move it into an @durable.activity"
+        )
+
+    def run_in_executor(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        self._forbidden("run_in_executor")
+
+    async def getaddrinfo(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._forbidden("getaddrinfo")
+
+    async def create_connection(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._forbidden("create_connection")
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._forbidden("create_server")
+
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._forbidden("subprocess_exec")
+
+    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._forbidden("subprocess_shell")
+
+    def add_reader(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        self._forbidden("add_reader")
+
+    def add_writer(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        self._forbidden("add_writer")
+
+    def run_forever(self) -> NoReturn:
+        self._forbidden("run_forever")
+
+    def run_until_complete(self, future: Any) -> NoReturn:
+        self._forbidden("run_until_complete")

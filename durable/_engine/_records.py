@@ -1,0 +1,51 @@
+"""The journal's record kinds: small msgpack maps with short keys, one per event.
+
+Engine format version 1 (the "v" of the start record; the storage frame format is separate):
+
+    start  {k, v, wf: workflow name, id, args: [...], t: start time, seed}
+    sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t}   intent to run
+    retry  {k, s, n: failed attempt, e: error, at: when the next attempt starts, t}
+    done   {k, s, r: result, t} | {k, s, e: error, n: attempts, t}             outcome
+    timer  {k, s, at: absolute fire time (epoch seconds)}
+    fired  {k, s, t}
+    end    {k, r: result, t} | {k, e: error, t}                                final outcome
+
+`s` is the step: the position of a command (activity call or timer) in the order the
+workflow code asked for them. Errors are {type, msg, tb[, kind]}. Times are epoch seconds.
+Only `done` and `fired` are delivered to the workflow; the others are bookkeeping that replay
+checks (`sched`, `timer`) or resumes from (`retry`). Readers ignore unknown keys, so later
+versions may add keys; a start record with a newer `v` is refused.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+FORMAT_VERSION = 1
+
+START = "start"
+SCHEDULED = "sched"
+RETRY = "retry"
+DONE = "done"
+TIMER = "timer"
+FIRED = "fired"
+END = "end"
+
+DELIVERED = frozenset({DONE, FIRED})
+KNOWN = frozenset({START, SCHEDULED, RETRY, DONE, TIMER, FIRED, END})
+
+
+def describe_error(error: BaseException, *, kind: str | None = None) -> dict[str, Any]:
+    """An exception as a record field: its type's name, message and traceback text."""
+    klass = type(error)
+    module = klass.__module__
+    name = klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
+    described: dict[str, Any] = {
+        "type": name,
+        "msg": str(error),
+        "tb": "".join(traceback.format_exception(error)),
+    }
+    if kind is not None:
+        described["kind"] = kind
+    return described

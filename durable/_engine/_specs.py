@@ -1,0 +1,32 @@
+"""What the engine needs to know about a workflow or an activity, as plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """A workflow: its registered name, function and the annotations replay rebuilds values to."""
+
+    name: str
+    fn: Callable[..., Any]
+    parameter_types: tuple[Any, ...]
+    return_type: Any
+
+
+@dataclass(frozen=True)
+class ActivitySpec:
+    """An activity and its options (timeout in seconds per attempt, None for none)."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    timeout: float | None
+    retry: RetryPolicy
+    at_most_once: bool
+    return_type: Any

@@ -1,0 +1,284 @@
+"""Runtime: runs workflows over a journal directory; and the lazily created default one.
+
+A Runtime owns its JournalDirectory (files, locks, the shared sync thread) and the tasks of
+the workflows it runs on the host event loop. The module-level `run` and `start` use one
+default Runtime, created on first use from `$DURABLE_DIR` (or ./.durable): the only mutable
+module state in durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+
+from ._definitions import Workflow
+from ._encoding import decode, encode
+from ._engine import _records as records
+from ._engine._workflow_run import WorkflowRun, digest_of
+from ._errors import (
+    InvalidJournalName,
+    InvalidWorkflowId,
+    JournalLocked,
+    UnknownWorkflow,
+    WorkflowAlreadyRunning,
+    WorkflowDefinitionError,
+)
+from ._storage._directory import JournalDirectory, validate_name
+from ._storage._group_commit import SyncMode
+
+logger = logging.getLogger("durable")
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_DIRECTORY = ".durable"
+
+
+def default_directory() -> Path:
+    """$DURABLE_DIR, else ./.durable."""
+    return Path(os.environ.get("DURABLE_DIR") or DEFAULT_DIRECTORY)
+
+
+class WorkflowHandle(Generic[R]):
+    """A workflow started by Runtime.start(): its id, and its outcome once it ends."""
+
+    def __init__(self, workflow_id: str, task: asyncio.Task[R]) -> None:
+        self.id = workflow_id
+        self._task = task
+
+    def done(self) -> bool:
+        """Whether the workflow has ended (returned, failed, or stopped with its runtime)."""
+        return self._task.done()
+
+    async def result(self) -> R:
+        """Wait for the workflow's result; cancelling this wait does not stop the workflow.
+
+        Raises:
+            WorkflowFailed: the workflow raised; its recorded failure.
+            NonDeterminismError: the code diverged from the journal.
+        """
+        return await asyncio.shield(self._task)
+
+    def __repr__(self) -> str:
+        state = "done" if self._task.done() else "running"
+        return f"<WorkflowHandle {self.id!r} {state}>"
+
+
+def _workflow_of(candidate: object) -> Workflow[..., Any]:
+    if isinstance(candidate, Workflow):
+        return candidate
+    raise WorkflowDefinitionError(
+        f"{candidate!r} is not a durable workflow: decorate the async function with "
+        "@durable.workflow before running it"
+    )
+
+
+class Runtime:
+    """Runs durable workflows over one journal directory, on the running event loop.
+
+    Use it as an async context manager, or call close(): closing stops the workflows still
+    running (they resume from their journals on the next run or recover()).
+
+    Args:
+        directory: where journals live (default $DURABLE_DIR, else ./.durable).
+        workflows: workflows recover() may find in the directory (run/start add theirs).
+        sync: how the journal syncs; see JournalDirectory ("auto" by default).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        workflows: Iterable[Workflow[..., Any]] = (),
+        sync: SyncMode = "auto",
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+        self._store = JournalDirectory(self.directory, sync=sync)
+        self._workflows: dict[str, Workflow[..., Any]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        for workflow in workflows:
+            self._register(_workflow_of(workflow))
+
+    def _register(self, workflow: Workflow[..., Any]) -> None:
+        known = self._workflows.setdefault(workflow.name, workflow)
+        if known is not workflow and known.fn is not workflow.fn:
+            raise WorkflowDefinitionError(
+                f"two different workflows are named {workflow.name!r} ({known.fn!r} and "
+                f"{workflow.fn!r}); give one another name with @durable.workflow(name=...)"
+            )
+
+    async def start(
+        self,
+        workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+        /,
+        *args: *Ts,
+        id: str | None = None,
+    ) -> WorkflowHandle[R]:
+        """Start the workflow, or resume it from its journal, and return at once.
+
+        Args:
+            workflow: a function decorated with @durable.workflow.
+            *args: its arguments, journaled (a resumed workflow uses the recorded ones).
+            id: the workflow id, which names its journal (default: derived from the
+                workflow's name and the encoded arguments, so the same call resumes).
+
+        Raises:
+            WorkflowDefinitionError: `workflow` is not a durable workflow.
+            SerializationError: an argument cannot be journaled; nothing was written.
+            InvalidWorkflowId: the id cannot name a journal file.
+            WorkflowAlreadyRunning: another runner, here or in another process, has it.
+        """
+        definition = _workflow_of(workflow)
+        self._register(definition)
+        arguments: list[Any] = [*args]
+        encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
+        workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
+        return await self._start(definition, workflow_id, arguments)
+
+    async def _start(
+        self, definition: Workflow[..., Any], workflow_id: str, arguments: list[Any] | None
+    ) -> WorkflowHandle[Any]:
+        try:
+            validate_name(workflow_id, self.directory)
+        except InvalidJournalName as error:
+            raise InvalidWorkflowId(
+                workflow_id=str(workflow_id), reason=str(error).split(": ", 1)[1].split(".")[0]
+            ) from None
+        path = self._store.path_of(workflow_id)
+        if workflow_id in self._running:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path)
+        try:
+            journal = await self._store.open(workflow_id)
+        except JournalLocked:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path) from None
+        try:
+            run = WorkflowRun(
+                spec=definition.spec,
+                workflow_id=workflow_id,
+                journal=journal,
+                arguments=arguments,
+            )
+        except BaseException:
+            await journal.close()
+            raise
+
+        async def execute() -> Any:
+            try:
+                return await run.execute()
+            finally:
+                self._running.pop(workflow_id, None)
+                await journal.close()
+
+        task = asyncio.get_running_loop().create_task(execute(), name=f"durable {workflow_id}")
+        self._running[workflow_id] = task
+        return WorkflowHandle(workflow_id, task)
+
+    async def run(
+        self,
+        workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+        /,
+        *args: *Ts,
+        id: str | None = None,
+    ) -> R:
+        """Run the workflow (or resume it from its journal) and return its result.
+
+        A finished workflow returns its recorded result, or re-raises its recorded failure,
+        without running anything. Cancelling this call stops the run; it resumes later.
+
+        Raises:
+            WorkflowFailed: the workflow raised; its recorded failure (with the cause).
+            NonDeterminismError: the code diverged from the journal; nothing was written.
+            and what start() raises.
+        """
+        handle = await self.start(workflow, *args, id=id)
+        return await handle._task
+
+    async def recover(self) -> list[WorkflowHandle[Any]]:
+        """Resume every unfinished workflow of the directory; their handles.
+
+        Workflows held by another runner are skipped. Checks every journal first, so an
+        unknown workflow name starts nothing.
+
+        Raises:
+            UnknownWorkflow: a journal names a workflow this runtime does not know.
+        """
+        unfinished: list[tuple[str, Workflow[..., Any]]] = []
+        for name in await self._store.list():
+            if name in self._running:
+                continue
+            stored = await self._store.read(name)
+            if not stored:
+                continue
+            start = decode(stored[0].payload, path=name, offset=stored[0].offset)
+            last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
+            if isinstance(last, dict) and last.get("k") == records.END:
+                continue
+            workflow_name = start.get("wf") if isinstance(start, dict) else None
+            workflow = self._workflows.get(str(workflow_name))
+            if workflow is None:
+                raise UnknownWorkflow(
+                    workflow_id=name, name=str(workflow_name), known=sorted(self._workflows)
+                )
+            unfinished.append((name, workflow))
+        handles = []
+        for name, workflow in unfinished:
+            try:
+                handles.append(await self._start(workflow, name, None))
+            except WorkflowAlreadyRunning:
+                logger.info("recover: workflow %s is running elsewhere; skipped", name)
+        return handles
+
+    async def close(self) -> None:
+        """Stop the workflows still running (they resume later) and release the directory."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._store.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+_default_runtime: Runtime | None = None
+
+
+def default_runtime() -> Runtime:
+    """The runtime durable.run() and durable.start() use, created on first use."""
+    global _default_runtime  # noqa: PLW0603 (the one lazily created default runtime)
+    if _default_runtime is None:
+        _default_runtime = Runtime()
+    return _default_runtime
+
+
+async def run(
+    workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+    /,
+    *args: *Ts,
+    id: str | None = None,
+) -> R:
+    """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run."""
+    return await default_runtime().run(workflow, *args, id=id)
+
+
+async def start(
+    workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+    /,
+    *args: *Ts,
+    id: str | None = None,
+) -> WorkflowHandle[R]:
+    """Start a workflow on the default runtime; see Runtime.start."""
+    return await default_runtime().start(workflow, *args, id=id)

@@ -1,0 +1,399 @@
+"""Workflows and activities end to end: run, resume, replay, failures, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import durable
+from durable import RetryPolicy, Runtime
+
+pytestmark = pytest.mark.anyio
+
+FAST = RetryPolicy(initial_interval=0.01, maximum_attempts=3)
+
+
+class Calls(Counter[str]):
+    """How often each activity body ran (the side effects a journal must not repeat)."""
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+def order_flow(calls: Calls, gate: asyncio.Event | None = None) -> durable.Workflow[[str], str]:
+    @durable.activity
+    async def charge(order: str) -> str:
+        calls["charge"] += 1
+        return f"pay-{order}"
+
+    @durable.activity
+    def reserve(order: str) -> int:  # sync: runs in a worker thread
+        calls["reserve"] += 1
+        return 3
+
+    @durable.activity
+    async def ship(order: str, payment: str) -> str:
+        calls["ship"] += 1
+        if gate is not None:
+            await gate.wait()
+        return f"track-{order}-{payment}"
+
+    @durable.workflow(name="order")
+    async def order(order_id: str) -> str:
+        payment = await charge(order_id)
+        count = await reserve(order_id)
+        tracking = await ship(order_id, payment)
+        return f"{tracking}x{count}"
+
+    return order
+
+
+async def test_a_workflow_runs_and_a_finished_one_is_not_run_again(
+    journal_dir: Path, calls: Calls
+) -> None:
+    order = order_flow(calls)
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(order, "42", id="order-42") == "track-42-pay-42x3"
+        assert await runtime.run(order, "42", id="order-42") == "track-42-pay-42x3"
+    assert calls == {"charge": 1, "reserve": 1, "ship": 1}
+
+
+async def test_a_stopped_workflow_resumes_without_repeating_recorded_steps(
+    journal_dir: Path, calls: Calls
+) -> None:
+    gate = asyncio.Event()
+    order = order_flow(calls, gate)
+    async with Runtime(journal_dir) as runtime:
+        handle = await runtime.start(order, "7", id="order-7")
+        while calls["ship"] == 0:
+            await asyncio.sleep(0.01)
+    assert not handle.done() or handle._task.cancelled()
+    gate.set()
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(order, "7", id="order-7") == "track-7-pay-7x3"
+    assert calls == {"charge": 1, "reserve": 1, "ship": 2}, "only the in-flight step re-ran"
+
+
+async def test_recover_resumes_every_unfinished_workflow(journal_dir: Path, calls: Calls) -> None:
+    gate = asyncio.Event()
+    order = order_flow(calls, gate)
+    async with Runtime(journal_dir) as runtime:
+        for index in range(3):
+            await runtime.start(order, str(index), id=f"order-{index}")
+        while calls["ship"] < 3:
+            await asyncio.sleep(0.01)
+    gate.set()
+    async with Runtime(journal_dir, workflows=[order]) as runtime:
+        handles = await runtime.recover()
+        assert sorted(handle.id for handle in handles) == ["order-0", "order-1", "order-2"]
+        results = [await handle.result() for handle in handles]
+        assert await runtime.recover() == []
+    assert sorted(results) == [f"track-{i}-pay-{i}x3" for i in range(3)]
+    assert calls["charge"] == 3
+
+
+async def test_recover_names_an_unknown_workflow(journal_dir: Path, calls: Calls) -> None:
+    async with Runtime(journal_dir) as runtime:
+        gate = asyncio.Event()
+        await runtime.start(order_flow(calls, gate), "1", id="order-1")
+        while calls["ship"] < 1:
+            await asyncio.sleep(0.01)
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.UnknownWorkflow, match="'order'"):
+            await runtime.recover()
+
+
+async def test_the_default_id_comes_from_the_arguments(journal_dir: Path, calls: Calls) -> None:
+    order = order_flow(calls)
+    async with Runtime(journal_dir) as runtime:
+        first = await runtime.start(order, "9")
+        await first.result()
+        second = await runtime.start(order, "9")
+        assert second.id == first.id
+        assert first.id.startswith("order-")
+        await second.result()
+    assert calls["charge"] == 1
+
+
+async def test_a_failing_workflow_is_recorded_as_failed(journal_dir: Path, calls: Calls) -> None:
+    @durable.workflow
+    async def broken(amount: int) -> int:
+        calls["body"] += 1
+        raise ValueError(f"bad amount {amount}")
+
+    async with Runtime(journal_dir) as runtime:
+        for _ in range(2):
+            with pytest.raises(durable.WorkflowFailed, match="ValueError: bad amount 5") as info:
+                await runtime.run(broken, 5, id="broken")
+            assert info.value.error_type == "ValueError"
+            assert "bad amount 5" in info.value.traceback
+    assert calls["body"] == 1
+
+
+async def test_retries_then_activity_error_the_workflow_can_catch(
+    journal_dir: Path, calls: Calls
+) -> None:
+    @durable.activity(retry=FAST)
+    async def flaky() -> str:
+        calls["flaky"] += 1
+        raise ConnectionError("card network down")
+
+    @durable.workflow
+    async def caller() -> str:
+        try:
+            return await flaky()
+        except durable.ActivityError as error:
+            return f"{error.error_type} after {error.attempts}: {error.message}"
+
+    async with Runtime(journal_dir) as runtime:
+        result = await runtime.run(caller, id="caller")
+    assert result == "ConnectionError after 3: card network down"
+    assert calls["flaky"] == 3
+
+
+async def test_an_activity_succeeding_on_a_retry_keeps_one_idempotency_key(
+    journal_dir: Path, calls: Calls
+) -> None:
+    keys: list[tuple[str, int]] = []
+
+    @durable.activity(retry=FAST)
+    def charge() -> str:
+        info = durable.activity_info()
+        keys.append((info.idempotency_key, info.attempt))
+        if info.attempt < 3:
+            raise TimeoutError("gateway slow")
+        return "ok"
+
+    @durable.workflow
+    async def pay() -> str:
+        return await charge()
+
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(pay, id="pay-1") == "ok"
+    assert keys == [("pay-1/0", 1), ("pay-1/0", 2), ("pay-1/0", 3)]
+
+
+async def test_non_retryable_errors_fail_at_once(journal_dir: Path, calls: Calls) -> None:
+    class CardDeclined(Exception):
+        pass
+
+    @durable.activity(retry=RetryPolicy(initial_interval=0.01, non_retryable_errors=[CardDeclined]))
+    async def charge() -> None:
+        calls["charge"] += 1
+        raise CardDeclined("insufficient funds")
+
+    @durable.workflow
+    async def pay() -> None:
+        await charge()
+
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.WorkflowFailed, match="ActivityError"):
+            await runtime.run(pay, id="declined")
+    assert calls["charge"] == 1
+
+
+async def test_an_attempt_over_its_timeout_is_retried(journal_dir: Path, calls: Calls) -> None:
+    @durable.activity(timeout=0.05, retry=FAST)
+    async def slow() -> str:
+        calls["slow"] += 1
+        if calls["slow"] == 1:
+            await asyncio.sleep(10)
+        return "fast enough"
+
+    @durable.workflow
+    async def flow() -> str:
+        return await slow()
+
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(flow, id="timeouts") == "fast enough"
+    assert calls["slow"] == 2
+
+
+async def test_a_timer_keeps_its_original_fire_time_across_a_restart(journal_dir: Path) -> None:
+    @durable.workflow
+    async def nap() -> float:
+        await durable.sleep("0.4s")
+        return durable.now().timestamp()
+
+    began = time.time()
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(nap, id="nap")
+        await asyncio.sleep(0.1)
+    async with Runtime(journal_dir) as runtime:
+        woke = await runtime.run(nap, id="nap")
+    finished = time.time()
+    assert woke >= began + 0.4
+    assert finished - began < 0.4 + 0.3, "the restart did not start a new 0.4 s sleep"
+
+
+async def test_now_random_and_uuid_replay_identically(journal_dir: Path, calls: Calls) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity
+    async def step() -> None:
+        calls["step"] += 1
+        if calls["step"] == 1:
+            await gate.wait()
+
+    @durable.workflow
+    async def draws() -> list[str]:
+        before = [str(durable.now()), str(durable.random()), str(durable.uuid4())]
+        await step()
+        return [*before, str(durable.random()), durable.workflow_info().workflow_id]
+
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(draws, id="draws")
+        while calls["step"] == 0:
+            await asyncio.sleep(0.01)
+    async with Runtime(journal_dir) as runtime:
+        resumed = await runtime.run(draws, id="draws")
+        again = await runtime.run(draws, id="draws")
+    assert resumed == again
+    assert resumed[-1] == "draws"
+
+
+async def test_at_most_once_turns_an_in_doubt_call_into_in_doubt_error(
+    journal_dir: Path, calls: Calls
+) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity(at_most_once=True)
+    async def transfer() -> None:
+        calls["transfer"] += 1
+        await gate.wait()
+
+    @durable.workflow
+    async def wire() -> str:
+        try:
+            await transfer()
+        except durable.InDoubtError as error:
+            return f"in doubt at step {error.position}"
+        return "sent"
+
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(wire, id="wire")
+        while calls["transfer"] == 0:
+            await asyncio.sleep(0.01)
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(wire, id="wire") == "in doubt at step 0"
+    assert calls["transfer"] == 1
+
+
+async def test_a_changed_workflow_raises_non_determinism_error(
+    journal_dir: Path, calls: Calls
+) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity
+    async def charge() -> None:
+        calls["charge"] += 1
+
+    @durable.activity
+    async def refund() -> None:
+        calls["refund"] += 1
+
+    @durable.activity
+    async def wait() -> None:
+        await gate.wait()
+
+    @durable.workflow(name="flow")
+    async def v1() -> None:
+        await charge()
+        await wait()
+
+    @durable.workflow(name="flow")
+    async def v2() -> None:
+        await refund()
+        await wait()
+
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(v1, id="flow")
+        while calls["charge"] == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    before = (journal_dir / "flow.journal").read_bytes()
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.NonDeterminismError) as info:
+            await runtime.run(v2, id="flow")
+    error = info.value
+    assert error.position == 0
+    assert ".charge'" in error.recorded
+    assert ".refund'" in error.requested
+    assert error.call_site.startswith(__file__)
+    assert (journal_dir / "flow.journal").read_bytes() == before, "nothing was written"
+    assert calls["refund"] == 0
+
+
+async def test_a_second_runner_of_one_workflow_is_refused(journal_dir: Path) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity
+    async def wait() -> None:
+        await gate.wait()
+
+    @durable.workflow
+    async def flow() -> None:
+        await wait()
+
+    async with Runtime(journal_dir) as runtime:
+        handle = await runtime.start(flow, id="only-one")
+        with pytest.raises(durable.WorkflowAlreadyRunning, match="only-one"):
+            await runtime.start(flow, id="only-one")
+        async with Runtime(journal_dir) as other:
+            with pytest.raises(durable.WorkflowAlreadyRunning):
+                await other.start(flow, id="only-one")
+        gate.set()
+        await handle.result()
+
+
+async def test_bad_input_gets_clear_errors(journal_dir: Path) -> None:
+    async def plain() -> None:
+        pass
+
+    @durable.workflow
+    async def takes(value: object) -> None:
+        pass
+
+    with pytest.raises(durable.WorkflowDefinitionError, match="async def"):
+        durable.workflow(lambda: None)  # type: ignore[arg-type,return-value]
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.WorkflowDefinitionError, match=r"@durable\.workflow"):
+            await runtime.run(plain)
+        with pytest.raises(durable.InvalidWorkflowId, match="path separator"):
+            await runtime.run(takes, 1, id="../etc/passwd")
+        with pytest.raises(durable.SerializationError, match="object"):
+            await runtime.run(takes, object(), id="unencodable")
+    assert not (journal_dir / "unencodable.journal").exists()
+
+
+async def test_activities_called_outside_a_workflow_just_run(calls: Calls) -> None:
+    order = order_flow(calls)
+    assert await order("5") == "track-5-pay-5x3"
+    assert calls == {"charge": 1, "reserve": 1, "ship": 1}
+    with pytest.raises(durable.OutsideWorkflowError):
+        durable.workflow_info()
+
+
+async def test_a_thousand_concurrent_workflows_finish(journal_dir: Path, calls: Calls) -> None:
+    @durable.activity
+    async def double(value: int) -> int:
+        calls["double"] += 1
+        return value * 2
+
+    @durable.workflow
+    async def compute(value: int) -> int:
+        first = await double(value)
+        await asyncio.sleep(0.01)
+        return await double(first)
+
+    async with Runtime(journal_dir) as runtime:
+        handles = [await runtime.start(compute, index, id=f"c-{index}") for index in range(1000)]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+    assert results == [index * 4 for index in range(1000)]
+    assert calls["double"] == 2000

@@ -1,0 +1,63 @@
+"""Static typing of the public API, checked by `mypy --strict` in CI (not run by pytest).
+
+`assert_type` pins what must infer; `# type: ignore[...]` marks calls that must be errors
+(with warn_unused_ignores, a call that stopped being an error fails the check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import assert_type
+
+import durable
+from durable import RetryPolicy
+
+
+@dataclass
+class Order:
+    id: str
+    amount: int
+
+
+@durable.activity(timeout="30s", retry=RetryPolicy(maximum_attempts=3))
+async def charge_payment(order: Order) -> str:
+    return order.id
+
+
+@durable.activity
+def update_inventory(items: list[str]) -> None:
+    pass
+
+
+@durable.activity(name="email")
+def send_email(address: str, body: str) -> bool:
+    return True
+
+
+@durable.workflow
+async def order_workflow(order: Order) -> str:
+    payment = await charge_payment(order)
+    assert_type(payment, str)
+    assert_type(await update_inventory(["a"]), None)
+    assert_type(await send_email("a@example.com", body="hi"), bool)
+    await durable.sleep("2 hours")
+    assert_type(durable.now().year, int)
+    assert_type(durable.random(), float)
+    assert_type(durable.workflow_info().workflow_id, str)
+    await charge_payment("not an order")  # type: ignore[arg-type]
+    await send_email("a@example.com")  # type: ignore[call-arg]
+    return payment
+
+
+async def main() -> None:
+    order = Order("o-1", 100)
+    assert_type(await durable.run(order_workflow, order, id="order-42"), str)
+    async with durable.Runtime("journals") as runtime:
+        handle = await runtime.start(order_workflow, order)
+        assert_type(handle, durable.WorkflowHandle[str])
+        assert_type(await handle.result(), str)
+        assert_type(await runtime.run(order_workflow, order), str)
+    await durable.run(order_workflow, "not an order")  # type: ignore[arg-type]
+    await durable.run(order_workflow, order, order)  # type: ignore[arg-type]
+    update_inventory.fn(["a"])  # the undecorated function, called plainly
+    update_inventory.fn(3)  # type: ignore[arg-type]
