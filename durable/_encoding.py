@@ -25,7 +25,9 @@ change or reuse one, only add new ones.
     tz is nil (naive), a zoneinfo key such as "Europe/Paris" (looked up in the system time
     zone database, or the tzdata package when it has none), or [UTC offset in microseconds,
     name or nil] for a fixed offset (datetime.timezone; nil: the default "UTC+01:00" name).
-    Code -1 is msgpack's own timestamp, never written by durable.
+    Tuples and sets nest at most 32 deep (each level is a payload of its own). Code -1 is
+    msgpack's own timestamp, never written by durable. Subclasses of the types above and of
+    msgpack's (IntEnum, OrderedDict, a NamedTuple) are stored as their base type.
 """
 
 from __future__ import annotations
@@ -170,9 +172,23 @@ class _Encoder:
             raise self.refuse(value, f"tuples and sets nest at most {_MAX_EXT_DEPTH} deep")
         self.depth += 1
         try:
-            return msgpack.ExtType(code, _pack(list(value), self))
+            if code == _TUPLE:
+                return msgpack.ExtType(code, _pack(list(value), self))
+            # A set's iteration order changes with the hash seed; sorted by encoding, the
+            # same set always encodes to the same bytes (argument digests depend on it).
+            packed = sorted(_pack(item, self) for item in value)
+            return msgpack.ExtType(code, _array_header(len(packed)) + b"".join(packed))
         finally:
             self.depth -= 1
+
+
+def _array_header(length: int) -> bytes:
+    """Msgpack's array header for `length` items (fixarray, array 16 or array 32)."""
+    if length < 16:
+        return bytes([0x90 | length])
+    if length < 1 << 16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
 
 
 def _int(encoder: _Encoder, value: int) -> int:

@@ -5,10 +5,11 @@ import collections
 import dataclasses
 import enum
 import inspect
+import subprocess
 import sys
 import types
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, NamedTuple, NewType, Optional, TypeVar, Union
 from uuid import UUID
@@ -76,7 +77,7 @@ def test_hostile_payloads_fail_fast_and_name_the_place(payload: bytes, what: str
 # --- the types beyond msgpack's own ---------------------------------------------------------
 
 offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23))
-zones = st.none() | st.just(timezone.utc) | st.builds(timezone, offsets)
+zones = st.none() | st.just(UTC) | st.builds(timezone, offsets)
 hashable_atoms = (
     st.integers(-(2**63), 2**63 - 1)
     | st.text(max_size=5)
@@ -145,13 +146,13 @@ def test_time_zones_are_kept() -> None:
         pytest.skip("no time zone database")
     autumn = datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=paris)
     india = timezone(timedelta(hours=5, minutes=30), "IST")
-    values = [autumn, datetime(2024, 1, 1, tzinfo=india), datetime(2024, 1, 1, tzinfo=timezone.utc)]
+    values = [autumn, datetime(2024, 1, 1, tzinfo=india), datetime(2024, 1, 1, tzinfo=UTC)]
     decoded = decode(encode(values), path="j", offset=0)
     assert decoded[0].tzinfo is paris
     assert decoded[0].fold == 1
     assert decoded[0].utcoffset() == autumn.utcoffset()
     assert decoded[1].tzname() == "IST"
-    assert decoded[2].tzinfo is timezone.utc
+    assert decoded[2].tzinfo is UTC
 
 
 def test_other_tzinfo_classes_are_kept_as_their_offset() -> None:
@@ -162,15 +163,18 @@ def test_other_tzinfo_classes_are_kept_as_their_offset() -> None:
         def tzname(self, dt: datetime | None) -> str:
             return "BRT"
 
-    class Nowhere(tzinfo):
-        def utcoffset(self, dt: datetime | None) -> None:
+        def dst(self, dt: datetime | None) -> None:
+            return None
+
+    class Nowhere(Fixed):
+        def utcoffset(self, dt: datetime | None) -> None:  # type: ignore[override]
             return None
 
     moment = datetime(2024, 5, 1, 12, tzinfo=Fixed())
     decoded = decode(encode(moment), path="j", offset=0)
     assert decoded == moment
     assert (decoded.utcoffset(), decoded.tzname()) == (timedelta(hours=-3), "BRT")
-    with pytest.raises(SerializationError, match="time.*no UTC offset"):
+    with pytest.raises(SerializationError, match=r"time.*no UTC offset"):
         encode(time(1, tzinfo=Nowhere()))
 
 
@@ -198,9 +202,9 @@ class Text(str):
 
 
 def test_enums_and_subclasses_of_natives_are_stored_plain() -> None:
-    value = [Color.RED, Size.LARGE, Mode.FAST, Pair(1, "a"), Text("t"), collections.OrderedDict(a=1)]
+    value = [Color.RED, Size.LARGE, Mode.FAST, Pair(1, "a"), Text("t"), collections.OrderedDict()]
     decoded = decode(encode(value), path="j", offset=0)
-    assert_same(decoded, ["red", 2, "fast", (1, "a"), "t", {"a": 1}])
+    assert_same(decoded, ["red", 2, "fast", (1, "a"), "t", {}])
     assert_same(decode(encode([True, 1, False, 0.0]), path="j", offset=0), [True, 1, False, 0.0])
 
 
@@ -220,7 +224,7 @@ class Order:
     tags: frozenset[str] = frozenset()
     pair: tuple[Item, int] | None = None
     by_sku: dict[str, Item] = dataclasses.field(default_factory=dict)
-    total: Decimal = dataclasses.field(init=False, default=Decimal(0))
+    total: Decimal = dataclasses.field(init=False, default=Decimal(0), compare=False)
     parent: Order | None = None
 
 
@@ -229,7 +233,7 @@ def sample_order() -> Order:
     order = Order(
         7,
         items,
-        datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
         gift=Item("g"),
         tags=frozenset({"x"}),
         pair=(Item("p"), 3),
@@ -250,16 +254,14 @@ def test_dataclasses_convert_back_recursively() -> None:
     decoded = decode(encode(order), path="j", offset=0)
     assert decoded["total"] == Decimal("9.95")
     rebuilt = convert(decoded, Order)
-    assert rebuilt.total == Decimal(0)  # init=False: not passed, so its default
-    rebuilt.total = order.total
     assert rebuilt == order
+    assert rebuilt.total == Decimal(0)  # init=False: not passed, so its default
     assert isinstance(rebuilt.items[0].color, Color)
     assert type(rebuilt.pair) is tuple
     stored = decode(encode([order, None]), path="j", offset=0)
-    for annotation in [list[Optional[Order]], Sequence[Order | None]]:  # noqa: UP045
-        rebuilt_list = convert(stored, annotation)
-        assert [o and dataclasses.replace(o) for o in rebuilt_list] == [rebuilt, None]
-    assert convert({"o": stored[0]}, dict[str, Order])["o"].items == order.items
+    assert convert(stored, list[Optional[Order]]) == [order, None]  # noqa: UP045
+    assert convert(stored, Sequence[Order | None]) == [order, None]
+    assert convert({"o": stored[0]}, dict[str, Order]) == {"o": order}
 
 
 def test_missing_fields_with_defaults_and_unknown_keys_are_tolerated() -> None:
@@ -390,7 +392,7 @@ def test_real_pydantic_models_round_trip() -> None:
     stored = decode(encode(model), path="j", offset=0)
     assert_same(stored, {"color": "blue", "placed": datetime(2024, 1, 1), "sizes": (1, 2)})
     assert convert(stored, Model) == model
-    with pytest.raises(SerializationError, match="as Model"):
+    with pytest.raises(SerializationError, match="Model from the recorded dict"):
         convert({"color": "purple"}, Model)
 
 
@@ -414,10 +416,10 @@ def test_unsupported_values_name_the_activity_and_what_to_do() -> None:
     assert "convert the value" in message
     with pytest.raises(SerializationError, match="64-bit"):
         encode([Size.SMALL, 2**64])
+    deep: tuple[object, ...] = ()
+    for _ in range(100):
+        deep = (deep,)
     with pytest.raises(SerializationError, match="nest at most"):
-        deep: tuple[object, ...] = ()
-        for _ in range(100):
-            deep = (deep,)
         encode(deep)
 
 
@@ -480,13 +482,13 @@ def test_decode_never_imports_nor_looks_up_classes(monkeypatch: pytest.MonkeyPat
     try:
         zone = ZoneInfo("UTC")
     except ZoneInfoNotFoundError:  # pragma: no cover - no time zone database here
-        zone = timezone.utc
+        zone = UTC
     value = [
         (1, {2}, frozenset({3})),
         datetime(2024, 1, 1, tzinfo=zone),
         datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=2))),
         date(2024, 1, 1),
-        time(1, tzinfo=timezone.utc),
+        time(1, tzinfo=UTC),
         timedelta(1),
         Decimal("1.5"),
         UUID(int=5),
@@ -513,3 +515,20 @@ def test_decode_never_imports_nor_looks_up_classes(monkeypatch: pytest.MonkeyPat
     assert set(sys.modules) == modules
     assert decoded[-1] == {"__class__": "os.system", "__reduce__": ["os", "system"]}
     assert decoded[-2]["items"][0] == {"sku": "a", "quantity": 2, "color": "blue"}
+
+
+def test_a_set_encodes_to_the_same_bytes_whatever_the_hash_seed() -> None:
+    script = (
+        "from durable._encoding import encode; print(encode({'a', 'bb', 'c', 'dd', 'e'}).hex())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={"PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(outputs) == 1

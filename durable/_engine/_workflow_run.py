@@ -342,6 +342,8 @@ class WorkflowRun(TimerScheduler):
             self._journal.write(payload)
         await self._journal.append(batch[-1])  # one sync makes the whole batch durable
         for payload in batch:
+            if self._main is not None and self._main.done():
+                break  # as on replay: nothing is delivered once the workflow returned
             self._deliver(decode(payload, path=self.workflow_id, offset=-1))
 
     def _post(self, payload: bytes) -> None:
