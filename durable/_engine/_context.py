@@ -59,7 +59,9 @@ class ActivityInfo:
         return f"{self.workflow_id}/{self.step}"
 
 
-current_activity: ContextVar[ActivityInfo | None] = ContextVar(
+# (workflow id, activity name, step, attempt): a tuple, built on every attempt, is cheaper
+# than an ActivityInfo; activity_info() builds that only when asked.
+current_activity: ContextVar[tuple[str, str, int, int] | None] = ContextVar(
     "durable_current_activity", default=None
 )
 

@@ -16,8 +16,8 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from .._errors import (
     InDoubtError,
     JournalCorrupted,
     NonDeterminismError,
+    SerializationError,
     UnsupportedJournalFormat,
     WorkflowDefinitionError,
     WorkflowFailed,
@@ -50,26 +51,36 @@ class _Diverged(BaseException):
     """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
 
 
-@dataclass
 class _Command:
     """A step the code asked for and whose outcome is not delivered yet."""
 
-    step: int
-    description: str
-    future: asyncio.Future[Any] | None = None  # activities
-    handle: asyncio.TimerHandle | None = None  # timers
-    spec: ActivitySpec | None = None
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    digest: str = ""
-    host: asyncio.Task[bytes] | asyncio.TimerHandle | None = None
+    __slots__ = ("args", "digest", "future", "handle", "host", "kwargs", "spec", "step")
+
+    def __init__(
+        self,
+        step: int,
+        future: asyncio.Future[Any] | None,  # activities
+        handle: asyncio.TimerHandle | None,  # timers
+        *,
+        spec: ActivitySpec | None = None,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        digest: str = "",
+    ) -> None:
+        self.step = step
+        self.future = future
+        self.handle = handle
+        self.spec = spec
+        self.args = args or []
+        self.kwargs = kwargs or {}
+        self.digest = digest
+        self.host: asyncio.Task[None] | asyncio.TimerHandle | _InlineStart | None = None
 
 
 @dataclass
 class _Recorded:
     """What the journal holds about one step, gathered before replay starts."""
 
-    description: str
     kind: str  # "activity" or "timer"
     name: str = ""
     digest: str = ""
@@ -78,6 +89,12 @@ class _Recorded:
     retry_at: float | None = None  # set when the last record is a "retry"
     outcome: bool = False
 
+    @property
+    def description(self) -> str:
+        if self.kind == "activity":
+            return _activity_description(self.name, self.digest)
+        return f"a timer firing at {_iso(self.fire_at)}"
+
 
 def digest_of(encoded_arguments: bytes) -> str:
     return hashlib.blake2b(encoded_arguments, digest_size=8).hexdigest()
@@ -85,6 +102,40 @@ def digest_of(encoded_arguments: bytes) -> str:
 
 def _activity_description(name: str, digest: str) -> str:
     return f"activity {name!r} (arguments digest {digest})"
+
+
+class _CommandFuture(asyncio.Future[Any]):
+    """An activity's outcome as workflow code awaits it; cancelling it stops the activity.
+
+    Overriding cancel() (which Task.cancel, wait_for and timeouts all call on the future a
+    task waits for) spares a done-callback, and its loop iteration, on every step.
+    """
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, run: WorkflowRun, step: int) -> None:
+        super().__init__(loop=loop)
+        self._run = run
+        self._step = step
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg=msg):
+            return False
+        self._run.command_cancelled(self._step)
+        return True
+
+
+class _InlineStart:
+    """An activity to run in the draining task once its drain ends (see _run_and_post)."""
+
+    __slots__ = ("cancelled", "coroutine", "step")
+
+    def __init__(self, step: int, coroutine: Coroutine[Any, Any, bytes]) -> None:
+        self.step = step
+        self.coroutine = coroutine
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.coroutine.close()
 
 
 class WorkflowRun(TimerScheduler):
@@ -127,9 +178,13 @@ class WorkflowRun(TimerScheduler):
         )
         self._next_step = 0
         self._pending: dict[int, _Command] = {}
+        self._pending_activities = 0  # how many of _pending are activities
         self._new: list[_Command] = []
         self._outcomes: collections.deque[bytes] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
+        self._draining = False
+        self._inline_open = False  # an activity task is draining: it can run one more
+        self._inline: _InlineStart | None = None
         self._live = False
         self._evicting = False
         self._divergence: NonDeterminismError | None = None
@@ -195,7 +250,6 @@ class WorkflowRun(TimerScheduler):
             if kind == records.SCHEDULED:
                 if recorded is None:
                     recorded = self._recorded[step] = _Recorded(
-                        description=_activity_description(record["a"], record["d"]),
                         kind="activity",
                         name=record["a"],
                         digest=record["d"],
@@ -205,7 +259,6 @@ class WorkflowRun(TimerScheduler):
                 recorded.attempt, recorded.retry_at = record["n"], record["at"]
             elif kind == records.TIMER:
                 self._recorded[step] = _Recorded(
-                    description=f"a timer firing at {_iso(record['at'])}",
                     kind="timer",
                     fire_at=record["at"],
                 )
@@ -255,9 +308,12 @@ class WorkflowRun(TimerScheduler):
             self._replay_events = []
             self._live = True
             self._start_new()
-            while not main.done():
-                await self._flush_if_only_sleeping()
-                await self._next_outcomes()
+            self._check_progress()
+            while not main.done() and self._fatal is None:
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
+            if self._fatal is not None:
+                raise self._fatal
             return await self._finish(main)
         finally:
             self._teardown()
@@ -282,7 +338,7 @@ class WorkflowRun(TimerScheduler):
                 call_site="the workflow's last await",
             )
         self.delivered += 1
-        command = self._pending.pop(step, None)
+        command = self._forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
         self.loop.set_time(event["t"])
@@ -296,14 +352,15 @@ class WorkflowRun(TimerScheduler):
                 if "e" in event:
                     command.future.set_exception(self._activity_error(command, event))
                 else:
-                    command.future.set_result(
-                        convert(
-                            event["r"],
-                            command.spec.return_type,
-                            context=f"the result of activity {command.spec.name!r}",
-                        )
-                    )
+                    command.future.set_result(self._rebuild(event["r"], command.spec))
         self._step()
+
+    @staticmethod
+    def _rebuild(value: Any, spec: ActivitySpec) -> Any:
+        try:
+            return convert(value, spec.return_type)
+        except SerializationError:  # again, with the message naming the activity
+            return convert(value, spec.return_type, context=f"the result of {spec.name!r}")
 
     def _activity_error(self, command: _Command, event: dict[str, Any]) -> DurableError:
         assert command.spec is not None
@@ -321,46 +378,73 @@ class WorkflowRun(TimerScheduler):
             traceback=error.get("tb", ""),
         )
 
-    async def _next_outcomes(self) -> None:
-        if not self._outcomes:
-            if not self._pending and self._fatal is None:
-                raise WorkflowDefinitionError(
+    # Live outcomes: whoever posts one while nobody is draining drains the queue (an
+    # activity's own task, inline; a timer via a new task). Draining journals a batch with one
+    # sync and then delivers it in journal order, so a step costs no hop to another task.
+
+    def _post(self, payload: bytes) -> None:
+        """Queue an outcome from a callback (a timer); a task drains it."""
+        self._outcomes.append(payload)
+        if not self._draining:
+            self._post_pending()
+
+    async def _drain(self) -> None:
+        self._draining = True
+        try:
+            while self._outcomes and self._fatal is None and not self._main_done():
+                batch = list(self._outcomes)
+                self._outcomes.clear()
+                for payload in batch[:-1]:
+                    self._journal.write(payload)
+                await self._journal.append(batch[-1])  # one sync makes the batch durable
+                for payload in batch:
+                    if self._main_done():
+                        break  # as on replay: nothing is delivered once the workflow returned
+                    self._deliver(decode(payload, path=self.workflow_id, offset=-1))
+            if not self._main_done() and self._fatal is None:
+                if not self._outcomes and not self._pending_activities:
+                    await self._journal.flush()  # timer records: no outcome will sync them
+                self._check_progress()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # a journal failure, a divergence: the run stops
+            self._fail(error)
+        finally:
+            self._draining = False
+        if self._main_done():
+            self._wake()
+        elif self._outcomes and self._fatal is None:
+            self._post_pending()
+
+    def _post_pending(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._drain())
+        self._host_tasks.add(task)
+        task.add_done_callback(self._host_tasks.discard)
+
+    def _main_done(self) -> bool:
+        return self._main is not None and self._main.done()
+
+    def _check_progress(self) -> None:
+        """Fail a workflow that waits on nothing that could ever wake it."""
+        if not self._pending and not self._outcomes and not self._main_done():
+            self._fail(
+                WorkflowDefinitionError(
                     f"workflow {self.workflow_id!r} is waiting on something that is not an "
                     "activity, a timer or one of its own tasks, so it can never resume: await "
                     "only activities, durable.sleep / asyncio.sleep and tasks of the workflow"
                 )
-            self._wakeup = asyncio.get_running_loop().create_future()
-            try:
-                await self._wakeup
-            finally:
-                self._wakeup = None
-        if self._fatal is not None:
-            raise self._fatal
-        batch = list(self._outcomes)
-        self._outcomes.clear()
-        for payload in batch[:-1]:
-            self._journal.write(payload)
-        await self._journal.append(batch[-1])  # one sync makes the whole batch durable
-        for payload in batch:
-            if self._main is not None and self._main.done():
-                break  # as on replay: nothing is delivered once the workflow returned
-            self._deliver(decode(payload, path=self.workflow_id, offset=-1))
+            )
+        elif self._outcomes and not self._draining:
+            self._post_pending()
 
-    def _post(self, payload: bytes) -> None:
-        self._outcomes.append(payload)
+    def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
     def _fail(self, error: BaseException) -> None:
         if self._fatal is None:
             self._fatal = error
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
-    async def _flush_if_only_sleeping(self) -> None:
-        """Sync timer records now when no activity outcome will sync them soon."""
-        if not self._outcomes and all(c.spec is None for c in self._pending.values()):
-            await self._journal.flush()
+        self._wake()
 
     async def _finish(self, main: asyncio.Task[Any]) -> Any:
         if main.cancelled():
@@ -403,6 +487,8 @@ class WorkflowRun(TimerScheduler):
                 command.host.cancel()
         for task in self._host_tasks:
             task.cancel()
+        if self._inline is not None:
+            self._inline.cancel()
         leftovers = asyncio.all_tasks(self.loop)
         if self._main is not None:
             leftovers.add(self._main)
@@ -419,7 +505,7 @@ class WorkflowRun(TimerScheduler):
 
     # -- commands from workflow code -------------------------------------------------------
 
-    def _new_step(self, description: str, kind: str, name: str = "", digest: str = "") -> int:
+    def _new_step(self, kind: str, name: str, digest: str, when: float = 0.0) -> int:
         if self._evicting:
             raise _Evicted()
         step = self._next_step
@@ -428,11 +514,16 @@ class WorkflowRun(TimerScheduler):
         if recorded is not None and (
             recorded.kind != kind or recorded.name != name or recorded.digest != digest
         ):
+            requested = (
+                _activity_description(name, digest)
+                if kind == "activity"
+                else f"a timer firing at {_iso(when)}"
+            )
             self._divergence = NonDeterminismError(
                 workflow_id=self.workflow_id,
                 position=step,
                 recorded=recorded.description,
-                requested=description,
+                requested=requested,
                 call_site=user_call_site(),
             )
             raise _Diverged()
@@ -442,48 +533,41 @@ class WorkflowRun(TimerScheduler):
         self, spec: ActivitySpec, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
         """Called from workflow code: a future for the activity's outcome at the next step."""
-        encoded = encode(
-            [list(args), kwargs],
-            context=f"the arguments of activity {spec.name!r}",
-            activity=spec.name,
-        )
+        encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = digest_of(encoded)
-        step = self._new_step(
-            _activity_description(spec.name, digest), "activity", spec.name, digest
-        )
-        future: asyncio.Future[Any] = self.loop.create_future()
+        step = self._new_step("activity", spec.name, digest)
+        future = _CommandFuture(loop=self.loop, run=self, step=step)
         command = _Command(
-            step=step,
-            description=spec.name,
-            future=future,
-            spec=spec,
-            args=list(args),
-            kwargs=dict(kwargs),
-            digest=digest,
+            step, future, None, spec=spec, args=list(args), kwargs=kwargs, digest=digest
         )
         self._pending[step] = command
-        future.add_done_callback(lambda done: self._cancelled(command, done))
+        self._pending_activities += 1
         self._new.append(command)
         return future
 
     def timer_requested(self, handle: StepTimer) -> None:
-        when = handle.when()
-        step = self._new_step(f"a timer firing at {_iso(when)}", "timer")
-        command = _Command(step=step, description="timer", handle=handle)
+        step = self._new_step("timer", "", "", when=handle.when())
+        command = _Command(step, None, handle)
         handle.step = step
         self._pending[step] = command
         self._new.append(command)
 
     def timer_cancelled(self, handle: StepTimer) -> None:
-        command = self._pending.pop(handle.step, None)
+        command = self._forget(handle.step)
         if command is not None and command.host is not None:
             command.host.cancel()
 
-    def _cancelled(self, command: _Command, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() and self._pending.get(command.step) is command:
-            del self._pending[command.step]
-            if command.host is not None:
-                command.host.cancel()
+    def _forget(self, step: int) -> _Command | None:
+        command = self._pending.pop(step, None)
+        if command is not None and command.spec is not None:
+            self._pending_activities -= 1
+        return command
+
+    def command_cancelled(self, step: int) -> None:
+        """Workflow code cancelled the wait for `step`: stop its activity, forget it."""
+        command = self._forget(step)
+        if command is not None and command.host is not None:
+            command.host.cancel()
 
     def _start_new(self) -> None:
         """Start, on the host loop, the commands the journal has no outcome for."""
@@ -527,34 +611,67 @@ class WorkflowRun(TimerScheduler):
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again
+        attempts = run_activity(
+            spec=spec,
+            workflow_id=self.workflow_id,
+            step=command.step,
+            digest=command.digest,
+            args=command.args,
+            kwargs=command.kwargs,
+            journal=self._journal,
+            first_attempt=first_attempt,
+            start_at=start_at,
+            sleep_until=self._sleep_until,
+        )
+        if self._inline_open and self._inline is None:
+            command.host = self._inline = _InlineStart(command.step, attempts)
+            return
         task = asyncio.get_running_loop().create_task(
-            run_activity(
-                spec=spec,
-                workflow_id=self.workflow_id,
-                step=command.step,
-                digest=command.digest,
-                args=command.args,
-                kwargs=command.kwargs,
-                journal=self._journal,
-                first_attempt=first_attempt,
-                start_at=start_at,
-                sleep_until=self._sleep_until,
-            ),
+            self._run_and_post(command.step, attempts),
             name=f"{self.workflow_id}/{command.step} {spec.name}",
         )
         command.host = task
         self._host_tasks.add(task)
-        task.add_done_callback(self._activity_finished)
 
-    def _activity_finished(self, task: asyncio.Task[bytes]) -> None:
-        self._host_tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            self._fail(error)  # the journal failed: the run cannot go on
-        else:
-            self._post(task.result())
+    async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None:
+        """Run an activity, queue its outcome, drain; then run inline the next one it started.
+
+        Running the activity the drain just started in this same task, instead of a new one,
+        saves a loop iteration per step of a sequential workflow.
+        """
+        task = asyncio.current_task()
+        try:
+            while True:
+                try:
+                    payload = await attempts
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as error:
+                    self._fail(error)  # the journal failed (or a bug): the run cannot go on
+                    raise
+                command = self._pending.get(step)
+                if command is not None and command.host is task:
+                    command.host = None  # done: cancelling the step must not cancel the drain
+                self._outcomes.append(payload)
+                if self._draining:
+                    return
+                self._inline_open = True
+                try:
+                    await self._drain()
+                finally:
+                    self._inline_open = False
+                queued, self._inline = self._inline, None
+                if queued is None or queued.cancelled:
+                    return
+                step, attempts = queued.step, queued.coroutine
+                command = self._pending.get(step)
+                if command is None:
+                    attempts.close()
+                    return
+                command.host = task
+        finally:
+            if task is not None:
+                self._host_tasks.discard(task)  # (teardown cancels the ones still listed)
 
     async def _sleep_until(self, when: float) -> None:
         delay = when - self._clock()

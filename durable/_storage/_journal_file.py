@@ -219,8 +219,7 @@ class JournalFile:
         self._target.write(self._frame(payload))
         loop = asyncio.get_running_loop()
         if self._committer.sync_inline(self._target, loop):
-            await asyncio.sleep(0)  # a suspension point, as on the threaded path
-            return
+            return  # (no extra suspension: it would cost a loop iteration per record)
         waiter = loop.create_future()
         self._committer.request_sync(self._target, waiter)
         await waiter
