@@ -466,6 +466,8 @@ class WorkflowRun(TimerScheduler):
             error = error_or_none
         if isinstance(error, _Diverged | _Evicted):
             raise self._divergence or error
+        if isinstance(error, WorkflowDefinitionError):
+            raise error  # misuse (I/O in workflow code): fix the code and run again; not final
         described = records.describe_error(error)
         await self._journal.append(encode({"k": records.END, "e": described, "t": self._clock()}))
         return self._outcome({"e": described}, error)

@@ -397,3 +397,35 @@ async def test_a_thousand_concurrent_workflows_finish(journal_dir: Path, calls: 
         results = await asyncio.gather(*(handle.result() for handle in handles))
     assert results == [index * 4 for index in range(1000)]
     assert calls["double"] == 2000
+
+
+async def test_io_in_workflow_code_is_refused_and_not_recorded(journal_dir: Path) -> None:
+    @durable.workflow
+    async def does_io() -> None:
+        await asyncio.to_thread(print, "from a thread")
+
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.WorkflowDefinitionError, match="activity"):
+            await runtime.run(does_io, id="io")
+        with pytest.raises(durable.WorkflowDefinitionError):  # not a recorded outcome
+            await runtime.run(does_io, id="io")
+
+
+async def test_a_journal_from_a_newer_engine_is_refused_untouched(journal_dir: Path) -> None:
+    from durable._encoding import encode  # noqa: PLC0415 (a test of the file format)
+    from tests.conftest import journal_bytes  # noqa: PLC0415
+
+    @durable.workflow(name="future")
+    async def future() -> None:
+        pass
+
+    journal_dir.mkdir(mode=0o700)
+    path = journal_dir / "future.journal"
+    path.write_bytes(
+        journal_bytes(encode({"k": "start", "v": 99, "wf": "future", "args": [], "t": 0.0}))
+    )
+    before = path.read_bytes()
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.UnsupportedJournalFormat, match="version 99"):
+            await runtime.run(future, id="future")
+    assert path.read_bytes() == before
