@@ -37,6 +37,15 @@ def _hints(fn: Callable[..., Any]) -> tuple[tuple[Any, ...], Any]:
     return tuple(parameters), hints.get("return", Any)
 
 
+def _keyword_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable: rebuild nothing
+        return {}
+    hints.pop("return", None)
+    return hints
+
+
 @final
 class Activity(Generic[P, R]):
     """A side effect a workflow awaits; its result is journaled and never recomputed.
@@ -172,7 +181,7 @@ class ActivityDecorator:
             raise WorkflowDefinitionError(
                 f"@durable.activity decorates a plain function (sync or async), not {fn!r}"
             )
-        _, returns = _hints(fn)
+        parameters, returns = _hints(fn)
         spec = ActivitySpec(
             name=self._name or str(getattr(fn, "__qualname__", repr(fn))),
             fn=fn,
@@ -181,6 +190,8 @@ class ActivityDecorator:
             retry=self._retry,
             at_most_once=self._at_most_once,
             return_type=returns,
+            parameter_types=parameters,
+            keyword_types=_keyword_hints(fn),
         )
         return Activity(fn, spec)
 

@@ -42,10 +42,13 @@ async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> 
 async def _attempt(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
     if spec.timeout is None:
         return await _call(spec, args, kwargs)
+    deadline = asyncio.timeout(spec.timeout)
     try:
-        async with asyncio.timeout(spec.timeout):
+        async with deadline:
             return await _call(spec, args, kwargs)
     except TimeoutError as error:
+        if not deadline.expired():
+            raise  # the activity's own TimeoutError, not its deadline
         raise ActivityTimeout(
             f"attempt did not finish within its {spec.timeout:g} s timeout"
         ) from error
@@ -95,9 +98,17 @@ async def run_activity(
                 activity=spec.name,
             )
         except SerializationError as error:
-            failure: Exception = error  # a result that cannot be journaled: not retried
+            failure: BaseException = error  # a result that cannot be journaled: not retried
             retry = False
-        except Exception as error:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except asyncio.CancelledError as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this attempt really is being cancelled (the workflow let go of it)
+            failure = error  # raised by the activity itself: a failure like any other
+            retry = spec.retry.retries_after(attempt, type(error))
+        except BaseException as error:  # the activity's failure, recorded
             failure = error
             retry = spec.retry.retries_after(attempt, type(error))
         finally:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
+import weakref
 from asyncio import events
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
@@ -56,6 +58,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self._stepping = False
         self._exception_handler: Any = None
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
         self.owner = owner  # the driver; how in-workflow calls find their workflow
 
     # -- what the driver uses ------------------------------------------------------------
@@ -64,20 +67,46 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         """Move the logical clock (never backwards) to the time of the event delivered next."""
         self._time = max(self._time, when)
 
-    def run_until_idle(self) -> None:
-        """Run ready callbacks until none are left; callbacks they schedule run too."""
+    def run_until_idle(self, limit: int | None = None) -> None:
+        """Run ready callbacks until none are left (or `limit` ran); new ones run too.
+
+        While it runs, this loop is the running loop and its async-generator hooks are
+        installed, so a generator abandoned in workflow code is closed here, its `finally`
+        journaled like any workflow code, not run on the host loop.
+        """
         previous = events._get_running_loop()
+        previous_hooks = sys.get_asyncgen_hooks()
         events._set_running_loop(self)
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_first_iteration, finalizer=self._asyncgen_finalize
+        )
         self._stepping = True
         ready = self._ready
+        budget = limit if limit is not None else -1
         try:
-            while ready:
+            while ready and budget != 0:
+                budget -= 1
                 handle = ready.popleft()
                 if not handle._cancelled:
                     handle._run()
         finally:
             self._stepping = False
+            sys.set_asyncgen_hooks(*previous_hooks)
             events._set_running_loop(previous)
+
+    def _asyncgen_first_iteration(self, generator: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.add(generator)
+
+    def _asyncgen_finalize(self, generator: AsyncGenerator[Any, Any]) -> None:
+        self._asyncgens.discard(generator)
+        if not self._closed:
+            self._ready.append(asyncio.Handle(self.create_task, (generator.aclose(),), self, None))
+
+    def close_asyncgens(self) -> None:
+        """Close generators still open (as asyncio's shutdown_asyncgens), before close()."""
+        for generator in list(self._asyncgens):
+            self._asyncgens.discard(generator)
+            self.create_task(generator.aclose())
 
     def fire(self, handle: asyncio.TimerHandle) -> None:
         """Queue a timer's callback (its 'fired' event is being delivered)."""

@@ -30,3 +30,5 @@ class ActivitySpec:
     retry: RetryPolicy
     at_most_once: bool
     return_type: Any
+    parameter_types: tuple[Any, ...] = ()  # of the positional parameters, in order
+    keyword_types: dict[str, Any] | None = None  # of every parameter, by name

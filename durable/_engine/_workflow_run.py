@@ -56,7 +56,7 @@ class _Diverged(BaseException):
 class _Command:
     """A step the code asked for and whose outcome is not delivered yet."""
 
-    __slots__ = ("args", "digest", "future", "handle", "host", "kwargs", "spec", "step")
+    __slots__ = ("arguments", "digest", "future", "handle", "host", "spec", "step")
 
     def __init__(
         self,
@@ -65,16 +65,14 @@ class _Command:
         handle: asyncio.TimerHandle | None,  # timers
         *,
         spec: ActivitySpec | None = None,
-        args: list[Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
+        arguments: bytes = b"",  # encoded [args, kwargs]: the activity runs on a copy
         digest: str = "",
     ) -> None:
         self.step = step
         self.future = future
         self.handle = handle
         self.spec = spec
-        self.args = args or []
-        self.kwargs = kwargs or {}
+        self.arguments = arguments
         self.digest = digest
         self.host: asyncio.Task[None] | asyncio.TimerHandle | _InlineStart | None = None
 
@@ -311,6 +309,7 @@ class WorkflowRun(TimerScheduler):
                     self._deliver(event)
             self._replay_events = []
             self._decoded = []
+            self._check_all_recorded_steps_asked()
             self._live = True
             self._start_new()
             self._check_progress()
@@ -322,6 +321,24 @@ class WorkflowRun(TimerScheduler):
             return await self._finish(main)
         finally:
             self._teardown()
+
+    def _check_all_recorded_steps_asked(self) -> None:
+        """After replay the code must have asked for every step the journal recorded.
+
+        In the first run each recorded step was asked for before the last recorded event
+        was delivered, so a replay that asked for fewer has diverged (and would otherwise
+        drop an in-doubt step silently, or write records the old code never would).
+        """
+        missing = [step for step in self._recorded if step >= self._next_step]
+        if missing:
+            step = min(missing)
+            raise NonDeterminismError(
+                workflow_id=self.workflow_id,
+                position=step,
+                recorded=self._recorded[step].description,
+                requested=f"no step {step} (the code asked for {self._next_step} steps)",
+                call_site="the workflow's last await before it went idle or returned",
+            )
 
     def _step(self) -> None:
         self.loop.run_until_idle()
@@ -422,6 +439,7 @@ class WorkflowRun(TimerScheduler):
             self._post_pending()
 
     def _post_pending(self) -> None:
+        self._draining = True  # the task drains; until it starts, nobody else may
         task = asyncio.get_running_loop().create_task(self._drain())
         self._host_tasks.add(task)
         task.add_done_callback(self._host_tasks.discard)
@@ -457,12 +475,16 @@ class WorkflowRun(TimerScheduler):
         else:
             error_or_none = main.exception()
             if error_or_none is None:
-                payload = encode(
-                    {"k": records.END, "r": main.result(), "t": self._clock()},
-                    context=f"the result of workflow {self.spec.name!r}",
-                )
-                await self._journal.append(payload)
-                return self._outcome(decode(payload, path=self.workflow_id, offset=-1), None)
+                try:
+                    payload = encode(
+                        {"k": records.END, "r": main.result(), "t": self._clock()},
+                        context=f"the result of workflow {self.spec.name!r}",
+                    )
+                except SerializationError as unencodable:
+                    error_or_none = unencodable  # a final failure, like any other
+                else:
+                    await self._journal.append(payload)
+                    return self._outcome(decode(payload, path=self.workflow_id, offset=-1), None)
             error = error_or_none
         if isinstance(error, _Diverged | _Evicted):
             raise self._divergence or error
@@ -496,6 +518,7 @@ class WorkflowRun(TimerScheduler):
             task.cancel()
         if self._inline is not None:
             self._inline.cancel()
+        self.loop.close_asyncgens()
         leftovers = asyncio.all_tasks(self.loop)
         if self._main is not None:
             leftovers.add(self._main)
@@ -504,7 +527,7 @@ class WorkflowRun(TimerScheduler):
         for _ in range(3):  # let them unwind (finally blocks); they cannot start new work
             if not any(not task.done() for task in leftovers):
                 break
-            self.loop.run_until_idle()
+            self.loop.run_until_idle(limit=100_000)  # (code that swallows the unwinding)
         for task in leftovers:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: an unwinding error is not "never retrieved"
@@ -526,13 +549,14 @@ class WorkflowRun(TimerScheduler):
                 if kind == "activity"
                 else f"a timer firing at {_iso(when)}"
             )
-            self._divergence = NonDeterminismError(
-                workflow_id=self.workflow_id,
-                position=step,
-                recorded=recorded.description,
-                requested=requested,
-                call_site=user_call_site(),
-            )
+            if self._divergence is None:  # the first divergence is the one to report
+                self._divergence = NonDeterminismError(
+                    workflow_id=self.workflow_id,
+                    position=step,
+                    recorded=recorded.description,
+                    requested=requested,
+                    call_site=user_call_site(),
+                )
             raise _Diverged()
         return step
 
@@ -544,9 +568,7 @@ class WorkflowRun(TimerScheduler):
         digest = digest_of(encoded)
         step = self._new_step("activity", spec.name, digest)
         future = _CommandFuture(loop=self.loop, run=self, step=step)
-        command = _Command(
-            step, future, None, spec=spec, args=list(args), kwargs=kwargs, digest=digest
-        )
+        command = _Command(step, future, None, spec=spec, arguments=encoded, digest=digest)
         self._pending[step] = command
         self._pending_activities += 1
         self._new.append(command)
@@ -618,13 +640,14 @@ class WorkflowRun(TimerScheduler):
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again
+        args, kwargs = self._arguments_of(command)
         attempts = run_activity(
             spec=spec,
             workflow_id=self.workflow_id,
             step=command.step,
             digest=command.digest,
-            args=command.args,
-            kwargs=command.kwargs,
+            args=args,
+            kwargs=kwargs,
             journal=self._journal,
             first_attempt=first_attempt,
             start_at=start_at,
@@ -639,6 +662,28 @@ class WorkflowRun(TimerScheduler):
         )
         command.host = task
         self._host_tasks.add(task)
+
+    def _arguments_of(self, command: _Command) -> tuple[list[Any], dict[str, Any]]:
+        """A copy of the call's arguments, as a replay would see them (decoded, rebuilt).
+
+        The activity must not share objects with workflow code: a mutation on either side
+        would make the live run differ from a replay.
+        """
+        spec = command.spec
+        assert spec is not None
+        args, kwargs = decode(command.arguments, path=self.workflow_id, offset=-1)
+        context = f"an argument of activity {spec.name!r}"
+        types = spec.parameter_types
+        args = [
+            convert(value, types[index] if index < len(types) else Any, context=context)
+            for index, value in enumerate(args)
+        ]
+        by_name = spec.keyword_types or {}
+        kwargs = {
+            name: convert(value, by_name.get(name, Any), context=context)
+            for name, value in kwargs.items()
+        }
+        return args, kwargs
 
     async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None:
         """Run an activity, queue its outcome, drain; then run inline the next one it started.
