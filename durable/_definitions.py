@@ -7,6 +7,7 @@ that lists it in `workflows=`), an activity by the workflow that awaits it.
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, final, overload
@@ -16,6 +17,8 @@ from ._engine._context import current_run
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._errors import WorkflowDefinitionError
+
+logger = logging.getLogger("durable")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,7 +30,13 @@ def _hints(fn: Callable[..., Any]) -> tuple[tuple[Any, ...], Any]:
     """Parameter and return annotations, resolved where possible (unresolvable: Any)."""
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # a forward reference to a local class, say: rebuild nothing
+    except Exception as error:  # a forward reference to a local class, say
+        logger.warning(
+            "cannot resolve the annotations of %s (%s): its journaled values come back as "
+            "decoded (dataclasses as dicts); define the annotated types at module level",
+            getattr(fn, "__qualname__", fn),
+            error,
+        )
         hints = {}
     parameters = [
         hints.get(parameter.name, Any)
@@ -40,7 +49,7 @@ def _hints(fn: Callable[..., Any]) -> tuple[tuple[Any, ...], Any]:
 def _keyword_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # unresolvable: rebuild nothing
+    except Exception:  # unresolvable: rebuild nothing (_hints logged it)
         return {}
     hints.pop("return", None)
     return hints

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,12 @@ from durable import RetryPolicy, Runtime
 pytestmark = pytest.mark.anyio
 
 FAST = RetryPolicy(initial_interval=0.01, maximum_attempts=3)
+
+
+@dataclass
+class Quote:
+    amount: Decimal
+    currency: str
 
 
 class Calls(Counter[str]):
@@ -429,3 +437,80 @@ async def test_a_journal_from_a_newer_engine_is_refused_untouched(journal_dir: P
         with pytest.raises(durable.UnsupportedJournalFormat, match="version 99"):
             await runtime.run(future, id="future")
     assert path.read_bytes() == before
+
+
+async def test_a_restart_during_back_off_keeps_the_attempt_count_and_the_wait(
+    journal_dir: Path, calls: Calls
+) -> None:
+    attempts: list[tuple[int, float]] = []
+
+    @durable.activity(retry=RetryPolicy(initial_interval=0.4, maximum_attempts=3))
+    async def flaky() -> str:
+        attempt = durable.activity_info().attempt
+        attempts.append((attempt, time.monotonic()))
+        if attempt == 1:
+            raise ConnectionError("down")
+        return f"ok on attempt {attempt}"
+
+    @durable.workflow
+    async def flow() -> str:
+        return await flaky()
+
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(flow, id="backoff")
+        while not attempts:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # in the 0.4 s back-off: stop the runtime
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(flow, id="backoff") == "ok on attempt 2"
+    assert [attempt for attempt, _ in attempts] == [1, 2]
+    waited = attempts[1][1] - attempts[0][1]
+    assert 0.35 < waited < 0.7, f"the restart kept the original back-off ({waited:.2f} s)"
+
+
+async def test_thousands_of_sleeping_workflows_use_no_thread(journal_dir: Path) -> None:
+    import threading  # noqa: PLC0415
+
+    @durable.workflow
+    async def sleeper(index: int) -> int:
+        await durable.sleep("1 hour")
+        return index
+
+    async with Runtime(journal_dir) as runtime:
+        threads_before = threading.active_count()
+        for index in range(1000):
+            await runtime.start(sleeper, index, id=f"sleeper-{index}")
+        await asyncio.sleep(0.2)
+        assert threading.active_count() <= threads_before + 2  # the shared sync thread
+    async with Runtime(journal_dir, workflows=[sleeper]) as runtime:
+        handles = await runtime.recover()
+        assert len(handles) == 1000, "each sleep was journaled before the runtime closed"
+
+
+async def test_dataclass_results_are_rebuilt_on_replay(journal_dir: Path, calls: Calls) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity
+    async def quote() -> Quote:
+        calls["quote"] += 1
+        return Quote(Decimal("12.50"), "EUR")
+
+    @durable.activity
+    async def wait() -> None:
+        await gate.wait()
+
+    @durable.workflow
+    async def flow() -> str:
+        first = await quote()
+        await wait()
+        return f"{type(first).__name__} {first.amount + 1} {first.currency}"
+
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(flow, id="quote")
+        while calls["quote"] == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    gate.set()
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(flow, id="quote") == "Quote 13.50 EUR"
+    assert calls["quote"] == 1
