@@ -16,6 +16,7 @@ from ._durations import Duration, to_seconds
 from ._engine._context import current_run
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
+from ._engine._workflow_run import RecordedOutcome
 from ._errors import WorkflowDefinitionError
 
 logger = logging.getLogger("durable")
@@ -82,7 +83,10 @@ class Activity(Generic[P, R]):
             if self.spec.is_async:
                 return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
-        return await run.request_activity(self.spec, args, kwargs)  # type: ignore[no-any-return]
+        outcome = run.request_activity(self.spec, args, kwargs)
+        if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension
+            return outcome.unwrap()  # type: ignore[no-any-return]
+        return await outcome  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<durable activity {self.spec.name!r}>"

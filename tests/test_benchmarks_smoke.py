@@ -31,3 +31,26 @@ def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
     assert "journal_single / raw_single" in result.stdout
     report = json.loads((tmp_path / "results" / "journal-quick.json").read_text())
     assert set(report["medians"]) >= {"raw_single", "journal_single", "journal_100"}
+
+
+def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.engine",
+            "--quick",
+            "--dir",
+            str(tmp_path / "scratch"),
+            "--output",
+            str(tmp_path / "results"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "sequential / raw_single" in result.stdout
+    report = json.loads((tmp_path / "results" / "engine-quick.json").read_text())
+    assert set(report["medians"]) >= {"raw_single", "sequential", "replay_100"}

@@ -108,6 +108,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             self._asyncgens.discard(generator)
             self.create_task(generator.aclose())
 
+    def has_ready(self) -> bool:
+        """Whether callbacks are waiting to run (if not, the loop is idle once they yield)."""
+        return bool(self._ready)
+
     def fire(self, handle: asyncio.TimerHandle) -> None:
         """Queue a timer's callback (its 'fired' event is being delivered)."""
         if not handle.cancelled():

@@ -123,6 +123,21 @@ class _CommandFuture(asyncio.Future[Any]):
         return True
 
 
+class RecordedOutcome:
+    """An activity's recorded outcome, handed to workflow code without a suspension."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any, error: BaseException | None) -> None:
+        self.value = value
+        self.error = error
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class _InlineStart:
     """An activity to run in the draining task once its drain ends (see _run_and_post)."""
 
@@ -169,6 +184,7 @@ class WorkflowRun(TimerScheduler):
             start = self._read_start(arguments)
             self._recorded: dict[int, _Recorded] = {}
             self._replay_events: list[dict[str, Any]] = []
+            self._replay_index = 0  # the next recorded event to deliver
             self.finished: dict[str, Any] | None = None
             self._index_journal()
         self.start_time: float = start["t"]
@@ -303,10 +319,10 @@ class WorkflowRun(TimerScheduler):
         try:
             with _collector_paused():
                 self._step()
-                for event in self._replay_events:
-                    if main.done():
-                        break
-                    self._deliver(event)
+                events = self._replay_events
+                while self._replay_index < len(events) and not main.done():
+                    self._replay_index += 1  # (a recorded result taken inline moves it too)
+                    self._deliver(events[self._replay_index - 1])
             self._replay_events = []
             self._decoded = []
             self._check_all_recorded_steps_asked()
@@ -372,7 +388,9 @@ class WorkflowRun(TimerScheduler):
             assert command.spec is not None
             if not command.future.done():
                 if "e" in event:
-                    command.future.set_exception(self._activity_error(command, event))
+                    command.future.set_exception(
+                        self._activity_error(command.spec, command.step, event)
+                    )
                 else:
                     command.future.set_result(self._rebuild(event["r"], command.spec))
         self._step()
@@ -384,16 +402,13 @@ class WorkflowRun(TimerScheduler):
         except SerializationError:  # again, with the message naming the activity
             return convert(value, spec.return_type, context=f"the result of {spec.name!r}")
 
-    def _activity_error(self, command: _Command, event: dict[str, Any]) -> DurableError:
-        assert command.spec is not None
+    def _activity_error(self, spec: ActivitySpec, step: int, event: dict[str, Any]) -> DurableError:
         error = event["e"]
         if error.get("kind") == "in-doubt":
-            return InDoubtError(
-                workflow_id=self.workflow_id, activity=command.spec.name, position=command.step
-            )
+            return InDoubtError(workflow_id=self.workflow_id, activity=spec.name, position=step)
         return ActivityError(
             workflow_id=self.workflow_id,
-            activity=command.spec.name,
+            activity=spec.name,
             attempts=event.get("n", 0),
             error_type=error["type"],
             message=error["msg"],
@@ -562,17 +577,44 @@ class WorkflowRun(TimerScheduler):
 
     def request_activity(
         self, spec: ActivitySpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> asyncio.Future[Any]:
-        """Called from workflow code: a future for the activity's outcome at the next step."""
+    ) -> asyncio.Future[Any] | RecordedOutcome:
+        """Called from workflow code: a future for the outcome of the next step, or the outcome.
+
+        The outcome itself comes back (no future, no suspension) when replay would deliver
+        it right after this call anyway: the next recorded event is this step's outcome and
+        nothing else in the workflow is ready to run, so the loop would go idle at once.
+        Sequential replay then runs without a task switch per step; the decisions are the
+        same, since no other workflow code could run in between.
+        """
         encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = digest_of(encoded)
         step = self._new_step("activity", spec.name, digest)
+        recorded = self._recorded_outcome_now(step, spec)
+        if recorded is not None:
+            return recorded
         future = _CommandFuture(loop=self.loop, run=self, step=step)
         command = _Command(step, future, None, spec=spec, arguments=encoded, digest=digest)
         self._pending[step] = command
         self._pending_activities += 1
         self._new.append(command)
         return future
+
+    def _recorded_outcome_now(self, step: int, spec: ActivitySpec) -> RecordedOutcome | None:
+        index = self._replay_index
+        if self._live or index >= len(self._replay_events) or self.loop.has_ready():
+            return None
+        event = self._replay_events[index]
+        if event["s"] != step or event["k"] != records.DONE:
+            return None
+        task = asyncio.current_task(self.loop)
+        if task is None or task.cancelling():
+            return None  # a pending cancellation is delivered at the suspension we skip
+        self._replay_index = index + 1
+        self.delivered += 1
+        self.loop.set_time(event["t"])
+        if "e" in event:
+            return RecordedOutcome(None, self._activity_error(spec, step, event))
+        return RecordedOutcome(self._rebuild(event["r"], spec), None)
 
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._new_step("timer", "", "", when=handle.when())
