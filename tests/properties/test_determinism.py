@@ -1,4 +1,5 @@
-"""Random workflows of gather / wait / wait_for / timeout / tasks / sleeps replay identically.
+"""Random workflows of gather / wait / wait_for / timeout / shield / tasks / cancellation /
+failing and retried activities / sleeps replay identically.
 
 Each generated program runs once; then, for every record boundary of its journal (a kill
 at that point), a copy truncated there is resumed. Every decision the code made while the
@@ -18,42 +19,68 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable
-from durable import JournalDirectory, Runtime
+from durable import JournalDirectory, RetryPolicy, Runtime
 from durable._encoding import decode
 from durable._engine._context import current_run
 
 pytestmark = [pytest.mark.slow]
 
-# A program is a nested list: ["act", label, ms] | ["sleep", ms] | ["gather", [..]] |
-# ["race", [..]] | ["wait_for", op, ms] | ["timeout", op, ms] | ["task", op, op]
+# A program is a nested list: a leaf ["act" | "fail" | "flaky", label, ms], ["sleep", ms],
+# ["now"]; or a composition ["gather" | "gather_exc" | "race" | "first_exc", [ops]],
+# ["wait_for" | "timeout" | "shield" | "cancel", op, ms], ["task", op, op], ["try", op].
+milliseconds = st.integers(0, 20)
 leaf = st.one_of(
-    st.tuples(st.just("act"), st.integers(0, 99), st.integers(0, 25)).map(list),
-    st.tuples(st.just("sleep"), st.integers(0, 25)).map(list),
+    st.tuples(st.sampled_from(["act", "fail", "flaky"]), st.integers(0, 99), milliseconds).map(
+        list
+    ),
+    st.tuples(st.just("sleep"), milliseconds).map(list),
+    st.just(["now"]),
 )
 
 
 def extend(children: st.SearchStrategy[list[Any]]) -> st.SearchStrategy[list[Any]]:
     many = st.lists(children, min_size=1, max_size=3)
     return st.one_of(
-        many.map(lambda ops: ["gather", ops]),
-        many.map(lambda ops: ["race", ops]),
-        st.tuples(st.just("wait_for"), children, st.integers(0, 25)).map(list),
-        st.tuples(st.just("timeout"), children, st.integers(0, 25)).map(list),
+        st.tuples(st.sampled_from(["gather", "gather_exc", "race", "first_exc"]), many).map(list),
+        st.tuples(
+            st.sampled_from(["wait_for", "timeout", "shield", "cancel"]), children, milliseconds
+        ).map(list),
         st.tuples(st.just("task"), children, children).map(list),
+        st.tuples(st.just("try"), children).map(list),
     )
 
 
-programs = st.lists(st.recursive(leaf, extend, max_leaves=6), min_size=1, max_size=3)
+programs = st.lists(st.recursive(leaf, extend, max_leaves=7), min_size=1, max_size=3)
 
 executions: Counter[int] = Counter()  # activity step -> runs, reset per resume
 
 
 @durable.activity
 async def act(label: int, ms: int) -> int:
+    executions[durable.activity_info().step] += 1
+    await asyncio.sleep(ms / 1000)
+    return label
+
+
+@durable.activity(retry=RetryPolicy(maximum_attempts=1))
+async def fail(label: int, ms: int) -> int:
+    executions[durable.activity_info().step] += 1
+    await asyncio.sleep(ms / 1000)
+    raise ValueError(f"fail {label}")
+
+
+@durable.activity(retry=RetryPolicy(initial_interval=0.002, maximum_attempts=3))
+async def flaky(label: int, ms: int) -> int:
     info = durable.activity_info()
     executions[info.step] += 1
     await asyncio.sleep(ms / 1000)
+    if info.attempt == 1:
+        raise ConnectionError("the first attempt fails")
     return label
+
+
+class Boom(Exception):
+    """A failed activity, turned into the workflow's own exception."""
 
 
 def note(trace: list[list[Any]], *entry: Any) -> None:
@@ -62,27 +89,47 @@ def note(trace: list[list[Any]], *entry: Any) -> None:
     trace.append([run.delivered, *entry])
 
 
+def shown(result: object) -> object:
+    return type(result).__name__ if isinstance(result, BaseException) else result
+
+
 async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
     kind = op[0]
-    if kind == "act":
-        result = await act(op[1], op[2])
-        note(trace, "act", result)
+    if kind in ("act", "flaky"):
+        result = await (act if kind == "act" else flaky)(op[1], op[2])
+        note(trace, kind, result)
         return result
+    if kind == "fail":
+        try:
+            await fail(op[1], op[2])
+        except durable.ActivityError as error:
+            note(trace, "failed", error.message)
+            raise Boom(error.message) from None
+        return None
+    if kind == "now":
+        note(trace, "now", durable.now().timestamp(), asyncio.get_running_loop().time())
+        return None
     if kind == "sleep":
         await asyncio.sleep(op[1] / 1000)
         note(trace, "slept", op[1])
         return None
-    if kind == "gather":
-        results = await asyncio.gather(*(interpret(child, trace) for child in op[1]))
-        note(trace, "gathered", results)
-        return results
-    if kind == "race":
+    if kind in ("gather", "gather_exc"):
+        results = await asyncio.gather(
+            *(interpret(child, trace) for child in op[1]), return_exceptions=kind == "gather_exc"
+        )
+        note(trace, kind, [shown(result) for result in results])
+        return [shown(result) for result in results]
+    if kind in ("race", "first_exc"):
         tasks = [asyncio.create_task(interpret(child, trace)) for child in op[1]]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        when = asyncio.FIRST_COMPLETED if kind == "race" else asyncio.FIRST_EXCEPTION
+        done, pending = await asyncio.wait(tasks, return_when=when)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        note(trace, "race won by", sorted(tasks.index(task) for task in done))
+        for task in done:
+            if not task.cancelled():
+                task.exception()
+        note(trace, kind, sorted(tasks.index(task) for task in done))
         return None
     if kind == "wait_for":
         waited: Any
@@ -101,10 +148,40 @@ async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
             outcome = "timed out"
         note(trace, "timeout", outcome)
         return outcome
+    if kind == "shield":
+        inner = asyncio.ensure_future(interpret(op[1], trace))
+        try:
+            result = await asyncio.wait_for(asyncio.shield(inner), op[2] / 1000)
+            note(trace, "shield in time", result)
+        except TimeoutError:
+            note(trace, "shield timed out")
+            result = await inner
+            note(trace, "shield later", result)
+        return result
+    if kind == "cancel":
+        task = asyncio.create_task(interpret(op[1], trace))
+        await asyncio.sleep(op[2] / 1000)
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        note(trace, "cancel", shown(results[0]))
+        return None
+    if kind == "try":
+        try:
+            result = await interpret(op[1], trace)
+        except Boom as error:
+            note(trace, "caught", str(error))
+            return None
+        note(trace, "try ok")
+        return result
     assert kind == "task"
     task = asyncio.create_task(interpret(op[1], trace))
-    other = await interpret(op[2], trace)
-    first = await task
+    try:
+        other = await interpret(op[2], trace)
+    finally:
+        try:
+            first = await task
+        except Boom:
+            first = "boom"
     note(trace, "task", first, other)
     return [first, other]
 
@@ -113,7 +190,10 @@ async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
 async def generated(program: list[Any]) -> list[list[Any]]:
     trace: list[list[Any]] = []
     for op in program:
-        await interpret(op, trace)
+        try:
+            await interpret(op, trace)
+        except Boom as error:
+            note(trace, "top caught", str(error))
     note(trace, "random", durable.random())
     return trace
 
@@ -135,7 +215,7 @@ async def record_boundaries(path: Path) -> list[tuple[int, int, set[int]]]:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(program=programs)
 def test_replay_after_a_kill_at_every_boundary_makes_the_same_decisions(
