@@ -1,4 +1,4 @@
-"""Imports point one way: storage <- encoding <- engine <- public API."""
+"""Imports point one way: storage <- encoding <- engine <- definitions/api/runtime <- __init__."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ ALLOWED = {
     "_encoding": {"_storage"},
     "_durations": set(),
     "_engine": {"_storage", "_encoding", "_durations"},
+    "_definitions": {"_engine", "_durations"},
+    "_api": {"_engine", "_durations"},
+    "_runtime": {"_definitions", "_engine", "_encoding", "_storage", "_durations"},
 }
 
 
