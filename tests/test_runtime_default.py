@@ -18,6 +18,8 @@ def fresh_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("DURABLE_DIR", str(directory))
     monkeypatch.setattr(_runtime, "_default_runtime", None)
     yield directory
+    if _runtime._default_runtime is not None:  # release its sync thread and directory
+        asyncio.run(_runtime._default_runtime.close())
 
 
 @durable.activity
