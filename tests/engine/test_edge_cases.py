@@ -1,4 +1,4 @@
-"""Engine bugs found in review: each test shows one, and fails until it is fixed."""
+"""Edge cases a review found in the engine (each was a bug; these keep them fixed)."""
 
 from __future__ import annotations
 
