@@ -90,16 +90,20 @@ class CommitTarget:
         "failed_operation",
         "failure",
         "fd",
+        "new_entry",
         "path",
         "same_device",
         "synced",
         "written",
     )
 
-    def __init__(self, fd: int, path: Path, *, same_device: bool) -> None:
+    def __init__(self, fd: int, path: Path, *, same_device: bool, new_entry: bool = False) -> None:
         self.fd = fd
         self.path = path
         self.same_device = same_device
+        # A new file: its directory entry is durable only after a directory fsync (or a
+        # syncfs), done with its first sync, before any of its records is acknowledged.
+        self.new_entry = new_entry
         self.written = 0
         self.synced = 0
         self.failure: OSError | None = None
@@ -205,6 +209,9 @@ class GroupCommitter:
             started = time.perf_counter()
             try:
                 sync_file(target.fd)
+                if target.new_entry:
+                    os.fsync(self._directory_fd)
+                    target.new_entry = False
             except OSError as error:
                 target.fail("fdatasync", error)
                 raise target.error() from None
@@ -297,18 +304,31 @@ class GroupCommitter:
         shared = [target for target in targets if target.same_device]
         if self._syncfs is not None and (len(shared) > 1 or (self._always_syncfs and shared)):
             if self._syncfs(self._directory_fd) == 0:
-                for target in shared:
+                for target in shared:  # (syncfs wrote their directory entries too)
                     target.synced = marks[target]
+                    target.new_entry = False
             else:
                 code = ctypes.get_errno()
                 self._attribute_syncfs_error(OSError(code, os.strerror(code)), marks)
             targets = targets.difference(shared)
+        synced = []
         for target in targets:
             try:
                 sync_file(target.fd)
             except OSError as error:
                 target.fail("fdatasync", error)
             else:
+                synced.append(target)
+        if any(target.new_entry for target in synced):
+            try:
+                os.fsync(self._directory_fd)  # one for every new file of the batch
+            except OSError as error:
+                for target in synced:
+                    if target.new_entry:
+                        target.fail("fsync of the directory", error)
+        for target in synced:
+            if target.failure is None:
+                target.new_entry = False
                 target.synced = marks[target]
 
     def _attribute_syncfs_error(self, error: OSError, marks: dict[CommitTarget, int]) -> None:
@@ -321,6 +341,9 @@ class GroupCommitter:
                     continue
                 try:
                     sync_file(target.fd)
+                    if target.new_entry and target in marks:
+                        os.fsync(self._directory_fd)
+                        target.new_entry = False
                 except OSError as file_error:
                     target.fail("fdatasync after a failed syncfs", file_error)
                 else:

@@ -95,8 +95,13 @@ def parse(data: bytes, path: Path) -> tuple[list[StoredRecord], int, str | None]
     return result.records, result.valid_end, damage.reason
 
 
-def _open_locked(path: Path, directory_fd: int) -> tuple[int, list[StoredRecord]]:
-    """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn."""
+def _open_locked(path: Path) -> tuple[int, list[StoredRecord], bool]:
+    """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn.
+
+    Returns the descriptor, the records, and whether the file was (re)created: then its
+    header and directory entry are made durable by its first sync, not here (a creation
+    would otherwise cost an fdatasync and a directory fsync of its own).
+    """
     fd = os.open(path, _OPEN_FLAGS, 0o600)
     try:
         try:
@@ -117,13 +122,11 @@ def _open_locked(path: Path, directory_fd: int) -> tuple[int, list[StoredRecord]
             os.ftruncate(fd, valid_end)
         if valid_end == 0:  # new file, or a crash while it was being created
             os.write(fd, FILE_HEADER)
-            sync_file(fd)
-            os.fsync(directory_fd)
-        else:
-            # A crashed writer may have left records it never synced in the page cache:
-            # `records` promises durability, so make them durable before reporting them.
-            sync_file(fd)
-        return fd, records
+            return fd, records, True
+        # A crashed writer may have left records it never synced in the page cache:
+        # `records` promises durability, so make them durable before reporting them.
+        sync_file(fd)
+        return fd, records, False
     except BaseException:
         os.close(fd)
         raise
@@ -148,10 +151,11 @@ class JournalFile:
         committer: GroupCommitter,
         same_device: bool,
         max_record_size: int,
+        new_entry: bool = False,
     ) -> None:
         self.path = path
         self.records = records
-        self._target = CommitTarget(fd, path, same_device=same_device)
+        self._target = CommitTarget(fd, path, same_device=same_device, new_entry=new_entry)
         self._committer = committer
         committer.register(self._target)
         self._max_record_size = max_record_size
@@ -169,12 +173,13 @@ class JournalFile:
         max_record_size: int,
     ) -> JournalFile:
         """Open, lock and recover `path` (blocking; run it in a worker thread)."""
-        fd, records = _open_locked(path, directory_fd)
+        fd, records, created = _open_locked(path)
         return cls(
             path=path,
             fd=fd,
             records=records,
             committer=committer,
+            new_entry=created,
             same_device=os.fstat(fd).st_dev == directory_device,
             max_record_size=max_record_size,
         )

@@ -317,3 +317,31 @@ async def test_a_closed_directory_refuses_to_open(journal_dir: Path) -> None:
     await store.close()
     with pytest.raises(JournalClosed):
         await store.open("late")
+
+
+async def test_a_new_journal_s_directory_entry_is_synced_before_its_first_ack(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory_syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            directory_syncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(group_commit.os, "fsync", counting_fsync)
+    async with JournalDirectory(journal_dir, sync="fdatasync") as store:
+        await (await store.open("warm-up")).close()  # creates the directory itself
+        directory_syncs.clear()
+        journal = await store.open("fresh")
+        assert directory_syncs == [], "creating costs no sync of its own"
+        await journal.append(b"first")
+        assert len(directory_syncs) == 1, "the first ack waited for the directory entry"
+        await journal.append(b"second")
+        assert len(directory_syncs) == 1
+        await journal.close()
+        reopened = await store.open("fresh")  # an existing file: no directory sync
+        await reopened.append(b"third")
+        await reopened.close()
+    assert len(directory_syncs) == 1
