@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 from ._definitions import Workflow
+from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
-from ._engine._workflow_run import WorkflowRun, digest_of
+from ._engine._workflow_run import WorkflowRun, WorkflowSuspended, digest_of
 from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,
@@ -30,6 +32,7 @@ from ._errors import (
 )
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._group_commit import SyncMode
+from ._storage._interface import Journal
 
 logger = logging.getLogger("durable")
 
@@ -88,6 +91,9 @@ class Runtime:
         directory: where journals live (default $DURABLE_DIR, else ./.durable).
         workflows: workflows recover() may find in the directory (run/start add theirs).
         sync: how the journal syncs; see JournalDirectory ("auto" by default).
+        suspend_after: a workflow that only sleeps, for longer than this (default 1 min),
+            is unloaded until its timer is due: no task, loop, journal handle or file
+            descriptor while it sleeps, and it resumes by replay. None keeps all loaded.
     """
 
     def __init__(
@@ -96,7 +102,11 @@ class Runtime:
         *,
         workflows: Iterable[Workflow[..., Any]] = (),
         sync: SyncMode = "auto",
+        suspend_after: Duration | None = "1 min",
     ) -> None:
+        self._suspend_after = (
+            None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
+        )
         self.directory = Path(directory) if directory is not None else default_directory()
         self._store = JournalDirectory(self.directory, sync=sync)
         self._workflows: dict[str, Workflow[..., Any]] = {}
@@ -152,31 +162,58 @@ class Runtime:
         path = self._store.path_of(workflow_id)
         if workflow_id in self._running:
             raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path)
+        journal = await self._open(workflow_id, path)
         try:
-            journal = await self._store.open(workflow_id)
-        except JournalLocked:
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path) from None
-        try:
-            run = WorkflowRun(
-                spec=definition.spec,
-                workflow_id=workflow_id,
-                journal=journal,
-                arguments=arguments,
-            )
+            run = self._run_of(definition, workflow_id, journal, arguments)
         except BaseException:
             await journal.close()
             raise
 
-        async def execute() -> Any:
+        async def execute(journal: Journal | None, run: WorkflowRun) -> Any:
             try:
-                return await run.execute()
+                while True:
+                    try:
+                        return await run.execute()
+                    except WorkflowSuspended as suspended:  # a long sleep: let go of it all
+                        wake_at = suspended.wake_at  # (its traceback would keep the run alive)
+                    del run
+                    assert journal is not None
+                    await journal.close()
+                    journal = None
+                    await asyncio.sleep(max(0.0, wake_at - time.time()))
+                    journal = await self._open(workflow_id, path)
+                    run = self._run_of(definition, workflow_id, journal, None)
             finally:
                 self._running.pop(workflow_id, None)
-                await journal.close()
+                if journal is not None:
+                    await journal.close()
 
-        task = asyncio.get_running_loop().create_task(execute(), name=f"durable {workflow_id}")
+        task = asyncio.get_running_loop().create_task(
+            execute(journal, run), name=f"durable {workflow_id}"
+        )
         self._running[workflow_id] = task
         return WorkflowHandle(workflow_id, task)
+
+    async def _open(self, workflow_id: str, path: Path) -> Journal:
+        try:
+            return await self._store.open(workflow_id)
+        except JournalLocked:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path) from None
+
+    def _run_of(
+        self,
+        definition: Workflow[..., Any],
+        workflow_id: str,
+        journal: Journal,
+        arguments: list[Any] | None,
+    ) -> WorkflowRun:
+        return WorkflowRun(
+            spec=definition.spec,
+            workflow_id=workflow_id,
+            journal=journal,
+            arguments=arguments,
+            suspend_after=self._suspend_after,
+        )
 
     async def run(
         self,

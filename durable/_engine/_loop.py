@@ -59,6 +59,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._stepping = False
         self._exception_handler: Any = None
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.owner = owner  # the driver; how in-workflow calls find their workflow
 
     # -- what the driver uses ------------------------------------------------------------
@@ -177,7 +178,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         context: Context | None = None,
     ) -> asyncio.Task[T]:
         self._check_open()
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._tasks.add(task)
+        return task
+
+    def tasks(self) -> set[asyncio.Task[Any]]:
+        """This loop's unfinished tasks (asyncio.all_tasks would scan every task there is)."""
+        return {task for task in self._tasks if not task.done()}
 
     def is_running(self) -> bool:
         return self._stepping

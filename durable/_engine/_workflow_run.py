@@ -45,6 +45,18 @@ from ._specs import ActivitySpec, WorkflowSpec
 logger = logging.getLogger("durable")
 
 
+class WorkflowSuspended(Exception):
+    """execute() stopped a workflow that only sleeps, until `wake_at`: resume it then.
+
+    Its timers are durable and its journal says everything: while it sleeps it needs no
+    loop, task, journal handle or memory beyond the runtime's timer.
+    """
+
+    def __init__(self, wake_at: float) -> None:
+        super().__init__(f"sleeping until {_iso(wake_at)}")
+        self.wake_at = wake_at
+
+
 class _Evicted(BaseException):
     """Unwinds workflow code that asks for work while its run is being torn down."""
 
@@ -56,7 +68,7 @@ class _Diverged(BaseException):
 class _Command:
     """A step the code asked for and whose outcome is not delivered yet."""
 
-    __slots__ = ("arguments", "digest", "future", "handle", "host", "spec", "step")
+    __slots__ = ("arguments", "digest", "fire_at", "future", "handle", "host", "spec", "step")
 
     def __init__(
         self,
@@ -73,6 +85,7 @@ class _Command:
         self.handle = handle
         self.spec = spec
         self.arguments = arguments
+        self.fire_at = float("inf")  # timers: when the host timer fires (epoch seconds)
         self.digest = digest
         self.host: asyncio.Task[None] | asyncio.TimerHandle | _InlineStart | None = None
 
@@ -164,6 +177,7 @@ class WorkflowRun(TimerScheduler):
         journal: Journal,
         arguments: list[Any] | None,
         clock: Callable[[], float] = time.time,
+        suspend_after: float | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -176,6 +190,7 @@ class WorkflowRun(TimerScheduler):
         self.workflow_id = workflow_id
         self._journal = journal
         self._clock = clock
+        self._suspend_after = suspend_after
         with _collector_paused():  # decoding builds many objects that all stay alive
             self._decoded = [
                 (stored.offset, decode(stored.payload, path=workflow_id, offset=stored.offset))
@@ -330,6 +345,10 @@ class WorkflowRun(TimerScheduler):
             self._start_new()
             self._check_progress()
             while not main.done() and self._fatal is None:
+                wake_at = self._long_sleep_until()
+                if wake_at is not None:
+                    await self._journal.flush()  # its timers are durable: it may go
+                    raise WorkflowSuspended(wake_at)
                 self._wakeup = asyncio.get_running_loop().create_future()
                 await self._wakeup
             if self._fatal is not None:
@@ -337,6 +356,19 @@ class WorkflowRun(TimerScheduler):
             return await self._finish(main)
         finally:
             self._teardown()
+
+    def _long_sleep_until(self) -> float | None:
+        """When the workflow only sleeps, for longer than suspend_after: its wake-up time."""
+        if (
+            self._suspend_after is None
+            or self._outcomes
+            or self._draining
+            or self._pending_activities
+            or not self._pending
+        ):
+            return None
+        wake_at = min(command.fire_at for command in self._pending.values())
+        return wake_at if wake_at - self._clock() > self._suspend_after else None
 
     def _check_all_recorded_steps_asked(self) -> None:
         """After replay the code must have asked for every step the journal recorded.
@@ -448,7 +480,7 @@ class WorkflowRun(TimerScheduler):
             self._fail(error)
         finally:
             self._draining = False
-        if self._main_done():
+        if self._main_done() or self._long_sleep_until() is not None:
             self._wake()
         elif self._outcomes and self._fatal is None:
             self._post_pending()
@@ -534,7 +566,7 @@ class WorkflowRun(TimerScheduler):
         if self._inline is not None:
             self._inline.cancel()
         self.loop.close_asyncgens()
-        leftovers = asyncio.all_tasks(self.loop)
+        leftovers = self.loop.tasks()
         if self._main is not None:
             leftovers.add(self._main)
         for task in leftovers:
@@ -663,6 +695,7 @@ class WorkflowRun(TimerScheduler):
             self._journal.write(encode({"k": records.TIMER, "s": command.step, "at": fire_at}))
         host = asyncio.get_running_loop()
         step = command.step
+        command.fire_at = fire_at
         command.host = host.call_later(
             max(0.0, fire_at - self._clock()),
             lambda: self._post(

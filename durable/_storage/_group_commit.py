@@ -90,6 +90,7 @@ class CommitTarget:
         "failed_operation",
         "failure",
         "fd",
+        "in_flight",
         "new_entry",
         "path",
         "same_device",
@@ -104,6 +105,7 @@ class CommitTarget:
         # A new file: its directory entry is durable only after a directory fsync (or a
         # syncfs), done with its first sync, before any of its records is acknowledged.
         self.new_entry = new_entry
+        self.in_flight = 0  # sync requests not settled yet (counted on the appender's loop)
         self.written = 0
         self.synced = 0
         self.failure: OSError | None = None
@@ -228,6 +230,8 @@ class GroupCommitter:
         """Settle `waiter` once every frame written to `target` so far is durable."""
         if self._thread is None:
             self._start()
+        target.in_flight += 1
+        waiter.add_done_callback(lambda _: _settled(target))
         with self._lock:
             self._outstanding += 1
         self._queue.put((target, target.written, waiter))
@@ -349,6 +353,10 @@ class GroupCommitter:
                 else:
                     if target in marks:  # in this batch: its records are now durable
                         target.synced = marks[target]
+
+
+def _settled(target: CommitTarget) -> None:
+    target.in_flight -= 1
 
 
 def _resolve(settled: list[tuple[_Waiter, BaseException | None]]) -> None:

@@ -237,7 +237,10 @@ class JournalFile:
         if target.written > target.synced:
             if target.failure is not None:
                 raise target.error()
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            if self._committer.sync_inline(target, loop):
+                return
+            waiter = loop.create_future()
             self._committer.request_sync(target, waiter)
             await waiter
 
@@ -251,6 +254,9 @@ class JournalFile:
             return
         self._closed = True
         target, committer = self._target, self._committer
+        if target.written == target.synced and not target.in_flight and target.failure is None:
+            committer.release(target)  # nothing to sync and the thread holds no request
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def release(done: asyncio.Future[None]) -> None:

@@ -514,3 +514,30 @@ async def test_dataclass_results_are_rebuilt_on_replay(journal_dir: Path, calls:
     async with Runtime(journal_dir) as runtime:
         assert await runtime.run(flow, id="quote") == "Quote 13.50 EUR"
     assert calls["quote"] == 1
+
+
+async def test_a_long_sleeper_is_unloaded_until_its_timer_is_due(
+    journal_dir: Path, calls: Calls
+) -> None:
+    @durable.activity
+    async def charge() -> str:
+        calls["charge"] += 1
+        return "paid"
+
+    @durable.workflow
+    async def slow_flow() -> str:
+        paid = await charge()
+        began = durable.now()
+        await durable.sleep(0.5)
+        return f"{paid} after {(durable.now() - began).total_seconds():.1f}s"
+
+    async with Runtime(journal_dir, suspend_after=0.2) as runtime:
+        handle = await runtime.start(slow_flow, id="slow")
+        await asyncio.sleep(0.2)
+        open_journals = [j for j in runtime._store._opened if not j.closed]
+        assert open_journals == [], "while it sleeps it holds no journal (nor its lock)"
+        assert not handle.done()
+        with pytest.raises(durable.WorkflowAlreadyRunning):  # still its runtime's workflow
+            await runtime.start(slow_flow, id="slow")
+        assert await handle.result() == "paid after 0.5s"
+    assert calls["charge"] == 1, "resuming replayed the charge, never re-ran it"

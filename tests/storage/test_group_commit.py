@@ -114,15 +114,21 @@ async def test_records_arriving_during_a_sync_ride_on_the_next_one(
 async def test_one_file_many_appenders_share_fdatasyncs(
     journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = SyncCounter(monkeypatch)
-    async with JournalDirectory(journal_dir) as store:
+    gated = GatedSync(monkeypatch)
+    counter = SyncCounter(monkeypatch)  # counts on top of the gate
+    async with JournalDirectory(journal_dir, sync="fdatasync", inline_sync_budget=0) as store:
         journal = await store.open("shared")
-        await asyncio.gather(*(journal.append(b"%d" % index) for index in range(500)))
+        held = await gated.hold(store)  # the sync thread is busy: appends queue up
+        appends = asyncio.gather(*(journal.append(b"%d" % index) for index in range(500)))
+        await asyncio.sleep(0.05)
+        gated.gate.set()
+        await held
+        await appends
         await journal.close()
         records = await store.read("shared")
     assert sorted(record.payload for record in records) == sorted(b"%d" % i for i in range(500))
     assert counter.syncfs == 0
-    assert counter.fdatasyncs < 100, f"{counter.fdatasyncs} fdatasyncs for 500 appends"
+    assert counter.fdatasyncs == 2, "the held sync, then one for all 500 queued appends"
 
 
 async def test_fdatasync_mode_never_uses_syncfs(
