@@ -330,7 +330,7 @@ async def test_a_new_journal_s_directory_entry_is_synced_before_its_first_ack(
             directory_syncs.append(fd)
         real_fsync(fd)
 
-    monkeypatch.setattr(group_commit.os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fsync", counting_fsync)  # (the module group commit calls)
     async with JournalDirectory(journal_dir, sync="fdatasync") as store:
         await (await store.open("warm-up")).close()  # creates the directory itself
         directory_syncs.clear()
