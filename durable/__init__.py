@@ -38,6 +38,7 @@ from ._errors import UnsupportedJournalFormat as UnsupportedJournalFormat
 from ._errors import WorkflowAlreadyRunning as WorkflowAlreadyRunning
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowFailed as WorkflowFailed
+from ._errors import WorkflowStopped as WorkflowStopped
 from ._runtime import Runtime as Runtime
 from ._runtime import WorkflowHandle as WorkflowHandle
 from ._runtime import run as run
@@ -79,6 +80,7 @@ __all__ = [
     "WorkflowDefinitionError",
     "WorkflowFailed",
     "WorkflowHandle",
+    "WorkflowStopped",
     "WorkflowInfo",
     "activity",
     "activity_info",

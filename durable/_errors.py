@@ -18,6 +18,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InDoubtError                    an at_most_once activity a crash left undecided
       NonDeterminismError             replayed code diverged from its journal
       WorkflowAlreadyRunning          another runner holds the workflow's journal
+      WorkflowStopped                 its runtime closed before it finished (resumable)
       InvalidWorkflowId (ValueError)
       WorkflowDefinitionError (TypeError)  not a decorated workflow / activity
       UnknownWorkflow (LookupError)   recover(): a journal names an unregistered workflow
@@ -276,6 +277,18 @@ class WorkflowAlreadyRunning(DurableError):
             f"workflow {workflow_id!r} is already running (its journal {path} is locked by "
             "another runner in this process or another one). Wait for it with that runner's "
             "handle, or stop that process; a workflow has one runner at a time"
+        )
+
+
+class WorkflowStopped(DurableError):
+    """The runtime running the workflow was closed before it finished; nothing is lost."""
+
+    def __init__(self, *, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"workflow {workflow_id!r} was stopped because its runtime was closed before it "
+            "finished. Its journal holds every step so far: run it again (same id) or call "
+            "Runtime.recover() to resume it"
         )
 
 

@@ -29,6 +29,7 @@ from ._errors import (
     UnknownWorkflow,
     WorkflowAlreadyRunning,
     WorkflowDefinitionError,
+    WorkflowStopped,
 )
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._group_commit import SyncMode
@@ -64,12 +65,27 @@ class WorkflowHandle(Generic[R]):
         Raises:
             WorkflowFailed: the workflow raised; its recorded failure.
             NonDeterminismError: the code diverged from the journal.
+            WorkflowStopped: its runtime was closed first; it resumes from its journal.
         """
-        return await asyncio.shield(self._task)
+        return await _outcome_of(self.id, asyncio.shield(self._task), self._task)
 
     def __repr__(self) -> str:
         state = "done" if self._task.done() else "running"
         return f"<WorkflowHandle {self.id!r} {state}>"
+
+
+async def _outcome_of(workflow_id: str, waiting: Awaitable[R], task: asyncio.Task[R]) -> R:
+    """Await `waiting`, turning a run that close() stopped into WorkflowStopped.
+
+    Otherwise a caller that nobody cancelled would get a bare CancelledError.
+    """
+    try:
+        return await waiting
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            raise WorkflowStopped(workflow_id=workflow_id) from None
+        raise
 
 
 def _workflow_of(candidate: object) -> Workflow[..., Any]:
@@ -233,7 +249,7 @@ class Runtime:
             and what start() raises.
         """
         handle = await self.start(workflow, *args, id=id)
-        return await handle._task
+        return await _outcome_of(handle.id, handle._task, handle._task)
 
     async def recover(self) -> list[WorkflowHandle[Any]]:
         """Resume every unfinished workflow of the directory; their handles.

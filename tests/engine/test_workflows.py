@@ -541,3 +541,27 @@ async def test_a_long_sleeper_is_unloaded_until_its_timer_is_due(
             await runtime.start(slow_flow, id="slow")
         assert await handle.result() == "paid after 0.5s"
     assert calls["charge"] == 1, "resuming replayed the charge, never re-ran it"
+
+
+async def test_a_workflow_stopped_by_close_says_so_and_resumes_later(journal_dir: Path) -> None:
+    gate = asyncio.Event()
+
+    @durable.activity
+    async def wait() -> str:
+        await gate.wait()
+        return "done"
+
+    @durable.workflow
+    async def flow() -> str:
+        return await wait()
+
+    runtime = Runtime(journal_dir)
+    handle = await runtime.start(flow, id="stopped")
+    waiter = asyncio.ensure_future(handle.result())
+    await asyncio.sleep(0.05)
+    await runtime.close()
+    with pytest.raises(durable.WorkflowStopped, match="stopped"):
+        await waiter
+    gate.set()
+    async with Runtime(journal_dir) as again:
+        assert await again.run(flow, id="stopped") == "done"
