@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ QUICK: dict[str, list[Any]] = {
     "replay": [100, 1_000],
 }
 WORKER_TIMEOUT = 600
+REPEAT_LIMIT = 120  # seconds: a workload slower than this is measured once, not --runs times
 
 
 def load(system: str) -> Any:
@@ -124,14 +126,20 @@ def measure(
                     slot = results[system].setdefault(workload, {}).setdefault(label, {"runs": []})
                     if "skipped" in slot or "error" in slot:
                         continue  # it will not start working in the next run
+                    if slot.get("once"):
+                        continue  # too slow to repeat: measured once, and the table says so
                     print(
                         f"run {run + 1}/{runs}: {system:<15} {workload:<10} {label}",
                         file=sys.stderr,
                         flush=True,
                     )
+                    started = time.monotonic()
                     outcome = run_worker(system, workload, label, root)
+                    elapsed = time.monotonic() - started
                     if "ok" in outcome:
                         slot["runs"].append(outcome["ok"])
+                        if elapsed > REPEAT_LIMIT and runs > 1:
+                            slot["once"] = f"measured once: one run takes {elapsed:.0f} s"
                     else:
                         slot.update(outcome)
     for per_workload in results.values():
@@ -212,11 +220,11 @@ def table(results: dict[str, Any], systems: list[str], sizes: dict[str, list[Any
         lines.append("| " + " | ".join(row) + " |")
         for workload, per_size in results.get(system, {}).items():
             for label, slot in per_size.items():
-                reason = slot.get("skipped") or slot.get("error")
+                reason = slot.get("skipped") or slot.get("error") or slot.get("once")
                 if reason and not (system == "raw" and "has no" in reason):
                     notes.append(f"- {system} {workload} {label}: {reason}")
     if notes:
-        lines += ["", "Skipped or failed:", *notes]
+        lines += ["", "Skipped, failed or measured once:", *notes]
     return "\n".join(lines) + "\n"
 
 
