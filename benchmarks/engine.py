@@ -30,7 +30,7 @@ import durable
 from benchmarks.journal import raw_single
 from durable import JournalDirectory
 from durable._encoding import encode
-from durable._engine._workflow_run import digest_of
+from durable._engine._replay import digest_of
 
 
 @durable.activity(name="step")

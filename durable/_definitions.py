@@ -16,7 +16,7 @@ from ._durations import Duration, to_seconds
 from ._engine._context import current_run
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
-from ._engine._workflow_run import RecordedOutcome
+from ._engine._steps import RecordedOutcome
 from ._errors import WorkflowDefinitionError
 
 logger = logging.getLogger("durable")

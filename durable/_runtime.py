@@ -21,7 +21,8 @@ from ._definitions import Workflow
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
-from ._engine._workflow_run import WorkflowRun, WorkflowSuspended, digest_of
+from ._engine._replay import digest_of
+from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,

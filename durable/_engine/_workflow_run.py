@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import gc
-import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +24,8 @@ from .._errors import (
     ActivityError,
     DurableError,
     InDoubtError,
-    JournalCorrupted,
     NonDeterminismError,
     SerializationError,
-    UnsupportedJournalFormat,
     WorkflowDefinitionError,
     WorkflowFailed,
 )
@@ -40,7 +34,16 @@ from . import _records as records
 from ._activity_run import in_doubt_outcome, run_activity
 from ._context import WorkflowInfo, user_call_site
 from ._loop import StepTimer, TimerScheduler, WorkflowLoop
+from ._replay import (
+    JournalIndex,
+    RecordedStep,
+    activity_description,
+    collector_paused,
+    digest_of,
+    iso,
+)
 from ._specs import ActivitySpec, WorkflowSpec
+from ._steps import Command, CommandFuture, InlineStart, RecordedOutcome
 
 logger = logging.getLogger("durable")
 
@@ -53,7 +56,7 @@ class WorkflowSuspended(Exception):
     """
 
     def __init__(self, wake_at: float) -> None:
-        super().__init__(f"sleeping until {_iso(wake_at)}")
+        super().__init__(f"sleeping until {iso(wake_at)}")
         self.wake_at = wake_at
 
 
@@ -63,107 +66,6 @@ class _Evicted(BaseException):
 
 class _Diverged(BaseException):
     """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
-
-
-class _Command:
-    """A step the code asked for and whose outcome is not delivered yet."""
-
-    __slots__ = ("arguments", "digest", "fire_at", "future", "handle", "host", "spec", "step")
-
-    def __init__(
-        self,
-        step: int,
-        future: asyncio.Future[Any] | None,  # activities
-        handle: asyncio.TimerHandle | None,  # timers
-        *,
-        spec: ActivitySpec | None = None,
-        arguments: bytes = b"",  # encoded [args, kwargs]: the activity runs on a copy
-        digest: str = "",
-    ) -> None:
-        self.step = step
-        self.future = future
-        self.handle = handle
-        self.spec = spec
-        self.arguments = arguments
-        self.fire_at = float("inf")  # timers: when the host timer fires (epoch seconds)
-        self.digest = digest
-        self.host: asyncio.Task[None] | asyncio.TimerHandle | _InlineStart | None = None
-
-
-@dataclass
-class _Recorded:
-    """What the journal holds about one step, gathered before replay starts."""
-
-    kind: str  # "activity" or "timer"
-    name: str = ""
-    digest: str = ""
-    fire_at: float = 0.0
-    attempt: int = 0  # of the last "sched" / "retry"
-    retry_at: float | None = None  # set when the last record is a "retry"
-    outcome: bool = False
-
-    @property
-    def description(self) -> str:
-        if self.kind == "activity":
-            return _activity_description(self.name, self.digest)
-        return f"a timer firing at {_iso(self.fire_at)}"
-
-
-def digest_of(encoded_arguments: bytes) -> str:
-    return hashlib.blake2b(encoded_arguments, digest_size=8).hexdigest()
-
-
-def _activity_description(name: str, digest: str) -> str:
-    return f"activity {name!r} (arguments digest {digest})"
-
-
-class _CommandFuture(asyncio.Future[Any]):
-    """An activity's outcome as workflow code awaits it; cancelling it stops the activity.
-
-    Overriding cancel() (which Task.cancel, wait_for and timeouts all call on the future a
-    task waits for) spares a done-callback, and its loop iteration, on every step.
-    """
-
-    def __init__(self, *, loop: asyncio.AbstractEventLoop, run: WorkflowRun, step: int) -> None:
-        super().__init__(loop=loop)
-        self._run = run
-        self._step = step
-
-    def cancel(self, msg: Any = None) -> bool:
-        if not super().cancel(msg=msg):
-            return False
-        self._run.command_cancelled(self._step)
-        return True
-
-
-class RecordedOutcome:
-    """An activity's recorded outcome, handed to workflow code without a suspension."""
-
-    __slots__ = ("error", "value")
-
-    def __init__(self, value: Any, error: BaseException | None) -> None:
-        self.value = value
-        self.error = error
-
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class _InlineStart:
-    """An activity to run in the draining task once its drain ends (see _run_and_post)."""
-
-    __slots__ = ("cancelled", "coroutine", "step")
-
-    def __init__(self, step: int, coroutine: Coroutine[Any, Any, bytes]) -> None:
-        self.step = step
-        self.coroutine = coroutine
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self.coroutine.close()
 
 
 class WorkflowRun(TimerScheduler):
@@ -191,17 +93,17 @@ class WorkflowRun(TimerScheduler):
         self._journal = journal
         self._clock = clock
         self._suspend_after = suspend_after
-        with _collector_paused():  # decoding builds many objects that all stay alive
-            self._decoded = [
-                (stored.offset, decode(stored.payload, path=workflow_id, offset=stored.offset))
-                for stored in journal.records
-            ]
-            start = self._read_start(arguments)
-            self._recorded: dict[int, _Recorded] = {}
-            self._replay_events: list[dict[str, Any]] = []
-            self._replay_index = 0  # the next recorded event to deliver
-            self.finished: dict[str, Any] | None = None
-            self._index_journal()
+        self._index = JournalIndex(
+            journal.records,
+            workflow_id=workflow_id,
+            workflow_name=spec.name,
+            arguments=arguments,
+            clock=clock,
+        )
+        self.finished = self._index.finished
+        self._recorded = self._index.steps
+        self._replay_index = 0  # the next recorded event to deliver
+        start = self._index.start
         self.start_time: float = start["t"]
         self.random = random.Random(start["seed"])
         self.arguments: list[Any] = start["args"]
@@ -209,14 +111,14 @@ class WorkflowRun(TimerScheduler):
             start_time=self.start_time, scheduler=self, owner=self
         )
         self._next_step = 0
-        self._pending: dict[int, _Command] = {}
+        self._pending: dict[int, Command] = {}
         self._pending_activities = 0  # how many of _pending are activities
-        self._new: list[_Command] = []
+        self._new: list[Command] = []
         self._outcomes: collections.deque[bytes] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._draining = False
         self._inline_open = False  # an activity task is draining: it can run one more
-        self._inline: _InlineStart | None = None
+        self._inline: InlineStart | None = None
         self._live = False
         self._evicting = False
         self._divergence: NonDeterminismError | None = None
@@ -224,80 +126,6 @@ class WorkflowRun(TimerScheduler):
         self._host_tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[Any] | None = None
         self.delivered = 0  # journaled events (outcomes, firings) processed so far
-
-    # -- reading the journal ---------------------------------------------------------------
-
-    def _read_start(self, arguments: list[Any] | None) -> dict[str, Any]:
-        if self._decoded:
-            offset, start = self._decoded[0]
-            if not isinstance(start, dict) or start.get("k") != records.START:
-                raise JournalCorrupted(
-                    path=self.workflow_id,
-                    offset=offset,
-                    reason="the first record is not a workflow start record",
-                )
-            version = start.get("v")
-            if not isinstance(version, int) or version > records.FORMAT_VERSION:
-                raise UnsupportedJournalFormat(
-                    path=self.workflow_id,
-                    found=version if isinstance(version, int) else -1,
-                    supported=records.FORMAT_VERSION,
-                )
-            if start.get("wf") != self.spec.name:
-                raise WorkflowDefinitionError(
-                    f"workflow id {self.workflow_id!r} belongs to workflow "
-                    f"{start.get('wf')!r}, not {self.spec.name!r}: use another id"
-                )
-            return start
-        if arguments is None:
-            raise JournalCorrupted(
-                path=self.workflow_id, offset=0, reason="the journal has no start record"
-            )
-        start = {
-            "k": records.START,
-            "v": records.FORMAT_VERSION,
-            "wf": self.spec.name,
-            "id": self.workflow_id,
-            "args": arguments,
-            "t": self._clock(),
-            "seed": random.SystemRandom().getrandbits(63),
-        }
-        self._start_record = encode(start, context=f"the arguments of workflow {self.spec.name!r}")
-        return decode(self._start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
-
-    def _index_journal(self) -> None:
-        for offset, record in self._decoded[1:]:
-            kind = record.get("k") if isinstance(record, dict) else None
-            step = record.get("s") if isinstance(record, dict) else None
-            if kind == records.END:
-                self.finished = record
-                continue
-            if kind not in records.KNOWN or not isinstance(step, int):
-                raise JournalCorrupted(
-                    path=self.workflow_id,
-                    offset=offset,
-                    reason=f"unknown record {str(record)[:80]!r} (written by a newer durable?)",
-                )
-            recorded = self._recorded.get(step)
-            if kind == records.SCHEDULED:
-                if recorded is None:
-                    recorded = self._recorded[step] = _Recorded(
-                        kind="activity",
-                        name=record["a"],
-                        digest=record["d"],
-                    )
-                recorded.attempt, recorded.retry_at = record["n"], None
-            elif kind == records.RETRY and recorded is not None:
-                recorded.attempt, recorded.retry_at = record["n"], record["at"]
-            elif kind == records.TIMER:
-                self._recorded[step] = _Recorded(
-                    kind="timer",
-                    fire_at=record["at"],
-                )
-            elif kind in records.DELIVERED:
-                if recorded is not None:
-                    recorded.outcome = True
-                self._replay_events.append(record)
 
     # -- running ------------------------------------------------------------------------
 
@@ -318,8 +146,8 @@ class WorkflowRun(TimerScheduler):
         """
         if self.finished is not None:
             return self._outcome(self.finished, None)
-        if not self._decoded:
-            self._journal.write(self._start_record)
+        if self._index.new_start_record is not None:
+            self._journal.write(self._index.new_start_record)
         arguments = [
             convert(value, hint, context=f"argument {index} of workflow {self.spec.name!r}")
             for index, (value, hint) in enumerate(
@@ -332,15 +160,16 @@ class WorkflowRun(TimerScheduler):
         ]
         main = self._main = self.loop.create_task(self.spec.fn(*arguments), name=self.workflow_id)
         try:
-            with _collector_paused():
+            with collector_paused():
                 self._step()
-                events = self._replay_events
+                events = self._index.events
                 while self._replay_index < len(events) and not main.done():
                     self._replay_index += 1  # (a recorded result taken inline moves it too)
                     self._deliver(events[self._replay_index - 1])
-            self._replay_events = []
-            self._decoded = []
-            self._check_all_recorded_steps_asked()
+            self._index.events = []
+            unasked = self._index.unasked(self._next_step)
+            if unasked is not None:
+                raise unasked
             self._live = True
             self._start_new()
             self._check_progress()
@@ -369,24 +198,6 @@ class WorkflowRun(TimerScheduler):
             return None
         wake_at = min(command.fire_at for command in self._pending.values())
         return wake_at if wake_at - self._clock() > self._suspend_after else None
-
-    def _check_all_recorded_steps_asked(self) -> None:
-        """After replay the code must have asked for every step the journal recorded.
-
-        In the first run each recorded step was asked for before the last recorded event
-        was delivered, so a replay that asked for fewer has diverged (and would otherwise
-        drop an in-doubt step silently, or write records the old code never would).
-        """
-        missing = [step for step in self._recorded if step >= self._next_step]
-        if missing:
-            step = min(missing)
-            raise NonDeterminismError(
-                workflow_id=self.workflow_id,
-                position=step,
-                recorded=self._recorded[step].description,
-                requested=f"no step {step} (the code asked for {self._next_step} steps)",
-                call_site="the workflow's last await before it went idle or returned",
-            )
 
     def _step(self) -> None:
         self.loop.run_until_idle()
@@ -592,9 +403,9 @@ class WorkflowRun(TimerScheduler):
             recorded.kind != kind or recorded.name != name or recorded.digest != digest
         ):
             requested = (
-                _activity_description(name, digest)
+                activity_description(name, digest)
                 if kind == "activity"
-                else f"a timer firing at {_iso(when)}"
+                else f"a timer firing at {iso(when)}"
             )
             if self._divergence is None:  # the first divergence is the one to report
                 self._divergence = NonDeterminismError(
@@ -624,8 +435,8 @@ class WorkflowRun(TimerScheduler):
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
-        future = _CommandFuture(loop=self.loop, run=self, step=step)
-        command = _Command(step, future, None, spec=spec, arguments=encoded, digest=digest)
+        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        command = Command(step, future, None, spec=spec, arguments=encoded, digest=digest)
         self._pending[step] = command
         self._pending_activities += 1
         self._new.append(command)
@@ -633,9 +444,9 @@ class WorkflowRun(TimerScheduler):
 
     def _recorded_outcome_now(self, step: int, spec: ActivitySpec) -> RecordedOutcome | None:
         index = self._replay_index
-        if self._live or index >= len(self._replay_events) or self.loop.has_ready():
+        if self._live or index >= len(self._index.events) or self.loop.has_ready():
             return None
-        event = self._replay_events[index]
+        event = self._index.events[index]
         if event["s"] != step or event["k"] != records.DONE:
             return None
         task = asyncio.current_task(self.loop)
@@ -650,7 +461,7 @@ class WorkflowRun(TimerScheduler):
 
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._new_step("timer", "", "", when=handle.when())
-        command = _Command(step, None, handle)
+        command = Command(step, None, handle)
         handle.step = step
         self._pending[step] = command
         self._new.append(command)
@@ -660,7 +471,7 @@ class WorkflowRun(TimerScheduler):
         if command is not None and command.host is not None:
             command.host.cancel()
 
-    def _forget(self, step: int) -> _Command | None:
+    def _forget(self, step: int) -> Command | None:
         command = self._pending.pop(step, None)
         if command is not None and command.spec is not None:
             self._pending_activities -= 1
@@ -686,7 +497,7 @@ class WorkflowRun(TimerScheduler):
             else:
                 self._start_activity(command, recorded)
 
-    def _arm_timer(self, command: _Command, recorded: _Recorded | None) -> None:
+    def _arm_timer(self, command: Command, recorded: RecordedStep | None) -> None:
         assert command.handle is not None
         if recorded is not None:
             fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
@@ -703,7 +514,7 @@ class WorkflowRun(TimerScheduler):
             ),
         )
 
-    def _start_activity(self, command: _Command, recorded: _Recorded | None) -> None:
+    def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
         spec = command.spec
         assert spec is not None
         first_attempt, start_at = 1, None
@@ -729,7 +540,7 @@ class WorkflowRun(TimerScheduler):
             sleep_until=self._sleep_until,
         )
         if self._inline_open and self._inline is None:
-            command.host = self._inline = _InlineStart(command.step, attempts)
+            command.host = self._inline = InlineStart(command.step, attempts)
             return
         task = asyncio.get_running_loop().create_task(
             self._run_and_post(command.step, attempts),
@@ -738,7 +549,7 @@ class WorkflowRun(TimerScheduler):
         command.host = task
         self._host_tasks.add(task)
 
-    def _arguments_of(self, command: _Command) -> tuple[list[Any], dict[str, Any]]:
+    def _arguments_of(self, command: Command) -> tuple[list[Any], dict[str, Any]]:
         """A copy of the call's arguments, as a replay would see them (decoded, rebuilt).
 
         The activity must not share objects with workflow code: a mutation on either side
@@ -806,25 +617,5 @@ class WorkflowRun(TimerScheduler):
             await asyncio.sleep(delay)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic GC over a burst of allocations that stay alive (a replay).
-
-    Its full collections walk every live object, so with them a 100k-step replay costs
-    more than 10x a 10k-step one; without them replay time grows linearly.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:
     return [*types[:count], *([Any] * (count - len(types)))]
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,89 @@
+"""The bookkeeping of a workflow's steps: commands in flight and how outcomes reach the code.
+
+Small objects the driver (`_workflow_run`) creates for every step, kept apart from it so
+each module has one job; no logic of replay here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ._specs import ActivitySpec
+
+
+class Command:
+    """A step the code asked for and whose outcome is not delivered yet."""
+
+    __slots__ = ("arguments", "digest", "fire_at", "future", "handle", "host", "spec", "step")
+
+    def __init__(
+        self,
+        step: int,
+        future: asyncio.Future[Any] | None,  # activities
+        handle: asyncio.TimerHandle | None,  # timers
+        *,
+        spec: ActivitySpec | None = None,
+        arguments: bytes = b"",  # encoded [args, kwargs]: the activity runs on a copy
+        digest: str = "",
+    ) -> None:
+        self.step = step
+        self.future = future
+        self.handle = handle
+        self.spec = spec
+        self.arguments = arguments
+        self.fire_at = float("inf")  # timers: when the host timer fires (epoch seconds)
+        self.digest = digest
+        self.host: asyncio.Task[None] | asyncio.TimerHandle | InlineStart | None = None
+
+
+class CommandFuture(asyncio.Future[Any]):
+    """An activity's outcome as workflow code awaits it; cancelling it stops the activity.
+
+    Overriding cancel() (which Task.cancel, wait_for and timeouts all call on the future a
+    task waits for) spares a done-callback, and its loop iteration, on every step.
+    """
+
+    def __init__(
+        self, *, loop: asyncio.AbstractEventLoop, step: int, on_cancel: Callable[[int], None]
+    ) -> None:
+        super().__init__(loop=loop)
+        self._step = step
+        self._on_cancel = on_cancel
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg=msg):
+            return False
+        self._on_cancel(self._step)
+        return True
+
+
+class RecordedOutcome:
+    """An activity's recorded outcome, handed to workflow code without a suspension."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any, error: BaseException | None) -> None:
+        self.value = value
+        self.error = error
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class InlineStart:
+    """An activity to run in the draining task once its drain ends (see _run_and_post)."""
+
+    __slots__ = ("cancelled", "coroutine", "step")
+
+    def __init__(self, step: int, coroutine: Coroutine[Any, Any, bytes]) -> None:
+        self.step = step
+        self.coroutine = coroutine
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.coroutine.close()
