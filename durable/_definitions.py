@@ -56,6 +56,14 @@ def _keyword_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     return hints
 
 
+def _look_like(wrapper: Any, fn: Callable[..., Any], name: str) -> None:
+    """Give a wrapper the function's name and docstring (for help(), logs and debuggers)."""
+    wrapper.__name__ = getattr(fn, "__name__", name)
+    wrapper.__qualname__ = getattr(fn, "__qualname__", name)
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+
+
 @final
 class Activity(Generic[P, R]):
     """A side effect a workflow awaits; its result is journaled and never recomputed.
@@ -68,10 +76,7 @@ class Activity(Generic[P, R]):
     def __init__(self, fn: Callable[P, Any], spec: ActivitySpec) -> None:
         self.fn = fn
         self.spec = spec
-        self.__name__ = getattr(fn, "__name__", spec.name)
-        self.__qualname__ = getattr(fn, "__qualname__", spec.name)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        _look_like(self, fn, spec.name)
 
     @property
     def name(self) -> str:
@@ -102,10 +107,7 @@ class Workflow(Generic[P, R]):
     def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], spec: WorkflowSpec) -> None:
         self.fn = fn
         self.spec = spec
-        self.__name__ = getattr(fn, "__name__", spec.name)
-        self.__qualname__ = getattr(fn, "__qualname__", spec.name)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
+        _look_like(self, fn, spec.name)
 
     @property
     def name(self) -> str:

@@ -6,65 +6,20 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
+def run_quick(module: str, tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
+    """Run `python -m module --quick` into tmp_path; its output and its JSON report."""
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "benchmarks.journal",
+            module,
             "--quick",
-            "--dir",
-            str(tmp_path / "scratch"),
-            "--output",
-            str(tmp_path / "results"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "journal_single / raw_single" in result.stdout
-    report = json.loads((tmp_path / "results" / "journal-quick.json").read_text())
-    assert set(report["medians"]) >= {"raw_single", "journal_single", "journal_100"}
-
-
-def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.engine",
-            "--quick",
-            "--dir",
-            str(tmp_path / "scratch"),
-            "--output",
-            str(tmp_path / "results"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "sequential / raw_single" in result.stdout
-    report = json.loads((tmp_path / "results" / "engine-quick.json").read_text())
-    assert set(report["medians"]) >= {"raw_single", "sequential", "replay_100"}
-
-
-def test_peers_benchmark_runs_quick_for_the_systems_ci_has(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.peers",
-            "--quick",
-            "--systems",
-            "durable,files,dbos",
+            *extra,
             "--dir",
             str(tmp_path / "scratch"),
             "--output",
@@ -76,8 +31,26 @@ def test_peers_benchmark_runs_quick_for_the_systems_ci_has(tmp_path: Path) -> No
         timeout=300,
         check=True,
     )
-    assert "| durable |" in result.stdout
-    report = json.loads((tmp_path / "results" / "peers-quick.json").read_text())
+    name = module.rsplit(".", 1)[-1]
+    report = json.loads((tmp_path / "results" / f"{name}-quick.json").read_text())
+    return result.stdout, report
+
+
+def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.journal", tmp_path)
+    assert "journal_single / raw_single" in output
+    assert set(report["medians"]) >= {"raw_single", "journal_single", "journal_100"}
+
+
+def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.engine", tmp_path)
+    assert "sequential / raw_single" in output
+    assert set(report["medians"]) >= {"raw_single", "sequential", "replay_100"}
+
+
+def test_peers_benchmark_runs_quick_for_the_systems_ci_has(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.peers", tmp_path, "--systems", "durable,files,dbos")
+    assert "| durable |" in output
     results = report["results"]
     for workload in ("sequential", "concurrent", "sleeping", "replay"):
         assert "median" in next(iter(results["durable"][workload].values())), workload
