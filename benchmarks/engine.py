@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import durable
-from benchmarks.journal import raw_single
+from benchmarks.journal import raw_single, write_report
 from durable import JournalDirectory
 from durable._encoding import encode
 from durable._engine._replay import digest_of
@@ -175,16 +171,7 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     result = measure(args.dir, runs, steps, sizes)
     report(result, runs, steps)
-    result["machine"] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.output.mkdir(parents=True, exist_ok=True)
-    name = "engine-quick.json" if args.quick else "engine.json"
-    (args.output / name).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.output / name}")
+    write_report(result, args.output, "engine-quick.json" if args.quick else "engine.json")
 
 
 if __name__ == "__main__":

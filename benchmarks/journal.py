@@ -201,6 +201,19 @@ def report(rates: dict[str, list[float]], runs: int, records: int) -> dict[str, 
     return {"medians": medians, "ratios": ratios, "runs": rates}
 
 
+def write_report(result: dict[str, object], output: Path, name: str) -> None:
+    """Stamp `result` with the machine and date, and write it as output/name."""
+    result["machine"] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    (output / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {output / name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -213,16 +226,7 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     rates = measure(args.dir, runs, records)
     result = report(rates, runs, records)
-    result["machine"] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.output.mkdir(parents=True, exist_ok=True)
-    name = "journal-quick.json" if args.quick else "journal.json"
-    (args.output / name).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.output / name}")
+    write_report(result, args.output, "journal-quick.json" if args.quick else "journal.json")
 
 
 if __name__ == "__main__":
