@@ -53,7 +53,7 @@ async def _sequential(directory: Path, steps: int) -> tuple[float, list[float]]:
 
 
 async def _write_finished_steps(directory: Path, steps: int) -> None:
-    """A journal as steps_workflow(steps + 1) leaves it after `steps` steps (sched + done)."""
+    """A journal as steps_workflow(steps + 1) leaves it after `steps` steps (one done each)."""
     async with JournalDirectory(directory) as store:
         journal = await store.open("replay")
         now = time.time()
@@ -61,7 +61,7 @@ async def _write_finished_steps(directory: Path, steps: int) -> None:
             encode(
                 {
                     "k": "start",
-                    "v": 1,
+                    "v": 2,
                     "wf": "bench",
                     "id": "replay",
                     "args": [steps],
@@ -73,9 +73,18 @@ async def _write_finished_steps(directory: Path, steps: int) -> None:
         for index in range(steps):
             digest = digest_of(encode([[index], {}]))
             journal.write(
-                encode({"k": "sched", "s": index, "a": "step", "d": digest, "n": 1, "t": now})
+                encode(
+                    {
+                        "k": "done",
+                        "s": index,
+                        "a": "step",
+                        "d": digest,
+                        "n": 1,
+                        "r": index,
+                        "t": now,
+                    }
+                )
             )
-            journal.write(encode({"k": "done", "s": index, "r": index, "t": now}))
         await journal.close()
 
 

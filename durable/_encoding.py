@@ -265,7 +265,7 @@ class _BadExt(Exception):
 
 
 def _unpack(payload: bytes, depth: int) -> Any:
-    hook = functools.partial(_ext_hook, depth)
+    hook = _TOP_LEVEL_HOOK if depth == 0 else functools.partial(_ext_hook, depth)
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=hook)
 
 
@@ -296,6 +296,9 @@ def _ext_hook(depth: int, code: int, data: bytes) -> Any:
     except Exception as error:  # whatever the payload breaks is corruption, reported as such
         detail = _short(str(error) or type(error).__name__)
         raise _BadExt(f"{_EXT_NAMES.get(code, 'value')} (ext type {code}: {detail})") from error
+
+
+_TOP_LEVEL_HOOK: Final = functools.partial(_ext_hook, 0)  # (one per record adds up on replay)
 
 
 def _tzinfo(tz: Any) -> Any:

@@ -14,12 +14,20 @@ empty `directory` it may use for its files (journals, SQLite, a dev server's dat
 A workload a system cannot run raises Unsupported(reason); it is reported, never dropped.
 Steps are trivial: an activity / step that returns its integer argument. Every system runs
 in its durable default (what it syncs per step is counted separately with strace).
+
+Peers with a server of their own (Temporal's dev server, restate-server) start it with the
+process helpers at the end of this module: loopback ports, a server that dies with its parent,
+a bounded stop.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import socket
 import statistics
+import subprocess
 from pathlib import Path
 
 
@@ -43,3 +51,45 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float]:
         "p50_us": statistics.median(ordered) * 1e6,
         "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6,
     }
+
+
+# --- servers the peers start as subprocesses ---------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free right now on 127.0.0.1 (held open together, so they differ)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def die_with_parent() -> None:
+    """In a server's process before exec (preexec_fn): SIGTERM it when this process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent already died between fork and prctl
+        os._exit(1)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM, wait, SIGKILL if needed; blocking, so that cancellation cannot skip it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def log_tail(path: Path, chars: int = 2000) -> str:
+    """The end of a server's log file, for error messages ("" if there is none)."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""

@@ -31,13 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib
 import itertools
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +46,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers._common import Unsupported, latency_summary, rss_mb
+from benchmarks.peers._common import (
+    Unsupported,
+    die_with_parent,
+    free_ports,
+    latency_summary,
+    log_tail,
+    rss_mb,
+    stop_process,
+)
 
 try:
     from temporalio import activity, workflow
@@ -146,33 +151,6 @@ def _temporal_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free right now on 127.0.0.1 (held open together, so they differ)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _die_with_parent() -> None:
-    """In the server's process before exec: SIGTERM it when this process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent already died between fork and prctl
-        os._exit(1)
-
-
-def _log_tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
 @dataclass
 class DevServer:
     """A running dev server and a client connected to it."""
@@ -188,17 +166,6 @@ class DevServer:
         return self.process.pid
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, SIGKILL if needed; blocking, so that cancellation cannot skip it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=SERVER_STOP_LIMIT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def _connect(process: subprocess.Popen[bytes], target: str, log: Path) -> Client:
     """A client, once the server answers and its default namespace exists."""
     deadline = time.monotonic() + SERVER_START_LIMIT_S
@@ -206,7 +173,7 @@ async def _connect(process: subprocess.Popen[bytes], target: str, log: Path) -> 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
-                f"temporal dev server exited with {process.returncode}:\n{_log_tail(log)}"
+                f"temporal dev server exited with {process.returncode}:\n{log_tail(log)}"
             )
         try:
             client = await asyncio.wait_for(Client.connect(target), timeout=5)
@@ -220,7 +187,7 @@ async def _connect(process: subprocess.Popen[bytes], target: str, log: Path) -> 
             return client
     raise TimeoutError(
         f"temporal dev server did not answer on {target} within {SERVER_START_LIMIT_S:.0f} s "
-        f"(last error: {last!r}):\n{_log_tail(log)}"
+        f"(last error: {last!r}):\n{log_tail(log)}"
     )
 
 
@@ -230,7 +197,7 @@ async def dev_server(directory: Path) -> AsyncIterator[DevServer]:
     binary = _temporal_binary()
     if binary is None:
         raise Unsupported("no temporal CLI binary found")
-    port, ui_port = _free_ports(2)
+    port, ui_port = free_ports(2)
     log = directory / "temporal-server.log"
     command = [
         str(binary),
@@ -253,14 +220,14 @@ async def dev_server(directory: Path) -> AsyncIterator[DevServer]:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (only prctl, no locks taken)
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (only prctl, no locks taken)
         )
     try:
         target = f"127.0.0.1:{port}"
         client = await _connect(process, target, log)
         yield DevServer(process=process, client=client, target=target, log=log)
     finally:
-        _stop(process)
+        stop_process(process, SERVER_STOP_LIMIT_S)
 
 
 def _new_worker(

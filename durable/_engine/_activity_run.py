@@ -1,15 +1,18 @@
 """One activity call on the host loop: attempts, per-attempt timeout, journaled retries.
 
-Each attempt first writes its intent ("sched"; synced first only for at_most_once), so a
-resumed run knows the call was in doubt. A failed attempt that will be retried journals
-("retry") when the next attempt starts and syncs it before waiting, so a crash neither
-resets the count nor shortens the back-off. The outcome is returned as an encoded "done"
-record for the workflow driver to journal and deliver; this module never delivers.
+An at_most_once attempt first appends its intent ("sched") and syncs it, so a resumed run
+knows the call was in doubt. Other attempts write their intent only if they are still running
+one loop iteration later: an activity that finishes at once (a cache hit, a trivial step)
+costs one record, its "done", which names the activity and attempt itself. A failed attempt
+that will be retried journals ("retry") and syncs it before waiting, so a crash neither resets
+the count nor shortens the back-off. The outcome is returned as an encoded "done" record for
+the workflow driver to journal and deliver; this module never delivers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +21,7 @@ from typing import Any
 import anyio.to_thread
 
 from .._encoding import encode
-from .._errors import SerializationError
+from .._errors import DurableError, SerializationError
 from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
@@ -71,21 +74,13 @@ async def run_activity(
     attempt = first_attempt
     if start_at is not None:
         await sleep_until(start_at)
+    loop = asyncio.get_running_loop()
     while True:
-        intent = encode(
-            {
-                "k": records.SCHEDULED,
-                "s": step,
-                "a": spec.name,
-                "d": digest,
-                "n": attempt,
-                "t": time.time(),
-            }
-        )
-        if spec.at_most_once:
-            await journal.append(intent)  # durable before the effect, even against power loss
-        else:
-            journal.write(intent)  # made durable with the outcome
+        intent: asyncio.Handle | None = None
+        if spec.at_most_once:  # durable before the effect, even against power loss
+            await journal.append(_intent(spec, step, digest, attempt))
+        else:  # made durable with the outcome, if the attempt is still running by then
+            intent = loop.call_soon(_write_intent, journal, spec, step, digest, attempt)
         token = current_activity.set((workflow_id, spec.name, step, attempt))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
@@ -93,7 +88,15 @@ async def run_activity(
             else:
                 result = await _attempt(spec, args, kwargs)
             return encode(
-                {"k": records.DONE, "s": step, "r": result, "t": time.time()},
+                {
+                    "k": records.DONE,
+                    "s": step,
+                    "a": spec.name,
+                    "d": digest,
+                    "n": attempt,
+                    "r": result,
+                    "t": time.time(),
+                },
                 context="its result",
                 activity=spec.name,
             )
@@ -113,11 +116,15 @@ async def run_activity(
             retry = spec.retry.retries_after(attempt, type(error))
         finally:
             current_activity.reset(token)
+            if intent is not None:
+                intent.cancel()  # finished (or failed) before its intent was written: skip it
         if not retry:
             return encode(
                 {
                     "k": records.DONE,
                     "s": step,
+                    "a": spec.name,
+                    "d": digest,
                     "e": records.describe_error(failure),
                     "n": attempt,
                     "t": time.time(),
@@ -130,6 +137,8 @@ async def run_activity(
                 {
                     "k": records.RETRY,
                     "s": step,
+                    "a": spec.name,
+                    "d": digest,
                     "n": attempt,
                     "e": records.describe_error(failure),
                     "at": next_at,
@@ -141,12 +150,33 @@ async def run_activity(
         attempt += 1
 
 
-def in_doubt_outcome(step: int) -> bytes:
+def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int) -> bytes:
+    return encode(
+        {
+            "k": records.SCHEDULED,
+            "s": step,
+            "a": spec.name,
+            "d": digest,
+            "n": attempt,
+            "t": time.time(),
+        }
+    )
+
+
+def _write_intent(journal: Journal, spec: ActivitySpec, step: int, digest: str, n: int) -> None:
+    """The attempt is still running: say so in the journal (for a resume, and for readers)."""
+    with contextlib.suppress(DurableError):  # a failed or closed journal: the outcome says so
+        journal.write(_intent(spec, step, digest, n))
+
+
+def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str) -> bytes:
     """The outcome of an at_most_once call a crash left undecided."""
     return encode(
         {
             "k": records.DONE,
             "s": step,
+            "a": spec.name,
+            "d": digest,
             "e": {"type": "durable.InDoubtError", "msg": "", "tb": "", "kind": "in-doubt"},
             "n": 0,
             "t": time.time(),

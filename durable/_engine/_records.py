@@ -1,14 +1,19 @@
 """The journal's record kinds: small msgpack maps with short keys, one per event.
 
-Engine format version 1 (the "v" of the start record; the storage frame format is separate):
+Engine format version 2 (the "v" of the start record; the storage frame format is separate):
 
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed}
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t}   intent to run
-    retry  {k, s, n: failed attempt, e: error, at: when the next attempt starts, t}
-    done   {k, s, r: result, t} | {k, s, e: error, n: attempts, t}             outcome
+    retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts, t}
+    done   {k, s, a, d, n: attempt, r: result, t} | {k, s, a, d, e: error, n, t}   outcome
     timer  {k, s, at: absolute fire time (epoch seconds)}
     fired  {k, s, t}
     end    {k, r: result, t} | {k, e: error, t}                                final outcome
+
+A "sched" is written only when it matters: before an at_most_once attempt (synced), or once
+an attempt is still running a loop iteration after it started. The first record of a step
+names it (activity and digest), so most steps cost one record. Version 1 journals (always a
+"sched" first; "retry" and "done" without `a`/`d`) are read as before.
 
 `s` is the step: the position of a command (activity call or timer) in the order the
 workflow code asked for them. Errors are {type, msg, tb[, kind]}. Times are epoch seconds.
@@ -22,7 +27,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 START = "start"
 SCHEDULED = "sched"

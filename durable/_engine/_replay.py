@@ -7,11 +7,9 @@ workflow code; `_workflow_run` compares what the code asks for with this index.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,8 +21,13 @@ from .._errors import (
     UnsupportedJournalFormat,
     WorkflowDefinitionError,
 )
+from .._storage._collector import collector_paused
 from .._storage._frames import StoredRecord
 from . import _records as records
+
+# Records that name their activity (format 2): the first one seen for a step creates it. In
+# format 1 only "sched" did, and it always came first.
+_NAMES_ACTIVITY = frozenset({records.SCHEDULED, records.RETRY, records.DONE})
 
 
 def digest_of(encoded_arguments: bytes) -> str:
@@ -38,22 +41,6 @@ def activity_description(name: str, digest: str) -> str:
 
 def iso(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic GC over a burst of allocations that stay alive (a replay).
-
-    Its full collections walk every live object, so with them a 100k-step replay costs
-    more than 10x a 10k-step one; without them replay time grows linearly.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass
@@ -165,21 +152,32 @@ class JournalIndex:
                     offset=offset,
                     reason=f"unknown record {str(record)[:80]!r} (written by a newer durable?)",
                 )
-            recorded = self.steps.get(step)
-            if kind == records.SCHEDULED:
-                if recorded is None:
-                    recorded = self.steps[step] = RecordedStep(
-                        kind="activity", name=record["a"], digest=record["d"]
-                    )
-                recorded.attempt, recorded.retry_at = record["n"], None
-            elif kind == records.RETRY and recorded is not None:
-                recorded.attempt, recorded.retry_at = record["n"], record["at"]
-            elif kind == records.TIMER:
+            if kind == records.TIMER:
                 self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
+                continue
+            recorded = self.steps.get(step)
+            if recorded is None and kind in _NAMES_ACTIVITY:
+                recorded = self.steps[step] = self._activity_step(offset, step, kind, record)
+            if kind in (records.SCHEDULED, records.RETRY):
+                assert recorded is not None
+                recorded.attempt = record["n"]
+                recorded.retry_at = record["at"] if kind == records.RETRY else None
             elif kind in records.DELIVERED:
                 if recorded is not None:
                     recorded.outcome = True
                 self.events.append(record)
+
+    def _activity_step(
+        self, offset: int, step: int, kind: str, record: dict[str, Any]
+    ) -> RecordedStep:
+        name, digest = record.get("a"), record.get("d")
+        if not isinstance(name, str) or not isinstance(digest, str):
+            raise JournalCorrupted(
+                path=self.workflow_id,
+                offset=offset,
+                reason=f"step {step} has a {kind!r} record that names no activity",
+            )
+        return RecordedStep("activity", name, digest)
 
     def unasked(self, asked: int) -> NonDeterminismError | None:
         """After replay the code must have asked for every step the journal recorded.

@@ -29,6 +29,7 @@ from .._errors import (
     WorkflowDefinitionError,
     WorkflowFailed,
 )
+from .._storage._collector import collector_paused
 from .._storage._interface import Journal
 from . import _records as records
 from ._activity_run import in_doubt_outcome, run_activity
@@ -38,7 +39,6 @@ from ._replay import (
     JournalIndex,
     RecordedStep,
     activity_description,
-    collector_paused,
     digest_of,
     iso,
 )
@@ -522,7 +522,7 @@ class WorkflowRun(TimerScheduler):
             if recorded.retry_at is not None:
                 first_attempt, start_at = recorded.attempt + 1, recorded.retry_at
             elif spec.at_most_once:
-                self._post(in_doubt_outcome(command.step))
+                self._post(in_doubt_outcome(command.step, spec, command.digest))
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again

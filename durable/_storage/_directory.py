@@ -125,7 +125,16 @@ class JournalDirectory:
         path = self.path_of(name)
         if self._closed:
             raise JournalClosed(path=path)
-        journal = await anyio.to_thread.run_sync(self._open_blocking, path)
+        journal = None
+        if self._committer is not None:  # (the first open prepares the directory, blocking)
+            journal = JournalFile.create_if_new(
+                path,
+                directory_device=self._directory_device,
+                committer=self._committer,
+                max_record_size=self.max_record_size,
+            )
+        if journal is None:
+            journal = await anyio.to_thread.run_sync(self._open_blocking, path)
         if self._closed:  # closed while this open ran: its committer is gone
             await journal.abandon()
             raise JournalClosed(path=path)

@@ -101,6 +101,8 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
     offset = start
     end = len(data)
     unpack_header = _FRAME_HEADER.unpack_from
+    new_record = tuple.__new__  # StoredRecord(...) without its Python-level __new__ (replay)
+    crc32 = zlib.crc32
     while end - offset > FRAME_HEADER_SIZE:
         length, crc = unpack_header(data, offset)
         payload_start = offset + FRAME_HEADER_SIZE
@@ -108,9 +110,10 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
         if length == 0 or length > max_payload or payload_end > end:
             break
         payload = data[payload_start:payload_end]
-        if _masked_crc(data[offset : offset + 4], payload) != crc:
+        full = crc32(payload, crc32(data[offset : offset + 4]))
+        if (((full >> 15) | (full << 17)) + _MASK_DELTA) & 0xFFFFFFFF != crc:
             break
-        records.append(StoredRecord(offset, payload))
+        records.append(new_record(StoredRecord, (offset, payload)))
         offset = payload_end
     if offset == end:
         return Scan(records, offset, None)

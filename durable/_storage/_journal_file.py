@@ -1,6 +1,7 @@
 """One append-only journal file: open and recover under an exclusive lock, append, close.
 
-Opening is blocking (lock, read, maybe truncate a torn tail) and runs in a worker thread.
+Opening an existing journal is blocking (lock, read, maybe truncate a torn tail, sync) and
+runs in a worker thread; creating a new one is a few syscalls and runs on the caller's.
 An append writes its frame at once (a page-cache write) and leaves the sync to the
 directory's GroupCommitter, which shares it with other appenders or, for a lone appender,
 does it inline within a bounded budget.
@@ -22,6 +23,7 @@ from .._errors import (
     RecordTooLarge,
     UnsupportedJournalFormat,
 )
+from ._collector import collector_paused
 from ._frames import (
     FILE_HEADER,
     FILE_MAGIC,
@@ -86,13 +88,27 @@ def parse(data: bytes, path: Path) -> tuple[list[StoredRecord], int, str | None]
     if is_torn_creation(data):
         return [], 0, "incomplete file header" if data else None
     check_header(data, path)
-    result = scan(data, len(FILE_HEADER), READ_LIMIT)
+    with collector_paused():
+        result = scan(data, len(FILE_HEADER), READ_LIMIT)
     damage = result.damage
     if damage is None:
         return result.records, result.valid_end, None
     if not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
     return result.records, result.valid_end, damage.reason
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalLocked(path=path) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _open_locked(path: Path) -> tuple[int, list[StoredRecord], bool]:
@@ -102,12 +118,8 @@ def _open_locked(path: Path) -> tuple[int, list[StoredRecord], bool]:
     header and directory entry are made durable by its first sync, not here (a creation
     would otherwise cost an fdatasync and a directory fsync of its own).
     """
-    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    fd = _lock(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JournalLocked(path=path) from None
         data = _read_all(fd)
         records, valid_end, torn = parse(data, path)
         if torn is not None:
@@ -181,6 +193,40 @@ class JournalFile:
             committer=committer,
             new_entry=created,
             same_device=os.fstat(fd).st_dev == directory_device,
+            max_record_size=max_record_size,
+        )
+
+    @classmethod
+    def create_if_new(
+        cls,
+        path: Path,
+        *,
+        directory_device: int,
+        committer: GroupCommitter,
+        max_record_size: int,
+    ) -> JournalFile | None:
+        """Open and lock `path` if it is new (empty), else None: it needs open_blocking.
+
+        A creation is an open, a flock, an fstat and a header write (~30 us), cheaper than
+        the hop to a worker thread and back (~250 us each when 100 workflows start at once).
+        """
+        fd = _lock(path)
+        try:
+            info = os.fstat(fd)
+            if info.st_size != 0:
+                os.close(fd)  # (releases the lock: open_blocking takes it again)
+                return None
+            os.write(fd, FILE_HEADER)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(
+            path=path,
+            fd=fd,
+            records=[],
+            committer=committer,
+            new_entry=True,
+            same_device=info.st_dev == directory_device,
             max_record_size=max_record_size,
         )
 

@@ -345,3 +345,27 @@ async def test_a_new_journal_s_directory_entry_is_synced_before_its_first_ack(
         await reopened.append(b"third")
         await reopened.close()
     assert len(directory_syncs) == 1
+
+
+async def test_an_empty_file_is_created_in_place_but_never_while_someone_holds_it(
+    journal_dir: Path,
+) -> None:
+    """New journals open on the loop's thread (no worker hop); the lock still decides."""
+    import fcntl  # noqa: PLC0415
+
+    async with JournalDirectory(journal_dir) as store:
+        await (await store.open("first")).close()  # the directory and committer exist now
+        empty = journal_dir / "left-empty.journal"  # a crash right after creat()
+        empty.touch(mode=0o600)
+        holder = os.open(empty, os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            with pytest.raises(JournalLocked):
+                await store.open("left-empty")
+            assert empty.read_bytes() == b"", "a held file is not written to"
+        finally:
+            os.close(holder)
+        journal = await store.open("left-empty")
+        await journal.append(b"after the holder let go")
+        await journal.close()
+        assert payloads_of(await store.read("left-empty")) == [b"after the holder let go"]
