@@ -4,10 +4,12 @@
 
 Systems: raw (the disk's limits: write+fdatasync loop, syncfs batch, group commit), durable,
 files (hand-written msgpack + fdatasync), dbos (DBOS Transact, SQLite), temporal-local and
-temporal (Temporal's local and regular activities on its file-backed dev server). Peers
-need the `bench` extra (`pip install -e '.[bench]'`); one that cannot run here is reported
-as skipped with the reason. Every (system, workload) runs in a fresh worker process, runs
-are interleaved, and figures are medians over --runs, so ratios compare like with like.
+temporal (Temporal's local and regular activities on its file-backed dev server), restate
+(restate-server from npm, installed into benchmarks/.restate/ on first use, and its Python
+SDK). Peers need the `bench` extra (`pip install -e '.[bench]'`); one that cannot run here
+is reported as skipped with the reason. Every (system, workload) runs in a fresh worker
+process, runs are interleaved, and figures are medians over --runs, so ratios compare like
+with like.
 
 Writes benchmarks/results/peers.json, peers.md (the table) and peers.png (the chart).
 """
@@ -39,6 +41,7 @@ SYSTEMS = {
     "dbos": ("benchmarks.peers.dbos_peer", None),
     "temporal-local": ("benchmarks.peers.temporal_peer", "LOCAL"),
     "temporal": ("benchmarks.peers.temporal_peer", "REMOTE"),
+    "restate": ("benchmarks.peers.restate_peer", None),
 }
 FULL: dict[str, list[Any]] = {
     "sequential": [200],

@@ -1,9 +1,9 @@
 """One activity call on the host loop: attempts, per-attempt timeout, journaled retries.
 
 An at_most_once attempt first appends its intent ("sched") and syncs it, so a resumed run
-knows the call was in doubt. Other attempts write their intent only if they are still running
-one loop iteration later: an activity that finishes at once (a cache hit, a trivial step)
-costs one record, its "done", which names the activity and attempt itself. A failed attempt
+knows the call was in doubt. Other attempts write their intent only once they have run for
+INTENT_AFTER (for readers of the journal: what is running now): an activity that finishes
+sooner costs one record, its "done", which names the activity and attempt itself. A failed attempt
 that will be retried journals ("retry") and syncs it before waiting, so a crash neither resets
 the count nor shortens the back-off. The outcome is returned as an encoded "done" record for
 the workflow driver to journal and deliver; this module never delivers.
@@ -26,6 +26,10 @@ from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
 from ._specs import ActivitySpec
+
+# A timer, not call_soon: a handle in the ready queue would keep the lone appender from
+# syncing inline, costing a loop iteration per step.
+INTENT_AFTER = 0.001
 
 
 class ActivityTimeout(TimeoutError):
@@ -76,11 +80,13 @@ async def run_activity(
         await sleep_until(start_at)
     loop = asyncio.get_running_loop()
     while True:
-        intent: asyncio.Handle | None = None
+        intent: asyncio.TimerHandle | None = None
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt))
         else:  # made durable with the outcome, if the attempt is still running by then
-            intent = loop.call_soon(_write_intent, journal, spec, step, digest, attempt)
+            intent = loop.call_later(
+                INTENT_AFTER, _write_intent, journal, spec, step, digest, attempt
+            )
         token = current_activity.set((workflow_id, spec.name, step, attempt))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less

@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from .._errors import InvalidJournalName, JournalClosed, JournalError, JournalNotFound
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
-from ._group_commit import GroupCommitter, SyncMode
+from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode
 from ._journal_file import JournalFile, parse
 
 SUFFIX = ".journal"
@@ -53,8 +53,8 @@ class JournalDirectory:
         path: the directory; created (0700, with missing parents) on first open.
         max_record_size: the largest payload accepted, in bytes (default 64 MiB).
         sync: "auto" (default), "fdatasync" or "syncfs"; see GroupCommitter.
-        inline_sync_budget: seconds (default 0.001); a lone appender syncs on the event
-            loop's thread while recent inline syncs took less. 0 always uses the sync thread.
+        inline_sync_budget: seconds (default 0.002); syncs run on the event loop's thread
+            while recent syncs took less (see GroupCommitter). 0 always uses the sync thread.
 
     Use `async with JournalDirectory(path) as store:` or call `close()` when done.
     """
@@ -65,7 +65,7 @@ class JournalDirectory:
         *,
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         sync: SyncMode = "auto",
-        inline_sync_budget: float = 0.001,
+        inline_sync_budget: float = DEFAULT_BUDGET,
     ) -> None:
         self.path = Path(path)
         self.max_record_size = max_record_size

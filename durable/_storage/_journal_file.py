@@ -272,7 +272,7 @@ class JournalFile:
         if self._committer.sync_inline(self._target, loop):
             return  # (no extra suspension: it would cost a loop iteration per record)
         waiter = loop.create_future()
-        self._committer.request_sync(self._target, waiter)
+        self._committer.join_round(self._target, waiter, loop)
         await waiter
 
     async def flush(self) -> None:
@@ -287,7 +287,7 @@ class JournalFile:
             if self._committer.sync_inline(target, loop):
                 return
             waiter = loop.create_future()
-            self._committer.request_sync(target, waiter)
+            self._committer.join_round(target, waiter, loop)
             await waiter
 
     async def close(self) -> None:

@@ -196,6 +196,7 @@ async def test_code_that_no_longer_asks_for_recorded_steps_is_non_deterministic(
     async with Runtime(journal_dir) as runtime:
         await runtime.start(v1, id="shop")
         await started.wait()
+        await asyncio.sleep(0.05)  # running for longer than INTENT_AFTER: its intent is written
     gate.set()
     before = (journal_dir / "shop.journal").read_bytes()
     async with Runtime(journal_dir) as runtime:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from anyio import fail_after as anyio_fail_after
 
 import durable._storage._group_commit as group_commit
 from durable import Journal, JournalDirectory, JournalWriteError
@@ -234,3 +235,69 @@ async def test_cancelled_appender_does_not_break_the_batch(journal_dir: Path) ->
         await journal.close()
         payloads = [record.payload for record in await store.read("cancel")]
     assert payloads == [b"cancelled while waiting", b"next"]
+
+
+async def test_appenders_on_one_loop_share_one_sync_on_the_loop_s_thread(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round: every appender the loop ran before going idle rides one inline sync."""
+    counter = SyncCounter(monkeypatch)
+    threads: set[str] = set()
+    counting_syncfs = group_commit._load_syncfs()
+
+    def noting_syncfs(fd: int) -> int:
+        threads.add(threading.current_thread().name)
+        assert counting_syncfs is not None
+        return counting_syncfs(fd)
+
+    monkeypatch.setattr(group_commit, "_load_syncfs", lambda: noting_syncfs)
+    async with JournalDirectory(journal_dir) as store:
+        journals = [await store.open(f"round-{index}") for index in range(50)]
+        await asyncio.gather(*(journal.flush() for journal in journals))  # headers durable
+        before = counter.total
+        await asyncio.gather(*(journal.append(b"one round") for journal in journals))
+        assert counter.total - before == 1, "50 appenders, one sync"
+        assert threads == {threading.current_thread().name}, "no hop to the sync thread"
+        for journal in journals:
+            await journal.close()
+        assert [r.payload for r in await store.read("round-7")] == [b"one round"]
+
+
+async def test_a_busy_loop_does_not_hold_a_round_back(journal_dir: Path) -> None:
+    stop = asyncio.Event()
+
+    async def spinner() -> None:  # always ready: the loop never goes idle
+        while not stop.is_set():
+            await asyncio.sleep(0)
+
+    async with JournalDirectory(journal_dir) as store:
+        journals = [await store.open(f"busy-{index}") for index in range(3)]
+        spinning = asyncio.ensure_future(spinner())
+        await asyncio.sleep(0)
+        with anyio_fail_after(5):
+            await asyncio.gather(*(journal.append(b"made it") for journal in journals))
+        stop.set()
+        await spinning
+        for journal in journals:
+            await journal.close()
+
+
+@linux_only
+async def test_a_failed_sync_in_a_round_fails_exactly_the_files_that_lost_data(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FailingDisk(monkeypatch, journal_dir)
+    async with JournalDirectory(journal_dir) as store:
+        journals: list[Journal] = [await store.open(f"round-{index}") for index in range(4)]
+        disk.lost = {"round-2"}
+        outcomes = await asyncio.gather(
+            *(journal.append(b"in doubt") for journal in journals), return_exceptions=True
+        )
+        assert [outcome is None for outcome in outcomes] == [True, True, False, True]
+        assert isinstance(outcomes[2], JournalWriteError)
+        with pytest.raises(JournalWriteError):
+            await journals[2].append(b"refused: the handle failed")
+        with pytest.raises(JournalWriteError):
+            await journals[2].close()
+        for index in (0, 1, 3):
+            await journals[index].close()
