@@ -5,10 +5,16 @@ journal and made durable before the workflow sees it, so a crashed run resumes w
 """
 
 from ._api import activity_info as activity_info
+from ._api import continue_as_new as continue_as_new
+from ._api import deprecate_patch as deprecate_patch
 from ._api import now as now
+from ._api import patched as patched
 from ._api import random as random
+from ._api import run_child as run_child
+from ._api import set_status as set_status
 from ._api import sleep as sleep
 from ._api import uuid4 as uuid4
+from ._api import wait_for_event as wait_for_event
 from ._api import workflow_info as workflow_info
 from ._definitions import Activity as Activity
 from ._definitions import Workflow as Workflow
@@ -16,9 +22,13 @@ from ._definitions import activity as activity
 from ._definitions import workflow as workflow
 from ._engine._context import ActivityInfo as ActivityInfo
 from ._engine._context import WorkflowInfo as WorkflowInfo
+from ._engine._describe import WorkflowDescription as WorkflowDescription
+from ._engine._describe import WorkflowState as WorkflowState
 from ._engine._retry import RetryPolicy as RetryPolicy
 from ._errors import ActivityError as ActivityError
+from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
+from ._errors import EventTimeout as EventTimeout
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
@@ -36,13 +46,17 @@ from ._errors import SerializationError as SerializationError
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsupportedJournalFormat as UnsupportedJournalFormat
 from ._errors import WorkflowAlreadyRunning as WorkflowAlreadyRunning
+from ._errors import WorkflowCancelled as WorkflowCancelled
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowFailed as WorkflowFailed
+from ._errors import WorkflowFinished as WorkflowFinished
+from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._runtime import Runtime as Runtime
 from ._runtime import WorkflowHandle as WorkflowHandle
 from ._runtime import run as run
 from ._runtime import start as start
+from ._saga import Saga as Saga
 from ._storage._directory import JournalDirectory as JournalDirectory
 from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
@@ -52,7 +66,9 @@ __all__ = [
     "Activity",
     "ActivityError",
     "ActivityInfo",
+    "CompensationFailed",
     "DurableError",
+    "EventTimeout",
     "InDoubtError",
     "InvalidDuration",
     "InvalidJournalName",
@@ -71,25 +87,37 @@ __all__ = [
     "RecordTooLarge",
     "RetryPolicy",
     "Runtime",
+    "Saga",
     "SerializationError",
     "StoredRecord",
     "UnknownWorkflow",
     "UnsupportedJournalFormat",
     "Workflow",
     "WorkflowAlreadyRunning",
+    "WorkflowCancelled",
     "WorkflowDefinitionError",
+    "WorkflowDescription",
     "WorkflowFailed",
+    "WorkflowFinished",
     "WorkflowHandle",
     "WorkflowInfo",
+    "WorkflowNotFound",
+    "WorkflowState",
     "WorkflowStopped",
     "activity",
     "activity_info",
+    "continue_as_new",
+    "deprecate_patch",
     "now",
+    "patched",
     "random",
     "run",
+    "run_child",
+    "set_status",
     "sleep",
     "start",
     "uuid4",
+    "wait_for_event",
     "workflow",
     "workflow_info",
 ]

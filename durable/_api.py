@@ -1,4 +1,4 @@
-"""Calls workflow code makes: sleep, now, random, uuid4, workflow_info, activity_info.
+"""Calls workflow code makes: sleep, now, random, uuid4, events, status, patches, children...
 
 Inside a workflow they read the workflow's loop (logical clock, seeded randomness), so they
 replay identically; elsewhere they fall back to the real clock and randomness, so shared
@@ -10,11 +10,126 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
+from ._definitions import Workflow
 from ._durations import Duration, to_seconds
 from ._engine._context import ActivityInfo, WorkflowInfo, current_activity, current_run
-from ._errors import OutsideWorkflowError
+from ._engine._steps import ContinueAsNew, RecordedOutcome
+from ._errors import EventTimeout, OutsideWorkflowError, WorkflowDefinitionError
+
+if TYPE_CHECKING:
+    from ._engine._workflow_run import WorkflowRun
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+
+def _workflow_run(call: str) -> WorkflowRun:
+    run = current_run()
+    if run is None:
+        raise OutsideWorkflowError(
+            f"durable.{call}() was called outside workflow code; call it in a function "
+            "decorated with @durable.workflow"
+        )
+    return run
+
+
+async def wait_for_event(name: str, *, timeout: Duration | None = None) -> Any:  # noqa: ASYNC109
+    """Wait for the next event `name` sent to this workflow (Runtime.send_event); its payload.
+
+    Events sent before the wait are kept, in order, for it. The timeout is a durable timer:
+    a restart does not extend it.
+
+    Raises:
+        EventTimeout: (a TimeoutError) no such event within `timeout`.
+        OutsideWorkflowError: not called from workflow code.
+    """
+    run = _workflow_run("wait_for_event")
+    seconds = None if timeout is None else to_seconds(timeout, what="event timeout")
+    waiting = run.request_event(name)
+    if isinstance(waiting, RecordedOutcome):
+        return waiting.unwrap()
+    if seconds is None:
+        return await waiting
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await waiting
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise EventTimeout(workflow_id=run.workflow_id, event=name, timeout=seconds) from None
+
+
+def set_status(value: Any) -> None:
+    """Publish a value (progress, a phase name, a dict) for Runtime.describe() to read.
+
+    Journaled with the workflow's next step; the latest value wins.
+    """
+    _workflow_run("set_status").set_status(value)
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this workflow may take the new code path named `patch_id`.
+
+    True for workflows that reach this point under the new code (recorded in the journal),
+    False for those whose journal shows the old code went past this point without it: so
+    `if durable.patched("charge-v2"): new() else: old()` keeps old workflows replaying.
+
+    Raises:
+        WorkflowDefinitionError: the same id is used at two places in the code.
+    """
+    return _workflow_run("patched").patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark a patch as the only path: once no workflow from before it can replay.
+
+    Replace `if durable.patched(id): new() else: old()` by `durable.deprecate_patch(id);
+    new()` once every workflow journaled without the patch has finished; then remove it.
+    """
+    _workflow_run("deprecate_patch")
+    if not isinstance(patch_id, str) or not patch_id:
+        raise WorkflowDefinitionError(f"a patch id is a non-empty string, not {patch_id!r}")
+
+
+def continue_as_new(*args: Any) -> NoReturn:
+    """End this run and start the workflow again with `args`, on a fresh journal.
+
+    For long loops (billing every month): the journal stays small. The id stays the same;
+    Runtime.describe shows the generation. Events not taken yet carry over.
+    """
+    _workflow_run("continue_as_new")
+    raise ContinueAsNew(list(args))
+
+
+async def run_child(
+    workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+    /,
+    *args: *Ts,
+    id: str | None = None,
+) -> R:
+    """Run another workflow as a child: its own journal, linked to this one; its result.
+
+    A replay never runs a finished child again; cancelling this workflow cancels the
+    child. The id defaults to "<this id>.<step>".
+
+    Raises:
+        WorkflowFailed: the child failed (its recorded failure).
+        WorkflowCancelled: the child was cancelled.
+    """
+    run = _workflow_run("run_child")
+    if not isinstance(workflow, Workflow):
+        raise WorkflowDefinitionError(
+            f"{workflow!r} is not a durable workflow: decorate it with @durable.workflow"
+        )
+    waiting = run.request_child(workflow, workflow.spec, args, id)
+    if isinstance(waiting, RecordedOutcome):
+        return waiting.unwrap()  # type: ignore[no-any-return]
+    return await waiting  # type: ignore[no-any-return]
 
 
 async def sleep(duration: Duration) -> None:

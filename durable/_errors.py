@@ -14,6 +14,11 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         JournalWriteError             write or sync failed (ENOSPC, EIO); .errno
         JournalClosed                 the handle was closed
       WorkflowFailed                  run(): the recorded failure of the workflow
+      WorkflowCancelled               run(): the workflow was cancelled (recorded, final)
+      WorkflowNotFound (LookupError)  no journal has this workflow id
+      WorkflowFinished                sending to / cancelling a workflow that has ended
+      EventTimeout (TimeoutError)     wait_for_event(): no event within the timeout
+      CompensationFailed              Saga: compensations failed after the original error
       ActivityError                   in the workflow: an activity failed for good
       InDoubtError                    an at_most_once activity a crash left undecided
       NonDeterminismError             replayed code diverged from its journal
@@ -193,6 +198,70 @@ class WorkflowFailed(DurableError):
             f"workflow {workflow_id!r} failed with {error_type}: {message}. The failure is "
             "recorded in its journal and final: running it again re-raises it; start a new "
             "workflow (another id) to try again"
+        )
+
+
+class WorkflowCancelled(DurableError):
+    """run(): the workflow was cancelled (Runtime.cancel, or its parent's cancellation)."""
+
+    def __init__(self, *, workflow_id: str, reason: str) -> None:
+        self.workflow_id = workflow_id
+        self.reason = reason
+        super().__init__(
+            f"workflow {workflow_id!r} was cancelled ({reason}). The cancellation is recorded "
+            "in its journal and final: start a new workflow (another id) to run it again"
+        )
+
+
+class WorkflowNotFound(DurableError, LookupError):
+    """No journal in the directory has this workflow id."""
+
+    def __init__(self, *, workflow_id: str, directory: Path | str) -> None:
+        self.workflow_id = workflow_id
+        self.directory = Path(directory)
+        super().__init__(
+            f"no workflow {workflow_id!r} in {directory}: nothing was sent or changed. Check "
+            "the id (Runtime.describe or `durable list` show the ones there), and that this "
+            "runtime uses the directory the workflow was started in"
+        )
+
+
+class WorkflowFinished(DurableError):
+    """An event or a cancellation for a workflow that has already ended."""
+
+    def __init__(self, *, workflow_id: str, outcome: str, action: str) -> None:
+        self.workflow_id = workflow_id
+        self.outcome = outcome
+        super().__init__(
+            f"cannot {action} workflow {workflow_id!r}: it has already {outcome}, and its "
+            "journal is final. Nothing was sent or changed"
+        )
+
+
+class EventTimeout(DurableError, TimeoutError):
+    """wait_for_event(): the event did not arrive within the timeout (a durable timer)."""
+
+    def __init__(self, *, workflow_id: str, event: str, timeout: float) -> None:
+        self.workflow_id = workflow_id
+        self.event = event
+        self.timeout = timeout
+        super().__init__(
+            f"workflow {workflow_id!r} waited {timeout:g} s for event {event!r} and none "
+            "came; catch EventTimeout (or TimeoutError) to take another path"
+        )
+
+
+class CompensationFailed(DurableError):
+    """Saga: compensations failed (after their retries); the others still ran."""
+
+    def __init__(self, *, workflow_id: str, failures: list[BaseException]) -> None:
+        self.workflow_id = workflow_id
+        self.failures = failures
+        listed = "; ".join(str(failure) for failure in failures)
+        super().__init__(
+            f"{len(failures)} compensation(s) of workflow {workflow_id!r} failed, so its "
+            f"effects are not fully undone: {listed}. Every other compensation ran; the "
+            "original error is this one's __context__"
         )
 
 

@@ -9,6 +9,7 @@ module state in durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -21,7 +22,9 @@ from ._definitions import Workflow
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
-from ._engine._replay import digest_of
+from ._engine._describe import WorkflowDescription
+from ._engine._replay import digest_of, start_record
+from ._engine._steps import ContinuedAsNew
 from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
     InvalidJournalName,
@@ -30,8 +33,11 @@ from ._errors import (
     UnknownWorkflow,
     WorkflowAlreadyRunning,
     WorkflowDefinitionError,
+    WorkflowFinished,
+    WorkflowNotFound,
     WorkflowStopped,
 )
+from ._mail import Mailroom
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal
@@ -108,9 +114,14 @@ class Runtime:
         directory: where journals live (default $DURABLE_DIR, else ./.durable).
         workflows: workflows recover() may find in the directory (run/start add theirs).
         sync: how the journal syncs; see JournalDirectory ("auto" by default).
-        suspend_after: a workflow that only sleeps, for longer than this (default 1 min),
-            is unloaded until its timer is due: no task, loop, journal handle or file
-            descriptor while it sleeps, and it resumes by replay. None keeps all loaded.
+        suspend_after: a workflow that only sleeps or waits for events, for longer than
+            this (default 1 min), is unloaded until its timer is due or a message arrives:
+            no task, loop, journal handle or file descriptor meanwhile; it resumes by replay.
+            None keeps all loaded.
+        event_poll_interval: how often (default 1 s) this runtime looks for events and
+            cancellations sent from other processes; sends from this one arrive at once.
+        stop_grace: how long close() lets activities in flight finish (default 5 s) before
+            it cancels them; no new activity starts meanwhile.
     """
 
     def __init__(
@@ -120,14 +131,25 @@ class Runtime:
         workflows: Iterable[Workflow[..., Any]] = (),
         sync: SyncMode = "auto",
         suspend_after: Duration | None = "1 min",
+        event_poll_interval: Duration = "1 s",
+        stop_grace: Duration = "5 s",
     ) -> None:
         self._suspend_after = (
             None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
         )
+        self._stop_grace = to_seconds(stop_grace, what="stop_grace")
         self.directory = Path(directory) if directory is not None else default_directory()
         self._store = JournalDirectory(self.directory, sync=sync)
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
+        self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
+        self._mail = Mailroom(
+            self._store,
+            self._runs,
+            self._running,
+            to_seconds(event_poll_interval, what="event_poll_interval"),
+        )
+        self._children = _ChildRunner(self)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
 
@@ -168,48 +190,76 @@ class Runtime:
         return await self._start(definition, workflow_id, arguments)
 
     async def _start(
-        self, definition: Workflow[..., Any], workflow_id: str, arguments: list[Any] | None
+        self,
+        definition: Workflow[..., Any],
+        workflow_id: str,
+        arguments: list[Any] | None,
+        parent: str | None = None,
     ) -> WorkflowHandle[Any]:
+        self._check_id(workflow_id)
+        path = self._store.path_of(workflow_id)
+        if workflow_id in self._running:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path)
+        journal = await self._open(workflow_id, path)
+        try:
+            run = self._run_of(definition, workflow_id, journal, arguments, parent)
+        except BaseException:
+            await journal.close()
+            raise
+        task = asyncio.get_running_loop().create_task(
+            self._execute(definition, workflow_id, journal, run), name=f"durable {workflow_id}"
+        )
+        self._running[workflow_id] = task
+        self._mail.watch()
+        return WorkflowHandle(workflow_id, task)
+
+    async def _execute(
+        self, definition: Workflow[..., Any], workflow_id: str, journal: Journal, run: WorkflowRun
+    ) -> Any:
+        """Run a workflow to its end: through unloading while it sleeps, and new generations."""
+        current: Journal | None = journal
+        try:
+            while True:
+                self._runs[workflow_id] = run
+                try:
+                    return await run.execute()
+                except WorkflowSuspended as suspended:  # a long sleep: let go of it all
+                    wake_at = suspended.wake_at  # (its traceback would keep the run alive)
+                except ContinuedAsNew as continued:
+                    assert current is not None
+                    current = await self._store.rotate(
+                        current, self._next_generation(run, continued)
+                    )
+                    run = self._run_of(definition, workflow_id, current, None)
+                    continue
+                finally:
+                    self._runs.pop(workflow_id, None)
+                del run
+                assert current is not None
+                await current.close()
+                current = None
+                await self._mail.sleep_until(workflow_id, wake_at)
+                current = await self._open(workflow_id, self._store.path_of(workflow_id))
+                run = self._run_of(definition, workflow_id, current, None)
+        finally:
+            self._running.pop(workflow_id, None)
+            if current is not None:
+                await current.close()
+
+    @staticmethod
+    def _next_generation(run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
+        extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
+        if run.parent is not None:
+            extra["parent"] = run.parent
+        return start_record(run.spec.name, run.workflow_id, continued.arguments, time.time, **extra)
+
+    def _check_id(self, workflow_id: str) -> None:
         try:
             validate_name(workflow_id, self.directory)
         except InvalidJournalName as error:
             raise InvalidWorkflowId(
                 workflow_id=str(workflow_id), reason=str(error).split(": ", 1)[1].split(".")[0]
             ) from None
-        path = self._store.path_of(workflow_id)
-        if workflow_id in self._running:
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path)
-        journal = await self._open(workflow_id, path)
-        try:
-            run = self._run_of(definition, workflow_id, journal, arguments)
-        except BaseException:
-            await journal.close()
-            raise
-
-        async def execute(journal: Journal | None, run: WorkflowRun) -> Any:
-            try:
-                while True:
-                    try:
-                        return await run.execute()
-                    except WorkflowSuspended as suspended:  # a long sleep: let go of it all
-                        wake_at = suspended.wake_at  # (its traceback would keep the run alive)
-                    del run
-                    assert journal is not None
-                    await journal.close()
-                    journal = None
-                    await asyncio.sleep(max(0.0, wake_at - time.time()))
-                    journal = await self._open(workflow_id, path)
-                    run = self._run_of(definition, workflow_id, journal, None)
-            finally:
-                self._running.pop(workflow_id, None)
-                if journal is not None:
-                    await journal.close()
-
-        task = asyncio.get_running_loop().create_task(
-            execute(journal, run), name=f"durable {workflow_id}"
-        )
-        self._running[workflow_id] = task
-        return WorkflowHandle(workflow_id, task)
 
     async def _open(self, workflow_id: str, path: Path) -> Journal:
         try:
@@ -223,6 +273,7 @@ class Runtime:
         workflow_id: str,
         journal: Journal,
         arguments: list[Any] | None,
+        parent: str | None = None,
     ) -> WorkflowRun:
         return WorkflowRun(
             spec=definition.spec,
@@ -230,6 +281,9 @@ class Runtime:
             journal=journal,
             arguments=arguments,
             suspend_after=self._suspend_after,
+            inbox=self._mail.reader(workflow_id),
+            children=self._children,
+            parent=parent,
         )
 
     async def run(
@@ -287,12 +341,69 @@ class Runtime:
                 logger.info("recover: workflow %s is running elsewhere; skipped", name)
         return handles
 
+    async def send_event(
+        self, workflow_id: str, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> bool:
+        """Deliver an event to a workflow, durably, wherever and whenever it runs.
+
+        Returns once the event is on disk: the workflow takes it at its next
+        `wait_for_event(name)` (events wait, in order, until one does), now if it runs here,
+        within event_poll_interval if another process runs it, on its next resume if none.
+
+        Args:
+            workflow_id: the workflow's id.
+            name: the event's name, as the workflow waits for it.
+            payload: any value the journal can hold (default None).
+            event_id: de-duplicates: an event with an id already sent is not sent again.
+
+        Returns:
+            False if `event_id` had already been sent (nothing written), else True.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id here.
+            WorkflowFinished: the workflow has ended.
+            SerializationError: the payload cannot be journaled.
+        """
+        self._check_id(workflow_id)
+        return await self._mail.send_event(workflow_id, name, payload, event_id)
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
+        """Cancel a workflow: CancelledError is raised at its current await.
+
+        Journaled, so a restart does not resurrect it. The workflow may catch it (run cleanup
+        activities, compensate) and then ends cancelled: its result raises WorkflowCancelled.
+        Its child workflows are cancelled with it.
+
+        Raises:
+            WorkflowNotFound: no workflow has this id here.
+            WorkflowFinished: the workflow has already ended.
+        """
+        self._check_id(workflow_id)
+        await self._mail.cancel(workflow_id, reason, None)
+
+    async def describe(self, workflow_id: str) -> WorkflowDescription:
+        """What the workflow is doing, read from its journal (no workflow code runs).
+
+        Raises:
+            WorkflowNotFound: no workflow has this id here.
+        """
+        self._check_id(workflow_id)
+        return await self._mail.describe(workflow_id)
+
     async def close(self) -> None:
-        """Stop the workflows still running (they resume later) and release the directory."""
+        """Stop the workflows still running (they resume later) and release the directory.
+
+        Activities in flight get `stop_grace` to finish (their outcomes are journaled);
+        meanwhile no new one starts. Then the rest is cancelled; nothing is half-written.
+        """
+        in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=self._stop_grace)
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._mail.stop()
         await self._store.close()
 
     async def __aenter__(self) -> Runtime:
@@ -305,6 +416,26 @@ class Runtime:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class _ChildRunner:
+    """Runs child workflows for workflow runs (the engine's Children)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
+        runtime = self._runtime
+        workflow = _workflow_of(target)
+        runtime._register(workflow)
+        task = runtime._running.get(workflow_id)
+        if task is None:
+            task = (await runtime._start(workflow, workflow_id, arguments, parent))._task
+        return await _outcome_of(workflow_id, asyncio.shield(task), task)
+
+    async def cancel(self, workflow_id: str, reason: str) -> None:
+        with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
+            await self._runtime._mail.cancel(workflow_id, reason, "cancelled-by-parent")
 
 
 _default_runtime: Runtime | None = None

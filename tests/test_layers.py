@@ -1,4 +1,4 @@
-"""Imports point one way: storage <- encoding <- engine <- definitions/api/runtime <- __init__."""
+"""Imports point one way: storage <- encoding <- engine <- definitions/api/saga/mail/runtime."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ ALLOWED = {
     "_durations": set(),
     "_engine": {"_storage", "_encoding", "_durations"},
     "_definitions": {"_engine", "_durations"},
-    "_api": {"_engine", "_durations"},
-    "_runtime": {"_definitions", "_engine", "_encoding", "_storage", "_durations"},
+    "_api": {"_engine", "_durations", "_definitions"},
+    "_saga": {"_engine", "_definitions"},
+    "_mail": {"_engine", "_encoding", "_storage"},
+    "_runtime": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_mail"},
 }
 
 

@@ -1,10 +1,10 @@
 """What each system syncs per workflow step, counted with strace (where it is installed).
 
-    python -m benchmarks.peers.syncs [--systems durable,files,dbos,temporal-local,temporal]
+    python -m benchmarks.peers.syncs [--systems durable,files,dbos,temporal-local,temporal,restate]
 
 Runs each system's sequential workload under `strace -f -c` (children too, so Temporal's
-dev server is counted) at two sizes and reports the marginal count per step of fsync,
-fdatasync, syncfs, sync_file_range and msync: set-up costs cancel out.
+dev server and restate-server are counted) at two sizes and reports the marginal count per
+step of fsync, fdatasync, syncfs, sync_file_range and msync: set-up costs cancel out.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def count(system: str, steps: int, root: Path) -> dict[str, int] | str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--systems", default="durable,files,dbos,temporal-local,temporal")
+    parser.add_argument("--systems", default="durable,files,dbos,temporal-local,temporal,restate")
     parser.add_argument("--dir", type=Path, default=Path("benchmarks/.scratch"))
     args = parser.parse_args()
     if shutil.which("strace") is None:

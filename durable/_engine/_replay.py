@@ -35,6 +35,27 @@ def digest_of(encoded_arguments: bytes) -> str:
     return hashlib.blake2b(encoded_arguments, digest_size=8).hexdigest()
 
 
+def start_record(
+    workflow_name: str,
+    workflow_id: str,
+    arguments: list[Any],
+    clock: Callable[[], float],
+    **extra: Any,
+) -> bytes:
+    """A new journal's first record (extra: gen, q, parent)."""
+    start = {
+        "k": records.START,
+        "v": records.FORMAT_VERSION,
+        "wf": workflow_name,
+        "id": workflow_id,
+        "args": arguments,
+        "t": clock(),
+        "seed": random.SystemRandom().getrandbits(63),
+        **extra,
+    }
+    return encode(start, context=f"the arguments of workflow {workflow_name!r}")
+
+
 def activity_description(name: str, digest: str) -> str:
     return f"activity {name!r} (arguments digest {digest})"
 
@@ -47,7 +68,7 @@ def iso(when: float) -> str:
 class RecordedStep:
     """What the journal holds about one step."""
 
-    kind: str  # "activity" or "timer"
+    kind: str  # "activity", "timer", "wait" or "status"
     name: str = ""
     digest: str = ""
     fire_at: float = 0.0
@@ -59,6 +80,10 @@ class RecordedStep:
     def description(self) -> str:
         if self.kind == "activity":
             return activity_description(self.name, self.digest)
+        if self.kind == "wait":
+            return f"a wait for event {self.name!r}"
+        if self.kind == "status":
+            return "a set_status() call"
         return f"a timer firing at {iso(self.fire_at)}"
 
 
@@ -79,11 +104,13 @@ class JournalIndex:
         workflow_name: str,
         arguments: list[Any] | None,
         clock: Callable[[], float],
+        parent: str | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self._parent = parent
         self.workflow_name = workflow_name
         self.steps: dict[int, RecordedStep] = {}
-        self.events: list[dict[str, Any]] = []  # "done" and "fired", in journal order
+        self.events: list[dict[str, Any]] = []  # delivered records, in journal order
         self.finished: dict[str, Any] | None = None  # the "end" record
         self.new_start_record: bytes | None = None  # to write, for a new journal
         with collector_paused():  # decoding builds many objects that all stay alive
@@ -92,6 +119,8 @@ class JournalIndex:
                 for record in stored
             ]
             self.start = self._read_start(decoded, arguments, clock)
+            self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
+            self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
             self._index(decoded[1:])
 
     def _read_start(
@@ -125,27 +154,26 @@ class JournalIndex:
             raise JournalCorrupted(
                 path=self.workflow_id, offset=0, reason="the journal has no start record"
             )
-        start = {
-            "k": records.START,
-            "v": records.FORMAT_VERSION,
-            "wf": self.workflow_name,
-            "id": self.workflow_id,
-            "args": arguments,
-            "t": clock(),
-            "seed": random.SystemRandom().getrandbits(63),
-        }
-        self.new_start_record = encode(
-            start, context=f"the arguments of workflow {self.workflow_name!r}"
+        extra = {"parent": self._parent} if self._parent is not None else {}
+        self.new_start_record = start_record(
+            self.workflow_name, self.workflow_id, arguments, clock, **extra
         )
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 
     def _index(self, decoded: list[tuple[int, Any]]) -> None:
         for offset, record in decoded:
             kind = record.get("k") if isinstance(record, dict) else None
-            step = record.get("s") if isinstance(record, dict) else None
             if kind == records.END:
                 self.finished = record
                 continue
+            if kind in records.FROM_INBOX:
+                self.inbox_next = max(self.inbox_next, record["q"] + 1)
+                self.events.append(record)
+                continue
+            if kind == records.PATCH:
+                self.patches.setdefault(record["id"], record["s"])
+                continue
+            step = record.get("s") if isinstance(record, dict) else None
             if kind not in records.KNOWN or not isinstance(step, int):
                 raise JournalCorrupted(
                     path=self.workflow_id,
@@ -154,6 +182,12 @@ class JournalIndex:
                 )
             if kind == records.TIMER:
                 self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
+                continue
+            if kind == records.WAIT:
+                self.steps[step] = RecordedStep(kind="wait", name=record["n"])
+                continue
+            if kind == records.STATUS:
+                self.steps[step] = RecordedStep(kind="status")
                 continue
             recorded = self.steps.get(step)
             if recorded is None and kind in _NAMES_ACTIVITY:

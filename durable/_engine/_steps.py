@@ -16,17 +16,30 @@ from ._specs import ActivitySpec
 class Command:
     """A step the code asked for and whose outcome is not delivered yet."""
 
-    __slots__ = ("arguments", "digest", "fire_at", "future", "handle", "host", "spec", "step")
+    __slots__ = (
+        "arguments",
+        "child",
+        "digest",
+        "event",
+        "fire_at",
+        "future",
+        "handle",
+        "host",
+        "spec",
+        "step",
+    )
 
     def __init__(
         self,
         step: int,
-        future: asyncio.Future[Any] | None,  # activities
+        future: asyncio.Future[Any] | None,  # activities, children, event waits
         handle: asyncio.TimerHandle | None,  # timers
         *,
         spec: ActivitySpec | None = None,
         arguments: bytes = b"",  # encoded [args, kwargs]: the activity runs on a copy
         digest: str = "",
+        event: str | None = None,  # an event wait: the event's name
+        child: ChildCall | None = None,
     ) -> None:
         self.step = step
         self.future = future
@@ -35,7 +48,41 @@ class Command:
         self.arguments = arguments
         self.fire_at = float("inf")  # timers: when the host timer fires (epoch seconds)
         self.digest = digest
+        self.event = event
+        self.child = child
         self.host: asyncio.Task[None] | asyncio.TimerHandle | InlineStart | None = None
+
+
+class ChildCall:
+    """A child workflow a step runs: what to start (opaque to the engine) and its id."""
+
+    __slots__ = ("arguments", "target", "workflow_id")
+
+    def __init__(self, target: Any, workflow_id: str, arguments: list[Any]) -> None:
+        self.target = target
+        self.workflow_id = workflow_id
+        self.arguments = arguments
+
+
+class ContinueAsNew(BaseException):
+    """Raised by durable.continue_as_new(): ends this generation, starts the next one.
+
+    A BaseException, so `except Exception` in workflow code does not swallow it.
+    """
+
+    def __init__(self, arguments: list[Any]) -> None:
+        super().__init__("continue_as_new")
+        self.arguments = arguments
+
+
+class ContinuedAsNew(Exception):
+    """execute() ended a generation with continue_as_new: start the next with `arguments`."""
+
+    def __init__(self, arguments: list[Any], *, generation: int, inbox_next: int) -> None:
+        super().__init__(f"continued as new after generation {generation}")
+        self.arguments = arguments
+        self.generation = generation
+        self.inbox_next = inbox_next
 
 
 class CommandFuture(asyncio.Future[Any]):

@@ -15,35 +15,54 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .._encoding import convert, decode, encode
 from .._errors import (
-    ActivityError,
-    DurableError,
-    InDoubtError,
     NonDeterminismError,
     SerializationError,
     WorkflowDefinitionError,
-    WorkflowFailed,
 )
 from .._storage._collector import collector_paused
 from .._storage._interface import Journal
 from . import _records as records
 from ._activity_run import in_doubt_outcome, run_activity
 from ._context import WorkflowInfo, user_call_site
+from ._events import EventWaiters
 from ._loop import StepTimer, TimerScheduler, WorkflowLoop
+from ._outcomes import end_of_failure, final_outcome, rebuild, step_error
 from ._replay import (
     JournalIndex,
     RecordedStep,
-    activity_description,
     digest_of,
     iso,
 )
+from ._requests import WorkflowRequests
 from ._specs import ActivitySpec, WorkflowSpec
-from ._steps import Command, CommandFuture, InlineStart, RecordedOutcome
+from ._steps import (
+    Command,
+    CommandFuture,
+    ContinueAsNew,
+    ContinuedAsNew,
+    InlineStart,
+    RecordedOutcome,
+)
+
+
+class Children(Protocol):
+    """How a run starts and cancels child workflows (the runtime provides it)."""
+
+    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
+        """The child's result; raises WorkflowFailed / WorkflowCancelled for its outcome."""
+
+    async def cancel(self, workflow_id: str, reason: str) -> None:
+        """Cancel the child durably (idempotent; a finished child is left alone)."""
+
+
+# The inbox messages from a position on: (position, decoded message) pairs.
+InboxReader = Callable[[int], Awaitable[list[tuple[int, dict[str, Any]]]]]
 
 logger = logging.getLogger("durable")
 
@@ -68,7 +87,7 @@ class _Diverged(BaseException):
     """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
 
 
-class WorkflowRun(TimerScheduler):
+class WorkflowRun(WorkflowRequests, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
 
     def __init__(
@@ -80,6 +99,9 @@ class WorkflowRun(TimerScheduler):
         arguments: list[Any] | None,
         clock: Callable[[], float] = time.time,
         suspend_after: float | None = None,
+        inbox: InboxReader | None = None,
+        children: Children | None = None,
+        parent: str | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -99,6 +121,7 @@ class WorkflowRun(TimerScheduler):
             workflow_name=spec.name,
             arguments=arguments,
             clock=clock,
+            parent=parent,
         )
         self.finished = self._index.finished
         self._recorded = self._index.steps
@@ -107,6 +130,21 @@ class WorkflowRun(TimerScheduler):
         self.start_time: float = start["t"]
         self.random = random.Random(start["seed"])
         self.arguments: list[Any] = start["args"]
+        self.generation: int = start.get("gen", 0)
+        self.parent: str | None = start.get("parent")
+        self._inbox = inbox
+        self._children = children
+        self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
+        self._pulling = False
+        self._pull_again = False
+        self.events = EventWaiters()
+        self.status: Any = None
+        self.cancel_reason: str | None = None
+        self._patch_decisions: dict[str, tuple[bool, str]] = {}
+        self._last_recorded_step = max(self._index.steps, default=-1)
+        self._deferred: list[bytes] = []  # bookkeeping records to write once live
+        self._stopping = False  # the runtime is closing: start no more activities
+        self._host_loop: asyncio.AbstractEventLoop | None = None
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
             start_time=self.start_time, scheduler=self, owner=self
         )
@@ -142,10 +180,15 @@ class WorkflowRun(TimerScheduler):
 
         Raises:
             WorkflowFailed: the workflow raised (now or in a recorded earlier run).
+            WorkflowCancelled: the workflow was cancelled (now or earlier).
             NonDeterminismError: the code diverged from the journal; nothing was written.
+            ContinuedAsNew: this generation ended with continue_as_new: start the next.
         """
+        self._host_loop = asyncio.get_running_loop()
         if self.finished is not None:
-            return self._outcome(self.finished, None)
+            if "cont" in self.finished:
+                raise self._continued(self.finished["cont"])
+            return final_outcome(self.workflow_id, self.spec, self.finished, None)
         if self._index.new_start_record is not None:
             self._journal.write(self._index.new_start_record)
         arguments = [
@@ -173,6 +216,7 @@ class WorkflowRun(TimerScheduler):
             self._live = True
             self._start_new()
             self._check_progress()
+            self.request_pull()  # what was sent while it was not running
             while not main.done() and self._fatal is None:
                 wake_at = self._long_sleep_until()
                 if wake_at is not None:
@@ -192,6 +236,7 @@ class WorkflowRun(TimerScheduler):
             self._suspend_after is None
             or self._outcomes
             or self._draining
+            or self._pulling
             or self._pending_activities
             or not self._pending
         ):
@@ -207,6 +252,9 @@ class WorkflowRun(TimerScheduler):
             self._start_new()
 
     def _deliver(self, event: dict[str, Any]) -> None:
+        if event["k"] in records.FROM_INBOX:
+            self._deliver_message(event)
+            return
         step = event["s"]
         if step >= self._next_step:
             recorded = self._recorded.get(step)
@@ -232,31 +280,27 @@ class WorkflowRun(TimerScheduler):
             if not command.future.done():
                 if "e" in event:
                     command.future.set_exception(
-                        self._activity_error(command.spec, command.step, event)
+                        step_error(self.workflow_id, command.spec, command.step, event)
                     )
                 else:
-                    command.future.set_result(self._rebuild(event["r"], command.spec))
+                    command.future.set_result(rebuild(event["r"], command.spec))
         self._step()
 
-    @staticmethod
-    def _rebuild(value: Any, spec: ActivitySpec) -> Any:
-        try:
-            return convert(value, spec.return_type)
-        except SerializationError:  # again, with the message naming the activity
-            return convert(value, spec.return_type, context=f"the result of {spec.name!r}")
-
-    def _activity_error(self, spec: ActivitySpec, step: int, event: dict[str, Any]) -> DurableError:
-        error = event["e"]
-        if error.get("kind") == "in-doubt":
-            return InDoubtError(workflow_id=self.workflow_id, activity=spec.name, position=step)
-        return ActivityError(
-            workflow_id=self.workflow_id,
-            activity=spec.name,
-            attempts=event.get("n", 0),
-            error_type=error["type"],
-            message=error["msg"],
-            traceback=error.get("tb", ""),
-        )
+    def _deliver_message(self, message: dict[str, Any]) -> None:
+        """An event or a cancellation from the inbox, now in the journal's order."""
+        self.delivered += 1
+        self.loop.set_time(message["t"])
+        if message["k"] == records.EVENT:
+            step = self.events.deliver(message["n"], message.get("p"))
+            if step is not None:
+                self._forget(step)
+        else:
+            reason = message.get("m") or "cancelled"
+            self.cancel_reason = reason
+            main = self._main
+            if main is not None and not main.done():
+                main.cancel(msg=reason)
+        self._step()
 
     # Live outcomes: whoever posts one while nobody is draining drains the queue (an
     # activity's own task, inline; a timer via a new task). Draining journals a batch with one
@@ -329,7 +373,8 @@ class WorkflowRun(TimerScheduler):
 
     async def _finish(self, main: asyncio.Task[Any]) -> Any:
         if main.cancelled():
-            error: BaseException = asyncio.CancelledError("the workflow cancelled itself")
+            reason = self.cancel_reason or "the workflow cancelled itself"
+            error: BaseException = asyncio.CancelledError(reason)
         else:
             error_or_none = main.exception()
             if error_or_none is None:
@@ -342,29 +387,27 @@ class WorkflowRun(TimerScheduler):
                     error_or_none = unencodable  # a final failure, like any other
                 else:
                     await self._journal.append(payload)
-                    return self._outcome(decode(payload, path=self.workflow_id, offset=-1), None)
+                    end = decode(payload, path=self.workflow_id, offset=-1)
+                    return final_outcome(self.workflow_id, self.spec, end, None)
+            elif isinstance(error_or_none, ContinueAsNew):
+                payload = encode(
+                    {"k": records.END, "cont": error_or_none.arguments, "t": self._clock()},
+                    context="the arguments of continue_as_new",
+                )
+                await self._journal.append(payload)
+                end = decode(payload, path=self.workflow_id, offset=-1)
+                raise self._continued(end["cont"])
             error = error_or_none
         if isinstance(error, _Diverged | _Evicted):
             raise self._divergence or error
         if isinstance(error, WorkflowDefinitionError):
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
-        described = records.describe_error(error)
-        await self._journal.append(encode({"k": records.END, "e": described, "t": self._clock()}))
-        return self._outcome({"e": described}, error)
+        end = end_of_failure(error, cancelled=main.cancelled(), now=self._clock())
+        await self._journal.append(encode(end))
+        return final_outcome(self.workflow_id, self.spec, end, error)
 
-    def _outcome(self, end: dict[str, Any], cause: BaseException | None) -> Any:
-        if "e" in end:
-            error = end["e"]
-            failed = WorkflowFailed(
-                workflow_id=self.workflow_id,
-                error_type=error["type"],
-                message=error["msg"],
-                traceback=error.get("tb", ""),
-            )
-            raise failed from cause
-        return convert(
-            end["r"], self.spec.return_type, context=f"the result of workflow {self.spec.name!r}"
-        )
+    def _continued(self, arguments: list[Any]) -> ContinuedAsNew:
+        return ContinuedAsNew(arguments, generation=self.generation, inbox_next=self.inbox_next)
 
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
@@ -391,6 +434,11 @@ class WorkflowRun(TimerScheduler):
                 task.exception()  # retrieved: an unwinding error is not "never retrieved"
         self.loop.close()
 
+    def stop_starting(self) -> list[asyncio.Task[Any]]:
+        """The runtime is closing: start no new activity; the host tasks still running."""
+        self._stopping = True
+        return [task for task in self._host_tasks if not task.done()]
+
     # -- commands from workflow code -------------------------------------------------------
 
     def _new_step(self, kind: str, name: str, digest: str, when: float = 0.0) -> int:
@@ -402,11 +450,7 @@ class WorkflowRun(TimerScheduler):
         if recorded is not None and (
             recorded.kind != kind or recorded.name != name or recorded.digest != digest
         ):
-            requested = (
-                activity_description(name, digest)
-                if kind == "activity"
-                else f"a timer firing at {iso(when)}"
-            )
+            requested = RecordedStep(kind, name, digest, fire_at=when).description
             if self._divergence is None:  # the first divergence is the one to report
                 self._divergence = NonDeterminismError(
                     workflow_id=self.workflow_id,
@@ -456,8 +500,8 @@ class WorkflowRun(TimerScheduler):
         self.delivered += 1
         self.loop.set_time(event["t"])
         if "e" in event:
-            return RecordedOutcome(None, self._activity_error(spec, step, event))
-        return RecordedOutcome(self._rebuild(event["r"], spec), None)
+            return RecordedOutcome(None, step_error(self.workflow_id, spec, step, event))
+        return RecordedOutcome(rebuild(event["r"], spec), None)
 
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._new_step("timer", "", "", when=handle.when())
@@ -480,11 +524,22 @@ class WorkflowRun(TimerScheduler):
     def command_cancelled(self, step: int) -> None:
         """Workflow code cancelled the wait for `step`: stop its activity, forget it."""
         command = self._forget(step)
-        if command is not None and command.host is not None:
+        if command is None:
+            return
+        if command.event is not None:
+            self.events.forget(command.event, step)
+        recorded = self._recorded.get(step)
+        if command.child is not None and not self._evicting and not (recorded and recorded.outcome):
+            self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
+        if command.host is not None:
             command.host.cancel()
 
     def _start_new(self) -> None:
         """Start, on the host loop, the commands the journal has no outcome for."""
+        if self._deferred:  # bookkeeping of the steps taken since (waits, status, patches)
+            deferred, self._deferred = self._deferred, []
+            for record in deferred:
+                self._journal.write(record)
         new, self._new = self._new, []
         for command in new:
             if self._pending.get(command.step) is not command:
@@ -494,6 +549,10 @@ class WorkflowRun(TimerScheduler):
                 continue  # delivered from the journal
             if command.handle is not None:
                 self._arm_timer(command, recorded)
+            elif command.event is not None or self._stopping:
+                continue  # an event wait has nothing to start; a closing runtime starts none
+            elif command.child is not None:
+                self._start_child(command)
             else:
                 self._start_activity(command, recorded)
 

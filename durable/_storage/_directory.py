@@ -8,6 +8,8 @@ is what lets 100 workflows share one sync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import re
 import weakref
@@ -18,11 +20,15 @@ import aiofiles
 import anyio.to_thread
 
 from .._errors import InvalidJournalName, JournalClosed, JournalError, JournalNotFound
-from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
-from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode
+from . import _inbox as inbox
+from ._frames import DEFAULT_MAX_RECORD_SIZE, FILE_HEADER, StoredRecord, encode_frame
+from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode, sync_file, write_all
+from ._inbox import INBOX_SUFFIX, Refusal
+from ._interface import Journal
 from ._journal_file import JournalFile, parse
 
 SUFFIX = ".journal"
+_ROTATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 MAX_NAME_LENGTH = 200
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]*")
 
@@ -161,6 +167,87 @@ class JournalDirectory:
             raise JournalNotFound(path=path) from None
         records, _, _ = await anyio.to_thread.run_sync(parse, data, path)
         return records
+
+    async def rotate(self, journal: Journal, first_payload: bytes) -> JournalFile:
+        """Replace a journal by a new generation that holds `first_payload`; its handle.
+
+        The new file is written and synced under its own lock, then renamed over the old
+        one, so the name always points at a complete, locked generation and a crash leaves
+        either. The old generation stays as `<name>.journal.prev` (one kept, for reading);
+        `journal` is closed.
+        """
+        if not isinstance(journal, JournalFile):
+            raise TypeError(f"not a journal of this directory: {journal!r}")
+        if journal.closed:
+            raise JournalClosed(path=journal.path)
+        path = journal.path
+
+        def blocking() -> JournalFile:
+            directory_fd, device, committer = self._prepare()
+            fresh = path.with_name(path.name + ".next")
+            fd = os.open(fresh, _ROTATE_FLAGS, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                write_all(fd, FILE_HEADER + encode_frame(first_payload))
+                sync_file(fd)
+                kept = path.with_name(path.name + ".prev")
+                linking = path.with_name(path.name + ".prev.tmp")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(linking)
+                os.link(path, linking)
+                os.replace(linking, kept)
+                os.replace(fresh, path)
+                os.fsync(directory_fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            return JournalFile(
+                path=path,
+                fd=fd,
+                records=[StoredRecord(len(FILE_HEADER), first_payload)],
+                committer=committer,
+                same_device=os.fstat(fd).st_dev == device,
+                max_record_size=self.max_record_size,
+            )
+
+        await journal.flush()
+        rotated = await anyio.to_thread.run_sync(blocking)
+        rotated.loop = asyncio.get_running_loop()
+        self._opened.add(rotated)
+        await journal.close()
+        return rotated
+
+    async def post(self, name: str, payload: bytes, refuse: Refusal | None = None) -> int:
+        """Append a message to journal `name`'s inbox, durably; its position in the inbox.
+
+        Anyone may post, in this process or another, while the journal's writer runs.
+
+        Raises:
+            InvalidJournalName: the name could escape the directory.
+            whatever `refuse` returns, given the messages already there (nothing written).
+            OSError: the disk refused the append or its sync.
+        """
+        path = self.path_of(name).with_suffix(INBOX_SUFFIX)
+
+        def blocking() -> int:
+            directory_fd, _, _ = self._prepare()
+            return inbox.post(path, payload, directory_fd, refuse)
+
+        return await anyio.to_thread.run_sync(blocking)
+
+    async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
+        """The messages in journal `name`'s inbox from position `first` on."""
+        path = self.path_of(name).with_suffix(INBOX_SUFFIX)
+        return await anyio.to_thread.run_sync(inbox.read_from, path, first)
+
+    async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
+        """The size in bytes of each inbox (-1: none yet): one cheap poll for news."""
+        paths = {name: self.path_of(name).with_suffix(INBOX_SUFFIX) for name in names}
+
+        def blocking() -> dict[str, int]:
+            return {name: inbox.size_of(path) for name, path in paths.items()}
+
+        return await anyio.to_thread.run_sync(blocking)
 
     async def list(self) -> list[str]:
         """The names of the journals in the directory, sorted."""

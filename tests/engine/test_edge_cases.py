@@ -33,7 +33,7 @@ async def test_an_activity_raising_cancelled_error_fails_the_call_instead_of_han
         except durable.ActivityError as error:
             return f"failed: {error.error_type}"
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         result = await asyncio.wait_for(runtime.run(flow, id="cancelled-inside"), 1)
     assert result.startswith("failed: ")
     assert "CancelledError" in result
@@ -62,7 +62,7 @@ async def test_an_activity_raising_a_base_exception_is_an_activity_failure(
         return "no error"
 
     results = []
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         for _ in range(2):
             try:
                 results.append(await asyncio.wait_for(runtime.run(flow, id="base-exception"), 1))
@@ -96,15 +96,15 @@ async def test_an_activity_mutating_its_argument_does_not_change_what_replay_see
         return seen
 
     gate.set()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         uninterrupted = await runtime.run(counting, id="uninterrupted")
     gate.clear()
     started.clear()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(counting, id="interrupted")
         await started.wait()
     gate.set()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         resumed = await runtime.run(counting, id="interrupted")
     assert uninterrupted == resumed, "live and replayed runs made different decisions"
 
@@ -124,7 +124,7 @@ async def test_an_activity_runs_with_the_arguments_it_was_called_with(
         items.append(2)  # before the workflow goes idle and the activity starts
         return await call
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="late-mutation") == 1
 
 
@@ -155,10 +155,10 @@ async def test_non_determinism_error_names_the_first_diverging_step(journal_dir:
         await asyncio.gather(b(), a())  # step 0 now asks for b
         await block()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(v1, id="pair")
         await started.wait()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.NonDeterminismError) as info:
             await runtime.run(v2, id="pair")
     gate.set()
@@ -193,13 +193,13 @@ async def test_code_that_no_longer_asks_for_recorded_steps_is_non_deterministic(
         await charge()
         return "not shipped"  # the journal says step 1 (ship) was asked for, and ran
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(v1, id="shop")
         await started.wait()
         await asyncio.sleep(0.05)  # running for longer than INTENT_AFTER: its intent is written
     gate.set()
     before = (journal_dir / "shop.journal").read_bytes()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.NonDeterminismError) as info:
             await runtime.run(v2, id="shop")
     assert info.value.position == 1
@@ -221,7 +221,7 @@ async def test_a_timeout_error_raised_by_the_activity_is_not_reported_as_its_tim
             return f"{error.error_type}: {error.message}"
         return "no error"
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="gateway") == "TimeoutError: gateway slow"
 
 
@@ -271,7 +271,7 @@ async def test_async_generator_cleanup_in_a_workflow_is_journaled(journal_dir: P
         await emit(50)
         return taken
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="generator") == [0, 1]
         for _ in range(10):
             await asyncio.sleep(0)

@@ -66,7 +66,7 @@ async def test_a_workflow_runs_and_a_finished_one_is_not_run_again(
     journal_dir: Path, calls: Calls
 ) -> None:
     order = order_flow(calls)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(order, "42", id="order-42") == "track-42-pay-42x3"
         assert await runtime.run(order, "42", id="order-42") == "track-42-pay-42x3"
     assert calls == {"charge": 1, "reserve": 1, "ship": 1}
@@ -77,13 +77,13 @@ async def test_a_stopped_workflow_resumes_without_repeating_recorded_steps(
 ) -> None:
     gate = asyncio.Event()
     order = order_flow(calls, gate)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         handle = await runtime.start(order, "7", id="order-7")
         while calls["ship"] == 0:
             await asyncio.sleep(0.01)
     assert not handle.done() or handle._task.cancelled()
     gate.set()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(order, "7", id="order-7") == "track-7-pay-7x3"
     assert calls == {"charge": 1, "reserve": 1, "ship": 2}, "only the in-flight step re-ran"
 
@@ -91,7 +91,7 @@ async def test_a_stopped_workflow_resumes_without_repeating_recorded_steps(
 async def test_recover_resumes_every_unfinished_workflow(journal_dir: Path, calls: Calls) -> None:
     gate = asyncio.Event()
     order = order_flow(calls, gate)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         for index in range(3):
             await runtime.start(order, str(index), id=f"order-{index}")
         while calls["ship"] < 3:
@@ -107,19 +107,19 @@ async def test_recover_resumes_every_unfinished_workflow(journal_dir: Path, call
 
 
 async def test_recover_names_an_unknown_workflow(journal_dir: Path, calls: Calls) -> None:
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         gate = asyncio.Event()
         await runtime.start(order_flow(calls, gate), "1", id="order-1")
         while calls["ship"] < 1:
             await asyncio.sleep(0.01)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.UnknownWorkflow, match="'order'"):
             await runtime.recover()
 
 
 async def test_the_default_id_comes_from_the_arguments(journal_dir: Path, calls: Calls) -> None:
     order = order_flow(calls)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         first = await runtime.start(order, "9")
         await first.result()
         second = await runtime.start(order, "9")
@@ -135,7 +135,7 @@ async def test_a_failing_workflow_is_recorded_as_failed(journal_dir: Path, calls
         calls["body"] += 1
         raise ValueError(f"bad amount {amount}")
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         for _ in range(2):
             with pytest.raises(durable.WorkflowFailed, match="ValueError: bad amount 5") as info:
                 await runtime.run(broken, 5, id="broken")
@@ -159,7 +159,7 @@ async def test_retries_then_activity_error_the_workflow_can_catch(
         except durable.ActivityError as error:
             return f"{error.error_type} after {error.attempts}: {error.message}"
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         result = await runtime.run(caller, id="caller")
     assert result == "ConnectionError after 3: card network down"
     assert calls["flaky"] == 3
@@ -182,7 +182,7 @@ async def test_an_activity_succeeding_on_a_retry_keeps_one_idempotency_key(
     async def pay() -> str:
         return await charge()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(pay, id="pay-1") == "ok"
     assert keys == [("pay-1/0", 1), ("pay-1/0", 2), ("pay-1/0", 3)]
 
@@ -200,7 +200,7 @@ async def test_non_retryable_errors_fail_at_once(journal_dir: Path, calls: Calls
     async def pay() -> None:
         await charge()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.WorkflowFailed, match="ActivityError"):
             await runtime.run(pay, id="declined")
     assert calls["charge"] == 1
@@ -218,7 +218,7 @@ async def test_an_attempt_over_its_timeout_is_retried(journal_dir: Path, calls: 
     async def flow() -> str:
         return await slow()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="timeouts") == "fast enough"
     assert calls["slow"] == 2
 
@@ -230,10 +230,10 @@ async def test_a_timer_keeps_its_original_fire_time_across_a_restart(journal_dir
         return durable.now().timestamp()
 
     began = time.time()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(nap, id="nap")
         await asyncio.sleep(0.1)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         woke = await runtime.run(nap, id="nap")
     finished = time.time()
     assert woke >= began + 0.4
@@ -255,11 +255,11 @@ async def test_now_random_and_uuid_replay_identically(journal_dir: Path, calls: 
         await step()
         return [*before, str(durable.random()), durable.workflow_info().workflow_id]
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(draws, id="draws")
         while calls["step"] == 0:
             await asyncio.sleep(0.01)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         resumed = await runtime.run(draws, id="draws")
         again = await runtime.run(draws, id="draws")
     assert resumed == again
@@ -284,11 +284,11 @@ async def test_at_most_once_turns_an_in_doubt_call_into_in_doubt_error(
             return f"in doubt at step {error.position}"
         return "sent"
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(wire, id="wire")
         while calls["transfer"] == 0:
             await asyncio.sleep(0.01)
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(wire, id="wire") == "in doubt at step 0"
     assert calls["transfer"] == 1
 
@@ -320,13 +320,13 @@ async def test_a_changed_workflow_raises_non_determinism_error(
         await refund()
         await wait()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(v1, id="flow")
         while calls["charge"] == 0:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
     before = (journal_dir / "flow.journal").read_bytes()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.NonDeterminismError) as info:
             await runtime.run(v2, id="flow")
     error = info.value
@@ -349,11 +349,11 @@ async def test_a_second_runner_of_one_workflow_is_refused(journal_dir: Path) -> 
     async def flow() -> None:
         await wait()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         handle = await runtime.start(flow, id="only-one")
         with pytest.raises(durable.WorkflowAlreadyRunning, match="only-one"):
             await runtime.start(flow, id="only-one")
-        async with Runtime(journal_dir) as other:
+        async with Runtime(journal_dir, stop_grace=0) as other:
             with pytest.raises(durable.WorkflowAlreadyRunning):
                 await other.start(flow, id="only-one")
         gate.set()
@@ -370,7 +370,7 @@ async def test_bad_input_gets_clear_errors(journal_dir: Path) -> None:
 
     with pytest.raises(durable.WorkflowDefinitionError, match="async def"):
         durable.workflow(lambda: None)  # type: ignore[arg-type,return-value]
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.WorkflowDefinitionError, match=r"@durable\.workflow"):
             await runtime.run(plain)
         with pytest.raises(durable.InvalidWorkflowId, match="path separator"):
@@ -400,7 +400,7 @@ async def test_a_thousand_concurrent_workflows_finish(journal_dir: Path, calls: 
         await asyncio.sleep(0.01)
         return await double(first)
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         handles = [await runtime.start(compute, index, id=f"c-{index}") for index in range(1000)]
         results = await asyncio.gather(*(handle.result() for handle in handles))
     assert results == [index * 4 for index in range(1000)]
@@ -412,7 +412,7 @@ async def test_io_in_workflow_code_is_refused_and_not_recorded(journal_dir: Path
     async def does_io() -> None:
         await asyncio.to_thread(print, "from a thread")
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.WorkflowDefinitionError, match="activity"):
             await runtime.run(does_io, id="io")
         with pytest.raises(durable.WorkflowDefinitionError):  # not a recorded outcome
@@ -433,7 +433,7 @@ async def test_a_journal_from_a_newer_engine_is_refused_untouched(journal_dir: P
         journal_bytes(encode({"k": "start", "v": 99, "wf": "future", "args": [], "t": 0.0}))
     )
     before = path.read_bytes()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         with pytest.raises(durable.UnsupportedJournalFormat, match="version 99"):
             await runtime.run(future, id="future")
     assert path.read_bytes() == before
@@ -456,12 +456,12 @@ async def test_a_restart_during_back_off_keeps_the_attempt_count_and_the_wait(
     async def flow() -> str:
         return await flaky()
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(flow, id="backoff")
         while not attempts:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)  # in the 0.4 s back-off: stop the runtime
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="backoff") == "ok on attempt 2"
     assert [attempt for attempt, _ in attempts] == [1, 2]
     waited = attempts[1][1] - attempts[0][1]
@@ -476,7 +476,7 @@ async def test_thousands_of_sleeping_workflows_use_no_thread(journal_dir: Path) 
         await durable.sleep("1 hour")
         return index
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         threads_before = threading.active_count()
         for index in range(1000):
             await runtime.start(sleeper, index, id=f"sleeper-{index}")
@@ -505,13 +505,13 @@ async def test_dataclass_results_are_rebuilt_on_replay(journal_dir: Path, calls:
         await wait()
         return f"{type(first).__name__} {first.amount + 1} {first.currency}"
 
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         await runtime.start(flow, id="quote")
         while calls["quote"] == 0:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
     gate.set()
-    async with Runtime(journal_dir) as runtime:
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(flow, id="quote") == "Quote 13.50 EUR"
     assert calls["quote"] == 1
 
@@ -555,7 +555,7 @@ async def test_a_workflow_stopped_by_close_says_so_and_resumes_later(journal_dir
     async def flow() -> str:
         return await wait()
 
-    runtime = Runtime(journal_dir)
+    runtime = Runtime(journal_dir, stop_grace=0)
     handle = await runtime.start(flow, id="stopped")
     waiter = asyncio.ensure_future(handle.result())
     await asyncio.sleep(0.05)
@@ -563,5 +563,5 @@ async def test_a_workflow_stopped_by_close_says_so_and_resumes_later(journal_dir
     with pytest.raises(durable.WorkflowStopped, match="stopped"):
         await waiter
     gate.set()
-    async with Runtime(journal_dir) as again:
+    async with Runtime(journal_dir, stop_grace=0) as again:
         assert await again.run(flow, id="stopped") == "done"

@@ -1,0 +1,160 @@
+"""What a workflow is doing, read from its journal alone: no workflow code runs.
+
+Used by Runtime.describe (and the CLI): safe while the workflow runs elsewhere, since it
+reads the records without locking the journal.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _records as records
+
+
+class WorkflowState(enum.StrEnum):
+    """Where a workflow stands, as its journal tells."""
+
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting for event"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class WorkflowDescription:
+    """A workflow as its journal describes it (Runtime.describe).
+
+    Attributes:
+        workflow_id, workflow_name: which workflow.
+        state: running / sleeping / waiting for event / completed / failed / cancelled.
+        status: the last value the workflow published with durable.set_status().
+        generation: 0, then one more per continue_as_new.
+        steps: how many steps (activities, timers, waits...) it has taken.
+        current: what it waits on now, in words (None when finished).
+        attempt: the attempt of the activity it runs now, if the journal shows one.
+        waiting_for: the event name it waits for, in state "waiting for event".
+        wake_at: when its next timer fires, if it sleeps.
+        started, updated, ended: aware UTC times (ended: None until it ends).
+        error: the failure, "Type: message", for a failed or cancelled workflow.
+        parent: the id of the workflow that started it as a child, if any.
+        unread_events: inbox messages it has not taken yet.
+    """
+
+    workflow_id: str
+    workflow_name: str
+    state: WorkflowState
+    status: Any
+    generation: int
+    steps: int
+    current: str | None
+    attempt: int | None
+    waiting_for: str | None
+    wake_at: datetime | None
+    started: datetime
+    updated: datetime
+    ended: datetime | None
+    error: str | None
+    parent: str | None
+    unread_events: int
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def describe(
+    workflow_id: str, journal: list[dict[str, Any]], *, inbox_size: int
+) -> WorkflowDescription:
+    """Describe the workflow whose decoded records are `journal` (start record first)."""
+    start = journal[0]
+    running: dict[int, tuple[str, int]] = {}  # step -> (activity name or child, attempt)
+    sleeping: dict[int, float] = {}
+    waiting: list[tuple[int, str]] = []
+    steps, status, updated, end = 0, None, start.get("t", 0.0), None
+    taken = start.get("q", 0)
+    for record in journal[1:]:
+        kind, step = record.get("k"), record.get("s", -1)
+        updated = max(updated, record.get("t", updated))
+        if kind != records.PATCH:
+            steps = max(steps, step + 1)
+        if kind in (records.SCHEDULED, records.RETRY):
+            name = record.get("a", "")
+            if "id" in record:
+                name = f"{name} {record['id']!r}"
+            running[step] = (name, record.get("n", 1))
+        elif kind == records.DONE:
+            running.pop(step, None)
+        elif kind == records.TIMER:
+            sleeping[step] = record["at"]
+        elif kind == records.FIRED:
+            sleeping.pop(step, None)
+        elif kind == records.WAIT:
+            waiting.append((step, record["n"]))
+        elif kind == records.EVENT:
+            taken = max(taken, record["q"] + 1)
+            for index, (_, name) in enumerate(waiting):
+                if name == record["n"]:
+                    del waiting[index]
+                    break
+        elif kind == records.CANCEL:
+            taken = max(taken, record["q"] + 1)
+        elif kind == records.STATUS:
+            status = record.get("v")
+        elif kind == records.END:
+            end = record
+    state, current, attempt, waiting_for, wake_at, error = _where(end, running, sleeping, waiting)
+    return WorkflowDescription(
+        workflow_id=workflow_id,
+        workflow_name=start.get("wf", ""),
+        state=state,
+        status=status,
+        generation=start.get("gen", 0),
+        steps=steps,
+        current=current,
+        attempt=attempt,
+        waiting_for=waiting_for,
+        wake_at=_when(wake_at),
+        started=_when(start.get("t", 0.0)) or datetime.fromtimestamp(0, UTC),
+        updated=_when(updated) or datetime.fromtimestamp(0, UTC),
+        ended=_when(end.get("t")) if end is not None and "cont" not in end else None,
+        error=error,
+        parent=start.get("parent"),
+        unread_events=max(0, inbox_size - taken),
+    )
+
+
+def _where(
+    end: dict[str, Any] | None,
+    running: dict[int, tuple[str, int]],
+    sleeping: dict[int, float],
+    waiting: list[tuple[int, str]],
+) -> tuple[WorkflowState, str | None, int | None, str | None, float | None, str | None]:
+    if end is not None and "cont" not in end:
+        if "e" not in end:
+            return WorkflowState.COMPLETED, None, None, None, None, None
+        error = f"{end['e'].get('type')}: {end['e'].get('msg')}"
+        state = WorkflowState.CANCELLED if end.get("c") else WorkflowState.FAILED
+        return state, None, None, None, None, error
+    wake_at = min(sleeping.values()) if sleeping else None
+    if running:
+        name, attempt = running[max(running)]
+        return (
+            WorkflowState.RUNNING,
+            f"running {name} (attempt {attempt})",
+            attempt,
+            None,
+            wake_at,
+            None,
+        )
+    if waiting:
+        name = waiting[0][1]
+        return WorkflowState.WAITING, f"waiting for event {name!r}", None, name, wake_at, None
+    if wake_at is not None:
+        when = datetime.fromtimestamp(wake_at, UTC).isoformat(timespec="seconds")
+        return WorkflowState.SLEEPING, f"sleeping until {when}", None, None, wake_at, None
+    return WorkflowState.RUNNING, None, None, None, None, None

@@ -1,0 +1,84 @@
+"""Recorded outcomes as workflow code and callers see them: values rebuilt, errors raised.
+
+Pure functions of a record and a spec: the same record gives the same value or error on
+every replay, in whatever process reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._encoding import convert
+from .._errors import (
+    ActivityError,
+    DurableError,
+    InDoubtError,
+    SerializationError,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from . import _records as records
+from ._specs import ActivitySpec, WorkflowSpec
+
+
+def rebuild(value: Any, spec: ActivitySpec) -> Any:
+    """A recorded result as the activity's return annotation says (dataclasses, ...)."""
+    try:
+        return convert(value, spec.return_type)
+    except SerializationError:  # again, with the message naming the activity
+        return convert(value, spec.return_type, context=f"the result of {spec.name!r}")
+
+
+def step_error(
+    workflow_id: str, spec: ActivitySpec, step: int, event: dict[str, Any]
+) -> DurableError:
+    """The exception a recorded failed step raises in workflow code."""
+    error = event["e"]
+    kind = error.get("kind")
+    if kind == "in-doubt":
+        return InDoubtError(workflow_id=workflow_id, activity=spec.name, position=step)
+    if kind == "child-cancelled":
+        return WorkflowCancelled(workflow_id=error["id"], reason=error["msg"])
+    if kind == "child":
+        return WorkflowFailed(
+            workflow_id=error["id"],
+            error_type=error["type"],
+            message=error["msg"],
+            traceback=error.get("tb", ""),
+        )
+    return ActivityError(
+        workflow_id=workflow_id,
+        activity=spec.name,
+        attempts=event.get("n", 0),
+        error_type=error["type"],
+        message=error["msg"],
+        traceback=error.get("tb", ""),
+    )
+
+
+def final_outcome(
+    workflow_id: str, spec: WorkflowSpec, end: dict[str, Any], cause: BaseException | None
+) -> Any:
+    """A workflow's result from its end record; raises its recorded failure."""
+    if "e" in end:
+        error = end["e"]
+        failed: DurableError
+        if end.get("c"):
+            failed = WorkflowCancelled(workflow_id=workflow_id, reason=error["msg"])
+        else:
+            failed = WorkflowFailed(
+                workflow_id=workflow_id,
+                error_type=error["type"],
+                message=error["msg"],
+                traceback=error.get("tb", ""),
+            )
+        raise failed from cause
+    return convert(end["r"], spec.return_type, context=f"the result of workflow {spec.name!r}")
+
+
+def end_of_failure(error: BaseException, *, cancelled: bool, now: float) -> dict[str, Any]:
+    """The end record of a workflow that raised (or was cancelled)."""
+    end: dict[str, Any] = {"k": records.END, "e": records.describe_error(error), "t": now}
+    if cancelled:
+        end["c"] = 1
+    return end

@@ -1,0 +1,287 @@
+"""What workflow code asks of its run beyond activities and timers, and what comes from outside.
+
+Event waits, published status, patch decisions and child workflows are steps (or, for
+patches, markers) like activity calls: numbered in the order the code asks, checked against
+the journal on replay, their bookkeeping written once the run is live. Events and
+cancellations arrive through the workflow's inbox; the run journals each before delivering
+it, so a replay sees them at the same point. A mixin of WorkflowRun, kept apart so each
+module has one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .._encoding import decode, encode
+from .._errors import WorkflowCancelled, WorkflowDefinitionError, WorkflowFailed
+from . import _records as records
+from ._context import user_call_site
+from ._replay import digest_of
+from ._retry import RetryPolicy
+from ._specs import ActivitySpec, WorkflowSpec
+from ._steps import ChildCall, Command, CommandFuture, RecordedOutcome
+
+if TYPE_CHECKING:
+    from .._storage._interface import Journal
+    from ._events import EventWaiters
+    from ._loop import WorkflowLoop
+    from ._replay import JournalIndex, RecordedStep
+    from ._workflow_run import Children, InboxReader
+
+_CHILD_RETRY = RetryPolicy(maximum_attempts=1)  # a child retries inside itself, not as a step
+
+
+class WorkflowRequests:
+    """Event waits, status, patches, children, and the inbox, for WorkflowRun."""
+
+    if TYPE_CHECKING:  # provided by WorkflowRun
+        workflow_id: str
+        generation: int
+        loop: WorkflowLoop
+        events: EventWaiters
+        status: Any
+        inbox_next: int
+        _index: JournalIndex
+        _journal: Journal
+        _evicting: bool
+        _recorded: dict[int, RecordedStep]
+        _pending: dict[int, Command]
+        _pending_activities: int
+        _new: list[Command]
+        _deferred: list[bytes]
+        _patch_decisions: dict[str, tuple[bool, str]]
+        _last_recorded_step: int
+        _next_step: int
+        _children: Children | None
+        _inbox: InboxReader | None
+        _pulling: bool
+        _pull_again: bool
+        _live: bool
+        _host_loop: asyncio.AbstractEventLoop | None
+        _host_tasks: set[asyncio.Task[Any]]
+
+        def _new_step(self, kind: str, name: str, digest: str, when: float = 0.0) -> int: ...
+        def _recorded_outcome_now(
+            self, step: int, spec: ActivitySpec
+        ) -> RecordedOutcome | None: ...
+        def command_cancelled(self, step: int) -> None: ...
+        def _post(self, payload: bytes) -> None: ...
+        def _main_done(self) -> bool: ...
+        def _fail(self, error: BaseException) -> None: ...
+        def _wake(self) -> None: ...
+        async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None: ...
+
+    # -- events ---------------------------------------------------------------------------
+
+    def request_event(self, name: str) -> asyncio.Future[Any] | RecordedOutcome:
+        """The next event named `name`: at once if one was delivered and not taken yet."""
+        found, payload = self.events.take(name)
+        step = self._new_step("wait", name, "")
+        if found:
+            return RecordedOutcome(payload, None)
+        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        self._pending[step] = Command(step, future, None, event=name)
+        self.events.wait(name, step, future)
+        if step not in self._recorded:
+            self._deferred.append(encode({"k": records.WAIT, "s": step, "n": name}))
+        return future
+
+    def request_pull(self) -> None:
+        """Journal and deliver the inbox messages this run has not taken yet (in a task)."""
+        if self._inbox is None or not self._live or self._main_done():
+            return
+        if self._pulling:
+            self._pull_again = True
+            return
+        assert self._host_loop is not None
+        self._pulling = True
+        task = self._host_loop.create_task(self._pull(), name=f"{self.workflow_id} inbox")
+        self._host_tasks.add(task)
+        task.add_done_callback(self._host_tasks.discard)
+
+    async def _pull(self) -> None:
+        assert self._inbox is not None
+        try:
+            while True:
+                self._pull_again = False
+                for position, message in await self._inbox(self.inbox_next):
+                    if position < self.inbox_next or self._main_done():
+                        continue
+                    self.inbox_next = position + 1
+                    self._post(_record_of(position, message, time.time()))
+                if not self._pull_again:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # an unreadable inbox: the run stops (not final)
+            self._fail(error)
+        finally:
+            self._pulling = False
+            self._wake()  # the run may go idle (or be unloaded) now that nothing is pending
+
+    # -- status and patches ---------------------------------------------------------------
+
+    def set_status(self, value: Any) -> None:
+        encoded = encode(value, context="the workflow's status (durable.set_status)")
+        step = self._new_step("status", "", "")
+        self.status = decode(encoded, path=self.workflow_id, offset=-1)
+        if step not in self._recorded:
+            record = {"k": records.STATUS, "s": step, "v": self.status, "t": self.loop.time()}
+            self._deferred.append(encode(record))
+
+    def patched(self, patch_id: str) -> bool:
+        """True where new code may take its new path; False replaying an older journal.
+
+        A journal that recorded the patch says yes; one whose steps go on past this point
+        without it was written by the old code, so no; otherwise (new work) yes, recorded.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise WorkflowDefinitionError(f"a patch id is a non-empty string, not {patch_id!r}")
+        site = user_call_site()
+        known = self._patch_decisions.get(patch_id)
+        if known is not None:
+            decision, first_site = known
+            if first_site != site:
+                raise WorkflowDefinitionError(
+                    f"patch id {patch_id!r} is used at {first_site} and again at {site} in "
+                    f"workflow {self.workflow_id!r}: give each change its own id"
+                )
+            return decision
+        if patch_id in self._index.patches:
+            decision = True
+        elif self._last_recorded_step >= self._next_step:
+            decision = False  # the journal's steps go on without it: the old code's path
+        else:
+            decision = True
+            marker = {"k": records.PATCH, "id": patch_id, "s": self._next_step}
+            self._deferred.append(encode(marker))
+        self._patch_decisions[patch_id] = (decision, site)
+        return decision
+
+    # -- child workflows ------------------------------------------------------------------
+
+    def request_child(
+        self, target: Any, spec: WorkflowSpec, args: tuple[Any, ...], child_id: str | None
+    ) -> asyncio.Future[Any] | RecordedOutcome:
+        """A step that runs workflow `target` (opaque here) with its own journal."""
+        if self._children is None:
+            raise WorkflowDefinitionError("this runtime cannot run child workflows")
+        encoded = encode(
+            [list(args), child_id], context=f"the arguments of child workflow {spec.name!r}"
+        )
+        activity = _child_spec(spec)
+        digest = digest_of(encoded)
+        step = self._new_step("activity", activity.name, digest)
+        recorded = self._recorded_outcome_now(step, activity)
+        if recorded is not None:
+            return recorded
+        if child_id is None:
+            generation = f".g{self.generation}" if self.generation else ""
+            child_id = f"{self.workflow_id}{generation}.{step}"
+        arguments = decode(encoded, path=self.workflow_id, offset=-1)[0]
+        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        command = Command(
+            step,
+            future,
+            None,
+            spec=activity,
+            digest=digest,
+            child=ChildCall(target, child_id, arguments),
+        )
+        self._pending[step] = command
+        self._pending_activities += 1
+        self._new.append(command)
+        return future
+
+    def _start_child(self, command: Command) -> None:
+        child, spec = command.child, command.spec
+        assert child is not None
+        assert spec is not None
+        assert self._host_loop is not None
+        if command.step not in self._recorded:  # which child it is, for readers and resumes
+            intent = {
+                "k": records.SCHEDULED,
+                "s": command.step,
+                "a": spec.name,
+                "d": command.digest,
+                "n": 1,
+                "t": time.time(),
+                "id": child.workflow_id,
+            }
+            self._journal.write(encode(intent))
+        task = self._host_loop.create_task(
+            self._run_and_post(command.step, self._child_outcome(command)),
+            name=f"{self.workflow_id}/{command.step} child {child.workflow_id}",
+        )
+        command.host = task
+        self._host_tasks.add(task)
+
+    async def _child_outcome(self, command: Command) -> bytes:
+        """Run (or resume, or read the outcome of) the child; its outcome as a "done"."""
+        child, spec = command.child, command.spec
+        assert child is not None
+        assert spec is not None
+        assert self._children is not None
+        done = {"k": records.DONE, "s": command.step, "a": spec.name, "d": command.digest, "n": 1}
+        try:
+            result = await self._children.run(
+                child.target, child.workflow_id, child.arguments, self.workflow_id
+            )
+        except WorkflowFailed as failed:
+            error = {"type": failed.error_type, "msg": failed.message, "tb": failed.traceback}
+            return encode({**done, "e": {**error, "kind": "child", "id": failed.workflow_id}})
+        except WorkflowCancelled as cancelled:
+            error = {"type": "durable.WorkflowCancelled", "msg": cancelled.reason, "tb": ""}
+            return encode(
+                {**done, "e": {**error, "kind": "child-cancelled", "id": child.workflow_id}}
+            )
+        return encode(
+            {**done, "r": result, "t": time.time()},
+            context=f"the result of child workflow {child.workflow_id!r}",
+        )
+
+    def cancel_child(self, command: Command, reason: str) -> None:
+        """The parent let go of a child step: cancel the child durably (idempotent)."""
+        child = command.child
+        if child is None or self._children is None or self._host_loop is None:
+            return
+        task = self._host_loop.create_task(self._children.cancel(child.workflow_id, reason))
+        self._host_tasks.add(task)
+        task.add_done_callback(self._host_tasks.discard)
+
+
+def _child_spec(spec: WorkflowSpec) -> ActivitySpec:
+    return ActivitySpec(
+        name=records.CHILD_PREFIX + spec.name,
+        fn=spec.fn,
+        is_async=True,
+        timeout=None,
+        retry=_CHILD_RETRY,
+        at_most_once=False,
+        return_type=spec.return_type,
+    )
+
+
+def _record_of(position: int, message: dict[str, Any], now: float) -> bytes:
+    """The journal record of inbox message `position`."""
+    if message.get("k") == records.CANCEL:
+        return encode({"k": records.CANCEL, "q": position, "m": message.get("m", ""), "t": now})
+    record = {"k": records.EVENT, "q": position, "n": message["n"], "p": message.get("p"), "t": now}
+    if message.get("id") is not None:
+        record["id"] = message["id"]
+    return encode(record)
+
+
+def event_message(name: str, payload: Any, event_id: str | None) -> bytes:
+    """An inbox message carrying an event (SerializationError if the payload has no form)."""
+    return encode(
+        {"k": records.EVENT, "n": name, "p": payload, "id": event_id, "t": time.time()},
+        context=f"the payload of event {name!r}",
+    )
+
+
+def cancel_message(reason: str, request_id: str | None = None) -> bytes:
+    return encode({"k": records.CANCEL, "m": reason, "id": request_id, "t": time.time()})
