@@ -143,6 +143,7 @@ class Runtime:
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
+        self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
         self._mail = Mailroom(
             self._store,
             self._runs,
@@ -206,7 +207,8 @@ class Runtime:
         except BaseException:
             await journal.close()
             raise
-        task = asyncio.get_running_loop().create_task(
+        self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(
             self._execute(definition, workflow_id, journal, run), name=f"durable {workflow_id}"
         )
         self._running[workflow_id] = task
@@ -249,6 +251,8 @@ class Runtime:
     @staticmethod
     def _next_generation(run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
+        if continued.carried:
+            extra["carry"] = continued.carried
         if run.parent is not None:
             extra["parent"] = run.parent
         return start_record(run.spec.name, run.workflow_id, continued.arguments, time.time, **extra)
@@ -403,6 +407,7 @@ class Runtime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._children.settle()
         await self._mail.stop()
         await self._store.close()
 
@@ -423,6 +428,7 @@ class _ChildRunner:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._cancelling: set[asyncio.Task[None]] = set()
 
     async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
         runtime = self._runtime
@@ -433,9 +439,21 @@ class _ChildRunner:
             task = (await runtime._start(workflow, workflow_id, arguments, parent))._task
         return await _outcome_of(workflow_id, asyncio.shield(task), task)
 
-    async def cancel(self, workflow_id: str, reason: str) -> None:
+    def cancel(self, workflow_id: str, reason: str) -> None:
+        loop = self._runtime._loop  # (called from workflow code: the running loop is its own)
+        assert loop is not None
+        task = loop.create_task(self._cancel(workflow_id, reason))
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
+
+    async def _cancel(self, workflow_id: str, reason: str) -> None:
         with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
             await self._runtime._mail.cancel(workflow_id, reason, "cancelled-by-parent")
+
+    async def settle(self) -> None:
+        """Let cancellations in progress reach the children's inboxes (runtime close)."""
+        if self._cancelling:
+            await asyncio.wait(set(self._cancelling), timeout=5)
 
 
 _default_runtime: Runtime | None = None

@@ -48,5 +48,10 @@ class EventWaiters:
                 (waiting, future) for waiting, future in waiters if waiting != step
             )
 
-    def kept_count(self) -> int:
-        return sum(len(kept) for kept in self._kept.values())
+    def kept(self) -> list[list[Any]]:
+        """The events delivered and not taken, as [name, payload] (continue_as_new carries them)."""
+        return [[name, payload] for name, kept in self._kept.items() for payload in kept]
+
+    def preload(self, carried: list[list[Any]]) -> None:
+        for name, payload in carried:
+            self._kept.setdefault(name, collections.deque()).append(payload)

@@ -232,7 +232,8 @@ class WorkflowRequests:
             )
         except WorkflowFailed as failed:
             error = {"type": failed.error_type, "msg": failed.message, "tb": failed.traceback}
-            return encode({**done, "e": {**error, "kind": "child", "id": failed.workflow_id}})
+            error.update(kind="child", id=failed.workflow_id)
+            return encode({**done, "e": error, "t": time.time()})
         except WorkflowCancelled as cancelled:
             error = {"type": "durable.WorkflowCancelled", "msg": cancelled.reason, "tb": ""}
             return encode(
@@ -245,12 +246,8 @@ class WorkflowRequests:
 
     def cancel_child(self, command: Command, reason: str) -> None:
         """The parent let go of a child step: cancel the child durably (idempotent)."""
-        child = command.child
-        if child is None or self._children is None or self._host_loop is None:
-            return
-        task = self._host_loop.create_task(self._children.cancel(child.workflow_id, reason))
-        self._host_tasks.add(task)
-        task.add_done_callback(self._host_tasks.discard)
+        if command.child is not None and self._children is not None:
+            self._children.cancel(command.child.workflow_id, reason)
 
 
 def _child_spec(spec: WorkflowSpec) -> ActivitySpec:

@@ -78,11 +78,12 @@ class ContinueAsNew(BaseException):
 class ContinuedAsNew(Exception):
     """execute() ended a generation with continue_as_new: start the next with `arguments`."""
 
-    def __init__(self, arguments: list[Any], *, generation: int, inbox_next: int) -> None:
+    def __init__(self, end: dict[str, Any], *, generation: int) -> None:
         super().__init__(f"continued as new after generation {generation}")
-        self.arguments = arguments
+        self.arguments: list[Any] = end["cont"]
         self.generation = generation
-        self.inbox_next = inbox_next
+        self.inbox_next: int = end.get("q", 0)  # the first inbox message not delivered
+        self.carried: list[list[Any]] = end.get("carry", [])  # delivered, not taken
 
 
 class CommandFuture(asyncio.Future[Any]):

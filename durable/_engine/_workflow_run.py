@@ -57,8 +57,11 @@ class Children(Protocol):
     async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
         """The child's result; raises WorkflowFailed / WorkflowCancelled for its outcome."""
 
-    async def cancel(self, workflow_id: str, reason: str) -> None:
-        """Cancel the child durably (idempotent; a finished child is left alone)."""
+    def cancel(self, workflow_id: str, reason: str) -> None:
+        """Have the child cancelled durably, soon (idempotent; a finished one is left be).
+
+        The runtime owns that work: it must outlive the parent's run, which may end now.
+        """
 
 
 # The inbox messages from a position on: (position, decoded message) pairs.
@@ -75,7 +78,8 @@ class WorkflowSuspended(Exception):
     """
 
     def __init__(self, wake_at: float) -> None:
-        super().__init__(f"sleeping until {iso(wake_at)}")
+        until = iso(wake_at) if wake_at != float("inf") else "a message arrives"
+        super().__init__(f"sleeping until {until}")
         self.wake_at = wake_at
 
 
@@ -135,9 +139,11 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
         self._inbox = inbox
         self._children = children
         self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
+        self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
         self._pulling = False
         self._pull_again = False
         self.events = EventWaiters()
+        self.events.preload(start.get("carry", []))
         self.status: Any = None
         self.cancel_reason: str | None = None
         self._patch_decisions: dict[str, tuple[bool, str]] = {}
@@ -187,7 +193,7 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
         self._host_loop = asyncio.get_running_loop()
         if self.finished is not None:
             if "cont" in self.finished:
-                raise self._continued(self.finished["cont"])
+                raise ContinuedAsNew(self.finished, generation=self.generation)
             return final_outcome(self.workflow_id, self.spec, self.finished, None)
         if self._index.new_start_record is not None:
             self._journal.write(self._index.new_start_record)
@@ -289,6 +295,7 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
     def _deliver_message(self, message: dict[str, Any]) -> None:
         """An event or a cancellation from the inbox, now in the journal's order."""
         self.delivered += 1
+        self.inbox_delivered = message["q"] + 1
         self.loop.set_time(message["t"])
         if message["k"] == records.EVENT:
             step = self.events.deliver(message["n"], message.get("p"))
@@ -390,13 +397,17 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
                     end = decode(payload, path=self.workflow_id, offset=-1)
                     return final_outcome(self.workflow_id, self.spec, end, None)
             elif isinstance(error_or_none, ContinueAsNew):
-                payload = encode(
-                    {"k": records.END, "cont": error_or_none.arguments, "t": self._clock()},
-                    context="the arguments of continue_as_new",
-                )
+                end = {
+                    "k": records.END,
+                    "cont": error_or_none.arguments,
+                    "q": self.inbox_delivered,
+                    "carry": self.events.kept(),
+                    "t": self._clock(),
+                }
+                payload = encode(end, context="the arguments of continue_as_new")
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
-                raise self._continued(end["cont"])
+                raise ContinuedAsNew(end, generation=self.generation)
             error = error_or_none
         if isinstance(error, _Diverged | _Evicted):
             raise self._divergence or error
@@ -405,9 +416,6 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
         end = end_of_failure(error, cancelled=main.cancelled(), now=self._clock())
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
-
-    def _continued(self, arguments: list[Any]) -> ContinuedAsNew:
-        return ContinuedAsNew(arguments, generation=self.generation, inbox_next=self.inbox_next)
 
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
@@ -424,14 +432,21 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
         if self._main is not None:
             leftovers.add(self._main)
         for task in leftovers:
-            task.cancel()
-        for _ in range(3):  # let them unwind (finally blocks); they cannot start new work
-            if not any(not task.done() for task in leftovers):
-                break
-            self.loop.run_until_idle(limit=100_000)  # (code that swallows the unwinding)
-        for task in leftovers:
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: an unwinding error is not "never retrieved"
+            if task.done():
+                if not task.cancelled():
+                    task.exception()  # retrieved: an error here is not "never retrieved"
+                continue
+            # Abandoned, not cancelled: closing the coroutine raises GeneratorExit at its
+            # await, so `finally` blocks run (and may not start work) but `except
+            # CancelledError` handlers and Saga compensations do not: unloading a sleeper or
+            # closing the runtime is not a cancellation of the workflow.
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+            try:
+                task.get_coro().close()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # noqa: S110 (an await in `finally`, refused)
+                pass
         self.loop.close()
 
     def stop_starting(self) -> list[asyncio.Task[Any]]:
