@@ -190,5 +190,11 @@ def activity_info() -> ActivityInfo:
             "durable.activity_info() was called outside an activity run by a workflow; "
             "call it inside an @durable.activity function awaited from a workflow"
         )
-    workflow_id, name, step, attempt = info
-    return ActivityInfo(workflow_id=workflow_id, activity_name=name, step=step, attempt=attempt)
+    workflow_id, name, step, attempt, generation = info
+    return ActivityInfo(
+        workflow_id=workflow_id,
+        activity_name=name,
+        step=step,
+        attempt=attempt,
+        generation=generation,
+    )

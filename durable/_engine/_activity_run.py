@@ -65,6 +65,7 @@ async def run_activity(
     *,
     spec: ActivitySpec,
     workflow_id: str,
+    generation: int = 0,
     step: int,
     digest: str,
     args: list[Any],
@@ -87,7 +88,7 @@ async def run_activity(
             intent = loop.call_later(
                 INTENT_AFTER, _write_intent, journal, spec, step, digest, attempt
             )
-        token = current_activity.set((workflow_id, spec.name, step, attempt))
+        token = current_activity.set((workflow_id, spec.name, step, attempt, generation))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 result = await spec.fn(*args, **kwargs)

@@ -45,23 +45,28 @@ class ActivityInfo:
         activity_name: the activity's registered name.
         step: the call's position in the workflow (stable across replays).
         attempt: 1 for the first attempt, then 2, 3, ...
-        idempotency_key: "<workflow id>/<step>": the same for every attempt and after any
-            crash, so a payment API given it charges once.
+        generation: 0, then one more per continue_as_new of the workflow.
+        idempotency_key: "<workflow id>/<step>" ("<workflow id>/g<generation>/<step>" after
+            a continue_as_new): the same for every attempt and after any crash, so a
+            payment API given it charges once; different for every call.
     """
 
     workflow_id: str
     activity_name: str
     step: int
     attempt: int
+    generation: int = 0
 
     @property
     def idempotency_key(self) -> str:
+        if self.generation:
+            return f"{self.workflow_id}/g{self.generation}/{self.step}"
         return f"{self.workflow_id}/{self.step}"
 
 
-# (workflow id, activity name, step, attempt): a tuple, built on every attempt, is cheaper
-# than an ActivityInfo; activity_info() builds that only when asked.
-current_activity: ContextVar[tuple[str, str, int, int] | None] = ContextVar(
+# (workflow id, activity name, step, attempt, generation): a tuple, built on every attempt,
+# is cheaper than an ActivityInfo; activity_info() builds that only when asked.
+current_activity: ContextVar[tuple[str, str, int, int, int] | None] = ContextVar(
     "durable_current_activity", default=None
 )
 

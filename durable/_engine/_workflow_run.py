@@ -15,7 +15,7 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,9 +28,9 @@ from .._errors import (
 from .._storage._collector import collector_paused
 from .._storage._interface import Journal
 from . import _records as records
-from ._activity_run import in_doubt_outcome, run_activity
 from ._context import WorkflowInfo, user_call_site
 from ._events import EventWaiters
+from ._host_steps import HostSteps
 from ._loop import StepTimer, TimerScheduler, WorkflowLoop
 from ._outcomes import end_of_failure, final_outcome, rebuild, step_error
 from ._replay import (
@@ -91,7 +91,7 @@ class _Diverged(BaseException):
     """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
 
 
-class WorkflowRun(WorkflowRequests, TimerScheduler):
+class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
 
     def __init__(
@@ -548,147 +548,6 @@ class WorkflowRun(WorkflowRequests, TimerScheduler):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is not None:
             command.host.cancel()
-
-    def _start_new(self) -> None:
-        """Start, on the host loop, the commands the journal has no outcome for."""
-        if self._deferred:  # bookkeeping of the steps taken since (waits, status, patches)
-            deferred, self._deferred = self._deferred, []
-            for record in deferred:
-                self._journal.write(record)
-        new, self._new = self._new, []
-        for command in new:
-            if self._pending.get(command.step) is not command:
-                continue  # cancelled before it started
-            recorded = self._recorded.get(command.step)
-            if recorded is not None and recorded.outcome:
-                continue  # delivered from the journal
-            if command.handle is not None:
-                self._arm_timer(command, recorded)
-            elif command.event is not None or self._stopping:
-                continue  # an event wait has nothing to start; a closing runtime starts none
-            elif command.child is not None:
-                self._start_child(command)
-            else:
-                self._start_activity(command, recorded)
-
-    def _arm_timer(self, command: Command, recorded: RecordedStep | None) -> None:
-        assert command.handle is not None
-        if recorded is not None:
-            fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
-        else:
-            fire_at = command.handle.when()
-            self._journal.write(encode({"k": records.TIMER, "s": command.step, "at": fire_at}))
-        host = asyncio.get_running_loop()
-        step = command.step
-        command.fire_at = fire_at
-        command.host = host.call_later(
-            max(0.0, fire_at - self._clock()),
-            lambda: self._post(
-                encode({"k": records.FIRED, "s": step, "t": max(self._clock(), fire_at)})
-            ),
-        )
-
-    def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
-        spec = command.spec
-        assert spec is not None
-        first_attempt, start_at = 1, None
-        if recorded is not None and recorded.attempt:
-            if recorded.retry_at is not None:
-                first_attempt, start_at = recorded.attempt + 1, recorded.retry_at
-            elif spec.at_most_once:
-                self._post(in_doubt_outcome(command.step, spec, command.digest))
-                return
-            else:
-                first_attempt = recorded.attempt  # in doubt: the same attempt runs again
-        args, kwargs = self._arguments_of(command)
-        attempts = run_activity(
-            spec=spec,
-            workflow_id=self.workflow_id,
-            step=command.step,
-            digest=command.digest,
-            args=args,
-            kwargs=kwargs,
-            journal=self._journal,
-            first_attempt=first_attempt,
-            start_at=start_at,
-            sleep_until=self._sleep_until,
-        )
-        if self._inline_open and self._inline is None:
-            command.host = self._inline = InlineStart(command.step, attempts)
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._run_and_post(command.step, attempts),
-            name=f"{self.workflow_id}/{command.step} {spec.name}",
-        )
-        command.host = task
-        self._host_tasks.add(task)
-
-    def _arguments_of(self, command: Command) -> tuple[list[Any], dict[str, Any]]:
-        """A copy of the call's arguments, as a replay would see them (decoded, rebuilt).
-
-        The activity must not share objects with workflow code: a mutation on either side
-        would make the live run differ from a replay.
-        """
-        spec = command.spec
-        assert spec is not None
-        args, kwargs = decode(command.arguments, path=self.workflow_id, offset=-1)
-        context = f"an argument of activity {spec.name!r}"
-        types = spec.parameter_types
-        args = [
-            convert(value, types[index] if index < len(types) else Any, context=context)
-            for index, value in enumerate(args)
-        ]
-        by_name = spec.keyword_types or {}
-        kwargs = {
-            name: convert(value, by_name.get(name, Any), context=context)
-            for name, value in kwargs.items()
-        }
-        return args, kwargs
-
-    async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None:
-        """Run an activity, queue its outcome, drain; then run inline the next one it started.
-
-        Running the activity the drain just started in this same task, instead of a new one,
-        saves a loop iteration per step of a sequential workflow.
-        """
-        task = asyncio.current_task()
-        try:
-            while True:
-                try:
-                    payload = await attempts
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as error:
-                    self._fail(error)  # the journal failed (or a bug): the run cannot go on
-                    raise
-                command = self._pending.get(step)
-                if command is not None and command.host is task:
-                    command.host = None  # done: cancelling the step must not cancel the drain
-                self._outcomes.append(payload)
-                if self._draining:
-                    return
-                self._inline_open = True
-                try:
-                    await self._drain()
-                finally:
-                    self._inline_open = False
-                queued, self._inline = self._inline, None
-                if queued is None or queued.cancelled:
-                    return
-                step, attempts = queued.step, queued.coroutine
-                command = self._pending.get(step)
-                if command is None:
-                    attempts.close()
-                    return
-                command.host = task
-        finally:
-            if task is not None:
-                self._host_tasks.discard(task)  # (teardown cancels the ones still listed)
-
-    async def _sleep_until(self, when: float) -> None:
-        delay = when - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:

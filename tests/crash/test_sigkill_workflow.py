@@ -47,16 +47,21 @@ def run_once(directory: Path, ledger: Path, kill_after: float | None) -> str | N
 
 
 def check_ledger(lines: list[list[str]], processes: int) -> None:
+    check_order(lines, processes, STEPS)
+
+
+def check_order(lines: list[list[str]], processes: int, steps: list[str]) -> None:
+    """Each step ran with one key, at most once per process, never after the next began."""
     starts = [
         (index, step, key) for index, (event, step, key, _) in enumerate(lines) if event == "start"
     ]
-    for position, step in enumerate(STEPS):
+    for position, step in enumerate(steps):
         runs = [(index, key) for index, name, key in starts if name == step]
         assert runs, f"{step} never ran"
         assert len({key for _, key in runs}) == 1, f"{step} ran with different keys: {runs}"
         assert len(runs) <= processes, f"{step} ran {len(runs)} times in {processes} runs"
-        if position + 1 < len(STEPS):
-            moved_on = min(index for index, name, _ in starts if name == STEPS[position + 1])
+        if position + 1 < len(steps):
+            moved_on = min(index for index, name, _ in starts if name == steps[position + 1])
             late = [index for index, _ in runs if index > moved_on]
             assert not late, f"{step} ran again after the workflow had moved past it"
 

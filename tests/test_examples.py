@@ -1,0 +1,47 @@
+"""Each example in examples/ runs end to end (besides the order demo, in test_demo.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def run_example(name: str, tmp_path: Path, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        env={**os.environ, "DURABLE_DIR": str(tmp_path / "journals")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_subscription_billing_continues_as_new_each_period(tmp_path: Path) -> None:
+    out = run_example("subscription_billing.py", tmp_path, "4")
+    assert out.count("billed ada@example.com") == 4
+    assert "billed 22.00 EUR over 4 periods" in out  # 4 x 5.00 + the 2.00 of usage events
+    assert "generation 3, status '4 periods billed'" in out
+    keys = [line.split("(key ")[1].rstrip(")") for line in out.splitlines() if "(key " in line]
+    assert len(set(keys)) == 4, f"one idempotency key per bill: {keys}"
+    journals = sorted(path.name for path in (tmp_path / "journals").iterdir())
+    assert len([name for name in journals if name.endswith(".journal")]) == 1
+
+
+def test_onboarding_reminds_then_activates_or_closes(tmp_path: Path) -> None:
+    out = run_example("onboarding.py", tmp_path)
+    assert "mail to ada@example.com: reminder 1" in out
+    assert "mail to ada@example.com: thanks, verified from 203.0.113.7" in out
+    assert "ada: active" in out
+    assert "mail to bob@example.com: reminder 2" in out
+    assert "closed the account of bob@example.com" in out
+    assert "bob: closed" in out
