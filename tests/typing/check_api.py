@@ -49,6 +49,27 @@ async def order_workflow(order: Order) -> str:
     return payment
 
 
+@durable.activity
+async def refund(payment: str, cents: int) -> None:
+    pass
+
+
+@durable.workflow
+async def parent_workflow(order: Order) -> str:
+    tracking = await durable.run_child(order_workflow, order, id="child-1")
+    assert_type(tracking, str)
+    await durable.run_child(order_workflow, "not an order")  # type: ignore[arg-type]
+    async with durable.Saga() as saga:
+        saga.add(refund, "pay-1", 100)
+        saga.add(refund, "pay-1", "lots")  # type: ignore[arg-type]
+    confirmation = await durable.wait_for_event("warehouse", timeout="2 hours")
+    durable.set_status({"confirmation": confirmation})
+    assert_type(durable.patched("v2"), bool)
+    if order.amount < 0:
+        durable.continue_as_new(order)
+    return tracking
+
+
 async def main() -> None:
     order = Order("o-1", 100)
     assert_type(await durable.run(order_workflow, order, id="order-42"), str)
@@ -57,6 +78,10 @@ async def main() -> None:
         assert_type(handle, durable.WorkflowHandle[str])
         assert_type(await handle.result(), str)
         assert_type(await runtime.run(order_workflow, order), str)
+        assert_type(await runtime.send_event("o-1", "warehouse", {"ok": True}), bool)
+        described = await runtime.describe("o-1")
+        assert_type(described.state, durable.WorkflowState)
+        await runtime.cancel("o-1", "customer withdrew")
     await durable.run(order_workflow, "not an order")  # type: ignore[arg-type]
     await durable.run(order_workflow, order, order)  # type: ignore[arg-type]
     update_inventory.fn(["a"])  # the undecorated function, called plainly
