@@ -26,11 +26,13 @@ async def send_mail(user: str, subject: str) -> None:
 
 @durable.activity
 async def close_account(user: str) -> None:
+    """Give up on an unverified sign-up."""
     print(f"  closed the account of {user}", flush=True)
 
 
 @durable.workflow
 async def onboarding(user: str) -> str:
+    """Welcome, then up to two reminders; active once verified, else closed."""
     await send_mail(user, "welcome! please verify your email")
     for reminder in range(3):
         durable.set_status(f"waiting for verification (reminders sent: {reminder})")
@@ -47,6 +49,7 @@ async def onboarding(user: str) -> str:
 
 
 async def main() -> None:
+    """Two users: Ada verifies after the first reminder, Bob never does."""
     stamp = int(time.time() * 1000)
     async with durable.Runtime() as runtime:
         keen = await runtime.start(onboarding, "ada@example.com", id=f"onboard-ada-{stamp}")

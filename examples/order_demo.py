@@ -131,8 +131,8 @@ async def failing_order(order_id: str) -> None:
     order = Order(order_id, "alan@example.com", 99900, [Item("piano", 1)])
     async with durable.Runtime() as runtime:
         handle = await runtime.start(order_workflow, order, id=order_id)
-        while (await runtime.describe(order_id)).waiting_for is None:
-            await asyncio.sleep(0.02)
+        while (await runtime.describe(order_id)).waiting_for is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # (polling the journal, as the CLI would)
         await runtime.send_event(order_id, "warehouse-confirmed", {"packer": "Linus"})
         try:
             await handle.result()

@@ -57,6 +57,7 @@ async def subscription(account: Account, periods: int) -> Account:
 
 
 async def main(periods: int) -> None:
+    """Start a subscription, report some usage, wait for the last bill."""
     workflow_id = f"subscription-{int(time.time() * 1000)}"
     async with durable.Runtime() as runtime:
         handle = await runtime.start(
