@@ -506,7 +506,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
         if self._live or index >= len(self._index.events) or self.loop.has_ready():
             return None
         event = self._index.events[index]
-        if event["s"] != step or event["k"] != records.DONE:
+        if event["k"] != records.DONE or event["s"] != step:  # (inbox records have no step)
             return None
         task = asyncio.current_task(self.loop)
         if task is None or task.cancelling():

@@ -1,5 +1,5 @@
 """Random workflows of gather / wait / wait_for / timeout / shield / tasks / cancellation /
-failing and retried activities / sleeps replay identically.
+failing and retried activities / sleeps / events sent to themselves replay identically.
 
 Each generated program runs once; then, for every record boundary of its journal (a kill
 at that point), a copy truncated there is resumed. Every decision the code made while the
@@ -26,7 +26,9 @@ from durable._engine._context import current_run
 pytestmark = [pytest.mark.slow]
 
 # A program is a nested list: a leaf ["act" | "fail" | "flaky", label, ms], ["sleep", ms],
-# ["now"]; or a composition ["gather" | "gather_exc" | "race" | "first_exc", [ops]],
+# ["now"], ["signal", event] (an activity sends the event to its own workflow),
+# ["event", event, ms] (wait for it, with a timeout); or a composition
+# ["gather" | "gather_exc" | "race" | "first_exc", [ops]],
 # ["wait_for" | "timeout" | "shield" | "cancel", op, ms], ["task", op, op], ["try", op].
 milliseconds = st.integers(0, 20)
 leaf = st.one_of(
@@ -35,6 +37,8 @@ leaf = st.one_of(
     ),
     st.tuples(st.just("sleep"), milliseconds).map(list),
     st.just(["now"]),
+    st.tuples(st.just("signal"), st.integers(0, 2)).map(list),
+    st.tuples(st.just("event"), st.integers(0, 2), milliseconds).map(list),
 )
 
 
@@ -79,6 +83,22 @@ async def flaky(label: int, ms: int) -> int:
     return label
 
 
+class Sender:
+    """The runtime the "signal" activity sends through (set per run)."""
+
+    runtime: Runtime | None = None
+
+
+@durable.activity
+async def signal(event: int) -> None:
+    info = durable.activity_info()
+    executions[info.step] += 1
+    assert Sender.runtime is not None
+    await Sender.runtime.send_event(
+        info.workflow_id, f"e{event}", info.step, event_id=info.idempotency_key
+    )
+
+
 class Boom(Exception):
     """A failed activity, turned into the workflow's own exception."""
 
@@ -109,6 +129,17 @@ async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
     if kind == "now":
         note(trace, "now", durable.now().timestamp(), asyncio.get_running_loop().time())
         return None
+    if kind == "signal":
+        await signal(op[1])
+        note(trace, "signalled", op[1])
+        return None
+    if kind == "event":
+        try:
+            got = await durable.wait_for_event(f"e{op[1]}", timeout=op[2] / 1000)
+        except durable.EventTimeout:
+            got = "timed out"
+        note(trace, "event", op[1], got)
+        return got
     if kind == "sleep":
         await asyncio.sleep(op[1] / 1000)
         note(trace, "slept", op[1])
@@ -206,7 +237,7 @@ async def record_boundaries(path: Path) -> list[tuple[int, int, set[int]]]:
     boundaries, delivered, done = [], 0, set()
     for record, end in zip(stored, ends, strict=True):
         decoded = decode(record.payload, path=path, offset=record.offset)
-        if decoded["k"] in ("done", "fired"):
+        if decoded["k"] in ("done", "fired", "event", "cancel"):
             delivered += 1
         if decoded["k"] == "done":
             done.add(decoded["s"])
@@ -226,16 +257,21 @@ def test_replay_after_a_kill_at_every_boundary_makes_the_same_decisions(
 
 async def check_program(root: Path, program: list[Any]) -> None:
     async with Runtime(root / "first") as runtime:
+        Sender.runtime = runtime
         first = await runtime.run(generated, program, id="p")
     journal = root / "first" / "p.journal"
     data = journal.read_bytes()
+    inbox = root / "first" / "p.inbox"  # the outside world: what was sent stays sent
     for index, (end, delivered, done) in enumerate(await record_boundaries(journal)):
         resumed_dir = root / f"cut-{index}"
         resumed_dir.mkdir(mode=0o700)
         (resumed_dir / "p.journal").write_bytes(data[:end])
         (resumed_dir / "p.journal").chmod(0o600)
+        if inbox.exists():
+            (resumed_dir / "p.inbox").write_bytes(inbox.read_bytes())
         executions.clear()
         async with Runtime(resumed_dir) as runtime:
+            Sender.runtime = runtime
             resumed = await runtime.run(generated, program, id="p")
         replayed = [entry for entry in first if entry[0] <= delivered]
         assert [entry for entry in resumed if entry[0] <= delivered] == replayed, (
