@@ -102,8 +102,8 @@ def continue_as_new(*args: Any) -> NoReturn:
     For long loops (billing every month): the journal stays small. The id stays the same;
     Runtime.describe shows the generation. Events not taken yet carry over.
     """
-    _workflow_run("continue_as_new")
-    raise ContinueAsNew(list(args))
+    run = _workflow_run("continue_as_new")
+    raise ContinueAsNew(run.next_arguments(list(args)))
 
 
 async def run_child(

@@ -87,9 +87,22 @@ class Mailroom:
         elif (wakeup := self._wakeups.get(workflow_id)) is not None:
             wakeup.set()
 
+    def expect(self, workflow_id: str) -> None:
+        """Its run is being unloaded: a message posted from now on ends its next sleep.
+
+        Set before the run leaves the runtime's runs and its journal closes (an await), so a
+        send landing in between is not lost until the timer (maybe never) fires.
+        """
+        self._wakeups[workflow_id] = asyncio.Event()
+
+    def forget(self, workflow_id: str) -> None:
+        self._wakeups.pop(workflow_id, None)
+
     async def sleep_until(self, workflow_id: str, wake_at: float) -> None:
         """An unloaded workflow's sleep: until its timer is due or a message arrives."""
-        wakeup = self._wakeups[workflow_id] = asyncio.Event()
+        wakeup = self._wakeups.get(workflow_id)
+        if wakeup is None:
+            wakeup = self._wakeups[workflow_id] = asyncio.Event()
         try:
             delay = wake_at - time.time()
             with contextlib.suppress(TimeoutError):

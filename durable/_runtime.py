@@ -151,6 +151,7 @@ class Runtime:
             to_seconds(event_poll_interval, what="event_poll_interval"),
         )
         self._children = _ChildRunner(self)
+        self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
             self._register(_workflow_of(workflow))
 
@@ -227,6 +228,7 @@ class Runtime:
                     return await run.execute()
                 except WorkflowSuspended as suspended:  # a long sleep: let go of it all
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
+                    self._mail.expect(workflow_id)  # a message from now on wakes its sleep
                 except ContinuedAsNew as continued:
                     assert current is not None
                     current = await self._store.rotate(
@@ -245,6 +247,7 @@ class Runtime:
                 run = self._run_of(definition, workflow_id, current, None)
         finally:
             self._running.pop(workflow_id, None)
+            self._mail.forget(workflow_id)
             if current is not None:
                 await current.close()
 
@@ -279,7 +282,7 @@ class Runtime:
         arguments: list[Any] | None,
         parent: str | None = None,
     ) -> WorkflowRun:
-        return WorkflowRun(
+        run = WorkflowRun(
             spec=definition.spec,
             workflow_id=workflow_id,
             journal=journal,
@@ -289,6 +292,9 @@ class Runtime:
             children=self._children,
             parent=parent,
         )
+        if self._closing:  # (a sleeper woken, a child started, during stop_grace)
+            run.stop_starting()
+        return run
 
     async def run(
         self,
@@ -328,8 +334,8 @@ class Runtime:
                 continue
             start = decode(stored[0].payload, path=name, offset=stored[0].offset)
             last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
-            if isinstance(last, dict) and last.get("k") == records.END:
-                continue
+            if isinstance(last, dict) and last.get("k") == records.END and "cont" not in last:
+                continue  # (an end{cont} not rotated yet: its next generation is due)
             workflow_name = start.get("wf") if isinstance(start, dict) else None
             workflow = self._workflows.get(str(workflow_name))
             if workflow is None:
@@ -400,6 +406,7 @@ class Runtime:
         Activities in flight get `stop_grace` to finish (their outcomes are journaled);
         meanwhile no new one starts. Then the rest is cancelled; nothing is half-written.
         """
+        self._closing = True
         in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=self._stop_grace)
@@ -433,6 +440,15 @@ class _ChildRunner:
     async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
         runtime = self._runtime
         workflow = _workflow_of(target)
+        ancestor: str | None = parent
+        while ancestor is not None:  # its own task: it would wait for itself forever
+            if ancestor == workflow_id:
+                raise WorkflowDefinitionError(
+                    f"workflow {parent!r} runs {workflow_id!r} as a child, but that is "
+                    f"{parent!r} itself or a workflow it runs under: give the child its own id"
+                )
+            loaded = runtime._runs.get(ancestor)
+            ancestor = loaded.parent if loaded is not None else None
         runtime._register(workflow)
         task = runtime._running.get(workflow_id)
         if task is None:

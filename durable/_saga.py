@@ -43,21 +43,38 @@ class Saga:
     async def compensate(self) -> None:
         """Run the compensations added so far, newest first (each at most once).
 
+        A cancellation of the workflow that arrives meanwhile stops none of them: it is
+        raised once they all ran.
+
         Raises:
             CompensationFailed: some failed for good; every other one still ran.
+            CancelledError: the workflow was cancelled while they ran.
         """
         run = current_run()
         if run is None:
             raise OutsideWorkflowError("Saga.compensate() runs compensations inside a workflow")
         failures: list[BaseException] = []
+        cancelled: asyncio.CancelledError | None = None
         while self._compensations:
             compensation, args, kwargs = self._compensations.pop()
-            try:
-                await compensation(*args, **kwargs)
-            except Exception as error:
-                failures.append(error)
+            call = asyncio.ensure_future(compensation(*args, **kwargs))
+            while not call.done():  # a cancel meanwhile must not stop it, nor the others
+                try:
+                    await asyncio.shield(call)
+                except asyncio.CancelledError as error:
+                    if not call.done():
+                        cancelled = error
+                except Exception:  # noqa: S110 (read from `call` below)
+                    pass
+            outcome = call.exception()  # (raises CancelledError if the call was cancelled)
+            if isinstance(outcome, Exception):
+                failures.append(outcome)
+            elif outcome is not None:
+                raise outcome
         if failures:
             raise CompensationFailed(workflow_id=run.workflow_id, failures=failures)
+        if cancelled is not None:
+            raise cancelled
 
     async def __aenter__(self) -> Saga:
         return self

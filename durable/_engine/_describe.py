@@ -82,11 +82,15 @@ def describe(
         updated = max(updated, record.get("t", updated))
         if kind != records.PATCH:
             steps = max(steps, step + 1)
-        if kind in (records.SCHEDULED, records.RETRY):
+        if record.get("x"):  # the code let go of this timer or wait
+            sleeping.pop(step, None)
+            waiting = [(waited, name) for waited, name in waiting if waited != step]
+        elif kind in (records.SCHEDULED, records.RETRY):
             name = record.get("a", "")
             if "id" in record:
                 name = f"{name} {record['id']!r}"
-            running[step] = (name, record.get("n", 1))
+            attempt = record.get("n", 1) + (1 if kind == records.RETRY else 0)  # (the next)
+            running[step] = (name, attempt)
         elif kind == records.DONE:
             running.pop(step, None)
         elif kind == records.TIMER:

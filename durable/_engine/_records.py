@@ -7,9 +7,9 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t [, id: child]}
     retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts, t}
     done   {k, s, a, d, n: attempt, r: result, t} | {k, s, a, d, e: error, n, t}   outcome
-    timer  {k, s, at: absolute fire time (epoch seconds)}
+    timer  {k, s, at: absolute fire time (epoch seconds) [, x: 1 once the code let go of it]}
     fired  {k, s, t}
-    wait   {k, s, n: event name}                              the code waits for an event
+    wait   {k, s, n: event name [, x: 1]}          the code waits for an event (x: no more)
     event  {k, q: inbox position, n: name, p: payload, t [, id: event id]}   delivered
     cancel {k, q: inbox position, m: reason, t}                      delivered: cancels
     status {k, s, v: value, t}                                     set_status(), published

@@ -75,6 +75,7 @@ class RecordedStep:
     attempt: int = 0  # of the last "sched" / "retry"
     retry_at: float | None = None  # set when the last record is a "retry"
     outcome: bool = False
+    cancelled: bool = False  # a timer or wait the code let go of (an "x" record)
 
     @property
     def description(self) -> str:
@@ -180,6 +181,9 @@ class JournalIndex:
                     offset=offset,
                     reason=f"unknown record {str(record)[:80]!r} (written by a newer durable?)",
                 )
+            if record.get("x") and step in self.steps:  # a timer or wait let go of
+                self.steps[step].cancelled = True
+                continue
             if kind == records.TIMER:
                 self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
                 continue

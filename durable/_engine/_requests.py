@@ -11,6 +11,7 @@ module has one job.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ class WorkflowRequests:
     """Event waits, status, patches, children, and the inbox, for WorkflowRun."""
 
     if TYPE_CHECKING:  # provided by WorkflowRun
+        spec: WorkflowSpec
         workflow_id: str
         generation: int
         loop: WorkflowLoop
@@ -160,6 +162,28 @@ class WorkflowRequests:
             self._deferred.append(encode(marker))
         self._patch_decisions[patch_id] = (decision, site)
         return decision
+
+    # -- continue-as-new ------------------------------------------------------------------
+
+    def next_arguments(self, arguments: list[Any]) -> list[Any]:
+        """continue_as_new's arguments, checked while this generation can still fail.
+
+        Once `end{cont}` is journaled and the journal rotated, a next generation that cannot
+        take them would fail at every resume, its predecessor gone.
+
+        Raises:
+            WorkflowDefinitionError: the workflow function cannot take them (fix the code).
+            SerializationError: one cannot be journaled (the workflow fails, as for a result).
+        """
+        try:
+            inspect.signature(self.spec.fn).bind(*arguments)
+        except TypeError as error:
+            raise WorkflowDefinitionError(
+                f"continue_as_new() was given arguments workflow {self.spec.name!r} cannot "
+                f"take: {error}"
+            ) from None
+        encode(arguments, context="the arguments of continue_as_new")
+        return arguments
 
     # -- child workflows ------------------------------------------------------------------
 

@@ -227,7 +227,10 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
                 wake_at = self._long_sleep_until()
                 if wake_at is not None:
                     await self._journal.flush()  # its timers are durable: it may go
-                    raise WorkflowSuspended(wake_at)
+                    wake_at = self._long_sleep_until()  # unless a message came meanwhile
+                    if wake_at is not None:
+                        raise WorkflowSuspended(wake_at)
+                    continue
                 self._wakeup = asyncio.get_running_loop().create_future()
                 await self._wakeup
             if self._fatal is not None:
@@ -301,8 +304,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             step = self.events.deliver(message["n"], message.get("p"))
             if step is not None:
                 self._forget(step)
-        else:
-            reason = message.get("m") or "cancelled"
+        elif self.cancel_reason is None:  # the first cancel only: a repeated one (journaled
+            reason = message.get("m") or "cancelled"  # too) would interrupt the cleanup
             self.cancel_reason = reason
             main = self._main
             if main is not None and not main.done():
@@ -527,8 +530,20 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
 
     def timer_cancelled(self, handle: StepTimer) -> None:
         command = self._forget(handle.step)
-        if command is not None and command.host is not None:
+        if command is None:
+            return
+        recorded = self._recorded.get(handle.step)
+        if command.host is not None or recorded is not None:  # its timer record exists
+            self._note_cancelled(handle.step, {"k": records.TIMER, "at": command.fire_at})
+        if command.host is not None:
             command.host.cancel()
+
+    def _note_cancelled(self, step: int, record: dict[str, Any]) -> None:
+        """Journal that the code let go of a timer or a wait (for readers: describe)."""
+        recorded = self._recorded.get(step)
+        if self._evicting or (recorded is not None and recorded.cancelled):
+            return  # unloading is not the code letting go; or the journal says so already
+        self._deferred.append(encode({**record, "s": step, "x": 1}))
 
     def _forget(self, step: int) -> Command | None:
         command = self._pending.pop(step, None)
@@ -543,6 +558,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             return
         if command.event is not None:
             self.events.forget(command.event, step)
+            self._note_cancelled(step, {"k": records.WAIT, "n": command.event})
         recorded = self._recorded.get(step)
         if command.child is not None and not self._evicting and not (recorded and recorded.outcome):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")

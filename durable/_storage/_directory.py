@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -50,6 +51,27 @@ def validate_name(name: str, directory: Path) -> str:
     else:
         return name
     raise InvalidJournalName(name=name, directory=directory, reason=reason)
+
+
+async def _to_the_end(blocking: Callable[[], JournalFile]) -> JournalFile:
+    """Run `blocking` (an open or a rotation) in a worker thread, to its end.
+
+    A worker thread cannot be stopped, and a cancelled `anyio.to_thread.run_sync` returns at
+    once while it runs on: an open would leave its journal locked by a handle nobody has (the
+    workflow then "already running" in this process), a rotation would go on renaming files
+    after the runtime closed. So a cancellation waits for the thread, gives back the journal
+    it opened, and only then propagates.
+    """
+    call = asyncio.ensure_future(anyio.to_thread.run_sync(blocking))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        while not call.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([call])
+        if not call.cancelled() and call.exception() is None:
+            await call.result().abandon()
+        raise
 
 
 class JournalDirectory:
@@ -140,7 +162,7 @@ class JournalDirectory:
                 max_record_size=self.max_record_size,
             )
         if journal is None:
-            journal = await anyio.to_thread.run_sync(self._open_blocking, path)
+            journal = await _to_the_end(lambda: self._open_blocking(path))
         if self._closed:  # closed while this open ran: its committer is gone
             await journal.abandon()
             raise JournalClosed(path=path)
@@ -211,10 +233,14 @@ class JournalDirectory:
             )
 
         await journal.flush()
-        rotated = await anyio.to_thread.run_sync(blocking)
+        rotated = await _to_the_end(blocking)
         rotated.loop = asyncio.get_running_loop()
         self._opened.add(rotated)
-        await journal.close()
+        try:
+            await journal.close()
+        except BaseException:
+            await rotated.abandon()  # (its one record is durable; the next open reads it)
+            raise
         return rotated
 
     async def post(self, name: str, payload: bytes, refuse: Refusal | None = None) -> int:
