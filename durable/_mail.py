@@ -46,6 +46,11 @@ def _refuse_duplicate(message_id: str | None) -> Callable[[list[StoredRecord]], 
     return refuse
 
 
+def _wake(wakeup: asyncio.Future[None]) -> None:
+    if not wakeup.done():
+        wakeup.set_result(None)
+
+
 class Mailroom:
     """The runtime's messaging: inbox readers, sends, the poller, wake-ups, describe()."""
 
@@ -61,7 +66,7 @@ class Mailroom:
         self._running = running
         self._poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
-        self._wakeups: dict[str, asyncio.Event] = {}
+        self._wakeups: dict[str, asyncio.Future[None]] = {}  # (lighter than Event + timeout)
 
     # -- the receiving side -----------------------------------------------------------------
 
@@ -85,7 +90,7 @@ class Mailroom:
         if run is not None:
             run.request_pull()
         elif (wakeup := self._wakeups.get(workflow_id)) is not None:
-            wakeup.set()
+            _wake(wakeup)
 
     def expect(self, workflow_id: str) -> None:
         """Its run is being unloaded: a message posted from now on ends its next sleep.
@@ -93,22 +98,25 @@ class Mailroom:
         Set before the run leaves the runtime's runs and its journal closes (an await), so a
         send landing in between is not lost until the timer (maybe never) fires.
         """
-        self._wakeups[workflow_id] = asyncio.Event()
+        self._wakeups[workflow_id] = asyncio.get_running_loop().create_future()
 
     def forget(self, workflow_id: str) -> None:
         self._wakeups.pop(workflow_id, None)
 
     async def sleep_until(self, workflow_id: str, wake_at: float) -> None:
         """An unloaded workflow's sleep: until its timer is due or a message arrives."""
+        loop = asyncio.get_running_loop()
         wakeup = self._wakeups.get(workflow_id)
         if wakeup is None:
-            wakeup = self._wakeups[workflow_id] = asyncio.Event()
+            wakeup = self._wakeups[workflow_id] = loop.create_future()
+        timer = None
+        if wake_at != float("inf"):
+            timer = loop.call_later(max(0.0, wake_at - time.time()), _wake, wakeup)
         try:
-            delay = wake_at - time.time()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(None if delay == float("inf") else max(0.0, delay)):
-                    await wakeup.wait()
+            await wakeup
         finally:
+            if timer is not None:
+                timer.cancel()
             self._wakeups.pop(workflow_id, None)
 
     def watch(self) -> None:
