@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,10 @@ def frame_offsets(*payloads: bytes) -> list[int]:
 @pytest.fixture
 def journal_dir(tmp_path: Path) -> Path:
     return tmp_path / "journals"
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll an async condition (a describe(), a journal read) until it holds."""
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.01)

@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable import RetryPolicy, Runtime, WorkflowState
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -25,12 +26,6 @@ def _clear() -> None:
 async def record(text: str) -> str:
     RAN.append(text)
     return text
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.01)
 
 
 # -- child workflows -------------------------------------------------------------------------

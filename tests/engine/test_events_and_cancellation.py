@@ -14,6 +14,7 @@ import pytest
 
 import durable
 from durable import Runtime, WorkflowState
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -48,12 +49,6 @@ async def with_timeout(seconds: float) -> str:
     except TimeoutError:  # EventTimeout is a TimeoutError
         return "timed out"
     return f"got {value}"
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_events_are_delivered_in_order_also_when_sent_before_the_wait(

@@ -14,6 +14,7 @@ import durable
 from durable import Runtime, WorkflowState
 from durable._storage import _directory
 from durable._storage._directory import JournalDirectory
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -29,12 +30,6 @@ def _clear() -> None:
 async def record(text: str) -> str:
     RAN.append(text)
     return text
-
-
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.01)
 
 
 # -- recover() and a continue-as-new cut before the rotation --------------------------------
