@@ -22,13 +22,22 @@ a bounded stop.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import socket
 import statistics
 import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Unsupported(Exception):
@@ -93,3 +102,45 @@ def log_tail(path: Path, chars: int = 2000) -> str:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
         return ""
+
+
+# --- an adapter's self-check: `python -m benchmarks.peers.<adapter> [full | WORKLOAD SIZES...]`
+
+SELF_CHECK_TINY: dict[str, tuple[int, ...]] = {
+    "sequential": (20,),
+    "concurrent": (5, 5),
+    "sleeping": (20,),
+    "replay": (50,),
+}
+SELF_CHECK_FULL: dict[str, tuple[int, ...]] = {
+    "sequential": (200,),
+    "concurrent": (100, 20),
+    "sleeping": (10_000,),
+    "replay": (1_000,),
+}
+
+
+def self_check(module: str, argv: list[str], unavailable: Callable[[], str | None]) -> None:
+    """Run one workload here (e.g. under strace), or each in a fresh process and print it."""
+    adapter = importlib.import_module(module)
+    if argv and argv[0] in SELF_CHECK_TINY:
+        workload = argv[0]
+        sizes = tuple(int(part) for part in argv[1:]) or SELF_CHECK_TINY[workload]
+        with tempfile.TemporaryDirectory(prefix=f"{adapter.NAME}-{workload}-") as directory:
+            started = time.perf_counter()
+            try:
+                result = asyncio.run(getattr(adapter, workload)(Path(directory), *sizes))
+            except Unsupported as error:
+                result = {"unsupported": str(error)}
+            took = time.perf_counter() - started
+        print(workload, "x".join(map(str, sizes)), result, f"({took:.1f} s)", flush=True)
+        return
+    reason = unavailable()
+    print("unavailable:", reason, flush=True)
+    if reason is not None:
+        return
+    sizes_by_workload = SELF_CHECK_FULL if argv[:1] == ["full"] else SELF_CHECK_TINY
+    for workload, size in sizes_by_workload.items():  # each in a fresh process, as for real
+        command = [sys.executable, "-m", module, workload, *(str(part) for part in size)]
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(command, cwd=_REPO_ROOT, check=False, timeout=600)

@@ -19,14 +19,12 @@ re-executes with the recorded step outputs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -34,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import Unsupported, latency_summary, rss_mb
+from ._common import Unsupported, latency_summary, rss_mb, self_check
 
 NAME = "dbos"
 
@@ -335,42 +333,9 @@ async def replay(directory: Path, steps: int) -> dict[str, Any]:
 
 # --- self-check --------------------------------------------------------------------------------
 
-_TINY: dict[str, tuple[int, ...]] = {
-    "sequential": (20,),
-    "concurrent": (5, 5),
-    "sleeping": (20,),
-    "replay": (50,),
-}
-_FULL: dict[str, tuple[int, ...]] = {
-    "sequential": (200,),
-    "concurrent": (100, 20),
-    "sleeping": (10_000,),
-    "replay": (1_000,),
-}
-
-
-def _run_one(workload: str, sizes: tuple[int, ...]) -> None:
-    """One workload in this process, in a temporary directory; prints its result."""
-    function = globals()[workload]
-    with tempfile.TemporaryDirectory(prefix=f"dbos-{workload}-") as directory:
-        try:
-            result = asyncio.run(function(Path(directory), *sizes))
-        except Unsupported as error:
-            result = {"unsupported": str(error)}
-    print(workload, "x".join(map(str, sizes)), result, flush=True)
-
 
 def _main(argv: list[str]) -> None:
-    if argv and argv[0] in _TINY:  # one workload, here (e.g. under strace)
-        _run_one(argv[0], tuple(int(part) for part in argv[1:]) or _TINY[argv[0]])
-        return
-    print("unavailable:", unavailable(), flush=True)
-    sizes = _FULL if argv[:1] == ["full"] else _TINY
-    for workload, size in sizes.items():  # each in a fresh process: DBOS state is global
-        command = [sys.executable, "-m", "benchmarks.peers.dbos_peer", workload]
-        command += [str(part) for part in size]
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(command, cwd=_REPO_ROOT, check=False, timeout=600)
+    self_check("benchmarks.peers.dbos_peer", argv, unavailable)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ from ._common import (
     latency_summary,
     log_tail,
     rss_mb,
+    self_check,
     stop_process,
 )
 
@@ -658,49 +658,12 @@ async def replay(directory: Path, steps: int) -> dict[str, Any]:
 
 # --- self-check --------------------------------------------------------------------------------
 
-_TINY: dict[str, tuple[int, ...]] = {
-    "sequential": (20,),
-    "concurrent": (5, 5),
-    "sleeping": (20,),
-    "replay": (50,),
-}
-_FULL: dict[str, tuple[int, ...]] = {
-    "sequential": (200,),
-    "concurrent": (100, 20),
-    "sleeping": (10_000,),
-    "replay": (1_000,),
-}
-
-
-def _run_one(workload: str, sizes: tuple[int, ...]) -> None:
-    """One workload in this process, in a temporary directory; prints its result."""
-    function = globals()[workload]
-    with tempfile.TemporaryDirectory(prefix=f"restate-{workload}-") as directory:
-        started = time.perf_counter()
-        try:
-            result = asyncio.run(function(Path(directory), *sizes))
-        except Unsupported as error:
-            result = {"unsupported": str(error)}
-        took = time.perf_counter() - started
-    print(workload, "x".join(map(str, sizes)), result, f"({took:.1f} s)", flush=True)
-
 
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["install"]:
         print(install_server() or f"installed: {_server_binary()}", flush=True)
         return
-    if argv and argv[0] in _TINY:  # one workload, here (e.g. under strace)
-        _run_one(argv[0], tuple(int(part) for part in argv[1:]) or _TINY[argv[0]])
-        return
-    print("unavailable:", unavailable(), flush=True)
-    if unavailable() is not None:
-        return
-    sizes = _FULL if argv[:1] == ["full"] else _TINY
-    for workload, size in sizes.items():  # each in a fresh process, as the orchestrator does
-        command = [sys.executable, "-m", "benchmarks.peers.restate_peer", workload]
-        command += [str(part) for part in size]
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(command, cwd=_REPO_ROOT, check=False, timeout=600)
+    self_check("benchmarks.peers.restate_peer", argv, unavailable)
 
 
 if __name__ == "__main__":
