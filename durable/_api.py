@@ -142,11 +142,18 @@ async def sleep(duration: Duration) -> None:
 
 
 def now() -> datetime:
-    """The current time (aware UTC); in a workflow, the journaled time of the latest event."""
+    """The current time (aware UTC); in a workflow, the journaled time of the latest event.
+
+    In a workflow or an activity it is the runtime's clock, which a durable.testing runtime
+    makes virtual; elsewhere the system clock.
+    """
     run = current_run()
-    if run is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(run.loop.time(), UTC)
+    if run is not None:
+        return datetime.fromtimestamp(run.loop.time(), UTC)
+    activity = current_activity.get()
+    if activity is not None:
+        return datetime.fromtimestamp(activity[5](), UTC)
+    return datetime.now(UTC)
 
 
 def random() -> float:
@@ -190,7 +197,7 @@ def activity_info() -> ActivityInfo:
             "durable.activity_info() was called outside an activity run by a workflow; "
             "call it inside an @durable.activity function awaited from a workflow"
         )
-    workflow_id, name, step, attempt, generation = info
+    workflow_id, name, step, attempt, generation, _ = info
     return ActivityInfo(
         workflow_id=workflow_id,
         activity_name=name,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
 from ._encoding import decode
 from ._engine import _records as records
+from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription, describe
 from ._engine._requests import cancel_message, event_message
 from ._engine._workflow_run import InboxReader, WorkflowRun
@@ -60,13 +60,16 @@ class Mailroom:
         runs: dict[str, WorkflowRun],
         running: dict[str, asyncio.Task[Any]],
         poll_interval: float,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._runs = runs
         self._running = running
         self._poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Future[None]] = {}  # (lighter than Event + timeout)
+        self.sleeping: set[str] = set()  # unloaded workflows waiting in sleep_until
 
     # -- the receiving side -----------------------------------------------------------------
 
@@ -111,10 +114,12 @@ class Mailroom:
             wakeup = self._wakeups[workflow_id] = loop.create_future()
         timer = None
         if wake_at != float("inf"):
-            timer = loop.call_later(max(0.0, wake_at - time.time()), _wake, wakeup)
+            timer = self._clock.call_at(wake_at, _wake, wakeup)
+        self.sleeping.add(workflow_id)
         try:
             await wakeup
         finally:
+            self.sleeping.discard(workflow_id)
             if timer is not None:
                 timer.cancel()
             self._wakeups.pop(workflow_id, None)
@@ -149,12 +154,13 @@ class Mailroom:
     ) -> bool:
         if not isinstance(name, str) or not name:
             raise ValueError(f"an event name is a non-empty string, not {name!r}")
-        message = event_message(name, payload, event_id)  # (unencodable: nothing written)
+        # (unencodable: nothing written)
+        message = event_message(name, payload, event_id, self._clock.time())
         await self._check_open(workflow_id, action=f"send event {name!r} to")
         return await self._post(workflow_id, message, event_id)
 
     async def cancel(self, workflow_id: str, reason: str, request_id: str | None) -> bool:
-        message = cancel_message(reason, request_id)
+        message = cancel_message(reason, request_id, self._clock.time())
         await self._check_open(workflow_id, action="cancel")
         return await self._post(workflow_id, message, request_id)
 

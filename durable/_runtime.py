@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +21,10 @@ from ._definitions import Workflow
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
+from ._engine._clock import SYSTEM_CLOCK, Clock
 from ._engine._describe import WorkflowDescription
 from ._engine._replay import digest_of, start_record
+from ._engine._specs import ActivitySpec
 from ._engine._steps import ContinuedAsNew
 from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
@@ -144,16 +145,24 @@ class Runtime:
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
         self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
+        self._clock = self._new_clock()
+        # What runs for an activity: durable.testing's mocks replace it, None runs the real one.
+        self._substitute: Callable[[ActivitySpec], ActivitySpec] | None = None
         self._mail = Mailroom(
             self._store,
             self._runs,
             self._running,
             to_seconds(event_poll_interval, what="event_poll_interval"),
+            self._clock,
         )
         self._children = _ChildRunner(self)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
             self._register(_workflow_of(workflow))
+
+    def _new_clock(self) -> Clock:
+        """The clock of timers and timestamps (durable.testing's runtime makes it virtual)."""
+        return SYSTEM_CLOCK
 
     def _register(self, workflow: Workflow[..., Any]) -> None:
         known = self._workflows.setdefault(workflow.name, workflow)
@@ -255,14 +264,14 @@ class Runtime:
             if current is not None:
                 await current.close()
 
-    @staticmethod
-    def _next_generation(run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
+    def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
         if continued.carried:
             extra["carry"] = continued.carried
         if run.parent is not None:
             extra["parent"] = run.parent
-        return start_record(run.spec.name, run.workflow_id, continued.arguments, time.time, **extra)
+        clock = self._clock.time
+        return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 
     def _check_id(self, workflow_id: str) -> None:
         try:
@@ -291,6 +300,8 @@ class Runtime:
             workflow_id=workflow_id,
             journal=journal,
             arguments=arguments,
+            clock=self._clock,
+            substitute=self._substitute,
             suspend_after=self._suspend_after,
             inbox=self._mail.reader(workflow_id),
             children=self._children,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -74,6 +73,7 @@ async def run_activity(
     first_attempt: int = 1,
     start_at: float | None = None,
     sleep_until: Callable[[float], Awaitable[None]],
+    now: Callable[[], float],
 ) -> bytes:
     """Run attempts until one succeeds or the policy gives up; return the encoded outcome."""
     attempt = first_attempt
@@ -83,12 +83,12 @@ async def run_activity(
     while True:
         intent: asyncio.TimerHandle | None = None
         if spec.at_most_once:  # durable before the effect, even against power loss
-            await journal.append(_intent(spec, step, digest, attempt))
+            await journal.append(_intent(spec, step, digest, attempt, now()))
         else:  # made durable with the outcome, if the attempt is still running by then
             intent = loop.call_later(
-                INTENT_AFTER, _write_intent, journal, spec, step, digest, attempt
+                INTENT_AFTER, _write_intent, journal, (spec, step, digest, attempt), now
             )
-        token = current_activity.set((workflow_id, spec.name, step, attempt, generation))
+        token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 result = await spec.fn(*args, **kwargs)
@@ -102,7 +102,7 @@ async def run_activity(
                     "d": digest,
                     "n": attempt,
                     "r": result,
-                    "t": time.time(),
+                    "t": now(),
                 },
                 context="its result",
                 activity=spec.name,
@@ -134,11 +134,11 @@ async def run_activity(
                     "d": digest,
                     "e": records.describe_error(failure),
                     "n": attempt,
-                    "t": time.time(),
+                    "t": now(),
                 }
             )
-        now = time.time()
-        next_at = now + spec.retry.delay_after(attempt)
+        failed_at = now()
+        next_at = failed_at + spec.retry.delay_after(attempt)
         await journal.append(
             encode(
                 {
@@ -149,7 +149,7 @@ async def run_activity(
                     "n": attempt,
                     "e": records.describe_error(failure),
                     "at": next_at,
-                    "t": now,
+                    "t": failed_at,
                 }
             )
         )
@@ -157,7 +157,7 @@ async def run_activity(
         attempt += 1
 
 
-def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int) -> bytes:
+def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int, at: float) -> bytes:
     return encode(
         {
             "k": records.SCHEDULED,
@@ -165,18 +165,20 @@ def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int) -> bytes:
             "a": spec.name,
             "d": digest,
             "n": attempt,
-            "t": time.time(),
+            "t": at,
         }
     )
 
 
-def _write_intent(journal: Journal, spec: ActivitySpec, step: int, digest: str, n: int) -> None:
+def _write_intent(
+    journal: Journal, attempt: tuple[ActivitySpec, int, str, int], now: Callable[[], float]
+) -> None:
     """The attempt is still running: say so in the journal (for a resume, and for readers)."""
     with contextlib.suppress(DurableError):  # a failed or closed journal: the outcome says so
-        journal.write(_intent(spec, step, digest, n))
+        journal.write(_intent(*attempt, now()))
 
 
-def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str) -> bytes:
+def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str, at: float) -> bytes:
     """The outcome of an at_most_once call a crash left undecided."""
     return encode(
         {
@@ -186,6 +188,6 @@ def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str) -> bytes:
             "d": digest,
             "e": {"type": "durable.InDoubtError", "msg": "", "tb": "", "kind": "in-doubt"},
             "n": 0,
-            "t": time.time(),
+            "t": at,
         }
     )

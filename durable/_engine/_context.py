@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from asyncio import events
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,11 +65,12 @@ class ActivityInfo:
         return f"{self.workflow_id}/{self.step}"
 
 
-# (workflow id, activity name, step, attempt, generation): a tuple, built on every attempt,
-# is cheaper than an ActivityInfo; activity_info() builds that only when asked.
-current_activity: ContextVar[tuple[str, str, int, int, int] | None] = ContextVar(
-    "durable_current_activity", default=None
-)
+# (workflow id, activity name, step, attempt, generation, the runtime's clock): a tuple,
+# built on every attempt, is cheaper than an ActivityInfo; activity_info() builds that only
+# when asked. The clock is how durable.now() in an activity follows a test's virtual time.
+current_activity: ContextVar[
+    tuple[str, str, int, int, int, Callable[[], float]] | None
+] = ContextVar("durable_current_activity", default=None)
 
 
 def current_run() -> WorkflowRun | None:

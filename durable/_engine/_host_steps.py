@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .._storage._interface import Journal
+    from ._clock import Clock
     from ._replay import RecordedStep
+    from ._specs import ActivitySpec
 
 
 class HostSteps:
@@ -32,6 +34,9 @@ class HostSteps:
         generation: int
         _journal: Journal
         _clock: Callable[[], float]
+        _timers: Clock
+        _substitute: Callable[[ActivitySpec], ActivitySpec] | None
+        _clock_waits: int
         _deferred: list[bytes]
         _new: list[Command]
         _pending: dict[int, Command]
@@ -77,11 +82,10 @@ class HostSteps:
         else:
             fire_at = command.handle.when()
             self._journal.write(encode({"k": records.TIMER, "s": command.step, "at": fire_at}))
-        host = asyncio.get_running_loop()
         step = command.step
         command.fire_at = fire_at
-        command.host = host.call_later(
-            max(0.0, fire_at - self._clock()),
+        command.host = self._timers.call_at(
+            fire_at,
             lambda: self._post(
                 encode({"k": records.FIRED, "s": step, "t": max(self._clock(), fire_at)})
             ),
@@ -90,12 +94,14 @@ class HostSteps:
     def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
         spec = command.spec
         assert spec is not None
+        if self._substitute is not None:
+            spec = self._substitute(spec)
         first_attempt, start_at = 1, None
         if recorded is not None and recorded.attempt:
             if recorded.retry_at is not None:
                 first_attempt, start_at = recorded.attempt + 1, recorded.retry_at
             elif spec.at_most_once:
-                self._post(in_doubt_outcome(command.step, spec, command.digest))
+                self._post(in_doubt_outcome(command.step, spec, command.digest, self._clock()))
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again
@@ -112,6 +118,7 @@ class HostSteps:
             first_attempt=first_attempt,
             start_at=start_at,
             sleep_until=self._sleep_until,
+            now=self._clock,
         )
         if self._inline_open and self._inline is None:
             command.host = self._inline = InlineStart(command.step, attempts)
@@ -186,6 +193,9 @@ class HostSteps:
                 self._host_tasks.discard(task)  # (teardown cancels the ones still listed)
 
     async def _sleep_until(self, when: float) -> None:
-        delay = when - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """A retry's back-off: on the runtime's clock (counted: the run is idle meanwhile)."""
+        self._clock_waits += 1
+        try:
+            await self._timers.sleep_until(when)
+        finally:
+            self._clock_waits -= 1

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import sys
 import weakref
 from asyncio import events
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
 from contextvars import Context
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
@@ -93,6 +94,16 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         finally:
             self._stepping = False
             sys.set_asyncgen_hooks(*previous_hooks)
+            events._set_running_loop(previous)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Be the running loop meanwhile (for code run outside run_until_idle: teardown)."""
+        previous = events._get_running_loop()
+        events._set_running_loop(self)
+        try:
+            yield
+        finally:
             events._set_running_loop(previous)
 
     def _asyncgen_first_iteration(self, generator: AsyncGenerator[Any, Any]) -> None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .._encoding import decode, encode
@@ -58,6 +57,7 @@ class WorkflowRequests:
         _last_recorded_step: int
         _next_step: int
         _children: Children | None
+        _clock: Callable[[], float]
         _inbox: InboxReader | None
         _pulling: bool
         _pull_again: bool
@@ -113,7 +113,7 @@ class WorkflowRequests:
                     if position < self.inbox_next or self._main_done():
                         continue
                     self.inbox_next = position + 1
-                    self._post(_record_of(position, message, time.time()))
+                    self._post(_record_of(position, message, self._clock()))
                 if not self._pull_again:
                     return
         except asyncio.CancelledError:
@@ -232,7 +232,7 @@ class WorkflowRequests:
                 "a": spec.name,
                 "d": command.digest,
                 "n": 1,
-                "t": time.time(),
+                "t": self._clock(),
                 "id": child.workflow_id,
             }
             self._journal.write(encode(intent))
@@ -257,14 +257,13 @@ class WorkflowRequests:
         except WorkflowFailed as failed:
             error = {"type": failed.error_type, "msg": failed.message, "tb": failed.traceback}
             error.update(kind="child", id=failed.workflow_id)
-            return encode({**done, "e": error, "t": time.time()})
+            return encode({**done, "e": error, "t": self._clock()})
         except WorkflowCancelled as cancelled:
             error = {"type": "durable.WorkflowCancelled", "msg": cancelled.reason, "tb": ""}
-            return encode(
-                {**done, "e": {**error, "kind": "child-cancelled", "id": child.workflow_id}}
-            )
+            error.update(kind="child-cancelled", id=child.workflow_id)
+            return encode({**done, "e": error, "t": self._clock()})
         return encode(
-            {**done, "r": result, "t": time.time()},
+            {**done, "r": result, "t": self._clock()},
             context=f"the result of child workflow {child.workflow_id!r}",
         )
 
@@ -296,13 +295,13 @@ def _record_of(position: int, message: dict[str, Any], now: float) -> bytes:
     return encode(record)
 
 
-def event_message(name: str, payload: Any, event_id: str | None) -> bytes:
+def event_message(name: str, payload: Any, event_id: str | None, now: float) -> bytes:
     """An inbox message carrying an event (SerializationError if the payload has no form)."""
     return encode(
-        {"k": records.EVENT, "n": name, "p": payload, "id": event_id, "t": time.time()},
+        {"k": records.EVENT, "n": name, "p": payload, "id": event_id, "t": now},
         context=f"the payload of event {name!r}",
     )
 
 
-def cancel_message(reason: str, request_id: str | None = None) -> bytes:
-    return encode({"k": records.CANCEL, "m": reason, "id": request_id, "t": time.time()})
+def cancel_message(reason: str, request_id: str | None, now: float) -> bytes:
+    return encode({"k": records.CANCEL, "m": reason, "id": request_id, "t": now})

@@ -50,7 +50,7 @@ class Command:
         self.digest = digest
         self.event = event
         self.child = child
-        self.host: asyncio.Task[None] | asyncio.TimerHandle | InlineStart | None = None
+        self.host: asyncio.Task[None] | asyncio.Handle | InlineStart | None = None
 
 
 class ChildCall:

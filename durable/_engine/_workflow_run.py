@@ -14,8 +14,7 @@ import asyncio
 import collections
 import logging
 import random
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from .._errors import (
 from .._storage._collector import collector_paused
 from .._storage._interface import Journal
 from . import _records as records
+from ._clock import SYSTEM_CLOCK, Clock
 from ._context import WorkflowInfo, user_call_site
 from ._events import EventWaiters
 from ._host_steps import HostSteps
@@ -94,6 +94,10 @@ class _Diverged(BaseException):
 class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
 
+    _clock_waits = 0  # how many pending activities wait out a retry back-off on the clock
+    _killed = False  # kill(): as if the process died
+    abandoned: tuple[asyncio.Task[Any], ...] = ()  # a killed run's tasks, for bury()
+
     def __init__(
         self,
         *,
@@ -101,11 +105,12 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
         workflow_id: str,
         journal: Journal,
         arguments: list[Any] | None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         suspend_after: float | None = None,
         inbox: InboxReader | None = None,
         children: Children | None = None,
         parent: str | None = None,
+        substitute: Callable[[ActivitySpec], ActivitySpec] | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -117,14 +122,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
         self.spec = spec
         self.workflow_id = workflow_id
         self._journal = journal
-        self._clock = clock
+        self._clock = clock.time
+        self._timers = clock
+        self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
             workflow_name=spec.name,
             arguments=arguments,
-            clock=clock,
+            clock=clock.time,
             parent=parent,
         )
         self.finished = self._index.finished
@@ -197,28 +204,9 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             return final_outcome(self.workflow_id, self.spec, self.finished, None)
         if self._index.new_start_record is not None:
             self._journal.write(self._index.new_start_record)
-        arguments = [
-            convert(value, hint, context=f"argument {index} of workflow {self.spec.name!r}")
-            for index, (value, hint) in enumerate(
-                zip(
-                    self.arguments,
-                    _padded(self.spec.parameter_types, len(self.arguments)),
-                    strict=True,
-                )
-            )
-        ]
-        main = self._main = self.loop.create_task(self.spec.fn(*arguments), name=self.workflow_id)
+        main = self._start_main()
         try:
-            with collector_paused():
-                self._step()
-                events = self._index.events
-                while self._replay_index < len(events) and not main.done():
-                    self._replay_index += 1  # (a recorded result taken inline moves it too)
-                    self._deliver(events[self._replay_index - 1])
-            self._index.events = []
-            unasked = self._index.unasked(self._next_step)
-            if unasked is not None:
-                raise unasked
+            self._replay(main)
             self._live = True
             self._start_new()
             self._check_progress()
@@ -236,6 +224,70 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             if self._fatal is not None:
                 raise self._fatal
             return await self._finish(main)
+        finally:
+            self._teardown()
+
+    def _start_main(self) -> asyncio.Task[Any]:
+        arguments = [
+            convert(value, hint, context=f"argument {index} of workflow {self.spec.name!r}")
+            for index, (value, hint) in enumerate(
+                zip(
+                    self.arguments,
+                    _padded(self.spec.parameter_types, len(self.arguments)),
+                    strict=True,
+                )
+            )
+        ]
+        main = self._main = self.loop.create_task(self.spec.fn(*arguments), name=self.workflow_id)
+        return main
+
+    def _replay(self, main: asyncio.Task[Any]) -> None:
+        """Deliver the journal's events in order; raise if the code asked for other steps."""
+        with collector_paused():
+            self._step()
+            events = self._index.events
+            while self._replay_index < len(events) and not main.done():
+                self._replay_index += 1  # (a recorded result taken inline moves it too)
+                self._deliver(events[self._replay_index - 1])
+        self._index.events = []
+        unasked = self._index.unasked(self._next_step)
+        if unasked is not None:
+            raise unasked
+
+    def check_replay(self) -> None:
+        """Replay the whole journal against the code, writing nothing and running nothing.
+
+        For finished workflows too: what a deploy of this code would make of every journal.
+
+        Raises:
+            NonDeterminismError: the code asks for other steps than the journal recorded, or
+                for more after the journal's end, or ends another way than it recorded.
+        """
+        try:
+            main = self._start_main()
+            self._replay(main)
+            end = self.finished
+            if end is None:
+                return
+            recorded = _ending_of(end)
+            if not main.done():
+                waiting = sorted(self._pending)
+                raise NonDeterminismError(
+                    workflow_id=self.workflow_id,
+                    position=self._next_step - 1 if not waiting else waiting[0],
+                    recorded=f"the workflow {recorded} after step {self._next_step - 1}",
+                    requested=f"the code still waits for step(s) {waiting} there",
+                    call_site="the workflow's last await",
+                )
+            now = _ending_of_task(main)
+            if now != recorded:
+                raise NonDeterminismError(
+                    workflow_id=self.workflow_id,
+                    position=self._next_step,
+                    recorded=f"the workflow {recorded}",
+                    requested=f"the code {now}",
+                    call_site="the workflow's return",
+                )
         finally:
             self._teardown()
 
@@ -423,6 +475,18 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
         self._evicting = True
+        self._stop_host_work()
+        self.loop.close_asyncgens()
+        leftovers = self.loop.tasks()
+        if self._main is not None:
+            leftovers.add(self._main)
+        if self._killed:
+            self.abandoned = tuple(leftovers)  # a dead process runs no `finally`; see bury()
+        else:
+            self._close_tasks(leftovers)
+        self.loop.close()
+
+    def _stop_host_work(self) -> None:
         for command in self._pending.values():
             if command.host is not None:
                 command.host.cancel()
@@ -430,27 +494,65 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             task.cancel()
         if self._inline is not None:
             self._inline.cancel()
-        self.loop.close_asyncgens()
-        leftovers = self.loop.tasks()
-        if self._main is not None:
-            leftovers.add(self._main)
-        for task in leftovers:
-            if task.done():
-                if not task.cancelled():
-                    task.exception()  # retrieved: an error here is not "never retrieved"
-                continue
-            # Abandoned, not cancelled: closing the coroutine raises GeneratorExit at its
-            # await, so `finally` blocks run (and may not start work) but `except
-            # CancelledError` handlers and Saga compensations do not: unloading a sleeper or
-            # closing the runtime is not a cancellation of the workflow.
-            task._log_destroy_pending = False  # type: ignore[attr-defined]
-            try:
-                task.get_coro().close()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException:  # noqa: S110 (an await in `finally`, refused)
-                pass
-        self.loop.close()
+
+    def _close_tasks(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
+        # Abandoned, not cancelled: closing the coroutine raises GeneratorExit at its await,
+        # so `finally` blocks run but `except CancelledError` handlers and Saga compensations
+        # do not: unloading a sleeper or closing the runtime is not a cancellation of the
+        # workflow. This loop is the running one meanwhile, so a durable call in a `finally`
+        # finds its run, which refuses it (_Evicted), instead of calling the function.
+        with self.loop.running():
+            for task in tasks:
+                if task.done():
+                    if not task.cancelled():
+                        task.exception()  # retrieved: an error here is not "never retrieved"
+                    continue
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+                try:
+                    task.get_coro().close()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # noqa: S110 (an await in `finally`, refused)
+                    pass
+
+    def kill(self, error: BaseException) -> None:
+        """Stop now, as if the process died here (durable.testing's crash injection).
+
+        Host work is cancelled at once and execute() raises `error`; the workflow's own
+        coroutines are kept, not closed, so none of its code runs, until bury().
+        """
+        self._killed = True
+        self._stop_host_work()
+        self._fail(error)
+
+    def bury(self) -> None:
+        """Close the coroutines of a killed run (its `finally` blocks may start nothing)."""
+        abandoned, self.abandoned = self.abandoned, ()
+        self._close_tasks(abandoned)
+
+    def parked(self, child_parked: Callable[[str], bool]) -> bool:
+        """Whether only the clock, a message or a parked child can move this run now.
+
+        Virtual time may skip ahead only when every run is parked: no outcome to journal, no
+        activity running (one waiting out its back-off on the clock is parked).
+        """
+        wakeup = self._wakeup
+        if (
+            wakeup is None
+            or wakeup.done()
+            or self._draining
+            or self._outcomes
+            or self._pulling
+            or self._inline is not None
+        ):
+            return False
+        running = self._pending_activities - self._clock_waits
+        for command in self._pending.values():
+            if command.child is not None and command.host is not None:
+                if not child_parked(command.child.workflow_id):
+                    return False
+                running -= 1
+        return running == 0
 
     def stop_starting(self) -> list[asyncio.Task[Any]]:
         """The runtime is closing: start no new activity; the host tasks still running."""
@@ -564,6 +666,29 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is not None:
             command.host.cancel()
+
+
+def _ending_of(end: dict[str, Any]) -> str:
+    if "cont" in end:
+        return "continued as new"
+    if end.get("c"):
+        return "was cancelled"
+    if "e" in end:
+        return f"failed with {end['e'].get('type', 'an error')}"
+    return "completed"
+
+
+def _ending_of_task(main: asyncio.Task[Any]) -> str:
+    if main.cancelled():
+        return "was cancelled"
+    error = main.exception()
+    if error is None:
+        return "completed"
+    if isinstance(error, ContinueAsNew):
+        return "continued as new"
+    if isinstance(error, asyncio.CancelledError):
+        return "was cancelled"
+    return f"failed with {records.describe_error(error)['type']}"
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:

@@ -276,3 +276,55 @@ async def test_async_generator_cleanup_in_a_workflow_is_journaled(journal_dir: P
         for _ in range(10):
             await asyncio.sleep(0)
     assert not [entry for entry in executions if entry.startswith("unjournaled")], executions
+
+
+async def test_a_cleanup_activity_in_finally_does_not_run_when_a_sleeper_is_unloaded(
+    journal_dir: Path,
+) -> None:
+    # Unloading closes the workflow's coroutine, which runs its `finally`. An activity awaited
+    # there must be refused (the workflow is not ending), not called outside the journal.
+    cleaned: list[str] = []
+
+    @durable.activity
+    async def clean_up() -> None:
+        cleaned.append("ran")
+
+    @durable.workflow
+    async def sleeper() -> None:
+        try:
+            await durable.sleep(3600)
+        finally:
+            await clean_up()
+
+    async with Runtime(journal_dir, suspend_after=0.01, stop_grace=0) as runtime:
+        await runtime.start(sleeper, id="sleeper")
+        async with asyncio.timeout(5):
+            while "sleeper" in runtime._runs or not runtime._running:
+                await asyncio.sleep(0.01)
+    assert cleaned == []
+
+
+async def test_a_child_cancelled_on_its_own_raises_workflow_cancelled_in_its_parent(
+    journal_dir: Path,
+) -> None:
+    @durable.workflow
+    async def waiting_child() -> None:
+        await durable.wait_for_event("never")
+
+    @durable.workflow
+    async def parent() -> str:
+        try:
+            await durable.run_child(waiting_child, id="the-child")
+        except durable.WorkflowCancelled as cancelled:
+            return f"child cancelled: {cancelled.reason}"
+        return "child finished"
+
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
+        handle = await runtime.start(parent, id="the-parent")
+        async with asyncio.timeout(5):
+            while "the-child" not in runtime._running:
+                await asyncio.sleep(0.01)
+        await runtime.cancel("the-child", "not needed")
+        assert await asyncio.wait_for(handle.result(), 5) == "child cancelled: not needed"
+    async with Runtime(journal_dir) as runtime:  # and the same from the journal
+        assert await runtime.run(parent, id="the-parent") == "child cancelled: not needed"
