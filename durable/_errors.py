@@ -395,3 +395,14 @@ class InvalidDuration(DurableError, ValueError):
 
 class OutsideWorkflowError(DurableError, RuntimeError):
     """An in-workflow (or in-activity) call made elsewhere."""
+
+
+class SimulatedCrash(BaseException):
+    """durable.testing killed the runtime here, as a SIGKILL would; it resumes from the journal.
+
+    A BaseException, like the kill it stands for: workflow and activity code never see it.
+    """
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"simulated crash {where}")
+        self.where = where

@@ -177,7 +177,12 @@ class Mailroom:
         run = self._runs.get(workflow_id)
         if run is not None and run.finished is None:
             return
-        end = (await self._read(workflow_id))[-1]
+        try:
+            end = (await self._read(workflow_id))[-1]
+        except WorkflowNotFound:
+            if workflow_id in self._running:
+                return  # being started (or restarted): its start record is on its way
+            raise
         if end.get("k") == records.END and "cont" not in end:
             outcome = "been cancelled" if end.get("c") else "failed" if "e" in end else "completed"
             raise WorkflowFinished(workflow_id=workflow_id, outcome=outcome, action=action)

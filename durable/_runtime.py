@@ -219,7 +219,8 @@ class Runtime:
             raise
         self._loop = asyncio.get_running_loop()
         task = self._loop.create_task(
-            self._execute(definition, workflow_id, journal, run), name=f"durable {workflow_id}"
+            self._execute(definition, workflow_id, journal, run, arguments),
+            name=f"durable {workflow_id}",
         )
         self._running[workflow_id] = task
         self._mail.watch()
@@ -230,39 +231,59 @@ class Runtime:
         return WorkflowHandle(workflow_id, task)
 
     async def _execute(
-        self, definition: Workflow[..., Any], workflow_id: str, journal: Journal, run: WorkflowRun
+        self,
+        definition: Workflow[..., Any],
+        workflow_id: str,
+        journal: Journal,
+        run: WorkflowRun,
+        arguments: list[Any] | None,
     ) -> Any:
         """Run a workflow to its end: through unloading while it sleeps, and new generations."""
         current: Journal | None = journal
+        parent = run.parent
         try:
             while True:
                 self._runs[workflow_id] = run
+                wake_at: float | None = None
                 try:
-                    return await run.execute()
+                    try:
+                        return await run.execute()
+                    except ContinuedAsNew as continued:
+                        assert current is not None
+                        next_start = self._next_generation(run, continued)
+                        current = await self._rotate(current, next_start)
+                        run = self._run_of(definition, workflow_id, current, None)
+                        continue
+                    finally:
+                        self._runs.pop(workflow_id, None)
                 except WorkflowSuspended as suspended:  # a long sleep: let go of it all
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
                     self._mail.expect(workflow_id)  # a message from now on wakes its sleep
-                except ContinuedAsNew as continued:
-                    assert current is not None
-                    current = await self._store.rotate(
-                        current, self._next_generation(run, continued)
-                    )
-                    run = self._run_of(definition, workflow_id, current, None)
-                    continue
-                finally:
-                    self._runs.pop(workflow_id, None)
+                except BaseException as error:
+                    if not self._restarts_after(error):
+                        raise
+                    # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
                 await current.close()
                 current = None
-                await self._mail.sleep_until(workflow_id, wake_at)
+                if wake_at is not None:
+                    await self._mail.sleep_until(workflow_id, wake_at)
                 current = await self._open(workflow_id, self._store.path_of(workflow_id))
-                run = self._run_of(definition, workflow_id, current, None)
+                run = self._run_of(definition, workflow_id, current, arguments, parent)
         finally:
             self._running.pop(workflow_id, None)
             self._mail.forget(workflow_id)
             if current is not None:
                 await current.close()
+
+    def _restarts_after(self, error: BaseException) -> bool:
+        """Whether a run that raised `error` resumes from its journal now (simulated crashes)."""
+        return False
+
+    async def _rotate(self, journal: Journal, first_payload: bytes) -> Journal:
+        """The next generation's journal (durable.testing counts its first record)."""
+        return await self._store.rotate(journal, first_payload)
 
     def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}

@@ -1,4 +1,4 @@
-"""Imports point one way: storage <- encoding <- engine <- definitions/api/saga/mail/runtime."""
+"""Imports point one way: storage <- encoding <- engine <- definitions/api/saga/mail/runtime <- testing <- cli."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ ALLOWED = {
     "_saga": {"_engine", "_definitions"},
     "_mail": {"_engine", "_encoding", "_storage"},
     "_runtime": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_mail"},
+    "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},
+    "_cli": {"_definitions", "testing"},
 }
 
 

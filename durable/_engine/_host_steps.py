@@ -37,6 +37,7 @@ class HostSteps:
         _timers: Clock
         _substitute: Callable[[ActivitySpec], ActivitySpec] | None
         _clock_waits: int
+        _killed: bool
         _deferred: list[bytes]
         _new: list[Command]
         _pending: dict[int, Command]
@@ -167,6 +168,8 @@ class HostSteps:
                     raise
                 except BaseException as error:
                     self._fail(error)  # the journal failed (or a bug): the run cannot go on
+                    if self._killed:
+                        return  # a simulated crash: the run knows; nobody awaits this task
                     raise
                 command = self._pending.get(step)
                 if command is not None and command.host is task:

@@ -1,0 +1,5 @@
+"""`python -m durable`: the durable command line."""
+
+from ._cli import main
+
+main()
