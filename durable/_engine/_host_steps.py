@@ -128,6 +128,9 @@ class HostSteps:
             self._run_and_post(command.step, attempts),
             name=f"{self.workflow_id}/{command.step} {spec.name}",
         )
+        # A task cancelled before its first step never awaits `attempts`: close it then
+        # (closing a finished coroutine does nothing).
+        task.add_done_callback(lambda _: attempts.close())
         command.host = task
         self._host_tasks.add(task)
 

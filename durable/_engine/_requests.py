@@ -236,10 +236,12 @@ class WorkflowRequests:
                 "id": child.workflow_id,
             }
             self._journal.write(encode(intent))
+        outcome = self._child_outcome(command)
         task = self._host_loop.create_task(
-            self._run_and_post(command.step, self._child_outcome(command)),
+            self._run_and_post(command.step, outcome),
             name=f"{self.workflow_id}/{command.step} child {child.workflow_id}",
         )
+        task.add_done_callback(lambda _: outcome.close())  # (as for activities: if unstarted)
         command.host = task
         self._host_tasks.add(task)
 
