@@ -60,9 +60,7 @@ def main() -> None:
     help="The workflow's current code, as module:function (or a module: all of its "
     "workflows). Repeat for several.",
 )
-@click.option(
-    "--strict", is_flag=True, help="Fail on journals of workflows not given, too."
-)
+@click.option("--strict", is_flag=True, help="Fail on journals of workflows not given, too.")
 def verify(directory: Path, workflow_specs: tuple[str, ...], strict: bool) -> None:
     """Replay every journal in DIRECTORY against the current code (nothing is written).
 
@@ -77,7 +75,8 @@ def verify(directory: Path, workflow_specs: tuple[str, ...], strict: bool) -> No
     failed = sum(result.error is not None for result in results)
     skipped = sum(result.skipped is not None for result in results)
     passed = len(results) - failed - skipped
-    click.echo(f"{len(results)} journals: {passed} ok, {failed} failed, {skipped} skipped")
+    journals = "journal" if len(results) == 1 else "journals"
+    click.echo(f"{len(results)} {journals}: {passed} ok, {failed} failed, {skipped} skipped")
     if failed or (strict and skipped):
         sys.exit(1)
 

@@ -1,4 +1,4 @@
-"""Imports point one way: storage <- encoding <- engine <- definitions/api/saga/mail/runtime <- testing <- cli."""
+"""Imports point one way: storage <- encoding <- engine <- api/mail/runtime <- testing <- cli."""
 
 from __future__ import annotations
 

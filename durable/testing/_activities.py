@@ -222,4 +222,3 @@ def _is_async(fn: Callable[..., Any]) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 (an object with an async __call__)
     return call is not None and inspect.iscoroutinefunction(call)
-

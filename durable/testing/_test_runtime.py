@@ -80,9 +80,7 @@ class TestRuntime(Runtime):
         else:
             start = float(start_time)
         self._virtual = VirtualClock(start)
-        super().__init__(
-            directory, workflows=workflows, suspend_after=suspend_after, stop_grace=0
-        )
+        super().__init__(directory, workflows=workflows, suspend_after=suspend_after, stop_grace=0)
         self.auto_skip = auto_skip
         self._doubles = ActivityDoubles()
         self._substitute = self._doubles.substitute

@@ -145,7 +145,9 @@ async def test_a_side_effect_without_deduplication_is_caught_and_the_point_named
     assert "after record 1, with record 2 lost" in str(caught.value)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(point=crash_points(max_record=10))
 async def test_crash_points_drive_the_same_check_from_hypothesis(
     point: CrashPoint, tmp_path_factory: pytest.TempPathFactory

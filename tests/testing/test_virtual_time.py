@@ -46,7 +46,7 @@ async def test_a_flow_that_waits_two_hours_and_a_day_finishes_at_once(tmp_path: 
         async with asyncio.timeout(10):  # (real time: a real wait would be 26 hours)
             result = await runtime.run(order_flow, id="o")
     assert result == {"answer": "no review", "at": START + timedelta(hours=26)}
-    assert SEEN == [("charged", START), ("shipped", START + timedelta(hours=2))]
+    assert [("charged", START), ("shipped", START + timedelta(hours=2))] == SEEN
     assert runtime.now() == START + timedelta(hours=26)
 
 
@@ -105,7 +105,7 @@ async def test_retry_back_offs_are_virtual(tmp_path: Path) -> None:
     FLAKY_CALLS.clear()
     async with TestRuntime(tmp_path, start_time=START) as runtime:
         assert await runtime.run(patient, id="p") == "up"
-    assert FLAKY_CALLS == [START, START + timedelta(hours=1), START + timedelta(hours=3)]
+    assert [START, START + timedelta(hours=1), START + timedelta(hours=3)] == FLAKY_CALLS
 
 
 @durable.workflow
@@ -133,7 +133,9 @@ async def test_timers_of_several_workflows_fire_in_time_order(tmp_path: Path) ->
         await note(f"{hours}h")
 
     async with TestRuntime(tmp_path, start_time=START) as runtime:
-        handles = [await runtime.start(wait_then_note, hours, id=f"w{hours}") for hours in (5, 1, 3)]
+        handles = [
+            await runtime.start(wait_then_note, hours, id=f"w{hours}") for hours in (5, 1, 3)
+        ]
         for handle in handles:
             await handle.result()
-    assert SEEN == [(f"{hours}h", START + timedelta(hours=hours)) for hours in (1, 3, 5)]
+    assert [(f"{hours}h", START + timedelta(hours=hours)) for hours in (1, 3, 5)] == SEEN
