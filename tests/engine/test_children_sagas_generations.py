@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable import RetryPolicy, Runtime, WorkflowState
+from durable.testing import TestRuntime, check_crash_points
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -167,6 +168,24 @@ async def test_a_crash_while_compensating_resumes_without_repeating_one(journal_
     finally:
         Gate.event = None
     assert RAN == ["release reserve-o2", "refund pay-o2"], "release was in flight: it re-ran"
+
+
+async def test_a_saga_compensates_at_every_crash_point(tmp_path: Path) -> None:
+    # The kit's in-process kill at every journal record (tests/crash/ has the real SIGKILLs).
+    async def scenario(runtime: TestRuntime) -> None:
+        RAN.clear()
+        with (
+            runtime.count_calls(refund) as refunds,
+            runtime.count_calls(release) as releases,
+            pytest.raises(durable.WorkflowFailed, match="carrier down"),
+        ):
+            await runtime.run(saga_order, "o3", id="saga")
+        for counter in (refunds, releases):  # each ran; twice only if its record was lost
+            assert list(counter.by_key(returned_only=True).values()) in ([1], [2]), counter
+        assert RAN.index("release reserve-o3") < RAN.index("refund pay-o3")
+
+    report = await check_crash_points(scenario, tmp_path)
+    assert report.crashed == len(report.points) >= 12
 
 
 def _ran(text: str) -> Any:

@@ -51,8 +51,8 @@ async def test_a_mock_replaces_the_activity_and_the_journal_keeps_its_name(
             assert await runtime.run(checkout, 5, id="c") == ["fake-5", "reserved book"]
         assert await runtime.run(checkout, 6, id="d") == ["real-6", "reserved book"]
     assert REAL_CHARGES == [6]
-    async with Runtime(tmp_path) as runtime:  # the journal replays without the mock
-        assert await runtime.run(checkout, 5, id="c") == ["fake-5", "reserved book"]
+    async with Runtime(tmp_path) as real:  # the journal replays without the mock
+        assert await real.run(checkout, 5, id="c") == ["fake-5", "reserved book"]
     assert REAL_CHARGES == [6]
 
 
