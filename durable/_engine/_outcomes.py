@@ -6,6 +6,7 @@ every replay, in whatever process reads it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._encoding import convert
@@ -19,6 +20,7 @@ from .._errors import (
 )
 from . import _records as records
 from ._specs import ActivitySpec, WorkflowSpec
+from ._steps import ContinueAsNew
 
 
 def rebuild(value: Any, spec: ActivitySpec) -> Any:
@@ -82,3 +84,28 @@ def end_of_failure(error: BaseException, *, cancelled: bool, now: float) -> dict
     if cancelled:
         end["c"] = 1
     return end
+
+
+def ending_of(end: dict[str, Any]) -> str:
+    """How a recorded `end` ended, in words (for replay verification's reports)."""
+    if "cont" in end:
+        return "continued as new"
+    if end.get("c"):
+        return "was cancelled"
+    if "e" in end:
+        return f"failed with {end['e'].get('type', 'an error')}"
+    return "completed"
+
+
+def ending_of_task(main: asyncio.Task[Any]) -> str:
+    """How the code's main task ended, in the words of ending_of()."""
+    if main.cancelled():
+        return "was cancelled"
+    error = main.exception()
+    if error is None:
+        return "completed"
+    if isinstance(error, ContinueAsNew):
+        return "continued as new"
+    if isinstance(error, asyncio.CancelledError):
+        return "was cancelled"
+    return f"failed with {records.describe_error(error)['type']}"

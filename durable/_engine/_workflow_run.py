@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -32,7 +32,14 @@ from ._context import WorkflowInfo, user_call_site
 from ._events import EventWaiters
 from ._host_steps import HostSteps
 from ._loop import StepTimer, TimerScheduler, WorkflowLoop
-from ._outcomes import end_of_failure, final_outcome, rebuild, step_error
+from ._outcomes import (
+    end_of_failure,
+    ending_of,
+    ending_of_task,
+    final_outcome,
+    rebuild,
+    step_error,
+)
 from ._replay import (
     JournalIndex,
     RecordedStep,
@@ -40,6 +47,7 @@ from ._replay import (
     iso,
 )
 from ._requests import WorkflowRequests
+from ._run_control import RunControl
 from ._specs import ActivitySpec, WorkflowSpec
 from ._steps import (
     Command,
@@ -91,12 +99,8 @@ class _Diverged(BaseException):
     """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
 
 
-class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
+class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
-
-    _clock_waits = 0  # how many pending activities wait out a retry back-off on the clock
-    _killed = False  # kill(): as if the process died
-    abandoned: tuple[asyncio.Task[Any], ...] = ()  # a killed run's tasks, for bury()
 
     def __init__(
         self,
@@ -269,7 +273,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             end = self.finished
             if end is None:
                 return
-            recorded = _ending_of(end)
+            recorded = ending_of(end)
             if not main.done():
                 waiting = sorted(self._pending)
                 raise NonDeterminismError(
@@ -279,7 +283,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
                     requested=f"the code still waits for step(s) {waiting} there",
                     call_site="the workflow's last await",
                 )
-            now = _ending_of_task(main)
+            now = ending_of_task(main)
             if now != recorded:
                 raise NonDeterminismError(
                     workflow_id=self.workflow_id,
@@ -472,93 +476,6 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
 
-    def _teardown(self) -> None:
-        """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
-        self._evicting = True
-        self._stop_host_work()
-        self.loop.close_asyncgens()
-        leftovers = self.loop.tasks()
-        if self._main is not None:
-            leftovers.add(self._main)
-        if self._killed:
-            self.abandoned = tuple(leftovers)  # a dead process runs no `finally`; see bury()
-        else:
-            self._close_tasks(leftovers)
-        self.loop.close()
-
-    def _stop_host_work(self) -> None:
-        for command in self._pending.values():
-            if command.host is not None:
-                command.host.cancel()
-        for task in self._host_tasks:
-            task.cancel()
-        if self._inline is not None:
-            self._inline.cancel()
-
-    def _close_tasks(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
-        # Abandoned, not cancelled: closing the coroutine raises GeneratorExit at its await,
-        # so `finally` blocks run but `except CancelledError` handlers and Saga compensations
-        # do not: unloading a sleeper or closing the runtime is not a cancellation of the
-        # workflow. This loop is the running one meanwhile, so a durable call in a `finally`
-        # finds its run, which refuses it (_Evicted), instead of calling the function.
-        with self.loop.running():
-            for task in tasks:
-                if task.done():
-                    if not task.cancelled():
-                        task.exception()  # retrieved: an error here is not "never retrieved"
-                    continue
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
-                try:
-                    task.get_coro().close()
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException:  # noqa: S110 (an await in `finally`, refused)
-                    pass
-
-    def kill(self, error: BaseException) -> None:
-        """Stop now, as if the process died here (durable.testing's crash injection).
-
-        Host work is cancelled at once and execute() raises `error`; the workflow's own
-        coroutines are kept, not closed, so none of its code runs, until bury().
-        """
-        self._killed = True
-        self._stop_host_work()
-        self._fail(error)
-
-    def bury(self) -> None:
-        """Close the coroutines of a killed run (its `finally` blocks may start nothing)."""
-        abandoned, self.abandoned = self.abandoned, ()
-        self._close_tasks(abandoned)
-
-    def parked(self, child_parked: Callable[[str], bool]) -> bool:
-        """Whether only the clock, a message or a parked child can move this run now.
-
-        Virtual time may skip ahead only when every run is parked: no outcome to journal, no
-        activity running (one waiting out its back-off on the clock is parked).
-        """
-        wakeup = self._wakeup
-        if (
-            wakeup is None
-            or wakeup.done()
-            or self._draining
-            or self._outcomes
-            or self._pulling
-            or self._inline is not None
-        ):
-            return False
-        running = self._pending_activities - self._clock_waits
-        for command in self._pending.values():
-            if command.child is not None and command.host is not None:
-                if not child_parked(command.child.workflow_id):
-                    return False
-                running -= 1
-        return running == 0
-
-    def stop_starting(self) -> list[asyncio.Task[Any]]:
-        """The runtime is closing: start no new activity; the host tasks still running."""
-        self._stopping = True
-        return [task for task in self._host_tasks if not task.done()]
-
     # -- commands from workflow code -------------------------------------------------------
 
     def _new_step(self, kind: str, name: str, digest: str, when: float = 0.0) -> int:
@@ -666,29 +583,6 @@ class WorkflowRun(WorkflowRequests, HostSteps, TimerScheduler):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is not None:
             command.host.cancel()
-
-
-def _ending_of(end: dict[str, Any]) -> str:
-    if "cont" in end:
-        return "continued as new"
-    if end.get("c"):
-        return "was cancelled"
-    if "e" in end:
-        return f"failed with {end['e'].get('type', 'an error')}"
-    return "completed"
-
-
-def _ending_of_task(main: asyncio.Task[Any]) -> str:
-    if main.cancelled():
-        return "was cancelled"
-    error = main.exception()
-    if error is None:
-        return "completed"
-    if isinstance(error, ContinueAsNew):
-        return "continued as new"
-    if isinstance(error, asyncio.CancelledError):
-        return "was cancelled"
-    return f"failed with {records.describe_error(error)['type']}"
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:
