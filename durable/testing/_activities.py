@@ -7,12 +7,12 @@ attempt, of the real function or of a mock, with its idempotency key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import inspect
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -141,6 +141,21 @@ class CallCounter:
         return f"<CallCounter {self.name!r}: {self.count} attempts, {self.completed} returned>"
 
 
+@contextlib.contextmanager
+def _recording(
+    counters: list[CallCounter], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterator[None]:
+    calls = [counter._begin(args, kwargs) for counter in counters]
+    try:
+        yield
+    except BaseException as error:
+        for call in calls:
+            call.error = error
+        raise
+    for call in calls:
+        call.returned = True
+
+
 def counted(
     fn: Callable[..., Any], is_async: bool, counters: list[CallCounter]
 ) -> Callable[..., Any]:
@@ -148,31 +163,14 @@ def counted(
     if is_async:
 
         async def counted_async(*args: Any, **kwargs: Any) -> Any:
-            calls = [counter._begin(args, kwargs) for counter in counters]
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as error:
-                for call in calls:
-                    call.error = error
-                raise
-            for call in calls:
-                call.returned = True
-            return result
+            with _recording(counters, args, kwargs):
+                return await fn(*args, **kwargs)
 
         return counted_async
 
-    @functools.wraps(fn)
     def counted_sync(*args: Any, **kwargs: Any) -> Any:
-        calls = [counter._begin(args, kwargs) for counter in counters]
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:
-            for call in calls:
-                call.error = error
-            raise
-        for call in calls:
-            call.returned = True
-        return result
+        with _recording(counters, args, kwargs):
+            return fn(*args, **kwargs)
 
     return counted_sync
 

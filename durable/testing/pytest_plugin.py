@@ -2,8 +2,9 @@
 
 - `durable_dir`: a fresh journal directory under the test's tmp_path.
 - `durable_runtime`: a TestRuntime over it (virtual time, mocks, counters), closed after
-  the test. It is an async fixture: mark the test `@pytest.mark.anyio` (anyio's pytest
-  plugin comes with durable's dependencies) or run it under pytest-asyncio.
+  the test. It is an async fixture, run by anyio's pytest plugin (installed with durable):
+  mark the test `@pytest.mark.anyio`. (Under pytest-asyncio alone, build the TestRuntime
+  in your own fixture: `async with TestRuntime(durable_dir) as runtime: yield runtime`.)
 """
 
 from __future__ import annotations
