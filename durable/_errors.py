@@ -96,6 +96,7 @@ class InvalidJournalName(JournalError, ValueError):
 
     def __init__(self, *, name: str, directory: Path | str, reason: str) -> None:
         self.name = name
+        self.reason = reason
         super().__init__(
             f"invalid journal name {name!r}: {reason}. Use 1-200 characters from letters, "
             "digits and . _ - : @ = +, not starting with '.'",
@@ -370,6 +371,11 @@ class InvalidWorkflowId(DurableError, ValueError):
             f"invalid workflow id {workflow_id!r}: {reason}. Use 1-200 characters from "
             "letters, digits and . _ - : @ = +, not starting with '.'"
         )
+
+    @classmethod
+    def of(cls, error: InvalidJournalName) -> InvalidWorkflowId:
+        """The same refusal, in workflow terms."""
+        return cls(workflow_id=str(error.name), reason=error.reason)
 
 
 class WorkflowDefinitionError(DurableError, TypeError):

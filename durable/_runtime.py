@@ -298,9 +298,7 @@ class Runtime:
         try:
             validate_name(workflow_id, self.directory)
         except InvalidJournalName as error:
-            raise InvalidWorkflowId(
-                workflow_id=str(workflow_id), reason=str(error).split(": ", 1)[1].split(".")[0]
-            ) from None
+            raise InvalidWorkflowId.of(error) from None
 
     async def _open(self, workflow_id: str, path: Path) -> Journal:
         try:

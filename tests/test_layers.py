@@ -1,4 +1,5 @@
-"""Imports point one way: storage <- encoding <- engine <- api/mail/runtime <- testing <- cli."""
+"""Imports point one way: storage <- encoding <- engine <- api/mail/runtime/catalog <- testing
+<- ui <- cli."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ ALLOWED = {
     "_mail": {"_engine", "_encoding", "_storage"},
     "_runtime": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_mail"},
     "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},
-    "_cli": {"_definitions", "testing"},
+    "_catalog": {"_engine", "_encoding", "_storage"},
+    "_ui": {"_catalog", "_engine", "_runtime"},
+    "_cli": {"_definitions", "_catalog", "_engine", "_runtime", "testing", "_ui"},
 }
 
 

@@ -82,11 +82,12 @@ async def run_activity(
     loop = asyncio.get_running_loop()
     while True:
         intent: asyncio.TimerHandle | None = None
+        began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
-            await journal.append(_intent(spec, step, digest, attempt, now()))
+            await journal.append(_intent(spec, step, digest, attempt, began))
         else:  # made durable with the outcome, if the attempt is still running by then
             intent = loop.call_later(
-                INTENT_AFTER, _write_intent, journal, (spec, step, digest, attempt), now
+                INTENT_AFTER, _write_intent, journal, (spec, step, digest, attempt), began
             )
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
         try:
@@ -102,6 +103,7 @@ async def run_activity(
                     "d": digest,
                     "n": attempt,
                     "r": result,
+                    "b": began,
                     "t": now(),
                 },
                 context="its result",
@@ -134,6 +136,7 @@ async def run_activity(
                     "d": digest,
                     "e": records.describe_error(failure),
                     "n": attempt,
+                    "b": began,
                     "t": now(),
                 }
             )
@@ -149,6 +152,7 @@ async def run_activity(
                     "n": attempt,
                     "e": records.describe_error(failure),
                     "at": next_at,
+                    "b": began,
                     "t": failed_at,
                 }
             )
@@ -171,13 +175,13 @@ def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int, at: float)
 
 
 def _write_intent(
-    journal: Journal, attempt: tuple[ActivitySpec, int, str, int], now: Callable[[], float]
+    journal: Journal, attempt: tuple[ActivitySpec, int, str, int], began: float
 ) -> None:
     """The attempt is still running: say so in the journal (for a resume, and for readers)."""
     # A failed or closed journal: the outcome says so. A simulated crash: the test's kill
     # already stopped the run; nothing is left to tell.
     with contextlib.suppress(DurableError, SimulatedCrash):
-        journal.write(_intent(*attempt, now()))
+        journal.write(_intent(*attempt, began))
 
 
 def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str, at: float) -> bytes:

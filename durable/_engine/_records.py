@@ -5,8 +5,10 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed
             [, gen: generation (continue-as-new), q: first inbox message, parent: id]}
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t [, id: child]}
-    retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts, t}
-    done   {k, s, a, d, n: attempt, r: result, t} | {k, s, a, d, e: error, n, t}   outcome
+    retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts,
+            b: when the failed attempt began, t}
+    done   {k, s, a, d, n: attempt, r: result, b: when it began, t}
+           | {k, s, a, d, e: error, n, b, t}                                       outcome
     timer  {k, s, at: absolute fire time (epoch seconds) [, x: 1 once the code let go of it]}
     fired  {k, s, t}
     wait   {k, s, n: event name [, x: 1]}          the code waits for an event (x: no more)

@@ -190,6 +190,31 @@ class JournalDirectory:
         records, _, _ = await anyio.to_thread.run_sync(parse, data, path)
         return records
 
+    async def read_many(
+        self, names: list[str]
+    ) -> dict[str, list[StoredRecord] | JournalError]:
+        """The records of several journals, read in one worker thread (for listings).
+
+        Like read(), without locks; a journal that cannot be read maps to its error
+        (JournalNotFound if it went away meanwhile, JournalCorrupted), not raised.
+        """
+        paths = {name: self.path_of(name) for name in names}
+
+        def blocking() -> dict[str, list[StoredRecord] | JournalError]:
+            found: dict[str, list[StoredRecord] | JournalError] = {}
+            for name, path in paths.items():
+                try:
+                    with open(path, "rb") as file:
+                        data = file.read()
+                    found[name] = parse(data, path)[0]
+                except FileNotFoundError:
+                    found[name] = JournalNotFound(path=path)
+                except JournalError as error:
+                    found[name] = error
+            return found
+
+        return await anyio.to_thread.run_sync(blocking)
+
     async def rotate(self, journal: Journal, first_payload: bytes) -> JournalFile:
         """Replace a journal by a new generation that holds `first_payload`; its handle.
 

@@ -1,0 +1,248 @@
+"""Reading a journal directory for people: listings, histories, inboxes (CLI and web UI).
+
+Reads only: no lock is taken and nothing is written, so it works while workflows run, in
+this process or another. A journal being appended to reads as its complete records.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from ._encoding import decode
+from ._engine._describe import WorkflowDescription, WorkflowState, describe
+from ._engine._history import History, history
+from ._errors import (
+    DurableError,
+    InvalidJournalName,
+    InvalidWorkflowId,
+    JournalError,
+    JournalNotFound,
+    WorkflowNotFound,
+)
+from ._storage._directory import JournalDirectory, validate_name
+from ._storage._frames import StoredRecord
+from ._storage._inbox import INBOX_SUFFIX
+
+
+@dataclass
+class Listing:
+    """The workflows of a directory (newest update first), and the journals unreadable."""
+
+    workflows: list[WorkflowDescription] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # id -> what is wrong
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """A message sent to a workflow, and whether its run has received it yet.
+
+    Received: journaled by the run that holds the workflow, in the order it read its inbox.
+    A received event the code has not waited for yet stays buffered in the workflow.
+    """
+
+    position: int
+    kind: str  # "event" or "cancel"
+    name: str  # the event's name, or the cancellation's reason
+    payload: Any
+    sent: float
+    message_id: str | None
+    received: bool
+
+
+class Catalog:
+    """A read-only view of one journal directory."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._store = JournalDirectory(self.directory)
+
+    async def listing(
+        self, *, state: WorkflowState | str | None = None, search: str | None = None
+    ) -> Listing:
+        """Every workflow's description, newest update first, filtered if asked.
+
+        Args:
+            state: only workflows in this state.
+            search: only those whose id, workflow name or status contains it (any case).
+        """
+        wanted = WorkflowState(state) if state is not None else None
+        names = await self._store.list()
+        stored = await self._store.read_many(names)
+        inbox_sizes = await self._store.inbox_sizes(names)
+        listing = Listing()
+        needle = search.lower() if search else None
+        for name in names:
+            records = stored[name]
+            if isinstance(records, JournalError):
+                listing.unreadable[name] = str(records)
+                continue
+            if not records:
+                continue  # created, its start record not written yet
+            try:
+                journal = self._decode(name, records)
+                messages = 0
+                if inbox_sizes.get(name, -1) > 0:
+                    messages = len(await self._store.inbox(name))
+                described = describe(name, journal, inbox_size=messages)
+            except DurableError as error:
+                listing.unreadable[name] = str(error)
+                continue
+            if wanted is not None and described.state is not wanted:
+                continue
+            if needle is not None and not _matches(described, needle):
+                continue
+            listing.workflows.append(described)
+        listing.workflows.sort(key=lambda described: described.updated, reverse=True)
+        return listing
+
+    async def describe(self, workflow_id: str) -> WorkflowDescription:
+        """One workflow's description (WorkflowNotFound if there is none)."""
+        journal = await self._journal(workflow_id)
+        return describe(workflow_id, journal, inbox_size=len(await self._inbox(workflow_id)))
+
+    async def history(self, workflow_id: str) -> History:
+        """One workflow's history: its steps, attempts, timers, events and outcome."""
+        return history(workflow_id, await self._journal(workflow_id))
+
+    async def inbox(self, workflow_id: str) -> list[InboxMessage]:
+        """The messages sent to a workflow, oldest first, with whether it received each yet."""
+        journal = await self._journal(workflow_id)
+        received = journal[0].get("q", 0)
+        for record in journal[1:]:
+            if "q" in record and record.get("k") in ("event", "cancel"):
+                received = max(received, record["q"] + 1)
+        messages = []
+        for position, message in enumerate(await self._inbox(workflow_id)):
+            kind = message.get("k", "")
+            messages.append(
+                InboxMessage(
+                    position=position,
+                    kind=kind,
+                    name=message.get("n", "") if kind == "event" else message.get("m", ""),
+                    payload=message.get("p"),
+                    sent=message.get("t", 0.0),
+                    message_id=message.get("id"),
+                    received=position < received,
+                )
+            )
+        return messages
+
+    def check_id(self, workflow_id: str) -> None:
+        """Refuse an id that is not a valid workflow id (InvalidWorkflowId)."""
+        try:
+            validate_name(workflow_id, self.directory)
+        except InvalidJournalName as error:
+            raise InvalidWorkflowId.of(error) from None
+
+    def version(self, workflow_id: str) -> tuple[int, ...]:
+        """What changes whenever the workflow's journal or inbox does (sizes, mtimes)."""
+        self.check_id(workflow_id)
+        path = self._store.path_of(workflow_id)
+        stamp: list[int] = []
+        for file in (path, path.with_suffix(INBOX_SUFFIX)):
+            try:
+                stat = file.stat()
+            except FileNotFoundError:
+                stamp += [-1, -1, -1]
+            else:
+                stamp += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+        return tuple(stamp)
+
+    async def _journal(self, workflow_id: str) -> list[dict[str, Any]]:
+        self.check_id(workflow_id)
+        try:
+            records = await self._store.read(workflow_id)
+        except JournalNotFound:
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=self.directory) from None
+        if not records:
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=self.directory)
+        return self._decode(workflow_id, records)
+
+    async def _inbox(self, workflow_id: str) -> list[dict[str, Any]]:
+        path = self._store.path_of(workflow_id)
+        return [
+            decode(record.payload, path=path, offset=record.offset)
+            for record in await self._store.inbox(workflow_id)
+        ]
+
+    def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[dict[str, Any]]:
+        path = self._store.path_of(workflow_id)
+        return [decode(record.payload, path=path, offset=record.offset) for record in records]
+
+
+def _matches(described: WorkflowDescription, needle: str) -> bool:
+    return any(
+        needle in text.lower()
+        for text in (described.workflow_id, described.workflow_name, str(described.status or ""))
+    )
+
+
+def to_plain(value: Any) -> Any:  # noqa: PLR0911 (one return a type)
+    """A decoded journal value as JSON-ready data, for people and scripts (never read back).
+
+    Journals hold more types than JSON (tuples, sets, datetimes, Decimals, bytes...); each
+    becomes the closest JSON form: ISO text for times, a string for Decimal and UUID, base64
+    for bytes (as {"base64": ...}), lists for tuples and sets, text keys for maps.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {
+            key if isinstance(key, str) else str(key): to_plain(item) for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted((to_plain(item) for item in value), key=repr)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, enum.Enum):
+        return to_plain(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: to_plain(getattr(value, field.name)) for field in dataclasses.fields(value)
+        }
+    return repr(value)
+
+
+def plain_description(described: WorkflowDescription) -> dict[str, Any]:
+    """A WorkflowDescription as JSON-ready data (times in ISO 8601, UTC).
+
+    The shape of the CLI's --json and of the web UI's API.
+    """
+    return {
+        "id": described.workflow_id,
+        "workflow": described.workflow_name,
+        "state": str(described.state),
+        "status": to_plain(described.status),
+        "generation": described.generation,
+        "steps": described.steps,
+        "current": described.current,
+        "attempt": described.attempt,
+        "waiting_for": described.waiting_for,
+        "wake_at": to_plain(described.wake_at),
+        "started": to_plain(described.started),
+        "updated": to_plain(described.updated),
+        "ended": to_plain(described.ended),
+        "error": described.error,
+        "parent": described.parent,
+        "unread_events": described.unread_events,
+    }

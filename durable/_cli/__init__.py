@@ -1,0 +1,319 @@
+"""The `durable` command line (also `python -m durable`), built on click, drawn with rich.
+
+Reading commands (list, show, events) go through the read-only catalog: no lock, nothing
+written, so they work while workflows run in other processes. send and cancel post to the
+workflow's inbox, as Runtime.send_event / cancel do; verify replays journals against the
+current code; ui serves the web UI. Lower layers know nothing of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from .._catalog import Catalog, plain_description, to_plain
+from .._definitions import Workflow
+from .._engine._describe import WorkflowState
+from .._errors import DurableError
+from .._runtime import Runtime
+from ..testing._replay_check import ReplayResult, replay_directory
+from . import _render
+
+T = TypeVar("T")
+
+DIRECTORY_OPTION = click.option(
+    "--dir",
+    "directory",
+    envvar="DURABLE_DIR",
+    default=".durable",
+    show_default="$DURABLE_DIR or .durable",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The journal directory.",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine; a durable error becomes a one-line message and exit status 1."""
+    try:
+        return asyncio.run(work)
+    except DurableError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _console() -> Console:
+    """Rich's console; piped output is 160 columns wide (not 80), so rows stay whole."""
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160
+    return console
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(to_plain(value), indent=2, ensure_ascii=False))
+
+
+@click.group()
+@click.version_option(package_name="aiodurable", prog_name="durable")
+def main() -> None:
+    """durable: durable execution for Python, in-process.
+
+    Look at the workflows of a journal directory (list, show, events), talk to them (send,
+    cancel), check a deploy (verify) and browse them (ui). Reading never locks or changes
+    a journal: it is safe while the workflows run.
+    """
+
+
+@main.command(name="list")
+@DIRECTORY_OPTION
+@click.option(
+    "--status",
+    "state",
+    type=click.Choice([str(state) for state in WorkflowState]),
+    help="Only workflows in this state.",
+)
+@click.option("--search", help="Only ids, workflow names or statuses containing this text.")
+@JSON_OPTION
+def list_command(directory: Path, state: str | None, search: str | None, as_json: bool) -> None:
+    """List the workflows in the journal directory, most recently updated first."""
+    listing = _run(Catalog(directory).listing(state=state, search=search))
+    if as_json:
+        _print_json(
+            {
+                "workflows": [plain_description(d) for d in listing.workflows],
+                "unreadable": listing.unreadable,
+            }
+        )
+        return
+    console = _console()
+    if listing.workflows:
+        console.print(_render.listing_table(listing))
+    else:
+        filtered = " matching" if state or search else ""
+        console.print(f"no{filtered} workflows in {directory}")
+    for name, problem in listing.unreadable.items():
+        console.print(f"[red]unreadable[/red] {name}: {problem}", markup=True)
+
+
+@main.command()
+@click.argument("workflow_id", metavar="ID")
+@DIRECTORY_OPTION
+@click.option(
+    "--from",
+    "first",
+    type=click.IntRange(min=0),
+    help="The first step to show (default: the last --limit).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Steps to show (0: all).",
+)
+@JSON_OPTION
+def show(workflow_id: str, directory: Path, first: int | None, limit: int, as_json: bool) -> None:
+    """Show one workflow's history: each step with its attempts, timers, events, outcome."""
+    catalog = Catalog(directory)
+
+    async def read() -> tuple[Any, Any]:
+        return await catalog.history(workflow_id), await catalog.describe(workflow_id)
+
+    history, described = _run(read())
+    total = len(history.steps)
+    if limit == 0:
+        first, limit = 0, total
+    elif first is None:
+        first = max(0, total - limit)
+    steps = history.steps[first : first + limit]
+    if as_json:
+        _print_json({"workflow": plain_description(described), "history": history, "from": first})
+        return
+    _console().print(_render.history_view(history, described, steps, first))
+
+
+@main.command()
+@click.argument("workflow_id", metavar="ID")
+@DIRECTORY_OPTION
+@JSON_OPTION
+def events(workflow_id: str, directory: Path, as_json: bool) -> None:
+    """List the events and cancellations sent to a workflow, and whether it received each.
+
+    Received: journaled by the run of the workflow (an event it has not waited for yet stays
+    buffered in it until a wait_for_event takes it).
+    """
+    messages = _run(Catalog(directory).inbox(workflow_id))
+    if as_json:
+        _print_json(messages)
+    elif not messages:
+        click.echo(f"nothing was sent to {workflow_id}")
+    else:
+        _console().print(_render.inbox_table(messages))
+
+
+@main.command()
+@click.argument("workflow_id", metavar="ID")
+@click.argument("name")
+@click.argument("payload", metavar="[JSON]", required=False)
+@DIRECTORY_OPTION
+@click.option("--event-id", help="De-duplicates: an event with an id already sent is not sent.")
+def send(
+    workflow_id: str, name: str, payload: str | None, directory: Path, event_id: str | None
+) -> None:
+    """Send the event NAME, with an optional JSON payload, to a workflow.
+
+    It waits in the workflow's inbox until the workflow takes it at a wait_for_event(NAME):
+    at once if this process's runtime runs it, within a second from another process, on
+    its next resume if none runs it.
+    """
+    value = None
+    if payload is not None:
+        try:
+            value = json.loads(payload)
+        except json.JSONDecodeError as error:
+            raise click.BadParameter(
+                f"not JSON ({error}); quote text as JSON, e.g. '\"approved\"'",
+                param_hint="JSON",
+            ) from None
+
+    async def post() -> bool:
+        async with Runtime(directory) as runtime:
+            return await runtime.send_event(workflow_id, name, value, event_id=event_id)
+
+    if _run(post()):
+        click.echo(f"sent event {name!r} to {workflow_id}")
+    else:
+        click.echo(f"not sent: event id {event_id!r} was already sent to {workflow_id}")
+
+
+@main.command()
+@click.argument("workflow_id", metavar="ID")
+@DIRECTORY_OPTION
+@click.option("--reason", default="cancelled from the command line", show_default=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cancel(workflow_id: str, directory: Path, reason: str, yes: bool) -> None:
+    """Cancel a workflow: CancelledError is raised at its current await.
+
+    Its except and finally blocks (and saga compensations) run; then it ends cancelled.
+    Journaled: a restart does not resurrect it.
+    """
+    described = _run(Catalog(directory).describe(workflow_id))
+    if not yes:
+        click.confirm(
+            f"cancel {workflow_id} ({described.workflow_name}, {described.state})?", abort=True
+        )
+
+    async def post() -> None:
+        async with Runtime(directory) as runtime:
+            await runtime.cancel(workflow_id, reason)
+
+    _run(post())
+    click.echo(f"cancellation sent to {workflow_id}: it takes it at its current await")
+
+
+@main.command()
+@DIRECTORY_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8233, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other than loopback (anyone who can reach it can read the journals).",
+)
+def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
+    """Serve the web UI: the workflows, their timelines, events and cancellation.
+
+    Listens on 127.0.0.1 unless told otherwise. Sending an event or cancelling needs the
+    token printed at start-up (it is in the printed address).
+    """
+    from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
+
+    if not is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"--host {host} is not a loopback address: anyone who can reach it could read "
+            "every journal. Pass --allow-remote as well if that is what you want."
+        )
+    if not is_loopback(host):
+        click.secho(
+            f"warning: listening on {host}: the journals are readable from the network",
+            fg="yellow",
+            err=True,
+        )
+    serve(directory, host=host, port=port)
+
+
+def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
+    """`module:name` (one workflow) or `module` (every workflow it defines at top level)."""
+    module_name, _, attribute = spec.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # (as `python -m` would: the project's modules)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise click.BadParameter(f"cannot import {module_name!r}: {error}") from error
+    if attribute:
+        found = getattr(module, attribute, None)
+        if not isinstance(found, Workflow):
+            raise click.BadParameter(
+                f"{spec!r} is not a workflow (a function decorated with @durable.workflow)"
+            )
+        return [found]
+    workflows = [value for value in vars(module).values() if isinstance(value, Workflow)]
+    if not workflows:
+        raise click.BadParameter(f"module {module_name!r} defines no @durable.workflow")
+    return workflows
+
+
+@main.command()
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".durable"
+)
+@click.option(
+    "--workflow",
+    "-w",
+    "workflow_specs",
+    multiple=True,
+    required=True,
+    metavar="MODULE[:NAME]",
+    help="The workflow's current code, as module:function (or a module: all of its "
+    "workflows). Repeat for several.",
+)
+@click.option("--strict", is_flag=True, help="Fail on journals of workflows not given, too.")
+def verify(directory: Path, workflow_specs: tuple[str, ...], strict: bool) -> None:
+    """Replay every journal in DIRECTORY against the current code (nothing is written).
+
+    Exits 1 if any journal would hit NonDeterminismError (or cannot be read), with the
+    step, what was recorded, what the code asks for now and the call site: run it before
+    deploying a change to a workflow with unfinished runs.
+    """
+    workflows = [workflow for spec in workflow_specs for workflow in _load_workflows(spec)]
+    results = asyncio.run(replay_directory(directory, workflows))
+    for result in results:
+        _echo(result)
+    failed = sum(result.error is not None for result in results)
+    skipped = sum(result.skipped is not None for result in results)
+    passed = len(results) - failed - skipped
+    journals = "journal" if len(results) == 1 else "journals"
+    click.echo(f"{len(results)} {journals}: {passed} ok, {failed} failed, {skipped} skipped")
+    if failed or (strict and skipped):
+        sys.exit(1)
+
+
+def _echo(result: ReplayResult) -> None:
+    if result.ok:
+        click.echo(f"ok       {result.workflow_id} ({result.workflow_name})")
+    elif result.skipped is not None:
+        click.echo(f"skipped  {result.workflow_id}: {result.skipped}")
+    else:
+        label = "DIVERGED" if result.diverged else "ERROR"
+        click.secho(f"{label:<8} {result.workflow_id} ({result.workflow_name})", fg="red")
+        click.echo(f"         {result.error}")

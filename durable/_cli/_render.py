@@ -1,0 +1,246 @@
+"""How the CLI shows listings, histories and inboxes in a terminal (rich tables).
+
+Presentation only: the data comes from the read-only catalog. Times are shown in local time,
+values as compact JSON cut to fit a column; `--json` gives scripts the whole values.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .._catalog import InboxMessage, Listing, to_plain
+from .._engine._describe import WorkflowDescription, WorkflowState
+from .._engine._history import Attempt, History, Step
+
+STATE_STYLES = {
+    WorkflowState.RUNNING: "cyan",
+    WorkflowState.SLEEPING: "blue",
+    WorkflowState.WAITING: "magenta",
+    WorkflowState.COMPLETED: "green",
+    WorkflowState.FAILED: "bold red",
+    WorkflowState.CANCELLED: "yellow",
+}
+STEP_STYLES = {
+    "completed": "green",
+    "failed": "bold red",
+    "running": "cyan",
+    "sleeping": "blue",
+    "waiting": "magenta",
+    "fired": "green",
+    "received": "green",
+    "abandoned": "dim",
+    "published": "dim",
+}
+
+
+def when(moment: datetime | float | None, *, short: bool = False) -> str:
+    """A moment in local time, to the second ("" if there is none).
+
+    `short` leaves out the date of today's moments.
+    """
+    if moment is None:
+        return ""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment).astimezone()
+    local = moment.astimezone()
+    if short and local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """A span for people: 180 ms, 4.2 s, 3 min 5 s, 2 h 0 min, 3 d 4 h."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def compact(value: Any, width: int = 60) -> str:
+    """A value as one line of JSON, cut to `width` characters."""
+    text = json.dumps(to_plain(value), ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def listing_table(listing: Listing) -> Table:
+    """The workflows of a directory, one row each."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "WORKFLOW", "STATE", "STEPS"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "STEPS" else "left")
+    table.add_column("NOW", max_width=70)  # (the one column that wraps when space is short)
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("UPDATED", no_wrap=True)
+    for described in listing.workflows:
+        table.add_row(
+            described.workflow_id,
+            described.workflow_name,
+            Text(str(described.state), style=STATE_STYLES[described.state]),
+            str(described.steps),
+            _now_column(described),
+            when(described.started, short=True),
+            when(described.updated, short=True),
+        )
+    return table
+
+
+def _now_column(described: WorkflowDescription) -> str:
+    if described.error is not None:
+        kind, _, message = described.error.partition(": ")
+        return f"{kind.rsplit('.', 1)[-1]}: {message}".splitlines()[0]
+    parts = [described.current or ""]
+    if described.status is not None:
+        parts.append(f"status {compact(described.status, 40)}")
+    if described.unread_events:
+        parts.append(f"{described.unread_events} unread")
+    return " · ".join(part for part in parts if part)
+
+
+def history_view(
+    history: History, described: WorkflowDescription, steps: list[Step], shown_from: int
+) -> RenderableType:
+    """A workflow's header (state, arguments, outcome) and a page of its timeline."""
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="bold")
+    header.add_column(overflow="fold")
+    header.add_row("workflow", f"{history.workflow_name}  ({history.workflow_id})")
+    header.add_row("state", Text(str(described.state), style=STATE_STYLES[described.state]))
+    if described.current:
+        header.add_row("now", described.current)
+    if described.status is not None:
+        header.add_row("status", compact(described.status, 200))
+    header.add_row("arguments", compact(history.arguments, 200))
+    header.add_row("started", when(history.started))
+    if history.ended is not None:
+        header.add_row(
+            "ended", f"{when(history.ended)}  (took {duration(history.ended - history.started)})"
+        )
+    if history.generation:
+        header.add_row("generation", str(history.generation))
+    if history.parent:
+        header.add_row("parent", history.parent)
+    if history.outcome in ("completed", "continued as new"):
+        header.add_row("result", compact(history.result, 200))
+    if history.error is not None:
+        header.add_row("error", Text(_error_line(history.error), style="red"))
+    total = len(history.steps)
+    if total and len(steps) < total:
+        last = shown_from + len(steps) - 1
+        header.add_row("steps", f"{shown_from}-{last} of {total} shown (--from N, --limit N)")
+    parts: list[RenderableType] = [header, Text(""), timeline_table(history, steps)]
+    if history.messages:
+        parts += [Text(""), Text("messages received", style="bold"), messages_table(history)]
+    tracebacks = [(step, attempt) for step in steps for attempt in step.attempts if attempt.error]
+    if history.error is not None and history.error.get("tb"):
+        parts += [Text(""), Text("workflow error", style="bold red"), Text(history.error["tb"])]
+    elif tracebacks:
+        step, attempt = tracebacks[-1]
+        label = f"last activity error: step {step.step} {step.name}, attempt {attempt.number}"
+        parts += [
+            Text(""),
+            Text(label, style="bold red"),
+            Text((attempt.error or {}).get("tb", "")),
+        ]
+    return Group(*parts)
+
+
+def timeline_table(history: History, steps: list[Step]) -> Table:
+    """Each step: what it was, when it began, how long it took, how it ended."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    for column in ("KIND", "NAME", "STATE", "BEGAN"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("TOOK", justify="right", no_wrap=True)
+    table.add_column("DETAIL", overflow="fold", max_width=90)
+    for step in steps:
+        took = None
+        if step.began is not None and step.ended is not None:
+            took = step.ended - step.began
+        table.add_row(
+            str(step.step),
+            step.kind,
+            step.name if step.kind != "status" else "",
+            Text(step.state, style=STEP_STYLES.get(step.state, "")),
+            when(step.began),
+            duration(took),
+            _step_detail(step),
+        )
+    return table
+
+
+def _step_detail(step: Step) -> str:
+    details = []
+    if step.kind == "timer" and step.fire_at is not None:
+        details.append(f"until {when(step.fire_at)}")
+    if step.child_id:
+        details.append(f"child {step.child_id}")
+    if len(step.attempts) > 1 or any(attempt.error for attempt in step.attempts):
+        details.append(" · ".join(_attempt_word(attempt) for attempt in step.attempts))
+    if step.error is not None:
+        details.append(_error_line(step.error))
+    elif step.state in ("completed", "received", "published"):
+        details.append(f"→ {compact(step.result)}")
+    return "  ".join(details)
+
+
+def _attempt_word(attempt: Attempt) -> str:
+    if attempt.ended is None:
+        return f"#{attempt.number} running"
+    took = duration(attempt.ended - attempt.began) if attempt.began is not None else "?"
+    if attempt.error is None:
+        return f"#{attempt.number} ok {took}"
+    kind = str(attempt.error.get("type", "error")).rsplit(".", 1)[-1]
+    return f"#{attempt.number} {kind} {took}"
+
+
+def _error_line(error: dict[str, Any]) -> str:
+    return f"{error.get('type', 'error')}: {error.get('msg', '')}"
+
+
+def messages_table(history: History) -> Table:
+    """The events and cancellations the workflow received, in the order it received them."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("#", "KIND", "NAME", "RECEIVED", "PAYLOAD"):
+        table.add_column(column, overflow="fold")
+    for message in history.messages:
+        table.add_row(
+            str(message.position),
+            message.kind,
+            message.name,
+            when(message.at),
+            compact(message.payload),
+        )
+    return table
+
+
+def inbox_table(messages: list[InboxMessage]) -> Table:
+    """What was sent to a workflow, oldest first, and whether its run has received each."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("#", "KIND", "NAME", "SENT", "RECEIVED", "ID", "PAYLOAD"):
+        table.add_column(column, overflow="fold")
+    for message in messages:
+        table.add_row(
+            str(message.position),
+            message.kind,
+            message.name,
+            when(message.sent),
+            Text("yes", style="green") if message.received else Text("not yet", style="yellow"),
+            message.message_id or "",
+            compact(message.payload),
+        )
+    return table

@@ -1,0 +1,219 @@
+"""A workflow's history, read from its journal: steps with their attempts, timers, events.
+
+What `durable show` and the web UI draw as a timeline. Pure: decoded records in, plain data
+out; no workflow code runs and nothing is written, so it is safe while the workflow runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _records as records
+
+
+@dataclass
+class Attempt:
+    """One attempt of an activity (or the run of a child workflow).
+
+    `began` is None for journals older than the "b" field (and for in-doubt outcomes);
+    `ended` is None while it runs. `error` is {type, msg, tb} if it failed.
+    """
+
+    number: int
+    began: float | None
+    ended: float | None = None
+    error: dict[str, Any] | None = None
+    retry_at: float | None = None
+
+
+@dataclass
+class Step:
+    """A step of the workflow, in the order the code asked for them.
+
+    Attributes:
+        step: its position.
+        kind: "activity", "child", "timer", "wait" (for an event) or "status".
+        name: the activity, the child workflow, the event waited for; "" for timers.
+        began: when it started (an activity's first attempt; a timer's or wait's record).
+        ended: when its outcome came (None while pending, or if the code let go of it).
+        state: "running", "completed", "failed", "sleeping", "fired", "waiting",
+            "received", "abandoned" (the code let go of it) or "published" (a status).
+        attempts: an activity's attempts, in order.
+        result: its result (or the event's payload, the status value).
+        error: its final error, if it failed.
+        fire_at: a timer's fire time.
+        child_id: a child workflow's id.
+    """
+
+    step: int
+    kind: str
+    name: str
+    began: float | None = None
+    ended: float | None = None
+    state: str = "running"
+    attempts: list[Attempt] = field(default_factory=list)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    fire_at: float | None = None
+    child_id: str | None = None
+
+
+@dataclass
+class Message:
+    """An event or a cancellation the workflow took from its inbox."""
+
+    position: int
+    kind: str  # "event" or "cancel"
+    name: str  # the event name, or the cancellation's reason
+    payload: Any
+    at: float
+    event_id: str | None = None
+
+
+@dataclass
+class History:
+    """Everything the journal says, in order (see Step and Message)."""
+
+    workflow_id: str
+    workflow_name: str
+    arguments: list[Any]
+    started: float
+    generation: int
+    parent: str | None
+    steps: list[Step]
+    messages: list[Message]
+    ended: float | None = None
+    outcome: str = "running"  # "completed", "failed", "cancelled", "continued as new"
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+def history(workflow_id: str, journal: list[dict[str, Any]]) -> History:
+    """The history of the workflow whose decoded records are `journal` (start first)."""
+    start = journal[0]
+    steps: dict[int, Step] = {}
+    built = History(
+        workflow_id=workflow_id,
+        workflow_name=start.get("wf", ""),
+        arguments=start.get("args", []),
+        started=start.get("t", 0.0),
+        generation=start.get("gen", 0),
+        parent=start.get("parent"),
+        steps=[],
+        messages=[],
+    )
+    last_time = built.started
+    waiting: list[Step] = []  # event waits not answered yet, oldest first
+    for record in journal[1:]:
+        kind = record.get("k")
+        at = record.get("t", last_time)
+        if kind in records.FROM_INBOX:
+            _take_message(built, waiting, record, at)
+        elif kind == records.END:
+            _end(built, record, at)
+        elif kind != records.PATCH:
+            _step_record(steps, waiting, record, last_time)
+        last_time = max(last_time, at)
+    built.steps = [steps[number] for number in sorted(steps)]
+    return built
+
+
+def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:
+    step = steps.get(number)
+    if step is None:
+        step = steps[number] = Step(number, kind, name)
+    return step
+
+
+def _step_record(
+    steps: dict[int, Step], waiting: list[Step], record: dict[str, Any], last_time: float
+) -> None:
+    kind, number = record.get("k"), record.get("s", -1)
+    if kind in (records.SCHEDULED, records.RETRY, records.DONE):
+        _activity_record(steps, record, last_time)
+    elif kind == records.TIMER:
+        step = _step_of(steps, number, "timer", "")
+        if record.get("x"):
+            step.state = "abandoned"
+        else:
+            step.began = step.began if step.began is not None else last_time
+            step.fire_at, step.state = record["at"], "sleeping"
+    elif kind == records.FIRED:
+        step = _step_of(steps, number, "timer", "")
+        step.ended, step.state = record.get("t"), "fired"
+    elif kind == records.WAIT:
+        step = _step_of(steps, number, "wait", record.get("n", ""))
+        if record.get("x"):
+            step.state = "abandoned"
+            if step in waiting:
+                waiting.remove(step)
+        else:
+            step.began, step.state = last_time, "waiting"
+            waiting.append(step)
+    elif kind == records.STATUS:
+        step = _step_of(steps, number, "status", "status")
+        step.began = step.ended = record.get("t", last_time)
+        step.state, step.result = "published", record.get("v")
+
+
+def _activity_record(steps: dict[int, Step], record: dict[str, Any], last_time: float) -> None:
+    kind, number = record.get("k"), record.get("s", -1)
+    name = record.get("a", "")
+    is_child = name.startswith(records.CHILD_PREFIX)
+    step = _step_of(
+        steps,
+        number,
+        "child" if is_child else "activity",
+        name.removeprefix(records.CHILD_PREFIX) if is_child else name,
+    )
+    if name and not step.name:
+        step.name = name  # (version 1: only the "sched" named the activity)
+    if "id" in record:
+        step.child_id = record["id"]
+    attempt_number = record.get("n", 1)
+    attempt = next((a for a in step.attempts if a.number == attempt_number), None)
+    if attempt is None:
+        began = record.get("b", record.get("t") if kind == records.SCHEDULED else None)
+        attempt = Attempt(attempt_number, began if began is not None else last_time)
+        step.attempts.append(attempt)
+    if "b" in record:
+        attempt.began = record["b"]
+    if step.began is None:
+        step.began = attempt.began
+    if kind == records.RETRY:
+        attempt.ended, attempt.error = record.get("t"), record.get("e")
+        attempt.retry_at = record.get("at")
+    elif kind == records.DONE:
+        attempt.ended = step.ended = record.get("t")
+        if "e" in record:
+            attempt.error = step.error = record["e"]
+            step.state = "failed"
+        else:
+            step.result, step.state = record.get("r"), "completed"
+
+
+def _take_message(built: History, waiting: list[Step], record: dict[str, Any], at: float) -> None:
+    if record.get("k") == records.CANCEL:
+        built.messages.append(Message(record.get("q", -1), "cancel", record.get("m", ""), None, at))
+        return
+    name = record.get("n", "")
+    built.messages.append(
+        Message(record.get("q", -1), "event", name, record.get("p"), at, record.get("id"))
+    )
+    for step in waiting:
+        if step.name == name:
+            waiting.remove(step)
+            step.ended, step.state, step.result = at, "received", record.get("p")
+            break
+
+
+def _end(built: History, record: dict[str, Any], at: float) -> None:
+    built.ended = at
+    if "cont" in record:
+        built.outcome, built.result = "continued as new", record["cont"]
+    elif "e" in record:
+        built.outcome = "cancelled" if record.get("c") else "failed"
+        built.error = record["e"]
+    else:
+        built.outcome, built.result = "completed", record.get("r")

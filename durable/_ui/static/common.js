@@ -1,0 +1,89 @@
+// Shared by the pages: the token, fetching JSON, formatting. Data goes into the page as text only.
+"use strict";
+
+const durable = (() => {
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {  // the address `durable ui` printed: keep the token, hide it
+    localStorage.setItem("durable-token", params.get("token"));
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
+
+  function token() { return localStorage.getItem("durable-token") || ""; }
+
+  async function getJSON(url) {
+    const response = await fetch(url, { cache: "no-store" });
+    const body = await response.json().catch(() => ({ error: response.statusText }));
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  async function postJSON(url, data) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Durable-Token": token() },
+      body: JSON.stringify(data),
+    });
+    const body = await response.json().catch(() => ({ error: response.statusText }));
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  function el(tag, attributes = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "style") node.style.cssText = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function when(moment) {  // epoch seconds or ISO text -> local time
+    if (moment === null || moment === undefined || moment === "") return "";
+    const date = typeof moment === "number" ? new Date(moment * 1000) : new Date(moment);
+    return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  }
+
+  function whenShort(moment) {  // today's moments without their date
+    if (moment === null || moment === undefined || moment === "") return "";
+    const date = typeof moment === "number" ? new Date(moment * 1000) : new Date(moment);
+    const today = new Date().toDateString() === date.toDateString();
+    return today ? date.toLocaleTimeString() : when(moment);
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 60) return seconds.toFixed(1) + " s";
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 60) return Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s";
+    if (minutes < 48 * 60) return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+    return Math.floor(minutes / 1440) + " d " + Math.floor((minutes % 1440) / 60) + " h";
+  }
+
+  function json(value, indent) { return JSON.stringify(value, null, indent); }
+
+  function short(value, width = 80) {
+    const text = json(value);
+    if (text === undefined) return "";
+    return text.length <= width ? text : text.slice(0, width - 1) + "…";
+  }
+
+  const stateClass = {
+    "running": "running", "sleeping": "sleeping", "waiting for event": "waiting",
+    "completed": "completed", "failed": "failed", "cancelled": "cancelled",
+  };
+  function badge(state) { return el("span", { class: "badge " + (stateClass[state] || "") }, state); }
+
+  function workflowURL(id) { return "/workflows/" + encodeURIComponent(id); }
+
+  return { token, getJSON, postJSON, el, when, whenShort, duration, json, short, badge, workflowURL };
+})();

@@ -1,0 +1,254 @@
+// A workflow's page: facts, outcome, a timeline of its steps (a page of them at a time),
+// messages, and the send-event and cancel dialogs. Refreshes every 2 s until it ends.
+"use strict";
+
+(() => {
+  const { el, getJSON, postJSON, badge, when, duration, json, short, token } = durable;
+  const PAGE = 200;
+  const id = decodeURIComponent(location.pathname.slice("/workflows/".length));
+  const FINAL = new Set(["completed", "failed", "cancelled"]);
+  let first = null;  // null: follow the latest steps
+  let last = null;   // the latest answer
+  const open = new Set();  // the steps whose details are shown
+
+  document.title = "durable · " + id;
+  document.getElementById("title").textContent = id;
+
+  function fact(label, value) {
+    return value === "" || value === null || value === undefined ? null : el("div", {}, el("span", {}, label), value);
+  }
+
+  function errorBox(title, error) {
+    if (!error) return null;
+    return el("div", { class: "panel error-box" },
+      el("div", { class: "what" }, title + ": " + error.type + ": " + error.msg),
+      error.tb ? el("details", {}, el("summary", {}, "traceback"), el("pre", { class: "mono" }, error.tb)) : null);
+  }
+
+  function render(data) {
+    last = data;
+    const w = data.workflow;
+    document.getElementById("state").replaceChildren(badge(w.state));
+    document.getElementById("name").textContent = w.workflow;
+    const took = data.ended ? duration(data.ended - data.started) : "";
+    document.getElementById("facts").replaceChildren(...[
+      fact("Workflow", w.workflow),
+      fact("Now", w.current),
+      fact("Started", when(data.started)),
+      fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
+      fact("Steps", String(data.total_steps)),
+      fact("Status", w.status === null ? "" : short(w.status, 60)),
+      fact("Waiting for event", w.waiting_for),
+      fact("Wakes at", when(w.wake_at)),
+      fact("Unread events", w.unread_events ? String(w.unread_events) : ""),
+      fact("Generation", data.generation ? String(data.generation) : ""),
+      fact("Parent", data.parent ? el("a", { href: durable.workflowURL(data.parent) }, data.parent) : ""),
+    ].filter(Boolean));
+    const outcome = [];
+    if (data.outcome === "completed" || data.outcome === "continued as new") {
+      outcome.push(el("h2", {}, data.outcome === "completed" ? "Result" : "Continued as new with"),
+                   el("pre", { class: "mono" }, json(data.result, 2)));
+    }
+    if (data.error) outcome.push(el("h2", {}, "Error"), errorBox(data.outcome === "cancelled" ? "Cancelled" : "Failed", data.error));
+    document.getElementById("outcome").replaceChildren(...outcome);
+    document.getElementById("arguments").textContent = json(data.arguments, 2);
+    const final = FINAL.has(w.state);
+    const tokenless = !token();
+    for (const button of [document.getElementById("send-button"), document.getElementById("cancel-button")]) {
+      button.disabled = final || tokenless;
+      button.title = final ? "The workflow has ended." : tokenless
+        ? "Open the address `durable ui` printed (it carries the token) to act on workflows." : "";
+    }
+    renderTimeline(data);
+    renderMessages(data);
+  }
+
+  function bar(kind, from, to, scale, title) {
+    const left = scale(from), right = scale(to);
+    return el("div", { class: "tl-bar " + kind, title,
+      style: `left:${left}%;width:${Math.max(0, right - left)}%` });
+  }
+
+  function renderTimeline(data) {
+    const steps = data.steps;
+    const nowSeconds = Date.now() / 1000;
+    const live = !FINAL.has(data.workflow.state);
+    let start = Infinity, end = -Infinity;
+    for (const step of steps) {  // (a timer not fired yet does not stretch the axis)
+      for (const t of [step.began, step.ended]) {
+        if (typeof t === "number") { start = Math.min(start, t); end = Math.max(end, t); }
+      }
+      for (const attempt of step.attempts) {
+        for (const t of [attempt.began, attempt.ended, attempt.retry_at]) {
+          if (typeof t === "number") { start = Math.min(start, t); end = Math.max(end, t); }
+        }
+      }
+    }
+    if (live && data.from + steps.length >= data.total_steps) end = Math.max(end, nowSeconds);
+    if (!isFinite(start)) { start = data.started; end = data.ended || nowSeconds; }
+    if (end <= start) end = start + 0.001;
+    const scale = (t) => Math.min(100, Math.max(0, ((t - start) / (end - start)) * 100));
+    const rows = [el("div", { class: "tl-axis" }, el("div", {}, "step"),
+      el("div", { class: "ticks" }, el("span", {}, when(start)), el("span", {}, "+" + duration((end - start) / 2)), el("span", {}, "+" + duration(end - start))),
+      el("div", { class: "tl-end" }, "state · took"))];
+    for (const step of steps) {
+      const bars = [];
+      const stepEnd = step.ended ?? (live ? end : step.began);
+      if (step.kind === "activity" || step.kind === "child") {
+        step.attempts.forEach((attempt) => {
+          const to = attempt.ended ?? (live ? end : attempt.began);
+          const kind = attempt.ended === null ? "live" : attempt.error ? "bad" : "ok";
+          const what = `attempt ${attempt.number}` + (attempt.error ? `: ${attempt.error.type}: ${attempt.error.msg}` : "");
+          if (attempt.began !== null) bars.push(bar(kind, attempt.began, to, scale, what));
+          if (attempt.retry_at) bars.push(bar("backoff", attempt.ended, attempt.retry_at, scale, "back-off until " + when(attempt.retry_at)));
+        });
+      } else if (step.kind === "timer") {
+        const kind = step.state === "abandoned" ? "gone" : "timer";
+        const to = step.ended ?? (live && kind === "timer" ? Math.min(end, step.fire_at) : step.began);
+        if (step.began !== null) bars.push(bar(kind, step.began, to, scale, "sleep until " + when(step.fire_at)));
+      } else if (step.kind === "wait") {
+        const kind = step.state === "received" ? "got" : step.state === "abandoned" ? "gone" : "wait";
+        if (step.began !== null) bars.push(bar(kind, step.began, stepEnd, scale, "waiting for " + step.name));
+      } else if (step.began !== null) {
+        bars.push(el("div", { class: "tl-bar mark", style: `left:calc(${scale(step.began)}% - 4px)`, title: "status " + short(step.result) }));
+      }
+      const took = step.began !== null && step.ended !== null ? duration(step.ended - step.began) : "";
+      const row = el("div", { class: "tl-row" + (open.has(step.step) ? " open" : ""), "data-step": step.step,
+        onclick: () => { open.has(step.step) ? open.delete(step.step) : open.add(step.step); renderTimeline(last); } },
+        el("div", { class: "tl-label", title: `${step.kind} ${step.name}` },
+          el("span", { class: "n" }, "#" + step.step), el("span", { class: "kind" }, step.kind + " "), step.kind === "status" ? "" : step.name),
+        el("div", { class: "tl-track" }, bars),
+        el("div", { class: "tl-end" }, stepBadge(step), took ? " " + took : ""));
+      rows.push(row);
+      if (open.has(step.step)) rows.push(stepDetail(step));
+    }
+    if (!steps.length) rows.push(el("div", { class: "pager muted" }, "No steps yet."));
+    document.getElementById("timeline").replaceChildren(...rows);
+    const shown = steps.length ? `steps ${data.from}–${data.from + steps.length - 1} of ${data.total_steps}` : "";
+    document.getElementById("step-range").textContent = shown;
+    document.getElementById("step-count").textContent = data.total_steps ? `(${data.total_steps} steps)` : "";
+    document.getElementById("step-pager").style.display = data.total_steps > steps.length ? "" : "none";
+    document.getElementById("first").disabled = document.getElementById("earlier").disabled = data.from === 0;
+    const atEnd = data.from + steps.length >= data.total_steps;
+    document.getElementById("later").disabled = document.getElementById("latest").disabled = atEnd;
+  }
+
+  const STEP_CLASS = { completed: "completed", fired: "completed", received: "completed",
+                       failed: "failed", running: "running", sleeping: "sleeping", waiting: "waiting" };
+  function stepBadge(step) { return el("span", { class: "badge " + (STEP_CLASS[step.state] || "") }, step.state); }
+
+  function precise(seconds) {  // a time of day to the millisecond, for attempts
+    if (typeof seconds !== "number") return "";
+    const date = new Date(seconds * 1000);
+    return date.toLocaleTimeString(undefined, { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
+  }
+
+  function stepDetail(step) {
+    const parts = [];
+    if (step.attempts.length) {
+      parts.push(el("table", {}, el("tr", {}, el("th", {}, "attempt"), el("th", {}, "began"), el("th", {}, "took"), el("th", {}, "outcome")),
+        step.attempts.map((a) => el("tr", {},
+          el("td", {}, "#" + a.number), el("td", {}, precise(a.began)),
+          el("td", {}, a.ended !== null && a.began !== null ? duration(a.ended - a.began) : a.ended === null ? "running" : ""),
+          el("td", {}, a.error ? `${a.error.type}: ${a.error.msg}` + (a.retry_at ? ` (next attempt at ${precise(a.retry_at)})` : "") : a.ended !== null ? "ok" : "")))));
+    }
+    if (step.child_id) parts.push(el("div", {}, "child workflow ", el("a", { href: durable.workflowURL(step.child_id) }, step.child_id)));
+    if (step.fire_at) parts.push(el("div", {}, "fires at " + when(step.fire_at)));
+    if (["completed", "received", "published"].includes(step.state)) parts.push(el("pre", { class: "mono" }, json(step.result, 2)));
+    if (step.error) parts.push(errorBox("Error", step.error));
+    else {
+      const failed = step.attempts.filter((a) => a.error);
+      if (failed.length) parts.push(errorBox(`Attempt ${failed[failed.length - 1].number}`, failed[failed.length - 1].error));
+    }
+    return el("div", { class: "tl-detail" }, parts);
+  }
+
+  function renderMessages(data) {
+    const parts = [];
+    if (data.messages.length) {
+      parts.push(el("h2", {}, `Events and cancellations received (${data.total_messages})`),
+        el("div", { class: "panel" }, el("table", { class: "grid" },
+          el("thead", {}, el("tr", {}, ["#", "kind", "name", "received", "payload"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, data.messages.map((m) => el("tr", {},
+            el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, m.name),
+            el("td", { class: "muted" }, when(m.at)), el("td", { class: "mono" }, short(m.payload, 120))))))));
+    }
+    document.getElementById("messages").replaceChildren(...parts);
+    const waiting = data.inbox.length ? [el("h2", {}, `Sent, not received yet (${data.inbox.length})`),
+      el("div", { class: "panel" }, el("table", { class: "grid" },
+        el("thead", {}, el("tr", {}, ["#", "kind", "name", "sent", "payload"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, data.inbox.map((m) => el("tr", {},
+          el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, m.name),
+          el("td", { class: "muted" }, when(m.sent)), el("td", { class: "mono" }, short(m.payload, 120)))))))] : [];
+    document.getElementById("inbox").replaceChildren(...waiting);
+  }
+
+  async function refresh() {
+    const query = new URLSearchParams({ limit: PAGE });
+    if (first !== null) query.set("from", first);
+    const problem = document.getElementById("problem");
+    try {
+      render(await getJSON("/api/workflows/" + encodeURIComponent(id) + "?" + query));
+      problem.replaceChildren();
+    } catch (error) {
+      problem.replaceChildren(el("div", { class: "notice bad" }, error.message));
+    }
+  }
+
+  function page(to) { first = to; refresh(); }
+  document.getElementById("first").addEventListener("click", () => page(0));
+  document.getElementById("earlier").addEventListener("click", () => page(Math.max(0, last.from - PAGE)));
+  document.getElementById("later").addEventListener("click", () => {
+    const next = last.from + PAGE;
+    page(next + PAGE >= last.total_steps ? null : next);
+  });
+  document.getElementById("latest").addEventListener("click", () => page(null));
+
+  function wire(dialogName, submit) {
+    const dialog = document.getElementById(dialogName + "-dialog");
+    const problem = document.getElementById(dialogName + "-problem");
+    document.getElementById(dialogName + "-button").addEventListener("click", () => {
+      problem.textContent = "";
+      const name = document.getElementById("event-name");
+      if (dialogName === "send" && !name.value && last.workflow.waiting_for) name.value = last.workflow.waiting_for;
+      dialog.showModal();
+    });
+    document.getElementById(dialogName + "-close").addEventListener("click", () => dialog.close());
+    document.getElementById(dialogName + "-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      problem.textContent = "";
+      try {
+        const message = await submit();
+        dialog.close();
+        document.getElementById("problem").replaceChildren(el("div", { class: "notice good" }, message));
+        refresh();
+      } catch (error) {
+        problem.textContent = error.message;
+      }
+    });
+  }
+
+  wire("send", async () => {
+    const name = document.getElementById("event-name").value.trim();
+    const text = document.getElementById("event-payload").value.trim();
+    let payload = null;
+    if (text) {
+      try { payload = JSON.parse(text); } catch (error) { throw new Error("The payload is not JSON: " + error.message); }
+    }
+    const eventId = document.getElementById("event-id").value.trim() || null;
+    const answer = await postJSON("/api/workflows/" + encodeURIComponent(id) + "/events", { name, payload, event_id: eventId });
+    return answer.sent ? `Event "${name}" sent.` : `Not sent: event id "${eventId}" was already sent.`;
+  });
+  document.getElementById("cancel-id").textContent = id;
+  wire("cancel", async () => {
+    await postJSON("/api/workflows/" + encodeURIComponent(id) + "/cancel", { reason: document.getElementById("cancel-reason").value });
+    return "Cancellation sent: the workflow takes it at its current await.";
+  });
+
+  async function loop() {
+    const live = document.getElementById("live").checked;
+    if (live && !document.hidden && last && !FINAL.has(last.workflow.state)) await refresh();
+    setTimeout(loop, 2000);
+  }
+  refresh().finally(() => setTimeout(loop, 2000));
+})();

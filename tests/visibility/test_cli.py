@@ -1,0 +1,172 @@
+"""The `durable` command: list, show, events, send, cancel and ui's guard, on real journals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import durable
+from durable._cli import main
+
+from .sample_app import ORDERS, order_workflow
+
+
+def durable_cli(*args: str, directory: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [*args, "--dir", str(directory)], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_list_shows_a_table_newest_first(sample_dir: Path) -> None:
+    code, output = durable_cli("list", directory=sample_dir)
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0].split()[:4] == ["ID", "WORKFLOW", "STATE", "STEPS"]
+    ids = [line.split()[0] for line in lines[1:] if line.startswith("order-")]
+    assert sorted(ids) == sorted(ORDERS)
+    assert ids[0] == "order-5"
+    assert ids[-2:] == ["order-2", "order-7"]
+    assert "waiting for event 'approved'" in output
+    assert "CardDeclined" in output
+
+
+def test_list_filters_and_prints_json(sample_dir: Path) -> None:
+    code, output = durable_cli("list", "--status", "failed", "--json", directory=sample_dir)
+    assert code == 0
+    data = json.loads(output)
+    assert [w["id"] for w in data["workflows"]] == ["order-2"]
+    assert data["workflows"][0]["state"] == "failed"
+    code, output = durable_cli("list", "--search", "nothing-like-this", directory=sample_dir)
+    assert (code, output.strip()) == (0, f"no matching workflows in {sample_dir}")
+    code, output = durable_cli("list", "--status", "bogus", directory=sample_dir)
+    assert code == 2
+    assert "bogus" in output
+
+
+def test_list_of_an_empty_directory(tmp_path: Path) -> None:
+    code, output = durable_cli("list", directory=tmp_path / "none")
+    assert (code, output.strip()) == (0, f"no workflows in {tmp_path / 'none'}")
+
+
+def test_show_draws_the_timeline(sample_dir: Path) -> None:
+    code, output = durable_cli("show", "order-7", directory=sample_dir)
+    assert code == 0
+    assert "completed" in output
+    assert '"shipped 7 (auto)"' in output
+    assert "#1 ConnectionError" in output
+    assert "#3 ok" in output
+    assert "reserve_stock" in output
+    assert "fired" in output
+    assert "payment API timed out (attempt 2)" in output  # the last activity error's traceback
+    code, output = durable_cli("show", "order-2", directory=sample_dir)
+    assert code == 0
+    assert "workflow error" in output
+    assert "Traceback" in output
+
+
+def test_show_pages_and_json(sample_dir: Path) -> None:
+    code, output = durable_cli(
+        "show", "order-7", "--from", "1", "--limit", "2", directory=sample_dir
+    )
+    assert code == 0
+    assert "steps      1-2 of 4 shown" in output
+    assert "charge_payment  completed" not in output
+    assert "reserve_stock" in output
+    code, output = durable_cli("show", "order-7", "--json", directory=sample_dir)
+    data = json.loads(output)
+    assert data["workflow"]["state"] == "completed"
+    assert [s["name"] for s in data["history"]["steps"]][:1] == ["charge_payment"]
+    assert len(data["history"]["steps"][0]["attempts"]) == 3
+
+
+def test_unknown_and_invalid_ids_are_clear_errors(sample_dir: Path) -> None:
+    code, output = durable_cli("show", "order-999", directory=sample_dir)
+    assert code == 1
+    assert "order-999" in output
+    assert "Error:" in output
+    code, output = durable_cli("show", "../../etc", directory=sample_dir)
+    assert code == 1
+    assert "invalid workflow id" in output
+
+
+def test_send_then_resume_takes_the_event(sample_dir: Path) -> None:
+    code, output = durable_cli("send", "order-3", "approved", '"by phone"', directory=sample_dir)
+    assert (code, output.strip()) == (0, "sent event 'approved' to order-3")
+    code, output = durable_cli(
+        "send", "order-3", "approved", "1", "--event-id", "e1", directory=sample_dir
+    )
+    assert code == 0
+    code, output = durable_cli(
+        "send", "order-3", "approved", "2", "--event-id", "e1", directory=sample_dir
+    )
+    assert "not sent: event id 'e1' was already sent" in output
+    code, output = durable_cli("events", "order-3", directory=sample_dir)
+    assert code == 0
+    assert "not yet" in output
+    assert "by phone" in output
+
+    async def resume() -> str:
+        async with durable.Runtime(sample_dir) as runtime:
+            return await runtime.run(order_workflow, ORDERS["order-3"], id="order-3")
+
+    assert asyncio.run(resume()) == "shipped 3 (by phone)"
+    code, output = durable_cli("events", "order-3", "--json", directory=sample_dir)
+    # (both received: the second waits, buffered in the workflow, for a wait that never comes)
+    assert [m["received"] for m in json.loads(output)] == [True, True]
+
+
+def test_send_refuses_bad_json_and_finished_workflows(sample_dir: Path) -> None:
+    code, output = durable_cli("send", "order-3", "approved", "{nope", directory=sample_dir)
+    assert code == 2
+    assert "not JSON" in output
+    code, output = durable_cli("send", "order-7", "approved", directory=sample_dir)
+    assert code == 1
+    assert "already completed" in output
+    assert not (sample_dir / "order-7.inbox").exists()
+
+
+def test_cancel_asks_first_then_cancels(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["cancel", "order-4", "--dir", str(sample_dir)], input="n\n")
+    assert result.exit_code == 1
+    assert "Aborted" in result.output
+    assert not (sample_dir / "order-4.inbox").exists()
+    code, output = durable_cli(
+        "cancel", "order-4", "--yes", "--reason", "test", directory=sample_dir
+    )
+    assert code == 0
+    assert "cancellation sent" in output
+
+    async def resume() -> None:
+        async with durable.Runtime(sample_dir) as runtime:
+            await runtime.run(order_workflow, ORDERS["order-4"], id="order-4")
+
+    with pytest.raises(durable.WorkflowCancelled):
+        asyncio.run(resume())
+    code, output = durable_cli("list", "--status", "cancelled", "--json", directory=sample_dir)
+    assert {w["id"] for w in json.loads(output)["workflows"]} == {"order-4", "order-5"}
+
+
+def test_ui_refuses_a_non_loopback_host_without_the_flag(sample_dir: Path) -> None:
+    code, output = durable_cli("ui", "--host", "0.0.0.0", directory=sample_dir)
+    assert code == 2
+    assert "--allow-remote" in output
+
+
+def test_console_script_and_python_m(sample_dir: Path) -> None:
+    for command in (
+        [sys.executable, "-m", "durable"],
+        [str(Path(sys.executable).parent / "durable")],
+    ):
+        done = subprocess.run(
+            [*command, "list", "--dir", str(sample_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "order-3" in done.stdout
