@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import anyio.to_thread
+
 from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState, describe
 from ._engine._history import History, history
@@ -59,12 +61,26 @@ class InboxMessage:
     received: bool
 
 
+@dataclass(frozen=True)
+class Details:
+    """All a workflow's page needs, from one read of its journal and inbox."""
+
+    history: History
+    description: WorkflowDescription
+    inbox: list[InboxMessage]
+
+
 class Catalog:
-    """A read-only view of one journal directory."""
+    """A read-only view of one journal directory.
+
+    Keeps each journal's description while its files are unchanged (same inode, size and
+    mtime), so a UI that lists 10,000 workflows every few seconds decodes only what moved.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self._store = JournalDirectory(self.directory)
+        self._described: dict[str, tuple[tuple[int, ...], WorkflowDescription]] = {}
 
     async def listing(
         self, *, state: WorkflowState | str | None = None, search: str | None = None
@@ -74,29 +90,37 @@ class Catalog:
         Args:
             state: only workflows in this state.
             search: only those whose id, workflow name or status contains it (any case).
+
+        Raises:
+            ValueError: `state` is not a WorkflowState.
         """
         wanted = WorkflowState(state) if state is not None else None
         names = await self._store.list()
-        stored = await self._store.read_many(names)
-        inbox_sizes = await self._store.inbox_sizes(names)
+        versions = await anyio.to_thread.run_sync(self._versions, names)
+        stale = [name for name in names if self._described.get(name, ((),))[0] != versions[name]]
+        stored = await self._store.read_many(stale) if stale else {}
         listing = Listing()
-        needle = search.lower() if search else None
-        for name in names:
+        for name in stale:
             records = stored[name]
+            self._described.pop(name, None)
             if isinstance(records, JournalError):
                 listing.unreadable[name] = str(records)
+            elif records:  # (none: created, its start record not written yet)
+                try:
+                    journal = self._decode(name, records)
+                    messages = len(await self._inbox(name)) if versions[name][4] > 0 else 0
+                    described = describe(name, journal, inbox_size=messages)
+                except DurableError as error:
+                    listing.unreadable[name] = str(error)
+                else:
+                    self._described[name] = (versions[name], described)
+        for gone in self._described.keys() - set(names):
+            del self._described[gone]
+        needle = search.lower() if search else None
+        for name in names:
+            if (kept := self._described.get(name)) is None:
                 continue
-            if not records:
-                continue  # created, its start record not written yet
-            try:
-                journal = self._decode(name, records)
-                messages = 0
-                if inbox_sizes.get(name, -1) > 0:
-                    messages = len(await self._store.inbox(name))
-                described = describe(name, journal, inbox_size=messages)
-            except DurableError as error:
-                listing.unreadable[name] = str(error)
-                continue
+            described = kept[1]
             if wanted is not None and described.state is not wanted:
                 continue
             if needle is not None and not _matches(described, needle):
@@ -104,6 +128,16 @@ class Catalog:
             listing.workflows.append(described)
         listing.workflows.sort(key=lambda described: described.updated, reverse=True)
         return listing
+
+    async def details(self, workflow_id: str) -> Details:
+        """One workflow's history, description and inbox (WorkflowNotFound if none)."""
+        journal = await self._journal(workflow_id)
+        messages = await self._inbox(workflow_id)
+        return Details(
+            history=history(workflow_id, journal),
+            description=describe(workflow_id, journal, inbox_size=len(messages)),
+            inbox=_inbox_messages(journal, messages),
+        )
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """One workflow's description (WorkflowNotFound if there is none)."""
@@ -117,25 +151,7 @@ class Catalog:
     async def inbox(self, workflow_id: str) -> list[InboxMessage]:
         """The messages sent to a workflow, oldest first, with whether it received each yet."""
         journal = await self._journal(workflow_id)
-        received = journal[0].get("q", 0)
-        for record in journal[1:]:
-            if "q" in record and record.get("k") in ("event", "cancel"):
-                received = max(received, record["q"] + 1)
-        messages = []
-        for position, message in enumerate(await self._inbox(workflow_id)):
-            kind = message.get("k", "")
-            messages.append(
-                InboxMessage(
-                    position=position,
-                    kind=kind,
-                    name=message.get("n", "") if kind == "event" else message.get("m", ""),
-                    payload=message.get("p"),
-                    sent=message.get("t", 0.0),
-                    message_id=message.get("id"),
-                    received=position < received,
-                )
-            )
-        return messages
+        return _inbox_messages(journal, await self._inbox(workflow_id))
 
     def check_id(self, workflow_id: str) -> None:
         """Refuse an id that is not a valid workflow id (InvalidWorkflowId)."""
@@ -145,18 +161,24 @@ class Catalog:
             raise InvalidWorkflowId.of(error) from None
 
     def version(self, workflow_id: str) -> tuple[int, ...]:
-        """What changes whenever the workflow's journal or inbox does (sizes, mtimes)."""
+        """What changes whenever the workflow's journal or inbox does (inode, size, mtime)."""
         self.check_id(workflow_id)
-        path = self._store.path_of(workflow_id)
-        stamp: list[int] = []
-        for file in (path, path.with_suffix(INBOX_SUFFIX)):
-            try:
-                stat = file.stat()
-            except FileNotFoundError:
-                stamp += [-1, -1, -1]
-            else:
-                stamp += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
-        return tuple(stamp)
+        return self._versions([workflow_id])[workflow_id]
+
+    def _versions(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        found = {}
+        for name in names:
+            path = self._store.path_of(name)
+            stamp: list[int] = []
+            for file in (path, path.with_suffix(INBOX_SUFFIX)):
+                try:
+                    stat = file.stat()
+                except FileNotFoundError:
+                    stamp += [-1, -1, -1]
+                else:
+                    stamp += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+            found[name] = tuple(stamp)
+        return found
 
     async def _journal(self, workflow_id: str) -> list[dict[str, Any]]:
         self.check_id(workflow_id)
@@ -178,6 +200,30 @@ class Catalog:
     def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[dict[str, Any]]:
         path = self._store.path_of(workflow_id)
         return [decode(record.payload, path=path, offset=record.offset) for record in records]
+
+
+def _inbox_messages(
+    journal: list[dict[str, Any]], messages: list[dict[str, Any]]
+) -> list[InboxMessage]:
+    received = journal[0].get("q", 0)  # (a new generation starts past what it carried)
+    for record in journal[1:]:
+        if "q" in record and record.get("k") in ("event", "cancel"):
+            received = max(received, record["q"] + 1)
+    found = []
+    for position, message in enumerate(messages):
+        kind = message.get("k", "")
+        found.append(
+            InboxMessage(
+                position=position,
+                kind=kind,
+                name=message.get("n", "") if kind == "event" else message.get("m", ""),
+                payload=message.get("p"),
+                sent=message.get("t", 0.0),
+                message_id=message.get("id"),
+                received=position < received,
+            )
+        )
+    return found
 
 
 def _matches(described: WorkflowDescription, needle: str) -> bool:

@@ -58,3 +58,9 @@ def test_peers_benchmark_runs_quick_for_the_systems_ci_has(tmp_path: Path) -> No
     # A peer that is not installed is reported as skipped with the reason, never dropped.
     dbos_sequential = results["dbos"]["sequential"]["20"]
     assert "median" in dbos_sequential or "skipped" in dbos_sequential
+
+
+def test_visibility_benchmark_runs_quick(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.visibility", tmp_path)
+    assert "cli_list" in output
+    assert set(report["medians"]) >= {"raw_read", "cli_list", "ui_list_page_refresh"}

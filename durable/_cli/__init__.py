@@ -96,10 +96,12 @@ def list_command(directory: Path, state: str | None, search: str | None, as_json
         return
     console = _console()
     if listing.workflows:
-        console.print(_render.listing_table(listing))
+        color = console.is_terminal and not console.no_color
+        for line in _render.listing_lines(listing, width=console.width, color=color):
+            click.echo(line, color=color)
     else:
         filtered = " matching" if state or search else ""
-        console.print(f"no{filtered} workflows in {directory}")
+        click.echo(f"no{filtered} workflows in {directory}")
     for name, problem in listing.unreadable.items():
         console.print(f"[red]unreadable[/red] {name}: {problem}", markup=True)
 
@@ -123,12 +125,8 @@ def list_command(directory: Path, state: str | None, search: str | None, as_json
 @JSON_OPTION
 def show(workflow_id: str, directory: Path, first: int | None, limit: int, as_json: bool) -> None:
     """Show one workflow's history: each step with its attempts, timers, events, outcome."""
-    catalog = Catalog(directory)
-
-    async def read() -> tuple[Any, Any]:
-        return await catalog.history(workflow_id), await catalog.describe(workflow_id)
-
-    history, described = _run(read())
+    details = _run(Catalog(directory).details(workflow_id))
+    history, described = details.history, details.description
     total = len(history.steps)
     if limit == 0:
         first, limit = 0, total
@@ -275,8 +273,12 @@ def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
 
 @main.command()
 @click.argument(
-    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".durable"
+    "positional_directory",
+    metavar="[DIRECTORY]",
+    required=False,
+    type=click.Path(file_okay=False, path_type=Path),
 )
+@DIRECTORY_OPTION
 @click.option(
     "--workflow",
     "-w",
@@ -288,13 +290,23 @@ def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
     "workflows). Repeat for several.",
 )
 @click.option("--strict", is_flag=True, help="Fail on journals of workflows not given, too.")
-def verify(directory: Path, workflow_specs: tuple[str, ...], strict: bool) -> None:
-    """Replay every journal in DIRECTORY against the current code (nothing is written).
+def verify(
+    positional_directory: Path | None,
+    directory: Path,
+    workflow_specs: tuple[str, ...],
+    strict: bool,
+) -> None:
+    """Replay every journal in DIRECTORY (or --dir) against the current code.
+
+    Nothing is written.
 
     Exits 1 if any journal would hit NonDeterminismError (or cannot be read), with the
     step, what was recorded, what the code asks for now and the call site: run it before
     deploying a change to a workflow with unfinished runs.
     """
+    directory = positional_directory or directory
+    if not directory.is_dir():
+        raise click.BadParameter(f"no journal directory at {directory}", param_hint="DIRECTORY")
     workflows = [workflow for spec in workflow_specs for workflow in _load_workflows(spec)]
     results = asyncio.run(replay_directory(directory, workflows))
     for result in results:

@@ -23,9 +23,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._catalog import Catalog, plain_description, to_plain
-from .._engine._describe import WorkflowDescription, WorkflowState
-from .._engine._history import History
+from .._catalog import Catalog, Details, plain_description, to_plain
+from .._engine._describe import WorkflowState
 from .._errors import (
     DurableError,
     InvalidWorkflowId,
@@ -41,8 +40,8 @@ PAGE_LIMIT = 500  # at most this many steps or workflows in one answer
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
-class _Histories:
-    """The last few histories read, kept while their files are unchanged.
+class _RecentDetails:
+    """The last few workflows' details, kept while their files are unchanged.
 
     Live refresh then re-reads a 100k-step journal only when it grew.
     """
@@ -50,20 +49,17 @@ class _Histories:
     def __init__(self, catalog: Catalog, size: int = 8) -> None:
         self._catalog = catalog
         self._size = size
-        self._kept: dict[str, tuple[tuple[int, ...], History, WorkflowDescription]] = {}
+        self._kept: dict[str, tuple[tuple[int, ...], Details]] = {}
 
-    async def get(self, workflow_id: str) -> tuple[History, WorkflowDescription]:
-        key = self._catalog.version(workflow_id)
-        kept = self._kept.get(workflow_id)
-        if kept is not None and kept[0] == key:
-            return kept[1], kept[2]
-        history = await self._catalog.history(workflow_id)
-        described = await self._catalog.describe(workflow_id)
-        self._kept.pop(workflow_id, None)
-        self._kept[workflow_id] = (key, history, described)
+    async def get(self, workflow_id: str) -> Details:
+        version = self._catalog.version(workflow_id)
+        kept = self._kept.pop(workflow_id, None)
+        if kept is None or kept[0] != version:
+            kept = (version, await self._catalog.details(workflow_id))
+        self._kept[workflow_id] = kept  # (now the most recent)
         while len(self._kept) > self._size:
             del self._kept[next(iter(self._kept))]
-        return history, described
+        return kept[1]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -98,7 +94,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             only loopback names, which keeps DNS-rebinding pages out.
     """
     catalog = Catalog(directory)
-    histories = _Histories(catalog)
+    recent = _RecentDetails(catalog)
     runtime_holder: list[Runtime] = []
 
     @contextlib.asynccontextmanager
@@ -132,13 +128,13 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
 
     async def api_workflow(request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
-        history, described = await histories.get(workflow_id)
+        details = await recent.get(workflow_id)
+        history, described = details.history, details.description
         total = len(history.steps)
         limit = _int(request, "limit", 200, at_most=PAGE_LIMIT)
         first = _int(request, "from", max(0, total - limit)) if total else 0
         steps = history.steps[first : first + limit]
         messages = history.messages[-PAGE_LIMIT:]
-        inbox = await catalog.inbox(workflow_id)
         return JSONResponse(
             {
                 "workflow": plain_description(described),
@@ -155,7 +151,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                 "steps": to_plain(steps),
                 "messages": to_plain(messages),
                 "total_messages": len(history.messages),
-                "inbox": to_plain([message for message in inbox if not message.received]),
+                "inbox": to_plain([message for message in details.inbox if not message.received]),
             }
         )
 

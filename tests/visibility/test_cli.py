@@ -32,7 +32,7 @@ def test_list_shows_a_table_newest_first(sample_dir: Path) -> None:
     assert ids[0] == "order-5"
     assert ids[-2:] == ["order-2", "order-7"]
     assert "waiting for event 'approved'" in output
-    assert "CardDeclined" in output
+    assert "ActivityError: activity 'charge_payment'" in output
 
 
 def test_list_filters_and_prints_json(sample_dir: Path) -> None:

@@ -33,7 +33,7 @@
     const took = data.ended ? duration(data.ended - data.started) : "";
     document.getElementById("facts").replaceChildren(...[
       fact("Workflow", w.workflow),
-      fact("Now", w.current),
+      fact("Now", w.state === "running" ? w.current : ""),  // (sleeping, waiting: below)
       fact("Started", when(data.started)),
       fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
       fact("Steps", String(data.total_steps)),
@@ -49,7 +49,10 @@
       outcome.push(el("h2", {}, data.outcome === "completed" ? "Result" : "Continued as new with"),
                    el("pre", { class: "mono" }, json(data.result, 2)));
     }
-    if (data.error) outcome.push(el("h2", {}, "Error"), errorBox(data.outcome === "cancelled" ? "Cancelled" : "Failed", data.error));
+    if (data.error) {
+      const cancelled = data.outcome === "cancelled";
+      outcome.push(el("h2", {}, cancelled ? "Cancellation" : "Error"), errorBox(cancelled ? "Cancelled" : "Failed", data.error));
+    }
     document.getElementById("outcome").replaceChildren(...outcome);
     document.getElementById("arguments").textContent = json(data.arguments, 2);
     const final = FINAL.has(w.state);
@@ -84,7 +87,8 @@
         }
       }
     }
-    if (live && data.from + steps.length >= data.total_steps) end = Math.max(end, nowSeconds);
+    const lastPage = data.from + steps.length >= data.total_steps;
+    if (lastPage) end = Math.max(end, live ? nowSeconds : data.ended ?? end);
     if (!isFinite(start)) { start = data.started; end = data.ended || nowSeconds; }
     if (end <= start) end = start + 0.001;
     const scale = (t) => Math.min(100, Math.max(0, ((t - start) / (end - start)) * 100));
@@ -93,7 +97,7 @@
       el("div", { class: "tl-end" }, "state · took"))];
     for (const step of steps) {
       const bars = [];
-      const stepEnd = step.ended ?? (live ? end : step.began);
+      const stepEnd = step.ended ?? (live || step.state === "abandoned" ? end : step.began);
       if (step.kind === "activity" || step.kind === "child") {
         step.attempts.forEach((attempt) => {
           const to = attempt.ended ?? (live ? end : attempt.began);
@@ -104,7 +108,7 @@
         });
       } else if (step.kind === "timer") {
         const kind = step.state === "abandoned" ? "gone" : "timer";
-        const to = step.ended ?? (live && kind === "timer" ? Math.min(end, step.fire_at) : step.began);
+        const to = step.ended ?? (kind === "timer" ? Math.min(end, step.fire_at) : stepEnd);
         if (step.began !== null) bars.push(bar(kind, step.began, to, scale, "sleep until " + when(step.fire_at)));
       } else if (step.kind === "wait") {
         const kind = step.state === "received" ? "got" : step.state === "abandoned" ? "gone" : "wait";
@@ -209,6 +213,7 @@
     const problem = document.getElementById(dialogName + "-problem");
     document.getElementById(dialogName + "-button").addEventListener("click", () => {
       problem.textContent = "";
+      document.getElementById("notice").replaceChildren();
       const name = document.getElementById("event-name");
       if (dialogName === "send" && !name.value && last.workflow.waiting_for) name.value = last.workflow.waiting_for;
       dialog.showModal();
@@ -220,7 +225,7 @@
       try {
         const message = await submit();
         dialog.close();
-        document.getElementById("problem").replaceChildren(el("div", { class: "notice good" }, message));
+        document.getElementById("notice").replaceChildren(el("div", { class: "notice good" }, message));
         refresh();
       } catch (error) {
         problem.textContent = error.message;

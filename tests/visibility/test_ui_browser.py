@@ -1,0 +1,204 @@
+"""The web UI end to end: `durable ui` in a subprocess, headless Chromium driven by Playwright.
+
+The journals come from real runs (sample_app); a second process runs the unfinished
+workflows, as a service would, so sending an event and cancelling from the page really
+reach them. Screenshots land in the test's tmp_path (and in $DURABLE_SCREENSHOTS if set).
+Needs Debian's chromium: skipped without it, except under CI, where .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must have Debian's chromium for the browser tests (.ci/run)")
+    pytest.skip("no chromium here (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+APP = Path(__file__).with_name("sample_app.py")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def started(command: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a process; return it with the first line of its output that contains `ready`."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=APP.parents[2]
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if ready in line:
+            return process, line.strip()
+    process.wait()
+    raise AssertionError(f"{command} ended without saying {ready!r} (exit {process.returncode})")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@pytest.fixture
+def served(sample_dir: Path) -> Iterator[str]:
+    """The address `durable ui` printed (with its token), while a runner holds the workflows."""
+    runner, _ = started([sys.executable, str(APP), str(sample_dir)], "resumed")
+    port = free_port()
+    ui, line = started(
+        [sys.executable, "-m", "durable", "ui", "--dir", str(sample_dir), "--port", str(port)],
+        "durable ui:",
+    )
+    try:
+        match = re.search(r"(http://127\.0\.0\.1:\d+/\?token=\S+)", line)
+        assert match is not None, line
+        yield match.group(1)
+    finally:
+        stop(ui)
+        stop(runner)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    yield page
+    page.close()
+    assert problems == []
+
+
+def screenshot(page: Page, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=tmp_path / f"{name}.png", full_page=True)
+    if keep := os.environ.get("DURABLE_SCREENSHOTS"):
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=Path(keep) / f"{name}.png", full_page=True)
+
+
+def test_the_list_shows_every_workflow_and_filters(served: str, page: Page, tmp_path: Path) -> None:
+    page.goto(served)
+    rows = page.locator("#workflows tbody tr")
+    expect(rows).to_have_count(5)
+    expect(page.locator("#count")).to_have_text("1\u20135 of 5 workflows")
+    for workflow_id in ("order-2", "order-3", "order-4", "order-5", "order-7"):
+        expect(page.locator(f'tr[data-id="{workflow_id}"]')).to_be_visible()
+    expect(page.locator('tr[data-id="order-2"] .badge')).to_have_text("failed")
+    expect(page.locator('tr[data-id="order-2"]')).to_contain_text("CardDeclined")
+    screenshot(page, tmp_path, "list")
+    assert "token" not in page.url  # kept in the browser, out of the address bar and history
+    page.select_option("#status", "failed")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("order-2")
+    page.select_option("#status", "")
+    page.fill("#search", "order-7")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("order-7")
+
+
+def test_a_detail_page_shows_the_steps(served: str, page: Page, tmp_path: Path) -> None:
+    page.goto(served)
+    page.click('a[href="/workflows/order-7"]')
+    expect(page.locator("#title")).to_have_text("order-7")
+    expect(page.locator("#state .badge")).to_have_text("completed")
+    expect(page.locator(".tl-row")).to_have_count(4)
+    expect(page.locator('.tl-row[data-step="0"]')).to_contain_text("charge_payment")
+    expect(page.locator('.tl-row[data-step="0"] .tl-bar.bad')).to_have_count(2)  # 2 failed tries
+    expect(page.locator("#outcome")).to_contain_text("shipped 7 (auto)")
+    page.click('.tl-row[data-step="0"]')
+    detail = page.locator(".tl-detail")
+    expect(detail).to_contain_text("ConnectionError: payment API timed out (attempt 1)")
+    expect(detail).to_contain_text('"pay-7"')
+    screenshot(page, tmp_path, "completed")
+    page.goto(served.split("?", maxsplit=1)[0] + "workflows/order-2")
+    expect(page.locator("#outcome")).to_contain_text("CardDeclined")
+    page.click("#outcome summary")
+    expect(page.locator("#outcome pre")).to_contain_text("Traceback")
+    screenshot(page, tmp_path, "failed")
+
+
+def test_sending_an_event_from_the_page(served: str, page: Page, tmp_path: Path) -> None:
+    page.goto(served)  # (keeps the token)
+    page.goto(served.split("?", maxsplit=1)[0] + "workflows/order-3")
+    expect(page.locator("#state .badge")).to_have_text("waiting for event")
+    page.click("#send-button")
+    expect(page.locator("#event-name")).to_have_value("approved")  # what it waits for
+    page.fill("#event-payload", "{not json")
+    page.click("#send-confirm")
+    expect(page.locator("#send-problem")).to_contain_text("not JSON")
+    page.fill("#event-payload", '"from the browser"')
+    screenshot(page, tmp_path, "send-dialog")
+    page.click("#send-confirm")
+    expect(page.locator("#notice")).to_contain_text('Event "approved" sent.')
+    # The runner process takes it; the page follows live until the workflow ends.
+    expect(page.locator("#state .badge")).to_have_text("completed", timeout=15_000)
+    expect(page.locator("#outcome")).to_contain_text("shipped 3 (from the browser)")
+    expect(page.locator("#send-button")).to_be_disabled()
+    screenshot(page, tmp_path, "after-event")
+
+
+def test_cancelling_from_the_page_asks_first(served: str, page: Page, tmp_path: Path) -> None:
+    page.goto(served)
+    page.goto(served.split("?", maxsplit=1)[0] + "workflows/order-4")
+    expect(page.locator("#state .badge")).to_have_text("sleeping")
+    page.click("#cancel-button")
+    expect(page.locator("#cancel-dialog")).to_be_visible()
+    screenshot(page, tmp_path, "cancel-dialog")
+    page.click("#cancel-close")  # "Keep it running": nothing is sent
+    expect(page.locator("#cancel-dialog")).to_be_hidden()
+    page.click("#cancel-button")
+    page.fill("#cancel-reason", "customer called")
+    page.click("#cancel-confirm")
+    expect(page.locator("#notice")).to_contain_text("Cancellation sent")
+    expect(page.locator("#state .badge")).to_have_text("cancelled", timeout=15_000)
+    expect(page.locator("#outcome")).to_contain_text("customer called")
+    screenshot(page, tmp_path, "cancelled")
+
+
+def test_without_the_token_the_page_only_reads(served: str, page: Page) -> None:
+    page.goto(served.split("?", maxsplit=1)[0] + "workflows/order-3")
+    expect(page.locator("#state .badge")).to_have_text("waiting for event")
+    expect(page.locator("#send-button")).to_be_disabled()
+    expect(page.locator("#cancel-button")).to_be_disabled()
