@@ -131,6 +131,8 @@ def _now_column(described: WorkflowDescription) -> str:
         kind, _, message = described.error.partition(": ")
         return f"{kind.rsplit('.', 1)[-1]}: {message}".splitlines()[0]
     parts = [described.current or ""]
+    if described.state is WorkflowState.SLEEPING and described.wake_at is not None:
+        parts = [f"sleeping until {when(described.wake_at, short=True)}"]  # (local time)
     if described.status is not None:
         parts.append(f"status {compact(described.status, 40)}")
     if described.unread_events:

@@ -8,6 +8,8 @@ Needs Debian's chromium: skipped without it, except under CI, where .ci/run inst
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -28,6 +30,9 @@ if CHROMIUM is None:
     pytest.skip("no chromium here (apt-get install chromium)", allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+from durable._encoding import encode  # noqa: E402
+from durable._storage._directory import JournalDirectory  # noqa: E402
 
 APP = Path(__file__).with_name("sample_app.py")
 CHROMIUM_FLAGS = [
@@ -71,13 +76,12 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
-@pytest.fixture
-def served(sample_dir: Path) -> Iterator[str]:
-    """The address `durable ui` printed (with its token), while a runner holds the workflows."""
-    runner, _ = started([sys.executable, str(APP), str(sample_dir)], "resumed")
+@contextlib.contextmanager
+def ui_serving(directory: Path) -> Iterator[str]:
+    """`durable ui` on `directory`; yields the address it printed (with its token)."""
     port = free_port()
     ui, line = started(
-        [sys.executable, "-m", "durable", "ui", "--dir", str(sample_dir), "--port", str(port)],
+        [sys.executable, "-m", "durable", "ui", "--dir", str(directory), "--port", str(port)],
         "durable ui:",
     )
     try:
@@ -86,6 +90,16 @@ def served(sample_dir: Path) -> Iterator[str]:
         yield match.group(1)
     finally:
         stop(ui)
+
+
+@pytest.fixture
+def served(sample_dir: Path) -> Iterator[str]:
+    """The UI's address, while a runner process holds the unfinished workflows."""
+    runner, _ = started([sys.executable, str(APP), str(sample_dir)], "resumed")
+    try:
+        with ui_serving(sample_dir) as address:
+            yield address
+    finally:
         stop(runner)
 
 
@@ -202,3 +216,34 @@ def test_without_the_token_the_page_only_reads(served: str, page: Page) -> None:
     expect(page.locator("#state .badge")).to_have_text("waiting for event")
     expect(page.locator("#send-button")).to_be_disabled()
     expect(page.locator("#cancel-button")).to_be_disabled()
+
+
+@pytest.fixture
+def long_history(tmp_path: Path) -> Path:
+    """A directory with one finished workflow of 20,000 steps (written before the browser
+    starts: Playwright's sync API holds this thread's event loop)."""
+
+    async def write(steps: int) -> None:
+        async with JournalDirectory(tmp_path / "big") as store:
+            journal = await store.open("long")
+            start = {"k": "start", "v": 2, "wf": "w", "id": "long", "args": [], "t": 1e9, "seed": 1}
+            journal.write(encode(start))
+            for step in range(steps):
+                done = {"k": "done", "s": step, "a": "step", "d": "x", "n": 1, "r": step, "t": 1e9}
+                journal.write(encode(done))
+            journal.write(encode({"k": "end", "r": None, "t": 1e9 + 1}))
+            await journal.close()
+
+    asyncio.run(write(20_000))
+    return tmp_path / "big"
+
+
+def test_a_long_history_comes_a_page_at_a_time(long_history: Path, page: Page) -> None:
+    with ui_serving(long_history) as address:
+        page.goto(address.split("?")[0] + "workflows/long")
+        expect(page.locator(".tl-row")).to_have_count(200)  # the latest page
+        expect(page.locator("#step-range")).to_have_text("steps 19800\u201319999 of 20000")
+        page.click("#first")
+        expect(page.locator('.tl-row[data-step="0"]')).to_be_visible()
+        page.click("#later")
+        expect(page.locator("#step-range")).to_have_text("steps 200\u2013399 of 20000")

@@ -15,7 +15,8 @@
   function now(workflow) {
     if (workflow.error) return workflow.error.split("\n")[0];
     const parts = [];
-    if (workflow.current) parts.push(workflow.current);
+    if (workflow.state === "sleeping" && workflow.wake_at) parts.push("sleeping until " + whenShort(workflow.wake_at));
+    else if (workflow.current) parts.push(workflow.current);
     if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + short(workflow.status, 40));
     if (workflow.unread_events) parts.push(workflow.unread_events + " unread");
     return parts.join(" · ");

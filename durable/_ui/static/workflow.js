@@ -88,7 +88,10 @@
       }
     }
     const lastPage = data.from + steps.length >= data.total_steps;
-    if (lastPage) end = Math.max(end, live ? nowSeconds : data.ended ?? end);
+    // A live workflow's axis runs to now while something of it is under way; a finished
+    // one's to its end (a cancelled sleep, say).
+    const underWay = steps.some((step) => ["running", "sleeping", "waiting"].includes(step.state));
+    if (lastPage) end = Math.max(end, live ? (underWay ? nowSeconds : end) : data.ended ?? end);
     if (!isFinite(start)) { start = data.started; end = data.ended || nowSeconds; }
     if (end <= start) end = start + 0.001;
     const scale = (t) => Math.min(100, Math.max(0, ((t - start) / (end - start)) * 100));
