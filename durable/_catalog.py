@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from ._errors import (
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
+from ._storage._locks import flock_holders
 
 
 @dataclass
@@ -42,6 +44,34 @@ class Listing:
 
     workflows: list[WorkflowDescription] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # id -> what is wrong
+    runners: dict[str, int] | None = None  # id -> pid of the process holding its journal
+
+    def runner(self, workflow_id: str) -> Runner:
+        """Who holds this workflow's journal (see Runner)."""
+        return Runner.of(workflow_id, self.runners)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Whether a process holds a workflow's journal now (its lock, from /proc/locks).
+
+    `known` is False where the kernel's lock table cannot be read. A sleeping or waiting
+    workflow may be unloaded by a live runtime and hold no lock; a running one (an activity
+    under way) that no process holds is stalled: it resumes when a runtime runs it again.
+    """
+
+    known: bool
+    pid: int | None
+
+    @classmethod
+    def of(cls, workflow_id: str, runners: dict[str, int] | None) -> Runner:
+        if runners is None:
+            return cls(known=False, pid=None)
+        return cls(known=True, pid=runners.get(workflow_id))
+
+    def stalled(self, described: WorkflowDescription) -> bool:
+        """Journaled as running an activity, yet no process holds it."""
+        return self.known and self.pid is None and described.state is WorkflowState.RUNNING
 
 
 @dataclass(frozen=True)
@@ -68,6 +98,7 @@ class Details:
     history: History
     description: WorkflowDescription
     inbox: list[InboxMessage]
+    runner: Runner
 
 
 class Catalog:
@@ -97,9 +128,14 @@ class Catalog:
         wanted = WorkflowState(state) if state is not None else None
         names = await self._store.list()
         versions = await anyio.to_thread.run_sync(self._versions, names)
+        holders = await anyio.to_thread.run_sync(flock_holders)
         stale = [name for name in names if self._described.get(name, ((),))[0] != versions[name]]
         stored = await self._store.read_many(stale) if stale else {}
         listing = Listing()
+        if holders is not None:
+            listing.runners = {
+                name: pid for name in names if (pid := holders.get(_file_of(versions[name])))
+            }
         for name in stale:
             records = stored[name]
             self._described.pop(name, None)
@@ -108,7 +144,7 @@ class Catalog:
             elif records:  # (none: created, its start record not written yet)
                 try:
                     journal = self._decode(name, records)
-                    messages = len(await self._inbox(name)) if versions[name][4] > 0 else 0
+                    messages = len(await self._inbox(name)) if versions[name][6] > 0 else 0
                     described = describe(name, journal, inbox_size=messages)
                 except DurableError as error:
                     listing.unreadable[name] = str(error)
@@ -133,11 +169,24 @@ class Catalog:
         """One workflow's history, description and inbox (WorkflowNotFound if none)."""
         journal = await self._journal(workflow_id)
         messages = await self._inbox(workflow_id)
+        holders = await anyio.to_thread.run_sync(flock_holders)
+        runners = None
+        if holders is not None:
+            version = self.version(workflow_id)
+            runners = {workflow_id: pid} if (pid := holders.get(_file_of(version))) else {}
         return Details(
             history=history(workflow_id, journal),
             description=describe(workflow_id, journal, inbox_size=len(messages)),
             inbox=_inbox_messages(journal, messages),
+            runner=Runner.of(workflow_id, runners),
         )
+
+    async def runner(self, workflow_id: str) -> Runner:
+        """Who holds the workflow's journal now (no lock is taken to find out)."""
+        holders = await anyio.to_thread.run_sync(flock_holders)
+        if holders is None:
+            return Runner(known=False, pid=None)
+        return Runner(known=True, pid=holders.get(_file_of(self.version(workflow_id))))
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """One workflow's description (WorkflowNotFound if there is none)."""
@@ -161,7 +210,10 @@ class Catalog:
             raise InvalidWorkflowId.of(error) from None
 
     def version(self, workflow_id: str) -> tuple[int, ...]:
-        """What changes whenever the workflow's journal or inbox does (inode, size, mtime)."""
+        """What changes whenever the workflow's journal or inbox does.
+
+        The journal's device, inode, size and mtime, then the inbox's (-1s where missing).
+        """
         self.check_id(workflow_id)
         return self._versions([workflow_id])[workflow_id]
 
@@ -174,9 +226,9 @@ class Catalog:
                 try:
                     stat = file.stat()
                 except FileNotFoundError:
-                    stamp += [-1, -1, -1]
+                    stamp += [-1, -1, -1, -1]
                 else:
-                    stamp += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+                    stamp += [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
             found[name] = tuple(stamp)
         return found
 
@@ -200,6 +252,11 @@ class Catalog:
     def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[dict[str, Any]]:
         path = self._store.path_of(workflow_id)
         return [decode(record.payload, path=path, offset=record.offset) for record in records]
+
+
+def _file_of(version: tuple[int, ...]) -> tuple[int, int]:
+    """The journal's (device, inode), from a Catalog.version()."""
+    return version[0], version[1]
 
 
 def _inbox_messages(
@@ -229,7 +286,11 @@ def _inbox_messages(
 def _matches(described: WorkflowDescription, needle: str) -> bool:
     return any(
         needle in text.lower()
-        for text in (described.workflow_id, described.workflow_name, str(described.status or ""))
+        for text in (
+            described.workflow_id,
+            described.workflow_name,
+            "" if described.status is None else json.dumps(to_plain(described.status)),
+        )
     )
 
 
@@ -269,7 +330,7 @@ def to_plain(value: Any) -> Any:  # noqa: PLR0911 (one return a type)
     return repr(value)
 
 
-def plain_description(described: WorkflowDescription) -> dict[str, Any]:
+def plain_description(described: WorkflowDescription, runner: Runner) -> dict[str, Any]:
     """A WorkflowDescription as JSON-ready data (times in ISO 8601, UTC).
 
     The shape of the CLI's --json and of the web UI's API.
@@ -291,4 +352,6 @@ def plain_description(described: WorkflowDescription) -> dict[str, Any]:
         "error": described.error,
         "parent": described.parent,
         "unread_events": described.unread_events,
+        "runner_pid": runner.pid,  # (None: no process holds it, or it cannot be known)
+        "stalled": runner.stalled(described),
     }

@@ -84,12 +84,19 @@ def main() -> None:
 @click.option("--search", help="Only ids, workflow names or statuses containing this text.")
 @JSON_OPTION
 def list_command(directory: Path, state: str | None, search: str | None, as_json: bool) -> None:
-    """List the workflows in the journal directory, most recently updated first."""
+    """List the workflows in the journal directory, most recently updated first.
+
+    A workflow journaled as running an activity that no process holds now is marked
+    stalled: it resumes when a runtime runs it again (run() or recover()).
+    """
+    _check_directory(directory)
     listing = _run(Catalog(directory).listing(state=state, search=search))
     if as_json:
         _print_json(
             {
-                "workflows": [plain_description(d) for d in listing.workflows],
+                "workflows": [
+                    plain_description(d, listing.runner(d.workflow_id)) for d in listing.workflows
+                ],
                 "unreadable": listing.unreadable,
             }
         )
@@ -103,7 +110,14 @@ def list_command(directory: Path, state: str | None, search: str | None, as_json
         filtered = " matching" if state or search else ""
         click.echo(f"no{filtered} workflows in {directory}")
     for name, problem in listing.unreadable.items():
-        console.print(f"[red]unreadable[/red] {name}: {problem}", markup=True)
+        click.echo(f"{click.style('unreadable', fg='red')} {name}: {_render.safe(problem)}")
+
+
+def _check_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        raise click.ClickException(
+            f"no journal directory at {directory} (give --dir, or set $DURABLE_DIR)"
+        )
 
 
 @main.command()
@@ -134,9 +148,10 @@ def show(workflow_id: str, directory: Path, first: int | None, limit: int, as_js
         first = max(0, total - limit)
     steps = history.steps[first : first + limit]
     if as_json:
-        _print_json({"workflow": plain_description(described), "history": history, "from": first})
+        plain = plain_description(described, details.runner)
+        _print_json({"workflow": plain, "history": history, "from": first})
         return
-    _console().print(_render.history_view(history, described, steps, first))
+    _console().print(_render.history_view(history, described, steps, first, details.runner))
 
 
 @main.command()
@@ -188,7 +203,7 @@ def send(
             return await runtime.send_event(workflow_id, name, value, event_id=event_id)
 
     if _run(post()):
-        click.echo(f"sent event {name!r} to {workflow_id}")
+        click.echo(f"sent event {name!r} to {workflow_id}: {_arrival(directory, workflow_id)}")
     else:
         click.echo(f"not sent: event id {event_id!r} was already sent to {workflow_id}")
 
@@ -205,6 +220,10 @@ def cancel(workflow_id: str, directory: Path, reason: str, yes: bool) -> None:
     Journaled: a restart does not resurrect it.
     """
     described = _run(Catalog(directory).describe(workflow_id))
+    if described.ended is not None:
+        raise click.ClickException(
+            f"workflow {workflow_id!r} has already {described.state}: nothing to cancel"
+        )
     if not yes:
         click.confirm(
             f"cancel {workflow_id} ({described.workflow_name}, {described.state})?", abort=True
@@ -215,7 +234,20 @@ def cancel(workflow_id: str, directory: Path, reason: str, yes: bool) -> None:
             await runtime.cancel(workflow_id, reason)
 
     _run(post())
-    click.echo(f"cancellation sent to {workflow_id}: it takes it at its current await")
+    click.echo(f"cancellation sent to {workflow_id}: {_arrival(directory, workflow_id)}")
+
+
+def _arrival(directory: Path, workflow_id: str) -> str:
+    """When the workflow will take what was just posted to its inbox, in words."""
+    runner = _run(Catalog(directory).runner(workflow_id))
+    if runner.pid is not None:
+        return f"process {runner.pid} runs it and takes it within its poll interval (1 s)"
+    if not runner.known:
+        return "a process running it takes it within a second; otherwise it waits for a resume"
+    return (
+        "no process holds it now; it takes it when a runtime resumes it (one that unloaded "
+        "it while it sleeps or waits wakes it for this)"
+    )
 
 
 @main.command()
@@ -235,6 +267,8 @@ def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
     """
     from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
 
+    _check_directory(directory)
+
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(
             f"--host {host} is not a loopback address: anyone who can reach it could read "
@@ -246,7 +280,14 @@ def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
             fg="yellow",
             err=True,
         )
-    serve(directory, host=host, port=port)
+    try:
+        serve(directory, host=host, port=port)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; try another --port"
+        ) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def _load_workflows(spec: str) -> list[Workflow[..., Any]]:

@@ -7,6 +7,7 @@ values as compact JSON cut to fit a column; `--json` gives scripts the whole val
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .._catalog import InboxMessage, Listing, to_plain
+from .._catalog import InboxMessage, Listing, Runner, to_plain
 from .._engine._describe import WorkflowDescription, WorkflowState
 from .._engine._history import Attempt, History, Step
 
@@ -47,6 +48,23 @@ STEP_STYLES = {
     "abandoned": "dim",
     "published": "dim",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Journal text as it may reach a terminal: control characters shown, not obeyed.
+
+    Names, messages and payloads are anyone's text; an escape sequence in an error message
+    must not retitle the terminal or erase lines. Newlines and tabs stay.
+    """
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def _add_row(table: Table, *cells: str | Text) -> None:
+    """A row whose text is shown as it is: never read as rich markup ("[link=...]")."""
+    table.add_row(*(Text(safe(cell)) if isinstance(cell, str) else cell for cell in cells))
 
 
 def when(moment: datetime | float | None, *, short: bool = False) -> str:
@@ -98,12 +116,12 @@ def listing_lines(listing: Listing, *, width: int, color: bool) -> Iterator[str]
     rows = [
         (
             described.workflow_id,
-            described.workflow_name,
+            safe(described.workflow_name),
             str(described.state),
             str(described.steps),
             when(described.started, short=True),
             when(described.updated, short=True),
-            _now_column(described),
+            safe(_now_column(described, listing.runner(described.workflow_id))).replace("\n", " "),
         )
         for described in listing.workflows
     ]
@@ -126,7 +144,7 @@ def listing_lines(listing: Listing, *, width: int, color: bool) -> Iterator[str]
         yield line
 
 
-def _now_column(described: WorkflowDescription) -> str:
+def _now_column(described: WorkflowDescription, runner: Runner) -> str:
     if described.error is not None:
         kind, _, message = described.error.partition(": ")
         return f"{kind.rsplit('.', 1)[-1]}: {message}".splitlines()[0]
@@ -137,53 +155,80 @@ def _now_column(described: WorkflowDescription) -> str:
         parts.append(f"status {compact(described.status, 40)}")
     if described.unread_events:
         parts.append(f"{described.unread_events} unread")
+    if runner.stalled(described):
+        parts.insert(0, "STALLED, no process holds it:")
     return " · ".join(part for part in parts if part)
 
 
 def history_view(
-    history: History, described: WorkflowDescription, steps: list[Step], shown_from: int
+    history: History,
+    described: WorkflowDescription,
+    steps: list[Step],
+    shown_from: int,
+    runner: Runner,
 ) -> RenderableType:
     """A workflow's header (state, arguments, outcome) and a page of its timeline."""
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column(overflow="fold")
-    header.add_row("workflow", f"{history.workflow_name}  ({history.workflow_id})")
-    header.add_row("state", Text(str(described.state), style=STATE_STYLES[described.state]))
-    if described.current:
-        header.add_row("now", described.current)
+    _add_row(header, "workflow", f"{history.workflow_name}  ({history.workflow_id})")
+    _add_row(header, "state", Text(str(described.state), style=STATE_STYLES[described.state]))
+    if described.state is WorkflowState.SLEEPING and described.wake_at is not None:
+        _add_row(header, "now", f"sleeping until {when(described.wake_at)}")
+    elif described.current:
+        _add_row(header, "now", described.current)
+    if described.ended is None and runner.known:
+        held = f"process {runner.pid} holds its journal" if runner.pid else "no process holds it"
+        if runner.stalled(described):
+            held += " (stalled: it resumes when a runtime runs it again)"
+        _add_row(header, "runner", held)
     if described.status is not None:
-        header.add_row("status", compact(described.status, 200))
-    header.add_row("arguments", compact(history.arguments, 200))
-    header.add_row("started", when(history.started))
+        _add_row(header, "status", compact(described.status, 200))
+    _add_row(header, "arguments", compact(history.arguments, 200))
+    started = "started" if not history.generation else f"generation {history.generation} began"
+    _add_row(header, started, when(history.started))
     if history.ended is not None:
-        header.add_row(
-            "ended", f"{when(history.ended)}  (took {duration(history.ended - history.started)})"
+        _add_row(
+            header,
+            "ended",
+            f"{when(history.ended)}  (took {duration(history.ended - history.started)})",
         )
     if history.generation:
-        header.add_row("generation", str(history.generation))
+        _add_row(
+            header,
+            "generation",
+            f"{history.generation} (continued as new {history.generation} times; the steps "
+            "below are this generation's)",
+        )
     if history.parent:
-        header.add_row("parent", history.parent)
+        _add_row(header, "parent", history.parent)
     if history.outcome in ("completed", "continued as new"):
-        header.add_row("result", compact(history.result, 200))
+        _add_row(header, "result", compact(history.result, 200))
     if history.error is not None:
-        header.add_row("error", Text(_error_line(history.error), style="red"))
+        _add_row(header, "error", Text(safe(_error_line(history.error)), style="red"))
     total = len(history.steps)
-    if total and len(steps) < total:
+    if total and not steps:
+        _add_row(header, "steps", f"none from step {shown_from}: it has {total} (0-{total - 1})")
+    elif total and len(steps) < total:
         last = shown_from + len(steps) - 1
-        header.add_row("steps", f"{shown_from}-{last} of {total} shown (--from N, --limit N)")
+        _add_row(header, "steps", f"{shown_from}-{last} of {total} shown (--from N, --limit N)")
     parts: list[RenderableType] = [header, Text(""), timeline_table(history, steps)]
     if history.messages:
         parts += [Text(""), Text("messages received", style="bold"), messages_table(history)]
     tracebacks = [(step, attempt) for step in steps for attempt in step.attempts if attempt.error]
     if history.error is not None and history.error.get("tb"):
-        parts += [Text(""), Text("workflow error", style="bold red"), Text(history.error["tb"])]
+        parts += [
+            Text(""),
+            Text("workflow error", style="bold red"),
+            Text(safe(history.error["tb"])),
+        ]
     elif tracebacks:
         step, attempt = tracebacks[-1]
-        label = f"last activity error: step {step.step} {step.name}, attempt {attempt.number}"
+        label = safe(f"last activity error: step {step.step} {step.name}, attempt {attempt.number}")
         parts += [
             Text(""),
             Text(label, style="bold red"),
-            Text((attempt.error or {}).get("tb", "")),
+            Text(safe((attempt.error or {}).get("tb", ""))),
         ]
     return Group(*parts)
 
@@ -200,7 +245,8 @@ def timeline_table(history: History, steps: list[Step]) -> Table:
         took = None
         if step.began is not None and step.ended is not None:
             took = step.ended - step.began
-        table.add_row(
+        _add_row(
+            table,
             str(step.step),
             step.kind,
             step.name if step.kind != "status" else "",
@@ -247,7 +293,8 @@ def messages_table(history: History) -> Table:
     for column in ("#", "KIND", "NAME", "RECEIVED", "PAYLOAD"):
         table.add_column(column, overflow="fold")
     for message in history.messages:
-        table.add_row(
+        _add_row(
+            table,
             str(message.position),
             message.kind,
             message.name,
@@ -263,7 +310,8 @@ def inbox_table(messages: list[InboxMessage]) -> Table:
     for column in ("#", "KIND", "NAME", "SENT", "RECEIVED", "ID", "PAYLOAD"):
         table.add_column(column, overflow="fold")
     for message in messages:
-        table.add_row(
+        _add_row(
+            table,
             str(message.position),
             message.kind,
             message.name,

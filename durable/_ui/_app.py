@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._catalog import Catalog, Details, plain_description, to_plain
 from .._engine._describe import WorkflowState
@@ -82,7 +84,11 @@ class _BadRequest(Exception):
 
 
 def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
-    directory: str | os.PathLike[str], *, token: str | None = None, allow_remote: bool = False
+    directory: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    allow_remote: bool = False,
+    host: str | None = None,
 ) -> Starlette:
     """The UI's ASGI app for one journal directory.
 
@@ -92,6 +98,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             new random one, in `app.state.token`).
         allow_remote: accept any Host header (when listening beyond loopback); otherwise
             only loopback names, which keeps DNS-rebinding pages out.
+        host: the address it listens on, accepted as a Host name too (127.0.0.2, say).
     """
     catalog = Catalog(directory)
     recent = _RecentDetails(catalog)
@@ -121,7 +128,10 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                 "directory": str(catalog.directory),
                 "total": len(listing.workflows),
                 "offset": offset,
-                "workflows": [plain_description(described) for described in page],
+                "workflows": [
+                    plain_description(described, listing.runner(described.workflow_id))
+                    for described in page
+                ],
                 "unreadable": listing.unreadable,
             }
         )
@@ -135,9 +145,10 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         first = _int(request, "from", max(0, total - limit)) if total else 0
         steps = history.steps[first : first + limit]
         messages = history.messages[-PAGE_LIMIT:]
+        pending = [message for message in details.inbox if not message.received]
         return JSONResponse(
             {
-                "workflow": plain_description(described),
+                "workflow": plain_description(described, await catalog.runner(workflow_id)),
                 "arguments": to_plain(history.arguments),
                 "started": history.started,
                 "ended": history.ended,
@@ -151,7 +162,8 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                 "steps": to_plain(steps),
                 "messages": to_plain(messages),
                 "total_messages": len(history.messages),
-                "inbox": to_plain([message for message in details.inbox if not message.received]),
+                "inbox": to_plain(pending[:PAGE_LIMIT]),  # (the oldest: taken first)
+                "total_inbox": len(pending),
             }
         )
 
@@ -207,8 +219,12 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         ],
         middleware=[
             Middleware(
-                TrustedHostMiddleware, allowed_hosts=["*"] if allow_remote else LOOPBACK_NAMES
-            )
+                TrustedHostMiddleware,
+                allowed_hosts=["*"]
+                if allow_remote
+                else [*LOOPBACK_NAMES, *([host] if host else [])],
+            ),
+            Middleware(_NoFraming),
         ],
         exception_handlers={
             InvalidWorkflowId: _handler(400),
@@ -224,6 +240,24 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
     )
     app.state.token = expected
     return app
+
+
+class _NoFraming:
+    """No other site may frame the pages (clickjacking the cancel button)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Frame-Options"] = "DENY"
+                headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+                headers["X-Content-Type-Options"] = "nosniff"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class _Forbidden(Exception):

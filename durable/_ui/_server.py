@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import os
 import secrets
-import sys
+import socket
 
 import uvicorn
 
@@ -24,25 +24,39 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(directory: str | os.PathLike[str], *, host: str, port: int) -> None:
-    """Serve the UI until interrupted; prints its address (with the token) once listening."""
+    """Serve the UI until interrupted; prints its address (with the token) once listening.
+
+    Raises:
+        OSError: the address cannot be listened on (in use, not this machine's).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host.strip("[]"), port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
     token = secrets.token_urlsafe(24)
-    app = create_app(directory, token=token, allow_remote=not is_loopback(host))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    loopback = is_loopback(host)
+    app = create_app(directory, token=token, allow_remote=not loopback, host=host.strip("[]"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
 
     async def run() -> None:
-        serving = asyncio.ensure_future(server.serve())
+        serving = asyncio.ensure_future(server.serve(sockets=[listener]))
         while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn sets a flag)
             await asyncio.sleep(0.02)
         if server.started:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            shown = f"[{host}]" if ":" in host else host
+            bound = listener.getsockname()[1]
+            shown = f"[{host.strip('[]')}]" if ":" in host else host
             print(
                 f"durable ui: {directory} at http://{shown}:{bound}/?token={token}",
                 flush=True,
             )
         await serving
-        if not server.started:  # could not listen (uvicorn said why)
-            sys.exit(1)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        listener.close()

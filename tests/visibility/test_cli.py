@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 
 import durable
 from durable._cli import main
+from durable._encoding import encode
 
 from .sample_app import ORDERS, order_workflow
 
@@ -48,9 +51,12 @@ def test_list_filters_and_prints_json(sample_dir: Path) -> None:
     assert "bogus" in output
 
 
-def test_list_of_an_empty_directory(tmp_path: Path) -> None:
-    code, output = durable_cli("list", directory=tmp_path / "none")
-    assert (code, output.strip()) == (0, f"no workflows in {tmp_path / 'none'}")
+def test_list_of_an_empty_or_missing_directory(tmp_path: Path) -> None:
+    code, output = durable_cli("list", directory=tmp_path)
+    assert (code, output.strip()) == (0, f"no workflows in {tmp_path}")
+    code, output = durable_cli("list", directory=tmp_path / "typo")
+    assert code == 1
+    assert f"no journal directory at {tmp_path / 'typo'}" in output
 
 
 def test_show_draws_the_timeline(sample_dir: Path) -> None:
@@ -96,7 +102,8 @@ def test_unknown_and_invalid_ids_are_clear_errors(sample_dir: Path) -> None:
 
 def test_send_then_resume_takes_the_event(sample_dir: Path) -> None:
     code, output = durable_cli("send", "order-3", "approved", '"by phone"', directory=sample_dir)
-    assert (code, output.strip()) == (0, "sent event 'approved' to order-3")
+    assert code == 0
+    assert output.startswith("sent event 'approved' to order-3: no process holds it now")
     code, output = durable_cli(
         "send", "order-3", "approved", "1", "--event-id", "e1", directory=sample_dir
     )
@@ -170,3 +177,71 @@ def test_console_script_and_python_m(sample_dir: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert "order-3" in done.stdout
+
+
+def test_text_from_journals_is_shown_not_obeyed(sample_dir: Path) -> None:
+    """Rich markup and terminal escapes in names, payloads and errors are printed as text."""
+    hostile = "[bold]x[/] [link=http://evil]y[/link] [/oops] \x1b]0;pwned\x07 \x1b[2J"
+
+    async def send() -> None:
+        async with durable.Runtime(sample_dir) as runtime:
+            await runtime.send_event("order-3", hostile, {"note": hostile})
+
+    asyncio.run(send())
+    code, output = durable_cli("events", "order-3", directory=sample_dir)
+    assert code == 0
+    assert "[/oops]" in output
+    assert "\x1b" not in output
+    assert "\\x1b]0;pwned\\x07" in output
+    code, output = durable_cli("show", "order-3", directory=sample_dir)
+    assert code == 0
+
+
+def test_a_stalled_workflow_is_told_apart(sample_dir: Path) -> None:
+    """Journaled as running an activity, but no process holds it: `list` says stalled."""
+    journal = sample_dir / "order-9.journal"
+    shutil.copy(sample_dir / "order-3.journal", journal)
+
+    async def add_running_step() -> None:
+        async with durable.JournalDirectory(sample_dir) as store:
+            opened = await store.open("order-9")
+            opened.write(encode({"k": "sched", "s": 9, "a": "slow", "d": "x", "n": 1, "t": 2e9}))
+            await opened.close()
+
+    asyncio.run(add_running_step())
+    code, output = durable_cli("list", "--json", directory=sample_dir)
+    described = {w["id"]: w for w in json.loads(output)["workflows"]}
+    assert described["order-9"]["state"] == "running"
+    assert described["order-9"]["stalled"] is True
+    assert described["order-3"]["stalled"] is False
+    code, output = durable_cli("list", directory=sample_dir)
+    assert code == 0
+    assert "STALLED, no process holds it" in output
+    code, output = durable_cli("show", "order-9", directory=sample_dir)
+    assert code == 0
+    assert "no process holds it (stalled" in output
+
+
+def test_show_past_the_last_step_says_so(sample_dir: Path) -> None:
+    code, output = durable_cli("show", "order-7", "--from", "10", directory=sample_dir)
+    assert code == 0
+    assert "none from step 10: it has 4 (0-3)" in output
+
+
+def test_cancel_of_a_finished_workflow_does_not_ask(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["cancel", "order-7", "--dir", str(sample_dir)])
+    assert result.exit_code == 1
+    assert "already completed: nothing to cancel" in result.output
+    assert "cancel order-7" not in result.output
+
+
+def test_ui_on_a_busy_port_says_so_in_one_line(sample_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = durable_cli("ui", "--port", str(port), directory=sample_dir)
+    assert code == 1
+    assert output.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; try another --port"
+    )

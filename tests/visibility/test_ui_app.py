@@ -157,3 +157,30 @@ def test_loopback_addresses() -> None:
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.5")
     assert not is_loopback("example.com")
+
+
+def test_pages_cannot_be_framed_and_the_bound_host_is_accepted(sample_dir: Path) -> None:
+    app = create_app(sample_dir, host="127.0.0.2")
+    with TestClient(app, base_url="http://127.0.0.2:8233") as client:
+        answer = client.get("/")
+        assert answer.status_code == 200
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
+def test_a_long_inbox_comes_capped(client: TestClient) -> None:
+    headers = {"X-Durable-Token": TOKEN}
+    for index in range(PAGE_LIMIT + 5):
+        answer = client.post(
+            "/api/workflows/order-4/events", json={"name": f"e{index}"}, headers=headers
+        )
+        assert answer.status_code == 200
+    data = client.get("/api/workflows/order-4").json()
+    assert data["total_inbox"] == PAGE_LIMIT + 5
+    assert len(data["inbox"]) == PAGE_LIMIT
+    assert data["inbox"][0]["name"] == "e0"
+
+
+def test_search_matches_the_status_as_shown(client: TestClient) -> None:
+    found = client.get("/api/workflows", params={"search": '"paid": "pay-3"'}).json()
+    assert [w["id"] for w in found["workflows"]] == ["order-3"]

@@ -19,6 +19,7 @@
     else if (workflow.current) parts.push(workflow.current);
     if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + short(workflow.status, 40));
     if (workflow.unread_events) parts.push(workflow.unread_events + " unread");
+    if (workflow.stalled) parts.unshift("stalled: no process holds it");
     return parts.join(" · ");
   }
 
@@ -41,7 +42,7 @@
       el("td", {}, w.workflow),
       el("td", {}, badge(w.state)),
       el("td", {}, String(w.steps)),
-      el("td", { class: w.error ? "error" : "muted" }, now(w)),
+      el("td", { class: w.error || w.stalled ? "error" : "muted" }, now(w)),
       el("td", { class: "muted nowrap", title: durable.when(w.started) }, whenShort(w.started)),
       el("td", { class: "muted nowrap", title: durable.when(w.updated) }, whenShort(w.updated)),
     ));

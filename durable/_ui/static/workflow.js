@@ -18,6 +18,13 @@
     return value === "" || value === null || value === undefined ? null : el("div", {}, el("span", {}, label), value);
   }
 
+  function runnerText(w) {
+    if (FINAL.has(w.state)) return "";
+    if (w.runner_pid) return "process " + w.runner_pid;
+    if (w.stalled) return el("span", { class: "error-text" }, "none: stalled, it resumes when a runtime runs it again");
+    return "no process holds it now";
+  }
+
   function errorBox(title, error) {
     if (!error) return null;
     return el("div", { class: "panel error-box" },
@@ -34,7 +41,8 @@
     document.getElementById("facts").replaceChildren(...[
       fact("Workflow", w.workflow),
       fact("Now", w.state === "running" ? w.current : ""),  // (sleeping, waiting: below)
-      fact("Started", when(data.started)),
+      fact(data.generation ? `Generation ${data.generation} began` : "Started", when(data.started)),
+      fact("Runner", runnerText(w)),
       fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
       fact("Steps", String(data.total_steps)),
       fact("Status", w.status === null ? "" : short(w.status, 60)),
@@ -181,7 +189,8 @@
             el("td", { class: "muted" }, when(m.at)), el("td", { class: "mono" }, short(m.payload, 120))))))));
     }
     document.getElementById("messages").replaceChildren(...parts);
-    const waiting = data.inbox.length ? [el("h2", {}, `Sent, not received yet (${data.inbox.length})`),
+    const shownOf = data.total_inbox > data.inbox.length ? `the first ${data.inbox.length} of ${data.total_inbox}` : String(data.total_inbox);
+    const waiting = data.inbox.length ? [el("h2", {}, `Sent, not received yet (${shownOf})`),
       el("div", { class: "panel" }, el("table", { class: "grid" },
         el("thead", {}, el("tr", {}, ["#", "kind", "name", "sent", "payload"].map((h) => el("th", {}, h)))),
         el("tbody", {}, data.inbox.map((m) => el("tr", {},
