@@ -20,9 +20,8 @@ from ._engine._describe import WorkflowDescription, describe
 from ._engine._requests import cancel_message, event_message
 from ._engine._workflow_run import InboxReader, WorkflowRun
 from ._errors import JournalNotFound, WorkflowFinished, WorkflowNotFound
-from ._storage._directory import JournalDirectory
 from ._storage._frames import StoredRecord
-from ._storage._inbox import INBOX_SUFFIX, size_of
+from ._storage._interface import JournalStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +55,7 @@ class Mailroom:
 
     def __init__(
         self,
-        store: JournalDirectory,
+        store: JournalStore,
         runs: dict[str, WorkflowRun],
         running: dict[str, asyncio.Task[Any]],
         poll_interval: float,
@@ -74,14 +73,14 @@ class Mailroom:
     # -- the receiving side -----------------------------------------------------------------
 
     def reader(self, workflow_id: str) -> InboxReader:
-        path = self._store.path_of(workflow_id).with_suffix(INBOX_SUFFIX)
+        where = f"{self._store.location(workflow_id)} (inbox)"
 
         async def read(first: int) -> list[tuple[int, dict[str, Any]]]:
-            if size_of(path) <= 0:  # (a stat, on this thread: most workflows get no mail)
+            if not self._store.may_have_mail(workflow_id):  # (most workflows get no mail)
                 return []
-            stored = await self._store.inbox(workflow_id, first)
+            stored: list[StoredRecord] = await self._store.inbox(workflow_id, first)
             return [
-                (first + index, decode(record.payload, path=path, offset=record.offset))
+                (first + index, decode(record.payload, path=where, offset=record.offset))
                 for index, record in enumerate(stored)
             ]
 
@@ -188,14 +187,14 @@ class Mailroom:
             raise WorkflowFinished(workflow_id=workflow_id, outcome=outcome, action=action)
 
     async def _read(self, workflow_id: str) -> list[dict[str, Any]]:
-        path = self._store.path_of(workflow_id)
+        where = self._store.location(workflow_id)
         try:
             stored = await self._store.read(workflow_id)
         except JournalNotFound:
-            raise WorkflowNotFound(workflow_id=workflow_id, directory=self._store.path) from None
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
         if not stored:
-            raise WorkflowNotFound(workflow_id=workflow_id, directory=self._store.path)
-        return [decode(record.payload, path=path, offset=record.offset) for record in stored]
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=where)
+        return [decode(record.payload, path=where, offset=record.offset) for record in stored]
 
     # -- reading ------------------------------------------------------------------------------
 

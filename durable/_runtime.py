@@ -39,9 +39,9 @@ from ._errors import (
     WorkflowStopped,
 )
 from ._mail import Mailroom
-from ._storage._directory import JournalDirectory, validate_name
+from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
-from ._storage._interface import Journal
+from ._storage._interface import Journal, JournalStore
 
 logger = logging.getLogger("durable")
 
@@ -113,6 +113,8 @@ class Runtime:
 
     Args:
         directory: where journals live (default $DURABLE_DIR, else ./.durable).
+        store: where journals live instead of a directory: a JournalStore such as
+            PostgresStore (then `directory` and `sync` do not apply).
         workflows: workflows recover() may find in the directory (run/start add theirs).
         sync: how the journal syncs; see JournalDirectory ("auto" by default).
         suspend_after: a workflow that only sleeps or waits for events, for longer than
@@ -129,6 +131,7 @@ class Runtime:
         self,
         directory: str | os.PathLike[str] | None = None,
         *,
+        store: JournalStore | None = None,
         workflows: Iterable[Workflow[..., Any]] = (),
         sync: SyncMode = "auto",
         suspend_after: Duration | None = "1 min",
@@ -139,8 +142,13 @@ class Runtime:
             None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
         )
         self._stop_grace = to_seconds(stop_grace, what="stop_grace")
-        self.directory = Path(directory) if directory is not None else default_directory()
-        self._store = JournalDirectory(self.directory, sync=sync)
+        if store is not None and directory is not None:
+            raise TypeError("give Runtime a directory or a store, not both")
+        self.directory: Path | None = None  # (None: the journals live in `store`)
+        if store is None:
+            self.directory = Path(directory) if directory is not None else default_directory()
+            store = JournalDirectory(self.directory, sync=sync)
+        self._store: JournalStore = store
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
@@ -208,10 +216,10 @@ class Runtime:
         parent: str | None = None,
     ) -> WorkflowHandle[Any]:
         self._check_id(workflow_id)
-        path = self._store.path_of(workflow_id)
         if workflow_id in self._running:
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path)
-        journal = await self._open(workflow_id, path)
+            location = self._store.location(workflow_id)
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
+        journal = await self._open(workflow_id)
         try:
             run = self._run_of(definition, workflow_id, journal, arguments, parent)
         except BaseException:
@@ -269,7 +277,7 @@ class Runtime:
                 current = None
                 if wake_at is not None:
                     await self._mail.sleep_until(workflow_id, wake_at)
-                current = await self._open(workflow_id, self._store.path_of(workflow_id))
+                current = await self._open(workflow_id)
                 run = self._run_of(definition, workflow_id, current, arguments, parent)
         finally:
             self._running.pop(workflow_id, None)
@@ -296,15 +304,16 @@ class Runtime:
 
     def _check_id(self, workflow_id: str) -> None:
         try:
-            validate_name(workflow_id, self.directory)
+            self._store.check_name(workflow_id)
         except InvalidJournalName as error:
             raise InvalidWorkflowId.of(error) from None
 
-    async def _open(self, workflow_id: str, path: Path) -> Journal:
+    async def _open(self, workflow_id: str) -> Journal:
         try:
             return await self._store.open(workflow_id)
         except JournalLocked:
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=path) from None
+            location = self._store.location(workflow_id)
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location) from None
 
     def _run_of(
         self,

@@ -105,6 +105,18 @@ class JournalDirectory:
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
 
+    def check_name(self, name: str) -> None:
+        """Refuse a name that could escape the directory (InvalidJournalName)."""
+        validate_name(name, self.path)
+
+    def location(self, name: str) -> str:
+        """The journal's path, for messages."""
+        return str(self.path_of(name))
+
+    def may_have_mail(self, name: str) -> bool:
+        """Whether the inbox file has anything (a stat on this thread: no thread hop)."""
+        return inbox.size_of(self.path_of(name).with_suffix(INBOX_SUFFIX)) > 0
+
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
         return self.path / (validate_name(name, self.path) + SUFFIX)

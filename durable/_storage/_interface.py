@@ -6,7 +6,8 @@ engine noticing. Payloads are opaque, non-empty bytes.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ._frames import StoredRecord
 
@@ -36,7 +37,17 @@ class Journal(Protocol):
 
 
 class JournalStore(Protocol):
-    """Named journals: open one to write (exclusively), read any, list them."""
+    """Named journals: open one to write (exclusively), read any, list them.
+
+    And each journal's inbox, which anyone may post to.
+    """
+
+    def check_name(self, name: str) -> None:
+        """Refuse a name the store cannot hold (InvalidJournalName)."""
+
+    def location(self, name: str) -> str:
+        """Where journal `name` lives, for messages (a path, a database and name)."""
+        ...
 
     async def open(self, name: str) -> Journal:
         """Open (creating if needed) and lock a journal; JournalLocked if someone has it."""
@@ -46,9 +57,38 @@ class JournalStore(Protocol):
         """The durable records of a journal, without locking it or changing it."""
         ...
 
-    async def list(self) -> list[str]:
-        """The names of all journals, sorted."""
+    async def rotate(self, journal: Journal, first_payload: bytes) -> Journal:
+        """Replace an open journal by a new generation holding `first_payload`; its handle.
+
+        The previous generation may be kept for inspection; readers see the new one.
+        """
+        ...
+
+    async def post(
+        self, name: str, payload: bytes, refuse: Callable[[list[StoredRecord]], Any] | None = None
+    ) -> int:
+        """Append a message to journal `name`'s inbox, durably; its position.
+
+        `refuse` sees the messages already there and may return an exception to raise
+        instead (a duplicate id), atomically with the append.
+        """
+        ...
+
+    async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
+        """The messages in journal `name`'s inbox from position `first` on."""
+        ...
+
+    async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
+        """A value per name that changes when its inbox grows (-1: no inbox yet)."""
+        ...
+
+    def may_have_mail(self, name: str) -> bool:
+        """A cheap hint: False only if the inbox is certainly empty (checked often)."""
         ...
 
     async def close(self) -> None:
         """Release shared resources; open journals must be closed first."""
+
+    async def list(self) -> list[str]:
+        """The names of all journals, sorted."""
+        ...

@@ -213,8 +213,8 @@ class TestRuntime(Runtime):
 
     # -- crashes --------------------------------------------------------------------------
 
-    async def _open(self, workflow_id: str, path: Any) -> Journal:
-        journal = await super()._open(workflow_id, path)
+    async def _open(self, workflow_id: str) -> Journal:
+        journal = await super()._open(workflow_id)
         if self._injector is not None and self._injector.armed:
             return CountedJournal(journal, self._injector)
         return journal

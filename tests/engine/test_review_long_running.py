@@ -244,14 +244,16 @@ async def test_a_start_cancelled_while_opening_does_not_keep_the_journal_locked(
         await runtime.start(waiter, id="busy")  # an unfinished journal: reopened in a thread
         await wait_until(lambda: _has_wait(runtime, "busy"))
     async with Runtime(journal_dir) as runtime:
-        real = runtime._store._open_blocking
+        store = runtime._store
+        assert isinstance(store, durable.JournalDirectory)
+        real = store._open_blocking
 
         def slow_open(path: Path) -> Any:
             time.sleep(0.2)
             return real(path)
 
         with monkeypatch.context() as patch:
-            patch.setattr(runtime._store, "_open_blocking", slow_open)
+            patch.setattr(store, "_open_blocking", slow_open)
             with pytest.raises(TimeoutError):
                 async with asyncio.timeout(0.05):  # e.g. a request handler's deadline
                     await runtime.start(waiter, id="busy")

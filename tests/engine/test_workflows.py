@@ -534,7 +534,9 @@ async def test_a_long_sleeper_is_unloaded_until_its_timer_is_due(
     async with Runtime(journal_dir, suspend_after=0.2) as runtime:
         handle = await runtime.start(slow_flow, id="slow")
         await asyncio.sleep(0.2)
-        open_journals = [j for j in runtime._store._opened if not j.closed]
+        store = runtime._store
+        assert isinstance(store, durable.JournalDirectory)
+        open_journals = [j for j in store._opened if not j.closed]
         assert open_journals == [], "while it sleeps it holds no journal (nor its lock)"
         assert not handle.done()
         with pytest.raises(durable.WorkflowAlreadyRunning):  # still its runtime's workflow
