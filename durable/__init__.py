@@ -36,6 +36,7 @@ from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
 from ._errors import JournalError as JournalError
+from ._errors import JournalFenced as JournalFenced
 from ._errors import JournalLocked as JournalLocked
 from ._errors import JournalNotFound as JournalNotFound
 from ._errors import JournalWriteError as JournalWriteError
@@ -43,6 +44,7 @@ from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import SerializationError as SerializationError
+from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsupportedJournalFormat as UnsupportedJournalFormat
 from ._errors import WorkflowAlreadyRunning as WorkflowAlreadyRunning
@@ -61,6 +63,7 @@ from ._storage._directory import JournalDirectory as JournalDirectory
 from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
+from ._storage._postgres import PostgresStore as PostgresStore
 
 __all__ = [
     "Activity",
@@ -78,17 +81,20 @@ __all__ = [
     "JournalCorrupted",
     "JournalDirectory",
     "JournalError",
+    "JournalFenced",
     "JournalLocked",
     "JournalNotFound",
     "JournalStore",
     "JournalWriteError",
     "NonDeterminismError",
     "OutsideWorkflowError",
+    "PostgresStore",
     "RecordTooLarge",
     "RetryPolicy",
     "Runtime",
     "Saga",
     "SerializationError",
+    "StoreUnavailable",
     "StoredRecord",
     "UnknownWorkflow",
     "UnsupportedJournalFormat",

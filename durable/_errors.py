@@ -13,6 +13,8 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         RecordTooLarge (ValueError)
         JournalWriteError             write or sync failed (ENOSPC, EIO); .errno
         JournalClosed                 the handle was closed
+        JournalFenced                 another runner took the journal over (lease expired)
+        StoreUnavailable              the store cannot be reached or used (PostgreSQL)
       WorkflowFailed                  run(): the recorded failure of the workflow
       WorkflowCancelled               run(): the workflow was cancelled (recorded, final)
       WorkflowNotFound (LookupError)  no journal has this workflow id
@@ -183,6 +185,28 @@ class JournalClosed(JournalError):
 
     def __init__(self, *, path: Path | str) -> None:
         super().__init__(f"journal {path} is closed; open it again to append", path=path)
+
+
+class JournalFenced(JournalError):
+    """Another runner took the journal over: this handle's lease expired and was claimed."""
+
+    def __init__(self, *, path: Path | str, fence: int) -> None:
+        self.fence = fence
+        super().__init__(
+            f"journal {path} was taken over by another runner: this runner's lease (fencing "
+            f"token {fence}) expired, for instance while the process was paused or cut off "
+            "from the database, and another process claimed it. Nothing more is written from "
+            "here; the new owner resumes the workflow from its journal",
+            path=path,
+        )
+
+
+class StoreUnavailable(JournalError):
+    """The journal store cannot be reached or used (a database down, a wrong DSN, rights)."""
+
+    def __init__(self, *, path: Path | str, detail: str, hint: str) -> None:
+        self.detail = detail
+        super().__init__(f"journal store {path}: {detail}. {hint}", path=path)
 
 
 class WorkflowFailed(DurableError):

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from durable._storage._frames import FILE_HEADER, encode_frame
+
+from .postgres_server import binaries, throwaway_cluster
 
 
 @pytest.fixture
@@ -39,3 +44,35 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
     async with asyncio.timeout(timeout):
         while not await predicate():
             await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """An admin DSN of a PostgreSQL server for this test session (see postgres_server.py)."""
+    if dsn := os.environ.get("DURABLE_TEST_POSTGRES"):
+        yield dsn
+        return
+    bindir = binaries()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have PostgreSQL's binaries (Debian's postgresql)")
+        pytest.skip("no PostgreSQL binaries here (apt-get install postgresql)")
+    with throwaway_cluster(bindir) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: str) -> Iterator[str]:
+    """A DSN of a fresh, empty database, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(postgres_server)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))

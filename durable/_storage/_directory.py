@@ -34,7 +34,7 @@ MAX_NAME_LENGTH = 200
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]*")
 
 
-def validate_name(name: str, directory: Path) -> str:
+def validate_name(name: str, directory: Path | str) -> str:
     """Refuse names that could escape the directory or are not portable file names."""
     if not isinstance(name, str):
         raise InvalidJournalName(name=repr(name), directory=directory, reason="not a string")

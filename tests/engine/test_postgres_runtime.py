@@ -1,0 +1,124 @@
+"""The engine, unchanged, on PostgresStore: replay, retries, events between runtimes (as
+between hosts), continue-as-new, and a takeover after a runner's lease expired."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import durable
+from durable import PostgresStore, RetryPolicy, Runtime
+
+pytestmark = pytest.mark.anyio
+
+calls: dict[str, int] = {}
+
+
+async def wait_for_state(runtime: Runtime, workflow_id: str, state: durable.WorkflowState) -> None:
+    """(Until its start record is committed, a new workflow is not found: PostgreSQL shows
+    only committed records, where the file store also shows the page cache.)"""
+    while True:
+        try:
+            if (await runtime.describe(workflow_id)).state is state:
+                return
+        except durable.WorkflowNotFound:
+            pass
+        await asyncio.sleep(0.01)
+
+
+@durable.activity(retry=RetryPolicy(initial_interval=0.01, maximum_attempts=3))
+async def charge(order: int) -> str:
+    calls[f"charge {order}"] = calls.get(f"charge {order}", 0) + 1
+    if calls[f"charge {order}"] < 2:
+        raise ConnectionError("payment API timed out")
+    return f"pay-{order}"
+
+
+@durable.activity
+async def ship(order: int, decision: str) -> str:
+    calls[f"ship {order}"] = calls.get(f"ship {order}", 0) + 1
+    return f"shipped {order} ({decision})"
+
+
+@durable.workflow
+async def order_flow(order: int) -> str:
+    payment = await charge(order)
+    decision = await durable.wait_for_event("approved", timeout="1 day")
+    await durable.sleep(0.01)
+    return f"{payment}, " + await ship(order, decision)
+
+
+@durable.workflow
+async def counting(count: int) -> int:
+    if count < 3:
+        durable.continue_as_new(count + 1)
+    return count
+
+
+async def test_a_workflow_runs_stops_and_resumes_from_postgres(postgres_dsn: str) -> None:
+    calls.clear()
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        handle = await runtime.start(order_flow, 1, id="order-1")
+        await wait_for_state(runtime, "order-1", durable.WorkflowState.WAITING)
+    assert calls == {"charge 1": 2}  # (one retry)
+    # Another runtime, as on another host, sends the event while nothing runs it...
+    async with Runtime(store=PostgresStore(postgres_dsn)) as sender:
+        assert await sender.send_event("order-1", "approved", "by phone")
+    # ...and a third resumes it: the charge replays from the journal, the event is taken.
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        assert await runtime.run(order_flow, 1, id="order-1") == "pay-1, shipped 1 (by phone)"
+    assert calls == {"charge 1": 2, "ship 1": 1}
+    del handle
+
+
+async def test_an_event_reaches_a_workflow_running_in_another_runtime(postgres_dsn: str) -> None:
+    calls.clear()
+    async with Runtime(store=PostgresStore(postgres_dsn), event_poll_interval=0.05) as runner:
+        handle = await runner.start(order_flow, 2, id="order-2")
+        async with Runtime(store=PostgresStore(postgres_dsn)) as sender:
+            await wait_for_state(sender, "order-2", durable.WorkflowState.WAITING)
+            await sender.send_event("order-2", "approved", "yes")
+        assert await asyncio.wait_for(handle.result(), 10) == "pay-2, shipped 2 (yes)"
+
+
+async def test_continue_as_new_rotates_generations(postgres_dsn: str) -> None:
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        assert await runtime.run(counting, 0, id="counter") == 3
+        assert (await runtime.describe("counter")).generation == 3
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        assert await runtime.run(counting, 0, id="counter") == 3  # the recorded outcome
+
+
+async def test_one_runner_per_workflow_across_runtimes(postgres_dsn: str) -> None:
+    async with (
+        Runtime(store=PostgresStore(postgres_dsn)) as first,
+        Runtime(store=PostgresStore(postgres_dsn)) as second,
+    ):
+        await first.start(order_flow, 3, id="order-3")
+        with pytest.raises(durable.WorkflowAlreadyRunning, match="order-3"):
+            await second.start(order_flow, 3, id="order-3")
+
+
+async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
+    postgres_dsn: str,
+) -> None:
+    calls.clear()
+    paused_store = PostgresStore(postgres_dsn, lease=0.5)
+    async with Runtime(store=paused_store, suspend_after=None) as paused:
+        handle = await paused.start(order_flow, 4, id="order-4")
+        await wait_for_state(paused, "order-4", durable.WorkflowState.WAITING)
+        assert paused_store._heartbeat is not None
+        paused_store._heartbeat.cancel()  # (as if the process were SIGSTOPped)
+        await asyncio.sleep(0.7)
+        async with Runtime(store=PostgresStore(postgres_dsn)) as survivor:
+            resumed = await survivor.start(order_flow, 4, id="order-4")
+            await survivor.send_event("order-4", "approved", "after takeover")
+            assert await asyncio.wait_for(resumed.result(), 10) == (
+                "pay-4, shipped 4 (after takeover)"
+            )
+        # The paused runner wakes: what it journals next is refused, and it stops.
+        await paused.send_event("order-4", "approved", "too late")  # (to the inbox: fine)
+        with pytest.raises(durable.JournalFenced):
+            await asyncio.wait_for(handle.result(), 10)
+    assert calls["charge 4"] == 2  # charged (with its retry) once, not again by the survivor
