@@ -33,12 +33,15 @@ from ._errors import (
     JournalLocked,
     UnknownWorkflow,
     WorkflowAlreadyRunning,
+    WorkflowCancelled,
     WorkflowDefinitionError,
+    WorkflowFailed,
     WorkflowFinished,
     WorkflowNotFound,
     WorkflowStopped,
 )
 from ._mail import Mailroom
+from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore
@@ -105,7 +108,7 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
     )
 
 
-class Runtime:
+class Runtime(Serving):
     """Runs durable workflows over one journal directory, on the running event loop.
 
     Use it as an async context manager, or call close(): closing stops the workflows still
@@ -255,13 +258,19 @@ class Runtime:
                 wake_at: float | None = None
                 try:
                     try:
-                        return await run.execute()
+                        outcome = await run.execute()
+                    except (WorkflowFailed, WorkflowCancelled):
+                        await _note(current, finished=True)
+                        raise
                     except ContinuedAsNew as continued:
                         assert current is not None
                         next_start = self._next_generation(run, continued)
                         current = await self._rotate(current, next_start)
                         run = self._run_of(definition, workflow_id, current, None)
                         continue
+                    else:
+                        await _note(current, finished=True)
+                        return outcome
                     finally:
                         self._runs.pop(workflow_id, None)
                 except WorkflowSuspended as suspended:  # a long sleep: let go of it all
@@ -273,6 +282,8 @@ class Runtime:
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
+                if wake_at is not None:
+                    await _note(current, wake_at=wake_at)
                 await current.close()
                 current = None
                 if wake_at is not None:
@@ -516,6 +527,18 @@ class _ChildRunner:
 
 
 _default_runtime: Runtime | None = None
+
+
+async def _note(
+    journal: Journal | None, *, finished: bool = False, wake_at: float | None = None
+) -> None:
+    """Tell the store how the workflow stands (a hint for serve(); never fails the run)."""
+    if journal is None:
+        return
+    try:
+        await journal.note(finished=finished, wake_at=wake_at)
+    except Exception:  # (a hint)
+        logger.debug("could not note the state of a journal", exc_info=True)
 
 
 def default_runtime() -> Runtime:

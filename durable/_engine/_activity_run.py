@@ -82,6 +82,7 @@ async def run_activity(
     loop = asyncio.get_running_loop()
     while True:
         intent: asyncio.TimerHandle | None = None
+        journal.check_held()  # (a runner whose lease lapsed starts no side effect)
         began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt, began))

@@ -68,9 +68,9 @@ class ActivityInfo:
 # (workflow id, activity name, step, attempt, generation, the runtime's clock): a tuple,
 # built on every attempt, is cheaper than an ActivityInfo; activity_info() builds that only
 # when asked. The clock is how durable.now() in an activity follows a test's virtual time.
-current_activity: ContextVar[
-    tuple[str, str, int, int, int, Callable[[], float]] | None
-] = ContextVar("durable_current_activity", default=None)
+current_activity: ContextVar[tuple[str, str, int, int, int, Callable[[], float]] | None] = (
+    ContextVar("durable_current_activity", default=None)
+)
 
 
 def current_run() -> WorkflowRun | None:

@@ -113,6 +113,14 @@ class JournalDirectory:
         """The journal's path, for messages."""
         return str(self.path_of(name))
 
+    async def candidates(self, limit: int) -> list[str]:
+        """Every journal (Runtime.serve skips the finished ones and those held)."""
+        return (await self.list())[:limit] if limit else await self.list()
+
+    async def wait_for_work(self, longest: float) -> None:
+        """A directory cannot tell: wait `longest` seconds (serve's poll interval)."""
+        await asyncio.sleep(longest)
+
     def may_have_mail(self, name: str) -> bool:
         """Whether the inbox file has anything (a stat on this thread: no thread hop)."""
         return inbox.size_of(self.path_of(name).with_suffix(INBOX_SUFFIX)) > 0
@@ -202,9 +210,7 @@ class JournalDirectory:
         records, _, _ = await anyio.to_thread.run_sync(parse, data, path)
         return records
 
-    async def read_many(
-        self, names: list[str]
-    ) -> dict[str, list[StoredRecord] | JournalError]:
+    async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
         """The records of several journals, read in one worker thread (for listings).
 
         Like read(), without locks; a journal that cannot be read maps to its error

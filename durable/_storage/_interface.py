@@ -26,6 +26,13 @@ class Journal(Protocol):
     def write(self, payload: bytes) -> None:
         """Queue a record; it is durable once a later append() or flush() returns."""
 
+    def check_held(self) -> None:
+        """Raise unless this handle may still act for its journal (before a side effect).
+
+        A store with leases raises JournalFenced once the lease may have lapsed, so a
+        runner that was paused does not start an activity another runner now owns.
+        """
+
     async def append(self, payload: bytes) -> None:
         """Append a record; return once it and every record before it is durable."""
 
@@ -34,6 +41,13 @@ class Journal(Protocol):
 
     async def close(self) -> None:
         """Make queued records durable and give up the writer's lock."""
+
+    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+        """A hint for stores that share work between processes (Runtime.serve).
+
+        The workflow has ended (`finished`), or it sleeps until `wake_at` (epoch seconds;
+        inf: until a message arrives). The file store ignores it.
+        """
 
 
 class JournalStore(Protocol):
@@ -81,6 +95,17 @@ class JournalStore(Protocol):
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """A value per name that changes when its inbox grows (-1: no inbox yet)."""
         ...
+
+    async def candidates(self, limit: int) -> list[str]:
+        """Journals that may need a runner now (Runtime.serve tries to start them).
+
+        A store shared by many processes claims them for this one, so that the others
+        skip them; the file store names every journal.
+        """
+        ...
+
+    async def wait_for_work(self, longest: float) -> None:
+        """Return when new work may be there (a message, a due timer), or after `longest` s."""
 
     def may_have_mail(self, name: str) -> bool:
         """A cheap hint: False only if the inbox is certainly empty (checked often)."""

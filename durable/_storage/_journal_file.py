@@ -290,6 +290,12 @@ class JournalFile:
             self._committer.join_round(target, waiter, loop)
             await waiter
 
+    def check_held(self) -> None:
+        """Always held: the flock lasts as long as the descriptor."""
+
+    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+        """Nothing to do: a directory is not shared between processes by leases."""
+
     async def close(self) -> None:
         """Make written records durable, then release the lock and the file.
 

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,8 @@ CREATE TABLE durable_journals (
     owner       text,
     fence       bigint NOT NULL DEFAULT 0,
     lease_until timestamptz,
+    done        boolean NOT NULL DEFAULT false,
+    due         timestamptz,
     created     timestamptz NOT NULL DEFAULT now(),
     updated     timestamptz NOT NULL DEFAULT now()
 );
@@ -65,6 +68,7 @@ CREATE TABLE durable_records (
     payload     bytea NOT NULL,
     PRIMARY KEY (name, generation, seq)
 );
+CREATE INDEX durable_journals_work ON durable_journals (due) WHERE NOT done;
 CREATE TABLE durable_inbox (
     name        text NOT NULL,
     seq         integer NOT NULL,
@@ -74,10 +78,33 @@ CREATE TABLE durable_inbox (
 """
 _CLAIM = """
 UPDATE durable_journals
-   SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3)
- WHERE name = $1 AND (owner IS NULL OR lease_until < now())
+   SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3),
+       due = NULL
+ WHERE name = $1 AND (owner IS NULL OR lease_until < now() OR owner = $2)
 RETURNING fence, generation
 """
+_CANDIDATES = """
+UPDATE durable_journals SET owner = $1, lease_until = now() + make_interval(secs => $2)
+ WHERE name IN (
+       SELECT name FROM durable_journals
+        WHERE NOT done AND (owner IS NULL OR lease_until < now())
+          AND (due IS NULL OR due <= now())
+        ORDER BY due NULLS FIRST, name
+        LIMIT $3
+          FOR UPDATE SKIP LOCKED)
+RETURNING name
+"""
+_RENEW = """
+UPDATE durable_journals AS j SET lease_until = now() + make_interval(secs => $4)
+  FROM unnest($1::text[], $2::bigint[]) AS h(name, fence)
+ WHERE j.name = h.name AND j.fence = h.fence AND j.owner = $3
+RETURNING j.name, j.fence
+"""
+_NEXT_DUE = """
+SELECT extract(epoch FROM min(due) - now()) FROM durable_journals
+ WHERE NOT done AND owner IS NULL AND due > now() AND due < 'infinity'
+"""
+CHANNEL = "durable_work"
 _CONFIRM = """
 UPDATE durable_journals AS j SET updated = now()
   FROM unnest($1::text[], $2::bigint[]) AS b(name, fence)
@@ -123,6 +150,9 @@ class PostgresJournal:
         self.queued: list[tuple[int, bytes]] = []  # (seq, payload) not yet committed
         self.failure: JournalError | None = None
         self._closed = False
+        # Until when (monotonic) the lease surely holds: from before the claim or renewal
+        # was sent, so this side always thinks it lapsed no later than the database does.
+        self.held_until = time.monotonic() + store.lease
 
     @property
     def records(self) -> list[StoredRecord]:
@@ -132,6 +162,13 @@ class PostgresJournal:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def check_held(self) -> None:
+        """Raise JournalFenced if the lease may have lapsed (a pause longer than it)."""
+        self._check_usable()
+        if time.monotonic() >= self.held_until:
+            self.lose(JournalFenced(path=self._store.location(self.name), fence=self.fence))
+            self._check_usable()
 
     def write(self, payload: bytes) -> None:
         """Queue a record for the next commit (durable once a later append/flush returns)."""
@@ -163,7 +200,20 @@ class PostgresJournal:
             self._closed = True
             self._store.forget(self)
             if self.failure is None:
-                await self._store.release(self)
+                # To the end even if the closing task is cancelled meanwhile: a lease left
+                # behind would lock the workflow out of every runner until it expired.
+                release = asyncio.ensure_future(self._store.release(self))
+                try:
+                    await asyncio.shield(release)
+                except asyncio.CancelledError:
+                    await asyncio.wait([release])
+                    raise
+
+    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+        """Tell the other processes: the workflow ended, or when it wants a runner again."""
+        if self.failure is not None or self._closed:
+            return
+        await self._store.note(self, finished=finished, wake_at=wake_at)
 
     def lose(self, failure: JournalError) -> None:
         """The handle is unusable from now on (fenced, or a commit failed)."""
@@ -301,6 +351,8 @@ class PostgresStore:
         self._connecting: asyncio.Task[Any] | None = None
         self._open: dict[str, PostgresJournal] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._listener: Any = None  # the connection that LISTENs, once serve() waits
+        self._work = asyncio.Event()
         self.committer = _Committer(self)
 
     # -- connection and schema ------------------------------------------------------------
@@ -331,7 +383,15 @@ class PostgresStore:
                 hint="install the postgres extra: pip install 'aiodurable[postgres]'",
             ) from error
         try:
-            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
+            # A process paused inside a transaction (SIGSTOP, a debugger) would hold its
+            # row locks for ever; the server ends such a session after one lease instead.
+            idle = str(max(1000, int(self.lease * 1000)))
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings={"idle_in_transaction_session_timeout": idle},
+            )
         except (OSError, asyncpg.PostgresError, ValueError) as error:
             raise StoreUnavailable(
                 path=self._shown,
@@ -385,24 +445,28 @@ class PostgresStore:
         """Every lease / 3: renew this store's leases; journals that lost theirs are fenced."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            if not self._open:
+            held = list(self._open.values())  # (before the query: one opened during it is new)
+            if not held:
                 continue
+            sent = time.monotonic()
             try:
                 async with self.pool.acquire() as connection:
-                    kept = {
-                        row["name"]
-                        for row in await connection.fetch(
-                            "UPDATE durable_journals SET lease_until = now() + "
-                            "make_interval(secs => $2) WHERE owner = $1 RETURNING name",
-                            self.owner,
-                            self.lease,
-                        )
-                    }
+                    rows = await connection.fetch(
+                        _RENEW,
+                        [j.name for j in held],
+                        [j.fence for j in held],
+                        self.owner,
+                        self.lease,
+                    )
             except Exception:  # noqa: S112 (the database is away: commits will say so)
                 continue
-            for name, journal in list(self._open.items()):
-                if name not in kept:
-                    journal.lose(JournalFenced(path=self.location(name), fence=journal.fence))
+            kept = {(row["name"], row["fence"]) for row in rows}
+            for journal in held:
+                if (journal.name, journal.fence) in kept:
+                    journal.held_until = sent + self.lease
+                else:
+                    where = self.location(journal.name)
+                    journal.lose(JournalFenced(path=where, fence=journal.fence))
 
     # -- JournalStore -----------------------------------------------------------------------
 
@@ -434,16 +498,25 @@ class PostgresStore:
         await self.connect()
         if name in self._open:
             raise JournalLocked(path=self.location(name))
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "INSERT INTO durable_journals (name) VALUES ($1) ON CONFLICT DO NOTHING", name
-            )
-            claimed = await connection.fetchrow(_CLAIM, name, self.owner, self.lease)
-            if claimed is None:
-                raise JournalLocked(path=self.location(name))
-            rows = await connection.fetch(_RECORDS, name)
+        claimed_at = time.monotonic()
+        try:
+            async with self.pool.acquire() as connection, connection.transaction():
+                # (a row another session has locked: give up after a lease, as if leased)
+                await connection.execute(f"SET LOCAL lock_timeout = {int(self.lease * 1000)}")
+                await connection.execute(
+                    "INSERT INTO durable_journals (name) VALUES ($1) ON CONFLICT DO NOTHING", name
+                )
+                claimed = await connection.fetchrow(_CLAIM, name, self.owner, self.lease)
+                if claimed is None:
+                    raise JournalLocked(path=self.location(name))
+                rows = await connection.fetch(_RECORDS, name)
+        except Exception as error:
+            if type(error).__name__ == "LockNotAvailableError":  # (asyncpg's, imported late)
+                raise JournalLocked(path=self.location(name)) from error
+            raise
         records = [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
         journal = PostgresJournal(self, name, claimed["fence"], claimed["generation"], records)
+        journal.held_until = claimed_at + self.lease
         self._open[name] = journal
         return journal
 
@@ -457,6 +530,58 @@ class PostgresStore:
                     journal.fence,
                     self.owner,
                 )
+                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, journal.name)
+
+    async def note(
+        self, journal: PostgresJournal, *, finished: bool, wake_at: float | None
+    ) -> None:
+        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message)."""
+        with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
+            async with self.pool.acquire() as connection:
+                if finished:
+                    await connection.execute(
+                        "UPDATE durable_journals SET done = true WHERE name = $1 AND fence = $2",
+                        journal.name,
+                        journal.fence,
+                    )
+                elif wake_at is not None:
+                    await connection.execute(
+                        "UPDATE durable_journals SET due = CASE WHEN $3 = 'Infinity'::float8 "
+                        "THEN 'infinity'::timestamptz ELSE to_timestamp($3) END "
+                        "WHERE name = $1 AND fence = $2",
+                        journal.name,
+                        journal.fence,
+                        wake_at,
+                    )
+
+    async def candidates(self, limit: int) -> list[str]:
+        """Claim up to `limit` journals that want a runner now (unfinished, due, unleased).
+
+        FOR UPDATE SKIP LOCKED: processes claiming at once get different journals. A claim
+        is a lease not yet opened: open() takes it up; if nothing does, it expires.
+        """
+        await self.connect()
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(_CANDIDATES, self.owner, self.lease, limit)
+        return sorted(row["name"] for row in rows)
+
+    async def wait_for_work(self, longest: float) -> None:
+        """Until a journal is posted to or released (NOTIFY), a timer is due, or `longest` s."""
+        await self.connect()
+        if self._listener is None:
+            self._listener = await self.pool.acquire()
+            await self._listener.add_listener(CHANNEL, self._on_notify)
+        async with self.pool.acquire() as connection:
+            next_due = await connection.fetchval(_NEXT_DUE)
+        if next_due is not None:
+            longest = min(longest, max(0.0, float(next_due)))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(longest):
+                await self._work.wait()
+        self._work.clear()
+
+    def _on_notify(self, *args: object) -> None:
+        self._work.set()
 
     async def read(self, name: str) -> list[StoredRecord]:
         """The committed records of the journal's current generation; no lease taken."""
@@ -501,6 +626,7 @@ class PostgresStore:
         following = PostgresJournal(
             self, journal.name, journal.fence, generation, [StoredRecord(0, first_payload)]
         )
+        following.held_until = journal.held_until
         self._open[journal.name] = following
         return following
 
@@ -528,6 +654,11 @@ class PostgresStore:
             await connection.execute(
                 "INSERT INTO durable_inbox VALUES ($1, $2, $3)", name, len(rows), payload
             )
+            # (a workflow nobody runs now wants a runner: any serving process may take it)
+            await connection.execute(
+                "UPDATE durable_journals SET due = NULL WHERE name = $1 AND NOT done", name
+            )
+            await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
         return len(rows)
 
     async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
@@ -562,6 +693,11 @@ class PostgresStore:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.remove_listener(CHANNEL, self._on_notify)
+                await self._pool.release(self._listener)
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

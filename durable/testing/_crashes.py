@@ -137,6 +137,12 @@ class CountedJournal:
     async def close(self) -> None:
         await self.inner.close()  # (what was written before the crash is on disk)
 
+    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+        await self.inner.note(finished=finished, wake_at=wake_at)
+
+    def check_held(self) -> None:
+        self.inner.check_held()
+
 
 def unwrapped(journal: Journal) -> Any:
     """The store's own journal under a CountedJournal (the store's rotate() wants it)."""

@@ -73,6 +73,12 @@ class _ReadOnly:
     async def flush(self) -> None:
         pass
 
+    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+        pass
+
+    def check_held(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 

@@ -1,0 +1,163 @@
+"""Runtime.serve() and Runtime.submit(): many processes sharing one store's workflows.
+
+A serving runtime asks its store for journals that want a runner (unfinished, not held,
+due), claims them, and runs them; then waits for news (a message, a due timer, a journal
+released by a runtime that stopped or died) or its poll interval. On PostgreSQL the claims
+are `FOR UPDATE SKIP LOCKED` and the news is LISTEN/NOTIFY, so N processes share the work
+and a workflow whose process died is taken over once its lease expires. A Runtime mixin:
+it knows the runtime's store, registry and running workflows, nothing of the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVarTuple, Unpack
+
+from ._definitions import Workflow
+from ._durations import Duration, to_seconds
+from ._encoding import decode, encode
+from ._engine._clock import Clock
+from ._engine._replay import digest_of, start_record
+from ._errors import (
+    DurableError,
+    WorkflowAlreadyRunning,
+    WorkflowCancelled,
+    WorkflowDefinitionError,
+    WorkflowFailed,
+)
+from ._storage._interface import JournalStore
+
+Ts = TypeVarTuple("Ts")
+logger = logging.getLogger("durable")
+
+
+class Serving:
+    """serve() and submit() for Runtime (which provides what is declared here)."""
+
+    _store: JournalStore
+    _workflows: dict[str, Workflow[..., Any]]
+    _running: dict[str, asyncio.Task[Any]]
+    _clock: Clock
+
+    def _register(self, workflow: Workflow[..., Any]) -> None:
+        raise NotImplementedError
+
+    def _check_id(self, workflow_id: str) -> None:
+        raise NotImplementedError
+
+    async def _start(
+        self, definition: Workflow[..., Any], workflow_id: str, arguments: list[Any] | None
+    ) -> Any:  # (a WorkflowHandle: _runtime is the layer above)
+        raise NotImplementedError
+
+    async def submit(
+        self,
+        workflow: Callable[[Unpack[Ts]], Awaitable[Any]],
+        /,
+        *args: *Ts,
+        id: str | None = None,
+    ) -> str:
+        """Journal a new workflow without running it here: a serving runtime will.
+
+        The start record is committed before this returns; the workflow id is derived as
+        run() derives it when `id` is None. Submitting an id that exists changes nothing.
+
+        Returns:
+            The workflow id.
+        """
+        definition = _workflow(workflow)
+        self._register(definition)
+        arguments: list[Any] = [*args]
+        encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
+        workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
+        self._check_id(workflow_id)
+        journal = await self._store.open(workflow_id)
+        try:
+            if not journal.records:
+                await journal.append(
+                    start_record(definition.name, workflow_id, arguments, self._clock.time)
+                )
+        finally:
+            await journal.close()
+        return workflow_id
+
+    async def serve(self, *, poll_interval: Duration = "1 s", batch: int = 100) -> None:
+        """Run the store's workflows that want a runner, as they come, until cancelled.
+
+        Any number of processes may serve one PostgresStore: each workflow runs in one at a
+        time, workflows submitted or sent a message are picked up at once (LISTEN/NOTIFY),
+        due timers wake on time, and the workflows of a process that died are taken over
+        when their leases expire. On a directory it resumes unfinished journals every
+        `poll_interval`. The runtime must know the workflows (Runtime(workflows=[...])).
+
+        Args:
+            poll_interval: the longest wait between two looks for work (default 1 s).
+            batch: how many workflows to claim at a time (default 100).
+        """
+        interval = to_seconds(poll_interval, what="poll_interval")
+        served: set[asyncio.Task[Any]] = set()
+        while True:
+            names = [
+                name for name in await self._store.candidates(batch) if name not in self._running
+            ]
+            # (at once: one journal slow to open must not hold up the others)
+            for task in await asyncio.gather(*(self._serve_one(name) for name in names)):
+                if task is not None:
+                    served.add(task)
+                    task.add_done_callback(_outcome_logger(served))
+            await self._store.wait_for_work(interval)
+
+    async def _serve_one(self, name: str) -> asyncio.Task[Any] | None:
+        try:
+            stored = await self._store.read(name)
+        except DurableError as error:
+            logger.warning("serve: cannot read workflow %s: %s", name, error)
+            return None
+        if not stored:
+            return None  # (created, its start record not committed: its creator runs it)
+        start = decode(stored[0].payload, path=self._store.location(name), offset=0)
+        workflow_name = str(start.get("wf")) if isinstance(start, dict) else ""
+        workflow = self._workflows.get(workflow_name)
+        if workflow is None:
+            logger.warning(
+                "serve: workflow %s is a %r, which this runtime does not know (known: %s); "
+                "left to a runtime that does",
+                name,
+                workflow_name,
+                ", ".join(sorted(self._workflows)) or "none",
+            )
+            return None
+        try:
+            handle = await self._start(workflow, name, None)
+        except WorkflowAlreadyRunning:
+            return None  # (another process got it first)
+        task: asyncio.Task[Any] = handle._task
+        return task
+
+
+def _workflow(candidate: object) -> Workflow[..., Any]:
+    if isinstance(candidate, Workflow):
+        return candidate
+    raise WorkflowDefinitionError(
+        f"{candidate!r} is not a workflow: decorate it with @durable.workflow"
+    )
+
+
+def _outcome_logger(served: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    """Forget a served workflow's task when it ends; log how it ended if unexpectedly."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        served.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None or isinstance(error, WorkflowFailed | WorkflowCancelled):
+            return  # (its recorded outcome: nothing went wrong with the serving)
+        if isinstance(error, WorkflowAlreadyRunning):
+            logger.info("serve: %s went on in another process", task.get_name())
+            return
+        logger.warning("serve: %s stopped: %s", task.get_name(), error)
+
+    return done

@@ -1,0 +1,162 @@
+"""Many hosts on one PostgreSQL database: three serving processes share 300 workflows;
+one is SIGKILLed and one SIGSTOPped mid-flight. Every workflow finishes, no step whose
+result was recorded runs again, and the paused process's late results are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from durable import PostgresStore, Runtime
+from durable._encoding import decode
+
+from .pg_worker import job
+
+pytestmark = pytest.mark.slow
+WORKER = Path(__file__).with_name("pg_worker.py")
+WORKFLOWS = 300
+
+
+async def submit_all(dsn: str, count: int) -> None:
+    async with Runtime(store=PostgresStore(dsn), workflows=[job]) as runtime:
+        for number in range(count):
+            await runtime.submit(job, number, id=f"job-{number:03d}")
+
+
+async def finished(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM durable_journals WHERE done"))
+    finally:
+        await connection.close()
+
+
+async def unfinished(dsn: str) -> list[object]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return list(
+            await connection.fetch(
+                "SELECT name, owner, fence, lease_until, due, now() AS now FROM durable_journals "
+                "WHERE NOT done ORDER BY name LIMIT 5"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def outcomes(dsn: str) -> dict[str, object]:
+    async with PostgresStore(dsn) as store:
+        found = {}
+        for name in await store.list():
+            last = (await store.read(name))[-1]
+            found[name] = decode(last.payload, path=name, offset=last.offset)
+        return found
+
+
+def in_flight(ledger: Path, pid: int) -> bool:
+    """Whether process `pid` has a step started and not ended (steps take 0.3 s)."""
+    open_steps: set[str] = set()
+    for line in ledger.read_text().splitlines():
+        event, key, who, _ = line.split()
+        if int(who) == pid:
+            (open_steps.add if event == "start" else open_steps.discard)(key)
+    return bool(open_steps)
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_three_hosts_one_killed_one_paused(postgres_dsn: str, tmp_path: Path) -> None:
+    asyncio.run(submit_all(postgres_dsn, WORKFLOWS))
+    ledger = tmp_path / "ledger"
+    ledger.touch()
+    logs = [tmp_path / f"worker-{index}.log" for index in range(3)]
+    log_files = [log.open("w") for log in logs]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), postgres_dsn, str(ledger)],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            cwd=WORKER.parents[2],
+        )
+        for log_file in log_files
+    ]
+    killed, paused, _survivor = workers
+    try:
+        # Mid-flight: every worker has claimed workflows and started steps.
+        wait_for(lambda: len(ledger.read_text().splitlines()) > 150, 60, "steps to start")
+        killed.send_signal(signal.SIGKILL)
+        wait_for(lambda: in_flight(ledger, paused.pid), 30, "a step of the one to pause")
+        paused.send_signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        try:
+            wait_for(lambda: asyncio.run(finished(postgres_dsn)) == WORKFLOWS, 60, "all to end")
+        except AssertionError:
+            stuck = asyncio.run(unfinished(postgres_dsn))
+            raise AssertionError(f"not finished: {stuck}; {logs[2].read_text()[-3000:]}") from None
+        resumed_at = time.time()
+        paused.send_signal(signal.SIGCONT)  # it wakes up believing it still runs its share
+        time.sleep(2.5)  # its steps in flight end; it tries to journal them
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGCONT)
+                worker.terminate()
+            worker.wait(timeout=30)
+        for log_file in log_files:
+            log_file.close()
+
+    # 1. Every workflow finished with a result: one pid per step.
+    ends = asyncio.run(outcomes(postgres_dsn))
+    assert len(ends) == WORKFLOWS
+    recorded: dict[str, int] = {}
+    for name, end in ends.items():
+        assert isinstance(end, dict)
+        assert end["k"] == "end", (name, end)
+        assert len(end["r"]) == 3, (name, end)
+        for index, pid in enumerate(end["r"]):
+            recorded[f"{name}/{index}"] = pid
+
+    # 2. The ledger: at most two attempts at a step, and a second only after the first one's
+    #    process was killed or paused (the first was in doubt, never recorded).
+    attempts: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
+    for line in ledger.read_text().splitlines():
+        event, key, pid, at = line.split()
+        attempts[key].append((event, int(pid), float(at)))
+    crashed = {killed.pid, paused.pid}
+    for key, events in attempts.items():
+        starts = [pid for event, pid, _ in events if event == "start"]
+        assert len(starts) <= 2, (key, events)
+        if len(starts) == 2:
+            assert starts[0] in crashed, (key, events)
+            assert recorded[key] == starts[1], (key, events, recorded[key])
+    assert set(recorded) <= set(attempts)
+
+    # 3. The paused process's late results were refused: no step recorded the result of an
+    #    attempt that ended after it was paused.
+    late = {
+        key
+        for key, events in attempts.items()
+        for event, pid, at in events
+        if event == "end" and pid == paused.pid and at >= resumed_at
+    }
+    assert late, "the paused worker had steps in flight"
+    for key in late:
+        assert recorded[key] != paused.pid, key
+    paused_log = logs[1].read_text()
+    assert "taken over" in paused_log, paused_log[-2000:]
+    assert stopped_at < resumed_at
