@@ -36,6 +36,7 @@ from ._storage._directory import JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
 from ._storage._locks import flock_holders
+from ._storage._postgres import PostgresStore
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Listing:
 
     workflows: list[WorkflowDescription] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # id -> what is wrong
-    runners: dict[str, int] | None = None  # id -> pid of the process holding its journal
+    runners: dict[str, str] | None = None  # id -> the process holding its journal
 
     def runner(self, workflow_id: str) -> Runner:
         """Who holds this workflow's journal (see Runner)."""
@@ -53,25 +54,27 @@ class Listing:
 
 @dataclass(frozen=True)
 class Runner:
-    """Whether a process holds a workflow's journal now (its lock, from /proc/locks).
+    """Whether a process holds a workflow's journal now.
 
-    `known` is False where the kernel's lock table cannot be read. A sleeping or waiting
-    workflow may be unloaded by a live runtime and hold no lock; a running one (an activity
-    under way) that no process holds is stalled: it resumes when a runtime runs it again.
+    A directory tells by its flock (from /proc/locks: `holder` is the pid), PostgreSQL by
+    its live lease (`holder` is the owner, host:pid:id). `known` is False where that cannot
+    be read. A sleeping or waiting workflow may be unloaded by a live runtime and hold
+    nothing; a running one (an activity under way) that nobody holds is stalled: it
+    resumes when a runtime runs it again.
     """
 
     known: bool
-    pid: int | None
+    holder: str | None
 
     @classmethod
-    def of(cls, workflow_id: str, runners: dict[str, int] | None) -> Runner:
+    def of(cls, workflow_id: str, runners: dict[str, str] | None) -> Runner:
         if runners is None:
-            return cls(known=False, pid=None)
-        return cls(known=True, pid=runners.get(workflow_id))
+            return cls(known=False, holder=None)
+        return cls(known=True, holder=runners.get(workflow_id))
 
     def stalled(self, described: WorkflowDescription) -> bool:
         """Journaled as running an activity, yet no process holds it."""
-        return self.known and self.pid is None and described.state is WorkflowState.RUNNING
+        return self.known and self.holder is None and described.state is WorkflowState.RUNNING
 
 
 @dataclass(frozen=True)
@@ -101,17 +104,40 @@ class Details:
     runner: Runner
 
 
+def is_postgres(source: str | os.PathLike[str]) -> bool:
+    """Whether `source` names a PostgreSQL database (a DSN) rather than a directory."""
+    return os.fspath(source).startswith(("postgresql://", "postgres://"))
+
+
 class Catalog:
-    """A read-only view of one journal directory.
+    """A read-only view of one journal directory, or of a PostgreSQL store (a DSN).
 
     Keeps each journal's description while its files are unchanged (same inode, size and
     mtime), so a UI that lists 10,000 workflows every few seconds decodes only what moved.
+    A PostgreSQL store is read afresh each time. Use `async with` (or close()) to let go of
+    a database's connections.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self._store = JournalDirectory(self.directory)
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        self._store: JournalDirectory | PostgresStore
+        if is_postgres(source):
+            self._store = PostgresStore(os.fspath(source))
+            self.directory: Path | str = self._store.location("").rsplit(" journal", 1)[0]
+        else:
+            self.directory = Path(source)
+            self._store = JournalDirectory(self.directory)
         self._described: dict[str, tuple[tuple[int, ...], WorkflowDescription]] = {}
+        self._reads = 0  # (a PostgreSQL store's "version": every read is new)
+
+    async def close(self) -> None:
+        """Close a database's connections (a directory holds nothing open)."""
+        await self._store.close()
+
+    async def __aenter__(self) -> Catalog:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def listing(
         self, *, state: WorkflowState | str | None = None, search: str | None = None
@@ -127,15 +153,10 @@ class Catalog:
         """
         wanted = WorkflowState(state) if state is not None else None
         names = await self._store.list()
-        versions = await anyio.to_thread.run_sync(self._versions, names)
-        holders = await anyio.to_thread.run_sync(flock_holders)
+        versions = await self._versions_of(names)
         stale = [name for name in names if self._described.get(name, ((),))[0] != versions[name]]
         stored = await self._store.read_many(stale) if stale else {}
-        listing = Listing()
-        if holders is not None:
-            listing.runners = {
-                name: pid for name in names if (pid := holders.get(_file_of(versions[name])))
-            }
+        listing = Listing(runners=await self._holders(names, versions))
         for name in stale:
             records = stored[name]
             self._described.pop(name, None)
@@ -169,24 +190,37 @@ class Catalog:
         """One workflow's history, description and inbox (WorkflowNotFound if none)."""
         journal = await self._journal(workflow_id)
         messages = await self._inbox(workflow_id)
-        holders = await anyio.to_thread.run_sync(flock_holders)
-        runners = None
-        if holders is not None:
-            version = self.version(workflow_id)
-            runners = {workflow_id: pid} if (pid := holders.get(_file_of(version))) else {}
         return Details(
             history=history(workflow_id, journal),
             description=describe(workflow_id, journal, inbox_size=len(messages)),
             inbox=_inbox_messages(journal, messages),
-            runner=Runner.of(workflow_id, runners),
+            runner=await self.runner(workflow_id),
         )
 
     async def runner(self, workflow_id: str) -> Runner:
         """Who holds the workflow's journal now (no lock is taken to find out)."""
+        self.check_id(workflow_id)
+        versions = await self._versions_of([workflow_id])
+        return Runner.of(workflow_id, await self._holders([workflow_id], versions))
+
+    async def _versions_of(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        if isinstance(self._store, PostgresStore):
+            self._reads += 1  # (never equal to a kept one: always read afresh)
+            return dict.fromkeys(names, (-1, -1, -1, -1, -1, -1, 1, -self._reads))
+        return await anyio.to_thread.run_sync(self._versions, names)
+
+    async def _holders(
+        self, names: list[str], versions: dict[str, tuple[int, ...]]
+    ) -> dict[str, str] | None:
+        """Who holds each journal: a live lease's owner, or a flock's pid (None: unknown)."""
+        if isinstance(self._store, PostgresStore):
+            return await self._store.holders(names)
         holders = await anyio.to_thread.run_sync(flock_holders)
         if holders is None:
-            return Runner(known=False, pid=None)
-        return Runner(known=True, pid=holders.get(_file_of(self.version(workflow_id))))
+            return None
+        return {
+            name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))
+        }
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """One workflow's description (WorkflowNotFound if there is none)."""
@@ -213,11 +247,16 @@ class Catalog:
         """What changes whenever the workflow's journal or inbox does.
 
         The journal's device, inode, size and mtime, then the inbox's (-1s where missing).
+        A PostgreSQL store's differs every time (nothing is kept).
         """
         self.check_id(workflow_id)
+        if isinstance(self._store, PostgresStore):
+            self._reads += 1
+            return (-self._reads,)
         return self._versions([workflow_id])[workflow_id]
 
     def _versions(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        assert isinstance(self._store, JournalDirectory)
         found = {}
         for name in names:
             path = self._store.path_of(name)
@@ -243,14 +282,14 @@ class Catalog:
         return self._decode(workflow_id, records)
 
     async def _inbox(self, workflow_id: str) -> list[dict[str, Any]]:
-        path = self._store.path_of(workflow_id)
+        path = f"{self._store.location(workflow_id)} (inbox)"
         return [
             decode(record.payload, path=path, offset=record.offset)
             for record in await self._store.inbox(workflow_id)
         ]
 
     def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[dict[str, Any]]:
-        path = self._store.path_of(workflow_id)
+        path = self._store.location(workflow_id)
         return [decode(record.payload, path=path, offset=record.offset) for record in records]
 
 
@@ -352,6 +391,6 @@ def plain_description(described: WorkflowDescription, runner: Runner) -> dict[st
         "error": described.error,
         "parent": described.parent,
         "unread_events": described.unread_events,
-        "runner_pid": runner.pid,  # (None: no process holds it, or it cannot be known)
+        "runner": runner.holder,  # (None: no process holds it, or it cannot be known)
         "stalled": runner.stalled(described),
     }

@@ -31,8 +31,8 @@ ALLOWED = {
     },
     "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},
     "_catalog": {"_engine", "_encoding", "_storage"},
-    "_ui": {"_catalog", "_engine", "_runtime"},
-    "_cli": {"_definitions", "_catalog", "_engine", "_runtime", "testing", "_ui"},
+    "_ui": {"_catalog", "_engine", "_runtime", "_storage"},
+    "_cli": {"_definitions", "_catalog", "_engine", "_runtime", "_storage", "testing", "_ui"},
 }
 
 

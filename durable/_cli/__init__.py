@@ -9,22 +9,24 @@ current code; ui serves the web UI. Lower layers know nothing of this module.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import json
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from .._catalog import Catalog, plain_description, to_plain
+from .._catalog import Catalog, is_postgres, plain_description, to_plain
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._errors import DurableError
 from .._runtime import Runtime
+from .._storage._postgres import PostgresStore
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
 
@@ -39,7 +41,45 @@ DIRECTORY_OPTION = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="The journal directory.",
 )
+STORE_OPTION = click.option(
+    "--store",
+    envvar="DURABLE_STORE",
+    metavar="DSN",
+    help="A PostgreSQL store (postgresql://user:password@host/db) instead of a directory.",
+)
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+Source = Path | str  # a journal directory, or a PostgreSQL DSN
+
+
+def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--dir and --store, handed to the command as one `source`."""
+
+    @functools.wraps(command)
+    def with_source(*args: Any, directory: Path, store: str | None, **kwargs: Any) -> Any:
+        if store is not None and not is_postgres(store):
+            raise click.BadParameter(
+                "a PostgreSQL DSN, postgresql://user:password@host:port/database",
+                param_hint="--store",
+            )
+        return command(*args, source=store if store is not None else directory, **kwargs)
+
+    return DIRECTORY_OPTION(STORE_OPTION(with_source))
+
+
+def _with_catalog(source: Source, work: Callable[[Catalog], Awaitable[T]]) -> T:
+    """Run `work` on a catalog of `source`, letting go of its connections after."""
+
+    async def run() -> T:
+        async with Catalog(source) as catalog:
+            return await work(catalog)
+
+    return _run(run())
+
+
+def _runtime_for(source: Source) -> Runtime:
+    if isinstance(source, str) and is_postgres(source):
+        return Runtime(store=PostgresStore(source))
+    return Runtime(source)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -74,7 +114,7 @@ def main() -> None:
 
 
 @main.command(name="list")
-@DIRECTORY_OPTION
+@source_options
 @click.option(
     "--status",
     "state",
@@ -83,14 +123,14 @@ def main() -> None:
 )
 @click.option("--search", help="Only ids, workflow names or statuses containing this text.")
 @JSON_OPTION
-def list_command(directory: Path, state: str | None, search: str | None, as_json: bool) -> None:
+def list_command(source: Source, state: str | None, search: str | None, as_json: bool) -> None:
     """List the workflows in the journal directory, most recently updated first.
 
     A workflow journaled as running an activity that no process holds now is marked
     stalled: it resumes when a runtime runs it again (run() or recover()).
     """
-    _check_directory(directory)
-    listing = _run(Catalog(directory).listing(state=state, search=search))
+    _check_directory(source)
+    listing = _with_catalog(source, lambda catalog: catalog.listing(state=state, search=search))
     if as_json:
         _print_json(
             {
@@ -108,21 +148,21 @@ def list_command(directory: Path, state: str | None, search: str | None, as_json
             click.echo(line, color=color)
     else:
         filtered = " matching" if state or search else ""
-        click.echo(f"no{filtered} workflows in {directory}")
+        click.echo(f"no{filtered} workflows in {source}")
     for name, problem in listing.unreadable.items():
         click.echo(f"{click.style('unreadable', fg='red')} {name}: {_render.safe(problem)}")
 
 
-def _check_directory(directory: Path) -> None:
-    if not directory.is_dir():
+def _check_directory(source: Source) -> None:
+    if isinstance(source, Path) and not source.is_dir():
         raise click.ClickException(
-            f"no journal directory at {directory} (give --dir, or set $DURABLE_DIR)"
+            f"no journal directory at {source} (give --dir, or set $DURABLE_DIR)"
         )
 
 
 @main.command()
 @click.argument("workflow_id", metavar="ID")
-@DIRECTORY_OPTION
+@source_options
 @click.option(
     "--from",
     "first",
@@ -137,9 +177,9 @@ def _check_directory(directory: Path) -> None:
     help="Steps to show (0: all).",
 )
 @JSON_OPTION
-def show(workflow_id: str, directory: Path, first: int | None, limit: int, as_json: bool) -> None:
+def show(workflow_id: str, source: Source, first: int | None, limit: int, as_json: bool) -> None:
     """Show one workflow's history: each step with its attempts, timers, events, outcome."""
-    details = _run(Catalog(directory).details(workflow_id))
+    details = _with_catalog(source, lambda catalog: catalog.details(workflow_id))
     history, described = details.history, details.description
     total = len(history.steps)
     if limit == 0:
@@ -156,15 +196,15 @@ def show(workflow_id: str, directory: Path, first: int | None, limit: int, as_js
 
 @main.command()
 @click.argument("workflow_id", metavar="ID")
-@DIRECTORY_OPTION
+@source_options
 @JSON_OPTION
-def events(workflow_id: str, directory: Path, as_json: bool) -> None:
+def events(workflow_id: str, source: Source, as_json: bool) -> None:
     """List the events and cancellations sent to a workflow, and whether it received each.
 
     Received: journaled by the run of the workflow (an event it has not waited for yet stays
     buffered in it until a wait_for_event takes it).
     """
-    messages = _run(Catalog(directory).inbox(workflow_id))
+    messages = _with_catalog(source, lambda catalog: catalog.inbox(workflow_id))
     if as_json:
         _print_json(messages)
     elif not messages:
@@ -177,10 +217,10 @@ def events(workflow_id: str, directory: Path, as_json: bool) -> None:
 @click.argument("workflow_id", metavar="ID")
 @click.argument("name")
 @click.argument("payload", metavar="[JSON]", required=False)
-@DIRECTORY_OPTION
+@source_options
 @click.option("--event-id", help="De-duplicates: an event with an id already sent is not sent.")
 def send(
-    workflow_id: str, name: str, payload: str | None, directory: Path, event_id: str | None
+    workflow_id: str, name: str, payload: str | None, source: Source, event_id: str | None
 ) -> None:
     """Send the event NAME, with an optional JSON payload, to a workflow.
 
@@ -199,27 +239,27 @@ def send(
             ) from None
 
     async def post() -> bool:
-        async with Runtime(directory) as runtime:
+        async with _runtime_for(source) as runtime:
             return await runtime.send_event(workflow_id, name, value, event_id=event_id)
 
     if _run(post()):
-        click.echo(f"sent event {name!r} to {workflow_id}: {_arrival(directory, workflow_id)}")
+        click.echo(f"sent event {name!r} to {workflow_id}: {_arrival(source, workflow_id)}")
     else:
         click.echo(f"not sent: event id {event_id!r} was already sent to {workflow_id}")
 
 
 @main.command()
 @click.argument("workflow_id", metavar="ID")
-@DIRECTORY_OPTION
+@source_options
 @click.option("--reason", default="cancelled from the command line", show_default=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def cancel(workflow_id: str, directory: Path, reason: str, yes: bool) -> None:
+def cancel(workflow_id: str, source: Source, reason: str, yes: bool) -> None:
     """Cancel a workflow: CancelledError is raised at its current await.
 
     Its except and finally blocks (and saga compensations) run; then it ends cancelled.
     Journaled: a restart does not resurrect it.
     """
-    described = _run(Catalog(directory).describe(workflow_id))
+    described = _with_catalog(source, lambda catalog: catalog.describe(workflow_id))
     if described.ended is not None:
         raise click.ClickException(
             f"workflow {workflow_id!r} has already {described.state}: nothing to cancel"
@@ -230,18 +270,18 @@ def cancel(workflow_id: str, directory: Path, reason: str, yes: bool) -> None:
         )
 
     async def post() -> None:
-        async with Runtime(directory) as runtime:
+        async with _runtime_for(source) as runtime:
             await runtime.cancel(workflow_id, reason)
 
     _run(post())
-    click.echo(f"cancellation sent to {workflow_id}: {_arrival(directory, workflow_id)}")
+    click.echo(f"cancellation sent to {workflow_id}: {_arrival(source, workflow_id)}")
 
 
-def _arrival(directory: Path, workflow_id: str) -> str:
+def _arrival(source: Source, workflow_id: str) -> str:
     """When the workflow will take what was just posted to its inbox, in words."""
-    runner = _run(Catalog(directory).runner(workflow_id))
-    if runner.pid is not None:
-        return f"process {runner.pid} runs it and takes it within its poll interval (1 s)"
+    runner = _with_catalog(source, lambda catalog: catalog.runner(workflow_id))
+    if runner.holder is not None:
+        return f"process {runner.holder} runs it and takes it within its poll interval (1 s)"
     if not runner.known:
         return "a process running it takes it within a second; otherwise it waits for a resume"
     return (
@@ -251,7 +291,7 @@ def _arrival(directory: Path, workflow_id: str) -> str:
 
 
 @main.command()
-@DIRECTORY_OPTION
+@source_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8233, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -259,7 +299,7 @@ def _arrival(directory: Path, workflow_id: str) -> str:
     is_flag=True,
     help="Allow a --host other than loopback (anyone who can reach it can read the journals).",
 )
-def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
+def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
     """Serve the web UI: the workflows, their timelines, events and cancellation.
 
     Listens on 127.0.0.1 unless told otherwise. Sending an event or cancelling needs the
@@ -267,7 +307,7 @@ def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
     """
     from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
 
-    _check_directory(directory)
+    _check_directory(source)
 
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(
@@ -281,7 +321,7 @@ def ui(directory: Path, host: str, port: int, allow_remote: bool) -> None:
             err=True,
         )
     try:
-        serve(directory, host=host, port=port)
+        serve(source, host=host, port=port)
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {error.strerror or error}; try another --port"

@@ -178,7 +178,7 @@ def history_view(
     elif described.current:
         _add_row(header, "now", described.current)
     if described.ended is None and runner.known:
-        held = f"process {runner.pid} holds its journal" if runner.pid else "no process holds it"
+        held = f"process {runner.holder} holds it" if runner.holder else "no process holds it"
         if runner.stalled(described):
             held += " (stalled: it resumes when a runtime runs it again)"
         _add_row(header, "runner", held)

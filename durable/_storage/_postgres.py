@@ -595,6 +595,34 @@ class PostgresStore:
                 raise JournalNotFound(path=self.location(name))
         return [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
 
+    async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
+        """The committed records of several journals, in one query (for listings)."""
+        await self.connect()
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT r.name, r.seq, r.payload FROM durable_records AS r "
+                "JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation "
+                "WHERE j.name = ANY($1) ORDER BY r.name, r.seq",
+                names,
+            )
+        found: dict[str, list[StoredRecord] | JournalError] = {name: [] for name in names}
+        for row in rows:
+            records = found[row["name"]]
+            assert isinstance(records, list)
+            records.append(StoredRecord(row["seq"], bytes(row["payload"])))
+        return found
+
+    async def holders(self, names: list[str]) -> dict[str, str]:
+        """The owner of each journal whose lease is live now."""
+        await self.connect()
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT name, owner FROM durable_journals "
+                "WHERE name = ANY($1) AND owner IS NOT NULL AND lease_until > now()",
+                names,
+            )
+        return {row["name"]: row["owner"] for row in rows}
+
     async def rotate(self, journal: Any, first_payload: bytes) -> PostgresJournal:
         """Start the journal's next generation with `first_payload` (one previous kept)."""
         assert isinstance(journal, PostgresJournal)

@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._catalog import Catalog, Details, plain_description, to_plain
+from .._catalog import Catalog, Details, is_postgres, plain_description, to_plain
 from .._engine._describe import WorkflowState
 from .._errors import (
     DurableError,
@@ -36,6 +36,7 @@ from .._errors import (
     WorkflowNotFound,
 )
 from .._runtime import Runtime
+from .._storage._postgres import PostgresStore
 
 STATIC = Path(__file__).parent / "static"
 PAGE_LIMIT = 500  # at most this many steps or workflows in one answer
@@ -93,7 +94,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
     """The UI's ASGI app for one journal directory.
 
     Args:
-        directory: the journal directory to show.
+        directory: the journal directory to show, or a PostgreSQL store's DSN.
         token: what the X-Durable-Token header must hold for sends and cancels (default: a
             new random one, in `app.state.token`).
         allow_remote: accept any Host header (when listening beyond loopback); otherwise
@@ -106,7 +107,11 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with Runtime(directory) as runtime:
+        if is_postgres(directory):
+            runtime = Runtime(store=PostgresStore(os.fspath(directory)))
+        else:
+            runtime = Runtime(directory)
+        async with catalog, runtime:
             runtime_holder.append(runtime)
             yield
 

@@ -23,6 +23,16 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve anywhere
 
 
+def _shown(source: str | os.PathLike[str]) -> str:
+    """The source as printed: a DSN without its password."""
+    text = os.fspath(source)
+    if "://" in text and "@" in text:
+        scheme, rest = text.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+    return text
+
+
 def serve(directory: str | os.PathLike[str], *, host: str, port: int) -> None:
     """Serve the UI until interrupted; prints its address (with the token) once listening.
 
@@ -51,7 +61,7 @@ def serve(directory: str | os.PathLike[str], *, host: str, port: int) -> None:
             bound = listener.getsockname()[1]
             shown = f"[{host.strip('[]')}]" if ":" in host else host
             print(
-                f"durable ui: {directory} at http://{shown}:{bound}/?token={token}",
+                f"durable ui: {_shown(directory)} at http://{shown}:{bound}/?token={token}",
                 flush=True,
             )
         await serving

@@ -17,6 +17,7 @@ from pathlib import Path
 import durable
 from durable import RetryPolicy
 
+RUNNING = durable.WorkflowState.RUNNING
 FAST_RETRY = RetryPolicy(initial_interval=0.01, maximum_attempts=3)
 
 
@@ -75,9 +76,15 @@ ORDERS = {
 }
 
 
-async def make_directory(directory: Path) -> None:
-    """Leave a journal directory with a workflow in each state (the runtime then closes)."""
-    async with durable.Runtime(directory, suspend_after=None) as runtime:
+def _runtime(source: Path | str) -> durable.Runtime:
+    if isinstance(source, str) and source.startswith("postgresql://"):
+        return durable.Runtime(store=durable.PostgresStore(source), suspend_after=None)
+    return durable.Runtime(source, suspend_after=None)
+
+
+async def make_directory(directory: Path | str) -> None:
+    """Leave a journal directory (or a PostgreSQL DSN's store) with a workflow in each state."""
+    async with _runtime(directory) as runtime:
         await runtime.run(order_workflow, ORDERS["order-7"], id="order-7")
         with contextlib.suppress(durable.WorkflowFailed):
             await runtime.run(order_workflow, ORDERS["order-2"], id="order-2")
@@ -85,7 +92,10 @@ async def make_directory(directory: Path) -> None:
         sleeping = await runtime.start(order_workflow, ORDERS["order-4"], id="order-4")
         cancelled = await runtime.start(order_workflow, ORDERS["order-5"], id="order-5")
         for workflow_id in ("order-3", "order-4", "order-5"):
-            while (await runtime.describe(workflow_id)).state is durable.WorkflowState.RUNNING:
+            while True:
+                with contextlib.suppress(durable.WorkflowNotFound):  # (PostgreSQL: committed)
+                    if (await runtime.describe(workflow_id)).state is not RUNNING:
+                        break
                 await asyncio.sleep(0.01)
         await runtime.cancel("order-5", "customer changed their mind")
         with contextlib.suppress(durable.WorkflowCancelled):

@@ -20,7 +20,7 @@
 
   function runnerText(w) {
     if (FINAL.has(w.state)) return "";
-    if (w.runner_pid) return "process " + w.runner_pid;
+    if (w.runner) return "process " + w.runner;
     if (w.stalled) return el("span", { class: "error-text" }, "none: stalled, it resumes when a runtime runs it again");
     return "no process holds it now";
   }
