@@ -21,7 +21,7 @@ from .._durations import Duration, to_seconds
 from .._engine._clock import Clock
 from .._errors import SimulatedCrash
 from .._runtime import Runtime, WorkflowHandle
-from .._storage._interface import Journal
+from .._storage._interface import Journal, JournalStore
 from ._activities import ActivityDoubles, CallCounter
 from ._crashes import CountedJournal, CrashInjector, CrashPoint, unwrapped
 from ._virtual_time import VirtualClock
@@ -51,6 +51,7 @@ class TestRuntime(Runtime):
 
     Args:
         directory: where journals live (a test's tmp_path).
+        store: or a JournalStore to use instead (a PostgresStore on a test database).
         workflows: workflows recover() may find there.
         start_time: the virtual time at start (default: now).
         auto_skip: skip ahead while a test awaits an outcome (default True).
@@ -63,8 +64,9 @@ class TestRuntime(Runtime):
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        directory: str | os.PathLike[str] | None = None,
         *,
+        store: JournalStore | None = None,
         workflows: Iterable[Workflow[..., Any]] = (),
         start_time: datetime | float | None = None,
         auto_skip: bool = True,
@@ -80,7 +82,11 @@ class TestRuntime(Runtime):
         else:
             start = float(start_time)
         self._virtual = VirtualClock(start)
-        super().__init__(directory, workflows=workflows, suspend_after=suspend_after, stop_grace=0)
+        if directory is None and store is None:
+            raise TypeError("TestRuntime needs a directory (a test's tmp_path) or a store")
+        super().__init__(
+            directory, store=store, workflows=workflows, suspend_after=suspend_after, stop_grace=0
+        )
         self.auto_skip = auto_skip
         self._doubles = ActivityDoubles()
         self._substitute = self._doubles.substitute

@@ -9,6 +9,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, RetryPolicy, Runtime
+from durable.testing import TestRuntime
 
 pytestmark = pytest.mark.anyio
 
@@ -122,3 +123,13 @@ async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
         with pytest.raises(durable.JournalFenced):
             await asyncio.wait_for(handle.result(), 10)
     assert calls["charge 4"] == 2  # charged (with its retry) once, not again by the survivor
+
+
+async def test_the_testing_kit_runs_on_postgres(postgres_dsn: str) -> None:
+    """Virtual time skips a day-long wait on a PostgreSQL store too."""
+    started = asyncio.get_running_loop().time()
+    async with TestRuntime(store=PostgresStore(postgres_dsn)) as runtime:
+        handle = await runtime.start(order_flow, 5, id="order-5")
+        with pytest.raises(durable.WorkflowFailed, match="EventTimeout"):
+            await handle.result()  # (a retry back-off, then a day's wait: virtual, at once)
+    assert asyncio.get_running_loop().time() - started < 10
