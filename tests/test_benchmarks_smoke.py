@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from .postgres_server import binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +69,15 @@ def test_visibility_benchmark_runs_quick(tmp_path: Path) -> None:
     output, report = run_quick("benchmarks.visibility", tmp_path)
     assert "cli_list" in output
     assert set(report["medians"]) >= {"raw_read", "cli_list", "ui_list_page_refresh"}
+
+
+def test_postgres_benchmark_runs_quick(tmp_path: Path) -> None:
+    if binaries() is None and not os.environ.get("DURABLE_TEST_POSTGRES"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have PostgreSQL's binaries (Debian's postgresql)")
+        pytest.skip("no PostgreSQL binaries here")
+    output, report = run_quick("benchmarks.postgres", tmp_path)
+    assert "durable_concurrent" in output
+    assert isinstance(report["medians"]["durable_concurrent"], float)
+    # (DBOS comes with the bench extra: measured, or reported as skipped, never dropped)
+    assert "dbos_concurrent" in report["medians"]

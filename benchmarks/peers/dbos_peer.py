@@ -116,12 +116,15 @@ def _database(directory: Path) -> Path:
 
 
 def _launch(directory: Path) -> None:
-    """Construct and launch DBOS on a SQLite system database in `directory`, as shipped."""
+    """Construct and launch DBOS on a SQLite system database in `directory`, as shipped
+    (or on $DURABLE_BENCH_DBOS_URL, a PostgreSQL database)."""
     from dbos import DBOS, DBOSConfig  # noqa: PLC0415
 
+    # (benchmarks.postgres points DBOS at a PostgreSQL database instead, as shipped too)
+    url = os.environ.get("DURABLE_BENCH_DBOS_URL") or f"sqlite:///{_database(directory)}"
     config: DBOSConfig = {
         "name": "bench",
-        "system_database_url": f"sqlite:///{_database(directory)}",
+        "system_database_url": url,
         "log_level": "WARNING",
     }
     DBOS(config=config)

@@ -352,6 +352,9 @@ class PostgresStore:
         self._open: dict[str, PostgresJournal] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._listener: Any = None  # the connection that LISTENs, once serve() waits
+        # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
+        # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
+        self._with_mail: set[str] = set()
         self._work = asyncio.Event()
         self.committer = _Committer(self)
 
@@ -510,6 +513,8 @@ class PostgresStore:
                 if claimed is None:
                     raise JournalLocked(path=self.location(name))
                 rows = await connection.fetch(_RECORDS, name)
+                if await connection.fetchval("SELECT 1 FROM durable_inbox WHERE name = $1", name):
+                    self._with_mail.add(name)
         except Exception as error:
             if type(error).__name__ == "LockNotAvailableError":  # (asyncpg's, imported late)
                 raise JournalLocked(path=self.location(name)) from error
@@ -687,6 +692,7 @@ class PostgresStore:
                 "UPDATE durable_journals SET due = NULL WHERE name = $1 AND NOT done", name
             )
             await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+        self._with_mail.add(name)
         return len(rows)
 
     async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
@@ -708,11 +714,16 @@ class PostgresStore:
                 names,
             )
         counts = {row["name"]: row["n"] for row in rows}
+        self._with_mail.update(counts)
         return {name: counts.get(name, -1) for name in names}
 
     def may_have_mail(self, name: str) -> bool:
-        """Always True: the inbox is a query away (the file store answers with a stat)."""
-        return True
+        """Whether the inbox is known not to be empty (from open, post or the poll).
+
+        A message posted from another process is seen by the runtime's inbox poll
+        (`event_poll_interval`), which then tells the run, as with the file store.
+        """
+        return name in self._with_mail
 
     async def close(self) -> None:
         """Stop the heartbeat and close the connections (open journals first)."""
