@@ -242,6 +242,7 @@ class _Committer:
         self._store = store
         self._waiters: list[tuple[PostgresJournal, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._connection: Any = None  # the committer's own, while the store is open
         self.commits = 0  # transactions committed (for tests and benchmarks)
 
     def wake(self) -> None:
@@ -291,7 +292,21 @@ class _Committer:
     async def _commit(self, batch: dict[PostgresJournal, list[tuple[int, bytes]]]) -> None:
         if not batch:
             return
-        async with self._store.pool.acquire() as connection, connection.transaction():
+        if self._connection is None:  # (kept between batches: a pool's release costs a
+            self._connection = await self._store.pool.acquire()  # reset query per commit)
+        connection = self._connection
+        try:
+            await self._commit_on(connection, batch)
+        except BaseException:
+            self._connection = None  # (its state is unknown: give it back to be reset)
+            await self._store.pool.release(connection)
+            raise
+        self.commits += 1
+
+    async def _commit_on(
+        self, connection: Any, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
+    ) -> None:
+        async with connection.transaction():
             journals = list(batch)
             confirmed = {
                 row["name"]
@@ -315,12 +330,15 @@ class _Committer:
                     payloads.append(payload)
             if names:
                 await connection.execute(_INSERT_RECORDS, names, generations, seqs, payloads)
-        self.commits += 1
 
     async def stop(self) -> None:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                await self._store.pool.release(connection)
 
 
 class PostgresStore:
