@@ -4,7 +4,9 @@ between hosts), continue-as-new, and a takeover after a runner's lease expired."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import asyncpg
 import pytest
 
 import durable
@@ -133,3 +135,51 @@ async def test_the_testing_kit_runs_on_postgres(postgres_dsn: str) -> None:
         with pytest.raises(durable.WorkflowFailed, match="EventTimeout"):
             await handle.result()  # (a retry back-off, then a day's wait: virtual, at once)
     assert asyncio.get_running_loop().time() - started < 10
+
+
+@durable.workflow
+async def napper(seconds: float) -> str:
+    await durable.sleep(seconds)
+    return "rested"
+
+
+async def test_a_sleeper_wakes_in_whichever_process_serves_then(postgres_dsn: str) -> None:
+    """A sleep outlives the process that began it: another serving process resumes it."""
+    first = Runtime(store=PostgresStore(postgres_dsn), workflows=[napper], suspend_after=0.1)
+    async with first:
+        serving = asyncio.ensure_future(first.serve(poll_interval=0.1))
+        await first.submit(napper, 1.5, id="nap")
+        await wait_for_state(first, "nap", durable.WorkflowState.SLEEPING)
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    # The first process is gone; a second one serves from now on.
+    second = Runtime(store=PostgresStore(postgres_dsn), workflows=[napper])
+    async with second:
+        serving = asyncio.ensure_future(second.serve(poll_interval=0.1))
+        try:
+            async with asyncio.timeout(10):
+                while (await second.describe("nap")).state is not durable.WorkflowState.COMPLETED:
+                    await asyncio.sleep(0.05)
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    async with Runtime(store=PostgresStore(postgres_dsn)) as third:  # (the recorded outcome)
+        assert await third.run(napper, 1.5, id="nap") == "rested"
+
+
+async def test_a_damaged_row_is_refused_naming_the_workflow(postgres_dsn: str) -> None:
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        assert await runtime.run(counting, 3, id="damaged") == 3
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        await connection.execute(
+            "UPDATE durable_records SET payload = '\\xc1c1c1'::bytea WHERE name = 'damaged' "
+            "AND seq = 0"
+        )
+    finally:
+        await connection.close()
+    async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
+        with pytest.raises(durable.JournalCorrupted, match="journal 'damaged'"):
+            await runtime.describe("damaged")
