@@ -67,6 +67,13 @@ WORKFLOW_IDS = {
     "sleeping": "order-4",
     "cancelled": "order-5",
 }
+STATES = {  # what make_directory leaves each workflow in
+    "order-7": "completed",
+    "order-2": "failed",
+    "order-3": "waiting for event",
+    "order-4": "sleeping",
+    "order-5": "cancelled",
+}
 ORDERS = {
     "order-7": Order(7, 20.0),
     "order-2": Order(2, 5000.0),

@@ -15,7 +15,7 @@ import pytest
 import durable
 from durable._catalog import Catalog, to_plain
 
-from .sample_app import ORDERS, order_workflow
+from .sample_app import ORDERS, STATES, order_workflow
 
 pytestmark = pytest.mark.anyio
 
@@ -27,13 +27,7 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
 async def test_listing_has_every_state_newest_first(sample_dir: Path) -> None:
     listing = await Catalog(sample_dir).listing()
     states = {described.workflow_id: str(described.state) for described in listing.workflows}
-    assert states == {
-        "order-7": "completed",
-        "order-2": "failed",
-        "order-3": "waiting for event",
-        "order-4": "sleeping",
-        "order-5": "cancelled",
-    }
+    assert states == STATES
     updated = [described.updated for described in listing.workflows]
     assert updated == sorted(updated, reverse=True)
     assert listing.unreadable == {}

@@ -14,7 +14,7 @@ from durable import PostgresStore, Runtime
 from durable._cli import main
 from durable._ui import create_app
 
-from .sample_app import ORDERS, make_directory, order_workflow
+from .sample_app import ORDERS, STATES, make_directory, order_workflow
 
 TOKEN = "test-token"
 
@@ -35,13 +35,7 @@ def test_list_show_send_and_cancel_on_postgres(sample_store: str) -> None:
     code, output = cli("list", "--store", sample_store, "--json")
     assert code == 0
     states = {w["id"]: w["state"] for w in json.loads(output)["workflows"]}
-    assert states == {
-        "order-7": "completed",
-        "order-2": "failed",
-        "order-3": "waiting for event",
-        "order-4": "sleeping",
-        "order-5": "cancelled",
-    }
+    assert states == STATES
     code, output = cli("show", "order-7", "--store", sample_store)
     assert code == 0
     assert "#1 ConnectionError" in output
