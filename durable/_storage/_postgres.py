@@ -41,85 +41,11 @@ from .._errors import (
     JournalNotFound,
     JournalWriteError,
     StoreUnavailable,
-    UnsupportedJournalFormat,
 )
 from ._directory import validate_name
 from ._frames import StoredRecord
-
-SCHEMA_VERSION = 1
-_MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
-_SCHEMA = """
-CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
-CREATE TABLE durable_journals (
-    name        text PRIMARY KEY,
-    generation  integer NOT NULL DEFAULT 0,
-    owner       text,
-    fence       bigint NOT NULL DEFAULT 0,
-    lease_until timestamptz,
-    done        boolean NOT NULL DEFAULT false,
-    due         timestamptz,
-    created     timestamptz NOT NULL DEFAULT now(),
-    updated     timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE durable_records (
-    name        text NOT NULL REFERENCES durable_journals (name) ON DELETE CASCADE,
-    generation  integer NOT NULL,
-    seq         integer NOT NULL,
-    payload     bytea NOT NULL,
-    PRIMARY KEY (name, generation, seq)
-);
-CREATE INDEX durable_journals_work ON durable_journals (due) WHERE NOT done;
-CREATE TABLE durable_inbox (
-    name        text NOT NULL,
-    seq         integer NOT NULL,
-    payload     bytea NOT NULL,
-    PRIMARY KEY (name, seq)
-);
-"""
-_CLAIM = """
-UPDATE durable_journals
-   SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3),
-       due = NULL
- WHERE name = $1 AND (owner IS NULL OR lease_until < now() OR owner = $2)
-RETURNING fence, generation
-"""
-_CANDIDATES = """
-UPDATE durable_journals SET owner = $1, lease_until = now() + make_interval(secs => $2)
- WHERE name IN (
-       SELECT name FROM durable_journals
-        WHERE NOT done AND (owner IS NULL OR lease_until < now())
-          AND (due IS NULL OR due <= now())
-        ORDER BY due NULLS FIRST, name
-        LIMIT $3
-          FOR UPDATE SKIP LOCKED)
-RETURNING name
-"""
-_RENEW = """
-UPDATE durable_journals AS j SET lease_until = now() + make_interval(secs => $4)
-  FROM unnest($1::text[], $2::bigint[]) AS h(name, fence)
- WHERE j.name = h.name AND j.fence = h.fence AND j.owner = $3
-RETURNING j.name, j.fence
-"""
-_NEXT_DUE = """
-SELECT extract(epoch FROM min(due) - now()) FROM durable_journals
- WHERE NOT done AND owner IS NULL AND due > now() AND due < 'infinity'
-"""
-CHANNEL = "durable_work"
-_CONFIRM = """
-UPDATE durable_journals AS j SET updated = now()
-  FROM unnest($1::text[], $2::bigint[]) AS b(name, fence)
- WHERE j.name = b.name AND j.fence = b.fence AND j.owner = $3
-RETURNING j.name
-"""
-_INSERT_RECORDS = """
-INSERT INTO durable_records (name, generation, seq, payload)
-SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bytea[])
-"""
-_RECORDS = """
-SELECT r.seq, r.payload FROM durable_records AS r
-  JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation
- WHERE j.name = $1 ORDER BY r.seq
-"""
+from ._postgres_commit import Committer
+from ._postgres_sql import CANDIDATES, CHANNEL, CLAIM, NEXT_DUE, RECORDS, RENEW, migrate
 
 
 def _without_password(dsn: str) -> str:
@@ -232,115 +158,6 @@ class PostgresJournal:
             raise JournalClosed(path=self._store.location(self.name))
 
 
-class _Committer:
-    """One commit at a time, for every journal of the store.
-
-    A batch is whatever was queued when the previous commit ended.
-    """
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._waiters: list[tuple[PostgresJournal, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._connection: Any = None  # the committer's own, while the store is open
-        self.commits = 0  # transactions committed (for tests and benchmarks)
-
-    def wake(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="durable commit")
-
-    async def wait_for(self, journal: PostgresJournal) -> None:
-        """Until what `journal` queued so far is committed.
-
-        A waiter is settled after the batch that follows its registration, so records in
-        a batch already in flight are covered too.
-        """
-        if not journal.queued and not self._busy:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((journal, waiter))
-        self.wake()
-        await waiter
-
-    @property
-    def _busy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _run(self) -> None:
-        await asyncio.sleep(0)  # (let every workflow ready now write its records first)
-        while self._waiters or any(j.queued for j in self._store.open_journals()):
-            waiters, self._waiters = self._waiters, []
-            batch = {j: j.queued for j in self._store.open_journals() if j.queued}
-            for journal in batch:
-                journal.queued = []
-            try:
-                await self._commit(batch)
-            except JournalError as error:
-                for journal in batch:
-                    journal.lose(error)
-            except Exception as error:
-                for journal in batch:
-                    journal.lose(self._store.write_error(journal.name, error))
-            for journal, waiter in waiters:
-                if waiter.done():
-                    continue
-                if journal.failure is not None:
-                    waiter.set_exception(journal.failure)
-                else:
-                    waiter.set_result(None)
-
-    async def _commit(self, batch: dict[PostgresJournal, list[tuple[int, bytes]]]) -> None:
-        if not batch:
-            return
-        if self._connection is None:  # (kept between batches: a pool's release costs a
-            self._connection = await self._store.pool.acquire()  # reset query per commit)
-        connection = self._connection
-        try:
-            await self._commit_on(connection, batch)
-        except BaseException:
-            self._connection = None  # (its state is unknown: give it back to be reset)
-            await self._store.pool.release(connection)
-            raise
-        self.commits += 1
-
-    async def _commit_on(
-        self, connection: Any, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
-    ) -> None:
-        async with connection.transaction():
-            journals = list(batch)
-            confirmed = {
-                row["name"]
-                for row in await connection.fetch(
-                    _CONFIRM,
-                    [j.name for j in journals],
-                    [j.fence for j in journals],
-                    self._store.owner,
-                )
-            }
-            names, generations, seqs, payloads = [], [], [], []
-            for journal, records in batch.items():
-                if journal.name not in confirmed:
-                    where = self._store.location(journal.name)
-                    journal.lose(JournalFenced(path=where, fence=journal.fence))
-                    continue
-                for seq, payload in records:
-                    names.append(journal.name)
-                    generations.append(journal.generation)
-                    seqs.append(seq)
-                    payloads.append(payload)
-            if names:
-                await connection.execute(_INSERT_RECORDS, names, generations, seqs, payloads)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            with contextlib.suppress(Exception):
-                await self._store.pool.release(connection)
-
-
 class PostgresStore:
     """Journals and inboxes in a PostgreSQL database: `Runtime(store=PostgresStore(dsn))`.
 
@@ -374,7 +191,7 @@ class PostgresStore:
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
         self._with_mail: set[str] = set()
         self._work = asyncio.Event()
-        self.committer = _Committer(self)
+        self.committer = Committer(self)
 
     # -- connection and schema ------------------------------------------------------------
 
@@ -421,7 +238,7 @@ class PostgresStore:
                 "server runs and accepts this client",
             ) from error
         try:
-            await self._migrate(pool, asyncpg)
+            await migrate(pool, asyncpg, self._shown)
         except BaseException:
             await pool.close()
             raise
@@ -429,38 +246,6 @@ class PostgresStore:
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._renew_leases(), name="durable lease heartbeat"
         )
-
-    async def _migrate(self, pool: Any, asyncpg: Any) -> None:
-        """Create or check the tables, under an advisory lock, in one transaction.
-
-        A migration either happens whole or not at all.
-        """
-        try:
-            async with pool.acquire() as connection, connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                version = 0
-                if await connection.fetchval("SELECT to_regclass('durable_meta')") is not None:
-                    found = await connection.fetchval(
-                        "SELECT value FROM durable_meta WHERE key = 'schema_version'"
-                    )
-                    version = int(found or 0)
-                if version > SCHEMA_VERSION:
-                    raise UnsupportedJournalFormat(
-                        path=self._shown, found=version, supported=SCHEMA_VERSION
-                    )
-                if version < 1:
-                    await connection.execute(_SCHEMA)
-                    await connection.execute(
-                        "INSERT INTO durable_meta VALUES ('schema_version', $1)",
-                        str(SCHEMA_VERSION),
-                    )
-        except asyncpg.InsufficientPrivilegeError as error:
-            raise StoreUnavailable(
-                path=self._shown,
-                detail=f"this user may not create or use durable's tables: {error}",
-                hint="Grant it CREATE on the database's schema (or create the tables once "
-                "as an owner) and SELECT, INSERT, UPDATE, DELETE on durable_* tables",
-            ) from error
 
     async def _renew_leases(self) -> None:
         """Every lease / 3: renew this store's leases; journals that lost theirs are fenced."""
@@ -473,7 +258,7 @@ class PostgresStore:
             try:
                 async with self.pool.acquire() as connection:
                     rows = await connection.fetch(
-                        _RENEW,
+                        RENEW,
                         [j.name for j in held],
                         [j.fence for j in held],
                         self.owner,
@@ -527,10 +312,10 @@ class PostgresStore:
                 await connection.execute(
                     "INSERT INTO durable_journals (name) VALUES ($1) ON CONFLICT DO NOTHING", name
                 )
-                claimed = await connection.fetchrow(_CLAIM, name, self.owner, self.lease)
+                claimed = await connection.fetchrow(CLAIM, name, self.owner, self.lease)
                 if claimed is None:
                     raise JournalLocked(path=self.location(name))
-                rows = await connection.fetch(_RECORDS, name)
+                rows = await connection.fetch(RECORDS, name)
                 if await connection.fetchval("SELECT 1 FROM durable_inbox WHERE name = $1", name):
                     self._with_mail.add(name)
         except Exception as error:
@@ -585,7 +370,7 @@ class PostgresStore:
         """
         await self.connect()
         async with self.pool.acquire() as connection:
-            rows = await connection.fetch(_CANDIDATES, self.owner, self.lease, limit)
+            rows = await connection.fetch(CANDIDATES, self.owner, self.lease, limit)
         return sorted(row["name"] for row in rows)
 
     async def wait_for_work(self, longest: float) -> None:
@@ -595,7 +380,7 @@ class PostgresStore:
             self._listener = await self.pool.acquire()
             await self._listener.add_listener(CHANNEL, self._on_notify)
         async with self.pool.acquire() as connection:
-            next_due = await connection.fetchval(_NEXT_DUE)
+            next_due = await connection.fetchval(NEXT_DUE)
         if next_due is not None:
             longest = min(longest, max(0.0, float(next_due)))
         with contextlib.suppress(TimeoutError):
@@ -611,7 +396,7 @@ class PostgresStore:
         self.check_name(name)
         await self.connect()
         async with self.pool.acquire() as connection:
-            rows = await connection.fetch(_RECORDS, name)
+            rows = await connection.fetch(RECORDS, name)
             if not rows and not await connection.fetchval(
                 "SELECT 1 FROM durable_journals WHERE name = $1", name
             ):

@@ -10,7 +10,7 @@ import pytest
 
 import durable
 from durable import PostgresStore
-from durable._storage._postgres import SCHEMA_VERSION
+from durable._storage._postgres_sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
 

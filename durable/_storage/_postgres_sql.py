@@ -1,0 +1,117 @@
+"""PostgresStore's tables and statements, and the migration that creates the tables.
+
+Schema version 1. A migration runs in one transaction under an advisory lock, so it either
+happens whole or not at all, and two processes starting at once do not race.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import StoreUnavailable, UnsupportedJournalFormat
+
+SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
+SCHEMA = """
+CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE durable_journals (
+    name        text PRIMARY KEY,
+    generation  integer NOT NULL DEFAULT 0,
+    owner       text,
+    fence       bigint NOT NULL DEFAULT 0,
+    lease_until timestamptz,
+    done        boolean NOT NULL DEFAULT false,
+    due         timestamptz,
+    created     timestamptz NOT NULL DEFAULT now(),
+    updated     timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE durable_records (
+    name        text NOT NULL REFERENCES durable_journals (name) ON DELETE CASCADE,
+    generation  integer NOT NULL,
+    seq         integer NOT NULL,
+    payload     bytea NOT NULL,
+    PRIMARY KEY (name, generation, seq)
+);
+CREATE INDEX durable_journals_work ON durable_journals (due) WHERE NOT done;
+CREATE TABLE durable_inbox (
+    name        text NOT NULL,
+    seq         integer NOT NULL,
+    payload     bytea NOT NULL,
+    PRIMARY KEY (name, seq)
+);
+"""
+CLAIM = """
+UPDATE durable_journals
+   SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3),
+       due = NULL
+ WHERE name = $1 AND (owner IS NULL OR lease_until < now() OR owner = $2)
+RETURNING fence, generation
+"""
+CANDIDATES = """
+UPDATE durable_journals SET owner = $1, lease_until = now() + make_interval(secs => $2)
+ WHERE name IN (
+       SELECT name FROM durable_journals
+        WHERE NOT done AND (owner IS NULL OR lease_until < now())
+          AND (due IS NULL OR due <= now())
+        ORDER BY due NULLS FIRST, name
+        LIMIT $3
+          FOR UPDATE SKIP LOCKED)
+RETURNING name
+"""
+RENEW = """
+UPDATE durable_journals AS j SET lease_until = now() + make_interval(secs => $4)
+  FROM unnest($1::text[], $2::bigint[]) AS h(name, fence)
+ WHERE j.name = h.name AND j.fence = h.fence AND j.owner = $3
+RETURNING j.name, j.fence
+"""
+NEXT_DUE = """
+SELECT extract(epoch FROM min(due) - now()) FROM durable_journals
+ WHERE NOT done AND owner IS NULL AND due > now() AND due < 'infinity'
+"""
+CHANNEL = "durable_work"
+CONFIRM = """
+UPDATE durable_journals AS j SET updated = now()
+  FROM unnest($1::text[], $2::bigint[]) AS b(name, fence)
+ WHERE j.name = b.name AND j.fence = b.fence AND j.owner = $3
+RETURNING j.name
+"""
+INSERT_RECORDS = """
+INSERT INTO durable_records (name, generation, seq, payload)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bytea[])
+"""
+RECORDS = """
+SELECT r.seq, r.payload FROM durable_records AS r
+  JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation
+ WHERE j.name = $1 ORDER BY r.seq
+"""
+
+
+async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
+    """Create or check the tables, under an advisory lock, in one transaction.
+
+    A migration either happens whole or not at all.
+    """
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            version = 0
+            if await connection.fetchval("SELECT to_regclass('durable_meta')") is not None:
+                found = await connection.fetchval(
+                    "SELECT value FROM durable_meta WHERE key = 'schema_version'"
+                )
+                version = int(found or 0)
+            if version > SCHEMA_VERSION:
+                raise UnsupportedJournalFormat(path=shown, found=version, supported=SCHEMA_VERSION)
+            if version < 1:
+                await connection.execute(SCHEMA)
+                await connection.execute(
+                    "INSERT INTO durable_meta VALUES ('schema_version', $1)",
+                    str(SCHEMA_VERSION),
+                )
+    except asyncpg.InsufficientPrivilegeError as error:
+        raise StoreUnavailable(
+            path=shown,
+            detail=f"this user may not create or use durable's tables: {error}",
+            hint="Grant it CREATE on the database's schema (or create the tables once "
+            "as an owner) and SELECT, INSERT, UPDATE, DELETE on durable_* tables",
+        ) from error
