@@ -157,6 +157,9 @@ class Catalog:
         stale = [name for name in names if self._described.get(name, ((),))[0] != versions[name]]
         stored = await self._store.read_many(stale) if stale else {}
         listing = Listing(runners=await self._holders(names, versions))
+        mail: dict[str, int] = {}  # (a database tells every inbox's size in one query)
+        if isinstance(self._store, PostgresStore) and stale:
+            mail = await self._store.inbox_sizes(stale)
         for name in stale:
             records = stored[name]
             self._described.pop(name, None)
@@ -165,7 +168,9 @@ class Catalog:
             elif records:  # (none: created, its start record not written yet)
                 try:
                     journal = self._decode(name, records)
-                    messages = len(await self._inbox(name)) if versions[name][6] > 0 else 0
+                    messages = 0
+                    if mail.get(name, versions[name][6]) > 0:
+                        messages = len(await self._inbox(name))
                     described = describe(name, journal, inbox_size=messages)
                 except DurableError as error:
                     listing.unreadable[name] = str(error)

@@ -104,6 +104,7 @@ class JournalDirectory:
         self._committer: GroupCommitter | None = None
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
+        self._inbox_paths: dict[str, Path] = {}  # (may_have_mail, asked at every pull)
 
     def check_name(self, name: str) -> None:
         """Refuse a name that could escape the directory (InvalidJournalName)."""
@@ -122,8 +123,16 @@ class JournalDirectory:
         await asyncio.sleep(longest)
 
     def may_have_mail(self, name: str) -> bool:
-        """Whether the inbox file has anything (a stat on this thread: no thread hop)."""
-        return inbox.size_of(self.path_of(name).with_suffix(INBOX_SUFFIX)) > 0
+        """Whether the inbox file has anything (a stat on this thread: no thread hop).
+
+        Asked at every pull of a running workflow, so the path is built once per name.
+        """
+        path = self._inbox_paths.get(name)
+        if path is None:
+            if len(self._inbox_paths) > 4096:
+                self._inbox_paths.clear()
+            path = self._inbox_paths[name] = self.path_of(name).with_suffix(INBOX_SUFFIX)
+        return inbox.size_of(path) > 0
 
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
