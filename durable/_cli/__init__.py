@@ -399,6 +399,9 @@ def verify(
     click.echo(f"{len(results)} {journals}: {passed} ok, {failed} failed, {skipped} skipped")
     if failed or (strict and skipped):
         sys.exit(1)
+    if results and not passed:  # (a gate that checked nothing must not pass)
+        click.echo("no journal was verified: give the workflows they belong to (--workflow)")
+        sys.exit(1)
 
 
 def _echo(result: ReplayResult) -> None:

@@ -9,6 +9,7 @@ fresh directory with fresh runtime state; its asserts are checked every time.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -61,7 +62,10 @@ async def check_crash_point(
     Raises:
         CrashPointFailed: the scenario raised (an assert failed, say); the cause is chained.
     """
-    where = Path(directory) / f"crash-{point.after_record}{'-late' if point.late else ''}"
+    # (a new directory each time: hypothesis repeats points, and a journal left by an
+    # earlier run would replay finished, without crashing and without its side effects)
+    prefix = f"crash-{point.after_record}{'-late' if point.late else ''}-"
+    where = _fresh_directory(directory, prefix)
     try:
         async with TestRuntime(where, crash=point, **runtime_options) as runtime:
             await scenario(runtime)
@@ -89,9 +93,8 @@ async def check_crash_points(
     """
     runtime_options.setdefault("start_time", time.time())  # every run starts at one time
     root = Path(directory)
-    async with TestRuntime(
-        root / "no-crash", crash=CrashPoint(_NEVER), **runtime_options
-    ) as runtime:
+    fresh = _fresh_directory(root, "no-crash-")
+    async with TestRuntime(fresh, crash=CrashPoint(_NEVER), **runtime_options) as runtime:
         await scenario(runtime)
     assert runtime._injector is not None
     report = CrashReport(records=runtime._injector.written)
@@ -99,3 +102,9 @@ async def check_crash_points(
         report.points.append(point)
         report.crashed += await check_crash_point(scenario, point, root, **runtime_options)
     return report
+
+
+def _fresh_directory(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new, empty directory in `parent` (made if missing): no journal of an earlier run."""
+    os.makedirs(parent, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

@@ -237,3 +237,23 @@ async def test_an_at_most_once_activity_in_doubt_after_a_crash_is_not_run_again(
     async with TestRuntime(tmp_path, crash=CrashPoint(2, late=True)) as runtime:
         assert await runtime.run(transfer, id="t") == "in doubt"
     assert RAN["wire"] == 1
+
+
+@durable.activity
+async def _fresh_dir_step() -> int:
+    return 1
+
+
+@durable.workflow
+async def _fresh_dir_flow() -> int:
+    return await _fresh_dir_step() + await _fresh_dir_step()
+
+
+async def test_a_repeated_crash_point_gets_a_fresh_directory(tmp_path: Path) -> None:
+    """Hypothesis repeats points: a second run at one point must crash and run again."""
+
+    async def scenario(runtime: TestRuntime) -> None:
+        assert await runtime.run(_fresh_dir_flow, id="fresh") == 2
+
+    assert await check_crash_point(scenario, CrashPoint(1), tmp_path)
+    assert await check_crash_point(scenario, CrashPoint(1), tmp_path)  # crashes again
