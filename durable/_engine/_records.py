@@ -1,4 +1,12 @@
-"""The journal's record kinds: small msgpack maps with short keys, one per event.
+"""The journal's record schema: every record kind, its builder and its validator.
+
+Records are small msgpack maps with short keys, one per event. Writers build them with the
+builders below (one per kind); readers (replay, describe, history, the catalog, the
+mailroom, the runtime) get them through `read_journal` / `read_message`, which decode and
+validate each record once, here: a checksum-valid record of the wrong shape (an unknown
+kind, a missing key, a value of the wrong type, a time no clock could give) is one
+`JournalCorrupted` naming the file, the record and what is wrong, and readers index the
+validated maps without checking again. Validation is a few dict lookups per record.
 
 Engine format version 2 (the "v" of the start record; the storage frame format is separate):
 
@@ -14,6 +22,7 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     wait   {k, s, n: event name [, x: 1]}          the code waits for an event (x: no more)
     event  {k, q: inbox position, n: name, p: payload, t [, id: event id]}   delivered
     cancel {k, q: inbox position, m: reason, t}                      delivered: cancels
+    skip   {k, q: inbox position, reason, t}        a message that could not be delivered
     status {k, s, v: value, t}                                     set_status(), published
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
@@ -30,14 +39,36 @@ order the runner took them; `q` says how far it has read. Errors are {type, msg,
 Times are epoch seconds.
 Only `done`, `fired`, `event` and `cancel` are delivered to the workflow; the others are
 bookkeeping that replay checks (`sched`, `timer`, `wait`, `status`) or resumes from (`retry`,
-`patch`). Readers ignore unknown keys, so later
+`patch`); a `skip` takes its inbox position like `event` and `cancel` and delivers nothing (the
+message was undecodable, of an unknown kind, or too large to journal; `reason` says which, at
+most SKIP_REASON_LIMIT characters). Readers ignore unknown keys, so later
 versions may add keys; a start record with a newer `v` is refused.
+
+Inbox messages (storage's inbox, written by senders) are maps too:
+
+    event  {k, n: name, p: payload, id: event id or nil, t}
+    cancel {k, m: reason, id: request id or nil, t}
+
+What validation guarantees, beyond the keys above and their types: `s`, `q`, `n`, `gen`
+are ints >= 0 (not bools); `t` and `b` are clock readings (finite, between the years 1
+and 9999, so any reader can make a datetime of them); `at` is any number but NaN (a timer
+may be armed for ever: inf); `e` is an error map {type, msg[, tb, kind, id]} whose `id` is
+there when `kind` names a child; a "done" has `r` or `e`; an "end" has `r`, `e` or a list
+`cont`; `carry` is a list of [name, payload] pairs. The first record is the only "start".
 """
 
 from __future__ import annotations
 
+import math
 import traceback
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
+
+from .._encoding import decode
+from .._errors import JournalCorrupted, UnsupportedJournalFormat
+from .._storage._frames import StoredRecord
 
 FORMAT_VERSION = 2
 
@@ -53,21 +84,329 @@ CANCEL = "cancel"
 STATUS = "status"
 PATCH = "patch"
 END = "end"
+SKIP = "skip"
+SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
-FROM_INBOX = frozenset({EVENT, CANCEL})  # delivered, but not the outcome of a step
+FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
 KNOWN = frozenset(
-    {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, STATUS, PATCH, END}
+    {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, SKIP, STATUS, PATCH, END}
 )
 CHILD_PREFIX = "child:"
+CHILD_KINDS = frozenset({"child", "child-cancelled"})  # errors of a child step: they name it
+
+# A validated record: one of the typed dicts below, told apart by its "k". Readers index it
+# as a plain dict (the validators have checked every key they read).
+Record = dict[str, Any]
 
 
-def describe_error(error: BaseException, *, kind: str | None = None) -> dict[str, Any]:
+# --- the kinds -----------------------------------------------------------------------------
+
+
+class ErrorInfo(TypedDict):
+    """An exception as a record field (`e`)."""
+
+    type: str
+    msg: str
+    tb: NotRequired[str]
+    kind: NotRequired[str]  # "in-doubt", "child", "child-cancelled"
+    id: NotRequired[str]  # the child workflow's id, for the child kinds
+
+
+class StartRecord(TypedDict):
+    k: str
+    v: int
+    wf: str
+    id: str
+    args: list[Any]
+    t: float
+    seed: int
+    gen: NotRequired[int]
+    q: NotRequired[int]
+    parent: NotRequired[str]
+    carry: NotRequired[list[list[Any]]]
+
+
+class ScheduledRecord(TypedDict):
+    k: str
+    s: int
+    a: str
+    d: str
+    n: int
+    t: float
+    id: NotRequired[str]  # a child workflow's id
+
+
+class RetryRecord(TypedDict):
+    k: str
+    s: int
+    a: NotRequired[str]  # (format 1: only "sched" names the activity)
+    d: NotRequired[str]
+    n: int
+    e: ErrorInfo
+    at: float
+    b: NotRequired[float]
+    t: float
+
+
+class DoneRecord(TypedDict):
+    k: str
+    s: int
+    a: NotRequired[str]
+    d: NotRequired[str]
+    n: NotRequired[int]
+    r: NotRequired[Any]  # the result, or
+    e: NotRequired[ErrorInfo]  # the error
+    b: NotRequired[float]
+    t: float
+
+
+class TimerRecord(TypedDict):
+    k: str
+    s: int
+    at: float
+    x: NotRequired[int]
+
+
+class FiredRecord(TypedDict):
+    k: str
+    s: int
+    t: float
+
+
+class WaitRecord(TypedDict):
+    k: str
+    s: int
+    n: str
+    x: NotRequired[int]
+
+
+class EventRecord(TypedDict):
+    k: str
+    q: int
+    n: str
+    p: Any
+    t: float
+    id: NotRequired[str]
+
+
+class CancelRecord(TypedDict):
+    k: str
+    q: int
+    m: str
+    t: float
+
+
+class SkipRecord(TypedDict):
+    k: str
+    q: int
+    reason: str
+    t: float
+
+
+class StatusRecord(TypedDict):
+    k: str
+    s: int
+    v: Any
+    t: float
+
+
+class PatchRecord(TypedDict):
+    k: str
+    id: str
+    s: int
+
+
+class EndRecord(TypedDict):
+    k: str
+    t: float
+    r: NotRequired[Any]
+    e: NotRequired[ErrorInfo]
+    c: NotRequired[int]
+    cont: NotRequired[list[Any]]
+    q: NotRequired[int]
+    carry: NotRequired[list[list[Any]]]
+
+
+class EventMessage(TypedDict):
+    """An inbox message carrying an event (not a journal record: the inbox's)."""
+
+    k: str
+    n: str
+    p: Any
+    id: str | None
+    t: float
+
+
+class CancelMessage(TypedDict):
+    k: str
+    m: str
+    id: str | None
+    t: float
+
+
+# --- builders ------------------------------------------------------------------------------
+
+
+def start(
+    workflow_name: str,
+    workflow_id: str,
+    arguments: list[Any],
+    now: float,
+    seed: int,
+    **extra: Any,
+) -> StartRecord:
+    """A journal's first record (extra: gen, q, carry, parent)."""
+    record: StartRecord = {
+        "k": START,
+        "v": FORMAT_VERSION,
+        "wf": workflow_name,
+        "id": workflow_id,
+        "args": arguments,
+        "t": now,
+        "seed": seed,
+    }
+    record.update(extra)  # type: ignore[typeddict-item]
+    return record
+
+
+def scheduled(
+    step: int, activity: str, digest: str, attempt: int, *, now: float, child: str | None = None
+) -> ScheduledRecord:
+    """An attempt under way (an at_most_once intent, a long one, a child's start)."""
+    record: ScheduledRecord = {
+        "k": SCHEDULED,
+        "s": step,
+        "a": activity,
+        "d": digest,
+        "n": attempt,
+        "t": now,
+    }
+    if child is not None:
+        record["id"] = child
+    return record
+
+
+def retry(
+    step: int,
+    activity: str,
+    digest: str,
+    attempt: int,
+    *,
+    error: ErrorInfo,
+    retry_at: float,
+    began: float,
+    now: float,
+) -> RetryRecord:
+    """A failed attempt that will be tried again at `retry_at`."""
+    return {
+        "k": RETRY,
+        "s": step,
+        "a": activity,
+        "d": digest,
+        "n": attempt,
+        "e": error,
+        "at": retry_at,
+        "b": began,
+        "t": now,
+    }
+
+
+def done(
+    step: int,
+    activity: str,
+    digest: str,
+    attempt: int,
+    *,
+    now: float,
+    result: Any = None,
+    error: ErrorInfo | None = None,
+    began: float | None = None,
+) -> DoneRecord:
+    """A step's outcome: its result, or (`error` given) its failure."""
+    record: dict[str, Any]  # (built in the order it always was: the same bytes as before)
+    if error is None:
+        record = {"k": DONE, "s": step, "a": activity, "d": digest, "n": attempt, "r": result}
+    else:
+        record = {"k": DONE, "s": step, "a": activity, "d": digest, "e": error, "n": attempt}
+    if began is not None:
+        record["b"] = began
+    record["t"] = now
+    return cast(DoneRecord, record)
+
+
+def timer(step: int, fire_at: float) -> TimerRecord:
+    return {"k": TIMER, "s": step, "at": fire_at}
+
+
+def fired(step: int, now: float) -> FiredRecord:
+    return {"k": FIRED, "s": step, "t": now}
+
+
+def wait(step: int, name: str) -> WaitRecord:
+    return {"k": WAIT, "s": step, "n": name}
+
+
+def let_go(record: TimerRecord | WaitRecord) -> TimerRecord | WaitRecord:
+    """The record saying the code let go of this timer or wait (x: 1)."""
+    return {**record, "x": 1}  # type: ignore[return-value]
+
+
+def event(position: int, name: str, payload: Any, now: float, event_id: Any = None) -> EventRecord:
+    record: EventRecord = {"k": EVENT, "q": position, "n": name, "p": payload, "t": now}
+    if event_id is not None:
+        record["id"] = event_id
+    return record
+
+
+def cancel(position: int, reason: str, now: float) -> CancelRecord:
+    return {"k": CANCEL, "q": position, "m": reason, "t": now}
+
+
+def skip_record(position: int, reason: str, now: float) -> SkipRecord:
+    """Inbox message `position` could not be delivered, and why."""
+    return {"k": SKIP, "q": position, "reason": reason[:SKIP_REASON_LIMIT], "t": now}
+
+
+def status(step: int, value: Any, now: float) -> StatusRecord:
+    return {"k": STATUS, "s": step, "v": value, "t": now}
+
+
+def patch(patch_id: str, step: int) -> PatchRecord:
+    return {"k": PATCH, "id": patch_id, "s": step}
+
+
+def end_result(result: Any, now: float) -> EndRecord:
+    return {"k": END, "r": result, "t": now}
+
+
+def end_failure(error: ErrorInfo, now: float, *, cancelled: bool) -> EndRecord:
+    record: EndRecord = {"k": END, "e": error, "t": now}
+    if cancelled:
+        record["c"] = 1
+    return record
+
+
+def end_continued(
+    arguments: list[Any], inbox_next: int, carry: list[list[Any]], now: float
+) -> EndRecord:
+    return {"k": END, "cont": arguments, "q": inbox_next, "carry": carry, "t": now}
+
+
+def event_message(name: str, payload: Any, event_id: str | None, now: float) -> EventMessage:
+    return {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
+
+
+def cancel_message(reason: str, request_id: str | None, now: float) -> CancelMessage:
+    return {"k": CANCEL, "m": reason, "id": request_id, "t": now}
+
+
+def describe_error(error: BaseException, *, kind: str | None = None) -> ErrorInfo:
     """An exception as a record field: its type's name, message and traceback text."""
     klass = type(error)
     module = klass.__module__
     name = klass.__qualname__ if module == "builtins" else f"{module}.{klass.__qualname__}"
-    described: dict[str, Any] = {
+    described: ErrorInfo = {
         "type": name,
         "msg": str(error),
         "tb": "".join(traceback.format_exception(error)),
@@ -75,3 +414,323 @@ def describe_error(error: BaseException, *, kind: str | None = None) -> dict[str
     if kind is not None:
         described["kind"] = kind
     return described
+
+
+# --- validators ----------------------------------------------------------------------------
+# One per kind: the problem with a decoded map of that kind, in words, or None if it is fine.
+# Straight-line checks (replay runs one per step); type() is, not isinstance, so True is no
+# step number and a subclass never gets in (decode makes only the exact types).
+
+# Clock readings: finite, and a day inside datetime's range, so that a datetime of them in
+# any time zone exists.
+_EARLIEST = -62135596800.0 + 86400  # 0001-01-02 UTC
+_LATEST = 253402300799.0 - 86400  # 9999-12-30 UTC
+
+_Check = Callable[[Record], "str | None"]
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_time(value: Any) -> bool:
+    return (type(value) is float or type(value) is int) and _EARLIEST <= value <= _LATEST
+
+
+def _is_moment(value: Any) -> bool:  # a fire or retry time: inf allowed, NaN not
+    return (type(value) is float and not math.isnan(value)) or type(value) is int
+
+
+def _error_problem(error: Any) -> str | None:
+    if type(error) is not dict:
+        return "its error 'e' is not a map"
+    if type(error.get("type")) is not str or type(error.get("msg")) is not str:
+        return "its error 'e' lacks a text 'type' or 'msg'"
+    if "tb" in error and type(error["tb"]) is not str:
+        return "its error's traceback 'tb' is not text"
+    kind = error.get("kind")
+    if kind is not None and type(kind) is not str:
+        return "its error's 'kind' is not text"
+    if kind in CHILD_KINDS and type(error.get("id")) is not str:
+        return "its child error names no child id"
+    return None
+
+
+def _names_problem(record: Record, required: bool) -> str | None:
+    """The activity name `a` and argument digest `d` (required, or both or neither)."""
+    name, digest = record.get("a"), record.get("d")
+    if type(name) is str and type(digest) is str:
+        return None
+    if not required and name is None and digest is None:
+        return None
+    return "its activity name 'a' or digest 'd' is missing or not text"
+
+
+def _step_problem(record: Record) -> str | None:
+    return None if _is_count(record.get("s")) else "its step 's' is not an int >= 0"
+
+
+def _carry_problem(carry: Any) -> str | None:
+    if type(carry) is not list:
+        return "its 'carry' is not a list"
+    for item in carry:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
+            return "its 'carry' holds something other than [name, payload] pairs"
+    return None
+
+
+def _check_start(record: Record) -> str | None:
+    for key, expected in (("wf", str), ("id", str), ("args", list), ("seed", int)):
+        if type(record.get(key)) is not expected:
+            return f"its {key!r} is missing or not {expected.__name__}"
+    if not _is_time(record.get("t")):
+        return "its start time 't' is missing or not a time"
+    for key in ("gen", "q"):
+        if key in record and not _is_count(record[key]):
+            return f"its {key!r} is not an int >= 0"
+    if "parent" in record and type(record["parent"]) is not str:
+        return "its 'parent' is not text"
+    if "carry" in record:
+        return _carry_problem(record["carry"])
+    return None
+
+
+def _check_scheduled(record: Record) -> str | None:
+    if (
+        not _is_count(record.get("s"))
+        or not _is_count(record.get("n"))
+        or not _is_time(record.get("t"))
+    ):
+        return "its step 's', attempt 'n' or time 't' is missing or of the wrong type"
+    if "id" in record and type(record["id"]) is not str:
+        return "its child id 'id' is not text"
+    return _names_problem(record, required=True)
+
+
+def _check_retry(record: Record) -> str | None:
+    if (
+        not _is_count(record.get("s"))
+        or not _is_count(record.get("n"))
+        or not _is_time(record.get("t"))
+        or not _is_moment(record.get("at"))
+        or ("b" in record and not _is_time(record["b"]))
+    ):
+        return "its step 's', attempt 'n' or a time ('t', 'at', 'b') is missing or wrong"
+    return _names_problem(record, required=False) or _error_problem(record.get("e"))
+
+
+def _check_done(record: Record) -> str | None:
+    if (
+        not _is_count(record.get("s"))
+        or not _is_time(record.get("t"))
+        or ("n" in record and not _is_count(record["n"]))
+        or ("b" in record and not _is_time(record["b"]))
+    ):
+        return "its step 's', attempt 'n' or a time ('t', 'b') is missing or wrong"
+    if ("a" in record or "d" in record) and (
+        problem := _names_problem(record, required=True)
+    ) is not None:
+        return problem
+    if "e" in record:
+        return _error_problem(record["e"])
+    return None if "r" in record else "it has neither a result 'r' nor an error 'e'"
+
+
+def _check_timer(record: Record) -> str | None:
+    if not _is_moment(record.get("at")):
+        return "its fire time 'at' is missing or not a number"
+    return _step_problem(record)
+
+
+def _check_fired(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _step_problem(record)
+
+
+def _check_wait(record: Record) -> str | None:
+    if type(record.get("n")) is not str:
+        return "its event name 'n' is missing or not text"
+    return _step_problem(record)
+
+
+def _check_event(record: Record) -> str | None:
+    if not _is_count(record.get("q")) or not _is_time(record.get("t")):
+        return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    if type(record.get("n")) is not str or "p" not in record:
+        return "its event name 'n' or payload 'p' is missing"
+    if record.get("id") is not None and type(record["id"]) is not str:
+        return "its event id 'id' is not text"
+    return None
+
+
+def _check_cancel(record: Record) -> str | None:
+    if not _is_count(record.get("q")) or not _is_time(record.get("t")):
+        return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    return None if type(record.get("m")) is str else "its reason 'm' is missing or not text"
+
+
+def _check_skip(record: Record) -> str | None:
+    if not _is_count(record.get("q")) or not _is_time(record.get("t")):
+        return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    return None if type(record.get("reason")) is str else "its 'reason' is missing or not text"
+
+
+def _check_status(record: Record) -> str | None:
+    if not _is_time(record.get("t")) or "v" not in record:
+        return "its value 'v' or time 't' is missing or of the wrong type"
+    return _step_problem(record)
+
+
+def _check_patch(record: Record) -> str | None:
+    if type(record.get("id")) is not str:
+        return "its patch id 'id' is missing or not text"
+    return _step_problem(record)
+
+
+def _check_end(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    if "cont" in record:
+        if type(record["cont"]) is not list:
+            return "its next arguments 'cont' are not a list"
+        if "q" in record and not _is_count(record["q"]):
+            return "its inbox position 'q' is not an int >= 0"
+        return _carry_problem(record["carry"]) if "carry" in record else None
+    if "e" in record:
+        return _error_problem(record["e"])
+    return None if "r" in record else "it has no result 'r', error 'e' or 'cont'"
+
+
+_CHECKS: dict[str, _Check] = {
+    START: _check_start,
+    SCHEDULED: _check_scheduled,
+    RETRY: _check_retry,
+    DONE: _check_done,
+    TIMER: _check_timer,
+    FIRED: _check_fired,
+    WAIT: _check_wait,
+    EVENT: _check_event,
+    CANCEL: _check_cancel,
+    SKIP: _check_skip,
+    STATUS: _check_status,
+    PATCH: _check_patch,
+    END: _check_end,
+}
+
+
+def _record_problem(record: Any, index: int) -> str | None:
+    """What is wrong with the decoded record at `index` of a journal (None: nothing)."""
+    if type(record) is not dict:
+        return f"record {index} is a {type(record).__name__}, not a map"
+    kind = record.get("k")
+    if type(kind) is not str:
+        return f"record {index} has no kind 'k'"
+    if (kind == START) != (index == 0):
+        return (
+            f"record {index} is a start record (the first one only may be)"
+            if index
+            else f"the first record is a {kind!r} record, not a workflow start record"
+        )
+    check = _CHECKS.get(kind)
+    if check is None:
+        if kind in KNOWN:  # a kind added without a validator yet: its map is all we know
+            return None
+        return f"record {index} is of an unknown kind {kind[:40]!r} (written by a newer durable?)"
+    problem = check(record)
+    return None if problem is None else f"record {index} ({kind!r}) is malformed: {problem}"
+
+
+def check_record(record: Any, *, path: Path | str, offset: int, index: int) -> Record:
+    """`record`, the decoded record at `index` (byte `offset`) of journal `path`, validated.
+
+    Raises:
+        JournalCorrupted: it is not a record of this format (says which and why).
+        UnsupportedJournalFormat: a start record of a newer format version.
+    """
+    if index == 0 and type(record) is dict and record.get("k") == START:
+        version = record.get("v")
+        if type(version) is not int or version < 1:
+            raise JournalCorrupted(
+                path=path, offset=offset, reason="the start record has no format version 'v'"
+            )
+        if version > FORMAT_VERSION:
+            raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
+    problem = _record_problem(record, index)
+    if problem is not None:
+        raise JournalCorrupted(path=path, offset=offset, reason=_short(problem))
+    return record  # type: ignore[no-any-return]
+
+
+def read_journal(stored: Iterable[StoredRecord], *, path: Path | str) -> list[Record]:
+    """A journal's records, decoded and validated (the start record first).
+
+    Raises:
+        JournalCorrupted: a record is not valid msgpack, or not a record of this format.
+        UnsupportedJournalFormat: the journal was written by a newer durable.
+    """
+    found: list[Record] = []
+    append, checks = found.append, _CHECKS
+    for index, (offset, payload) in enumerate(stored):
+        record = decode(payload, path=path, offset=offset)
+        # The common case inline (replay reads one record per step); the rest below.
+        if (
+            index
+            and type(record) is dict
+            and type(kind := record.get("k")) is str
+            and kind != START
+            and (check := checks.get(kind)) is not None
+            and check(record) is None
+        ):
+            append(record)
+        else:
+            append(check_record(record, path=path, offset=offset, index=index))
+    return found
+
+
+def message_problem(message: Any) -> str | None:  # noqa: PLR0911 (one return a problem)
+    """What is wrong with a decoded inbox message (None: a valid event or cancel)."""
+    if type(message) is not dict:
+        return f"the message is a {type(message).__name__}, not a map"
+    kind = message.get("k")
+    if kind not in (EVENT, CANCEL):
+        return f"the message is of an unknown kind {_short(repr(kind), 40)}"
+    if not _is_time(message.get("t")):
+        return "its time 't' is missing or not a time"
+    if message.get("id") is not None and type(message["id"]) is not str:
+        return "its id is not text"
+    if kind == EVENT:
+        if type(message.get("n")) is not str or "p" not in message:
+            return "its event name 'n' or payload 'p' is missing"
+    elif type(message.get("m")) is not str:
+        return "its reason 'm' is missing or not text"
+    return None
+
+
+def read_message(stored: StoredRecord, *, path: Path | str) -> Record:
+    """An inbox message, decoded and validated.
+
+    Raises:
+        JournalCorrupted: it is not valid msgpack, or not an event or cancel message.
+    """
+    message = decode(stored.payload, path=path, offset=stored.offset)
+    problem = message_problem(message)
+    if problem is not None:
+        raise JournalCorrupted(path=path, offset=stored.offset, reason=_short(problem))
+    return message  # type: ignore[no-any-return]
+
+
+def moment(epoch: float) -> datetime:
+    """An epoch time from a record as an aware UTC datetime, clamped to datetime's range.
+
+    For fire times (`at`), which may be any number (inf: a timer armed for ever).
+    """
+    if epoch >= _LATEST:
+        return datetime.max.replace(tzinfo=UTC)
+    if epoch <= _EARLIEST:
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
