@@ -24,6 +24,7 @@ import anyio.to_thread
 from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState, describe
 from ._engine._history import History, history
+from ._engine._records import Record, message_problem, read_journal
 from ._errors import (
     DurableError,
     InvalidJournalName,
@@ -293,9 +294,14 @@ class Catalog:
             for record in await self._store.inbox(workflow_id)
         ]
 
-    def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[dict[str, Any]]:
-        path = self._store.location(workflow_id)
-        return [decode(record.payload, path=path, offset=record.offset) for record in records]
+    def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[Record]:
+        """The journal's records, validated by the schema (JournalCorrupted names the bad one).
+
+        Every reader below (describe, history, the inbox's received marks) may then index
+        them without checking: a malformed journal is one DurableError here, which a listing
+        shows as that journal unreadable, the others listed as ever.
+        """
+        return read_journal(records, path=self._store.location(workflow_id))
 
 
 def _file_of(version: tuple[int, ...]) -> tuple[int, int]:
@@ -313,6 +319,8 @@ def _inbox_messages(
     found = []
     for position, message in enumerate(messages):
         kind = message.get("k", "")
+        if kind != "undecodable" and (problem := message_problem(message)) is not None:
+            message, kind = {"m": problem}, "undecodable"  # noqa: PLW2901 (not a message)
         found.append(
             InboxMessage(
                 position=position,

@@ -194,7 +194,7 @@ class Mailroom:
             raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
         if not stored:
             raise WorkflowNotFound(workflow_id=workflow_id, directory=where)
-        return [decode(record.payload, path=where, offset=record.offset) for record in stored]
+        return records.read_journal(stored, path=where)  # (validated: JournalCorrupted if not)
 
     # -- reading ------------------------------------------------------------------------------
 

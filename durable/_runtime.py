@@ -342,6 +342,7 @@ class Runtime(Serving):
             clock=self._clock,
             substitute=self._substitute,
             suspend_after=self._suspend_after,
+            location=self._store.location(workflow_id),
             inbox=self._mail.reader(workflow_id),
             children=self._children,
             parent=parent,

@@ -97,16 +97,9 @@ async def run_activity(
             else:
                 result = await _attempt(spec, args, kwargs)
             return encode(
-                {
-                    "k": records.DONE,
-                    "s": step,
-                    "a": spec.name,
-                    "d": digest,
-                    "n": attempt,
-                    "r": result,
-                    "b": began,
-                    "t": now(),
-                },
+                records.done(
+                    step, spec.name, digest, attempt, now=now(), result=result, began=began
+                ),
                 context="its result",
                 activity=spec.name,
             )
@@ -129,50 +122,30 @@ async def run_activity(
             if intent is not None:
                 intent.cancel()  # finished (or failed) before its intent was written: skip it
         if not retry:
-            return encode(
-                {
-                    "k": records.DONE,
-                    "s": step,
-                    "a": spec.name,
-                    "d": digest,
-                    "e": records.describe_error(failure),
-                    "n": attempt,
-                    "b": began,
-                    "t": now(),
-                }
+            described = records.describe_error(failure)
+            outcome = records.done(
+                step, spec.name, digest, attempt, now=now(), error=described, began=began
             )
+            return encode(outcome)
         failed_at = now()
         next_at = failed_at + spec.retry.delay_after(attempt)
-        await journal.append(
-            encode(
-                {
-                    "k": records.RETRY,
-                    "s": step,
-                    "a": spec.name,
-                    "d": digest,
-                    "n": attempt,
-                    "e": records.describe_error(failure),
-                    "at": next_at,
-                    "b": began,
-                    "t": failed_at,
-                }
-            )
+        failed = records.retry(
+            step,
+            spec.name,
+            digest,
+            attempt,
+            error=records.describe_error(failure),
+            retry_at=next_at,
+            began=began,
+            now=failed_at,
         )
+        await journal.append(encode(failed))
         await sleep_until(next_at)
         attempt += 1
 
 
 def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int, at: float) -> bytes:
-    return encode(
-        {
-            "k": records.SCHEDULED,
-            "s": step,
-            "a": spec.name,
-            "d": digest,
-            "n": attempt,
-            "t": at,
-        }
-    )
+    return encode(records.scheduled(step, spec.name, digest, attempt, now=at))
 
 
 def _write_intent(
@@ -187,14 +160,10 @@ def _write_intent(
 
 def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str, at: float) -> bytes:
     """The outcome of an at_most_once call a crash left undecided."""
-    return encode(
-        {
-            "k": records.DONE,
-            "s": step,
-            "a": spec.name,
-            "d": digest,
-            "e": {"type": "durable.InDoubtError", "msg": "", "tb": "", "kind": "in-doubt"},
-            "n": 0,
-            "t": at,
-        }
-    )
+    error: records.ErrorInfo = {
+        "type": "durable.InDoubtError",
+        "msg": "",
+        "tb": "",
+        "kind": "in-doubt",
+    }
+    return encode(records.done(step, spec.name, digest, 0, now=at, error=error))

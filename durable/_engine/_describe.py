@@ -1,14 +1,15 @@
 """What a workflow is doing, read from its journal alone: no workflow code runs.
 
 Used by Runtime.describe (and the CLI): safe while the workflow runs elsewhere, since it
-reads the records without locking the journal.
+reads the records without locking the journal. Takes records the schema validated
+(`_records.read_journal`), so it indexes them without checking again.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import _records as records
@@ -64,13 +65,13 @@ class WorkflowDescription:
 
 
 def _when(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+    return None if epoch is None else records.moment(epoch)
 
 
 def describe(
-    workflow_id: str, journal: list[dict[str, Any]], *, inbox_size: int
+    workflow_id: str, journal: list[records.Record], *, inbox_size: int
 ) -> WorkflowDescription:
-    """Describe the workflow whose decoded records are `journal` (start record first)."""
+    """Describe the workflow whose validated records are `journal` (start record first)."""
     start = journal[0]
     running: dict[int, tuple[str, int]] = {}  # step -> (activity name or child, attempt)
     sleeping: dict[int, float] = {}
@@ -123,8 +124,8 @@ def describe(
         attempt=attempt,
         waiting_for=waiting_for,
         wake_at=_when(wake_at),
-        started=_when(start.get("t", 0.0)) or datetime.fromtimestamp(0, UTC),
-        updated=_when(updated) or datetime.fromtimestamp(0, UTC),
+        started=records.moment(start["t"]),
+        updated=records.moment(updated),
         ended=_when(end.get("t")) if end is not None and "cont" not in end else None,
         error=error,
         parent=start.get("parent"),
@@ -133,7 +134,7 @@ def describe(
 
 
 def _where(
-    end: dict[str, Any] | None,
+    end: records.Record | None,
     running: dict[int, tuple[str, int]],
     sleeping: dict[int, float],
     waiting: list[tuple[int, str]],
@@ -159,6 +160,6 @@ def _where(
         name = waiting[0][1]
         return WorkflowState.WAITING, f"waiting for event {name!r}", None, name, wake_at, None
     if wake_at is not None:
-        when = datetime.fromtimestamp(wake_at, UTC).isoformat(timespec="seconds")
+        when = records.moment(wake_at).isoformat(timespec="seconds")
         return WorkflowState.SLEEPING, f"sleeping until {when}", None, None, wake_at, None
     return WorkflowState.RUNNING, None, None, None, None, None

@@ -1,7 +1,8 @@
 """A workflow's history, read from its journal: steps with their attempts, timers, events.
 
-What `durable show` and the web UI draw as a timeline. Pure: decoded records in, plain data
-out; no workflow code runs and nothing is written, so it is safe while the workflow runs.
+What `durable show` and the web UI draw as a timeline. Pure: records the schema validated
+(`_records.read_journal`) in, plain data out; no workflow code runs and nothing is written,
+so it is safe while the workflow runs.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class History:
     error: dict[str, Any] | None = None
 
 
-def history(workflow_id: str, journal: list[dict[str, Any]]) -> History:
-    """The history of the workflow whose decoded records are `journal` (start first)."""
+def history(workflow_id: str, journal: list[records.Record]) -> History:
+    """The history of the workflow whose validated records are `journal` (start first)."""
     start = journal[0]
     steps: dict[int, Step] = {}
     built = History(
@@ -127,7 +128,7 @@ def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:
 
 
 def _step_record(
-    steps: dict[int, Step], waiting: list[Step], record: dict[str, Any], last_time: float
+    steps: dict[int, Step], waiting: list[Step], record: records.Record, last_time: float
 ) -> None:
     kind, number = record.get("k"), record.get("s", -1)
     if kind in (records.SCHEDULED, records.RETRY, records.DONE):
@@ -157,7 +158,7 @@ def _step_record(
         step.state, step.result = "published", record.get("v")
 
 
-def _activity_record(steps: dict[int, Step], record: dict[str, Any], last_time: float) -> None:
+def _activity_record(steps: dict[int, Step], record: records.Record, last_time: float) -> None:
     kind, number = record.get("k"), record.get("s", -1)
     name = record.get("a", "")
     is_child = name.startswith(records.CHILD_PREFIX)
@@ -169,7 +170,7 @@ def _activity_record(steps: dict[int, Step], record: dict[str, Any], last_time: 
     )
     if name and not step.name:
         step.name = name  # (version 1: only the "sched" named the activity)
-    if "id" in record:
+    if "id" in record and kind == records.SCHEDULED:  # (validated: text)
         step.child_id = record["id"]
     attempt_number = record.get("n", 1)
     attempt = next((a for a in step.attempts if a.number == attempt_number), None)
@@ -193,7 +194,7 @@ def _activity_record(steps: dict[int, Step], record: dict[str, Any], last_time: 
             step.result, step.state = record.get("r"), "completed"
 
 
-def _take_message(built: History, waiting: list[Step], record: dict[str, Any], at: float) -> None:
+def _take_message(built: History, waiting: list[Step], record: records.Record, at: float) -> None:
     if record.get("k") == records.CANCEL:
         built.messages.append(Message(record.get("q", -1), "cancel", record.get("m", ""), None, at))
         return
@@ -208,7 +209,7 @@ def _take_message(built: History, waiting: list[Step], record: dict[str, Any], a
             break
 
 
-def _end(built: History, record: dict[str, Any], at: float) -> None:
+def _end(built: History, record: records.Record, at: float) -> None:
     built.ended = at
     if "cont" in record:
         built.outcome, built.result = "continued as new", record["cont"]

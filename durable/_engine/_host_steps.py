@@ -82,14 +82,12 @@ class HostSteps:
             fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
         else:
             fire_at = command.handle.when()
-            self._journal.write(encode({"k": records.TIMER, "s": command.step, "at": fire_at}))
+            self._journal.write(encode(records.timer(command.step, fire_at)))
         step = command.step
         command.fire_at = fire_at
         command.host = self._timers.call_at(
             fire_at,
-            lambda: self._post(
-                encode({"k": records.FIRED, "s": step, "t": max(self._clock(), fire_at)})
-            ),
+            lambda: self._post(encode(records.fired(step, max(self._clock(), fire_at)))),
         )
 
     def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:

@@ -7,6 +7,7 @@ every replay, in whatever process reads it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from .._encoding import convert
@@ -59,7 +60,7 @@ def step_error(
 
 
 def final_outcome(
-    workflow_id: str, spec: WorkflowSpec, end: dict[str, Any], cause: BaseException | None
+    workflow_id: str, spec: WorkflowSpec, end: Mapping[str, Any], cause: BaseException | None
 ) -> Any:
     """A workflow's result from its end record; raises its recorded failure."""
     if "e" in end:
@@ -78,12 +79,9 @@ def final_outcome(
     return convert(end["r"], spec.return_type, context=f"the result of workflow {spec.name!r}")
 
 
-def end_of_failure(error: BaseException, *, cancelled: bool, now: float) -> dict[str, Any]:
+def end_of_failure(error: BaseException, *, cancelled: bool, now: float) -> records.EndRecord:
     """The end record of a workflow that raised (or was cancelled)."""
-    end: dict[str, Any] = {"k": records.END, "e": records.describe_error(error), "t": now}
-    if cancelled:
-        end["c"] = 1
-    return end
+    return records.end_failure(records.describe_error(error), now, cancelled=cancelled)
 
 
 def ending_of(end: dict[str, Any]) -> str:

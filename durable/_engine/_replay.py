@@ -11,23 +11,21 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .._encoding import decode, encode
 from .._errors import (
     JournalCorrupted,
     NonDeterminismError,
-    UnsupportedJournalFormat,
     WorkflowDefinitionError,
 )
 from .._storage._collector import collector_paused
 from .._storage._frames import StoredRecord
 from . import _records as records
 
-# Records that name their activity (format 2): the first one seen for a step creates it. In
-# format 1 only "sched" did, and it always came first.
-_NAMES_ACTIVITY = frozenset({records.SCHEDULED, records.RETRY, records.DONE})
+# The record kinds that open a step of another kind than an activity, and that kind. An
+# activity's first record (format 2: any of sched, retry, done; format 1: its sched) names it.
+_STEP_KINDS = {records.TIMER: "timer", records.WAIT: "wait", records.STATUS: "status"}
 
 
 def digest_of(encoded_arguments: bytes) -> str:
@@ -43,16 +41,8 @@ def start_record(
     **extra: Any,
 ) -> bytes:
     """A new journal's first record (extra: gen, q, parent)."""
-    start = {
-        "k": records.START,
-        "v": records.FORMAT_VERSION,
-        "wf": workflow_name,
-        "id": workflow_id,
-        "args": arguments,
-        "t": clock(),
-        "seed": random.SystemRandom().getrandbits(63),
-        **extra,
-    }
+    seed = random.SystemRandom().getrandbits(63)
+    start = records.start(workflow_name, workflow_id, arguments, clock(), seed, **extra)
     return encode(start, context=f"the arguments of workflow {workflow_name!r}")
 
 
@@ -61,7 +51,7 @@ def activity_description(name: str, digest: str) -> str:
 
 
 def iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds")
+    return records.moment(when).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -91,6 +81,9 @@ class RecordedStep:
 class JournalIndex:
     """A workflow's journal, decoded and indexed by step.
 
+    The records are validated by the schema (`_records.read_journal`); what it cannot see
+    from one record alone is checked here: every step's records agree on its kind.
+
     Raises (from the constructor):
         JournalCorrupted: a record is not one this version understands.
         UnsupportedJournalFormat: the journal was written by a newer durable.
@@ -106,8 +99,10 @@ class JournalIndex:
         arguments: list[Any] | None,
         clock: Callable[[], float],
         parent: str | None = None,
+        path: str | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self._path = path or workflow_id  # the journal's location, for errors
         self._parent = parent
         self.workflow_name = workflow_name
         self.steps: dict[int, RecordedStep] = {}
@@ -115,45 +110,29 @@ class JournalIndex:
         self.finished: dict[str, Any] | None = None  # the "end" record
         self.new_start_record: bytes | None = None  # to write, for a new journal
         with collector_paused():  # decoding builds many objects that all stay alive
-            decoded = [
-                (record.offset, decode(record.payload, path=workflow_id, offset=record.offset))
-                for record in stored
-            ]
+            decoded = records.read_journal(stored, path=self._path)
             self.start = self._read_start(decoded, arguments, clock)
             self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
             self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
-            self._index(decoded[1:])
+            self._index(decoded, stored)
 
     def _read_start(
         self,
-        decoded: list[tuple[int, Any]],
+        decoded: list[records.Record],
         arguments: list[Any] | None,
         clock: Callable[[], float],
-    ) -> dict[str, Any]:
-        if decoded:
-            offset, start = decoded[0]
-            if not isinstance(start, dict) or start.get("k") != records.START:
-                raise JournalCorrupted(
-                    path=self.workflow_id,
-                    offset=offset,
-                    reason="the first record is not a workflow start record",
-                )
-            version = start.get("v")
-            if not isinstance(version, int) or version > records.FORMAT_VERSION:
-                raise UnsupportedJournalFormat(
-                    path=self.workflow_id,
-                    found=version if isinstance(version, int) else -1,
-                    supported=records.FORMAT_VERSION,
-                )
-            if start.get("wf") != self.workflow_name:
+    ) -> records.Record:
+        if decoded:  # (read_journal checked it is a start record of a version we read)
+            start = decoded[0]
+            if start["wf"] != self.workflow_name:
                 raise WorkflowDefinitionError(
                     f"workflow id {self.workflow_id!r} belongs to workflow "
-                    f"{start.get('wf')!r}, not {self.workflow_name!r}: use another id"
+                    f"{start['wf']!r}, not {self.workflow_name!r}: use another id"
                 )
             return start
         if arguments is None:
             raise JournalCorrupted(
-                path=self.workflow_id, offset=0, reason="the journal has no start record"
+                path=self._path, offset=0, reason="the journal has no start record"
             )
         extra = {"parent": self._parent} if self._parent is not None else {}
         self.new_start_record = start_record(
@@ -161,9 +140,9 @@ class JournalIndex:
         )
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 
-    def _index(self, decoded: list[tuple[int, Any]]) -> None:
-        for offset, record in decoded:
-            kind = record.get("k") if isinstance(record, dict) else None
+    def _index(self, decoded: list[records.Record], stored: list[StoredRecord]) -> None:
+        for (offset, _), record in zip(stored[1:], decoded[1:], strict=True):
+            kind = record["k"]
             if kind == records.END:
                 self.finished = record
                 continue
@@ -174,44 +153,58 @@ class JournalIndex:
             if kind == records.PATCH:
                 self.patches.setdefault(record["id"], record["s"])
                 continue
-            step = record.get("s") if isinstance(record, dict) else None
-            if kind not in records.KNOWN or not isinstance(step, int):
-                raise JournalCorrupted(
-                    path=self.workflow_id,
-                    offset=offset,
-                    reason=f"unknown record {str(record)[:80]!r} (written by a newer durable?)",
-                )
-            if record.get("x") and step in self.steps:  # a timer or wait let go of
-                self.steps[step].cancelled = True
-                continue
-            if kind == records.TIMER:
-                self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
-                continue
-            if kind == records.WAIT:
-                self.steps[step] = RecordedStep(kind="wait", name=record["n"])
-                continue
-            if kind == records.STATUS:
-                self.steps[step] = RecordedStep(kind="status")
-                continue
+            step: int = record["s"]
             recorded = self.steps.get(step)
-            if recorded is None and kind in _NAMES_ACTIVITY:
+            if record.get("x") and recorded is not None:  # a timer or wait let go of
+                recorded.cancelled = True
+                continue
+            if kind in _STEP_KINDS:  # a timer, wait or status: its step's first record
+                if recorded is not None and recorded.kind != _STEP_KINDS[kind]:
+                    raise self._mixed(offset, step, kind, recorded)
+                if kind == records.TIMER:
+                    self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
+                elif kind == records.WAIT:
+                    self.steps[step] = RecordedStep(kind="wait", name=record["n"])
+                else:
+                    self.steps[step] = RecordedStep(kind="status")
+                continue
+            if recorded is None:
+                if kind == records.FIRED:
+                    raise self._mixed(offset, step, kind, None)
                 recorded = self.steps[step] = self._activity_step(offset, step, kind, record)
-            if kind in (records.SCHEDULED, records.RETRY):
-                assert recorded is not None
+            elif recorded.kind != ("timer" if kind == records.FIRED else "activity"):
+                raise self._mixed(offset, step, kind, recorded)
+            if kind == records.DONE or kind == records.FIRED:  # noqa: PLR1714 (the fast way)
+                recorded.outcome = True
+                self.events.append(record)
+            elif kind in (records.SCHEDULED, records.RETRY):
                 recorded.attempt = record["n"]
                 recorded.retry_at = record["at"] if kind == records.RETRY else None
-            elif kind in records.DELIVERED:
-                if recorded is not None:
-                    recorded.outcome = True
-                self.events.append(record)
+            else:  # a kind added to the schema that replay does not know
+                raise JournalCorrupted(
+                    path=self._path,
+                    offset=offset,
+                    reason=f"a {kind!r} record, which this version cannot replay",
+                )
+
+    def _mixed(
+        self, offset: int, step: int, kind: str, recorded: RecordedStep | None
+    ) -> JournalCorrupted:
+        """A record of a kind its step's earlier records contradict."""
+        what = f"a {recorded.kind} step" if recorded is not None else "a step with no timer"
+        return JournalCorrupted(
+            path=self._path,
+            offset=offset,
+            reason=f"a {kind!r} record for step {step}, which the journal recorded as {what}",
+        )
 
     def _activity_step(
-        self, offset: int, step: int, kind: str, record: dict[str, Any]
+        self, offset: int, step: int, kind: str, record: records.Record
     ) -> RecordedStep:
         name, digest = record.get("a"), record.get("d")
-        if not isinstance(name, str) or not isinstance(digest, str):
+        if name is None or digest is None:  # (format 1: its "sched" came first, naming it)
             raise JournalCorrupted(
-                path=self.workflow_id,
+                path=self._path,
                 offset=offset,
                 reason=f"step {step} has a {kind!r} record that names no activity",
             )

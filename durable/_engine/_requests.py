@@ -88,7 +88,7 @@ class WorkflowRequests:
         self._pending[step] = Command(step, future, None, event=name)
         self.events.wait(name, step, future)
         if step not in self._recorded:
-            self._deferred.append(encode({"k": records.WAIT, "s": step, "n": name}))
+            self._deferred.append(encode(records.wait(step, name)))
         return future
 
     def request_pull(self) -> None:
@@ -131,8 +131,7 @@ class WorkflowRequests:
         step = self._new_step("status", "", "")
         self.status = decode(encoded, path=self.workflow_id, offset=-1)
         if step not in self._recorded:
-            record = {"k": records.STATUS, "s": step, "v": self.status, "t": self.loop.time()}
-            self._deferred.append(encode(record))
+            self._deferred.append(encode(records.status(step, self.status, self.loop.time())))
 
     def patched(self, patch_id: str) -> bool:
         """True where new code may take its new path; False replaying an older journal.
@@ -158,8 +157,7 @@ class WorkflowRequests:
             decision = False  # the journal's steps go on without it: the old code's path
         else:
             decision = True
-            marker = {"k": records.PATCH, "id": patch_id, "s": self._next_step}
-            self._deferred.append(encode(marker))
+            self._deferred.append(encode(records.patch(patch_id, self._next_step)))
         self._patch_decisions[patch_id] = (decision, site)
         return decision
 
@@ -226,15 +224,8 @@ class WorkflowRequests:
         assert spec is not None
         assert self._host_loop is not None
         if command.step not in self._recorded:  # which child it is, for readers and resumes
-            intent = {
-                "k": records.SCHEDULED,
-                "s": command.step,
-                "a": spec.name,
-                "d": command.digest,
-                "n": 1,
-                "t": self._clock(),
-                "id": child.workflow_id,
-            }
+            step, digest, now = command.step, command.digest, self._clock()
+            intent = records.scheduled(step, spec.name, digest, 1, now=now, child=child.workflow_id)
             self._journal.write(encode(intent))
         outcome = self._child_outcome(command)
         task = self._host_loop.create_task(
@@ -251,21 +242,22 @@ class WorkflowRequests:
         assert child is not None
         assert spec is not None
         assert self._children is not None
-        done = {"k": records.DONE, "s": command.step, "a": spec.name, "d": command.digest, "n": 1}
+        step, name, digest = command.step, spec.name, command.digest
+        error: records.ErrorInfo
         try:
             result = await self._children.run(
                 child.target, child.workflow_id, child.arguments, self.workflow_id
             )
         except WorkflowFailed as failed:
             error = {"type": failed.error_type, "msg": failed.message, "tb": failed.traceback}
-            error.update(kind="child", id=failed.workflow_id)
-            return encode({**done, "e": error, "t": self._clock()})
+            error |= {"kind": "child", "id": failed.workflow_id}
+            return encode(records.done(step, name, digest, 1, now=self._clock(), error=error))
         except WorkflowCancelled as cancelled:
             error = {"type": "durable.WorkflowCancelled", "msg": cancelled.reason, "tb": ""}
-            error.update(kind="child-cancelled", id=child.workflow_id)
-            return encode({**done, "e": error, "t": self._clock()})
+            error |= {"kind": "child-cancelled", "id": child.workflow_id}
+            return encode(records.done(step, name, digest, 1, now=self._clock(), error=error))
         return encode(
-            {**done, "r": result, "t": self._clock()},
+            records.done(step, name, digest, 1, now=self._clock(), result=result),
             context=f"the result of child workflow {child.workflow_id!r}",
         )
 
@@ -300,10 +292,10 @@ def _record_of(position: int, message: dict[str, Any], now: float) -> bytes:
 def event_message(name: str, payload: Any, event_id: str | None, now: float) -> bytes:
     """An inbox message carrying an event (SerializationError if the payload has no form)."""
     return encode(
-        {"k": records.EVENT, "n": name, "p": payload, "id": event_id, "t": now},
+        records.event_message(name, payload, event_id, now),
         context=f"the payload of event {name!r}",
     )
 
 
 def cancel_message(reason: str, request_id: str | None, now: float) -> bytes:
-    return encode({"k": records.CANCEL, "m": reason, "id": request_id, "t": now})
+    return encode(records.cancel_message(reason, request_id, now))

@@ -115,6 +115,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         children: Children | None = None,
         parent: str | None = None,
         substitute: Callable[[ActivitySpec], ActivitySpec] | None = None,
+        location: str | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -137,6 +138,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             arguments=arguments,
             clock=clock.time,
             parent=parent,
+            path=location,  # (the journal's path or place, for errors: else the id)
         )
         self.finished = self._index.finished
         self._recorded = self._index.steps
@@ -242,7 +244,14 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 )
             )
         ]
-        main = self._main = self.loop.create_task(self.spec.fn(*arguments), name=self.workflow_id)
+        try:
+            coroutine = self.spec.fn(*arguments)
+        except TypeError as error:  # (an async def only binds its arguments when called)
+            raise WorkflowDefinitionError(
+                f"workflow {self.spec.name!r} cannot take the arguments its journal "
+                f"{self.workflow_id!r} recorded: {error}"
+            ) from None
+        main = self._main = self.loop.create_task(coroutine, name=self.workflow_id)
         return main
 
     def _replay(self, main: asyncio.Task[Any]) -> None:
@@ -446,7 +455,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             if error_or_none is None:
                 try:
                     payload = encode(
-                        {"k": records.END, "r": main.result(), "t": self._clock()},
+                        records.end_result(main.result(), self._clock()),
                         context=f"the result of workflow {self.spec.name!r}",
                     )
                 except SerializationError as unencodable:
@@ -456,14 +465,10 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                     end = decode(payload, path=self.workflow_id, offset=-1)
                     return final_outcome(self.workflow_id, self.spec, end, None)
             elif isinstance(error_or_none, ContinueAsNew):
-                end = {
-                    "k": records.END,
-                    "cont": error_or_none.arguments,
-                    "q": self.inbox_delivered,
-                    "carry": self.events.kept(),
-                    "t": self._clock(),
-                }
-                payload = encode(end, context="the arguments of continue_as_new")
+                continued = records.end_continued(
+                    error_or_none.arguments, self.inbox_delivered, self.events.kept(), self._clock()
+                )
+                payload = encode(continued, context="the arguments of continue_as_new")
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
                 raise ContinuedAsNew(end, generation=self.generation)
@@ -553,16 +558,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             return
         recorded = self._recorded.get(handle.step)
         if command.host is not None or recorded is not None:  # its timer record exists
-            self._note_cancelled(handle.step, {"k": records.TIMER, "at": command.fire_at})
+            self._note_cancelled(records.timer(handle.step, command.fire_at))
         if command.host is not None:
             command.host.cancel()
 
-    def _note_cancelled(self, step: int, record: dict[str, Any]) -> None:
+    def _note_cancelled(self, record: records.TimerRecord | records.WaitRecord) -> None:
         """Journal that the code let go of a timer or a wait (for readers: describe)."""
-        recorded = self._recorded.get(step)
+        recorded = self._recorded.get(record["s"])
         if self._evicting or (recorded is not None and recorded.cancelled):
             return  # unloading is not the code letting go; or the journal says so already
-        self._deferred.append(encode({**record, "s": step, "x": 1}))
+        self._deferred.append(encode(records.let_go(record)))
 
     def _forget(self, step: int) -> Command | None:
         command = self._pending.pop(step, None)
@@ -577,7 +582,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             return
         if command.event is not None:
             self.events.forget(command.event, step)
-            self._note_cancelled(step, {"k": records.WAIT, "n": command.event})
+            self._note_cancelled(records.wait(step, command.event))
         recorded = self._recorded.get(step)
         if command.child is not None and not self._evicting and not (recorded and recorded.outcome):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")

@@ -105,6 +105,7 @@ def check_records(
             journal=_ReadOnly(records),
             arguments=None,
             children=_NoChildren(),
+            location=str(path),
         )
         run.check_replay()
     except DurableError as error:
