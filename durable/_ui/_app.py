@@ -1,68 +1,112 @@
-"""The web UI's routes: static pages, a JSON API over the catalog, and two guarded actions.
+"""The web UI's routes: static pages, a bounded JSON API over the catalog, two guarded actions.
 
-Reads go through the catalog (no lock, nothing written). Sending an event and cancelling
-post to the workflow's inbox through a Runtime, and need the start-up token in the
-X-Durable-Token header, so that no other page the browser has open can trigger them. Every
-id from a URL is validated before it names a file.
+Every /api/ endpoint, reads included, needs the start-up token in the X-Durable-Token header
+(403 without it): the journals' arguments and results are no more readable through the UI
+than through their 0600 files, and no other page the browser has open can read or act.
+The pages and static files carry no journal data. Reads go through the catalog (no lock,
+nothing written); sending an event and cancelling post to the workflow's inbox through a
+Runtime. Every id from a URL is validated before it names a file.
+
+Bounds (see _answers for the values):
+- an answer holds at most PAGE_LIMIT (500) workflows, steps, received messages and pending
+  messages, ATTEMPT_LIMIT (20) attempts a step, and values cut to VALUE_LIMIT (4,000)
+  characters (ROW_LIMIT, 200, in a listing row; NAME_LIMIT, 200, for names), and
+  ANSWER_BUDGET (1,000,000) characters of them in all (past it, 100 each): a few MB at
+  most, whatever the journal holds;
+- GET /api/workflows/{id}/values/{ref} streams one value in full, as JSON;
+- a request body is at most BODY_LIMIT (1 MiB; 413 beyond) of JSON nested at most
+  JSON_DEPTH_LIMIT (64) deep (400 beyond, as for anything that is not a JSON object);
+- at most READ_LIMIT (2) journals are read at once, concurrent requests for the same
+  workflow share one read, and the kept details of recent workflows hold at most
+  KEPT_BYTES (256 MiB) of journal and inbox files (the latest one always).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._catalog import Catalog, Details, is_postgres, plain_description, to_plain
+from .._catalog import Catalog, Details, Listing, is_postgres
 from .._engine._describe import WorkflowState
-from .._errors import (
-    DurableError,
-    InvalidWorkflowId,
-    JournalError,
-    SerializationError,
-    WorkflowFinished,
-    WorkflowNotFound,
-)
+from .._errors import DurableError, JournalError
 from .._runtime import Runtime
 from .._storage._postgres import PostgresStore
+from ._answers import PAGE_LIMIT, Bounds, listing_row, value_of, workflow_answer
+from ._values import json_pieces
 
 STATIC = Path(__file__).parent / "static"
-PAGE_LIMIT = 500  # at most this many steps or workflows in one answer
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+BODY_LIMIT = 1024 * 1024  # bytes of a request body (send, cancel)
+JSON_DEPTH_LIMIT = 64  # nesting of a request body's JSON
+READ_LIMIT = 2  # journals read at once
+KEPT_BYTES = 256 * 1024 * 1024  # journal and inbox bytes whose details are kept
+TOKEN_HEADER = "x-durable-token"  # noqa: S105 (a header's name)
 
 
 class _RecentDetails:
-    """The last few workflows' details, kept while their files are unchanged.
+    """The last workflows' details, kept while their files are unchanged; one read at a time each.
 
-    Live refresh then re-reads a 100k-step journal only when it grew.
+    Live refresh then re-reads a 100k-step journal only when it grew, and 200 pages asking
+    for the same 100 MiB inbox at once cause one read, not 200.
     """
 
     def __init__(self, catalog: Catalog, size: int = 8) -> None:
         self._catalog = catalog
         self._size = size
         self._kept: dict[str, tuple[tuple[int, ...], Details]] = {}
+        self._reading: dict[str, tuple[anyio.Event, list[Details]]] = {}
+        self._limiter = anyio.CapacityLimiter(READ_LIMIT)
 
     async def get(self, workflow_id: str) -> Details:
         version = self._catalog.version(workflow_id)
         kept = self._kept.pop(workflow_id, None)
-        if kept is None or kept[0] != version:
-            kept = (version, await self._catalog.details(workflow_id))
-        self._kept[workflow_id] = kept  # (now the most recent)
-        while len(self._kept) > self._size:
+        if kept is not None and kept[0] == version:
+            self._kept[workflow_id] = kept  # (now the most recent)
+            return kept[1]
+        while (reading := self._reading.get(workflow_id)) is not None:
+            await reading[0].wait()  # (a read under way: its answer is as fresh as ours)
+            if reading[1]:
+                return reading[1][0]
+        done, read = self._reading[workflow_id] = anyio.Event(), []
+        try:
+            async with self._limiter:
+                details = await self._catalog.details(workflow_id)
+            read.append(details)
+        finally:
+            del self._reading[workflow_id]
+            done.set()
+        self._keep(workflow_id, version, details)
+        return details
+
+    def _keep(self, workflow_id: str, version: tuple[int, ...], details: Details) -> None:
+        if len(version) < 8:  # (a database's: never the same, never kept)
+            return
+        self._kept[workflow_id] = (version, details)
+        while len(self._kept) > 1 and (
+            len(self._kept) > self._size or sum(map(_file_bytes, self._kept.values())) > KEPT_BYTES
+        ):
             del self._kept[next(iter(self._kept))]
-        return kept[1]
+
+
+def _file_bytes(kept: tuple[tuple[int, ...], Details]) -> int:
+    """The journal's and inbox's sizes, from a Catalog.version()."""
+    return max(0, kept[0][2]) + max(0, kept[0][6])
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -84,6 +128,10 @@ class _BadRequest(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    pass
+
+
 def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
     directory: str | os.PathLike[str],
     *,
@@ -95,14 +143,15 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
 
     Args:
         directory: the journal directory to show, or a PostgreSQL store's DSN.
-        token: what the X-Durable-Token header must hold for sends and cancels (default: a
-            new random one, in `app.state.token`).
+        token: what the X-Durable-Token header must hold for every /api/ request (default:
+            a new random one, in `app.state.token`).
         allow_remote: accept any Host header (when listening beyond loopback); otherwise
             only loopback names, which keeps DNS-rebinding pages out.
         host: the address it listens on, accepted as a Host name too (127.0.0.2, say).
     """
     catalog = Catalog(directory)
     recent = _RecentDetails(catalog)
+    listing_lock = anyio.Lock()  # (concurrent listings: the later ones find it all kept)
     runtime_holder: list[Runtime] = []
 
     @contextlib.asynccontextmanager
@@ -120,84 +169,65 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             raise RuntimeError("the UI's runtime has not started")
         return runtime_holder[0]
 
+    async def listing(state: str | None, search: str | None) -> Listing:
+        async with listing_lock:
+            return await catalog.listing(state=state, search=search)
+
     async def api_list(request: Request) -> Response:
         state = request.query_params.get("status") or None
         if state is not None and state not in {str(s) for s in WorkflowState}:
             return _error(400, f"unknown status {state!r}")
         offset = _int(request, "offset", 0)
         limit = _int(request, "limit", 100, at_most=PAGE_LIMIT)
-        listing = await catalog.listing(state=state, search=request.query_params.get("search"))
-        page = listing.workflows[offset : offset + limit]
+        found = await listing(state, request.query_params.get("search"))
+        page = found.workflows[offset : offset + limit]
+        bounds = Bounds()
         return JSONResponse(
             {
                 "directory": str(catalog.directory),
-                "total": len(listing.workflows),
+                "total": len(found.workflows),
                 "offset": offset,
                 "workflows": [
-                    plain_description(described, listing.runner(described.workflow_id))
+                    listing_row(described, found.runner(described.workflow_id), bounds)
                     for described in page
                 ],
-                "unreadable": listing.unreadable,
+                "unreadable": dict(list(found.unreadable.items())[:PAGE_LIMIT]),
+                "total_unreadable": len(found.unreadable),
             }
         )
 
     async def api_workflow(request: Request) -> Response:
-        workflow_id = request.path_params["workflow_id"]
-        details = await recent.get(workflow_id)
-        history, described = details.history, details.description
-        total = len(history.steps)
+        details = await recent.get(request.path_params["workflow_id"])
+        total = len(details.history.steps)
         limit = _int(request, "limit", 200, at_most=PAGE_LIMIT)
         first = _int(request, "from", max(0, total - limit)) if total else 0
-        steps = history.steps[first : first + limit]
-        messages = history.messages[-PAGE_LIMIT:]
-        pending = [message for message in details.inbox if not message.received]
-        return JSONResponse(
-            {
-                "workflow": plain_description(described, await catalog.runner(workflow_id)),
-                "arguments": to_plain(history.arguments),
-                "started": history.started,
-                "ended": history.ended,
-                "outcome": history.outcome,
-                "result": to_plain(history.result),
-                "error": to_plain(history.error),
-                "generation": history.generation,
-                "parent": history.parent,
-                "total_steps": total,
-                "from": first,
-                "steps": to_plain(steps),
-                "messages": to_plain(messages),
-                "total_messages": len(history.messages),
-                "inbox": to_plain(pending[:PAGE_LIMIT]),  # (the oldest: taken first)
-                "total_inbox": len(pending),
-            }
-        )
+        return JSONResponse(workflow_answer(details, first, limit))
 
-    def check_token(request: Request) -> None:
-        given = request.headers.get("x-durable-token", "")
-        if not secrets.compare_digest(given.encode(), expected.encode()):
-            raise _Forbidden
+    async def api_value(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        details = await recent.get(workflow_id)
+        value = value_of(details, workflow_id, request.path_params["ref"])
+        return StreamingResponse(json_pieces(value), media_type="application/json")
 
     async def api_send(request: Request) -> Response:
-        check_token(request)
-        body = await _json_body(request)
+        workflow_id = request.path_params["workflow_id"]
+        body = await _json_body(request, workflow_id, "an event")
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
-            return _error(400, "an event needs a name")
+            return _error(400, f"an event for workflow {workflow_id!r} needs a name")
         event_id = body.get("event_id") or None
         if event_id is not None and not isinstance(event_id, str):
-            return _error(400, "event_id must be text")
-        sent = await runtime().send_event(
-            request.path_params["workflow_id"], name, body.get("payload"), event_id=event_id
-        )
+            return _error(400, f"event_id must be text (event for workflow {workflow_id!r})")
+        sent = await runtime().send_event(workflow_id, name, body.get("payload"), event_id=event_id)
         return JSONResponse({"sent": sent})
 
     async def api_cancel(request: Request) -> Response:
-        check_token(request)
-        body = await _json_body(request)
+        workflow_id = request.path_params["workflow_id"]
+        body = await _json_body(request, workflow_id, "a cancellation")
         reason = body.get("reason") or "cancelled from the web UI"
         if not isinstance(reason, str):
-            return _error(400, "reason must be text")
-        await runtime().cancel(request.path_params["workflow_id"], reason)
+            return _error(400, f"reason must be text (cancelling workflow {workflow_id!r})")
+        await runtime().cancel(workflow_id, reason)
         return JSONResponse({"cancelled": True})
 
     async def workflow_page(request: Request) -> Response:
@@ -218,6 +248,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             Route("/workflows/{workflow_id:str}", workflow_page),
             Route("/api/workflows", api_list),
             Route("/api/workflows/{workflow_id:str}", api_workflow),
+            Route("/api/workflows/{workflow_id:str}/values/{ref:path}", api_value),
             Route("/api/workflows/{workflow_id:str}/events", api_send, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/cancel", api_cancel, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -230,16 +261,12 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                 else [*LOOPBACK_NAMES, *([host] if host else [])],
             ),
             Middleware(_NoFraming),
+            Middleware(_TokenGuard, token=expected),
         ],
         exception_handlers={
-            InvalidWorkflowId: _handler(400),
-            WorkflowNotFound: _handler(404),
-            WorkflowFinished: _handler(409),
-            SerializationError: _handler(400),
-            JournalError: _handler(500),
-            DurableError: _handler(500),
+            DurableError: _durable_error,
             _BadRequest: _handler(400),
-            _Forbidden: _handler(403),
+            _TooLarge: _handler(413),
         },
         lifespan=lifespan,
     )
@@ -265,28 +292,98 @@ class _NoFraming:
         await self.app(scope, receive, with_headers)
 
 
-class _Forbidden(Exception):
-    def __init__(self) -> None:
-        super().__init__(
-            "this action needs the token that `durable ui` printed at start-up (open the "
-            "address it printed, which carries it)"
-        )
+class _TokenGuard:
+    """Every /api/ request needs the start-up token, reads as much as actions.
+
+    A guard in front of the routes, so that no endpoint added later can forget it.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            given = MutableHeaders(scope=scope).get(TOKEN_HEADER, "").encode()
+            if not secrets.compare_digest(given, self.token):
+                refused = _error(
+                    403,
+                    "the web UI's API needs the token that `durable ui` printed at start-up, "
+                    "in the X-Durable-Token header: open the address it printed (it carries "
+                    "the token, which the page keeps)",
+                )
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _durable_error(request: Request, error: Exception) -> Response:
+    """A durable error as its HTTP status: the request's fault (4xx) or the store's (500)."""
+    if isinstance(error, JournalError):
+        status = 500  # (storage trouble: nothing the request can change)
+    elif isinstance(error, LookupError):
+        status = 404  # (no such workflow, no such value)
+    elif isinstance(error, ValueError | TypeError):
+        status = 400  # (an invalid id, a payload the journal cannot hold)
+    else:
+        status = 409  # (the workflow's state refuses it: finished, a full inbox)
+    return _answer(request, status, str(error))
 
 
 def _handler(status: int) -> Any:
     async def handle(request: Request, error: Exception) -> Response:
-        if request.url.path.startswith("/api/"):
-            return _error(status, str(error))
-        return Response(str(error), status_code=status, media_type="text/plain")
+        return _answer(request, status, str(error))
 
     return handle
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+def _answer(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return _error(status, message)
+    return Response(message, status_code=status, media_type="text/plain")
+
+
+async def _json_body(request: Request, workflow_id: str, what: str) -> dict[str, Any]:
+    """The request's JSON object, bounded in size (413) and depth (400)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > BODY_LIMIT:
+        raise _TooLarge(_too_large(workflow_id, what))
+    chunks, size = [], 0
+    async for chunk in request.stream():  # (a chunked body has no length to trust)
+        size += len(chunk)
+        if size > BODY_LIMIT:
+            raise _TooLarge(_too_large(workflow_id, what))
+        chunks.append(chunk)
+    problem = f"{what} for workflow {workflow_id!r}: the request body"
     try:
-        body = await request.json()
+        body = json.loads(b"".join(chunks))
+    except RecursionError:
+        raise _BadRequest(f"{problem} nests deeper than {JSON_DEPTH_LIMIT}") from None
     except ValueError:
-        raise _BadRequest("the request body is not JSON") from None
+        raise _BadRequest(f"{problem} is not JSON") from None
     if not isinstance(body, dict):
-        raise _BadRequest("the request body must be a JSON object")
+        raise _BadRequest(f"{problem} must be a JSON object")
+    if _depth_over(body, JSON_DEPTH_LIMIT):
+        raise _BadRequest(f"{problem} nests deeper than {JSON_DEPTH_LIMIT}: flatten the payload")
     return body
+
+
+def _too_large(workflow_id: str, what: str) -> str:
+    return (
+        f"{what} for workflow {workflow_id!r}: the request body is over the web UI's "
+        f"{BODY_LIMIT}-byte limit; send a larger payload with `durable send` or "
+        "Runtime.send_event"
+    )
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests deeper than `limit` (iterative: any depth is safe)."""
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children)
+    return False

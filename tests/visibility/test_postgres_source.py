@@ -61,7 +61,8 @@ def test_list_show_send_and_cancel_on_postgres(sample_store: str) -> None:
 
 def test_the_ui_api_on_postgres(sample_store: str) -> None:
     app = create_app(sample_store, token=TOKEN)
-    with TestClient(app, base_url="http://127.0.0.1") as client:
+    headers = {"X-Durable-Token": TOKEN}
+    with TestClient(app, base_url="http://127.0.0.1", headers=headers) as client:
         listing = client.get("/api/workflows").json()
         assert listing["total"] == 5
         assert listing["directory"].startswith("postgresql://durable@127.0.0.1:")
@@ -70,7 +71,6 @@ def test_the_ui_api_on_postgres(sample_store: str) -> None:
         sent = client.post(
             "/api/workflows/order-3/events",
             json={"name": "approved"},
-            headers={"X-Durable-Token": TOKEN},
         )
         assert sent.json() == {"sent": True}
 

@@ -17,9 +17,14 @@ from durable._ui._app import PAGE_LIMIT
 TOKEN = "test-token"
 
 
+HEADERS = {"X-Durable-Token": TOKEN}
+
+
 @pytest.fixture
 def client(sample_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(sample_dir, token=TOKEN), base_url="http://127.0.0.1") as client:
+    """A client that sends the token with every request (see test_every_api_read_needs_it)."""
+    app = create_app(sample_dir, token=TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1", headers=HEADERS) as client:
         yield client
 
 
@@ -71,18 +76,19 @@ def test_ids_from_urls_are_validated(client: TestClient) -> None:
     assert client.get("/workflows/order-7").status_code == 200
 
 
-def test_actions_need_the_token(client: TestClient, sample_dir: Path) -> None:
-    url = "/api/workflows/order-3/events"
-    assert client.post(url, json={"name": "approved"}).status_code == 403
-    wrong = client.post(url, json={"name": "approved"}, headers={"X-Durable-Token": "nope"})
-    assert wrong.status_code == 403
-    assert "token" in wrong.json()["error"]
-    assert client.post("/api/workflows/order-3/cancel", json={}).status_code == 403
+def test_actions_need_the_token(sample_dir: Path) -> None:
+    with TestClient(create_app(sample_dir, token=TOKEN), base_url="http://127.0.0.1") as client:
+        url = "/api/workflows/order-3/events"
+        assert client.post(url, json={"name": "approved"}).status_code == 403
+        wrong = client.post(url, json={"name": "approved"}, headers={"X-Durable-Token": "nope"})
+        assert wrong.status_code == 403
+        assert "token" in wrong.json()["error"]
+        assert client.post("/api/workflows/order-3/cancel", json={}).status_code == 403
     assert not (sample_dir / "order-3.inbox").exists()
 
 
 def test_send_and_cancel_with_the_token(client: TestClient) -> None:
-    headers = {"X-Durable-Token": TOKEN}
+    headers = HEADERS
     sent = client.post(
         "/api/workflows/order-3/events",
         json={"name": "approved", "payload": {"by": "ui"}, "event_id": "e-1"},
@@ -111,9 +117,11 @@ def test_send_and_cancel_with_the_token(client: TestClient) -> None:
 
 def test_other_host_names_are_refused(sample_dir: Path) -> None:
     """A page on another origin that rebinds its name to 127.0.0.1 cannot read the API."""
-    with TestClient(create_app(sample_dir), base_url="http://evil.example") as client:
+    app = create_app(sample_dir, token=TOKEN)
+    with TestClient(app, base_url="http://evil.example", headers=HEADERS) as client:
         assert client.get("/api/workflows").status_code == 400
-    with TestClient(create_app(sample_dir, allow_remote=True), base_url="http://box") as client:
+    app = create_app(sample_dir, token=TOKEN, allow_remote=True)
+    with TestClient(app, base_url="http://box", headers=HEADERS) as client:
         assert client.get("/api/workflows").status_code == 200
 
 
@@ -141,7 +149,8 @@ def test_large_histories_come_a_page_at_a_time(tmp_path: Path) -> None:
             await journal.close()
 
     asyncio.run(write(5000))
-    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+    app = create_app(tmp_path, token=TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1", headers=HEADERS) as client:
         latest = client.get("/api/workflows/big").json()
         assert latest["total_steps"] == 5000
         assert [s["step"] for s in latest["steps"]] == list(range(4800, 5000))
@@ -169,7 +178,7 @@ def test_pages_cannot_be_framed_and_the_bound_host_is_accepted(sample_dir: Path)
 
 
 def test_a_long_inbox_comes_capped(client: TestClient) -> None:
-    headers = {"X-Durable-Token": TOKEN}
+    headers = HEADERS
     for index in range(PAGE_LIMIT + 5):
         answer = client.post(
             "/api/workflows/order-4/events", json={"name": f"e{index}"}, headers=headers

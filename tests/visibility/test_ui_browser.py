@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ if CHROMIUM is None:
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
+import durable  # noqa: E402
 from durable._encoding import encode  # noqa: E402
 from durable._storage._directory import JournalDirectory  # noqa: E402
 
@@ -211,11 +213,50 @@ def test_cancelling_from_the_page_asks_first(served: str, page: Page, tmp_path: 
     screenshot(page, tmp_path, "cancelled")
 
 
-def test_without_the_token_the_page_only_reads(served: str, page: Page) -> None:
+def test_without_the_token_the_page_reads_nothing(served: str, browser: Browser) -> None:
+    page = browser.new_page()  # (not the fixture's: the refused reads log errors, rightly)
     page.goto(served.split("?", maxsplit=1)[0] + "workflows/order-3")
-    expect(page.locator("#state .badge")).to_have_text("waiting for event")
+    expect(page.locator("#problem")).to_contain_text("open the address it printed")
     expect(page.locator("#send-button")).to_be_disabled()
     expect(page.locator("#cancel-button")).to_be_disabled()
+    expect(page.locator("#state .badge")).to_have_count(0)
+    expect(page.locator("#arguments")).to_have_text("")
+    page.goto(served.split("?", maxsplit=1)[0])
+    expect(page.locator("#problem")).to_contain_text("open the address it printed")
+    expect(page.locator("#workflows tbody tr")).to_have_count(0)
+    page.close()
+
+
+BULKY = {"lines": [f"line {index} " + "z" * 100 for index in range(20_000)]}  # 2.2 MB
+
+
+@pytest.fixture
+def bulky_inbox(sample_dir: Path) -> Path:
+    """The sample, with a 2 MB event pending for order-4 (sent before the browser starts)."""
+
+    async def send() -> None:
+        async with durable.Runtime(sample_dir) as runtime:
+            await runtime.send_event("order-4", "bulky", BULKY)
+
+    asyncio.run(send())
+    return sample_dir
+
+
+def test_a_long_payload_comes_cut_and_saves_whole(
+    bulky_inbox: Path, page: Page, tmp_path: Path
+) -> None:
+    with ui_serving(bulky_inbox) as address:
+        page.goto(address)
+        page.goto(address.split("?")[0] + "workflows/order-4")
+        row = page.locator('#inbox tr[data-position="0"]')
+        expect(row).to_contain_text('{"lines": ["line 0 zzz')
+        expect(row).to_contain_text("…")
+        with page.expect_download() as downloading:
+            row.locator("button.whole").click()
+        saved = tmp_path / "saved.json"
+        downloading.value.save_as(saved)
+        assert json.loads(saved.read_text()) == BULKY
+        assert downloading.value.suggested_filename == "order-4-inbox-0-payload.json"
 
 
 @pytest.fixture
@@ -240,6 +281,7 @@ def long_history(tmp_path: Path) -> Path:
 
 def test_a_long_history_comes_a_page_at_a_time(long_history: Path, page: Page) -> None:
     with ui_serving(long_history) as address:
+        page.goto(address)  # (keeps the token)
         page.goto(address.split("?")[0] + "workflows/long")
         expect(page.locator(".tl-row")).to_have_count(200)  # the latest page
         expect(page.locator("#step-range")).to_have_text("steps 19800\u201319999 of 20000")

@@ -1,4 +1,6 @@
 // Shared by the pages: the token, fetching JSON, formatting. Data goes into the page as text only.
+// Every API request carries the token (reads too). A long value comes cut: the object holding
+// it names the field in its "truncated" map, with the ref that fetches it whole.
 "use strict";
 
 const durable = (() => {
@@ -13,7 +15,7 @@ const durable = (() => {
   function token() { return localStorage.getItem("durable-token") || ""; }
 
   async function getJSON(url) {
-    const response = await fetch(url, { cache: "no-store" });
+    const response = await fetch(url, { cache: "no-store", headers: { "X-Durable-Token": token() } });
     const body = await response.json().catch(() => ({ error: response.statusText }));
     if (!response.ok) throw new Error(body.error || response.statusText);
     return body;
@@ -77,6 +79,56 @@ const durable = (() => {
     return text.length <= width ? text : text.slice(0, width - 1) + "…";
   }
 
+  function cutRef(owner, field) { return owner && owner.truncated ? owner.truncated[field] : undefined; }
+
+  function valueText(owner, field, indent) {  // a value as JSON, or the start the server sent
+    return cutRef(owner, field) ? owner[field] + "…" : json(owner[field], indent);
+  }
+
+  function shortValue(owner, field, width = 80) {
+    const text = cutRef(owner, field) ? owner[field] + "…" : json(owner[field]);
+    if (text === undefined) return "";
+    return text.length <= width ? text : text.slice(0, width - 1) + "…";
+  }
+
+  function textOf(owner, field) {  // a text (a name, a message), marked if cut
+    const text = owner[field];
+    if (text === null || text === undefined) return "";
+    return cutRef(owner, field) ? text + "…" : String(text);
+  }
+
+  function valueURL(id, ref) {
+    return "/api/workflows/" + encodeURIComponent(id) + "/values/" + ref.split("/").map(encodeURIComponent).join("/");
+  }
+
+  async function download(id, ref) {  // one whole value, saved as a JSON file
+    const response = await fetch(valueURL(id, ref), { cache: "no-store", headers: { "X-Durable-Token": token() } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({ error: response.statusText }));
+      throw new Error(body.error || response.statusText);
+    }
+    const address = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: address, download: id + "-" + ref.replaceAll("/", "-") + ".json" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(address), 60_000);
+  }
+
+  function wholeButton(id, owner, field) {  // null unless the value came cut
+    const ref = cutRef(owner, field);
+    if (!ref) return null;
+    const button = el("button", { class: "whole", "data-ref": ref, title: "The value is longer than shown: save it whole as JSON" }, "whole value ↓");
+    button.addEventListener("click", async (event) => {
+      event.stopPropagation();
+      button.disabled = true;
+      try { await download(id, ref); button.title = "Saved."; }
+      catch (error) { button.textContent = "could not fetch it: " + error.message; }
+      finally { button.disabled = false; }
+    });
+    return button;
+  }
+
   const stateClass = {
     "running": "running", "sleeping": "sleeping", "waiting for event": "waiting",
     "completed": "completed", "failed": "failed", "cancelled": "cancelled",
@@ -85,5 +137,8 @@ const durable = (() => {
 
   function workflowURL(id) { return "/workflows/" + encodeURIComponent(id); }
 
-  return { token, getJSON, postJSON, el, when, whenShort, duration, json, short, badge, workflowURL };
+  return {
+    token, getJSON, postJSON, el, when, whenShort, duration, json, short, badge, workflowURL,
+    cutRef, valueText, shortValue, textOf, wholeButton,
+  };
 })();

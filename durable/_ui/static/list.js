@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { el, getJSON, badge, whenShort, short, workflowURL } = durable;
+  const { el, getJSON, badge, whenShort, shortValue, textOf, workflowURL } = durable;
   const PAGE = 100;
   const params = new URLSearchParams(location.search);
   const status = document.getElementById("status");
@@ -13,11 +13,11 @@
   search.value = params.get("search") || "";
 
   function now(workflow) {
-    if (workflow.error) return workflow.error.split("\n")[0];
+    if (workflow.error) return textOf(workflow, "error").split("\n")[0];
     const parts = [];
     if (workflow.state === "sleeping" && workflow.wake_at) parts.push("sleeping until " + whenShort(workflow.wake_at));
-    else if (workflow.current) parts.push(workflow.current);
-    if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + short(workflow.status, 40));
+    else if (workflow.current) parts.push(textOf(workflow, "current"));
+    if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + shortValue(workflow, "status", 40));
     if (workflow.unread_events) parts.push(workflow.unread_events + " unread");
     if (workflow.stalled) parts.unshift("stalled: no process holds it");
     return parts.join(" · ");
@@ -39,7 +39,7 @@
     document.getElementById("directory").textContent = data.directory;
     const rows = data.workflows.map((w) => el("tr", { "data-id": w.id },
       el("td", { class: "id mono", title: w.id }, el("a", { href: workflowURL(w.id) }, w.id)),
-      el("td", {}, w.workflow),
+      el("td", {}, textOf(w, "workflow")),
       el("td", {}, badge(w.state)),
       el("td", {}, String(w.steps)),
       el("td", { class: w.error || w.stalled ? "error" : "muted" }, now(w)),
@@ -59,7 +59,7 @@
     document.getElementById("next").disabled = last >= data.total;
     const unreadable = Object.entries(data.unreadable);
     document.getElementById("unreadable").replaceChildren(...(unreadable.length ? [
-      el("h2", {}, "Unreadable journals"),
+      el("h2", {}, `Unreadable journals (${data.total_unreadable})`),
       el("div", { class: "panel" }, el("table", { class: "grid" }, el("tbody", {},
         unreadable.map(([id, why]) => el("tr", {}, el("td", { class: "mono" }, id), el("td", {}, why)))))),
     ] : []));

@@ -3,13 +3,22 @@
 "use strict";
 
 (() => {
-  const { el, getJSON, postJSON, badge, when, duration, json, short, token } = durable;
+  const { el, getJSON, postJSON, badge, when, duration, token } = durable;
+  const { valueText, shortValue, textOf, wholeButton } = durable;
   const PAGE = 200;
   const id = decodeURIComponent(location.pathname.slice("/workflows/".length));
   const FINAL = new Set(["completed", "failed", "cancelled"]);
   let first = null;  // null: follow the latest steps
   let last = null;   // the latest answer
   const open = new Set();  // the steps whose details are shown
+
+  if (!token()) {  // (nothing can be read without it either: the reads say so below)
+    for (const name of ["send-button", "cancel-button"]) {
+      const button = document.getElementById(name);
+      button.disabled = true;
+      button.title = "Open the address `durable ui` printed (it carries the token).";
+    }
+  }
 
   document.title = "durable · " + id;
   document.getElementById("title").textContent = id;
@@ -25,44 +34,53 @@
     return "no process holds it now";
   }
 
-  function errorBox(title, error) {
+  // An error {type, msg, tb} held by `owner` at `field`, each part cut short by the server
+  // if long; a damaged journal's error that is no such object comes as a value.
+  function errorBox(title, owner, field) {
+    const error = owner[field];
     if (!error) return null;
+    if (typeof error !== "object") {
+      return el("div", { class: "panel error-box" }, el("div", { class: "what" }, title + ": " + valueText(owner, field)), wholeButton(id, owner, field));
+    }
     return el("div", { class: "panel error-box" },
-      el("div", { class: "what" }, title + ": " + error.type + ": " + error.msg),
-      error.tb ? el("details", {}, el("summary", {}, "traceback"), el("pre", { class: "mono" }, error.tb)) : null);
+      el("div", { class: "what" }, title + ": " + textOf(error, "type") + ": " + textOf(error, "msg")),
+      error.tb ? el("details", {}, el("summary", {}, "traceback"), el("pre", { class: "mono" }, textOf(error, "tb"))) : null,
+      wholeButton(id, owner, field));
   }
 
   function render(data) {
     last = data;
     const w = data.workflow;
     document.getElementById("state").replaceChildren(badge(w.state));
-    document.getElementById("name").textContent = w.workflow;
+    document.getElementById("name").textContent = textOf(w, "workflow");
     const took = data.ended ? duration(data.ended - data.started) : "";
     document.getElementById("facts").replaceChildren(...[
-      fact("Workflow", w.workflow),
-      fact("Now", w.state === "running" ? w.current : ""),  // (sleeping, waiting: below)
+      fact("Workflow", textOf(w, "workflow")),
+      fact("Now", w.state === "running" ? textOf(w, "current") : ""),  // (sleeping, waiting: below)
       fact(data.generation ? `Generation ${data.generation} began` : "Started", when(data.started)),
       fact("Runner", runnerText(w)),
       fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
       fact("Steps", String(data.total_steps)),
-      fact("Status", w.status === null ? "" : short(w.status, 60)),
-      fact("Waiting for event", w.waiting_for),
+      fact("Status", w.status === null ? "" : el("span", {}, shortValue(w, "status", 60), " ", wholeButton(id, w, "status"))),
+      fact("Waiting for event", textOf(w, "waiting_for")),
       fact("Wakes at", when(w.wake_at)),
       fact("Unread events", w.unread_events ? String(w.unread_events) : ""),
+      fact("Skipped messages", w.skipped_messages ? `${w.skipped_messages} (latest ${w.last_skip})` : ""),
       fact("Generation", data.generation ? String(data.generation) : ""),
       fact("Parent", data.parent ? el("a", { href: durable.workflowURL(data.parent) }, data.parent) : ""),
     ].filter(Boolean));
     const outcome = [];
     if (data.outcome === "completed" || data.outcome === "continued as new") {
       outcome.push(el("h2", {}, data.outcome === "completed" ? "Result" : "Continued as new with"),
-                   el("pre", { class: "mono" }, json(data.result, 2)));
+                   el("pre", { class: "mono" }, valueText(data, "result", 2)), wholeButton(id, data, "result"));
     }
     if (data.error) {
       const cancelled = data.outcome === "cancelled";
-      outcome.push(el("h2", {}, cancelled ? "Cancellation" : "Error"), errorBox(cancelled ? "Cancelled" : "Failed", data.error));
+      outcome.push(el("h2", {}, cancelled ? "Cancellation" : "Error"), errorBox(cancelled ? "Cancelled" : "Failed", data, "error"));
     }
-    document.getElementById("outcome").replaceChildren(...outcome);
-    document.getElementById("arguments").textContent = json(data.arguments, 2);
+    document.getElementById("outcome").replaceChildren(...outcome.filter(Boolean));
+    document.getElementById("arguments").textContent = valueText(data, "arguments", 2);
+    document.getElementById("arguments-whole").replaceChildren(...[wholeButton(id, data, "arguments")].filter(Boolean));
     const final = FINAL.has(w.state);
     const tokenless = !token();
     for (const button of [document.getElementById("send-button"), document.getElementById("cancel-button")]) {
@@ -113,7 +131,7 @@
         step.attempts.forEach((attempt) => {
           const to = attempt.ended ?? (live ? end : attempt.began);
           const kind = attempt.ended === null ? "live" : attempt.error ? "bad" : "ok";
-          const what = `attempt ${attempt.number}` + (attempt.error ? `: ${attempt.error.type}: ${attempt.error.msg}` : "");
+          const what = `attempt ${attempt.number}` + (attempt.error ? ": " + errorLine(attempt) : "");
           if (attempt.began !== null) bars.push(bar(kind, attempt.began, to, scale, what));
           if (attempt.retry_at) bars.push(bar("backoff", attempt.ended, attempt.retry_at, scale, "back-off until " + when(attempt.retry_at)));
         });
@@ -125,13 +143,14 @@
         const kind = step.state === "received" ? "got" : step.state === "abandoned" ? "gone" : "wait";
         if (step.began !== null) bars.push(bar(kind, step.began, stepEnd, scale, "waiting for " + step.name));
       } else if (step.began !== null) {
-        bars.push(el("div", { class: "tl-bar mark", style: `left:calc(${scale(step.began)}% - 4px)`, title: "status " + short(step.result) }));
+        bars.push(el("div", { class: "tl-bar mark", style: `left:calc(${scale(step.began)}% - 4px)`, title: "status " + shortValue(step, "result") }));
       }
       const took = step.began !== null && step.ended !== null ? duration(step.ended - step.began) : "";
+      const name = textOf(step, "name");
       const row = el("div", { class: "tl-row" + (open.has(step.step) ? " open" : ""), "data-step": step.step,
         onclick: () => { open.has(step.step) ? open.delete(step.step) : open.add(step.step); renderTimeline(last); } },
-        el("div", { class: "tl-label", title: `${step.kind} ${step.name}` },
-          el("span", { class: "n" }, "#" + step.step), el("span", { class: "kind" }, step.kind + " "), step.kind === "status" ? "" : step.name),
+        el("div", { class: "tl-label", title: `${step.kind} ${name}` },
+          el("span", { class: "n" }, "#" + step.step), el("span", { class: "kind" }, step.kind + " "), step.kind === "status" ? "" : name),
         el("div", { class: "tl-track" }, bars),
         el("div", { class: "tl-end" }, stepBadge(step), took ? " " + took : ""));
       rows.push(row);
@@ -158,22 +177,33 @@
     return date.toLocaleTimeString(undefined, { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
   }
 
+  function errorLine(attempt) {  // "Type: message" of a failed attempt
+    const error = attempt.error;
+    if (typeof error !== "object") return valueText(attempt, "error");
+    return textOf(error, "type") + ": " + textOf(error, "msg");
+  }
+
   function stepDetail(step) {
     const parts = [];
+    if (step.total_attempts > step.attempts.length) {
+      parts.push(el("div", { class: "muted" }, `the last ${step.attempts.length} of ${step.total_attempts} attempts`));
+    }
     if (step.attempts.length) {
       parts.push(el("table", {}, el("tr", {}, el("th", {}, "attempt"), el("th", {}, "began"), el("th", {}, "took"), el("th", {}, "outcome")),
         step.attempts.map((a) => el("tr", {},
           el("td", {}, "#" + a.number), el("td", {}, precise(a.began)),
           el("td", {}, a.ended !== null && a.began !== null ? duration(a.ended - a.began) : a.ended === null ? "running" : ""),
-          el("td", {}, a.error ? `${a.error.type}: ${a.error.msg}` + (a.retry_at ? ` (next attempt at ${precise(a.retry_at)})` : "") : a.ended !== null ? "ok" : "")))));
+          el("td", {}, a.error ? errorLine(a) + (a.retry_at ? ` (next attempt at ${precise(a.retry_at)})` : "") : a.ended !== null ? "ok" : "")))));
     }
-    if (step.child_id) parts.push(el("div", {}, "child workflow ", el("a", { href: durable.workflowURL(step.child_id) }, step.child_id)));
+    if (step.child_id) parts.push(el("div", {}, "child workflow ", el("a", { href: durable.workflowURL(step.child_id) }, textOf(step, "child_id"))));
     if (step.fire_at) parts.push(el("div", {}, "fires at " + when(step.fire_at)));
-    if (["completed", "received", "published"].includes(step.state)) parts.push(el("pre", { class: "mono" }, json(step.result, 2)));
-    if (step.error) parts.push(errorBox("Error", step.error));
+    if (["completed", "received", "published"].includes(step.state)) {
+      parts.push(el("pre", { class: "mono" }, valueText(step, "result", 2)), wholeButton(id, step, "result"));
+    }
+    if (step.error) parts.push(errorBox("Error", step, "error"));
     else {
       const failed = step.attempts.filter((a) => a.error);
-      if (failed.length) parts.push(errorBox(`Attempt ${failed[failed.length - 1].number}`, failed[failed.length - 1].error));
+      if (failed.length) parts.push(errorBox(`Attempt ${failed[failed.length - 1].number}`, failed[failed.length - 1], "error"));
     }
     return el("div", { class: "tl-detail" }, parts);
   }
@@ -185,17 +215,17 @@
         el("div", { class: "panel" }, el("table", { class: "grid" },
           el("thead", {}, el("tr", {}, ["#", "kind", "name", "received", "payload"].map((h) => el("th", {}, h)))),
           el("tbody", {}, data.messages.map((m) => el("tr", {},
-            el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, m.name),
-            el("td", { class: "muted" }, when(m.at)), el("td", { class: "mono" }, short(m.payload, 120))))))));
+            el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, textOf(m, "name")),
+            el("td", { class: "muted" }, when(m.at)), el("td", { class: "mono" }, shortValue(m, "payload", 120), " ", wholeButton(id, m, "payload"))))))));
     }
     document.getElementById("messages").replaceChildren(...parts);
     const shownOf = data.total_inbox > data.inbox.length ? `the first ${data.inbox.length} of ${data.total_inbox}` : String(data.total_inbox);
     const waiting = data.inbox.length ? [el("h2", {}, `Sent, not received yet (${shownOf})`),
       el("div", { class: "panel" }, el("table", { class: "grid" },
         el("thead", {}, el("tr", {}, ["#", "kind", "name", "sent", "payload"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, data.inbox.map((m) => el("tr", {},
-          el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, m.name),
-          el("td", { class: "muted" }, when(m.sent)), el("td", { class: "mono" }, short(m.payload, 120)))))))] : [];
+        el("tbody", {}, data.inbox.map((m) => el("tr", { "data-position": m.position },
+          el("td", {}, String(m.position)), el("td", {}, m.kind), el("td", {}, textOf(m, "name")),
+          el("td", { class: "muted" }, when(m.sent)), el("td", { class: "mono" }, shortValue(m, "payload", 120), " ", wholeButton(id, m, "payload")))))))] : [];
     document.getElementById("inbox").replaceChildren(...waiting);
   }
 
