@@ -117,7 +117,8 @@ def convert(value: Any, annotation: Any, *, context: str = "a value") -> Any:
 
     Raises:
         SerializationError: the value does not fit (a missing dataclass field, an unknown enum
-            value); names `context`, the place inside the value and the target type.
+            value, items a set cannot hold); names `context`, the place inside the value and
+            the target type.
     """
     rebuild = _nested(annotation)
     if rebuild is None:
@@ -132,6 +133,16 @@ def convert(value: Any, annotation: Any, *, context: str = "a value") -> Any:
             target=mismatch.target,
             detail=mismatch.reason,
         ) from mismatch.__cause__
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as error:
+        # What a recorded value breaks on its way into Python's types (an unhashable item of
+        # a set, a signaling NaN looked up as an enum value): a misfit like any other, never
+        # a bare builtin error (decimal.InvalidOperation is an ArithmeticError).
+        raise SerializationError(
+            value_type=type(value).__qualname__,
+            context=context,
+            target=_short(repr(annotation).replace("typing.", "")),
+            detail=_short(f"{type(error).__name__}: {error}"),
+        ) from error
 
 
 # --- encoding ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import dataclasses
 import enum
 import inspect
@@ -532,3 +533,80 @@ def test_a_set_encodes_to_the_same_bytes_whatever_the_hash_seed() -> None:
         for seed in range(6)
     }
     assert len(outputs) == 1
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    y: float = 0.0
+
+
+class _Colour(enum.Enum):
+    RED = 1
+    BLUE = "blue"
+
+
+_ext_fields = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**64 - 1),
+        st.floats(),
+        st.text(max_size=8),
+        st.binary(max_size=8),
+    ),
+    lambda inner: st.lists(inner, max_size=10) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=12,
+)
+_ext_payloads = st.builds(
+    lambda code, data: msgpack.packb([1, msgpack.ExtType(code, data)]),
+    st.integers(1, 9),
+    st.one_of(
+        st.binary(max_size=20),
+        _ext_fields.map(msgpack.packb),
+        st.sampled_from([b"sNaN", b"-Infinity", b"1e999999999", b"NaN", b"1" * 5000]),
+    ),
+)
+_annotations = [
+    set[_Point],
+    frozenset[_Colour],
+    dict[_Colour, _Point],
+    list[_Point],
+    tuple[int, _Colour],
+    _Colour,
+    Literal[1, "blue"],
+    Optional[_Point],  # noqa: UP045 (the typing spelling is what is tested)
+    set[tuple[int, ...]],
+]
+
+
+@given(_ext_payloads)
+def test_hostile_ext_values_raise_only_durable_errors(payload: bytes) -> None:
+    """Decimal, datetime, huge ints...: decoded or JournalCorrupted, rebuilt or SerializationError.
+
+    Never decimal.InvalidOperation, OverflowError, ValueError or TypeError out of decode or
+    convert (an unhashable item of a set, a signaling NaN looked up as an enum value).
+    """
+    try:
+        value = decode(payload, path="j", offset=0)[1]
+    except JournalCorrupted:
+        return
+    for annotation in _annotations:
+        for candidate in (value, [value], {value: 1} if _hashable(value) else {}, [[value]]):
+            with contextlib.suppress(SerializationError):
+                convert(candidate, annotation)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def test_values_a_set_or_an_enum_cannot_hold_are_serialization_errors() -> None:
+    with pytest.raises(SerializationError, match="TypeError"):
+        convert([{"x": 1}], set[_Point])
+    with pytest.raises(SerializationError, match="InvalidOperation"):
+        convert(Decimal("sNaN"), _Colour)

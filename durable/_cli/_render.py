@@ -20,6 +20,7 @@ from rich.text import Text
 from .._catalog import InboxMessage, Listing, Runner, to_plain
 from .._engine._describe import WorkflowDescription, WorkflowState
 from .._engine._history import Attempt, History, Step
+from .._engine._records import moment as record_moment
 
 STATE_STYLES = {
     WorkflowState.RUNNING: "cyan",
@@ -75,7 +76,7 @@ def when(moment: datetime | float | None, *, short: bool = False) -> str:
     if moment is None:
         return ""
     if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment).astimezone()
+        moment = record_moment(moment)  # (clamped: a timer may be armed for ever, at inf)
     local = moment.astimezone()
     if short and local.date() == datetime.now().astimezone().date():
         return local.strftime("%H:%M:%S")

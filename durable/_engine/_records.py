@@ -723,13 +723,10 @@ def read_message(stored: StoredRecord, *, path: Path | str) -> Record:
 def moment(epoch: float) -> datetime:
     """An epoch time from a record as an aware UTC datetime, clamped to datetime's range.
 
-    For fire times (`at`), which may be any number (inf: a timer armed for ever).
+    For fire times (`at`), which may be any number (inf: a timer armed for ever). The bounds
+    are a day inside datetime's, so the result can be shown in any time zone.
     """
-    if epoch >= _LATEST:
-        return datetime.max.replace(tzinfo=UTC)
-    if epoch <= _EARLIEST:
-        return datetime.min.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(epoch, UTC)
+    return datetime.fromtimestamp(min(max(epoch, _EARLIEST), _LATEST), UTC)
 
 
 def _short(text: str, limit: int = 300) -> str:

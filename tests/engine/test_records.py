@@ -1,0 +1,137 @@
+"""The record schema: what each builder makes its validator accepts, what it refuses and how.
+
+The structural fuzz of every reader is tests/properties/test_malformed_records.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import durable
+from durable._encoding import encode
+from durable._engine import _records as records
+from durable._storage._frames import StoredRecord
+
+T = 1_700_000_000.0
+ERROR: records.ErrorInfo = {"type": "ValueError", "msg": "no", "tb": ""}
+
+
+def every_kind() -> list[dict[str, Any]]:
+    """One record of each kind (and shape) the engine writes, start first."""
+    built: list[Any] = [
+        records.start("wf", "id", [1, "two"], T, 7, gen=1, q=2, carry=[["go", 1]], parent="p"),
+        records.scheduled(0, "step", "abcd", 1, now=T),
+        records.scheduled(1, "child:wf", "abcd", 1, now=T, child="id.1"),
+        records.retry(0, "step", "abcd", 1, error=ERROR, retry_at=T + 1, began=T, now=T),
+        records.done(0, "step", "abcd", 2, now=T, result={"a": [1]}, began=T),
+        records.done(2, "step", "abcd", 1, now=T, error=ERROR),
+        records.done(3, "child:wf", "ef", 1, now=T, error={**ERROR, "kind": "child", "id": "c"}),
+        records.timer(4, float("inf")),
+        records.let_go(records.timer(4, float("inf"))),
+        records.fired(5, T),
+        records.wait(6, "go"),
+        records.let_go(records.wait(6, "go")),
+        records.event(2, "go", None, T, event_id="e-1"),
+        records.cancel(3, "enough", T),
+        records.skip_record(4, "x" * 1000, T),
+        records.status(7, {"progress": 0.5}, T),
+        records.patch("fix-1", 8),
+        records.end_result([1, 2], T),
+        records.end_failure(ERROR, T, cancelled=True),
+        records.end_continued([3], 5, [["go", None]], T),
+    ]
+    return built
+
+
+def stored(*values: Any) -> list[StoredRecord]:
+    return [StoredRecord(8 + 100 * index, encode(value)) for index, value in enumerate(values)]
+
+
+def test_every_builder_makes_a_record_its_validator_accepts() -> None:
+    built = every_kind()
+    read = records.read_journal(stored(*built), path="j")
+    assert read == [dict(record) for record in built]
+    assert {record["k"] for record in read} == records.KNOWN
+    assert len(read[14]["reason"]) == records.SKIP_REASON_LIMIT
+
+
+def test_format_1_records_are_accepted() -> None:
+    start = {"k": "start", "v": 1, "wf": "old", "id": "old", "args": [3], "t": 1.0, "seed": 7}
+    sched = {"k": "sched", "s": 0, "a": "step", "d": "ab", "n": 1, "t": 2.0}
+    retry = {"k": "retry", "s": 0, "n": 1, "e": ERROR, "at": 3.0, "t": 2.5}
+    done = {"k": "done", "s": 0, "r": 10, "t": 3.0}  # no activity name, no attempt
+    assert records.read_journal(stored(start, sched, retry, done), path="j")[3] == done
+
+
+@pytest.mark.parametrize(
+    ("index", "change", "problem"),
+    [
+        (4, {"s": -1}, "record 4 ('done') is malformed: its step 's'"),
+        (4, {"s": True}, "record 4 ('done') is malformed: its step 's'"),
+        (4, {"t": float("nan")}, "record 4 ('done') is malformed"),
+        (4, {"t": 1e300}, "record 4 ('done') is malformed"),
+        (4, {"a": 5}, "its activity name 'a' or digest 'd'"),
+        (5, {"e": {"type": "X"}}, "lacks a text 'type' or 'msg'"),
+        (6, {"e": {**ERROR, "kind": "child"}}, "names no child id"),
+        (7, {"at": float("nan")}, "its fire time 'at'"),
+        (10, {"n": ["go"]}, "its event name 'n'"),
+        (12, {"q": 2**64 - 1, "id": 3}, "its event id 'id' is not text"),
+        (13, {"m": None}, "its reason 'm'"),
+        (16, {"id": b"fix"}, "its patch id 'id'"),
+        (17, {"r": None, "k": "nonsense"}, "unknown kind 'nonsense'"),
+        (18, {"e": "boom"}, "its error 'e' is not a map"),
+        (19, {"cont": {"a": 1}}, "its next arguments 'cont' are not a list"),
+        (19, {"carry": [["go"]]}, "'carry' holds something other than"),
+        (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
+        (0, {"args": (1,)}, "its 'args' is missing or not list"),
+        (3, {"k": "start"}, "record 3 is a start record"),
+    ],
+)
+def test_a_malformed_record_is_refused_naming_record_offset_and_problem(
+    index: int, change: dict[str, Any], problem: str
+) -> None:
+    built: list[Any] = every_kind()
+    built[index] = {**built[index], **change}
+    with pytest.raises(durable.JournalCorrupted) as raised:
+        records.read_journal(stored(*built), path="/x/order.journal")
+    assert problem in str(raised.value)
+    assert raised.value.offset == 8 + 100 * index
+    assert "/x/order.journal" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([1, 2], "record 0 is a list, not a map"),
+        ({"k": "done", "s": 0, "r": 1, "t": T}, "the first record is a 'done' record"),
+        ({"k": 7}, "record 0 has no kind 'k'"),
+        ({"k": "start", "wf": "wf"}, "no format version"),
+    ],
+)
+def test_a_journal_must_open_with_a_start_record(value: Any, problem: str) -> None:
+    with pytest.raises(durable.JournalCorrupted, match=problem):
+        records.read_journal(stored(value), path="j")
+
+
+def test_a_newer_format_is_refused_as_such_before_its_shape_is_judged() -> None:
+    with pytest.raises(durable.UnsupportedJournalFormat):
+        records.read_journal(stored({"k": "start", "v": 3}), path="j")
+
+
+def test_inbox_messages_are_validated_too() -> None:
+    good = records.event_message("go", [1], None, T)
+    assert records.read_message(stored(good)[0], path="i") == good
+    assert records.message_problem(records.cancel_message("why", "r-1", T)) is None
+    assert records.message_problem({**good, "n": 3}) is not None
+    assert records.message_problem({**good, "k": "skip"}) is not None
+    assert records.message_problem([good]) is not None
+    with pytest.raises(durable.JournalCorrupted, match="its time 't'"):
+        records.read_message(stored({**good, "t": "now"})[0], path="i")
+
+
+def test_fire_times_of_any_size_read_as_datetimes() -> None:
+    assert records.moment(float("inf")).year == 9999
+    assert records.moment(-1e300).year == 1
+    assert records.moment(0).isoformat() == "1970-01-01T00:00:00+00:00"
