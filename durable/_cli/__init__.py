@@ -4,6 +4,10 @@ Reading commands (list, show, events) go through the read-only catalog: no lock,
 written, so they work while workflows run in other processes. send and cancel post to the
 workflow's inbox, as Runtime.send_event / cancel do; verify replays journals against the
 current code; ui serves the web UI. Lower layers know nothing of this module.
+
+Workflow ids may start with '-' (`-rf`, `--help` are valid): such an id goes after `--`,
+the options before it (`durable show --dir D -- -rf`), as with any POSIX command. Given
+without `--`, it is an error that says so, not a guess.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import functools
 import importlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -102,7 +107,63 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(to_plain(value), indent=2, ensure_ascii=False))
 
 
-@click.group()
+def _dashed_ids(example: str) -> str:
+    """The help's note on ids that start with '-' (valid ids, which click reads as options)."""
+    return (
+        "An ID (or NAME, JSON) that starts with '-' goes after `--`, the options before it: "
+        f"{example}"
+    )
+
+
+class _Command(click.Command):
+    """A command whose arguments may start with '-' (after `--`), saying so when they do."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # (the parser consumes the list it is given)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            words = self._arguments(ctx, given)
+            dashed = next((word for word in words if word.startswith("-") and word != "-"), None)
+            if dashed is None or "--" in given:
+                raise
+            hint = (
+                f" (did you mean {', '.join(error.possibilities)}?)" if error.possibilities else ""
+            )
+            suggested = " ".join(shlex.quote(word) for word in words)
+            raise click.UsageError(
+                f"no such option: {dashed}{hint}. If {dashed!r} is a workflow id (or an event "
+                "name, or a payload), put the arguments after `--`, the options before it: "
+                f"{ctx.command_path} [OPTIONS] -- {suggested}",
+                ctx,
+            ) from None
+
+    def _arguments(self, ctx: click.Context, given: list[str]) -> list[str]:
+        """The words of `given` that are none of our options nor their values, in order."""
+        ours = {name: param for param in self.get_params(ctx) for name in param.opts}
+        words: list[str] = []
+        skip = False
+        for arg in given:
+            option = ours.get(arg.split("=", 1)[0])
+            if skip:
+                skip = False
+            elif option is None:
+                words.append(arg)
+            else:  # (an option that takes a value, not given with "=", takes the next word)
+                skip = (
+                    isinstance(option, click.Option)
+                    and not option.is_flag
+                    and not option.count
+                    and "=" not in arg
+                )
+        return words
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="aiodurable", prog_name="durable")
 def main() -> None:
     """durable: durable execution for Python, in-process.
@@ -110,6 +171,9 @@ def main() -> None:
     Look at the workflows of a journal directory (list, show, events), talk to them (send,
     cancel), check a deploy (verify) and browse them (ui). Reading never locks or changes
     a journal: it is safe while the workflows run.
+
+    A workflow id that starts with '-' (-rf, --help) goes after `--`, the options before
+    it: durable show --dir DIR -- -rf; durable send -- --help approved '"yes"'.
     """
 
 
@@ -160,7 +224,7 @@ def _check_directory(source: Source) -> None:
         )
 
 
-@main.command()
+@main.command(epilog=_dashed_ids("durable show --dir DIR -- -rf"))
 @click.argument("workflow_id", metavar="ID")
 @source_options
 @click.option(
@@ -194,7 +258,7 @@ def show(workflow_id: str, source: Source, first: int | None, limit: int, as_jso
     _console().print(_render.history_view(history, described, steps, first, details.runner))
 
 
-@main.command()
+@main.command(epilog=_dashed_ids("durable events --json -- -rf"))
 @click.argument("workflow_id", metavar="ID")
 @source_options
 @JSON_OPTION
@@ -213,7 +277,7 @@ def events(workflow_id: str, source: Source, as_json: bool) -> None:
         _console().print(_render.inbox_table(messages))
 
 
-@main.command()
+@main.command(epilog=_dashed_ids("durable send --event-id call-17 -- --help approved '\"yes\"'"))
 @click.argument("workflow_id", metavar="ID")
 @click.argument("name")
 @click.argument("payload", metavar="[JSON]", required=False)
@@ -248,7 +312,7 @@ def send(
         click.echo(f"not sent: event id {event_id!r} was already sent to {workflow_id}")
 
 
-@main.command()
+@main.command(epilog=_dashed_ids("durable cancel --yes -- -x"))
 @click.argument("workflow_id", metavar="ID")
 @source_options
 @click.option("--reason", default="cancelled from the command line", show_default=True)

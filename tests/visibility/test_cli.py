@@ -245,3 +245,105 @@ def test_ui_on_a_busy_port_says_so_in_one_line(sample_dir: Path) -> None:
     assert output.strip() == (
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; try another --port"
     )
+
+
+ODD_IDS = {"-rf": ORDERS["order-3"], "--help": ORDERS["order-5"], "-x": ORDERS["order-4"]}
+
+
+@pytest.fixture
+def odd_dir(sample_dir: Path) -> Path:
+    """The sample, plus workflows whose ids look like options: two waiting, one sleeping."""
+
+    async def start() -> None:
+        async with durable.Runtime(sample_dir, suspend_after=None) as runtime:
+            for workflow_id, order in ODD_IDS.items():
+                await runtime.start(order_workflow, order, id=workflow_id)
+                while (await runtime.describe(workflow_id)).state is durable.WorkflowState.RUNNING:
+                    await asyncio.sleep(0.01)
+
+    asyncio.run(start())
+    return sample_dir
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_ids_that_start_with_a_dash_go_after_double_dash(odd_dir: Path) -> None:
+    where = ("--dir", str(odd_dir))
+    code, output = cli("show", *where, "--", "-rf")
+    assert code == 0, output
+    assert "(-rf)" in output
+    assert "waiting for event 'approved'" in output
+    code, output = cli("show", *where, "--json", "--", "--help")
+    assert code == 0, output
+    assert json.loads(output)["workflow"]["id"] == "--help"
+    assert cli("events", *where, "--", "-rf") == (0, "nothing was sent to -rf\n")
+    code, output = cli("send", *where, "--", "--help", "approved", '"yes"')
+    assert code == 0, output
+    assert output.startswith("sent event 'approved' to --help:")
+    code, output = cli("send", *where, "--event-id", "-e", "--", "-rf", "-approved", "-1")
+    assert code == 0, output
+    code, output = cli("events", *where, "--json", "--", "-rf")
+    assert [(m["name"], m["payload"], m["message_id"]) for m in json.loads(output)] == [
+        ("-approved", -1, "-e")
+    ]
+    code, output = cli("cancel", *where, "--yes", "--reason", "-because", "--", "-x")
+    assert code == 0, output
+    assert output.startswith("cancellation sent to -x:")
+    code, output = cli("list", *where, "--json")
+    assert {"-rf", "--help", "-x"} <= {w["id"] for w in json.loads(output)["workflows"]}
+
+    async def resume() -> tuple[str, BaseException | None]:
+        async with durable.Runtime(odd_dir) as runtime:
+            shipped = await runtime.run(order_workflow, ODD_IDS["--help"], id="--help")
+            try:
+                await runtime.run(order_workflow, ODD_IDS["-x"], id="-x")
+            except durable.WorkflowCancelled as cancelled:
+                return shipped, cancelled
+            return shipped, None
+
+    shipped, cancelled = asyncio.run(resume())
+    assert shipped == "shipped 5 (yes)"  # (the event reached the workflow named --help)
+    assert "-because" in str(cancelled)
+
+
+@pytest.mark.parametrize(
+    ("args", "dashed", "suggested"),
+    [
+        (["show", "-rf"], "-rf", "-- -rf"),
+        (["events", "--json", "-rf"], "-rf", "-- -rf"),
+        (["send", "-rf", "approved"], "-rf", "-- -rf approved"),
+        (["send", "--event-id", "e1", "-x", "approved", "1"], "-x", "-- -x approved 1"),
+        (["send", "order-3", "approved", "-1"], "-1", "-- order-3 approved -1"),
+        (["cancel", "-x", "--yes"], "-x", "-- -x"),
+        (["cancel", "--reason", "r", "-x"], "-x", "-- -x"),
+    ],
+)
+def test_a_dashed_id_without_double_dash_says_to_use_it(
+    odd_dir: Path, args: list[str], dashed: str, suggested: str
+) -> None:
+    before = files_of(odd_dir)
+    code, output = cli(*args, "--dir", str(odd_dir))
+    assert code == 2
+    assert f"no such option: {dashed}. If '{dashed}' is a workflow id" in output
+    assert f"put the arguments after `--`, the options before it: main {args[0]}" in output
+    assert output.rstrip().endswith(f"[OPTIONS] {suggested}")
+    assert files_of(odd_dir) == before  # (nothing sent, nothing cancelled)
+
+
+def test_the_help_says_where_dashed_ids_go() -> None:
+    for command in ("show", "events", "send", "cancel"):
+        code, output = cli(command, "--help")
+        assert code == 0
+        assert "starts with '-' goes after `--`" in output
+    code, output = cli("--help")
+    assert "goes after `--`" in output
+    code, output = cli("show", "--jsn", "x")  # (a mistyped option is still one)
+    assert code == 2
+    assert "Did you mean '--json'?" in output or "did you mean --json?" in output
