@@ -29,6 +29,7 @@ from ._errors import ActivityError as ActivityError
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
+from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
@@ -40,6 +41,7 @@ from ._errors import JournalFenced as JournalFenced
 from ._errors import JournalLocked as JournalLocked
 from ._errors import JournalNotFound as JournalNotFound
 from ._errors import JournalWriteError as JournalWriteError
+from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import RecordTooLarge as RecordTooLarge
@@ -73,6 +75,7 @@ __all__ = [
     "DurableError",
     "EventTimeout",
     "InDoubtError",
+    "InboxFull",
     "InvalidDuration",
     "InvalidJournalName",
     "InvalidWorkflowId",
@@ -86,6 +89,7 @@ __all__ = [
     "JournalNotFound",
     "JournalStore",
     "JournalWriteError",
+    "MessageTooLarge",
     "NonDeterminismError",
     "OutsideWorkflowError",
     "PostgresStore",

@@ -29,6 +29,7 @@ from ._errors import (
     DurableError,
     InvalidJournalName,
     InvalidWorkflowId,
+    JournalCorrupted,
     JournalError,
     JournalNotFound,
     WorkflowNotFound,
@@ -87,8 +88,8 @@ class InboxMessage:
     """
 
     position: int
-    kind: str  # "event" or "cancel"
-    name: str  # the event's name, or the cancellation's reason
+    kind: str  # "event" or "cancel" ("undecodable": the run skips it, see its journal)
+    name: str  # the event's name, or the cancellation's reason (or why it is undecodable)
     payload: Any
     sent: float
     message_id: str | None
@@ -289,10 +290,14 @@ class Catalog:
 
     async def _inbox(self, workflow_id: str) -> list[dict[str, Any]]:
         path = f"{self._store.location(workflow_id)} (inbox)"
-        return [
-            decode(record.payload, path=path, offset=record.offset)
-            for record in await self._store.inbox(workflow_id)
-        ]
+        found = []
+        for record in await self._store.inbox(workflow_id):
+            try:
+                message = decode(record.payload, path=path, offset=record.offset)
+            except JournalCorrupted as error:  # (one bad message hides none of the others)
+                message = {"k": "undecodable", "m": error.reason}
+            found.append(message if isinstance(message, dict) else {"k": "undecodable"})
+        return found
 
     def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[Record]:
         """The journal's records, validated by the schema (JournalCorrupted names the bad one).
@@ -314,7 +319,7 @@ def _inbox_messages(
 ) -> list[InboxMessage]:
     received = journal[0].get("q", 0)  # (a new generation starts past what it carried)
     for record in journal[1:]:
-        if "q" in record and record.get("k") in ("event", "cancel"):
+        if "q" in record and record.get("k") in ("event", "cancel", "skip"):
             received = max(received, record["q"] + 1)
     found = []
     for position, message in enumerate(messages):
@@ -404,6 +409,8 @@ def plain_description(described: WorkflowDescription, runner: Runner) -> dict[st
         "error": described.error,
         "parent": described.parent,
         "unread_events": described.unread_events,
+        "skipped_messages": described.skipped_messages,
+        "last_skip": described.last_skip,
         "runner": runner.holder,  # (None: no process holds it, or it cannot be known)
         "stalled": runner.stalled(described),
     }

@@ -19,6 +19,8 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       WorkflowCancelled               run(): the workflow was cancelled (recorded, final)
       WorkflowNotFound (LookupError)  no journal has this workflow id
       WorkflowFinished                sending to / cancelling a workflow that has ended
+      MessageTooLarge (ValueError)    an event or cancellation its journal could never hold
+      InboxFull                       too many messages wait that the runner has not taken
       EventTimeout (TimeoutError)     wait_for_event(): no event within the timeout
       CompensationFailed              Saga: compensations failed after the original error
       ActivityError                   in the workflow: an activity failed for good
@@ -260,6 +262,58 @@ class WorkflowFinished(DurableError):
         super().__init__(
             f"cannot {action} workflow {workflow_id!r}: it has already {outcome}, and its "
             "journal is final. Nothing was sent or changed"
+        )
+
+
+class MessageTooLarge(DurableError, ValueError):
+    """An event or cancellation larger than the workflow's journal could ever record: not sent.
+
+    The runner journals each message it takes inside a record of its own, which must fit the
+    store's max_record_size; so a message may be at most that minus a margin (see `limit`).
+    """
+
+    def __init__(self, *, workflow_id: str, what: str, size: int, limit: int) -> None:
+        self.workflow_id = workflow_id
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{what} for workflow {workflow_id!r} is {size} bytes encoded, over the "
+            f"{limit}-byte limit of a message to it (its journal's record limit, less the "
+            "margin of the record that wraps it, and within its inbox's byte bound); nothing "
+            "was sent. Store large data elsewhere and send a reference to it (a path, a URL, "
+            "a key), or raise max_record_size / inbox_max_bytes"
+        )
+
+
+class InboxFull(DurableError):
+    """A workflow's inbox holds as many messages (or bytes) not yet taken as it may: not sent.
+
+    Only messages its runner has not taken count (the pending ones), so the bound never
+    stops a long-lived workflow whose runner keeps up.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        pending: int,
+        pending_bytes: int,
+        max_messages: int,
+        max_bytes: int,
+        size: int,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.pending = pending
+        self.pending_bytes = pending_bytes
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        super().__init__(
+            f"the inbox of workflow {workflow_id!r} is full: {pending} messages "
+            f"({pending_bytes} bytes) wait that its runner has not taken, and a message of "
+            f"{size} bytes would pass its bound of {max_messages} messages / {max_bytes} bytes; "
+            "nothing was sent. Run or resume the workflow so that it takes its messages (is a "
+            "runtime running it?), then send again; or raise inbox_max_messages / "
+            "inbox_max_bytes (Runtime, JournalDirectory, PostgresStore)"
         )
 
 

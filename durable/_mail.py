@@ -5,6 +5,12 @@ process); the run that holds the workflow journals each message before deliverin
 in this process is told at once; one in another process notices within the poll interval, by
 the inbox's size; an unloaded sleeper is woken to take it; a workflow not running anywhere
 takes it on its next resume.
+
+No sender can poison a workflow. A message its journal could never hold (over the store's
+max_record_size, less MESSAGE_MARGIN for the record that wraps it) is refused at send time
+(MessageTooLarge), and so is one past the inbox's bound on messages its runner has not taken
+(InboxFull); nothing is written then. A message that still cannot be delivered (undecodable,
+of an unknown kind, written by another version) is journaled as skipped by the run.
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription, describe
-from ._engine._requests import cancel_message, event_message
+from ._engine._requests import MESSAGE_MARGIN, cancel_message, event_message
 from ._engine._workflow_run import InboxReader, WorkflowRun
-from ._errors import JournalNotFound, WorkflowFinished, WorkflowNotFound
+from ._errors import (
+    InboxFull,
+    JournalCorrupted,
+    JournalNotFound,
+    MessageTooLarge,
+    WorkflowFinished,
+    WorkflowNotFound,
+)
 from ._storage._frames import StoredRecord
 from ._storage._interface import JournalStore
 
@@ -27,22 +40,64 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+# Cancellations may pass an inbox's bound by this much (messages, bytes): senders that
+# filled a workflow's inbox with events do not keep it from being cancelled.
+CANCEL_RESERVE = (16, 1 << 20)
+
+
 class _Duplicate(Exception):
     """An event id (or cancellation id) already in the inbox."""
 
 
-def _refuse_duplicate(message_id: str | None) -> Callable[[list[StoredRecord]], Any] | None:
-    if message_id is None:
-        return None
+def _refusal(
+    store: JournalStore,
+    workflow_id: str,
+    size: int,
+    message_id: str | None,
+    taken: int,
+    *,
+    reserve: tuple[int, int] = (0, 0),
+) -> Callable[[list[StoredRecord]], Any]:
+    """Given the inbox's messages (under its lock): a duplicate, a full inbox, or None.
 
-    def refuse(messages: list[StoredRecord]) -> _Duplicate | None:
-        for message in messages:
-            decoded = decode(message.payload, path="inbox", offset=message.offset)
-            if isinstance(decoded, dict) and decoded.get("id") == message_id:
-                return _Duplicate(message_id)
+    `taken` is the first position the runner had not taken when the sender looked (it only
+    grows, so the pending count seen here may be too high, never too low).
+    """
+
+    def refuse(messages: list[StoredRecord]) -> BaseException | None:
+        if message_id is not None:
+            for message in messages:
+                try:
+                    decoded = decode(message.payload, path="inbox", offset=message.offset)
+                except JournalCorrupted:
+                    continue  # (undecodable: the run skips it; it is no duplicate)
+                if isinstance(decoded, dict) and decoded.get("id") == message_id:
+                    return _Duplicate(message_id)
+        pending = messages[taken:]
+        pending_bytes = sum(len(message.payload) for message in pending)
+        max_messages = store.inbox_max_messages + reserve[0]
+        max_bytes = store.inbox_max_bytes + reserve[1]
+        if len(pending) + 1 > max_messages or pending_bytes + size > max_bytes:
+            return InboxFull(
+                workflow_id=workflow_id,
+                pending=len(pending),
+                pending_bytes=pending_bytes,
+                max_messages=max_messages,
+                max_bytes=max_bytes,
+                size=size,
+            )
         return None
 
     return refuse
+
+
+def _taken(journal: list[dict[str, Any]]) -> int:
+    """The first inbox position the journal's runner has not taken (journaled) yet."""
+    taken: int = journal[0].get("q", 0)
+    for record in journal[1:]:
+        if record.get("k") in records.FROM_INBOX:
+            taken = max(taken, record["q"] + 1)
+    return taken
 
 
 def _wake(wakeup: asyncio.Future[None]) -> None:
@@ -75,14 +130,18 @@ class Mailroom:
     def reader(self, workflow_id: str) -> InboxReader:
         where = f"{self._store.location(workflow_id)} (inbox)"
 
-        async def read(first: int) -> list[tuple[int, dict[str, Any]]]:
+        async def read(first: int) -> list[tuple[int, dict[str, Any] | str]]:
             if not self._store.may_have_mail(workflow_id):  # (most workflows get no mail)
                 return []
             stored: list[StoredRecord] = await self._store.inbox(workflow_id, first)
-            return [
-                (first + index, decode(record.payload, path=where, offset=record.offset))
-                for index, record in enumerate(stored)
-            ]
+            found: list[tuple[int, dict[str, Any] | str]] = []
+            for index, record in enumerate(stored):
+                try:
+                    message: dict[str, Any] | str = records.read_message(record, path=where)
+                except JournalCorrupted as error:  # (the run journals it as skipped)
+                    message = f"it cannot be read: {error.reason}"
+                found.append((first + index, message))
+            return found
 
         return read
 
@@ -155,36 +214,57 @@ class Mailroom:
             raise ValueError(f"an event name is a non-empty string, not {name!r}")
         # (unencodable: nothing written)
         message = event_message(name, payload, event_id, self._clock.time())
-        await self._check_open(workflow_id, action=f"send event {name!r} to")
-        return await self._post(workflow_id, message, event_id)
+        self._check_size(workflow_id, message, what=f"event {name!r}")
+        taken = await self._check_open(workflow_id, action=f"send event {name!r} to")
+        refuse = _refusal(self._store, workflow_id, len(message), event_id, taken)
+        return await self._post(workflow_id, message, refuse)
 
     async def cancel(self, workflow_id: str, reason: str, request_id: str | None) -> bool:
         message = cancel_message(reason, request_id, self._clock.time())
-        await self._check_open(workflow_id, action="cancel")
-        return await self._post(workflow_id, message, request_id)
+        self._check_size(workflow_id, message, what="the cancellation")
+        taken = await self._check_open(workflow_id, action="cancel")
+        refuse = _refusal(
+            self._store, workflow_id, len(message), request_id, taken, reserve=CANCEL_RESERVE
+        )
+        return await self._post(workflow_id, message, refuse)
 
-    async def _post(self, workflow_id: str, message: bytes, message_id: str | None) -> bool:
+    def _check_size(self, workflow_id: str, message: bytes, *, what: str) -> None:
+        """Refuse a message the runner could never journal, or no inbox could hold."""
+        limit = min(self._store.max_record_size - MESSAGE_MARGIN, self._store.inbox_max_bytes)
+        if len(message) > limit:
+            raise MessageTooLarge(
+                workflow_id=workflow_id, what=what, size=len(message), limit=limit
+            )
+
+    async def _post(
+        self, workflow_id: str, message: bytes, refuse: Callable[[list[StoredRecord]], Any]
+    ) -> bool:
         try:
-            await self._store.post(workflow_id, message, _refuse_duplicate(message_id))
+            await self._store.post(workflow_id, message, refuse)
         except _Duplicate:
             return False
         self.notify(workflow_id)
         return True
 
-    async def _check_open(self, workflow_id: str, *, action: str) -> None:
-        """Refuse an unknown or finished workflow (a loaded one is known to be open)."""
+    async def _check_open(self, workflow_id: str, *, action: str) -> int:
+        """Refuse an unknown or finished workflow (a loaded one is known to be open).
+
+        Returns the first inbox position its runner has not taken, as far as can be told.
+        """
         run = self._runs.get(workflow_id)
         if run is not None and run.finished is None:
-            return
+            return run.inbox_next
         try:
-            end = (await self._read(workflow_id))[-1]
+            journal = await self._read(workflow_id)
         except WorkflowNotFound:
             if workflow_id in self._running:
-                return  # being started (or restarted): its start record is on its way
+                return 0  # being started (or restarted): its start record is on its way
             raise
+        end = journal[-1]
         if end.get("k") == records.END and "cont" not in end:
             outcome = "been cancelled" if end.get("c") else "failed" if "e" in end else "completed"
             raise WorkflowFinished(workflow_id=workflow_id, outcome=outcome, action=action)
+        return _taken(journal)
 
     async def _read(self, workflow_id: str) -> list[dict[str, Any]]:
         where = self._store.location(workflow_id)

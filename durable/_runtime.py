@@ -44,7 +44,7 @@ from ._mail import Mailroom
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
-from ._storage._interface import Journal, JournalStore
+from ._storage._interface import Journal, JournalStore, check_inbox_bounds
 
 logger = logging.getLogger("durable")
 
@@ -128,6 +128,9 @@ class Runtime(Serving):
             cancellations sent from other processes; sends from this one arrive at once.
         stop_grace: how long close() lets activities in flight finish (default 5 s) before
             it cancels them; no new activity starts meanwhile.
+        inbox_max_messages, inbox_max_bytes: each workflow's inbox bound on the messages
+            its runner has not taken yet (default: the store's, 10,000 messages and 128 MiB);
+            a send past it is refused with InboxFull. Given with a `store`, they replace its.
     """
 
     def __init__(
@@ -140,6 +143,8 @@ class Runtime(Serving):
         suspend_after: Duration | None = "1 min",
         event_poll_interval: Duration = "1 s",
         stop_grace: Duration = "5 s",
+        inbox_max_messages: int | None = None,
+        inbox_max_bytes: int | None = None,
     ) -> None:
         self._suspend_after = (
             None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
@@ -151,6 +156,13 @@ class Runtime(Serving):
         if store is None:
             self.directory = Path(directory) if directory is not None else default_directory()
             store = JournalDirectory(self.directory, sync=sync)
+        if inbox_max_messages is not None or inbox_max_bytes is not None:
+            max_messages = store.inbox_max_messages
+            max_bytes = store.inbox_max_bytes
+            max_messages = max_messages if inbox_max_messages is None else inbox_max_messages
+            max_bytes = max_bytes if inbox_max_bytes is None else inbox_max_bytes
+            check_inbox_bounds(max_messages, max_bytes)
+            store.inbox_max_messages, store.inbox_max_bytes = max_messages, max_bytes
         self._store: JournalStore = store
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
@@ -346,6 +358,7 @@ class Runtime(Serving):
             inbox=self._mail.reader(workflow_id),
             children=self._children,
             parent=parent,
+            record_limit=self._store.max_record_size,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -428,6 +441,10 @@ class Runtime(Serving):
             WorkflowNotFound: no workflow has this id here.
             WorkflowFinished: the workflow has ended.
             SerializationError: the payload cannot be journaled.
+            MessageTooLarge: the encoded event is over the store's max_record_size less
+                1 KiB (its journal could never hold it); nothing was written.
+            InboxFull: the workflow's inbox holds inbox_max_messages (or inbox_max_bytes)
+                its runner has not taken yet; nothing was written.
         """
         self._check_id(workflow_id)
         return await self._mail.send_event(workflow_id, name, payload, event_id)
@@ -442,6 +459,9 @@ class Runtime(Serving):
         Raises:
             WorkflowNotFound: no workflow has this id here.
             WorkflowFinished: the workflow has already ended.
+            MessageTooLarge: the reason is too large for the journal; nothing was written.
+            InboxFull: the inbox is past its bound, even with the reserve cancellations
+                have beyond it (16 messages, 1 MiB); nothing was written.
         """
         self._check_id(workflow_id)
         await self._mail.cancel(workflow_id, reason, None)

@@ -156,6 +156,8 @@ def _now_column(described: WorkflowDescription, runner: Runner) -> str:
         parts.append(f"status {compact(described.status, 40)}")
     if described.unread_events:
         parts.append(f"{described.unread_events} unread")
+    if described.skipped_messages:
+        parts.append(f"{described.skipped_messages} skipped")
     if runner.stalled(described):
         parts.insert(0, "STALLED, no process holds it:")
     return " · ".join(part for part in parts if part)
@@ -203,6 +205,18 @@ def history_view(
         )
     if history.parent:
         _add_row(header, "parent", history.parent)
+    if described.skipped_messages:
+        _add_row(
+            header,
+            "skipped",
+            Text(
+                safe(
+                    f"{described.skipped_messages} message(s) could not be delivered, latest "
+                    f"{described.last_skip} (see messages received)"
+                ),
+                style="yellow",
+            ),
+        )
     if history.outcome in ("completed", "continued as new"):
         _add_row(header, "result", compact(history.result, 200))
     if history.error is not None:
@@ -289,7 +303,10 @@ def _error_line(error: dict[str, Any]) -> str:
 
 
 def messages_table(history: History) -> Table:
-    """The events and cancellations the workflow received, in the order it received them."""
+    """The events and cancellations the workflow received, in the order it received them.
+
+    A message it could not deliver is a row of kind "skipped", its reason as the name.
+    """
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("#", "KIND", "NAME", "RECEIVED", "PAYLOAD"):
         table.add_column(column, overflow="fold")

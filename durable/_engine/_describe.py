@@ -44,6 +44,9 @@ class WorkflowDescription:
         error: the failure, "Type: message", for a failed or cancelled workflow.
         parent: the id of the workflow that started it as a child, if any.
         unread_events: inbox messages it has not taken yet.
+        skipped_messages: inbox messages it skipped as undeliverable (undecodable, of an
+            unknown kind, too large to journal); each is journaled with its reason.
+        last_skip: the latest of those, "message N: reason" (None if there is none).
     """
 
     workflow_id: str
@@ -62,6 +65,8 @@ class WorkflowDescription:
     error: str | None
     parent: str | None
     unread_events: int
+    skipped_messages: int = 0
+    last_skip: str | None = None
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -78,6 +83,7 @@ def describe(
     waiting: list[tuple[int, str]] = []
     steps, status, updated, end = 0, None, start.get("t", 0.0), None
     taken = start.get("q", 0)
+    skipped, last_skip = 0, None
     for record in journal[1:]:
         kind, step = record.get("k"), record.get("s", -1)
         updated = max(updated, record.get("t", updated))
@@ -108,6 +114,9 @@ def describe(
                     break
         elif kind == records.CANCEL:
             taken = max(taken, record["q"] + 1)
+        elif kind == records.SKIP:
+            taken = max(taken, record["q"] + 1)
+            skipped, last_skip = skipped + 1, f"message {record['q']}: {record.get('reason')}"
         elif kind == records.STATUS:
             status = record.get("v")
         elif kind == records.END:
@@ -130,6 +139,8 @@ def describe(
         error=error,
         parent=start.get("parent"),
         unread_events=max(0, inbox_size - taken),
+        skipped_messages=skipped,
+        last_skip=last_skip,
     )
 
 

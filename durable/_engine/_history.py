@@ -62,11 +62,11 @@ class Step:
 
 @dataclass
 class Message:
-    """An event or a cancellation the workflow took from its inbox."""
+    """An event or a cancellation the workflow took from its inbox (or skipped)."""
 
     position: int
-    kind: str  # "event" or "cancel"
-    name: str  # the event name, or the cancellation's reason
+    kind: str  # "event", "cancel" or "skipped" (undeliverable: journaled with why)
+    name: str  # the event name, the cancellation's reason, or why it was skipped
     payload: Any
     at: float
     event_id: str | None = None
@@ -197,6 +197,10 @@ def _activity_record(steps: dict[int, Step], record: records.Record, last_time: 
 def _take_message(built: History, waiting: list[Step], record: records.Record, at: float) -> None:
     if record.get("k") == records.CANCEL:
         built.messages.append(Message(record.get("q", -1), "cancel", record.get("m", ""), None, at))
+        return
+    if record.get("k") == records.SKIP:
+        reason = record.get("reason", "")
+        built.messages.append(Message(record.get("q", -1), "skipped", reason, None, at))
         return
     name = record.get("n", "")
     built.messages.append(

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .._encoding import decode, encode
-from .._errors import WorkflowCancelled, WorkflowDefinitionError, WorkflowFailed
+from .._errors import (
+    SerializationError,
+    WorkflowCancelled,
+    WorkflowDefinitionError,
+    WorkflowFailed,
+)
 from . import _records as records
 from ._context import user_call_site
 from ._replay import digest_of
@@ -30,6 +36,14 @@ if TYPE_CHECKING:
     from ._loop import WorkflowLoop
     from ._replay import JournalIndex, RecordedStep
     from ._workflow_run import Children, InboxReader
+
+logger = logging.getLogger("durable")
+
+# What the record that wraps an inbox message adds to it, at most: the message's own keys
+# become the record's, plus `q` (an inbox position) and a new `t` (about 20 bytes). A
+# sender's message may be at most the journal's record limit less this, so that every
+# message a send accepted can be journaled by the runner (Mailroom.send_event checks).
+MESSAGE_MARGIN = 1024
 
 _CHILD_RETRY = RetryPolicy(maximum_attempts=1)  # a child retries inside itself, not as a step
 
@@ -59,6 +73,7 @@ class WorkflowRequests:
         _children: Children | None
         _clock: Callable[[], float]
         _inbox: InboxReader | None
+        _record_limit: int
         _pulling: bool
         _pull_again: bool
         _live: bool
@@ -113,7 +128,15 @@ class WorkflowRequests:
                     if position < self.inbox_next or self._main_done():
                         continue
                     self.inbox_next = position + 1
-                    self._post(_record_of(position, message, self._clock()))
+                    record = _record_of(position, message, self._clock(), self._record_limit)
+                    if record[1] is not None:
+                        logger.warning(
+                            "workflow %r: inbox message %d skipped, not delivered: %s",
+                            self.workflow_id,
+                            position,
+                            record[1],
+                        )
+                    self._post(record[0])
                 if not self._pull_again:
                     return
         except asyncio.CancelledError:
@@ -279,14 +302,36 @@ def _child_spec(spec: WorkflowSpec) -> ActivitySpec:
     )
 
 
-def _record_of(position: int, message: dict[str, Any], now: float) -> bytes:
-    """The journal record of inbox message `position`."""
-    if message.get("k") == records.CANCEL:
-        return encode({"k": records.CANCEL, "q": position, "m": message.get("m", ""), "t": now})
-    record = {"k": records.EVENT, "q": position, "n": message["n"], "p": message.get("p"), "t": now}
-    if message.get("id") is not None:
-        record["id"] = message["id"]
-    return encode(record)
+def _record_of(
+    position: int, message: dict[str, Any] | str, now: float, limit: int
+) -> tuple[bytes, str | None]:
+    """The journal record of inbox message `position`, and why it is a skip (None: it is not).
+
+    `message` is the message (validated: records.read_message), or why it could not be
+    read. A message that could not be read, or whose record would not fit the journal's
+    record limit (`limit` bytes), is journaled as a skip: delivering it could only fail, and
+    fail again at every resume, since the inbox is never rewritten.
+    """
+    problem = message if isinstance(message, str) else None
+    if isinstance(message, dict):
+        record: records.EventRecord | records.CancelRecord
+        if message["k"] == records.CANCEL:
+            record = records.cancel(position, message["m"], now)
+        else:
+            record = records.event(position, message["n"], message["p"], now, message.get("id"))
+        try:
+            encoded = encode(record, context=f"inbox message {position}")
+        except SerializationError as error:
+            problem = f"it cannot be journaled again ({error})"
+        else:
+            if len(encoded) <= limit:
+                return encoded, None
+            problem = (
+                f"its journal record would be {len(encoded)} bytes, over the journal's "
+                f"{limit}-byte record limit"
+            )
+    assert problem is not None
+    return encode(records.skip_record(position, problem, now)), problem
 
 
 def event_message(name: str, payload: Any, event_id: str | None, now: float) -> bytes:

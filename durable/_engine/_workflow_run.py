@@ -25,6 +25,7 @@ from .._errors import (
     WorkflowDefinitionError,
 )
 from .._storage._collector import collector_paused
+from .._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from .._storage._interface import Journal
 from . import _records as records
 from ._clock import SYSTEM_CLOCK, Clock
@@ -72,8 +73,9 @@ class Children(Protocol):
         """
 
 
-# The inbox messages from a position on: (position, decoded message) pairs.
-InboxReader = Callable[[int], Awaitable[list[tuple[int, dict[str, Any]]]]]
+# The inbox messages from a position on: (position, decoded message) pairs; in place of a
+# message that cannot be decoded, why (the run journals it as skipped).
+InboxReader = Callable[[int], Awaitable[list[tuple[int, dict[str, Any] | str]]]]
 
 logger = logging.getLogger("durable")
 
@@ -115,9 +117,13 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         children: Children | None = None,
         parent: str | None = None,
         substitute: Callable[[ActivitySpec], ActivitySpec] | None = None,
+        record_limit: int = DEFAULT_MAX_RECORD_SIZE,
         location: str | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
+
+        `record_limit` is the largest record the journal takes (its store's max_record_size):
+        an inbox message whose record would be larger is journaled as skipped.
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -149,7 +155,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.arguments: list[Any] = start["args"]
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
-        self._inbox = inbox
+        self._inbox, self._record_limit = inbox, record_limit
         self._children = children
         self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
         self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
@@ -364,6 +370,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         """An event or a cancellation from the inbox, now in the journal's order."""
         self.delivered += 1
         self.inbox_delivered = message["q"] + 1
+        if message["k"] == records.SKIP:
+            return  # (an undeliverable message: nothing reaches the workflow)
         self.loop.set_time(message["t"])
         if message["k"] == records.EVENT:
             step = self.events.deliver(message["n"], message.get("p"))

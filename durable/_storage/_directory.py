@@ -25,7 +25,12 @@ from . import _inbox as inbox
 from ._frames import DEFAULT_MAX_RECORD_SIZE, FILE_HEADER, StoredRecord, encode_frame
 from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode, sync_file, write_all
 from ._inbox import INBOX_SUFFIX, Refusal
-from ._interface import Journal
+from ._interface import (
+    DEFAULT_INBOX_MAX_BYTES,
+    DEFAULT_INBOX_MAX_MESSAGES,
+    Journal,
+    check_inbox_bounds,
+)
 from ._journal_file import JournalFile, parse
 
 SUFFIX = ".journal"
@@ -83,6 +88,9 @@ class JournalDirectory:
         sync: "auto" (default), "fdatasync" or "syncfs"; see GroupCommitter.
         inline_sync_budget: seconds (default 0.002); syncs run on the event loop's thread
             while recent syncs took less (see GroupCommitter). 0 always uses the sync thread.
+        inbox_max_messages, inbox_max_bytes: each inbox's bound on the messages its runner
+            has not taken yet (default 10,000 messages, 128 MiB); a send past it is refused
+            with InboxFull.
 
     Use `async with JournalDirectory(path) as store:` or call `close()` when done.
     """
@@ -94,9 +102,14 @@ class JournalDirectory:
         max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
         sync: SyncMode = "auto",
         inline_sync_budget: float = DEFAULT_BUDGET,
+        inbox_max_messages: int = DEFAULT_INBOX_MAX_MESSAGES,
+        inbox_max_bytes: int = DEFAULT_INBOX_MAX_BYTES,
     ) -> None:
+        check_inbox_bounds(inbox_max_messages, inbox_max_bytes)
         self.path = Path(path)
         self.max_record_size = max_record_size
+        self.inbox_max_messages = inbox_max_messages
+        self.inbox_max_bytes = inbox_max_bytes
         self._sync_mode: SyncMode = sync
         self._inline_sync_budget = inline_sync_budget
         self._directory_fd: int | None = None

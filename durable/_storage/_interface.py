@@ -11,6 +11,21 @@ from typing import Any, Protocol
 
 from ._frames import StoredRecord
 
+# Each inbox's bound: messages its runner has not taken yet (pending), and their bytes.
+# Only pending messages count: an inbox is append-only and never rewritten, so a bound on
+# its whole size would stop a long-lived workflow for good. A send past the bound is
+# refused (InboxFull) with nothing written. Stores take other values as inbox_max_messages
+# and inbox_max_bytes (so does Runtime).
+DEFAULT_INBOX_MAX_MESSAGES = 10_000
+DEFAULT_INBOX_MAX_BYTES = 128 * 1024 * 1024
+
+
+def check_inbox_bounds(max_messages: int, max_bytes: int) -> None:
+    """Refuse inbox bounds that are not positive integers (ValueError)."""
+    for what, value in (("inbox_max_messages", max_messages), ("inbox_max_bytes", max_bytes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{what} must be a positive integer, not {value!r}")
+
 
 class Journal(Protocol):
     """One journal open for appending, by its only writer."""
@@ -54,7 +69,17 @@ class JournalStore(Protocol):
     """Named journals: open one to write (exclusively), read any, list them.
 
     And each journal's inbox, which anyone may post to.
+
+    Attributes:
+        max_record_size: the largest record a journal takes, in bytes; a message sent to a
+            workflow must leave room for the record that wraps it.
+        inbox_max_messages, inbox_max_bytes: each inbox's bound on messages not yet taken
+            by its runner (see DEFAULT_INBOX_MAX_MESSAGES); senders check it as they post.
     """
+
+    max_record_size: int
+    inbox_max_messages: int
+    inbox_max_bytes: int
 
     def check_name(self, name: str) -> None:
         """Refuse a name the store cannot hold (InvalidJournalName)."""

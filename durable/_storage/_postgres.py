@@ -40,10 +40,12 @@ from .._errors import (
     JournalLocked,
     JournalNotFound,
     JournalWriteError,
+    RecordTooLarge,
     StoreUnavailable,
 )
 from ._directory import validate_name
-from ._frames import StoredRecord
+from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
+from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
 from ._postgres_commit import Committer
 from ._postgres_sql import CANDIDATES, CHANNEL, CLAIM, NEXT_DUE, RECORDS, RENEW, migrate
 
@@ -101,6 +103,11 @@ class PostgresJournal:
         self._check_usable()
         if not payload:
             raise ValueError("a journal record must not be empty")
+        if len(payload) > self._store.max_record_size:
+            location = self._store.location(self.name)
+            raise RecordTooLarge(
+                path=location, size=len(payload), limit=self._store.max_record_size
+            )
         self.queued.append((self._next_seq, bytes(payload)))
         self._next_seq += 1
         self._store.committer.wake()
@@ -167,6 +174,11 @@ class PostgresStore:
             Another process may take a journal over once its lease expired; the heartbeat
             renews every lease / 3, so only a runner paused or cut off for longer loses it.
         pool_size: at most this many connections (default 10).
+        max_record_size: the largest record a journal takes, in bytes (default 64 MiB, as
+            a directory's).
+        inbox_max_messages, inbox_max_bytes: each inbox's bound on the messages its runner
+            has not taken yet (default 10,000 messages, 128 MiB); a send past it is refused
+            with InboxFull.
 
     Raises (on first use):
         StoreUnavailable: the database cannot be reached, or this user may not create or
@@ -174,9 +186,22 @@ class PostgresStore:
         UnsupportedJournalFormat: the tables were made by a newer durable.
     """
 
-    def __init__(self, dsn: str, *, lease: float = 30.0, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        lease: float = 30.0,
+        pool_size: int = 10,
+        max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+        inbox_max_messages: int = DEFAULT_INBOX_MAX_MESSAGES,
+        inbox_max_bytes: int = DEFAULT_INBOX_MAX_BYTES,
+    ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive (seconds), not {lease!r}")
+        check_inbox_bounds(inbox_max_messages, inbox_max_bytes)
+        self.max_record_size = max_record_size
+        self.inbox_max_messages = inbox_max_messages
+        self.inbox_max_bytes = inbox_max_bytes
         self.dsn = dsn
         self.lease = float(lease)
         self._pool_size = pool_size
