@@ -64,6 +64,9 @@ def test_a_skipped_message_is_shown_by_show_events_and_the_ui(sample_dir: Path) 
     assert code == 0
     shown = json.loads(output)
     assert shown["workflow"]["skipped_messages"] == 1
+    code, output = durable_cli("list", directory=sample_dir)
+    assert code == 0
+    assert "1 skipped" in output
     code, output = durable_cli("events", "order-3", directory=sample_dir)
     assert code == 0  # (the listing of the inbox reads past the undecodable message)
     assert "undecodable" in output

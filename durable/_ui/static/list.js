@@ -19,6 +19,7 @@
     else if (workflow.current) parts.push(textOf(workflow, "current"));
     if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + shortValue(workflow, "status", 40));
     if (workflow.unread_events) parts.push(workflow.unread_events + " unread");
+    if (workflow.skipped_messages) parts.push(workflow.skipped_messages + " skipped");
     if (workflow.stalled) parts.unshift("stalled: no process holds it");
     return parts.join(" · ");
   }
