@@ -14,6 +14,14 @@ from durable._storage._frames import FILE_HEADER, encode_frame
 from .postgres_server import binaries, throwaway_cluster
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--thorough",
+        action="store_true",
+        help="run the slow exhaustive variants (every crash point of the power-loss simulator)",
+    )
+
+
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, bool]]:
     return "asyncio", {"debug": True}

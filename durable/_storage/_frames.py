@@ -1,13 +1,25 @@
-"""Frames: length + checksum + payload, and telling a torn tail from mid-file corruption.
+"""Frames: length + checksum + payload, and telling a torn tail from damage a sync covered.
 
-Pure functions over bytes; no file I/O. The layout (little-endian) is documented in
+Pure functions over bytes; no file I/O. Two frame formats, both documented in
 docs/architecture.md:
 
-    file   = FILE_HEADER frame*
+version 1 (read, and appended to files that already have it):
+
     frame  = u32 payload_length, u32 masked_crc32(length_bytes + payload), payload
 
-A payload is never empty, and the CRC is masked (rotated and offset, as LevelDB does), so a
-run of zero bytes, which some filesystems leave after a crash, never reads as a valid frame.
+version 2 (every new file):
+
+    frame  = MARK, escape(u32 n, u32 file_id, u64 watermark, payload[n], u32 masked_crc32)
+
+A v2 frame starts with MARK (0xC1), a byte that escaping removes from everything after it,
+so a frame can only start where a writer started one: no payload (an event, a result) can
+embed a frame that a reader would take for structure. Its `watermark` says how many bytes
+of the file a completed sync had made durable when the frame was written: damage below a
+watermark that a valid later frame carries is damage to synced bytes (corruption), damage
+above every such watermark is the unsynced tail a power loss may leave (cut). A frame with
+n = 0 carries only a watermark: a sync mark, written after the last sync of a file.
+Every frame names its file's random `file_id` (from the header), so frames of another
+file (stale blocks a crash can expose) never read as this file's.
 """
 
 from __future__ import annotations
@@ -137,3 +149,181 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
                 Damage(offset, f"{reason}, with a valid frame at byte {probe} after it", False),
             )
     return Scan(records, offset, Damage(offset, reason, True))
+
+
+# Version 2 ----------------------------------------------------------------------------
+
+MARK = b"\xc1"  # never a msgpack type byte, never in UTF-8 text
+_ESC = b"\xf7"
+_ESCAPED_ESC = b"\xf7\x01"
+_ESCAPED_MARK = b"\xf7\x02"
+_BODY_HEAD = struct.Struct("<IIQ")  # payload length, file id, watermark
+_BODY_HEAD_SIZE = _BODY_HEAD.size
+_CRC = struct.Struct("<I")
+_CHECKSUM_SIZE = _CRC.size
+FRAME_V2_OVERHEAD = 1 + _BODY_HEAD_SIZE + _CHECKSUM_SIZE  # before escaping
+
+
+def _mask(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def escape(body: bytes) -> bytes:
+    """`body` with no MARK byte left in it (reversible by unescape)."""
+    return body.replace(_ESC, _ESCAPED_ESC).replace(MARK, _ESCAPED_MARK)
+
+
+def unescape(escaped: bytes) -> bytes:
+    """The body `escape` was given (garbage in, garbage out: the checksum decides)."""
+    if _ESC not in escaped:
+        return escaped
+    return escaped.replace(_ESCAPED_MARK, MARK).replace(_ESCAPED_ESC, _ESC)
+
+
+def encode_frame_v2(payload: bytes, watermark: int, file_id: int) -> bytes:
+    """Frame one payload (n >= 1) or, with b"", a sync mark."""
+    body = _BODY_HEAD.pack(len(payload), file_id, watermark) + payload
+    return MARK + escape(body + _CRC.pack(_mask(zlib.crc32(body))))
+
+
+class _Frame(NamedTuple):
+    length: int  # payload bytes; 0 for a sync mark
+    watermark: int
+    payload: bytes
+    escaped_size: int  # bytes the frame takes in the file, MARK included
+
+
+def _read_frame(data: bytes, offset: int, piece_end: int, file_id: int | None) -> _Frame | str:
+    """The frame at `offset` (a MARK), whose bytes end by `piece_end`, or why not.
+
+    `file_id` None: a frame of any file (the header that would say which is damaged).
+    """
+    body = unescape(data[offset + 1 : piece_end])
+    if len(body) < _BODY_HEAD_SIZE + _CHECKSUM_SIZE:
+        return f"incomplete frame ({piece_end - offset} bytes)"
+    length, frame_file, watermark = _BODY_HEAD.unpack_from(body)
+    end = _BODY_HEAD_SIZE + length
+    if end + _CHECKSUM_SIZE > len(body):
+        return (
+            f"frame of {length} bytes, but only "
+            f"{len(body) - _BODY_HEAD_SIZE - _CHECKSUM_SIZE} follow"
+        )
+    (crc,) = _CRC.unpack_from(body, end)
+    if _mask(zlib.crc32(body[:end])) != crc:
+        return "checksum mismatch"
+    if file_id is not None and frame_file != file_id:
+        return "a frame of another file (stale blocks a crash exposed?)"
+    size = piece_end - offset
+    if end + _CHECKSUM_SIZE != len(body):  # junk (a zeroed page) between it and the next MARK
+        size = 1 + len(escape(body[: end + _CHECKSUM_SIZE]))
+    return _Frame(length, watermark, body[_BODY_HEAD_SIZE:end], size)
+
+
+@dataclass(frozen=True)
+class ScanV2:
+    """A v2 buffer read: its records, where they end, the damage after them, and more.
+
+    `synced` is the highest watermark a valid frame carries: how much of the file a
+    completed sync is known to cover.
+    """
+
+    records: list[StoredRecord]
+    valid_end: int
+    damage: Damage | None
+    synced: int
+
+
+def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
+    """Read the v2 frames of `data` from `start`, and classify any damage after the last good one.
+
+    At the first bad byte X, every valid frame after it is read for its watermark: one that
+    says a sync covered X proves the damage hit durable bytes (corruption, refused). If none
+    does, everything from X on was written after the last sync the file shows, which is
+    exactly what a power loss may lose or scramble: a torn tail, cut at X. Stale frames of
+    this file (left from an earlier cut tail) carry watermarks at or below the earlier cut,
+    so they never prove a later one wrong. Linear in the size of the data.
+    """
+    records: list[StoredRecord] = []
+    synced = 0
+    offset = start
+    damage: Damage | None = None
+    pieces = data[start:].split(MARK)  # (escaping leaves MARK only where frames start)
+    if pieces[0]:
+        damage = Damage(offset, "no frame starts here", True)
+        pieces = []
+    new_record = tuple.__new__
+    unpack_head = _BODY_HEAD.unpack_from
+    unpack_crc = _CRC.unpack_from
+    crc32 = zlib.crc32
+    esc = _ESC
+    for index in range(1, len(pieces)):
+        piece = pieces[index]
+        body = unescape(piece) if esc in piece else piece
+        length = len(body) - _BODY_HEAD_SIZE - _CHECKSUM_SIZE
+        if length >= 0:
+            claimed, frame_file, watermark = unpack_head(body)
+            if claimed == length and frame_file == file_id:  # the common case
+                end = _BODY_HEAD_SIZE + length
+                full = crc32(body[:end])
+                if (((full >> 15) | (full << 17)) + _MASK_DELTA) & 0xFFFFFFFF == unpack_crc(
+                    body, end
+                )[0]:
+                    if watermark > synced:  # noqa: PLR1730 (cheaper than max() per record)
+                        synced = watermark
+                    if length:
+                        records.append(
+                            new_record(StoredRecord, (offset, body[_BODY_HEAD_SIZE:end]))
+                        )
+                    offset += 1 + len(piece)
+                    continue
+        frame = _read_frame(data, offset, offset + 1 + len(piece), file_id)
+        if isinstance(frame, str):
+            damage = Damage(offset, frame, True)
+            break
+        # A valid frame with junk after it (a zeroed page) before the next MARK.
+        synced = max(synced, frame.watermark)
+        if frame.length:
+            records.append(new_record(StoredRecord, (offset, frame.payload)))
+        offset += frame.escaped_size
+        damage = Damage(offset, "no frame starts here", True)
+        break
+    if damage is None:
+        return ScanV2(records, offset, None, synced)
+    valid_end = offset
+    proof = _later_proof(data, offset, file_id)
+    if proof is not None:
+        at, watermark = proof
+        reason = (
+            f"{damage.reason}, yet the valid frame at byte {at} says a sync had made the "
+            f"first {watermark} bytes durable: damage to synced data (bit rot, or a write "
+            "from outside durable), not a crash"
+        )
+        return ScanV2(records, valid_end, Damage(offset, reason, False), max(synced, watermark))
+    return ScanV2(records, valid_end, damage, synced)
+
+
+def _later_proof(data: bytes, damaged_at: int, file_id: int | None) -> tuple[int, int] | None:
+    """A valid frame after `damaged_at` whose watermark covers it: (its offset, watermark)."""
+    find = data.find
+    candidate = find(MARK, damaged_at + 1)
+    end = len(data)
+    while candidate >= 0:
+        following = find(MARK, candidate + 1)
+        frame = _read_frame(data, candidate, end if following < 0 else following, file_id)
+        if not isinstance(frame, str) and frame.watermark > damaged_at:
+            return candidate, frame.watermark
+        candidate = following
+    return None
+
+
+def v1_frame_at(data: bytes, offset: int) -> bool:
+    """Whether a valid version 1 frame starts at `offset`."""
+    return _frame_problem(data, offset, READ_LIMIT) is None
+
+
+def find_proof(data: bytes) -> tuple[int, int] | None:
+    """Any valid v2 frame whose watermark is above 0: (its offset, its watermark).
+
+    Of whichever file: the header, which would have said which, is damaged.
+    """
+    return _later_proof(data, 0, None)

@@ -86,7 +86,7 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 class CommitTarget:
-    """One open file as the committer sees it: how many frames are written, how many durable.
+    """One open file as the committer sees it: how many bytes are written, how many durable.
 
     `written` is advanced by the appending thread, `synced` by whoever synced (the sync
     thread, or the appender inline while the thread is idle), never both at once.
@@ -105,7 +105,16 @@ class CommitTarget:
         "written",
     )
 
-    def __init__(self, fd: int, path: Path, *, same_device: bool, new_entry: bool = False) -> None:
+    def __init__(
+        self,
+        fd: int,
+        path: Path,
+        *,
+        same_device: bool,
+        new_entry: bool = False,
+        written: int = 0,
+        synced: int = 0,
+    ) -> None:
         self.fd = fd
         self.path = path
         self.same_device = same_device
@@ -113,8 +122,10 @@ class CommitTarget:
         # syncfs), done with its first sync, before any of its records is acknowledged.
         self.new_entry = new_entry
         self.in_flight = 0  # sync requests not settled yet (counted on the appender's loop)
-        self.written = 0
-        self.synced = 0
+        # Byte offsets: the file's end, and how much of it a completed sync covers (the
+        # watermark the next frame carries).
+        self.written = written
+        self.synced = synced
         self.failure: OSError | None = None
         self.failed_operation = ""
 
@@ -146,7 +157,7 @@ class CommitTarget:
         except OSError as error:
             self.fail("write", error)
             raise self.error() from None
-        self.written += 1
+        self.written += len(frame)
 
 
 DEFAULT_BUDGET = 0.002

@@ -13,15 +13,15 @@ import durable
 from durable import Runtime
 from durable._encoding import decode, encode
 from durable._engine._replay import digest_of
-from durable._storage._frames import FILE_HEADER, scan
+from durable._storage._journal_file import parse
 from tests.conftest import journal_bytes
 
 pytestmark = pytest.mark.anyio
 
 
 def records_of(path: Path) -> list[dict[str, Any]]:
-    found = scan(path.read_bytes(), len(FILE_HEADER))
-    assert found.damage is None
+    found = parse(path.read_bytes(), path)
+    assert found.torn is None
     return [decode(record.payload, path=path, offset=record.offset) for record in found.records]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ async def test_truncation_at_every_offset_of_the_last_frame(
                 journal = await store.open("torn")
             assert [record.payload for record in journal.records] == list(PAYLOADS[:-1])
             assert path.stat().st_size == last_start, "the torn tail is truncated away"
-            assert f"truncating a torn final frame at byte {last_start}" in caplog.text
+            assert f"truncating the unsynced tail at byte {last_start}" in caplog.text
             await journal.append(b"after recovery")
             await journal.close()
             reopened = await store.open("torn")
@@ -85,23 +86,35 @@ async def test_a_file_torn_while_being_created_starts_empty(
 
 @pytest.mark.parametrize(
     "content",
-    [b"hello, this is a text file\n", b"\x93\x01\x02\x03", b"DURX\x01\x00\x00\x00"],
+    [b"hello, this is a text file\n", b"\x93\x01\x02\x03", b"DURX\x01\x00\x00\x00" + bytes(4096)],
 )
-async def test_a_file_that_is_not_a_journal_is_refused(journal_dir: Path, content: bytes) -> None:
+async def test_a_header_no_sync_ever_covered_reads_as_never_written(
+    journal_dir: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A new file whose size reached the disk but not its first page: nothing in it was
+    # ever durable, so it is cut (and logged), not refused as "not a journal".
     journal_dir.mkdir()
     path = journal_dir / "other.journal"
     path.write_bytes(content)
     async with JournalDirectory(journal_dir) as store:
-        with pytest.raises(JournalCorrupted, match="not a journal") as caught:
-            await store.open("other")
-    assert caught.value.offset == 0
-    assert path.read_bytes() == content
+        assert await store.read("other") == []
+        assert path.read_bytes() == content, "reading changes nothing"
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            journal = await store.open("other")
+        assert journal.records == []
+        assert "never had a completed sync" in caplog.text
+        await journal.append(b"first")
+        await journal.close()
+        assert [record.payload for record in await store.read("other")] == [b"first"]
 
 
 async def test_a_newer_format_is_refused_with_upgrade_advice(journal_dir: Path) -> None:
     journal_dir.mkdir()
     path = journal_dir / "future.journal"
-    content = b"DURJ" + (99).to_bytes(4, "little") + b"whatever comes next"
+    head = b"DURJ" + (99).to_bytes(4, "little") + bytes(4)
+    crc = zlib.crc32(head)
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    content = head + masked.to_bytes(4, "little") + b"whatever comes next"
     path.write_bytes(content)
     async with JournalDirectory(journal_dir) as store:
         with pytest.raises(UnsupportedJournalFormat, match="upgrade durable") as caught:
