@@ -85,11 +85,12 @@ def describe(
     taken = start.get("q", 0)
     skipped, last_skip = 0, None
     for record in journal[1:]:
-        kind, step = record.get("k"), record.get("s", -1)
+        kind = record["k"]
+        step = record["s"] if kind in records.STEPPED else -1  # (validated: an int >= 0)
         updated = max(updated, record.get("t", updated))
-        if kind != records.PATCH:
-            steps = max(steps, step + 1)
-        if record.get("x"):  # the code let go of this timer or wait
+        steps = max(steps, step + 1)
+        if record.get("x") and (kind == records.TIMER or kind == records.WAIT):  # noqa: PLR1714
+            # the code let go of this timer or wait
             sleeping.pop(step, None)
             waiting = [(waited, name) for waited, name in waiting if waited != step]
         elif kind in (records.SCHEDULED, records.RETRY):

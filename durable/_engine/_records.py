@@ -89,6 +89,7 @@ SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
 FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
+STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS})  # of a step `s`
 KNOWN = frozenset(
     {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, SKIP, STATUS, PATCH, END}
 )
@@ -461,7 +462,7 @@ def _names_problem(record: Record, required: bool) -> str | None:
     name, digest = record.get("a"), record.get("d")
     if type(name) is str and type(digest) is str:
         return None
-    if not required and name is None and digest is None:
+    if not required and "a" not in record and "d" not in record:
         return None
     return "its activity name 'a' or digest 'd' is missing or not text"
 
@@ -502,6 +503,8 @@ def _check_scheduled(record: Record) -> str | None:
         or not _is_time(record.get("t"))
     ):
         return "its step 's', attempt 'n' or time 't' is missing or of the wrong type"
+    if "b" in record and not _is_time(record["b"]):
+        return "its 'b' is not a time"
     if "id" in record and type(record["id"]) is not str:
         return "its child id 'id' is not text"
     return _names_problem(record, required=True)
@@ -520,17 +523,24 @@ def _check_retry(record: Record) -> str | None:
 
 
 def _check_done(record: Record) -> str | None:
-    if (
-        not _is_count(record.get("s"))
-        or not _is_time(record.get("t"))
-        or ("n" in record and not _is_count(record["n"]))
-        or ("b" in record and not _is_time(record["b"]))
+    # The record replay reads most: one pass of inline checks (no helper calls) when it is fine.
+    step, now, attempt = record.get("s"), record.get("t"), record.get("n", 0)
+    began = record.get("b", now)
+    if not (
+        type(step) is int
+        and step >= 0
+        and type(attempt) is int
+        and attempt >= 0
+        and (type(now) is float or type(now) is int)
+        and _EARLIEST <= now <= _LATEST
+        and (type(began) is float or type(began) is int)
+        and _EARLIEST <= began <= _LATEST
     ):
         return "its step 's', attempt 'n' or a time ('t', 'b') is missing or wrong"
-    if ("a" in record or "d" in record) and (
-        problem := _names_problem(record, required=True)
-    ) is not None:
-        return problem
+    if ("a" in record or "d" in record) and not (
+        type(record.get("a")) is str and type(record.get("d")) is str
+    ):
+        return "its activity name 'a' or digest 'd' is missing or not text"
     if "e" in record:
         return _error_problem(record["e"])
     return None if "r" in record else "it has neither a result 'r' nor an error 'e'"
@@ -539,7 +549,12 @@ def _check_done(record: Record) -> str | None:
 def _check_timer(record: Record) -> str | None:
     if not _is_moment(record.get("at")):
         return "its fire time 'at' is missing or not a number"
-    return _step_problem(record)
+    return _step_problem(record) or _untimed_problem(record)
+
+
+def _untimed_problem(record: Record) -> str | None:
+    """A kind without a time `t` may not have one of another type (readers use any `t`)."""
+    return "its time 't' is not a time" if "t" in record and not _is_time(record["t"]) else None
 
 
 def _check_fired(record: Record) -> str | None:
@@ -551,7 +566,7 @@ def _check_fired(record: Record) -> str | None:
 def _check_wait(record: Record) -> str | None:
     if type(record.get("n")) is not str:
         return "its event name 'n' is missing or not text"
-    return _step_problem(record)
+    return _step_problem(record) or _untimed_problem(record)
 
 
 def _check_event(record: Record) -> str | None:
@@ -585,7 +600,7 @@ def _check_status(record: Record) -> str | None:
 def _check_patch(record: Record) -> str | None:
     if type(record.get("id")) is not str:
         return "its patch id 'id' is missing or not text"
-    return _step_problem(record)
+    return _step_problem(record) or _untimed_problem(record)
 
 
 def _check_end(record: Record) -> str | None:

@@ -155,7 +155,7 @@ class JournalIndex:
                 continue
             step: int = record["s"]
             recorded = self.steps.get(step)
-            if record.get("x") and recorded is not None:  # a timer or wait let go of
+            if kind in _STEP_KINDS and record.get("x") and recorded is not None:  # let go of
                 recorded.cancelled = True
                 continue
             if kind in _STEP_KINDS:  # a timer, wait or status: its step's first record

@@ -268,7 +268,7 @@ def test_engine_readers_give_only_durable_errors(tmp_path: Path, journal: list[A
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
