@@ -136,8 +136,16 @@ class Mailroom:
             stored: list[StoredRecord] = await self._store.inbox(workflow_id, first)
             found: list[tuple[int, dict[str, Any] | str]] = []
             for index, record in enumerate(stored):
+                message: dict[str, Any] | str
+                if not record.payload:  # (the store's placeholder for a damaged frame)
+                    message = (
+                        f"its frame at byte {record.offset} of the inbox file is damaged "
+                        "(changed after a sync had made it durable)"
+                    )
+                    found.append((first + index, message))
+                    continue
                 try:
-                    message: dict[str, Any] | str = records.read_message(record, path=where)
+                    message = records.read_message(record, path=where)
                 except JournalCorrupted as error:  # (the run journals it as skipped)
                     message = f"it cannot be read: {error.reason}"
                 found.append((first + index, message))

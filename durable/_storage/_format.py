@@ -36,6 +36,7 @@ from ._frames import (
     encode_frame,
     encode_frame_v2,
     find_proof,
+    salvage_v2,
     scan,
     scan_v2,
     v1_frame_at,
@@ -102,8 +103,11 @@ class Parsed:
     synced: int
 
 
-def parse(data: bytes, path: Path) -> Parsed:
+def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
     """Records, where they end, and what to cut; refuses damage a sync had covered.
+
+    `salvage` (inboxes, version 2): a frame damaged after a sync covered it is a record
+    with an empty payload instead, and the frames after it are read on.
 
     Raises:
         JournalCorrupted: damage to bytes a sync had made durable (the header included).
@@ -117,12 +121,12 @@ def parse(data: bytes, path: Path) -> Parsed:
             if version > FORMAT_VERSION:
                 raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
             if version == FORMAT_VERSION:
-                return _parse_v2(data, path, file_id)
+                return _parse_v2(data, path, file_id, salvage)
     return _parse_headless(data, path)
 
 
-def _parse_v2(data: bytes, path: Path, file_id: int) -> Parsed:
-    result = scan_v2(data, HEADER_SIZE, file_id)
+def _parse_v2(data: bytes, path: Path, file_id: int, salvage: bool) -> Parsed:
+    result = (salvage_v2 if salvage else scan_v2)(data, HEADER_SIZE, file_id)
     damage = result.damage
     if damage is not None and not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)

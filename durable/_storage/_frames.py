@@ -302,6 +302,48 @@ def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
     return ScanV2(records, valid_end, damage, synced)
 
 
+def salvage_v2(data: bytes, start: int, file_id: int) -> ScanV2:
+    """Like scan_v2, but a frame damaged after a sync covered it is kept as a placeholder.
+
+    For inboxes: a message is one frame, and the frames after a damaged one are whole
+    messages, so the reader can go on past it (the runner journals it as skipped) instead
+    of refusing every later message. The placeholder has an empty payload (no record is
+    ever empty); damage no sync covered is still the tail to cut. Frames are told apart by
+    MARK, so each damaged stretch from one MARK to the next counts as one message.
+    """
+    end = len(data)
+    entries: list[tuple[int, _Frame | None]] = []
+    offset = start
+    while offset < end:
+        if data[offset] != 0xC1:
+            following = data.find(MARK, offset)
+            entries.append((offset, None))
+            offset = end if following < 0 else following
+            continue
+        following = data.find(MARK, offset + 1)
+        piece_end = end if following < 0 else following
+        frame = _read_frame(data, offset, piece_end, file_id)
+        if isinstance(frame, str):
+            entries.append((offset, None))
+            offset = piece_end
+        else:
+            entries.append((offset, frame))
+            offset += frame.escaped_size
+    proven = max((frame.watermark for _, frame in entries if frame is not None), default=0)
+    records: list[StoredRecord] = []
+    synced = 0
+    for at, frame in entries:
+        if frame is None:
+            if at >= proven:
+                return ScanV2(records, at, Damage(at, "unreadable frame", True), synced)
+            records.append(StoredRecord(at, b""))
+            continue
+        synced = max(synced, frame.watermark)
+        if frame.length:
+            records.append(StoredRecord(at, frame.payload))
+    return ScanV2(records, end, None, synced)
+
+
 def _later_proof(data: bytes, damaged_at: int, file_id: int | None) -> tuple[int, int] | None:
     """A valid frame after `damaged_at` whose watermark covers it: (its offset, watermark)."""
     find = data.find

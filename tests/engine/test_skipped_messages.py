@@ -141,3 +141,29 @@ async def test_a_skip_before_continue_as_new_is_not_skipped_again(journal_dir: P
     assert [record["k"] for record in journal if "q" in record and record is not journal[0]] == [
         "event"
     ]
+
+
+async def test_a_message_damaged_after_its_sync_is_skipped_and_the_next_delivered(
+    journal_dir: Path,
+) -> None:
+    # Bit rot in an inbox: the frame a sync had covered no longer checks out. The inbox is
+    # never rewritten, so the damaged message is skipped (journaled), the next one taken.
+    await plant(
+        journal_dir,
+        "rot",
+        [event_message("item", name, None, 0.0) for name in ("first", "rotten", "third")],
+    )
+    path = journal_dir / "rot.inbox"
+    data = bytearray(path.read_bytes())
+    second = data.index(b"rotten")
+    data[second] ^= 0x20
+    path.write_bytes(data)
+    async with Runtime(store=store(journal_dir)) as runtime:
+        assert await runtime.run(collector, 2, id="rot") == ["first", "third"]
+        described = await runtime.describe("rot")
+    assert described.skipped_messages == 1
+    assert described.last_skip is not None
+    assert "damaged" in described.last_skip
+    assert path.read_bytes() == bytes(data), "the inbox is left as it is"
+    kinds = [record["k"] for record in await journal_of(journal_dir, "rot")]
+    assert kinds.count("skip") == 1
