@@ -40,6 +40,7 @@ from ._errors import JournalError as JournalError
 from ._errors import JournalFenced as JournalFenced
 from ._errors import JournalLocked as JournalLocked
 from ._errors import JournalNotFound as JournalNotFound
+from ._errors import JournalPermissionDenied as JournalPermissionDenied
 from ._errors import JournalWriteError as JournalWriteError
 from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import NonDeterminismError as NonDeterminismError
@@ -48,6 +49,8 @@ from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import UnknownWorkflow as UnknownWorkflow
+from ._errors import UnsafeJournalDirectory as UnsafeJournalDirectory
+from ._errors import UnsafeJournalFile as UnsafeJournalFile
 from ._errors import UnsupportedJournalFormat as UnsupportedJournalFormat
 from ._errors import WorkflowAlreadyRunning as WorkflowAlreadyRunning
 from ._errors import WorkflowCancelled as WorkflowCancelled
@@ -87,6 +90,7 @@ __all__ = [
     "JournalFenced",
     "JournalLocked",
     "JournalNotFound",
+    "JournalPermissionDenied",
     "JournalStore",
     "JournalWriteError",
     "MessageTooLarge",
@@ -101,6 +105,8 @@ __all__ = [
     "StoreUnavailable",
     "StoredRecord",
     "UnknownWorkflow",
+    "UnsafeJournalDirectory",
+    "UnsafeJournalFile",
     "UnsupportedJournalFormat",
     "Workflow",
     "WorkflowAlreadyRunning",

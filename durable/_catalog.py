@@ -270,7 +270,7 @@ class Catalog:
             stamp: list[int] = []
             for file in (path, path.with_suffix(INBOX_SUFFIX)):
                 try:
-                    stat = file.stat()
+                    stat = file.lstat()  # (a link is reported by the read, never followed)
                 except FileNotFoundError:
                     stamp += [-1, -1, -1, -1]
                 else:

@@ -15,6 +15,9 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         JournalClosed                 the handle was closed
         JournalFenced                 another runner took the journal over (lease expired)
         StoreUnavailable              the store cannot be reached or used (PostgreSQL)
+        JournalPermissionDenied (PermissionError)  a file or directory lacks a permission
+        UnsafeJournalFile             a link or special file where a journal file belongs
+        UnsafeJournalDirectory        the directory is writable by other users
       WorkflowFailed                  run(): the recorded failure of the workflow
       WorkflowCancelled               run(): the workflow was cancelled (recorded, final)
       WorkflowNotFound (LookupError)  no journal has this workflow id
@@ -209,6 +212,91 @@ class StoreUnavailable(JournalError):
     def __init__(self, *, path: Path | str, detail: str, hint: str) -> None:
         self.detail = detail
         super().__init__(f"journal store {path}: {detail}. {hint}", path=path)
+
+
+class JournalPermissionDenied(JournalError, PermissionError):
+    """A journal file, inbox or the directory lacks a permission durable needs.
+
+    `permission` says which ("read", "write", "read and write", "write and search" on a
+    directory); `owner` and `mode` are the file's (None when it could not be examined),
+    `uid` the user this process runs as.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path | str,
+        permission: str,
+        detail: str = "",
+        owner: int | None = None,
+        mode: int | None = None,
+        uid: int | None = None,
+    ) -> None:
+        self.permission = permission
+        self.owner = owner
+        self.mode = mode
+        self.uid = uid
+        facts = []
+        if uid is not None:
+            facts.append(f"durable runs as uid {uid}")
+        if owner is not None and mode is not None:
+            facts.append(f"{path} is owned by uid {owner}, mode {mode & 0o7777:04o}")
+        said = f" ({'; '.join(facts)})" if facts else ""
+        extra = f": {detail}" if detail else ""
+        super().__init__(
+            f"permission denied: durable needs {permission} permission on {path}{said}"
+            f"{extra}. Nothing was written. Grant it (chmod, or chown to the user durable "
+            "runs as), or run durable as the user that owns the directory",
+            path=path,
+        )
+
+
+class UnsafeJournalFile(JournalError):
+    """A symbolic link, directory, fifo, socket or device where a journal file belongs.
+
+    durable opens nothing through a link and only regular files, so that no file outside
+    the directory is ever read or written; `found` says what is there. Nothing was opened.
+    """
+
+    def __init__(self, *, path: Path | str, found: str) -> None:
+        self.found = found
+        super().__init__(
+            f"{path} is {found}, not a regular file: durable opens journal files only as "
+            "regular files inside their directory, never through a link, so nothing was "
+            "read or written. If you did not put it there, someone who can write to the "
+            f"directory did: remove it (`rm {path}` removes a link, not its target), check "
+            "the directory's other files and who can write to it, then run again",
+            path=path,
+        )
+
+
+class UnsafeJournalDirectory(JournalError):
+    """The journal directory can be written by other users: refused, as ssh refuses ~/.ssh.
+
+    Whoever can write to it could replace a journal (forging recorded results, so steps are
+    skipped or repeated), fill an inbox or plant links. `mode` and `owner` are the
+    directory's, `uid` this process's user.
+    """
+
+    def __init__(self, *, path: Path | str, mode: int, owner: int, uid: int) -> None:
+        self.mode = mode
+        self.owner = owner
+        self.uid = uid
+        if owner not in (uid, 0):
+            why = f"it is owned by uid {owner}, not by uid {uid} (this process) or root"
+            fix = f"chown it to uid {uid}, or use a directory of your own"
+        else:
+            writers = {0o020: "its group", 0o002: "others", 0o022: "its group and others"}
+            who = writers[mode & 0o022]
+            why = f"it is writable by {who} (mode {mode & 0o7777:04o})"
+            fix = f"`chmod go-w {path}` (then check its files), or use a directory of your own"
+        super().__init__(
+            f"journal directory {path} is not safe: {why}. Another user could replace "
+            "journals (forging recorded results), fill inboxes or plant links there, so "
+            f"durable refuses it, as ssh refuses a group-writable ~/.ssh. Nothing was opened. "
+            f"Fix: {fix}; durable creates the directories it makes with mode 0700",
+            path=path,
+        )
 
 
 class WorkflowFailed(DurableError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno as errno_codes
 import fcntl
 import os
 import re
@@ -17,12 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-import aiofiles
 import anyio.to_thread
 
-from .._errors import InvalidJournalName, JournalClosed, JournalError, JournalNotFound
+from .._errors import (
+    InvalidJournalName,
+    JournalClosed,
+    JournalError,
+    JournalNotFound,
+    JournalWriteError,
+)
 from . import _inbox as inbox
-from ._frames import DEFAULT_MAX_RECORD_SIZE, FILE_HEADER, StoredRecord, encode_frame
+from ._format import new_format
+from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode, sync_file, write_all
 from ._inbox import INBOX_SUFFIX, Refusal
 from ._interface import (
@@ -32,9 +39,17 @@ from ._interface import (
     check_inbox_bounds,
 )
 from ._journal_file import JournalFile, parse
+from ._opening import (
+    NEW_FLAGS,
+    check_regular,
+    open_directory,
+    open_in,
+    permission_denied,
+    read_regular,
+    reading,
+)
 
 SUFFIX = ".journal"
-_ROTATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 MAX_NAME_LENGTH = 200
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]*")
 
@@ -56,6 +71,64 @@ def validate_name(name: str, directory: Path | str) -> str:
     else:
         return name
     raise InvalidJournalName(name=name, directory=directory, reason=reason)
+
+
+def _read_one(directory_fd: int | None, path: Path) -> list[StoredRecord] | JournalError:
+    """One journal's records for a listing, or why it cannot be read (not raised)."""
+    try:
+        if directory_fd is None:
+            raise FileNotFoundError(path)
+        return parse(read_regular(directory_fd, path), path).records
+    except FileNotFoundError:
+        return JournalNotFound(path=path)
+    except JournalError as error:
+        return error
+
+
+def _create_next(directory_fd: int, fresh: Path) -> int:
+    """Create a rotation's next generation: a new file (O_EXCL), never through a link.
+
+    A regular file there is an earlier rotation's, which a crash stopped before its rename
+    (the journal still names the old generation): removed. Anything else is refused.
+    """
+    try:
+        return open_in(directory_fd, fresh, NEW_FLAGS, "read and write")
+    except FileExistsError:
+        pass
+    check_regular(os.stat(fresh.name, dir_fd=directory_fd, follow_symlinks=False), fresh)
+    os.unlink(fresh.name, dir_fd=directory_fd)
+    return open_in(directory_fd, fresh, NEW_FLAGS, "read and write")
+
+
+def _keep_previous(directory_fd: int, name: str) -> None:
+    """Link the current generation as `<name>.prev` (through `.prev.tmp`: one atomic rename).
+
+    link, unlink and rename act on names, never through links: a link planted at either
+    name is replaced, not followed.
+    """
+    linking = name + ".prev.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(linking, dir_fd=directory_fd)
+    os.link(name, linking, src_dir_fd=directory_fd, dst_dir_fd=directory_fd, follow_symlinks=False)
+    os.replace(linking, name + ".prev", src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+
+
+def _rotation_error(error: OSError, path: Path, step: str) -> JournalError:
+    """A failed rotation step as a durable error: the directory's permission, or the disk."""
+    if error.errno in (errno_codes.EACCES, errno_codes.EPERM, errno_codes.EROFS):
+        return permission_denied(
+            path.parent, "write and search (w and x)", f"for {step}", _stat_or_none(path.parent)
+        )
+    return JournalWriteError(
+        path=path, operation=step, errno=error.errno, detail=error.strerror or str(error)
+    )
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 async def _to_the_end(blocking: Callable[[], JournalFile]) -> JournalFile:
@@ -145,7 +218,7 @@ class JournalDirectory:
             if len(self._inbox_paths) > 4096:
                 self._inbox_paths.clear()
             path = self._inbox_paths[name] = self.path_of(name).with_suffix(INBOX_SUFFIX)
-        return inbox.size_of(path) > 0
+        return inbox.size_of(self._directory_fd, path) > 0
 
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
@@ -156,14 +229,7 @@ class JournalDirectory:
         if self._closed:
             raise JournalClosed(path=self.path)
         if self._directory_fd is None or self._committer is None:
-            if not self.path.is_dir():
-                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                parent_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(parent_fd)
-                finally:
-                    os.close(parent_fd)
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            fd = open_directory(self.path, create=True)  # (refused if others can write it)
             self._directory_device = os.fstat(fd).st_dev
             self._committer = GroupCommitter(
                 fd, mode=self._sync_mode, inline_budget=self._inline_sync_budget
@@ -196,9 +262,11 @@ class JournalDirectory:
         if self._closed:
             raise JournalClosed(path=path)
         journal = None
-        if self._committer is not None:  # (the first open prepares the directory, blocking)
+        directory_fd = self._directory_fd
+        if self._committer is not None and directory_fd is not None:  # (else: _prepare)
             journal = JournalFile.create_if_new(
                 path,
+                directory_fd=directory_fd,
                 directory_device=self._directory_device,
                 committer=self._committer,
                 max_record_size=self.max_record_size,
@@ -222,35 +290,37 @@ class JournalDirectory:
         Raises:
             JournalNotFound: there is no such journal.
             JournalCorrupted: damage before valid records.
+            UnsafeJournalFile: a link or a special file at its name (never followed).
+            JournalPermissionDenied: it, or the directory, is not readable.
         """
         path = self.path_of(name)
-        try:
-            async with aiofiles.open(path, "rb") as file:
-                data = await file.read()
-        except FileNotFoundError:
-            raise JournalNotFound(path=path) from None
-        records, _, _ = await anyio.to_thread.run_sync(parse, data, path)
-        return records
+
+        def blocking() -> list[StoredRecord]:
+            with reading(self.path, None) as directory_fd:
+                try:
+                    if directory_fd is None:
+                        raise FileNotFoundError(path)
+                    data = read_regular(directory_fd, path)
+                except FileNotFoundError:
+                    raise JournalNotFound(path=path) from None
+            return parse(data, path).records
+
+        return await anyio.to_thread.run_sync(blocking)
 
     async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
         """The records of several journals, read in one worker thread (for listings).
 
         Like read(), without locks; a journal that cannot be read maps to its error
-        (JournalNotFound if it went away meanwhile, JournalCorrupted), not raised.
+        (JournalNotFound if it went away meanwhile, JournalCorrupted, UnsafeJournalFile,
+        JournalPermissionDenied), not raised.
         """
         paths = {name: self.path_of(name) for name in names}
 
         def blocking() -> dict[str, list[StoredRecord] | JournalError]:
             found: dict[str, list[StoredRecord] | JournalError] = {}
-            for name, path in paths.items():
-                try:
-                    with open(path, "rb") as file:
-                        data = file.read()
-                    found[name] = parse(data, path)[0]
-                except FileNotFoundError:
-                    found[name] = JournalNotFound(path=path)
-                except JournalError as error:
-                    found[name] = error
+            with reading(self.path, None) as directory_fd:
+                for name, path in paths.items():
+                    found[name] = _read_one(directory_fd, path)
             return found
 
         return await anyio.to_thread.run_sync(blocking)
@@ -272,29 +342,39 @@ class JournalDirectory:
         def blocking() -> JournalFile:
             directory_fd, device, committer = self._prepare()
             fresh = path.with_name(path.name + ".next")
-            fd = os.open(fresh, _ROTATE_FLAGS, 0o600)
+            fd = _create_next(directory_fd, fresh)
+            step, swapped = f"writing the next generation {fresh.name}", False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                write_all(fd, FILE_HEADER + encode_frame(first_payload))
+                file_format = new_format()
+                header = file_format.header
+                first_frame = file_format.frame(first_payload, 0)
+                write_all(fd, header + first_frame)
                 sync_file(fd)
-                kept = path.with_name(path.name + ".prev")
-                linking = path.with_name(path.name + ".prev.tmp")
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(linking)
-                os.link(path, linking)
-                os.replace(linking, kept)
-                os.replace(fresh, path)
+                step = f"keeping the previous generation as {path.name}.prev"
+                _keep_previous(directory_fd, path.name)
+                step = f"renaming {fresh.name} over {path.name}"
+                os.replace(fresh.name, path.name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+                swapped, step = True, "fsync of the directory (the rename)"
                 os.fsync(directory_fd)
-            except BaseException:
+            except BaseException as error:
                 os.close(fd)
+                if not swapped:  # the old generation stays the journal: drop the new one
+                    with contextlib.suppress(OSError):
+                        os.unlink(fresh.name, dir_fd=directory_fd)
+                if isinstance(error, OSError) and not isinstance(error, JournalError):
+                    raise _rotation_error(error, path, step) from error
                 raise
             return JournalFile(
                 path=path,
                 fd=fd,
-                records=[StoredRecord(len(FILE_HEADER), first_payload)],
+                records=[StoredRecord(len(header), first_payload)],
                 committer=committer,
                 same_device=os.fstat(fd).st_dev == device,
                 max_record_size=self.max_record_size,
+                file_format=file_format,
+                written=len(header) + len(first_frame),
+                synced=len(header) + len(first_frame),
             )
 
         await journal.flush()
@@ -329,14 +409,20 @@ class JournalDirectory:
     async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
         """The messages in journal `name`'s inbox from position `first` on."""
         path = self.path_of(name).with_suffix(INBOX_SUFFIX)
-        return await anyio.to_thread.run_sync(inbox.read_from, path, first)
+
+        def blocking() -> list[StoredRecord]:
+            with reading(self.path, None) as directory_fd:
+                return inbox.read_from(directory_fd, path, first)
+
+        return await anyio.to_thread.run_sync(blocking)
 
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """The size in bytes of each inbox (-1: none yet): one cheap poll for news."""
         paths = {name: self.path_of(name).with_suffix(INBOX_SUFFIX) for name in names}
 
         def blocking() -> dict[str, int]:
-            return {name: inbox.size_of(path) for name, path in paths.items()}
+            with reading(self.path, None) as directory_fd:
+                return {name: inbox.size_of(directory_fd, path) for name, path in paths.items()}
 
         return await anyio.to_thread.run_sync(blocking)
 

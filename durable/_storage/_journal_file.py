@@ -13,31 +13,24 @@ import asyncio
 import fcntl
 import logging
 import os
-import struct
 from pathlib import Path
 
 from .._errors import (
     JournalClosed,
-    JournalCorrupted,
+    JournalError,
     JournalLocked,
+    JournalPermissionDenied,
+    JournalWriteError,
     RecordTooLarge,
-    UnsupportedJournalFormat,
 )
 from ._collector import collector_paused
-from ._frames import (
-    FILE_HEADER,
-    FILE_MAGIC,
-    FORMAT_VERSION,
-    READ_LIMIT,
-    StoredRecord,
-    encode_frame,
-    scan,
-)
-from ._group_commit import CommitTarget, GroupCommitter, sync_file
+from ._format import FileFormat, Parsed, new_format
+from ._format import parse as parse_bytes
+from ._frames import StoredRecord
+from ._group_commit import CommitTarget, GroupCommitter, sync_file, write_all
+from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, open_in, permission_denied
 
 logger = logging.getLogger("durable.storage")
-
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
 def _read_all(fd: int) -> bytes:
@@ -52,54 +45,19 @@ def _read_all(fd: int) -> bytes:
         offset += len(chunk)
 
 
-def is_torn_creation(data: bytes) -> bool:
-    """A file a crash left while its header was being written.
-
-    At most the header's length, each byte either the header's or zero (never written).
-    """
-    return (
-        len(data) <= len(FILE_HEADER)
-        and all(byte in (0, expected) for byte, expected in zip(data, FILE_HEADER, strict=False))
-        and data != FILE_HEADER
-    )
-
-
-def check_header(data: bytes, path: Path) -> None:
-    """Refuse a file that is not a journal, or one from a newer format."""
-    if data[: len(FILE_MAGIC)] != FILE_MAGIC or len(data) < len(FILE_HEADER):
-        raise JournalCorrupted(
-            path=path,
-            offset=0,
-            reason="the file does not start with durable's journal header (not a journal?)",
-        )
-    (version,) = struct.unpack_from("<I", data, len(FILE_MAGIC))
-    if version > FORMAT_VERSION:
-        raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
-    if version == 0:
-        raise JournalCorrupted(path=path, offset=len(FILE_MAGIC), reason="format version 0")
-
-
-def parse(data: bytes, path: Path) -> tuple[list[StoredRecord], int, str | None]:
-    """Records, where they end, and the torn tail's description (None when there is none).
+def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
+    """A file's records and what to cut (see _format.parse), with the collector paused.
 
     Frames are read whatever their size (a frame cannot claim more bytes than the file
     holds): the record size limit applies to writing, so lowering it never hides records.
     """
-    if is_torn_creation(data):
-        return [], 0, "incomplete file header" if data else None
-    check_header(data, path)
     with collector_paused():
-        result = scan(data, len(FILE_HEADER), READ_LIMIT)
-    damage = result.damage
-    if damage is None:
-        return result.records, result.valid_end, None
-    if not damage.torn_tail:
-        raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
-    return result.records, result.valid_end, damage.reason
+        return parse_bytes(data, path, salvage=salvage)
 
 
-def _lock(path: Path) -> int:
-    fd = os.open(path, _OPEN_FLAGS, 0o600)
+def _lock(directory_fd: int, path: Path, flags: int = WRITE_FLAGS) -> int:
+    """Open `path` in the directory (never through a link) and take its exclusive flock."""
+    fd = open_in(directory_fd, path, flags, "read and write")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -111,37 +69,71 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _open_locked(path: Path) -> tuple[int, list[StoredRecord], bool]:
+def _disk_error(error: BaseException, path: Path, operation: str) -> JournalWriteError | None:
+    """A plain OSError (ENOSPC, EIO) while opening as JournalWriteError (None: keep `error`)."""
+    if not isinstance(error, OSError) or isinstance(error, JournalError):
+        return None
+    detail = error.strerror or str(error)
+    return JournalWriteError(path=path, operation=operation, errno=error.errno, detail=detail)
+
+
+def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool]:
     """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn.
 
-    Returns the descriptor, the records, and whether the file was (re)created: then its
-    header and directory entry are made durable by its first sync, not here (a creation
-    would otherwise cost an fdatasync and a directory fsync of its own).
+    Returns the descriptor, what was read (its records end where the file now ends), and
+    whether the file was (re)created: then its header and directory entry are made durable
+    by its first sync, not here (a creation would otherwise cost an fdatasync and a
+    directory fsync of its own); and whether it is writable.
+
+    A journal this user may read but not write (EACCES, EPERM, EROFS) is opened read-only,
+    and locked all the same (flock works on a read-only descriptor): enough for a finished
+    workflow to return its recorded outcome (see ReadOnlyJournalFile).
     """
-    fd = _lock(path)
+    writable = True
     try:
+        fd = _lock(directory_fd, path)
+    except JournalPermissionDenied as denied:
+        if denied.path != path:  # (the directory's permission, to create the file)
+            raise
+        try:
+            fd = _lock(directory_fd, path, READ_FLAGS)
+        except (JournalPermissionDenied, FileNotFoundError):
+            raise denied from None
+        writable = False
+    try:
+        check_regular(os.fstat(fd), path)
         data = _read_all(fd)
-        records, valid_end, torn = parse(data, path)
-        if torn is not None:
-            logger.warning(
-                "journal %s: truncating a torn final frame at byte %d (%d bytes: %s); "
-                "a crash interrupted that append, which was never reported durable",
+        parsed = parse(data, path)
+        if not writable and (parsed.torn is not None or parsed.valid_end == 0):
+            raise permission_denied(
                 path,
-                valid_end,
-                len(data) - valid_end,
-                torn,
+                "write",
+                "it is readable only, and opening it needs a write (to cut an unsynced tail "
+                "or write its header)",
+                os.fstat(fd),
             )
-            os.ftruncate(fd, valid_end)
-        if valid_end == 0:  # new file, or a crash while it was being created
-            os.write(fd, FILE_HEADER)
-            return fd, records, True
+        if parsed.torn is not None:
+            logger.warning(
+                "journal %s: truncating the unsynced tail at byte %d (%d bytes: %s); "
+                "no completed sync covered it, so it was never reported durable",
+                path,
+                parsed.valid_end,
+                len(data) - parsed.valid_end,
+                parsed.torn,
+            )
+            os.ftruncate(fd, parsed.valid_end)
+        if parsed.valid_end == 0:  # new file, or one a crash left before its first sync
+            write_all(fd, parsed.format.header)
+            return fd, parsed, True, writable
         # A crashed writer may have left records it never synced in the page cache:
         # `records` promises durability, so make them durable before reporting them.
         sync_file(fd)
-        return fd, records, False
-    except BaseException:
+        return fd, parsed, False, writable
+    except BaseException as error:
         os.close(fd)
-        raise
+        if (failure := _disk_error(error, path, "opening (recovery, header or sync)")) is None:
+            raise
+        raise failure from error
 
 
 class JournalFile:
@@ -163,11 +155,18 @@ class JournalFile:
         committer: GroupCommitter,
         same_device: bool,
         max_record_size: int,
+        file_format: FileFormat,
+        written: int,
+        synced: int,
         new_entry: bool = False,
     ) -> None:
         self.path = path
         self.records = records
-        self._target = CommitTarget(fd, path, same_device=same_device, new_entry=new_entry)
+        self.format = file_format
+        self._opened_at = written  # a sync mark only follows what this handle wrote
+        self._target = CommitTarget(
+            fd, path, same_device=same_device, new_entry=new_entry, written=written, synced=synced
+        )
         self._committer = committer
         committer.register(self._target)
         self._max_record_size = max_record_size
@@ -185,15 +184,19 @@ class JournalFile:
         max_record_size: int,
     ) -> JournalFile:
         """Open, lock and recover `path` (blocking; run it in a worker thread)."""
-        fd, records, created = _open_locked(path)
-        return cls(
+        fd, parsed, created, writable = _open_locked(directory_fd, path)
+        end = len(parsed.format.header) if created else parsed.valid_end
+        return (cls if writable else ReadOnlyJournalFile)(
             path=path,
             fd=fd,
-            records=records,
+            records=parsed.records,
             committer=committer,
             new_entry=created,
             same_device=os.fstat(fd).st_dev == directory_device,
             max_record_size=max_record_size,
+            file_format=parsed.format,
+            written=end,
+            synced=0 if created else end,
         )
 
     @classmethod
@@ -201,6 +204,7 @@ class JournalFile:
         cls,
         path: Path,
         *,
+        directory_fd: int,
         directory_device: int,
         committer: GroupCommitter,
         max_record_size: int,
@@ -209,17 +213,28 @@ class JournalFile:
 
         A creation is an open, a flock, an fstat and a header write (~30 us), cheaper than
         the hop to a worker thread and back (~250 us each when 100 workflows start at once).
+        Opened by name relative to the directory, never through a link (an openat with
+        O_NOFOLLOW costs what an open by path does); a file that is not regular is refused.
         """
-        fd = _lock(path)
+        try:
+            fd = _lock(directory_fd, path)
+        except JournalPermissionDenied as denied:
+            if denied.path == path:
+                return None  # (open_blocking may open it read-only)
+            raise
         try:
             info = os.fstat(fd)
+            check_regular(info, path)
             if info.st_size != 0:
                 os.close(fd)  # (releases the lock: open_blocking takes it again)
                 return None
-            os.write(fd, FILE_HEADER)
-        except BaseException:
+            file_format = new_format()
+            write_all(fd, file_format.header)
+        except BaseException as error:
             os.close(fd)
-            raise
+            if (failure := _disk_error(error, path, "writing a new journal's header")) is None:
+                raise
+            raise failure from error
         return cls(
             path=path,
             fd=fd,
@@ -228,12 +243,31 @@ class JournalFile:
             new_entry=True,
             same_device=info.st_dev == directory_device,
             max_record_size=max_record_size,
+            file_format=file_format,
+            written=len(file_format.header),
+            synced=0,
         )
 
     @property
     def closed(self) -> bool:
         """Whether close() was called."""
         return self._closed
+
+    def _mark_synced(self) -> None:
+        """Leave a sync mark after the last sync: proof that the last batch was durable.
+
+        Damage to that batch is then bit rot to refuse, not a tail to cut. A page-cache
+        write, never a sync of its own: a crash may lose it, which leaves the last batch
+        unprovable, so only damage coinciding with that crash would be cut.
+        """
+        target = self._target
+        if target.failure is None and self._opened_at < target.synced == target.written:
+            mark = self.format.sync_mark(target.synced)
+            if mark:
+                try:
+                    write_all(target.fd, mark)
+                except OSError as error:  # (only a proof is lost; every record is durable)
+                    logger.warning("journal %s: no sync mark written: %s", self.path, error)
 
     async def abandon(self) -> None:
         """Give the file back without syncing (nothing was written through this handle)."""
@@ -247,7 +281,7 @@ class JournalFile:
             if not payload:
                 raise ValueError("a journal record cannot be empty")
             raise RecordTooLarge(path=self.path, size=len(payload), limit=self._max_record_size)
-        return encode_frame(payload)
+        return self.format.frame(payload, self._target.synced)
 
     def write(self, payload: bytes) -> None:
         """Write a record now; durable with the next append() or flush().
@@ -307,13 +341,14 @@ class JournalFile:
         self._closed = True
         target, committer = self._target, self._committer
         if target.written == target.synced and not target.in_flight and target.failure is None:
+            self._mark_synced()
             committer.release(target)  # nothing to sync and the thread holds no request
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def release(done: asyncio.Future[None]) -> None:
-            if not done.cancelled():
-                done.exception()  # retrieved here; raised to the caller below
+            if not done.cancelled() and done.exception() is None:  # (raised below)
+                self._mark_synced()
             committer.release(target)
 
         # The fd closes only once the sync thread is done with it, even if close() is
@@ -321,3 +356,40 @@ class JournalFile:
         waiter.add_done_callback(release)
         self._committer.request_sync(self._target, waiter)
         await asyncio.shield(waiter)
+
+
+class ReadOnlyJournalFile(JournalFile):
+    """A journal this user may read but not write: opened O_RDONLY, and still locked.
+
+    Enough for a finished workflow, which returns its recorded outcome without writing.
+    Every write is refused with JournalPermissionDenied, and so is `check_held` (asked
+    before an activity starts), so an unfinished workflow stops before a side effect it
+    could not record.
+    """
+
+    def _refusal(self) -> JournalPermissionDenied | JournalClosed:
+        if self.closed:
+            return JournalClosed(path=self.path)
+        try:
+            info: os.stat_result | None = os.fstat(self._target.fd)
+        except OSError:
+            info = None
+        return permission_denied(
+            self.path,
+            "write",
+            "it was opened read-only because it is not writable: a finished workflow's "
+            "outcome can be read from it, but this workflow has more to record",
+            info,
+        )
+
+    def write(self, payload: bytes) -> None:
+        """Refused: JournalPermissionDenied."""
+        raise self._refusal()
+
+    async def append(self, payload: bytes) -> None:
+        """Refused: JournalPermissionDenied."""
+        raise self._refusal()
+
+    def check_held(self) -> None:
+        """Refused: no side effect may start that this journal could not record."""
+        raise self._refusal()
