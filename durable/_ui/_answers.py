@@ -25,6 +25,7 @@ from ._values import preview
 VALUE_LIMIT = 4_000  # characters of one value (or error message, or traceback) in a page
 ROW_LIMIT = 200  # characters of a listing row's status or error
 NAME_LIMIT = 200  # characters of a name, an id or other short text from a journal
+REASON_LIMIT = 1_000  # characters of why a journal is unreadable, in a listing
 ANSWER_BUDGET = 1_000_000  # characters of values in one answer, all together
 SMALL = 100  # characters of a value's preview once the budget is spent
 ATTEMPT_LIMIT = 20  # a step's attempts in an answer (the last ones)

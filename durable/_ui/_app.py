@@ -8,8 +8,9 @@ nothing written); sending an event and cancelling post to the workflow's inbox t
 Runtime. Every id from a URL is validated before it names a file.
 
 Bounds (see _answers for the values):
-- an answer holds at most PAGE_LIMIT (500) workflows, steps, received messages and pending
-  messages, ATTEMPT_LIMIT (20) attempts a step, and values cut to VALUE_LIMIT (4,000)
+- an answer holds at most PAGE_LIMIT (500) workflows, unreadable journals (their reasons
+  cut to REASON_LIMIT, 1,000 characters), steps, received messages and pending messages,
+  ATTEMPT_LIMIT (20) attempts a step, and values cut to VALUE_LIMIT (4,000)
   characters (ROW_LIMIT, 200, in a listing row; NAME_LIMIT, 200, for names), and
   ANSWER_BUDGET (1,000,000) characters of them in all (past it, 100 each): a few MB at
   most, whatever the journal holds;
@@ -33,7 +34,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -47,7 +48,7 @@ from .._engine._describe import WorkflowState
 from .._errors import DurableError, JournalError
 from .._runtime import Runtime
 from .._storage._postgres import PostgresStore
-from ._answers import PAGE_LIMIT, Bounds, listing_row, value_of, workflow_answer
+from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
 from ._values import json_pieces
 
 STATIC = Path(__file__).parent / "static"
@@ -191,7 +192,10 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                     listing_row(described, found.runner(described.workflow_id), bounds)
                     for described in page
                 ],
-                "unreadable": dict(list(found.unreadable.items())[:PAGE_LIMIT]),
+                "unreadable": {
+                    name: reason[:REASON_LIMIT]
+                    for name, reason in list(found.unreadable.items())[:PAGE_LIMIT]
+                },
                 "total_unreadable": len(found.unreadable),
             }
         )
@@ -304,7 +308,7 @@ class _TokenGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            given = MutableHeaders(scope=scope).get(TOKEN_HEADER, "").encode()
+            given = Headers(scope=scope).get(TOKEN_HEADER, "").encode()
             if not secrets.compare_digest(given, self.token):
                 refused = _error(
                     403,
