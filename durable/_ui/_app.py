@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._catalog import Catalog, Details, Listing, is_postgres
 from .._engine._describe import WorkflowState
-from .._errors import DurableError, JournalError
+from .._errors import DurableError, InboxFull, JournalError, MessageTooLarge
 from .._runtime import Runtime
 from .._storage._postgres import PostgresStore
 from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
@@ -325,6 +325,10 @@ def _durable_error(request: Request, error: Exception) -> Response:
     """A durable error as its HTTP status: the request's fault (4xx) or the store's (500)."""
     if isinstance(error, JournalError):
         status = 500  # (storage trouble: nothing the request can change)
+    elif isinstance(error, MessageTooLarge):
+        status = 413
+    elif isinstance(error, InboxFull):
+        status = 429  # (until its runner takes what waits)
     elif isinstance(error, LookupError):
         status = 404  # (no such workflow, no such value)
     elif isinstance(error, ValueError | TypeError):

@@ -11,15 +11,23 @@ from typing import Any
 
 import anyio
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 import durable
 from durable._catalog import to_plain
 from durable._encoding import encode
+from durable._errors import (
+    InboxFull,
+    JournalCorrupted,
+    MessageTooLarge,
+    WorkflowFinished,
+    WorkflowNotFound,
+)
 from durable._storage._directory import JournalDirectory
 from durable._ui import create_app
 from durable._ui._answers import ATTEMPT_LIMIT, NAME_LIMIT, ROW_LIMIT, SMALL, VALUE_LIMIT
-from durable._ui._app import BODY_LIMIT, JSON_DEPTH_LIMIT, _RecentDetails
+from durable._ui._app import BODY_LIMIT, JSON_DEPTH_LIMIT, _durable_error, _RecentDetails
 
 TOKEN = "test-token"
 HEADERS = {"X-Durable-Token": TOKEN}
@@ -243,3 +251,23 @@ def test_concurrent_reads_of_a_workflow_share_one(sample_dir: Path) -> None:
         return got
 
     assert anyio.run(main) == ["order-3"] * 50
+
+
+def test_durable_errors_answer_with_the_status_of_their_kind() -> None:
+    scope = {"type": "http", "method": "POST", "path": "/api/workflows/w/events", "headers": []}
+    request = Request(scope)
+    for error, status in [
+        (MessageTooLarge(workflow_id="w", what="an event", size=9, limit=8), 413),
+        (
+            InboxFull(
+                workflow_id="w", pending=1, pending_bytes=9, max_messages=1, max_bytes=9, size=1
+            ),
+            429,
+        ),
+        (WorkflowFinished(workflow_id="w", outcome="completed", action="send an event to"), 409),
+        (WorkflowNotFound(workflow_id="w", directory="d"), 404),
+        (JournalCorrupted(path="d/w.journal", offset=7, reason="bad"), 500),
+    ]:
+        answer = _durable_error(request, error)
+        assert answer.status_code == status, error
+        assert "'w'" in json.loads(bytes(answer.body))["error"] or status == 500
