@@ -30,6 +30,7 @@ from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,
+    JournalError,
     JournalLocked,
     UnknownWorkflow,
     WorkflowAlreadyRunning,
@@ -388,7 +389,9 @@ class Runtime(Serving):
         """Resume every unfinished workflow of the directory; their handles.
 
         Workflows held by another runner are skipped. Checks every journal first, so an
-        unknown workflow name starts nothing.
+        unknown workflow name starts nothing. A journal that cannot be read (damaged, a link
+        planted at its name, no permission) is skipped with an error on the `durable`
+        logger that says why, so one bad file does not keep the others from resuming.
 
         Raises:
             UnknownWorkflow: a journal names a workflow this runtime does not know.
@@ -397,11 +400,15 @@ class Runtime(Serving):
         for name in await self._store.list():
             if name in self._running:
                 continue
-            stored = await self._store.read(name)
-            if not stored:
+            try:
+                stored = await self._store.read(name)
+                if not stored:
+                    continue
+                start = decode(stored[0].payload, path=name, offset=stored[0].offset)
+                last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
+            except JournalError as error:
+                logger.error("recover: workflow %s skipped: %s", name, error)
                 continue
-            start = decode(stored[0].payload, path=name, offset=stored[0].offset)
-            last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
             if isinstance(last, dict) and last.get("k") == records.END and "cont" not in last:
                 continue  # (an end{cont} not rotated yet: its next generation is due)
             workflow_name = start.get("wf") if isinstance(start, dict) else None
@@ -417,6 +424,8 @@ class Runtime(Serving):
                 handles.append(await self._start(workflow, name, None))
             except WorkflowAlreadyRunning:
                 logger.info("recover: workflow %s is running elsewhere; skipped", name)
+            except JournalError as error:  # (damaged since it was read, say)
+                logger.error("recover: workflow %s skipped: %s", name, error)
         return handles
 
     async def send_event(

@@ -322,25 +322,25 @@ def salvage_v2(data: bytes, start: int, file_id: int) -> ScanV2:
             continue
         following = data.find(MARK, offset + 1)
         piece_end = end if following < 0 else following
-        frame = _read_frame(data, offset, piece_end, file_id)
-        if isinstance(frame, str):
+        read = _read_frame(data, offset, piece_end, file_id)
+        if isinstance(read, str):
             entries.append((offset, None))
             offset = piece_end
         else:
-            entries.append((offset, frame))
-            offset += frame.escaped_size
-    proven = max((frame.watermark for _, frame in entries if frame is not None), default=0)
+            entries.append((offset, read))
+            offset += read.escaped_size
+    proven = max((entry.watermark for _, entry in entries if entry is not None), default=0)
     records: list[StoredRecord] = []
     synced = 0
-    for at, frame in entries:
-        if frame is None:
+    for at, entry in entries:
+        if entry is None:
             if at >= proven:
                 return ScanV2(records, at, Damage(at, "unreadable frame", True), synced)
             records.append(StoredRecord(at, b""))
             continue
-        synced = max(synced, frame.watermark)
-        if frame.length:
-            records.append(StoredRecord(at, frame.payload))
+        synced = max(synced, entry.watermark)
+        if entry.length:
+            records.append(StoredRecord(at, entry.payload))
     return ScanV2(records, end, None, synced)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -376,3 +377,31 @@ async def test_continue_as_new_refuses_arguments_before_the_generation_ends(
         with pytest.raises(durable.WorkflowFailed, match="continue_as_new"):
             await runtime.run(unencodable, 0, id="unencodable")  # final, like a bad result
         assert (await runtime.describe("unencodable")).state == WorkflowState.FAILED
+
+
+async def test_recover_skips_a_journal_it_cannot_read_and_resumes_the_others(
+    journal_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One damaged journal (a flipped byte a sync had covered) must not keep every other
+    # workflow of the directory from resuming: it is skipped, and the log says why.
+    @durable.workflow(name="waiter")
+    async def waiter() -> str:
+        return str(await durable.wait_for_event("go"))
+
+    async with Runtime(journal_dir) as runtime:
+        for name in ("a-damaged", "b-fine"):
+            await runtime.start(waiter, id=name)
+            await runtime.describe(name)
+    path = journal_dir / "a-damaged.journal"
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0x01
+    path.write_bytes(data)
+    async with Runtime(journal_dir, workflows=[waiter]) as runtime:
+        with caplog.at_level(logging.ERROR, logger="durable"):
+            handles = await runtime.recover()
+        assert [handle.id for handle in handles] == ["b-fine"]
+        assert "a-damaged skipped" in caplog.text
+        assert "corrupted at byte" in caplog.text
+        await runtime.send_event("b-fine", "go", "yes")
+        assert await handles[0].result() == "yes"
+    assert path.read_bytes() == bytes(data)
