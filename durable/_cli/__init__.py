@@ -162,6 +162,15 @@ class _Command(click.Command):
 class _Group(click.Group):
     command_class = _Command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecursionError:  # (a legal value nested some hundreds deep: rich, json)
+            raise click.ClickException(
+                "a value in this journal nests too deep to print here; the web UI "
+                "(durable ui) shows its start and saves it whole"
+            ) from None
+
 
 @click.group(cls=_Group)
 @click.version_option(package_name="aiodurable", prog_name="durable")
@@ -300,6 +309,10 @@ def send(
             raise click.BadParameter(
                 f"not JSON ({error}); quote text as JSON, e.g. '\"approved\"'",
                 param_hint="JSON",
+            ) from None
+        except RecursionError:
+            raise click.BadParameter(
+                "nested too deep to read; flatten the payload", param_hint="JSON"
             ) from None
 
     async def post() -> bool:

@@ -7,7 +7,8 @@ messages, tracebacks and names), and the object holding it names it in its "trun
 field -> the value's ref, its path in the workflow's answer, which
 GET /api/workflows/{id}/values/{ref} streams in full. One answer spends at most
 ANSWER_BUDGET characters on values; past that, each comes as its first SMALL characters
-(still fetchable whole).
+(still fetchable whole). A value nested deeper than 64 levels comes cut too, at any length:
+the values endpoint writes JSON iteratively, the answers' recursive encoders could not.
 """
 
 from __future__ import annotations

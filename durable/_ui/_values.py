@@ -20,12 +20,24 @@ from .._catalog import to_plain
 PIECE = 64 * 1024  # characters of a long string (or bytes of a bytes value) per piece
 COMPACT = (",", ":")  # the API's separators (as starlette's JSONResponse)
 READABLE = (", ", ": ")  # a preview's, for people
+DEPTH_LIMIT = 64  # levels of nesting a value may have to come whole in an answer
+
+
+class _TooDeep(Exception):
+    pass
 
 
 def json_pieces(
-    value: Any, *, separators: tuple[str, str] = COMPACT, piece: int = PIECE
+    value: Any,
+    *,
+    separators: tuple[str, str] = COMPACT,
+    piece: int = PIECE,
+    depth_limit: int | None = None,
 ) -> Iterator[str]:
-    """The JSON text of `to_plain(value)`, in pieces of about `piece` characters or fewer."""
+    """The JSON text of `to_plain(value)`, in pieces of about `piece` characters or fewer.
+
+    Raises _TooDeep past `depth_limit` levels of nesting, if given.
+    """
     comma, colon = separators
     key: str | None
     stack: list[tuple[Iterator[tuple[str | None, Any]], str]] = []  # (items, closing)
@@ -40,6 +52,8 @@ def json_pieces(
             yield opening
             stack.append((items, closing))
             first = True
+            if depth_limit is not None and len(stack) > depth_limit:
+                raise _TooDeep
         while stack:  # the next item to write, closing what has run out
             items, closing = stack[-1]
             entry = next(items, None)
@@ -58,14 +72,22 @@ def json_pieces(
 
 
 def preview(value: Any, limit: int) -> tuple[str, bool]:
-    """The first `limit` characters of the value's JSON text, and whether that is all of it."""
+    """The first `limit` characters of the value's JSON text, and whether that is all of it.
+
+    A value nested deeper than DEPTH_LIMIT is never whole here: as plain data it would
+    overflow the recursive code that answers with it (json.dumps, to_plain).
+    """
     parts: list[str] = []
     length = 0
-    for part in json_pieces(value, separators=READABLE, piece=max(limit, 16)):
-        parts.append(part)
-        length += len(part)
-        if length > limit:
-            return "".join(parts)[:limit], False
+    pieces = json_pieces(value, separators=READABLE, piece=max(limit, 16), depth_limit=DEPTH_LIMIT)
+    try:
+        for part in pieces:
+            parts.append(part)
+            length += len(part)
+            if length > limit:
+                return "".join(parts)[:limit], False
+    except _TooDeep:
+        return "".join(parts)[:limit], False
     return "".join(parts), True
 
 

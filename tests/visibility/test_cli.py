@@ -347,3 +347,17 @@ def test_the_help_says_where_dashed_ids_go() -> None:
     code, output = cli("show", "--jsn", "x")  # (a mistyped option is still one)
     assert code == 2
     assert "Did you mean '--json'?" in output or "did you mean --json?" in output
+
+
+def test_a_payload_too_deep_to_print_is_one_line(sample_dir: Path) -> None:
+    code, output = durable_cli("send", "order-3", "deep", "[" * 100_000, directory=sample_dir)
+    assert code == 2
+    assert "nested too deep to read" in output
+    code, output = durable_cli(
+        "send", "order-3", "deep", "[" * 900 + "]" * 900, directory=sample_dir
+    )  # (legal: it is sent)
+    assert code == 0, output
+    for args in (["events", "order-3"], ["events", "order-3", "--json"]):
+        code, output = durable_cli(*args, directory=sample_dir)
+        assert code == 1
+        assert output.strip().startswith("Error: a value in this journal nests too deep")

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from durable._encoding import encode
 from durable._storage._directory import JournalDirectory
 from durable._ui import create_app, is_loopback
-from durable._ui._app import PAGE_LIMIT
+from durable._ui._answers import PAGE_LIMIT
 
 TOKEN = "test-token"
 

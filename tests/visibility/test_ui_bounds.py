@@ -246,7 +246,8 @@ def test_concurrent_reads_of_a_workflow_share_one(sample_dir: Path) -> None:
             await anyio.wait_all_tasks_blocked()
             catalog.release.set()
         assert catalog.reads == 1
-        assert await recent.get("order-3") == "order-3"  # (kept: unchanged files)
+        again: Any = await recent.get("order-3")
+        assert again == "order-3"  # (kept: unchanged files)
         assert catalog.reads == 1
         return got
 
@@ -271,3 +272,25 @@ def test_durable_errors_answer_with_the_status_of_their_kind() -> None:
         answer = _durable_error(request, error)
         assert answer.status_code == status, error
         assert "'w'" in json.loads(bytes(answer.body))["error"] or status == 500
+
+
+def test_a_deeply_nested_payload_comes_cut_never_a_500(
+    client: TestClient, sample_dir: Path
+) -> None:
+    """900 levels: legal to send, beyond what recursive JSON code takes (a 500 before)."""
+    deep: list[Any] = []
+    for _ in range(899):
+        deep = [deep]
+
+    async def send() -> None:
+        async with durable.Runtime(sample_dir) as runtime:
+            await runtime.send_event("order-3", "deep", deep)
+
+    asyncio.run(send())
+    answer = client.get("/api/workflows/order-3")
+    assert answer.status_code == 200
+    message = answer.json()["inbox"][0]
+    assert message["truncated"] == {"payload": "inbox/0/payload"}
+    assert message["payload"].startswith("[[[[")
+    whole = client.get("/api/workflows/order-3/values/inbox/0/payload")
+    assert whole.content == b"[" * 900 + b"]" * 900
