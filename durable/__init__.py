@@ -39,6 +39,7 @@ from ._errors import JournalCorrupted as JournalCorrupted
 from ._errors import JournalError as JournalError
 from ._errors import JournalFenced as JournalFenced
 from ._errors import JournalLocked as JournalLocked
+from ._errors import JournalMisplaced as JournalMisplaced
 from ._errors import JournalNotFound as JournalNotFound
 from ._errors import JournalPermissionDenied as JournalPermissionDenied
 from ._errors import JournalWriteError as JournalWriteError
@@ -89,6 +90,7 @@ __all__ = [
     "JournalError",
     "JournalFenced",
     "JournalLocked",
+    "JournalMisplaced",
     "JournalNotFound",
     "JournalPermissionDenied",
     "JournalStore",

@@ -10,6 +10,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         JournalLocked                 another writer holds the journal
         JournalCorrupted              bad bytes before valid data; .offset
         UnsupportedJournalFormat      written by a newer durable
+        JournalMisplaced              the file holds another file's journal (.found_name)
         RecordTooLarge (ValueError)
         JournalWriteError             write or sync failed (ENOSPC, EIO); .errno
         JournalClosed                 the handle was closed
@@ -140,6 +141,24 @@ class JournalCorrupted(JournalError):
             f"journal {path} is corrupted at byte {offset}: {reason}. The file was left "
             "untouched. Restore it from a backup, or move it aside to start afresh; "
             "durable never skips damaged records silently",
+            path=path,
+        )
+
+
+class JournalMisplaced(JournalError):
+    """The file at a journal's (or inbox's) name holds another file's frames.
+
+    Copied or renamed from another workflow's file, or the blocks of a deleted journal that
+    a crash exposed in a file that never had a sync. A runner opening it moves it aside (to
+    `<name>.misplaced`, logged) and starts the file afresh; readers report it.
+    """
+
+    def __init__(self, *, path: Path | str) -> None:
+        super().__init__(
+            f"{path} holds frames written for another file (copied or renamed from another "
+            "workflow's journal, or blocks of a deleted journal a crash exposed in a file "
+            "that was never synced). Opening it for its workflow moves it aside to "
+            f"{path}.misplaced; to run the workflow it belongs to, give it that one's name",
             path=path,
         )
 

@@ -139,8 +139,8 @@ class Mailroom:
                 message: dict[str, Any] | str
                 if not record.payload:  # (the store's placeholder for a damaged frame)
                     message = (
-                        f"its frame at byte {record.offset} of the inbox file is damaged "
-                        "(changed after a sync had made it durable)"
+                        "its bytes in the inbox file are damaged (they changed after a sync "
+                        "had made them durable)"
                     )
                     found.append((first + index, message))
                     continue

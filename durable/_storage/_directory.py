@@ -23,6 +23,7 @@ import anyio.to_thread
 from .._errors import (
     InvalidJournalName,
     JournalClosed,
+    JournalCorrupted,
     JournalError,
     JournalNotFound,
     JournalWriteError,
@@ -73,12 +74,32 @@ def validate_name(name: str, directory: Path | str) -> str:
     raise InvalidJournalName(name=name, directory=directory, reason=reason)
 
 
+def _read_records(directory_fd: int, path: Path) -> list[StoredRecord]:
+    """A journal's records, read without a lock while its writer may be at work.
+
+    A read that overlaps a recovery (the writer cuts a torn tail, then appends and syncs)
+    can hold the old tail's bytes and, after them, new frames whose watermark covers that
+    offset: damage a sync covered, as far as those bytes go. Damage is believed only when
+    a second read finds the very same bytes.
+    """
+    data = read_regular(directory_fd, path)
+    for _ in range(3):
+        try:
+            return parse(data, path).records
+        except JournalCorrupted:
+            again = read_regular(directory_fd, path)
+            if again == data:
+                raise
+            data = again
+    return parse(data, path).records
+
+
 def _read_one(directory_fd: int | None, path: Path) -> list[StoredRecord] | JournalError:
     """One journal's records for a listing, or why it cannot be read (not raised)."""
     try:
         if directory_fd is None:
             raise FileNotFoundError(path)
-        return parse(read_regular(directory_fd, path), path).records
+        return _read_records(directory_fd, path)
     except FileNotFoundError:
         return JournalNotFound(path=path)
     except JournalError as error:
@@ -300,10 +321,9 @@ class JournalDirectory:
                 try:
                     if directory_fd is None:
                         raise FileNotFoundError(path)
-                    data = read_regular(directory_fd, path)
+                    return _read_records(directory_fd, path)
                 except FileNotFoundError:
                     raise JournalNotFound(path=path) from None
-            return parse(data, path).records
 
         return await anyio.to_thread.run_sync(blocking)
 
@@ -346,7 +366,7 @@ class JournalDirectory:
             step, swapped = f"writing the next generation {fresh.name}", False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                file_format = new_format()
+                file_format = new_format(path)
                 header = file_format.header
                 first_frame = file_format.frame(first_payload, 0)
                 write_all(fd, header + first_frame)

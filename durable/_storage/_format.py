@@ -4,11 +4,18 @@ Pure functions over bytes; no file I/O. A journal or an inbox is a header and fr
 (`_frames`). Version 1 files (an 8-byte header, frames without a watermark) keep opening,
 and appends to them stay version 1; every new file is version 2:
 
-    header  = "DURJ" u32le(2) u32le(file_id) u32le(masked_crc32(the 12 bytes before))  16 bytes
-    file_id = random, non-zero, chosen when the file is created; every frame repeats it, so
-              frames of another file's blocks, which a crash can expose, are not this file's
+    header  = "DURJ" u32le(2) u32le(file_id) u32le(seed) u32le(masked_crc32(16 bytes before))
+    file_id = random, non-zero, chosen when the file is created; every frame repeats it
+    seed    = crc32 of the file's name without ".next"/".prev" ("<id>.journal", "<id>.inbox");
+              every frame's checksum is seeded with it
 
-Every later version keeps these 16 bytes first, so a header whose checksum holds and whose
+So frames of another file's blocks, which a crash can expose, are not this file's (another
+id, or another name), and frames can be checked against the name when the header is lost.
+A header whose checksum holds but whose seed is another name's is a misplaced file
+(JournalMisplaced): copied or renamed from another workflow's, or a deleted journal's blocks
+that a crash exposed in a new file.
+
+Every later version keeps these 20 bytes first, so a header whose checksum holds and whose
 version is newer is a newer durable's file (UnsupportedJournalFormat), and one whose
 checksum fails is damage. What a damaged or missing header means depends on the frames
 after it: a valid frame whose watermark covers byte 0 proves a sync made the header durable,
@@ -25,7 +32,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import JournalCorrupted, UnsupportedJournalFormat
+from .._errors import JournalCorrupted, JournalMisplaced, UnsupportedJournalFormat
 from ._frames import (
     FILE_HEADER as V1_HEADER,
 )
@@ -43,47 +50,60 @@ from ._frames import (
 )
 
 FORMAT_VERSION = 2
-_HEADER = struct.Struct("<4sIII")
+_HEADER = struct.Struct("<4sIIII")
 HEADER_SIZE = _HEADER.size
 _MASK_DELTA = 0xA282EAD8
+_KEY_SUFFIXES = (".tmp", ".prev", ".next")
 
 
 def _mask(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def header_v2(file_id: int) -> bytes:
-    """The 16-byte header of a new file."""
-    head = struct.pack("<4sII", FILE_MAGIC, FORMAT_VERSION, file_id)
+def seed_of(path: Path) -> int:
+    """The checksum seed of the file at `path`: its name, every generation alike."""
+    name = path.name
+    for suffix in _KEY_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return zlib.crc32(name.encode("utf-8", "surrogateescape"))
+
+
+def header_v2(file_id: int, seed: int) -> bytes:
+    """The 20-byte header of a new file."""
+    head = struct.pack("<4sIII", FILE_MAGIC, FORMAT_VERSION, file_id, seed)
     return head + struct.pack("<I", _mask(zlib.crc32(head)))
 
 
 @dataclass(frozen=True)
 class FileFormat:
-    """How to append to one file: its frame version, and its id (version 2)."""
+    """How to append to one file: its frame version, its id and its seed (version 2)."""
 
     version: int
     file_id: int
+    seed: int
 
     @property
     def header(self) -> bytes:
         """The header a file of this format starts with."""
-        return V1_HEADER if self.version == 1 else header_v2(self.file_id)
+        return V1_HEADER if self.version == 1 else header_v2(self.file_id, self.seed)
 
     def frame(self, payload: bytes, watermark: int) -> bytes:
         """One record's frame; `watermark`: bytes a completed sync covers (version 2)."""
         if self.version == 1:
             return encode_frame(payload)
-        return encode_frame_v2(payload, watermark, self.file_id)
+        return encode_frame_v2(payload, watermark, self.file_id, self.seed)
 
     def sync_mark(self, watermark: int) -> bytes:
         """A frame with no record, saying that `watermark` bytes are durable (b"" in v1)."""
-        return b"" if self.version == 1 else encode_frame_v2(b"", watermark, self.file_id)
+        if self.version == 1:
+            return b""
+        return encode_frame_v2(b"", watermark, self.file_id, self.seed)
 
 
-def new_format() -> FileFormat:
-    """The format of a file created now: version 2, a fresh random file id."""
-    return FileFormat(FORMAT_VERSION, int.from_bytes(os.urandom(4), "little") or 1)
+def new_format(path: Path) -> FileFormat:
+    """The format of a file created now at `path`: version 2, a fresh random file id."""
+    file_id = int.from_bytes(os.urandom(4), "little") or 1
+    return FileFormat(FORMAT_VERSION, file_id, seed_of(path))
 
 
 @dataclass(frozen=True)
@@ -93,7 +113,10 @@ class Parsed:
     `records` end at `valid_end`; `torn` describes what follows them when it is a torn
     tail to cut (None: nothing follows). `valid_end == 0` means no header either: the file
     is new, or was never synced, and gets a fresh header. `synced` is how many bytes a
-    completed sync is known to cover (the highest watermark read; version 1: the valid end).
+    completed sync is known to cover (the highest watermark read; version 1: the valid end);
+    `records_end` where the last record's frame ends: below it and above `synced` lie
+    records nothing in the file proves durable yet (a writer killed after its last sync,
+    before its sync mark).
     """
 
     records: list[StoredRecord]
@@ -101,32 +124,41 @@ class Parsed:
     torn: str | None
     format: FileFormat
     synced: int
+    records_end: int
 
 
 def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
     """Records, where they end, and what to cut; refuses damage a sync had covered.
 
-    `salvage` (inboxes, version 2): a frame damaged after a sync covered it is a record
-    with an empty payload instead, and the frames after it are read on.
+    `salvage` (inboxes, version 2): damage a sync had covered is stepped over, and the
+    frames after it are read on (an inbox's messages say their positions, so the damaged
+    ones are the gaps); a damaged header is stepped over too, when frames prove the file.
 
     Raises:
         JournalCorrupted: damage to bytes a sync had made durable (the header included).
+        JournalMisplaced: a valid header, of a file with another name.
         UnsupportedJournalFormat: a valid header of a newer format.
     """
+    seed = seed_of(path)
     if data[:8] == V1_HEADER:
-        return _parse_v1(data, path)
+        # (A version 2 header whose version field rotted to 1 reads the same: a version 1
+        # file has a version 1 frame, or nothing, after its header; see _parse_v1.)
+        return _parse_v1(data, path, seed)
     if len(data) >= HEADER_SIZE:
-        magic, version, file_id, crc = _HEADER.unpack_from(data)
-        if magic == FILE_MAGIC and _mask(zlib.crc32(data[:12])) == crc:
+        magic, version, file_id, file_seed, crc = _HEADER.unpack_from(data)
+        if magic == FILE_MAGIC and _mask(zlib.crc32(data[:16])) == crc:
             if version > FORMAT_VERSION:
                 raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
             if version == FORMAT_VERSION:
-                return _parse_v2(data, path, file_id, salvage)
-    return _parse_headless(data, path)
+                if file_seed != seed:
+                    raise JournalMisplaced(path=path)
+                return _parse_v2(data, path, FileFormat(version, file_id, seed), salvage)
+    return _parse_headless(data, path, seed, salvage)
 
 
-def _parse_v2(data: bytes, path: Path, file_id: int, salvage: bool) -> Parsed:
-    result = (salvage_v2 if salvage else scan_v2)(data, HEADER_SIZE, file_id)
+def _parse_v2(data: bytes, path: Path, file_format: FileFormat, salvage: bool) -> Parsed:
+    scan_frames = salvage_v2 if salvage else scan_v2
+    result = scan_frames(data, HEADER_SIZE, file_format.file_id, file_format.seed)
     damage = result.damage
     if damage is not None and not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
@@ -134,45 +166,57 @@ def _parse_v2(data: bytes, path: Path, file_id: int, salvage: bool) -> Parsed:
         result.records,
         result.valid_end,
         None if damage is None else damage.reason,
-        FileFormat(FORMAT_VERSION, file_id),
+        file_format,
         result.synced,
+        result.records_end,
     )
 
 
-def _parse_v1(data: bytes, path: Path) -> Parsed:
+def _parse_v1(data: bytes, path: Path, seed: int) -> Parsed:
     result = scan(data, len(V1_HEADER), READ_LIMIT)
     damage = result.damage
+    if not result.records and damage is not None and (proof := find_proof(data, seed)) is not None:
+        # Not a version 1 file with a torn first frame: a version 2 file whose header's
+        # version field was damaged (2 -> 1), its frames proving a sync covered it.
+        raise _damaged_header(path, proof)
     if damage is not None and not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
     return Parsed(
         result.records,
         result.valid_end,
         None if damage is None else damage.reason,
-        FileFormat(1, 0),
+        FileFormat(1, 0, seed),
+        result.valid_end,
         result.valid_end,
     )
 
 
-def _parse_headless(data: bytes, path: Path) -> Parsed:
+def _damaged_header(path: Path, proof: tuple[int, int, int]) -> JournalCorrupted:
+    at, watermark, _ = proof
+    return JournalCorrupted(
+        path=path,
+        offset=0,
+        reason=(
+            f"its header is damaged, yet the valid frame at byte {at} says a sync had "
+            f"made the first {watermark} bytes durable"
+        ),
+    )
+
+
+def _parse_headless(data: bytes, path: Path, seed: int, salvage: bool) -> Parsed:
     """No valid header: damage a sync had covered, or a file that never had a sync.
 
-    Which file a frame belongs to is unknown here (the header said), so a frame of any
-    file counts as proof: in the rare state where a new file's first page was lost and
-    stale blocks of another journal lie after it, the file is refused, never cut wrongly.
+    Which file id a frame has is unknown here (the header said), so a frame of any id but
+    of this name counts as proof. With `salvage` (an inbox), a damaged header is stepped
+    over: the proving frame names the file's id, and its frames are read with it.
     """
     if not data:
-        return Parsed([], 0, None, new_format(), 0)
-    proof = find_proof(data)
+        return Parsed([], 0, None, new_format(path), 0, 0)
+    proof = find_proof(data, seed)
     if proof is not None:
-        at, watermark = proof
-        raise JournalCorrupted(
-            path=path,
-            offset=0,
-            reason=(
-                f"its header is damaged, yet the valid frame at byte {at} says a sync had "
-                f"made the first {watermark} bytes durable"
-            ),
-        )
+        if salvage and len(data) > HEADER_SIZE:
+            return _parse_v2(data, path, FileFormat(FORMAT_VERSION, proof[2], seed), salvage)
+        raise _damaged_header(path, proof)
     if v1_frame_at(data, len(V1_HEADER)):
         raise JournalCorrupted(
             path=path,
@@ -185,6 +229,7 @@ def _parse_headless(data: bytes, path: Path) -> Parsed:
         0,
         f"{what} where the header should be, and no frame saying a sync covered it: the "
         "file never had a completed sync (a crash while it was new)",
-        new_format(),
+        new_format(path),
+        0,
         0,
     )

@@ -9,7 +9,8 @@ version 1 (read, and appended to files that already have it):
 
 version 2 (every new file):
 
-    frame  = MARK, escape(u32 n, u32 file_id, u64 watermark, payload[n], u32 masked_crc32)
+    frame  = MARK, escape(u32 n, u32 file_id, u64 watermark, payload[n], u32 crc)
+    crc    = masked_crc32 of what precedes it in the frame, seeded with the file's name
 
 A v2 frame starts with MARK (0xC1), a byte that escaping removes from everything after it,
 so a frame can only start where a writer started one: no payload (an event, a result) can
@@ -18,8 +19,9 @@ of the file a completed sync had made durable when the frame was written: damage
 watermark that a valid later frame carries is damage to synced bytes (corruption), damage
 above every such watermark is the unsynced tail a power loss may leave (cut). A frame with
 n = 0 carries only a watermark: a sync mark, written after the last sync of a file.
-Every frame names its file's random `file_id` (from the header), so frames of another
-file (stale blocks a crash can expose) never read as this file's.
+Every frame names its file's random `file_id` (from the header), and its checksum is seeded
+with a hash of the file's name (also in the header), so frames of another file (stale
+blocks a crash can expose) never read as this file's, even when its header is lost.
 """
 
 from __future__ import annotations
@@ -180,20 +182,23 @@ def unescape(escaped: bytes) -> bytes:
     return escaped.replace(_ESCAPED_MARK, MARK).replace(_ESCAPED_ESC, _ESC)
 
 
-def encode_frame_v2(payload: bytes, watermark: int, file_id: int) -> bytes:
+def encode_frame_v2(payload: bytes, watermark: int, file_id: int, seed: int) -> bytes:
     """Frame one payload (n >= 1) or, with b"", a sync mark."""
     body = _BODY_HEAD.pack(len(payload), file_id, watermark) + payload
-    return MARK + escape(body + _CRC.pack(_mask(zlib.crc32(body))))
+    return MARK + escape(body + _CRC.pack(_mask(zlib.crc32(body, seed))))
 
 
 class _Frame(NamedTuple):
     length: int  # payload bytes; 0 for a sync mark
+    file_id: int
     watermark: int
     payload: bytes
     escaped_size: int  # bytes the frame takes in the file, MARK included
 
 
-def _read_frame(data: bytes, offset: int, piece_end: int, file_id: int | None) -> _Frame | str:
+def _read_frame(
+    data: bytes, offset: int, piece_end: int, file_id: int | None, seed: int
+) -> _Frame | str:
     """The frame at `offset` (a MARK), whose bytes end by `piece_end`, or why not.
 
     `file_id` None: a frame of any file (the header that would say which is damaged).
@@ -209,14 +214,14 @@ def _read_frame(data: bytes, offset: int, piece_end: int, file_id: int | None) -
             f"{len(body) - _BODY_HEAD_SIZE - _CHECKSUM_SIZE} follow"
         )
     (crc,) = _CRC.unpack_from(body, end)
-    if _mask(zlib.crc32(body[:end])) != crc:
+    if _mask(zlib.crc32(body[:end], seed)) != crc:
         return "checksum mismatch"
     if file_id is not None and frame_file != file_id:
         return "a frame of another file (stale blocks a crash exposed?)"
     size = piece_end - offset
     if end + _CHECKSUM_SIZE != len(body):  # junk (a zeroed page) between it and the next MARK
         size = 1 + len(escape(body[: end + _CHECKSUM_SIZE]))
-    return _Frame(length, watermark, body[_BODY_HEAD_SIZE:end], size)
+    return _Frame(length, frame_file, watermark, body[_BODY_HEAD_SIZE:end], size)
 
 
 @dataclass(frozen=True)
@@ -224,16 +229,18 @@ class ScanV2:
     """A v2 buffer read: its records, where they end, the damage after them, and more.
 
     `synced` is the highest watermark a valid frame carries: how much of the file a
-    completed sync is known to cover.
+    completed sync is known to cover. When it is below `records_end`, the last records
+    are not proven durable by anything in the file (yet).
     """
 
     records: list[StoredRecord]
     valid_end: int
     damage: Damage | None
     synced: int
+    records_end: int  # where the last record's frame ends (sync marks after it aside)
 
 
-def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
+def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
     """Read the v2 frames of `data` from `start`, and classify any damage after the last good one.
 
     At the first bad byte X, every valid frame after it is read for its watermark: one that
@@ -245,6 +252,7 @@ def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
     """
     records: list[StoredRecord] = []
     synced = 0
+    records_end = start
     offset = start
     damage: Damage | None = None
     pieces = data[start:].split(MARK)  # (escaping leaves MARK only where frames start)
@@ -264,19 +272,20 @@ def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
             claimed, frame_file, watermark = unpack_head(body)
             if claimed == length and frame_file == file_id:  # the common case
                 end = _BODY_HEAD_SIZE + length
-                full = crc32(body[:end])
+                full = crc32(body[:end], seed)
                 if (((full >> 15) | (full << 17)) + _MASK_DELTA) & 0xFFFFFFFF == unpack_crc(
                     body, end
                 )[0]:
                     if watermark > synced:  # noqa: PLR1730 (cheaper than max() per record)
                         synced = watermark
-                    if length:
-                        records.append(
-                            new_record(StoredRecord, (offset, body[_BODY_HEAD_SIZE:end]))
-                        )
+                    frame_start = offset
                     offset += 1 + len(piece)
+                    if length:
+                        payload = body[_BODY_HEAD_SIZE:end]
+                        records.append(new_record(StoredRecord, (frame_start, payload)))
+                        records_end = offset
                     continue
-        frame = _read_frame(data, offset, offset + 1 + len(piece), file_id)
+        frame = _read_frame(data, offset, offset + 1 + len(piece), file_id, seed)
         if isinstance(frame, str):
             damage = Damage(offset, frame, True)
             break
@@ -284,32 +293,36 @@ def scan_v2(data: bytes, start: int, file_id: int) -> ScanV2:
         synced = max(synced, frame.watermark)
         if frame.length:
             records.append(new_record(StoredRecord, (offset, frame.payload)))
+            records_end = offset + frame.escaped_size
         offset += frame.escaped_size
         damage = Damage(offset, "no frame starts here", True)
         break
     if damage is None:
-        return ScanV2(records, offset, None, synced)
-    valid_end = offset
-    proof = _later_proof(data, offset, file_id)
-    if proof is not None:
-        at, watermark = proof
-        reason = (
-            f"{damage.reason}, yet the valid frame at byte {at} says a sync had made the "
-            f"first {watermark} bytes durable: damage to synced data (bit rot, or a write "
-            "from outside durable), not a crash"
-        )
-        return ScanV2(records, valid_end, Damage(offset, reason, False), max(synced, watermark))
-    return ScanV2(records, valid_end, damage, synced)
+        return ScanV2(records, offset, None, synced, records_end)
+    return ScanV2(records, offset, _classify(data, damage, file_id, seed), synced, records_end)
 
 
-def salvage_v2(data: bytes, start: int, file_id: int) -> ScanV2:
-    """Like scan_v2, but a frame damaged after a sync covered it is kept as a placeholder.
+def _classify(data: bytes, damage: Damage, file_id: int, seed: int) -> Damage:
+    """The first damage, as corruption when a valid frame after it proves it was synced."""
+    proof = _later_proof(data, damage.offset, file_id, seed)
+    if proof is None:
+        return damage
+    at, watermark, _ = proof
+    reason = (
+        f"{damage.reason}, yet the valid frame at byte {at} says a sync had made the "
+        f"first {watermark} bytes durable: damage to synced data (bit rot, or a write "
+        "from outside durable), not a crash"
+    )
+    return Damage(damage.offset, reason, False)
 
-    For inboxes: a message is one frame, and the frames after a damaged one are whole
-    messages, so the reader can go on past it (the runner journals it as skipped) instead
-    of refusing every later message. The placeholder has an empty payload (no record is
-    ever empty); damage no sync covered is still the tail to cut. Frames are told apart by
-    MARK, so each damaged stretch from one MARK to the next counts as one message.
+
+def salvage_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
+    """Like scan_v2, but damage a sync had covered is stepped over instead of refused.
+
+    For inboxes, whose messages say their own positions: the frames after a damaged one
+    are whole messages, so a reader can go on past it (the damaged positions are the gaps)
+    instead of refusing every later message. Damage no sync covered is still the tail to
+    cut. `damage` is the tail, if any; the stretches stepped over are not reported here.
     """
     end = len(data)
     entries: list[tuple[int, _Frame | None]] = []
@@ -322,7 +335,7 @@ def salvage_v2(data: bytes, start: int, file_id: int) -> ScanV2:
             continue
         following = data.find(MARK, offset + 1)
         piece_end = end if following < 0 else following
-        read = _read_frame(data, offset, piece_end, file_id)
+        read = _read_frame(data, offset, piece_end, file_id, seed)
         if isinstance(read, str):
             entries.append((offset, None))
             offset = piece_end
@@ -332,28 +345,35 @@ def salvage_v2(data: bytes, start: int, file_id: int) -> ScanV2:
     proven = max((entry.watermark for _, entry in entries if entry is not None), default=0)
     records: list[StoredRecord] = []
     synced = 0
+    records_end = start
     for at, entry in entries:
         if entry is None:
             if at >= proven:
-                return ScanV2(records, at, Damage(at, "unreadable frame", True), synced)
-            records.append(StoredRecord(at, b""))
+                tail = Damage(at, "unreadable frame", True)
+                return ScanV2(records, at, tail, synced, records_end)
             continue
         synced = max(synced, entry.watermark)
         if entry.length:
             records.append(StoredRecord(at, entry.payload))
-    return ScanV2(records, end, None, synced)
+            records_end = at + entry.escaped_size
+    return ScanV2(records, end, None, synced, records_end)
 
 
-def _later_proof(data: bytes, damaged_at: int, file_id: int | None) -> tuple[int, int] | None:
-    """A valid frame after `damaged_at` whose watermark covers it: (its offset, watermark)."""
+def _later_proof(
+    data: bytes, damaged_at: int, file_id: int | None, seed: int
+) -> tuple[int, int, int] | None:
+    """A valid frame after `damaged_at` whose watermark covers it.
+
+    Returns its offset, its watermark and its file id, or None.
+    """
     find = data.find
     candidate = find(MARK, damaged_at + 1)
     end = len(data)
     while candidate >= 0:
         following = find(MARK, candidate + 1)
-        frame = _read_frame(data, candidate, end if following < 0 else following, file_id)
+        frame = _read_frame(data, candidate, end if following < 0 else following, file_id, seed)
         if not isinstance(frame, str) and frame.watermark > damaged_at:
-            return candidate, frame.watermark
+            return candidate, frame.watermark, frame.file_id
         candidate = following
     return None
 
@@ -363,9 +383,10 @@ def v1_frame_at(data: bytes, offset: int) -> bool:
     return _frame_problem(data, offset, READ_LIMIT) is None
 
 
-def find_proof(data: bytes) -> tuple[int, int] | None:
-    """Any valid v2 frame whose watermark is above 0: (its offset, its watermark).
+def find_proof(data: bytes, seed: int) -> tuple[int, int, int] | None:
+    """Any valid v2 frame whose watermark is above 0: its offset, watermark and file id.
 
-    Of whichever file: the header, which would have said which, is damaged.
+    Of any file id (the header, which would have said which, is damaged), but of this
+    name: frames of another file exposed by a crash do not count.
     """
-    return _later_proof(data, 0, None)
+    return _later_proof(data, 0, None, seed)

@@ -17,21 +17,65 @@ import contextlib
 import fcntl
 import logging
 import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from .._errors import JournalError, JournalWriteError
-from ._frames import StoredRecord
+from .._errors import JournalError, JournalMisplaced, JournalWriteError
+from ._format import FileFormat, Parsed
+from ._frames import FRAME_V2_OVERHEAD, StoredRecord
 from ._group_commit import sync_file, write_all
 from ._journal_file import parse
-from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, open_in
+from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, move_aside, open_in
 
 logger = logging.getLogger("durable.storage")
 
 INBOX_SUFFIX = ".inbox"
+_POSITION = struct.Struct("<I")
 
 # Given the messages already in the inbox, an exception refusing the new one, or None.
 Refusal = Callable[[list[StoredRecord]], BaseException | None]
+
+
+def _message_payload(file_format: FileFormat, position: int, payload: bytes) -> bytes:
+    """What an inbox frame holds: in version 2, the message's position, then the message."""
+    return payload if file_format.version == 1 else _POSITION.pack(position) + payload
+
+
+def _messages(parsed: Parsed) -> tuple[list[StoredRecord], int, int]:
+    """The messages by position, how many there are, and how many a sync is known to cover.
+
+    Version 2 frames say their positions (a frame of just a position is the mark a sender
+    leaves after its sync: the count so far). A position no valid frame holds, below one
+    that does, is a message whose bytes were damaged after a sync had covered them (bit
+    rot): it gets an empty payload, which the runner journals as skipped, so the positions
+    after it stay what every sender and runner counted. Readers take only messages a sync
+    is known to cover: a sender killed between its append and its sync left one that a
+    power loss may still take back, after the runner had taken it.
+    """
+    if parsed.format.version == 1:
+        return parsed.records, len(parsed.records), len(parsed.records)
+    by_position: dict[int, StoredRecord] = {}
+    count = 0
+    proven = 0
+    limit = parsed.valid_end // FRAME_V2_OVERHEAD  # (every message took a frame)
+    for record in parsed.records:
+        if len(record.payload) < _POSITION.size:
+            continue  # (no valid frame of an inbox is this short: not ours)
+        (position,) = _POSITION.unpack_from(record.payload)
+        if position > limit:
+            continue  # (more positions than the file could hold: a stale frame, not ours)
+        if len(record.payload) > _POSITION.size:
+            by_position.setdefault(position, StoredRecord(record.offset, record.payload[4:]))
+            count = max(count, position + 1)
+            if record.offset < parsed.synced:
+                proven = max(proven, position + 1)
+        else:
+            count = max(count, position)
+            if record.offset <= parsed.synced:
+                proven = max(proven, position)
+    messages = [by_position.get(position) or StoredRecord(-1, b"") for position in range(count)]
+    return messages, count, proven
 
 
 def _read(fd: int) -> bytes:
@@ -42,6 +86,20 @@ def _read(fd: int) -> bytes:
 
 
 def post(path: Path, payload: bytes, directory_fd: int, refuse: Refusal | None = None) -> int:
+    """Append `payload` to the inbox at `path`, durably; its position (0, 1, ...).
+
+    An inbox holding another file's frames (JournalMisplaced) is moved aside, logged, and
+    the message goes to a fresh one. See _post for the rest.
+    """
+    try:
+        return _post(path, payload, directory_fd, refuse)
+    except JournalMisplaced as misplaced:
+        moved = move_aside(directory_fd, path)
+        logger.warning("inbox %s: %s; moved aside to %s", path, misplaced, moved)
+        return _post(path, payload, directory_fd, refuse)
+
+
+def _post(path: Path, payload: bytes, directory_fd: int, refuse: Refusal | None = None) -> int:
     """Append `payload` to the inbox at `path`, durably; its position (0, 1, ...).
 
     Opened by name relative to `directory_fd`, never through a link, and only if it is a
@@ -61,24 +119,27 @@ def post(path: Path, payload: bytes, directory_fd: int, refuse: Refusal | None =
         os.lseek(fd, 0, os.SEEK_SET)
         data = _read(fd)
         parsed = parse(data, path, salvage=True)
-        messages, valid_end = parsed.records, parsed.valid_end
+        valid_end = parsed.valid_end
         if parsed.torn is not None:
             logger.warning(
                 "inbox %s: cutting the unsynced tail at byte %d (%s)", path, valid_end, parsed.torn
             )
             os.ftruncate(fd, valid_end)
+        file_format = parsed.format
+        messages, count, proven = _messages(parsed)
+        synced = parsed.synced
+        if proven < len(messages):
+            # A sender died between its append and its sync: no position mark proves its
+            # message. Sync it now and say so, before refusing or appending anything, so
+            # readers may take it and this frame's watermark is true. Rare (~70 us).
+            sync_file(fd)
+            write_all(fd, file_format.frame(_POSITION.pack(count), valid_end))
+            valid_end = synced = os.fstat(fd).st_size
         if refuse is not None and (refusal := refuse(messages)) is not None:
             raise refusal
         created = valid_end == 0
-        file_format = parsed.format
-        synced = parsed.synced
-        if not created and synced < valid_end:
-            # A sender died between its append and its sync (no sync mark after it): sync
-            # first, so the watermark this frame carries is true. Rare; ~70 us when it is.
-            sync_file(fd)
-            synced = valid_end
         head = file_format.header if created else b""
-        frame = file_format.frame(payload, synced)
+        frame = file_format.frame(_message_payload(file_format, count, payload), synced)
         try:
             write_all(fd, head + frame)
             sync_file(fd)
@@ -88,10 +149,12 @@ def post(path: Path, payload: bytes, directory_fd: int, refuse: Refusal | None =
             raise
         if created:
             os.fsync(directory_fd)  # the new file's entry, before the sender is answered
-        # The proof that this sync completed, for the next sender and for readers: a
-        # page-cache write (the next sender's sync makes it durable).
-        write_all(fd, file_format.sync_mark(valid_end + len(head) + len(frame)))
-        return len(messages)
+        if file_format.version > 1:
+            # The proof that this sync completed, for readers and the next sender, and how
+            # many messages there are: a page-cache write (the next sync makes it durable).
+            end = valid_end + len(head) + len(frame)
+            write_all(fd, file_format.frame(_POSITION.pack(count + 1), end))
+        return count
     except OSError as error:
         if isinstance(error, JournalError):  # (JournalPermissionDenied is a PermissionError)
             raise
@@ -123,7 +186,13 @@ def read_from(directory_fd: int | None, path: Path, first: int) -> list[StoredRe
         data = _read(fd)
     finally:
         os.close(fd)
-    return parse(data, path, salvage=True).records[first:]  # (a torn tail: cut by a sender)
+    try:
+        parsed = parse(data, path, salvage=True)  # (a torn tail: cut by the next sender)
+    except JournalMisplaced as misplaced:  # (the next sender moves it aside)
+        logger.warning("inbox %s: %s; nothing in it is taken", path, misplaced)
+        return []
+    messages, _, proven = _messages(parsed)
+    return messages[first:proven]
 
 
 def size_of(directory_fd: int | None, path: Path) -> int:

@@ -19,6 +19,7 @@ from .._errors import (
     JournalClosed,
     JournalError,
     JournalLocked,
+    JournalMisplaced,
     JournalPermissionDenied,
     JournalWriteError,
     RecordTooLarge,
@@ -28,7 +29,14 @@ from ._format import FileFormat, Parsed, new_format
 from ._format import parse as parse_bytes
 from ._frames import StoredRecord
 from ._group_commit import CommitTarget, GroupCommitter, sync_file, write_all
-from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, open_in, permission_denied
+from ._opening import (
+    READ_FLAGS,
+    WRITE_FLAGS,
+    check_regular,
+    move_aside,
+    open_in,
+    permission_denied,
+)
 
 logger = logging.getLogger("durable.storage")
 
@@ -77,13 +85,17 @@ def _disk_error(error: BaseException, path: Path, operation: str) -> JournalWrit
     return JournalWriteError(path=path, operation=operation, errno=error.errno, detail=detail)
 
 
-def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool]:
+def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool, int]:
     """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn.
 
     Returns the descriptor, what was read (its records end where the file now ends), and
     whether the file was (re)created: then its header and directory entry are made durable
     by its first sync, not here (a creation would otherwise cost an fdatasync and a
-    directory fsync of its own); and whether it is writable.
+    directory fsync of its own); whether it is writable; and where the file now ends.
+
+    A writer killed after its last sync left no sync mark: nothing in the file proves its
+    last batch durable, and damage to it later would be cut as a tail. The recovery sync
+    makes it durable, so a mark is written after it (a page-cache write).
 
     A journal this user may read but not write (EACCES, EPERM, EROFS) is opened read-only,
     and locked all the same (flock works on a read-only descriptor): enough for a finished
@@ -123,12 +135,18 @@ def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool
             )
             os.ftruncate(fd, parsed.valid_end)
         if parsed.valid_end == 0:  # new file, or one a crash left before its first sync
-            write_all(fd, parsed.format.header)
-            return fd, parsed, True, writable
+            header = parsed.format.header
+            write_all(fd, header)
+            return fd, parsed, True, writable, len(header)
         # A crashed writer may have left records it never synced in the page cache:
         # `records` promises durability, so make them durable before reporting them.
         sync_file(fd)
-        return fd, parsed, False, writable
+        end = parsed.valid_end
+        if writable and parsed.synced < parsed.records_end:
+            mark = parsed.format.sync_mark(end)
+            write_all(fd, mark)
+            end += len(mark)
+        return fd, parsed, False, writable, end
     except BaseException as error:
         os.close(fd)
         if (failure := _disk_error(error, path, "opening (recovery, header or sync)")) is None:
@@ -163,7 +181,10 @@ class JournalFile:
         self.path = path
         self.records = records
         self.format = file_format
-        self._opened_at = written  # a sync mark only follows what this handle wrote
+        # What the open wrote (a new header, a sync mark) need not be durable: nothing was
+        # promised of it. So a sync mark follows, and close() syncs, only what the handle
+        # itself wrote after that.
+        self._opened_at = written
         self._target = CommitTarget(
             fd, path, same_device=same_device, new_entry=new_entry, written=written, synced=synced
         )
@@ -184,8 +205,17 @@ class JournalFile:
         max_record_size: int,
     ) -> JournalFile:
         """Open, lock and recover `path` (blocking; run it in a worker thread)."""
-        fd, parsed, created, writable = _open_locked(directory_fd, path)
-        end = len(parsed.format.header) if created else parsed.valid_end
+        try:
+            fd, parsed, created, writable, end = _open_locked(directory_fd, path)
+        except JournalMisplaced as misplaced:
+            # Another file's journal at this name (see JournalMisplaced): keep it, aside,
+            # and start the file afresh, as after a crash that left nothing of it.
+            try:
+                moved = move_aside(directory_fd, path)
+            except OSError:
+                raise misplaced from None
+            logger.warning("journal %s: %s; moved aside to %s", path, misplaced, moved)
+            fd, parsed, created, writable, end = _open_locked(directory_fd, path)
         return (cls if writable else ReadOnlyJournalFile)(
             path=path,
             fd=fd,
@@ -196,7 +226,7 @@ class JournalFile:
             max_record_size=max_record_size,
             file_format=parsed.format,
             written=end,
-            synced=0 if created else end,
+            synced=0 if created else parsed.valid_end,
         )
 
     @classmethod
@@ -228,7 +258,7 @@ class JournalFile:
             if info.st_size != 0:
                 os.close(fd)  # (releases the lock: open_blocking takes it again)
                 return None
-            file_format = new_format()
+            file_format = new_format(path)
             write_all(fd, file_format.header)
         except BaseException as error:
             os.close(fd)
@@ -340,7 +370,8 @@ class JournalFile:
             return
         self._closed = True
         target, committer = self._target, self._committer
-        if target.written == target.synced and not target.in_flight and target.failure is None:
+        unwritten = target.written in (target.synced, self._opened_at)
+        if unwritten and not target.in_flight and target.failure is None:
             self._mark_synced()
             committer.release(target)  # nothing to sync and the thread holds no request
             return

@@ -249,3 +249,19 @@ def reading(path: Path, directory_fd: int | None) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
+
+
+def move_aside(directory_fd: int, path: Path, suffix: str = ".misplaced") -> Path:
+    """Rename `path` to a free `<name><suffix>[.N]` in the directory, durably; the new path.
+
+    For a file that must not be read as what its name says, yet must not be lost.
+    """
+    for attempt in range(1, 1000):
+        target = path.name + suffix + ("" if attempt == 1 else f".{attempt}")
+        try:
+            os.lstat(target, dir_fd=directory_fd)
+        except FileNotFoundError:
+            os.rename(path.name, target, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+            os.fsync(directory_fd)
+            return path.with_name(target)
+    raise FileExistsError(f"no free name to move {path} aside to")

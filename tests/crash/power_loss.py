@@ -99,7 +99,7 @@ class FileSystemRecorder:
                 full = recorder._resolve(path, dir_fd)
                 existed = full is not None and os.path.lexists(full)
                 if dir_fd is None:
-                    fd = real["open"](path, flags, mode)
+                    fd: int = real["open"](path, flags, mode)
                 else:
                     fd = real["open"](path, flags, mode, dir_fd=dir_fd)
                 if full is None:
@@ -204,8 +204,8 @@ class FileSystemRecorder:
             if getattr(module, "__name__", "").startswith("durable._storage") and hasattr(
                 module, "sync_file"
             ):
-                patched_modules.append((module, module.sync_file))
-                module.sync_file = fdatasync
+                patched_modules.append((module, getattr(module, "sync_file")))  # noqa: B009
+                setattr(module, "sync_file", fdatasync)  # noqa: B010
         for name, function in replacements.items():
             setattr(os, name, function)
         group_commit._load_syncfs = load_syncfs
@@ -293,8 +293,11 @@ def model_at(ops: list[Op], crash_after: int) -> Model:
     return Model(inodes, entries, durable_entries, pending_entries)
 
 
-def _variants(inode: _Inode, rng: random.Random) -> list[tuple[str, bytes]]:
-    """What a power loss may leave of one file: (label, bytes)."""
+def _variants(inode: _Inode, rng: random.Random, other: bytes) -> list[tuple[str, bytes]]:
+    """What a power loss may leave of one file: (label, bytes).
+
+    `other`: another file's bytes, for stale blocks a crash exposes (data=writeback).
+    """
     base = inode.durable
     found: list[tuple[str, bytes]] = []
     content = bytearray(base)
@@ -323,16 +326,30 @@ def _variants(inode: _Inode, rng: random.Random) -> list[tuple[str, bytes]]:
             # Only bytes written after the sync can change: a page that also holds synced
             # bytes is rewritten with those same bytes (torn or not, they read the same).
             start, end = max(page * PAGE, first_dirty), min((page + 1) * PAGE, len(full))
-            for what in ("zeros", "garbage", "stale"):
+            for what in ("zeros", "garbage", "stale", "another file's", "dense marks"):
                 damaged = bytearray(full)
                 if what == "zeros":
                     damaged[start:end] = bytes(end - start)
                 elif what == "garbage":
                     damaged[start:end] = rng.randbytes(end - start)
-                else:
+                elif what == "stale":
                     stale = base[start:end]
                     damaged[start:end] = stale + bytes(end - start - len(stale))
+                elif what == "another file's":
+                    stale = other[start:end]
+                    damaged[start:end] = stale + rng.randbytes(end - start - len(stale))
+                else:  # garbage full of frame starts and escapes
+                    damaged[start:end] = bytes(
+                        rng.choice(b"\xc1\xf7\x01\x02\x00") for _ in range(end - start)
+                    )
                 found.append((f"page {page} {what}", bytes(damaged)))
+        pages = range(first_dirty // PAGE, (len(full) + PAGE - 1) // PAGE)
+        if len(pages) > 1:  # several pages lost at once: the first and the last dirty one
+            damaged = bytearray(full)
+            for page in (pages[0], pages[-1]):
+                start, end = max(page * PAGE, first_dirty), min((page + 1) * PAGE, len(full))
+                damaged[start:end] = bytes(end - start)
+            found.append((f"pages {pages[0]} and {pages[-1]} zeros", bytes(damaged)))
     return found
 
 
@@ -373,7 +390,12 @@ def crash_states(ops: list[Op], crash_after: int, *, seed: int = 0) -> list[Cras
                 state = CrashState(label, background, synced)
                 states.setdefault(state.digest(), state)
             for name in dirty:
-                for label, data in _variants(model.inodes[names[name]], rng):
+                other = max(
+                    (bytes(i.content) for n, i in model.inodes.items() if n != names[name]),
+                    key=len,
+                    default=b"",
+                )
+                for label, data in _variants(model.inodes[names[name]], rng, other):
                     state = CrashState(
                         f"after op {crash_after}, entries {entry_index}, {background_label}, "
                         f"{name}: {label}",

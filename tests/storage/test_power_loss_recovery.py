@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from durable import JournalCorrupted, JournalDirectory
+from durable import JournalCorrupted, JournalDirectory, JournalMisplaced
+from durable._storage import _directory
 from durable._storage import _inbox as inbox
-from durable._storage._format import HEADER_SIZE
+from durable._storage._format import HEADER_SIZE, seed_of
 from durable._storage._frames import StoredRecord, encode_frame_v2
 from durable._storage._journal_file import parse
 from tests.conftest import journal_bytes
@@ -53,7 +54,7 @@ async def test_a_flipped_byte_anywhere_in_a_synced_journal_is_refused_untouched(
     whole = await finished_journal(journal_dir)
     path = journal_dir / "flow.journal"
     last_record_end = whole.rindex(b"\xc1")  # (only frames start with it)
-    mark = encode_frame_v2(b"", last_record_end, file_id_of(path))
+    mark = encode_frame_v2(b"", last_record_end, file_id_of(path), seed_of(path))
     assert whole[last_record_end:] == mark, "a closed journal ends with its sync mark"
     async with JournalDirectory(journal_dir) as store:
         for position in range(len(whole)):
@@ -120,7 +121,7 @@ async def test_a_torn_record_that_embeds_a_frame_is_still_a_torn_tail(journal_di
         await journal.append(b"synced")
         # A result that embeds a frame as valid as can be: this very file's id, a
         # watermark claiming a terabyte was synced.
-        forged = encode_frame_v2(b"\x81\xa1k\xa3end", 1 << 40, file_id_of(path))
+        forged = encode_frame_v2(b"\x81\xa1k\xa3end", 1 << 40, file_id_of(path), seed_of(path))
         journal.write(b"result: " + forged * 3 + b" end of result")
         data = path.read_bytes()
         await journal.abandon()
@@ -169,11 +170,23 @@ async def test_frames_of_another_file_prove_nothing(journal_dir: Path) -> None:
         await journal.abandon()
 
 
-async def test_a_journal_copied_to_another_name_still_opens(journal_dir: Path) -> None:
+async def test_another_files_journal_at_a_name_is_moved_aside_not_read_as_its_own(
+    journal_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A deleted journal's blocks that a crash exposed in a new file (ext4 data=writeback),
+    # or a journal copied from another workflow: never read as this workflow's, never lost.
     whole = await finished_journal(journal_dir, "original")
     (journal_dir / "copy.journal").write_bytes(whole)
     async with JournalDirectory(journal_dir) as store:
-        assert [record.payload for record in await store.read("copy")] == PAYLOADS
+        with pytest.raises(JournalMisplaced, match="written for another file"):
+            await store.read("copy")
+        with caplog.at_level(logging.WARNING, logger="durable"):
+            journal = await store.open("copy")
+        assert journal.records == []
+        await journal.close()
+    assert "moved aside" in caplog.text
+    assert (journal_dir / "copy.journal.misplaced").read_bytes() == whole
+    assert (journal_dir / "original.journal").read_bytes() == whole
 
 
 async def test_version_1_journals_keep_opening_and_take_version_1_appends(
@@ -191,23 +204,169 @@ async def test_version_1_journals_keep_opening_and_take_version_1_appends(
     assert path.read_bytes()[:8] == b"DURJ\x01\x00\x00\x00"
 
 
-async def test_a_damaged_synced_inbox_message_is_one_skippable_position(
-    journal_dir: Path,
-) -> None:
-    journal_dir.mkdir()
-    path = journal_dir / "flow.inbox"
-    directory_fd = os.open(journal_dir, os.O_RDONLY | os.O_DIRECTORY)
+def post_all(path: Path, *payloads: bytes) -> None:
+    directory_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for index in range(3):
-            inbox.post(path, f"message {index}".encode(), directory_fd)
-        data = bytearray(path.read_bytes())
-        second = frame_starts(bytes(data), path)[1]
-        data[second + 5] ^= 0x01  # bit rot in a message a sync had covered
-        path.write_bytes(data)
-        assert [m.payload for m in read_inbox(path)] == [b"message 0", b"", b"message 2"]
-        # Senders go on: positions stay what they were.
-        assert inbox.post(path, b"message 3", directory_fd) == 3
+        for payload in payloads:
+            inbox.post(path, payload, directory_fd)
     finally:
         os.close(directory_fd)
-    assert [m.payload for m in read_inbox(path)][3] == b"message 3"
-    assert bytes(data) == path.read_bytes()[: len(data)], "the damaged bytes are kept as they are"
+
+
+MESSAGES = [f"message {index}".encode() for index in range(4)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["bit in a message", "payload byte made a frame start", "bit in a sync mark", "zeroed run"],
+)
+async def test_damage_to_a_synced_inbox_keeps_every_position(
+    journal_dir: Path, damage: str
+) -> None:
+    # Messages say their positions, so damage cannot shift the ones after it: a damaged
+    # message is one empty (skippable) position, a damaged mark none, a run across
+    # several messages exactly those.
+    journal_dir.mkdir()
+    path = journal_dir / "flow.inbox"
+    post_all(path, *MESSAGES)
+    data = bytearray(path.read_bytes())
+    second, third = data.index(b"message 1"), data.index(b"message 2")
+    expected = list(MESSAGES)
+    if damage == "bit in a message":
+        data[second] ^= 0x01
+        expected[1] = b""
+    elif damage == "payload byte made a frame start":
+        data[second + 3] = 0xC1
+        expected[1] = b""
+    elif damage == "bit in a sync mark":
+        mark = data.index(b"\xc1", second)  # (the mark that follows message 1)
+        data[mark + 3] ^= 0x01
+    else:
+        data[second : third + 2] = bytes(third + 2 - second)
+        expected[1] = expected[2] = b""
+    path.write_bytes(data)
+    assert [message.payload for message in read_inbox(path)] == expected
+    post_all(path, b"message 4")  # senders go on: the position is what it was
+    assert [message.payload for message in read_inbox(path)] == [*expected, b"message 4"]
+    assert path.read_bytes()[: len(data)] == bytes(data), "the damaged bytes are left as they are"
+
+
+async def test_an_inbox_message_no_sync_is_known_to_cover_is_not_taken_yet(
+    journal_dir: Path,
+) -> None:
+    # A sender killed between its append and its sync (or before its mark): a power loss
+    # may still take that message back, so a runner must not take it (it would count its
+    # position as taken, and the next acknowledged message would land there unseen).
+    journal_dir.mkdir()
+    path = journal_dir / "flow.inbox"
+    post_all(path, b"first", b"second")
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rindex(b"\xc1")])  # the second sender's mark never written
+    assert [message.payload for message in read_inbox(path)] == [b"first"]
+    post_all(path, b"third")  # the next sender syncs it first, and says so
+    assert [message.payload for message in read_inbox(path)] == [b"first", b"second", b"third"]
+
+
+async def test_a_damaged_inbox_header_is_stepped_over(journal_dir: Path) -> None:
+    journal_dir.mkdir()
+    path = journal_dir / "flow.inbox"
+    post_all(path, *MESSAGES)
+    data = bytearray(path.read_bytes())
+    data[5] ^= 0x01
+    path.write_bytes(data)
+    assert [message.payload for message in read_inbox(path)] == MESSAGES
+    post_all(path, b"message 4")
+    assert [message.payload for message in read_inbox(path)][-1] == b"message 4"
+
+
+async def test_one_sync_per_post(journal_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal_dir.mkdir()
+    path = journal_dir / "flow.inbox"
+    syncs: list[int] = []
+    real = os.fdatasync
+
+    def counted(fd: int) -> None:
+        syncs.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(inbox, "sync_file", counted)
+    post_all(path, *MESSAGES)
+    assert len(syncs) == len(MESSAGES)
+
+
+async def test_a_header_whose_version_rotted_to_1_is_refused_not_emptied(
+    journal_dir: Path,
+) -> None:
+    whole = bytearray(await finished_journal(journal_dir))
+    whole[4] = 0x01  # version 2 -> 1: the first 8 bytes now read as a version 1 header
+    path = journal_dir / "flow.journal"
+    path.write_bytes(whole)
+    async with JournalDirectory(journal_dir) as store:
+        with pytest.raises(JournalCorrupted) as caught:
+            await store.open("flow")
+    assert caught.value.offset == 0
+    assert path.read_bytes() == whole
+
+
+async def test_a_writer_killed_after_its_last_sync_leaves_a_proof_at_the_next_open(
+    journal_dir: Path,
+) -> None:
+    # No close(), so no sync mark: the last batch is proven by nothing in the file. The
+    # next open's recovery sync covers it and leaves the mark, so bit rot in that batch is
+    # refused later, not cut as a tail.
+    path = journal_dir / "flow.journal"
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        for payload in PAYLOADS:
+            await journal.append(payload)
+        killed = path.read_bytes()  # what a SIGKILL right now leaves
+        await journal.abandon()
+    path.write_bytes(killed)
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")  # (reads the finished outcome; writes nothing)
+        await journal.close()
+    recovered = path.read_bytes()
+    assert recovered.startswith(killed)
+    assert len(recovered) > len(killed), "a sync mark follows the recovered records"
+    last = killed.index(PAYLOADS[-1])
+    damaged = bytearray(recovered)
+    damaged[last] ^= 0x01
+    path.write_bytes(damaged)
+    async with JournalDirectory(journal_dir) as store:
+        with pytest.raises(JournalCorrupted):
+            await store.open("flow")
+    assert path.read_bytes() == damaged
+    # Reopening a journal whose last batch is proven writes nothing more.
+    path.write_bytes(recovered)
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        await journal.close()
+    assert path.read_bytes() == recovered
+
+
+async def test_a_reader_overlapping_a_recovery_reads_again_instead_of_refusing(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader's first read holds a torn tail; by its second, the writer has cut it and
+    # appended synced frames after: what the first read saw was never damage to believe.
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        await journal.append(b"synced")
+        journal.write(b"torn by a crash")
+        torn = (journal_dir / "flow.journal").read_bytes()[:-3]
+        await journal.abandon()
+        (journal_dir / "flow.journal").write_bytes(torn)
+        journal = await store.open("flow")  # recovery cuts the torn frame
+        await journal.append(b"after")
+        await journal.append(b"and after")
+        await journal.close()
+    whole = (journal_dir / "flow.journal").read_bytes()
+    cut = parse(torn, journal_dir / "flow.journal").valid_end  # where recovery cut
+    stale = torn + whole[cut:]  # the old torn bytes, then the new frames after them
+    with pytest.raises(JournalCorrupted):
+        parse(stale, journal_dir / "flow.journal")
+    reads = iter([stale, whole])
+    monkeypatch.setattr(_directory, "read_regular", lambda fd, path: next(reads))
+    async with JournalDirectory(journal_dir) as store:
+        records = await store.read("flow")
+    assert [record.payload for record in records] == [b"synced", b"after", b"and after"]

@@ -111,7 +111,7 @@ async def test_a_header_no_sync_ever_covered_reads_as_never_written(
 async def test_a_newer_format_is_refused_with_upgrade_advice(journal_dir: Path) -> None:
     journal_dir.mkdir()
     path = journal_dir / "future.journal"
-    head = b"DURJ" + (99).to_bytes(4, "little") + bytes(4)
+    head = b"DURJ" + (99).to_bytes(4, "little") + bytes(8)  # (every version's first 20 bytes)
     crc = zlib.crc32(head)
     masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
     content = head + masked.to_bytes(4, "little") + b"whatever comes next"
