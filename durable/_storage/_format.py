@@ -143,7 +143,7 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
     if data[:8] == V1_HEADER:
         # (A version 2 header whose version field rotted to 1 reads the same: a version 1
         # file has a version 1 frame, or nothing, after its header; see _parse_v1.)
-        return _parse_v1(data, path, seed)
+        return _parse_v1(data, path, seed, salvage)
     if len(data) >= HEADER_SIZE:
         magic, version, file_id, file_seed, crc = _HEADER.unpack_from(data)
         if magic == FILE_MAGIC and _mask(zlib.crc32(data[:16])) == crc:
@@ -172,12 +172,14 @@ def _parse_v2(data: bytes, path: Path, file_format: FileFormat, salvage: bool) -
     )
 
 
-def _parse_v1(data: bytes, path: Path, seed: int) -> Parsed:
+def _parse_v1(data: bytes, path: Path, seed: int, salvage: bool) -> Parsed:
     result = scan(data, len(V1_HEADER), READ_LIMIT)
     damage = result.damage
     if not result.records and damage is not None and (proof := find_proof(data, seed)) is not None:
         # Not a version 1 file with a torn first frame: a version 2 file whose header's
         # version field was damaged (2 -> 1), its frames proving a sync covered it.
+        if salvage:
+            return _parse_v2(data, path, FileFormat(FORMAT_VERSION, proof[2], seed), salvage)
         raise _damaged_header(path, proof)
     if damage is not None and not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)

@@ -267,12 +267,16 @@ async def test_an_inbox_message_no_sync_is_known_to_cover_is_not_taken_yet(
     assert [message.payload for message in read_inbox(path)] == [b"first", b"second", b"third"]
 
 
-async def test_a_damaged_inbox_header_is_stepped_over(journal_dir: Path) -> None:
+@pytest.mark.parametrize("damage", ["a flipped bit", "version rotted to 1"])
+async def test_a_damaged_inbox_header_is_stepped_over(journal_dir: Path, damage: str) -> None:
     journal_dir.mkdir()
     path = journal_dir / "flow.inbox"
     post_all(path, *MESSAGES)
     data = bytearray(path.read_bytes())
-    data[5] ^= 0x01
+    if damage == "a flipped bit":
+        data[5] ^= 0x01
+    else:
+        data[4] = 0x01
     path.write_bytes(data)
     assert [message.payload for message in read_inbox(path)] == MESSAGES
     post_all(path, b"message 4")
