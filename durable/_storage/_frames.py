@@ -183,9 +183,14 @@ def unescape(escaped: bytes) -> bytes:
 
 
 def encode_frame_v2(payload: bytes, watermark: int, file_id: int, seed: int) -> bytes:
-    """Frame one payload (n >= 1) or, with b"", a sync mark."""
+    """Frame one payload (n >= 1) or, with b"", a sync mark.
+
+    (escape() and _mask() inlined: this runs once per record written.)
+    """
     body = _BODY_HEAD.pack(len(payload), file_id, watermark) + payload
-    return MARK + escape(body + _CRC.pack(_mask(zlib.crc32(body, seed))))
+    crc = zlib.crc32(body, seed)
+    body += _CRC.pack((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+    return MARK + body.replace(_ESC, _ESCAPED_ESC).replace(MARK, _ESCAPED_MARK)
 
 
 class _Frame(NamedTuple):

@@ -27,7 +27,7 @@ from .._errors import (
 from ._collector import collector_paused
 from ._format import FileFormat, Parsed, new_format
 from ._format import parse as parse_bytes
-from ._frames import StoredRecord
+from ._frames import StoredRecord, encode_frame, encode_frame_v2
 from ._group_commit import CommitTarget, GroupCommitter, sync_file, write_all
 from ._opening import (
     READ_FLAGS,
@@ -311,7 +311,10 @@ class JournalFile:
             if not payload:
                 raise ValueError("a journal record cannot be empty")
             raise RecordTooLarge(path=self.path, size=len(payload), limit=self._max_record_size)
-        return self.format.frame(payload, self._target.synced)
+        file_format = self.format
+        if file_format.version == 1:
+            return encode_frame(payload)
+        return encode_frame_v2(payload, self._target.synced, file_format.file_id, file_format.seed)
 
     def write(self, payload: bytes) -> None:
         """Write a record now; durable with the next append() or flush().
