@@ -26,6 +26,7 @@ from ._engine._describe import WorkflowDescription as WorkflowDescription
 from ._engine._describe import WorkflowState as WorkflowState
 from ._engine._retry import RetryPolicy as RetryPolicy
 from ._errors import ActivityError as ActivityError
+from ._errors import ActivityTimeout as ActivityTimeout
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
@@ -58,6 +59,7 @@ from ._errors import WorkflowCancelled as WorkflowCancelled
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowFailed as WorkflowFailed
 from ._errors import WorkflowFinished as WorkflowFinished
+from ._errors import WorkflowIdInUse as WorkflowIdInUse
 from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._runtime import Runtime as Runtime
@@ -75,6 +77,7 @@ __all__ = [
     "Activity",
     "ActivityError",
     "ActivityInfo",
+    "ActivityTimeout",
     "CompensationFailed",
     "DurableError",
     "EventTimeout",
@@ -118,6 +121,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowFinished",
     "WorkflowHandle",
+    "WorkflowIdInUse",
     "WorkflowInfo",
     "WorkflowNotFound",
     "WorkflowState",

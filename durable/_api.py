@@ -79,8 +79,8 @@ def patched(patch_id: str) -> bool:
     False for those whose journal shows the old code went past this point without it: so
     `if durable.patched("charge-v2"): new() else: old()` keeps old workflows replaying.
 
-    Raises:
-        WorkflowDefinitionError: the same id is used at two places in the code.
+    One id may be checked at several places (a change that touches several): the first
+    check in a run decides, and every later one returns the same answer, as in Temporal.
     """
     return _workflow_run("patched").patched(patch_id)
 

@@ -341,8 +341,9 @@ class WorkflowCancelled(DurableError):
     def __init__(self, *, workflow_id: str, reason: str) -> None:
         self.workflow_id = workflow_id
         self.reason = reason
+        said = reason or "no reason given"
         super().__init__(
-            f"workflow {workflow_id!r} was cancelled ({reason}). The cancellation is recorded "
+            f"workflow {workflow_id!r} was cancelled ({said}). The cancellation is recorded "
             "in its journal and final: start a new workflow (another id) to run it again"
         )
 
@@ -456,6 +457,9 @@ class ActivityError(DurableError):
 
     The workflow may catch it (to compensate); `error_type`, `message` and `traceback` describe
     the last attempt's exception, which may have been raised in an earlier process.
+    `error_type` is its class's qualified name, "module.Class" ("ValueError" for builtins;
+    "durable.ActivityTimeout" for a timed-out attempt, "durable.SerializationError" for a
+    result the journal cannot hold), as RetryPolicy.non_retryable_errors matches it.
     """
 
     def __init__(
@@ -478,6 +482,22 @@ class ActivityError(DurableError):
         super().__init__(
             f"activity {activity!r} of workflow {workflow_id!r} failed after {attempts} "
             f"attempt{plural} with {error_type}: {message}"
+        )
+
+
+class ActivityTimeout(DurableError, TimeoutError):
+    """An attempt of an activity ran longer than its start-to-close `timeout`.
+
+    Retried like any failure; after the last attempt the workflow gets an ActivityError whose
+    `error_type` is "durable.ActivityTimeout".
+    """
+
+    def __init__(self, *, activity: str, timeout: float) -> None:
+        self.activity = activity
+        self.timeout = timeout
+        super().__init__(
+            f"an attempt of activity {activity!r} did not finish within its {timeout:g} s "
+            "timeout; it was abandoned. Raise the activity's timeout= if it needs longer"
         )
 
 
@@ -532,6 +552,24 @@ class WorkflowAlreadyRunning(DurableError):
             f"workflow {workflow_id!r} is already running (its journal {path} is locked by "
             "another runner in this process or another one). Wait for it with that runner's "
             "handle, or stop that process; a workflow has one runner at a time"
+        )
+
+
+class WorkflowIdInUse(DurableError, ValueError):
+    """run()/start() of an id whose journal recorded other arguments: an id is one run.
+
+    `recorded` and `given` are short reprs of the two argument lists.
+    """
+
+    def __init__(self, *, workflow_id: str, recorded: str, given: str) -> None:
+        self.workflow_id = workflow_id
+        self.recorded = recorded
+        self.given = given
+        super().__init__(
+            f"workflow id {workflow_id!r} already names a run with other arguments: its "
+            f"journal recorded {recorded}, this call gave {given}. Use another id for a new "
+            "run, or pass attach=True to wait for (or resume) the run under this id with "
+            "its recorded arguments"
         )
 
 

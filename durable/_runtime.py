@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import reprlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,7 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowFailed,
     WorkflowFinished,
+    WorkflowIdInUse,
     WorkflowNotFound,
     WorkflowStopped,
 )
@@ -202,6 +204,7 @@ class Runtime(Serving):
         /,
         *args: *Ts,
         id: str | None = None,
+        attach: bool = False,
     ) -> WorkflowHandle[R]:
         """Start the workflow, or resume it from its journal, and return at once.
 
@@ -210,19 +213,27 @@ class Runtime(Serving):
             *args: its arguments, journaled (a resumed workflow uses the recorded ones).
             id: the workflow id, which names its journal (default: derived from the
                 workflow's name and the encoded arguments, so the same call resumes).
+            attach: take whatever runs (or ran) under `id`, with its recorded arguments,
+                even if they differ from `args` (default: that raises WorkflowIdInUse).
+                A workflow past a continue_as_new is attached to either way: its first
+                generation's arguments are no longer kept to compare.
 
         Raises:
             WorkflowDefinitionError: `workflow` is not a durable workflow.
             SerializationError: an argument cannot be journaled; nothing was written.
             InvalidWorkflowId: the id cannot name a journal file.
             WorkflowAlreadyRunning: another runner, here or in another process, has it.
+            WorkflowIdInUse: the id's journal recorded other arguments (and not `attach`).
+            WorkflowDefinitionError: the id's journal belongs to another workflow.
         """
         definition = _workflow_of(workflow)
         self._register(definition)
         arguments: list[Any] = [*args]
         encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
         workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
-        return await self._start(definition, workflow_id, arguments)
+        return await self._start(
+            definition, workflow_id, arguments, given=None if attach else encoded
+        )
 
     async def _start(
         self,
@@ -230,14 +241,20 @@ class Runtime(Serving):
         workflow_id: str,
         arguments: list[Any] | None,
         parent: str | None = None,
+        *,
+        given: bytes | None = None,
     ) -> WorkflowHandle[Any]:
+        """Start or resume; `given`: the caller's encoded arguments, to hold the journal's to."""
         self._check_id(workflow_id)
         if workflow_id in self._running:
             location = self._store.location(workflow_id)
             raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
         journal = await self._open(workflow_id)
         try:
+            fresh = not journal.records
             run = self._run_of(definition, workflow_id, journal, arguments, parent)
+            if given is not None and not fresh:
+                _check_arguments(run, given, arguments)
         except BaseException:
             await journal.close()
             raise
@@ -246,6 +263,7 @@ class Runtime(Serving):
             self._execute(definition, workflow_id, journal, run, arguments),
             name=f"durable {workflow_id}",
         )
+        task.add_done_callback(_log_end)
         self._running[workflow_id] = task
         self._mail.watch()
         # Let it run to its first await before the caller starts the next: a loop that starts
@@ -371,6 +389,7 @@ class Runtime(Serving):
         /,
         *args: *Ts,
         id: str | None = None,
+        attach: bool = False,
     ) -> R:
         """Run the workflow (or resume it from its journal) and return its result.
 
@@ -380,9 +399,10 @@ class Runtime(Serving):
         Raises:
             WorkflowFailed: the workflow raised; its recorded failure (with the cause).
             NonDeterminismError: the code diverged from the journal; nothing was written.
-            and what start() raises.
+            and what start() raises (WorkflowIdInUse: `id` ran with other arguments; see
+            start()'s `attach`).
         """
-        handle = await self.start(workflow, *args, id=id)
+        handle = await self.start(workflow, *args, id=id, attach=attach)
         return await _outcome_of(handle.id, handle._task, handle._task)
 
     async def recover(self) -> list[WorkflowHandle[Any]]:
@@ -559,6 +579,51 @@ class _ChildRunner:
 _default_runtime: Runtime | None = None
 
 
+def _log_end(task: asyncio.Task[Any]) -> None:
+    """Log how a workflow that did not return ended, once; its handles still raise it.
+
+    Taking the exception here also keeps asyncio from printing "Task exception was never
+    retrieved" for a run nobody awaits (recover()'s, an un-awaited start()'s).
+    """
+    if task.cancelled():
+        return  # (stopped by close(): it resumes from its journal)
+    error = task.exception()
+    if error is None:
+        return
+    name = task.get_name().removeprefix("durable ")
+    if isinstance(error, WorkflowFailed | WorkflowCancelled):
+        logger.info("workflow %s ended: %s", name, error)
+    else:
+        logger.error("workflow %s stopped: %s", name, error, exc_info=error)
+
+_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None) -> None:
+    """Refuse a run()/start() whose arguments are not those its id's journal recorded.
+
+    A later generation's start record holds the arguments continue_as_new passed, not the
+    caller's: the first generation's are gone, so such a run is never refused.
+    """
+    if run.generation != 0:
+        return
+    recorded = encode(run.arguments, context="the recorded arguments")
+    if recorded == given:  # (the digests the journal names calls by, byte for byte)
+        return
+    # A set encodes in its iteration order, which a set of equal values in another process
+    # (or built in another order) may not share: equal decoded values are the same call.
+    if decode(given, path=run.workflow_id, offset=0) == run.arguments:
+        return
+    raise WorkflowIdInUse(
+        workflow_id=run.workflow_id,
+        recorded=_SHORT.repr(run.arguments),
+        given=_SHORT.repr(arguments),
+    )
+
+
 async def _note(
     journal: Journal | None, *, finished: bool = False, wake_at: float | None = None
 ) -> None:
@@ -584,9 +649,10 @@ async def run(
     /,
     *args: *Ts,
     id: str | None = None,
+    attach: bool = False,
 ) -> R:
     """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run."""
-    return await default_runtime().run(workflow, *args, id=id)
+    return await default_runtime().run(workflow, *args, id=id, attach=attach)
 
 
 async def start(
@@ -594,6 +660,7 @@ async def start(
     /,
     *args: *Ts,
     id: str | None = None,
+    attach: bool = False,
 ) -> WorkflowHandle[R]:
     """Start a workflow on the default runtime; see Runtime.start."""
-    return await default_runtime().start(workflow, *args, id=id)
+    return await default_runtime().start(workflow, *args, id=id, attach=attach)

@@ -20,7 +20,7 @@ from typing import Any
 import anyio.to_thread
 
 from .._encoding import encode
-from .._errors import DurableError, SerializationError, SimulatedCrash
+from .._errors import ActivityTimeout, DurableError, SerializationError, SimulatedCrash
 from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
@@ -29,10 +29,6 @@ from ._specs import ActivitySpec
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
 # syncing inline, costing a loop iteration per step.
 INTENT_AFTER = 0.001
-
-
-class ActivityTimeout(TimeoutError):
-    """An attempt ran longer than the activity's start-to-close timeout."""
 
 
 async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -55,9 +51,7 @@ async def _attempt(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) 
     except TimeoutError as error:
         if not deadline.expired():
             raise  # the activity's own TimeoutError, not its deadline
-        raise ActivityTimeout(
-            f"attempt did not finish within its {spec.timeout:g} s timeout"
-        ) from error
+        raise ActivityTimeout(activity=spec.name, timeout=spec.timeout) from error
 
 
 async def run_activity(
@@ -103,8 +97,8 @@ async def run_activity(
                 context="its result",
                 activity=spec.name,
             )
-        except SerializationError as error:
-            failure: BaseException = error  # a result that cannot be journaled: not retried
+        except SerializationError as error:  # a result that cannot be journaled: not retried
+            failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
             retry = False
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -142,6 +136,20 @@ async def run_activity(
         await journal.append(encode(failed))
         await sleep_until(next_at)
         attempt += 1
+
+
+def _unstorable_result(
+    error: SerializationError, spec: ActivitySpec, workflow_id: str, step: int
+) -> SerializationError:
+    """The error of a result that cannot be journaled, saying that the activity did run."""
+    context = (
+        f"the result of activity {spec.name!r} (step {step} of workflow {workflow_id!r}), "
+        "which has run: its side effects happened, yet the call fails and is not retried. "
+        "Return a value the journal can hold"
+    )
+    unstorable = SerializationError(value_type=error.value_type, context=context)
+    unstorable.activity = spec.name
+    return unstorable
 
 
 def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int, at: float) -> bytes:

@@ -161,19 +161,14 @@ class WorkflowRequests:
 
         A journal that recorded the patch says yes; one whose steps go on past this point
         without it was written by the old code, so no; otherwise (new work) yes, recorded.
+        The first check decides for the whole run: later checks, at any place, repeat it.
         """
         if not isinstance(patch_id, str) or not patch_id:
             raise WorkflowDefinitionError(f"a patch id is a non-empty string, not {patch_id!r}")
-        site = user_call_site()
         known = self._patch_decisions.get(patch_id)
-        if known is not None:
-            decision, first_site = known
-            if first_site != site:
-                raise WorkflowDefinitionError(
-                    f"patch id {patch_id!r} is used at {first_site} and again at {site} in "
-                    f"workflow {self.workflow_id!r}: give each change its own id"
-                )
-            return decision
+        if known is not None:  # decided once per run: every place checking it agrees (as
+            return known[0]  # in Temporal), so one change spread over places stays whole
+        site = user_call_site()  # (where it was decided, for a debugger)
         if patch_id in self._index.patches:
             decision = True
         elif self._last_recorded_step >= self._next_step:

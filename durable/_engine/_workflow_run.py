@@ -378,7 +378,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             if step is not None:
                 self._forget(step)
         elif self.cancel_reason is None:  # the first cancel only: a repeated one (journaled
-            reason = message.get("m") or "cancelled"  # too) would interrupt the cleanup
+            reason = message.get("m", "cancelled")  # too) would interrupt the cleanup
             self.cancel_reason = reason
             main = self._main
             if main is not None and not main.done():
@@ -456,7 +456,9 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
 
     async def _finish(self, main: asyncio.Task[Any]) -> Any:
         if main.cancelled():
-            reason = self.cancel_reason or "the workflow cancelled itself"
+            reason = self.cancel_reason
+            if reason is None:  # ("" is a reason the canceller gave)
+                reason = "the workflow cancelled itself"
             error: BaseException = asyncio.CancelledError(reason)
         else:
             error_or_none = main.exception()

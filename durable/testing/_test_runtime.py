@@ -172,10 +172,11 @@ class TestRuntime(Runtime):
         /,
         *args: *Ts,
         id: str | None = None,
+        attach: bool = False,
     ) -> R:
         """Run the workflow to its outcome, skipping virtual time while it waits."""
         async with self._skipping():
-            return await super().run(workflow, *args, id=id)
+            return await super().run(workflow, *args, id=id, attach=attach)
 
     async def _start(
         self,
@@ -183,8 +184,10 @@ class TestRuntime(Runtime):
         workflow_id: str,
         arguments: list[Any] | None,
         parent: str | None = None,
+        *,
+        given: bytes | None = None,
     ) -> WorkflowHandle[Any]:
-        handle = await super()._start(definition, workflow_id, arguments, parent)
+        handle = await super()._start(definition, workflow_id, arguments, parent, given=given)
         return TestWorkflowHandle(self, handle.id, handle._task)
 
     # -- activity doubles -----------------------------------------------------------------

@@ -268,12 +268,24 @@ async def test_patched_keeps_old_journals_on_the_old_path(journal_dir: Path) -> 
         assert await runtime.run(new, id="fresh") == ["first", "second v2"]
 
 
-async def test_a_patch_id_used_at_two_places_is_refused(journal_dir: Path) -> None:
-    @durable.workflow(name="twice")
-    async def twice() -> None:
-        durable.patched("same")
-        durable.patched("same")
+async def test_a_patch_id_checked_at_two_places_gives_one_answer_per_run(
+    journal_dir: Path,
+) -> None:
+    def spread(patch: bool) -> durable.Workflow[[], list[str]]:
+        @durable.workflow(name="spread")
+        async def flow() -> list[str]:
+            first = await record("a v2" if patch and durable.patched("v2") else "a v1")
+            second = await record("b")
+            third = await record("c v2" if patch and durable.patched("v2") else "c v1")
+            return [first, second, third]
 
+        return flow
+
+    async with Runtime(journal_dir, stop_grace=0) as runtime:
+        assert await runtime.run(spread(False), id="old") == ["a v1", "b", "c v1"]
+    patched = spread(True)
     async with Runtime(journal_dir) as runtime:
-        with pytest.raises(durable.WorkflowDefinitionError, match="'same' is used at"):
-            await runtime.run(twice, id="twice")
+        assert await runtime.run(patched, id="old") == ["a v1", "b", "c v1"]
+        assert await runtime.run(patched, id="new") == ["a v2", "b", "c v2"]
+    async with Runtime(journal_dir) as runtime:  # and a replay repeats both answers
+        assert await runtime.run(patched, id="new") == ["a v2", "b", "c v2"]
