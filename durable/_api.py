@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from ._definitions import Workflow
 from ._durations import Duration, to_seconds
 from ._engine._context import ActivityInfo, WorkflowInfo, current_activity, current_run
+from ._engine._loop import in_order
 from ._engine._steps import ContinueAsNew, RecordedOutcome
 from ._errors import EventTimeout, OutsideWorkflowError, WorkflowDefinitionError
 
@@ -37,7 +38,7 @@ def _workflow_run(call: str) -> WorkflowRun:
     return run
 
 
-async def wait_for_event(name: str, *, timeout: Duration | None = None) -> Any:  # noqa: ASYNC109
+def wait_for_event(name: str, *, timeout: Duration | None = None) -> Coroutine[Any, Any, Any]:
     """Wait for the next event `name` sent to this workflow (Runtime.send_event); its payload.
 
     Events sent before the wait are kept, in order, for it. The timeout is a durable timer:
@@ -47,6 +48,10 @@ async def wait_for_event(name: str, *, timeout: Duration | None = None) -> Any: 
         EventTimeout: (a TimeoutError) no such event within `timeout`.
         OutsideWorkflowError: not called from workflow code.
     """
+    return in_order(_wait_for_event(name, timeout))  # sets of calls iterate in call order
+
+
+async def _wait_for_event(name: str, timeout: Duration | None) -> Any:  # noqa: ASYNC109
     run = _workflow_run("wait_for_event")
     seconds = None if timeout is None else to_seconds(timeout, what="event timeout")
     waiting = run.request_event(name)
@@ -106,12 +111,12 @@ def continue_as_new(*args: Any) -> NoReturn:
     raise ContinueAsNew(run.next_arguments(list(args)))
 
 
-async def run_child(
+def run_child(
     workflow: Callable[[Unpack[Ts]], Awaitable[R]],
     /,
     *args: *Ts,
     id: str | None = None,
-) -> R:
+) -> Coroutine[Any, Any, R]:
     """Run another workflow as a child: its own journal, linked to this one; its result.
 
     A replay never runs a finished child again; cancelling this workflow cancels the
@@ -121,6 +126,10 @@ async def run_child(
         WorkflowFailed: the child failed (its recorded failure).
         WorkflowCancelled: the child was cancelled.
     """
+    return in_order(_run_child(workflow, args, id))  # sets of calls iterate in call order
+
+
+async def _run_child(workflow: Any, args: tuple[Any, ...], id: str | None) -> Any:
     run = _workflow_run("run_child")
     if not isinstance(workflow, Workflow):
         raise WorkflowDefinitionError(
@@ -128,17 +137,17 @@ async def run_child(
         )
     waiting = run.request_child(workflow, workflow.spec, args, id)
     if isinstance(waiting, RecordedOutcome):
-        return waiting.unwrap()  # type: ignore[no-any-return]
-    return await waiting  # type: ignore[no-any-return]
+        return waiting.unwrap()
+    return await waiting
 
 
-async def sleep(duration: Duration) -> None:
+def sleep(duration: Duration) -> Coroutine[Any, Any, None]:
     """Sleep durably: the fire time is journaled, so a restart wakes at the original time.
 
     Args:
         duration: seconds, a timedelta, or a string such as "30s", "2 hours", "1h30m".
     """
-    await asyncio.sleep(to_seconds(duration, what="sleep duration"))
+    return in_order(asyncio.sleep(to_seconds(duration, what="sleep duration")))
 
 
 def now() -> datetime:

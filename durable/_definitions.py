@@ -10,15 +10,19 @@ import inspect
 import keyword
 import logging
 import typing
+from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, ParamSpec, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
 from ._durations import Duration, to_seconds
-from ._engine._context import current_run
+from ._engine._loop import OrderedCall, WorkflowLoop
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._engine._steps import RecordedOutcome
 from ._errors import WorkflowDefinitionError
+
+if TYPE_CHECKING:
+    from ._engine._workflow_run import WorkflowRun
 
 logger = logging.getLogger("durable")
 
@@ -122,12 +126,20 @@ class Activity(Generic[P, R]):
     def name(self) -> str:
         return self.spec.name
 
-    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = current_run()
-        if run is None:
-            if self.spec.is_async:
-                return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
-            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        loop = _get_running_loop()
+        if not isinstance(loop, WorkflowLoop):
+            return self._plain(*args, **kwargs)
+        run: WorkflowRun = loop.owner  # type: ignore[assignment]
+        # In workflow code: a coroutine that hashes in call order, so sets of calls replay.
+        return OrderedCall((self._step(run, args, kwargs), next(loop.orders)))
+
+    async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.spec.is_async:
+            return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+    async def _step(self, run: WorkflowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         try:
             self._bind(*args, **kwargs)  # a call that does not bind is never journaled
         except TypeError as error:

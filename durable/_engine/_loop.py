@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import sys
 import weakref
@@ -39,6 +40,67 @@ class StepTimer(asyncio.TimerHandle):
         self.step = -1
 
 
+class OrderedTask(asyncio.Task):  # type: ignore[type-arg]
+    """A task of workflow code that hashes by when it was created, not where it lies.
+
+    Sets of tasks (asyncio.wait's `done` and `pending`) then iterate in the same order in
+    every process that replays the workflow, so code that loops over them replays.
+    """
+
+    __slots__ = ("order",)
+
+    def __init__(self, order: int, *args: Any, **kwargs: Any) -> None:
+        self.order = order  # first: registering the task hashes it
+        super().__init__(*args, **kwargs)
+
+    def __hash__(self) -> int:
+        return self.order
+
+
+class OrderedCall(tuple[Coroutine[Any, Any, Any], int]):
+    """A call of workflow code's (an activity, a child, a durable sleep or event wait).
+
+    It is the call's coroutine, hashing by the call's place in the code's order (a per-run
+    count), not by its address. `asyncio.as_completed` puts the awaitables it is given in a
+    set and starts them in the set's order; steps are numbered when they start, so that
+    order must not follow memory. Awaited directly, it is its coroutine: `__await__` hands
+    the coroutine's own iterator over, so a sequential `await charge(x)` costs one small
+    object more and no frame per resumption. (A tuple, so that making one runs no Python
+    code; asyncio takes it for a coroutine by its methods.)
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return self[1]
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self[0].__await__()
+
+    def send(self, value: Any) -> Any:
+        return self[0].send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self[0].throw(*args)
+
+    def close(self) -> None:
+        self[0].close()
+
+    def __getattr__(self, name: str) -> Any:  # cr_frame, __qualname__: for reprs, debuggers
+        return getattr(self[0], name)
+
+    def __repr__(self) -> str:
+        return repr(self[0])
+
+
+def in_order(coroutine: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    """`coroutine`, hashing in call order if it was called in workflow code (OrderedCall)."""
+    loop = events._get_running_loop()
+    if loop.__class__ is WorkflowLoop:
+        return OrderedCall((coroutine, next(loop.orders)))
+    return coroutine
+
+
 class TimerScheduler:
     """What the loop tells its driver about timers (the driver journals and arms them)."""
 
@@ -61,6 +123,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._exception_handler: Any = None
         self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self.orders = itertools.count()  # tasks and calls of workflow code (their hashes)
         self.owner = owner  # the driver; how in-workflow calls find their workflow
 
     # -- what the driver uses ------------------------------------------------------------
@@ -189,7 +252,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         context: Context | None = None,
     ) -> asyncio.Task[T]:
         self._check_open()
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        task = OrderedTask(next(self.orders), coro, loop=self, name=name, context=context)
         self._tasks.add(task)
         return task
 

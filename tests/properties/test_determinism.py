@@ -1,5 +1,7 @@
 """Random workflows of gather / wait / wait_for / timeout / shield / tasks / cancellation /
-failing and retried activities / sleeps / events sent to themselves replay identically.
+as_completed / loops over asyncio.wait's sets / TaskGroup / Event, Lock, Semaphore and Queue
+between tasks / nested child workflows / failing and retried activities / sleeps / events
+sent to themselves replay identically.
 
 Each generated program runs once; then, for every record boundary of its journal (a kill
 at that point), a copy truncated there is resumed. Every decision the code made while the
@@ -29,7 +31,9 @@ pytestmark = [pytest.mark.slow]
 # ["now"], ["signal", event] (an activity sends the event to its own workflow),
 # ["event", event, ms] (wait for it, with a timeout); or a composition
 # ["gather" | "gather_exc" | "race" | "first_exc", [ops]],
-# ["wait_for" | "timeout" | "shield" | "cancel", op, ms], ["task", op, op], ["try", op].
+# ["wait_for" | "timeout" | "shield" | "cancel", op, ms], ["task", op, op], ["try", op],
+# ["as_completed" | "wait_set" | "task_group", [ops]], ["event_sync" | "lock" | "semaphore" |
+# "queue", op, op] (two tasks that meet through one), ["child", op] (a child workflow).
 milliseconds = st.integers(0, 20)
 leaf = st.one_of(
     st.tuples(st.sampled_from(["act", "fail", "flaky"]), st.integers(0, 99), milliseconds).map(
@@ -51,24 +55,34 @@ def extend(children: st.SearchStrategy[list[Any]]) -> st.SearchStrategy[list[Any
         ).map(list),
         st.tuples(st.just("task"), children, children).map(list),
         st.tuples(st.just("try"), children).map(list),
+        st.tuples(st.sampled_from(["as_completed", "wait_set", "task_group"]), many).map(list),
+        st.tuples(
+            st.sampled_from(["event_sync", "lock", "semaphore", "queue"]), children, children
+        ).map(list),
+        st.tuples(st.just("child"), children).map(list),
     )
 
 
 programs = st.lists(st.recursive(leaf, extend, max_leaves=7), min_size=1, max_size=3)
 
-executions: Counter[int] = Counter()  # activity step -> runs, reset per resume
+executions: Counter[tuple[str, int]] = Counter()  # (workflow, step) -> runs, per resume
+
+
+def executed() -> None:
+    info = durable.activity_info()
+    executions[info.workflow_id, info.step] += 1
 
 
 @durable.activity
 async def act(label: int, ms: int) -> int:
-    executions[durable.activity_info().step] += 1
+    executed()
     await asyncio.sleep(ms / 1000)
     return label
 
 
 @durable.activity(retry=RetryPolicy(maximum_attempts=1))
 async def fail(label: int, ms: int) -> int:
-    executions[durable.activity_info().step] += 1
+    executed()
     await asyncio.sleep(ms / 1000)
     raise ValueError(f"fail {label}")
 
@@ -76,7 +90,7 @@ async def fail(label: int, ms: int) -> int:
 @durable.activity(retry=RetryPolicy(initial_interval=0.002, maximum_attempts=3))
 async def flaky(label: int, ms: int) -> int:
     info = durable.activity_info()
-    executions[info.step] += 1
+    executed()
     await asyncio.sleep(ms / 1000)
     if info.attempt == 1:
         raise ConnectionError("the first attempt fails")
@@ -92,7 +106,7 @@ class Sender:
 @durable.activity
 async def signal(event: int) -> None:
     info = durable.activity_info()
-    executions[info.step] += 1
+    executed()
     assert Sender.runtime is not None
     await Sender.runtime.send_event(
         info.workflow_id, f"e{event}", info.step, event_id=info.idempotency_key
@@ -204,6 +218,14 @@ async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
             return None
         note(trace, "try ok")
         return result
+    if kind in ("as_completed", "wait_set", "task_group"):
+        return await compose(kind, op[1], trace)
+    if kind in ("event_sync", "lock", "semaphore", "queue"):
+        return await meet(kind, op[1], op[2], trace)
+    if kind == "child":
+        child_trace = await durable.run_child(generated_child, op[1])
+        note(trace, "child", child_trace)
+        return None
     assert kind == "task"
     task = asyncio.create_task(interpret(op[1], trace))
     try:
@@ -215,6 +237,88 @@ async def interpret(op: list[Any], trace: list[list[Any]]) -> Any:
             first = "boom"
     note(trace, "task", first, other)
     return [first, other]
+
+
+def awaitable(op: list[Any], trace: list[list[Any]]) -> Any:
+    """An activity called directly (a coroutine: as_completed sets them), or a task."""
+    if op[0] == "act":
+        return act(op[1], op[2])
+    return asyncio.create_task(interpret(op, trace))
+
+
+async def outcome(awaited: Any) -> Any:
+    try:
+        return shown(await awaited)
+    except Boom as error:
+        return f"boom {error}"
+
+
+async def compose(kind: str, ops: list[list[Any]], trace: list[list[Any]]) -> Any:
+    if kind == "as_completed":
+        results = []
+        for next_done in asyncio.as_completed([awaitable(child, trace) for child in ops]):
+            results.append(await outcome(next_done))
+        note(trace, kind, results)
+        return results
+    if kind == "task_group":
+        grouped: list[asyncio.Task[Any]] = []
+        failed: list[str] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                grouped.extend(group.create_task(interpret(child, trace)) for child in ops)
+        except* Boom as errors:
+            failed = sorted(str(error) for error in errors.exceptions)
+        results = failed or [shown(task.result()) for task in grouped]
+        note(trace, kind, results)
+        return results
+    tasks = [asyncio.create_task(interpret(child, trace)) for child in ops]
+    done, _ = await asyncio.wait(tasks)  # then activities called in the done set's order
+    results = [await act(tasks.index(task), 0) for task in done if not task.exception()]
+    note(trace, kind, results)
+    return results
+
+
+async def meet(kind: str, first: list[Any], second: list[Any], trace: list[list[Any]]) -> Any:
+    """Two tasks that meet through an Event, a Lock, a Semaphore or a Queue."""
+    event, lock, semaphore = asyncio.Event(), asyncio.Lock(), asyncio.Semaphore(1)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def one() -> Any:
+        if kind == "lock":
+            async with lock:
+                return await outcome(interpret(first, trace))
+        if kind == "semaphore":
+            async with semaphore:
+                return await outcome(interpret(first, trace))
+        result = await outcome(interpret(first, trace))
+        event.set()
+        await queue.put(result)
+        return result
+
+    async def other() -> Any:
+        if kind == "lock":
+            async with lock:
+                return await outcome(interpret(second, trace))
+        if kind == "semaphore":
+            async with semaphore:
+                return await outcome(interpret(second, trace))
+        if kind == "event_sync":
+            await event.wait()
+            note(trace, "event set")
+        else:
+            note(trace, "queue got", await queue.get())
+        return await outcome(interpret(second, trace))
+
+    results = await asyncio.gather(one(), other())
+    note(trace, kind, results)
+    return results
+
+
+@durable.workflow(name="generated_child")
+async def generated_child(op: list[Any]) -> list[list[Any]]:
+    trace: list[list[Any]] = []
+    note(trace, "child result", await outcome(interpret(op, trace)))
+    return trace
 
 
 @durable.workflow(name="generated")
@@ -277,5 +381,5 @@ async def check_program(root: Path, program: list[Any]) -> None:
         assert [entry for entry in resumed if entry[0] <= delivered] == replayed, (
             f"decisions diverged after a kill at record {index}"
         )
-        rerun = {step for step in done if executions[step]}
+        rerun = {step for step in done if executions["p", step]}
         assert not rerun, f"steps {rerun} ran again although their outcome was journaled"
