@@ -39,6 +39,8 @@ from ._frames import (
 from ._frames import (
     FILE_MAGIC,
     READ_LIMIT,
+    Scan,
+    ScanV2,
     StoredRecord,
     encode_frame,
     encode_frame_v2,
@@ -159,17 +161,18 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
 def _parse_v2(data: bytes, path: Path, file_format: FileFormat, salvage: bool) -> Parsed:
     scan_frames = salvage_v2 if salvage else scan_v2
     result = scan_frames(data, HEADER_SIZE, file_format.file_id, file_format.seed)
+    return _parsed(result, path, file_format, result.synced, result.records_end)
+
+
+def _parsed(
+    result: Scan | ScanV2, path: Path, file_format: FileFormat, synced: int, records_end: int
+) -> Parsed:
+    """A scan as Parsed: damage a sync had covered raised, a torn tail described."""
     damage = result.damage
     if damage is not None and not damage.torn_tail:
         raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
-    return Parsed(
-        result.records,
-        result.valid_end,
-        None if damage is None else damage.reason,
-        file_format,
-        result.synced,
-        result.records_end,
-    )
+    torn = None if damage is None else damage.reason
+    return Parsed(result.records, result.valid_end, torn, file_format, synced, records_end)
 
 
 def _parse_v1(data: bytes, path: Path, seed: int, salvage: bool) -> Parsed:
@@ -181,16 +184,7 @@ def _parse_v1(data: bytes, path: Path, seed: int, salvage: bool) -> Parsed:
         if salvage:
             return _parse_v2(data, path, FileFormat(FORMAT_VERSION, proof[2], seed), salvage)
         raise _damaged_header(path, proof)
-    if damage is not None and not damage.torn_tail:
-        raise JournalCorrupted(path=path, offset=damage.offset, reason=damage.reason)
-    return Parsed(
-        result.records,
-        result.valid_end,
-        None if damage is None else damage.reason,
-        FileFormat(1, 0, seed),
-        result.valid_end,
-        result.valid_end,
-    )
+    return _parsed(result, path, FileFormat(1, 0, seed), result.valid_end, result.valid_end)
 
 
 def _damaged_header(path: Path, proof: tuple[int, int, int]) -> JournalCorrupted:
