@@ -242,21 +242,29 @@ def bulky_inbox(sample_dir: Path) -> Path:
     return sample_dir
 
 
-def test_a_long_payload_comes_cut_and_saves_whole(
-    bulky_inbox: Path, page: Page, tmp_path: Path
-) -> None:
+@pytest.fixture
+def bulky_served(bulky_inbox: Path) -> Iterator[str]:
+    """The UI on `bulky_inbox`; a fixture so that it stops after the page has closed (a page
+    still polling a stopped server logs a refused connection)."""
     with ui_serving(bulky_inbox) as address:
-        page.goto(address)
-        page.goto(address.split("?")[0] + "workflows/order-4")
-        row = page.locator('#inbox tr[data-position="0"]')
-        expect(row).to_contain_text('{"lines": ["line 0 zzz')
-        expect(row).to_contain_text("…")
-        with page.expect_download() as downloading:
-            row.locator("button.whole").click()
-        saved = tmp_path / "saved.json"
-        downloading.value.save_as(saved)
-        assert json.loads(saved.read_text()) == BULKY
-        assert downloading.value.suggested_filename == "order-4-inbox-0-payload.json"
+        yield address
+
+
+def test_a_long_payload_comes_cut_and_saves_whole(
+    bulky_served: str, page: Page, tmp_path: Path
+) -> None:
+    address = bulky_served
+    page.goto(address)
+    page.goto(address.split("?")[0] + "workflows/order-4")
+    row = page.locator('#inbox tr[data-position="0"]')
+    expect(row).to_contain_text('{"lines": ["line 0 zzz')
+    expect(row).to_contain_text("…")
+    with page.expect_download() as downloading:
+        row.locator("button.whole").click()
+    saved = tmp_path / "saved.json"
+    downloading.value.save_as(saved)
+    assert json.loads(saved.read_text()) == BULKY
+    assert downloading.value.suggested_filename == "order-4-inbox-0-payload.json"
 
 
 @pytest.fixture
@@ -279,13 +287,19 @@ def long_history(tmp_path: Path) -> Path:
     return tmp_path / "big"
 
 
-def test_a_long_history_comes_a_page_at_a_time(long_history: Path, page: Page) -> None:
+@pytest.fixture
+def long_served(long_history: Path) -> Iterator[str]:
     with ui_serving(long_history) as address:
-        page.goto(address)  # (keeps the token)
-        page.goto(address.split("?")[0] + "workflows/long")
-        expect(page.locator(".tl-row")).to_have_count(200)  # the latest page
-        expect(page.locator("#step-range")).to_have_text("steps 19800\u201319999 of 20000")
-        page.click("#first")
-        expect(page.locator('.tl-row[data-step="0"]')).to_be_visible()
-        page.click("#later")
-        expect(page.locator("#step-range")).to_have_text("steps 200\u2013399 of 20000")
+        yield address
+
+
+def test_a_long_history_comes_a_page_at_a_time(long_served: str, page: Page) -> None:
+    address = long_served
+    page.goto(address)  # (keeps the token)
+    page.goto(address.split("?")[0] + "workflows/long")
+    expect(page.locator(".tl-row")).to_have_count(200)  # the latest page
+    expect(page.locator("#step-range")).to_have_text("steps 19800\u201319999 of 20000")
+    page.click("#first")
+    expect(page.locator('.tl-row[data-step="0"]')).to_be_visible()
+    page.click("#later")
+    expect(page.locator("#step-range")).to_have_text("steps 200\u2013399 of 20000")
