@@ -57,6 +57,19 @@ class Journal(Protocol):
     async def close(self) -> None:
         """Make queued records durable and give up the writer's lock."""
 
+    async def suspend(self) -> None:
+        """Make queued records durable and drop `records` from memory, keeping the lock.
+
+        A runner unloading a sleeper keeps its journal this way, so no other runtime can
+        take the workflow meanwhile; `resume()` reads the records back.
+        """
+
+    async def resume(self) -> None:
+        """Read the records back after `suspend()`, still this writer's.
+
+        A store with leases raises JournalFenced if the lease lapsed meanwhile.
+        """
+
     async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
         """A hint for stores that share work between processes (Runtime.serve).
 

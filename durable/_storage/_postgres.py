@@ -142,6 +142,22 @@ class PostgresJournal:
                     await asyncio.wait([release])
                     raise
 
+    async def suspend(self) -> None:
+        """Commit what is queued and drop the records from memory; keep the lease.
+
+        The heartbeat goes on renewing it, so no other runtime claims the unloaded sleeper
+        while this one lives; if this one dies, its lease lapses and serve() elsewhere
+        takes the workflow when it is due.
+        """
+        await self.flush()
+        self._records = []
+
+    async def resume(self) -> None:
+        """Read the records back under the lease (JournalFenced if it lapsed meanwhile)."""
+        self.check_held()
+        self._records = await self._store.reread(self)
+        self.check_held()  # (the lease may have lapsed during the read)
+
     async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
         """Tell the other processes: the workflow ended, or when it wants a runner again."""
         if self.failure is not None or self._closed:
@@ -352,6 +368,26 @@ class PostgresStore:
         journal.held_until = claimed_at + self.lease
         self._open[name] = journal
         return journal
+
+    async def reread(self, journal: PostgresJournal) -> list[StoredRecord]:
+        """A held journal's records, read again (after suspend); JournalFenced if not ours.
+
+        Clears its `due`: the holder runs it now, so serve() need not look at it.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            held = await connection.fetchval(
+                "UPDATE durable_journals SET due = NULL "
+                "WHERE name = $1 AND fence = $2 AND owner = $3 RETURNING 1",
+                journal.name,
+                journal.fence,
+                self.owner,
+            )
+            if held is None:
+                failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
+                journal.lose(failure)
+                raise failure
+            rows = await connection.fetch(RECORDS, journal.name)
+        return [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
 
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)

@@ -76,6 +76,12 @@ class _ReadOnly:
     async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
         pass
 
+    async def suspend(self) -> None:
+        """Nothing to keep: a check never unloads."""
+
+    async def resume(self) -> None:
+        """Nothing to read again."""
+
     def check_held(self) -> None:
         pass
 

@@ -94,13 +94,27 @@ async def test_continue_as_new_rotates_generations(postgres_dsn: str) -> None:
 
 
 async def test_one_runner_per_workflow_across_runtimes(postgres_dsn: str) -> None:
+    """A second runtime's start of a held id follows the first's run: one runner, and
+    every handle gets the real outcome."""
+    calls.clear()
     async with (
-        Runtime(store=PostgresStore(postgres_dsn)) as first,
-        Runtime(store=PostgresStore(postgres_dsn)) as second,
+        Runtime(store=PostgresStore(postgres_dsn), event_poll_interval=0.05) as first,
+        Runtime(store=PostgresStore(postgres_dsn), event_poll_interval=0.05) as second,
     ):
-        await first.start(order_flow, 3, id="order-3")
-        with pytest.raises(durable.WorkflowAlreadyRunning, match="order-3"):
-            await second.start(order_flow, 3, id="order-3")
+        mine = await first.start(order_flow, 3, id="order-3")
+        await wait_for_state(first, "order-3", durable.WorkflowState.WAITING)
+        follower = await second.start(order_flow, 3, id="order-3")
+        watcher = await second.handle("order-3")
+        assert not follower.done()
+        assert await second.recover() == []  # (it follows order-3 already)
+        await second.send_event("order-3", "approved", "yes")
+        results = await asyncio.wait_for(
+            asyncio.gather(mine.result(), follower.result(), watcher.result()), 10
+        )
+        assert list(results) == ["pay-3, shipped 3 (yes)"] * 3
+        assert calls == {"charge 3": 2, "ship 3": 1}
+        with pytest.raises(durable.WorkflowIdInUse):
+            await second.start(order_flow, 4, id="order-3")
 
 
 async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
@@ -120,13 +134,13 @@ async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
             assert await asyncio.wait_for(resumed.result(), 10) == (
                 "pay-4, shipped 4 (after takeover)"
             )
-        # The paused runner wakes: what it journals next is refused, and it stops.
+        # The paused runner wakes: what it journals next is refused (fenced), and its run
+        # follows the survivor's: its handle gets the workflow's real outcome.
         # (its poller may have seen the survivor's event first, and its run been fenced then:
         # the send finds the workflow completed)
         with contextlib.suppress(durable.WorkflowFinished):
             await paused.send_event("order-4", "approved", "too late")
-        with pytest.raises(durable.JournalFenced):
-            await asyncio.wait_for(handle.result(), 10)
+        assert await asyncio.wait_for(handle.result(), 10) == "pay-4, shipped 4 (after takeover)"
     assert calls["charge 4"] == 2  # charged (with its retry) once, not again by the survivor
 
 
