@@ -273,6 +273,10 @@ class Runtime(Serving):
     ) -> WorkflowHandle[R]:
         """Start the workflow, or resume it from its journal, and return at once.
 
+        If another runtime (in this process or another, on this store) runs the id, the
+        handle follows that run: its result() is the workflow's outcome wherever it ends,
+        and this runtime takes the run over if that one stops or dies. One runner per id.
+
         Args:
             workflow: a function decorated with @durable.workflow.
             *args: its arguments, journaled (a resumed workflow uses the recorded ones).
@@ -287,7 +291,6 @@ class Runtime(Serving):
             WorkflowDefinitionError: `workflow` is not a durable workflow.
             SerializationError: an argument cannot be journaled; nothing was written.
             InvalidWorkflowId: the id cannot name a journal file.
-            WorkflowAlreadyRunning: another runner, here or in another process, has it.
             WorkflowIdInUse: the id's journal recorded other arguments (and not `attach`).
             WorkflowDefinitionError: the id's journal belongs to another workflow.
         """
@@ -336,7 +339,7 @@ class Runtime(Serving):
         claimed: asyncio.Future[None] = loop.create_future()
         request = _Request(definition, workflow_id, arguments, parent, given)
         task = loop.create_task(
-            self._hold(request, claimed, follow=follow), name=f"durable {workflow_id}"
+            self._execute(request, claimed, follow=follow), name=f"durable {workflow_id}"
         )
         self._running[workflow_id] = task
         task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
@@ -372,22 +375,6 @@ class Runtime(Serving):
             return
         _log_end(task)
 
-    async def _hold(self, request: _Request, claimed: asyncio.Future[None], *, follow: bool) -> Any:
-        """The task of one id: take its journal, then run the workflow to its end.
-
-        Meanwhile it follows the runner that holds the id elsewhere, if one does.
-        """
-        try:
-            journal, run = await self._take(request, claimed, follow=follow)
-        except BaseException as error:
-            if not claimed.done():
-                if isinstance(error, asyncio.CancelledError):
-                    claimed.cancel()
-                else:
-                    claimed.set_exception(error)
-            raise
-        return await self._execute(request, journal, run)
-
     async def _take(
         self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
     ) -> tuple[Journal, WorkflowRun]:
@@ -398,6 +385,19 @@ class Runtime(Serving):
         every event_poll_interval; then take it: a finished workflow's outcome is replayed,
         an unfinished one resumes here. `claimed` is settled once the caller may go on.
         """
+        try:
+            return await self._try_taking(request, claimed, follow=follow)
+        except BaseException as error:
+            if claimed is not None and not claimed.done():
+                if isinstance(error, asyncio.CancelledError):
+                    claimed.cancel()
+                else:
+                    claimed.set_exception(error)
+            raise
+
+    async def _try_taking(
+        self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool
+    ) -> tuple[Journal, WorkflowRun]:
         workflow_id, given, arguments = request.workflow_id, request.given, request.arguments
         while True:
             try:
@@ -435,7 +435,10 @@ class Runtime(Serving):
 
         As read from its journal; none yet: nothing to refuse.
         """
-        start = await self._start_record_of(workflow_id)
+        try:
+            start = await self._start_record_of(workflow_id)
+        except WorkflowNotFound:
+            return  # (its runner has not created it yet)
         if start is None:
             return
         _check_same_workflow(str(start.get("wf")), definition, workflow_id)
@@ -503,16 +506,20 @@ class Runtime(Serving):
                 return final_outcome(workflow_id, spec, journal[-1], None)
             await asyncio.sleep(self._follow_interval)
 
-    async def _execute(self, request: _Request, journal: Journal, run: WorkflowRun) -> Any:
-        """Run a workflow to its end: through unloading while it sleeps, and new generations.
+    async def _execute(
+        self, request: _Request, claimed: asyncio.Future[None], *, follow: bool
+    ) -> Any:
+        """The task of one id: take its journal, then run the workflow to its end.
 
-        A runner that lost its lease (fenced) follows the runtime that took the workflow
-        over, as a handle would.
+        Through unloading while it sleeps, and new generations. Until it has the journal it
+        follows the runner that holds the id elsewhere, if one does; so does a runner that
+        lost its lease (fenced) to the runtime that took the workflow over.
         """
         definition, workflow_id = request.definition, request.workflow_id
-        current: Journal | None = journal
-        parent = run.parent
+        current: Journal | None = None
         try:
+            current, run = await self._take(request, claimed, follow=follow)
+            parent = run.parent
             while True:
                 self._runs[workflow_id] = run
                 wake_at: float | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import asyncpg
 import pytest
@@ -200,3 +201,38 @@ async def test_a_damaged_row_is_refused_naming_the_workflow(postgres_dsn: str) -
     async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
         with pytest.raises(durable.JournalCorrupted, match="journal 'damaged'"):
             await runtime.describe("damaged")
+
+
+@durable.activity(name="pg-once")
+async def once(n: int) -> int:
+    calls[f"once {n}"] = calls.get(f"once {n}", 0) + 1
+    return n
+
+
+@durable.workflow(name="pg-once-flow")
+async def once_flow(n: int) -> int:
+    return await once(n)
+
+
+async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a slow first claim, a start at the same moment joins the first's run: the
+    store is opened once, the activity runs once (it ran twice, both handles claiming)."""
+    calls.clear()
+    store = PostgresStore(postgres_dsn)
+    async with Runtime(store=store) as runtime:
+        await store.connect()
+        real = store.open
+
+        async def slow_open(name: str) -> Any:
+            await asyncio.sleep(0.3)
+            return await real(name)
+
+        monkeypatch.setattr(store, "open", slow_open)
+        first, second = await asyncio.gather(
+            runtime.start(once_flow, 1, id="same"), runtime.start(once_flow, 1, id="same")
+        )
+        assert first._task is second._task
+        assert await first.result() == await second.result() == 1
+    assert calls == {"once 1": 1}

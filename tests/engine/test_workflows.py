@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -611,3 +612,38 @@ async def test_a_workflow_stopped_by_close_says_so_and_resumes_later(journal_dir
     gate.set()
     async with Runtime(journal_dir, stop_grace=0) as again:
         assert await again.run(flow, id="stopped") == "done"
+
+
+async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id's task is registered before the first await: with a slow first open, a
+    start at the same moment joins it (the activity runs once, one result)."""
+    ran: list[int] = []
+
+    @durable.activity
+    async def effect(n: int) -> int:
+        ran.append(n)
+        return n
+
+    @durable.workflow
+    async def flow(n: int) -> int:
+        return await effect(n)
+
+    async with Runtime(journal_dir) as runtime:
+        store = runtime._store
+        assert isinstance(store, durable.JournalDirectory)
+        await (await store.open("warm-up")).close()  # (the directory exists now)
+        real = store.open
+
+        async def slow_open(name: str) -> Any:
+            await asyncio.sleep(0.3)
+            return await real(name)
+
+        monkeypatch.setattr(store, "open", slow_open)
+        first, second = await asyncio.gather(
+            runtime.start(flow, 1, id="same"), runtime.start(flow, 1, id="same")
+        )
+        assert first._task is second._task
+        assert await first.result() == await second.result() == 1
+    assert ran == [1]
