@@ -226,6 +226,7 @@ class PostgresStore:
         self._pool: Any = None
         self._connecting: asyncio.Task[Any] | None = None
         self._open: dict[str, PostgresJournal] = {}
+        self._opening: set[str] = set()  # (claims under way: a second open here is refused)
         self._heartbeat: asyncio.Task[None] | None = None
         self._listener: Any = None  # the connection that LISTENs, once serve() waits
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
@@ -342,9 +343,16 @@ class PostgresStore:
         Raises JournalLocked if another runner's lease on it is live.
         """
         self.check_name(name)
-        await self.connect()
-        if name in self._open:
+        if name in self._open or name in self._opening:  # (before any await: one claim)
             raise JournalLocked(path=self.location(name))
+        self._opening.add(name)
+        try:
+            return await self._claim(name)
+        finally:
+            self._opening.discard(name)
+
+    async def _claim(self, name: str) -> PostgresJournal:
+        await self.connect()
         claimed_at = time.monotonic()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
