@@ -28,7 +28,8 @@ async def main() -> None:
             await runtime.start(sleeper, n, id=f"s{n}")
         while len(runtime._mail.sleeping) < 600:
             await asyncio.sleep(0.02)
-        print("sleeping", len(runtime._mail.sleeping), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        print("sleeping", len(runtime._mail.sleeping), limit)
 
 asyncio.run(main())
 """
