@@ -523,6 +523,7 @@ class Runtime(Serving):
             while True:
                 self._runs[workflow_id] = run
                 wake_at: float | None = None
+                taken = 0
                 try:
                     try:
                         outcome = await run.execute()
@@ -542,6 +543,7 @@ class Runtime(Serving):
                         self._runs.pop(workflow_id, None)
                 except WorkflowSuspended as suspended:  # a long sleep: let go of all but the lock
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
+                    taken = run.inbox_next  # (the first message it has not taken)
                     self._mail.expect(workflow_id)  # a message from now on wakes its sleep
                 except JournalFenced:
                     logger.info("workflow %s was taken over by another runtime", workflow_id)
@@ -551,7 +553,7 @@ class Runtime(Serving):
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if wake_at is not None and await self._sleep(current, workflow_id, wake_at):
+                if wake_at is not None and await self._sleep(current, workflow_id, wake_at, taken):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
                     continue
                 await current.close()
@@ -561,13 +563,15 @@ class Runtime(Serving):
             if current is not None:
                 await current.close()
 
-    async def _sleep(self, journal: Journal, workflow_id: str, wake_at: float) -> bool:
+    async def _sleep(
+        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
+    ) -> bool:
         """An unloaded sleeper's wait, with its journal suspended, not closed.
 
         It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
         lease lapsed meanwhile (a paused process) and another runtime may have it.
         """
-        await _note(journal, wake_at=wake_at)
+        await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
         await journal.suspend()
         await self._mail.sleep_until(workflow_id, wake_at)
         try:
@@ -896,13 +900,17 @@ def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None
 
 
 async def _note(
-    journal: Journal | None, *, finished: bool = False, wake_at: float | None = None
+    journal: Journal | None,
+    *,
+    finished: bool = False,
+    wake_at: float | None = None,
+    inbox_next: int | None = None,
 ) -> None:
     """Tell the store how the workflow stands (a hint for serve(); never fails the run)."""
     if journal is None:
         return
     try:
-        await journal.note(finished=finished, wake_at=wake_at)
+        await journal.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
     except Exception:  # (a hint)
         logger.debug("could not note the state of a journal", exc_info=True)
 

@@ -70,11 +70,14 @@ class Journal(Protocol):
         A store with leases raises JournalFenced if the lease lapsed meanwhile.
         """
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """A hint for stores that share work between processes (Runtime.serve).
 
         The workflow has ended (`finished`), or it sleeps until `wake_at` (epoch seconds;
-        inf: until a message arrives). The file store ignores it.
+        inf: until a message arrives), having taken its inbox's messages before position
+        `inbox_next` (one at or past it keeps it due now). The file store ignores it.
         """
 
 

@@ -396,7 +396,9 @@ class JournalFile:
             )
         self.records = parsed.records
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """Nothing to do: a directory is not shared between processes by leases."""
 
     async def close(self) -> None:

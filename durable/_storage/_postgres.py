@@ -158,11 +158,13 @@ class PostgresJournal:
         self._records = await self._store.reread(self)
         self.check_held()  # (the lease may have lapsed during the read)
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """Tell the other processes: the workflow ended, or when it wants a runner again."""
         if self.failure is not None or self._closed:
             return
-        await self._store.note(self, finished=finished, wake_at=wake_at)
+        await self._store.note(self, finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     def lose(self, failure: JournalError) -> None:
         """The handle is unusable from now on (fenced, or a commit failed)."""
@@ -410,9 +412,20 @@ class PostgresStore:
                 await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, journal.name)
 
     async def note(
-        self, journal: PostgresJournal, *, finished: bool, wake_at: float | None
+        self,
+        journal: PostgresJournal,
+        *,
+        finished: bool,
+        wake_at: float | None,
+        inbox_next: int | None = None,
     ) -> None:
-        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message)."""
+        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message).
+
+        A sleeper's due time never hides a message: under the inbox's lock (the one post()
+        takes), a message at or past `inbox_next` (the first its runner has not taken) keeps
+        the workflow due now, so a post that raced the runner's suspension is not left
+        behind a far (or infinite) due time should the runner die before taking it.
+        """
         with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
             async with self.pool.acquire() as connection:
                 if finished:
@@ -422,14 +435,26 @@ class PostgresStore:
                         journal.fence,
                     )
                 elif wake_at is not None:
-                    await connection.execute(
-                        "UPDATE durable_journals SET due = CASE WHEN $3 = 'Infinity'::float8 "
-                        "THEN 'infinity'::timestamptz ELSE to_timestamp($3) END "
-                        "WHERE name = $1 AND fence = $2",
-                        journal.name,
-                        journal.fence,
-                        wake_at,
-                    )
+                    async with connection.transaction():
+                        await connection.execute(
+                            "SELECT pg_advisory_xact_lock(hashtext('durable inbox ' || $1))",
+                            journal.name,
+                        )
+                        pending = await connection.fetchval(
+                            "SELECT EXISTS (SELECT 1 FROM durable_inbox "
+                            "WHERE name = $1 AND seq >= $2)",
+                            journal.name,
+                            inbox_next or 0,
+                        )
+                        await connection.execute(
+                            "UPDATE durable_journals SET due = CASE WHEN $4 THEN NULL "
+                            "WHEN $3 = 'Infinity'::float8 THEN 'infinity'::timestamptz "
+                            "ELSE to_timestamp($3) END WHERE name = $1 AND fence = $2",
+                            journal.name,
+                            journal.fence,
+                            wake_at,
+                            pending and inbox_next is not None,
+                        )
 
     async def candidates(self, limit: int) -> list[str]:
         """Claim up to `limit` journals that want a runner now (unfinished, due, unleased).

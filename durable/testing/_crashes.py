@@ -145,8 +145,10 @@ class CountedJournal:
     async def resume(self) -> None:
         await self.inner.resume()
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
-        await self.inner.note(finished=finished, wake_at=wake_at)
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
+        await self.inner.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     def check_held(self) -> None:
         self.inner.check_held()

@@ -73,7 +73,9 @@ class _ReadOnly:
     async def flush(self) -> None:
         pass
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         pass
 
     async def suspend(self) -> None:

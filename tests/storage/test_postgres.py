@@ -230,3 +230,32 @@ async def test_a_user_without_rights_is_told_what_to_grant(postgres_dsn: str) ->
         await connection.execute("DROP ROLE reader")
     finally:
         await connection.close()
+
+
+async def test_a_sleepers_due_time_never_hides_a_message_it_has_not_taken(
+    postgres_dsn: str,
+) -> None:
+    """A post that raced a runner's suspension keeps the workflow due now: were the runner
+    to die before taking the message, serve() elsewhere still claims it once the lease
+    lapses (it used to be left due at 'infinity' for ever)."""
+    async with PostgresStore(postgres_dsn, lease=0.3) as store:
+        journal = await store.open("order-1")
+        await journal.append(b"start")
+        await store.post("order-1", b"approved")  # (position 0; the runner has not taken it)
+        await journal.note(wake_at=float("inf"), inbox_next=0)
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            due = "SELECT due FROM durable_journals WHERE name = 'order-1'"
+            assert await connection.fetchval(due) is None, "due now: a message is waiting"
+            await journal.note(wake_at=float("inf"), inbox_next=1)  # (it took that one)
+            assert await connection.fetchval(due) is not None  # ('infinity': a message wakes it)
+            await store.post("order-1", b"cancel")
+            assert await connection.fetchval(due) is None
+        finally:
+            await connection.close()
+        await journal.note(wake_at=float("inf"), inbox_next=1)
+        assert store._heartbeat is not None
+        store._heartbeat.cancel()  # (the runner dies with its lease)
+        async with PostgresStore(postgres_dsn) as other:
+            await asyncio.sleep(0.4)
+            assert await other.candidates(10) == ["order-1"]
