@@ -4,8 +4,9 @@ Knows nothing of workflows or msgpack: payloads are opaque bytes, as in the file
 
 Tables (created by a versioned, idempotent migration in one transaction):
 
-    durable_meta      key, value                 ("schema_version" -> "1")
-    durable_journals  name, generation, owner, fence, lease_until, created, updated
+    durable_meta      key, value                 ("schema_version" -> "2")
+    durable_journals  name, generation, owner, fence, lease_until, done, due, unreadable,
+                      created, updated
     durable_records   name, generation, seq, payload      the records of each generation
     durable_inbox     name, seq, payload                  messages posted to a journal
 
@@ -378,6 +379,22 @@ class PostgresStore:
         journal.held_until = claimed_at + self.lease
         self._open[name] = journal
         return journal
+
+    async def set_aside(self, name: str, reason: str) -> None:
+        """serve() could not read journal `name`: candidates() skips it from now on.
+
+        Until a runtime opens it on purpose (run, start, recover: a person acted), which
+        clears the mark. Its lease, if this store holds it, is given back.
+        """
+        await self.connect()
+        async with self.pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE durable_journals SET unreadable = $2, owner = NULL, lease_until = NULL "
+                "WHERE name = $1 AND (owner IS NULL OR owner = $3 OR lease_until < now())",
+                name,
+                reason[:2000],
+                self.owner,
+            )
 
     async def reread(self, journal: PostgresJournal) -> list[StoredRecord]:
         """A held journal's records, read again (after suspend); JournalFenced if not ours.
