@@ -52,7 +52,8 @@ UPDATE durable_journals
    SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3),
        due = NULL, unreadable = NULL
  WHERE name = $1 AND (owner IS NULL OR lease_until < now() OR owner = $2)
-RETURNING fence, generation
+RETURNING fence, generation,
+          (SELECT value FROM durable_meta WHERE key = 'schema_version') AS schema
 """
 CANDIDATES = """
 UPDATE durable_journals SET owner = $1, lease_until = now() + make_interval(secs => $2)
@@ -93,6 +94,19 @@ SELECT r.seq, r.payload FROM durable_records AS r
 """
 
 
+def schema_number(found: str | None, shown: str) -> int:
+    """durable_meta's schema_version as a number (StoreUnavailable if it is not one)."""
+    try:
+        return int(found or "")
+    except ValueError:
+        raise StoreUnavailable(
+            path=shown,
+            detail=f"durable_meta's schema_version is {found!r}, not a version number",
+            hint="Restore the row (the version of the tables: 2 for this durable) from a "
+            "backup, or as the tables show",
+        ) from None
+
+
 async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
     """Create or check the tables, under an advisory lock, in one transaction.
 
@@ -106,7 +120,7 @@ async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
                 found = await connection.fetchval(
                     "SELECT value FROM durable_meta WHERE key = 'schema_version'"
                 )
-                version = int(found or 0)
+                version = schema_number(found or "0", shown)
             if version > SCHEMA_VERSION:
                 raise UnsupportedJournalFormat(path=shown, found=version, supported=SCHEMA_VERSION)
             if version < 1:
@@ -120,6 +134,13 @@ async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
                     "UPDATE durable_meta SET value = $1 WHERE key = 'schema_version'",
                     str(SCHEMA_VERSION),
                 )
+    except asyncpg.ReadOnlySQLTransactionError as error:
+        raise StoreUnavailable(
+            path=shown,
+            detail="the database is read-only (a standby, or default_transaction_read_only), "
+            "and its tables need creating or upgrading",
+            hint="Point the DSN at the primary",
+        ) from error
     except asyncpg.InsufficientPrivilegeError as error:
         raise StoreUnavailable(
             path=shown,
