@@ -66,6 +66,8 @@ class RecordedStep:
     retry_at: float | None = None  # set when the last record is a "retry"
     outcome: bool = False
     cancelled: bool = False  # a timer or wait the code let go of (an "x" record)
+    child: str | None = None  # a child step: the child's id (its "sched" names it)
+    detached: bool = False  # a child started detached (not cancelled when the parent ends)
 
     @property
     def description(self) -> str:
@@ -180,6 +182,9 @@ class JournalIndex:
             elif kind in (records.SCHEDULED, records.RETRY):
                 recorded.attempt = record["n"]
                 recorded.retry_at = record["at"] if kind == records.RETRY else None
+                if "id" in record:
+                    recorded.child = record["id"]
+                    recorded.detached = bool(record.get("dt"))
             else:  # a kind added to the schema that replay does not know
                 raise JournalCorrupted(
                     path=self._path,
@@ -209,6 +214,17 @@ class JournalIndex:
                 reason=f"step {step} has a {kind!r} record that names no activity",
             )
         return RecordedStep("activity", name, digest)
+
+    def open_children(self) -> dict[int, str]:
+        """The children this journal started, not detached, whose outcome it does not hold.
+
+        step -> child id: the ones to cancel when this workflow ends.
+        """
+        return {
+            step: recorded.child
+            for step, recorded in self.steps.items()
+            if recorded.child is not None and not recorded.outcome and not recorded.detached
+        }
 
     def unasked(self, asked: int) -> NonDeterminismError | None:
         """After replay the code must have asked for every step the journal recorded.

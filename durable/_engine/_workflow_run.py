@@ -72,6 +72,14 @@ class Children(Protocol):
         The runtime owns that work: it must outlive the parent's run, which may end now.
         """
 
+    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
+        """Cancel these children of `parent` durably, now: return once each is on disk.
+
+        Idempotent (one cancellation per child from its parent); a child that has finished,
+        or whose journal was never written, is left be. Starts of these children still in
+        progress are waited for first, so none starts after its cancellation was skipped.
+        """
+
 
 # The inbox messages from a position on: (position, decoded message) pairs; in place of a
 # message that cannot be decoded, why (the run journals it as skipped).
@@ -156,7 +164,9 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
         self._inbox, self._record_limit = inbox, record_limit
-        self._children = children
+        # Children started and not detached, with no outcome journaled: the parent's end
+        # cancels them (step -> child id).
+        self._children, self._open_children = children, self._index.open_children()
         self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
         self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
         self._pulling = False
@@ -347,6 +357,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 call_site="the workflow's last await",
             )
         self.delivered += 1
+        if self._open_children and event["k"] == records.DONE:
+            self._open_children.pop(step, None)  # (a child's outcome: it has ended)
         command = self._forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
@@ -471,6 +483,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 except SerializationError as unencodable:
                     error_or_none = unencodable  # a final failure, like any other
                 else:
+                    await self._end_children("returned")
                     await self._journal.append(payload)
                     end = decode(payload, path=self.workflow_id, offset=-1)
                     return final_outcome(self.workflow_id, self.spec, end, None)
@@ -479,6 +492,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                     error_or_none.arguments, self.inbox_delivered, self.events.kept(), self._clock()
                 )
                 payload = encode(continued, context="the arguments of continue_as_new")
+                await self._end_children("continued as new")  # (as Temporal: per generation)
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
                 raise ContinuedAsNew(end, generation=self.generation)
@@ -488,6 +502,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         if isinstance(error, WorkflowDefinitionError):
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
         end = end_of_failure(error, cancelled=main.cancelled(), now=self._clock())
+        await self._end_children("was cancelled" if main.cancelled() else "failed")
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
 

@@ -92,6 +92,9 @@ class _NoChildren:
     def cancel(self, workflow_id: str, reason: str) -> None:
         pass
 
+    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
+        raise AssertionError("replay verification must not end a workflow")
+
 
 def check_records(
     workflow: Workflow[..., Any], workflow_id: str, path: Path, records: list[StoredRecord]

@@ -1,0 +1,217 @@
+"""Child workflows: starting, joining and cancelling them for their parents' runs.
+
+The engine's `Children`: a parent's run asks here to run a child (start it, resume it, or
+join the run of it already going in this runtime), to cancel one it let go of, and, before
+its own end is journaled, to cancel every child it started that may still run (structured
+children: a child ends with its parent unless it was started detached). Cancellations go
+to the child's inbox, so they reach it wherever and whenever it runs.
+
+It knows the runtime only through `ChildHost` (what Runtime provides), never by import:
+the runtime is the layer above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import reprlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._definitions import Workflow
+from ._encoding import encode
+from ._engine import _records as records
+from ._errors import (
+    ChildIdInUse,
+    JournalNotFound,
+    SerializationError,
+    WorkflowDefinitionError,
+    WorkflowFinished,
+    WorkflowNotFound,
+    WorkflowStopped,
+)
+
+if TYPE_CHECKING:
+    from ._engine._workflow_run import WorkflowRun
+    from ._mail import Mailroom
+    from ._storage._interface import JournalStore
+
+# One cancellation per child from its parent, whether the parent let go of the step or
+# ended: the inbox refuses a second message with this id, so redoing either is free.
+PARENT_CANCEL_ID = "cancelled-by-parent"
+
+_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+class _Handle(Protocol):
+    async def result(self) -> Any: ...
+
+
+class ChildHost(Protocol):
+    """What the runtime gives the child runner (Runtime has each of these)."""
+
+    _running: dict[str, asyncio.Task[Any]]
+    _runs: dict[str, WorkflowRun]
+    _mail: Mailroom
+    _store: JournalStore
+    _loop: asyncio.AbstractEventLoop | None
+
+    def _register(self, workflow: Workflow[..., Any]) -> None: ...
+
+    async def _start(
+        self,
+        definition: Workflow[..., Any],
+        workflow_id: str,
+        arguments: list[Any] | None,
+        parent: str | None = None,
+    ) -> _Handle: ...
+
+
+class ChildRunner:
+    """Runs child workflows for workflow runs (the engine's Children)."""
+
+    def __init__(self, runtime: ChildHost) -> None:
+        self._runtime = runtime
+        self._cancelling: set[asyncio.Task[None]] = set()
+        # Children whose start (checks, open, first step) is under way, by id: a parent's
+        # end waits for it before cancelling, or the child could start after the cancel
+        # found no journal to post to.
+        self._starting: dict[str, asyncio.Future[None]] = {}
+
+    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
+        """Start, resume or join the child; its result (WorkflowFailed etc. for its end).
+
+        Raises:
+            WorkflowDefinitionError: the child id is the parent's or an ancestor's own.
+            ChildIdInUse: the id names a run that is not this parent's child with these
+                arguments; nothing was started or joined.
+        """
+        runtime = self._runtime
+        workflow = _workflow_of(target)
+        ancestor: str | None = parent
+        while ancestor is not None:  # its own task: it would wait for itself forever
+            if ancestor == workflow_id:
+                raise WorkflowDefinitionError(
+                    f"workflow {parent!r} runs {workflow_id!r} as a child, but that is "
+                    f"{parent!r} itself or a workflow it runs under: give the child its own id"
+                )
+            loaded = runtime._runs.get(ancestor)
+            ancestor = loaded.parent if loaded is not None else None
+        if workflow_id in self._starting:  # (a parent resumed while its last run started it)
+            await asyncio.wait([self._starting[workflow_id]])
+        started = asyncio.get_running_loop().create_future()
+        self._starting[workflow_id] = started  # (before any await: see end_with_parent)
+        try:
+            await self._check_owner(workflow, workflow_id, arguments, parent)
+            runtime._register(workflow)
+            task = runtime._running.get(workflow_id)
+            if task is None:
+                handle = await runtime._start(workflow, workflow_id, arguments, parent)
+        finally:
+            if self._starting.get(workflow_id) is started:
+                del self._starting[workflow_id]
+            started.set_result(None)
+        if task is None:
+            return await handle.result()
+        return await _outcome(workflow_id, task)
+
+    async def _check_owner(
+        self, workflow: Workflow[..., Any], workflow_id: str, arguments: list[Any], parent: str
+    ) -> None:
+        """Refuse an id whose journal is not this parent's child of this workflow and call.
+
+        A later generation of the child (continue_as_new) keeps no first arguments to compare,
+        so only its workflow and parent are checked then (as run()'s check does).
+        """
+        loaded = self._runtime._runs.get(workflow_id)
+        if loaded is not None:
+            name, recorded_arguments = loaded.spec.name, loaded.arguments
+            owner, generation = loaded.parent, loaded.generation
+        else:
+            start = await self._start_record(workflow_id)
+            if start is None:
+                return  # a new child
+            name, recorded_arguments = start["wf"], start["args"]
+            owner, generation = start.get("parent"), start.get("gen", 0)
+        same_arguments = generation != 0 or _same(recorded_arguments, arguments)
+        if name == workflow.name and owner == parent and same_arguments:
+            return
+        ran_by = f"child of {owner!r}" if owner is not None else "started on its own"
+        raise ChildIdInUse(
+            workflow_id=workflow_id,
+            parent=parent,
+            recorded=f"workflow {name!r} {_SHORT.repr(recorded_arguments)}, {ran_by}",
+            given=f"workflow {workflow.name!r} {_SHORT.repr(arguments)}, child of {parent!r}",
+        )
+
+    async def _start_record(self, workflow_id: str) -> records.Record | None:
+        """The start record of the id's journal; None if it has none (a new child)."""
+        store = self._runtime._store
+        try:
+            stored = await store.read(workflow_id)
+        except JournalNotFound:
+            return None
+        if not stored:
+            return None
+        where = store.location(workflow_id)
+        return records.read_journal(stored[:1], path=where)[0]
+
+    def cancel(self, workflow_id: str, reason: str) -> None:
+        """Post a cancellation to the child soon, in a task the runtime keeps (see settle)."""
+        loop = self._runtime._loop  # (called from workflow code: the running loop is its own)
+        assert loop is not None
+        task = loop.create_task(self._cancel(workflow_id, reason))
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
+
+    async def _cancel(self, workflow_id: str, reason: str) -> None:
+        with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
+            await self._runtime._mail.cancel(workflow_id, reason, PARENT_CANCEL_ID)
+
+    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
+        """Cancel `parent`'s children durably, now (the engine's Children.end_with_parent).
+
+        Raises what a post raises other than WorkflowFinished / WorkflowNotFound (a full
+        disk, say): the parent's end is not journaled then, and its resume tries again.
+        """
+        starting = [self._starting[child] for child in children if child in self._starting]
+        if starting:
+            await asyncio.wait(starting)
+        await asyncio.gather(*(self._cancel(child, reason) for child in children))
+
+    async def settle(self) -> None:
+        """Let cancellations in progress reach the children's inboxes (runtime close)."""
+        if self._cancelling:
+            await asyncio.wait(set(self._cancelling), timeout=5)
+
+
+def _workflow_of(candidate: object) -> Workflow[..., Any]:
+    if isinstance(candidate, Workflow):
+        return candidate
+    raise WorkflowDefinitionError(
+        f"{candidate!r} is not a durable workflow: decorate the async function with "
+        "@durable.workflow before running it"
+    )
+
+
+def _same(recorded: list[Any], given: list[Any]) -> bool:
+    """Whether two argument lists are one call's (as run()'s check: bytes, else values)."""
+    if recorded == given:
+        return True
+    try:
+        return encode(recorded) == encode(given)
+    except SerializationError:  # (both came from the journal's encoding: not expected)
+        return False
+
+
+async def _outcome(workflow_id: str, task: asyncio.Task[Any]) -> Any:
+    """The outcome of a child already running here; cancelling this wait leaves it running."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            raise WorkflowStopped(workflow_id=workflow_id) from None
+        raise
