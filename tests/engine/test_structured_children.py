@@ -1,0 +1,299 @@
+"""Structured children: a child ends with its parent unless started detached; foreign ids.
+
+Each test here failed before children were structured: an un-awaited child kept running
+after its parent ended, and run_child silently joined whatever ran under the id it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable import Runtime, WorkflowState
+from durable._encoding import decode
+from durable.testing import TestRuntime, check_crash_points, replay
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.anyio
+
+RAN: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    RAN.clear()
+
+
+@durable.activity(name="note")
+async def note(text: str) -> str:
+    RAN.append(text)
+    return text
+
+
+@durable.workflow(name="forever")
+async def forever(name: str) -> str:
+    """Waits for an event nobody sends: only a cancellation ends it."""
+    try:
+        await durable.wait_for_event("never")
+    except asyncio.CancelledError:
+        await note(f"{name} cleaned up")
+        raise
+    return name
+
+
+@durable.workflow(name="middle")
+async def middle() -> str:
+    return await durable.run_child(forever, "grandchild", id="grandchild")
+
+
+@durable.workflow(name="leaves-a-child")
+async def leaves_a_child(how: str) -> str:
+    """Starts a child in a task it never awaits, then ends `how`."""
+    asyncio.create_task(durable.run_child(forever, "child", id="child"))  # noqa: RUF006
+    await asyncio.sleep(0.05)  # (the child's step is started by then)
+    if how == "fail":
+        raise ValueError("the parent gives up")
+    if how == "wait":
+        await durable.wait_for_event("never")
+    if how == "continue":
+        durable.continue_as_new("return")
+    return "parent done"
+
+
+@durable.workflow(name="leaves-a-chain")
+async def leaves_a_chain() -> str:
+    asyncio.create_task(durable.run_child(middle, id="middle"))  # noqa: RUF006
+    await asyncio.sleep(0.05)
+    return "top done"
+
+
+async def state_of(runtime: Runtime, workflow_id: str) -> WorkflowState | None:
+    try:
+        return (await runtime.describe(workflow_id)).state
+    except durable.WorkflowNotFound:
+        return None
+
+
+async def wait_for_state(runtime: Runtime, workflow_id: str, state: WorkflowState) -> None:
+    async def reached() -> bool:
+        return await state_of(runtime, workflow_id) == state
+
+    await wait_until(reached)
+
+
+async def journal_of(directory: Path, workflow_id: str) -> list[dict[str, Any]]:
+    async with durable.JournalDirectory(directory) as store:
+        return [
+            decode(record.payload, path=workflow_id, offset=0)
+            for record in await store.read(workflow_id)
+        ]
+
+
+async def test_an_unawaited_child_is_cancelled_when_its_parent_returns(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(leaves_a_child, "return", id="parent") == "parent done"
+        await wait_for_state(runtime, "child", WorkflowState.CANCELLED)
+        child = await runtime.describe("child")
+        assert child.error is not None
+        assert "its parent 'parent' returned" in child.error
+    assert RAN == ["child cleaned up"]
+
+
+async def test_an_unawaited_child_is_cancelled_when_its_parent_fails(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        with pytest.raises(durable.WorkflowFailed, match="the parent gives up"):
+            await runtime.run(leaves_a_child, "fail", id="parent")
+        await wait_for_state(runtime, "child", WorkflowState.CANCELLED)
+        assert "its parent 'parent' failed" in str((await runtime.describe("child")).error)
+
+
+async def test_an_unawaited_child_is_cancelled_when_its_parent_is(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        handle = await runtime.start(leaves_a_child, "wait", id="parent")
+
+        async def both_wait() -> bool:  # (the child, its timer and the parent's wait)
+            try:
+                parent, child = [await runtime.describe(name) for name in ("parent", "child")]
+            except durable.WorkflowNotFound:
+                return False
+            return parent.steps == 3 and child.waiting_for == "never"
+
+        await wait_until(both_wait)
+        await runtime.cancel("parent", "order withdrawn")
+        with pytest.raises(durable.WorkflowCancelled):
+            await handle.result()
+        await wait_for_state(runtime, "child", WorkflowState.CANCELLED)
+        assert "was cancelled" in str((await runtime.describe("child")).error)
+    assert RAN == ["child cleaned up"]
+
+
+async def test_a_generation_that_continues_as_new_cancels_its_children(journal_dir: Path) -> None:
+    """As Temporal: a parent-close policy applies when a run (a generation) closes."""
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(leaves_a_child, "continue", id="parent") == "parent done"
+        await wait_for_state(runtime, "child", WorkflowState.CANCELLED)
+        assert "continued as new" in str((await runtime.describe("child")).error)
+
+
+async def test_a_whole_chain_ends_with_its_top(journal_dir: Path) -> None:
+    """The middle child used to stay running for ever, waiting on its grandchild."""
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(leaves_a_chain, id="top") == "top done"
+        await wait_for_state(runtime, "middle", WorkflowState.CANCELLED)
+        await wait_for_state(runtime, "grandchild", WorkflowState.CANCELLED)
+        assert (await runtime.describe("grandchild")).parent == "middle"
+    assert RAN == ["grandchild cleaned up"]
+
+
+@durable.workflow(name="quick")
+async def quick() -> str:
+    return await note("quick ran")
+
+
+@durable.workflow(name="awaits-then-leaves")
+async def awaits_then_leaves() -> str:
+    first = await durable.run_child(quick, id="quick")
+    asyncio.create_task(durable.run_child(forever, "late", id="late"))  # noqa: RUF006
+    return first
+
+
+async def test_a_child_finished_before_its_parent_ended_is_left_alone(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(awaits_then_leaves, id="parent") == "quick ran"
+        assert await state_of(runtime, "quick") == WorkflowState.COMPLETED
+        assert (await runtime.describe("quick")).unread_events == 0  # no cancel was posted
+        # Asked for as the parent returned: its end came first, so it never started.
+        assert await state_of(runtime, "late") is None
+    assert RAN == ["quick ran"]
+
+
+@durable.workflow(name="detached-job")
+async def detached_job() -> str:
+    await durable.wait_for_event("go")
+    return await note("detached finished")
+
+
+@durable.workflow(name="starts-detached")
+async def starts_detached() -> str:
+    asyncio.create_task(  # noqa: RUF006
+        durable.run_child(detached_job, id="job", detached=True)
+    )
+    await asyncio.sleep(0.05)
+    return "parent done"
+
+
+async def test_a_detached_child_outlives_its_parent_and_finishes(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(starts_detached, id="parent") == "parent done"
+        assert await state_of(runtime, "job") == WorkflowState.WAITING
+        await runtime.send_event("job", "go")
+        await wait_for_state(runtime, "job", WorkflowState.COMPLETED)
+        assert (await runtime.describe("job")).parent == "parent"
+    sched = [r for r in await journal_of(journal_dir, "parent") if r["k"] == "sched"]
+    assert [(r["id"], r.get("dt")) for r in sched] == [("job", 1)]
+    assert RAN == ["detached finished"]
+
+
+async def test_a_journal_without_the_detached_field_means_attached(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        await runtime.run(leaves_a_child, "return", id="parent")
+    sched = [r for r in await journal_of(journal_dir, "parent") if r["k"] == "sched"]
+    assert [(r["id"], "dt" in r) for r in sched] == [("child", False)]
+
+
+async def test_a_replay_of_a_parent_whose_children_were_cancelled_is_the_same(
+    journal_dir: Path,
+) -> None:
+    async with Runtime(journal_dir) as runtime:
+        await runtime.run(leaves_a_chain, id="top")
+        await wait_for_state(runtime, "grandchild", WorkflowState.CANCELLED)
+    for workflow, name in ((leaves_a_chain, "top"), (middle, "middle")):
+        verdict = await replay(workflow, journal_dir / f"{name}.journal")
+        assert verdict.ok, verdict.error
+    before = {name: await journal_of(journal_dir, name) for name in ("top", "middle")}
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(leaves_a_chain, id="top") == "top done"
+        assert await runtime.recover() == []
+    assert {name: await journal_of(journal_dir, name) for name in ("top", "middle")} == before
+
+
+async def test_a_crash_at_any_record_still_ends_the_chain(tmp_path: Path) -> None:
+    """Killed at every journal write: the resumed parent redoes the cancellations."""
+
+    async def scenario(runtime: TestRuntime) -> None:
+        assert await runtime.run(leaves_a_chain, id="top") == "top done"
+        for name in ("middle", "grandchild"):
+            await wait_for_state(runtime, name, WorkflowState.CANCELLED)
+
+    report = await check_crash_points(scenario, tmp_path)
+    assert report.crashed == len(report.points) > 3
+
+
+# -- ids that name another run -----------------------------------------------------------
+
+
+@durable.workflow(name="echo")
+async def echo(text: str) -> str:
+    return text
+
+
+@durable.workflow(name="uses-id")
+async def uses_id(workflow_name: str, text: str) -> str:
+    child = echo if workflow_name == "echo" else quick
+    try:
+        if child is echo:
+            return await durable.run_child(echo, text, id="taken")
+        return await durable.run_child(quick, id="taken")
+    except durable.ChildIdInUse as refused:
+        await note("refused")
+        return f"refused at step {refused.step}: {refused}"
+
+
+@pytest.mark.parametrize(
+    ("setup", "call", "recorded", "given"),
+    [
+        ("echo", ("quick", ""), "workflow 'echo' ['a']", "workflow 'quick' []"),
+        ("echo", ("echo", "b"), "workflow 'echo' ['a']", "workflow 'echo' ['b']"),
+        ("echo", ("echo", "a"), "started on its own", "child of 'parent'"),
+        ("other-parent", ("echo", "a"), "child of 'other'", "child of 'parent'"),
+    ],
+    ids=["other-workflow", "other-arguments", "not-a-child", "another-parents-child"],
+)
+async def test_an_id_of_another_run_raises_in_the_parent_and_replays(
+    journal_dir: Path, setup: str, call: tuple[str, str], recorded: str, given: str
+) -> None:
+    async with Runtime(journal_dir) as runtime:
+        if setup == "echo":
+            assert await runtime.run(echo, "a", id="taken") == "a"
+        else:
+            assert await runtime.run(uses_id, "echo", "a", id="other") == "a"
+        before = await journal_of(journal_dir, "taken")
+        outcome = await runtime.run(uses_id, *call, id="parent")
+    assert outcome.startswith("refused at step 0: workflow 'parent' runs child 'taken' at step 0")
+    assert recorded in outcome
+    assert given in outcome
+    assert "test_structured_children.py:" in outcome  # the call site
+    assert await journal_of(journal_dir, "taken") == before  # not joined, not resumed
+    done = next(r for r in await journal_of(journal_dir, "parent") if r["k"] == "done")
+    assert done["e"]["kind"] == "child-id-in-use"
+    assert RAN == ["refused"]
+    # Replayed, it raises the same error (from the journal), running nothing again.
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(uses_id, *call, id="parent") == outcome
+    verdict = await replay(uses_id, journal_dir / "parent.journal")
+    assert verdict.ok, verdict.error
+    assert RAN == ["refused"]
+
+
+async def test_its_own_child_under_an_explicit_id_is_resumed_not_refused(
+    journal_dir: Path,
+) -> None:
+    async def scenario(runtime: TestRuntime) -> None:
+        assert await runtime.run(uses_id, "echo", "a", id="parent") == "a"
+
+    report = await check_crash_points(scenario, journal_dir)
+    assert report.crashed == len(report.points)
