@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import reprlib
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -75,19 +76,56 @@ class ChildRunner:
     def __init__(self, runtime: ChildHost) -> None:
         self._runtime = runtime
         self._cancelling: set[asyncio.Task[None]] = set()
-        # Children whose start (checks, open, first step) is under way, by id: a parent's
-        # end waits for it before cancelling, or the child could start after the cancel
-        # found no journal to post to.
-        self._starting: dict[str, asyncio.Future[None]] = {}
+        # Children being started (checks, open, first step), by id. The runtime owns these
+        # tasks, not the parent's run: a parent that ends (or is unloaded) right after asking
+        # for a child neither aborts its start halfway nor cancels it before it exists.
+        self._starting: dict[str, asyncio.Task[_Handle]] = {}
 
-    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
-        """Start, resume or join the child; its result (WorkflowFailed etc. for its end).
+    def in_flight(self) -> set[asyncio.Task[Any]]:
+        """Starts and cancellations under way (durable.testing waits for, or kills, them)."""
+        return {*self._cancelling, *self._starting.values()}
 
-        Raises:
+    def begin(
+        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+    ) -> asyncio.Task[_Handle]:
+        """Start, resume or join the child, in a task of the runtime's; it gives a handle.
+
+        Raises (from the task):
             WorkflowDefinitionError: the child id is the parent's or an ancestor's own.
             ChildIdInUse: the id names a run that is not this parent's child with these
                 arguments; nothing was started or joined.
         """
+        starting = self._starting.get(workflow_id)
+        if starting is not None:  # (a parent resumed while its last run started it)
+            return starting
+        loop = self._runtime._loop  # (called from a run's step on the host loop)
+        assert loop is not None
+        task = loop.create_task(
+            self._start(target, workflow_id, arguments, parent),
+            name=f"durable start child {workflow_id}",
+        )
+        self._starting[workflow_id] = task
+        task.add_done_callback(functools.partial(self._started, workflow_id))
+        return task
+
+    def _started(self, workflow_id: str, task: asyncio.Task[_Handle]) -> None:
+        if self._starting.get(workflow_id) is task:
+            del self._starting[workflow_id]
+        if not task.cancelled():
+            task.exception()  # (retrieved: outcome() raises it in the parent, if it listens)
+
+    async def outcome(self, started: asyncio.Future[Any]) -> Any:
+        """The child's result once `started` (begin's task) has started it.
+
+        Raises WorkflowFailed / WorkflowCancelled for its end, and what begin's task raised.
+        Cancelling this wait leaves the start and the child running.
+        """
+        handle: _Handle = await asyncio.shield(started)
+        return await handle.result()
+
+    async def _start(
+        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+    ) -> _Handle:
         runtime = self._runtime
         workflow = _workflow_of(target)
         ancestor: str | None = parent
@@ -99,23 +137,12 @@ class ChildRunner:
                 )
             loaded = runtime._runs.get(ancestor)
             ancestor = loaded.parent if loaded is not None else None
-        if workflow_id in self._starting:  # (a parent resumed while its last run started it)
-            await asyncio.wait([self._starting[workflow_id]])
-        started = asyncio.get_running_loop().create_future()
-        self._starting[workflow_id] = started  # (before any await: see end_with_parent)
-        try:
-            await self._check_owner(workflow, workflow_id, arguments, parent)
-            runtime._register(workflow)
-            task = runtime._running.get(workflow_id)
-            if task is None:
-                handle = await runtime._start(workflow, workflow_id, arguments, parent)
-        finally:
-            if self._starting.get(workflow_id) is started:
-                del self._starting[workflow_id]
-            started.set_result(None)
+        await self._check_owner(workflow, workflow_id, arguments, parent)
+        runtime._register(workflow)
+        task = runtime._running.get(workflow_id)
         if task is None:
-            return await handle.result()
-        return await _outcome(workflow_id, task)
+            return await runtime._start(workflow, workflow_id, arguments, parent)
+        return _Joined(workflow_id, task)
 
     async def _check_owner(
         self, workflow: Workflow[..., Any], workflow_id: str, arguments: list[Any], parent: str
@@ -177,12 +204,17 @@ class ChildRunner:
         disk, say): the parent's end is not journaled then, and its resume tries again.
         """
         starting = [self._starting[child] for child in children if child in self._starting]
-        if starting:
+        if starting:  # (else a cancel could find no journal yet, and the child start after)
             await asyncio.wait(starting)
         await asyncio.gather(*(self._cancel(child, reason) for child in children))
 
     async def settle(self) -> None:
-        """Let cancellations in progress reach the children's inboxes (runtime close)."""
+        """Runtime close: stop starts under way; let cancellations reach the inboxes."""
+        starting = list(self._starting.values())
+        for task in starting:
+            task.cancel()
+        if starting:
+            await asyncio.wait(starting)
         if self._cancelling:
             await asyncio.wait(set(self._cancelling), timeout=5)
 
@@ -206,12 +238,19 @@ def _same(recorded: list[Any], given: list[Any]) -> bool:
         return False
 
 
-async def _outcome(workflow_id: str, task: asyncio.Task[Any]) -> Any:
-    """The outcome of a child already running here; cancelling this wait leaves it running."""
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if task.cancelled() and (current is None or not current.cancelling()):
-            raise WorkflowStopped(workflow_id=workflow_id) from None
-        raise
+class _Joined:
+    """The handle of a child already running in this runtime (its task)."""
+
+    def __init__(self, workflow_id: str, task: asyncio.Task[Any]) -> None:
+        self._workflow_id = workflow_id
+        self._task = task
+
+    async def result(self) -> Any:
+        """Its outcome; cancelling this wait leaves it running."""
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._task.cancelled() and (current is None or not current.cancelling()):
+                raise WorkflowStopped(workflow_id=self._workflow_id) from None
+            raise

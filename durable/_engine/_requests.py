@@ -255,6 +255,7 @@ class WorkflowRequests:
         assert child is not None
         assert spec is not None
         assert self._host_loop is not None
+        assert self._children is not None
         if command.step not in self._recorded:  # which child it is, for readers and resumes
             step, digest, now = command.step, command.digest, self._clock()
             intent = records.scheduled(
@@ -269,7 +270,10 @@ class WorkflowRequests:
             self._journal.write(encode(intent))
             if not child.detached:
                 self._open_children[step] = child.workflow_id
-        outcome = self._child_outcome(command)
+        started = self._children.begin(
+            child.target, child.workflow_id, child.arguments, self.workflow_id
+        )
+        outcome = self._child_outcome(command, started)
         task = self._host_loop.create_task(
             self._run_and_post(command.step, outcome),
             name=f"{self.workflow_id}/{command.step} child {child.workflow_id}",
@@ -278,20 +282,16 @@ class WorkflowRequests:
         command.host = task
         self._host_tasks.add(task)
 
-    async def _child_outcome(self, command: Command) -> bytes:
-        """Run (or resume, or read the outcome of) the child; its outcome as a "done"."""
+    async def _child_outcome(self, command: Command, started: asyncio.Future[Any]) -> bytes:
+        """The outcome of the child `started` runs (or resumes, or reads), as a "done"."""
         child, spec = command.child, command.spec
         assert child is not None
         assert spec is not None
         assert self._children is not None
         step, name, digest = command.step, spec.name, command.digest
-        if self._main_done():  # the parent ended first: its end cancels, it starts no child
-            raise asyncio.CancelledError
         error: records.ErrorInfo
         try:
-            result = await self._children.run(
-                child.target, child.workflow_id, child.arguments, self.workflow_id
-            )
+            result = await self._children.outcome(started)
         except ChildIdInUse as in_use:  # (journaled: a replay must not look at that id again)
             error = {"type": "durable.ChildIdInUse", "msg": str(in_use), "tb": ""}
             error |= {"kind": "child-id-in-use", "id": child.workflow_id}

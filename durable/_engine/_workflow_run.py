@@ -63,8 +63,17 @@ from ._steps import (
 class Children(Protocol):
     """How a run starts and cancels child workflows (the runtime provides it)."""
 
-    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
-        """The child's result; raises WorkflowFailed / WorkflowCancelled for its outcome."""
+    def begin(
+        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+    ) -> asyncio.Future[Any]:
+        """Start (or resume, or join) the child now, in work the runtime owns; its start.
+
+        Called as the step starts, so the start outlives the parent's run: a parent that
+        ends at once still finds it under way (end_with_parent waits for it).
+        """
+
+    async def outcome(self, started: asyncio.Future[Any]) -> Any:
+        """The child's result once begin's start is done; WorkflowFailed etc. for its end."""
 
     def cancel(self, workflow_id: str, reason: str) -> None:
         """Have the child cancelled durably, soon (idempotent; a finished one is left be).

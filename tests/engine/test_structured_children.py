@@ -166,9 +166,9 @@ async def test_a_child_finished_before_its_parent_ended_is_left_alone(journal_di
         assert await runtime.run(awaits_then_leaves, id="parent") == "quick ran"
         assert await state_of(runtime, "quick") == WorkflowState.COMPLETED
         assert (await runtime.describe("quick")).unread_events == 0  # no cancel was posted
-        # Asked for as the parent returned: its end came first, so it never started.
-        assert await state_of(runtime, "late") is None
-    assert RAN == ["quick ran"]
+        # Asked for as the parent returned: started, then cancelled by the parent's end.
+        await wait_for_state(runtime, "late", WorkflowState.CANCELLED)
+    assert RAN == ["quick ran", "late cleaned up"]
 
 
 @durable.workflow(name="detached-job")
@@ -196,6 +196,49 @@ async def test_a_detached_child_outlives_its_parent_and_finishes(journal_dir: Pa
     sched = [r for r in await journal_of(journal_dir, "parent") if r["k"] == "sched"]
     assert [(r["id"], r.get("dt")) for r in sched] == [("job", 1)]
     assert RAN == ["detached finished"]
+
+
+@durable.workflow(name="detaches-and-returns")
+async def detaches_and_returns() -> str:
+    asyncio.create_task(  # noqa: RUF006
+        durable.run_child(quick, id="last-breath", detached=True)
+    )
+    return "parent done"
+
+
+async def test_a_detached_child_asked_for_as_its_parent_returns_still_runs(
+    journal_dir: Path,
+) -> None:
+    async with Runtime(journal_dir) as runtime:
+        assert await runtime.run(detaches_and_returns, id="parent") == "parent done"
+        await wait_for_state(runtime, "last-breath", WorkflowState.COMPLETED)
+    assert RAN == ["quick ran"]
+
+
+@durable.workflow(name="awaits-forever")
+async def awaits_forever() -> str:
+    return await durable.run_child(forever, "awaited", id="awaited")
+
+
+async def test_a_child_gets_one_cancellation_from_its_parent(journal_dir: Path) -> None:
+    """Letting go of the step and ending both cancel the child: one message, not two."""
+    async with Runtime(journal_dir) as runtime:
+        handle = await runtime.start(awaits_forever, id="parent")
+
+        async def child_waits() -> bool:
+            try:
+                return (await runtime.describe("awaited")).waiting_for == "never"
+            except durable.WorkflowNotFound:
+                return False
+
+        await wait_until(child_waits)
+        await runtime.cancel("parent")
+        with pytest.raises(durable.WorkflowCancelled):
+            await handle.result()
+        await wait_for_state(runtime, "awaited", WorkflowState.CANCELLED)
+    async with durable.JournalDirectory(journal_dir) as store:
+        assert len(await store.inbox("awaited")) == 1
+    assert RAN == ["awaited cleaned up"]
 
 
 async def test_a_journal_without_the_detached_field_means_attached(journal_dir: Path) -> None:
