@@ -58,6 +58,7 @@ class ChildHost(Protocol):
     _mail: Mailroom
     _store: JournalStore
     _loop: asyncio.AbstractEventLoop | None
+    _closing: bool
 
     def _register(self, workflow: Workflow[..., Any]) -> None: ...
 
@@ -95,13 +96,11 @@ class ChildRunner:
             ChildIdInUse: the id names a run that is not this parent's child with these
                 arguments; nothing was started or joined.
         """
-        starting = self._starting.get(workflow_id)
-        if starting is not None:  # (a parent resumed while its last run started it)
-            return starting
         loop = self._runtime._loop  # (called from a run's step on the host loop)
         assert loop is not None
-        task = loop.create_task(
-            self._start(target, workflow_id, arguments, parent),
+        previous = self._starting.get(workflow_id)  # (a parent resumed while its last run
+        task = loop.create_task(  # started it: this start checks, then joins, that one)
+            self._start(target, workflow_id, arguments, parent, previous),
             name=f"durable start child {workflow_id}",
         )
         self._starting[workflow_id] = task
@@ -124,8 +123,15 @@ class ChildRunner:
         return await handle.result()
 
     async def _start(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        parent: str,
+        previous: asyncio.Task[_Handle] | None,
     ) -> _Handle:
+        if previous is not None:
+            await asyncio.wait([previous])
         runtime = self._runtime
         workflow = _workflow_of(target)
         ancestor: str | None = parent
@@ -138,6 +144,8 @@ class ChildRunner:
             loaded = runtime._runs.get(ancestor)
             ancestor = loaded.parent if loaded is not None else None
         await self._check_owner(workflow, workflow_id, arguments, parent)
+        if runtime._closing:  # (close() has stopped the runs it knew of: start no more)
+            raise WorkflowStopped(workflow_id=workflow_id)
         runtime._register(workflow)
         task = runtime._running.get(workflow_id)
         if task is None:
