@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import reprlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._definitions import Workflow
-from ._encoding import encode
 from ._engine import _records as records
+from ._engine._replay import check_child
 from ._errors import (
-    ChildIdInUse,
     JournalNotFound,
-    SerializationError,
+    WorkflowAlreadyRunning,
     WorkflowDefinitionError,
     WorkflowFinished,
     WorkflowNotFound,
@@ -39,11 +37,6 @@ if TYPE_CHECKING:
 # One cancellation per child from its parent, whether the parent let go of the step or
 # ended: the inbox refuses a second message with this id, so redoing either is free.
 PARENT_CANCEL_ID = "cancelled-by-parent"
-
-_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
-_SHORT.maxlevel = 3
 
 
 class _Handle(Protocol):
@@ -143,42 +136,42 @@ class ChildRunner:
                 )
             loaded = runtime._runs.get(ancestor)
             ancestor = loaded.parent if loaded is not None else None
-        await self._check_owner(workflow, workflow_id, arguments, parent)
         if runtime._closing:  # (close() has stopped the runs it knew of: start no more)
             raise WorkflowStopped(workflow_id=workflow_id)
         runtime._register(workflow)
         task = runtime._running.get(workflow_id)
-        if task is None:
+        if task is not None:  # running here: join it, if it is this call's
+            await self._check_owner(workflow, workflow_id, arguments, parent)
+            return _Joined(workflow_id, task)
+        try:  # (the run checks the journal it opens: ChildIdInUse, with its lock held)
             return await runtime._start(workflow, workflow_id, arguments, parent)
-        return _Joined(workflow_id, task)
+        except WorkflowAlreadyRunning:  # elsewhere: a foreign id is still ChildIdInUse
+            await self._check_owner(workflow, workflow_id, arguments, parent)
+            raise
 
     async def _check_owner(
         self, workflow: Workflow[..., Any], workflow_id: str, arguments: list[Any], parent: str
     ) -> None:
-        """Refuse an id whose journal is not this parent's child of this workflow and call.
+        """Refuse an id running outside this call whose journal is not this parent's child.
 
-        A later generation of the child (continue_as_new) keeps no first arguments to compare,
-        so only its workflow and parent are checked then (as run()'s check does).
+        Raises:
+            ChildIdInUse: another workflow, parent or (first generation) arguments.
         """
         loaded = self._runtime._runs.get(workflow_id)
         if loaded is not None:
-            name, recorded_arguments = loaded.spec.name, loaded.arguments
-            owner, generation = loaded.parent, loaded.generation
-        else:
-            start = await self._start_record(workflow_id)
-            if start is None:
-                return  # a new child
-            name, recorded_arguments = start["wf"], start["args"]
-            owner, generation = start.get("parent"), start.get("gen", 0)
-        same_arguments = generation != 0 or _same(recorded_arguments, arguments)
-        if name == workflow.name and owner == parent and same_arguments:
-            return
-        ran_by = f"child of {owner!r}" if owner is not None else "started on its own"
-        raise ChildIdInUse(
+            start: dict[str, Any] = {"wf": loaded.spec.name, "args": loaded.arguments}
+            start |= {"parent": loaded.parent, "gen": loaded.generation}
+        else:  # (unloaded, or held by another process: read without a lock)
+            read = await self._start_record(workflow_id)
+            if read is None:
+                return  # (being created)
+            start = read
+        check_child(
+            start,
             workflow_id=workflow_id,
+            workflow_name=workflow.name,
+            arguments=arguments,
             parent=parent,
-            recorded=f"workflow {name!r} {_SHORT.repr(recorded_arguments)}, {ran_by}",
-            given=f"workflow {workflow.name!r} {_SHORT.repr(arguments)}, child of {parent!r}",
         )
 
     async def _start_record(self, workflow_id: str) -> records.Record | None:
@@ -234,16 +227,6 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
         f"{candidate!r} is not a durable workflow: decorate the async function with "
         "@durable.workflow before running it"
     )
-
-
-def _same(recorded: list[Any], given: list[Any]) -> bool:
-    """Whether two argument lists are one call's (as run()'s check: bytes, else values)."""
-    if recorded == given:
-        return True
-    try:
-        return encode(recorded) == encode(given)
-    except SerializationError:  # (both came from the journal's encoding: not expected)
-        return False
 
 
 class _Joined:

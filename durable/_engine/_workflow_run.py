@@ -146,6 +146,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             JournalCorrupted: a record is not one this version understands.
             UnsupportedJournalFormat: the journal was written by a newer durable.
             WorkflowDefinitionError: the journal belongs to another workflow.
+            ChildIdInUse: `parent` starts it as a child, and the journal is not that child.
         """
         self.spec = spec
         self.workflow_id = workflow_id

@@ -340,3 +340,32 @@ async def test_its_own_child_under_an_explicit_id_is_resumed_not_refused(
 
     report = await check_crash_points(scenario, journal_dir)
     assert report.crashed == len(report.points)
+
+
+@durable.workflow(name="joins-forever")
+async def joins_forever() -> str:
+    try:
+        return await durable.run_child(forever, "mine", id="taken")
+    except durable.ChildIdInUse as refused:
+        return refused.recorded
+
+
+@pytest.mark.parametrize("where", ["this runtime", "another runtime"])
+async def test_an_id_running_elsewhere_is_refused_without_joining_it(
+    journal_dir: Path, where: str
+) -> None:
+    """Running here (loaded), or held by another runner: checked without its lock."""
+    async with Runtime(journal_dir) as holder:
+        held = await holder.start(forever, "not a child", id="taken")
+        await wait_for_state(holder, "taken", WorkflowState.WAITING)
+        if where == "this runtime":
+            assert await holder.run(joins_forever, id="parent") == (
+                "workflow 'forever' ['not a child'], started on its own"
+            )
+        else:
+            async with Runtime(journal_dir) as other:
+                assert await other.run(joins_forever, id="parent") == (
+                    "workflow 'forever' ['not a child'], started on its own"
+                )
+        assert not held.done()
+        assert await state_of(holder, "taken") == WorkflowState.WAITING  # not cancelled
