@@ -186,17 +186,30 @@ class ChildRunner:
         where = store.location(workflow_id)
         return records.read_journal(stored[:1], path=where)[0]
 
-    def cancel(self, workflow_id: str, reason: str) -> None:
+    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
         """Post a cancellation to the child soon, in a task the runtime keeps (see settle)."""
         loop = self._runtime._loop  # (called from workflow code: the running loop is its own)
         assert loop is not None
-        task = loop.create_task(self._cancel(workflow_id, reason))
+        task = loop.create_task(self._cancel(workflow_id, reason, parent))
         self._cancelling.add(task)
         task.add_done_callback(self._cancelling.discard)
 
-    async def _cancel(self, workflow_id: str, reason: str) -> None:
+    async def _cancel(self, workflow_id: str, reason: str, parent: str) -> None:
+        """Cancel the child, if the id is `parent`'s child (a refused id is another's run)."""
+        if not await self._is_child(workflow_id, parent):
+            return
         with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
             await self._runtime._mail.cancel(workflow_id, reason, PARENT_CANCEL_ID)
+
+    async def _is_child(self, workflow_id: str, parent: str) -> bool:
+        """Whether the id's journal says `parent` started it (a start record never changes)."""
+        loaded = self._runtime._runs.get(workflow_id)
+        if loaded is not None:
+            return loaded.parent == parent
+        start = await self._start_record(workflow_id)
+        if start is None:  # (no journal: nothing to cancel; or one being started here now)
+            return workflow_id in self._runtime._running
+        return start.get("parent") == parent
 
     async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
         """Cancel `parent`'s children durably, now (the engine's Children.end_with_parent).
@@ -207,7 +220,7 @@ class ChildRunner:
         starting = [self._starting[child] for child in children if child in self._starting]
         if starting:  # (else a cancel could find no journal yet, and the child start after)
             await asyncio.wait(starting)
-        await asyncio.gather(*(self._cancel(child, reason) for child in children))
+        await asyncio.gather(*(self._cancel(child, reason, parent) for child in children))
 
     async def settle(self) -> None:
         """Runtime close: stop starts under way; let cancellations reach the inboxes."""

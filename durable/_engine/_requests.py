@@ -328,7 +328,7 @@ class WorkflowRequests:
     def cancel_child(self, command: Command, reason: str) -> None:
         """The parent let go of a child step: cancel the child durably (idempotent)."""
         if command.child is not None and self._children is not None:
-            self._children.cancel(command.child.workflow_id, reason)
+            self._children.cancel(command.child.workflow_id, reason, self.workflow_id)
 
 
 def _child_spec(spec: WorkflowSpec) -> ActivitySpec:

@@ -75,10 +75,11 @@ class Children(Protocol):
     async def outcome(self, started: asyncio.Future[Any]) -> Any:
         """The child's result once begin's start is done; WorkflowFailed etc. for its end."""
 
-    def cancel(self, workflow_id: str, reason: str) -> None:
-        """Have the child cancelled durably, soon (idempotent; a finished one is left be).
+    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
+        """Have `parent`'s child cancelled durably, soon (idempotent; a finished one is left be).
 
-        The runtime owns that work: it must outlive the parent's run, which may end now.
+        The runtime owns that work: it must outlive the parent's run, which may end now. An
+        id whose journal another parent (or nobody) started is left be: it was refused.
         """
 
     async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:

@@ -95,7 +95,7 @@ class _NoChildren:
     async def outcome(self, started: asyncio.Future[Any]) -> Any:
         raise AssertionError("replay verification must not start a child workflow")
 
-    def cancel(self, workflow_id: str, reason: str) -> None:
+    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
         pass
 
     async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:

@@ -369,3 +369,30 @@ async def test_an_id_running_elsewhere_is_refused_without_joining_it(
                 )
         assert not held.done()
         assert await state_of(holder, "taken") == WorkflowState.WAITING  # not cancelled
+
+
+@durable.workflow(name="leaves-a-taken-id")
+async def leaves_a_taken_id(how: str) -> str:
+    """Asks for a child under an id that is not its own, and lets go of it at once."""
+    task = asyncio.create_task(durable.run_child(forever, "mine", id="taken"))
+    await asyncio.sleep(0)  # (its step is asked for)
+    if how == "cancel":
+        task.cancel()
+        await asyncio.sleep(0.05)
+    return "parent done"
+
+
+@pytest.mark.parametrize("how", ["return", "cancel"])
+async def test_a_parent_never_cancels_a_run_that_is_not_its_child(
+    journal_dir: Path, how: str
+) -> None:
+    """Ending, or letting go of the step, before the refusal reached the code."""
+    async with Runtime(journal_dir) as runtime:
+        held = await runtime.start(forever, "not a child", id="taken")
+        await wait_for_state(runtime, "taken", WorkflowState.WAITING)
+        assert await runtime.run(leaves_a_taken_id, how, id="parent") == "parent done"
+        await runtime.run(quick, id="after")  # (a cancel in flight would have landed)
+        assert not held.done()
+        assert (await runtime.describe("taken")).state == WorkflowState.WAITING
+    async with durable.JournalDirectory(journal_dir) as store:
+        assert await store.inbox("taken") == []
