@@ -14,6 +14,7 @@ import pytest
 
 import durable
 from durable import Runtime, WorkflowState
+from durable._catalog import Catalog
 from durable._encoding import decode
 from durable.testing import TestRuntime, check_crash_points, replay
 from tests.conftest import wait_until
@@ -195,6 +196,11 @@ async def test_a_detached_child_outlives_its_parent_and_finishes(journal_dir: Pa
         assert (await runtime.describe("job")).parent == "parent"
     sched = [r for r in await journal_of(journal_dir, "parent") if r["k"] == "sched"]
     assert [(r["id"], r.get("dt")) for r in sched] == [("job", 1)]
+    async with Catalog(journal_dir) as catalog:
+        steps = (await catalog.history("parent")).steps
+    assert [(step.child_id, step.detached) for step in steps if step.kind == "child"] == [
+        ("job", True)
+    ]
     assert RAN == ["detached finished"]
 
 
