@@ -15,13 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._definitions import Workflow
 from ._engine import _records as records
 from ._engine._replay import check_child
 from ._errors import (
+    JournalCorrupted,
     JournalNotFound,
+    UnsafeJournalFile,
+    UnsupportedJournalFormat,
     WorkflowAlreadyRunning,
     WorkflowDefinitionError,
     WorkflowFinished,
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     from ._engine._workflow_run import WorkflowRun
     from ._mail import Mailroom
     from ._storage._interface import JournalStore
+
+logger = logging.getLogger("durable")
 
 # One cancellation per child from its parent, whether the parent let go of the step or
 # ended: the inbox refuses a second message with this id, so redoing either is free.
@@ -195,11 +201,25 @@ class ChildRunner:
         task.add_done_callback(self._cancelling.discard)
 
     async def _cancel(self, workflow_id: str, reason: str, parent: str) -> None:
-        """Cancel the child, if the id is `parent`'s child (a refused id is another's run)."""
-        if not await self._is_child(workflow_id, parent):
-            return
-        with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
-            await self._runtime._mail.cancel(workflow_id, reason, PARENT_CANCEL_ID)
+        """Cancel the child, if the id is `parent`'s child (a refused id is another's run).
+
+        A child journal no runner can read (damaged, another format, not a regular file) is
+        logged and left: it cannot run until repaired, and it must not keep its parent from
+        ending at every resume. Other errors (a full disk) propagate: the caller retries.
+        """
+        try:
+            if not await self._is_child(workflow_id, parent):
+                return
+            with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
+                await self._runtime._mail.cancel(workflow_id, reason, PARENT_CANCEL_ID)
+        except (JournalCorrupted, UnsupportedJournalFormat, UnsafeJournalFile) as error:
+            logger.error(
+                "workflow %s: its child %s was not cancelled (%s): %s",
+                parent,
+                workflow_id,
+                reason,
+                error,
+            )
 
     async def _is_child(self, workflow_id: str, parent: str) -> bool:
         """Whether the id's journal says `parent` started it (a start record never changes)."""
