@@ -133,7 +133,7 @@ class TestRuntime(Runtime):
         return True
 
     def _quiet(self) -> bool:
-        return not self._children._cancelling and all(
+        return not self._children.in_flight() and all(
             self._parked(workflow_id) for workflow_id in self._running
         )
 
@@ -238,7 +238,7 @@ class TestRuntime(Runtime):
         for run in list(self._runs.values()):
             run.kill(crash)
             self._killed.append(run)
-        for task in self._children._cancelling:
+        for task in self._children.in_flight():
             task.cancel()
 
     def _restarts_after(self, error: BaseException) -> bool:
