@@ -214,17 +214,35 @@ class JournalClosed(JournalError):
 
 
 class JournalFenced(JournalError):
-    """Another runner took the journal over: this handle's lease expired and was claimed."""
+    """This handle may no longer write its journal: its lease lapsed, or another took it.
 
-    def __init__(self, *, path: Path | str, fence: int) -> None:
+    `lapsed` (with `silent_for`, seconds): this process did not renew the lease in time
+    (a blocked event loop, a pause), and nobody may have claimed it since; the runtime then
+    claims it again if it is free. Otherwise another runner claimed it (a newer fence).
+    """
+
+    def __init__(
+        self, *, path: Path | str, fence: int, lapsed: bool = False, silent_for: float = 0.0
+    ) -> None:
         self.fence = fence
-        super().__init__(
-            f"journal {path} was taken over by another runner: this runner's lease (fencing "
-            f"token {fence}) expired, for instance while the process was paused or cut off "
-            "from the database, and another process claimed it. Nothing more is written from "
-            "here; the new owner resumes the workflow from its journal",
-            path=path,
-        )
+        self.lapsed = lapsed
+        if lapsed:
+            message = (
+                f"journal {path}: this runner's lease (fencing token {fence}) may have lapsed: "
+                f"it was last renewed {silent_for:.1f} s ago, longer than the lease, for "
+                "instance because the event loop was blocked (time.sleep or CPU work in an "
+                "async activity or in workflow code: make such activities plain functions, "
+                "which run in threads) or the process was paused. Nothing more is written "
+                "from this handle; the workflow is claimed again if no other process took it"
+            )
+        else:
+            message = (
+                f"journal {path} was taken over by another runner: this runner's lease "
+                f"(fencing token {fence}) expired, for instance while the process was paused "
+                "or cut off from the database, and another process claimed it. Nothing more "
+                "is written from here; the new owner resumes the workflow from its journal"
+            )
+        super().__init__(message, path=path)
 
 
 class StoreUnavailable(JournalError):

@@ -544,8 +544,8 @@ class Runtime(Serving):
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
                     taken = run.inbox_next  # (the first message it has not taken)
                     self._mail.expect(workflow_id)  # a message from now on wakes its sleep
-                except JournalFenced:
-                    logger.info("workflow %s was taken over by another runtime", workflow_id)
+                except JournalFenced as fenced:
+                    logger.info("workflow %s: %s", workflow_id, fenced)
                 except BaseException as error:
                     if not self._restarts_after(error):
                         raise
@@ -575,8 +575,8 @@ class Runtime(Serving):
         await self._mail.sleep_until(workflow_id, wake_at)
         try:
             await journal.resume()
-        except JournalFenced:
-            logger.info("workflow %s was taken over while it slept", workflow_id)
+        except JournalFenced as fenced:
+            logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
             return False
         return True
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -61,6 +62,8 @@ from ._postgres_sql import (
     migrate,
     schema_number,
 )
+
+logger = logging.getLogger("durable.storage")
 
 # `password=...` in a URL's query or a libpq key=value string (quoted or not).
 _PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
@@ -131,7 +134,11 @@ class PostgresJournal:
         """Raise JournalFenced if the lease may have lapsed (a pause longer than it)."""
         self._check_usable()
         if time.monotonic() >= self.held_until:
-            self.lose(JournalFenced(path=self._store.location(self.name), fence=self.fence))
+            silent_for = time.monotonic() - (self.held_until - self._store.lease)
+            where = self._store.location(self.name)
+            self.lose(
+                JournalFenced(path=where, fence=self.fence, lapsed=True, silent_for=silent_for)
+            )
             self._check_usable()
 
     def write(self, payload: bytes) -> None:
@@ -328,9 +335,26 @@ class PostgresStore:
         )
 
     async def _renew_leases(self) -> None:
-        """Every lease / 3: renew this store's leases; journals that lost theirs are fenced."""
+        """Every lease / 3: renew this store's leases; journals that lost theirs are fenced.
+
+        A renewal finds a lease that lapsed while nobody claimed it (same fence) still ours.
+        A heartbeat late by more than the lease means the event loop was blocked: said so.
+        """
         while True:
+            asleep = time.monotonic()
             await asyncio.sleep(self.lease / 3)
+            late = time.monotonic() - asleep - self.lease / 3
+            if late > self.lease / 2 and self._open:
+                logger.warning(
+                    "durable: the event loop of this process did not run for %.1f s (the "
+                    "PostgreSQL lease is %.1f s), so the leases of its %d open workflows may "
+                    "have lapsed: blocking code (time.sleep, CPU work) in an async activity or "
+                    "in workflow code holds every workflow of the process; make such "
+                    "activities plain functions (they run in threads), or raise the lease",
+                    late + self.lease / 3,
+                    self.lease,
+                    len(self._open),
+                )
             held = list(self._open.values())  # (before the query: one opened during it is new)
             if not held:
                 continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -236,3 +238,40 @@ async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
         assert first._task is second._task
         assert await first.result() == await second.result() == 1
     assert calls == {"once 1": 1}
+
+
+@durable.activity(name="pg-blocking-step")
+async def blocking_step(n: int) -> int:
+    calls[f"blocking {n}"] = calls.get(f"blocking {n}", 0) + 1
+    time.sleep(1.0)  # (blocks the event loop past the 0.4 s lease: the mistake under test)
+    return n
+
+
+@durable.workflow(name="pg-blocked-flow")
+async def blocked_flow() -> list[int]:
+    return [await blocking_step(1), await blocking_step(2)]
+
+
+async def test_a_blocked_event_loop_is_said_and_the_workflow_goes_on(
+    postgres_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An async activity that blocks the loop longer than the lease: the process says so,
+    does not lose the workflow to itself in a loop, and runs each step once."""
+    calls.clear()
+    caplog.set_level(logging.INFO, logger="durable")
+    store = PostgresStore(postgres_dsn, lease=0.4)
+    async with Runtime(store=store, workflows=[blocked_flow]) as runtime:
+        await runtime.submit(blocked_flow, id="blocked")
+        serving = asyncio.ensure_future(runtime.serve(poll_interval=0.1))
+        try:
+            await asyncio.wait_for(
+                wait_for_state(runtime, "blocked", durable.WorkflowState.COMPLETED), 20
+            )
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    assert calls == {"blocking 1": 1, "blocking 2": 1}
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("event loop of this process did not run" in m for m in messages), messages
+    assert not any("taken over by another runner" in m for m in messages), messages
