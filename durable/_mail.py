@@ -33,6 +33,7 @@ from ._errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
+from ._outage import Outage
 from ._storage._frames import StoredRecord
 from ._storage._interface import JournalStore
 
@@ -199,9 +200,16 @@ class Mailroom:
 
     async def _poll(self) -> None:
         seen: dict[str, int] = {}
+        outage = Outage("inbox poller", self._poll_interval)
         while self._running:
             await asyncio.sleep(self._poll_interval)
-            sizes = await self._store.inbox_sizes(list(self._running))
+            try:
+                sizes = await self._store.inbox_sizes(list(self._running))
+            except Exception as error:  # (the store is away: keep polling, or sends are missed)
+                await outage.wait(error)
+                seen = {}  # (then every inbox with mail is looked at once it answers)
+                continue
+            outage.over()
             for workflow_id, size in sizes.items():
                 if size > 0 and size != seen.get(workflow_id, -1):
                     self.notify(workflow_id)

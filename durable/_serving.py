@@ -31,6 +31,7 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowFailed,
 )
+from ._outage import Outage
 from ._storage._interface import JournalStore
 
 Ts = TypeVarTuple("Ts")
@@ -110,16 +111,24 @@ class Serving:
         """
         interval = to_seconds(poll_interval, what="poll_interval")
         served: set[asyncio.Task[Any]] = set()
+        outage = Outage("serve", interval)
         while True:
-            names = [
-                name for name in await self._store.candidates(batch) if name not in self._running
-            ]
+            try:
+                candidates = await self._store.candidates(batch)
+            except Exception as error:  # (the store is away: a database restart, say)
+                await outage.wait(error)
+                continue
+            outage.over()
+            names = [name for name in candidates if name not in self._running]
             # (at once: one journal slow to open must not hold up the others)
             for task in await asyncio.gather(*(self._serve_one(name) for name in names)):
                 if task is not None:
                     served.add(task)
                     task.add_done_callback(_outcome_logger(served))
-            await self._store.wait_for_work(interval)
+            try:
+                await self._store.wait_for_work(interval)
+            except Exception as error:
+                await outage.wait(error)
 
     async def _serve_one(self, name: str) -> asyncio.Task[Any] | None:
         """Start the workflow of journal `name` here, if it can be; its task, else None.

@@ -50,7 +50,7 @@ from .._errors import (
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
-from ._postgres_commit import Committer
+from ._postgres_commit import Committer, connection_gone
 from ._postgres_sql import (
     CANDIDATES,
     CHANNEL,
@@ -559,9 +559,21 @@ class PostgresStore:
     async def wait_for_work(self, longest: float) -> None:
         """Until a journal is posted to or released (NOTIFY), a timer is due, or `longest` s."""
         await self.connect()
+        if self._listener is not None and connection_gone(self._listener):
+            # (its server connection ended: a restart, a terminated backend; listen anew)
+            with contextlib.suppress(Exception):
+                await self.pool.release(self._listener)
+            self._listener = None
         if self._listener is None:
-            self._listener = await self.pool.acquire()
-            await self._listener.add_listener(CHANNEL, self._on_notify)
+            listener = await self.pool.acquire()
+            try:
+                await listener.add_listener(CHANNEL, self._on_notify)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(listener)
+                raise
+            self._listener = listener
+            self._work.set()  # (what was notified while nobody listened: look now)
         async with self.pool.acquire() as connection:
             next_due = await connection.fetchval(NEXT_DUE)
         if next_due is not None:

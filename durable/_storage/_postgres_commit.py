@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from .._errors import JournalError, JournalFenced
@@ -15,6 +16,33 @@ from ._postgres_sql import CONFIRM, INSERT_RECORDS
 
 if TYPE_CHECKING:
     from ._postgres import PostgresJournal, PostgresStore
+
+
+# asyncpg's errors for a server that is away or refusing connections for now.
+_AWAY = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ObjectNotInPrerequisiteStateError",
+    "TooManyConnectionsError",
+    "AdminShutdownError",
+    "ConnectionFailureError",
+}
+
+
+def _store_away(error: BaseException) -> bool:
+    """Whether `error` says the database is away for now (not that the commit is wrong)."""
+    return isinstance(error, OSError | TimeoutError) or type(error).__name__ in _AWAY
+
+
+def connection_gone(connection: Any) -> bool:
+    """Whether a pooled connection can no longer be used.
+
+    Closed by the server, or taken back by the pool after its session ended.
+    """
+    try:
+        return bool(connection.is_closed())
+    except Exception:  # (asyncpg: "connection has been released back to the pool")
+        return True
 
 
 class Committer:
@@ -79,18 +107,46 @@ class Committer:
                     waiter.set_result(None)
 
     async def _commit(self, batch: dict[PostgresJournal, list[tuple[int, bytes]]]) -> None:
+        """Commit the batch, riding out a database that is briefly away.
+
+        A server restart or a terminated session leaves the pool's connections dead until
+        used, and a database may refuse connections for a while: such a failure is retried
+        on a new connection, backing off, while every journal of the batch may still hold
+        its lease (its fence is checked in the commit itself, so a retry can never write
+        for a runner that lost its journal). Had a failed commit reached the server, its
+        retry fails on the records' keys and the journals are failed (their runs resume
+        from what was committed). Other errors fail the batch's journals at once.
+        """
         if not batch:
             return
-        if self._connection is None:  # (kept between batches: a pool's release costs a
-            self._connection = await self._store.pool.acquire()  # reset query per commit)
-        connection = self._connection
-        try:
-            await self._commit_on(connection, batch)
-        except BaseException:
-            self._connection = None  # (its state is unknown: give it back to be reset)
-            await self._store.pool.release(connection)
-            raise
-        self.commits += 1
+        delay = 0.05
+        while True:
+            connection = None
+            try:
+                if self._connection is not None and connection_gone(self._connection):
+                    with contextlib.suppress(Exception):
+                        await self._store.pool.release(self._connection)
+                    self._connection = None
+                if self._connection is None:  # (kept between batches: a pool's release
+                    self._connection = await self._store.pool.acquire()  # costs a reset)
+                connection = self._connection
+                await self._commit_on(connection, batch)
+            except Exception as error:
+                away = _store_away(error) or (
+                    connection is not None and connection_gone(connection)
+                )
+                self._connection = None  # (its state is unknown: give it back to be reset)
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self._store.pool.release(connection)
+                held_until = min(journal.held_until for journal in batch)
+                if not away or time.monotonic() + delay >= held_until:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self.commits += 1
+            return
 
     async def _commit_on(
         self, connection: Any, batch: dict[PostgresJournal, list[tuple[int, bytes]]]

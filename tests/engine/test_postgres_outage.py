@@ -1,0 +1,91 @@
+"""A database blip is not an outage: serve(), the inbox poller, the heartbeat and the
+committer ride out terminated connections and a database that refuses connections for a
+while, and the work goes on by itself once it answers (against the suite's real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+import pytest
+
+import durable
+from durable import PostgresStore, Runtime
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.anyio
+
+DONE: list[str] = []
+
+
+@durable.activity(name="outage-step")
+async def step(name: str) -> str:
+    DONE.append(name)
+    return name
+
+
+@durable.workflow(name="outage-flow")
+async def flow(n: int) -> str:
+    first = await step(f"{n} first")
+    approval = await durable.wait_for_event("go")
+    second = await step(f"{n} second")
+    return f"{first}, {approval}, {second}"
+
+
+async def blip(dsn: str, seconds: float) -> None:
+    """The database refuses connections for `seconds`, and every session is terminated."""
+    name = dsn.rsplit("/", 1)[1]
+    admin_dsn = dsn.rsplit("/", 1)[0] + "/postgres"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await asyncio.sleep(seconds)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+
+
+async def test_serving_rides_out_a_database_blip(
+    postgres_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    DONE.clear()
+    caplog.set_level(logging.INFO, logger="durable")
+    serving_store, sending_store = PostgresStore(postgres_dsn, lease=2), PostgresStore(postgres_dsn)
+    async with (
+        Runtime(store=serving_store, workflows=[flow], event_poll_interval=0.1) as server,
+        Runtime(store=sending_store, event_poll_interval=0.1) as sender,
+    ):
+        for n in range(3):
+            await server.submit(flow, n, id=f"order-{n}")
+        serving = asyncio.ensure_future(server.serve(poll_interval=0.1))
+        try:
+
+            async def all_waiting() -> bool:
+                return len(DONE) == 3
+
+            await wait_until(all_waiting, timeout=20)
+            await blip(postgres_dsn, 2.0)
+            assert not serving.done(), "serve() rides it out"
+            for n in range(3):  # (from another runtime: the server's poller must see them)
+                await sender.send_event(f"order-{n}", "go", "yes")
+
+            async def all_done() -> bool:
+                described = [await sender.describe(f"order-{n}") for n in range(3)]
+                return all(d.state is durable.WorkflowState.COMPLETED for d in described)
+
+            await wait_until(all_done, timeout=30)
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    assert sorted(DONE) == sorted(f"{n} {which}" for n in range(3) for which in ("first", "second"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("journal store is unavailable" in m for m in messages), messages
+    assert any("journal store answers again" in m for m in messages), messages
+    stopped = [m for m in messages if " stopped: " in m or "could not" in m]
+    assert stopped == [], stopped
