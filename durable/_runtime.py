@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
-from ._definitions import Workflow
+from ._deadline import Deadlines
+from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
@@ -26,6 +27,7 @@ from ._engine._clock import SYSTEM_CLOCK, Clock
 from ._engine._describe import WorkflowDescription
 from ._engine._replay import digest_of, start_record
 from ._engine._specs import ActivitySpec
+from ._engine._stall import StallWatch
 from ._engine._steps import ContinuedAsNew
 from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
@@ -134,6 +136,10 @@ class Runtime(Serving):
         inbox_max_messages, inbox_max_bytes: each workflow's inbox bound on the messages
             its runner has not taken yet (default: the store's, 10,000 messages and 128 MiB);
             a send past it is refused with InboxFull. Given with a `store`, they replace its.
+        warn_blocked_after: workflow code that keeps the event loop for longer than this
+            at once (default 2 s: a time.sleep, blocking I/O, a long computation) is
+            reported once per stall, as a warning on the `durable` logger naming the
+            workflow and the file:line it is at (a watchdog thread). None: no watchdog.
     """
 
     def __init__(
@@ -148,7 +154,13 @@ class Runtime(Serving):
         stop_grace: Duration = "5 s",
         inbox_max_messages: int | None = None,
         inbox_max_bytes: int | None = None,
+        warn_blocked_after: Duration | None = "2 s",
     ) -> None:
+        self._watch = (
+            None
+            if warn_blocked_after is None
+            else StallWatch(to_seconds(warn_blocked_after, what="warn_blocked_after"))
+        )
         self._suspend_after = (
             None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
         )
@@ -182,6 +194,7 @@ class Runtime(Serving):
             self._clock,
         )
         self._children = _ChildRunner(self)
+        self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
             self._register(_workflow_of(workflow))
@@ -205,6 +218,7 @@ class Runtime(Serving):
         *args: *Ts,
         id: str | None = None,
         attach: bool = False,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> WorkflowHandle[R]:
         """Start the workflow, or resume it from its journal, and return at once.
 
@@ -217,8 +231,13 @@ class Runtime(Serving):
                 even if they differ from `args` (default: that raises WorkflowIdInUse).
                 A workflow past a continue_as_new is attached to either way: its first
                 generation's arguments are no longer kept to compare.
+            execution_timeout: how long it may run from its start before it is cancelled
+                (WorkflowTimedOut); default: the one @durable.workflow gave, None for no
+                limit. A new workflow's start record journals the deadline; resuming one
+                keeps the deadline it has.
 
         Raises:
+            InvalidDuration: `execution_timeout` is not a duration, or zero.
             WorkflowDefinitionError: `workflow` is not a durable workflow.
             SerializationError: an argument cannot be journaled; nothing was written.
             InvalidWorkflowId: the id cannot name a journal file.
@@ -227,12 +246,19 @@ class Runtime(Serving):
             WorkflowDefinitionError: the id's journal belongs to another workflow.
         """
         definition = _workflow_of(workflow)
+        timeout = execution_timeout
+        if not isinstance(timeout, _Omitted):
+            timeout = execution_timeout_seconds(timeout)
         self._register(definition)
         arguments: list[Any] = [*args]
         encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
         workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
         return await self._start(
-            definition, workflow_id, arguments, given=None if attach else encoded
+            definition,
+            workflow_id,
+            arguments,
+            given=None if attach else encoded,
+            execution_timeout=timeout,
         )
 
     async def _start(
@@ -243,8 +269,12 @@ class Runtime(Serving):
         parent: str | None = None,
         *,
         given: bytes | None = None,
+        execution_timeout: float | _Omitted | None = OMITTED,
     ) -> WorkflowHandle[Any]:
-        """Start or resume; `given`: the caller's encoded arguments, to hold the journal's to."""
+        """Start or resume; `given`: the caller's encoded arguments, to hold the journal's to.
+
+        `execution_timeout`: a new journal's (default: the definition's).
+        """
         self._check_id(workflow_id)
         if workflow_id in self._running:
             location = self._store.location(workflow_id)
@@ -252,7 +282,14 @@ class Runtime(Serving):
         journal = await self._open(workflow_id)
         try:
             fresh = not journal.records
-            run = self._run_of(definition, workflow_id, journal, arguments, parent)
+            run = self._run_of(
+                definition,
+                workflow_id,
+                journal,
+                arguments,
+                parent,
+                execution_timeout=execution_timeout,
+            )
             if given is not None and not fresh:
                 _check_arguments(run, given, arguments)
         except BaseException:
@@ -286,6 +323,7 @@ class Runtime(Serving):
         try:
             while True:
                 self._runs[workflow_id] = run
+                self._deadlines.arm(workflow_id, run)  # (re-armed from its journal each load)
                 wake_at: float | None = None
                 try:
                     try:
@@ -323,6 +361,7 @@ class Runtime(Serving):
                 run = self._run_of(definition, workflow_id, current, arguments, parent)
         finally:
             self._running.pop(workflow_id, None)
+            self._deadlines.disarm(workflow_id)
             self._mail.forget(workflow_id)
             if current is not None:
                 await current.close()
@@ -341,6 +380,8 @@ class Runtime(Serving):
             extra["carry"] = continued.carried
         if run.parent is not None:
             extra["parent"] = run.parent
+        if run.deadline is not None:  # (the execution_timeout spans the chain)
+            extra["dl"] = run.deadline
         clock = self._clock.time
         return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 
@@ -364,7 +405,11 @@ class Runtime(Serving):
         journal: Journal,
         arguments: list[Any] | None,
         parent: str | None = None,
+        *,
+        execution_timeout: float | _Omitted | None = OMITTED,
     ) -> WorkflowRun:
+        if isinstance(execution_timeout, _Omitted):
+            execution_timeout = definition.spec.execution_timeout
         run = WorkflowRun(
             spec=definition.spec,
             workflow_id=workflow_id,
@@ -378,6 +423,8 @@ class Runtime(Serving):
             children=self._children,
             parent=parent,
             record_limit=self._store.max_record_size,
+            execution_timeout=execution_timeout,
+            watch=self._watch,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -390,6 +437,7 @@ class Runtime(Serving):
         *args: *Ts,
         id: str | None = None,
         attach: bool = False,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> R:
         """Run the workflow (or resume it from its journal) and return its result.
 
@@ -398,11 +446,15 @@ class Runtime(Serving):
 
         Raises:
             WorkflowFailed: the workflow raised; its recorded failure (with the cause).
+            WorkflowCancelled: it was cancelled; WorkflowTimedOut (a WorkflowCancelled) when
+                by its `execution_timeout` (see start()).
             NonDeterminismError: the code diverged from the journal; nothing was written.
             and what start() raises (WorkflowIdInUse: `id` ran with other arguments; see
             start()'s `attach`).
         """
-        handle = await self.start(workflow, *args, id=id, attach=attach)
+        handle = await self.start(
+            workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+        )
         return await _outcome_of(handle.id, handle._task, handle._task)
 
     async def recover(self) -> list[WorkflowHandle[Any]]:
@@ -519,6 +571,9 @@ class Runtime(Serving):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._children.settle()
+        await self._deadlines.close()
+        if self._watch is not None:
+            self._watch.stop()
         await self._mail.stop()
         await self._store.close()
 
@@ -596,6 +651,7 @@ def _log_end(task: asyncio.Task[Any]) -> None:
     else:
         logger.error("workflow %s stopped: %s", name, error, exc_info=error)
 
+
 _SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
@@ -650,9 +706,12 @@ async def run(
     *args: *Ts,
     id: str | None = None,
     attach: bool = False,
+    execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> R:
     """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run."""
-    return await default_runtime().run(workflow, *args, id=id, attach=attach)
+    return await default_runtime().run(
+        workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+    )
 
 
 async def start(
@@ -661,6 +720,9 @@ async def start(
     *args: *Ts,
     id: str | None = None,
     attach: bool = False,
+    execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> WorkflowHandle[R]:
     """Start a workflow on the default runtime; see Runtime.start."""
-    return await default_runtime().start(workflow, *args, id=id, attach=attach)
+    return await default_runtime().start(
+        workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+    )

@@ -20,7 +20,9 @@ ALLOWED = {
     "_saga": {"_engine", "_definitions"},
     "_mail": {"_engine", "_encoding", "_storage"},
     "_serving": {"_definitions", "_engine", "_encoding", "_storage", "_durations"},
+    "_deadline": {"_engine", "_mail"},
     "_runtime": {
+        "_deadline",
         "_definitions",
         "_engine",
         "_encoding",

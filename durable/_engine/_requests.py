@@ -311,7 +311,7 @@ def _record_of(
     if isinstance(message, dict):
         record: records.EventRecord | records.CancelRecord
         if message["k"] == records.CANCEL:
-            record = records.cancel(position, message["m"], now)
+            record = records.cancel(position, message["m"], now, message.get("id"))
         else:
             record = records.event(position, message["n"], message["p"], now, message.get("id"))
         try:

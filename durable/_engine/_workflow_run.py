@@ -50,6 +50,7 @@ from ._replay import (
 from ._requests import WorkflowRequests
 from ._run_control import RunControl
 from ._specs import ActivitySpec, WorkflowSpec
+from ._stall import StallWatch
 from ._steps import (
     Command,
     CommandFuture,
@@ -104,6 +105,8 @@ class _Diverged(BaseException):
 class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
 
+    _timed_out = False  # the cancellation delivered (the first) is the deadline's
+
     def __init__(
         self,
         *,
@@ -119,11 +122,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         substitute: Callable[[ActivitySpec], ActivitySpec] | None = None,
         record_limit: int = DEFAULT_MAX_RECORD_SIZE,
         location: str | None = None,
+        execution_timeout: float | None = None,
+        watch: StallWatch | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
         `record_limit` is the largest record the journal takes (its store's max_record_size):
         an inbox message whose record would be larger is journaled as skipped.
+        `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
+        time); a journal that has a start record keeps its own. `watch` marks each step, for
+        the runtime's stall watchdog.
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -145,6 +153,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             clock=clock.time,
             parent=parent,
             path=location,  # (the journal's path or place, for errors: else the id)
+            execution_timeout=execution_timeout,
         )
         self.finished = self._index.finished
         self._recorded = self._index.steps
@@ -155,7 +164,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.arguments: list[Any] = start["args"]
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
-        self._inbox, self._record_limit = inbox, record_limit
+        self._inbox, self._record_limit, self._watch = inbox, record_limit, watch
         self._children = children
         self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
         self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
@@ -193,6 +202,11 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     # -- running ------------------------------------------------------------------------
 
     @property
+    def deadline(self) -> float | None:
+        """When the runtime cancels it (epoch seconds; None: never); continue-as-new keeps it."""
+        return self._index.start.get("dl")
+
+    @property
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(
             workflow_id=self.workflow_id,
@@ -210,6 +224,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             ContinuedAsNew: this generation ended with continue_as_new: start the next.
         """
         self._host_loop = asyncio.get_running_loop()
+        if self._watch is not None:
+            self._watch.start()
         if self.finished is not None:
             if "cont" in self.finished:
                 raise ContinuedAsNew(self.finished, generation=self.generation)
@@ -325,7 +341,15 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         return wake_at if wake_at - self._clock() > self._suspend_after else None
 
     def _step(self) -> None:
-        self.loop.run_until_idle()
+        watch = self._watch
+        if watch is None:
+            self.loop.run_until_idle()
+        else:
+            watch.enter(self.workflow_id)
+            try:
+                self.loop.run_until_idle()
+            finally:
+                watch.leave()
         if self._divergence is not None:
             raise self._divergence
         if self._live:
@@ -380,6 +404,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         elif self.cancel_reason is None:  # the first cancel only: a repeated one (journaled
             reason = message.get("m", "cancelled")  # too) would interrupt the cleanup
             self.cancel_reason = reason
+            self._timed_out = message.get("id") == records.DEADLINE_CANCEL_ID
             main = self._main
             if main is not None and not main.done():
                 main.cancel(msg=reason)
@@ -487,7 +512,9 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             raise self._divergence or error
         if isinstance(error, WorkflowDefinitionError):
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
-        end = end_of_failure(error, cancelled=main.cancelled(), now=self._clock())
+        cancelled = main.cancelled()
+        timed_out = cancelled and self._timed_out
+        end = end_of_failure(error, cancelled=cancelled, now=self._clock(), timed_out=timed_out)
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
 
