@@ -12,7 +12,7 @@ import pytest
 import durable
 from durable import JournalDirectory
 from durable._engine import _records as records
-from durable.testing import TestRuntime
+from durable.testing import TestRuntime, check_crash_points
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -100,6 +100,10 @@ async def test_a_deadline_cancels_a_sleeping_workflow_in_virtual_time(
     assert [cancel["id"] for cancel in cancels] == [records.DEADLINE_CANCEL_ID]
     assert found[-1]["c"] == 1
     assert found[-1]["e"]["kind"] == records.TIMED_OUT
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        description = await runtime.describe("s")
+    assert description.deadline == START + HOUR
+    assert description.state is durable.WorkflowState.CANCELLED
 
 
 async def test_the_outcome_stays_timed_out_when_read_again(tmp_path: Path) -> None:
@@ -112,6 +116,18 @@ async def test_the_outcome_stays_timed_out_when_read_again(tmp_path: Path) -> No
         with pytest.raises(durable.WorkflowFinished):
             await runtime.cancel("s")
     assert CLEANED == ["sleeper"]
+
+
+async def test_a_crash_anywhere_still_ends_timed_out_at_the_deadline(tmp_path: Path) -> None:
+    async def scenario(runtime: TestRuntime) -> None:
+        CLEANED.clear()
+        with pytest.raises(durable.WorkflowTimedOut):
+            await runtime.run(sleeper, id="s")
+        assert runtime.now() == START + HOUR
+        assert CLEANED[:1] == ["sleeper"]  # (at least once: a crash may repeat it)
+
+    report = await check_crash_points(scenario, tmp_path, start_time=START)
+    assert report.crashed == len(report.points) >= 10  # every point: a kill, a resume
 
 
 async def test_the_deadline_survives_a_restart_and_is_not_extended(tmp_path: Path) -> None:
@@ -231,3 +247,14 @@ def test_a_start_record_with_a_malformed_deadline_is_refused() -> None:
     cancel = {**records.cancel(1, "why", START.timestamp()), "id": 5}
     with pytest.raises(durable.JournalCorrupted, match="request id"):
         records.check_record(cancel, path="j", offset=8, index=1)
+
+
+async def test_submit_journals_the_deadline_too(tmp_path: Path) -> None:
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        await runtime.submit(waiter, id="default")
+        await runtime.submit(waiter, id="override", execution_timeout="10 min")
+        with pytest.raises(durable.InvalidDuration):
+            await runtime.submit(waiter, id="bad", execution_timeout=-5)
+    assert (await journal(tmp_path, "default"))[0]["dl"] == (START + HOUR).timestamp()
+    override = (await journal(tmp_path, "override"))[0]["dl"]
+    assert override == (START + timedelta(minutes=10)).timestamp()
