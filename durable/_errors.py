@@ -358,6 +358,11 @@ class WorkflowTimedOut(WorkflowCancelled):
 
     def __init__(self, *, workflow_id: str, reason: str) -> None:
         super().__init__(workflow_id=workflow_id, reason=reason)
+        self.args = (
+            f"workflow {workflow_id!r} was cancelled: {reason or 'its execution_timeout passed'}. "
+            "The cancellation is recorded in its journal and final: start a new workflow "
+            "(another id) to run it again, with a longer execution_timeout if it needs one",
+        )
 
 
 class WorkflowNotFound(DurableError, LookupError):

@@ -651,7 +651,6 @@ def _log_end(task: asyncio.Task[Any]) -> None:
     else:
         logger.error("workflow %s stopped: %s", name, error, exc_info=error)
 
-
 _SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6

@@ -92,6 +92,7 @@ async def test_a_deadline_cancels_a_sleeping_workflow_in_virtual_time(
         assert runtime.now() == START + HOUR
     assert isinstance(caught.value, durable.WorkflowCancelled)
     assert "execution_timeout" in caught.value.reason
+    assert str(caught.value).startswith("workflow 's' was cancelled: its execution_timeout passed")
     assert caught.value.workflow_id == "s"
     assert CLEANED == ["sleeper"]
     found = await journal(tmp_path, "s")

@@ -1,12 +1,13 @@
 """Noticing workflow code that blocks the host thread (a time.sleep, a CPU loop): a watchdog.
 
 Workflow code runs on the host thread, in a run's steps (`WorkflowLoop.run_until_idle`);
-code that blocks there stalls every workflow, timer, activity and sync of the runtime. A
-StallWatch marks each step (one tuple stored: ~0.1 us a step) and a daemon thread looks at
-the mark every quarter of the threshold: a step running longer than the threshold is logged
-once, as a warning on the `durable` logger, with the workflow id, for how long, the file:line
-its code is at and the stack below the step (Temporal's deadlock detector). A warning, not
-an error: the code may be slow rather than wrong, and another thread cannot interrupt it.
+code that blocks there stalls every workflow, timer, activity and sync of the runtime. Each
+step marks a StallWatch (which workflow, and a step count: ~20 ns a step, no clock read) and
+a daemon thread looks at the mark every quarter of the threshold: a mark it has seen
+unchanged for the threshold is a step that has run at least that long, and is logged once,
+as a warning on the `durable` logger, with the workflow id, for how long, the file:line its
+code is at and the stack below the step (Temporal's deadlock detector). A warning, not an
+error: the code may be slow rather than wrong, and another thread cannot interrupt it.
 Knows nothing of journals.
 """
 
@@ -18,6 +19,7 @@ import threading
 import time
 import traceback
 from types import FrameType
+from typing import Protocol
 
 from ._context import _ASYNCIO, _PACKAGE
 from ._loop import WorkflowLoop
@@ -27,26 +29,33 @@ logger = logging.getLogger("durable")
 _STEP_CODE = WorkflowLoop.run_until_idle.__code__  # where a step starts, on the host thread
 
 
+class Stepping(Protocol):
+    """The run whose step is marked (WorkflowRun)."""
+
+    workflow_id: str
+
+    @property
+    def replaying(self) -> bool:
+        """Whether it replays its journal (else it runs live)."""
+
+
 class StallWatch:
     """Marks workflow steps; a watcher thread reports one that runs past `threshold` seconds.
 
-    `enter`/`leave` run on the host thread around each step; the watcher only reads the mark
-    (a tuple, replaced whole, so it is never seen half-written).
+    The run writes the mark itself around each step, on the host thread (`steps += 1`,
+    `stepping = run`, then `stepping = None`): two stores, where a method call and a clock
+    read would cost ~5 times as much. The watcher only reads it, and believes a stall
+    only when it reads the same mark for the whole threshold, so a mark read halfway through
+    a change (the id of one step, the count of the next) is never reported.
     """
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self.current: tuple[str, float] | None = None  # (workflow id, monotonic start)
+        self.stepping: Stepping | None = None  # the run whose step runs now
+        self.steps = 0  # steps begun: tells one step from the next of the same workflow
         self._host: int | None = None  # the thread steps run on
         self._watcher: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._reported: tuple[str, float] | None = None  # the stall already logged
-
-    def enter(self, workflow_id: str) -> None:
-        self.current = (workflow_id, time.monotonic())
-
-    def leave(self) -> None:
-        self.current = None
 
     def start(self) -> None:
         """Watch the calling (host) thread's steps; starts the watcher thread once."""
@@ -68,36 +77,59 @@ class StallWatch:
 
     def _watch(self) -> None:
         interval = min(max(self.threshold / 4, 0.005), 0.5)
+        seen: tuple[Stepping, int] | None = None  # the mark, and since when it holds
+        since = 0.0
+        reported: tuple[Stepping, int] | None = None
         while not self._stopped.wait(interval):
-            current = self.current
-            if current is None or current is self._reported:
+            run = self.stepping
+            if run is None:
+                seen = None
                 continue
-            if time.monotonic() - current[1] >= self.threshold:
-                self._report(current)
+            mark = (run, self.steps)
+            if mark != seen:
+                seen, since = mark, time.monotonic()
+            elif (
+                mark != reported
+                and time.monotonic() - since >= self.threshold
+                and self._report(mark, since)
+            ):
+                reported = mark
 
-    def _report(self, current: tuple[str, float]) -> None:
+    def _mark(self) -> tuple[Stepping | None, int]:
+        return self.stepping, self.steps
+
+    def _report(self, mark: tuple[Stepping, int], since: float) -> bool:
+        """Log the stall `mark` names, unless its step ended meanwhile; whether it did."""
         frame = sys._current_frames().get(self._host or -1)
         frames = _step_frames(frame)
-        if self.current is not current or not frames:
-            return  # the step ended meanwhile: no stall
-        self._reported = current
-        workflow_id, since = current
+        if self._mark() != mark or not frames:
+            return False  # the step ended meanwhile: no stall
+        run = mark[0]
         where = _workflow_frame(frames)
+        if run.replaying:  # (a long replay holds the loop too, whatever the code does)
+            advice = (
+                "while replaying its journal: if its code is fast, the journal is long "
+                "(continue_as_new keeps journals short); else workflow code must not block"
+            )
+        else:
+            advice = "workflow code must not block"
         summary = traceback.StackSummary.extract(
             ((f, f.f_lineno) for f in reversed(frames) if not _is_asyncio(f)), limit=20
         )
         logger.warning(
-            "workflow %r has blocked the event loop for %.1f s so far, at %s:%d in %s(): workflow "
-            "code must not block (time.sleep, blocking I/O, long computations), since every "
-            "workflow of the runtime waits meanwhile; use durable.sleep, or move the work "
-            "into an activity. Its stack (innermost last):\n%s",
-            workflow_id,
+            "workflow %r has blocked the event loop for over %.1f s, at %s:%d in %s(), %s "
+            "(time.sleep, blocking I/O, long computations), since every workflow of the "
+            "runtime waits meanwhile; use durable.sleep, or move the work into an activity. "
+            "Its stack (innermost last):\n%s",
+            run.workflow_id,
             time.monotonic() - since,
             where.f_code.co_filename,
             where.f_lineno,
             where.f_code.co_name,
+            advice,
             "".join(summary.format()).rstrip(),
         )
+        return True
 
 
 def _step_frames(frame: FrameType | None) -> list[FrameType]:

@@ -207,6 +207,11 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         return self._index.start.get("dl")
 
     @property
+    def replaying(self) -> bool:
+        """Whether recorded events remain to replay (for the stall watchdog's report)."""
+        return not self._live and self._replay_index < len(self._index.events)
+
+    @property
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(
             workflow_id=self.workflow_id,
@@ -344,12 +349,13 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         watch = self._watch
         if watch is None:
             self.loop.run_until_idle()
-        else:
-            watch.enter(self.workflow_id)
+        else:  # (the stall watchdog's mark, written here: see StallWatch)
+            watch.steps += 1
+            watch.stepping = self
             try:
                 self.loop.run_until_idle()
             finally:
-                watch.leave()
+                watch.stepping = None
         if self._divergence is not None:
             raise self._divergence
         if self._live:

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 import durable
+from durable import JournalDirectory
+from durable._encoding import encode
+from durable._engine import _records as records
+from durable._engine._replay import digest_of
 from durable.testing import TestRuntime
 
 pytestmark = pytest.mark.anyio
@@ -75,6 +79,8 @@ async def test_a_blocking_call_is_reported_once_with_the_workflow_and_its_line(
     assert "'blocker'" in message
     assert f"{__file__}:{line_of('# blocks: the stall')} in sleeps_in_workflow_code()" in message
     assert "time.sleep(0.5)" in message  # the stack, with its source lines
+    assert "workflow code must not block" in message
+    assert "replaying" not in message
 
 
 async def test_a_computation_is_reported_at_the_innermost_line_of_workflow_code(
@@ -122,3 +128,37 @@ async def test_none_turns_the_watchdog_off_and_close_stops_it(
 def test_a_bad_threshold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(durable.InvalidDuration, match="warn_blocked_after"):
         durable.Runtime(tmp_path, warn_blocked_after="a while")
+
+
+@durable.workflow(name="steps")
+async def steps(count: int) -> int:
+    total = 0
+    for index in range(count):
+        total += await step(index)
+    return total
+
+
+async def write_done_steps(directory: Path, workflow_id: str, count: int) -> None:
+    """A journal as steps(count) leaves it before its end: `count` recorded steps."""
+    async with JournalDirectory(directory) as store:
+        journal = await store.open(workflow_id)
+        now = time.time()
+        journal.write(encode(records.start("steps", workflow_id, [count], now, 1)))
+        for index in range(count):
+            digest = digest_of(encode([[index], {}]))
+            journal.write(encode(records.done(index, step.name, digest, 1, now=now, result=index)))
+        await journal.close()
+
+
+async def test_a_long_replay_is_reported_as_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A sequential replay takes its recorded outcomes without a suspension: one long step.
+    caplog.set_level(logging.WARNING, logger="durable")
+    count = 30_000
+    await write_done_steps(tmp_path, "long", count)
+    async with durable.Runtime(tmp_path, warn_blocked_after=0.05) as runtime:
+        assert await runtime.run(steps, count, id="long") == sum(range(count))
+    reports = [record.getMessage() for record in stalls(caplog)]
+    assert reports
+    assert all("'long'" in report and "while replaying its journal" in report for report in reports)
