@@ -37,11 +37,19 @@ class Deadlines:
         self._timers: dict[str, asyncio.Handle] = {}
         self.posting: set[asyncio.Task[None]] = set()  # cancellations on their way (tests wait)
 
-    def arm(self, workflow_id: str, run: WorkflowRun) -> None:
-        """(Re)arm the workflow's timer at the deadline its journal gives (none: no timer)."""
+    async def arm(self, workflow_id: str, run: WorkflowRun) -> None:
+        """(Re)arm the workflow's timer at the deadline its journal gives (none: no timer).
+
+        A deadline that has passed already (while nothing ran the workflow) is acted on now:
+        the cancellation is in its inbox before the run goes live, which takes it before it
+        starts anything (WorkflowRun.execute).
+        """
         self.disarm(workflow_id)
         deadline = run.deadline
         if deadline is None or run.finished is not None:
+            return
+        if deadline <= self._clock.time():
+            await self._cancel(workflow_id, deadline)
             return
         self._timers[workflow_id] = self._clock.call_at(
             deadline, self._passed, workflow_id, deadline

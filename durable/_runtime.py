@@ -322,8 +322,8 @@ class Runtime(Serving):
         parent = run.parent
         try:
             while True:
+                await self._deadlines.arm(workflow_id, run)  # (from its journal, each load)
                 self._runs[workflow_id] = run
-                self._deadlines.arm(workflow_id, run)  # (re-armed from its journal each load)
                 wake_at: float | None = None
                 try:
                     try:

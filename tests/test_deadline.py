@@ -259,3 +259,32 @@ async def test_submit_journals_the_deadline_too(tmp_path: Path) -> None:
     assert (await journal(tmp_path, "default"))[0]["dl"] == (START + HOUR).timestamp()
     override = (await journal(tmp_path, "override"))[0]["dl"]
     assert override == (START + timedelta(minutes=10)).timestamp()
+
+
+RELEASE: list[asyncio.Event] = []
+
+
+@durable.activity
+async def charge(order: str) -> str:
+    await RELEASE[0].wait()  # (held: the runtime closes while it runs)
+    return f"charged {order}"
+
+
+@durable.workflow(execution_timeout="1 hour")
+async def checkout(order: str) -> str:
+    return await charge(order)
+
+
+async def test_past_its_deadline_a_resumed_workflow_starts_no_activity(tmp_path: Path) -> None:
+    # Stopped while an activity ran; resumed after its deadline: the activity, in doubt,
+    # would run again at once. The deadline's cancellation is taken before anything starts.
+    RELEASE[:] = [asyncio.Event()]
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        with runtime.count_calls(charge) as first:
+            await runtime.start(checkout, "o-1", id="c")
+            await wait_until(lambda: asyncio.sleep(0, bool(first.calls)))
+    async with TestRuntime(tmp_path, start_time=START + 2 * HOUR) as runtime:
+        RELEASE[0].set()  # (were it started again, it would finish at once)
+        with runtime.count_calls(charge) as again, pytest.raises(durable.WorkflowTimedOut):
+            await runtime.run(checkout, "o-1", id="c")
+        assert again.calls == []

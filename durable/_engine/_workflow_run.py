@@ -241,6 +241,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         try:
             self._replay(main)
             self._live = True
+            if self._past_deadline():  # its cancellation is in the inbox: take it first
+                await self.take_inbox()
             self._start_new()
             self._check_progress()
             self.request_pull()  # what was sent while it was not running
@@ -330,6 +332,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 )
         finally:
             self._teardown()
+
+    def _past_deadline(self) -> bool:
+        """Resumed after its deadline and not cancelled yet: it must start nothing new."""
+        deadline = self.deadline
+        return (
+            deadline is not None
+            and deadline <= self._clock()
+            and self.cancel_reason is None
+            and not self._main_done()
+        )
 
     def _long_sleep_until(self) -> float | None:
         """When the workflow only sleeps, for longer than suspend_after: its wake-up time."""
