@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 import durable
 from durable import JournalDirectory
+from durable._cli import main
 from durable._engine import _records as records
 from durable.testing import TestRuntime, check_crash_points
 from tests.conftest import wait_until
@@ -288,3 +290,15 @@ async def test_past_its_deadline_a_resumed_workflow_starts_no_activity(tmp_path:
         with runtime.count_calls(charge) as again, pytest.raises(durable.WorkflowTimedOut):
             await runtime.run(checkout, "o-1", id="c")
         assert again.calls == []
+
+
+async def test_durable_show_prints_the_deadline(tmp_path: Path) -> None:
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        with pytest.raises(durable.WorkflowTimedOut):
+            await runtime.run(sleeper, id="s")
+    show = ["show", "s", "--dir", str(tmp_path)]
+    result = await asyncio.to_thread(CliRunner().invoke, main, show)  # (it runs its own loop)
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("deadline")]
+    assert "its execution_timeout" in line
+    assert "cancelled" in result.output
