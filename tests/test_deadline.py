@@ -244,6 +244,14 @@ async def test_a_bad_per_start_timeout_is_refused_before_anything_is_written(
 
 
 def test_a_start_record_with_a_malformed_deadline_is_refused() -> None:
+    now = START.timestamp()
+    good = records.start("wf", "id", [], now, 1, dl=now + 3600)
+    assert records.check_record(good, path="j", offset=8, index=0) == good
+    marked = records.cancel(1, "why", now, records.DEADLINE_CANCEL_ID)
+    assert (
+        records.check_record(marked, path="j", offset=8, index=1)["id"]
+        == "durable:execution-timeout"
+    )
     start = records.start("wf", "id", [], START.timestamp(), 1, dl="tomorrow")
     with pytest.raises(durable.JournalCorrupted, match="deadline"):
         records.check_record(start, path="j", offset=8, index=0)
