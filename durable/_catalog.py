@@ -78,6 +78,37 @@ class Runner:
         """Journaled as running an activity, yet no process holds it."""
         return self.known and self.holder is None and described.state is WorkflowState.RUNNING
 
+    def says(self, described: WorkflowDescription) -> str:
+        """Who runs the workflow and, while it sleeps or waits, who wakes it: in words.
+
+        A runtime that unloads a sleeper keeps its journal's lock (or lease), so the holder
+        of a sleeping or waiting workflow is the runtime that will wake it.
+        """
+        if described.ended is not None or not self.known:
+            return ""
+        if self.holder is None:
+            if self.stalled(described):
+                return "none: stalled, it resumes when a runtime runs it again"
+            return "no process holds it now: it resumes when a runtime runs it (run, recover)"
+        who = f"process {self.holder}{_command_of(self.holder)}"
+        if described.state is WorkflowState.SLEEPING:
+            return f"{who} holds it while it sleeps and wakes it then (or when a message comes)"
+        if described.state is WorkflowState.WAITING:
+            return f"{who} holds it while it waits and wakes it when the event comes"
+        return f"{who} runs it"
+
+
+def _command_of(holder: str) -> str:
+    """A local process's command line, as " (python app.py)" (from /proc); else ""."""
+    if not holder.isdigit():
+        return ""  # (a lease owner, host:pid:id: not a process of this machine to look at)
+    try:
+        raw = Path(f"/proc/{holder}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    return f" ({command[:77]}...)" if len(command) > 80 else f" ({command})" if command else ""
+
 
 @dataclass(frozen=True)
 class InboxMessage:
@@ -412,5 +443,6 @@ def plain_description(described: WorkflowDescription, runner: Runner) -> dict[st
         "skipped_messages": described.skipped_messages,
         "last_skip": described.last_skip,
         "runner": runner.holder,  # (None: no process holds it, or it cannot be known)
+        "runner_says": runner.says(described),
         "stalled": runner.stalled(described),
     }

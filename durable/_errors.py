@@ -560,7 +560,11 @@ class NonDeterminismError(DurableError):
 
 
 class WorkflowAlreadyRunning(DurableError):
-    """Another runner (this process or another) holds the workflow's journal."""
+    """Another runner (this process or another) holds the workflow's journal.
+
+    Only where nothing should wait for it: recover() and serve() skip such ids with it.
+    run() and start() follow the runner instead (their handle gets its outcome).
+    """
 
     def __init__(self, *, workflow_id: str, path: Path | str) -> None:
         self.workflow_id = workflow_id

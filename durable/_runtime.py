@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import reprlib
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
@@ -25,8 +27,9 @@ from ._encoding import decode, encode
 from ._engine import _records as records
 from ._engine._clock import SYSTEM_CLOCK, Clock
 from ._engine._describe import WorkflowDescription
+from ._engine._outcomes import final_outcome
 from ._engine._replay import digest_of, start_record
-from ._engine._specs import ActivitySpec
+from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._engine._stall import StallWatch
 from ._engine._steps import ContinuedAsNew
 from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
@@ -34,7 +37,9 @@ from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,
     JournalError,
+    JournalFenced,
     JournalLocked,
+    JournalNotFound,
     UnknownWorkflow,
     WorkflowAlreadyRunning,
     WorkflowCancelled,
@@ -65,28 +70,57 @@ def default_directory() -> Path:
 
 
 class WorkflowHandle(Generic[R]):
-    """A workflow started by Runtime.start(): its id, and its outcome once it ends."""
+    """A workflow's id, and its outcome once it ends, wherever on the store it runs.
 
-    def __init__(self, workflow_id: str, task: asyncio.Task[R]) -> None:
+    From start(), run()'s own, or Runtime.handle(): a handle to an id another runtime holds
+    (here or in another process) follows that run, and takes the workflow over if that
+    runtime stops or dies; result() is the workflow's real outcome either way.
+    """
+
+    def __init__(
+        self,
+        workflow_id: str,
+        task: asyncio.Task[R] | None,
+        runtime: Runtime,
+    ) -> None:
         self.id = workflow_id
         self._task = task
+        self._runtime = runtime
+        self._started = False  # (this handle's call started the task: run() may cancel it)
 
     def done(self) -> bool:
-        """Whether the workflow has ended (returned, failed, or stopped with its runtime)."""
-        return self._task.done()
+        """Whether this runtime has seen the workflow end (or stop with the runtime)."""
+        return self._task is not None and self._task.done()
 
     async def result(self) -> R:
-        """Wait for the workflow's result; cancelling this wait does not stop the workflow.
+        """Wait for the workflow's outcome; cancelling this wait does not stop the workflow.
 
         Raises:
             WorkflowFailed: the workflow raised; its recorded failure.
+            WorkflowCancelled: it was cancelled.
             NonDeterminismError: the code diverged from the journal.
-            WorkflowStopped: its runtime was closed first; it resumes from its journal.
+            WorkflowStopped: this runtime was closed first; it resumes from its journal.
         """
+        if self._task is None:
+            self._task = await self._runtime._follow(self.id)
         return await _outcome_of(self.id, asyncio.shield(self._task), self._task)
 
+    async def describe(self) -> WorkflowDescription:
+        """What the workflow is doing now, read from its journal (see Runtime.describe)."""
+        return await self._runtime.describe(self.id)
+
+    async def send_event(
+        self, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> bool:
+        """Send it an event (see Runtime.send_event)."""
+        return await self._runtime.send_event(self.id, name, payload, event_id=event_id)
+
+    async def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel it, durably (see Runtime.cancel)."""
+        await self._runtime.cancel(self.id, reason)
+
     def __repr__(self) -> str:
-        state = "done" if self._task.done() else "running"
+        state = "done" if self.done() else "running"
         return f"<WorkflowHandle {self.id!r} {state}>"
 
 
@@ -102,6 +136,35 @@ async def _outcome_of(workflow_id: str, waiting: Awaitable[R], task: asyncio.Tas
         if task.cancelled() and (current is None or not current.cancelling()):
             raise WorkflowStopped(workflow_id=workflow_id) from None
         raise
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a start asked for: which workflow, under which id, with which arguments.
+
+    `arguments` is None to resume with the recorded ones; `given` the caller's, encoded, to
+    hold the journal's to (None: attach to whatever the id recorded); `execution_timeout`
+    a new journal's (OMITTED: the definition's).
+    """
+
+    definition: Workflow[..., Any]
+    workflow_id: str
+    arguments: list[Any] | None
+    parent: str | None = None
+    given: bytes | None = None
+    execution_timeout: float | _Omitted | None = OMITTED
+
+
+def _unknown(*args: Any) -> None:
+    """The function of a workflow this runtime does not know (a handle only reads it)."""
+
+
+def _check_same_workflow(recorded: str, definition: Workflow[..., Any], workflow_id: str) -> None:
+    if recorded != definition.name:
+        raise WorkflowDefinitionError(
+            f"workflow id {workflow_id!r} belongs to workflow {recorded!r}, not "
+            f"{definition.name!r}: use another id"
+        )
 
 
 def _workflow_of(candidate: object) -> Workflow[..., Any]:
@@ -127,10 +190,12 @@ class Runtime(Serving):
         sync: how the journal syncs; see JournalDirectory ("auto" by default).
         suspend_after: a workflow that only sleeps or waits for events, for longer than
             this (default 1 min), is unloaded until its timer is due or a message arrives:
-            no task, loop, journal handle or file descriptor meanwhile; it resumes by replay.
-            None keeps all loaded.
+            no task, loop or records in memory meanwhile, only its journal's descriptor and
+            lock (or lease), so no other runtime takes it; it resumes by replay. None keeps
+            all loaded.
         event_poll_interval: how often (default 1 s) this runtime looks for events and
-            cancellations sent from other processes; sends from this one arrive at once.
+            cancellations sent from other processes (sends from this one arrive at once),
+            and a handle to a workflow another process runs looks whether it has ended.
         stop_grace: how long close() lets activities in flight finish (default 5 s) before
             it cancels them; no new activity starts meanwhile.
         inbox_max_messages, inbox_max_bytes: each workflow's inbox bound on the messages
@@ -156,7 +221,7 @@ class Runtime(Serving):
         inbox_max_bytes: int | None = None,
         warn_blocked_after: Duration | None = "2 s",
     ) -> None:
-        self._watch = (
+        self._stall_watch = (
             None
             if warn_blocked_after is None
             else StallWatch(to_seconds(warn_blocked_after, what="warn_blocked_after"))
@@ -194,6 +259,8 @@ class Runtime(Serving):
             self._clock,
         )
         self._children = _ChildRunner(self)
+        self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
+        self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
@@ -222,6 +289,10 @@ class Runtime(Serving):
     ) -> WorkflowHandle[R]:
         """Start the workflow, or resume it from its journal, and return at once.
 
+        If another runtime (in this process or another, on this store) runs the id, the
+        handle follows that run: its result() is the workflow's outcome wherever it ends,
+        and this runtime takes the run over if that one stops or dies. One runner per id.
+
         Args:
             workflow: a function decorated with @durable.workflow.
             *args: its arguments, journaled (a resumed workflow uses the recorded ones).
@@ -241,7 +312,6 @@ class Runtime(Serving):
             WorkflowDefinitionError: `workflow` is not a durable workflow.
             SerializationError: an argument cannot be journaled; nothing was written.
             InvalidWorkflowId: the id cannot name a journal file.
-            WorkflowAlreadyRunning: another runner, here or in another process, has it.
             WorkflowIdInUse: the id's journal recorded other arguments (and not `attach`).
             WorkflowDefinitionError: the id's journal belongs to another workflow.
         """
@@ -269,62 +339,227 @@ class Runtime(Serving):
         parent: str | None = None,
         *,
         given: bytes | None = None,
+        follow: bool = True,
         execution_timeout: float | _Omitted | None = OMITTED,
     ) -> WorkflowHandle[Any]:
-        """Start or resume; `given`: the caller's encoded arguments, to hold the journal's to.
+        """Start or resume the workflow here, or follow the runtime that holds it; a handle.
 
-        `execution_timeout`: a new journal's (default: the definition's).
+        `given`: the caller's encoded arguments, to hold the journal's to. `follow`: False
+        (recover, serve) raises WorkflowAlreadyRunning for an id held anywhere instead.
+        An id has one task in a runtime, registered before the first await: a second start
+        of it here joins that task. `execution_timeout`: a new journal's (default: the
+        definition's).
         """
         self._check_id(workflow_id)
-        if workflow_id in self._running:
-            location = self._store.location(workflow_id)
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
-        journal = await self._open(workflow_id)
-        try:
-            fresh = not journal.records
-            run = self._run_of(
-                definition,
-                workflow_id,
-                journal,
-                arguments,
-                parent,
-                execution_timeout=execution_timeout,
-            )
-            if given is not None and not fresh:
-                _check_arguments(run, given, arguments)
-        except BaseException:
-            await journal.close()
-            raise
-        self._loop = asyncio.get_running_loop()
-        task = self._loop.create_task(
-            self._execute(definition, workflow_id, journal, run, arguments),
-            name=f"durable {workflow_id}",
+        task = self._running.get(workflow_id)
+        if task is not None:
+            if not follow:
+                location = self._store.location(workflow_id)
+                raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
+            run = self._runs.get(workflow_id)
+            if run is not None:
+                _check_same_workflow(run.spec.name, definition, workflow_id)
+                if given is not None:
+                    _check_arguments(run, given, arguments)
+            else:
+                await self._check_recorded(workflow_id, definition, given, arguments)
+            return self._handle_of(workflow_id, task)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        claimed: asyncio.Future[None] = loop.create_future()
+        request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
+        task = loop.create_task(
+            self._execute(request, claimed, follow=follow), name=f"durable {workflow_id}"
         )
-        task.add_done_callback(_log_end)
         self._running[workflow_id] = task
+        task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
         self._mail.watch()
+        try:
+            await asyncio.shield(claimed)
+        except asyncio.CancelledError:
+            if not claimed.done():  # the caller gave up before it began: nothing runs for it
+                task.cancel()
+            raise
         # Let it run to its first await before the caller starts the next: a loop that starts
-        # 10,000 sleepers would otherwise hold all of them loaded (and their descriptors)
-        # before the first one is unloaded (~170 MiB instead of ~35).
+        # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
         await asyncio.sleep(0)
-        return WorkflowHandle(workflow_id, task)
+        handle = self._handle_of(workflow_id, task)
+        handle._started = True
+        return handle
+
+    def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
+        """The handle type of this runtime (durable.testing's skips virtual time)."""
+        return WorkflowHandle(workflow_id, task, self)
+
+    def _task_ended(
+        self, workflow_id: str, claimed: asyncio.Future[None], task: asyncio.Task[Any]
+    ) -> None:
+        if self._running.get(workflow_id) is task:
+            del self._running[workflow_id]
+            self._mail.forget(workflow_id)
+            self._deadlines.disarm(workflow_id)
+        if not claimed.done():
+            claimed.cancel()
+        elif not claimed.cancelled() and claimed.exception() is not None:
+            if not task.cancelled():
+                task.exception()  # (the starter raised it already: retrieved, not logged)
+            return
+        _log_end(task)
+
+    async def _take(
+        self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
+    ) -> tuple[Journal, WorkflowRun]:
+        """Open the id's journal and build its run.
+
+        While another runtime (in another process, on this store) holds it, wait for that
+        one to end the workflow or let go of it (stopped, died, its lease lapsed), looking
+        every event_poll_interval; then take it: a finished workflow's outcome is replayed,
+        an unfinished one resumes here. `claimed` is settled once the caller may go on.
+        """
+        try:
+            return await self._try_taking(request, claimed, follow=follow)
+        except BaseException as error:
+            if claimed is not None and not claimed.done():
+                if isinstance(error, asyncio.CancelledError):
+                    claimed.cancel()
+                else:
+                    claimed.set_exception(error)
+            raise
+
+    async def _try_taking(
+        self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool
+    ) -> tuple[Journal, WorkflowRun]:
+        workflow_id, given, arguments = request.workflow_id, request.given, request.arguments
+        while True:
+            try:
+                journal = await self._open(workflow_id)
+            except JournalLocked:
+                if not follow:
+                    location = self._store.location(workflow_id)
+                    raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location) from None
+                if claimed is not None and not claimed.done():
+                    await self._check_recorded(workflow_id, request.definition, given, arguments)
+                    claimed.set_result(None)
+                await asyncio.sleep(self._follow_interval)
+                continue
+            try:
+                run = self._run_of(
+                    request.definition,
+                    workflow_id,
+                    journal,
+                    arguments,
+                    request.parent,
+                    execution_timeout=request.execution_timeout,
+                )
+                if given is not None and journal.records and claimed and not claimed.done():
+                    _check_arguments(run, given, arguments)
+            except BaseException:
+                await journal.close()
+                raise
+            if claimed is not None and not claimed.done():
+                claimed.set_result(None)
+            return journal, run
+
+    async def _check_recorded(
+        self,
+        workflow_id: str,
+        definition: Workflow[..., Any],
+        given: bytes | None,
+        arguments: list[Any] | None,
+    ) -> None:
+        """Refuse to join a run of another workflow, or one with other arguments (`given`).
+
+        As read from its journal; none yet: nothing to refuse.
+        """
+        try:
+            start = await self._start_record_of(workflow_id)
+        except WorkflowNotFound:
+            return  # (its runner has not created it yet)
+        if start is None:
+            return
+        _check_same_workflow(str(start.get("wf")), definition, workflow_id)
+        if given is None or start.get("gen", 0) != 0:
+            return
+        recorded = start.get("args")
+        if encode(recorded, context="the recorded arguments") == given:
+            return
+        if decode(given, path=workflow_id, offset=0) == recorded:
+            return
+        raise WorkflowIdInUse(
+            workflow_id=workflow_id, recorded=_SHORT.repr(recorded), given=_SHORT.repr(arguments)
+        )
+
+    async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
+        """The start record of the id's journal (None: being created); no lock taken.
+
+        Raises:
+            WorkflowNotFound: there is no such journal.
+        """
+        try:
+            stored = await self._store.read(workflow_id)
+        except JournalNotFound:
+            raise WorkflowNotFound(
+                workflow_id=workflow_id, directory=self._store.location(workflow_id)
+            ) from None
+        if not stored:
+            return None
+        start = records.read_journal(stored[:1], path=self._store.location(workflow_id))[0]
+        return dict(start)
+
+    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]:
+        """The task whose outcome is the workflow's (Runtime.handle's result()).
+
+        This runtime's task for the id if it has one; else, when it knows the workflow,
+        a new one that follows whoever runs it (and takes it over when nobody does); else
+        one that watches the journal until it ends.
+        """
+        task = self._running.get(workflow_id)
+        if task is not None:
+            return task
+        start = await self._start_record_of(workflow_id)
+        definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
+        if definition is not None:
+            handle = await self._start(definition, workflow_id, None)
+            assert handle._task is not None
+            return handle._task
+        watching = asyncio.get_running_loop().create_task(
+            self._watch(workflow_id), name=f"durable watch {workflow_id}"
+        )
+        self._watching.add(watching)
+        watching.add_done_callback(self._watching.discard)
+        return watching
+
+    async def _watch(self, workflow_id: str) -> Any:
+        """The outcome of a workflow whose code this runtime does not know, once it ends.
+
+        Read from its journal, looking every event_poll_interval.
+        """
+        where = self._store.location(workflow_id)
+        while True:
+            journal = records.read_journal(await self._store.read(workflow_id), path=where)
+            if journal and journal[-1]["k"] == records.END and "cont" not in journal[-1]:
+                spec = WorkflowSpec(str(journal[0]["wf"]), _unknown, (), Any)
+                return final_outcome(workflow_id, spec, journal[-1], None)
+            await asyncio.sleep(self._follow_interval)
 
     async def _execute(
-        self,
-        definition: Workflow[..., Any],
-        workflow_id: str,
-        journal: Journal,
-        run: WorkflowRun,
-        arguments: list[Any] | None,
+        self, request: _Request, claimed: asyncio.Future[None], *, follow: bool
     ) -> Any:
-        """Run a workflow to its end: through unloading while it sleeps, and new generations."""
-        current: Journal | None = journal
-        parent = run.parent
+        """The task of one id: take its journal, then run the workflow to its end.
+
+        Through unloading while it sleeps, and new generations. Until it has the journal it
+        follows the runner that holds the id elsewhere, if one does; so does a runner that
+        lost its lease (fenced) to the runtime that took the workflow over.
+        """
+        definition, workflow_id = request.definition, request.workflow_id
+        current: Journal | None = None
         try:
+            current, run = await self._take(request, claimed, follow=follow)
+            parent = run.parent
             while True:
-                await self._deadlines.arm(workflow_id, run)  # (from its journal, each load)
-                self._runs[workflow_id] = run
+                await self._load(workflow_id, run)
                 wake_at: float | None = None
+                taken = 0
                 try:
                     try:
                         outcome = await run.execute()
@@ -342,29 +577,50 @@ class Runtime(Serving):
                         return outcome
                     finally:
                         self._runs.pop(workflow_id, None)
-                except WorkflowSuspended as suspended:  # a long sleep: let go of it all
+                except WorkflowSuspended as suspended:  # a long sleep: let go of all but the lock
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
+                    taken = run.inbox_next  # (the first message it has not taken)
                     self._mail.expect(workflow_id)  # a message from now on wakes its sleep
+                except JournalFenced:
+                    logger.info("workflow %s was taken over by another runtime", workflow_id)
                 except BaseException as error:
                     if not self._restarts_after(error):
                         raise
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if wake_at is not None:
-                    await _note(current, wake_at=wake_at)
+                if wake_at is not None and await self._sleep(current, workflow_id, wake_at, taken):
+                    run = self._run_of(definition, workflow_id, current, request.arguments, parent)
+                    continue
                 await current.close()
                 current = None
-                if wake_at is not None:
-                    await self._mail.sleep_until(workflow_id, wake_at)
-                current = await self._open(workflow_id)
-                run = self._run_of(definition, workflow_id, current, arguments, parent)
+                current, run = await self._take(replace(request, parent=parent), None)
         finally:
-            self._running.pop(workflow_id, None)
-            self._deadlines.disarm(workflow_id)
-            self._mail.forget(workflow_id)
             if current is not None:
                 await current.close()
+
+    async def _load(self, workflow_id: str, run: WorkflowRun) -> None:
+        """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
+        await self._deadlines.arm(workflow_id, run)
+        self._runs[workflow_id] = run
+
+    async def _sleep(
+        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
+    ) -> bool:
+        """An unloaded sleeper's wait, with its journal suspended, not closed.
+
+        It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
+        lease lapsed meanwhile (a paused process) and another runtime may have it.
+        """
+        await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
+        await journal.suspend()
+        await self._mail.sleep_until(workflow_id, wake_at)
+        try:
+            await journal.resume()
+        except JournalFenced:
+            logger.info("workflow %s was taken over while it slept", workflow_id)
+            return False
+        return True
 
     def _restarts_after(self, error: BaseException) -> bool:
         """Whether a run that raised `error` resumes from its journal now (simulated crashes)."""
@@ -392,11 +648,8 @@ class Runtime(Serving):
             raise InvalidWorkflowId.of(error) from None
 
     async def _open(self, workflow_id: str) -> Journal:
-        try:
-            return await self._store.open(workflow_id)
-        except JournalLocked:
-            location = self._store.location(workflow_id)
-            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location) from None
+        """Open and lock the id's journal (JournalLocked: another runner holds it)."""
+        return await self._store.open(workflow_id)
 
     def _run_of(
         self,
@@ -424,7 +677,7 @@ class Runtime(Serving):
             parent=parent,
             record_limit=self._store.max_record_size,
             execution_timeout=execution_timeout,
-            watch=self._watch,
+            watch=self._stall_watch,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -455,7 +708,29 @@ class Runtime(Serving):
         handle = await self.start(
             workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
         )
-        return await _outcome_of(handle.id, handle._task, handle._task)
+        task = handle._task
+        assert task is not None
+        # Cancelling this call stops a run it started; one it joined goes on for the others.
+        waiting = task if handle._started else asyncio.shield(task)
+        return await _outcome_of(handle.id, waiting, task)
+
+    async def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """A handle to the workflow `workflow_id`, started anywhere on this store.
+
+        Its result() waits for the workflow's outcome wherever it runs (here, or another
+        process on this directory or database), and a finished one's at once; if no
+        runtime holds it and this one knows its workflow, result() resumes it here, as
+        recover() would. It also describes it, sends it events and cancels it.
+
+        Raises:
+            InvalidWorkflowId: the id cannot name a journal.
+            WorkflowNotFound: no workflow has this id here.
+        """
+        self._check_id(workflow_id)
+        task = self._running.get(workflow_id)
+        if task is None:
+            await self._start_record_of(workflow_id)  # (WorkflowNotFound)
+        return self._handle_of(workflow_id, task)
 
     async def recover(self) -> list[WorkflowHandle[Any]]:
         """Resume every unfinished workflow of the directory; their handles.
@@ -493,7 +768,7 @@ class Runtime(Serving):
         handles = []
         for name, workflow in unfinished:
             try:
-                handles.append(await self._start(workflow, name, None))
+                handles.append(await self._start(workflow, name, None, follow=False))
             except WorkflowAlreadyRunning:
                 logger.info("recover: workflow %s is running elsewhere; skipped", name)
             except JournalError as error:  # (damaged since it was read, say)
@@ -566,14 +841,14 @@ class Runtime(Serving):
         in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=self._stop_grace)
-        tasks = list(self._running.values())
+        tasks = [*self._running.values(), *self._watching]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._children.settle()
         await self._deadlines.close()
-        if self._watch is not None:
-            self._watch.stop()
+        if self._stall_watch is not None:
+            self._stall_watch.stop()
         await self._mail.stop()
         await self._store.close()
 
@@ -612,6 +887,7 @@ class _ChildRunner:
         task = runtime._running.get(workflow_id)
         if task is None:
             task = (await runtime._start(workflow, workflow_id, arguments, parent))._task
+        assert task is not None
         return await _outcome_of(workflow_id, asyncio.shield(task), task)
 
     def cancel(self, workflow_id: str, reason: str) -> None:
@@ -651,6 +927,7 @@ def _log_end(task: asyncio.Task[Any]) -> None:
     else:
         logger.error("workflow %s stopped: %s", name, error, exc_info=error)
 
+
 _SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
@@ -680,13 +957,17 @@ def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None
 
 
 async def _note(
-    journal: Journal | None, *, finished: bool = False, wake_at: float | None = None
+    journal: Journal | None,
+    *,
+    finished: bool = False,
+    wake_at: float | None = None,
+    inbox_next: int | None = None,
 ) -> None:
     """Tell the store how the workflow stands (a hint for serve(); never fails the run)."""
     if journal is None:
         return
     try:
-        await journal.note(finished=finished, wake_at=wake_at)
+        await journal.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
     except Exception:  # (a hint)
         logger.debug("could not note the state of a journal", exc_info=True)
 

@@ -48,7 +48,12 @@ class Serving:
         raise NotImplementedError
 
     async def _start(
-        self, definition: Workflow[..., Any], workflow_id: str, arguments: list[Any] | None
+        self,
+        definition: Workflow[..., Any],
+        workflow_id: str,
+        arguments: list[Any] | None,
+        *,
+        follow: bool = True,
     ) -> Any:  # (a WorkflowHandle: _runtime is the layer above)
         raise NotImplementedError
 
@@ -143,7 +148,7 @@ class Serving:
             )
             return None
         try:
-            handle = await self._start(workflow, name, None)
+            handle = await self._start(workflow, name, None, follow=False)
         except WorkflowAlreadyRunning:
             return None  # (another process got it first)
         task: asyncio.Task[Any] = handle._task

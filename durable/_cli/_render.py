@@ -180,11 +180,8 @@ def history_view(
         _add_row(header, "now", f"sleeping until {when(described.wake_at)}")
     elif described.current:
         _add_row(header, "now", described.current)
-    if described.ended is None and runner.known:
-        held = f"process {runner.holder} holds it" if runner.holder else "no process holds it"
-        if runner.stalled(described):
-            held += " (stalled: it resumes when a runtime runs it again)"
-        _add_row(header, "runner", held)
+    if says := runner.says(described):
+        _add_row(header, "runner", says)
     if described.status is not None:
         _add_row(header, "status", compact(described.status, 200))
     _add_row(header, "arguments", compact(history.arguments, 200))

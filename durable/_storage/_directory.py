@@ -13,6 +13,7 @@ import errno as errno_codes
 import fcntl
 import os
 import re
+import resource
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,23 @@ def _rotation_error(error: OSError, path: Path, step: str) -> JournalError:
     )
 
 
+def allow_open_files_to_the_hard_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit.
+
+    Each workflow a runtime holds keeps its journal's descriptor, sleepers too (their lock
+    says who wakes them), so 10,000 sleeping workflows hold 10,000 descriptors, past the
+    soft limit of 1,024 many systems start processes with. The hard limit is the one the
+    administrator meant; the soft one is kept low for select(), which durable never uses.
+    Go's runtime does the same at start-up (go.dev/issue/46279).
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError):  # (a sandbox that refuses: the soft limit stays)
+        pass
+
+
 def _stat_or_none(path: Path) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -251,6 +269,7 @@ class JournalDirectory:
             raise JournalClosed(path=self.path)
         if self._directory_fd is None or self._committer is None:
             fd = open_directory(self.path, create=True)  # (refused if others can write it)
+            allow_open_files_to_the_hard_limit()
             self._directory_device = os.fstat(fd).st_dev
             self._committer = GroupCommitter(
                 fd, mode=self._sync_mode, inline_budget=self._inline_sync_budget

@@ -57,11 +57,27 @@ class Journal(Protocol):
     async def close(self) -> None:
         """Make queued records durable and give up the writer's lock."""
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def suspend(self) -> None:
+        """Make queued records durable and drop `records` from memory, keeping the lock.
+
+        A runner unloading a sleeper keeps its journal this way, so no other runtime can
+        take the workflow meanwhile; `resume()` reads the records back.
+        """
+
+    async def resume(self) -> None:
+        """Read the records back after `suspend()`, still this writer's.
+
+        A store with leases raises JournalFenced if the lease lapsed meanwhile.
+        """
+
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """A hint for stores that share work between processes (Runtime.serve).
 
         The workflow has ended (`finished`), or it sleeps until `wake_at` (epoch seconds;
-        inf: until a message arrives). The file store ignores it.
+        inf: until a message arrives), having taken its inbox's messages before position
+        `inbox_next` (one at or past it keeps it due now). The file store ignores it.
         """
 
 

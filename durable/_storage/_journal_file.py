@@ -15,8 +15,11 @@ import logging
 import os
 from pathlib import Path
 
+import anyio
+
 from .._errors import (
     JournalClosed,
+    JournalCorrupted,
     JournalError,
     JournalLocked,
     JournalMisplaced,
@@ -360,7 +363,42 @@ class JournalFile:
     def check_held(self) -> None:
         """Always held: the flock lasts as long as the descriptor."""
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def suspend(self) -> None:
+        """Make written records durable and drop them from memory; keep the file and lock.
+
+        An unloaded sleeper's journal stays open this way (a descriptor and this object), so
+        no other runtime, here or in another process, can take the workflow meanwhile.
+        """
+        await self.flush()
+        self.records = []
+
+    async def resume(self) -> None:
+        """Read the records back (after suspend()), under the lock held all along.
+
+        Raises:
+            JournalCorrupted: the file changed under the lock (someone wrote to it).
+        """
+        if self._closed:
+            raise JournalClosed(path=self.path)
+        fd, path, end = self._target.fd, self.path, self._target.written
+
+        def blocking() -> Parsed:
+            return parse(_read_all(fd), path)
+
+        parsed = await anyio.to_thread.run_sync(blocking)
+        if parsed.torn is not None or parsed.valid_end != end:
+            raise JournalCorrupted(
+                path=path,
+                offset=min(parsed.valid_end, end),
+                reason=f"it changed while its runner held it (it wrote {end} bytes, the file "
+                f"now reads as {parsed.valid_end} valid bytes"
+                + (f", then {parsed.torn})" if parsed.torn else ")"),
+            )
+        self.records = parsed.records
+
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """Nothing to do: a directory is not shared between processes by leases."""
 
     async def close(self) -> None:

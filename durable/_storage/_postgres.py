@@ -142,11 +142,29 @@ class PostgresJournal:
                     await asyncio.wait([release])
                     raise
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def suspend(self) -> None:
+        """Commit what is queued and drop the records from memory; keep the lease.
+
+        The heartbeat goes on renewing it, so no other runtime claims the unloaded sleeper
+        while this one lives; if this one dies, its lease lapses and serve() elsewhere
+        takes the workflow when it is due.
+        """
+        await self.flush()
+        self._records = []
+
+    async def resume(self) -> None:
+        """Read the records back under the lease (JournalFenced if it lapsed meanwhile)."""
+        self.check_held()
+        self._records = await self._store.reread(self)
+        self.check_held()  # (the lease may have lapsed during the read)
+
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         """Tell the other processes: the workflow ended, or when it wants a runner again."""
         if self.failure is not None or self._closed:
             return
-        await self._store.note(self, finished=finished, wake_at=wake_at)
+        await self._store.note(self, finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     def lose(self, failure: JournalError) -> None:
         """The handle is unusable from now on (fenced, or a commit failed)."""
@@ -210,6 +228,7 @@ class PostgresStore:
         self._pool: Any = None
         self._connecting: asyncio.Task[Any] | None = None
         self._open: dict[str, PostgresJournal] = {}
+        self._opening: set[str] = set()  # (claims under way: a second open here is refused)
         self._heartbeat: asyncio.Task[None] | None = None
         self._listener: Any = None  # the connection that LISTENs, once serve() waits
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
@@ -326,9 +345,16 @@ class PostgresStore:
         Raises JournalLocked if another runner's lease on it is live.
         """
         self.check_name(name)
-        await self.connect()
-        if name in self._open:
+        if name in self._open or name in self._opening:  # (before any await: one claim)
             raise JournalLocked(path=self.location(name))
+        self._opening.add(name)
+        try:
+            return await self._claim(name)
+        finally:
+            self._opening.discard(name)
+
+    async def _claim(self, name: str) -> PostgresJournal:
+        await self.connect()
         claimed_at = time.monotonic()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
@@ -353,6 +379,26 @@ class PostgresStore:
         self._open[name] = journal
         return journal
 
+    async def reread(self, journal: PostgresJournal) -> list[StoredRecord]:
+        """A held journal's records, read again (after suspend); JournalFenced if not ours.
+
+        Clears its `due`: the holder runs it now, so serve() need not look at it.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            held = await connection.fetchval(
+                "UPDATE durable_journals SET due = NULL "
+                "WHERE name = $1 AND fence = $2 AND owner = $3 RETURNING 1",
+                journal.name,
+                journal.fence,
+                self.owner,
+            )
+            if held is None:
+                failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
+                journal.lose(failure)
+                raise failure
+            rows = await connection.fetch(RECORDS, journal.name)
+        return [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
+
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)
             async with self.pool.acquire() as connection:
@@ -366,9 +412,20 @@ class PostgresStore:
                 await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, journal.name)
 
     async def note(
-        self, journal: PostgresJournal, *, finished: bool, wake_at: float | None
+        self,
+        journal: PostgresJournal,
+        *,
+        finished: bool,
+        wake_at: float | None,
+        inbox_next: int | None = None,
     ) -> None:
-        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message)."""
+        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message).
+
+        A sleeper's due time never hides a message: under the inbox's lock (the one post()
+        takes), a message at or past `inbox_next` (the first its runner has not taken) keeps
+        the workflow due now, so a post that raced the runner's suspension is not left
+        behind a far (or infinite) due time should the runner die before taking it.
+        """
         with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
             async with self.pool.acquire() as connection:
                 if finished:
@@ -378,14 +435,26 @@ class PostgresStore:
                         journal.fence,
                     )
                 elif wake_at is not None:
-                    await connection.execute(
-                        "UPDATE durable_journals SET due = CASE WHEN $3 = 'Infinity'::float8 "
-                        "THEN 'infinity'::timestamptz ELSE to_timestamp($3) END "
-                        "WHERE name = $1 AND fence = $2",
-                        journal.name,
-                        journal.fence,
-                        wake_at,
-                    )
+                    async with connection.transaction():
+                        await connection.execute(
+                            "SELECT pg_advisory_xact_lock(hashtext('durable inbox ' || $1))",
+                            journal.name,
+                        )
+                        pending = await connection.fetchval(
+                            "SELECT EXISTS (SELECT 1 FROM durable_inbox "
+                            "WHERE name = $1 AND seq >= $2)",
+                            journal.name,
+                            inbox_next or 0,
+                        )
+                        await connection.execute(
+                            "UPDATE durable_journals SET due = CASE WHEN $4 THEN NULL "
+                            "WHEN $3 = 'Infinity'::float8 THEN 'infinity'::timestamptz "
+                            "ELSE to_timestamp($3) END WHERE name = $1 AND fence = $2",
+                            journal.name,
+                            journal.fence,
+                            wake_at,
+                            pending and inbox_next is not None,
+                        )
 
     async def candidates(self, limit: int) -> list[str]:
         """Claim up to `limit` journals that want a runner now (unfinished, due, unleased).

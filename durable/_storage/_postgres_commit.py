@@ -55,7 +55,11 @@ class Committer:
         await asyncio.sleep(0)  # (let every workflow ready now write its records first)
         while self._waiters or any(j.queued for j in self._store.open_journals()):
             waiters, self._waiters = self._waiters, []
-            batch = {j: j.queued for j in self._store.open_journals() if j.queued}
+            # A waiter's journal is in the batch even if the store no longer lists it (closed
+            # or replaced meanwhile): its records are committed or it is fenced, never
+            # reported committed without being so.
+            journals = [*self._store.open_journals(), *(j for j, _ in waiters)]
+            batch = {j: j.queued for j in journals if j.queued and j.failure is None}
             for journal in batch:
                 journal.queued = []
             try:

@@ -137,8 +137,18 @@ class CountedJournal:
     async def close(self) -> None:
         await self.inner.close()  # (what was written before the crash is on disk)
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
-        await self.inner.note(finished=finished, wake_at=wake_at)
+    async def suspend(self) -> None:
+        if self._injector.crash is not None:
+            raise SimulatedCrash(str(self._injector.point))
+        await self.inner.suspend()
+
+    async def resume(self) -> None:
+        await self.inner.resume()
+
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
+        await self.inner.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     def check_held(self) -> None:
         self.inner.check_held()

@@ -73,8 +73,16 @@ class _ReadOnly:
     async def flush(self) -> None:
         pass
 
-    async def note(self, *, finished: bool = False, wake_at: float | None = None) -> None:
+    async def note(
+        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
+    ) -> None:
         pass
+
+    async def suspend(self) -> None:
+        """Nothing to keep: a check never unloads."""
+
+    async def resume(self) -> None:
+        """Nothing to read again."""
 
     def check_held(self) -> None:
         pass

@@ -190,25 +190,8 @@ class TestRuntime(Runtime):
                 workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
             )
 
-    async def _start(
-        self,
-        definition: Workflow[..., Any],
-        workflow_id: str,
-        arguments: list[Any] | None,
-        parent: str | None = None,
-        *,
-        given: bytes | None = None,
-        execution_timeout: float | _Omitted | None = OMITTED,
-    ) -> WorkflowHandle[Any]:
-        handle = await super()._start(
-            definition,
-            workflow_id,
-            arguments,
-            parent,
-            given=given,
-            execution_timeout=execution_timeout,
-        )
-        return TestWorkflowHandle(self, handle.id, handle._task)
+    def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
+        return TestWorkflowHandle(self, workflow_id, task)
 
     # -- activity doubles -----------------------------------------------------------------
 
@@ -293,10 +276,12 @@ class TestWorkflowHandle(WorkflowHandle[R]):
 
     __test__ = False
 
-    def __init__(self, runtime: TestRuntime, workflow_id: str, task: asyncio.Task[R]) -> None:
-        super().__init__(workflow_id, task)
-        self._runtime = runtime
+    def __init__(
+        self, runtime: TestRuntime, workflow_id: str, task: asyncio.Task[R] | None
+    ) -> None:
+        super().__init__(workflow_id, task, runtime)
+        self._test_runtime = runtime
 
     async def result(self) -> R:
-        async with self._runtime._skipping():
+        async with self._test_runtime._skipping():
             return await super().result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import asyncpg
 import pytest
@@ -94,13 +95,27 @@ async def test_continue_as_new_rotates_generations(postgres_dsn: str) -> None:
 
 
 async def test_one_runner_per_workflow_across_runtimes(postgres_dsn: str) -> None:
+    """A second runtime's start of a held id follows the first's run: one runner, and
+    every handle gets the real outcome."""
+    calls.clear()
     async with (
-        Runtime(store=PostgresStore(postgres_dsn)) as first,
-        Runtime(store=PostgresStore(postgres_dsn)) as second,
+        Runtime(store=PostgresStore(postgres_dsn), event_poll_interval=0.05) as first,
+        Runtime(store=PostgresStore(postgres_dsn), event_poll_interval=0.05) as second,
     ):
-        await first.start(order_flow, 3, id="order-3")
-        with pytest.raises(durable.WorkflowAlreadyRunning, match="order-3"):
-            await second.start(order_flow, 3, id="order-3")
+        mine = await first.start(order_flow, 3, id="order-3")
+        await wait_for_state(first, "order-3", durable.WorkflowState.WAITING)
+        follower = await second.start(order_flow, 3, id="order-3")
+        watcher = await second.handle("order-3")
+        assert not follower.done()
+        assert await second.recover() == []  # (it follows order-3 already)
+        await second.send_event("order-3", "approved", "yes")
+        results = await asyncio.wait_for(
+            asyncio.gather(mine.result(), follower.result(), watcher.result()), 10
+        )
+        assert list(results) == ["pay-3, shipped 3 (yes)"] * 3
+        assert calls == {"charge 3": 2, "ship 3": 1}
+        with pytest.raises(durable.WorkflowIdInUse):
+            await second.start(order_flow, 4, id="order-3")
 
 
 async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
@@ -120,13 +135,13 @@ async def test_a_runner_whose_lease_expired_is_fenced_and_another_takes_over(
             assert await asyncio.wait_for(resumed.result(), 10) == (
                 "pay-4, shipped 4 (after takeover)"
             )
-        # The paused runner wakes: what it journals next is refused, and it stops.
+        # The paused runner wakes: what it journals next is refused (fenced), and its run
+        # follows the survivor's: its handle gets the workflow's real outcome.
         # (its poller may have seen the survivor's event first, and its run been fenced then:
         # the send finds the workflow completed)
         with contextlib.suppress(durable.WorkflowFinished):
             await paused.send_event("order-4", "approved", "too late")
-        with pytest.raises(durable.JournalFenced):
-            await asyncio.wait_for(handle.result(), 10)
+        assert await asyncio.wait_for(handle.result(), 10) == "pay-4, shipped 4 (after takeover)"
     assert calls["charge 4"] == 2  # charged (with its retry) once, not again by the survivor
 
 
@@ -186,3 +201,38 @@ async def test_a_damaged_row_is_refused_naming_the_workflow(postgres_dsn: str) -
     async with Runtime(store=PostgresStore(postgres_dsn)) as runtime:
         with pytest.raises(durable.JournalCorrupted, match="journal 'damaged'"):
             await runtime.describe("damaged")
+
+
+@durable.activity(name="pg-once")
+async def once(n: int) -> int:
+    calls[f"once {n}"] = calls.get(f"once {n}", 0) + 1
+    return n
+
+
+@durable.workflow(name="pg-once-flow")
+async def once_flow(n: int) -> int:
+    return await once(n)
+
+
+async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a slow first claim, a start at the same moment joins the first's run: the
+    store is opened once, the activity runs once (it ran twice, both handles claiming)."""
+    calls.clear()
+    store = PostgresStore(postgres_dsn)
+    async with Runtime(store=store) as runtime:
+        await store.connect()
+        real = store.open
+
+        async def slow_open(name: str) -> Any:
+            await asyncio.sleep(0.3)
+            return await real(name)
+
+        monkeypatch.setattr(store, "open", slow_open)
+        first, second = await asyncio.gather(
+            runtime.start(once_flow, 1, id="same"), runtime.start(once_flow, 1, id="same")
+        )
+        assert first._task is second._task
+        assert await first.result() == await second.result() == 1
+    assert calls == {"once 1": 1}

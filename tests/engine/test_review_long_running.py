@@ -336,6 +336,11 @@ async def napper() -> str:
 async def test_a_sleeper_waking_during_close_starts_no_activity(journal_dir: Path) -> None:
     async with Runtime(journal_dir, suspend_after=0, stop_grace="2 s") as runtime:
         await runtime.start(napper, id="napper")
+
+        async def unloaded() -> bool:
+            return "napper" in runtime._mail.sleeping
+
+        await wait_until(unloaded)
         await runtime.start(in_flight, id="busy")
         await wait_until(_ran("long step"))
         assert "napper" not in runtime._runs, "unloaded while it sleeps"

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ async def test_a_stopped_workflow_resumes_without_repeating_recorded_steps(
         handle = await runtime.start(order, "7", id="order-7")
         while calls["ship"] == 0:
             await asyncio.sleep(0.01)
-    assert not handle.done() or handle._task.cancelled()
+    assert not handle.done() or (handle._task is not None and handle._task.cancelled())
     gate.set()
     async with Runtime(journal_dir, stop_grace=0) as runtime:
         assert await runtime.run(order, "7", id="order-7") == "track-7-pay-7x3"
@@ -338,26 +339,67 @@ async def test_a_changed_workflow_raises_non_determinism_error(
     assert calls["refund"] == 0
 
 
-async def test_a_second_runner_of_one_workflow_is_refused(journal_dir: Path) -> None:
+async def test_a_second_start_of_a_running_id_follows_the_one_run(journal_dir: Path) -> None:
+    """One runner per id: a second start, in this runtime or another on the directory,
+    gets a handle that follows the first run (the activity runs once) to its outcome."""
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    @durable.activity
+    async def wait() -> str:
+        ran.append("wait")
+        await gate.wait()
+        return "opened"
+
+    @durable.workflow
+    async def flow() -> str:
+        return await wait()
+
+    @durable.workflow
+    async def other() -> str:
+        return "other"
+
+    async with Runtime(journal_dir, stop_grace=0, event_poll_interval=0.02) as runtime:
+        handle = await runtime.start(flow, id="only-one")
+        again = await runtime.start(flow, id="only-one")
+        assert again._task is handle._task
+        with pytest.raises(durable.WorkflowDefinitionError, match="belongs to workflow"):
+            await runtime.start(other, id="only-one")
+        async with Runtime(journal_dir, stop_grace=0, event_poll_interval=0.02) as second:
+            followed = await second.start(flow, id="only-one")
+            with pytest.raises(durable.WorkflowDefinitionError, match="belongs to workflow"):
+                await second.start(other, id="only-one")
+            assert await second.recover() == []  # (held: recover does not follow)
+            gate.set()
+            assert await asyncio.wait_for(followed.result(), 5) == "opened"
+        assert await handle.result() == await again.result() == "opened"
+    assert ran == ["wait"]
+
+
+async def test_a_handle_by_id_follows_a_run_it_did_not_start(journal_dir: Path) -> None:
     gate = asyncio.Event()
 
     @durable.activity
-    async def wait() -> None:
+    async def wait() -> str:
         await gate.wait()
+        return "opened"
 
     @durable.workflow
-    async def flow() -> None:
-        await wait()
+    async def flow() -> str:
+        return await wait()
 
     async with Runtime(journal_dir, stop_grace=0) as runtime:
-        handle = await runtime.start(flow, id="only-one")
-        with pytest.raises(durable.WorkflowAlreadyRunning, match="only-one"):
-            await runtime.start(flow, id="only-one")
-        async with Runtime(journal_dir, stop_grace=0) as other:
-            with pytest.raises(durable.WorkflowAlreadyRunning):
-                await other.start(flow, id="only-one")
-        gate.set()
-        await handle.result()
+        with pytest.raises(durable.WorkflowNotFound):
+            await runtime.handle("nobody")
+        started = await runtime.start(flow, id="by-id")
+        async with Runtime(journal_dir, event_poll_interval=0.02) as reader:  # (knows no code)
+            handle = await reader.handle("by-id")
+            assert (await handle.describe()).state is durable.WorkflowState.RUNNING
+            gate.set()
+            assert await asyncio.wait_for(handle.result(), 5) == "opened"
+            assert await started.result() == "opened"
+            with pytest.raises(durable.WorkflowFinished):
+                await handle.send_event("late", 1)
 
 
 async def test_bad_input_gets_clear_errors(journal_dir: Path) -> None:
@@ -538,10 +580,13 @@ async def test_a_long_sleeper_is_unloaded_until_its_timer_is_due(
         store = runtime._store
         assert isinstance(store, durable.JournalDirectory)
         open_journals = [j for j in store._opened if not j.closed]
-        assert open_journals == [], "while it sleeps it holds no journal (nor its lock)"
+        assert [j.records for j in open_journals] == [[]], "only its journal's lock is kept"
+        assert "slow" not in runtime._runs
         assert not handle.done()
-        with pytest.raises(durable.WorkflowAlreadyRunning):  # still its runtime's workflow
-            await runtime.start(slow_flow, id="slow")
+        async with Runtime(journal_dir) as other:  # still its runtime's workflow
+            other._register(slow_flow)
+            assert await other.recover() == [], "its lock is held while it sleeps"
+        assert (await runtime.start(slow_flow, id="slow"))._task is handle._task
         assert await handle.result() == "paid after 0.5s"
     assert calls["charge"] == 1, "resuming replayed the charge, never re-ran it"
 
@@ -568,3 +613,38 @@ async def test_a_workflow_stopped_by_close_says_so_and_resumes_later(journal_dir
     gate.set()
     async with Runtime(journal_dir, stop_grace=0) as again:
         assert await again.run(flow, id="stopped") == "done"
+
+
+async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id's task is registered before the first await: with a slow first open, a
+    start at the same moment joins it (the activity runs once, one result)."""
+    ran: list[int] = []
+
+    @durable.activity
+    async def effect(n: int) -> int:
+        ran.append(n)
+        return n
+
+    @durable.workflow
+    async def flow(n: int) -> int:
+        return await effect(n)
+
+    async with Runtime(journal_dir) as runtime:
+        store = runtime._store
+        assert isinstance(store, durable.JournalDirectory)
+        await (await store.open("warm-up")).close()  # (the directory exists now)
+        real = store.open
+
+        async def slow_open(name: str) -> Any:
+            await asyncio.sleep(0.3)
+            return await real(name)
+
+        monkeypatch.setattr(store, "open", slow_open)
+        first, second = await asyncio.gather(
+            runtime.start(flow, 1, id="same"), runtime.start(flow, 1, id="same")
+        )
+        assert first._task is second._task
+        assert await first.result() == await second.result() == 1
+    assert ran == [1]

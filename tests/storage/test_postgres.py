@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable import PostgresStore
+from durable._storage._postgres import PostgresJournal
 from durable._storage._postgres_sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +50,44 @@ async def test_one_writer_at_a_time(postgres_dsn: str) -> None:
         await journal.close()  # gives the lease back
         taken = await second.open("order-1")
         await taken.close()
+
+
+async def test_two_opens_at_once_in_one_store_give_one_claim(postgres_dsn: str) -> None:
+    """The second of two concurrent opens is refused before it claims (it used to be
+    granted too, bumping the fence under the first)."""
+    async with PostgresStore(postgres_dsn) as store:
+        await store.connect()
+        opened = await asyncio.gather(
+            store.open("order-1"), store.open("order-1"), return_exceptions=True
+        )
+        journals = [j for j in opened if isinstance(j, PostgresJournal)]
+        refused = [e for e in opened if isinstance(e, durable.JournalLocked)]
+        assert (len(journals), len(refused)) == (1, 1)
+        await journals[0].append(b"kept")
+        await journals[0].close()
+        assert [r.payload for r in await store.read("order-1")] == [b"kept"]
+
+
+async def test_a_replaced_handle_is_never_told_its_records_are_committed(
+    postgres_dsn: str,
+) -> None:
+    """A handle the store no longer lists (another claim took its journal) still has its
+    flush settled by the commit that checks its fence: JournalFenced, not success."""
+    async with PostgresStore(postgres_dsn) as store:
+        old = await store.open("order-1")
+        await old.append(b"first")
+        store.forget(old)  # (replaced, as a second claim of the same owner once did)
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            await connection.execute(
+                "UPDATE durable_journals SET fence = fence + 1 WHERE name = 'order-1'"
+            )
+        finally:
+            await connection.close()
+        old.write(b"lost")
+        with pytest.raises(durable.JournalFenced):
+            await old.flush()
+        assert [r.payload for r in await store.read("order-1")] == [b"first"]
 
 
 async def test_a_writer_that_lost_its_lease_cannot_append(postgres_dsn: str) -> None:
@@ -191,3 +230,32 @@ async def test_a_user_without_rights_is_told_what_to_grant(postgres_dsn: str) ->
         await connection.execute("DROP ROLE reader")
     finally:
         await connection.close()
+
+
+async def test_a_sleepers_due_time_never_hides_a_message_it_has_not_taken(
+    postgres_dsn: str,
+) -> None:
+    """A post that raced a runner's suspension keeps the workflow due now: were the runner
+    to die before taking the message, serve() elsewhere still claims it once the lease
+    lapses (it used to be left due at 'infinity' for ever)."""
+    async with PostgresStore(postgres_dsn, lease=0.3) as store:
+        journal = await store.open("order-1")
+        await journal.append(b"start")
+        await store.post("order-1", b"approved")  # (position 0; the runner has not taken it)
+        await journal.note(wake_at=float("inf"), inbox_next=0)
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            due = "SELECT due FROM durable_journals WHERE name = 'order-1'"
+            assert await connection.fetchval(due) is None, "due now: a message is waiting"
+            await journal.note(wake_at=float("inf"), inbox_next=1)  # (it took that one)
+            assert await connection.fetchval(due) is not None  # ('infinity': a message wakes it)
+            await store.post("order-1", b"cancel")
+            assert await connection.fetchval(due) is None
+        finally:
+            await connection.close()
+        await journal.note(wake_at=float("inf"), inbox_next=1)
+        assert store._heartbeat is not None
+        store._heartbeat.cancel()  # (the runner dies with its lease)
+        async with PostgresStore(postgres_dsn) as other:
+            await asyncio.sleep(0.4)
+            assert await other.candidates(10) == ["order-1"]

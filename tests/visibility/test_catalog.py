@@ -14,6 +14,7 @@ import pytest
 
 import durable
 from durable._catalog import Catalog, to_plain
+from tests.conftest import wait_until
 
 from .sample_app import ORDERS, STATES, order_workflow
 
@@ -115,6 +116,9 @@ async def test_reading_changes_nothing_and_works_while_a_workflow_runs(sample_di
         assert (await catalog.details("order-3")).runner.holder == str(os.getpid())
         listing = await catalog.listing()
         assert listing.runners == {"order-3": str(os.getpid())}
+        says = (await catalog.runner("order-3")).says(described)
+        assert says.startswith(f"process {os.getpid()} (")  # (and its command line)
+        assert says.endswith("holds it while it waits and wakes it when the event comes")
         await runtime.send_event("order-3", "approved", "yes")
         assert await asyncio.wait_for(handle.result(), 5) == "shipped 3 (yes)"
     assert (await catalog.history("order-3")).outcome == "completed"
@@ -176,3 +180,27 @@ def test_version_changes_when_the_journal_grows(sample_dir: Path) -> None:
         file.write(b"\x00")
     os.utime(sample_dir / "order-4.journal")
     assert catalog.version("order-4") != before
+
+
+@durable.workflow(name="catalog-napper")
+async def napper() -> str:
+    await durable.sleep(60)
+    return "rested"
+
+
+async def test_an_unloaded_sleeper_names_the_process_that_wakes_it(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path)
+    async with durable.Runtime(tmp_path, suspend_after=0) as runtime:
+        await runtime.start(napper, id="napper")
+
+        async def unloaded() -> bool:
+            return "napper" in runtime._mail.sleeping
+
+        await wait_until(unloaded)
+        described = await catalog.describe("napper")
+        assert str(described.state) == "sleeping"
+        says = (await catalog.runner("napper")).says(described)
+        assert says.startswith(f"process {os.getpid()} (")
+        assert says.endswith("holds it while it sleeps and wakes it then (or when a message comes)")
+    says = (await catalog.runner("napper")).says(await catalog.describe("napper"))
+    assert says.startswith("no process holds it now")

@@ -27,11 +27,10 @@
     return value === "" || value === null || value === undefined ? null : el("div", {}, el("span", {}, label), value);
   }
 
-  function runnerText(w) {
+  function runnerText(w) {  // (who runs it, and who wakes a sleeper: the server says)
     if (FINAL.has(w.state)) return "";
-    if (w.runner) return "process " + w.runner;
-    if (w.stalled) return el("span", { class: "error-text" }, "none: stalled, it resumes when a runtime runs it again");
-    return "no process holds it now";
+    if (w.stalled) return el("span", { class: "error-text" }, w.runner_says);
+    return w.runner_says;
   }
 
   // An error {type, msg, tb} held by `owner` at `field`, each part cut short by the server
