@@ -27,6 +27,7 @@ from ._engine._describe import WorkflowState as WorkflowState
 from ._engine._retry import RetryPolicy as RetryPolicy
 from ._errors import ActivityError as ActivityError
 from ._errors import ActivityTimeout as ActivityTimeout
+from ._errors import ChildIdInUse as ChildIdInUse
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
@@ -79,6 +80,7 @@ __all__ = [
     "ActivityError",
     "ActivityInfo",
     "ActivityTimeout",
+    "ChildIdInUse",
     "CompensationFailed",
     "DurableError",
     "EventTimeout",

@@ -116,26 +116,41 @@ def run_child(
     /,
     *args: *Ts,
     id: str | None = None,
+    detached: bool = False,
 ) -> Coroutine[Any, Any, R]:
     """Run another workflow as a child: its own journal, linked to this one; its result.
 
-    A replay never runs a finished child again; cancelling this workflow cancels the
-    child. The id defaults to "<this id>.<step>".
+    A replay never runs a finished child again. Children are structured: cancelling this
+    workflow cancels the child it awaits, and when this workflow ends (returns, fails, is
+    cancelled, or continues as new) every child it started that is still running is
+    cancelled, durably (journaled in the child; a child running nowhere takes it when it
+    resumes), at any depth, even a child in a task nobody awaited.
+
+    Args:
+        workflow: a function decorated with @durable.workflow.
+        *args: its arguments, journaled.
+        id: the child's workflow id (default "<this id>.<step>", always this workflow's
+            own). An id that already names a run of another workflow, of other arguments,
+            or not started by this workflow is refused (ChildIdInUse), never joined.
+        detached: the child outlives this workflow: its end does not cancel it (default
+            False; Temporal's parent-close policy ABANDON). Journaled with the step.
 
     Raises:
         WorkflowFailed: the child failed (its recorded failure).
         WorkflowCancelled: the child was cancelled.
+        ChildIdInUse: `id` names another run; nothing was started or joined. Journaled as
+            this step's outcome, so a replay raises it again.
     """
-    return in_order(_run_child(workflow, args, id))  # sets of calls iterate in call order
+    return in_order(_run_child(workflow, args, id, detached))  # sets iterate in call order
 
 
-async def _run_child(workflow: Any, args: tuple[Any, ...], id: str | None) -> Any:
+async def _run_child(workflow: Any, args: tuple[Any, ...], id: str | None, detached: bool) -> Any:
     run = _workflow_run("run_child")
     if not isinstance(workflow, Workflow):
         raise WorkflowDefinitionError(
             f"{workflow!r} is not a durable workflow: decorate it with @durable.workflow"
         )
-    waiting = run.request_child(workflow, workflow.spec, args, id)
+    waiting = run.request_child(workflow, workflow.spec, args, id, detached=detached)
     if isinstance(waiting, RecordedOutcome):
         return waiting.unwrap()
     return await waiting

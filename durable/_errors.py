@@ -32,6 +32,8 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InDoubtError                    an at_most_once activity a crash left undecided
       NonDeterminismError             replayed code diverged from its journal
       WorkflowAlreadyRunning          another runner holds the workflow's journal
+      WorkflowIdInUse (ValueError)    run()/start(): the id ran with other arguments
+        ChildIdInUse                  run_child(): the id names a run that is not this call's
       WorkflowStopped                 its runtime closed before it finished (resumable)
       InvalidWorkflowId (ValueError)
       WorkflowDefinitionError (TypeError)  not a decorated workflow / activity
@@ -591,6 +593,42 @@ class WorkflowIdInUse(DurableError, ValueError):
             f"journal recorded {recorded}, this call gave {given}. Use another id for a new "
             "run, or pass attach=True to wait for (or resume) the run under this id with "
             "its recorded arguments"
+        )
+
+
+class ChildIdInUse(WorkflowIdInUse):
+    """run_child() with an id that names another run: not this parent's child, or not this call.
+
+    Raised in the parent workflow at the run_child step (journaled as that step's outcome, so
+    a replay raises it again). `workflow_id` is the child id; `parent`, `step` and `call_site`
+    say which call; `recorded` what the id's journal holds, `given` what the call asked for.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        parent: str,
+        recorded: str,
+        given: str,
+        step: int | None = None,
+        call_site: str = "",
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.parent = parent
+        self.recorded = recorded
+        self.given = given
+        self.step = step
+        self.call_site = call_site
+        where = f" at step {step}" if step is not None else ""
+        site = f" ({call_site})" if call_site else ""
+        DurableError.__init__(
+            self,
+            f"workflow {parent!r} runs child {workflow_id!r}{where}{site}, but that id "
+            f"already names another run: its journal holds {recorded}; this call asks for "
+            f"{given}. Nothing was started or joined. Give the child an id of its own "
+            "(run_child's id=...), or leave id out: the default, '<parent id>.<step>', is "
+            "always this parent's",
         )
 
 

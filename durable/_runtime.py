@@ -9,7 +9,6 @@ module state in durable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
+from ._children import ChildRunner
 from ._deadline import Deadlines
 from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
@@ -45,7 +45,6 @@ from ._errors import (
     WorkflowCancelled,
     WorkflowDefinitionError,
     WorkflowFailed,
-    WorkflowFinished,
     WorkflowIdInUse,
     WorkflowNotFound,
     WorkflowStopped,
@@ -258,7 +257,7 @@ class Runtime(Serving):
             to_seconds(event_poll_interval, what="event_poll_interval"),
             self._clock,
         )
-        self._children = _ChildRunner(self)
+        self._children = ChildRunner(self)
         self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
@@ -862,49 +861,6 @@ class Runtime(Serving):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-class _ChildRunner:
-    """Runs child workflows for workflow runs (the engine's Children)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._cancelling: set[asyncio.Task[None]] = set()
-
-    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
-        runtime = self._runtime
-        workflow = _workflow_of(target)
-        ancestor: str | None = parent
-        while ancestor is not None:  # its own task: it would wait for itself forever
-            if ancestor == workflow_id:
-                raise WorkflowDefinitionError(
-                    f"workflow {parent!r} runs {workflow_id!r} as a child, but that is "
-                    f"{parent!r} itself or a workflow it runs under: give the child its own id"
-                )
-            loaded = runtime._runs.get(ancestor)
-            ancestor = loaded.parent if loaded is not None else None
-        runtime._register(workflow)
-        task = runtime._running.get(workflow_id)
-        if task is None:
-            task = (await runtime._start(workflow, workflow_id, arguments, parent))._task
-        assert task is not None
-        return await _outcome_of(workflow_id, asyncio.shield(task), task)
-
-    def cancel(self, workflow_id: str, reason: str) -> None:
-        loop = self._runtime._loop  # (called from workflow code: the running loop is its own)
-        assert loop is not None
-        task = loop.create_task(self._cancel(workflow_id, reason))
-        self._cancelling.add(task)
-        task.add_done_callback(self._cancelling.discard)
-
-    async def _cancel(self, workflow_id: str, reason: str) -> None:
-        with contextlib.suppress(WorkflowFinished, WorkflowNotFound):
-            await self._runtime._mail.cancel(workflow_id, reason, "cancelled-by-parent")
-
-    async def settle(self) -> None:
-        """Let cancellations in progress reach the children's inboxes (runtime close)."""
-        if self._cancelling:
-            await asyncio.wait(set(self._cancelling), timeout=5)
 
 
 _default_runtime: Runtime | None = None

@@ -17,11 +17,15 @@ from typing import Any, TypeVarTuple, Unpack
 
 from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
-from ._encoding import decode, encode
+from ._encoding import encode
+from ._engine import _records as records
 from ._engine._clock import Clock
 from ._engine._replay import digest_of, start_record
 from ._errors import (
     DurableError,
+    JournalCorrupted,
+    UnsafeJournalFile,
+    UnsupportedJournalFormat,
     WorkflowAlreadyRunning,
     WorkflowCancelled,
     WorkflowDefinitionError,
@@ -31,6 +35,9 @@ from ._storage._interface import JournalStore
 
 Ts = TypeVarTuple("Ts")
 logger = logging.getLogger("durable")
+
+# What makes a journal unreadable as a journal until a person acts (not a passing failure).
+UNREADABLE = (JournalCorrupted, UnsupportedJournalFormat, UnsafeJournalFile)
 
 
 class Serving:
@@ -128,31 +135,51 @@ class Serving:
             await self._store.wait_for_work(interval)
 
     async def _serve_one(self, name: str) -> asyncio.Task[Any] | None:
+        """Start the workflow of journal `name` here, if it can be; its task, else None.
+
+        One bad journal never stops serve() nor the rest of its batch: one that cannot be
+        read as a journal is set aside (skipped until repaired or run on purpose), and any
+        other failure is logged and tried again at the next look.
+        """
         try:
             stored = await self._store.read(name)
-        except DurableError as error:
-            logger.warning("serve: cannot read workflow %s: %s", name, error)
-            return None
-        if not stored:
-            return None  # (created, its start record not committed: its creator runs it)
-        start = decode(stored[0].payload, path=self._store.location(name), offset=0)
-        workflow_name = str(start.get("wf")) if isinstance(start, dict) else ""
-        workflow = self._workflows.get(workflow_name)
-        if workflow is None:
-            logger.warning(
-                "serve: workflow %s is a %r, which this runtime does not know (known: %s); "
-                "left to a runtime that does",
-                name,
-                workflow_name,
-                ", ".join(sorted(self._workflows)) or "none",
-            )
-            return None
-        try:
+            if not stored:
+                return None  # (created, its start record not committed: its creator runs it)
+            start = records.read_journal(stored[:1], path=self._store.location(name))[0]
+            workflow_name = str(start["wf"])
+            workflow = self._workflows.get(workflow_name)
+            if workflow is None:
+                logger.warning(
+                    "serve: workflow %s is a %r, which this runtime does not know (known: "
+                    "%s); left to a runtime that does",
+                    name,
+                    workflow_name,
+                    ", ".join(sorted(self._workflows)) or "none",
+                )
+                return None
             handle = await self._start(workflow, name, None, follow=False)
         except WorkflowAlreadyRunning:
             return None  # (another process got it first)
+        except UNREADABLE as error:
+            await self._set_aside(name, error)
+            return None
+        except DurableError as error:
+            logger.warning("serve: cannot start workflow %s now: %s", name, error)
+            return None
         task: asyncio.Task[Any] = handle._task
         return task
+
+    async def _set_aside(self, name: str, error: DurableError) -> None:
+        logger.error(
+            "serve: workflow %s set aside: its journal cannot be read (%s). serve() skips it "
+            "until it is repaired or replaced, or run on purpose (run, start, recover)",
+            name,
+            error,
+        )
+        try:
+            await self._store.set_aside(name, str(error))
+        except Exception:  # (the database is away: it is tried, and set aside, again)
+            logger.debug("serve: could not set workflow %s aside", name, exc_info=True)
 
 
 def _workflow(candidate: object) -> Workflow[..., Any]:

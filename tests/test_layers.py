@@ -20,8 +20,10 @@ ALLOWED = {
     "_saga": {"_engine", "_definitions"},
     "_mail": {"_engine", "_encoding", "_storage"},
     "_serving": {"_definitions", "_engine", "_encoding", "_storage", "_durations"},
+    "_children": {"_definitions", "_engine", "_encoding", "_storage", "_mail"},
     "_deadline": {"_engine", "_mail"},
     "_runtime": {
+        "_children",
         "_deadline",
         "_definitions",
         "_engine",

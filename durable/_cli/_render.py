@@ -277,7 +277,7 @@ def _step_detail(step: Step) -> str:
     if step.kind == "timer" and step.fire_at is not None:
         details.append(f"until {when(step.fire_at)}")
     if step.child_id:
-        details.append(f"child {step.child_id}")
+        details.append(f"child {step.child_id}" + (" (detached)" if step.detached else ""))
     if len(step.attempts) > 1 or any(attempt.error for attempt in step.attempts):
         details.append(" · ".join(_attempt_word(attempt) for attempt in step.attempts))
     if step.error is not None:

@@ -45,6 +45,7 @@ class Step:
         error: its final error, if it failed.
         fire_at: a timer's fire time.
         child_id: a child workflow's id.
+        detached: a child started detached (its parent's end does not cancel it).
     """
 
     step: int
@@ -58,6 +59,7 @@ class Step:
     error: dict[str, Any] | None = None
     fire_at: float | None = None
     child_id: str | None = None
+    detached: bool = False
 
 
 @dataclass
@@ -172,6 +174,7 @@ def _activity_record(steps: dict[int, Step], record: records.Record, last_time: 
         step.name = name  # (version 1: only the "sched" named the activity)
     if "id" in record and kind == records.SCHEDULED:  # (validated: text)
         step.child_id = record["id"]
+        step.detached = bool(record.get("dt"))
     attempt_number = record.get("n", 1)
     attempt = next((a for a in step.attempts if a.number == attempt_number), None)
     if attempt is None:

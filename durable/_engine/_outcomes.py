@@ -13,6 +13,7 @@ from typing import Any
 from .._encoding import convert
 from .._errors import (
     ActivityError,
+    ChildIdInUse,
     DurableError,
     InDoubtError,
     SerializationError,
@@ -43,6 +44,15 @@ def step_error(
         return InDoubtError(workflow_id=workflow_id, activity=spec.name, position=step)
     if kind == "child-cancelled":
         return WorkflowCancelled(workflow_id=error["id"], reason=error["msg"])
+    if kind == "child-id-in-use":
+        return ChildIdInUse(
+            workflow_id=error["id"],
+            parent=workflow_id,
+            recorded=error.get("was", ""),
+            given=error.get("asked", ""),
+            step=step,
+            call_site=error.get("site", ""),
+        )
     if kind == "child":
         return WorkflowFailed(
             workflow_id=error["id"],

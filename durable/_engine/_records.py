@@ -13,7 +13,8 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed
             [, gen: generation (continue-as-new), q: first inbox message, parent: id,
                dl: deadline (epoch seconds: the execution_timeout's end)]}
-    sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t [, id: child]}
+    sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t
+            [, id: child workflow id [, dt: 1 if the child was started detached]]}
     retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts,
             b: when the failed attempt began, t}
     done   {k, s, a, d, n: attempt, r: result, b: when it began, t}
@@ -37,7 +38,9 @@ names it (activity and digest), so most steps cost one record. Version 1 journal
 `s` is the step: the position of a command (activity call, child workflow, timer, event
 wait, status) in the order the workflow code asked for them. A child workflow is an activity
 step named "child:<workflow name>". Events and cancellations come from the inbox, in the
-order the runner took them; `q` says how far it has read. Errors are {type, msg, tb[, kind]}.
+order the runner took them; `q` says how far it has read. Errors are {type, msg, tb[, kind]}
+(a child step's: kind "child", "child-cancelled" or "child-id-in-use", with the child's `id`;
+the last also `was`, `asked` and `site`, the facts its exception is rebuilt from).
 Times are epoch seconds.
 Only `done`, `fired`, `event` and `cancel` are delivered to the workflow; the others are
 bookkeeping that replay checks (`sched`, `timer`, `wait`, `status`) or resumes from (`retry`,
@@ -96,7 +99,9 @@ KNOWN = frozenset(
     {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, SKIP, STATUS, PATCH, END}
 )
 CHILD_PREFIX = "child:"
-CHILD_KINDS = frozenset({"child", "child-cancelled"})  # errors of a child step: they name it
+# Errors of a child step: they name the child. "child-id-in-use": the id belongs to a run
+# that is not this call's (other workflow, other arguments, another parent).
+CHILD_KINDS = frozenset({"child", "child-cancelled", "child-id-in-use"})
 TIMED_OUT = "execution-timeout"  # the end error's kind when the deadline's cancel ended it
 # The request id of the cancellation a passed deadline posts: one per workflow id, whatever
 # the restarts and generations (the inbox refuses it twice), and how replay tells it apart.
@@ -116,8 +121,12 @@ class ErrorInfo(TypedDict):
     type: str
     msg: str
     tb: NotRequired[str]
-    kind: NotRequired[str]  # "in-doubt", "child", "child-cancelled", "execution-timeout"
+    # "in-doubt", "child", "child-cancelled", "child-id-in-use", "execution-timeout"
+    kind: NotRequired[str]
     id: NotRequired[str]  # the child workflow's id, for the child kinds
+    was: NotRequired[str]  # child-id-in-use: what the id's journal holds
+    asked: NotRequired[str]  # child-id-in-use: what the call asked for
+    site: NotRequired[str]  # child-id-in-use: the call site of run_child
 
 
 class StartRecord(TypedDict):
@@ -143,6 +152,7 @@ class ScheduledRecord(TypedDict):
     n: int
     t: float
     id: NotRequired[str]  # a child workflow's id
+    dt: NotRequired[int]  # 1: the child was started detached (it outlives its parent)
 
 
 class RetryRecord(TypedDict):
@@ -280,9 +290,20 @@ def start(
 
 
 def scheduled(
-    step: int, activity: str, digest: str, attempt: int, *, now: float, child: str | None = None
+    step: int,
+    activity: str,
+    digest: str,
+    attempt: int,
+    *,
+    now: float,
+    child: str | None = None,
+    detached: bool = False,
 ) -> ScheduledRecord:
-    """An attempt under way (an at_most_once intent, a long one, a child's start)."""
+    """An attempt under way (an at_most_once intent, a long one, a child's start).
+
+    `detached` (children only; default False, and what a record without `dt` means): the
+    child is not cancelled when its parent ends.
+    """
     record: ScheduledRecord = {
         "k": SCHEDULED,
         "s": step,
@@ -293,6 +314,8 @@ def scheduled(
     }
     if child is not None:
         record["id"] = child
+        if detached:
+            record["dt"] = 1
     return record
 
 
@@ -465,6 +488,14 @@ def _error_problem(error: Any) -> str | None:
         return "its error's 'kind' is not text"
     if kind in CHILD_KINDS and type(error.get("id")) is not str:
         return "its child error names no child id"
+    return _child_error_problem(error)
+
+
+def _child_error_problem(error: dict[str, Any]) -> str | None:
+    """The facts a child-id-in-use error keeps (text, when there)."""
+    for key in ("was", "asked", "site"):
+        if key in error and type(error[key]) is not str:
+            return f"its error's {key!r} is not text"
     return None
 
 
@@ -520,6 +551,10 @@ def _check_scheduled(record: Record) -> str | None:
         return "its 'b' is not a time"
     if "id" in record and type(record["id"]) is not str:
         return "its child id 'id' is not text"
+    if "dt" in record and (type(record["dt"]) is not int or record["dt"] not in (0, 1)):
+        return "its 'dt' (detached) is not 0 or 1"
+    if "dt" in record and "id" not in record:
+        return "its 'dt' (detached) is on a step that names no child"
     return _names_problem(record, required=True)
 
 

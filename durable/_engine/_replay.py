@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import random
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .._encoding import decode, encode
 from .._errors import (
+    ChildIdInUse,
     JournalCorrupted,
     NonDeterminismError,
+    SerializationError,
     WorkflowDefinitionError,
 )
 from .._storage._collector import collector_paused
@@ -54,6 +57,52 @@ def start_record(
     return encode(start, context=f"the arguments of workflow {workflow_name!r}")
 
 
+_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def check_child(
+    start: records.Record | dict[str, Any],
+    *,
+    workflow_id: str,
+    workflow_name: str,
+    arguments: list[Any] | None,
+    parent: str,
+) -> None:
+    """Refuse a child id whose journal (its `start`) is not this parent's call of this child.
+
+    Of another workflow, another parent (or none: started on its own), or, in its first
+    generation, other arguments (a later one keeps no first arguments, as run()'s check).
+
+    Raises:
+        ChildIdInUse: naming the child id, the parent, and both sides.
+    """
+    name, recorded, owner = start["wf"], start["args"], start.get("parent")
+    same = arguments is None or start.get("gen", 0) != 0 or _same_arguments(recorded, arguments)
+    if name == workflow_name and owner == parent and same:
+        return
+    ran_by = f"child of {owner!r}" if owner is not None else "started on its own"
+    shown = _SHORT.repr(arguments) if arguments is not None else "its recorded arguments"
+    raise ChildIdInUse(
+        workflow_id=workflow_id,
+        parent=parent,
+        recorded=f"workflow {name!r} {_SHORT.repr(recorded)}, {ran_by}",
+        given=f"workflow {workflow_name!r} {shown}, child of {parent!r}",
+    )
+
+
+def _same_arguments(recorded: list[Any], given: list[Any]) -> bool:
+    """One call's arguments: equal values, or equal encodings."""
+    if recorded == given:
+        return True
+    try:
+        return encode(recorded) == encode(given)
+    except SerializationError:  # (both came from the journal's encoding: not expected)
+        return False
+
+
 def activity_description(name: str, digest: str) -> str:
     return f"activity {name!r} (arguments digest {digest})"
 
@@ -74,6 +123,8 @@ class RecordedStep:
     retry_at: float | None = None  # set when the last record is a "retry"
     outcome: bool = False
     cancelled: bool = False  # a timer or wait the code let go of (an "x" record)
+    child: str | None = None  # a child step: the child's id (its "sched" names it)
+    detached: bool = False  # a child started detached (not cancelled when the parent ends)
 
     @property
     def description(self) -> str:
@@ -96,6 +147,8 @@ class JournalIndex:
         JournalCorrupted: a record is not one this version understands.
         UnsupportedJournalFormat: the journal was written by a newer durable.
         WorkflowDefinitionError: the journal belongs to another workflow.
+        ChildIdInUse: `parent` starts this id as its child, and the journal is not that
+            child (another workflow, parent or arguments).
     """
 
     def __init__(
@@ -134,7 +187,15 @@ class JournalIndex:
     ) -> records.Record:
         if decoded:  # (read_journal checked it is a start record of a version we read)
             start = decoded[0]
-            if start["wf"] != self.workflow_name:
+            if self._parent is not None:  # a parent starts its child: is it this call's?
+                check_child(
+                    start,
+                    workflow_id=self.workflow_id,
+                    workflow_name=self.workflow_name,
+                    arguments=arguments,
+                    parent=self._parent,
+                )
+            elif start["wf"] != self.workflow_name:
                 raise WorkflowDefinitionError(
                     f"workflow id {self.workflow_id!r} belongs to workflow "
                     f"{start['wf']!r}, not {self.workflow_name!r}: use another id"
@@ -195,6 +256,9 @@ class JournalIndex:
             elif kind in (records.SCHEDULED, records.RETRY):
                 recorded.attempt = record["n"]
                 recorded.retry_at = record["at"] if kind == records.RETRY else None
+                if "id" in record:
+                    recorded.child = record["id"]
+                    recorded.detached = bool(record.get("dt"))
             else:  # a kind added to the schema that replay does not know
                 raise JournalCorrupted(
                     path=self._path,
@@ -224,6 +288,17 @@ class JournalIndex:
                 reason=f"step {step} has a {kind!r} record that names no activity",
             )
         return RecordedStep("activity", name, digest)
+
+    def open_children(self) -> dict[int, str]:
+        """The children this journal started, not detached, whose outcome it does not hold.
+
+        step -> child id: the ones to cancel when this workflow ends.
+        """
+        return {
+            step: recorded.child
+            for step, recorded in self.steps.items()
+            if recorded.child is not None and not recorded.outcome and not recorded.detached
+        }
 
     def unasked(self, asked: int) -> NonDeterminismError | None:
         """After replay the code must have asked for every step the journal recorded.

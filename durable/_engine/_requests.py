@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._encoding import decode, encode
 from .._errors import (
+    ChildIdInUse,
     SerializationError,
     WorkflowCancelled,
     WorkflowDefinitionError,
@@ -71,6 +72,7 @@ class WorkflowRequests:
         _last_recorded_step: int
         _next_step: int
         _children: Children | None
+        _open_children: dict[int, str]
         _clock: Callable[[], float]
         _inbox: InboxReader | None
         _record_limit: int
@@ -238,9 +240,19 @@ class WorkflowRequests:
     # -- child workflows ------------------------------------------------------------------
 
     def request_child(
-        self, target: Any, spec: WorkflowSpec, args: tuple[Any, ...], child_id: str | None
+        self,
+        target: Any,
+        spec: WorkflowSpec,
+        args: tuple[Any, ...],
+        child_id: str | None,
+        *,
+        detached: bool = False,
     ) -> asyncio.Future[Any] | RecordedOutcome:
-        """A step that runs workflow `target` (opaque here) with its own journal."""
+        """A step that runs workflow `target` (opaque here) with its own journal.
+
+        `detached` is not part of the step's digest: it decides what the parent's end does
+        to the child, not which child runs, so changing it does not break a replay.
+        """
         if self._children is None:
             raise WorkflowDefinitionError("this runtime cannot run child workflows")
         encoded = encode(
@@ -263,7 +275,9 @@ class WorkflowRequests:
             None,
             spec=activity,
             digest=digest,
-            child=ChildCall(target, child_id, arguments),
+            child=ChildCall(
+                target, child_id, arguments, detached=detached, call_site=user_call_site()
+            ),
         )
         self._pending[step] = command
         self._pending_activities += 1
@@ -275,11 +289,25 @@ class WorkflowRequests:
         assert child is not None
         assert spec is not None
         assert self._host_loop is not None
+        assert self._children is not None
         if command.step not in self._recorded:  # which child it is, for readers and resumes
             step, digest, now = command.step, command.digest, self._clock()
-            intent = records.scheduled(step, spec.name, digest, 1, now=now, child=child.workflow_id)
+            intent = records.scheduled(
+                step,
+                spec.name,
+                digest,
+                1,
+                now=now,
+                child=child.workflow_id,
+                detached=child.detached,
+            )
             self._journal.write(encode(intent))
-        outcome = self._child_outcome(command)
+            if not child.detached:
+                self._open_children[step] = child.workflow_id
+        started = self._children.begin(
+            child.target, child.workflow_id, child.arguments, self.workflow_id
+        )
+        outcome = self._child_outcome(command, started)
         task = self._host_loop.create_task(
             self._run_and_post(command.step, outcome),
             name=f"{self.workflow_id}/{command.step} child {child.workflow_id}",
@@ -288,8 +316,8 @@ class WorkflowRequests:
         command.host = task
         self._host_tasks.add(task)
 
-    async def _child_outcome(self, command: Command) -> bytes:
-        """Run (or resume, or read the outcome of) the child; its outcome as a "done"."""
+    async def _child_outcome(self, command: Command, started: asyncio.Future[Any]) -> bytes:
+        """The outcome of the child `started` runs (or resumes, or reads), as a "done"."""
         child, spec = command.child, command.spec
         assert child is not None
         assert spec is not None
@@ -297,9 +325,12 @@ class WorkflowRequests:
         step, name, digest = command.step, spec.name, command.digest
         error: records.ErrorInfo
         try:
-            result = await self._children.run(
-                child.target, child.workflow_id, child.arguments, self.workflow_id
-            )
+            result = await self._children.outcome(started)
+        except ChildIdInUse as in_use:  # (journaled: a replay must not look at that id again)
+            error = {"type": "durable.ChildIdInUse", "msg": str(in_use), "tb": ""}
+            error |= {"kind": "child-id-in-use", "id": child.workflow_id}
+            error |= {"was": in_use.recorded, "asked": in_use.given, "site": child.call_site}
+            return encode(records.done(step, name, digest, 1, now=self._clock(), error=error))
         except WorkflowFailed as failed:
             error = {"type": failed.error_type, "msg": failed.message, "tb": failed.traceback}
             error |= {"kind": "child", "id": failed.workflow_id}
@@ -313,10 +344,25 @@ class WorkflowRequests:
             context=f"the result of child workflow {child.workflow_id!r}",
         )
 
+    async def _end_children(self, ending: str) -> None:
+        """Cancel, durably, the children this run started that may still run (not detached).
+
+        Called before the run's `end` record: a crash in between redoes it on resume (a
+        child's inbox takes one cancellation from its parent: the rest are duplicates), and
+        once the end is written every child has its cancellation on disk. A child finished
+        meanwhile, or never started, is left be; one running nowhere takes it when it resumes.
+        """
+        if not self._open_children or self._children is None:
+            return
+        reason = f"its parent {self.workflow_id!r} {ending}"
+        await self._children.end_with_parent(
+            self.workflow_id, list(self._open_children.values()), reason
+        )
+
     def cancel_child(self, command: Command, reason: str) -> None:
         """The parent let go of a child step: cancel the child durably (idempotent)."""
         if command.child is not None and self._children is not None:
-            self._children.cancel(command.child.workflow_id, reason)
+            self._children.cancel(command.child.workflow_id, reason, self.workflow_id)
 
 
 def _child_spec(spec: WorkflowSpec) -> ActivitySpec:

@@ -54,14 +54,28 @@ class Command:
 
 
 class ChildCall:
-    """A child workflow a step runs: what to start (opaque to the engine) and its id."""
+    """A child workflow a step runs: what to start (opaque to the engine) and its id.
 
-    __slots__ = ("arguments", "target", "workflow_id")
+    `detached`: the child outlives its parent (not cancelled when the parent ends).
+    `call_site`: where the code called run_child (for ChildIdInUse).
+    """
 
-    def __init__(self, target: Any, workflow_id: str, arguments: list[Any]) -> None:
+    __slots__ = ("arguments", "call_site", "detached", "target", "workflow_id")
+
+    def __init__(
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        *,
+        detached: bool = False,
+        call_site: str = "",
+    ) -> None:
         self.target = target
         self.workflow_id = workflow_id
         self.arguments = arguments
+        self.detached = detached
+        self.call_site = call_site
 
 
 class ContinueAsNew(BaseException):

@@ -64,13 +64,31 @@ from ._steps import (
 class Children(Protocol):
     """How a run starts and cancels child workflows (the runtime provides it)."""
 
-    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
-        """The child's result; raises WorkflowFailed / WorkflowCancelled for its outcome."""
+    def begin(
+        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+    ) -> asyncio.Future[Any]:
+        """Start (or resume, or join) the child now, in work the runtime owns; its start.
 
-    def cancel(self, workflow_id: str, reason: str) -> None:
-        """Have the child cancelled durably, soon (idempotent; a finished one is left be).
+        Called as the step starts, so the start outlives the parent's run: a parent that
+        ends at once still finds it under way (end_with_parent waits for it).
+        """
 
-        The runtime owns that work: it must outlive the parent's run, which may end now.
+    async def outcome(self, started: asyncio.Future[Any]) -> Any:
+        """The child's result once begin's start is done; WorkflowFailed etc. for its end."""
+
+    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
+        """Have `parent`'s child cancelled durably, soon (idempotent; a finished one is left be).
+
+        The runtime owns that work: it must outlive the parent's run, which may end now. An
+        id whose journal another parent (or nobody) started is left be: it was refused.
+        """
+
+    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
+        """Cancel these children of `parent` durably, now: return once each is on disk.
+
+        Idempotent (one cancellation per child from its parent); a child that has finished,
+        or whose journal was never written, is left be. Starts of these children still in
+        progress are waited for first, so none starts after its cancellation was skipped.
         """
 
 
@@ -137,6 +155,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             JournalCorrupted: a record is not one this version understands.
             UnsupportedJournalFormat: the journal was written by a newer durable.
             WorkflowDefinitionError: the journal belongs to another workflow.
+            ChildIdInUse: `parent` starts it as a child, and the journal is not that child.
         """
         self.spec = spec
         self.workflow_id = workflow_id
@@ -165,7 +184,9 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
         self._inbox, self._record_limit, self._watch = inbox, record_limit, watch
-        self._children = children
+        # Children started and not detached, with no outcome journaled: the parent's end
+        # cancels them (step -> child id).
+        self._children, self._open_children = children, self._index.open_children()
         self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
         self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
         self._pulling = False
@@ -389,6 +410,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 call_site="the workflow's last await",
             )
         self.delivered += 1
+        if self._open_children and event["k"] == records.DONE:
+            self._open_children.pop(step, None)  # (a child's outcome: it has ended)
         command = self._forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
@@ -514,6 +537,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 except SerializationError as unencodable:
                     error_or_none = unencodable  # a final failure, like any other
                 else:
+                    await self._end_children("returned")
                     await self._journal.append(payload)
                     end = decode(payload, path=self.workflow_id, offset=-1)
                     return final_outcome(self.workflow_id, self.spec, end, None)
@@ -522,6 +546,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                     error_or_none.arguments, self.inbox_delivered, self.events.kept(), self._clock()
                 )
                 payload = encode(continued, context="the arguments of continue_as_new")
+                await self._end_children("continued as new")  # (as Temporal: per generation)
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
                 raise ContinuedAsNew(end, generation=self.generation)
@@ -533,6 +558,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         cancelled = main.cancelled()
         timed_out = cancelled and self._timed_out
         end = end_of_failure(error, cancelled=cancelled, now=self._clock(), timed_out=timed_out)
+        await self._end_children("was cancelled" if cancelled else "failed")
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
 

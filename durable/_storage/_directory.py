@@ -163,6 +163,12 @@ def allow_open_files_to_the_hard_limit() -> None:
         pass
 
 
+def _version_of(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, which a repair or a replacement changes."""
+    info = _stat_or_none(path)
+    return None if info is None else (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 def _stat_or_none(path: Path) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -230,6 +236,8 @@ class JournalDirectory:
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
         self._inbox_paths: dict[str, Path] = {}  # (may_have_mail, asked at every pull)
+        # Journals serve() could not read, with their file's version then (set_aside).
+        self._set_aside: dict[str, tuple[int, int, int] | None] = {}
 
     def check_name(self, name: str) -> None:
         """Refuse a name that could escape the directory (InvalidJournalName)."""
@@ -240,8 +248,29 @@ class JournalDirectory:
         return str(self.path_of(name))
 
     async def candidates(self, limit: int) -> list[str]:
-        """Every journal (Runtime.serve skips the finished ones and those held)."""
-        return (await self.list())[:limit] if limit else await self.list()
+        """Every journal but those set aside and unchanged since.
+
+        (Runtime.serve skips the finished ones and those held.)
+        """
+        names = await self.list()
+        if self._set_aside:
+            names = [name for name in names if not self._still_set_aside(name)]
+        return names[:limit] if limit else names
+
+    async def set_aside(self, name: str, reason: str) -> None:
+        """serve() could not read journal `name`: candidates() skips it while unchanged.
+
+        A person repairing or replacing the file changes it.
+        """
+        self._set_aside[name] = _version_of(self.path_of(name))
+
+    def _still_set_aside(self, name: str) -> bool:
+        if name not in self._set_aside:
+            return False
+        if self._set_aside[name] == _version_of(self.path_of(name)):
+            return True
+        del self._set_aside[name]
+        return False
 
     async def wait_for_work(self, longest: float) -> None:
         """A directory cannot tell: wait `longest` seconds (serve's poll interval)."""

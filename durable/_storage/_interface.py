@@ -145,6 +145,12 @@ class JournalStore(Protocol):
         """
         ...
 
+    async def set_aside(self, name: str, reason: str) -> None:
+        """Journal `name` cannot be read as a journal (`reason`): leave it out of candidates().
+
+        Until a person acts: repairs or replaces it, or opens it on purpose.
+        """
+
     async def wait_for_work(self, longest: float) -> None:
         """Return when new work may be there (a message, a due timer), or after `longest` s."""
 

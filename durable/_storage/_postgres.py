@@ -4,8 +4,9 @@ Knows nothing of workflows or msgpack: payloads are opaque bytes, as in the file
 
 Tables (created by a versioned, idempotent migration in one transaction):
 
-    durable_meta      key, value                 ("schema_version" -> "1")
-    durable_journals  name, generation, owner, fence, lease_until, created, updated
+    durable_meta      key, value                 ("schema_version" -> "2")
+    durable_journals  name, generation, owner, fence, lease_until, done, due, unreadable,
+                      created, updated
     durable_records   name, generation, seq, payload      the records of each generation
     durable_inbox     name, seq, payload                  messages posted to a journal
 
@@ -26,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .._errors import (
     JournalClosed,
@@ -42,20 +44,54 @@ from .._errors import (
     JournalWriteError,
     RecordTooLarge,
     StoreUnavailable,
+    UnsupportedJournalFormat,
 )
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
 from ._postgres_commit import Committer
-from ._postgres_sql import CANDIDATES, CHANNEL, CLAIM, NEXT_DUE, RECORDS, RENEW, migrate
+from ._postgres_sql import (
+    CANDIDATES,
+    CHANNEL,
+    CLAIM,
+    NEXT_DUE,
+    RECORDS,
+    RENEW,
+    SCHEMA_VERSION,
+    migrate,
+    schema_number,
+)
+
+# `password=...` in a URL's query or a libpq key=value string (quoted or not).
+_PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
+
+
+def _secrets_of(dsn: str) -> list[str]:
+    """Every password a DSN holds: a URL's user info or query, a key=value string."""
+    found = [match.group(2).strip("'") for match in _PASSWORD_PARAMETER.finditer(dsn)]
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(dsn)
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+        found += [unquote(value) for value in parse_qs(parts.query).get("password", [])]
+    return [secret for secret in found if secret]
+
+
+def redacted(text: str, dsn: str) -> str:
+    """`text` (a DSN, or an error that may quote it) with the DSN's passwords as ***."""
+    parts = urlsplit(dsn) if "://" in dsn else None
+    if parts is not None and parts.password is not None and text.startswith(dsn):
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        text = urlunsplit(parts._replace(netloc=netloc)) + text[len(dsn) :]
+    text = _PASSWORD_PARAMETER.sub(r"\1***", text)
+    for secret in sorted(_secrets_of(dsn), key=len, reverse=True):
+        if len(secret) >= 4:  # (a shorter one would mangle the message more than it hides)
+            text = text.replace(secret, "***")
+    return text
 
 
 def _without_password(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redacted(dsn, dsn)
 
 
 class PostgresJournal:
@@ -277,7 +313,7 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError, ValueError) as error:
             raise StoreUnavailable(
                 path=self._shown,
-                detail=f"cannot connect: {error}",
+                detail=f"cannot connect: {redacted(str(error), self.dsn)}",
                 hint="Check the DSN (host, port, database, user, password) and that the "
                 "server runs and accepts this client",
             ) from error
@@ -366,18 +402,47 @@ class PostgresStore:
                 claimed = await connection.fetchrow(CLAIM, name, self.owner, self.lease)
                 if claimed is None:
                     raise JournalLocked(path=self.location(name))
+                if claimed["schema"] != str(SCHEMA_VERSION):  # (rolled back: no claim)
+                    # A newer durable migrated the tables since this store connected.
+                    found = schema_number(claimed["schema"], self._shown)
+                    raise UnsupportedJournalFormat(
+                        path=self._shown, found=found, supported=SCHEMA_VERSION
+                    )
                 rows = await connection.fetch(RECORDS, name)
                 if await connection.fetchval("SELECT 1 FROM durable_inbox WHERE name = $1", name):
                     self._with_mail.add(name)
         except Exception as error:
             if type(error).__name__ == "LockNotAvailableError":  # (asyncpg's, imported late)
                 raise JournalLocked(path=self.location(name)) from error
+            if type(error).__name__ == "ReadOnlySQLTransactionError":
+                raise StoreUnavailable(
+                    path=self._shown,
+                    detail="the database is read-only (a standby, or default_transaction_"
+                    f"read_only): journal {name!r} cannot be claimed",
+                    hint="Point the DSN at the primary",
+                ) from error
             raise
         records = [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
         journal = PostgresJournal(self, name, claimed["fence"], claimed["generation"], records)
         journal.held_until = claimed_at + self.lease
         self._open[name] = journal
         return journal
+
+    async def set_aside(self, name: str, reason: str) -> None:
+        """serve() could not read journal `name`: candidates() skips it from now on.
+
+        Until a runtime opens it on purpose (run, start, recover: a person acted), which
+        clears the mark. Its lease, if this store holds it, is given back.
+        """
+        await self.connect()
+        async with self.pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE durable_journals SET unreadable = $2, owner = NULL, lease_until = NULL "
+                "WHERE name = $1 AND (owner IS NULL OR owner = $3 OR lease_until < now())",
+                name,
+                reason[:2000],
+                self.owner,
+            )
 
     async def reread(self, journal: PostgresJournal) -> list[StoredRecord]:
         """A held journal's records, read again (after suspend); JournalFenced if not ours.

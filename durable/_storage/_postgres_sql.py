@@ -1,6 +1,7 @@
 """PostgresStore's tables and statements, and the migration that creates the tables.
 
-Schema version 1. A migration runs in one transaction under an advisory lock, so it either
+Schema version 2 (version 1 databases are upgraded in place: version 2 adds the
+`unreadable` column). A migration runs in one transaction under an advisory lock, so it either
 happens whole or not at all, and two processes starting at once do not race.
 """
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from .._errors import StoreUnavailable, UnsupportedJournalFormat
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
 SCHEMA = """
 CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -40,19 +41,26 @@ CREATE TABLE durable_inbox (
     PRIMARY KEY (name, seq)
 );
 """
+# The steps from each version to the next, applied in order by migrate().
+UPGRADES = {
+    # Why serve() set a journal aside (its bytes cannot be read as a journal): it skips it
+    # until a runtime opens it on purpose (run, start, recover), which clears it.
+    2: "ALTER TABLE durable_journals ADD COLUMN unreadable text",
+}
 CLAIM = """
 UPDATE durable_journals
    SET owner = $2, fence = fence + 1, lease_until = now() + make_interval(secs => $3),
-       due = NULL
+       due = NULL, unreadable = NULL
  WHERE name = $1 AND (owner IS NULL OR lease_until < now() OR owner = $2)
-RETURNING fence, generation
+RETURNING fence, generation,
+          (SELECT value FROM durable_meta WHERE key = 'schema_version') AS schema
 """
 CANDIDATES = """
 UPDATE durable_journals SET owner = $1, lease_until = now() + make_interval(secs => $2)
  WHERE name IN (
        SELECT name FROM durable_journals
         WHERE NOT done AND (owner IS NULL OR lease_until < now())
-          AND (due IS NULL OR due <= now())
+          AND (due IS NULL OR due <= now()) AND unreadable IS NULL
         ORDER BY due NULLS FIRST, name
         LIMIT $3
           FOR UPDATE SKIP LOCKED)
@@ -86,6 +94,19 @@ SELECT r.seq, r.payload FROM durable_records AS r
 """
 
 
+def schema_number(found: str | None, shown: str) -> int:
+    """durable_meta's schema_version as a number (StoreUnavailable if it is not one)."""
+    try:
+        return int(found or "")
+    except ValueError:
+        raise StoreUnavailable(
+            path=shown,
+            detail=f"durable_meta's schema_version is {found!r}, not a version number",
+            hint="Restore the row (the version of the tables: 2 for this durable) from a "
+            "backup, or as the tables show",
+        ) from None
+
+
 async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
     """Create or check the tables, under an advisory lock, in one transaction.
 
@@ -99,15 +120,27 @@ async def migrate(pool: Any, asyncpg: Any, shown: str) -> None:
                 found = await connection.fetchval(
                     "SELECT value FROM durable_meta WHERE key = 'schema_version'"
                 )
-                version = int(found or 0)
+                version = schema_number(found or "0", shown)
             if version > SCHEMA_VERSION:
                 raise UnsupportedJournalFormat(path=shown, found=version, supported=SCHEMA_VERSION)
             if version < 1:
                 await connection.execute(SCHEMA)
+                await connection.execute("INSERT INTO durable_meta VALUES ('schema_version', '1')")
+                version = 1
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                await connection.execute(UPGRADES[step])
+            if version < SCHEMA_VERSION:
                 await connection.execute(
-                    "INSERT INTO durable_meta VALUES ('schema_version', $1)",
+                    "UPDATE durable_meta SET value = $1 WHERE key = 'schema_version'",
                     str(SCHEMA_VERSION),
                 )
+    except asyncpg.ReadOnlySQLTransactionError as error:
+        raise StoreUnavailable(
+            path=shown,
+            detail="the database is read-only (a standby, or default_transaction_read_only), "
+            "and its tables need creating or upgrading",
+            hint="Point the DSN at the primary",
+        ) from error
     except asyncpg.InsufficientPrivilegeError as error:
         raise StoreUnavailable(
             path=shown,

@@ -7,6 +7,7 @@ its position and the call site, as NonDeterminismError would report it in produc
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,11 +95,19 @@ class _ReadOnly:
 class _NoChildren:
     """Children of a replayed workflow: their recorded outcomes replay; nothing starts."""
 
-    async def run(self, target: Any, workflow_id: str, arguments: list[Any], parent: str) -> Any:
+    def begin(
+        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+    ) -> asyncio.Future[Any]:
         raise AssertionError("replay verification must not start a child workflow")
 
-    def cancel(self, workflow_id: str, reason: str) -> None:
+    async def outcome(self, started: asyncio.Future[Any]) -> Any:
+        raise AssertionError("replay verification must not start a child workflow")
+
+    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
         pass
+
+    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
+        raise AssertionError("replay verification must not end a workflow")
 
 
 def check_records(

@@ -141,7 +141,7 @@ class TestRuntime(Runtime):
 
     def _quiet(self) -> bool:
         return (
-            not self._children._cancelling
+            not self._children.in_flight()
             and not self._deadlines.posting
             and all(self._parked(workflow_id) for workflow_id in self._running)
         )
@@ -250,7 +250,7 @@ class TestRuntime(Runtime):
         for run in list(self._runs.values()):
             run.kill(crash)
             self._killed.append(run)
-        for task in self._children._cancelling:
+        for task in self._children.in_flight():
             task.cancel()
 
     def _restarts_after(self, error: BaseException) -> bool:

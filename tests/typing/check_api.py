@@ -59,6 +59,8 @@ async def refund(payment: str, cents: int) -> None:
 async def parent_workflow(order: Order) -> str:
     tracking = await durable.run_child(order_workflow, order, id="child-1")
     assert_type(tracking, str)
+    audit = await durable.run_child(order_workflow, order, id="audit-1", detached=True)
+    assert_type(audit, str)
     await durable.run_child(order_workflow, "not an order")  # type: ignore[arg-type]
     async with durable.Saga() as saga:
         saga.add(refund, "pay-1", 100)
