@@ -63,6 +63,7 @@ from ._errors import WorkflowFinished as WorkflowFinished
 from ._errors import WorkflowIdInUse as WorkflowIdInUse
 from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
+from ._errors import WorkflowTimedOut as WorkflowTimedOut
 from ._runtime import Runtime as Runtime
 from ._runtime import WorkflowHandle as WorkflowHandle
 from ._runtime import run as run
@@ -128,6 +129,7 @@ __all__ = [
     "WorkflowNotFound",
     "WorkflowState",
     "WorkflowStopped",
+    "WorkflowTimedOut",
     "activity",
     "activity_info",
     "continue_as_new",

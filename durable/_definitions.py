@@ -19,7 +19,7 @@ from ._engine._loop import OrderedCall, WorkflowLoop
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._engine._steps import RecordedOutcome
-from ._errors import WorkflowDefinitionError
+from ._errors import InvalidDuration, WorkflowDefinitionError
 
 if TYPE_CHECKING:
     from ._engine._workflow_run import WorkflowRun
@@ -180,19 +180,28 @@ class Workflow(Generic[P, R]):
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, execution_timeout: Duration | None = None
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
-def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
+def workflow(
+    fn: Any = None, /, *, name: str | None = None, execution_timeout: Duration | None = None
+) -> Any:
     """Make an async function a durable workflow.
 
     Args:
         fn: the workflow function (`async def`); its positional arguments are journaled.
         name: the name its journals record (default: the function's __qualname__). Renaming
             a workflow orphans its unfinished journals; pass the old name to keep them.
+        execution_timeout: how long a run may take, from its start (seconds, timedelta or
+            "2 hours"; default None: no limit). Its start record journals the deadline, so
+            restarts do not extend it, and continue_as_new keeps it (the limit spans the
+            chain, as Temporal's). When it passes the runtime cancels the workflow (and so
+            its children); its result raises WorkflowTimedOut. run()/start() may override it.
 
     Raises:
         WorkflowDefinitionError: `fn` is not an async function.
+        InvalidDuration: `execution_timeout` is not a duration.
     """
+    timeout = execution_timeout_seconds(execution_timeout)
 
     def decorate(function: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
         if not inspect.iscoroutinefunction(function):
@@ -206,10 +215,27 @@ def workflow(fn: Any = None, /, *, name: str | None = None) -> Any:
             fn=function,
             parameter_types=parameters,
             return_type=returns,
+            execution_timeout=timeout,
         )
         return Workflow(function, spec)
 
     return decorate(fn) if fn is not None else decorate
+
+
+def execution_timeout_seconds(value: Duration | None) -> float | None:
+    """An execution_timeout in seconds (None: no limit).
+
+    Raises:
+        InvalidDuration: not a duration, or zero (a workflow cancelled before it starts).
+    """
+    if value is None:
+        return None
+    seconds = to_seconds(value, what="execution_timeout")
+    if seconds <= 0:
+        raise InvalidDuration(
+            f"execution_timeout must be longer than zero, not {value!r}; None means no limit"
+        )
+    return seconds
 
 
 class _Omitted:

@@ -21,6 +21,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         UnsafeJournalDirectory        the directory is writable by other users
       WorkflowFailed                  run(): the recorded failure of the workflow
       WorkflowCancelled               run(): the workflow was cancelled (recorded, final)
+        WorkflowTimedOut              cancelled because its execution_timeout passed
       WorkflowNotFound (LookupError)  no journal has this workflow id
       WorkflowFinished                sending to / cancelling a workflow that has ended
       MessageTooLarge (ValueError)    an event or cancellation its journal could never hold
@@ -365,6 +366,22 @@ class WorkflowCancelled(DurableError):
         super().__init__(
             f"workflow {workflow_id!r} was cancelled ({said}). The cancellation is recorded "
             "in its journal and final: start a new workflow (another id) to run it again"
+        )
+
+
+class WorkflowTimedOut(WorkflowCancelled):
+    """run(): the workflow was cancelled because its execution_timeout passed (recorded, final).
+
+    A WorkflowCancelled too, so code that handles cancellation handles this; told apart by the
+    journal (the cancellation the deadline posted), so every reader of the journal agrees.
+    """
+
+    def __init__(self, *, workflow_id: str, reason: str) -> None:
+        super().__init__(workflow_id=workflow_id, reason=reason)
+        self.args = (
+            f"workflow {workflow_id!r} was cancelled: {reason or 'its execution_timeout passed'}. "
+            "The cancellation is recorded in its journal and final: start a new workflow "
+            "(another id) to run it again, with a longer execution_timeout if it needs one",
         )
 
 

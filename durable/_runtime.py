@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 from ._children import ChildRunner
-from ._definitions import Workflow
+from ._deadline import Deadlines
+from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
@@ -29,6 +30,7 @@ from ._engine._describe import WorkflowDescription
 from ._engine._outcomes import final_outcome
 from ._engine._replay import digest_of, start_record
 from ._engine._specs import ActivitySpec, WorkflowSpec
+from ._engine._stall import StallWatch
 from ._engine._steps import ContinuedAsNew
 from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
 from ._errors import (
@@ -140,7 +142,8 @@ class _Request:
     """What a start asked for: which workflow, under which id, with which arguments.
 
     `arguments` is None to resume with the recorded ones; `given` the caller's, encoded, to
-    hold the journal's to (None: attach to whatever the id recorded).
+    hold the journal's to (None: attach to whatever the id recorded); `execution_timeout`
+    a new journal's (OMITTED: the definition's).
     """
 
     definition: Workflow[..., Any]
@@ -148,6 +151,7 @@ class _Request:
     arguments: list[Any] | None
     parent: str | None = None
     given: bytes | None = None
+    execution_timeout: float | _Omitted | None = OMITTED
 
 
 def _unknown(*args: Any) -> None:
@@ -196,6 +200,10 @@ class Runtime(Serving):
         inbox_max_messages, inbox_max_bytes: each workflow's inbox bound on the messages
             its runner has not taken yet (default: the store's, 10,000 messages and 128 MiB);
             a send past it is refused with InboxFull. Given with a `store`, they replace its.
+        warn_blocked_after: workflow code that keeps the event loop for longer than this
+            at once (default 2 s: a time.sleep, blocking I/O, a long computation) is
+            reported once per stall, as a warning on the `durable` logger naming the
+            workflow and the file:line it is at (a watchdog thread). None: no watchdog.
     """
 
     def __init__(
@@ -210,7 +218,13 @@ class Runtime(Serving):
         stop_grace: Duration = "5 s",
         inbox_max_messages: int | None = None,
         inbox_max_bytes: int | None = None,
+        warn_blocked_after: Duration | None = "2 s",
     ) -> None:
+        self._stall_watch = (
+            None
+            if warn_blocked_after is None
+            else StallWatch(to_seconds(warn_blocked_after, what="warn_blocked_after"))
+        )
         self._suspend_after = (
             None if suspend_after is None else to_seconds(suspend_after, what="suspend_after")
         )
@@ -246,6 +260,7 @@ class Runtime(Serving):
         self._children = ChildRunner(self)
         self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
+        self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
             self._register(_workflow_of(workflow))
@@ -269,6 +284,7 @@ class Runtime(Serving):
         *args: *Ts,
         id: str | None = None,
         attach: bool = False,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> WorkflowHandle[R]:
         """Start the workflow, or resume it from its journal, and return at once.
 
@@ -285,8 +301,13 @@ class Runtime(Serving):
                 even if they differ from `args` (default: that raises WorkflowIdInUse).
                 A workflow past a continue_as_new is attached to either way: its first
                 generation's arguments are no longer kept to compare.
+            execution_timeout: how long it may run from its start before it is cancelled
+                (WorkflowTimedOut); default: the one @durable.workflow gave, None for no
+                limit. A new workflow's start record journals the deadline; resuming one
+                keeps the deadline it has.
 
         Raises:
+            InvalidDuration: `execution_timeout` is not a duration, or zero.
             WorkflowDefinitionError: `workflow` is not a durable workflow.
             SerializationError: an argument cannot be journaled; nothing was written.
             InvalidWorkflowId: the id cannot name a journal file.
@@ -294,12 +315,19 @@ class Runtime(Serving):
             WorkflowDefinitionError: the id's journal belongs to another workflow.
         """
         definition = _workflow_of(workflow)
+        timeout = execution_timeout
+        if not isinstance(timeout, _Omitted):
+            timeout = execution_timeout_seconds(timeout)
         self._register(definition)
         arguments: list[Any] = [*args]
         encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
         workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
         return await self._start(
-            definition, workflow_id, arguments, given=None if attach else encoded
+            definition,
+            workflow_id,
+            arguments,
+            given=None if attach else encoded,
+            execution_timeout=timeout,
         )
 
     async def _start(
@@ -311,13 +339,15 @@ class Runtime(Serving):
         *,
         given: bytes | None = None,
         follow: bool = True,
+        execution_timeout: float | _Omitted | None = OMITTED,
     ) -> WorkflowHandle[Any]:
         """Start or resume the workflow here, or follow the runtime that holds it; a handle.
 
         `given`: the caller's encoded arguments, to hold the journal's to. `follow`: False
         (recover, serve) raises WorkflowAlreadyRunning for an id held anywhere instead.
         An id has one task in a runtime, registered before the first await: a second start
-        of it here joins that task.
+        of it here joins that task. `execution_timeout`: a new journal's (default: the
+        definition's).
         """
         self._check_id(workflow_id)
         task = self._running.get(workflow_id)
@@ -336,7 +366,7 @@ class Runtime(Serving):
         loop = asyncio.get_running_loop()
         self._loop = loop
         claimed: asyncio.Future[None] = loop.create_future()
-        request = _Request(definition, workflow_id, arguments, parent, given)
+        request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
         task = loop.create_task(
             self._execute(request, claimed, follow=follow), name=f"durable {workflow_id}"
         )
@@ -366,6 +396,7 @@ class Runtime(Serving):
         if self._running.get(workflow_id) is task:
             del self._running[workflow_id]
             self._mail.forget(workflow_id)
+            self._deadlines.disarm(workflow_id)
         if not claimed.done():
             claimed.cancel()
         elif not claimed.cancelled() and claimed.exception() is not None:
@@ -412,7 +443,12 @@ class Runtime(Serving):
                 continue
             try:
                 run = self._run_of(
-                    request.definition, workflow_id, journal, arguments, request.parent
+                    request.definition,
+                    workflow_id,
+                    journal,
+                    arguments,
+                    request.parent,
+                    execution_timeout=request.execution_timeout,
                 )
                 if given is not None and journal.records and claimed and not claimed.done():
                     _check_arguments(run, given, arguments)
@@ -520,7 +556,7 @@ class Runtime(Serving):
             current, run = await self._take(request, claimed, follow=follow)
             parent = run.parent
             while True:
-                self._runs[workflow_id] = run
+                await self._load(workflow_id, run)
                 wake_at: float | None = None
                 taken = 0
                 try:
@@ -562,6 +598,11 @@ class Runtime(Serving):
             if current is not None:
                 await current.close()
 
+    async def _load(self, workflow_id: str, run: WorkflowRun) -> None:
+        """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
+        await self._deadlines.arm(workflow_id, run)
+        self._runs[workflow_id] = run
+
     async def _sleep(
         self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
     ) -> bool:
@@ -594,6 +635,8 @@ class Runtime(Serving):
             extra["carry"] = continued.carried
         if run.parent is not None:
             extra["parent"] = run.parent
+        if run.deadline is not None:  # (the execution_timeout spans the chain)
+            extra["dl"] = run.deadline
         clock = self._clock.time
         return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 
@@ -614,7 +657,11 @@ class Runtime(Serving):
         journal: Journal,
         arguments: list[Any] | None,
         parent: str | None = None,
+        *,
+        execution_timeout: float | _Omitted | None = OMITTED,
     ) -> WorkflowRun:
+        if isinstance(execution_timeout, _Omitted):
+            execution_timeout = definition.spec.execution_timeout
         run = WorkflowRun(
             spec=definition.spec,
             workflow_id=workflow_id,
@@ -628,6 +675,8 @@ class Runtime(Serving):
             children=self._children,
             parent=parent,
             record_limit=self._store.max_record_size,
+            execution_timeout=execution_timeout,
+            watch=self._stall_watch,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -640,6 +689,7 @@ class Runtime(Serving):
         *args: *Ts,
         id: str | None = None,
         attach: bool = False,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> R:
         """Run the workflow (or resume it from its journal) and return its result.
 
@@ -648,11 +698,15 @@ class Runtime(Serving):
 
         Raises:
             WorkflowFailed: the workflow raised; its recorded failure (with the cause).
+            WorkflowCancelled: it was cancelled; WorkflowTimedOut (a WorkflowCancelled) when
+                by its `execution_timeout` (see start()).
             NonDeterminismError: the code diverged from the journal; nothing was written.
             and what start() raises (WorkflowIdInUse: `id` ran with other arguments; see
             start()'s `attach`).
         """
-        handle = await self.start(workflow, *args, id=id, attach=attach)
+        handle = await self.start(
+            workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+        )
         task = handle._task
         assert task is not None
         # Cancelling this call stops a run it started; one it joined goes on for the others.
@@ -791,6 +845,9 @@ class Runtime(Serving):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._children.settle()
+        await self._deadlines.close()
+        if self._stall_watch is not None:
+            self._stall_watch.stop()
         await self._mail.stop()
         await self._store.close()
 
@@ -885,9 +942,12 @@ async def run(
     *args: *Ts,
     id: str | None = None,
     attach: bool = False,
+    execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> R:
     """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run."""
-    return await default_runtime().run(workflow, *args, id=id, attach=attach)
+    return await default_runtime().run(
+        workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+    )
 
 
 async def start(
@@ -896,6 +956,9 @@ async def start(
     *args: *Ts,
     id: str | None = None,
     attach: bool = False,
+    execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> WorkflowHandle[R]:
     """Start a workflow on the default runtime; see Runtime.start."""
-    return await default_runtime().start(workflow, *args, id=id, attach=attach)
+    return await default_runtime().start(
+        workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+    )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVarTuple, Unpack
 
-from ._definitions import Workflow
+from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
 from ._encoding import encode
 from ._engine import _records as records
@@ -71,16 +71,23 @@ class Serving:
         /,
         *args: *Ts,
         id: str | None = None,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> str:
         """Journal a new workflow without running it here: a serving runtime will.
 
         The start record is committed before this returns; the workflow id is derived as
         run() derives it when `id` is None. Submitting an id that exists changes nothing.
+        `execution_timeout` is as start()'s: its deadline counts from now, run or not.
 
         Returns:
             The workflow id.
         """
         definition = _workflow(workflow)
+        timeout = (
+            definition.spec.execution_timeout
+            if isinstance(execution_timeout, _Omitted)
+            else execution_timeout_seconds(execution_timeout)
+        )
         self._register(definition)
         arguments: list[Any] = [*args]
         encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
@@ -90,7 +97,13 @@ class Serving:
         try:
             if not journal.records:
                 await journal.append(
-                    start_record(definition.name, workflow_id, arguments, self._clock.time)
+                    start_record(
+                        definition.name,
+                        workflow_id,
+                        arguments,
+                        self._clock.time,
+                        execution_timeout=timeout,
+                    )
                 )
         finally:
             await journal.close()

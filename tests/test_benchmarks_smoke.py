@@ -81,3 +81,10 @@ def test_postgres_benchmark_runs_quick(tmp_path: Path) -> None:
     assert isinstance(report["medians"]["durable_concurrent"], float)
     # (DBOS comes with the bench extra: measured, or reported as skipped, never dropped)
     assert "dbos_concurrent" in report["medians"]
+
+
+def test_step_cpu_benchmark_runs_quick(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.step_cpu", tmp_path)
+    assert "CPU per step, syncs stubbed" in output
+    (medians,) = report["medians_us"].values()
+    assert set(medians) == {"live", "replay"}

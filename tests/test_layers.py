@@ -22,8 +22,10 @@ ALLOWED = {
     "_mail": {"_engine", "_encoding", "_storage", "_outage"},
     "_serving": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_outage"},
     "_children": {"_definitions", "_engine", "_encoding", "_storage", "_mail"},
+    "_deadline": {"_engine", "_mail"},
     "_runtime": {
         "_children",
+        "_deadline",
         "_definitions",
         "_engine",
         "_encoding",

@@ -202,6 +202,8 @@ def history_view(
         )
     if history.parent:
         _add_row(header, "parent", history.parent)
+    if described.deadline is not None:
+        _add_row(header, "deadline", f"{when(described.deadline)}  (its execution_timeout)")
     if described.skipped_messages:
         _add_row(
             header,

@@ -47,6 +47,7 @@ class WorkflowDescription:
         skipped_messages: inbox messages it skipped as undeliverable (undecodable, of an
             unknown kind, too large to journal); each is journaled with its reason.
         last_skip: the latest of those, "message N: reason" (None if there is none).
+        deadline: when its execution_timeout cancels it (None: no limit), aware UTC.
     """
 
     workflow_id: str
@@ -67,6 +68,7 @@ class WorkflowDescription:
     unread_events: int
     skipped_messages: int = 0
     last_skip: str | None = None
+    deadline: datetime | None = None
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -142,6 +144,7 @@ def describe(
         unread_events=max(0, inbox_size - taken),
         skipped_messages=skipped,
         last_skip=last_skip,
+        deadline=_when(start.get("dl")),
     )
 
 

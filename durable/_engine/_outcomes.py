@@ -19,6 +19,7 @@ from .._errors import (
     SerializationError,
     WorkflowCancelled,
     WorkflowFailed,
+    WorkflowTimedOut,
 )
 from . import _records as records
 from ._specs import ActivitySpec, WorkflowSpec
@@ -77,7 +78,10 @@ def final_outcome(
         error = end["e"]
         failed: DurableError
         if end.get("c"):
-            failed = WorkflowCancelled(workflow_id=workflow_id, reason=error["msg"])
+            cancelled = (
+                WorkflowTimedOut if error.get("kind") == records.TIMED_OUT else WorkflowCancelled
+            )
+            failed = cancelled(workflow_id=workflow_id, reason=error["msg"])
         else:
             failed = WorkflowFailed(
                 workflow_id=workflow_id,
@@ -89,9 +93,12 @@ def final_outcome(
     return convert(end["r"], spec.return_type, context=f"the result of workflow {spec.name!r}")
 
 
-def end_of_failure(error: BaseException, *, cancelled: bool, now: float) -> records.EndRecord:
-    """The end record of a workflow that raised (or was cancelled)."""
-    return records.end_failure(records.describe_error(error), now, cancelled=cancelled)
+def end_of_failure(
+    error: BaseException, *, cancelled: bool, now: float, timed_out: bool = False
+) -> records.EndRecord:
+    """The end record of a workflow that raised (or was cancelled; by its deadline: timed_out)."""
+    described = records.describe_error(error, kind=records.TIMED_OUT if timed_out else None)
+    return records.end_failure(described, now, cancelled=cancelled)
 
 
 def ending_of(end: dict[str, Any]) -> str:

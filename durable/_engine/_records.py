@@ -11,7 +11,8 @@ validated maps without checking again. Validation is a few dict lookups per reco
 Engine format version 2 (the "v" of the start record; the storage frame format is separate):
 
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed
-            [, gen: generation (continue-as-new), q: first inbox message, parent: id]}
+            [, gen: generation (continue-as-new), q: first inbox message, parent: id,
+               dl: deadline (epoch seconds: the execution_timeout's end)]}
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t
             [, id: child workflow id [, dt: 1 if the child was started detached]]}
     retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts,
@@ -22,11 +23,12 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     fired  {k, s, t}
     wait   {k, s, n: event name [, x: 1]}          the code waits for an event (x: no more)
     event  {k, q: inbox position, n: name, p: payload, t [, id: event id]}   delivered
-    cancel {k, q: inbox position, m: reason, t}                      delivered: cancels
+    cancel {k, q: inbox position, m: reason, t [, id: request id]}   delivered: cancels
     skip   {k, q: inbox position, reason, t}        a message that could not be delivered
     status {k, s, v: value, t}                                     set_status(), published
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
+           (a cancellation by the deadline: e.kind = "execution-timeout")
 
 A "sched" is written only when it matters: before an at_most_once attempt (synced), or once
 an attempt is still running a loop iteration after it started. The first record of a step
@@ -54,8 +56,8 @@ Inbox messages (storage's inbox, written by senders) are maps too:
 
 What validation guarantees, beyond the keys above and their types: `s`, `q`, `n`, `gen`
 are ints >= 0 (not bools); `t` and `b` are clock readings (finite, between the years 1
-and 9999, so any reader can make a datetime of them); `at` is any number but NaN (a timer
-may be armed for ever: inf); `e` is an error map {type, msg[, tb, kind, id]} whose `id` is
+and 9999, so any reader can make a datetime of them); `at` and `dl` are any number but NaN
+(a timer may be armed for ever: inf); `e` is an error map {type, msg[, tb, kind, id]} whose `id` is
 there when `kind` names a child; a "done" has `r` or `e`; an "end" has `r`, `e` or a list
 `cont`; `carry` is a list of [name, payload] pairs. The first record is the only "start".
 """
@@ -100,6 +102,10 @@ CHILD_PREFIX = "child:"
 # Errors of a child step: they name the child. "child-id-in-use": the id belongs to a run
 # that is not this call's (other workflow, other arguments, another parent).
 CHILD_KINDS = frozenset({"child", "child-cancelled", "child-id-in-use"})
+TIMED_OUT = "execution-timeout"  # the end error's kind when the deadline's cancel ended it
+# The request id of the cancellation a passed deadline posts: one per workflow id, whatever
+# the restarts and generations (the inbox refuses it twice), and how replay tells it apart.
+DEADLINE_CANCEL_ID = "durable:execution-timeout"
 
 # A validated record: one of the typed dicts below, told apart by its "k". Readers index it
 # as a plain dict (the validators have checked every key they read).
@@ -115,7 +121,8 @@ class ErrorInfo(TypedDict):
     type: str
     msg: str
     tb: NotRequired[str]
-    kind: NotRequired[str]  # "in-doubt", "child", "child-cancelled", "child-id-in-use"
+    # "in-doubt", "child", "child-cancelled", "child-id-in-use", "execution-timeout"
+    kind: NotRequired[str]
     id: NotRequired[str]  # the child workflow's id, for the child kinds
     was: NotRequired[str]  # child-id-in-use: what the id's journal holds
     asked: NotRequired[str]  # child-id-in-use: what the call asked for
@@ -134,6 +141,7 @@ class StartRecord(TypedDict):
     q: NotRequired[int]
     parent: NotRequired[str]
     carry: NotRequired[list[list[Any]]]
+    dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
 
 
 class ScheduledRecord(TypedDict):
@@ -205,6 +213,7 @@ class CancelRecord(TypedDict):
     q: int
     m: str
     t: float
+    id: NotRequired[str]  # the request id (DEADLINE_CANCEL_ID: the deadline's)
 
 
 class SkipRecord(TypedDict):
@@ -266,7 +275,7 @@ def start(
     seed: int,
     **extra: Any,
 ) -> StartRecord:
-    """A journal's first record (extra: gen, q, carry, parent)."""
+    """A journal's first record (extra: gen, q, carry, parent, dl)."""
     record: StartRecord = {
         "k": START,
         "v": FORMAT_VERSION,
@@ -382,8 +391,11 @@ def event(position: int, name: str, payload: Any, now: float, event_id: Any = No
     return record
 
 
-def cancel(position: int, reason: str, now: float) -> CancelRecord:
-    return {"k": CANCEL, "q": position, "m": reason, "t": now}
+def cancel(position: int, reason: str, now: float, request_id: str | None = None) -> CancelRecord:
+    record: CancelRecord = {"k": CANCEL, "q": position, "m": reason, "t": now}
+    if request_id is not None:
+        record["id"] = request_id
+    return record
 
 
 def skip_record(position: int, reason: str, now: float) -> SkipRecord:
@@ -519,8 +531,10 @@ def _check_start(record: Record) -> str | None:
     for key in ("gen", "q"):
         if key in record and not _is_count(record[key]):
             return f"its {key!r} is not an int >= 0"
-    if "parent" in record and type(record["parent"]) is not str:
-        return "its 'parent' is not text"
+    if ("parent" in record and type(record["parent"]) is not str) or (
+        "dl" in record and not _is_moment(record["dl"])
+    ):
+        return "its 'parent' is not text, or its deadline 'dl' not a number"
     if "carry" in record:
         return _carry_problem(record["carry"])
     return None
@@ -616,6 +630,8 @@ def _check_event(record: Record) -> str | None:
 def _check_cancel(record: Record) -> str | None:
     if not _is_count(record.get("q")) or not _is_time(record.get("t")):
         return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    if "id" in record and type(record["id"]) is not str:
+        return "its request id 'id' is not text"
     return None if type(record.get("m")) is str else "its reason 'm' is missing or not text"
 
 

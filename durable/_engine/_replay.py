@@ -41,11 +41,19 @@ def start_record(
     workflow_id: str,
     arguments: list[Any],
     clock: Callable[[], float],
+    *,
+    execution_timeout: float | None = None,
     **extra: Any,
 ) -> bytes:
-    """A new journal's first record (extra: gen, q, parent)."""
+    """A new journal's first record (extra: gen, q, parent, dl).
+
+    `execution_timeout` (seconds) sets the deadline `dl` from the record's own time.
+    """
     seed = random.SystemRandom().getrandbits(63)
-    start = records.start(workflow_name, workflow_id, arguments, clock(), seed, **extra)
+    now = clock()
+    if execution_timeout is not None:
+        extra["dl"] = now + execution_timeout
+    start = records.start(workflow_name, workflow_id, arguments, now, seed, **extra)
     return encode(start, context=f"the arguments of workflow {workflow_name!r}")
 
 
@@ -153,8 +161,10 @@ class JournalIndex:
         clock: Callable[[], float],
         parent: str | None = None,
         path: str | None = None,
+        execution_timeout: float | None = None,
     ) -> None:
         self.workflow_id = workflow_id
+        self._execution_timeout = execution_timeout  # (a new journal's: sets its deadline)
         self._path = path or workflow_id  # the journal's location, for errors
         self._parent = parent
         self.workflow_name = workflow_name
@@ -197,7 +207,12 @@ class JournalIndex:
             )
         extra = {"parent": self._parent} if self._parent is not None else {}
         self.new_start_record = start_record(
-            self.workflow_name, self.workflow_id, arguments, clock, **extra
+            self.workflow_name,
+            self.workflow_id,
+            arguments,
+            clock,
+            execution_timeout=self._execution_timeout,
+            **extra,
         )
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 

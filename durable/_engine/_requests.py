@@ -78,6 +78,8 @@ class WorkflowRequests:
         _record_limit: int
         _pulling: bool
         _pull_again: bool
+        _outcomes: Any
+        _draining: bool
         _live: bool
         _host_loop: asyncio.AbstractEventLoop | None
         _host_tasks: set[asyncio.Task[Any]]
@@ -88,6 +90,7 @@ class WorkflowRequests:
         ) -> RecordedOutcome | None: ...
         def command_cancelled(self, step: int) -> None: ...
         def _post(self, payload: bytes) -> None: ...
+        async def _drain(self) -> None: ...
         def _main_done(self) -> bool: ...
         def _fail(self, error: BaseException) -> None: ...
         def _wake(self) -> None: ...
@@ -148,6 +151,37 @@ class WorkflowRequests:
         finally:
             self._pulling = False
             self._wake()  # the run may go idle (or be unloaded) now that nothing is pending
+
+    async def take_inbox(self) -> None:
+        """Journal and deliver the inbox now, before the run starts anything on going live.
+
+        For a run resumed past its deadline: the runtime posted the deadline's cancellation
+        before the run started, so the code is cancelled at the await the replay left it at,
+        and an activity it had asked for (one in doubt, say) never starts. Messages before
+        the cancellation are delivered first, in order, as a pull would.
+        """
+        if self._inbox is None or self._pulling:
+            return
+        self._pulling = True  # (a send meanwhile is pulled after: execute() asks for a pull)
+        try:
+            for position, message in await self._inbox(self.inbox_next):
+                if position < self.inbox_next:
+                    continue
+                self.inbox_next = position + 1
+                now = self._clock()
+                payload, problem = _record_of(position, message, now, self._record_limit)
+                if problem is not None:
+                    logger.warning(
+                        "workflow %r: inbox message %d skipped, not delivered: %s",
+                        self.workflow_id,
+                        position,
+                        problem,
+                    )
+                self._outcomes.append(payload)
+        finally:
+            self._pulling = False
+        if self._outcomes and not self._draining:
+            await self._drain()
 
     # -- status and patches ---------------------------------------------------------------
 
@@ -357,7 +391,7 @@ def _record_of(
     if isinstance(message, dict):
         record: records.EventRecord | records.CancelRecord
         if message["k"] == records.CANCEL:
-            record = records.cancel(position, message["m"], now)
+            record = records.cancel(position, message["m"], now, message.get("id"))
         else:
             record = records.event(position, message["n"], message["p"], now, message.get("id"))
         try:

@@ -11,12 +11,16 @@ from ._retry import RetryPolicy
 
 @dataclass(frozen=True)
 class WorkflowSpec:
-    """A workflow: its registered name, function and the annotations replay rebuilds values to."""
+    """A workflow: its registered name, function and the annotations replay rebuilds values to.
+
+    `execution_timeout`: seconds from its start until the runtime cancels it (None: never).
+    """
 
     name: str
     fn: Callable[..., Any]
     parameter_types: tuple[Any, ...]
     return_type: Any
+    execution_timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from ._replay import (
 from ._requests import WorkflowRequests
 from ._run_control import RunControl
 from ._specs import ActivitySpec, WorkflowSpec
+from ._stall import StallWatch
 from ._steps import (
     Command,
     CommandFuture,
@@ -122,6 +123,8 @@ class _Diverged(BaseException):
 class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     """One execution of one workflow over its journal (replay, then live)."""
 
+    _timed_out = False  # the cancellation delivered (the first) is the deadline's
+
     def __init__(
         self,
         *,
@@ -137,11 +140,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         substitute: Callable[[ActivitySpec], ActivitySpec] | None = None,
         record_limit: int = DEFAULT_MAX_RECORD_SIZE,
         location: str | None = None,
+        execution_timeout: float | None = None,
+        watch: StallWatch | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
         `record_limit` is the largest record the journal takes (its store's max_record_size):
         an inbox message whose record would be larger is journaled as skipped.
+        `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
+        time); a journal that has a start record keeps its own. `watch` marks each step, for
+        the runtime's stall watchdog.
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -164,6 +172,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             clock=clock.time,
             parent=parent,
             path=location,  # (the journal's path or place, for errors: else the id)
+            execution_timeout=execution_timeout,
         )
         self.finished = self._index.finished
         self._recorded = self._index.steps
@@ -174,7 +183,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.arguments: list[Any] = start["args"]
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
-        self._inbox, self._record_limit = inbox, record_limit
+        self._inbox, self._record_limit, self._watch = inbox, record_limit, watch
         # Children started and not detached, with no outcome journaled: the parent's end
         # cancels them (step -> child id).
         self._children, self._open_children = children, self._index.open_children()
@@ -214,6 +223,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     # -- running ------------------------------------------------------------------------
 
     @property
+    def deadline(self) -> float | None:
+        """When the runtime cancels it (epoch seconds; None: never); continue-as-new keeps it."""
+        return self._index.start.get("dl")
+
+    @property
+    def replaying(self) -> bool:
+        """Whether recorded events remain to replay (for the stall watchdog's report)."""
+        return not self._live and self._replay_index < len(self._index.events)
+
+    @property
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(
             workflow_id=self.workflow_id,
@@ -231,6 +250,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             ContinuedAsNew: this generation ended with continue_as_new: start the next.
         """
         self._host_loop = asyncio.get_running_loop()
+        if self._watch is not None:
+            self._watch.start()
         if self.finished is not None:
             if "cont" in self.finished:
                 raise ContinuedAsNew(self.finished, generation=self.generation)
@@ -241,6 +262,8 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         try:
             self._replay(main)
             self._live = True
+            if self._past_deadline():  # its cancellation is in the inbox: take it first
+                await self.take_inbox()
             self._start_new()
             self._check_progress()
             self.request_pull()  # what was sent while it was not running
@@ -331,6 +354,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         finally:
             self._teardown()
 
+    def _past_deadline(self) -> bool:
+        """Resumed after its deadline and not cancelled yet: it must start nothing new."""
+        deadline = self.deadline
+        return (
+            deadline is not None
+            and deadline <= self._clock()
+            and self.cancel_reason is None
+            and not self._main_done()
+        )
+
     def _long_sleep_until(self) -> float | None:
         """When the workflow only sleeps, for longer than suspend_after: its wake-up time."""
         if (
@@ -346,7 +379,16 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         return wake_at if wake_at - self._clock() > self._suspend_after else None
 
     def _step(self) -> None:
-        self.loop.run_until_idle()
+        watch = self._watch
+        if watch is None:
+            self.loop.run_until_idle()
+        else:  # (the stall watchdog's mark, written here: see StallWatch)
+            watch.steps += 1
+            watch.stepping = self
+            try:
+                self.loop.run_until_idle()
+            finally:
+                watch.stepping = None
         if self._divergence is not None:
             raise self._divergence
         if self._live:
@@ -403,6 +445,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         elif self.cancel_reason is None:  # the first cancel only: a repeated one (journaled
             reason = message.get("m", "cancelled")  # too) would interrupt the cleanup
             self.cancel_reason = reason
+            self._timed_out = message.get("id") == records.DEADLINE_CANCEL_ID
             main = self._main
             if main is not None and not main.done():
                 main.cancel(msg=reason)
@@ -512,8 +555,10 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             raise self._divergence or error
         if isinstance(error, WorkflowDefinitionError):
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
-        end = end_of_failure(error, cancelled=main.cancelled(), now=self._clock())
-        await self._end_children("was cancelled" if main.cancelled() else "failed")
+        cancelled = main.cancelled()
+        timed_out = cancelled and self._timed_out
+        end = end_of_failure(error, cancelled=cancelled, now=self._clock(), timed_out=timed_out)
+        await self._end_children("was cancelled" if cancelled else "failed")
         await self._journal.append(encode(end))
         return final_outcome(self.workflow_id, self.spec, end, error)
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._definitions import Activity, Workflow
+from .._definitions import OMITTED, Activity, Workflow, _Omitted
 from .._durations import Duration, to_seconds
 from .._engine._clock import Clock
 from .._errors import SimulatedCrash
@@ -58,6 +58,7 @@ class TestRuntime(Runtime):
         suspend_after: as Runtime's; sleepers are unloaded in virtual time too, so tests
             exercise the replay of a resumed sleeper.
         crash: where to crash once (default: never).
+        warn_blocked_after: as Runtime's (real time: it measures the code's own work).
     """
 
     __test__ = False  # (pytest: not a test class)
@@ -72,6 +73,7 @@ class TestRuntime(Runtime):
         auto_skip: bool = True,
         suspend_after: Duration | None = "1 min",
         crash: CrashPoint | None = None,
+        warn_blocked_after: Duration | None = "2 s",
     ) -> None:
         if start_time is None:
             start = time.time()
@@ -85,7 +87,12 @@ class TestRuntime(Runtime):
         if directory is None and store is None:
             raise TypeError("TestRuntime needs a directory (a test's tmp_path) or a store")
         super().__init__(
-            directory, store=store, workflows=workflows, suspend_after=suspend_after, stop_grace=0
+            directory,
+            store=store,
+            workflows=workflows,
+            suspend_after=suspend_after,
+            stop_grace=0,
+            warn_blocked_after=warn_blocked_after,
         )
         self.auto_skip = auto_skip
         self._doubles = ActivityDoubles()
@@ -133,8 +140,10 @@ class TestRuntime(Runtime):
         return True
 
     def _quiet(self) -> bool:
-        return not self._children.in_flight() and all(
-            self._parked(workflow_id) for workflow_id in self._running
+        return (
+            not self._children.in_flight()
+            and not self._deadlines.posting
+            and all(self._parked(workflow_id) for workflow_id in self._running)
         )
 
     def _parked(self, workflow_id: str) -> bool:
@@ -173,10 +182,13 @@ class TestRuntime(Runtime):
         *args: *Ts,
         id: str | None = None,
         attach: bool = False,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> R:
         """Run the workflow to its outcome, skipping virtual time while it waits."""
         async with self._skipping():
-            return await super().run(workflow, *args, id=id, attach=attach)
+            return await super().run(
+                workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+            )
 
     def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
         return TestWorkflowHandle(self, workflow_id, task)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import assert_type
 
 import durable
@@ -75,6 +76,11 @@ async def parent_workflow(order: Order) -> str:
 async def main() -> None:
     order = Order("o-1", 100)
     assert_type(await durable.run(order_workflow, order, id="order-42"), str)
+    limited = await durable.run(order_workflow, order, id="o-2", execution_timeout="2 hours")
+    assert_type(limited, str)
+    await durable.start(order_workflow, order, execution_timeout=None)  # no limit
+    await durable.run(order_workflow, order, execution_timeout=[1])  # type: ignore[arg-type]
+    durable.workflow(execution_timeout=timedelta(hours=1))(order_workflow.fn)
     async with durable.Runtime("journals") as runtime:
         handle = await runtime.start(order_workflow, order)
         assert_type(handle, durable.WorkflowHandle[str])
