@@ -60,9 +60,11 @@ class Runner:
 
     A directory tells by its flock (from /proc/locks: `holder` is the pid), PostgreSQL by
     its live lease (`holder` is the owner, host:pid:id). `known` is False where that cannot
-    be read. A sleeping or waiting workflow may be unloaded by a live runtime and hold
-    nothing; a running one (an activity under way) that nobody holds is stalled: it
-    resumes when a runtime runs it again.
+    be read. A runtime that unloads a sleeping or waiting workflow keeps holding it (the
+    one that wakes it); a running one (an activity under way) that nobody holds is
+    stalled: it resumes when a runtime runs it again. A process forked from an activity
+    (multiprocessing's "fork") inherits the descriptors, so the lock outlives its runtime
+    until that process exits: start such processes with "spawn" or "forkserver".
     """
 
     known: bool

@@ -100,9 +100,17 @@ class WorkflowHandle(Generic[R]):
             NonDeterminismError: the code diverged from the journal.
             WorkflowStopped: this runtime was closed first; it resumes from its journal.
         """
-        if self._task is None:
-            self._task = await self._runtime._follow(self.id)
-        return await _outcome_of(self.id, asyncio.shield(self._task), self._task)
+        while True:
+            if self._task is None:
+                self._task = await self._runtime._follow(self.id)
+            try:
+                return await _outcome_of(self.id, asyncio.shield(self._task), self._task)
+            except WorkflowStopped:
+                if self._runtime._closing:
+                    raise
+                # The run this handle followed was stopped by a caller that gave up on it
+                # (a cancelled run() or start()), not by close(): follow the workflow again.
+                self._task = None
 
     async def describe(self) -> WorkflowDescription:
         """What the workflow is doing now, read from its journal (see Runtime.describe)."""
@@ -152,6 +160,11 @@ class _Request:
     parent: str | None = None
     given: bytes | None = None
     execution_timeout: float | _Omitted | None = OMITTED
+
+
+def _stopping(task: asyncio.Task[Any]) -> bool:
+    """Whether an id's task was stopped, or is being stopped, by a cancellation."""
+    return task.cancelled() or (not task.done() and task.cancelling() > 0)
 
 
 def _unknown(*args: Any) -> None:
@@ -259,6 +272,7 @@ class Runtime(Serving):
         )
         self._children = ChildRunner(self)
         self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
+        self._requested: dict[str, _Request] = {}  # what started each id's task here
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
@@ -350,7 +364,11 @@ class Runtime(Serving):
         definition's).
         """
         self._check_id(workflow_id)
+        if self._closing:
+            raise WorkflowStopped(workflow_id=workflow_id)
         task = self._running.get(workflow_id)
+        if task is not None and _stopping(task):
+            task = None  # (stopped by a caller that gave up: start it afresh)
         if task is not None:
             if not follow:
                 location = self._store.location(workflow_id)
@@ -361,7 +379,9 @@ class Runtime(Serving):
                 if given is not None:
                     _check_arguments(run, given, arguments)
             else:
-                await self._check_recorded(workflow_id, definition, given, arguments)
+                await self._check_recorded(
+                    workflow_id, definition, given, arguments, self._requested.get(workflow_id)
+                )
             return self._handle_of(workflow_id, task)
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -371,6 +391,7 @@ class Runtime(Serving):
             self._execute(request, claimed, follow=follow), name=f"durable {workflow_id}"
         )
         self._running[workflow_id] = task
+        self._requested[workflow_id] = request
         task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
         self._mail.watch()
         try:
@@ -395,6 +416,7 @@ class Runtime(Serving):
     ) -> None:
         if self._running.get(workflow_id) is task:
             del self._running[workflow_id]
+            self._requested.pop(workflow_id, None)
             self._mail.forget(workflow_id)
             self._deadlines.disarm(workflow_id)
         if not claimed.done():
@@ -465,21 +487,27 @@ class Runtime(Serving):
         definition: Workflow[..., Any],
         given: bytes | None,
         arguments: list[Any] | None,
+        pending: _Request | None = None,
     ) -> None:
         """Refuse to join a run of another workflow, or one with other arguments (`given`).
 
-        As read from its journal; none yet: nothing to refuse.
+        As read from its journal; before its start record exists, as `pending` (what the
+        start this one joins asked for) says.
         """
         try:
             start = await self._start_record_of(workflow_id)
         except WorkflowNotFound:
-            return  # (its runner has not created it yet)
+            start = None  # (its runner has not created it yet)
         if start is None:
-            return
+            if pending is None:
+                return
+            start = {"wf": pending.definition.name, "gen": 0}
+            if pending.given is not None:
+                start["args"] = decode(pending.given, path=workflow_id, offset=0)
         _check_same_workflow(str(start.get("wf")), definition, workflow_id)
-        if given is None or start.get("gen", 0) != 0:
+        if given is None or start.get("gen", 0) != 0 or "args" not in start:
             return
-        recorded = start.get("args")
+        recorded = start["args"]
         if encode(recorded, context="the recorded arguments") == given:
             return
         if decode(given, path=workflow_id, offset=0) == recorded:
@@ -512,8 +540,10 @@ class Runtime(Serving):
         a new one that follows whoever runs it (and takes it over when nobody does); else
         one that watches the journal until it ends.
         """
+        if self._closing:
+            raise WorkflowStopped(workflow_id=workflow_id)
         task = self._running.get(workflow_id)
-        if task is not None:
+        if task is not None and not _stopping(task):
             return task
         start = await self._start_record_of(workflow_id)
         definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
@@ -588,7 +618,9 @@ class Runtime(Serving):
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if wake_at is not None and await self._sleep(current, workflow_id, wake_at, taken):
+                if wake_at is not None and await self._sleep_or_restart(
+                    current, workflow_id, wake_at, taken
+                ):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
                     continue
                 await current.close()
@@ -602,6 +634,17 @@ class Runtime(Serving):
         """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
         await self._deadlines.arm(workflow_id, run)
         self._runs[workflow_id] = run
+
+    async def _sleep_or_restart(
+        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
+    ) -> bool:
+        """_sleep; False (reopen and replay now) if a simulated crash struck meanwhile."""
+        try:
+            return await self._sleep(journal, workflow_id, wake_at, inbox_next)
+        except BaseException as error:
+            if not self._restarts_after(error):
+                raise
+            return False
 
     async def _sleep(
         self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int

@@ -30,6 +30,7 @@ from ._errors import (
     WorkflowCancelled,
     WorkflowDefinitionError,
     WorkflowFailed,
+    WorkflowStopped,
 )
 from ._outage import Outage
 from ._storage._interface import JournalStore
@@ -167,8 +168,8 @@ class Serving:
                 )
                 return None
             handle = await self._start(workflow, name, None, follow=False)
-        except WorkflowAlreadyRunning:
-            return None  # (another process got it first)
+        except (WorkflowAlreadyRunning, WorkflowStopped):
+            return None  # (another process got it first; or the runtime is closing)
         except UNREADABLE as error:
             await self._set_aside(name, error)
             return None

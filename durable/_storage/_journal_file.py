@@ -67,17 +67,36 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
 
 
 def _lock(directory_fd: int, path: Path, flags: int = WRITE_FLAGS) -> int:
-    """Open `path` in the directory (never through a link) and take its exclusive flock."""
-    fd = open_in(directory_fd, path, flags, "read and write")
+    """Open `path` in the directory (never through a link) and take its exclusive flock.
+
+    The lock is on the file opened, and the name may have moved on meanwhile: between the
+    open and the flock, a runner's continue_as_new may rename the next generation over
+    the name and let go of the old file. A lock on that old file would make a second
+    writer, so the descriptor must still be the file at the name once locked; else again.
+    """
+    while True:
+        fd = open_in(directory_fd, path, flags, "read and write")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_named(fd, directory_fd, path):
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalLocked(path=path) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # (a generation replaced meanwhile: lock the one named now)
+
+
+def _still_named(fd: int, directory_fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is the one at `path`'s name in the directory now."""
+    held = os.fstat(fd)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise JournalLocked(path=path) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        named = os.stat(path.name, dir_fd=directory_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _disk_error(error: BaseException, path: Path, operation: str) -> JournalWriteError | None:

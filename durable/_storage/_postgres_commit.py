@@ -29,6 +29,14 @@ _AWAY = {
 }
 
 
+class LeaseLapsed(Exception):
+    """A commit could not reach the database before the batch's leases may have lapsed.
+
+    Its journals are fenced as lapsed, so their runs follow (and claim again when free)
+    rather than fail: a paused process, or a database away for longer than the lease.
+    """
+
+
 def _store_away(error: BaseException) -> bool:
     """Whether `error` says the database is away for now (not that the commit is wrong)."""
     return isinstance(error, OSError | TimeoutError) or type(error).__name__ in _AWAY
@@ -92,6 +100,15 @@ class Committer:
                 journal.queued = []
             try:
                 await self._commit(batch)
+            except LeaseLapsed:  # (the database stayed away past the leases, or a pause)
+                now = time.monotonic()
+                for journal in batch:
+                    silent_for = now - (journal.held_until - self._store.lease)
+                    where = self._store.location(journal.name)
+                    fenced = JournalFenced(
+                        path=where, fence=journal.fence, lapsed=True, silent_for=silent_for
+                    )
+                    journal.lose(fenced)
             except JournalError as error:
                 for journal in batch:
                     journal.lose(error)
@@ -140,8 +157,10 @@ class Committer:
                     with contextlib.suppress(Exception):
                         await self._store.pool.release(connection)
                 held_until = min(journal.held_until for journal in batch)
-                if not away or time.monotonic() + delay >= held_until:
+                if not away:
                     raise
+                if time.monotonic() + delay >= held_until:
+                    raise LeaseLapsed from error
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue

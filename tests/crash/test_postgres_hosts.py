@@ -162,5 +162,5 @@ def test_three_hosts_one_killed_one_paused(postgres_dsn: str, tmp_path: Path) ->
     for key in late:
         assert recorded[key] != paused.pid, key
     paused_log = logs[1].read_text()
-    assert "taken over" in paused_log, paused_log[-2000:]
+    assert "taken over" in paused_log or "may have lapsed" in paused_log, paused_log[-2000:]
     assert stopped_at < resumed_at

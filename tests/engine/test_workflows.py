@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 import durable
-from durable import RetryPolicy, Runtime
+from durable import RetryPolicy, Runtime, WorkflowHandle
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -648,3 +650,81 @@ async def test_concurrent_starts_of_one_id_in_one_process_give_one_run(
         assert first._task is second._task
         assert await first.result() == await second.result() == 1
     assert ran == [1]
+
+
+@durable.workflow(name="echo-after-event")
+async def echo_after_event(n: int) -> int:
+    await durable.wait_for_event("go")
+    return n
+
+
+@durable.workflow(name="other-echo")
+async def other_echo(n: int) -> int:
+    return n
+
+
+async def test_a_start_cancelled_before_it_began_does_not_stop_those_who_joined(
+    journal_dir: Path,
+) -> None:
+    """The shared task a cancelled start() stopped is taken up again by the handles that
+    joined it (they got WorkflowStopped, as if the runtime had closed)."""
+    async with Runtime(journal_dir) as runtime:
+        first = asyncio.ensure_future(runtime.start(echo_after_event, 1, id="x"))
+        second = asyncio.ensure_future(runtime.start(echo_after_event, 1, id="x"))
+        await asyncio.sleep(0)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        joined = await second
+        again = await runtime.start(echo_after_event, 1, id="x")
+        await runtime.send_event("x", "go")
+        assert await asyncio.wait_for(joined.result(), 5) == 1
+        assert await asyncio.wait_for(again.result(), 5) == 1
+
+
+async def test_a_cancelled_run_stops_only_its_own_wait_for_a_joined_handle(
+    journal_dir: Path,
+) -> None:
+    async with Runtime(journal_dir) as runtime:
+        running = asyncio.ensure_future(runtime.run(echo_after_event, 2, id="y"))
+        await wait_until(lambda: _has_waiter(runtime, "y"))
+        joined = await runtime.handle("y")
+        running.cancel()  # (stops the run it started: it resumes later)
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await runtime.send_event("y", "go")
+        assert await asyncio.wait_for(joined.result(), 5) == 2, "the handle took it up again"
+
+
+async def _has_waiter(runtime: Runtime, workflow_id: str) -> bool:
+    try:
+        return (await runtime.describe(workflow_id)).waiting_for is not None
+    except durable.WorkflowNotFound:
+        return False
+
+
+async def test_concurrent_starts_with_other_arguments_or_workflows_are_refused(
+    journal_dir: Path,
+) -> None:
+    """Before the first start has written its journal, a second start of the id is checked
+    against what the first asked for."""
+    async with Runtime(journal_dir) as runtime:
+        outcomes = await asyncio.gather(
+            runtime.start(echo_after_event, 1, id="z"),
+            runtime.start(echo_after_event, 2, id="z"),
+            runtime.start(other_echo, 1, id="z"),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], WorkflowHandle)
+        assert isinstance(outcomes[1], durable.WorkflowIdInUse)
+        assert isinstance(outcomes[2], durable.WorkflowDefinitionError)
+
+
+async def test_a_closed_runtime_follows_nothing(journal_dir: Path) -> None:
+    async with Runtime(journal_dir) as runtime:
+        await runtime.start(echo_after_event, 3, id="w")
+        handle = await runtime.handle("w")
+    with pytest.raises(durable.WorkflowStopped):
+        await handle.result()
+    with pytest.raises(durable.WorkflowStopped):
+        await runtime.start(echo_after_event, 3, id="w")

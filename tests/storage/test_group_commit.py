@@ -251,7 +251,8 @@ async def test_appenders_on_one_loop_share_one_sync_on_the_loop_s_thread(
         return counting_syncfs(fd)
 
     monkeypatch.setattr(group_commit, "_load_syncfs", lambda: noting_syncfs)
-    async with JournalDirectory(journal_dir) as store:
+    # (a generous budget: a loaded machine's slow syncs would send the round to the thread)
+    async with JournalDirectory(journal_dir, inline_sync_budget=10.0) as store:
         journals = [await store.open(f"round-{index}") for index in range(50)]
         await asyncio.gather(*(journal.flush() for journal in journals))  # headers durable
         before = counter.total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import subprocess
@@ -369,3 +370,35 @@ async def test_an_empty_file_is_created_in_place_but_never_while_someone_holds_i
         await journal.append(b"after the holder let go")
         await journal.close()
         assert payloads_of(await store.read("left-empty")) == [b"after the holder let go"]
+
+
+async def test_a_lock_taken_on_a_generation_replaced_meanwhile_is_retaken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between an open and its flock, a continue_as_new may rename the next generation over
+    the name: the lock must end up on the file the name holds, never on the old one (that
+    made two writers of one workflow)."""
+    elsewhere = tmp_path / "elsewhere"
+    async with JournalDirectory(elsewhere) as other:
+        newer = await other.open("x")
+        await newer.append(b"generation 1")
+        await newer.close()
+    directory = tmp_path / "journals"
+    async with JournalDirectory(directory) as store:
+        older = await store.open("x")
+        await older.append(b"generation 0")
+        await older.close()
+        (directory / "x.journal.next").write_bytes((elsewhere / "x.journal").read_bytes())
+        real_flock = fcntl.flock
+        calls: list[int] = []
+
+        def flock_after_a_rotation(fd: int, operation: int) -> None:
+            calls.append(fd)
+            if len(calls) == 2:  # (the open that reads it: the runner renames the next
+                os.rename(directory / "x.journal.next", directory / "x.journal")  # one now)
+            real_flock(fd, operation)
+
+        monkeypatch.setattr(fcntl, "flock", flock_after_a_rotation)
+        reopened = await store.open("x")
+        assert payloads_of(reopened.records) == [b"generation 1"]
+        await reopened.close()
