@@ -51,6 +51,7 @@ from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
+from ._errors import TooManyOpenJournals as TooManyOpenJournals
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsafeJournalDirectory as UnsafeJournalDirectory
 from ._errors import UnsafeJournalFile as UnsafeJournalFile
@@ -112,6 +113,7 @@ __all__ = [
     "SerializationError",
     "StoreUnavailable",
     "StoredRecord",
+    "TooManyOpenJournals",
     "UnknownWorkflow",
     "UnsafeJournalDirectory",
     "UnsafeJournalFile",

@@ -13,6 +13,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         JournalMisplaced              the file holds another file's journal (.found_name)
         RecordTooLarge (ValueError)
         JournalWriteError             write or sync failed (ENOSPC, EIO); .errno
+        TooManyOpenJournals           the process's open-file limit (EMFILE, ENFILE)
         JournalClosed                 the handle was closed
         JournalFenced                 another runner took the journal over (lease expired)
         StoreUnavailable              the store cannot be reached or used (PostgreSQL)
@@ -203,6 +204,24 @@ class JournalWriteError(JournalError):
             f"{operation} failed on journal {path}: {detail}. The handle is closed to further "
             "writes and records acknowledged before this stay readable; fix the cause (free "
             "disk space, check the device) and open the journal again to resume",
+            path=path,
+        )
+
+
+class TooManyOpenJournals(JournalError, OSError):
+    """A journal could not be opened: the open-file limit (EMFILE, ENFILE) is reached.
+
+    Each workflow a runtime holds, sleeping ones too, keeps its journal open.
+    """
+
+    def __init__(self, *, path: Path | str, errno: int | None, limits: tuple[int, int]) -> None:
+        self.errno = errno
+        soft, hard = limits
+        super().__init__(
+            f"cannot open journal {path}: too many open files (the process may have {soft}, "
+            f"at most {hard}). Each workflow a runtime holds keeps its journal open, sleeping "
+            "ones included, so that no other runtime takes it: raise the limit (ulimit -Hn; "
+            "LimitNOFILE= for a systemd service), or spread the workflows over processes",
             path=path,
         )
 

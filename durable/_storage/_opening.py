@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno as errno_codes
 import os
+import resource
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 from .._errors import (
     JournalPermissionDenied,
     JournalWriteError,
+    TooManyOpenJournals,
     UnsafeJournalDirectory,
     UnsafeJournalFile,
 )
@@ -99,12 +101,19 @@ def translate(error: OSError, directory_fd: int, path: Path, needs: str) -> Exce
         )
     if code in _PERMISSION_ERRORS:
         return _denied(code, directory_fd, path, needs)
+    if code in (errno_codes.EMFILE, errno_codes.ENFILE):
+        return TooManyOpenJournals(path=path, errno=code, limits=_open_file_limits())
     if code in _SPACE_ERRORS:
         detail = error.strerror or str(error)
         return JournalWriteError(
             path=path, operation="creating the file", errno=code, detail=detail
         )
     return None
+
+
+def _open_file_limits() -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
 
 
 def _denied(code: int | None, directory_fd: int, path: Path, needs: str) -> Exception:

@@ -49,3 +49,42 @@ def test_more_sleepers_than_the_soft_open_file_limit(tmp_path: Path) -> None:
     count, limit = done.stdout.split()[1:]
     assert count == "600"
     assert int(limit) > 600
+
+
+HARD_LIMIT_SCRIPT = """
+import asyncio, resource, sys
+import durable
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+@durable.workflow(name="sleeper")
+async def sleeper(n: int) -> int:
+    await durable.sleep(3600)
+    return n
+
+async def main() -> None:
+    async with durable.Runtime(sys.argv[1], suspend_after=0) as runtime:
+        try:
+            for n in range(100):
+                await runtime.start(sleeper, n, id=f"s{n}")
+        except durable.TooManyOpenJournals as error:
+            print("refused", error)
+
+asyncio.run(main())
+"""
+
+
+def test_past_the_hard_limit_a_start_says_why(tmp_path: Path) -> None:
+    """Past the hard limit a start is refused with a durable error that says what to do
+    (it was a bare OSError EMFILE)."""
+    done = subprocess.run(
+        [sys.executable, "-c", HARD_LIMIT_SCRIPT, str(tmp_path / "journals")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused cannot open journal"), done.stdout
+    assert "too many open files" in done.stdout
+    assert "ulimit -Hn" in done.stdout
