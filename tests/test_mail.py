@@ -113,8 +113,9 @@ async def test_an_inbox_is_bounded_by_the_messages_its_runner_has_not_taken(
             return (await runtime.describe("d")).unread_events == 0
 
         await wait_until(taken_d)
-        for number in range(3, 9):  # (a run here takes each at once)
-            assert await runtime.send_event("d", "item", number)
+        for number in range(3, 9):  # (a run here takes each at once; the sends wait for
+            assert await runtime.send_event("d", "item", number)  # that, or they could
+            await wait_until(taken_d)  # outrun it past the bound of 3)
         assert await handle.result() == list(range(9))
 
 
