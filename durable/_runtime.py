@@ -50,10 +50,12 @@ from ._errors import (
     WorkflowStopped,
 )
 from ._mail import Mailroom
+from ._outage import Outage
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
+from ._storage._postgres_commit import store_away
 
 logger = logging.getLogger("durable")
 
@@ -451,6 +453,7 @@ class Runtime(Serving):
         self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool
     ) -> tuple[Journal, WorkflowRun]:
         workflow_id, given, arguments = request.workflow_id, request.given, request.arguments
+        outage = Outage(f"workflow {workflow_id}", self._follow_interval)
         while True:
             try:
                 journal = await self._open(workflow_id)
@@ -463,6 +466,14 @@ class Runtime(Serving):
                     claimed.set_result(None)
                 await asyncio.sleep(self._follow_interval)
                 continue
+            except Exception as error:
+                # A store that is away when a run takes its workflow again (not at a first
+                # start: its caller is told) is waited for.
+                if (claimed is not None and not claimed.done()) or not store_away(error):
+                    raise
+                await outage.wait(error)
+                continue
+            outage.over()
             try:
                 run = self._run_of(
                     request.definition,
@@ -588,7 +599,7 @@ class Runtime(Serving):
             while True:
                 await self._load(workflow_id, run)
                 wake_at: float | None = None
-                taken = 0
+                taken, away = 0, False  # (away: its store is; take it again once it answers)
                 try:
                     try:
                         outcome = await run.execute()
@@ -609,11 +620,11 @@ class Runtime(Serving):
                 except WorkflowSuspended as suspended:  # a long sleep: let go of all but the lock
                     wake_at = suspended.wake_at  # (its traceback would keep the run alive)
                     taken = run.inbox_next  # (the first message it has not taken)
-                    self._mail.expect(workflow_id)  # a message from now on wakes its sleep
                 except JournalFenced as fenced:
                     logger.info("workflow %s: %s", workflow_id, fenced)
                 except BaseException as error:
-                    if not self._restarts_after(error):
+                    away = _went_away(workflow_id, error)  # (a database restart, say)
+                    if not away and not self._restarts_after(error):
                         raise
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
@@ -623,7 +634,7 @@ class Runtime(Serving):
                 ):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
                     continue
-                await current.close()
+                await _let_go(current, away=away)
                 current = None
                 current, run = await self._take(replace(request, parent=parent), None)
         finally:
@@ -654,6 +665,7 @@ class Runtime(Serving):
         It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
         lease lapsed meanwhile (a paused process) and another runtime may have it.
         """
+        self._mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
         await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
         await journal.suspend()
         await self._mail.sleep_until(workflow_id, wake_at)
@@ -661,6 +673,16 @@ class Runtime(Serving):
             await journal.resume()
         except JournalFenced as fenced:
             logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
+            return False
+        except Exception as error:
+            if not store_away(error):
+                raise
+            logger.warning(
+                "workflow %s: the journal store is away at its wake-up (%s); it resumes here "
+                "once it answers",
+                workflow_id,
+                error,
+            )
             return False
         return True
 
@@ -953,6 +975,32 @@ def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None
         recorded=_SHORT.repr(run.arguments),
         given=_SHORT.repr(arguments),
     )
+
+
+def _went_away(workflow_id: str, error: BaseException) -> bool:
+    """Whether a run stopped because its store is away (said once, on the durable logger)."""
+    if not isinstance(error, Exception) or not store_away(error):
+        return False
+    logger.warning(
+        "workflow %s: the journal store is away (%s: %s); it resumes here once it answers",
+        workflow_id,
+        type(error).__name__,
+        error,
+    )
+    return True
+
+
+async def _let_go(journal: Journal, *, away: bool) -> None:
+    """Close a journal its run let go of.
+
+    A store that is away cannot take its last records: they go with the run's lease, and
+    the workflow resumes from what was committed when it is taken again.
+    """
+    try:
+        await journal.close()
+    except Exception as error:
+        if not (away or store_away(error)):
+            raise
 
 
 async def _note(

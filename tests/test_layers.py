@@ -32,6 +32,7 @@ ALLOWED = {
         "_storage",
         "_durations",
         "_mail",
+        "_outage",
         "_serving",
     },
     "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},

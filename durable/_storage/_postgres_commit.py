@@ -37,9 +37,10 @@ class LeaseLapsed(Exception):
     """
 
 
-def _store_away(error: BaseException) -> bool:
+def store_away(error: BaseException) -> bool:
     """Whether `error` says the database is away for now (not that the commit is wrong)."""
-    return isinstance(error, OSError | TimeoutError) or type(error).__name__ in _AWAY
+    # (not any OSError: a file store's ENOSPC or EIO is a failure to report, not a pause)
+    return isinstance(error, ConnectionError | TimeoutError) or type(error).__name__ in _AWAY
 
 
 def connection_gone(connection: Any) -> bool:
@@ -149,7 +150,7 @@ class Committer:
                 connection = self._connection
                 await self._commit_on(connection, batch)
             except Exception as error:
-                away = _store_away(error) or (
+                away = store_away(error) or (
                     connection is not None and connection_gone(connection)
                 )
                 self._connection = None  # (its state is unknown: give it back to be reset)
