@@ -92,6 +92,7 @@ class Fleet:
         self.dsn, self.ledger, self.logs, self.lease, self.chaos = dsn, ledger, logs, lease, chaos
         self.workers: list[subprocess.Popen[bytes]] = []
         self.stopped: dict[int, float] = {}  # pid -> when to SIGCONT it (time.time())
+        self.stopping: set[int] = set()  # pids sent SIGTERM
         self._log_of: dict[int, Path] = {}
 
     def spawn(self) -> subprocess.Popen[bytes]:
@@ -109,16 +110,14 @@ class Fleet:
         return worker
 
     def running(self) -> list[subprocess.Popen[bytes]]:
-        return [w for w in self.workers if w.pid not in self.stopped]
+        busy = self.stopped.keys() | self.stopping
+        return [w for w in self.workers if w.pid not in busy]
 
     def kill(self, worker: subprocess.Popen[bytes]) -> None:
         worker.send_signal(signal.SIGKILL)
         self.chaos.kills[worker.pid] = time.time()
         worker.wait()
         self.workers.remove(worker)
-        if worker.pid in self.stopped:
-            cont = self.stopped.pop(worker.pid)
-            self.chaos.stops.append((worker.pid, cont, self.chaos.kills[worker.pid]))
         self.spawn()
 
     def stop(self, worker: subprocess.Popen[bytes], seconds: float) -> None:
@@ -140,6 +139,7 @@ class Fleet:
 
     async def restart(self, worker: subprocess.Popen[bytes]) -> None:
         """SIGTERM (the runtime closes, giving its leases back), then a new process."""
+        self.stopping.add(worker.pid)
         worker.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         while worker.poll() is None and time.monotonic() < deadline:
@@ -152,10 +152,12 @@ class Fleet:
         self.workers.remove(worker)
         self.chaos.restarts += 1
         self.spawn()
+        with (self.logs / "chaos.log").open("a") as log:
+            log.write(f"  {worker.pid} stopped in {time.monotonic() - deadline + 30:.2f} s\n")
 
     def check_alive(self) -> None:
         for worker in list(self.workers):
-            if worker.poll() is not None:
+            if worker.pid not in self.stopping and worker.poll() is not None:
                 tail = self._log_of[worker.pid].read_text(errors="replace")[-1500:]
                 self.chaos.unexpected_exits.append(
                     f"{worker.pid} exited by itself ({worker.returncode}): {tail}"
@@ -230,6 +232,9 @@ async def chaos_loop(
     began = time.monotonic()
     planned = list(script or [])
     next_at = began + (planned[0][0] if planned else random.uniform(*gap))
+    background: set[asyncio.Future[None]] = set()
+    server: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    server.set_result(None)
     while time.monotonic() < until:
         fleet.wake_due()
         fleet.check_alive()
@@ -243,16 +248,20 @@ async def chaos_loop(
             action = planned.pop(0)[1]
             next_at = began + planned[0][0] if planned else float("inf")
         running = fleet.running()
+        with (fleet.logs / "chaos.log").open("a") as log:
+            log.write(f"{time.monotonic() - began:.2f} {action}\n")
         if action == "kill" and running:
             fleet.kill(random.choice(running))
         elif action == "stop" and len(running) > 1:  # (one always runs)
             fleet.stop(random.choice(running), random.uniform(1.2, 2.5) * fleet.lease)
-        elif action == "restart" and running:
-            await fleet.restart(random.choice(running))
-        elif action.startswith("server") and cluster is not None:
+        elif action == "restart" and running:  # (meanwhile the loop goes on: SIGCONTs)
+            background.add(asyncio.ensure_future(fleet.restart(random.choice(running))))
+        elif action.startswith("server") and cluster is not None and server.done():
             mode = action.split()[1] if " " in action else random.choice(["fast", "immediate"])
-            await asyncio.to_thread(cluster.restart, mode)
+            server = asyncio.ensure_future(asyncio.to_thread(cluster.restart, mode))
+            background.add(server)
             fleet.chaos.server_restarts[mode] += 1
+    await asyncio.gather(*background)
     fleet.wake_due(everyone=True)
 
 
@@ -299,7 +308,9 @@ class Verdict:
     counts: dict[str, object]
 
 
-def check(attempts: list[Attempt], ends: dict[str, object], chaos: Chaos, lease: float) -> Verdict:
+def check(
+    attempts: list[Attempt], ends: dict[str, object], chaos: Chaos, steps: int = STEPS_PER_WORKFLOW
+) -> Verdict:
     """The ledger checks (see the module), from the attempts and the workflows' outcomes."""
     failures: list[str] = []
     recorded: dict[str, tuple[int, int]] = {}  # key -> (pid, attempt) of its recorded result
@@ -308,7 +319,7 @@ def check(attempts: list[Attempt], ends: dict[str, object], chaos: Chaos, lease:
             failures.append(f"{name} did not end: {end!r}"[:300])
             continue
         result = end.get("r")
-        if not isinstance(result, list) or len(result) != STEPS_PER_WORKFLOW:
+        if not isinstance(result, list) or len(result) != steps:
             failures.append(f"{name} ended with {result!r}"[:300])
             continue
         for key, made_by in result:
@@ -466,7 +477,7 @@ async def soak(
     parents = list(submitted)
     ends = await outcomes(dsn, parents)
     attempts = read_ledger(ledger)
-    verdict = check(attempts, ends, chaos, lease)
+    verdict = check(attempts, ends, chaos)
     if stuck:
         verdict.failures.append(f"{len(stuck)} workflows stuck after {grace:.0f} s: {stuck[:10]}")
     claims = sum(int(row["fence"]) for row in rows)  # type: ignore[index]

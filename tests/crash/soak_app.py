@@ -96,6 +96,7 @@ async def main() -> None:
             await serving
         except asyncio.CancelledError:
             logging.getLogger("durable").info("soak_app: SIGTERM, stopping")
+    logging.getLogger("durable").info("soak_app: runtime closed")
 
 
 if __name__ == "__main__":
