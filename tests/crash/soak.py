@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import signal
@@ -36,8 +37,9 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -47,6 +49,7 @@ from tests.postgres_server import Cluster, binaries, restartable_cluster
 
 from .soak_app import child, parent
 
+T = TypeVar("T")
 ROOT = Path(__file__).parents[2]
 APP = [sys.executable, "-m", "tests.crash.soak_app"]
 STEPS_PER_WORKFLOW = 9  # (6 in the first generation, three of them the child's; 3 in the next)
@@ -178,11 +181,11 @@ class Fleet:
                 worker.wait()
 
 
-async def retrying(what: object, attempts_until: float) -> object:
+async def retrying(what: Callable[[], Awaitable[T]], attempts_until: float) -> T:
     """Await what() until it succeeds (the server may be restarting), or the deadline."""
     while True:
         try:
-            return await what()  # type: ignore[operator]
+            return await what()
         except Exception:
             if time.monotonic() > attempts_until:
                 raise
@@ -202,17 +205,15 @@ async def submitter(
             now = time.monotonic()
             if now >= next_at and now < until:
                 workflow_id = f"{prefix}-{number:05d}"
-                await retrying(
-                    lambda n=number, w=workflow_id: rt.submit(parent, n, 0, [], id=w), now + 120
-                )
+                submit = functools.partial(rt.submit, parent, number, 0, [], id=workflow_id)
+                await retrying(submit, now + 120)
                 submitted.append(workflow_id)
                 pending.append((now + random.uniform(0, 2), workflow_id))
                 number += 1
                 next_at += 1 / rate
             for entry in [p for p in pending if p[0] <= now]:
-                await retrying(
-                    lambda w=entry[1]: rt.send_event(w, "go", "yes", event_id="go"), now + 120
-                )
+                send = functools.partial(rt.send_event, entry[1], "go", "yes", event_id="go")
+                await retrying(send, now + 120)
                 pending.remove(entry)
             await asyncio.sleep(0.02)
 
@@ -309,7 +310,10 @@ class Verdict:
 
 
 def check(
-    attempts: list[Attempt], ends: dict[str, object], chaos: Chaos, steps: int = STEPS_PER_WORKFLOW
+    attempts: list[Attempt],
+    ends: Mapping[str, object],
+    chaos: Chaos,
+    steps: int = STEPS_PER_WORKFLOW,
 ) -> Verdict:
     """The ledger checks (see the module), from the attempts and the workflows' outcomes."""
     failures: list[str] = []
@@ -440,7 +444,7 @@ async def soak(
     workdir: Path,
     gap: tuple[float, float] = (1.0, 3.0),
     script: list[tuple[float, str]] | None = None,
-    out: object = print,
+    out: Callable[[str], Any] = print,
 ) -> Report:
     say = out  # (a callable taking a line)
     prefix = f"soak-{uuid.uuid4().hex[:6]}"
@@ -466,7 +470,7 @@ async def soak(
         while True:
             fleet.check_alive()
             rows = await retrying(lambda: journal_rows(dsn, prefix), grace_until)
-            stuck = [row["name"] for row in rows if not row["done"]]  # type: ignore[attr-defined]
+            stuck = [row["name"] for row in rows if not row["done"]]
             if not stuck or time.monotonic() > grace_until:
                 break
             await asyncio.sleep(0.5)
@@ -480,13 +484,13 @@ async def soak(
     verdict = check(attempts, ends, chaos)
     if stuck:
         verdict.failures.append(f"{len(stuck)} workflows stuck after {grace:.0f} s: {stuck[:10]}")
-    claims = sum(int(row["fence"]) for row in rows)  # type: ignore[index]
+    claims = sum(int(row["fence"]) for row in rows)
     figures = {
         "minutes": round(seconds / 60, 2),
         "serving processes": processes,
         "lease (s)": lease,
         "workflows": len(parents),
-        "journals (with children)": len(rows),  # type: ignore[arg-type]
+        "journals (with children)": len(rows),
         "SIGKILLs": len(chaos.kills),
         "SIGSTOPs (longer than the lease)": len(chaos.stops),
         "restarts (SIGTERM)": chaos.restarts,
