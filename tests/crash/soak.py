@@ -144,7 +144,8 @@ class Fleet:
         """SIGTERM (the runtime closes, giving its leases back), then a new process."""
         self.stopping.add(worker.pid)
         worker.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        sent = time.monotonic()
+        deadline = sent + 30
         while worker.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if worker.poll() is None:
@@ -156,7 +157,7 @@ class Fleet:
         self.chaos.restarts += 1
         self.spawn()
         with (self.logs / "chaos.log").open("a") as log:
-            log.write(f"  {worker.pid} stopped in {time.monotonic() - deadline + 30:.2f} s\n")
+            log.write(f"  {worker.pid} stopped in {time.monotonic() - sent:.2f} s\n")
 
     def check_alive(self) -> None:
         for worker in list(self.workers):
@@ -485,6 +486,10 @@ async def soak(
     if stuck:
         verdict.failures.append(f"{len(stuck)} workflows stuck after {grace:.0f} s: {stuck[:10]}")
     claims = sum(int(row["fence"]) for row in rows)
+
+    def logged(what: str) -> int:
+        return sum(log.read_text(errors="replace").count(what) for log in workdir.glob("worker-*"))
+
     figures = {
         "minutes": round(seconds / 60, 2),
         "serving processes": processes,
@@ -497,6 +502,9 @@ async def soak(
         "server restarts fast": chaos.server_restarts["fast"],
         "server restarts immediate": chaos.server_restarts["immediate"],
         "claims (sum of fences)": claims,
+        "takeovers (a runner told its journal was taken over)": logged("was taken over"),
+        "leases lapsed (a runner told its lease may have lapsed)": logged("may have lapsed"),
+        "store outages logged (serve, poller)": logged("journal store is unavailable"),
         **verdict.counts,
         "all ended within (s) of the chaos's end": round(ended_after, 1),
     }
