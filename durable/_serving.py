@@ -149,7 +149,8 @@ class Serving:
 
         One bad journal never stops serve() nor the rest of its batch: one that cannot be
         read as a journal is set aside (skipped until repaired or run on purpose), and any
-        other failure is logged and tried again at the next look.
+        other failure (a store that failed mid-claim, say) is logged and tried again at the
+        next look.
         """
         try:
             stored = await self._store.read(name)
@@ -173,8 +174,9 @@ class Serving:
         except UNREADABLE as error:
             await self._set_aside(name, error)
             return None
-        except DurableError as error:
-            logger.warning("serve: cannot start workflow %s now: %s", name, error)
+        except Exception as error:  # (also a store that failed under it: a lost session)
+            said = error if isinstance(error, DurableError) else f"{type(error).__name__}: {error}"
+            logger.warning("serve: cannot start workflow %s now: %s", name, said)
             return None
         task: asyncio.Task[Any] = handle._task
         return task

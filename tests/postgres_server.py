@@ -34,9 +34,39 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Cluster:
+    """A running throwaway cluster: its admin DSN, and restarts (fast or immediate)."""
+
+    def __init__(self, bindir: Path, root: Path, port: int, as_user: list[str]) -> None:
+        self.bindir, self.root, self.port, self._as_user = bindir, root, port, as_user
+        self.data = root / "data"
+        self.dsn = f"postgresql://durable@127.0.0.1:{port}/postgres"
+        self._options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200"
+
+    def _pg_ctl(self, *arguments: str, check: bool = True) -> None:
+        subprocess.run(
+            [*self._as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), *arguments],
+            check=check,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self._pg_ctl("-l", str(self.root / "log"), "-o", self._options, "-w", "start")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server (`fast`: sessions ended cleanly; `immediate`: a crash, then
+        recovery); return once it accepts connections again."""
+        assert mode in ("smart", "fast", "immediate"), mode
+        self._pg_ctl("-l", str(self.root / "log"), "-o", self._options, "-m", mode, "-w", "restart")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "immediate", "stop", check=False)
+
+
 @contextlib.contextmanager
-def throwaway_cluster(bindir: Path) -> Iterator[str]:
-    """Start a cluster in a new temp dir; yield its admin DSN; stop it and remove it all.
+def restartable_cluster(bindir: Path) -> Iterator[Cluster]:
+    """Start a cluster in a new temp dir; yield it; stop it and remove it all.
 
     PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user, in
     a directory it owns (outside pytest's tmp_path, whose parents only root may enter).
@@ -47,14 +77,14 @@ def throwaway_cluster(bindir: Path) -> Iterator[str]:
         account = pwd.getpwnam("postgres")
         os.chown(root, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
+    cluster = Cluster(bindir, root, _free_port(), as_user)
     try:
         subprocess.run(
             [
                 *as_user,
                 str(bindir / "initdb"),
                 "-D",
-                str(data),
+                str(cluster.data),
                 "-A",
                 "trust",
                 "-U",
@@ -67,30 +97,15 @@ def throwaway_cluster(bindir: Path) -> Iterator[str]:
             capture_output=True,
             timeout=120,
         )
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200"
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-o",
-                options,
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        yield f"postgresql://durable@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster
     finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            check=False,
-            capture_output=True,
-            timeout=60,
-        )
+        cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_cluster(bindir: Path) -> Iterator[str]:
+    """A throwaway cluster's admin DSN (see restartable_cluster)."""
+    with restartable_cluster(bindir) as cluster:
+        yield cluster.dsn

@@ -122,6 +122,11 @@ class RunControl:
         return running == 0
 
     def stop_starting(self) -> list[asyncio.Task[Any]]:
-        """The runtime is closing: start no new activity; the host tasks still running."""
+        """The runtime is closing: start no new activity; the host tasks still running.
+
+        Not a child's: it waits for a workflow that is being stopped too (its activities in
+        flight are its own run's), so close() would wait all of stop_grace for it.
+        """
         self._stopping = True
-        return [task for task in self._host_tasks if not task.done()]
+        children = {c.host for c in self._pending.values() if c.child is not None}
+        return [task for task in self._host_tasks if not task.done() and task not in children]

@@ -289,3 +289,35 @@ async def test_a_patch_id_checked_at_two_places_gives_one_answer_per_run(
         assert await runtime.run(patched, id="new") == ["a v2", "b", "c v2"]
     async with Runtime(journal_dir) as runtime:  # and a replay repeats both answers
         assert await runtime.run(patched, id="new") == ["a v2", "b", "c v2"]
+
+
+@durable.workflow(name="waiting-child")
+async def waiting_child() -> str:
+    await record("child waits")
+    return str(await durable.wait_for_event("never"))
+
+
+@durable.workflow(name="parent-of-a-waiter")
+async def parent_of_a_waiter() -> str:
+    return await durable.run_child(waiting_child, id="the-waiter")
+
+
+async def test_close_does_not_wait_stop_grace_for_a_child(journal_dir: Path) -> None:
+    """A parent awaiting its child is no activity in flight: close() stops both at once
+    (it used to wait all of stop_grace for the child, which was being stopped too)."""
+    runtime = Runtime(journal_dir, stop_grace="5 s")
+    await runtime.start(parent_of_a_waiter, id="the-parent")
+
+    async def child_waits() -> bool:
+        return "child waits" in RAN
+
+    await wait_until(child_waits)
+    began = asyncio.get_running_loop().time()
+    await runtime.close()
+    assert asyncio.get_running_loop().time() - began < 2.0
+    workflows = [parent_of_a_waiter, waiting_child]
+    async with Runtime(journal_dir, workflows=workflows) as again:  # (both resume)
+        await again.recover()
+        await again.send_event("the-waiter", "never", "sent")
+        assert await (await again.handle("the-parent")).result() == "sent"
+    assert RAN == ["child waits"]  # (the child's step, recorded, did not run again)

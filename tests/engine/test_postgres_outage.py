@@ -89,3 +89,52 @@ async def test_serving_rides_out_a_database_blip(
     assert any("journal store answers again" in m for m in messages), messages
     stopped = [m for m in messages if " stopped: " in m or "could not" in m]
     assert stopped == [], stopped
+
+
+class InterfaceError(Exception):
+    """Named as asyncpg's: "the underlying connection is closed" (a session the server
+    ended while a claim was in flight)."""
+
+
+@durable.workflow(name="outage-short")
+async def short(n: int) -> str:
+    return await step(f"{n} short")
+
+
+async def test_a_claim_that_fails_under_serve_does_not_end_it(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raw driver error from a claim (the session ended mid-transaction) is logged and the
+    workflow tried again at the next look; serve() used to exit with it."""
+    DONE.clear()
+    caplog.set_level(logging.WARNING, logger="durable")
+    store = PostgresStore(postgres_dsn, lease=2)
+    claim = store._claim
+    failed: list[str] = []
+
+    async def failing_once(name: str) -> object:
+        if not failed:
+            failed.append(name)
+            await store.connect()
+            raise InterfaceError("cannot call Transaction.__aexit__(): the connection is closed")
+        return await claim(name)
+
+    async with Runtime(store=store, workflows=[short]) as runtime:
+        await runtime.submit(short, 1, id="short-1")
+        monkeypatch.setattr(store, "_claim", failing_once)
+        serving = asyncio.ensure_future(runtime.serve(poll_interval=0.1))
+        try:
+
+            async def done() -> bool:
+                return (await runtime.describe("short-1")).state is durable.WorkflowState.COMPLETED
+
+            await wait_until(done, timeout=20)
+            assert not serving.done(), "serve() goes on"
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    assert failed == ["short-1"]
+    assert DONE == ["1 short"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("cannot start workflow short-1 now: InterfaceError" in m for m in messages), messages

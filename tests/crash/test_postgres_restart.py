@@ -1,0 +1,120 @@
+"""A real PostgreSQL server restarted mid-run (fast, then immediate) while three processes
+serve: none of them exits, every workflow ends, and the ledger the activities wrote shows
+no recorded step run again, no recorded result lost, no two runs of a workflow at once.
+
+Also: the soak command, for a few seconds with every kind of chaos, and its checks (which
+must see a step run again, a lost result and two runs at once when the ledger shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.postgres_server import binaries, restartable_cluster
+
+from .soak import Attempt, Chaos, check, soak
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bindir() -> Path:
+    found = binaries()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have PostgreSQL's binaries (Debian's postgresql)")
+        pytest.skip("no PostgreSQL binaries here: this test restarts a server of its own")
+    return found
+
+
+def test_server_restarted_fast_then_immediate_while_three_serve(
+    bindir: Path, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    with restartable_cluster(bindir) as cluster:
+        report = asyncio.run(
+            soak(
+                cluster.dsn,
+                cluster,
+                seconds=7,
+                processes=3,
+                lease=2.0,
+                rate=8,
+                grace=60,
+                workdir=tmp_path,
+                script=[(2.0, "server fast"), (4.5, "server immediate")],
+                out=lines.append,
+            )
+        )
+    shown = "\n".join(lines)
+    assert report.chaos.server_restarts == {"fast": 1, "immediate": 1}, shown
+    assert report.chaos.spawned == 3, shown  # (the same three processes from start to end)
+    assert not report.chaos.kills, shown
+    assert not report.chaos.stops, shown
+    assert not report.chaos.restarts, shown
+    assert report.failures == [], shown
+    workflows = report.figures["workflows"]
+    assert isinstance(workflows, int), shown
+    assert workflows >= 40, shown
+    assert report.figures["journals (with children)"] == 2 * workflows, shown
+    logs = "".join(log.read_text() for log in tmp_path.glob("worker-*.log"))
+    assert "journal store is unavailable" in logs, logs[-3000:]
+    assert "journal store answers again" in logs, logs[-3000:]
+
+
+def test_soak_smoke(bindir: Path, tmp_path: Path) -> None:
+    """The soak command's run, shortened: every kind of chaos in 10 s, then PASS."""
+    lines: list[str] = []
+    with restartable_cluster(bindir) as cluster:
+        report = asyncio.run(
+            soak(
+                cluster.dsn,
+                cluster,
+                seconds=10,
+                processes=3,
+                lease=1.5,
+                rate=4,
+                grace=60,
+                workdir=tmp_path,
+                script=[
+                    (1.5, "kill"),
+                    (3.0, "stop"),
+                    (4.5, "server immediate"),
+                    (6.0, "restart"),
+                    (7.5, "server fast"),
+                ],
+                out=lines.append,
+            )
+        )
+    shown = "\n".join(lines)
+    assert report.failures == [], shown
+    assert len(report.chaos.kills) == 1, shown
+    assert report.chaos.restarts == 1, shown
+    assert len(report.chaos.stops) == 1, shown
+    assert sum(report.chaos.server_restarts.values()) == 2, shown
+    assert any(line == "PASS" for line in lines), shown
+
+
+def test_the_soak_checks_see_what_they_must() -> None:
+    """A step run after its result was recorded, a run that went on from a result other
+    than the recorded one, and two processes running one workflow at once: each fails."""
+    ok = [
+        Attempt("w/0", 10, 1, 1.0, "-", 1.2, "ok"),
+        Attempt("w/1", 10, 1, 1.3, "w/0=10:1", 1.5, "ok"),
+    ]
+    ends = {"w": {"k": "end", "r": [["w/0", "10:1"], ["w/1", "10:1"]]}}
+    assert check(ok, ends, Chaos(), steps=2).failures == []
+    again = [*ok, Attempt("w/0", 11, 1, 2.0, "-", 2.2, "ok")]
+    assert "ran again" in " ".join(check(again, ends, Chaos(), steps=2).failures)
+    lost = [*ok, Attempt("w/1", 11, 1, 1.35, "w/0=11:1", 1.4, "ok")]
+    assert "went on from" in " ".join(check(lost, ends, Chaos(), steps=2).failures)
+    twice = [*ok, Attempt("w/1", 11, 1, 1.35, "w/0=10:1", 1.4, "cancel")]
+    assert "two runs at once" in " ".join(check(twice, ends, Chaos(), steps=2).failures)
+    paused = Chaos(stops=[(10, 1.4, 5.0)])  # (an attempt in flight when its process paused)
+    assert check(twice, ends, paused, steps=2).failures == []
+    unfinished = [ok[0], Attempt("w/1", 10, 1, 1.3, "w/0=10:1")]
+    assert "no finished attempt" in " ".join(check(unfinished, ends, Chaos(), steps=2).failures)
