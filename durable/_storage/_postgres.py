@@ -468,6 +468,12 @@ class PostgresStore:
                 self.owner,
             )
 
+    def _fenced(self, journal: PostgresJournal) -> JournalFenced:
+        """A held journal found taken over (its fence moved on): unusable from now on."""
+        failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
+        journal.lose(failure)
+        return failure
+
     async def reread(self, journal: PostgresJournal) -> list[StoredRecord]:
         """A held journal's records, read again (after suspend); JournalFenced if not ours.
 
@@ -482,9 +488,7 @@ class PostgresStore:
                 self.owner,
             )
             if held is None:
-                failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
-                journal.lose(failure)
-                raise failure
+                raise self._fenced(journal)
             rows = await connection.fetch(RECORDS, journal.name)
         return [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
 
@@ -639,9 +643,7 @@ class PostgresStore:
                 self.owner,
             )
             if generation is None:
-                failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
-                journal.lose(failure)
-                raise failure
+                raise self._fenced(journal)
             await connection.execute(
                 "DELETE FROM durable_records WHERE name = $1 AND generation < $2",
                 journal.name,

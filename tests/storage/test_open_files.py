@@ -35,17 +35,23 @@ asyncio.run(main())
 """
 
 
-def test_more_sleepers_than_the_soft_open_file_limit(tmp_path: Path) -> None:
-    """A process started with a soft limit of 256 descriptors holds 600 sleepers: the
-    runtime raised the soft limit to the hard one."""
+def run_script(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a process of its own (its limits are its own), on a directory."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "journals")],
+        [sys.executable, "-c", script, str(tmp_path / "journals")],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_more_sleepers_than_the_soft_open_file_limit(tmp_path: Path) -> None:
+    """A process started with a soft limit of 256 descriptors holds 600 sleepers: the
+    runtime raised the soft limit to the hard one."""
+    done = run_script(SCRIPT, tmp_path)
     count, limit = done.stdout.split()[1:]
     assert count == "600"
     assert int(limit) > 600
@@ -77,14 +83,7 @@ asyncio.run(main())
 def test_past_the_hard_limit_a_start_says_why(tmp_path: Path) -> None:
     """Past the hard limit a start is refused with a durable error that says what to do
     (it was a bare OSError EMFILE)."""
-    done = subprocess.run(
-        [sys.executable, "-c", HARD_LIMIT_SCRIPT, str(tmp_path / "journals")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_script(HARD_LIMIT_SCRIPT, tmp_path)
     assert done.stdout.startswith("refused cannot open journal"), done.stdout
     assert "too many open files" in done.stdout
     assert "ulimit -Hn" in done.stdout
