@@ -266,11 +266,22 @@ class JournalFenced(JournalError):
 
 
 class StoreUnavailable(JournalError):
-    """The journal store cannot be reached or used (a database down, a wrong DSN, rights)."""
+    """The journal store cannot be reached or used (a database down, a wrong DSN, rights).
 
-    def __init__(self, *, path: Path | str, detail: str, hint: str) -> None:
+    `passing` is True when a store that answered before is away for now (a server restart,
+    a dropped connection): the same call may work once it answers again, and what durable
+    runs on its own (serve, resumed workflows) waits for it.
+    """
+
+    def __init__(self, *, path: Path | str, detail: str, hint: str, passing: bool = False) -> None:
         self.detail = detail
+        self.passing = passing
         super().__init__(f"journal store {path}: {detail}. {hint}", path=path)
+
+
+def store_away(error: BaseException) -> bool:
+    """Whether `error` says the journal store is away for now (wait, then try again)."""
+    return isinstance(error, StoreUnavailable) and error.passing
 
 
 class JournalPermissionDenied(JournalError, PermissionError):

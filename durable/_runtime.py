@@ -48,6 +48,7 @@ from ._errors import (
     WorkflowIdInUse,
     WorkflowNotFound,
     WorkflowStopped,
+    store_away,
 )
 from ._mail import Mailroom
 from ._outage import Outage
@@ -55,7 +56,6 @@ from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
-from ._storage._postgres_commit import store_away
 
 logger = logging.getLogger("durable")
 

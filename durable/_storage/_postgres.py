@@ -32,7 +32,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -50,7 +50,7 @@ from .._errors import (
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
-from ._postgres_commit import Committer, connection_gone
+from ._postgres_commit import Committer, connection_gone, database_away
 from ._postgres_sql import (
     CANDIDATES,
     CHANNEL,
@@ -290,6 +290,29 @@ class PostgresStore:
             )
         return self._pool
 
+    @contextlib.asynccontextmanager
+    async def _session(self, doing: str) -> AsyncIterator[Any]:
+        """A pooled connection for one piece of work (connecting first if need be).
+
+        The one place where the driver's "the database is away" errors (a server restart, a
+        terminated session, a refused connection) become durable's StoreUnavailable, with
+        `passing` set: callers are told in durable's words, and durable's own loops wait.
+        """
+        await self.connect()
+        try:
+            async with self.pool.acquire() as connection:
+                yield connection
+        except Exception as error:
+            if isinstance(error, StoreUnavailable) or not database_away(error):
+                raise
+            raise StoreUnavailable(
+                path=self._shown,
+                detail=f"{doing}: the database is away ({type(error).__name__}: "
+                f"{redacted(str(error), self.dsn)})",
+                hint="Try again once it answers (serve() and resumed workflows wait for it)",
+                passing=True,
+            ) from error
+
     async def connect(self) -> None:
         """Connect and bring the tables to this version (done on first use; idempotent)."""
         if self._pool is not None:
@@ -360,7 +383,7 @@ class PostgresStore:
                 continue
             sent = time.monotonic()
             try:
-                async with self.pool.acquire() as connection:
+                async with self._session("renewing leases") as connection:
                     rows = await connection.fetch(
                         RENEW,
                         [j.name for j in held],
@@ -417,7 +440,10 @@ class PostgresStore:
         await self.connect()
         claimed_at = time.monotonic()
         try:
-            async with self.pool.acquire() as connection, connection.transaction():
+            async with (
+                self._session(f"claiming journal {name!r}") as connection,
+                connection.transaction(),
+            ):
                 # (a row another session has locked: give up after a lease, as if leased)
                 await connection.execute(f"SET LOCAL lock_timeout = {int(self.lease * 1000)}")
                 await connection.execute(
@@ -458,8 +484,7 @@ class PostgresStore:
         Until a runtime opens it on purpose (run, start, recover: a person acted), which
         clears the mark. Its lease, if this store holds it, is given back.
         """
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session(f"setting journal {name!r} aside") as connection:
             await connection.execute(
                 "UPDATE durable_journals SET unreadable = $2, owner = NULL, lease_until = NULL "
                 "WHERE name = $1 AND (owner IS NULL OR owner = $3 OR lease_until < now())",
@@ -479,7 +504,10 @@ class PostgresStore:
 
         Clears its `due`: the holder runs it now, so serve() need not look at it.
         """
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self._session(f"reading journal {journal.name!r}") as connection,
+            connection.transaction(),
+        ):
             held = await connection.fetchval(
                 "UPDATE durable_journals SET due = NULL "
                 "WHERE name = $1 AND fence = $2 AND owner = $3 RETURNING 1",
@@ -494,7 +522,7 @@ class PostgresStore:
 
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)
-            async with self.pool.acquire() as connection:
+            async with self._session(f"releasing journal {journal.name!r}") as connection:
                 await connection.execute(
                     "UPDATE durable_journals SET owner = NULL, lease_until = NULL "
                     "WHERE name = $1 AND fence = $2 AND owner = $3",
@@ -520,7 +548,7 @@ class PostgresStore:
         behind a far (or infinite) due time should the runner die before taking it.
         """
         with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
-            async with self.pool.acquire() as connection:
+            async with self._session(f"noting how journal {journal.name!r} stands") as connection:
                 if finished:
                     await connection.execute(
                         "UPDATE durable_journals SET done = true WHERE name = $1 AND fence = $2",
@@ -555,8 +583,7 @@ class PostgresStore:
         FOR UPDATE SKIP LOCKED: processes claiming at once get different journals. A claim
         is a lease not yet opened: open() takes it up; if nothing does, it expires.
         """
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session("looking for work") as connection:
             rows = await connection.fetch(CANDIDATES, self.owner, self.lease, limit)
         return sorted(row["name"] for row in rows)
 
@@ -578,7 +605,7 @@ class PostgresStore:
                 raise
             self._listener = listener
             self._work.set()  # (what was notified while nobody listened: look now)
-        async with self.pool.acquire() as connection:
+        async with self._session("waiting for work") as connection:
             next_due = await connection.fetchval(NEXT_DUE)
         if next_due is not None:
             longest = min(longest, max(0.0, float(next_due)))
@@ -593,8 +620,7 @@ class PostgresStore:
     async def read(self, name: str) -> list[StoredRecord]:
         """The committed records of the journal's current generation; no lease taken."""
         self.check_name(name)
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session(f"reading journal {name!r}") as connection:
             rows = await connection.fetch(RECORDS, name)
             if not rows and not await connection.fetchval(
                 "SELECT 1 FROM durable_journals WHERE name = $1", name
@@ -604,8 +630,7 @@ class PostgresStore:
 
     async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
         """The committed records of several journals, in one query (for listings)."""
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session("reading journals") as connection:
             rows = await connection.fetch(
                 "SELECT r.name, r.seq, r.payload FROM durable_records AS r "
                 "JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation "
@@ -621,8 +646,7 @@ class PostgresStore:
 
     async def holders(self, names: list[str]) -> dict[str, str]:
         """The owner of each journal whose lease is live now."""
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session("reading leases") as connection:
             rows = await connection.fetch(
                 "SELECT name, owner FROM durable_journals "
                 "WHERE name = ANY($1) AND owner IS NOT NULL AND lease_until > now()",
@@ -634,7 +658,12 @@ class PostgresStore:
         """Start the journal's next generation with `first_payload` (one previous kept)."""
         assert isinstance(journal, PostgresJournal)
         await journal.flush()
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self._session(
+                f"starting the next generation of journal {journal.name!r}"
+            ) as connection,
+            connection.transaction(),
+        ):
             generation = await connection.fetchval(
                 "UPDATE durable_journals SET generation = generation + 1, updated = now() "
                 "WHERE name = $1 AND fence = $2 AND owner = $3 RETURNING generation",
@@ -671,8 +700,10 @@ class PostgresStore:
     ) -> int:
         """Append a message to the journal's inbox, committed; its position."""
         self.check_name(name)
-        await self.connect()
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self._session(f"posting to the inbox of {name!r}") as connection,
+            connection.transaction(),
+        ):
             # (one poster at a time per inbox: the refusal sees every message before it)
             await connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('durable inbox ' || $1))", name
@@ -696,8 +727,7 @@ class PostgresStore:
         return len(rows)
 
     async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session(f"reading the inbox of {name!r}") as connection:
             rows = await connection.fetch(
                 "SELECT seq, payload FROM durable_inbox WHERE name = $1 AND seq >= $2 ORDER BY seq",
                 name,
@@ -707,8 +737,7 @@ class PostgresStore:
 
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """The number of messages in each inbox (-1: none yet)."""
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session("reading inboxes") as connection:
             rows = await connection.fetch(
                 "SELECT name, count(*) AS n FROM durable_inbox WHERE name = ANY($1) GROUP BY name",
                 names,
@@ -751,7 +780,6 @@ class PostgresStore:
 
     async def list(self) -> list[str]:
         """The names of all journals, sorted (last: its name hides the builtin below)."""
-        await self.connect()
-        async with self.pool.acquire() as connection:
+        async with self._session("listing journals") as connection:
             rows = await connection.fetch("SELECT name FROM durable_journals ORDER BY name")
         return [row["name"] for row in rows]

@@ -11,7 +11,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._errors import JournalError, JournalFenced
+from .._errors import JournalError, JournalFenced, store_away
 from ._postgres_sql import CONFIRM, INSERT_RECORDS
 
 if TYPE_CHECKING:
@@ -37,10 +37,14 @@ class LeaseLapsed(Exception):
     """
 
 
-def store_away(error: BaseException) -> bool:
-    """Whether `error` says the database is away for now (not that the commit is wrong)."""
-    # (not any OSError: a file store's ENOSPC or EIO is a failure to report, not a pause)
-    return isinstance(error, ConnectionError | TimeoutError) or type(error).__name__ in _AWAY
+def database_away(error: BaseException) -> bool:
+    """Whether the driver's `error` says the database is away for now (not that the work is wrong).
+
+    A StoreUnavailable that says so counts too.
+    """
+    if isinstance(error, ConnectionError | TimeoutError) or type(error).__name__ in _AWAY:
+        return True
+    return store_away(error)
 
 
 def connection_gone(connection: Any) -> bool:
@@ -150,7 +154,7 @@ class Committer:
                 connection = self._connection
                 await self._commit_on(connection, batch)
             except Exception as error:
-                away = store_away(error) or (
+                away = database_away(error) or (
                     connection is not None and connection_gone(connection)
                 )
                 self._connection = None  # (its state is unknown: give it back to be reset)

@@ -149,7 +149,14 @@ class Fleet:
         while worker.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if worker.poll() is None:
-            self.chaos.unexpected_exits.append(f"{worker.pid} did not stop within 30 s of SIGTERM")
+            self.chaos.unexpected_exits.append(
+                f"{worker.pid} did not stop within 30 s of SIGTERM (its tasks and threads: "
+                f"{self._log_of[worker.pid]})"
+            )
+            worker.send_signal(signal.SIGUSR1)  # (its tasks' stacks, then its threads')
+            await asyncio.sleep(1)
+            worker.send_signal(signal.SIGUSR2)
+            await asyncio.sleep(1)
             worker.send_signal(signal.SIGKILL)
             self.chaos.kills[worker.pid] = time.time()
             worker.wait()

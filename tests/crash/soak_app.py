@@ -17,6 +17,7 @@ one: the one recorded), or "-". A result is "<pid>:<attempt>" of the attempt tha
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import random
@@ -84,13 +85,23 @@ async def parent(number: int, generation: int, carried: list[list[str]]) -> list
     return results
 
 
+def tasks_said() -> None:
+    """On SIGUSR1 (the soak, when this process does not stop): every task and where it waits."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(limit=30, file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def main() -> None:
     store = PostgresStore(sys.argv[1], lease=float(sys.argv[3]))
     async with Runtime(
         store=store, workflows=[parent, child], suspend_after=None, event_poll_interval=0.2
     ) as runtime:
         serving = asyncio.ensure_future(runtime.serve(poll_interval=0.2))
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, serving.cancel)
+        loop.add_signal_handler(signal.SIGUSR1, tasks_said)
         print("serving", os.getpid(), flush=True)
         try:
             await serving
@@ -100,6 +111,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR2)  # (every thread's stack, even with the loop blocked)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(process)d %(message)s"
     )

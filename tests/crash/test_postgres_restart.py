@@ -9,11 +9,15 @@ must see a step run again, a lost result and two runs at once when the ledger sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+import durable
+from durable import PostgresStore, Runtime, StoreUnavailable, WorkflowNotFound
 from tests.postgres_server import binaries, restartable_cluster
 
 from .soak import Attempt, Chaos, check, soak
@@ -118,3 +122,52 @@ def test_the_soak_checks_see_what_they_must() -> None:
     assert check(twice, ends, paused, steps=2).failures == []
     unfinished = [ok[0], Attempt("w/1", 10, 1, 1.3, "w/0=10:1")]
     assert "no finished attempt" in " ".join(check(unfinished, ends, Chaos(), steps=2).failures)
+
+
+@durable.workflow(name="away-greeter")
+async def greeter(name: str) -> str:
+    await durable.wait_for_event("go")
+    return f"hello {name}"
+
+
+@pytest.mark.anyio
+async def test_a_call_while_the_database_is_away_is_store_unavailable(bindir: Path) -> None:
+    """A first start, a send, a describe with the server down: StoreUnavailable (passing),
+    never the driver's own error; once the server is back, the same calls work."""
+    with restartable_cluster(bindir) as cluster:
+        async with Runtime(store=PostgresStore(cluster.dsn), workflows=[greeter]) as runtime:
+            waiting = await runtime.start(greeter, "ada", id="greet-ada")
+            await wait_until(lambda: describe_is(runtime, "greet-ada", "waiting for event"))
+            ada = await runtime.handle("greet-ada")
+            await asyncio.to_thread(cluster.stop)
+            calls: dict[str, Callable[[], Awaitable[object]]] = {
+                "start": lambda: runtime.start(greeter, "bob", id="greet-bob"),
+                "send_event": lambda: ada.send_event("go"),
+                "describe": ada.describe,
+                "handle": lambda: runtime.handle("greet-carl"),
+            }
+            for call, make in calls.items():
+                with pytest.raises(StoreUnavailable) as raised:
+                    await make()
+                assert raised.value.passing, call
+                assert "the database is away" in str(raised.value), call
+                assert cluster.dsn.split("@")[1] in str(raised.value), call
+            await asyncio.to_thread(cluster.start)
+            bob = await runtime.start(greeter, "bob", id="greet-bob")
+            await bob.send_event("go")
+            assert await bob.result() == "hello bob"
+            await waiting.send_event("go")
+            assert await waiting.result() == "hello ada"
+
+
+async def describe_is(runtime: Runtime, workflow_id: str, state: str) -> bool:
+    """(A start record is visible once committed with the first outcome.)"""
+    with contextlib.suppress(WorkflowNotFound):
+        return (await (await runtime.handle(workflow_id)).describe()).state == state
+    return False
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.05)
