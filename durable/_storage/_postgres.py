@@ -210,9 +210,13 @@ class PostgresJournal:
         await self._store.note(self, finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     def lose(self, failure: JournalError) -> None:
-        """The handle is unusable from now on (fenced, or a commit failed)."""
+        """The handle is unusable from now on (fenced, or a commit failed).
+
+        What it queued can never be committed: dropped, so no commit waits on it.
+        """
         if self.failure is None:
             self.failure = failure
+        self.queued = []
 
     def end_generation(self) -> None:
         """A rotation replaced this handle: it closes without giving the lease back."""

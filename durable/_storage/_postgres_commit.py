@@ -94,7 +94,10 @@ class Committer:
 
     async def _run(self) -> None:
         await asyncio.sleep(0)  # (let every workflow ready now write its records first)
-        while self._waiters or any(j.queued for j in self._store.open_journals()):
+        # (only what can be committed keeps it going: a lost journal's records never can)
+        while self._waiters or any(
+            j.queued and j.failure is None for j in self._store.open_journals()
+        ):
             waiters, self._waiters = self._waiters, []
             # A waiter's journal is in the batch even if the store no longer lists it (closed
             # or replaced meanwhile): its records are committed or it is fenced, never

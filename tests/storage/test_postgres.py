@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 import durable
-from durable import PostgresStore
+from durable import JournalFenced, PostgresStore
 from durable._storage._postgres import PostgresJournal
 from durable._storage._postgres_sql import SCHEMA_VERSION
 
@@ -115,6 +115,29 @@ async def test_a_writer_that_lost_its_lease_cannot_append(postgres_dsn: str) -> 
         ]
         await fresh.close()
         await stale.close()
+
+
+@pytest.mark.timeout(30)  # (the bug spun the event loop for ever: no asyncio timeout fires)
+async def test_records_queued_when_the_lease_is_found_lost_never_stall_the_committer(
+    postgres_dsn: str,
+) -> None:
+    """The soak's hang: a process back from SIGSTOP had records queued on a journal whose
+    lease the heartbeat then found taken over. The committer looped for ever on them
+    without awaiting (they can never be committed), so nothing else ran, SIGTERM included."""
+    async with PostgresStore(postgres_dsn) as store:
+        lost = await store.open("order-1")
+        other = await store.open("order-2")
+        lost.write(b"queued before the pause")
+        lost.lose(JournalFenced(path=store.location("order-1"), fence=lost.fence))  # (heartbeat)
+        async with asyncio.timeout(10):
+            await other.append(b"another workflow's record")
+            await asyncio.sleep(0.1)  # (the committer is done, not spinning)
+        assert [r.payload for r in await store.read("order-2")] == [b"another workflow's record"]
+        assert await store.read("order-1") == []
+        with pytest.raises(durable.JournalFenced):
+            await lost.flush()
+        await other.close()
+        await lost.close()
 
 
 async def test_the_heartbeat_keeps_a_lease_and_tells_a_lost_one(postgres_dsn: str) -> None:
