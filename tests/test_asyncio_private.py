@@ -1,17 +1,20 @@
 """The door to asyncio's private API: what durable relies on, pinned on the running Python.
 
 If one of these fails after a Python upgrade, asyncio changed something durable uses by a
-private name: fix `durable/_asyncio_private.py` and nothing else should need to change.
+private name: fix `durable/_asyncio_private.py` (the only module that spells them; the last
+tests here keep it so) and nothing else should need to change.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
 import contextvars
 import threading
 from asyncio import events
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,9 @@ from durable._asyncio_private import (
     running_loop,
     set_running_loop,
 )
+
+PACKAGE = Path(__file__).resolve().parent.parent / "durable"
+DOOR = PACKAGE / "_asyncio_private.py"
 
 
 class BareLoop(asyncio.AbstractEventLoop):
@@ -352,3 +358,165 @@ def test_each_of_asyncios_loop_classes_has_the_ready_queue() -> None:
 def test_a_loop_that_is_not_asyncios_cannot_tell_whether_it_is_idle() -> None:
     assert loop_is_idle(bare_loop()) is None
     assert loop_is_idle(stand_in()) is None
+
+
+# -- no module but the door spells a private asyncio name ------------------------------------
+
+# asyncio's private names that durable has no reason to spell for anything of its own. Other
+# private names reached through asyncio or one of its modules (`events._x`) are found apart.
+PRIVATE_NAMES = frozenset(
+    {
+        "_ready",
+        "_scheduled",
+        "_cancelled",
+        "_callbacks",
+        "_source_traceback",
+        "_state",
+        "_callback",
+        "_args",
+        "_result",
+        "_exception",
+        "_when",
+        "_debug",
+        "_task_factory",
+        "_thread_id",
+        "_clock_resolution",
+        "_timer_cancelled_count",
+        "_timer_handle_cancelled",
+        "_run_once",
+        "_current_tasks",
+        "_all_tasks",
+        "_scheduled_tasks",
+        "_eager_tasks",
+        "_asyncio_future_blocking",
+        "_log_traceback",
+        "_fut_waiter",
+        "_must_cancel",
+        "_num_cancels_requested",
+        "_make_cancelled_error",
+        "_cancel_message",
+        "_coro",
+        "_repr_info",
+        "_Task__step",
+        "_Task__wakeup",
+        "_default_executor",
+        "_selector",
+        "_write_to_self",
+        "_process_events",
+        "_add_callback",
+        "_call_soon",
+        "_check_closed",
+        "_check_thread",
+        "_check_running",
+        "_set_running_loop",
+        "_get_running_loop",
+        "_enter_task",
+        "_leave_task",
+        "_register_task",
+        "_unregister_task",
+        "_swap_current_task",
+        "_chain_future",
+        "_get_loop",
+        "_set_task_name",
+        "_format_callback_source",
+    }
+)
+
+
+def _asyncio_modules(tree: ast.Module) -> set[str]:
+    """Local names bound to asyncio or one of its modules (`from asyncio import events`)."""
+    names = {"asyncio"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in {"asyncio", "_asyncio"}:
+                    names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module == "asyncio" and not node.level:
+            for alias in node.names:
+                if alias.name.islower():  # (a module: events, tasks; not Handle, Task)
+                    names.add(alias.asname or alias.name)
+    return names
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_asyncio_uses(source: str) -> list[str]:
+    """Each spelling of a private asyncio name in `source`, as "line: what"."""
+    tree = ast.parse(source)
+    modules = _asyncio_modules(tree)
+    found = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Import):
+            found += [f"{line}: import {a.name}" for a in node.names if "_asyncio" in a.name]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            module = node.module or ""
+            if module.split(".")[0] in {"asyncio", "_asyncio"}:
+                found += [
+                    f"{line}: from {module} import {alias.name}"
+                    for alias in node.names
+                    if _is_private(alias.name) or module.startswith("_")
+                ]
+        elif isinstance(node, ast.Attribute):
+            if node.attr in PRIVATE_NAMES or (
+                _is_private(node.attr) and _root(node.value) in modules
+            ):
+                found.append(f"{line}: .{node.attr}")
+            elif node.attr == "_run" and not (
+                isinstance(node.value, ast.Name) and node.value.id == "self"
+            ):
+                found.append(f"{line}: ._run (Handle._run)")  # (self._run: a class's own)
+        elif isinstance(node, ast.ClassDef):
+            found += [
+                f"{method.lineno}: def {method.name} (a private hook)"
+                for method in node.body
+                if isinstance(method, ast.FunctionDef) and method.name in PRIVATE_NAMES
+            ]
+        elif isinstance(node, ast.Constant) and node.value in PRIVATE_NAMES:
+            found.append(f"{line}: {node.value!r}")  # getattr(loop, "_ready", None)
+    return found
+
+
+def test_no_module_but_the_door_spells_a_private_asyncio_name() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): uses
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != DOOR and (uses := private_asyncio_uses(path.read_text()))
+    }
+    assert offenders == {}, "use durable/_asyncio_private.py (and pin it in this file)"
+
+
+def test_the_scan_finds_every_kind_of_use() -> None:
+    assert len(private_asyncio_uses(DOOR.read_text())) >= 6  # (the door itself: it sees them)
+    uses = [
+        "from asyncio.events import _get_running_loop",
+        "from asyncio import events\nevents._set_running_loop(None)",
+        "import asyncio.tasks\nasyncio.tasks._enter_task(loop, task)",
+        "import asyncio\nasyncio._get_running_loop()",
+        "import _asyncio",
+        "loop._ready",
+        "getattr(loop, '_ready', None)",
+        "handle._run()",
+        "if not handle._cancelled: pass",
+        "class Loop:\n    def _timer_handle_cancelled(self, handle): pass",
+    ]
+    for source in uses:
+        assert private_asyncio_uses(source), source
+    own = [
+        "self._run()",
+        "self._closed = True",
+        "self._runtime._loop",
+        "def _when(record): pass",
+        "from asyncio import Handle, events\nevents.__file__",
+        "import asyncio\nasyncio.get_running_loop()",
+    ]
+    for source in own:
+        assert private_asyncio_uses(source) == [], source
