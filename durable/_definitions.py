@@ -10,10 +10,10 @@ import inspect
 import keyword
 import logging
 import typing
-from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
+from ._asyncio_private import running_loop
 from ._durations import Duration, to_seconds
 from ._engine._loop import OrderedCall, WorkflowLoop
 from ._engine._retry import RetryPolicy
@@ -127,7 +127,7 @@ class Activity(Generic[P, R]):
         return self.spec.name
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-        loop = _get_running_loop()
+        loop = running_loop()
         if not isinstance(loop, WorkflowLoop):
             return self._plain(*args, **kwargs)
         run: WorkflowRun = loop.owner  # type: ignore[assignment]

@@ -7,15 +7,16 @@ which tasks and anyio's worker threads copy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from asyncio import events
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .._asyncio_private import running_loop
 from ._loop import WorkflowLoop
 
 if TYPE_CHECKING:
@@ -75,14 +76,14 @@ current_activity: ContextVar[tuple[str, str, int, int, int, Callable[[], float]]
 
 def current_run() -> WorkflowRun | None:
     """The workflow whose code is running now, or None outside workflow code."""
-    loop = events._get_running_loop()
+    loop = running_loop()
     if isinstance(loop, WorkflowLoop):
         return loop.owner  # type: ignore[return-value]
     return None
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_ASYNCIO = os.path.dirname(os.path.abspath(events.__file__)) + os.sep
+_ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
 
 
 def user_call_site() -> str:

@@ -17,11 +17,17 @@ import itertools
 import logging
 import sys
 import weakref
-from asyncio import events
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
+from .._asyncio_private import (
+    CustomEventLoop,
+    as_running_loop,
+    run_ready,
+    running_loop,
+    set_running_loop,
+)
 from .._errors import WorkflowDefinitionError
 
 logger = logging.getLogger("durable")
@@ -95,7 +101,7 @@ class OrderedCall(tuple[Coroutine[Any, Any, Any], int]):
 
 def in_order(coroutine: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
     """`coroutine`, hashing in call order if it was called in workflow code (OrderedCall)."""
-    loop = events._get_running_loop()
+    loop = running_loop()
     if loop.__class__ is WorkflowLoop:
         return OrderedCall((coroutine, next(loop.orders)))
     return coroutine
@@ -111,11 +117,11 @@ class TimerScheduler:
         raise NotImplementedError
 
 
-class WorkflowLoop(asyncio.AbstractEventLoop):
+class WorkflowLoop(CustomEventLoop):
     """A deterministic loop for one workflow: callbacks in FIFO order, time set from outside."""
 
     def __init__(self, *, start_time: float, scheduler: TimerScheduler, owner: object) -> None:
-        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._queue: collections.deque[asyncio.Handle] = collections.deque()  # ready callbacks
         self._time = start_time
         self._scheduler = scheduler
         self._closed = False
@@ -139,35 +145,23 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         installed, so a generator abandoned in workflow code is closed here, its `finally`
         journaled like any workflow code, not run on the host loop.
         """
-        previous = events._get_running_loop()
+        previous = running_loop()
         previous_hooks = sys.get_asyncgen_hooks()
-        events._set_running_loop(self)
+        set_running_loop(self)
         sys.set_asyncgen_hooks(
             firstiter=self._asyncgen_first_iteration, finalizer=self._asyncgen_finalize
         )
         self._stepping = True
-        ready = self._ready
-        budget = limit if limit is not None else -1
         try:
-            while ready and budget != 0:
-                budget -= 1
-                handle = ready.popleft()
-                if not handle._cancelled:
-                    handle._run()
+            run_ready(self._queue, limit if limit is not None else -1)
         finally:
             self._stepping = False
             sys.set_asyncgen_hooks(*previous_hooks)
-            events._set_running_loop(previous)
+            set_running_loop(previous)
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
+    def running(self) -> contextlib.AbstractContextManager[None]:
         """Be the running loop meanwhile (for code run outside run_until_idle: teardown)."""
-        previous = events._get_running_loop()
-        events._set_running_loop(self)
-        try:
-            yield
-        finally:
-            events._set_running_loop(previous)
+        return as_running_loop(self)
 
     def _asyncgen_first_iteration(self, generator: AsyncGenerator[Any, Any]) -> None:
         self._asyncgens.add(generator)
@@ -175,7 +169,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def _asyncgen_finalize(self, generator: AsyncGenerator[Any, Any]) -> None:
         self._asyncgens.discard(generator)
         if not self._closed:
-            self._ready.append(asyncio.Handle(self.create_task, (generator.aclose(),), self, None))
+            self._queue.append(asyncio.Handle(self.create_task, (generator.aclose(),), self, None))
 
     def close_asyncgens(self) -> None:
         """Close generators still open (as asyncio's shutdown_asyncgens), before close()."""
@@ -185,12 +179,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def has_ready(self) -> bool:
         """Whether callbacks are waiting to run (if not, the loop is idle once they yield)."""
-        return bool(self._ready)
+        return bool(self._queue)
 
     def fire(self, handle: asyncio.TimerHandle) -> None:
         """Queue a timer's callback (its 'fired' event is being delivered)."""
         if not handle.cancelled():
-            self._ready.append(handle)
+            self._queue.append(handle)
 
     # -- what tasks and futures need -----------------------------------------------------
 
@@ -205,7 +199,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         self._check_open()
         handle = asyncio.Handle(callback, args, self, context)
-        self._ready.append(handle)
+        self._queue.append(handle)
         return handle
 
     def call_soon_threadsafe(
@@ -237,7 +231,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._scheduler.timer_requested(handle)
         return handle
 
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+    def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         if not self._closed and isinstance(handle, StepTimer):
             self._scheduler.timer_cancelled(handle)
 
@@ -268,7 +262,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def close(self) -> None:
         self._closed = True
-        self._ready.clear()
+        self._queue.clear()
 
     def get_debug(self) -> bool:
         return False

@@ -21,12 +21,14 @@ import traceback
 from types import FrameType
 from typing import Protocol
 
+from .._asyncio_private import run_ready
 from ._context import _ASYNCIO, _PACKAGE
 from ._loop import WorkflowLoop
 
 logger = logging.getLogger("durable")
 
 _STEP_CODE = WorkflowLoop.run_until_idle.__code__  # where a step starts, on the host thread
+_DOOR = run_ready.__code__.co_filename  # the door to asyncio (run_ready runs the step's handles)
 
 
 class Stepping(Protocol):
@@ -144,7 +146,9 @@ def _step_frames(frame: FrameType | None) -> list[FrameType]:
 
 
 def _is_asyncio(frame: FrameType) -> bool:
-    return frame.f_code.co_filename.startswith(_ASYNCIO)
+    """Whether `frame` is asyncio's, or durable's door to it: machinery, not workflow code."""
+    filename = frame.f_code.co_filename
+    return filename.startswith(_ASYNCIO) or filename == _DOOR
 
 
 def _workflow_frame(frames: list[FrameType]) -> FrameType:

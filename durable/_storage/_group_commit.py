@@ -51,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from .._asyncio_private import loop_is_idle
 from .._errors import JournalWriteError
 
 SyncMode = Literal["auto", "fdatasync", "syncfs"]
@@ -221,8 +222,7 @@ class GroupCommitter:
         """
         if self._outstanding or self._recent_sync >= self._inline_budget:
             return False  # (an unlocked peek: the locked check below decides)
-        ready = getattr(loop, "_ready", None)  # asyncio's ready queue; other loops: never
-        if ready is None or len(ready) > 0 or target.failure is not None:
+        if not loop_is_idle(loop) or target.failure is not None:  # (None, another loop: never)
             return False
         with self._lock:
             if self._outstanding:
@@ -254,7 +254,7 @@ class GroupCommitter:
         self, target: CommitTarget, waiter: _Waiter, loop: asyncio.AbstractEventLoop
     ) -> None:
         """Settle `waiter` once `target` is durable, with one sync for this loop's round."""
-        if getattr(loop, "_ready", None) is None or self._inline_budget <= 0:
+        if loop_is_idle(loop) is None or self._inline_budget <= 0:  # (not asyncio's loop)
             self.request_sync(target, waiter)
             return
         target.in_flight += 1
@@ -269,7 +269,7 @@ class GroupCommitter:
         self, loop: asyncio.AbstractEventLoop, requests: list[_Request], waited: int
     ) -> None:
         """Commit a round once nothing else is ready on its loop (or after a few passes)."""
-        if loop._ready and waited < _ROUND_PASSES:  # type: ignore[attr-defined]
+        if not loop_is_idle(loop) and waited < _ROUND_PASSES:
             loop.call_soon(self._end_round, loop, requests, waited + 1)
             return
         if self._rounds.get(loop) is requests:

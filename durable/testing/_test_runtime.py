@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
+from .._asyncio_private import loop_is_idle
 from .._definitions import OMITTED, Activity, Workflow, _Omitted
 from .._durations import Duration, to_seconds
 from .._engine._clock import Clock
@@ -135,7 +136,7 @@ class TestRuntime(Runtime):
         loop = asyncio.get_running_loop()
         for _ in range(_SETTLE_PASSES):
             await asyncio.sleep(0)
-            if getattr(loop, "_ready", None) or not self._quiet():
+            if loop_is_idle(loop) is False or not self._quiet():  # (None: cannot tell)
                 return False
         return True
 

@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+from .._asyncio_private import run_handle
 from .._engine._clock import Clock
 
 
@@ -69,7 +70,7 @@ class VirtualClock(Clock):
         while timers and timers[0].when() <= self._now:
             handle = heapq.heappop(timers)
             if not handle.cancelled():
-                handle._run()  # (Handle's own runner: its context, its error reporting)
+                run_handle(handle)  # (as the loop would: its context, its error reporting)
         return True
 
     def move_to(self, when: float) -> None:

@@ -1,0 +1,118 @@
+"""The one door to asyncio's private API: every private name durable uses is spelled here.
+
+durable needs a few things asyncio only offers under private names:
+- a loop of its own (the engine's `WorkflowLoop`) must be the running loop while it steps,
+  and run the handles it queued exactly as asyncio's loops run theirs (in the handle's
+  context, an exception reported to the loop's exception handler);
+- asyncio's `TimerHandle.cancel()` tells its loop by a private method, which a loop of our
+  own must therefore define;
+- storage (group commit) and the test runtime ask whether the host loop has nothing else
+  ready, which only asyncio's own loops can tell (`loop._ready`).
+
+Each is one name below whose docstring says what it wraps and why. `tests/test_asyncio_private.py`
+pins the behaviour relied on, on the running Python, so a release that changes it fails
+there, in one file; the same tests check that no other module of durable spells a private
+asyncio name. Imports nothing from durable: every layer, storage included, may use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from asyncio import events
+from collections.abc import Callable, Iterator
+
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = events._get_running_loop
+"""The running loop of this thread, or None (`asyncio.events._get_running_loop`).
+
+`asyncio.get_running_loop()` raises when there is none; the engine asks on every call of
+workflow-facing API whether the running loop is a workflow's, where a raise and catch would
+cost several times the call. Bound to asyncio's function itself (the C one), no wrapper:
+it is on every step's path.
+"""
+
+set_running_loop: Callable[[asyncio.AbstractEventLoop | None], None] = events._set_running_loop
+"""Make `loop` (or None) this thread's running loop (`asyncio.events._set_running_loop`).
+
+A workflow's loop is stepped from a host loop's callback, so it must be made the running
+loop for the step and the host's put back after: asyncio's own loops do this in
+`run_forever`, which a stepped loop has no equivalent of. `asyncio.get_running_loop()`,
+`asyncio.current_task()` and every future and task made without `loop=` then find it.
+Bound to asyncio's function itself, no wrapper: it runs twice per step.
+"""
+
+
+@contextlib.contextmanager
+def as_running_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Make `loop` the running loop meanwhile, then put back whichever was (or None).
+
+    For code that runs a loop's callbacks outside its stepping (a workflow's teardown).
+    Wraps `_get_running_loop` and `_set_running_loop` as `set_running_loop` says.
+    """
+    previous = running_loop()
+    set_running_loop(loop)
+    try:
+        yield
+    finally:
+        set_running_loop(previous)
+
+
+def run_ready(queue: collections.deque[asyncio.Handle], limit: int = -1) -> None:
+    """Run handles from the front of `queue` until it is empty or `limit` were taken.
+
+    Handles queued meanwhile run too; a cancelled handle is dropped (it counts toward
+    `limit`); `limit` -1 is none. Each runs as asyncio's loops run theirs, by
+    `Handle._run`: the callback runs in the handle's context, and an exception it raises
+    goes to `loop.call_exception_handler` instead of out of here (SystemExit and
+    KeyboardInterrupt still propagate). Reimplementing that would drift from asyncio's
+    reporting; calling it is what a custom loop must do. Reads `Handle._cancelled`, the
+    flag `cancel()` sets, where the public `cancelled()` would cost a method call per
+    callback. The whole loop is here, not one call per handle, to keep the step's path short.
+    """
+    while queue and limit != 0:
+        limit -= 1
+        handle = queue.popleft()
+        if not handle._cancelled:
+            handle._run()
+
+
+def run_handle(handle: asyncio.Handle) -> None:
+    """Run one handle's callback now, as a loop would (`Handle._run`; see `run_ready`).
+
+    For timers kept outside any loop's queue (virtual time), fired when a test says so.
+    """
+    handle._run()
+
+
+def loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool | None:
+    """Whether `loop` has no callback ready to run; None when it cannot tell.
+
+    Reads `loop._ready`, the ready queue (a deque) of asyncio's own loops (BaseEventLoop),
+    which has no public view. Group commit syncs at once, on the loop's thread, an
+    appender that nothing else on the loop is ready to follow, and otherwise waits until
+    the loop ran what was ready, so one sync covers every workflow's records; the test
+    runtime calls a runtime idle only when its loop is. Another loop (uvloop) has no
+    `_ready`: None, and the caller takes the path that does not need to know.
+    """
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        return None
+    return not ready
+
+
+class CustomEventLoop(asyncio.AbstractEventLoop):
+    """Base of an event loop of durable's own: what asyncio calls on a loop by private names.
+
+    `asyncio.TimerHandle.cancel()` calls `loop._timer_handle_cancelled(handle)` (the first
+    time the handle is cancelled; asyncio's own loops count cancelled timers with it), which
+    `AbstractEventLoop` declares privately and leaves raising NotImplementedError, so a loop
+    of its own must override it to let workflow code cancel a timer. Here it forwards to
+    `timer_handle_cancelled`, which a subclass overrides.
+    """
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        self.timer_handle_cancelled(handle)
+
+    def timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """A timer handle of this loop was cancelled (once per handle, when first cancelled)."""
