@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.peers import restate_peer
 from benchmarks.peers.__main__ import SYSTEMS
+from benchmarks.peers._common import free_ports
 
 from .postgres_server import binaries
 
@@ -156,3 +159,19 @@ def test_the_temporal_adapters_workflows_pass_the_sandbox() -> None:
         pytest.skip("temporalio is not installed (pip install -e '.[test]')")
     output = run_python(TEMPORAL_SANDBOX_CHECK)
     assert output.split() == ["validated", "StepsWorkflow", "SleepWorkflow"]
+
+
+def test_restates_server_install_says_when_the_registry_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # restate-server comes from npm on first use; offline, that fails fast and says so.
+    if shutil.which("npm") is None:
+        pytest.skip("no npm here")
+    (closed_port,) = free_ports(1)  # nothing listens there: as a registry out of reach
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{closed_port}/")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    monkeypatch.setattr(restate_peer, "SERVER_CACHE", tmp_path / ".restate")
+    reason = restate_peer.install_server()
+    assert reason is not None
+    assert "the npm registry is unreachable (offline?)" in reason
+    assert "ECONNREFUSED" in reason
