@@ -1,7 +1,8 @@
 """The benchmark scripts run (at tiny size), so they cannot rot. No timing is asserted.
 
 The peers' adapters are also imported as their peers' runtimes import them: in a fresh
-process, and Temporal's through its workflow sandbox.
+process, and Temporal's through its workflow sandbox. Slow (subprocesses): CI runs this module
+on one Python only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from benchmarks.peers.__main__ import SYSTEMS
 from benchmarks.peers._common import free_ports
 
 from .postgres_server import binaries
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
