@@ -1,9 +1,16 @@
-"""The benchmark scripts run (at tiny size), so they cannot rot. No timing is asserted."""
+"""The benchmark scripts run (at tiny size), so they cannot rot. No timing is asserted.
+
+The peers' adapters are also imported as their peers' runtimes import them: in a fresh
+process, and Temporal's through its workflow sandbox. Slow (subprocesses): CI runs this module
+on one Python only.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +18,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.peers import restate_peer
+from benchmarks.peers.__main__ import SYSTEMS
+from benchmarks.peers._common import free_ports
+
 from .postgres_server import binaries
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +101,80 @@ def test_step_cpu_benchmark_runs_quick(tmp_path: Path) -> None:
     assert "CPU per step, syncs stubbed" in output
     (medians,) = report["medians_us"].values()
     assert set(medians) == {"live", "replay"}
+
+
+# --- the peers' adapters, imported as their peers' runtimes import them ------------------------
+
+ADAPTERS = sorted({module for module, _ in SYSTEMS.values()})
+
+
+def run_python(code: str, *args: str) -> str:
+    """Run `python -c code args` from the repository's root; its output (it must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("module", ADAPTERS)
+def test_a_peer_adapter_imports_in_a_fresh_process(module: str) -> None:
+    # As the benchmark's worker process, and DBOS's and Restate's replay child, import it:
+    # whether or not its peer is installed (unavailable() then says why).
+    run_python("import importlib, sys; importlib.import_module(sys.argv[1])", module)
+
+
+TEMPORAL_SANDBOX_CHECK = """
+import asyncio
+
+from temporalio.worker import Replayer
+
+from benchmarks.peers import temporal_peer
+
+
+async def no_histories():
+    return
+    yield
+
+
+async def main():
+    # A Replayer, as a Worker, validates each workflow when it starts: the sandbox re-imports
+    # the workflow's module, and what that imports, under its restrictions.
+    await Replayer(workflows=temporal_peer.WORKFLOWS).replay_workflows(no_histories())
+
+
+asyncio.run(main())
+print("validated", *(workflow.__name__ for workflow in temporal_peer.WORKFLOWS))
+"""
+
+
+def test_the_temporal_adapters_workflows_pass_the_sandbox() -> None:
+    # The regression this guards: _common called Path.resolve() at import, which the sandbox
+    # refuses ("Failed validating workflow Steps" in every Temporal workload).
+    if importlib.util.find_spec("temporalio") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have temporalio (the test extra)")
+        pytest.skip("temporalio is not installed (pip install -e '.[test]')")
+    output = run_python(TEMPORAL_SANDBOX_CHECK)
+    assert output.split() == ["validated", "StepsWorkflow", "SleepWorkflow"]
+
+
+def test_restates_server_install_says_when_the_registry_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # restate-server comes from npm on first use; offline, that fails fast and says so.
+    if shutil.which("npm") is None:
+        pytest.skip("no npm here")
+    (closed_port,) = free_ports(1)  # nothing listens there: as a registry out of reach
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{closed_port}/")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))
+    monkeypatch.setattr(restate_peer, "SERVER_CACHE", tmp_path / ".restate")
+    reason = restate_peer.install_server()
+    assert reason is not None
+    assert "the npm registry is unreachable (offline?)" in reason
+    assert "ECONNREFUSED" in reason

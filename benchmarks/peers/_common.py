@@ -37,7 +37,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# Nothing here touches the file system at import: Temporal's workflow sandbox re-imports this
+# module (through temporal_peer, whose workflows it validates and runs) and refuses calls such
+# as Path.resolve() there ("Failed validating workflow Steps"). tests/test_benchmarks_smoke.py
+# imports every adapter as its peer's runtime does, Temporal's through the sandbox.
+
+
+def _repo_root() -> Path:
+    """The repository's root (the self-check's worker processes run from there)."""
+    return Path(__file__).resolve().parents[2]
 
 
 class Unsupported(Exception):
@@ -143,4 +151,4 @@ def self_check(module: str, argv: list[str], unavailable: Callable[[], str | Non
     for workload, size in sizes_by_workload.items():  # each in a fresh process, as for real
         command = [sys.executable, "-m", module, workload, *(str(part) for part in size)]
         with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(command, cwd=_REPO_ROOT, check=False, timeout=600)
+            subprocess.run(command, cwd=_repo_root(), check=False, timeout=600)

@@ -7,9 +7,11 @@ the registry alone: --ignore-scripts skips the only install script in the tree, 
 postinstall of @scarf/scarf (a dependency of the wrapper) that reports installs to an
 analytics service, and the binary needs none. unavailable() runs that install into
 benchmarks/.restate/ (ignored by git) the first time it finds no binary there or on PATH, and
-checks `restate-server --version`. The SDK is restate-sdk from PyPI with its `client` extra
-(httpx), served by hypercorn, all in the `bench` extra; hypercorn gets the settings of the
-SDK's own test harness (no cap on HTTP/2 streams per connection).
+checks `restate-server --version`; without npm, or with the registry out of reach (offline:
+one quick retry, then it gives up), it says so and the benchmark reports restate as skipped.
+The SDK is restate-sdk from PyPI with its `client` extra (httpx), served by hypercorn, all in
+the `bench` extra; hypercorn gets the settings of the SDK's own test harness (no cap on HTTP/2
+streams per connection).
 
 Every workload call starts its own server,
 
@@ -193,7 +195,11 @@ def _server_binary() -> Path | None:
 
 
 def install_server() -> str | None:
-    """`npm install` the server into benchmarks/.restate/, no scripts run; None, or why not."""
+    """`npm install` the server into benchmarks/.restate/, no scripts run; None, or why not.
+
+    Offline (the registry unreachable), npm gives up after one quick retry and the reason says
+    so, rather than npm's advice about proxies.
+    """
     if _platform_package() is None:
         return f"{SERVER_PACKAGE} ships no binary for {sys.platform} {platform.machine()}"
     npm = shutil.which("npm")
@@ -204,17 +210,45 @@ def install_server() -> str | None:
         )
     SERVER_CACHE.mkdir(parents=True, exist_ok=True)
     command = [npm, "install", "--prefix", str(SERVER_CACHE), "--ignore-scripts", "--no-audit"]
-    command += ["--no-fund", "--no-save", f"{SERVER_PACKAGE}@{SERVER_VERSION}"]
+    command += ["--no-fund", "--no-save", "--fetch-retries=1", "--fetch-retry-mintimeout=1000"]
+    command += ["--fetch-retry-maxtimeout=5000", f"{SERVER_PACKAGE}@{SERVER_VERSION}"]
+    wanted = f"{SERVER_PACKAGE}@{SERVER_VERSION}"
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=INSTALL_LIMIT_S, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"{' '.join(command[1:])} failed: {error!r}"
+    except subprocess.TimeoutExpired:
+        return (
+            f"npm install {wanted} did not finish within {INSTALL_LIMIT_S:.0f} s "
+            f"(a slow or unreachable npm registry?)"
+        )
+    except OSError as error:
+        return f"npm install {wanted} could not run: {error!r}"
     if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        return f"npm install {SERVER_PACKAGE}@{SERVER_VERSION} exited {done.returncode}: {tail}"
+        return _install_failure(wanted, done.returncode, done.stderr or done.stdout)
     return None
+
+
+_NETWORK_ERRORS = (
+    "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ENETUNREACH",
+    "EHOSTUNREACH", "ERR_SOCKET_TIMEOUT",
+)  # fmt: skip
+
+
+def _install_failure(wanted: str, returncode: int, output: str) -> str:
+    """Why `npm install` failed, from its output: offline said as such, else npm's error."""
+    lines = [line.removeprefix("npm error").strip() for line in output.splitlines()]
+    code = next((line.split()[1] for line in lines if line.startswith("code ")), "")
+    fetch = next((line for line in lines if "FetchError" in line or "request to" in line), "")
+    if code in _NETWORK_ERRORS:
+        return (
+            f"cannot download {wanted}: the npm registry is unreachable (offline?): "
+            f"{fetch or code}. Install it once with a network (python -m "
+            f"benchmarks.peers.restate_peer install, into {SERVER_CACHE}) or put restate-server "
+            f"on PATH"
+        )
+    meaningful = [line for line in lines if line and not line.startswith(("at ", "A complete"))]
+    return f"npm install {wanted} exited {returncode}: {' | '.join(meaningful[:4])}"
 
 
 @functools.cache

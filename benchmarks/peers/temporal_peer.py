@@ -142,6 +142,9 @@ if _IMPORT_ERROR is None:
         ) -> type[WorkflowInboundInterceptor] | None:
             return _NoteRunning
 
+    # What every Worker and Replayer here runs (tests validate them in the sandbox, as these do).
+    WORKFLOWS: tuple[type, ...] = (StepsWorkflow, SleepWorkflow)
+
 
 def _temporal_binary() -> Path | None:
     beside = Path(sys.executable).parent / "temporal"
@@ -236,7 +239,7 @@ def _new_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[StepsWorkflow, SleepWorkflow],
+        workflows=WORKFLOWS,
         activities=[echo],
         interceptors=interceptors,
     )
