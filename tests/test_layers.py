@@ -8,12 +8,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "durable"
 
-# What each layer may import from durable, besides itself and the leaves _errors and
-# _asyncio_private (the door to asyncio's private API, which storage uses too).
-LEAVES = {"_errors", "_asyncio_private"}
+# What each layer may import from durable, besides itself and the leaves _errors,
+# _asyncio_private (the door to asyncio's private API, which storage uses too) and _gc_pause
+# (pausing the cyclic GC over a journal read, in storage and the engine).
+LEAVES = {"_errors", "_asyncio_private", "_gc_pause"}
 ALLOWED = {
     "_errors": set(),
     "_asyncio_private": set(),
+    "_gc_pause": set(),
     "_storage": set(),
     "_encoding": {"_storage"},
     "_durations": set(),

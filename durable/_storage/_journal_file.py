@@ -27,7 +27,7 @@ from .._errors import (
     JournalWriteError,
     RecordTooLarge,
 )
-from ._collector import collector_paused
+from .._gc_pause import collector_paused
 from ._format import FileFormat, Parsed, new_format
 from ._format import parse as parse_bytes
 from ._frames import StoredRecord, encode_frame, encode_frame_v2
