@@ -41,9 +41,19 @@ ALLOWED = {
         "_serving",
     },
     "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},
-    "_catalog": {"_engine", "_encoding", "_storage"},
-    "_ui": {"_catalog", "_engine", "_runtime", "_storage"},
-    "_cli": {"_definitions", "_catalog", "_engine", "_runtime", "_storage", "testing", "_ui"},
+    "_json_ready": {"_engine"},
+    "_catalog": {"_engine", "_encoding", "_json_ready", "_storage"},
+    "_ui": {"_catalog", "_engine", "_json_ready", "_runtime", "_storage"},
+    "_cli": {
+        "_definitions",
+        "_catalog",
+        "_engine",
+        "_json_ready",
+        "_runtime",
+        "_storage",
+        "testing",
+        "_ui",
+    },
 }
 
 
