@@ -1,23 +1,17 @@
 """Reading a journal directory for people: listings, histories, inboxes (CLI and web UI).
 
 Reads only: no lock is taken and nothing is written, so it works while workflows run, in
-this process or another. A journal being appended to reads as its complete records.
+this process or another. A journal being appended to reads as its complete records. What
+it finds is turned into JSON-ready values by `_json_ready` (the CLI's --json, the web UI).
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import enum
 import json
-import math
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import anyio.to_thread
 
@@ -34,6 +28,7 @@ from ._errors import (
     JournalNotFound,
     WorkflowNotFound,
 )
+from ._json_ready import to_plain
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
@@ -258,9 +253,7 @@ class Catalog:
         holders = await anyio.to_thread.run_sync(flock_holders)
         if holders is None:
             return None
-        return {
-            name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))
-        }
+        return {name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))}
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """One workflow's description (WorkflowNotFound if there is none)."""
@@ -382,69 +375,3 @@ def _matches(described: WorkflowDescription, needle: str) -> bool:
             "" if described.status is None else json.dumps(to_plain(described.status)),
         )
     )
-
-
-def to_plain(value: Any) -> Any:  # noqa: PLR0911 (one return a type)
-    """A decoded journal value as JSON-ready data, for people and scripts (never read back).
-
-    Journals hold more types than JSON (tuples, sets, datetimes, Decimals, bytes...); each
-    becomes the closest JSON form: ISO text for times, a string for Decimal and UUID, base64
-    for bytes (as {"base64": ...}), lists for tuples and sets, text keys for maps.
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {
-            key if isinstance(key, str) else str(key): to_plain(item) for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [to_plain(item) for item in value]
-    if isinstance(value, set | frozenset):
-        return sorted((to_plain(item) for item in value), key=repr)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, enum.Enum):
-        return to_plain(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: to_plain(getattr(value, field.name)) for field in dataclasses.fields(value)
-        }
-    return repr(value)
-
-
-def plain_description(described: WorkflowDescription, runner: Runner) -> dict[str, Any]:
-    """A WorkflowDescription as JSON-ready data (times in ISO 8601, UTC).
-
-    The shape of the CLI's --json and of the web UI's API.
-    """
-    return {
-        "id": described.workflow_id,
-        "workflow": described.workflow_name,
-        "state": str(described.state),
-        "status": to_plain(described.status),
-        "generation": described.generation,
-        "steps": described.steps,
-        "current": described.current,
-        "attempt": described.attempt,
-        "waiting_for": described.waiting_for,
-        "wake_at": to_plain(described.wake_at),
-        "started": to_plain(described.started),
-        "updated": to_plain(described.updated),
-        "ended": to_plain(described.ended),
-        "error": described.error,
-        "parent": described.parent,
-        "unread_events": described.unread_events,
-        "skipped_messages": described.skipped_messages,
-        "last_skip": described.last_skip,
-        "runner": runner.holder,  # (None: no process holds it, or it cannot be known)
-        "runner_says": runner.says(described),
-        "stalled": runner.stalled(described),
-    }

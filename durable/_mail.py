@@ -1,4 +1,4 @@
-"""Messages for workflows (events, cancellations), how their runs hear of them, and describe().
+"""Messages for workflows (events, cancellations), and how their runs hear of them.
 
 A sender appends to the workflow's inbox (storage: durable before the call returns, from any
 process); the run that holds the workflow journals each message before delivering it. A run
@@ -22,18 +22,17 @@ from typing import TYPE_CHECKING, Any
 from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
-from ._engine._describe import WorkflowDescription, describe
 from ._engine._requests import MESSAGE_MARGIN, cancel_message, event_message
 from ._engine._workflow_run import InboxReader, WorkflowRun
 from ._errors import (
     InboxFull,
     JournalCorrupted,
-    JournalNotFound,
     MessageTooLarge,
     WorkflowFinished,
     WorkflowNotFound,
 )
 from ._outage import Outage
+from ._reading import read_workflow
 from ._storage._frames import StoredRecord
 from ._storage._interface import JournalStore
 
@@ -107,7 +106,7 @@ def _wake(wakeup: asyncio.Future[None]) -> None:
 
 
 class Mailroom:
-    """The runtime's messaging: inbox readers, sends, the poller, wake-ups, describe()."""
+    """The runtime's messaging: inbox readers, sends, the poller, wake-ups."""
 
     def __init__(
         self,
@@ -282,19 +281,6 @@ class Mailroom:
             raise WorkflowFinished(workflow_id=workflow_id, outcome=outcome, action=action)
         return _taken(journal)
 
-    async def _read(self, workflow_id: str) -> list[dict[str, Any]]:
-        where = self._store.location(workflow_id)
-        try:
-            stored = await self._store.read(workflow_id)
-        except JournalNotFound:
-            raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
-        if not stored:
-            raise WorkflowNotFound(workflow_id=workflow_id, directory=where)
-        return records.read_journal(stored, path=where)  # (validated: JournalCorrupted if not)
-
-    # -- reading ------------------------------------------------------------------------------
-
-    async def describe(self, workflow_id: str) -> WorkflowDescription:
-        journal = await self._read(workflow_id)
-        inbox = await self._store.inbox(workflow_id)
-        return describe(workflow_id, journal, inbox_size=len(inbox))
+    async def _read(self, workflow_id: str) -> list[records.Record]:
+        """The workflow's validated records, read without taking it (WorkflowNotFound)."""
+        return await read_workflow(self._store, workflow_id)

@@ -52,6 +52,7 @@ from ._errors import (
 )
 from ._mail import Mailroom
 from ._outage import Outage
+from ._reading import describe_workflow
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
@@ -893,7 +894,7 @@ class Runtime(Serving):
             WorkflowNotFound: no workflow has this id here.
         """
         self._check_id(workflow_id)
-        return await self._mail.describe(workflow_id)
+        return await describe_workflow(self._store, workflow_id)
 
     async def close(self) -> None:
         """Stop the workflows still running (they resume later) and release the directory.

@@ -8,12 +8,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "durable"
 
-# What each layer may import from durable, besides itself and the leaves _errors and
-# _asyncio_private (the door to asyncio's private API, which storage uses too).
-LEAVES = {"_errors", "_asyncio_private"}
+# What each layer may import from durable, besides itself and the leaves _errors,
+# _asyncio_private (the door to asyncio's private API, which storage uses too) and _gc_pause
+# (pausing the cyclic GC over a journal read, in storage and the engine).
+LEAVES = {"_errors", "_asyncio_private", "_gc_pause"}
 ALLOWED = {
     "_errors": set(),
     "_asyncio_private": set(),
+    "_gc_pause": set(),
     "_storage": set(),
     "_encoding": {"_storage"},
     "_durations": set(),
@@ -22,7 +24,8 @@ ALLOWED = {
     "_definitions": {"_engine", "_durations"},
     "_api": {"_engine", "_durations", "_definitions"},
     "_saga": {"_engine", "_definitions"},
-    "_mail": {"_engine", "_encoding", "_storage", "_outage"},
+    "_reading": {"_engine", "_storage"},
+    "_mail": {"_engine", "_encoding", "_storage", "_outage", "_reading"},
     "_serving": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_outage"},
     "_children": {"_definitions", "_engine", "_encoding", "_storage", "_mail"},
     "_deadline": {"_engine", "_mail"},
@@ -36,12 +39,23 @@ ALLOWED = {
         "_durations",
         "_mail",
         "_outage",
+        "_reading",
         "_serving",
     },
     "testing": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_runtime"},
-    "_catalog": {"_engine", "_encoding", "_storage"},
-    "_ui": {"_catalog", "_engine", "_runtime", "_storage"},
-    "_cli": {"_definitions", "_catalog", "_engine", "_runtime", "_storage", "testing", "_ui"},
+    "_json_ready": {"_engine"},
+    "_catalog": {"_engine", "_encoding", "_json_ready", "_storage"},
+    "_ui": {"_catalog", "_engine", "_json_ready", "_runtime", "_storage"},
+    "_cli": {
+        "_definitions",
+        "_catalog",
+        "_engine",
+        "_json_ready",
+        "_runtime",
+        "_storage",
+        "testing",
+        "_ui",
+    },
 }
 
 

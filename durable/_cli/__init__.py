@@ -26,10 +26,11 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from .._catalog import Catalog, is_postgres, plain_description, to_plain
+from .._catalog import Catalog, is_postgres
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._errors import DurableError
+from .._json_ready import plain_description, to_plain
 from .._runtime import Runtime
 from .._storage._postgres import PostgresStore
 from ..testing._replay_check import ReplayResult, replay_directory

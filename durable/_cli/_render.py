@@ -17,10 +17,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .._catalog import InboxMessage, Listing, Runner, to_plain
+from .._catalog import InboxMessage, Listing, Runner
 from .._engine._describe import WorkflowDescription, WorkflowState
 from .._engine._history import Attempt, History, Step
 from .._engine._records import moment as record_moment
+from .._json_ready import to_plain
 
 STATE_STYLES = {
     WorkflowState.RUNNING: "cyan",

@@ -22,7 +22,7 @@ from .._errors import (
     SerializationError,
     WorkflowDefinitionError,
 )
-from .._storage._collector import collector_paused
+from .._gc_pause import collector_paused
 from .._storage._frames import StoredRecord
 from . import _records as records
 

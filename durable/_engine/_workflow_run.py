@@ -24,7 +24,7 @@ from .._errors import (
     SerializationError,
     WorkflowDefinitionError,
 )
-from .._storage._collector import collector_paused
+from .._gc_pause import collector_paused
 from .._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from .._storage._interface import Journal
 from . import _records as records

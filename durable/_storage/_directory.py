@@ -30,9 +30,10 @@ from .._errors import (
     JournalWriteError,
 )
 from . import _inbox as inbox
+from ._file_io import sync_file, write_all
 from ._format import new_format
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
-from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode, sync_file, write_all
+from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode
 from ._inbox import INBOX_SUFFIX, Refusal
 from ._interface import (
     DEFAULT_INBOX_MAX_BYTES,

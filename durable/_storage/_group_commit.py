@@ -38,52 +38,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno as errno_codes
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from .._asyncio_private import loop_is_idle
 from .._errors import JournalWriteError
+from . import _file_io
+from ._file_io import syncfs_error
+
+# Names of this module, looked up when called: tests, the power-loss simulator and
+# benchmarks.step_cpu substitute group_commit.sync_file, .write_all and ._load_syncfs.
+sync_file = _file_io.sync_file
+write_all = _file_io.write_all
+_load_syncfs = _file_io.load_syncfs
 
 SyncMode = Literal["auto", "fdatasync", "syncfs"]
 
 logger = logging.getLogger("durable.storage")
-
-sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return,unused-ignore]
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """os.write until done; a short write to a regular file means the disk is full."""
-    written = os.write(fd, data)
-    if written == len(data):
-        return
-    view = memoryview(data)[written:]
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise OSError(errno_codes.ENOSPC, os.strerror(errno_codes.ENOSPC))
-        view = view[written:]
 
 
 class CommitTarget:
@@ -391,8 +369,7 @@ class GroupCommitter:
                     target.synced = marks[target]
                     target.new_entry = False
             else:
-                code = ctypes.get_errno()
-                self._attribute_syncfs_error(OSError(code, os.strerror(code)), marks)
+                self._attribute_syncfs_error(syncfs_error(), marks)
             targets = targets.difference(shared)
         synced = []
         for target in targets:

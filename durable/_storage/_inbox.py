@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._errors import JournalError, JournalMisplaced, JournalWriteError
+from ._file_io import sync_file, write_all
 from ._format import FileFormat, Parsed
 from ._frames import FRAME_V2_OVERHEAD, StoredRecord
-from ._group_commit import sync_file, write_all
 from ._journal_file import parse
 from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, move_aside, open_in
 

@@ -27,11 +27,12 @@ from .._errors import (
     JournalWriteError,
     RecordTooLarge,
 )
-from ._collector import collector_paused
+from .._gc_pause import collector_paused
+from ._file_io import sync_file, write_all
 from ._format import FileFormat, Parsed, new_format
 from ._format import parse as parse_bytes
 from ._frames import StoredRecord, encode_frame, encode_frame_v2
-from ._group_commit import CommitTarget, GroupCommitter, sync_file, write_all
+from ._group_commit import CommitTarget, GroupCommitter
 from ._opening import (
     READ_FLAGS,
     WRITE_FLAGS,

@@ -18,6 +18,9 @@ after another process took the journal over: it gets JournalFenced. Records of m
 journals share one transaction (group commit): appends made while a commit is in flight go
 into the next one. A record is acknowledged only once its transaction committed.
 
+Its parts: the group commit (`_postgres_commit`), the work queue serve() uses (which
+journals want a runner, LISTEN/NOTIFY: `_postgres_work`), the tables (`_postgres_sql`).
+
 asyncpg is imported when a store first connects, so `import durable` works without it
 (it comes with the `postgres` extra).
 """
@@ -50,18 +53,9 @@ from .._errors import (
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
-from ._postgres_commit import Committer, connection_gone, database_away
-from ._postgres_sql import (
-    CANDIDATES,
-    CHANNEL,
-    CLAIM,
-    NEXT_DUE,
-    RECORDS,
-    RENEW,
-    SCHEMA_VERSION,
-    migrate,
-    schema_number,
-)
+from ._postgres_commit import Committer, database_away
+from ._postgres_sql import CLAIM, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
+from ._postgres_work import PostgresWorkQueue
 
 logger = logging.getLogger("durable.storage")
 
@@ -277,12 +271,11 @@ class PostgresStore:
         self._open: dict[str, PostgresJournal] = {}
         self._opening: set[str] = set()  # (claims under way: a second open here is refused)
         self._heartbeat: asyncio.Task[None] | None = None
-        self._listener: Any = None  # the connection that LISTENs, once serve() waits
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
         self._with_mail: set[str] = set()
-        self._work = asyncio.Event()
         self.committer = Committer(self)
+        self.work = PostgresWorkQueue(self)  # (serve()'s: candidates, hints, waiting for work)
 
     # -- connection and schema ------------------------------------------------------------
 
@@ -295,7 +288,7 @@ class PostgresStore:
         return self._pool
 
     @contextlib.asynccontextmanager
-    async def _session(self, doing: str) -> AsyncIterator[Any]:
+    async def session(self, doing: str) -> AsyncIterator[Any]:
         """A pooled connection for one piece of work (connecting first if need be).
 
         The one place where the driver's "the database is away" errors (a server restart, a
@@ -387,7 +380,7 @@ class PostgresStore:
                 continue
             sent = time.monotonic()
             try:
-                async with self._session("renewing leases") as connection:
+                async with self.session("renewing leases") as connection:
                     rows = await connection.fetch(
                         RENEW,
                         [j.name for j in held],
@@ -445,7 +438,7 @@ class PostgresStore:
         claimed_at = time.monotonic()
         try:
             async with (
-                self._session(f"claiming journal {name!r}") as connection,
+                self.session(f"claiming journal {name!r}") as connection,
                 connection.transaction(),
             ):
                 # (a row another session has locked: give up after a lease, as if leased)
@@ -482,21 +475,6 @@ class PostgresStore:
         self._open[name] = journal
         return journal
 
-    async def set_aside(self, name: str, reason: str) -> None:
-        """serve() could not read journal `name`: candidates() skips it from now on.
-
-        Until a runtime opens it on purpose (run, start, recover: a person acted), which
-        clears the mark. Its lease, if this store holds it, is given back.
-        """
-        async with self._session(f"setting journal {name!r} aside") as connection:
-            await connection.execute(
-                "UPDATE durable_journals SET unreadable = $2, owner = NULL, lease_until = NULL "
-                "WHERE name = $1 AND (owner IS NULL OR owner = $3 OR lease_until < now())",
-                name,
-                reason[:2000],
-                self.owner,
-            )
-
     def _fenced(self, journal: PostgresJournal) -> JournalFenced:
         """A held journal found taken over (its fence moved on): unusable from now on."""
         failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
@@ -509,7 +487,7 @@ class PostgresStore:
         Clears its `due`: the holder runs it now, so serve() need not look at it.
         """
         async with (
-            self._session(f"reading journal {journal.name!r}") as connection,
+            self.session(f"reading journal {journal.name!r}") as connection,
             connection.transaction(),
         ):
             held = await connection.fetchval(
@@ -526,7 +504,7 @@ class PostgresStore:
 
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)
-            async with self._session(f"releasing journal {journal.name!r}") as connection:
+            async with self.session(f"releasing journal {journal.name!r}") as connection:
                 await connection.execute(
                     "UPDATE durable_journals SET owner = NULL, lease_until = NULL "
                     "WHERE name = $1 AND fence = $2 AND owner = $3",
@@ -534,7 +512,9 @@ class PostgresStore:
                     journal.fence,
                     self.owner,
                 )
-                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, journal.name)
+                await self.work.released(connection, journal.name)
+
+    # -- the work queue serve() uses (PostgresWorkQueue) ----------------------------------
 
     async def note(
         self,
@@ -544,87 +524,25 @@ class PostgresStore:
         wake_at: float | None,
         inbox_next: int | None = None,
     ) -> None:
-        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message).
-
-        A sleeper's due time never hides a message: under the inbox's lock (the one post()
-        takes), a message at or past `inbox_next` (the first its runner has not taken) keeps
-        the workflow due now, so a post that raced the runner's suspension is not left
-        behind a far (or infinite) due time should the runner die before taking it.
-        """
-        with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
-            async with self._session(f"noting how journal {journal.name!r} stands") as connection:
-                if finished:
-                    await connection.execute(
-                        "UPDATE durable_journals SET done = true WHERE name = $1 AND fence = $2",
-                        journal.name,
-                        journal.fence,
-                    )
-                elif wake_at is not None:
-                    async with connection.transaction():
-                        await connection.execute(
-                            "SELECT pg_advisory_xact_lock(hashtext('durable inbox ' || $1))",
-                            journal.name,
-                        )
-                        pending = await connection.fetchval(
-                            "SELECT EXISTS (SELECT 1 FROM durable_inbox "
-                            "WHERE name = $1 AND seq >= $2)",
-                            journal.name,
-                            inbox_next or 0,
-                        )
-                        await connection.execute(
-                            "UPDATE durable_journals SET due = CASE WHEN $4 THEN NULL "
-                            "WHEN $3 = 'Infinity'::float8 THEN 'infinity'::timestamptz "
-                            "ELSE to_timestamp($3) END WHERE name = $1 AND fence = $2",
-                            journal.name,
-                            journal.fence,
-                            wake_at,
-                            pending and inbox_next is not None,
-                        )
+        """Record that a journal's workflow ended, or sleeps until `wake_at` (inf: a message)."""
+        await self.work.note(journal, finished=finished, wake_at=wake_at, inbox_next=inbox_next)
 
     async def candidates(self, limit: int) -> list[str]:
-        """Claim up to `limit` journals that want a runner now (unfinished, due, unleased).
+        """Claim up to `limit` journals that want a runner now (see PostgresWorkQueue)."""
+        return await self.work.candidates(limit)
 
-        FOR UPDATE SKIP LOCKED: processes claiming at once get different journals. A claim
-        is a lease not yet opened: open() takes it up; if nothing does, it expires.
-        """
-        async with self._session("looking for work") as connection:
-            rows = await connection.fetch(CANDIDATES, self.owner, self.lease, limit)
-        return sorted(row["name"] for row in rows)
+    async def set_aside(self, name: str, reason: str) -> None:
+        """serve() could not read journal `name`: candidates() skips it until it is opened."""
+        await self.work.set_aside(name, reason)
 
     async def wait_for_work(self, longest: float) -> None:
-        """Until a journal is posted to or released (NOTIFY), a timer is due, or `longest` s."""
-        await self.connect()
-        if self._listener is not None and connection_gone(self._listener):
-            # (its server connection ended: a restart, a terminated backend; listen anew)
-            with contextlib.suppress(Exception):
-                await self.pool.release(self._listener)
-            self._listener = None
-        if self._listener is None:
-            listener = await self.pool.acquire()
-            try:
-                await listener.add_listener(CHANNEL, self._on_notify)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.pool.release(listener)
-                raise
-            self._listener = listener
-            self._work.set()  # (what was notified while nobody listened: look now)
-        async with self._session("waiting for work") as connection:
-            next_due = await connection.fetchval(NEXT_DUE)
-        if next_due is not None:
-            longest = min(longest, max(0.0, float(next_due)))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(longest):
-                await self._work.wait()
-        self._work.clear()
-
-    def _on_notify(self, *args: object) -> None:
-        self._work.set()
+        """Until a journal is posted to or released, a timer is due, or `longest` s."""
+        await self.work.wait_for_work(longest)
 
     async def read(self, name: str) -> list[StoredRecord]:
         """The committed records of the journal's current generation; no lease taken."""
         self.check_name(name)
-        async with self._session(f"reading journal {name!r}") as connection:
+        async with self.session(f"reading journal {name!r}") as connection:
             rows = await connection.fetch(RECORDS, name)
             if not rows and not await connection.fetchval(
                 "SELECT 1 FROM durable_journals WHERE name = $1", name
@@ -634,7 +552,7 @@ class PostgresStore:
 
     async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
         """The committed records of several journals, in one query (for listings)."""
-        async with self._session("reading journals") as connection:
+        async with self.session("reading journals") as connection:
             rows = await connection.fetch(
                 "SELECT r.name, r.seq, r.payload FROM durable_records AS r "
                 "JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation "
@@ -650,7 +568,7 @@ class PostgresStore:
 
     async def holders(self, names: list[str]) -> dict[str, str]:
         """The owner of each journal whose lease is live now."""
-        async with self._session("reading leases") as connection:
+        async with self.session("reading leases") as connection:
             rows = await connection.fetch(
                 "SELECT name, owner FROM durable_journals "
                 "WHERE name = ANY($1) AND owner IS NOT NULL AND lease_until > now()",
@@ -663,9 +581,7 @@ class PostgresStore:
         assert isinstance(journal, PostgresJournal)
         await journal.flush()
         async with (
-            self._session(
-                f"starting the next generation of journal {journal.name!r}"
-            ) as connection,
+            self.session(f"starting the next generation of journal {journal.name!r}") as connection,
             connection.transaction(),
         ):
             generation = await connection.fetchval(
@@ -705,7 +621,7 @@ class PostgresStore:
         """Append a message to the journal's inbox, committed; its position."""
         self.check_name(name)
         async with (
-            self._session(f"posting to the inbox of {name!r}") as connection,
+            self.session(f"posting to the inbox of {name!r}") as connection,
             connection.transaction(),
         ):
             # (one poster at a time per inbox: the refusal sees every message before it)
@@ -722,16 +638,12 @@ class PostgresStore:
             await connection.execute(
                 "INSERT INTO durable_inbox VALUES ($1, $2, $3)", name, len(rows), payload
             )
-            # (a workflow nobody runs now wants a runner: any serving process may take it)
-            await connection.execute(
-                "UPDATE durable_journals SET due = NULL WHERE name = $1 AND NOT done", name
-            )
-            await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
+            await self.work.posted(connection, name)
         self._with_mail.add(name)
         return len(rows)
 
     async def inbox(self, name: str, first: int = 0) -> list[StoredRecord]:
-        async with self._session(f"reading the inbox of {name!r}") as connection:
+        async with self.session(f"reading the inbox of {name!r}") as connection:
             rows = await connection.fetch(
                 "SELECT seq, payload FROM durable_inbox WHERE name = $1 AND seq >= $2 ORDER BY seq",
                 name,
@@ -741,7 +653,7 @@ class PostgresStore:
 
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """The number of messages in each inbox (-1: none yet)."""
-        async with self._session("reading inboxes") as connection:
+        async with self.session("reading inboxes") as connection:
             rows = await connection.fetch(
                 "SELECT name, count(*) AS n FROM durable_inbox WHERE name = ANY($1) GROUP BY name",
                 names,
@@ -765,11 +677,7 @@ class PostgresStore:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.remove_listener(CHANNEL, self._on_notify)
-                await self._pool.release(self._listener)
-            self._listener = None
+        await self.work.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -784,6 +692,6 @@ class PostgresStore:
 
     async def list(self) -> list[str]:
         """The names of all journals, sorted (last: its name hides the builtin below)."""
-        async with self._session("listing journals") as connection:
+        async with self.session("listing journals") as connection:
             rows = await connection.fetch("SELECT name FROM durable_journals ORDER BY name")
         return [row["name"] for row in rows]

@@ -17,10 +17,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from .._catalog import Details, InboxMessage, Runner, plain_description, to_plain
+from .._catalog import Details, InboxMessage, Runner
 from .._engine._describe import WorkflowDescription
 from .._engine._history import Attempt, Message, Step
 from .._errors import DurableError
+from .._json_ready import plain_description, to_plain
 from ._values import preview
 
 VALUE_LIMIT = 4_000  # characters of one value (or error message, or traceback) in a page

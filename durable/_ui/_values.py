@@ -1,6 +1,6 @@
 """Journal values as JSON text, a piece at a time: for previews and for streaming one value.
 
-The text is that of `to_plain(value)` (see durable._catalog), written without building the
+The text is that of `to_plain(value)` (see durable._json_ready), written without building the
 plain copy or the whole text: a preview of a 100 MiB payload costs its first few thousand
 characters, and streaming it holds one piece at a time beside the decoded value. Iterative,
 not recursive, so no nesting a journal can hold overflows the stack.
@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._catalog import to_plain
+from .._json_ready import to_plain
 
 PIECE = 64 * 1024  # characters of a long string (or bytes of a bytes value) per piece
 COMPACT = (",", ":")  # the API's separators (as starlette's JSONResponse)

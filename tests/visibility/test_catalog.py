@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
 import durable
-from durable._catalog import Catalog, to_plain
+from durable._catalog import Catalog
 from tests.conftest import wait_until
 
 from .sample_app import ORDERS, STATES, order_workflow
@@ -146,31 +142,6 @@ async def test_bad_and_unknown_ids(sample_dir: Path) -> None:
     with pytest.raises(durable.WorkflowNotFound):
         await catalog.describe("order-999")
     assert (await Catalog(sample_dir / "missing").listing()).workflows == []
-
-
-@dataclass
-class Item:
-    sku: str
-    price: Decimal
-
-
-def test_to_plain_gives_json_ready_values() -> None:
-    value = {
-        "when": datetime(2026, 12, 5, tzinfo=UTC),
-        "items": (Item("a", Decimal("1.50")),),
-        "tags": {"x"},
-        "raw": b"\x00\x01",
-        "id": UUID(int=1),
-        1: float("nan"),
-    }
-    assert to_plain(value) == {
-        "when": "2026-12-05T00:00:00+00:00",
-        "items": [{"sku": "a", "price": "1.50"}],
-        "tags": ["x"],
-        "raw": {"base64": "AAE="},
-        "id": "00000000-0000-0000-0000-000000000001",
-        "1": "nan",
-    }
 
 
 def test_version_changes_when_the_journal_grows(sample_dir: Path) -> None:

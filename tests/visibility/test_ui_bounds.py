@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 import durable
-from durable._catalog import to_plain
 from durable._encoding import encode
 from durable._errors import (
     InboxFull,
@@ -24,6 +23,7 @@ from durable._errors import (
     WorkflowFinished,
     WorkflowNotFound,
 )
+from durable._json_ready import to_plain
 from durable._storage._directory import JournalDirectory
 from durable._ui import create_app
 from durable._ui._answers import ATTEMPT_LIMIT, NAME_LIMIT, ROW_LIMIT, SMALL, VALUE_LIMIT

@@ -1,4 +1,8 @@
-"""Pausing the cyclic garbage collector over bursts of allocations that all stay alive."""
+"""Pausing the cyclic garbage collector over bursts of allocations that all stay alive.
+
+A leaf (imports nothing from durable), below storage and the engine alike: storage pauses
+the collector over a journal file's scan, the engine over decoding and indexing a journal.
+"""
 
 from __future__ import annotations
 
