@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, ParamSpec
 
 from ._definitions import Activity
-from ._engine._context import current_run
+from ._engine._workflow_run import current_run
 from ._errors import CompensationFailed, OutsideWorkflowError
 
 P = ParamSpec("P")

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from .._storage._interface import Journal
     from ._events import EventWaiters
     from ._loop import WorkflowLoop
+    from ._ports import Children, InboxReader
     from ._replay import JournalIndex, RecordedStep
-    from ._workflow_run import Children, InboxReader
 
 logger = logging.getLogger("durable")
 

@@ -14,10 +14,11 @@ import asyncio
 import collections
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from .._asyncio_private import running_loop
 from .._encoding import convert, decode, encode
 from .._errors import (
     NonDeterminismError,
@@ -41,6 +42,7 @@ from ._outcomes import (
     rebuild,
     step_error,
 )
+from ._ports import Children, InboxReader
 from ._replay import (
     JournalIndex,
     RecordedStep,
@@ -59,42 +61,6 @@ from ._steps import (
     InlineStart,
     RecordedOutcome,
 )
-
-
-class Children(Protocol):
-    """How a run starts and cancels child workflows (the runtime provides it)."""
-
-    def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
-    ) -> asyncio.Future[Any]:
-        """Start (or resume, or join) the child now, in work the runtime owns; its start.
-
-        Called as the step starts, so the start outlives the parent's run: a parent that
-        ends at once still finds it under way (end_with_parent waits for it).
-        """
-
-    async def outcome(self, started: asyncio.Future[Any]) -> Any:
-        """The child's result once begin's start is done; WorkflowFailed etc. for its end."""
-
-    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
-        """Have `parent`'s child cancelled durably, soon (idempotent; a finished one is left be).
-
-        The runtime owns that work: it must outlive the parent's run, which may end now. An
-        id whose journal another parent (or nobody) started is left be: it was refused.
-        """
-
-    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
-        """Cancel these children of `parent` durably, now: return once each is on disk.
-
-        Idempotent (one cancellation per child from its parent); a child that has finished,
-        or whose journal was never written, is left be. Starts of these children still in
-        progress are waited for first, so none starts after its cancellation was skipped.
-        """
-
-
-# The inbox messages from a position on: (position, decoded message) pairs; in place of a
-# message that cannot be decoded, why (the run journals it as skipped).
-InboxReader = Callable[[int], Awaitable[list[tuple[int, dict[str, Any] | str]]]]
 
 logger = logging.getLogger("durable")
 
@@ -669,6 +635,14 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is not None:
             command.host.cancel()
+
+
+def current_run() -> WorkflowRun | None:
+    """The workflow whose code is running now, or None outside workflow code."""
+    loop = running_loop()
+    if isinstance(loop, WorkflowLoop):
+        return loop.owner  # type: ignore[return-value]
+    return None
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:
