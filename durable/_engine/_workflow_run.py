@@ -35,10 +35,13 @@ from ._events import EventWaiters
 from ._host_steps import HostSteps
 from ._loop import StepTimer, TimerScheduler, WorkflowLoop
 from ._outcomes import (
+    ContinuedAsNew,
+    Finished,
+    RunOutcome,
+    Suspended,
     end_of_failure,
     ending_of,
     ending_of_task,
-    final_outcome,
     rebuild,
     step_error,
 )
@@ -47,7 +50,6 @@ from ._replay import (
     JournalIndex,
     RecordedStep,
     digest_of,
-    iso,
 )
 from ._requests import WorkflowRequests
 from ._run_control import RunControl
@@ -57,25 +59,11 @@ from ._steps import (
     Command,
     CommandFuture,
     ContinueAsNew,
-    ContinuedAsNew,
     InlineStart,
     RecordedOutcome,
 )
 
 logger = logging.getLogger("durable")
-
-
-class WorkflowSuspended(Exception):
-    """execute() stopped a workflow that only sleeps, until `wake_at`: resume it then.
-
-    Its timers are durable and its journal says everything: while it sleeps it needs no
-    loop, task, journal handle or memory beyond the runtime's timer.
-    """
-
-    def __init__(self, wake_at: float) -> None:
-        until = iso(wake_at) if wake_at != float("inf") else "a message arrives"
-        super().__init__(f"sleeping until {until}")
-        self.wake_at = wake_at
 
 
 class _Evicted(BaseException):
@@ -206,22 +194,27 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             start_time=datetime.fromtimestamp(self.start_time, UTC),
         )
 
-    async def execute(self) -> Any:
-        """Replay, then run live until the workflow returns; the recorded outcome.
+    async def execute(self) -> RunOutcome:
+        """Replay, then run live until the workflow ends or only sleeps; how it stands then.
+
+        Returns:
+            Finished: the workflow returned, raised or was cancelled (now or in a recorded
+                earlier run): its result, or the WorkflowFailed / WorkflowCancelled for it.
+            Suspended: it only sleeps, for longer than suspend_after: resume it at wake_at.
+            ContinuedAsNew: this generation ended with continue_as_new: start the next.
 
         Raises:
-            WorkflowFailed: the workflow raised (now or in a recorded earlier run).
-            WorkflowCancelled: the workflow was cancelled (now or earlier).
             NonDeterminismError: the code diverged from the journal; nothing was written.
-            ContinuedAsNew: this generation ended with continue_as_new: start the next.
+            WorkflowDefinitionError: the code misused the workflow (I/O, bad arguments).
+            JournalError: the journal failed; the run stops (not final: resume it).
         """
         self._host_loop = asyncio.get_running_loop()
         if self._watch is not None:
             self._watch.start()
         if self.finished is not None:
             if "cont" in self.finished:
-                raise ContinuedAsNew(self.finished, generation=self.generation)
-            return final_outcome(self.workflow_id, self.spec, self.finished, None)
+                return ContinuedAsNew.of(self.finished, self.generation)
+            return Finished.of(self.workflow_id, self.spec, self.finished, None)
         if self._index.new_start_record is not None:
             self._journal.write(self._index.new_start_record)
         main = self._start_main()
@@ -239,7 +232,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                     await self._journal.flush()  # its timers are durable: it may go
                     wake_at = self._long_sleep_until()  # unless a message came meanwhile
                     if wake_at is not None:
-                        raise WorkflowSuspended(wake_at)
+                        return Suspended(wake_at, self.inbox_next)
                     continue
                 self._wakeup = asyncio.get_running_loop().create_future()
                 await self._wakeup
@@ -486,7 +479,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             self._fatal = error
         self._wake()
 
-    async def _finish(self, main: asyncio.Task[Any]) -> Any:
+    async def _finish(self, main: asyncio.Task[Any]) -> Finished | ContinuedAsNew:
         if main.cancelled():
             reason = self.cancel_reason
             if reason is None:  # ("" is a reason the canceller gave)
@@ -506,7 +499,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                     await self._end_children("returned")
                     await self._journal.append(payload)
                     end = decode(payload, path=self.workflow_id, offset=-1)
-                    return final_outcome(self.workflow_id, self.spec, end, None)
+                    return Finished.of(self.workflow_id, self.spec, end, None)
             elif isinstance(error_or_none, ContinueAsNew):
                 continued = records.end_continued(
                     error_or_none.arguments, self.inbox_delivered, self.events.kept(), self._clock()
@@ -515,7 +508,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 await self._end_children("continued as new")  # (as Temporal: per generation)
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
-                raise ContinuedAsNew(end, generation=self.generation)
+                return ContinuedAsNew.of(end, self.generation)
             error = error_or_none
         if isinstance(error, _Diverged | _Evicted):
             raise self._divergence or error
@@ -526,7 +519,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         end = end_of_failure(error, cancelled=cancelled, now=self._clock(), timed_out=timed_out)
         await self._end_children("was cancelled" if cancelled else "failed")
         await self._journal.append(encode(end))
-        return final_outcome(self.workflow_id, self.spec, end, error)
+        return Finished.of(self.workflow_id, self.spec, end, error)
 
     # -- commands from workflow code -------------------------------------------------------
 
