@@ -85,5 +85,5 @@ class Saga:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if isinstance(exc, Exception | asyncio.CancelledError):  # not on _Diverged & co.
+        if isinstance(exc, Exception | asyncio.CancelledError):  # not on Diverged & co.
             await self.compensate()
