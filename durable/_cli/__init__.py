@@ -379,8 +379,9 @@ def _arrival(source: Source, workflow_id: str) -> str:
 def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
     """Serve the web UI: the workflows, their timelines, events and cancellation.
 
-    Listens on 127.0.0.1 unless told otherwise. Sending an event or cancelling needs the
-    token printed at start-up (it is in the printed address).
+    Listens on 127.0.0.1 unless told otherwise. Every API request, reads as much as
+    sending an event or cancelling, needs the token printed at start-up (it is in the
+    printed address, and the page keeps it).
     """
     from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._definitions import Workflow
-from .._encoding import decode
+from .._engine._records import read_journal
 from .._engine._workflow_run import WorkflowRun
 from .._errors import DurableError, NonDeterminismError
 from .._storage._directory import SUFFIX, JournalDirectory
@@ -164,8 +164,12 @@ async def replay_directory(
             if not records:
                 results.append(ReplayResult(workflow_id, "?", path, skipped="empty journal"))
                 continue
-            start = decode(records[0].payload, path=path, offset=records[0].offset)
-            name = str(start.get("wf")) if isinstance(start, dict) else "?"
+            try:  # (the schema validates the start record, as every reader's)
+                start = read_journal(records[:1], path=path)[0]
+            except DurableError as error:
+                results.append(ReplayResult(workflow_id, "?", path, error=error))
+                continue
+            name = str(start["wf"])
             workflow = known.get(name)
             if workflow is None:
                 skipped = f"workflow {name!r} was not given"

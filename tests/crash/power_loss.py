@@ -55,6 +55,7 @@ class FileSystemRecorder:
         self._lock = threading.RLock()
         self._fds: dict[int, tuple[int, bool]] = {}  # fd -> (inode, is the directory)
         self._inodes: dict[tuple[int, int], int] = {}  # (dev, ino) -> our inode number
+        self._next_inode = 0
         self._dir_fds: dict[int, Path] = {}
 
     def _resolve(self, path: Any, dir_fd: int | None) -> Path | None:
@@ -71,11 +72,18 @@ class FileSystemRecorder:
             return full
         return None
 
-    def _inode_of(self, fd: int) -> int:
+    def _inode_of(self, fd: int, *, created: bool = False) -> int:
+        """Our number for the file open at `fd`; a new one for a file just `created`.
+
+        The kernel reuses a freed inode's number at once (ext4 hands a new file the inode of
+        one just unlinked, or replaced by a rename), so a created file gets a number of its
+        own: keyed by the kernel's, it would be modelled as holding the dead file's bytes.
+        """
         info = os.fstat(fd)
         key = (info.st_dev, info.st_ino)
-        if key not in self._inodes:
-            self._inodes[key] = len(self._inodes)
+        if created or key not in self._inodes:
+            self._inodes[key] = self._next_inode
+            self._next_inode += 1
         return self._inodes[key]
 
     @contextlib.contextmanager
@@ -110,7 +118,7 @@ class FileSystemRecorder:
                     return fd
                 if not os.path.isfile(full):
                     return fd
-                inode = recorder._inode_of(fd)
+                inode = recorder._inode_of(fd, created=not existed)
                 recorder._fds[fd] = (inode, False)
                 if not existed:
                     record(Op("create", inode, name=full.name))
@@ -270,7 +278,7 @@ def model_at(ops: list[Op], crash_after: int) -> Model:
     for op in ops[: crash_after + 1]:
         if op.kind in ("create", "link", "replace", "unlink"):
             if op.kind == "create":
-                inodes.setdefault(op.inode, _Inode())
+                inodes[op.inode] = _Inode()  # (a new file is empty, whatever its number held)
             _apply_entry(entries, op, {})
             pending_entries.append(op)
         elif op.kind in ("write", "trunc"):

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 import durable
+from durable._encoding import encode
 from durable.testing import replay, replay_directory
+from tests.conftest import journal_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +135,17 @@ async def test_durable_verify_is_a_pre_deploy_gate(tmp_path: Path) -> None:
     unknown = run_cli("verify", "journals", "-w", "shop_v1:nothing", cwd=tmp_path)
     assert unknown.returncode == 2
     assert "is not a workflow" in unknown.stderr
+
+
+async def test_a_malformed_start_record_is_that_journals_error_not_a_crash(tmp_path: Path) -> None:
+    """The schema validates the start record here as in every reader: one bad journal is
+    reported (JournalCorrupted naming it), the others checked as ever."""
+    await record_journals(tmp_path)
+    bad = tmp_path / "bad.journal"
+    bad.write_bytes(journal_bytes(encode({"k": "start", "v": 2, "args": [], "t": 0.0})))
+    bad.chmod(0o600)
+    results = {r.workflow_id: r for r in await replay_directory(tmp_path, [make_workflow(1)])}
+    assert results["finished"].ok
+    assert results["unfinished"].ok
+    assert isinstance(results["bad"].error, durable.JournalCorrupted)
+    assert "bad.journal" in str(results["bad"].error)

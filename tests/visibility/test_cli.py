@@ -350,6 +350,12 @@ def test_the_help_says_where_dashed_ids_go() -> None:
     assert "Did you mean '--json'?" in output or "did you mean --json?" in output
 
 
+def test_the_ui_help_says_reads_need_the_token_too() -> None:
+    code, output = cli("ui", "--help")
+    assert code == 0
+    assert "Every API request, reads as much as" in " ".join(output.split())
+
+
 def test_a_payload_too_deep_to_print_is_one_line(sample_dir: Path) -> None:
     code, output = durable_cli("send", "order-3", "deep", "[" * 100_000, directory=sample_dir)
     assert code == 2
