@@ -12,17 +12,15 @@ import random as _random
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
+from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from ._definitions import Workflow
 from ._durations import Duration, to_seconds
-from ._engine._context import ActivityInfo, WorkflowInfo, current_activity, current_run
+from ._engine._context import ActivityInfo, WorkflowInfo, current_activity
 from ._engine._loop import in_order
 from ._engine._steps import ContinueAsNew, RecordedOutcome
+from ._engine._workflow_run import WorkflowRun, current_run
 from ._errors import EventTimeout, OutsideWorkflowError, WorkflowDefinitionError
-
-if TYPE_CHECKING:
-    from ._engine._workflow_run import WorkflowRun
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")

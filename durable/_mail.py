@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
-from ._engine._requests import MESSAGE_MARGIN, cancel_message, event_message
-from ._engine._workflow_run import InboxReader, WorkflowRun
+from ._engine._inbox_cursor import MESSAGE_MARGIN, cancel_message, event_message
+from ._engine._ports import InboxReader
+from ._engine._workflow_run import WorkflowRun
 from ._errors import (
     InboxFull,
     JournalCorrupted,

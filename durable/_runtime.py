@@ -27,12 +27,11 @@ from ._encoding import decode, encode
 from ._engine import _records as records
 from ._engine._clock import SYSTEM_CLOCK, Clock
 from ._engine._describe import WorkflowDescription
-from ._engine._outcomes import final_outcome
+from ._engine._outcomes import ContinuedAsNew, Finished, Suspended, final_outcome
 from ._engine._replay import digest_of, start_record
 from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._engine._stall import StallWatch
-from ._engine._steps import ContinuedAsNew
-from ._engine._workflow_run import WorkflowRun, WorkflowSuspended
+from ._engine._workflow_run import WorkflowRun
 from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,
@@ -599,28 +598,23 @@ class Runtime(Serving):
             parent = run.parent
             while True:
                 await self._load(workflow_id, run)
-                wake_at: float | None = None
-                taken, away = 0, False  # (away: its store is; take it again once it answers)
+                sleep: Suspended | None = None
+                away = False  # (its store is: take it again once it answers)
                 try:
                     try:
                         outcome = await run.execute()
-                    except (WorkflowFailed, WorkflowCancelled):
-                        await _note(current, finished=True)
-                        raise
-                    except ContinuedAsNew as continued:
-                        assert current is not None
-                        next_start = self._next_generation(run, continued)
-                        current = await self._rotate(current, next_start)
-                        run = self._run_of(definition, workflow_id, current, None)
-                        continue
-                    else:
-                        await _note(current, finished=True)
-                        return outcome
+                        if isinstance(outcome, Finished):
+                            await _note(current, finished=True)
+                            return outcome.unwrap()  # (WorkflowFailed, WorkflowCancelled)
+                        if isinstance(outcome, ContinuedAsNew):
+                            assert current is not None
+                            next_start = self._next_generation(run, outcome)
+                            current = await self._rotate(current, next_start)
+                            run = self._run_of(definition, workflow_id, current, None)
+                            continue
+                        sleep = outcome  # a long sleep: let go of all but the lock
                     finally:
                         self._runs.pop(workflow_id, None)
-                except WorkflowSuspended as suspended:  # a long sleep: let go of all but the lock
-                    wake_at = suspended.wake_at  # (its traceback would keep the run alive)
-                    taken = run.inbox_next  # (the first message it has not taken)
                 except JournalFenced as fenced:
                     logger.info("workflow %s: %s", workflow_id, fenced)
                 except BaseException as error:
@@ -630,8 +624,8 @@ class Runtime(Serving):
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if wake_at is not None and await self._sleep_or_restart(
-                    current, workflow_id, wake_at, taken
+                if sleep is not None and await self._sleep_or_restart(
+                    current, workflow_id, sleep.wake_at, sleep.inbox_next
                 ):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
                     continue

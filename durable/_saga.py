@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, ParamSpec
 
 from ._definitions import Activity
-from ._engine._context import current_run
+from ._engine._workflow_run import current_run
 from ._errors import CompensationFailed, OutsideWorkflowError
 
 P = ParamSpec("P")
@@ -85,5 +85,5 @@ class Saga:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if isinstance(exc, Exception | asyncio.CancelledError):  # not on _Diverged & co.
+        if isinstance(exc, Exception | asyncio.CancelledError):  # not on Diverged & co.
             await self.compensate()

@@ -98,3 +98,40 @@ def test_lower_layers_never_import_higher_ones() -> None:
 def test_storage_knows_nothing_of_msgpack() -> None:
     for path in (PACKAGE / "_storage").rglob("*.py"):
         assert "import msgpack" not in path.read_text(), path
+
+
+def engine_imports(path: Path) -> set[str]:
+    """The engine modules `path` (an engine module) imports, under TYPE_CHECKING too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 1 and node.module:  # from ._x import ...
+            found.add(node.module)
+        elif node.level == 1:  # from . import _x
+            found.update(alias.name for alias in node.names)
+        elif node.module and node.module.startswith("durable._engine."):
+            found.add(node.module.split(".")[2])
+    return found
+
+
+def test_the_engine_modules_import_each_other_without_a_cycle() -> None:
+    engine = PACKAGE / "_engine"
+    graph = {path.stem: engine_imports(path) for path in engine.glob("*.py")}
+    done: set[str] = set()
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, f"import cycle: {' -> '.join((*trail, module))}"
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, (*trail, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
+def test_the_engine_ports_are_a_leaf() -> None:
+    """What the engine needs from its host: protocols that import nothing from durable."""
+    assert durable_imports(PACKAGE / "_engine" / "_ports.py") == set()

@@ -13,7 +13,7 @@ import pytest
 
 import durable
 from durable import InboxFull, JournalDirectory, MessageTooLarge, Runtime, WorkflowState
-from durable._engine._requests import MESSAGE_MARGIN, event_message
+from durable._engine._inbox_cursor import MESSAGE_MARGIN, event_message
 from durable._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from tests.conftest import wait_until
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from .._encoding import encode
+from .._encoding import convert, decode, encode
 from .._errors import ActivityTimeout, DurableError, SerializationError, SimulatedCrash
 from .._storage._interface import Journal
 from . import _records as records
@@ -29,6 +29,30 @@ from ._specs import ActivitySpec
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
 # syncing inline, costing a loop iteration per step.
 INTENT_AFTER = 0.001
+
+
+def call_arguments(
+    spec: ActivitySpec, encoded: bytes, workflow_id: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """A copy of a call's arguments, as a replay would see them (decoded, rebuilt).
+
+    `encoded` is the call's [args, kwargs] as the step digested them. The activity must not
+    share objects with workflow code: a mutation on either side would make the live run
+    differ from a replay.
+    """
+    args, kwargs = decode(encoded, path=workflow_id, offset=-1)
+    context = f"an argument of activity {spec.name!r}"
+    types = spec.parameter_types
+    args = [
+        convert(value, types[index] if index < len(types) else Any, context=context)
+        for index, value in enumerate(args)
+    ]
+    by_name = spec.keyword_types or {}
+    kwargs = {
+        name: convert(value, by_name.get(name, Any), context=context)
+        for name, value in kwargs.items()
+    }
+    return args, kwargs
 
 
 async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:

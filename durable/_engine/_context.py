@@ -1,8 +1,9 @@
-"""How in-workflow and in-activity calls find what they run in.
+"""How in-workflow and in-activity calls find what they run in, and what they are told of it.
 
-Workflow code runs on its own WorkflowLoop, so the running loop *is* the current workflow.
-Activities run on the host loop or in worker threads, so they are found by a ContextVar,
-which tasks and anyio's worker threads copy.
+Workflow code runs on its own WorkflowLoop, so the running loop *is* the current workflow
+(`_workflow_run.current_run`, beside the class it returns). Activities run on the host
+loop or in worker threads, so they are found by a ContextVar, which tasks and anyio's
+worker threads copy.
 """
 
 from __future__ import annotations
@@ -14,13 +15,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-from .._asyncio_private import running_loop
-from ._loop import WorkflowLoop
-
-if TYPE_CHECKING:
-    from ._workflow_run import WorkflowRun
 
 
 @dataclass(frozen=True)
@@ -72,14 +66,6 @@ class ActivityInfo:
 current_activity: ContextVar[tuple[str, str, int, int, int, Callable[[], float]] | None] = (
     ContextVar("durable_current_activity", default=None)
 )
-
-
-def current_run() -> WorkflowRun | None:
-    """The workflow whose code is running now, or None outside workflow code."""
-    loop = running_loop()
-    if isinstance(loop, WorkflowLoop):
-        return loop.owner  # type: ignore[return-value]
-    return None
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

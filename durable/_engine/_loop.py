@@ -19,7 +19,7 @@ import sys
 import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextvars import Context
-from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
+from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from .._asyncio_private import (
     CustomEventLoop,
@@ -107,14 +107,12 @@ def in_order(coroutine: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
     return coroutine
 
 
-class TimerScheduler:
+class TimerScheduler(Protocol):
     """What the loop tells its driver about timers (the driver journals and arms them)."""
 
-    def timer_requested(self, handle: StepTimer) -> None:
-        raise NotImplementedError
+    def timer_requested(self, handle: StepTimer) -> None: ...
 
-    def timer_cancelled(self, handle: StepTimer) -> None:
-        raise NotImplementedError
+    def timer_cancelled(self, handle: StepTimer) -> None: ...
 
 
 class WorkflowLoop(CustomEventLoop):

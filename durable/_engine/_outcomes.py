@@ -1,13 +1,15 @@
 """Recorded outcomes as workflow code and callers see them: values rebuilt, errors raised.
 
 Pure functions of a record and a spec: the same record gives the same value or error on
-every replay, in whatever process reads it.
+every replay, in whatever process reads it. And how a run ends, as a value its runtime
+matches on (Finished, Suspended, ContinuedAsNew): exceptions out of a run are errors only.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._encoding import convert
@@ -70,11 +72,35 @@ def step_error(
     )
 
 
-def final_outcome(
-    workflow_id: str, spec: WorkflowSpec, end: Mapping[str, Any], cause: BaseException | None
-) -> Any:
-    """A workflow's result from its end record; raises its recorded failure."""
-    if "e" in end:
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The workflow ended (in this run or an earlier one): its result, or why not.
+
+    `error` is what run() and result() raise: WorkflowFailed, or WorkflowCancelled
+    (WorkflowTimedOut), its __cause__ the workflow's own exception when it ended here.
+    """
+
+    result: Any = None
+    error: DurableError | None = None
+
+    def unwrap(self) -> Any:
+        """The result; the error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    @classmethod
+    def of(
+        cls,
+        workflow_id: str,
+        spec: WorkflowSpec,
+        end: Mapping[str, Any],
+        cause: BaseException | None,
+    ) -> Finished:
+        """From a final end record; `cause`: the code's own exception, when it ended here."""
+        if "e" not in end:
+            context = f"the result of workflow {spec.name!r}"
+            return cls(convert(end["r"], spec.return_type, context=context))
         error = end["e"]
         failed: DurableError
         if end.get("c"):
@@ -89,8 +115,50 @@ def final_outcome(
                 message=error["msg"],
                 traceback=error.get("tb", ""),
             )
-        raise failed from cause
-    return convert(end["r"], spec.return_type, context=f"the result of workflow {spec.name!r}")
+        failed.__cause__ = cause  # (as `raise failed from cause` does, for when it is raised)
+        return cls(error=failed)
+
+
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """The workflow only sleeps, until `wake_at` (inf: a message): resume it from its journal then.
+
+    Its timers are durable and its journal says everything: while it sleeps it needs no
+    loop, task or memory beyond the runtime's wait. `inbox_next`: the first inbox message
+    it has not taken (a message from there on wakes it).
+    """
+
+    wake_at: float
+    inbox_next: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuedAsNew:
+    """A generation ended with continue_as_new (`end{cont}` journaled): start the next one.
+
+    `inbox_next`: the first inbox message not delivered; `carried`: events delivered and
+    not taken, as [name, payload] (the next start record's `q` and `carry`).
+    """
+
+    arguments: list[Any]
+    generation: int
+    inbox_next: int = 0
+    carried: list[list[Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, end: Mapping[str, Any], generation: int) -> ContinuedAsNew:
+        """From generation `generation`'s `end{cont}` record."""
+        return cls(end["cont"], generation, end.get("q", 0), end.get("carry", []))
+
+
+RunOutcome = Finished | Suspended | ContinuedAsNew  # how WorkflowRun.execute() ends
+
+
+def final_outcome(
+    workflow_id: str, spec: WorkflowSpec, end: Mapping[str, Any], cause: BaseException | None
+) -> Any:
+    """A workflow's result from its end record; raises its recorded failure."""
+    return Finished.of(workflow_id, spec, end, cause).unwrap()
 
 
 def end_of_failure(

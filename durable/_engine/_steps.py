@@ -89,17 +89,6 @@ class ContinueAsNew(BaseException):
         self.arguments = arguments
 
 
-class ContinuedAsNew(Exception):
-    """execute() ended a generation with continue_as_new: start the next with `arguments`."""
-
-    def __init__(self, end: dict[str, Any], *, generation: int) -> None:
-        super().__init__(f"continued as new after generation {generation}")
-        self.arguments: list[Any] = end["cont"]
-        self.generation = generation
-        self.inbox_next: int = end.get("q", 0)  # the first inbox message not delivered
-        self.carried: list[list[Any]] = end.get("carry", [])  # delivered, not taken
-
-
 class CommandFuture(asyncio.Future[Any]):
     """An activity's outcome as workflow code awaits it; cancelling it stops the activity.
 

@@ -6,124 +6,63 @@ calls, timers), check them against what the journal recorded at those steps, sta
 ones on the host loop. Replay delivers the journal's events in journal order; live, each
 outcome is journaled durably first and then delivered the same way, so a replay makes the
 same decisions as the first run whatever asyncio composition the workflow uses.
+
+WorkflowRun is one class; its state lives in parts with one job each, the way trio's
+Runner holds its run queue and deadlines: `_steps` (StepsInFlight: numbering, the check
+against the journal, the steps not delivered yet), `_life` (Lifecycle: the main task, host
+tasks, the wake-up, live / stopping / killed, what stops it), `_drain` (Drain: outcomes to
+journal, then deliver), `_inbox` (InboxCursor), `_children` (ChildSteps) and `_patches`
+(Patches). The run holds what the journal says (`_index`), what it was given (journal,
+clock, the host's ports), and decides which part acts when. No part knows another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
+import inspect
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from .._asyncio_private import running_loop
 from .._encoding import convert, decode, encode
-from .._errors import (
-    NonDeterminismError,
-    SerializationError,
-    WorkflowDefinitionError,
-)
+from .._errors import NonDeterminismError, SerializationError, WorkflowDefinitionError
 from .._gc_pause import collector_paused
 from .._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from .._storage._interface import Journal
 from . import _records as records
+from ._activity_run import call_arguments, in_doubt_outcome, run_activity
+from ._child_steps import ChildSteps
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import WorkflowInfo, user_call_site
+from ._drain import Drain
 from ._events import EventWaiters
-from ._host_steps import HostSteps
-from ._loop import StepTimer, TimerScheduler, WorkflowLoop
+from ._in_flight import Diverged, Evicted, StepsInFlight
+from ._inbox_cursor import InboxCursor
+from ._lifecycle import Lifecycle
+from ._loop import StepTimer, WorkflowLoop
 from ._outcomes import (
+    ContinuedAsNew,
+    Finished,
+    RunOutcome,
+    Suspended,
     end_of_failure,
     ending_of,
     ending_of_task,
-    final_outcome,
     rebuild,
     step_error,
 )
-from ._replay import (
-    JournalIndex,
-    RecordedStep,
-    digest_of,
-    iso,
-)
-from ._requests import WorkflowRequests
-from ._run_control import RunControl
+from ._patches import Patches
+from ._ports import Children, InboxReader
+from ._replay import JournalIndex, RecordedStep, digest_of
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
-from ._steps import (
-    Command,
-    CommandFuture,
-    ContinueAsNew,
-    ContinuedAsNew,
-    InlineStart,
-    RecordedOutcome,
-)
+from ._steps import ChildCall, Command, CommandFuture, ContinueAsNew, RecordedOutcome
 
 
-class Children(Protocol):
-    """How a run starts and cancels child workflows (the runtime provides it)."""
-
-    def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
-    ) -> asyncio.Future[Any]:
-        """Start (or resume, or join) the child now, in work the runtime owns; its start.
-
-        Called as the step starts, so the start outlives the parent's run: a parent that
-        ends at once still finds it under way (end_with_parent waits for it).
-        """
-
-    async def outcome(self, started: asyncio.Future[Any]) -> Any:
-        """The child's result once begin's start is done; WorkflowFailed etc. for its end."""
-
-    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
-        """Have `parent`'s child cancelled durably, soon (idempotent; a finished one is left be).
-
-        The runtime owns that work: it must outlive the parent's run, which may end now. An
-        id whose journal another parent (or nobody) started is left be: it was refused.
-        """
-
-    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
-        """Cancel these children of `parent` durably, now: return once each is on disk.
-
-        Idempotent (one cancellation per child from its parent); a child that has finished,
-        or whose journal was never written, is left be. Starts of these children still in
-        progress are waited for first, so none starts after its cancellation was skipped.
-        """
-
-
-# The inbox messages from a position on: (position, decoded message) pairs; in place of a
-# message that cannot be decoded, why (the run journals it as skipped).
-InboxReader = Callable[[int], Awaitable[list[tuple[int, dict[str, Any] | str]]]]
-
-logger = logging.getLogger("durable")
-
-
-class WorkflowSuspended(Exception):
-    """execute() stopped a workflow that only sleeps, until `wake_at`: resume it then.
-
-    Its timers are durable and its journal says everything: while it sleeps it needs no
-    loop, task, journal handle or memory beyond the runtime's timer.
-    """
-
-    def __init__(self, wake_at: float) -> None:
-        until = iso(wake_at) if wake_at != float("inf") else "a message arrives"
-        super().__init__(f"sleeping until {until}")
-        self.wake_at = wake_at
-
-
-class _Evicted(BaseException):
-    """Unwinds workflow code that asks for work while its run is being torn down."""
-
-
-class _Diverged(BaseException):
-    """Unwinds workflow code at a non-deterministic call; user code cannot catch it."""
-
-
-class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
+class WorkflowRun:
     """One execution of one workflow over its journal (replay, then live)."""
-
-    _timed_out = False  # the cancellation delivered (the first) is the deadline's
 
     def __init__(
         self,
@@ -160,11 +99,12 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         self.spec = spec
         self.workflow_id = workflow_id
         self._journal = journal
-        self._clock = clock.time
-        self._timers = clock
+        self._clock = clock  # durable timers and retry back-offs
+        self._now = clock.time  # every journaled timestamp
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
-        self._index = JournalIndex(
+        self._watch = watch
+        index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
             workflow_name=spec.name,
@@ -174,53 +114,44 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             path=location,  # (the journal's path or place, for errors: else the id)
             execution_timeout=execution_timeout,
         )
-        self.finished = self._index.finished
-        self._recorded = self._index.steps
+        self.finished = index.finished  # the journal's end record: nothing to run
+        self._recorded = index.steps  # what the journal holds about each step (read only)
         self._replay_index = 0  # the next recorded event to deliver
-        start = self._index.start
+        start = index.start
         self.start_time: float = start["t"]
         self.random = random.Random(start["seed"])
         self.arguments: list[Any] = start["args"]
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
-        self._inbox, self._record_limit, self._watch = inbox, record_limit, watch
-        # Children started and not detached, with no outcome journaled: the parent's end
-        # cancels them (step -> child id).
-        self._children, self._open_children = children, self._index.open_children()
-        self.inbox_next = self._index.inbox_next  # the first inbox message not journaled
-        self.inbox_delivered: int = start.get("q", 0)  # the first one not delivered
-        self._pulling = False
-        self._pull_again = False
         self.events = EventWaiters()
         self.events.preload(start.get("carry", []))
         self.status: Any = None
-        self.cancel_reason: str | None = None
-        self._patch_decisions: dict[str, tuple[bool, str]] = {}
-        self._last_recorded_step = max(self._index.steps, default=-1)
+        self.delivered = 0  # journaled events (outcomes, firings, messages) processed so far
         self._deferred: list[bytes] = []  # bookkeeping records to write once live
-        self._stopping = False  # the runtime is closing: start no more activities
-        self._host_loop: asyncio.AbstractEventLoop | None = None
+        self._steps = StepsInFlight(workflow_id, index.steps)
+        self._life = Lifecycle()
+        self._drain = Drain()
+        self._inbox = InboxCursor(
+            inbox,
+            workflow_id=workflow_id,
+            taken=index.inbox_next,
+            delivered=start.get("q", 0),
+            record_limit=record_limit,
+            now=clock.time,
+        )
+        self._children = ChildSteps(
+            children,
+            workflow_id=workflow_id,
+            journal=journal,
+            now=clock.time,
+            open_children=index.open_children(),
+        )
+        self._patches = Patches(index.patches, max(index.steps, default=-1))
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
             start_time=self.start_time, scheduler=self, owner=self
         )
-        self._next_step = 0
-        self._pending: dict[int, Command] = {}
-        self._pending_activities = 0  # how many of _pending are activities
-        self._new: list[Command] = []
-        self._outcomes: collections.deque[bytes] = collections.deque()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._draining = False
-        self._inline_open = False  # an activity task is draining: it can run one more
-        self._inline: InlineStart | None = None
-        self._live = False
-        self._evicting = False
-        self._divergence: NonDeterminismError | None = None
-        self._fatal: BaseException | None = None
-        self._host_tasks: set[asyncio.Task[Any]] = set()
-        self._main: asyncio.Task[Any] | None = None
-        self.delivered = 0  # journaled events (outcomes, firings) processed so far
 
-    # -- running ------------------------------------------------------------------------
+    # -- what the runtime reads -----------------------------------------------------------
 
     @property
     def deadline(self) -> float | None:
@@ -230,7 +161,12 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     @property
     def replaying(self) -> bool:
         """Whether recorded events remain to replay (for the stall watchdog's report)."""
-        return not self._live and self._replay_index < len(self._index.events)
+        return not self._life.live and self._replay_index < len(self._index.events)
+
+    @property
+    def inbox_next(self) -> int:
+        """The first inbox message this run has not taken (journaled) yet."""
+        return self._inbox.next
 
     @property
     def info(self) -> WorkflowInfo:
@@ -240,45 +176,52 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             start_time=datetime.fromtimestamp(self.start_time, UTC),
         )
 
-    async def execute(self) -> Any:
-        """Replay, then run live until the workflow returns; the recorded outcome.
+    # -- running ------------------------------------------------------------------------
+
+    async def execute(self) -> RunOutcome:
+        """Replay, then run live until the workflow ends or only sleeps; how it stands then.
+
+        Returns:
+            Finished: the workflow returned, raised or was cancelled (now or in a recorded
+                earlier run): its result, or the WorkflowFailed / WorkflowCancelled for it.
+            Suspended: it only sleeps, for longer than suspend_after: resume it at wake_at.
+            ContinuedAsNew: this generation ended with continue_as_new: start the next.
 
         Raises:
-            WorkflowFailed: the workflow raised (now or in a recorded earlier run).
-            WorkflowCancelled: the workflow was cancelled (now or earlier).
             NonDeterminismError: the code diverged from the journal; nothing was written.
-            ContinuedAsNew: this generation ended with continue_as_new: start the next.
+            WorkflowDefinitionError: the code misused the workflow (I/O, bad arguments).
+            JournalError: the journal failed; the run stops (not final: resume it).
         """
-        self._host_loop = asyncio.get_running_loop()
+        life = self._life
+        life.host_loop = asyncio.get_running_loop()
         if self._watch is not None:
             self._watch.start()
         if self.finished is not None:
             if "cont" in self.finished:
-                raise ContinuedAsNew(self.finished, generation=self.generation)
-            return final_outcome(self.workflow_id, self.spec, self.finished, None)
+                return ContinuedAsNew.of(self.finished, self.generation)
+            return Finished.of(self.workflow_id, self.spec, self.finished, None)
         if self._index.new_start_record is not None:
             self._journal.write(self._index.new_start_record)
         main = self._start_main()
         try:
             self._replay(main)
-            self._live = True
+            life.live = True
             if self._past_deadline():  # its cancellation is in the inbox: take it first
                 await self.take_inbox()
             self._start_new()
             self._check_progress()
             self.request_pull()  # what was sent while it was not running
-            while not main.done() and self._fatal is None:
+            while not main.done() and life.fatal is None:
                 wake_at = self._long_sleep_until()
                 if wake_at is not None:
                     await self._journal.flush()  # its timers are durable: it may go
                     wake_at = self._long_sleep_until()  # unless a message came meanwhile
                     if wake_at is not None:
-                        raise WorkflowSuspended(wake_at)
+                        return Suspended(wake_at, self._inbox.next)
                     continue
-                self._wakeup = asyncio.get_running_loop().create_future()
-                await self._wakeup
-            if self._fatal is not None:
-                raise self._fatal
+                await life.idle()
+            if life.fatal is not None:
+                raise life.fatal
             return await self._finish(main)
         finally:
             self._teardown()
@@ -301,7 +244,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 f"workflow {self.spec.name!r} cannot take the arguments its journal "
                 f"{self.workflow_id!r} recorded: {error}"
             ) from None
-        main = self._main = self.loop.create_task(coroutine, name=self.workflow_id)
+        main = self._life.main = self.loop.create_task(coroutine, name=self.workflow_id)
         return main
 
     def _replay(self, main: asyncio.Task[Any]) -> None:
@@ -313,7 +256,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 self._replay_index += 1  # (a recorded result taken inline moves it too)
                 self._deliver(events[self._replay_index - 1])
         self._index.events = []
-        unasked = self._index.unasked(self._next_step)
+        unasked = self._index.unasked(self._steps.next)
         if unasked is not None:
             raise unasked
 
@@ -333,12 +276,13 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             if end is None:
                 return
             recorded = ending_of(end)
+            asked = self._steps.next
             if not main.done():
-                waiting = sorted(self._pending)
+                waiting = sorted(self._steps.pending)
                 raise NonDeterminismError(
                     workflow_id=self.workflow_id,
-                    position=self._next_step - 1 if not waiting else waiting[0],
-                    recorded=f"the workflow {recorded} after step {self._next_step - 1}",
+                    position=asked - 1 if not waiting else waiting[0],
+                    recorded=f"the workflow {recorded} after step {asked - 1}",
                     requested=f"the code still waits for step(s) {waiting} there",
                     call_site="the workflow's last await",
                 )
@@ -346,7 +290,7 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             if now != recorded:
                 raise NonDeterminismError(
                     workflow_id=self.workflow_id,
-                    position=self._next_step,
+                    position=asked,
                     recorded=f"the workflow {recorded}",
                     requested=f"the code {now}",
                     call_site="the workflow's return",
@@ -357,26 +301,25 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     def _past_deadline(self) -> bool:
         """Resumed after its deadline and not cancelled yet: it must start nothing new."""
         deadline = self.deadline
+        life = self._life
         return (
             deadline is not None
-            and deadline <= self._clock()
-            and self.cancel_reason is None
-            and not self._main_done()
+            and deadline <= self._now()
+            and life.cancel_reason is None
+            and not life.main_done()
         )
 
     def _long_sleep_until(self) -> float | None:
         """When the workflow only sleeps, for longer than suspend_after: its wake-up time."""
+        wake_at = self._steps.sleeping_until()  # (first: None while an activity runs)
         if (
-            self._suspend_after is None
-            or self._outcomes
-            or self._draining
-            or self._pulling
-            or self._pending_activities
-            or not self._pending
+            wake_at is None
+            or self._suspend_after is None
+            or self._drain.busy()
+            or self._inbox.pulling
         ):
             return None
-        wake_at = min(command.fire_at for command in self._pending.values())
-        return wake_at if wake_at - self._clock() > self._suspend_after else None
+        return wake_at if wake_at - self._now() > self._suspend_after else None
 
     def _step(self) -> None:
         watch = self._watch
@@ -389,140 +332,131 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
                 self.loop.run_until_idle()
             finally:
                 watch.stepping = None
-        if self._divergence is not None:
-            raise self._divergence
-        if self._live:
+        divergence = self._steps.divergence
+        if divergence is not None:
+            raise divergence
+        if self._life.live:
             self._start_new()
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        if event["k"] in records.FROM_INBOX:
+        kind = event["k"]
+        if kind in records.FROM_INBOX:
             self._deliver_message(event)
             return
         step = event["s"]
-        if step >= self._next_step:
+        steps = self._steps
+        if step >= steps.next:
             recorded = self._recorded.get(step)
             what = recorded.description if recorded else "an outcome"
             raise NonDeterminismError(
                 workflow_id=self.workflow_id,
                 position=step,
                 recorded=f"{what} at step {step}",
-                requested=f"only {self._next_step} steps before the workflow went idle",
+                requested=f"only {steps.next} steps before the workflow went idle",
                 call_site="the workflow's last await",
             )
         self.delivered += 1
-        if self._open_children and event["k"] == records.DONE:
-            self._open_children.pop(step, None)  # (a child's outcome: it has ended)
-        command = self._forget(step)
+        children = self._children
+        if children.open and kind == records.DONE:
+            children.ended(step)
+        command = steps.forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
         self.loop.set_time(event["t"])
-        if event["k"] == records.FIRED:
+        if kind == records.FIRED:
             assert command.handle is not None
             self.loop.fire(command.handle)
         else:
-            assert command.future is not None
+            future = command.future
+            assert future is not None
             assert command.spec is not None
-            if not command.future.done():
+            if not future.done():
                 if "e" in event:
-                    command.future.set_exception(
+                    future.set_exception(
                         step_error(self.workflow_id, command.spec, command.step, event)
                     )
                 else:
-                    command.future.set_result(rebuild(event["r"], command.spec))
+                    future.set_result(rebuild(event["r"], command.spec))
         self._step()
 
     def _deliver_message(self, message: dict[str, Any]) -> None:
         """An event or a cancellation from the inbox, now in the journal's order."""
         self.delivered += 1
-        self.inbox_delivered = message["q"] + 1
+        self._inbox.delivered_one(message["q"])
         if message["k"] == records.SKIP:
             return  # (an undeliverable message: nothing reaches the workflow)
         self.loop.set_time(message["t"])
         if message["k"] == records.EVENT:
             step = self.events.deliver(message["n"], message.get("p"))
             if step is not None:
-                self._forget(step)
-        elif self.cancel_reason is None:  # the first cancel only: a repeated one (journaled
-            reason = message.get("m", "cancelled")  # too) would interrupt the cleanup
-            self.cancel_reason = reason
-            self._timed_out = message.get("id") == records.DEADLINE_CANCEL_ID
-            main = self._main
-            if main is not None and not main.done():
-                main.cancel(msg=reason)
+                self._steps.forget(step)
+        else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
+            reason = message.get("m", "cancelled")
+            life = self._life
+            if life.cancelled(reason, timed_out=message.get("id") == records.DEADLINE_CANCEL_ID):
+                main = life.main
+                if main is not None and not main.done():
+                    main.cancel(msg=reason)
         self._step()
 
-    # Live outcomes: whoever posts one while nobody is draining drains the queue (an
-    # activity's own task, inline; a timer via a new task). Draining journals a batch with one
-    # sync and then delivers it in journal order, so a step costs no hop to another task.
+    # -- the drain: live outcomes journaled in batches, then delivered (see _drain) -------
 
     def _post(self, payload: bytes) -> None:
-        """Queue an outcome from a callback (a timer); a task drains it."""
-        self._outcomes.append(payload)
-        if not self._draining:
+        """Queue an outcome from a callback (a timer, the inbox); a task drains it."""
+        if self._drain.post(payload):
             self._post_pending()
 
-    async def _drain(self) -> None:
-        self._draining = True
+    async def _drain_outcomes(self) -> None:
+        drain, life, journal = self._drain, self._life, self._journal
+        main = life.main
+        assert main is not None  # (a drain runs live only)
+        drain.draining = True
         try:
-            while self._outcomes and self._fatal is None and not self._main_done():
-                batch = list(self._outcomes)
-                self._outcomes.clear()
+            while drain.outcomes and life.fatal is None and not main.done():
+                batch = drain.take()
                 for payload in batch[:-1]:
-                    self._journal.write(payload)
-                await self._journal.append(batch[-1])  # one sync makes the batch durable
+                    journal.write(payload)
+                await journal.append(batch[-1])  # one sync makes the batch durable
                 for payload in batch:
-                    if self._main_done():
+                    if main.done():
                         break  # as on replay: nothing is delivered once the workflow returned
                     self._deliver(decode(payload, path=self.workflow_id, offset=-1))
-            if not self._main_done() and self._fatal is None:
-                if not self._outcomes and not self._pending_activities:
-                    await self._journal.flush()  # timer records: no outcome will sync them
+            if not main.done() and life.fatal is None:
+                if not drain.outcomes and not self._steps.activities:
+                    await journal.flush()  # timer records: no outcome will sync them
                 self._check_progress()
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # a journal failure, a divergence: the run stops
-            self._fail(error)
+            life.fail(error)
         finally:
-            self._draining = False
-        if self._main_done() or self._long_sleep_until() is not None:
-            self._wake()
-        elif self._outcomes and self._fatal is None:
+            drain.draining = False
+        if main.done() or self._long_sleep_until() is not None:
+            life.wake()
+        elif drain.outcomes and life.fatal is None:
             self._post_pending()
 
     def _post_pending(self) -> None:
-        self._draining = True  # the task drains; until it starts, nobody else may
-        task = asyncio.get_running_loop().create_task(self._drain())
-        self._host_tasks.add(task)
-        task.add_done_callback(self._host_tasks.discard)
-
-    def _main_done(self) -> bool:
-        return self._main is not None and self._main.done()
+        self._drain.draining = True  # the task drains; until it starts, nobody else may
+        self._life.spawn(self._drain_outcomes())
 
     def _check_progress(self) -> None:
         """Fail a workflow that waits on nothing that could ever wake it."""
-        if not self._pending and not self._outcomes and not self._main_done():
-            self._fail(
+        drain = self._drain
+        if not self._steps.pending and not drain.outcomes and not self._life.main_done():
+            self._life.fail(
                 WorkflowDefinitionError(
                     f"workflow {self.workflow_id!r} is waiting on something that is not an "
                     "activity, a timer or one of its own tasks, so it can never resume: await "
                     "only activities, durable.sleep / asyncio.sleep and tasks of the workflow"
                 )
             )
-        elif self._outcomes and not self._draining:
+        elif drain.outcomes and not drain.draining:
             self._post_pending()
 
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
-    def _fail(self, error: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = error
-        self._wake()
-
-    async def _finish(self, main: asyncio.Task[Any]) -> Any:
+    async def _finish(self, main: asyncio.Task[Any]) -> Finished | ContinuedAsNew:
         if main.cancelled():
-            reason = self.cancel_reason
+            reason = self._life.cancel_reason
             if reason is None:  # ("" is a reason the canceller gave)
                 reason = "the workflow cancelled itself"
             error: BaseException = asyncio.CancelledError(reason)
@@ -531,59 +465,89 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
             if error_or_none is None:
                 try:
                     payload = encode(
-                        records.end_result(main.result(), self._clock()),
+                        records.end_result(main.result(), self._now()),
                         context=f"the result of workflow {self.spec.name!r}",
                     )
                 except SerializationError as unencodable:
                     error_or_none = unencodable  # a final failure, like any other
                 else:
-                    await self._end_children("returned")
+                    await self._children.end_with_parent("returned")
                     await self._journal.append(payload)
                     end = decode(payload, path=self.workflow_id, offset=-1)
-                    return final_outcome(self.workflow_id, self.spec, end, None)
+                    return Finished.of(self.workflow_id, self.spec, end, None)
             elif isinstance(error_or_none, ContinueAsNew):
                 continued = records.end_continued(
-                    error_or_none.arguments, self.inbox_delivered, self.events.kept(), self._clock()
+                    error_or_none.arguments, self._inbox.delivered, self.events.kept(), self._now()
                 )
                 payload = encode(continued, context="the arguments of continue_as_new")
-                await self._end_children("continued as new")  # (as Temporal: per generation)
+                await self._children.end_with_parent("continued as new")  # (per generation)
                 await self._journal.append(payload)
                 end = decode(payload, path=self.workflow_id, offset=-1)
-                raise ContinuedAsNew(end, generation=self.generation)
+                return ContinuedAsNew.of(end, self.generation)
             error = error_or_none
-        if isinstance(error, _Diverged | _Evicted):
-            raise self._divergence or error
+        if isinstance(error, Diverged | Evicted):
+            raise self._steps.divergence or error
         if isinstance(error, WorkflowDefinitionError):
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
         cancelled = main.cancelled()
-        timed_out = cancelled and self._timed_out
-        end = end_of_failure(error, cancelled=cancelled, now=self._clock(), timed_out=timed_out)
-        await self._end_children("was cancelled" if cancelled else "failed")
+        timed_out = cancelled and self._life.timed_out
+        end = end_of_failure(error, cancelled=cancelled, now=self._now(), timed_out=timed_out)
+        await self._children.end_with_parent("was cancelled" if cancelled else "failed")
         await self._journal.append(encode(end))
-        return final_outcome(self.workflow_id, self.spec, end, error)
+        return Finished.of(self.workflow_id, self.spec, end, error)
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def _teardown(self) -> None:
+        """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
+        self._steps.close()
+        self._stop_host_work()
+        self._life.let_go(self.loop)
+
+    def _stop_host_work(self) -> None:
+        self._steps.cancel_host_work()
+        self._life.cancel_host_tasks()
+        self._drain.cancel_inline()
+
+    def kill(self, error: BaseException) -> None:
+        """Stop now, as if the process died here (durable.testing's crash injection).
+
+        Host work is cancelled at once and execute() raises `error`; the workflow's own
+        coroutines are kept, not closed, so none of its code runs, until bury().
+        """
+        self._life.killed = True
+        self._stop_host_work()
+        self._life.fail(error)
+
+    def bury(self) -> None:
+        """Close the coroutines of a killed run (its `finally` blocks may start nothing)."""
+        self._life.bury(self.loop)
+
+    def parked(self, child_parked: Callable[[str], bool]) -> bool:
+        """Whether only the clock, a message or a parked child can move this run now.
+
+        Virtual time may skip ahead only when every run is parked: no outcome to journal, no
+        activity running (one waiting out its back-off on the clock is parked).
+        """
+        drain = self._drain
+        if (
+            not self._life.waiting()
+            or drain.busy()
+            or self._inbox.pulling
+            or drain.inline is not None
+        ):
+            return False
+        return self._steps.parked(child_parked)
+
+    def stop_starting(self) -> list[asyncio.Task[Any]]:
+        """The runtime is closing: start no new activity; the host tasks still running.
+
+        Not a child's: it waits for a workflow that is being stopped too (its activities in
+        flight are its own run's), so close() would wait all of stop_grace for it.
+        """
+        return self._life.stop_starting(self._steps.child_tasks())
 
     # -- commands from workflow code -------------------------------------------------------
-
-    def _new_step(self, kind: str, name: str, digest: str, when: float = 0.0) -> int:
-        if self._evicting:
-            raise _Evicted()
-        step = self._next_step
-        self._next_step += 1
-        recorded = self._recorded.get(step)
-        if recorded is not None and (
-            recorded.kind != kind or recorded.name != name or recorded.digest != digest
-        ):
-            requested = RecordedStep(kind, name, digest, fire_at=when).description
-            if self._divergence is None:  # the first divergence is the one to report
-                self._divergence = NonDeterminismError(
-                    workflow_id=self.workflow_id,
-                    position=step,
-                    recorded=recorded.description,
-                    requested=requested,
-                    call_site=user_call_site(),
-                )
-            raise _Diverged()
-        return step
 
     def request_activity(
         self, spec: ActivitySpec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -598,22 +562,20 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         """
         encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = digest_of(encoded)
-        step = self._new_step("activity", spec.name, digest)
+        step = self._steps.begin("activity", spec.name, digest)
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
         future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
-        command = Command(step, future, None, spec=spec, arguments=encoded, digest=digest)
-        self._pending[step] = command
-        self._pending_activities += 1
-        self._new.append(command)
+        self._steps.add(Command(step, future, None, spec=spec, arguments=encoded, digest=digest))
         return future
 
     def _recorded_outcome_now(self, step: int, spec: ActivitySpec) -> RecordedOutcome | None:
         index = self._replay_index
-        if self._live or index >= len(self._index.events) or self.loop.has_ready():
+        events = self._index.events  # (empty once replay is over: live, nothing recorded)
+        if index >= len(events) or self.loop.has_ready():
             return None
-        event = self._index.events[index]
+        event = events[index]
         if event["k"] != records.DONE or event["s"] != step:  # (inbox records have no step)
             return None
         task = asyncio.current_task(self.loop)
@@ -627,14 +589,12 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
         return RecordedOutcome(rebuild(event["r"], spec), None)
 
     def timer_requested(self, handle: StepTimer) -> None:
-        step = self._new_step("timer", "", "", when=handle.when())
-        command = Command(step, None, handle)
+        step = self._steps.begin("timer", "", "", when=handle.when())
         handle.step = step
-        self._pending[step] = command
-        self._new.append(command)
+        self._steps.add(Command(step, None, handle))
 
     def timer_cancelled(self, handle: StepTimer) -> None:
-        command = self._forget(handle.step)
+        command = self._steps.forget(handle.step)
         if command is None:
             return
         recorded = self._recorded.get(handle.step)
@@ -646,29 +606,295 @@ class WorkflowRun(WorkflowRequests, HostSteps, RunControl, TimerScheduler):
     def _note_cancelled(self, record: records.TimerRecord | records.WaitRecord) -> None:
         """Journal that the code let go of a timer or a wait (for readers: describe)."""
         recorded = self._recorded.get(record["s"])
-        if self._evicting or (recorded is not None and recorded.cancelled):
+        if self._steps.closed or (recorded is not None and recorded.cancelled):
             return  # unloading is not the code letting go; or the journal says so already
         self._deferred.append(encode(records.let_go(record)))
 
-    def _forget(self, step: int) -> Command | None:
-        command = self._pending.pop(step, None)
-        if command is not None and command.spec is not None:
-            self._pending_activities -= 1
-        return command
-
     def command_cancelled(self, step: int) -> None:
         """Workflow code cancelled the wait for `step`: stop its activity, forget it."""
-        command = self._forget(step)
+        steps = self._steps
+        command = steps.forget(step)
         if command is None:
             return
         if command.event is not None:
             self.events.forget(command.event, step)
             self._note_cancelled(records.wait(step, command.event))
         recorded = self._recorded.get(step)
-        if command.child is not None and not self._evicting and not (recorded and recorded.outcome):
-            self.cancel_child(command, f"its parent {self.workflow_id!r} was cancelled")
+        if command.child is not None and not steps.closed and not (recorded and recorded.outcome):
+            self._children.cancel(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is not None:
             command.host.cancel()
+
+    def request_event(self, name: str) -> asyncio.Future[Any] | RecordedOutcome:
+        """The next event named `name`: at once if one was delivered and not taken yet."""
+        found, payload = self.events.take(name)
+        step = self._steps.begin("wait", name, "")
+        if found:
+            return RecordedOutcome(payload, None)
+        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        self._steps.wait(Command(step, future, None, event=name))
+        self.events.wait(name, step, future)
+        if step not in self._recorded:
+            self._deferred.append(encode(records.wait(step, name)))
+        return future
+
+    def set_status(self, value: Any) -> None:
+        encoded = encode(value, context="the workflow's status (durable.set_status)")
+        step = self._steps.begin("status", "", "")
+        self.status = decode(encoded, path=self.workflow_id, offset=-1)
+        if step not in self._recorded:
+            self._deferred.append(encode(records.status(step, self.status, self.loop.time())))
+
+    def patched(self, patch_id: str) -> bool:
+        """True where new code may take its new path; False replaying an older journal.
+
+        A journal that recorded the patch says yes; one whose steps go on past this point
+        without it was written by the old code, so no; otherwise (new work) yes, recorded.
+        The first check decides for the whole run: later checks, at any place, repeat it.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise WorkflowDefinitionError(f"a patch id is a non-empty string, not {patch_id!r}")
+        before = self._steps.next
+        decision, new = self._patches.decide(patch_id, before)
+        if new:
+            self._deferred.append(encode(records.patch(patch_id, before)))
+        return decision
+
+    def next_arguments(self, arguments: list[Any]) -> list[Any]:
+        """continue_as_new's arguments, checked while this generation can still fail.
+
+        Once `end{cont}` is journaled and the journal rotated, a next generation that cannot
+        take them would fail at every resume, its predecessor gone.
+
+        Raises:
+            WorkflowDefinitionError: the workflow function cannot take them (fix the code).
+            SerializationError: one cannot be journaled (the workflow fails, as for a result).
+        """
+        try:
+            inspect.signature(self.spec.fn).bind(*arguments)
+        except TypeError as error:
+            raise WorkflowDefinitionError(
+                f"continue_as_new() was given arguments workflow {self.spec.name!r} cannot "
+                f"take: {error}"
+            ) from None
+        encode(arguments, context="the arguments of continue_as_new")
+        return arguments
+
+    def request_child(
+        self,
+        target: Any,
+        spec: WorkflowSpec,
+        args: tuple[Any, ...],
+        child_id: str | None,
+        *,
+        detached: bool = False,
+    ) -> asyncio.Future[Any] | RecordedOutcome:
+        """A step that runs workflow `target` (opaque here) with its own journal.
+
+        `detached` is not part of the step's digest: it decides what the parent's end does
+        to the child, not which child runs, so changing it does not break a replay.
+        """
+        activity = self._children.spec_of(spec)
+        encoded = encode(
+            [list(args), child_id], context=f"the arguments of child workflow {spec.name!r}"
+        )
+        digest = digest_of(encoded)
+        step = self._steps.begin("activity", activity.name, digest)
+        recorded = self._recorded_outcome_now(step, activity)
+        if recorded is not None:
+            return recorded
+        if child_id is None:
+            generation = f".g{self.generation}" if self.generation else ""
+            child_id = f"{self.workflow_id}{generation}.{step}"
+        arguments = decode(encoded, path=self.workflow_id, offset=-1)[0]
+        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
+        self._steps.add(Command(step, future, None, spec=activity, digest=digest, child=call))
+        return future
+
+    # -- the inbox ------------------------------------------------------------------------
+
+    def request_pull(self) -> None:
+        """Journal and deliver the inbox messages this run has not taken yet (in a task)."""
+        life = self._life
+        if not life.live or life.main_done():
+            return
+        if self._inbox.begin_pull():
+            life.spawn(self._pull(), f"{self.workflow_id} inbox")
+
+    async def _pull(self) -> None:
+        life = self._life
+        try:
+            await self._inbox.pull(self._post, life.main_done)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # an unreadable inbox: the run stops (not final)
+            life.fail(error)
+        finally:
+            life.wake()  # the run may go idle (or be unloaded) now that nothing is pending
+
+    async def take_inbox(self) -> None:
+        """Journal and deliver the inbox now, before the run starts anything on going live.
+
+        For a run resumed past its deadline: the runtime posted the deadline's cancellation
+        before the run started, so the code is cancelled at the await the replay left it at,
+        and an activity it had asked for (one in doubt, say) never starts. Messages before
+        the cancellation are delivered first, in order, as a pull would. (A send meanwhile
+        is pulled after: execute() asks for a pull.)
+        """
+        taken = await self._inbox.take_all()
+        if taken is None:
+            return
+        drain = self._drain
+        for payload in taken:
+            drain.post(payload)
+        if drain.outcomes and not drain.draining:
+            await self._drain_outcomes()
+
+    # -- starting steps on the host loop (live only) ----------------------------------------
+
+    def _start_new(self) -> None:
+        """Start, on the host loop, the commands the journal has no outcome for."""
+        if self._deferred:  # bookkeeping of the steps taken since (waits, status, patches)
+            deferred, self._deferred = self._deferred, []
+            for record in deferred:
+                self._journal.write(record)
+        steps = self._steps
+        pending = steps.pending
+        for command in steps.take_new():
+            if pending.get(command.step) is not command:
+                continue  # cancelled before it started
+            recorded = self._recorded.get(command.step)
+            if recorded is not None and recorded.outcome:
+                continue  # delivered from the journal
+            if command.handle is not None:
+                self._arm_timer(command, recorded)
+            elif command.event is not None or self._life.stopping:
+                continue  # an event wait has nothing to start; a closing runtime starts none
+            elif command.child is not None:
+                self._start_child(command, recorded is not None)
+            else:
+                self._start_activity(command, recorded)
+
+    def _arm_timer(self, command: Command, recorded: RecordedStep | None) -> None:
+        assert command.handle is not None
+        if recorded is not None:
+            fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
+        else:
+            fire_at = command.handle.when()
+            self._journal.write(encode(records.timer(command.step, fire_at)))
+        step = command.step
+        command.fire_at = fire_at
+        command.host = self._clock.call_at(
+            fire_at,
+            lambda: self._post(encode(records.fired(step, max(self._now(), fire_at)))),
+        )
+
+    def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
+        called = spec = command.spec
+        assert called is not None
+        assert spec is not None
+        if self._substitute is not None:
+            spec = self._substitute(spec)
+        first_attempt, start_at = 1, None
+        if recorded is not None and recorded.attempt:
+            if recorded.retry_at is not None:
+                first_attempt, start_at = recorded.attempt + 1, recorded.retry_at
+            elif spec.at_most_once:
+                self._post(in_doubt_outcome(command.step, spec, command.digest, self._now()))
+                return
+            else:
+                first_attempt = recorded.attempt  # in doubt: the same attempt runs again
+        args, kwargs = call_arguments(called, command.arguments, self.workflow_id)
+        attempts = run_activity(
+            spec=spec,
+            workflow_id=self.workflow_id,
+            generation=self.generation,
+            step=command.step,
+            digest=command.digest,
+            args=args,
+            kwargs=kwargs,
+            journal=self._journal,
+            first_attempt=first_attempt,
+            start_at=start_at,
+            sleep_until=self._sleep_until,
+            now=self._now,
+        )
+        inline = self._drain.run_inline(command.step, attempts)
+        if inline is not None:
+            command.host = inline
+            return
+        # A task cancelled before its first step never awaits `attempts`: close it then
+        # (closing a finished coroutine does nothing).
+        command.host = self._life.spawn(
+            self._run_and_post(command.step, attempts),
+            f"{self.workflow_id}/{command.step} {spec.name}",
+            lambda _: attempts.close(),
+        )
+
+    def _start_child(self, command: Command, recorded: bool) -> None:
+        assert command.child is not None
+        outcome = self._children.start(command, recorded=recorded)
+        command.host = self._life.spawn(
+            self._run_and_post(command.step, outcome),
+            f"{self.workflow_id}/{command.step} child {command.child.workflow_id}",
+            lambda _: outcome.close(),  # (as for activities: if it never started)
+        )
+
+    async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None:
+        """Run an activity, queue its outcome, drain; then run inline the next one it started.
+
+        Running the activity the drain just started in this same task, instead of a new one,
+        saves a loop iteration per step of a sequential workflow.
+        """
+        task = asyncio.current_task()
+        drain, life = self._drain, self._life
+        pending = self._steps.pending
+        try:
+            while True:
+                try:
+                    payload = await attempts
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as error:
+                    life.fail(error)  # the journal failed (or a bug): the run cannot go on
+                    if life.killed:
+                        return  # a simulated crash: the run knows; nobody awaits this task
+                    raise
+                command = pending.get(step)
+                if command is not None and command.host is task:
+                    command.host = None  # done: cancelling the step must not cancel the drain
+                if not drain.post(payload):
+                    return  # another task drains: it takes this outcome too
+                drain.inline_open = True
+                try:
+                    await self._drain_outcomes()
+                finally:
+                    drain.inline_open = False
+                queued = drain.take_inline()
+                if queued is None or queued.cancelled:
+                    return
+                step, attempts = queued.step, queued.coroutine
+                command = pending.get(step)
+                if command is None:
+                    attempts.close()
+                    return
+                command.host = task
+        finally:
+            if task is not None:
+                life.untrack(task)  # (teardown cancels the ones still tracked)
+
+    async def _sleep_until(self, when: float) -> None:
+        """A retry's back-off: on the runtime's clock (counted: the run is idle meanwhile)."""
+        await self._steps.back_off(self._clock.sleep_until(when))
+
+
+def current_run() -> WorkflowRun | None:
+    """The workflow whose code is running now, or None outside workflow code."""
+    loop = running_loop()
+    if isinstance(loop, WorkflowLoop):
+        return loop.owner  # type: ignore[return-value]
+    return None
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:

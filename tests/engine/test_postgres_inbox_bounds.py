@@ -9,7 +9,7 @@ import pytest
 import durable
 from durable import InboxFull, MessageTooLarge, PostgresStore, RecordTooLarge, Runtime
 from durable._encoding import encode
-from durable._engine._requests import MESSAGE_MARGIN, event_message
+from durable._engine._inbox_cursor import MESSAGE_MARGIN, event_message
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio

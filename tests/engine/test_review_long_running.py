@@ -106,7 +106,7 @@ async def test_an_event_sent_while_the_waiter_flushes_to_unload_wakes_it(
             flush = journal.flush
 
             async def flush_and_receive() -> None:
-                # execute() flushes before it raises WorkflowSuspended; a send landing in
+                # execute() flushes before it returns Suspended; a send landing in
                 # that await starts a pull that the teardown then cancels.
                 nonlocal sent
                 if not sent and runtime._runs.get(name) is not None:

@@ -17,7 +17,7 @@ import durable
 from durable import JournalDirectory, Runtime, WorkflowState
 from durable._encoding import decode, encode
 from durable._engine import _records as records
-from durable._engine._requests import event_message
+from durable._engine._inbox_cursor import event_message
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio

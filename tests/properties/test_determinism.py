@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import durable
 from durable import JournalDirectory, RetryPolicy, Runtime
 from durable._encoding import decode
-from durable._engine._context import current_run
+from durable._engine._workflow_run import current_run
 
 pytestmark = [pytest.mark.slow]
 
