@@ -4,7 +4,8 @@
 
 What a change costs the engine itself, with the disk taken out: each run is a fresh process
 per tree (PYTHONPATH=tree, so `durable` comes from it) whose fdatasync, fsync and syncfs do
-nothing; it measures process CPU time (every thread: the stall watchdog's too) per step of
+nothing (benchmarks/nosync.py); it measures process CPU time (every thread: the stall
+watchdog's too) per step of
   live     one workflow of --steps trivial activities, one after another
   replay   the resume of a journal holding --steps finished steps of it
 Trees are interleaved run by run, so drift on a shared machine hits all alike. Compare a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import statistics
@@ -24,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve()
 
@@ -32,19 +33,16 @@ HERE = Path(__file__).resolve()
 def _child(steps: int, directory: str) -> None:
     """In the measured process: live and replay CPU per step, as JSON on stdout."""
     import durable  # noqa: PLC0415 (from the tree under test: PYTHONPATH)
-    import durable._storage._group_commit as group_commit  # noqa: PLC0415
     from durable import JournalDirectory  # noqa: PLC0415
     from durable._encoding import encode  # noqa: PLC0415
     from durable._engine._replay import digest_of  # noqa: PLC0415
 
-    def no_sync(fd: Any) -> None:
-        return None
-
-    for name, module in list(sys.modules.items()):  # (and every module that imported it)
-        if name.startswith("durable.") and hasattr(module, "sync_file"):
-            module.__dict__["sync_file"] = no_sync
-    group_commit._load_syncfs = lambda: None
-    os.fsync = no_sync  # (directory syncs)
+    # The stub of this checkout, by path: `benchmarks` on PYTHONPATH is the tree's own.
+    spec = importlib.util.spec_from_file_location("_nosync", HERE.parent / "nosync.py")
+    assert spec is not None
+    assert spec.loader is not None
+    nosync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nosync)
 
     @durable.activity(name="step")
     async def step(index: int) -> int:
@@ -81,7 +79,8 @@ def _child(steps: int, directory: str) -> None:
             replay = (time.process_time() - started) / steps
         return {"live": live * 1e6, "replay": replay * 1e6}
 
-    print(json.dumps(asyncio.run(measure())))
+    with nosync.stubbed_syncs():
+        print(json.dumps(asyncio.run(measure())))
 
 
 def _one_run(tree: Path, steps: int, scratch: Path) -> dict[str, float]:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+import durable  # noqa: F401 (its storage modules, which stubbed_syncs patches)
+from benchmarks.nosync import stubbed_syncs
 from benchmarks.peers import restate_peer
 from benchmarks.peers.__main__ import SYSTEMS
 from benchmarks.peers._common import free_ports
@@ -61,9 +63,46 @@ def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
 
 
 def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
-    output, report = run_quick("benchmarks.engine", tmp_path)
-    assert "sequential / raw_single" in output
-    assert set(report["medians"]) >= {"raw_single", "sequential", "replay_100"}
+    output, report = run_quick("benchmarks.engine", tmp_path, "--cpu")
+    assert "sequential / raw write+fdatasync loop" in output
+    assert set(report["medians"]) >= {
+        "raw_single",
+        "sequential",
+        "raw_syncfs_batch",
+        "concurrent",
+        "replay_100",
+    }
+    # The CPU mode, syncs stubbed: us of engine CPU per live, replayed and concurrent step.
+    assert "engine CPU, syncs stubbed" in output
+    cpu = report["cpu_us_per_step"]["medians"]
+    assert set(cpu) == {"cpu_live", "cpu_replay", "cpu_concurrent"}
+    assert all(value > 0 for value in cpu.values())
+    # The sleepers, quick: 200 started, then recovered by a new process on the directory.
+    sleepers = report["sleepers"]
+    assert sleepers["count"] == sleepers["requested"] == 200
+    assert sleepers["bound"] is None
+    assert sleepers["medians"]["recover_s"] > 0
+    assert sleepers["medians"]["open_descriptors"] >= 200  # (one journal each, kept)
+    assert len(report["targets"]) == 10
+
+
+def test_stubbed_syncs_do_nothing_and_are_put_back() -> None:
+    real_fdatasync, real_fsync = os.fdatasync, os.fsync
+    durable_modules = [m for n, m in sys.modules.items() if n.startswith("durable.")]
+    holders = [m for m in durable_modules if real_fdatasync in vars(m).values()]
+    assert holders  # (storage's sync_file, bound at import)
+    with stubbed_syncs():
+        os.fdatasync(-1)  # (no OSError: the real ones raise EBADF)
+        os.fsync(-1)
+        for module in holders:
+            assert real_fdatasync not in vars(module).values()
+        loaders = [vars(m)["_load_syncfs"] for m in durable_modules if "_load_syncfs" in vars(m)]
+        assert loaders
+        for load in loaders:
+            assert load()(-1) == 0
+    assert (os.fdatasync, os.fsync) == (real_fdatasync, real_fsync)
+    for module in holders:
+        assert real_fdatasync in vars(module).values()
 
 
 def test_peers_benchmark_runs_quick_for_the_systems_ci_has(tmp_path: Path) -> None:
