@@ -159,6 +159,7 @@ MARK = b"\xc1"  # never a msgpack type byte, never in UTF-8 text
 _ESC = b"\xf7"
 _ESCAPED_ESC = b"\xf7\x01"
 _ESCAPED_MARK = b"\xf7\x02"
+_ESC_BYTE = _ESC[0]  # (`int in bytes` is 10x faster than a one-byte `bytes in bytes`)
 _BODY_HEAD = struct.Struct("<IIQ")  # payload length, file id, watermark
 _BODY_HEAD_SIZE = _BODY_HEAD.size
 _CRC = struct.Struct("<I")
@@ -177,7 +178,7 @@ def escape(body: bytes) -> bytes:
 
 def unescape(escaped: bytes) -> bytes:
     """The body `escape` was given (garbage in, garbage out: the checksum decides)."""
-    if _ESC not in escaped:
+    if _ESC_BYTE not in escaped:
         return escaped
     return escaped.replace(_ESCAPED_MARK, MARK).replace(_ESCAPED_ESC, _ESC)
 
