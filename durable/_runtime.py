@@ -25,11 +25,10 @@ from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
-from ._engine._clock import SYSTEM_CLOCK, Clock
 from ._engine._describe import WorkflowDescription
 from ._engine._outcomes import ContinuedAsNew, Finished, Suspended, final_outcome
 from ._engine._replay import digest_of, start_record
-from ._engine._specs import ActivitySpec, WorkflowSpec
+from ._engine._specs import WorkflowSpec
 from ._engine._stall import StallWatch
 from ._engine._workflow_run import WorkflowRun
 from ._errors import (
@@ -52,6 +51,7 @@ from ._errors import (
 from ._mail import Mailroom
 from ._outage import Outage
 from ._reading import describe_workflow
+from ._seams import PRODUCTION, RuntimeSeams
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
@@ -234,7 +234,9 @@ class Runtime(Serving):
         inbox_max_messages: int | None = None,
         inbox_max_bytes: int | None = None,
         warn_blocked_after: Duration | None = "2 s",
+        _seams: RuntimeSeams = PRODUCTION,
     ) -> None:
+        self._seams = _seams  # (durable.testing's: virtual clock, mocks, crashes)
         self._stall_watch = (
             None
             if warn_blocked_after is None
@@ -262,9 +264,7 @@ class Runtime(Serving):
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
         self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
-        self._clock = self._new_clock()
-        # What runs for an activity: durable.testing's mocks replace it, None runs the real one.
-        self._substitute: Callable[[ActivitySpec], ActivitySpec] | None = None
+        self._clock = _seams.clock
         self._mail = Mailroom(
             self._store,
             self._runs,
@@ -280,10 +280,6 @@ class Runtime(Serving):
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         for workflow in workflows:
             self._register(_workflow_of(workflow))
-
-    def _new_clock(self) -> Clock:
-        """The clock of timers and timestamps (durable.testing's runtime makes it virtual)."""
-        return SYSTEM_CLOCK
 
     def _register(self, workflow: Workflow[..., Any]) -> None:
         known = self._workflows.setdefault(workflow.name, workflow)
@@ -410,8 +406,12 @@ class Runtime(Serving):
         return handle
 
     def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
-        """The handle type of this runtime (durable.testing's skips virtual time)."""
-        return WorkflowHandle(workflow_id, task, self)
+        """A handle of this runtime's type (durable.testing's skips virtual time)."""
+        if self._seams.handle is None:
+            return WorkflowHandle(workflow_id, task, self)
+        handle = self._seams.handle(workflow_id, task)
+        assert isinstance(handle, WorkflowHandle)
+        return handle
 
     def _task_ended(
         self, workflow_id: str, claimed: asyncio.Future[None], task: asyncio.Task[Any]
@@ -609,7 +609,9 @@ class Runtime(Serving):
                         if isinstance(outcome, ContinuedAsNew):
                             assert current is not None
                             next_start = self._next_generation(run, outcome)
-                            current = await self._rotate(current, next_start)
+                            current = await self._seams.journals.rotate(
+                                self._store, current, next_start
+                            )
                             run = self._run_of(definition, workflow_id, current, None)
                             continue
                         sleep = outcome  # a long sleep: let go of all but the lock
@@ -619,7 +621,7 @@ class Runtime(Serving):
                     logger.info("workflow %s: %s", workflow_id, fenced)
                 except BaseException as error:
                     away = _went_away(workflow_id, error)  # (a database restart, say)
-                    if not away and not self._restarts_after(error):
+                    if not away and not self._seams.restarts_after(error):
                         raise
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
@@ -648,7 +650,7 @@ class Runtime(Serving):
         try:
             return await self._sleep(journal, workflow_id, wake_at, inbox_next)
         except BaseException as error:
-            if not self._restarts_after(error):
+            if not self._seams.restarts_after(error):
                 raise
             return False
 
@@ -681,14 +683,6 @@ class Runtime(Serving):
             return False
         return True
 
-    def _restarts_after(self, error: BaseException) -> bool:
-        """Whether a run that raised `error` resumes from its journal now (simulated crashes)."""
-        return False
-
-    async def _rotate(self, journal: Journal, first_payload: bytes) -> Journal:
-        """The next generation's journal (durable.testing counts its first record)."""
-        return await self._store.rotate(journal, first_payload)
-
     def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
         if continued.carried:
@@ -708,7 +702,7 @@ class Runtime(Serving):
 
     async def _open(self, workflow_id: str) -> Journal:
         """Open and lock the id's journal (JournalLocked: another runner holds it)."""
-        return await self._store.open(workflow_id)
+        return self._seams.journals.opened(await self._store.open(workflow_id))
 
     def _run_of(
         self,
@@ -728,7 +722,7 @@ class Runtime(Serving):
             journal=journal,
             arguments=arguments,
             clock=self._clock,
-            substitute=self._substitute,
+            substitute=self._seams.substitute,
             suspend_after=self._suspend_after,
             location=self._store.location(workflow_id),
             inbox=self._mail.reader(workflow_id),

@@ -8,11 +8,11 @@ record is written) and then resumes each from its journal, as a restarted proces
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._errors import SimulatedCrash
 from .._storage._frames import StoredRecord
-from .._storage._interface import Journal
+from .._storage._interface import Journal, JournalStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -99,6 +99,25 @@ class CrashInjector:
         if not point.late and self.written == point.after_record:
             self._fire()
 
+    # -- the runtime's journal seam (RuntimeSeams.journals) ---------------------------------
+
+    def opened(self, journal: Journal) -> Journal:
+        """Count the records of a journal opened before the crash (a dead process opens none)."""
+        return CountedJournal(journal, self) if self.armed else journal
+
+    async def rotate(self, store: JournalStore, journal: Journal, first_payload: bytes) -> Journal:
+        """The next generation's journal; its first record counts like any other."""
+        if not isinstance(journal, CountedJournal):
+            return await store.rotate(journal, first_payload)
+        self.before_record()
+        rotated = await store.rotate(journal.inner, first_payload)
+        try:
+            self.after_record()
+        except SimulatedCrash:
+            await rotated.close()
+            raise
+        return CountedJournal(rotated, self)
+
     def _fire(self) -> None:
         self.crash = SimulatedCrash(str(self.point))
         self._kill(self.crash)
@@ -152,8 +171,3 @@ class CountedJournal:
 
     def check_held(self) -> None:
         self.inner.check_held()
-
-
-def unwrapped(journal: Journal) -> Any:
-    """The store's own journal under a CountedJournal (the store's rotate() wants it)."""
-    return journal.inner if isinstance(journal, CountedJournal) else journal

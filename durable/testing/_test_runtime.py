@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -19,12 +20,12 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 from .._asyncio_private import loop_is_idle
 from .._definitions import OMITTED, Activity, Workflow, _Omitted
 from .._durations import Duration, to_seconds
-from .._engine._clock import Clock
 from .._errors import SimulatedCrash
 from .._runtime import Runtime, WorkflowHandle
-from .._storage._interface import Journal, JournalStore
+from .._seams import AS_OPENED, RuntimeSeams
+from .._storage._interface import JournalStore
 from ._activities import ActivityDoubles, CallCounter
-from ._crashes import CountedJournal, CrashInjector, CrashPoint, unwrapped
+from ._crashes import CrashInjector, CrashPoint
 from ._virtual_time import VirtualClock
 
 P = ParamSpec("P")
@@ -87,6 +88,15 @@ class TestRuntime(Runtime):
         self._virtual = VirtualClock(start)
         if directory is None and store is None:
             raise TypeError("TestRuntime needs a directory (a test's tmp_path) or a store")
+        self._doubles = ActivityDoubles()
+        self._injector = CrashInjector(crash, self._kill) if crash is not None else None
+        seams = RuntimeSeams(
+            clock=self._virtual,
+            substitute=self._doubles.substitute,
+            journals=AS_OPENED if self._injector is None else self._injector,
+            restarts_after=_is_simulated_crash,
+            handle=functools.partial(TestWorkflowHandle, self),
+        )
         super().__init__(
             directory,
             store=store,
@@ -94,18 +104,13 @@ class TestRuntime(Runtime):
             suspend_after=suspend_after,
             stop_grace=0,
             warn_blocked_after=warn_blocked_after,
+            _seams=seams,
         )
         self.auto_skip = auto_skip
-        self._doubles = ActivityDoubles()
-        self._substitute = self._doubles.substitute
-        self._injector = CrashInjector(crash, self._kill) if crash is not None else None
         self.crashes: list[SimulatedCrash] = []  # the crash, once it happened
         self._waiting = 0  # awaits of outcomes in progress: time may skip while > 0
         self._skipper: asyncio.Task[None] | None = None
         self._killed: list[Any] = []  # runs killed by the crash, to bury at close
-
-    def _new_clock(self) -> Clock:
-        return self._virtual
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -191,9 +196,6 @@ class TestRuntime(Runtime):
                 workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
             )
 
-    def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
-        return TestWorkflowHandle(self, workflow_id, task)
-
     # -- activity doubles -----------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -226,25 +228,6 @@ class TestRuntime(Runtime):
 
     # -- crashes --------------------------------------------------------------------------
 
-    async def _open(self, workflow_id: str) -> Journal:
-        journal = await super()._open(workflow_id)
-        if self._injector is not None and self._injector.armed:
-            return CountedJournal(journal, self._injector)
-        return journal
-
-    async def _rotate(self, journal: Journal, first_payload: bytes) -> Journal:
-        injector = self._injector
-        if injector is None or not isinstance(journal, CountedJournal):
-            return await super()._rotate(unwrapped(journal), first_payload)
-        injector.before_record()
-        rotated = await super()._rotate(unwrapped(journal), first_payload)
-        try:
-            injector.after_record()
-        except SimulatedCrash:
-            await rotated.close()
-            raise
-        return CountedJournal(rotated, injector)
-
     def _kill(self, crash: SimulatedCrash) -> None:
         """The process "dies": every loaded run stops where it is; nothing more is written."""
         self.crashes.append(crash)
@@ -253,9 +236,6 @@ class TestRuntime(Runtime):
             self._killed.append(run)
         for task in self._children.in_flight():
             task.cancel()
-
-    def _restarts_after(self, error: BaseException) -> bool:
-        return isinstance(error, SimulatedCrash)
 
     async def close(self) -> None:
         """Stop the workflows still running, then close the coroutines of crashed runs."""
@@ -270,6 +250,11 @@ class TestRuntime(Runtime):
 
     async def __aenter__(self) -> TestRuntime:
         return self
+
+
+def _is_simulated_crash(error: BaseException) -> bool:
+    """A simulated crash: the run resumes from its journal at once, as a restarted process."""
+    return isinstance(error, SimulatedCrash)
 
 
 class TestWorkflowHandle(WorkflowHandle[R]):
