@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
+import types
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, cast
 
 import anyio.to_thread
 
-from .._encoding import convert, decode, encode
+from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import ActivityTimeout, DurableError, SerializationError, SimulatedCrash
 from .._storage._interface import Journal
 from . import _records as records
@@ -29,6 +30,26 @@ from ._specs import ActivitySpec
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
 # syncing inline, costing a loop iteration per step.
 INTENT_AFTER = 0.001
+
+# Values that decode to an equal value of the same type and that nobody can mutate: an
+# activity may be handed the workflow's own (no copy), and a result of these reaches the
+# workflow without decoding its record again.
+IMMUTABLE_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+
+Outcome = tuple[bytes, dict[str, Any] | None]
+"""An outcome to journal: its encoded record, and the record itself when it is safe to
+deliver as it is (else None: the workflow gets it decoded from the bytes, as a replay)."""
+
+
+def shareable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether every argument is an immutable plain value (the activity may share them)."""
+    for value in args:  # (loops, not all(): no generator on the step's path)
+        if type(value) not in IMMUTABLE_PLAIN:
+            return False
+    for value in kwargs.values():  # noqa: SIM110
+        if type(value) not in IMMUTABLE_PLAIN:
+            return False
+    return True
 
 
 def call_arguments(
@@ -55,7 +76,7 @@ def call_arguments(
     return args, kwargs
 
 
-async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+async def _call(spec: ActivitySpec, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if spec.is_async:
         return await spec.fn(*args, **kwargs)
     # A sync activity blocks a worker thread, never the loop; on timeout the thread is
@@ -65,7 +86,7 @@ async def _call(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> 
     )
 
 
-async def _attempt(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) -> Any:
+async def _attempt(spec: ActivitySpec, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     if spec.timeout is None:
         return await _call(spec, args, kwargs)
     deadline = asyncio.timeout(spec.timeout)
@@ -78,22 +99,26 @@ async def _attempt(spec: ActivitySpec, args: list[Any], kwargs: dict[str, Any]) 
         raise ActivityTimeout(activity=spec.name, timeout=spec.timeout) from error
 
 
-async def run_activity(
+async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the step's path)
     *,
     spec: ActivitySpec,
     workflow_id: str,
     generation: int = 0,
     step: int,
     digest: str,
-    args: list[Any],
+    args: Sequence[Any],
     kwargs: dict[str, Any],
     journal: Journal,
     first_attempt: int = 1,
     start_at: float | None = None,
     sleep_until: Callable[[float], Awaitable[None]],
     now: Callable[[], float],
-) -> bytes:
-    """Run attempts until one succeeds or the policy gives up; return the encoded outcome."""
+    packer: PlainPacker | None = None,
+) -> Outcome:
+    """Run attempts until one succeeds or the policy gives up; return the outcome.
+
+    `packer`: the run's (encodes a plain record without building a msgpack Packer).
+    """
     attempt = first_attempt
     if start_at is not None:
         await sleep_until(start_at)
@@ -104,23 +129,31 @@ async def run_activity(
         began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt, began))
-        else:  # made durable with the outcome, if the attempt is still running by then
-            intent = loop.call_later(
-                INTENT_AFTER, _write_intent, journal, (spec, step, digest, attempt), began
-            )
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
-                result = await spec.fn(*args, **kwargs)
+                calling = spec.fn(*args, **kwargs)
+                if type(calling) is not types.CoroutineType:
+                    result = await calling
+                else:
+                    try:  # its first stretch, here: one that never suspends needs no intent
+                        suspended = calling.send(None)
+                    except StopIteration as returned:
+                        result = returned.value
+                    else:
+                        if not spec.at_most_once:
+                            intent = _intent_later(
+                                loop, journal, (spec, step, digest, attempt), began
+                            )
+                        result = await _go_on(calling, suspended)
             else:
+                if not spec.at_most_once:  # durable with the outcome, if still running then
+                    intent = _intent_later(loop, journal, (spec, step, digest, attempt), began)
                 result = await _attempt(spec, args, kwargs)
-            return encode(
-                records.done(
-                    step, spec.name, digest, attempt, now=now(), result=result, began=began
-                ),
-                context="its result",
-                activity=spec.name,
+            record = records.done(
+                step, spec.name, digest, attempt, now=now(), result=result, began=began
             )
+            return _succeeded(record, result, spec, packer)
         except SerializationError as error:  # a result that cannot be journaled: not retried
             failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
             retry = False
@@ -144,22 +177,90 @@ async def run_activity(
             outcome = records.done(
                 step, spec.name, digest, attempt, now=now(), error=described, began=began
             )
-            return encode(outcome)
-        failed_at = now()
-        next_at = failed_at + spec.retry.delay_after(attempt)
-        failed = records.retry(
-            step,
-            spec.name,
-            digest,
-            attempt,
-            error=records.describe_error(failure),
-            retry_at=next_at,
-            began=began,
-            now=failed_at,
+            return encode(outcome), None
+        next_at = await _journal_retry(
+            journal, spec, step, digest, attempt, failure=failure, began=began, now=now()
         )
-        await journal.append(encode(failed))
         await sleep_until(next_at)
         attempt += 1
+
+
+async def _journal_retry(
+    journal: Journal,
+    spec: ActivitySpec,
+    step: int,
+    digest: str,
+    attempt: int,
+    *,
+    failure: BaseException,
+    began: float,
+    now: float,
+) -> float:
+    """Journal (durably) that a failed attempt is retried; when the next attempt starts."""
+    next_at = now + spec.retry.delay_after(attempt)
+    failed = records.retry(
+        step,
+        spec.name,
+        digest,
+        attempt,
+        error=records.describe_error(failure),
+        retry_at=next_at,
+        began=began,
+        now=now,
+    )
+    await journal.append(encode(failed))
+    return next_at
+
+
+def _intent_later(
+    loop: asyncio.AbstractEventLoop,
+    journal: Journal,
+    attempt: tuple[ActivitySpec, int, str, int],
+    began: float,
+) -> asyncio.TimerHandle:
+    """Journal the attempt's intent if it still runs after INTENT_AFTER (for readers).
+
+    Armed only once an attempt suspends: one that returns from its first stretch has run
+    on the loop's thread all along, where no timer could have fired meanwhile anyway.
+    """
+    return loop.call_later(INTENT_AFTER, _write_intent, journal, attempt, began)
+
+
+def _succeeded(
+    record: records.DoneRecord, result: Any, spec: ActivitySpec, packer: PlainPacker | None
+) -> Outcome:
+    """The outcome of an attempt that returned `result` (its "done" `record`)."""
+    payload = packer.pack(record) if packer is not None else None
+    if payload is None:
+        return encode(record, context="its result", activity=spec.name), None
+    return payload, cast(dict[str, Any], record) if type(result) in IMMUTABLE_PLAIN else None
+
+
+@types.coroutine
+def _go_on(
+    coroutine: types.CoroutineType[Any, Any, Any], suspended: Any
+) -> Generator[Any, Any, Any]:
+    """Await the rest of `coroutine`, already run to its first suspension (`suspended`).
+
+    What `await` does after its first step (PEP 380's delegation): what the task sends or
+    throws goes into the coroutine, what it yields goes out to the task.
+    """
+    while True:
+        try:
+            sent = yield suspended
+        except GeneratorExit:
+            coroutine.close()
+            raise
+        except BaseException as thrown:  # (a cancellation, most likely)
+            try:
+                suspended = coroutine.throw(thrown)
+            except StopIteration as returned:
+                return returned.value
+        else:
+            try:
+                suspended = coroutine.send(sent)
+            except StopIteration as returned:
+                return returned.value
 
 
 def _unstorable_result(

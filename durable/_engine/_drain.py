@@ -21,17 +21,20 @@ class Drain:
     """The outcomes to journal and deliver, whether a task drains them, the inline start."""
 
     def __init__(self) -> None:
-        self.outcomes: collections.deque[bytes] = collections.deque()  # encoded records
+        # (encoded record, the record itself when it may be delivered as it is, else None)
+        self.outcomes: collections.deque[tuple[bytes, dict[str, Any] | None]] = (
+            collections.deque()
+        )
         self.draining = False  # a task drains (or is about to): nobody else may
         self.inline_open = False  # an activity's task drains: it can run one activity more
         self.inline: InlineStart | None = None  # the activity it runs next
 
-    def post(self, payload: bytes) -> bool:
+    def post(self, payload: bytes, record: dict[str, Any] | None = None) -> bool:
         """Queue an outcome; whether the caller must have it drained (nobody drains)."""
-        self.outcomes.append(payload)
+        self.outcomes.append((payload, record))
         return not self.draining
 
-    def take(self) -> list[bytes]:
+    def take(self) -> list[tuple[bytes, dict[str, Any] | None]]:
         """Everything queued, oldest first: the next batch to journal (one sync)."""
         batch = list(self.outcomes)
         self.outcomes.clear()
@@ -41,7 +44,9 @@ class Drain:
         """Whether an outcome is queued or being drained (the run is not idle)."""
         return self.draining or bool(self.outcomes)
 
-    def run_inline(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> InlineStart | None:
+    def run_inline(
+        self, step: int, attempts: Coroutine[Any, Any, tuple[bytes, dict[str, Any] | None]]
+    ) -> InlineStart | None:
         """Have the draining activity task run this activity next, if it can (else None)."""
         if not self.inline_open or self.inline is not None:
             return None

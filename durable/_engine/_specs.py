@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .._encoding import converts
 from ._retry import RetryPolicy
 
 
@@ -36,3 +37,13 @@ class ActivitySpec:
     return_type: Any
     parameter_types: tuple[Any, ...] = ()  # of the positional parameters, in order
     keyword_types: dict[str, Any] | None = None  # of every parameter, by name
+    # Derived, for the step's path: no parameter's / the result's decoded value is rebuilt
+    # by `convert` (int, str, Any, ...), so a copy of plain values may skip it.
+    plain_parameters: bool = field(init=False, repr=False, compare=False)
+    plain_result: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keyword = (self.keyword_types or {}).values()
+        plain = not any(converts(hint) for hint in (*self.parameter_types, *keyword))
+        object.__setattr__(self, "plain_parameters", plain)
+        object.__setattr__(self, "plain_result", not converts(self.return_type))

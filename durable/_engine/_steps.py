@@ -18,6 +18,7 @@ class Command:
 
     __slots__ = (
         "arguments",
+        "call",
         "child",
         "digest",
         "event",
@@ -37,6 +38,7 @@ class Command:
         *,
         spec: ActivitySpec | None = None,
         arguments: bytes = b"",  # encoded [args, kwargs]: the activity runs on a copy
+        call: tuple[tuple[Any, ...], dict[str, Any]] | None = None,  # or on these (immutable)
         digest: str = "",
         event: str | None = None,  # an event wait: the event's name
         child: ChildCall | None = None,
@@ -46,6 +48,7 @@ class Command:
         self.handle = handle
         self.spec = spec
         self.arguments = arguments
+        self.call = call
         self.fire_at = float("inf")  # timers: when the host timer fires (epoch seconds)
         self.digest = digest
         self.event = event
@@ -130,7 +133,9 @@ class InlineStart:
 
     __slots__ = ("cancelled", "coroutine", "step")
 
-    def __init__(self, step: int, coroutine: Coroutine[Any, Any, bytes]) -> None:
+    def __init__(
+        self, step: int, coroutine: Coroutine[Any, Any, tuple[bytes, dict[str, Any] | None]]
+    ) -> None:
         self.step = step
         self.coroutine = coroutine
         self.cancelled = False

@@ -21,18 +21,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from .._asyncio_private import running_loop
-from .._encoding import convert, decode, encode
+from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import NonDeterminismError, SerializationError, WorkflowDefinitionError
 from .._gc_pause import collector_paused
 from .._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from .._storage._interface import Journal
 from . import _records as records
-from ._activity_run import call_arguments, in_doubt_outcome, run_activity
+from ._activity_run import Outcome, call_arguments, in_doubt_outcome, run_activity, shareable
 from ._child_steps import ChildSteps
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import WorkflowInfo, user_call_site
@@ -128,6 +128,7 @@ class WorkflowRun:
         self.status: Any = None
         self.delivered = 0  # journaled events (outcomes, firings, messages) processed so far
         self._deferred: list[bytes] = []  # bookkeeping records to write once live
+        self._packer = PlainPacker()  # (this run's records and arguments, on its thread)
         self._steps = StepsInFlight(workflow_id, index.steps)
         self._life = Lifecycle()
         self._drain = Drain()
@@ -375,6 +376,8 @@ class WorkflowRun:
                     future.set_exception(
                         step_error(self.workflow_id, command.spec, command.step, event)
                     )
+                elif command.spec.plain_result:
+                    future.set_result(event["r"])
                 else:
                     future.set_result(rebuild(event["r"], command.spec))
         self._step()
@@ -401,9 +404,9 @@ class WorkflowRun:
 
     # -- the drain: live outcomes journaled in batches, then delivered (see _drain) -------
 
-    def _post(self, payload: bytes) -> None:
+    def _post(self, payload: bytes, record: dict[str, Any] | None = None) -> None:
         """Queue an outcome from a callback (a timer, the inbox); a task drains it."""
-        if self._drain.post(payload):
+        if self._drain.post(payload, record):
             self._post_pending()
 
     async def _drain_outcomes(self) -> None:
@@ -414,13 +417,14 @@ class WorkflowRun:
         try:
             while drain.outcomes and life.fatal is None and not main.done():
                 batch = drain.take()
-                for payload in batch[:-1]:
+                for payload, _ in batch[:-1]:
                     journal.write(payload)
-                await journal.append(batch[-1])  # one sync makes the batch durable
-                for payload in batch:
+                await journal.append(batch[-1][0])  # one sync makes the batch durable
+                for payload, plain in batch:
                     if main.done():
                         break  # as on replay: nothing is delivered once the workflow returned
-                    self._deliver(decode(payload, path=self.workflow_id, offset=-1))
+                    # (a plain record of an immutable result is equal to its decoding)
+                    self._deliver(plain or decode(payload, path=self.workflow_id, offset=-1))
             if not main.done() and life.fatal is None:
                 if not drain.outcomes and not self._steps.activities:
                     await journal.flush()  # timer records: no outcome will sync them
@@ -560,14 +564,21 @@ class WorkflowRun:
         Sequential replay then runs without a task switch per step; the decisions are the
         same, since no other workflow code could run in between.
         """
-        encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
+        encoded = self._packer.pack([list(args), kwargs])
+        call = None
+        if encoded is None:
+            encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
+        elif spec.plain_parameters and shareable(args, kwargs):
+            call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         digest = digest_of(encoded)
         step = self._steps.begin("activity", spec.name, digest)
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
         future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
-        self._steps.add(Command(step, future, None, spec=spec, arguments=encoded, digest=digest))
+        command = Command(step, future, None, spec=spec, arguments=encoded, call=call)
+        command.digest = digest
+        self._steps.add(command)
         return future
 
     def _recorded_outcome_now(self, step: int, spec: ActivitySpec) -> RecordedOutcome | None:
@@ -586,6 +597,8 @@ class WorkflowRun:
         self.loop.set_time(event["t"])
         if "e" in event:
             return RecordedOutcome(None, step_error(self.workflow_id, spec, step, event))
+        if spec.plain_result:
+            return RecordedOutcome(event["r"], None)
         return RecordedOutcome(rebuild(event["r"], spec), None)
 
     def timer_requested(self, handle: StepTimer) -> None:
@@ -805,7 +818,11 @@ class WorkflowRun:
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again
-        args, kwargs = call_arguments(called, command.arguments, self.workflow_id)
+        args: Sequence[Any]
+        if command.call is not None:
+            args, kwargs = command.call
+        else:
+            args, kwargs = call_arguments(called, command.arguments, self.workflow_id)
         attempts = run_activity(
             spec=spec,
             workflow_id=self.workflow_id,
@@ -819,6 +836,7 @@ class WorkflowRun:
             start_at=start_at,
             sleep_until=self._sleep_until,
             now=self._now,
+            packer=self._packer,
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:
@@ -836,12 +854,12 @@ class WorkflowRun:
         assert command.child is not None
         outcome = self._children.start(command, recorded=recorded)
         command.host = self._life.spawn(
-            self._run_and_post(command.step, outcome),
+            self._run_and_post(command.step, _without_record(outcome)),
             f"{self.workflow_id}/{command.step} child {command.child.workflow_id}",
             lambda _: outcome.close(),  # (as for activities: if it never started)
         )
 
-    async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, bytes]) -> None:
+    async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, Outcome]) -> None:
         """Run an activity, queue its outcome, drain; then run inline the next one it started.
 
         Running the activity the drain just started in this same task, instead of a new one,
@@ -853,7 +871,7 @@ class WorkflowRun:
         try:
             while True:
                 try:
-                    payload = await attempts
+                    payload, record = await attempts
                 except asyncio.CancelledError:
                     raise
                 except BaseException as error:
@@ -864,7 +882,7 @@ class WorkflowRun:
                 command = pending.get(step)
                 if command is not None and command.host is task:
                     command.host = None  # done: cancelling the step must not cancel the drain
-                if not drain.post(payload):
+                if not drain.post(payload, record):
                     return  # another task drains: it takes this outcome too
                 drain.inline_open = True
                 try:
@@ -895,6 +913,11 @@ def current_run() -> WorkflowRun | None:
     if isinstance(loop, WorkflowLoop):
         return loop.owner  # type: ignore[return-value]
     return None
+
+
+async def _without_record(outcome: Coroutine[Any, Any, bytes]) -> Outcome:
+    """A child's outcome as the drain takes it (decoded on delivery, as a replay)."""
+    return await outcome, None
 
 
 def _padded(types: tuple[Any, ...], count: int) -> list[Any]:

@@ -15,7 +15,7 @@ def test_whoever_posts_while_nobody_drains_drains() -> None:
     assert drain.post(b"1")  # nobody drains: the caller must
     drain.draining = True
     assert not drain.post(b"2")  # the drain under way takes it too
-    assert drain.take() == [b"1", b"2"]
+    assert drain.take() == [(b"1", None), (b"2", None)]
     assert drain.busy()  # (still draining)
     drain.draining = False
     assert not drain.busy()
