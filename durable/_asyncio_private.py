@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import sys
 from asyncio import events
 from collections.abc import Callable, Iterator
+from typing import Any
 
 running_loop: Callable[[], asyncio.AbstractEventLoop | None] = events._get_running_loop
 """The running loop of this thread, or None (`asyncio.events._get_running_loop`).
@@ -40,6 +42,19 @@ loop for the step and the host's put back after: asyncio's own loops do this in
 `run_forever`, which a stepped loop has no equivalent of. `asyncio.get_running_loop()`,
 `asyncio.current_task()` and every future and task made without `loop=` then find it.
 Bound to asyncio's function itself, no wrapper: it runs twice per step.
+"""
+
+
+current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
+if sys.version_info >= (3, 12):
+    current_task = asyncio.current_task
+else:
+    current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+"""The task running on `loop` now, or None: `asyncio.current_task(loop)`, minus a wrapper.
+
+Python 3.11's `asyncio.current_task` is a Python function around the dict of current
+tasks by loop (`asyncio.tasks._current_tasks`, which the C tasks keep); replay asks once
+per step, so on 3.11 this is that dict's `get`. From 3.12 the public function is C.
 """
 
 

@@ -22,6 +22,7 @@ import pytest
 from durable._asyncio_private import (
     CustomEventLoop,
     as_running_loop,
+    current_task,
     loop_is_idle,
     run_handle,
     run_ready,
@@ -122,6 +123,33 @@ def test_as_running_loop_puts_back_the_loop_that_was_running_even_on_error() -> 
         assert asyncio.get_running_loop() is host
 
     asyncio.run(main())
+
+
+def test_current_task_answers_as_asyncios_for_the_loop_asked_about() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert current_task(loop) is asyncio.current_task()
+        other = stand_in()
+        assert current_task(other) is None  # (a loop with no task running on it)
+
+    asyncio.run(main())
+
+
+def test_current_task_on_a_loop_of_our_own_is_the_task_it_steps() -> None:
+    loop = stand_in()
+    seen: list[object] = []
+
+    async def inside() -> None:
+        seen.append(current_task(loop))
+
+    set_running_loop(loop)
+    try:
+        task = asyncio.Task(inside(), loop=loop)
+        run_ready(loop.queue)
+    finally:
+        set_running_loop(None)
+    assert seen == [task]
+    assert current_task(loop) is None  # (between steps, none)
 
 
 def test_asyncio_tasks_run_on_a_loop_of_our_own_stepped_by_run_ready() -> None:

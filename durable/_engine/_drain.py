@@ -22,9 +22,7 @@ class Drain:
 
     def __init__(self) -> None:
         # (encoded record, the record itself when it may be delivered as it is, else None)
-        self.outcomes: collections.deque[tuple[bytes, dict[str, Any] | None]] = (
-            collections.deque()
-        )
+        self.outcomes: collections.deque[tuple[bytes, dict[str, Any] | None]] = collections.deque()
         self.draining = False  # a task drains (or is about to): nobody else may
         self.inline_open = False  # an activity's task drains: it can run one activity more
         self.inline: InlineStart | None = None  # the activity it runs next

@@ -99,8 +99,10 @@ class CommandFuture(asyncio.Future[Any]):
     task waits for) spares a done-callback, and its loop iteration, on every step.
     """
 
+    __slots__ = ("_on_cancel", "_step")
+
     def __init__(
-        self, *, loop: asyncio.AbstractEventLoop, step: int, on_cancel: Callable[[int], None]
+        self, loop: asyncio.AbstractEventLoop, step: int, on_cancel: Callable[[int], None]
     ) -> None:
         super().__init__(loop=loop)
         self._step = step

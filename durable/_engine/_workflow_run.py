@@ -23,9 +23,10 @@ import inspect
 import random
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from hashlib import blake2b
 from typing import Any
 
-from .._asyncio_private import running_loop
+from .._asyncio_private import current_task, running_loop
 from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import NonDeterminismError, SerializationError, WorkflowDefinitionError
 from .._gc_pause import collector_paused
@@ -564,20 +565,19 @@ class WorkflowRun:
         Sequential replay then runs without a task switch per step; the decisions are the
         same, since no other workflow code could run in between.
         """
-        encoded = self._packer.pack([list(args), kwargs])
-        call = None
+        encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
             encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
-        elif spec.plain_parameters and shareable(args, kwargs):
-            call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
-        digest = digest_of(encoded)
+        digest = blake2b(encoded, digest_size=8).hexdigest()  # (digest_of, inline)
         step = self._steps.begin("activity", spec.name, digest)
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
-        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
-        command = Command(step, future, None, spec=spec, arguments=encoded, call=call)
+        future = CommandFuture(self.loop, step, self.command_cancelled)
+        command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
+        if plain is not None and spec.plain_parameters and shareable(args, kwargs):
+            command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
         return future
 
@@ -589,7 +589,7 @@ class WorkflowRun:
         event = events[index]
         if event["k"] != records.DONE or event["s"] != step:  # (inbox records have no step)
             return None
-        task = asyncio.current_task(self.loop)
+        task = current_task(self.loop)
         if task is None or task.cancelling():
             return None  # a pending cancellation is delivered at the suspension we skip
         self._replay_index = index + 1
@@ -644,7 +644,7 @@ class WorkflowRun:
         step = self._steps.begin("wait", name, "")
         if found:
             return RecordedOutcome(payload, None)
-        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        future = CommandFuture(self.loop, step, self.command_cancelled)
         self._steps.wait(Command(step, future, None, event=name))
         self.events.wait(name, step, future)
         if step not in self._recorded:
@@ -720,7 +720,7 @@ class WorkflowRun:
             generation = f".g{self.generation}" if self.generation else ""
             child_id = f"{self.workflow_id}{generation}.{step}"
         arguments = decode(encoded, path=self.workflow_id, offset=-1)[0]
-        future = CommandFuture(loop=self.loop, step=step, on_cancel=self.command_cancelled)
+        future = CommandFuture(self.loop, step, self.command_cancelled)
         call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
         self._steps.add(Command(step, future, None, spec=activity, digest=digest, child=call))
         return future
