@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 # Cancellations may pass an inbox's bound by this much (messages, bytes): senders that
 # filled a workflow's inbox with events do not keep it from being cancelled.
 CANCEL_RESERVE = (16, 1 << 20)
+# Every this many inbox polls, look at every inbox here, news or not: what a lost news line
+# (a crash, a compaction racing a sender, a sender of an older durable) delays at most.
+FULL_POLL_EVERY = 30
 
 
 class _Duplicate(Exception):
@@ -199,21 +202,40 @@ class Mailroom:
             )
 
     async def _poll(self) -> None:
+        """Look for messages posted from elsewhere: the store's news, else every inbox.
+
+        Each poll reads the news (the workflows posted to since the last poll) and looks at
+        those inboxes alone; every FULL_POLL_EVERY polls, and whenever the store cannot
+        tell, at every inbox of the workflows here (a lost hint, an older sender).
+        """
         seen: dict[str, int] = {}
+        cursor: int | None = None  # (None: the next poll looks at every inbox)
+        polls = 0
         outage = Outage("inbox poller", self._poll_interval)
         while self._running:
             await asyncio.sleep(self._poll_interval)
+            polls += 1
             try:
-                sizes = await self._store.inbox_sizes(list(self._running))
+                news, cursor = await self._store.inbox_news(cursor)
+                everything = news is None or polls % FULL_POLL_EVERY == 0
+                if everything:
+                    names = list(self._running)
+                else:
+                    running = self._running
+                    names = [name for name in dict.fromkeys(news or ()) if name in running]
+                sizes = await self._store.inbox_sizes(names) if names else {}
             except Exception as error:  # (the store is away: keep polling, or sends are missed)
                 await outage.wait(error)
-                seen = {}  # (then every inbox with mail is looked at once it answers)
+                seen, cursor = {}, None  # (then every inbox with mail is looked at once it answers)
                 continue
             outage.over()
             for workflow_id, size in sizes.items():
                 if size > 0 and size != seen.get(workflow_id, -1):
                     self.notify(workflow_id)
-            seen = sizes
+            if everything:
+                seen = sizes
+            else:
+                seen.update(sizes)
 
     async def stop(self) -> None:
         if self._poller is not None:

@@ -54,6 +54,7 @@ from ._reading import describe_workflow
 from ._seams import PRODUCTION, RuntimeSeams
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
+from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
 
@@ -63,6 +64,7 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_DIRECTORY = ".durable"
+RECOVER_BATCH = 512  # journals recover() reads per thread hop (per query)
 
 
 def default_directory() -> Path:
@@ -797,11 +799,11 @@ class Runtime(Serving):
             UnknownWorkflow: a journal names a workflow this runtime does not know.
         """
         unfinished: list[tuple[str, Workflow[..., Any]]] = []
-        for name in await self._store.list():
-            if name in self._running:
-                continue
+        names = [name for name in await self._store.list() if name not in self._running]
+        for name, stored in await self._read_in_batches(names):
             try:
-                stored = await self._store.read(name)
+                if isinstance(stored, JournalError):
+                    raise stored
                 if not stored:
                     continue
                 start = decode(stored[0].payload, path=name, offset=stored[0].offset)
@@ -827,6 +829,16 @@ class Runtime(Serving):
             except JournalError as error:  # (damaged since it was read, say)
                 logger.error("recover: workflow %s skipped: %s", name, error)
         return handles
+
+    async def _read_in_batches(
+        self, names: list[str]
+    ) -> list[tuple[str, list[StoredRecord] | JournalError]]:
+        """Every named journal's records, RECOVER_BATCH at a time (not a thread hop each)."""
+        found: list[tuple[str, list[StoredRecord] | JournalError]] = []
+        for first in range(0, len(names), RECOVER_BATCH):
+            batch = await self._store.read_many(names[first : first + RECOVER_BATCH])
+            found.extend(batch.items())
+        return found
 
     async def send_event(
         self, workflow_id: str, name: str, payload: Any = None, *, event_id: str | None = None

@@ -6,6 +6,8 @@ workflow a message it would fail on at every resume (the inbox is append-only).
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,10 @@ import pytest
 import durable
 from durable import InboxFull, JournalDirectory, MessageTooLarge, Runtime, WorkflowState
 from durable._engine._inbox_cursor import MESSAGE_MARGIN, event_message
+from durable._storage import _inbox as inbox
 from durable._storage._frames import DEFAULT_MAX_RECORD_SIZE
+from durable._storage._inbox import INBOX_SUFFIX
+from durable._storage._inbox_news import NEWS_FILE
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -157,3 +162,52 @@ def test_inbox_bounds_must_be_positive(tmp_path: Path) -> None:
         JournalDirectory(tmp_path, inbox_max_messages=0)
     with pytest.raises(ValueError, match="inbox_max_bytes"):
         Runtime(tmp_path, inbox_max_bytes=-1)
+
+
+class CountingDirectory(JournalDirectory):
+    """A journal directory that records which inboxes its runtime's poller looked at."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.polls: list[list[str]] = []
+
+    async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
+        self.polls.append(list(names))
+        return await super().inbox_sizes(names)
+
+
+async def polled(store: CountingDirectory, times: int) -> bool:
+    return len(store.polls) >= times
+
+
+async def test_the_poller_looks_only_at_inboxes_the_news_names(journal_dir: Path) -> None:
+    store = CountingDirectory(journal_dir)
+    async with Runtime(store=store, event_poll_interval=0.01) as holder:
+        handles = [await holder.start(collector, 1, id=f"waits-{index}") for index in range(20)]
+        await wait_until(lambda: polled(store, 2))  # (the first poll looks at all 20)
+        async with Runtime(journal_dir) as sender:  # (as another process would: by the inbox)
+            await sender.send_event("waits-7", "item", "hello")
+        assert await handles[7].result() == ["hello"]
+        partial = [names for names in store.polls[1:] if len(names) < 20]
+        assert ["waits-7"] in partial  # the news named it; nothing else was looked at
+        assert all(names == ["waits-7"] for names in partial)
+        for handle in handles[:7] + handles[8:]:
+            await handle.cancel()
+
+
+async def test_a_message_without_news_is_still_found_by_the_full_poll(journal_dir: Path) -> None:
+    """A sender of an older durable writes no news: every FULL_POLL_EVERY polls find it."""
+    store = CountingDirectory(journal_dir)
+    async with Runtime(store=store, event_poll_interval=0.005) as holder:
+        handle = await holder.start(collector, 1, id="old-sender")
+        await wait_until(lambda: polled(store, 1))
+        polls_before = len(store.polls)
+        directory_fd = os.open(journal_dir, os.O_RDONLY)
+        try:  # the inbox append alone, as a sender that writes no news
+            path = journal_dir / f"old-sender{INBOX_SUFFIX}"
+            inbox.post(path, event_message("item", "late", None, time.time()), directory_fd)
+        finally:
+            os.close(directory_fd)
+        assert await handle.result() == ["late"]
+        assert not (journal_dir / NEWS_FILE).exists()
+        assert len(store.polls) > polls_before

@@ -35,6 +35,7 @@ from ._format import new_format
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode
 from ._inbox import INBOX_SUFFIX, Refusal
+from ._inbox_news import announce, read_news
 from ._interface import (
     DEFAULT_INBOX_MAX_BYTES,
     DEFAULT_INBOX_MAX_MESSAGES,
@@ -55,6 +56,11 @@ from ._opening import (
 SUFFIX = ".journal"
 MAX_NAME_LENGTH = 200
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]*")
+
+
+def _is_journal_name(name: str) -> bool:
+    """Whether `name` is one validate_name accepts (for names read from files)."""
+    return 0 < len(name) <= MAX_NAME_LENGTH and ".." not in name and bool(_NAME.fullmatch(name))
 
 
 def validate_name(name: str, directory: Path | str) -> str:
@@ -236,7 +242,7 @@ class JournalDirectory:
         self._committer: GroupCommitter | None = None
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
-        self._inbox_paths: dict[str, Path] = {}  # (may_have_mail, asked at every pull)
+        self._path_text = str(self.path)  # (locations built as text: no Path per call)
         # Journals serve() could not read, with their file's version then (set_aside).
         self._set_aside: dict[str, tuple[int, int, int] | None] = {}
 
@@ -246,7 +252,15 @@ class JournalDirectory:
 
     def location(self, name: str) -> str:
         """The journal's path, for messages."""
-        return str(self.path_of(name))
+        return os.path.join(self._path_text, validate_name(name, self.path) + SUFFIX)
+
+    def _inbox_file(self, name: str) -> str:
+        """The file name of journal `name`'s inbox (validated), relative to the directory.
+
+        Text, not a Path: the inbox poll asks for every workflow of a runtime each second,
+        and a Path with its suffix swapped costs ~8 us, a name ~1 us.
+        """
+        return validate_name(name, self.path) + INBOX_SUFFIX
 
     async def candidates(self, limit: int) -> list[str]:
         """Every journal but those set aside and unchanged since.
@@ -280,14 +294,9 @@ class JournalDirectory:
     def may_have_mail(self, name: str) -> bool:
         """Whether the inbox file has anything (a stat on this thread: no thread hop).
 
-        Asked at every pull of a running workflow, so the path is built once per name.
+        Asked at every pull of a running workflow: by name, relative to the directory.
         """
-        path = self._inbox_paths.get(name)
-        if path is None:
-            if len(self._inbox_paths) > 4096:
-                self._inbox_paths.clear()
-            path = self._inbox_paths[name] = self.path_of(name).with_suffix(INBOX_SUFFIX)
-        return inbox.size_of(self._directory_fd, path) > 0
+        return inbox.size_of(self._directory_fd, self.path, self._inbox_file(name)) > 0
 
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
@@ -471,7 +480,22 @@ class JournalDirectory:
 
         def blocking() -> int:
             directory_fd, _, _ = self._prepare()
-            return inbox.post(path, payload, directory_fd, refuse)
+            position = inbox.post(path, payload, directory_fd, refuse)
+            announce(directory_fd, name)  # (once durable: pollers elsewhere look at it)
+            return position
+
+        return await anyio.to_thread.run_sync(blocking)
+
+    async def inbox_news(self, cursor: int | None) -> tuple[list[str] | None, int]:
+        """The journals whose inboxes were posted to since `cursor`; the next cursor.
+
+        None instead of names: look at every inbox (first call, lost track): see
+        _inbox_news. Names may repeat, and name journals that are not yours.
+        """
+
+        def blocking() -> tuple[list[str] | None, int]:
+            with reading(self.path, None) as directory_fd:
+                return read_news(directory_fd, cursor, _is_journal_name)
 
         return await anyio.to_thread.run_sync(blocking)
 
@@ -487,11 +511,14 @@ class JournalDirectory:
 
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """The size in bytes of each inbox (-1: none yet): one cheap poll for news."""
-        paths = {name: self.path_of(name).with_suffix(INBOX_SUFFIX) for name in names}
+        files = {name: self._inbox_file(name) for name in names}
+        size_of, directory = inbox.size_of, self.path
 
         def blocking() -> dict[str, int]:
             with reading(self.path, None) as directory_fd:
-                return {name: inbox.size_of(directory_fd, path) for name, path in paths.items()}
+                return {
+                    name: size_of(directory_fd, directory, file) for name, file in files.items()
+                }
 
         return await anyio.to_thread.run_sync(blocking)
 

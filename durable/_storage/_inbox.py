@@ -195,15 +195,15 @@ def read_from(directory_fd: int | None, path: Path, first: int) -> list[StoredRe
     return messages[first:proven]
 
 
-def size_of(directory_fd: int | None, path: Path) -> int:
-    """The inbox's size in bytes, -1 if there is none: a cheap "anything new?".
+def size_of(directory_fd: int | None, directory: Path, file_name: str) -> int:
+    """The size in bytes of inbox `file_name` in the directory, -1 if there is none.
 
-    Of the name itself, never of what a link points to (a link's own size is not 0, so
-    reading it then reports it).
+    A cheap "anything new?". Of the name itself, never of what a link points to (a link's
+    own size is not 0, so reading it then reports it).
     """
     try:
         if directory_fd is None:
-            return os.stat(path, follow_symlinks=False).st_size
-        return os.stat(path.name, dir_fd=directory_fd, follow_symlinks=False).st_size
+            return os.stat(directory / file_name, follow_symlinks=False).st_size
+        return os.stat(file_name, dir_fd=directory_fd, follow_symlinks=False).st_size
     except FileNotFoundError:
         return -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._errors import JournalError
 from ._frames import StoredRecord
 
 # Each inbox's bound: messages its runner has not taken yet (pending), and their bytes.
@@ -112,6 +113,14 @@ class JournalStore(Protocol):
         """The durable records of a journal, without locking it or changing it."""
         ...
 
+    async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
+        """Several journals' records at once (one thread hop, one query); errors, not raised.
+
+        A journal that cannot be read maps to its JournalError (JournalNotFound if it went
+        away meanwhile, JournalCorrupted, ...).
+        """
+        ...
+
     async def rotate(self, journal: Journal, first_payload: bytes) -> Journal:
         """Replace an open journal by a new generation holding `first_payload`; its handle.
 
@@ -135,6 +144,13 @@ class JournalStore(Protocol):
 
     async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
         """A value per name that changes when its inbox grows (-1: no inbox yet)."""
+        ...
+
+    async def inbox_news(self, cursor: int | None) -> tuple[list[str] | None, int]:
+        """The journals posted to since `cursor` (a hint), and the next cursor.
+
+        None instead of names: the store cannot tell, look at every inbox (inbox_sizes).
+        """
         ...
 
     async def candidates(self, limit: int) -> list[str]:

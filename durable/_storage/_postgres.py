@@ -662,6 +662,10 @@ class PostgresStore:
         self._with_mail.update(counts)
         return {name: counts.get(name, -1) for name in names}
 
+    async def inbox_news(self, cursor: int | None) -> tuple[list[str] | None, int]:
+        """No news kept: the poll counts every inbox in one query (inbox_sizes)."""
+        return None, 0
+
     def may_have_mail(self, name: str) -> bool:
         """Whether the inbox is known not to be empty (from open, post or the poll).
 
