@@ -189,6 +189,10 @@ class GroupCommitter:
             self._open_targets.discard(target)
             os.close(target.fd)
 
+    def syncs_are_fast(self) -> bool:
+        """Whether recent syncs took less than the inline budget (a sync here may block)."""
+        return self._inline_budget > 0 and self._recent_sync < self._inline_budget
+
     def sync_inline(self, target: CommitTarget, loop: asyncio.AbstractEventLoop) -> bool:
         """Sync `target` on the calling thread if nothing else is pending; else do nothing.
 

@@ -108,6 +108,10 @@ def _disk_error(error: BaseException, path: Path, operation: str) -> JournalWrit
     return JournalWriteError(path=path, operation=operation, errno=error.errno, detail=detail)
 
 
+# Journals up to this size are opened on the loop's thread (see JournalFile._opened_here).
+INLINE_OPEN_MAX = 64 * 1024
+
+
 def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool, int]:
     """Blocking: open, lock, recover. Leaves the file byte-for-byte as it was unless torn.
 
@@ -137,44 +141,49 @@ def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool
         writable = False
     try:
         check_regular(os.fstat(fd), path)
-        data = _read_all(fd)
-        parsed = parse(data, path)
-        if not writable and (parsed.torn is not None or parsed.valid_end == 0):
-            raise permission_denied(
-                path,
-                "write",
-                "it is readable only, and opening it needs a write (to cut an unsynced tail "
-                "or write its header)",
-                os.fstat(fd),
-            )
-        if parsed.torn is not None:
-            logger.warning(
-                "journal %s: truncating the unsynced tail at byte %d (%d bytes: %s); "
-                "no completed sync covered it, so it was never reported durable",
-                path,
-                parsed.valid_end,
-                len(data) - parsed.valid_end,
-                parsed.torn,
-            )
-            os.ftruncate(fd, parsed.valid_end)
-        if parsed.valid_end == 0:  # new file, or one a crash left before its first sync
-            header = parsed.format.header
-            write_all(fd, header)
-            return fd, parsed, True, writable, len(header)
-        # A crashed writer may have left records it never synced in the page cache:
-        # `records` promises durability, so make them durable before reporting them.
-        sync_file(fd)
-        end = parsed.valid_end
-        if writable and parsed.synced < parsed.records_end:
-            mark = parsed.format.sync_mark(end)
-            write_all(fd, mark)
-            end += len(mark)
-        return fd, parsed, False, writable, end
+        return (fd, *_recover(fd, path, writable))
     except BaseException as error:
         os.close(fd)
         if (failure := _disk_error(error, path, "opening (recovery, header or sync)")) is None:
             raise
         raise failure from error
+
+
+def _recover(fd: int, path: Path, writable: bool) -> tuple[Parsed, bool, bool, int]:
+    """Blocking: read, cut a torn tail, sync what is there (the rest of _open_locked)."""
+    data = _read_all(fd)
+    parsed = parse(data, path)
+    if not writable and (parsed.torn is not None or parsed.valid_end == 0):
+        raise permission_denied(
+            path,
+            "write",
+            "it is readable only, and opening it needs a write (to cut an unsynced tail "
+            "or write its header)",
+            os.fstat(fd),
+        )
+    if parsed.torn is not None:
+        logger.warning(
+            "journal %s: truncating the unsynced tail at byte %d (%d bytes: %s); "
+            "no completed sync covered it, so it was never reported durable",
+            path,
+            parsed.valid_end,
+            len(data) - parsed.valid_end,
+            parsed.torn,
+        )
+        os.ftruncate(fd, parsed.valid_end)
+    if parsed.valid_end == 0:  # new file, or one a crash left before its first sync
+        header = parsed.format.header
+        write_all(fd, header)
+        return parsed, True, writable, len(header)
+    # A crashed writer may have left records it never synced in the page cache:
+    # `records` promises durability, so make them durable before reporting them.
+    sync_file(fd)
+    end = parsed.valid_end
+    if writable and parsed.synced < parsed.records_end:
+        mark = parsed.format.sync_mark(end)
+        write_all(fd, mark)
+        end += len(mark)
+    return parsed, False, writable, end
 
 
 class JournalFile:
@@ -262,7 +271,7 @@ class JournalFile:
         committer: GroupCommitter,
         max_record_size: int,
     ) -> JournalFile | None:
-        """Open and lock `path` if it is new (empty), else None: it needs open_blocking.
+        """Open and lock `path` if it is new (empty) or small, else None: open_blocking.
 
         A creation is an open, a flock, an fstat and a header write (~30 us), cheaper than
         the hop to a worker thread and back (~250 us each when 100 workflows start at once).
@@ -279,8 +288,14 @@ class JournalFile:
             info = os.fstat(fd)
             check_regular(info, path)
             if info.st_size != 0:
-                os.close(fd)  # (releases the lock: open_blocking takes it again)
-                return None
+                return cls._opened_here(
+                    fd,
+                    path,
+                    info,
+                    committer,
+                    directory_device=directory_device,
+                    max_record_size=max_record_size,
+                )
             file_format = new_format(path)
             write_all(fd, file_format.header)
         except BaseException as error:
@@ -299,6 +314,46 @@ class JournalFile:
             file_format=file_format,
             written=len(file_format.header),
             synced=0,
+        )
+
+    @classmethod
+    def _opened_here(
+        cls,
+        fd: int,
+        path: Path,
+        info: os.stat_result,
+        committer: GroupCommitter,
+        *,
+        directory_device: int,
+        max_record_size: int,
+    ) -> JournalFile | None:
+        """A small journal (an unloaded sleeper's), recovered on this thread; else None.
+
+        Reading and parsing a few KiB and syncing a file already durable (~30 us) cost
+        less than the hop to a worker thread and back, which a recover() of 100,000
+        sleepers would pay each. Only while syncs are fast (the committer's inline budget)
+        and the file small; anything unusual (damage, a read-only file, another file's
+        journal) is left to open_blocking in a worker thread, which says what it is.
+        """
+        if info.st_size > INLINE_OPEN_MAX or not committer.syncs_are_fast():
+            os.close(fd)  # (releases the lock: open_blocking takes it again)
+            return None
+        try:
+            parsed, created, _, end = _recover(fd, path, writable=True)
+        except Exception:  # (open_blocking, in a worker thread, raises it properly)
+            os.close(fd)
+            return None
+        return cls(
+            path=path,
+            fd=fd,
+            records=parsed.records,
+            committer=committer,
+            new_entry=created,  # (as open_blocking: a file a crash left before its first sync)
+            same_device=info.st_dev == directory_device,
+            max_record_size=max_record_size,
+            file_format=parsed.format,
+            written=end,
+            synced=0 if created else parsed.valid_end,
         )
 
     @property

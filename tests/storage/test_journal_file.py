@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import durable._storage._group_commit as group_commit
+import durable._storage._journal_file as journal_file
 from durable import (
     InvalidJournalName,
     JournalClosed,
@@ -372,12 +373,20 @@ async def test_an_empty_file_is_created_in_place_but_never_while_someone_holds_i
         assert payloads_of(await store.read("left-empty")) == [b"after the holder let go"]
 
 
+@pytest.mark.parametrize(
+    ("inline_max", "renamed_at"),
+    [(None, 1), (0, 2)],
+    ids=["opened-on-the-loop", "opened-in-a-worker-thread"],
+)
 async def test_a_lock_taken_on_a_generation_replaced_meanwhile_is_retaken(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline_max: int | None, renamed_at: int
 ) -> None:
     """Between an open and its flock, a continue_as_new may rename the next generation over
     the name: the lock must end up on the file the name holds, never on the old one (that
-    made two writers of one workflow)."""
+    made two writers of one workflow). A small journal is opened on the loop's thread (its
+    first flock); a large one (here: any, INLINE_OPEN_MAX 0) in a worker (the second)."""
+    if inline_max is not None:
+        monkeypatch.setattr(journal_file, "INLINE_OPEN_MAX", inline_max)
     elsewhere = tmp_path / "elsewhere"
     async with JournalDirectory(elsewhere) as other:
         newer = await other.open("x")
@@ -394,8 +403,8 @@ async def test_a_lock_taken_on_a_generation_replaced_meanwhile_is_retaken(
 
         def flock_after_a_rotation(fd: int, operation: int) -> None:
             calls.append(fd)
-            if len(calls) == 2:  # (the open that reads it: the runner renames the next
-                os.rename(directory / "x.journal.next", directory / "x.journal")  # one now)
+            if len(calls) == renamed_at:  # (the open that reads it: the runner renames
+                os.rename(directory / "x.journal.next", directory / "x.journal")  # now)
             real_flock(fd, operation)
 
         monkeypatch.setattr(fcntl, "flock", flock_after_a_rotation)
