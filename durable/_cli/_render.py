@@ -24,6 +24,7 @@ from .._engine._records import moment as record_moment
 from .._json_ready import to_plain
 
 STATE_STYLES = {
+    WorkflowState.QUEUED: "white",
     WorkflowState.RUNNING: "cyan",
     WorkflowState.SLEEPING: "blue",
     WorkflowState.WAITING: "magenta",
