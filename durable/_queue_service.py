@@ -633,19 +633,28 @@ class QueueService:
     # -- handles and descriptions -------------------------------------------------------------
 
     async def wait_admitted(self, workflow_id: str) -> bool:
-        """Wait while `workflow_id` is a waiting request; False if it was not one."""
+        """Wait until a queued request's journal exists (False: `workflow_id` is no request).
+
+        While it waits in its queue, and between its claim and its journal's creation.
+        """
         found = self._queued_in(workflow_id)
-        if found is None or found[1]:
+        if found is None:
             return False
         files = self._files_of(found[0], create=False)
         assert files is not None
-        while files.is_waiting(workflow_id):
+        while files.is_waiting(workflow_id) or (
+            files.is_admitted(workflow_id) and not await self._journal_exists(workflow_id)
+        ):
             future = self._admitted.get(workflow_id)
             if future is None or future.done():
                 future = self._admitted[workflow_id] = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(future), POLL_INTERVAL * 2)
         return True
+
+    def is_queued(self, workflow_id: str) -> bool:
+        """Whether `workflow_id` is a request of some queue, waiting or admitted."""
+        return self._queued_in(workflow_id) is not None
 
     def describe(self, workflow_id: str) -> WorkflowDescription | None:
         """A waiting request of any queue, described (None: not waiting anywhere)."""

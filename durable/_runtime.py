@@ -626,6 +626,7 @@ class Runtime(Serving):
         """
         if self._closing:
             raise WorkflowStopped(workflow_id=workflow_id)
+        self._queues.wake()
         task = self._running.get(workflow_id)
         if task is not None and not _stopping(task):
             return task
@@ -861,11 +862,12 @@ class Runtime(Serving):
 
         Raises:
             InvalidWorkflowId: the id cannot name a journal.
-            WorkflowNotFound: no workflow has this id here.
+            WorkflowNotFound: no workflow (nor queued request) has this id here.
         """
         self._check_id(workflow_id)
+        self._queues.wake()
         task = self._running.get(workflow_id)
-        if task is None:
+        if task is None and not self._queues.is_queued(workflow_id):
             await self._start_record_of(workflow_id)  # (WorkflowNotFound)
         return self._handle_of(workflow_id, task)
 
