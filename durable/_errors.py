@@ -788,7 +788,7 @@ class AlreadyQueued(QueueError):
         what = f"dedup id {dedup_id!r}" if dedup_id is not None else f"id {workflow_id!r}"
         super().__init__(
             f"queue {queue!r}: {what} is queued or running already (workflow {workflow_id!r}); "
-            "use runtime.handle(workflow_id) to follow it, or on_duplicate=\"return\" to get "
+            'use runtime.handle(workflow_id) to follow it, or on_duplicate="return" to get '
             "its handle from enqueue()",
             queue=queue,
         )

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import logging
 import os
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -50,6 +52,7 @@ from ._storage._queue_files import QUEUES, DamagedRequest, QueueFiles, Request, 
 logger = logging.getLogger("durable")
 
 POLL_INTERVAL = 0.05  # how often a dispatcher looks for other processes' changes (seconds)
+REFRESH_INTERVAL = 0.05  # the least time between two listings of a queue's waiting requests
 OnDuplicate = Literal["return", "raise"]
 
 
@@ -78,6 +81,7 @@ class Grant:
     key: str | None
     key_slot: int | None
     dedup_id: str | None
+    request: Request | None = None  # (the dispatcher's: as read when it was enqueued)
     finished: bool = False  # (its workflow ended: forget its admission too)
 
 
@@ -95,7 +99,8 @@ class _Waiting:
 
     def __init__(self) -> None:
         self.entries: dict[str, _Entry] = {}
-        self._order: list[_Entry] = []
+        self._order: list[_Entry] = []  # sorted; entries no longer waiting are skipped
+        self._head = 0  # (before it: none is waiting any more)
         self._dead = 0
         self.version = -1  # the waiting/ directory's mtime when last listed
         self.listed_at = -1.0
@@ -104,18 +109,24 @@ class _Waiting:
         if entry.workflow_id in self.entries:
             return
         self.entries[entry.workflow_id] = entry
-        bisect.insort(self._order, entry)
+        bisect.insort(self._order, entry, lo=self._head)
 
     def remove(self, workflow_id: str) -> None:
         if self.entries.pop(workflow_id, None) is not None:
             self._dead += 1
             if self._dead > 64 and self._dead > len(self.entries):
                 self._order = [e for e in self._order if self.entries.get(e.workflow_id) is e]
-                self._dead = 0
+                self._dead = self._head = 0
 
-    def ordered(self) -> Iterable[_Entry]:
-        for entry in self._order:
-            if self.entries.get(entry.workflow_id) is entry:
+    def ordered(self) -> Iterator[_Entry]:
+        order, entries = self._order, self.entries
+        head = self._head
+        while head < len(order) and entries.get(order[head].workflow_id) is not order[head]:
+            head += 1
+        self._head = head
+        for index in range(head, len(order)):
+            entry = order[index]
+            if entries.get(entry.workflow_id) is entry:
                 yield entry
 
 
@@ -194,6 +205,8 @@ class QueueService:
         self._admitted: dict[str, asyncio.Future[None]] = {}  # handles waiting for a start
         self._syncing: list[tuple[QueueFiles, str, asyncio.Future[None]]] = []
         self._sync_task: asyncio.Task[None] | None = None
+        self._launches: set[asyncio.Task[None]] = set()
+        self._configured: set[str] = set()  # (queues whose config file this runtime checked)
         self._closed = False
         self._queues_seen: tuple[int, list[str]] = (-1, [])
 
@@ -297,6 +310,10 @@ class QueueService:
         self._store.check_name(workflow_id)
         files = self._files_of(queue.name, create=True)
         assert files is not None
+        if queue.name not in self._configured:  # (for readers, before any runtime serves it)
+            self._configured.add(queue.name)
+            if files.read_config() is None:
+                files.write_config(queue.config())
         if files.is_admitted(workflow_id) or await self._journal_exists(workflow_id):
             return self._duplicate(queue, workflow_id, None, on_duplicate)
         if dedup_id is not None:
@@ -391,13 +408,18 @@ class QueueService:
             self._refresh(state)
             admitted, until = self._admit_one(state)
             if admitted is not None:
+                # (started as a task: a journal slow to open must not hold up the next start)
                 state.launching += 1
-                try:
-                    await self._launch(admitted)
-                finally:
-                    state.launching -= 1
+                launch = asyncio.get_running_loop().create_task(self._launch(admitted))
+                self._launches.add(launch)
+                launch.add_done_callback(functools.partial(self._launched, state))
+                await asyncio.sleep(0)
                 continue
             await self._wait(state, until)
+
+    def _launched(self, state: _QueueState, task: asyncio.Task[None]) -> None:
+        state.launching -= 1
+        self._launches.discard(task)
 
     async def _wait(self, state: _QueueState, until: float | None) -> None:
         """Until woken here, `until` (clock time), or the poll interval for other processes."""
@@ -414,9 +436,13 @@ class QueueService:
         """Read what other runtimes changed in waiting/ (when its mtime moved)."""
         files, waiting = state.files, state.waiting
         version = files.waiting_version()
-        if version == waiting.version and not force:
+        now = time.monotonic()
+        # (its own claims and enqueues move the mtime too; they are known already, so a
+        # change is read at most every REFRESH_INTERVAL, and at least that often)
+        if not force and (version == waiting.version or now - waiting.listed_at < REFRESH_INTERVAL):
             return
         waiting.version = version
+        waiting.listed_at = now
         names = set(files.waiting())
         for gone in [name for name in waiting.entries if name not in names]:
             waiting.remove(gone)
@@ -463,7 +489,7 @@ class QueueService:
                     return None, allowed_at
             earliest: float | None = None
             full: set[str] = set()
-            for entry in list(state.waiting.ordered()):
+            for entry in state.waiting.ordered():
                 request = entry.request
                 if request.not_before > now:
                     earliest = min(earliest or request.not_before, request.not_before)
@@ -496,7 +522,13 @@ class QueueService:
                     files.rate_record(queue.rate.limit, now)
                 state.due = True
                 grant = Grant(
-                    state, entry.workflow_id, slot, request.key, key_slot, request.dedup_id
+                    state,
+                    entry.workflow_id,
+                    slot,
+                    request.key,
+                    key_slot,
+                    request.dedup_id,
+                    request,
                 )
                 return grant, None
             self._give_back(state, slot, None, None)
@@ -516,7 +548,7 @@ class QueueService:
         """Start an admitted request's workflow here, holding its grant."""
         state, workflow_id = grant.state, grant.workflow_id
         try:
-            request = state.files.read(workflow_id, admitted=True)
+            request = grant.request or state.files.read(workflow_id, admitted=True)
             if request is None:
                 raise DamagedRequest("its admitted request is gone")
             payload = decode(request.payload, path=workflow_id, offset=0)
@@ -677,6 +709,7 @@ class QueueService:
         """Stop dispatching (the runtime then stops the workflows, giving their slots back)."""
         self._closed = True
         tasks = [state.task for state in self._states.values() if state.task is not None]
+        tasks += self._launches
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

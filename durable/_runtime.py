@@ -633,9 +633,10 @@ class Runtime(Serving):
         try:
             start = await self._start_record_of(workflow_id)
         except WorkflowNotFound:
-            if not await self._queues.wait_admitted(workflow_id):
-                raise
-            return await self._follow(workflow_id)  # (started now, here or elsewhere)
+            if await self._queues.wait_admitted(workflow_id):
+                return await self._follow(workflow_id)  # (started now, here or elsewhere)
+            # (a queued one may have started and ended between the two looks)
+            start = await self._start_record_of(workflow_id)
         definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
         if definition is not None:
             handle = await self._start(definition, workflow_id, None)

@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable import InvalidQueue, Queue, Rate, Runtime
+from durable._catalog import Catalog
 from durable.testing import TestRuntime
 
 pytestmark = pytest.mark.anyio
@@ -70,7 +71,6 @@ async def napper(n: int) -> int:
 
 @pytest.fixture(autouse=True)
 def fresh_counts() -> None:
-    global seen
     seen.__init__()  # type: ignore[misc]
 
 
@@ -149,7 +149,8 @@ async def test_a_queue_nobody_serves_keeps_work_queued_and_says_so(tmp_path: Pat
     assert described.state is durable.WorkflowState.QUEUED
     assert described.status == {"queue": "unserved", "position": 3, "waiting": 3, "priority": 5}
     assert described.current is not None
-    assert "3 of 3" in described.current and "serves this queue" in described.current
+    assert "3 of 3" in described.current
+    assert "serves this queue" in described.current
 
 
 async def test_describe_says_a_delayed_request_waits_for_its_delay(tmp_path: Path) -> None:
@@ -157,7 +158,8 @@ async def test_describe_says_a_delayed_request_waits_for_its_delay(tmp_path: Pat
     async with Runtime(tmp_path) as runtime:
         handle = await runtime.enqueue(queue, job, 1, delay="1 hour")
         described = await runtime.describe(handle.id)
-    assert described.current is not None and "delay" in described.current
+    assert described.current is not None
+    assert "delay" in described.current
     assert described.wake_at is not None
 
 
@@ -296,3 +298,17 @@ async def test_an_activity_limit_holds_across_workflows(tmp_path: Path) -> None:
     assert results == [0] * 10
     assert peak == 2
     assert api.running == 0
+
+
+async def test_the_catalog_lists_queued_work_and_each_queue_load(tmp_path: Path) -> None:
+    queue = Queue("listed", concurrency=2, rate=Rate(5, per="1 min"))
+    async with Runtime(tmp_path) as runtime:
+        for n in range(3):
+            await runtime.enqueue(queue, job, n, id=f"job-{n}", priority=3 if n == 2 else 5)
+    async with Catalog(tmp_path) as catalog:
+        listing = await catalog.listing(state="queued")
+    [load] = listing.queues
+    assert (load.name, load.waiting, load.admitted, load.concurrency) == ("listed", 3, 0, 2)
+    assert load.rate == (5, 60.0)
+    places = {d.workflow_id: d.status["position"] for d in listing.workflows}
+    assert places == {"job-2": 1, "job-0": 2, "job-1": 3}

@@ -152,53 +152,60 @@ class Slots:
 
     flock is per open file description, so two QueueFiles of one process (two runtimes)
     exclude each other like two processes; this object remembers which it holds itself.
+    Descriptors stay open between takes (an open costs more than the flock).
     """
 
     def __init__(self, directory_fd: int, prefix: str, capacity: int) -> None:
         self._directory_fd = directory_fd
         self._prefix = prefix
         self._capacity = capacity
-        self._fds: dict[int, int] = {}  # slot -> descriptor, kept open while held
+        self._fds: dict[int, int] = {}  # slot -> its file's descriptor, open
+        self._held: set[int] = set()
         self._next = 0
 
-    def take(self) -> int | None:
-        """A free slot, locked (None: all are held, here or elsewhere)."""
-        for turn in range(self._capacity):
-            slot = (self._next + turn) % self._capacity
-            if slot in self._fds:
-                continue
-            fd = os.open(
+    def _fd(self, slot: int) -> int:
+        fd = self._fds.get(slot)
+        if fd is None:
+            fd = self._fds[slot] = os.open(
                 f"{self._prefix}{slot}",
                 os.O_RDWR | os.O_CREAT | _SAFE,
                 0o600,
                 dir_fd=self._directory_fd,
             )
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+        return fd
+
+    def take(self) -> int | None:
+        """A free slot, locked (None: all are held, here or elsewhere)."""
+        held = self._held
+        for turn in range(self._capacity):
+            slot = (self._next + turn) % self._capacity
+            if slot in held:
                 continue
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fds[slot] = fd
+            try:
+                fcntl.flock(self._fd(slot), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            held.add(slot)
             self._next = slot + 1
             return slot
         return None
 
     def give_back(self, slot: int) -> None:
-        """Unlock a slot this object holds (closing its descriptor lets go of the flock)."""
-        fd = self._fds.pop(slot, None)
-        if fd is not None:
-            os.close(fd)
+        """Unlock a slot this object holds."""
+        if slot in self._held:
+            self._held.discard(slot)
+            fcntl.flock(self._fds[slot], fcntl.LOCK_UN)
 
     @property
     def held(self) -> int:
-        return len(self._fds)
+        return len(self._held)
 
     def close(self) -> None:
-        for slot in list(self._fds):
-            self.give_back(slot)
+        """Close every descriptor (letting go of the slots still held)."""
+        self._held.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 class QueueFiles:
@@ -221,6 +228,7 @@ class QueueFiles:
         for sub in _SUBDIRECTORIES:
             self._fds[sub] = _open_directory(self._fd, sub, create=create)
         self._lock_fd: int | None = None
+        self._seq_fd: int | None = None
         self._key_slots: dict[str, Slots] = {}
         self._waiting_fd = self._fds["waiting"]
 
@@ -231,9 +239,10 @@ class QueueFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        for extra in (self._lock_fd, self._seq_fd):
+            if extra is not None:
+                os.close(extra)
+        self._lock_fd = self._seq_fd = None
         os.close(self._fd)
 
     # -- the queue's lock and its counters (call under `locked()`) -----------------------
@@ -251,14 +260,12 @@ class QueueFiles:
 
     def next_seq(self) -> int:
         """Take the next enqueue sequence number (under `locked()`)."""
-        fd = os.open("seq", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
-        try:
-            data = _read_at(fd, _SEQ.size)
-            seq = _SEQ.unpack(data)[0] if len(data) == _SEQ.size else 0
-            os.pwrite(fd, _SEQ.pack(seq + 1), 0)
-            return seq
-        finally:
-            os.close(fd)
+        if self._seq_fd is None:
+            self._seq_fd = os.open("seq", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
+        data = _read_at(self._seq_fd, _SEQ.size)
+        seq: int = _SEQ.unpack(data)[0] if len(data) == _SEQ.size else 0
+        os.pwrite(self._seq_fd, _SEQ.pack(seq + 1), 0)
+        return seq
 
     def rate_wait(self, capacity: int, period: float, now: float) -> float | None:
         """When the next start is allowed by at most `capacity` per `period` (None: now)."""
@@ -470,6 +477,7 @@ class QueueFiles:
         slots = self._key_slots.get(key)
         if slots is not None and slots.held == 0:
             del self._key_slots[key]
+            slots.close()
 
     def running(self) -> int:
         """How many slots some process holds now, from /proc/locks (-1: cannot tell)."""

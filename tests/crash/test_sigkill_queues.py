@@ -61,9 +61,7 @@ def test_sigkill_releases_slots_and_never_counts_one_twice(tmp_path: Path) -> No
         victim.wait()
 
         done = markers / "done"
-        _wait_for(
-            lambda: done.exists() and len(set(done.read_text().split())) == JOBS, 20
-        )
+        _wait_for(lambda: done.exists() and len(set(done.read_text().split())) == JOBS, 20)
         assert not (markers / "violation").exists(), (markers / "violation").read_text()
         assert set(done.read_text().split()) == {str(n) for n in range(JOBS)}
         assert victim.returncode == -signal.SIGKILL
