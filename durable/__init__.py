@@ -27,6 +27,7 @@ from ._engine._describe import WorkflowState as WorkflowState
 from ._engine._retry import RetryPolicy as RetryPolicy
 from ._errors import ActivityError as ActivityError
 from ._errors import ActivityTimeout as ActivityTimeout
+from ._errors import AlreadyQueued as AlreadyQueued
 from ._errors import ChildIdInUse as ChildIdInUse
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
@@ -35,6 +36,7 @@ from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
+from ._errors import InvalidQueue as InvalidQueue
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
@@ -48,6 +50,8 @@ from ._errors import JournalWriteError as JournalWriteError
 from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import OutsideWorkflowError as OutsideWorkflowError
+from ._errors import QueueError as QueueError
+from ._errors import QueueNotDeclared as QueueNotDeclared
 from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
@@ -65,8 +69,13 @@ from ._errors import WorkflowIdInUse as WorkflowIdInUse
 from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
+from ._limits import Limit as Limit
+from ._queue_reading import QueueLoad as QueueLoad
+from ._queues import Queue as Queue
+from ._queues import Rate as Rate
 from ._runtime import Runtime as Runtime
 from ._runtime import WorkflowHandle as WorkflowHandle
+from ._runtime import enqueue as enqueue
 from ._runtime import run as run
 from ._runtime import start as start
 from ._saga import Saga as Saga
@@ -81,6 +90,7 @@ __all__ = [
     "ActivityError",
     "ActivityInfo",
     "ActivityTimeout",
+    "AlreadyQueued",
     "ChildIdInUse",
     "CompensationFailed",
     "DurableError",
@@ -89,6 +99,7 @@ __all__ = [
     "InboxFull",
     "InvalidDuration",
     "InvalidJournalName",
+    "InvalidQueue",
     "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
@@ -102,10 +113,16 @@ __all__ = [
     "JournalPermissionDenied",
     "JournalStore",
     "JournalWriteError",
+    "Limit",
     "MessageTooLarge",
     "NonDeterminismError",
     "OutsideWorkflowError",
     "PostgresStore",
+    "Queue",
+    "QueueError",
+    "QueueLoad",
+    "QueueNotDeclared",
+    "Rate",
     "RecordTooLarge",
     "RetryPolicy",
     "Runtime",
@@ -136,6 +153,7 @@ __all__ = [
     "activity_info",
     "continue_as_new",
     "deprecate_patch",
+    "enqueue",
     "now",
     "patched",
     "random",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._json_ready import to_plain
+from ._queue_reading import QueueLoad, describe_waiting, load_of
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
 from ._storage._locks import flock_holders
 from ._storage._postgres import PostgresStore
+from ._storage._queue_files import QueueFiles, queue_names
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Listing:
     workflows: list[WorkflowDescription] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # id -> what is wrong
     runners: dict[str, str] | None = None  # id -> the process holding its journal
+    queues: list[QueueLoad] = field(default_factory=list)  # each queue's load (directories)
 
     def runner(self, workflow_id: str) -> Runner:
         """Who holds this workflow's journal (see Runner)."""
@@ -218,8 +222,32 @@ class Catalog:
             if needle is not None and not _matches(described, needle):
                 continue
             listing.workflows.append(described)
+        for queued in await anyio.to_thread.run_sync(self._queued, listing):
+            if wanted is not None and queued.state is not wanted:
+                continue
+            if needle is not None and not _matches(queued, needle):
+                continue
+            listing.workflows.append(queued)
         listing.workflows.sort(key=lambda described: described.updated, reverse=True)
         return listing
+
+    def _queued(self, listing: Listing) -> list[WorkflowDescription]:
+        """Blocking: every queue's waiting requests, described, and its load (a directory)."""
+        if not isinstance(self.directory, Path):
+            return []
+        found: list[WorkflowDescription] = []
+        now = time.time()
+        for name in queue_names(self.directory):
+            try:
+                files = QueueFiles(self.directory, name, create=False)
+            except OSError:
+                continue  # (half made, or not ours)
+            try:
+                listing.queues.append(load_of(files, now))
+                found += describe_waiting(files, now)
+            finally:
+                files.close()
+        return found
 
     async def details(self, workflow_id: str) -> Details:
         """One workflow's history, description and inbox (WorkflowNotFound if none)."""

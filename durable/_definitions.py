@@ -19,7 +19,8 @@ from ._engine._loop import OrderedCall, WorkflowLoop
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
 from ._engine._steps import RecordedOutcome
-from ._errors import InvalidDuration, WorkflowDefinitionError
+from ._errors import InvalidDuration, InvalidQueue, WorkflowDefinitionError
+from ._limits import Limit, limited
 
 if TYPE_CHECKING:
     from ._engine._workflow_run import WorkflowRun
@@ -259,7 +260,13 @@ class ActivityDecorator:
         timeout: Duration | _Omitted | None,
         retry: RetryPolicy | None,
         at_most_once: bool,
+        limit: Limit | None = None,
     ) -> None:
+        if limit is not None and not isinstance(limit, Limit):
+            raise InvalidQueue(
+                queue=str(name), option="limit", value=limit, expected="a durable.Limit"
+            )
+        self._limit = limit
         self._name = name
         self._timeout = (
             None
@@ -279,10 +286,12 @@ class ActivityDecorator:
                 f"@durable.activity decorates a plain function (sync or async), not {fn!r}"
             )
         parameters, returns = _hints(fn)
+        is_async = inspect.iscoroutinefunction(fn)
+        run = fn if self._limit is None else limited(fn, is_async, self._limit)
         spec = ActivitySpec(
             name=self._name or str(getattr(fn, "__qualname__", repr(fn))),
-            fn=fn,
-            is_async=inspect.iscoroutinefunction(fn),
+            fn=run,
+            is_async=is_async or self._limit is not None,
             timeout=self._timeout,
             retry=self._retry,
             at_most_once=self._at_most_once,
@@ -304,6 +313,7 @@ def activity(
     timeout: Duration | None = None,
     retry: RetryPolicy | None = None,
     at_most_once: bool = False,
+    limit: Limit | None = None,
 ) -> ActivityDecorator: ...
 def activity(
     fn: Any = None,
@@ -313,6 +323,7 @@ def activity(
     timeout: Duration | _Omitted | None = OMITTED,
     retry: RetryPolicy | None = None,
     at_most_once: bool = False,
+    limit: Limit | None = None,
 ) -> Any:
     """Make a function (sync or async) an activity: a journaled side effect.
 
@@ -324,8 +335,11 @@ def activity(
         retry: the RetryPolicy (default RetryPolicy(): 3 attempts, 1 s then 2 s back-off).
         at_most_once: journal the intent durably before each attempt, and after a crash
             raise InDoubtError in the workflow instead of running an undecided call again.
+        limit: a durable.Limit shared with other activities: each attempt waits for it
+            (within its timeout) before calling the function; it holds across every
+            workflow of the process.
     """
     decorator = ActivityDecorator(
-        name=name, timeout=timeout, retry=retry, at_most_once=at_most_once
+        name=name, timeout=timeout, retry=retry, at_most_once=at_most_once, limit=limit
     )
     return decorator(fn) if fn is not None else decorator

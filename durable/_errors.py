@@ -40,6 +40,10 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       WorkflowDefinitionError (TypeError)  not a decorated workflow / activity
       UnknownWorkflow (LookupError)   recover(): a journal names an unregistered workflow
       InvalidDuration (ValueError)
+      QueueError                      a queue (or activity Limit) misdeclared or misused; .queue
+        InvalidQueue (ValueError)     a negative limit, a priority out of range, a bad option
+        QueueNotDeclared (LookupError)  a queued workflow, in a runtime not declaring its queue
+        AlreadyQueued                 enqueue(on_duplicate="raise"): queued or running already
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
@@ -727,6 +731,67 @@ class UnknownWorkflow(DurableError, LookupError):
 
 class InvalidDuration(DurableError, ValueError):
     """A duration that is not seconds, a timedelta or a string like "30s" or "1h30m"."""
+
+
+class QueueError(DurableError):
+    """A queue (or an activity Limit) misdeclared or misused; `queue` names it."""
+
+    def __init__(self, message: str, *, queue: str) -> None:
+        self.queue = queue
+        super().__init__(message)
+
+
+class InvalidQueue(QueueError, ValueError):
+    """A Queue, Rate or Limit option, or an enqueue option, that cannot be right.
+
+    A negative or zero limit, a priority out of range, a name that cannot name a directory.
+    Raised where it is declared (or enqueued), before anything is written.
+    """
+
+    def __init__(self, *, queue: str, option: str, value: object, expected: str) -> None:
+        self.option = option
+        self.value = value
+        super().__init__(
+            f"queue {queue!r}: {option}={value!r} is not allowed; {option} must be {expected}",
+            queue=queue,
+        )
+
+
+class QueueNotDeclared(QueueError, LookupError):
+    """A queued workflow met a runtime that does not declare its queue, so cannot hold its limits.
+
+    Its request stays queued (or, for a workflow admitted before a crash, its journal stays as it
+    is) until a runtime that declares the queue takes it.
+    """
+
+    def __init__(self, *, queue: str, workflow_id: str | None, declared: list[str]) -> None:
+        self.workflow_id = workflow_id
+        which = f"workflow {workflow_id!r} belongs to " if workflow_id else ""
+        super().__init__(
+            f"{which}queue {queue!r}, which this runtime does not declare (declared: "
+            f"{', '.join(declared) or 'none'}). Pass the same durable.Queue to "
+            "Runtime(queues=[...]) wherever its work is served, so its limits hold there",
+            queue=queue,
+        )
+
+
+class AlreadyQueued(QueueError):
+    """enqueue(..., on_duplicate="raise"): the dedup id, or the id, is queued or running already.
+
+    `workflow_id` names the workflow that holds it; `dedup_id` the de-duplication id (None when
+    the workflow id itself was the duplicate).
+    """
+
+    def __init__(self, *, queue: str, workflow_id: str, dedup_id: str | None) -> None:
+        self.workflow_id = workflow_id
+        self.dedup_id = dedup_id
+        what = f"dedup id {dedup_id!r}" if dedup_id is not None else f"id {workflow_id!r}"
+        super().__init__(
+            f"queue {queue!r}: {what} is queued or running already (workflow {workflow_id!r}); "
+            'use runtime.handle(workflow_id) to follow it, or on_duplicate="return" to get '
+            "its handle from enqueue()",
+            queue=queue,
+        )
 
 
 class OutsideWorkflowError(DurableError, RuntimeError):

@@ -50,6 +50,8 @@ from ._errors import (
 )
 from ._mail import Mailroom
 from ._outage import Outage
+from ._queue_service import Grant, OnDuplicate, QueueService
+from ._queues import DEFAULT_PRIORITY, Queue, check_enqueue, delay_seconds
 from ._reading import describe_workflow
 from ._seams import PRODUCTION, RuntimeSeams
 from ._serving import Serving
@@ -221,6 +223,10 @@ class Runtime(Serving):
             at once (default 2 s: a time.sleep, blocking I/O, a long computation) is
             reported once per stall, as a warning on the `durable` logger naming the
             workflow and the file:line it is at (a watchdog thread). None: no watchdog.
+        queues: the durable.Queues this runtime serves: it starts their requests as their
+            limits allow (once it runs on a loop: its first enqueue, start, run, recover or
+            serve), and resumes their workflows only holding a slot. A queued workflow of
+            a queue not declared here is refused (QueueNotDeclared). File store only.
     """
 
     def __init__(
@@ -236,6 +242,7 @@ class Runtime(Serving):
         inbox_max_messages: int | None = None,
         inbox_max_bytes: int | None = None,
         warn_blocked_after: Duration | None = "2 s",
+        queues: Iterable[Queue] = (),
         _seams: RuntimeSeams = PRODUCTION,
     ) -> None:
         self._seams = _seams  # (durable.testing's: virtual clock, mocks, crashes)
@@ -280,6 +287,7 @@ class Runtime(Serving):
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
+        self._queues = QueueService(self, self._store, self.directory, queues, self._clock)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
 
@@ -344,6 +352,70 @@ class Runtime(Serving):
             execution_timeout=timeout,
         )
 
+    async def enqueue(
+        self,
+        queue: Queue,
+        workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+        /,
+        *args: *Ts,
+        id: str | None = None,
+        key: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        dedup_id: str | None = None,
+        delay: Duration | None = None,
+        on_duplicate: OnDuplicate = "return",
+    ) -> WorkflowHandle[R]:
+        """Queue the workflow on `queue`; its handle once the request is durable.
+
+        A runtime that declares the queue (Runtime(queues=[queue]), in any process on this
+        directory) starts it in its turn: lower `priority` first, first come first served
+        within one, as the queue's limits allow. Until then it is "queued" in describe()
+        and `durable list`, with its place and what it waits for; a queue that no process
+        serves keeps it waiting there. The handle's result() waits for the outcome.
+
+        Args:
+            queue: the queue.
+            workflow: a function decorated with @durable.workflow.
+            *args: its arguments, journaled when it starts.
+            id: the workflow id (default: the workflow's name and a random suffix).
+            key: the partition key that `concurrency_per_key` counts (a customer id, say).
+            priority: 1 (first) to 9 (last); default 5.
+            dedup_id: while a request with this dedup id is queued or running, enqueueing
+                another returns the existing handle (or raises, see on_duplicate).
+            delay: start no sooner than this (a duration) from now.
+            on_duplicate: "return" (default) the existing workflow's handle for a dedup id
+                or id that is queued or running; "raise" AlreadyQueued instead.
+
+        Raises:
+            InvalidQueue: a priority out of range, a key on a queue without
+                concurrency_per_key, a negative delay; nothing was written.
+            AlreadyQueued: a duplicate, with on_duplicate="raise".
+            SerializationError: an argument cannot be journaled; nothing was written.
+            InvalidWorkflowId: the id cannot name a journal.
+        """
+        definition = _workflow_of(workflow)
+        seconds = delay_seconds(queue, delay)
+        check_enqueue(queue, priority=priority, key=key, dedup_id=dedup_id, delay=seconds)
+        self._register(definition)
+        try:
+            workflow_id = await self._queues.enqueue(
+                queue,
+                definition,
+                [*args],
+                workflow_id=id,
+                key=key,
+                priority=priority,
+                dedup_id=dedup_id,
+                delay=seconds,
+                on_duplicate=on_duplicate,
+            )
+        except InvalidJournalName as error:
+            raise InvalidWorkflowId.of(error) from None
+        return self._handle_of(workflow_id, None)
+
+    def _wake_queues(self) -> None:
+        self._queues.wake()
+
     async def _start(
         self,
         definition: Workflow[..., Any],
@@ -385,6 +457,7 @@ class Runtime(Serving):
             return self._handle_of(workflow_id, task)
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._queues.wake()
         claimed: asyncio.Future[None] = loop.create_future()
         request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
         task = loop.create_task(
@@ -555,10 +628,17 @@ class Runtime(Serving):
         """
         if self._closing:
             raise WorkflowStopped(workflow_id=workflow_id)
+        self._queues.wake()
         task = self._running.get(workflow_id)
         if task is not None and not _stopping(task):
             return task
-        start = await self._start_record_of(workflow_id)
+        try:
+            start = await self._start_record_of(workflow_id)
+        except WorkflowNotFound:
+            if await self._queues.wait_admitted(workflow_id):
+                return await self._follow(workflow_id)  # (started now, here or elsewhere)
+            # (a queued one may have started and ended between the two looks)
+            start = await self._start_record_of(workflow_id)
         definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
         if definition is not None:
             handle = await self._start(definition, workflow_id, None)
@@ -595,8 +675,10 @@ class Runtime(Serving):
         """
         definition, workflow_id = request.definition, request.workflow_id
         current: Journal | None = None
+        grant: Grant | None = None  # (a queued workflow's slots, held until its task ends)
         try:
             current, run = await self._take(request, claimed, follow=follow)
+            grant = await self._queues.gate(workflow_id)
             parent = run.parent
             while True:
                 await self._load(workflow_id, run)
@@ -607,6 +689,8 @@ class Runtime(Serving):
                         outcome = await run.execute()
                         if isinstance(outcome, Finished):
                             await _note(current, finished=True)
+                            if grant is not None:
+                                grant.finished = True
                             return outcome.unwrap()  # (WorkflowFailed, WorkflowCancelled)
                         if isinstance(outcome, ContinuedAsNew):
                             assert current is not None
@@ -639,6 +723,8 @@ class Runtime(Serving):
         finally:
             if current is not None:
                 await current.close()
+            if grant is not None:
+                self._queues.release(grant)
 
     async def _load(self, workflow_id: str, run: WorkflowRun) -> None:
         """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
@@ -779,11 +865,12 @@ class Runtime(Serving):
 
         Raises:
             InvalidWorkflowId: the id cannot name a journal.
-            WorkflowNotFound: no workflow has this id here.
+            WorkflowNotFound: no workflow (nor queued request) has this id here.
         """
         self._check_id(workflow_id)
+        self._queues.wake()
         task = self._running.get(workflow_id)
-        if task is None:
+        if task is None and not self._queues.is_queued(workflow_id):
             await self._start_record_of(workflow_id)  # (WorkflowNotFound)
         return self._handle_of(workflow_id, task)
 
@@ -798,6 +885,7 @@ class Runtime(Serving):
         Raises:
             UnknownWorkflow: a journal names a workflow this runtime does not know.
         """
+        self._queues.wake()
         unfinished: list[tuple[str, Workflow[..., Any]]] = []
         names = [name for name in await self._store.list() if name not in self._running]
         for name, stored in await self._read_in_batches(names):
@@ -894,7 +982,13 @@ class Runtime(Serving):
             WorkflowNotFound: no workflow has this id here.
         """
         self._check_id(workflow_id)
-        return await describe_workflow(self._store, workflow_id)
+        try:
+            return await describe_workflow(self._store, workflow_id)
+        except WorkflowNotFound:
+            queued = self._queues.describe(workflow_id)  # (state "queued", place, why)
+            if queued is None:
+                raise
+            return queued
 
     async def close(self) -> None:
         """Stop the workflows still running (they resume later) and release the directory.
@@ -903,6 +997,7 @@ class Runtime(Serving):
         meanwhile no new one starts. Then the rest is cancelled; nothing is half-written.
         """
         self._closing = True
+        await self._queues.close()
         in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=self._stop_grace)
@@ -915,6 +1010,7 @@ class Runtime(Serving):
         if self._stall_watch is not None:
             self._stall_watch.stop()
         await self._mail.stop()
+        self._queues.close_files()
         await self._store.close()
 
     async def __aenter__(self) -> Runtime:
@@ -1053,4 +1149,30 @@ async def start(
     """Start a workflow on the default runtime; see Runtime.start."""
     return await default_runtime().start(
         workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
+    )
+
+
+async def enqueue(
+    queue: Queue,
+    workflow: Callable[[Unpack[Ts]], Awaitable[R]],
+    /,
+    *args: *Ts,
+    id: str | None = None,
+    key: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    dedup_id: str | None = None,
+    delay: Duration | None = None,
+    on_duplicate: OnDuplicate = "return",
+) -> WorkflowHandle[R]:
+    """Queue a workflow on the default runtime; see Runtime.enqueue."""
+    return await default_runtime().enqueue(
+        queue,
+        workflow,
+        *args,
+        id=id,
+        key=key,
+        priority=priority,
+        dedup_id=dedup_id,
+        delay=delay,
+        on_duplicate=on_duplicate,
     )

@@ -56,6 +56,9 @@ class Serving:
     def _check_id(self, workflow_id: str) -> None:
         raise NotImplementedError
 
+    def _wake_queues(self) -> None:
+        raise NotImplementedError
+
     async def _start(
         self,
         definition: Workflow[..., Any],
@@ -124,6 +127,7 @@ class Serving:
             batch: how many workflows to claim at a time (default 100).
         """
         interval = to_seconds(poll_interval, what="poll_interval")
+        self._wake_queues()  # (the queues it declares: their dispatchers start too)
         served: set[asyncio.Task[Any]] = set()
         outage = Outage("serve", interval)
         while True:

@@ -217,3 +217,9 @@ def test_restates_server_install_says_when_the_registry_is_unreachable(
     assert reason is not None
     assert "the npm registry is unreachable (offline?)" in reason
     assert "ECONNREFUSED" in reason
+
+
+def test_queues_benchmark_runs_quick(tmp_path: Path) -> None:
+    output, report = run_quick("benchmarks.queues", tmp_path)
+    assert "limit_overhead_ms" in output
+    assert set(report["medians"]) >= {"enqueue_batched_per_s", "drain_queue_per_s", "admit_us"}

@@ -45,3 +45,14 @@ def test_onboarding_reminds_then_activates_or_closes(tmp_path: Path) -> None:
     assert "mail to bob@example.com: reminder 2" in out
     assert "closed the account of bob@example.com" in out
     assert "bob: closed" in out
+
+
+def test_rate_limited_payments_hold_the_card_api_limit_and_rerun_once(tmp_path: Path) -> None:
+    out = run_example("rate_limited_payments.py", tmp_path, "12")
+    assert "last order: queued queued in 'orders'" in out
+    assert out.count("shipped o") == 12
+    assert "at most 3 card API calls at once" in out
+    again = run_example("rate_limited_payments.py", tmp_path, "12")
+    assert "last order: completed" in again
+    assert again.count("shipped o") == 12
+    assert "at most 0 card API calls at once" in again  # (every order done: nothing ran)

@@ -212,10 +212,13 @@ def list_command(source: Source, state: str | None, search: str | None, as_json:
                     plain_description(d, listing.runner(d.workflow_id)) for d in listing.workflows
                 ],
                 "unreadable": listing.unreadable,
+                "queues": [to_plain(load) for load in listing.queues],
             }
         )
         return
     console = _console()
+    for load in listing.queues:
+        click.echo(_render.queue_line(load))
     if listing.workflows:
         color = console.is_terminal and not console.no_color
         for line in _render.listing_lines(listing, width=console.width, color=color):

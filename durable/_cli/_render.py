@@ -22,8 +22,10 @@ from .._engine._describe import WorkflowDescription, WorkflowState
 from .._engine._history import Attempt, History, Step
 from .._engine._records import moment as record_moment
 from .._json_ready import to_plain
+from .._queue_reading import QueueLoad
 
 STATE_STYLES = {
+    WorkflowState.QUEUED: "white",
     WorkflowState.RUNNING: "cyan",
     WorkflowState.SLEEPING: "blue",
     WorkflowState.WAITING: "magenta",
@@ -144,6 +146,22 @@ def listing_lines(listing: Listing, *, width: int, color: bool) -> Iterator[str]
         elif color:
             line = click.style(line, bold=True)
         yield line
+
+
+def queue_line(load: QueueLoad) -> str:
+    """One queue's load in words: running, waiting, its limits and recent starts."""
+    parts = [f"queue {safe(load.name)}:"]
+    if load.concurrency is not None:
+        running = "?" if load.running is None or load.running < 0 else str(load.running)
+        parts.append(f"{running} of {load.concurrency} running,")
+    parts.append(f"{load.admitted} started and not ended, {load.waiting} waiting")
+    if load.rate is not None:
+        parts.append(
+            f"· {load.recent_starts} starts in the last {load.rate[1]:g} s (limit {load.rate[0]})"
+        )
+    if load.concurrency_per_key is not None:
+        parts.append(f"· at most {load.concurrency_per_key} per key")
+    return " ".join(parts)
 
 
 def _now_column(described: WorkflowDescription, runner: Runner) -> str:

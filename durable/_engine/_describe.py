@@ -18,6 +18,7 @@ from . import _records as records
 class WorkflowState(enum.StrEnum):
     """Where a workflow stands, as its journal tells."""
 
+    QUEUED = "queued"  # (not journaled yet: a queue's request, described by _queue_reading)
     RUNNING = "running"
     SLEEPING = "sleeping"
     WAITING = "waiting for event"

@@ -21,6 +21,7 @@ from .._asyncio_private import loop_is_idle
 from .._definitions import OMITTED, Activity, Workflow, _Omitted
 from .._durations import Duration, to_seconds
 from .._errors import SimulatedCrash
+from .._queues import Queue
 from .._runtime import Runtime, WorkflowHandle
 from .._seams import AS_OPENED, RuntimeSeams
 from .._storage._interface import JournalStore
@@ -61,6 +62,8 @@ class TestRuntime(Runtime):
             exercise the replay of a resumed sleeper.
         crash: where to crash once (default: never).
         warn_blocked_after: as Runtime's (real time: it measures the code's own work).
+        queues: as Runtime's. Delays and rate limits wait in virtual time, so a test of
+            a queue limited to 10 starts a minute runs in milliseconds.
     """
 
     __test__ = False  # (pytest: not a test class)
@@ -76,6 +79,7 @@ class TestRuntime(Runtime):
         suspend_after: Duration | None = "1 min",
         crash: CrashPoint | None = None,
         warn_blocked_after: Duration | None = "2 s",
+        queues: Iterable[Queue] = (),
     ) -> None:
         if start_time is None:
             start = time.time()
@@ -104,6 +108,7 @@ class TestRuntime(Runtime):
             suspend_after=suspend_after,
             stop_grace=0,
             warn_blocked_after=warn_blocked_after,
+            queues=queues,
             _seams=seams,
         )
         self.auto_skip = auto_skip
@@ -149,6 +154,7 @@ class TestRuntime(Runtime):
         return (
             not self._children.in_flight()
             and not self._deadlines.posting
+            and not self._queues.busy()
             and all(self._parked(workflow_id) for workflow_id in self._running)
         )
 
@@ -156,7 +162,7 @@ class TestRuntime(Runtime):
         run = self._runs.get(workflow_id)
         if run is not None:
             return run.parked(self._parked)
-        return workflow_id in self._mail.sleeping
+        return workflow_id in self._mail.sleeping or self._queues.parked(workflow_id)
 
     @contextlib.asynccontextmanager
     async def _skipping(self) -> AsyncIterator[None]:

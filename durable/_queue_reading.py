@@ -1,0 +1,174 @@
+"""A queue's state read for people: each waiting request's place and why it waits; the load.
+
+Reads the queue's files without taking any lock (the running count comes from the kernel's
+lock table, as `durable list` tells held journals), so it is safe while runtimes serve the
+queue. Used by Runtime.describe for a queued workflow and by the Catalog (`durable list`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ._encoding import decode
+from ._engine._describe import WorkflowDescription, WorkflowState
+from ._engine._records import moment
+from ._errors import DurableError
+from ._queues import limits_of
+from ._storage._queue_files import DamagedRequest, QueueFiles, Request
+
+logger = logging.getLogger("durable")
+
+
+@dataclass(frozen=True)
+class QueueLoad:
+    """A queue's load now.
+
+    Attributes:
+        name: the queue.
+        running: its workflows holding a slot now, in every process (-1: cannot tell, off
+            Linux; None: the queue has no concurrency limit, so nothing holds slots).
+        admitted: its workflows started and not ended (running, sleeping, or waiting to be
+            resumed after a crash).
+        waiting: its requests not started yet.
+        concurrency, concurrency_per_key: its limits as last declared (None: none).
+        rate: (starts, period in seconds) as last declared, or None.
+        recent_starts: starts within the last rate period (0 without a rate limit).
+    """
+
+    name: str
+    running: int | None
+    admitted: int
+    waiting: int
+    concurrency: int | None
+    concurrency_per_key: int | None
+    rate: tuple[int, float] | None
+    recent_starts: int
+
+
+def workflow_name_of(request: Request) -> str:
+    """The workflow a request starts (its payload is {"wf": name, "args": [...]})."""
+    try:
+        payload = decode(request.payload, path=request.workflow_id, offset=0)
+    except DurableError:
+        return "?"
+    return str(payload.get("wf", "?")) if isinstance(payload, dict) else "?"
+
+
+def waiting_requests(files: QueueFiles) -> list[Request]:
+    """Every readable waiting request, in the order they start: priority, then enqueue order."""
+    found = []
+    for name in files.waiting():
+        if name.endswith(".damaged"):
+            continue
+        try:
+            request = files.read(name)
+        except DamagedRequest:
+            continue
+        if request is not None:
+            found.append(request)
+    found.sort(key=lambda request: (request.priority, request.seq))
+    return found
+
+
+def load_of(files: QueueFiles, now: float) -> QueueLoad:
+    """The queue's load now."""
+    limits = limits_of(files.read_config())
+    rate = limits.get("rate")
+    rate_pair = (
+        (int(rate[0]), float(rate[1])) if isinstance(rate, list) and len(rate) == 2 else None
+    )
+    recent = 0
+    if rate_pair is not None:
+        _, times = files._ring(rate_pair[0])
+        recent = sum(1 for at in times if now - at < rate_pair[1])
+    concurrency = limits.get("concurrency")
+    return QueueLoad(
+        name=files.name,
+        running=files.running() if concurrency else None,
+        admitted=len(files.admitted()),
+        waiting=sum(1 for name in files.waiting() if not name.endswith(".damaged")),
+        concurrency=concurrency if isinstance(concurrency, int) else None,
+        concurrency_per_key=limits.get("concurrency_per_key"),
+        rate=rate_pair,
+        recent_starts=recent,
+    )
+
+
+def why_waiting(request: Request, load: QueueLoad, now: float) -> str:
+    """Why a request has not started, in words: delay, rate, concurrency, or no runtime."""
+    if request.not_before > now:
+        return f"delay (until {moment(request.not_before).isoformat(timespec='seconds')})"
+    if load.rate is not None and load.recent_starts >= load.rate[0]:
+        return f"rate ({load.rate[0]} starts per {load.rate[1]:g} s reached)"
+    if load.concurrency is not None and (load.running or 0) >= load.concurrency:
+        return f"concurrency ({load.running} of {load.concurrency} running)"
+    if request.key is not None and load.concurrency_per_key is not None:
+        return f"its turn, or key {request.key!r} (at most {load.concurrency_per_key} at once)"
+    return "a runtime that serves this queue (Runtime(queues=[...]))"
+
+
+def describe_queued(
+    files: QueueFiles, workflow_id: str, now: float, ordered: list[Request] | None = None
+) -> WorkflowDescription | None:
+    """A waiting request as a workflow description (state "queued"); None if not waiting.
+
+    `current` says its place ("3rd of 12") and why it waits.
+    """
+    try:
+        request = files.read(workflow_id)
+    except DamagedRequest:
+        return None
+    if request is None:
+        return None
+    ordered = waiting_requests(files) if ordered is None else ordered
+    place = 1 + sum(
+        1 for other in ordered if (other.priority, other.seq) < (request.priority, request.seq)
+    )
+    return _described(request, place, len(ordered), load_of(files, now), now)
+
+
+def describe_waiting(files: QueueFiles, now: float) -> list[WorkflowDescription]:
+    """Every waiting request of the queue, described (for `durable list`)."""
+    ordered = waiting_requests(files)
+    load = load_of(files, now)
+    return [
+        _described(request, place, len(ordered), load, now)
+        for place, request in enumerate(ordered, 1)
+    ]
+
+
+def _described(
+    request: Request, place: int, total: int, load: QueueLoad, now: float
+) -> WorkflowDescription:
+    enqueued = moment(request.enqueued)
+    status: dict[str, Any] = {
+        "queue": load.name,
+        "position": place,
+        "waiting": total,
+        "priority": request.priority,
+    }
+    if request.key is not None:
+        status["key"] = request.key
+    return WorkflowDescription(
+        workflow_id=request.workflow_id,
+        workflow_name=workflow_name_of(request),
+        state=WorkflowState.QUEUED,
+        status=status,
+        generation=0,
+        steps=0,
+        current=(
+            f"queued in {load.name!r}, {place} of {total}, waiting for "
+            f"{why_waiting(request, load, now)}"
+        ),
+        attempt=None,
+        waiting_for=None,
+        wake_at=moment(request.not_before) if request.not_before > now else None,
+        started=enqueued,
+        updated=enqueued,
+        ended=None,
+        error=None,
+        parent=None,
+        unread_events=0,
+    )

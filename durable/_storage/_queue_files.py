@@ -1,0 +1,524 @@
+"""A queue's state in a journal directory: requests, slots, starts; bytes and locks only.
+
+Everything lives under `<directory>/queues/<queue>/` (directories 0700, files 0600), opened
+relative to directory descriptors, never through a link:
+
+    lock              flock'd around each admission and sequence number (microseconds)
+    seq               u64le: the next enqueue sequence number (FIFO within a priority)
+    waiting/<id>      a queued request (header + opaque payload), created O_EXCL
+    admitted/<id>     the same file, renamed here by the runtime that claimed it; unlinked
+                      when its workflow ends. A journal whose id is here or in waiting/ is a
+                      queued workflow: whoever resumes it must hold a slot first
+    slots/<i>         i < concurrency: flock'd by the process running one of its workflows;
+                      the kernel lets go when that process dies, so a slot is never leaked
+    keys/<digest>.<i> the same per partition key (sha256 of the key), i < concurrency_per_key
+    starts            the rate limit's ring: u32le capacity, u32le next, capacity f64le times
+    dedup/<digest>    a de-duplication id's workflow id (O_EXCL: one per dedup id)
+    config            the queue's limits as last declared (opaque, for readers)
+
+A request file: "DURQ" u8(1) u8(priority) u16(len key) u16(len dedup) u32(len payload)
+u64(seq) f64(enqueued) f64(not_before) key dedup payload u32(crc32 of all before), little
+endian. Knows nothing of msgpack nor of workflows: the payload is the caller's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_codes
+import fcntl
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._file_io import load_syncfs, sync_file, syncfs_error, write_all
+from ._locks import flock_holders
+from ._opening import open_directory
+
+QUEUES = "queues"
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+_HEADER = struct.Struct("<4sBBHHIQdd")
+_MAGIC = b"DURQ"
+_CRC = struct.Struct("<I")
+_SEQ = struct.Struct("<Q")
+_RING = struct.Struct("<II")
+MAX_REQUEST_SIZE = 64 * 1024 * 1024
+_SUBDIRECTORIES = ("waiting", "admitted", "slots", "keys", "dedup")
+_syncfs = load_syncfs()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One queued request as stored (key and dedup_id None when not given)."""
+
+    workflow_id: str
+    priority: int
+    seq: int
+    enqueued: float
+    not_before: float
+    key: str | None
+    dedup_id: str | None
+    payload: bytes
+
+
+class DamagedRequest(Exception):
+    """A request file that does not check out (torn by a power loss, or not ours)."""
+
+
+def encode_request(request: Request) -> bytes:
+    """The bytes of a request file."""
+    key = (request.key or "").encode()
+    dedup = (request.dedup_id or "").encode()
+    head = _HEADER.pack(
+        _MAGIC,
+        1,
+        request.priority,
+        len(key),
+        len(dedup),
+        len(request.payload),
+        request.seq,
+        request.enqueued,
+        request.not_before,
+    )
+    body = head + key + dedup + request.payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode_request(workflow_id: str, data: bytes) -> Request:
+    """A request file's bytes, checked (DamagedRequest)."""
+    if len(data) < _HEADER.size + _CRC.size:
+        raise DamagedRequest(f"{len(data)} bytes, shorter than a request")
+    magic, version, priority, key_n, dedup_n, payload_n, seq, enqueued, not_before = (
+        _HEADER.unpack_from(data)
+    )
+    if magic != _MAGIC or version != 1:
+        raise DamagedRequest("not a request file of this durable")
+    end = _HEADER.size + key_n + dedup_n + payload_n
+    if end + _CRC.size != len(data):
+        raise DamagedRequest("its lengths do not add up (torn or truncated)")
+    if _CRC.unpack_from(data, end)[0] != zlib.crc32(data[:end]):
+        raise DamagedRequest("its checksum does not match")
+    key = data[_HEADER.size : _HEADER.size + key_n].decode(errors="replace")
+    dedup = data[_HEADER.size + key_n : _HEADER.size + key_n + dedup_n].decode(errors="replace")
+    return Request(
+        workflow_id,
+        priority,
+        seq,
+        enqueued,
+        not_before,
+        key or None,
+        dedup or None,
+        data[_HEADER.size + key_n + dedup_n : end],
+    )
+
+
+def digest(text: str) -> str:
+    """A file name for any text (a partition key, a dedup id)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def queue_names(directory: Path) -> list[str]:
+    """The queues that have state in a journal directory, sorted."""
+    try:
+        return sorted(entry.name for entry in os.scandir(directory / QUEUES) if entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _open_directory(parent_fd: int | None, name: str | Path, *, create: bool) -> int:
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+    return os.open(name, _DIRECTORY, dir_fd=parent_fd)
+
+
+def _read_at(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.pread(fd, size - len(data), len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class Slots:
+    """N slot files, each flock'd by at most one holder: a process-crash-proof semaphore.
+
+    flock is per open file description, so two QueueFiles of one process (two runtimes)
+    exclude each other like two processes; this object remembers which it holds itself.
+    Descriptors stay open between takes (an open costs more than the flock).
+    """
+
+    def __init__(self, directory_fd: int, prefix: str, capacity: int) -> None:
+        self._directory_fd = directory_fd
+        self._prefix = prefix
+        self._capacity = capacity
+        self._fds: dict[int, int] = {}  # slot -> its file's descriptor, open
+        self._held: set[int] = set()
+        self._next = 0
+
+    def _fd(self, slot: int) -> int:
+        fd = self._fds.get(slot)
+        if fd is None:
+            fd = self._fds[slot] = os.open(
+                f"{self._prefix}{slot}",
+                os.O_RDWR | os.O_CREAT | _SAFE,
+                0o600,
+                dir_fd=self._directory_fd,
+            )
+        return fd
+
+    def take(self) -> int | None:
+        """A free slot, locked (None: all are held, here or elsewhere)."""
+        held = self._held
+        for turn in range(self._capacity):
+            slot = (self._next + turn) % self._capacity
+            if slot in held:
+                continue
+            try:
+                fcntl.flock(self._fd(slot), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            held.add(slot)
+            self._next = slot + 1
+            return slot
+        return None
+
+    def give_back(self, slot: int) -> None:
+        """Unlock a slot this object holds."""
+        if slot in self._held:
+            self._held.discard(slot)
+            fcntl.flock(self._fds[slot], fcntl.LOCK_UN)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def close(self) -> None:
+        """Close every descriptor (letting go of the slots still held)."""
+        self._held.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+class QueueFiles:
+    """One queue's directory, opened (and created, for a writer) under a journal directory."""
+
+    def __init__(self, directory: Path, name: str, *, create: bool = True) -> None:
+        self.directory = directory
+        self.name = name
+        self.path = directory / QUEUES / name
+        root = open_directory(directory, create=create)
+        try:
+            queues = _open_directory(root, QUEUES, create=create)
+            try:
+                self._fd = _open_directory(queues, name, create=create)
+            finally:
+                os.close(queues)
+        finally:
+            os.close(root)
+        self._fds: dict[str, int] = {}
+        for sub in _SUBDIRECTORIES:
+            self._fds[sub] = _open_directory(self._fd, sub, create=create)
+        self._lock_fd: int | None = None
+        self._seq_fd: int | None = None
+        self._key_slots: dict[str, Slots] = {}
+        self._waiting_fd = self._fds["waiting"]
+
+    def close(self) -> None:
+        for slots in self._key_slots.values():
+            slots.close()
+        self._key_slots.clear()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        for extra in (self._lock_fd, self._seq_fd):
+            if extra is not None:
+                os.close(extra)
+        self._lock_fd = self._seq_fd = None
+        os.close(self._fd)
+
+    # -- the queue's lock and its counters (call under `locked()`) -----------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The queue's lock: a blocking flock held for a few syscalls, never across an await."""
+        if self._lock_fd is None:
+            self._lock_fd = os.open("lock", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def next_seq(self) -> int:
+        """Take the next enqueue sequence number (under `locked()`)."""
+        if self._seq_fd is None:
+            self._seq_fd = os.open("seq", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
+        data = _read_at(self._seq_fd, _SEQ.size)
+        seq: int = _SEQ.unpack(data)[0] if len(data) == _SEQ.size else 0
+        os.pwrite(self._seq_fd, _SEQ.pack(seq + 1), 0)
+        return seq
+
+    def rate_wait(self, capacity: int, period: float, now: float) -> float | None:
+        """When the next start is allowed by at most `capacity` per `period` (None: now)."""
+        times = self._ring(capacity)[1]
+        oldest = min(times) if len(times) == capacity else 0.0
+        return None if now - oldest >= period else oldest + period
+
+    def rate_record(self, capacity: int, now: float) -> None:
+        """Note a start at `now` in the ring of the last `capacity` starts (under `locked()`)."""
+        fd = os.open("starts", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
+        try:
+            next_index, times = self._ring(capacity, fd)
+            if len(times) < capacity:
+                times = times + [0.0] * (capacity - len(times))
+            times[next_index] = now
+            data = _RING.pack(capacity, (next_index + 1) % capacity)
+            os.pwrite(fd, data + struct.pack(f"<{capacity}d", *times), 0)
+        finally:
+            os.close(fd)
+
+    def _ring(self, capacity: int, fd: int | None = None) -> tuple[int, list[float]]:
+        own = fd is None
+        if fd is None:
+            try:
+                fd = os.open("starts", os.O_RDONLY | _SAFE, dir_fd=self._fd)
+            except FileNotFoundError:
+                return 0, []
+        try:
+            data = _read_at(fd, _RING.size + 8 * capacity)
+        finally:
+            if own:
+                os.close(fd)
+        if len(data) != _RING.size + 8 * capacity:
+            return 0, []  # (new, or another capacity declared before: start afresh)
+        stored, next_index = _RING.unpack_from(data)
+        if stored != capacity or next_index >= capacity:
+            return 0, []
+        return next_index, [t for t in struct.unpack_from(f"<{capacity}d", data, _RING.size) if t]
+
+    # -- requests ------------------------------------------------------------------------
+
+    def create(self, request: Request) -> bool:
+        """Write a new waiting request (not synced: see `sync`); False if its id is there."""
+        data = encode_request(request)
+        try:
+            fd = os.open(
+                request.workflow_id,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE,
+                0o600,
+                dir_fd=self._waiting_fd,
+            )
+        except FileExistsError:
+            return False
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(request.workflow_id, dir_fd=self._waiting_fd)
+            raise
+        os.close(fd)
+        return True
+
+    def sync(self, names: list[str]) -> None:
+        """Make the requests `names` (and their directory entries) durable: one syncfs."""
+        if _syncfs is not None:
+            if _syncfs(self._fd) != 0:
+                raise syncfs_error()
+            return
+        for name in names:
+            fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=self._waiting_fd)
+            try:
+                sync_file(fd)
+            finally:
+                os.close(fd)
+        os.fsync(self._waiting_fd)
+        os.fsync(self._fds["dedup"])
+
+    def waiting(self) -> list[str]:
+        """The ids waiting, in no order."""
+        return os.listdir(self._waiting_fd)
+
+    def waiting_version(self) -> int:
+        """Changes whenever a request is added to or taken from waiting/."""
+        return os.fstat(self._waiting_fd).st_mtime_ns
+
+    def read(self, workflow_id: str, *, admitted: bool = False) -> Request | None:
+        """A request (None: gone). DamagedRequest: its bytes do not check out."""
+        where = self._fds["admitted" if admitted else "waiting"]
+        try:
+            fd = os.open(workflow_id, os.O_RDONLY | _SAFE, dir_fd=where)
+        except FileNotFoundError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_REQUEST_SIZE:
+                raise DamagedRequest(f"{size} bytes, over {MAX_REQUEST_SIZE}")
+            data = _read_at(fd, size)
+        finally:
+            os.close(fd)
+        return decode_request(workflow_id, data)
+
+    def set_aside(self, workflow_id: str) -> None:
+        """Rename a damaged request to `<id>.damaged` in waiting/ (kept for a person)."""
+        with contextlib.suppress(OSError):
+            os.rename(
+                workflow_id,
+                f"{workflow_id}.damaged",
+                src_dir_fd=self._waiting_fd,
+                dst_dir_fd=self._waiting_fd,
+            )
+
+    def claim(self, workflow_id: str) -> bool:
+        """Move a waiting request to admitted/ (atomic); False if another runtime took it."""
+        try:
+            os.rename(
+                workflow_id,
+                workflow_id,
+                src_dir_fd=self._waiting_fd,
+                dst_dir_fd=self._fds["admitted"],
+            )
+        except FileNotFoundError:
+            return False
+        return True
+
+    def is_waiting(self, workflow_id: str) -> bool:
+        return self._exists("waiting", workflow_id)
+
+    def is_admitted(self, workflow_id: str) -> bool:
+        return self._exists("admitted", workflow_id)
+
+    def _exists(self, sub: str, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self._fds[sub], follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def finish(self, workflow_id: str) -> None:
+        """The workflow ended: forget its admission."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(workflow_id, dir_fd=self._fds["admitted"])
+
+    def withdraw(self, workflow_id: str) -> bool:
+        """Remove a waiting request (False: not waiting any more)."""
+        try:
+            os.unlink(workflow_id, dir_fd=self._waiting_fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def admitted(self) -> list[str]:
+        return os.listdir(self._fds["admitted"])
+
+    # -- de-duplication ------------------------------------------------------------------
+
+    def dedup_claim(self, dedup_id: str, workflow_id: str) -> str | None:
+        """Record `dedup_id` -> `workflow_id` unless present: None, or the recorded id."""
+        name = digest(dedup_id)
+        where = self._fds["dedup"]
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE, 0o600, dir_fd=where)
+        except FileExistsError:
+            try:
+                fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=where)
+            except FileNotFoundError:  # (released meanwhile)
+                return self.dedup_claim(dedup_id, workflow_id)
+            try:
+                return _read_at(fd, 4096).decode(errors="replace")
+            finally:
+                os.close(fd)
+        try:
+            write_all(fd, workflow_id.encode())
+        finally:
+            os.close(fd)
+        return None
+
+    def dedup_release(self, dedup_id: str, workflow_id: str) -> None:
+        """Forget `dedup_id` if it still names `workflow_id`."""
+        name = digest(dedup_id)
+        where = self._fds["dedup"]
+        try:
+            fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=where)
+        except FileNotFoundError:
+            return
+        try:
+            recorded = _read_at(fd, 4096).decode(errors="replace")
+        finally:
+            os.close(fd)
+        if recorded == workflow_id:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=where)
+
+    # -- slots ---------------------------------------------------------------------------
+
+    def slots(self, capacity: int) -> Slots:
+        """The queue's concurrency slots (each QueueFiles should make one)."""
+        return Slots(self._fds["slots"], "", capacity)
+
+    def key_slots(self, key: str, capacity: int) -> Slots:
+        """The slots of partition key `key`."""
+        slots = self._key_slots.get(key)
+        if slots is None:
+            slots = self._key_slots[key] = Slots(self._fds["keys"], f"{digest(key)}.", capacity)
+        return slots
+
+    def forget_key(self, key: str) -> None:
+        """Drop an idle key's slots object (its files stay: they are a few bytes)."""
+        slots = self._key_slots.get(key)
+        if slots is not None and slots.held == 0:
+            del self._key_slots[key]
+            slots.close()
+
+    def running(self) -> int:
+        """How many slots some process holds now, from /proc/locks (-1: cannot tell)."""
+        holders = flock_holders()
+        if holders is None:
+            return -1
+        where = self._fds["slots"]
+        count = 0
+        for name in os.listdir(where):
+            try:
+                info = os.stat(name, dir_fd=where, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if (info.st_dev, info.st_ino) in holders:
+                count += 1
+        return count
+
+    # -- the declared limits, for readers ------------------------------------------------
+
+    def write_config(self, data: bytes) -> None:
+        """Replace the config file (a rename, so readers see one or the other)."""
+        fd = os.open(
+            "config.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _SAFE, 0o600, dir_fd=self._fd
+        )
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.rename("config.new", "config", src_dir_fd=self._fd, dst_dir_fd=self._fd)
+
+    def read_config(self) -> bytes | None:
+        try:
+            fd = os.open("config", os.O_RDONLY | _SAFE, dir_fd=self._fd)
+        except FileNotFoundError:
+            return None
+        try:
+            return _read_at(fd, 65536)
+        finally:
+            os.close(fd)
+
+
+def is_missing(error: OSError) -> bool:
+    """A lookup of a queue's files that found nothing there (no queue state yet)."""
+    return error.errno in (errno_codes.ENOENT, errno_codes.ENOTDIR)

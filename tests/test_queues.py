@@ -1,0 +1,314 @@
+"""Queues end to end on the file store: limits, order, dedup, delay, describe, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import durable
+from durable import InvalidQueue, Queue, Rate, Runtime
+from durable._catalog import Catalog
+from durable.testing import TestRuntime
+
+pytestmark = pytest.mark.anyio
+
+
+class Overlap:
+    """Counts calls in flight, as the activities see them."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.order: list[int] = []
+
+    async def hold(self, n: int, seconds: float = 0.03) -> int:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        self.order.append(n)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.now -= 1
+        return n
+
+
+seen = Overlap()
+
+
+@durable.activity
+async def work(n: int) -> int:
+    return await seen.hold(n)
+
+
+@durable.workflow
+async def job(n: int) -> int:
+    return await work(n)
+
+
+@durable.activity
+def enter() -> None:
+    seen.now += 1
+    seen.peak = max(seen.peak, seen.now)
+
+
+@durable.activity
+def leave() -> None:
+    seen.now -= 1
+
+
+@durable.workflow
+async def napper(n: int) -> int:
+    """Holds its slot while it sleeps (virtual time in a TestRuntime); counted by activities,
+    which a replay does not run again."""
+    await enter()
+    await durable.sleep("1 hour")
+    await leave()
+    return n
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts() -> None:
+    seen.__init__()  # type: ignore[misc]
+
+
+async def test_concurrency_holds_and_every_request_runs(tmp_path: Path) -> None:
+    queue = Queue("jobs", concurrency=3)
+    async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        handles = await asyncio.gather(*(runtime.enqueue(queue, job, n) for n in range(20)))
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+    assert results == list(range(20))
+    assert seen.peak == 3
+
+
+async def test_fifo_within_a_priority_and_lower_priority_first(tmp_path: Path) -> None:
+    queue = Queue("ordered", concurrency=1)
+    async with Runtime(tmp_path, workflows=[job]) as producer:  # (serves nothing)
+        handles = [await producer.enqueue(queue, job, n, priority=5) for n in range(4)]
+        handles += [await producer.enqueue(queue, job, 10 + n, priority=2) for n in range(2)]
+        handles.append(await producer.enqueue(queue, job, 99, priority=9))
+    async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        await asyncio.gather(*(runtime.handle(h.id) for h in handles))
+        for handle in handles:
+            await (await runtime.handle(handle.id)).result()
+    assert seen.order == [10, 11, 0, 1, 2, 3, 99]
+
+
+async def test_concurrency_per_key(tmp_path: Path) -> None:
+    queue = Queue("per-customer", concurrency_per_key=1)
+    peak: dict[str, int] = {}
+    now: dict[str, int] = {}
+
+    @durable.activity(name="keyed")
+    async def keyed(customer: str) -> None:
+        now[customer] = now.get(customer, 0) + 1
+        peak[customer] = max(peak.get(customer, 0), now[customer])
+        await asyncio.sleep(0.005)
+        now[customer] -= 1
+
+    @durable.workflow(name="per-customer-job")
+    async def customer_job(customer: str, n: int) -> None:
+        await keyed(customer)
+
+    async with Runtime(tmp_path, queues=[queue], workflows=[customer_job]) as runtime:
+        handles = [
+            await runtime.enqueue(queue, customer_job, customer, n, key=customer)
+            for n in range(4)
+            for customer in ("a", "b", "c")
+        ]
+        await asyncio.gather(*(handle.result() for handle in handles))
+    assert peak == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_dedup_returns_the_queued_handle_or_raises(tmp_path: Path) -> None:
+    queue = Queue("dedup")  # (no runtime serves it: the first stays queued)
+    async with Runtime(tmp_path) as runtime:
+        first = await runtime.enqueue(queue, job, 1, dedup_id="order-7")
+        again = await runtime.enqueue(queue, job, 2, dedup_id="order-7")
+        assert again.id == first.id
+        with pytest.raises(durable.AlreadyQueued, match="order-7") as raised:
+            await runtime.enqueue(queue, job, 3, dedup_id="order-7", on_duplicate="raise")
+        assert raised.value.workflow_id == first.id
+        same_id = await runtime.enqueue(queue, job, 1, id=first.id)
+        assert same_id.id == first.id
+    async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        assert await (await runtime.handle(first.id)).result() == 1
+        # Once it ended, the dedup id may be used again.
+        later = await runtime.enqueue(queue, job, 4, dedup_id="order-7")
+        assert later.id != first.id
+        assert await later.result() == 4
+
+
+async def test_a_queue_nobody_serves_keeps_work_queued_and_says_so(tmp_path: Path) -> None:
+    queue = Queue("unserved", concurrency=2)
+    async with Runtime(tmp_path) as runtime:
+        handles = [await runtime.enqueue(queue, job, n) for n in range(3)]
+        described = await runtime.describe(handles[2].id)
+    assert described.state is durable.WorkflowState.QUEUED
+    assert described.status == {"queue": "unserved", "position": 3, "waiting": 3, "priority": 5}
+    assert described.current is not None
+    assert "3 of 3" in described.current
+    assert "serves this queue" in described.current
+
+
+async def test_describe_says_a_delayed_request_waits_for_its_delay(tmp_path: Path) -> None:
+    queue = Queue("later")
+    async with Runtime(tmp_path) as runtime:
+        handle = await runtime.enqueue(queue, job, 1, delay="1 hour")
+        described = await runtime.describe(handle.id)
+    assert described.current is not None
+    assert "delay" in described.current
+    assert described.wake_at is not None
+
+
+async def test_two_runtimes_of_one_process_share_the_limit(tmp_path: Path) -> None:
+    queue = Queue("shared", concurrency=2)
+    async with (
+        Runtime(tmp_path, queues=[queue], workflows=[job]) as one,
+        Runtime(tmp_path, queues=[queue], workflows=[job]) as two,
+    ):
+        await two.recover()  # (starts its dispatcher)
+        handles = [await one.enqueue(queue, job, n) for n in range(16)]
+        await asyncio.gather(*(handle.result() for handle in handles))
+    assert seen.peak <= 2
+    assert sorted(seen.order) == list(range(16))
+
+
+async def test_a_test_runtime_checks_overlap_on_virtual_time(tmp_path: Path) -> None:
+    queue = Queue("naps", concurrency=3)
+    async with TestRuntime(tmp_path, queues=[queue], workflows=[napper]) as runtime:
+        begin = runtime.now()
+        handles = [await runtime.enqueue(queue, napper, n) for n in range(9)]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+        assert results == list(range(9))
+        assert seen.peak == 3
+        # 9 hour-long naps, 3 at a time: 3 hours of virtual time.
+        assert runtime.now() - begin >= timedelta(hours=3)
+
+
+async def test_rate_limit_and_delay_on_virtual_time(tmp_path: Path) -> None:
+    queue = Queue("metered", rate=Rate(2, per="1 min"))
+    starts: list[float] = []
+
+    @durable.activity(name="stamp")
+    async def stamp() -> None:
+        starts.append(durable.now().timestamp())
+
+    @durable.workflow(name="metered-job")
+    async def metered(n: int) -> None:
+        await stamp()
+
+    async with TestRuntime(tmp_path, queues=[queue], workflows=[metered]) as runtime:
+        begin = runtime.now().timestamp()
+        handles = [await runtime.enqueue(queue, metered, n) for n in range(6)]
+        late = await runtime.enqueue(queue, metered, 99, delay="10 min")
+        await asyncio.gather(*(handle.result() for handle in handles))
+        await late.result()
+    offsets = sorted(round(at - begin) for at in starts)
+    assert offsets == [0, 0, 60, 60, 120, 120, 600]
+
+
+async def test_an_admitted_workflow_is_refused_where_its_queue_is_not_declared(
+    tmp_path: Path,
+) -> None:
+    queue = Queue("declared-elsewhere", concurrency=1)
+    async with TestRuntime(tmp_path, queues=[queue], workflows=[napper]) as runtime:
+        handle = await runtime.enqueue(queue, napper, 1)
+        await runtime.advance("1 min")  # (started: it sleeps an hour)
+        assert (await runtime.describe(handle.id)).state is durable.WorkflowState.SLEEPING
+    async with Runtime(tmp_path, workflows=[napper]) as plain:
+        [resumed] = await plain.recover()
+        with pytest.raises(durable.QueueNotDeclared, match="declared-elsewhere"):
+            await resumed.result()
+
+
+@pytest.mark.parametrize(
+    ("make", "option"),
+    [
+        (lambda: Queue("q", concurrency=-1), "concurrency"),
+        (lambda: Queue("q", concurrency=0), "concurrency"),
+        (lambda: Queue("q", concurrency_per_key=0), "concurrency_per_key"),
+        (lambda: Queue("../escape"), "name"),
+        (lambda: Rate(0, per="1 s"), "rate limit"),
+        (lambda: Rate(1, per="-1 s"), "per"),
+        (lambda: durable.Limit("api"), "concurrency"),
+        (lambda: durable.Limit("api", concurrency=-5), "concurrency"),
+    ],
+)
+def test_bad_declarations_are_refused(make: object, option: str) -> None:
+    with pytest.raises(InvalidQueue) as raised:
+        make()  # type: ignore[operator]
+    assert raised.value.option == option
+    assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"priority": 0}, "priority"),
+        ({"priority": 10}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"key": "k"}, "key"),  # (the queue has no concurrency_per_key)
+        ({"dedup_id": ""}, "dedup_id"),
+        ({"delay": "-5 s"}, "delay"),
+        ({"on_duplicate": "ignore"}, "on_duplicate"),
+    ],
+)
+async def test_bad_enqueue_options_are_refused_before_anything_is_written(
+    tmp_path: Path, options: dict[str, object], option: str
+) -> None:
+    queue = Queue("strict", concurrency=1)
+    async with Runtime(tmp_path) as runtime:
+        with pytest.raises(InvalidQueue, match="strict") as raised:
+            await runtime.enqueue(queue, job, 1, **options)  # type: ignore[arg-type]
+    assert raised.value.option == option
+    assert not list((tmp_path / "queues" / "strict" / "waiting").glob("*"))
+
+
+def test_two_declarations_of_one_name_must_agree(tmp_path: Path) -> None:
+    with pytest.raises(InvalidQueue, match="one declaration per name"):
+        Runtime(tmp_path, queues=[Queue("q", concurrency=1), Queue("q", concurrency=2)])
+
+
+async def test_an_activity_limit_holds_across_workflows(tmp_path: Path) -> None:
+    api = durable.Limit("card-api", concurrency=2)
+    now = peak = 0
+
+    @durable.activity(name="charge", limit=api)
+    async def charge(n: int) -> int:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0.005)
+        now -= 1
+        return n
+
+    @durable.activity(name="refund", limit=api)
+    def refund(n: int) -> int:  # (a sync activity shares it too)
+        return -n
+
+    @durable.workflow(name="order")
+    async def order(n: int) -> int:
+        return await charge(n) + await refund(n)
+
+    async with Runtime(tmp_path) as runtime:
+        results = await asyncio.gather(*(runtime.run(order, n) for n in range(10)))
+    assert results == [0] * 10
+    assert peak == 2
+    assert api.running == 0
+
+
+async def test_the_catalog_lists_queued_work_and_each_queue_load(tmp_path: Path) -> None:
+    queue = Queue("listed", concurrency=2, rate=Rate(5, per="1 min"))
+    async with Runtime(tmp_path) as runtime:
+        for n in range(3):
+            await runtime.enqueue(queue, job, n, id=f"job-{n}", priority=3 if n == 2 else 5)
+    async with Catalog(tmp_path) as catalog:
+        listing = await catalog.listing(state="queued")
+    [load] = listing.queues
+    assert (load.name, load.waiting, load.admitted, load.concurrency) == ("listed", 3, 0, 2)
+    assert load.rate == (5, 60.0)
+    places = {d.workflow_id: d.status["position"] for d in listing.workflows}
+    assert places == {"job-2": 1, "job-0": 2, "job-1": 3}
