@@ -16,6 +16,11 @@ Measured per run (medians over runs):
   enqueue_to_start_ms    on an idle queue, from enqueue() returning to the workflow's code
                          running (median of 200)
 
+Beside them, when DBOS Transact is installed (the `bench` extra) and unless --no-peers:
+the same enqueue and drain figures of DBOS's queue (SQLite, concurrency 100, as shipped),
+measured in a process of its own in the same run (benchmarks/peers/dbos_queue.py), as
+dbos_* and the ratios durable/DBOS as vs_dbos_*.
+
 Writes JSON to benchmarks/results/queues.json (queues-quick.json with --quick).
 """
 
@@ -23,8 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,6 +134,20 @@ async def enqueue_to_start(directory: Path, count: int) -> float:
     return statistics.median(delays)
 
 
+def dbos_figures(scratch: Path, count: int) -> dict[str, float]:
+    """DBOS's queue on the same work, in a process of its own (see peers/dbos_queue.py)."""
+    shutil.rmtree(scratch / "dbos", ignore_errors=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peers.dbos_queue", str(count), str(scratch / "dbos")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 async def one_run(scratch: Path, count: int, latency_count: int) -> dict[str, float]:
     result: dict[str, float] = {}
     for name in ("enqueue", "direct", "queue", "admit", "latency"):
@@ -142,6 +165,14 @@ async def one_run(scratch: Path, count: int, latency_count: int) -> dict[str, fl
     return result
 
 
+def with_peer(result: dict[str, float], scratch: Path, count: int) -> dict[str, float]:
+    """`result` with DBOS's figures of the same run and durable's ratios to them."""
+    for name, value in dbos_figures(scratch, count).items():
+        result[f"dbos_{name}"] = value
+        result[f"vs_dbos_{name}"] = result[name] / value
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workflows", type=int, default=10_000)
@@ -149,13 +180,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--no-peers", action="store_true", help="skip DBOS's queue")
     options = parser.parse_args()
+    peers = not options.no_peers and importlib.util.find_spec("dbos") is not None
     count, runs, latency = options.workflows, options.runs, 200
     if options.quick:
         count, runs, latency = 200, 1, 10
     scratch = options.dir or Path(tempfile.mkdtemp(prefix="durable-queues-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    results = [asyncio.run(one_run(scratch, count, latency)) for _ in range(runs)]
+    results = []
+    for _ in range(runs):
+        result = asyncio.run(one_run(scratch, count, latency))
+        results.append(with_peer(result, scratch, count) if peers else result)
     medians = {key: statistics.median(run[key] for run in results) for key in results[0]}
     for key, value in medians.items():
         print(f"{key:24} {value:12.3f}")

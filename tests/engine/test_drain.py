@@ -5,8 +5,8 @@ from __future__ import annotations
 from durable._engine._drain import Drain
 
 
-async def attempts() -> bytes:
-    return b""
+async def attempts() -> tuple[bytes, None]:
+    return b"", None
 
 
 def test_whoever_posts_while_nobody_drains_drains() -> None:
