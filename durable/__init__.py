@@ -35,6 +35,7 @@ from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
+from ._errors import InvalidSchedule as InvalidSchedule
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
@@ -49,6 +50,7 @@ from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import RecordTooLarge as RecordTooLarge
+from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
@@ -70,6 +72,11 @@ from ._runtime import WorkflowHandle as WorkflowHandle
 from ._runtime import run as run
 from ._runtime import start as start
 from ._saga import Saga as Saga
+from ._schedule_spec import ScheduleSpec as ScheduleSpec
+from ._schedules import FireResult as FireResult
+from ._schedules import Schedule as Schedule
+from ._schedules import ScheduleDescription as ScheduleDescription
+from ._schedules import ScheduleHandle as ScheduleHandle
 from ._storage._directory import JournalDirectory as JournalDirectory
 from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
@@ -85,10 +92,12 @@ __all__ = [
     "CompensationFailed",
     "DurableError",
     "EventTimeout",
+    "FireResult",
     "InDoubtError",
     "InboxFull",
     "InvalidDuration",
     "InvalidJournalName",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
@@ -110,6 +119,11 @@ __all__ = [
     "RetryPolicy",
     "Runtime",
     "Saga",
+    "Schedule",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleNotFound",
+    "ScheduleSpec",
     "SerializationError",
     "StoreUnavailable",
     "StoredRecord",

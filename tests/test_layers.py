@@ -30,6 +30,17 @@ ALLOWED = {
     "_children": {"_definitions", "_engine", "_encoding", "_storage", "_mail"},
     "_deadline": {"_engine", "_mail"},
     "_seams": {"_engine", "_storage"},
+    "_schedule_spec": {"_durations"},
+    "_schedule_run": {"_api", "_definitions", "_schedule_spec"},
+    "_schedules": {
+        "_definitions",
+        "_durations",
+        "_engine",
+        "_reading",
+        "_runtime",
+        "_schedule_run",
+        "_schedule_spec",
+    },
     "_runtime": {
         "_children",
         "_deadline",
