@@ -299,10 +299,10 @@ class _Scheduler:
                 self._result("command", current, "ignored", "another schedule's definition")
                 return
             self.spec = spec
+            state.cursor = max(state.cursor, current)  # (from now on: nothing before re-run)
             if op == "create" and state.deleted:
                 state.deleted = state.paused = False
                 state.note = ""
-                state.cursor = max(state.cursor, current)
         else:
             self._result("command", current, "ignored", f"unknown command {_SHORT.repr(op)}")
 

@@ -56,6 +56,7 @@ ALLOWED = {
         "_serving",
     },
     "testing": {
+        "_children",
         "_definitions",
         "_engine",
         "_encoding",
