@@ -51,7 +51,7 @@ async def main(directory: str, seconds: float) -> None:
     async with durable.Runtime(directory, event_poll_interval="0.1 s") as runtime:
         await SCHEDULE.start(runtime)
         print("started", os.getpid(), flush=True)
-        await asyncio.sleep(seconds)  # noqa: ASYNC110 (runs the schedule meanwhile)
+        await asyncio.sleep(seconds)  # (the schedule runs meanwhile)
 
 
 if __name__ == "__main__":

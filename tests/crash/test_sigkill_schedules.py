@@ -8,6 +8,7 @@ time and ended exactly once, and no fire time between the first and the last is 
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def check_each_fire_once(fires: dict[str, dict[str, list[tuple[str, str]]]]) -> 
         datetime.strptime(fire_id.split("@")[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         for fire_id in fires
     )
-    gaps = [b - a for a, b in zip(seconds, seconds[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(seconds)]
     assert all(gap.total_seconds() == 1 for gap in gaps), seconds  # none missing
 
 
