@@ -15,7 +15,7 @@ from typing import Any
 
 from ._definitions import Workflow
 from ._durations import Duration
-from ._engine._describe import WorkflowState
+from ._engine._describe import WorkflowDescription, WorkflowState
 from ._errors import (
     InvalidSchedule,
     JournalNotFound,
@@ -300,43 +300,13 @@ class ScheduleHandle:
             described = await self._runtime.describe(self.id)
         except WorkflowNotFound:
             raise ScheduleNotFound(schedule=self.name, where=self._where()) from None
-        status = described.status if isinstance(described.status, dict) else {}
-        spec, deleted = await self._recorded()
+        found = describe_schedule(described, next_fires)
+        if found is not None:
+            return found
+        spec, _ = await self._recorded()  # (nothing published yet: its start record's)
         if spec is None:
             raise ScheduleNotFound(schedule=self.name, where=self._where())
-        state: dict[str, Any] = status.get("state") or {}
-        paused = bool(state.get("paused", False))
-        zone = spec.zone()
-        upcoming: list[datetime] = []
-        if not paused and not deleted:
-            cursor = float(state.get("cursor", described.started.timestamp()))
-            for nominal in spec.next_fires(cursor, next_fires):
-                upcoming.append(spec.local(nominal + spec.jitter_of(nominal)))
-        return ScheduleDescription(
-            name=self.name,
-            workflow=spec.workflow,
-            spec=spec,
-            paused=paused,
-            deleted=deleted,
-            note=str(state.get("note", "")),
-            next_fires=upcoming,
-            running=sorted(state.get("running", {})),
-            pending=[spec.local(float(item[1])) for item in state.get("pending", [])],
-            fires=int(state.get("fires", 0)),
-            missed=int(state.get("missed", 0)),
-            recent=[
-                FireResult(
-                    fire=datetime.fromtimestamp(float(item["fire"]), zone),
-                    workflow_id=item.get("id"),
-                    kind=str(item.get("kind")),
-                    outcome=str(item.get("outcome")),
-                    detail=str(item.get("detail", "")),
-                    at=datetime.fromtimestamp(float(item["at"]), UTC),
-                )
-                for item in state.get("results", [])
-            ],
-            state=described.state,
-        )
+        return _description(spec, {}, described, next_fires)
 
     async def _send(self, command: dict[str, Any]) -> None:
         try:
@@ -370,3 +340,61 @@ class ScheduleHandle:
 
     def __repr__(self) -> str:
         return f"<durable ScheduleHandle {self.name!r}>"
+
+
+def describe_schedule(
+    described: WorkflowDescription, next_fires: int = 5
+) -> ScheduleDescription | None:
+    """A schedule's description from its workflow's (None: not a schedule's, or no status).
+
+    What the schedule last published (durable.set_status) holds its definition and state;
+    the next fire times are computed from them here.
+    """
+    if not described.workflow_name.startswith(WORKFLOW_PREFIX):
+        return None
+    status = described.status
+    if not isinstance(status, dict) or not isinstance(status.get("state"), dict):
+        return None
+    try:
+        spec = ScheduleSpec.from_plain(status.get("schedule"))
+    except InvalidSchedule:
+        return None
+    return _description(spec, status["state"], described, next_fires)
+
+
+def _description(
+    spec: ScheduleSpec, state: dict[str, Any], described: WorkflowDescription, next_fires: int
+) -> ScheduleDescription:
+    paused = bool(state.get("paused", False))
+    deleted = bool(state.get("deleted", False))
+    zone = spec.zone()
+    upcoming: list[datetime] = []
+    if not paused and not deleted:
+        cursor = float(state.get("cursor", described.started.timestamp()))
+        for nominal in spec.next_fires(cursor, next_fires):
+            upcoming.append(spec.local(nominal + spec.jitter_of(nominal)))
+    return ScheduleDescription(
+        name=spec.name,
+        workflow=spec.workflow,
+        spec=spec,
+        paused=paused,
+        deleted=deleted,
+        note=str(state.get("note", "")),
+        next_fires=upcoming,
+        running=sorted(state.get("running", {})),
+        pending=[spec.local(float(item[1])) for item in state.get("pending", [])],
+        fires=int(state.get("fires", 0)),
+        missed=int(state.get("missed", 0)),
+        recent=[
+            FireResult(
+                fire=datetime.fromtimestamp(float(item["fire"]), zone),
+                workflow_id=item.get("id"),
+                kind=str(item.get("kind")),
+                outcome=str(item.get("outcome")),
+                detail=str(item.get("detail", "")),
+                at=datetime.fromtimestamp(float(item["at"]), UTC),
+            )
+            for item in state.get("results", [])
+        ],
+        state=described.state,
+    )

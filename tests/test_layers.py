@@ -74,6 +74,7 @@ ALLOWED = {
         "_engine",
         "_json_ready",
         "_runtime",
+        "_schedules",
         "_storage",
         "testing",
         "_ui",
