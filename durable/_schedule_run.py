@@ -140,8 +140,6 @@ class _Scheduler:
         iterations = 0
         while True:
             iterations += 1
-            if iterations > ITERATIONS_PER_GENERATION and not self.tasks:
-                continue_as_new(self.spec.to_plain(), self.state.to_plain())
             self._publish()
             due = self._due()
             timeout = None if due is None else max(due - now().timestamp(), 0.0)
@@ -151,6 +149,9 @@ class _Scheduler:
                 command = None
             if command is not None:
                 self._command(command)
+            if iterations > ITERATIONS_PER_GENERATION and not self.tasks:
+                # (woken, the last fire done: what is due now, the next generation fires)
+                continue_as_new(self.spec.to_plain(), self.state.to_plain())
             self._catch_up()
             self._drain()
 

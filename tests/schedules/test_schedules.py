@@ -322,3 +322,18 @@ async def test_every_crash_point_of_a_schedule_fires_each_time_once(tmp_path: Pa
 
     report = await check_crash_points(scenario, tmp_path, start_time=START)
     assert report.crashed == len(report.points) > 20
+
+
+async def test_a_long_lived_schedule_continues_as_new_and_keeps_its_state(tmp_path: Path) -> None:
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        schedule = durable.Schedule("hourly", nightly, args=("h",), every="1 hour")
+        handle = await schedule.start(runtime)
+        await handle.pause("brief")
+        await handle.resume()
+        await runtime.advance("104 hours")  # past 100 wake-ups: a new generation
+        assert len(DONE) == len(set(DONE)) == 104
+        described = await handle.describe()
+        assert described.fires == 104
+        assert (await runtime.describe(handle.id)).generation == 1
+        assert described.next_fires[0] == START + timedelta(hours=105)
+        assert len(described.recent) == 20  # (the latest kept across the generation)
