@@ -62,7 +62,7 @@ class ScheduleState:
         pending: fires waiting for the one running to end: [kind, nominal] each.
         fires: how many fires started a workflow, over the schedule's life.
         missed: how many fires the catch-up policy did not run.
-        results: the latest outcomes, newest last (see `_result`).
+        results: the latest outcomes, newest last (see `_record_outcome`).
     """
 
     cursor: float
@@ -184,7 +184,9 @@ class _Scheduler:
         if late:
             if spec.catchup == "skip":
                 state.missed += len(late)
-                self._result("missed", late[-1], "skipped", f"{len(late)} missed: catchup=skip")
+                self._record_outcome(
+                    "missed", late[-1], "skipped", f"{len(late)} missed: catchup=skip"
+                )
             elif spec.catchup == "latest":
                 state.missed += len(late) - 1
                 self._fire("catchup", late[-1])
@@ -204,10 +206,12 @@ class _Scheduler:
         if not state.running or overlap == "allow_all":
             self._start(kind, nominal)
         elif overlap == "skip":
-            self._result(kind, nominal, "skipped", "the previous fire still runs (overlap=skip)")
+            self._record_outcome(
+                kind, nominal, "skipped", "the previous fire still runs (overlap=skip)"
+            )
         elif overlap == "queue_one":
             if any(item[0] != "backfill" for item in state.pending):
-                self._result(kind, nominal, "skipped", "one fire waits already (queue_one)")
+                self._record_outcome(kind, nominal, "skipped", "one fire waits already (queue_one)")
             else:
                 state.pending.append([kind, nominal])
         else:  # cancel_previous
@@ -265,7 +269,7 @@ class _Scheduler:
         finally:
             self.tasks.pop(fire_id, None)
             self.state.running.pop(fire_id, None)
-        self._result(kind, nominal, outcome, detail)
+        self._record_outcome(kind, nominal, outcome, detail)
         self._drain()
         self._publish()
 
@@ -294,10 +298,10 @@ class _Scheduler:
             try:
                 spec = ScheduleSpec.from_plain(command.get("spec"))
             except InvalidSchedule as error:
-                self._result("command", current, "ignored", str(error))
+                self._record_outcome("command", current, "ignored", str(error))
                 return
             if spec.name != self.spec.name or spec.workflow != self.target.name:
-                self._result("command", current, "ignored", "another schedule's definition")
+                self._record_outcome("command", current, "ignored", "another schedule's definition")
                 return
             self.spec = spec
             state.cursor = max(state.cursor, current)  # (from now on: nothing before re-run)
@@ -305,12 +309,16 @@ class _Scheduler:
                 state.deleted = state.paused = False
                 state.note = ""
         else:
-            self._result("command", current, "ignored", f"unknown command {_SHORT.repr(op)}")
+            self._record_outcome(
+                "command", current, "ignored", f"unknown command {_SHORT.repr(op)}"
+            )
 
     def _backfill(self, command: dict[str, Any], current: float) -> None:
         start, end = command.get("start"), command.get("end")
         if not isinstance(start, int | float) or not isinstance(end, int | float):
-            self._result("command", current, "ignored", "backfill needs start and end times")
+            self._record_outcome(
+                "command", current, "ignored", "backfill needs start and end times"
+            )
             return
         until = min(float(end), current) - 1e-6  # [start, end), and nothing in the future
         fires, _ = self.spec.fires_between(float(start) - 1e-6, until, MAX_BACKFILL)
@@ -319,7 +327,7 @@ class _Scheduler:
 
     # -- what describe shows ----------------------------------------------------------------------
 
-    def _result(self, kind: str, nominal: float, outcome: str, detail: str) -> None:
+    def _record_outcome(self, kind: str, nominal: float, outcome: str, detail: str) -> None:
         results = self.state.results
         results.append(
             {
