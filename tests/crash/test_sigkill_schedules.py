@@ -51,8 +51,13 @@ def read_ledger(ledger: Path) -> dict[str, dict[str, list[tuple[str, str]]]]:
 def check_each_fire_once(fires: dict[str, dict[str, list[tuple[str, str]]]]) -> None:
     assert len(fires) >= 3
     for fire_id, notes in fires.items():
-        assert len(notes["ended"]) == 1, (fire_id, notes)  # ended exactly once
+        assert len(notes["ended"]) <= 1, (fire_id, notes)  # never ended twice
         assert len({key for key, _ in notes["began"]}) == 1, (fire_id, notes)  # one run
+    # Every fire ended, but those the last process's close() stopped mid-way (they resume
+    # when a runtime starts the schedule again): its last second's.
+    unfinished = sorted(fire_id for fire_id, notes in fires.items() if not notes["ended"])
+    assert unfinished == sorted(fires)[len(fires) - len(unfinished) :], unfinished
+    assert len(unfinished) <= 2, unfinished
     seconds = sorted(
         datetime.strptime(fire_id.split("@")[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         for fire_id in fires
@@ -71,7 +76,8 @@ def wait_for(predicate: object, timeout: float = 30) -> None:
 def test_two_processes_serving_one_directory_start_each_fire_once(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     first = spawn(tmp_path / "journals", ledger, 3.0)
-    second = spawn(tmp_path / "journals", ledger, 5.0)  # (takes over when the first stops)
+    wait_for(ledger.exists)  # (the first runs the schedule: a fire began)
+    second = spawn(tmp_path / "journals", ledger, 4.0)  # (follows; takes over at 3 s)
     finish(first)
     finish(second)
     fires = read_ledger(ledger)
