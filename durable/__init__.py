@@ -37,6 +37,7 @@ from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
 from ._errors import InvalidQueue as InvalidQueue
+from ._errors import InvalidSchedule as InvalidSchedule
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
@@ -53,6 +54,7 @@ from ._errors import OutsideWorkflowError as OutsideWorkflowError
 from ._errors import QueueError as QueueError
 from ._errors import QueueNotDeclared as QueueNotDeclared
 from ._errors import RecordTooLarge as RecordTooLarge
+from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
@@ -79,6 +81,11 @@ from ._runtime import enqueue as enqueue
 from ._runtime import run as run
 from ._runtime import start as start
 from ._saga import Saga as Saga
+from ._schedule_spec import ScheduleSpec as ScheduleSpec
+from ._schedules import FireResult as FireResult
+from ._schedules import Schedule as Schedule
+from ._schedules import ScheduleDescription as ScheduleDescription
+from ._schedules import ScheduleHandle as ScheduleHandle
 from ._storage._directory import JournalDirectory as JournalDirectory
 from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
@@ -95,11 +102,13 @@ __all__ = [
     "CompensationFailed",
     "DurableError",
     "EventTimeout",
+    "FireResult",
     "InDoubtError",
     "InboxFull",
     "InvalidDuration",
     "InvalidJournalName",
     "InvalidQueue",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
@@ -127,6 +136,11 @@ __all__ = [
     "RetryPolicy",
     "Runtime",
     "Saga",
+    "Schedule",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleNotFound",
+    "ScheduleSpec",
     "SerializationError",
     "StoreUnavailable",
     "StoredRecord",

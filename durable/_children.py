@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._definitions import Workflow
@@ -43,6 +44,11 @@ logger = logging.getLogger("durable")
 # One cancellation per child from its parent, whether the parent let go of the step or
 # ended: the inbox refuses a second message with this id, so redoing either is free.
 PARENT_CANCEL_ID = "cancelled-by-parent"
+
+# True while a parent's step awaits its child's outcome: durable.testing's handles then do
+# not count as a test awaiting an outcome (which lets virtual time skip), or a long-running
+# child (a schedule's fire) would skip time past an advance() and on while the test idles.
+awaited_by_parent: ContextVar[bool] = ContextVar("durable_awaited_by_parent", default=False)
 
 
 class _Handle(Protocol):
@@ -121,7 +127,11 @@ class ChildRunner:
         Cancelling this wait leaves the start and the child running.
         """
         handle: _Handle = await asyncio.shield(started)
-        return await handle.result()
+        token = awaited_by_parent.set(True)
+        try:
+            return await handle.result()
+        finally:
+            awaited_by_parent.reset(token)
 
     async def _start(
         self,

@@ -44,6 +44,10 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         InvalidQueue (ValueError)     a negative limit, a priority out of range, a bad option
         QueueNotDeclared (LookupError)  a queued workflow, in a runtime not declaring its queue
         AlreadyQueued                 enqueue(on_duplicate="raise"): queued or running already
+
+
+      InvalidSchedule (ValueError)    a schedule's cron, time zone, interval or policy is bad
+      ScheduleNotFound (LookupError)  no schedule of this name on the store
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
@@ -791,6 +795,42 @@ class AlreadyQueued(QueueError):
             'use runtime.handle(workflow_id) to follow it, or on_duplicate="return" to get '
             "its handle from enqueue()",
             queue=queue,
+        )
+
+
+class InvalidSchedule(DurableError, ValueError):
+    """A schedule declared (or commanded) with a value it cannot use; nothing was started.
+
+    Attributes:
+        schedule: the schedule's name (as given).
+        field: which option is wrong (cron, timezone, every, jitter, catchup, ...).
+        value: the value given, as repr.
+        reason: what is wrong with it.
+        hint: what to do instead.
+    """
+
+    def __init__(self, *, schedule: str, field: str, value: object, reason: str, hint: str) -> None:
+        self.schedule = schedule
+        self.field = field
+        self.value = repr(value)
+        self.reason = reason
+        self.hint = hint
+        super().__init__(
+            f"schedule {schedule!r}: {field}={value!r} is not valid ({reason}); {hint}. "
+            "Nothing was started or changed"
+        )
+
+
+class ScheduleNotFound(DurableError, LookupError):
+    """No schedule of this name has been started on the store."""
+
+    def __init__(self, *, schedule: str, where: str) -> None:
+        self.schedule = schedule
+        self.where = where
+        super().__init__(
+            f"no schedule {schedule!r} in {where}: nothing was sent or changed. Start it "
+            "first (await Schedule(...).start(runtime)); `durable schedule list` shows the "
+            "schedules there"
         )
 
 

@@ -56,3 +56,16 @@ def test_rate_limited_payments_hold_the_card_api_limit_and_rerun_once(tmp_path: 
     assert "last order: completed" in again
     assert again.count("shipped o") == 12
     assert "at most 0 card API calls at once" in again  # (every order done: nothing ran)
+
+
+def test_monthly_billing_backfills_then_bills_each_month_once(tmp_path: Path) -> None:
+    out = run_example("monthly_billing.py", tmp_path)
+    assert "backfilling 4 bill runs" in out
+    periods = [
+        line.split(" for ")[1].split()[0] for line in out.splitlines() if "billed ada" in line
+    ]
+    assert periods == [f"2025-{m:02}" for m in (9, 10, 11, 12)] + [
+        f"2026-{m:02}" for m in (1, 2, 3, 4)
+    ]
+    assert "monthly-billing@2026-04-01T00:00:00Z: scheduled completed" in out  # (summer time)
+    assert "next: 2026-06-01T02:00:00+02:00" in out

@@ -41,6 +41,17 @@ ALLOWED = {
         "_queues",
         "_storage",
     },
+    "_schedule_spec": {"_durations"},
+    "_schedule_run": {"_api", "_definitions", "_schedule_spec"},
+    "_schedules": {
+        "_definitions",
+        "_durations",
+        "_engine",
+        "_reading",
+        "_runtime",
+        "_schedule_run",
+        "_schedule_spec",
+    },
     "_runtime": {
         "_children",
         "_deadline",
@@ -58,6 +69,7 @@ ALLOWED = {
         "_serving",
     },
     "testing": {
+        "_children",
         "_definitions",
         "_engine",
         "_encoding",
@@ -77,6 +89,7 @@ ALLOWED = {
         "_json_ready",
         "_queue_reading",
         "_runtime",
+        "_schedules",
         "_storage",
         "testing",
         "_ui",

@@ -13,87 +13,27 @@ without `--`, it is an error that says so, not a guess.
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib
 import json
 import os
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 
-from .._catalog import Catalog, is_postgres
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
-from .._errors import DurableError
 from .._json_ready import plain_description, to_plain
-from .._runtime import Runtime
-from .._storage._postgres import PostgresStore
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
-
-T = TypeVar("T")
-
-DIRECTORY_OPTION = click.option(
-    "--dir",
-    "directory",
-    envvar="DURABLE_DIR",
-    default=".durable",
-    show_default="$DURABLE_DIR or .durable",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The journal directory.",
-)
-STORE_OPTION = click.option(
-    "--store",
-    envvar="DURABLE_STORE",
-    metavar="DSN",
-    help="A PostgreSQL store (postgresql://user:password@host/db) instead of a directory.",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
-Source = Path | str  # a journal directory, or a PostgreSQL DSN
-
-
-def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--dir and --store, handed to the command as one `source`."""
-
-    @functools.wraps(command)
-    def with_source(*args: Any, directory: Path, store: str | None, **kwargs: Any) -> Any:
-        if store is not None and not is_postgres(store):
-            raise click.BadParameter(
-                "a PostgreSQL DSN, postgresql://user:password@host:port/database",
-                param_hint="--store",
-            )
-        return command(*args, source=store if store is not None else directory, **kwargs)
-
-    return DIRECTORY_OPTION(STORE_OPTION(with_source))
-
-
-def _with_catalog(source: Source, work: Callable[[Catalog], Awaitable[T]]) -> T:
-    """Run `work` on a catalog of `source`, letting go of its connections after."""
-
-    async def run() -> T:
-        async with Catalog(source) as catalog:
-            return await work(catalog)
-
-    return _run(run())
-
-
-def _runtime_for(source: Source) -> Runtime:
-    if isinstance(source, str) and is_postgres(source):
-        return Runtime(store=PostgresStore(source))
-    return Runtime(source)
-
-
-def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run one coroutine; a durable error becomes a one-line message and exit status 1."""
-    try:
-        return asyncio.run(work)
-    except DurableError as error:
-        raise click.ClickException(str(error)) from None
+from ._schedule_commands import schedule
+from ._source import DIRECTORY_OPTION, JSON_OPTION, Source, source_options
+from ._source import run as _run
+from ._source import runtime_for as _runtime_for
+from ._source import with_catalog as _with_catalog
 
 
 def _console() -> Console:
@@ -228,6 +168,9 @@ def list_command(source: Source, state: str | None, search: str | None, as_json:
         click.echo(f"no{filtered} workflows in {source}")
     for name, problem in listing.unreadable.items():
         click.echo(f"{click.style('unreadable', fg='red')} {name}: {_render.safe(problem)}")
+
+
+main.add_command(schedule)
 
 
 def _check_directory(source: Source) -> None:
