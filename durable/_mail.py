@@ -127,7 +127,7 @@ class Mailroom:
         self._poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Future[None]] = {}  # (lighter than Event + timeout)
-        self.sleeping: set[str] = set()  # unloaded workflows waiting in sleep_until
+        self.sleeping: set[str] = set()  # unloaded workflows parked (park .. unpark)
 
     # -- the receiving side -----------------------------------------------------------------
 
@@ -176,23 +176,27 @@ class Mailroom:
     def forget(self, workflow_id: str) -> None:
         self._wakeups.pop(workflow_id, None)
 
-    async def sleep_until(self, workflow_id: str, wake_at: float) -> None:
-        """An unloaded workflow's sleep: until its timer is due or a message arrives."""
-        loop = asyncio.get_running_loop()
+    def park(self, workflow_id: str, wake_at: float) -> tuple[asyncio.Future[None], Any]:
+        """An unloaded workflow's sleep: a future done when its timer is due or mail comes.
+
+        The caller awaits it, then calls unpark() (in a `finally`). Not a coroutine of its
+        own: a parked sleeper's task holds one frame less (100,000 sleepers hold them all).
+        """
         wakeup = self._wakeups.get(workflow_id)
         if wakeup is None:
-            wakeup = self._wakeups[workflow_id] = loop.create_future()
+            wakeup = self._wakeups[workflow_id] = asyncio.get_running_loop().create_future()
         timer = None
         if wake_at != float("inf"):
             timer = self._clock.call_at(wake_at, _wake, wakeup)
         self.sleeping.add(workflow_id)
-        try:
-            await wakeup
-        finally:
-            self.sleeping.discard(workflow_id)
-            if timer is not None:
-                timer.cancel()
-            self._wakeups.pop(workflow_id, None)
+        return wakeup, timer
+
+    def unpark(self, workflow_id: str, timer: Any) -> None:
+        """The sleep park() began is over (woken, or its task cancelled)."""
+        self.sleeping.discard(workflow_id)
+        if timer is not None:
+            timer.cancel()
+        self._wakeups.pop(workflow_id, None)
 
     def watch(self) -> None:
         """Poll the inboxes of the workflows running here (for senders in other processes)."""

@@ -712,7 +712,7 @@ class Runtime(Serving):
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if sleep is not None and await self._sleep_or_restart(
+                if sleep is not None and await self._sleep(
                     current, workflow_id, sleep.wake_at, sleep.inbox_next
                 ):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
@@ -731,45 +731,31 @@ class Runtime(Serving):
         await self._deadlines.arm(workflow_id, run)
         self._runs[workflow_id] = run
 
-    async def _sleep_or_restart(
-        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
-    ) -> bool:
-        """_sleep; False (reopen and replay now) if a simulated crash struck meanwhile."""
-        try:
-            return await self._sleep(journal, workflow_id, wake_at, inbox_next)
-        except BaseException as error:
-            if not self._seams.restarts_after(error):
-                raise
-            return False
-
     async def _sleep(
         self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
     ) -> bool:
         """An unloaded sleeper's wait, with its journal suspended, not closed.
 
         It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
-        lease lapsed meanwhile (a paused process) and another runtime may have it.
+        lease lapsed meanwhile (a paused process) and another runtime may have it; or a
+        simulated crash struck meanwhile (reopen and replay now). While it waits, its task
+        holds this frame and _execute's only (see Mailroom.park).
         """
-        self._mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
-        await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
-        await journal.suspend()
-        await self._mail.sleep_until(workflow_id, wake_at)
+        mail = self._mail
+        mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
         try:
-            await journal.resume()
-        except JournalFenced as fenced:
-            logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
-            return False
-        except Exception as error:
-            if not store_away(error):
+            await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
+            await journal.suspend()
+            wakeup, timer = mail.park(workflow_id, wake_at)
+            try:
+                await wakeup
+            finally:
+                mail.unpark(workflow_id, timer)
+            return await _resumed(journal, workflow_id)
+        except BaseException as error:
+            if not self._seams.restarts_after(error):
                 raise
-            logger.warning(
-                "workflow %s: the journal store is away at its wake-up (%s); it resumes here "
-                "once it answers",
-                workflow_id,
-                error,
-            )
             return False
-        return True
 
     def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
@@ -1098,6 +1084,26 @@ async def _let_go(journal: Journal, *, away: bool) -> None:
     except Exception as error:
         if not (away or store_away(error)):
             raise
+
+
+async def _resumed(journal: Journal, workflow_id: str) -> bool:
+    """Read a sleeper's journal back at its wake-up; False: take the workflow again."""
+    try:
+        await journal.resume()
+    except JournalFenced as fenced:
+        logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
+        return False
+    except Exception as error:
+        if not store_away(error):
+            raise
+        logger.warning(
+            "workflow %s: the journal store is away at its wake-up (%s); it resumes here "
+            "once it answers",
+            workflow_id,
+            error,
+        )
+        return False
+    return True
 
 
 async def _note(

@@ -75,20 +75,27 @@ async def waiter() -> Any:
 
 async def test_an_event_sent_while_the_waiter_unloads_wakes_it(journal_dir: Path) -> None:
     async with Runtime(journal_dir, suspend_after=0, event_poll_interval="1 h") as runtime:
-        mail = runtime._mail
-        original = mail.sleep_until
         sent = False
+        opened = runtime._store.open
 
-        async def sleep_until(workflow_id: str, wake_at: float) -> None:
-            # The run is gone from runtime._runs and its journal is closing (an await): a send
-            # landing in that window finds neither the run nor a wake-up to set.
-            nonlocal sent
-            if not sent:
-                sent = True
-                await runtime.send_event(workflow_id, "go", "late")
-            await original(workflow_id, wake_at)
+        async def open_journal(name: str) -> Any:
+            journal = await opened(name)
+            suspend = journal.suspend
 
-        mail.sleep_until = sleep_until  # type: ignore[method-assign]
+            async def suspend_and_receive() -> None:
+                # The run is gone from runtime._runs and its journal is being suspended (an
+                # await) before the sleep parks: a send landing in that window finds
+                # neither the run nor a parked sleep, only the wake-up expect() set.
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    await runtime.send_event(name, "go", "late")
+                await suspend()
+
+            journal.suspend = suspend_and_receive  # type: ignore[method-assign]
+            return journal
+
+        runtime._store.open = open_journal  # type: ignore[method-assign]
         handle = await runtime.start(waiter, id="w")
         async with asyncio.timeout(3):
             assert await handle.result() == "late"
