@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -298,6 +299,42 @@ async def test_an_activity_limit_holds_across_workflows(tmp_path: Path) -> None:
     assert results == [0] * 10
     assert peak == 2
     assert api.running == 0
+    assert (tmp_path / "limits" / "card-api" / "slots").is_dir()  # (shared by its processes)
+
+
+async def test_an_activity_rate_limit_holds_across_runtimes_of_a_directory(
+    tmp_path: Path,
+) -> None:
+    starts: list[float] = []
+
+    def runtime_with_its_own_limit(index: int) -> tuple[Runtime, durable.Workflow[[int], int]]:
+        # (one Limit object per runtime: as two processes would each declare it)
+        api = durable.Limit("rated-api", rate=durable.Rate(2, per="0.3 s"))
+
+        @durable.activity(name="call", limit=api)
+        async def call(n: int) -> int:
+            starts.append(time.time())
+            return n
+
+        @durable.workflow(name=f"caller{index}")
+        async def caller(n: int) -> int:
+            return await call(n)
+
+        return Runtime(tmp_path, workflows=[caller]), caller
+
+    (first, one), (second, two) = runtime_with_its_own_limit(1), runtime_with_its_own_limit(2)
+    async with first, second:
+        await asyncio.gather(
+            *(first.run(one, n) for n in range(3)), *(second.run(two, n) for n in range(3))
+        )
+    starts.sort()
+    assert len(starts) == 6
+    assert all(later - earlier >= 0.29 for earlier, later in zip(starts, starts[2:], strict=False))
+
+
+def test_a_limit_name_must_name_a_directory() -> None:
+    with pytest.raises(InvalidQueue, match="name"):
+        durable.Limit("../escape", concurrency=1)
 
 
 async def test_the_catalog_lists_queued_work_and_each_queue_load(tmp_path: Path) -> None:
