@@ -386,6 +386,7 @@ async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) ->
         assert await asyncio.gather(*(handle.result() for handle in handles)) == list(range(5))
         assert tracked["peak"] <= 2, f"{tracked['peak']} ran at once"
         assert tracked["ended"] == {f"job-{n}/2" for n in range(5)}  # (each ended, once)
+        assert runtime.directory is not None
         queue_files = runtime.directory / "queues" / "crash-points"  # (nothing left queued)
         assert not os.listdir(queue_files / "admitted")
         assert not os.listdir(queue_files / "waiting")
