@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._json_ready import to_plain
-from ._queue_reading import QueueLoad, describe_waiting, load_of
+from ._queue_reading import QueueLoad, describe_waiting, find_waiting, load_of
 from ._storage._directory import JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
@@ -250,14 +250,43 @@ class Catalog:
         return found
 
     async def details(self, workflow_id: str) -> Details:
-        """One workflow's history, description and inbox (WorkflowNotFound if none)."""
-        journal = await self._journal(workflow_id)
+        """One workflow's history, description and inbox (WorkflowNotFound if none).
+
+        A request waiting in a queue (no journal yet) has an empty history and the state
+        "queued", its place and why it waits as the description's `current`.
+        """
+        try:
+            journal = await self._journal(workflow_id)
+        except WorkflowNotFound:
+            queued = await self._queued_details(workflow_id)
+            if queued is None:
+                raise
+            return queued
         messages = await self._inbox(workflow_id)
         return Details(
             history=history(workflow_id, journal),
             description=describe(workflow_id, journal, inbox_size=len(messages)),
             inbox=_inbox_messages(journal, messages),
             runner=await self.runner(workflow_id),
+        )
+
+    async def _queued_details(self, workflow_id: str) -> Details | None:
+        """A waiting request's details (None: no queue of the directory holds it)."""
+        if not isinstance(self.directory, Path):
+            return None
+        found = await anyio.to_thread.run_sync(
+            find_waiting, self.directory, workflow_id, time.time()
+        )
+        if found is None:
+            return None
+        described, arguments = found
+        started = described.started.timestamp()
+        queued = History(workflow_id, described.workflow_name, arguments, started, 0, None, [], [])
+        return Details(
+            history=replace(queued, outcome="queued"),
+            description=described,
+            inbox=[],
+            runner=Runner(known=False, holder=None),  # (nobody runs it yet: nothing to say)
         )
 
     async def runner(self, workflow_id: str) -> Runner:

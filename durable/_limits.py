@@ -3,8 +3,16 @@
 The rate-limited thing is often one API, called by activities of many workflows: declare a
 Limit once and give it to each activity (`@durable.activity(limit=card_api)`). An attempt
 waits for the limit before it calls the function, inside the attempt (its timeout counts
-the wait). It holds across every workflow and runtime of the process, on any loop or thread;
-not across processes (see the README).
+the wait).
+
+In a runtime with a journal directory the limit holds across every process sharing that
+directory: an attempt takes a slot file's flock under `<directory>/limits/<name>/` (the
+kernel lets go when its process dies, so a SIGKILL never leaks one) and records its start in
+the limit's starts ring, under the limit's lock (`_storage/_limit_files.py`). The runtime
+tells its activities the directory through `limit_directory` (a ContextVar its workflow
+tasks set, which activity tasks and worker threads copy). Without one (`async with limit`
+outside a runtime, a store without a directory) it holds across the workflows and runtimes
+of the process only, on any loop or thread.
 """
 
 from __future__ import annotations
@@ -15,13 +23,22 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from pathlib import Path
 from types import TracebackType
 from typing import Any, final
 
 import anyio.to_thread
 
 from ._errors import InvalidQueue
-from ._queues import Rate
+from ._queues import Rate, check_name
+from ._storage._limit_files import LimitFiles
+
+# The journal directory whose processes share the limits (None: this process only); set by
+# the runtime in each workflow's task.
+limit_directory: ContextVar[Path | None] = ContextVar("durable_limit_directory", default=None)
+POLL_INTERVAL = 0.02  # how often a waiting call looks for another process's release (seconds)
+_Held = tuple[LimitFiles | None, int | None]  # (the shared files, the slot) of one call
 
 
 @final
@@ -29,17 +46,19 @@ class Limit:
     """At most `concurrency` calls at once and at most `rate` starts per period, shared.
 
     Args:
-        name: for messages.
+        name: its name on the store (1-100 letters, digits and . _ - : @ = +): limits of
+            one name share their slots and starts across the processes of a directory.
         concurrency: at most this many calls of its activities run at once (None: no limit).
         rate: at most `rate.limit` calls start per `rate.period` (None: no limit).
 
     Raises:
-        InvalidQueue: a concurrency below 1, or neither limit given.
+        InvalidQueue: a bad name, a concurrency below 1, or neither limit given.
     """
 
     def __init__(
         self, name: str, *, concurrency: int | None = None, rate: Rate | None = None
     ) -> None:
+        check_name(name)
         if concurrency is not None and (
             not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
         ):
@@ -66,11 +85,76 @@ class Limit:
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
             collections.deque()
         )
+        self._files: dict[Path, LimitFiles] = {}  # (kept open: an open costs more than a flock)
 
     @property
     def running(self) -> int:
-        """How many calls hold the limit now."""
+        """How many calls of this process hold the limit now."""
         return self._running
+
+    async def acquire(self) -> _Held:
+        """Wait for the limit: across the processes of the runtime's directory, if it has one.
+
+        Returns what `release` gives back.
+        """
+        directory = limit_directory.get()
+        if directory is None:
+            await self.__aenter__()
+            return None, None
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                files = self._files.get(directory)
+                if files is None:
+                    files = self._files[directory] = LimitFiles(
+                        directory, self.name, self.concurrency
+                    )
+                slot, wait = self._try_shared(files, time.time())
+                if wait is None:
+                    self._running += 1
+                    return files, slot
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, future))
+            try:  # (woken by a release here; polled for one elsewhere)
+                await asyncio.wait_for(future, min(wait, POLL_INTERVAL) or POLL_INTERVAL)
+            except TimeoutError:
+                pass
+            finally:
+                with self._lock:
+                    if (loop, future) in self._waiters:
+                        self._waiters.remove((loop, future))
+
+    def _try_shared(self, files: LimitFiles, now: float) -> tuple[int | None, float | None]:
+        """(slot, None) if taken, else (None, how long until the rate allows it or 0)."""
+        with files.locked():
+            slot = None
+            if files.slots is not None:
+                slot = files.slots.take()
+                if slot is None:
+                    return None, 0.0
+            if self.rate is not None:
+                allowed_at = files.rate_wait(self.rate.limit, self.rate.period, now)
+                if allowed_at is not None:
+                    if slot is not None and files.slots is not None:
+                        files.slots.give_back(slot)
+                    return None, max(allowed_at - now, 0.001)
+                files.rate_record(self.rate.limit, now)
+            return slot, None
+
+    async def release(self, held: _Held) -> None:
+        """Give back what `acquire` took."""
+        files, slot = held
+        if files is None:
+            await self.__aexit__(None, None, None)
+            return
+        with self._lock:
+            if slot is not None and files.slots is not None:
+                files.slots.give_back(slot)
+            self._running -= 1
+            waiters = list(self._waiters)
+            self._waiters.clear()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_settle, future)
 
     def _try(self, now: float) -> float | None:
         """Take the limit (None), or how long until the rate allows it (0: a slot must free)."""
@@ -131,15 +215,21 @@ def limited(fn: Callable[..., Any], is_async: bool, limit: Limit) -> Callable[..
     if is_async:
 
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            async with limit:
+            held = await limit.acquire()
+            try:
                 return await fn(*args, **kwargs)
+            finally:
+                await limit.release(held)
 
         return functools.wraps(fn)(call_async)
 
     async def call_sync(*args: Any, **kwargs: Any) -> Any:
-        async with limit:
+        held = await limit.acquire()
+        try:
             return await anyio.to_thread.run_sync(
                 functools.partial(fn, *args, **kwargs), abandon_on_cancel=True
             )
+        finally:
+            await limit.release(held)
 
     return functools.wraps(fn)(call_sync)

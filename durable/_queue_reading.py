@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._encoding import decode
@@ -16,7 +17,7 @@ from ._engine._describe import WorkflowDescription, WorkflowState
 from ._engine._records import moment
 from ._errors import DurableError
 from ._queues import limits_of
-from ._storage._queue_files import DamagedRequest, QueueFiles, Request
+from ._storage._queue_files import DamagedRequest, QueueFiles, Request, queue_names
 
 logger = logging.getLogger("durable")
 
@@ -54,6 +55,41 @@ def workflow_name_of(request: Request) -> str:
     except DurableError:
         return "?"
     return str(payload.get("wf", "?")) if isinstance(payload, dict) else "?"
+
+
+def arguments_of(request: Request) -> list[Any]:
+    """The workflow arguments a request carries, as plain values (empty if unreadable)."""
+    try:
+        payload = decode(request.payload, path=request.workflow_id, offset=0)
+    except DurableError:
+        return []
+    arguments = payload.get("args", []) if isinstance(payload, dict) else []
+    return list(arguments) if isinstance(arguments, list) else []
+
+
+def find_waiting(
+    directory: Path, workflow_id: str, now: float
+) -> tuple[WorkflowDescription, list[Any]] | None:
+    """A request waiting in any queue of the directory: described, and its arguments.
+
+    Blocking (a few file reads per queue). None: no queue holds it waiting.
+    """
+    for name in queue_names(directory):
+        try:
+            files = QueueFiles(directory, name, create=False)
+        except OSError:
+            continue  # (half made, or not ours)
+        try:
+            described = describe_queued(files, workflow_id, now)
+            if described is None:
+                continue
+            request = files.read(workflow_id)
+        except (DamagedRequest, OSError):
+            continue
+        finally:
+            files.close()
+        return described, [] if request is None else arguments_of(request)
+    return None
 
 
 def waiting_requests(files: QueueFiles) -> list[Request]:

@@ -23,6 +23,18 @@ MAX_KEY_LENGTH = 1024
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]{0,99}")
 
 
+def check_name(name: object) -> str:
+    """A queue's or a Limit's name: it names a directory of the store (InvalidQueue)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidQueue(
+            queue=str(name),
+            option="name",
+            value=name,
+            expected="1-100 letters, digits and . _ - : @ = +, not starting with '.'",
+        )
+    return name
+
+
 def _count(queue: str, option: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidQueue(queue=queue, option=option, value=value, expected="an int >= 1")
@@ -95,14 +107,7 @@ class Queue:
         concurrency_per_key: int | None = None,
         rate: Rate | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise InvalidQueue(
-                queue=str(name),
-                option="name",
-                value=name,
-                expected="1-100 letters, digits and . _ - : @ = +, not starting with '.'",
-            )
-        self.name = name
+        self.name = check_name(name)
         self.concurrency = None if concurrency is None else _count(name, "concurrency", concurrency)
         self.concurrency_per_key = (
             None

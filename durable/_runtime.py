@@ -9,6 +9,7 @@ module state in durable.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
@@ -48,6 +49,7 @@ from ._errors import (
     WorkflowStopped,
     store_away,
 )
+from ._limits import limit_directory
 from ._mail import Mailroom
 from ._outage import Outage
 from ._queue_service import Grant, OnDuplicate, QueueService
@@ -460,8 +462,12 @@ class Runtime(Serving):
         self._queues.wake()
         claimed: asyncio.Future[None] = loop.create_future()
         request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
+        context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
+        context.run(limit_directory.set, self.directory)
         task = loop.create_task(
-            self._execute(request, claimed, follow=follow), name=f"durable {workflow_id}"
+            self._execute(request, claimed, follow=follow),
+            name=f"durable {workflow_id}",
+            context=context,
         )
         self._running[workflow_id] = task
         self._requested[workflow_id] = request

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import durable
 from durable import InvalidQueue, Queue, Rate, Runtime
 from durable._catalog import Catalog
-from durable.testing import TestRuntime
+from durable.testing import TestRuntime, check_crash_points
 
 pytestmark = pytest.mark.anyio
 
@@ -298,6 +301,42 @@ async def test_an_activity_limit_holds_across_workflows(tmp_path: Path) -> None:
     assert results == [0] * 10
     assert peak == 2
     assert api.running == 0
+    assert (tmp_path / "limits" / "card-api" / "slots").is_dir()  # (shared by its processes)
+
+
+async def test_an_activity_rate_limit_holds_across_runtimes_of_a_directory(
+    tmp_path: Path,
+) -> None:
+    starts: list[float] = []
+
+    def runtime_with_its_own_limit(index: int) -> tuple[Runtime, durable.Workflow[[int], int]]:
+        # (one Limit object per runtime: as two processes would each declare it)
+        api = durable.Limit("rated-api", rate=durable.Rate(2, per="0.3 s"))
+
+        @durable.activity(name="call", limit=api)
+        async def call(n: int) -> int:
+            starts.append(time.time())
+            return n
+
+        @durable.workflow(name=f"caller{index}")
+        async def caller(n: int) -> int:
+            return await call(n)
+
+        return Runtime(tmp_path, workflows=[caller]), caller
+
+    (first, one), (second, two) = runtime_with_its_own_limit(1), runtime_with_its_own_limit(2)
+    async with first, second:
+        await asyncio.gather(
+            *(first.run(one, n) for n in range(3)), *(second.run(two, n) for n in range(3))
+        )
+    starts.sort()
+    assert len(starts) == 6
+    assert all(later - earlier >= 0.29 for earlier, later in zip(starts, starts[2:], strict=False))
+
+
+def test_a_limit_name_must_name_a_directory() -> None:
+    with pytest.raises(InvalidQueue, match="name"):
+        durable.Limit("../escape", concurrency=1)
 
 
 async def test_the_catalog_lists_queued_work_and_each_queue_load(tmp_path: Path) -> None:
@@ -312,3 +351,46 @@ async def test_the_catalog_lists_queued_work_and_each_queue_load(tmp_path: Path)
     assert load.rate == (5, 60.0)
     places = {d.workflow_id: d.status["position"] for d in listing.workflows}
     assert places == {"job-2": 1, "job-0": 2, "job-1": 3}
+
+
+# -- the crash-point checker over a queued scenario -----------------------------------------
+
+crash_queue = Queue("crash-points", concurrency=2)
+tracked: dict[str, Any] = {}  # (reset by each run of the scenario)
+
+
+@durable.activity(name="cq-begin")
+async def cq_begin(n: int) -> None:
+    tracked["running"].add(n)
+    tracked["peak"] = max(tracked["peak"], len(tracked["running"]))
+
+
+@durable.activity(name="cq-end")
+async def cq_end(n: int) -> None:
+    tracked["running"].discard(n)
+    tracked["ended"].add(durable.activity_info().idempotency_key)
+
+
+@durable.workflow(name="cq-job")
+async def cq_job(n: int) -> int:
+    await cq_begin(n)
+    await durable.sleep("1 min")
+    await cq_end(n)
+    return n
+
+
+async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) -> None:
+    async def scenario(runtime: TestRuntime) -> None:
+        tracked.update(running=set(), peak=0, ended=set())
+        handles = [await runtime.enqueue(crash_queue, cq_job, n, id=f"job-{n}") for n in range(5)]
+        assert await asyncio.gather(*(handle.result() for handle in handles)) == list(range(5))
+        assert tracked["peak"] <= 2, f"{tracked['peak']} ran at once"
+        assert tracked["ended"] == {f"job-{n}/2" for n in range(5)}  # (each ended, once)
+        assert runtime.directory is not None
+        queue_files = runtime.directory / "queues" / "crash-points"  # (nothing left queued)
+        assert not os.listdir(queue_files / "admitted")
+        assert not os.listdir(queue_files / "waiting")
+
+    report = await check_crash_points(scenario, tmp_path, queues=[crash_queue], workflows=[cq_job])
+    assert report.records >= 5 * 4
+    assert report.crashed == len(report.points)

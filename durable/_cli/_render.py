@@ -205,6 +205,8 @@ def history_view(
         _add_row(header, "status", compact(described.status, 200))
     _add_row(header, "arguments", compact(history.arguments, 200))
     started = "started" if not history.generation else f"generation {history.generation} began"
+    if described.state is WorkflowState.QUEUED:
+        started = "enqueued"  # (not started yet)
     _add_row(header, started, when(history.started))
     if history.ended is not None:
         _add_row(

@@ -147,6 +147,52 @@ def _read_at(fd: int, size: int) -> bytes:
     return data
 
 
+def rate_wait(directory_fd: int, capacity: int, period: float, now: float) -> float | None:
+    """When the `starts` ring in `directory_fd` allows the next start (None: now).
+
+    At most `capacity` starts per `period`: the ring holds the last `capacity` start times.
+    """
+    times = read_ring(directory_fd, capacity)[1]
+    oldest = min(times) if len(times) == capacity else 0.0
+    return None if now - oldest >= period else oldest + period
+
+
+def rate_record(directory_fd: int, capacity: int, now: float) -> None:
+    """Note a start at `now` in the `starts` ring (under the lock of its directory)."""
+    fd = os.open("starts", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=directory_fd)
+    try:
+        next_index, times = _read_ring_fd(fd, capacity)
+        if len(times) < capacity:
+            times = times + [0.0] * (capacity - len(times))
+        times[next_index] = now
+        data = _RING.pack(capacity, (next_index + 1) % capacity)
+        os.pwrite(fd, data + struct.pack(f"<{capacity}d", *times), 0)
+    finally:
+        os.close(fd)
+
+
+def read_ring(directory_fd: int, capacity: int) -> tuple[int, list[float]]:
+    """The `starts` ring: the index written next, and the start times recorded (no zeros)."""
+    try:
+        fd = os.open("starts", os.O_RDONLY | _SAFE, dir_fd=directory_fd)
+    except FileNotFoundError:
+        return 0, []
+    try:
+        return _read_ring_fd(fd, capacity)
+    finally:
+        os.close(fd)
+
+
+def _read_ring_fd(fd: int, capacity: int) -> tuple[int, list[float]]:
+    data = _read_at(fd, _RING.size + 8 * capacity)
+    if len(data) != _RING.size + 8 * capacity:
+        return 0, []  # (new, or another capacity declared before: start afresh)
+    stored, next_index = _RING.unpack_from(data)
+    if stored != capacity or next_index >= capacity:
+        return 0, []
+    return next_index, [t for t in struct.unpack_from(f"<{capacity}d", data, _RING.size) if t]
+
+
 class Slots:
     """N slot files, each flock'd by at most one holder: a process-crash-proof semaphore.
 
@@ -269,41 +315,14 @@ class QueueFiles:
 
     def rate_wait(self, capacity: int, period: float, now: float) -> float | None:
         """When the next start is allowed by at most `capacity` per `period` (None: now)."""
-        times = self._ring(capacity)[1]
-        oldest = min(times) if len(times) == capacity else 0.0
-        return None if now - oldest >= period else oldest + period
+        return rate_wait(self._fd, capacity, period, now)
 
     def rate_record(self, capacity: int, now: float) -> None:
         """Note a start at `now` in the ring of the last `capacity` starts (under `locked()`)."""
-        fd = os.open("starts", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
-        try:
-            next_index, times = self._ring(capacity, fd)
-            if len(times) < capacity:
-                times = times + [0.0] * (capacity - len(times))
-            times[next_index] = now
-            data = _RING.pack(capacity, (next_index + 1) % capacity)
-            os.pwrite(fd, data + struct.pack(f"<{capacity}d", *times), 0)
-        finally:
-            os.close(fd)
+        rate_record(self._fd, capacity, now)
 
-    def _ring(self, capacity: int, fd: int | None = None) -> tuple[int, list[float]]:
-        own = fd is None
-        if fd is None:
-            try:
-                fd = os.open("starts", os.O_RDONLY | _SAFE, dir_fd=self._fd)
-            except FileNotFoundError:
-                return 0, []
-        try:
-            data = _read_at(fd, _RING.size + 8 * capacity)
-        finally:
-            if own:
-                os.close(fd)
-        if len(data) != _RING.size + 8 * capacity:
-            return 0, []  # (new, or another capacity declared before: start afresh)
-        stored, next_index = _RING.unpack_from(data)
-        if stored != capacity or next_index >= capacity:
-            return 0, []
-        return next_index, [t for t in struct.unpack_from(f"<{capacity}d", data, _RING.size) if t]
+    def _ring(self, capacity: int) -> tuple[int, list[float]]:
+        return read_ring(self._fd, capacity)
 
     # -- requests ------------------------------------------------------------------------
 

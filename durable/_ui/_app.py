@@ -98,6 +98,8 @@ class _RecentDetails:
     def _keep(self, workflow_id: str, version: tuple[int, ...], details: Details) -> None:
         if len(version) < 8:  # (a database's: never the same, never kept)
             return
+        if version[:4] == (-1, -1, -1, -1):  # (no journal: a queued request, whose place
+            return  # moves with no file of its own saying so)
         self._kept[workflow_id] = (version, details)
         while len(self._kept) > 1 and (
             len(self._kept) > self._size or sum(map(_file_bytes, self._kept.values())) > KEPT_BYTES

@@ -94,3 +94,36 @@ async def main() -> None:
     await durable.run(order_workflow, order, order)  # type: ignore[arg-type]
     update_inventory.fn(["a"])  # the undecorated function, called plainly
     update_inventory.fn(3)  # type: ignore[arg-type]
+
+
+payments = durable.Queue("payments", concurrency=5, rate=durable.Rate(20, per="1 s"))
+card_api = durable.Limit("card-api", concurrency=2)
+
+
+@durable.activity(limit=card_api)
+async def limited_charge(order: Order) -> str:
+    return order.id
+
+
+async def queued() -> None:
+    order = Order("o-3", 7)
+    async with durable.Runtime("journals", queues=[payments]) as runtime:
+        handle = await runtime.enqueue(payments, order_workflow, order, key=None, priority=1)
+        assert_type(handle, durable.WorkflowHandle[str])
+        assert_type(await handle.result(), str)
+        delayed = await runtime.enqueue(payments, send_report, 3, delay="10 s", dedup_id="r-3")
+        assert_type(delayed, durable.WorkflowHandle[int])
+        await runtime.enqueue(payments, order_workflow, "not an order")  # type: ignore[arg-type]
+        await runtime.enqueue(payments, order_workflow, order, order)  # type: ignore[arg-type]
+        await runtime.enqueue(payments, order_workflow, order, priority="high")  # type: ignore[arg-type]
+        await runtime.enqueue(order_workflow, order)  # type: ignore[arg-type]
+    default = await durable.enqueue(payments, order_workflow, order, id="o-3")
+    assert_type(default, durable.WorkflowHandle[str])
+    assert_type(await default.result(), str)
+    await durable.enqueue(payments, send_report, "three")  # type: ignore[arg-type]
+    await durable.enqueue(payments, order_workflow, order, on_duplicate="ignore")  # type: ignore[arg-type]
+
+
+@durable.workflow
+async def send_report(count: int) -> int:
+    return count

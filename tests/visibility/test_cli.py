@@ -19,7 +19,7 @@ import durable
 from durable._cli import main
 from durable._encoding import encode
 
-from .sample_app import ORDERS, order_workflow
+from .sample_app import ORDERS, Order, order_workflow
 
 
 def durable_cli(*args: str, directory: Path) -> tuple[int, str]:
@@ -392,3 +392,34 @@ def recursion_headroom(frames: int) -> Iterator[None]:
         yield
     finally:
         sys.setrecursionlimit(limit)
+
+
+def _two_queued(directory: Path) -> None:
+    """Two requests waiting in a queue no runtime serves (a runtime that only enqueues)."""
+
+    async def enqueue() -> None:
+        queue = durable.Queue("unserved", concurrency=1)
+        async with durable.Runtime(directory) as runtime:
+            for number in (1, 2):
+                await runtime.enqueue(queue, order_workflow, Order(number, 9.5), id=f"q-{number}")
+
+    asyncio.run(enqueue())
+
+
+def test_show_tells_a_queued_workflows_place_and_why_it_waits(tmp_path: Path) -> None:
+    _two_queued(tmp_path)
+    code, output = durable_cli("show", "q-2", directory=tmp_path)
+    assert code == 0, output
+    assert "queued" in output
+    assert "2 of 2" in output
+    assert "a runtime that serves this queue" in output
+    assert "enqueued" in output
+    assert "not found" not in output
+    code, output = durable_cli("show", "--json", "q-2", directory=tmp_path)
+    shown = json.loads(output)
+    assert shown["workflow"]["state"] == "queued"
+    assert shown["workflow"]["status"]["position"] == 2
+    assert shown["history"]["arguments"] == [{"number": 2, "amount": 9.5}]
+    code, output = durable_cli("show", "q-3", directory=tmp_path)
+    assert code == 1
+    assert "q-3" in output

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+import durable
 from durable._encoding import encode
 from durable._storage._directory import JournalDirectory
 from durable._ui import create_app, is_loopback
 from durable._ui._answers import PAGE_LIMIT
+
+from .sample_app import Order, order_workflow
 
 TOKEN = "test-token"
 
@@ -193,3 +196,25 @@ def test_a_long_inbox_comes_capped(client: TestClient) -> None:
 def test_search_matches_the_status_as_shown(client: TestClient) -> None:
     found = client.get("/api/workflows", params={"search": '"paid": "pay-3"'}).json()
     assert [w["id"] for w in found["workflows"]] == ["order-3"]
+
+
+def test_workflow_api_tells_a_queued_workflows_state(tmp_path: Path) -> None:
+    async def enqueue() -> None:
+        queue = durable.Queue("unserved", concurrency=1)
+        async with durable.Runtime(tmp_path) as runtime:
+            for number in (1, 2):
+                await runtime.enqueue(queue, order_workflow, Order(number, 9.5), id=f"q-{number}")
+
+    asyncio.run(enqueue())
+    app = create_app(tmp_path, token=TOKEN)
+    with TestClient(app, base_url="http://127.0.0.1", headers=HEADERS) as client:
+        answer = client.get("/api/workflows/q-2")
+        assert answer.status_code == 200, answer.text
+        data = answer.json()
+        assert data["workflow"]["state"] == "queued"
+        assert data["workflow"]["status"]["position"] == 2
+        assert "2 of 2" in data["workflow"]["current"]
+        assert "a runtime that serves this queue" in data["workflow"]["current"]
+        assert data["arguments"] == [{"number": 2, "amount": 9.5}]
+        assert data["steps"] == []
+        assert client.get("/api/workflows/q-3").status_code == 404

@@ -55,8 +55,8 @@
     const took = data.ended ? duration(data.ended - data.started) : "";
     document.getElementById("facts").replaceChildren(...[
       fact("Workflow", textOf(w, "workflow")),
-      fact("Now", w.state === "running" ? textOf(w, "current") : ""),  // (sleeping, waiting: below)
-      fact(data.generation ? `Generation ${data.generation} began` : "Started", when(data.started)),
+      fact("Now", w.state === "running" || w.state === "queued" ? textOf(w, "current") : ""),  // (sleeping, waiting: below)
+      fact(w.state === "queued" ? "Enqueued" : data.generation ? `Generation ${data.generation} began` : "Started", when(data.started)),
       fact("Runner", runnerText(w)),
       fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
       fact("Steps", String(data.total_steps)),

@@ -1,0 +1,182 @@
+"""Enqueue: write a queued request durably, once per id and per de-duplication id.
+
+A request is a file in its queue's waiting/ (`_storage/_queue_files.py`); enqueues at once
+share one sync (a batch in a worker thread). A request whose id is queued, admitted or has a
+journal already, or whose dedup_id names a workflow not ended, is a duplicate: its existing
+id is returned, or AlreadyQueued raised. Knows nothing of dispatching nor of the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+import anyio.to_thread
+
+from ._definitions import Workflow
+from ._encoding import decode, encode
+from ._engine import _records as records
+from ._engine._clock import Clock
+from ._errors import AlreadyQueued, DurableError, InvalidQueue, JournalNotFound
+from ._queue_state import Entry, QueueRegistry, journal_exists
+from ._queues import Queue
+from ._storage._queue_files import QueueFiles, Request
+
+OnDuplicate = Literal["return", "raise"]
+
+
+def _finished(stored: list[Any]) -> bool:
+    if not stored:
+        return False
+    try:
+        last = decode(stored[-1].payload, path="", offset=stored[-1].offset)
+    except DurableError:
+        return False
+    return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last
+
+
+class Enqueuer:
+    """Writes requests for one runtime; `on_enqueued` then wakes its dispatchers."""
+
+    def __init__(
+        self, registry: QueueRegistry, clock: Clock, on_enqueued: Callable[[], None]
+    ) -> None:
+        self._registry = registry
+        self._store = registry.store
+        self._clock = clock
+        self._on_enqueued = on_enqueued
+        self._syncing: list[tuple[QueueFiles, str, asyncio.Future[None]]] = []
+        self._sync_task: asyncio.Task[None] | None = None
+        self._configured: set[str] = set()  # (queues whose config file this runtime checked)
+
+    async def enqueue(
+        self,
+        queue: Queue,
+        definition: Workflow[..., Any],
+        arguments: list[Any],
+        *,
+        workflow_id: str | None,
+        key: str | None,
+        priority: int,
+        dedup_id: str | None,
+        delay: float,
+        on_duplicate: OnDuplicate,
+    ) -> str:
+        """Write a request durably; the workflow id (an existing one's for a duplicate).
+
+        Raises:
+            InvalidQueue: no journal directory, a bad on_duplicate, or `queue` differs from
+                the queue of that name this runtime declares.
+            AlreadyQueued: a duplicate and on_duplicate="raise".
+        """
+        registry = self._registry
+        if registry.directory is None:
+            raise InvalidQueue(
+                queue=queue.name,
+                option="store",
+                value=self._store,
+                expected="a journal directory: queues run on the file store for now",
+            )
+        if on_duplicate not in ("return", "raise"):
+            raise InvalidQueue(
+                queue=queue.name,
+                option="on_duplicate",
+                value=on_duplicate,
+                expected='"return" or "raise"',
+            )
+        known = registry.declared.get(queue.name)
+        if known is not None and known != queue:
+            raise InvalidQueue(
+                queue=queue.name,
+                option="queue",
+                value=queue,
+                expected=f"the queue this runtime declares ({known!r})",
+            )
+        payload = encode(
+            {"wf": definition.name, "args": arguments},
+            context=f"the arguments of workflow {definition.name!r}",
+        )
+        if workflow_id is None:
+            workflow_id = f"{definition.name}-{uuid.uuid4().hex}"
+        self._store.check_name(workflow_id)
+        files = registry.files_of(queue.name, create=True)
+        assert files is not None
+        if queue.name not in self._configured:  # (for readers, before any runtime serves it)
+            self._configured.add(queue.name)
+            if files.read_config() is None:
+                files.write_config(queue.config())
+        if files.is_admitted(workflow_id) or await journal_exists(self._store, workflow_id):
+            return _duplicate(queue, workflow_id, None, on_duplicate)
+        if dedup_id is not None:
+            holder = files.dedup_claim(dedup_id, workflow_id)
+            if holder is not None and not await self._live(files, holder):
+                files.dedup_release(dedup_id, holder)  # (its workflow ended: reuse the id)
+                holder = files.dedup_claim(dedup_id, workflow_id)
+            if holder is not None:
+                return _duplicate(queue, holder, dedup_id, on_duplicate)
+        now = self._clock.time()
+        with files.locked():
+            seq = files.next_seq()
+        request = Request(workflow_id, priority, seq, now, now + delay, key, dedup_id, payload)
+        if not files.create(request):
+            if dedup_id is not None:
+                files.dedup_release(dedup_id, workflow_id)
+            return _duplicate(queue, workflow_id, None, on_duplicate)
+        await self._synced(files, workflow_id)
+        state = registry.states.get(queue.name)
+        if state is not None:
+            state.waiting.add(Entry(priority, seq, workflow_id, request, definition.name))
+            state.wake.set()
+        self._on_enqueued()
+        return workflow_id
+
+    async def _live(self, files: QueueFiles, workflow_id: str) -> bool:
+        """Whether a workflow is queued or running (not ended) on the store."""
+        if files.is_waiting(workflow_id):
+            return True
+        try:
+            stored = await self._store.read(workflow_id)
+        except JournalNotFound:
+            return files.is_admitted(workflow_id)
+        return not _finished(stored)
+
+    async def _synced(self, files: QueueFiles, name: str) -> None:
+        """Wait until the request is durable: enqueues at once share one sync (a batch)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncing.append((files, name, future))
+        if self._sync_task is None or self._sync_task.done():
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_batches())
+        await future
+
+    async def _sync_batches(self) -> None:
+        while self._syncing:
+            batch, self._syncing = self._syncing, []
+            by_files: dict[int, tuple[QueueFiles, list[str]]] = {}
+            for files, name, _ in batch:
+                by_files.setdefault(id(files), (files, []))[1].append(name)
+            try:
+                for files, names in by_files.values():
+                    await anyio.to_thread.run_sync(files.sync, names)
+            except Exception as error:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+            else:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def close(self) -> None:
+        """Wait for the sync under way, if any."""
+        if self._sync_task is not None:
+            await asyncio.gather(self._sync_task, return_exceptions=True)
+
+
+def _duplicate(
+    queue: Queue, workflow_id: str, dedup_id: str | None, on_duplicate: OnDuplicate
+) -> str:
+    if on_duplicate == "raise":
+        raise AlreadyQueued(queue=queue.name, workflow_id=workflow_id, dedup_id=dedup_id)
+    return workflow_id
