@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import reprlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -880,7 +880,7 @@ class Runtime(Serving):
         self._queues.wake()
         unfinished: list[tuple[str, Workflow[..., Any]]] = []
         names = [name for name in await self._store.list() if name not in self._running]
-        for name, stored in await self._read_in_batches(names):
+        async for name, stored in self._read_in_batches(names):
             try:
                 if isinstance(stored, JournalError):
                     raise stored
@@ -912,13 +912,16 @@ class Runtime(Serving):
 
     async def _read_in_batches(
         self, names: list[str]
-    ) -> list[tuple[str, list[StoredRecord] | JournalError]]:
-        """Every named journal's records, RECOVER_BATCH at a time (not a thread hop each)."""
-        found: list[tuple[str, list[StoredRecord] | JournalError]] = []
+    ) -> AsyncIterator[tuple[str, list[StoredRecord] | JournalError]]:
+        """Every named journal's records, RECOVER_BATCH at a time (not a thread hop each).
+
+        A batch is let go of before the next is read: recover() reads finished journals
+        too, and a directory's worth of them at once could be gigabytes.
+        """
         for first in range(0, len(names), RECOVER_BATCH):
             batch = await self._store.read_many(names[first : first + RECOVER_BATCH])
-            found.extend(batch.items())
-        return found
+            for name in list(batch):  # (in order; each journal's records dropped once seen)
+                yield name, batch.pop(name)
 
     async def send_event(
         self, workflow_id: str, name: str, payload: Any = None, *, event_id: str | None = None

@@ -141,7 +141,7 @@ def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool
         writable = False
     try:
         check_regular(os.fstat(fd), path)
-        return (fd, *_recover(fd, path, writable))
+        return (fd, *_recover(fd, path, writable, directory_fd))
     except BaseException as error:
         os.close(fd)
         if (failure := _disk_error(error, path, "opening (recovery, header or sync)")) is None:
@@ -149,7 +149,9 @@ def _open_locked(directory_fd: int, path: Path) -> tuple[int, Parsed, bool, bool
         raise failure from error
 
 
-def _recover(fd: int, path: Path, writable: bool) -> tuple[Parsed, bool, bool, int]:
+def _recover(
+    fd: int, path: Path, writable: bool, directory_fd: int
+) -> tuple[Parsed, bool, bool, int]:
     """Blocking: read, cut a torn tail, sync what is there (the rest of _open_locked)."""
     data = _read_all(fd)
     parsed = parse(data, path)
@@ -178,6 +180,12 @@ def _recover(fd: int, path: Path, writable: bool) -> tuple[Parsed, bool, bool, i
     # A crashed writer may have left records it never synced in the page cache:
     # `records` promises durability, so make them durable before reporting them.
     sync_file(fd)
+    if parsed.synced == 0:
+        # Nothing proves a completed sync: the writer may have died before its first one,
+        # which makes the directory entry durable too (new_entry). Do it here, before the
+        # sync mark below claims the file synced: else a power loss takes the whole file,
+        # with what this handle acknowledges. (Only after a crash: a closed file has a mark.)
+        os.fsync(directory_fd)
     end = parsed.valid_end
     if writable and parsed.synced < parsed.records_end:
         mark = parsed.format.sync_mark(end)
@@ -293,6 +301,7 @@ class JournalFile:
                     path,
                     info,
                     committer,
+                    directory_fd=directory_fd,
                     directory_device=directory_device,
                     max_record_size=max_record_size,
                 )
@@ -324,6 +333,7 @@ class JournalFile:
         info: os.stat_result,
         committer: GroupCommitter,
         *,
+        directory_fd: int,
         directory_device: int,
         max_record_size: int,
     ) -> JournalFile | None:
@@ -339,7 +349,7 @@ class JournalFile:
             os.close(fd)  # (releases the lock: open_blocking takes it again)
             return None
         try:
-            parsed, created, _, end = _recover(fd, path, writable=True)
+            parsed, created, _, end = _recover(fd, path, True, directory_fd)
         except Exception:  # (open_blocking, in a worker thread, raises it properly)
             os.close(fd)
             return None

@@ -296,3 +296,35 @@ def test_a_file_created_at_a_reused_inode_starts_empty(tmp_path: Path) -> None:
         Op("write", 0, offset=0, data=b"B"),
     ]
     assert bytes(model_at(ops, len(ops) - 1).inodes[0].content) == b"B"
+
+
+@pytest.mark.parametrize(
+    "written", [b"", b"x" * 100, b"x" * 100_000], ids=["header", "small", "large"]
+)
+async def test_a_journal_whose_writer_died_before_its_first_sync_keeps_its_entry(
+    tmp_path: Path, written: bytes
+) -> None:
+    """The first sync of a new journal makes its directory entry durable too (new_entry).
+
+    A writer killed before that sync leaves a file whose entry the disk may not have: the
+    next open (inline for a small file, in a worker thread for a large one) must make it
+    durable before its handle acknowledges anything, or a power loss takes the whole file
+    with the records it acknowledged (an at_most_once intent among them).
+    """
+    directory = tmp_path / "journals"
+    directory.mkdir()
+    with FileSystemRecorder(directory).installed() as recorder:
+        async with durable.JournalDirectory(directory) as first:
+            journal = await first.open("wf")
+            if written:
+                journal.write(written)
+            await journal.abandon()  # (killed: no sync, no close)
+        async with durable.JournalDirectory(directory) as second:
+            journal = await second.open("wf")
+            await journal.append(b"acknowledged")
+            ops = list(recorder.ops)
+            await journal.close()
+    for state in crash_states(ops, len(ops) - 1):
+        assert "wf.journal" in state.files, f"{state.label}: the journal is gone"
+        records = parse(state.files["wf.journal"], directory / "wf.journal").records
+        assert b"acknowledged" in [record.payload for record in records], state.label

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import RetryPolicy, Runtime, WorkflowHandle
+from durable import RetryPolicy, Runtime, WorkflowHandle, _runtime
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -728,3 +729,34 @@ async def test_a_closed_runtime_follows_nothing(journal_dir: Path) -> None:
         await handle.result()
     with pytest.raises(durable.WorkflowStopped):
         await runtime.start(echo_after_event, 3, id="w")
+
+
+@durable.activity(name="bulky")
+async def bulky(size: int) -> bytes:
+    return b"x" * size
+
+
+@durable.workflow(name="bulky_flow")
+async def bulky_flow(size: int) -> int:
+    return len(await bulky(size))
+
+
+async def test_recover_holds_one_batch_of_journals_not_the_whole_directory(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recover() reads every journal, finished ones too (RECOVER_BATCH per thread hop): it
+    must let go of each batch's records before it reads the next, or a directory of many
+    finished workflows is read whole into memory."""
+    size, count = 256 * 1024, 48
+    async with Runtime(journal_dir) as runtime:
+        for index in range(count):
+            assert await runtime.run(bulky_flow, size, id=f"bulky-{index}") == size
+    monkeypatch.setattr(_runtime, "RECOVER_BATCH", 2)
+    async with Runtime(journal_dir) as runtime:
+        tracemalloc.start()
+        try:
+            assert await runtime.recover() == []
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < count * size / 4, f"recover() held {peak} bytes at once"
