@@ -918,10 +918,22 @@ class Runtime(Serving):
         A batch is let go of before the next is read: recover() reads finished journals
         too, and a directory's worth of them at once could be gigabytes.
         """
+        read_many = getattr(self._store, "read_many", None)  # (a store of an older protocol)
         for first in range(0, len(names), RECOVER_BATCH):
-            batch = await self._store.read_many(names[first : first + RECOVER_BATCH])
+            chunk = names[first : first + RECOVER_BATCH]
+            batch = await read_many(chunk) if read_many else await self._read_each(chunk)
             for name in list(batch):  # (in order; each journal's records dropped once seen)
                 yield name, batch.pop(name)
+
+    async def _read_each(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
+        """read_many, one read at a time: for a store that has no read_many."""
+        found: dict[str, list[StoredRecord] | JournalError] = {}
+        for name in names:
+            try:
+                found[name] = await self._store.read(name)
+            except JournalError as error:
+                found[name] = error
+        return found
 
     async def send_event(
         self, workflow_id: str, name: str, payload: Any = None, *, event_id: str | None = None

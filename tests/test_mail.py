@@ -6,6 +6,7 @@ workflow a message it would fail on at every resume (the inbox is append-only).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -211,3 +212,48 @@ async def test_a_message_without_news_is_still_found_by_the_full_poll(journal_di
         assert await handle.result() == ["late"]
         assert not (journal_dir / NEWS_FILE).exists()
         assert len(store.polls) > polls_before
+
+
+class SameSizeDirectory(CountingDirectory):
+    """Reports one size for every inbox: a new message that leaves it where it was seen."""
+
+    async def inbox_sizes(self, names: list[str]) -> dict[str, int]:
+        await super().inbox_sizes(names)
+        return dict.fromkeys(names, 100)
+
+
+async def test_a_workflow_the_news_names_is_told_even_if_its_inbox_size_looks_unchanged(
+    journal_dir: Path,
+) -> None:
+    store = SameSizeDirectory(journal_dir)
+    async with Runtime(store=store, event_poll_interval=0.01) as holder:
+        handle = await holder.start(collector, 1, id="same-size")
+        await wait_until(lambda: polled(store, 3))  # (seen: 100, already)
+        async with Runtime(journal_dir) as sender:
+            await sender.send_event("same-size", "item", "through the news")
+        async with asyncio.timeout(0.2):  # (well before the full poll, 30 polls on)
+            assert await handle.result() == ["through the news"]
+
+
+class OlderProtocolStore:
+    """A store written against the protocol before inbox_news and read_many existed."""
+
+    def __init__(self, inner: JournalDirectory) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inbox_news", "read_many"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+async def test_a_store_without_news_or_read_many_still_gets_mail_and_recovers(
+    journal_dir: Path,
+) -> None:
+    await waiting_workflow(journal_dir, "older")
+    store = OlderProtocolStore(JournalDirectory(journal_dir))
+    async with Runtime(store=store, event_poll_interval=0.01, workflows=[collector]) as holder:
+        (handle,) = await holder.recover()
+        async with Runtime(journal_dir) as sender:
+            await sender.send_event("older", "item", "polled")
+        assert await handle.result() == ["polled"]

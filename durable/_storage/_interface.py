@@ -117,7 +117,7 @@ class JournalStore(Protocol):
         """Several journals' records at once (one thread hop, one query); errors, not raised.
 
         A journal that cannot be read maps to its JournalError (JournalNotFound if it went
-        away meanwhile, JournalCorrupted, ...).
+        away meanwhile, JournalCorrupted, ...). Optional: without it, recover() reads each.
         """
         ...
 
@@ -150,6 +150,7 @@ class JournalStore(Protocol):
         """The journals posted to since `cursor` (a hint), and the next cursor.
 
         None instead of names: the store cannot tell, look at every inbox (inbox_sizes).
+        Optional: without it, the poller looks at every inbox each time.
         """
         ...
 
