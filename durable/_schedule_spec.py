@@ -183,6 +183,11 @@ class ScheduleSpec:
         return fire_id(self.name, nominal)
 
 
+def is_schedule_name(name: str) -> bool:
+    """Whether a schedule may have this name (what validate() accepts)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def schedule_id(name: str) -> str:
     """The workflow id of schedule `name`'s own workflow."""
     return f"schedule:{name}"
@@ -215,7 +220,7 @@ def validate(
     spec that reaches the schedule's workflow is always one it can run.
     """
     label = name if isinstance(name, str) else repr(name)
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not is_schedule_name(name):
         raise InvalidSchedule(
             schedule=label,
             field="name",
