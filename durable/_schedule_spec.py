@@ -6,7 +6,9 @@ when a schedule fires, so a replay, another process and `durable schedule show` 
 
 Cron expressions are parsed and iterated by cronsim (healthchecks.io's, which follows
 Debian cron, DST included); intervals are multiples of `every` since the Unix epoch, so
-every process computes the same fire times without a shared anchor.
+every process computes the same fire times without a shared anchor. Jitter must be shorter
+than the gap between fires (the interval; for cron, the shortest gap, see shortest_gap), so
+each fire comes before the next one's nominal time.
 
 Daylight saving time (cronsim's rule, Debian cron's): a fire at a fixed local time that a
 spring change skips (02:30 in Europe/Berlin on the last Sunday of March) happens once, at
@@ -18,11 +20,12 @@ they skip the missing hour and fire in both copies of the repeated one, as the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +44,8 @@ MAX_BACKFILL = 1000  # fires one backfill may ask for (a bigger range: several b
 _SCAN_LIMIT = 10_000  # fires counted forward before counting stops (a long outage)
 _NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,99}")
 _NEVER_AFTER = datetime(2000, 1, 1, tzinfo=UTC)  # (a fixed start: validation is repeatable)
+GAP_FIRES = 100  # cron fires after _NEVER_AFTER whose gaps jitter must be shorter than
+_DST_FIRES = 100  # and fires around each of the time zone's changes that year (at most)
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,11 @@ class ScheduleSpec:
         return fire_id(self.name, nominal)
 
 
+def is_schedule_name(name: str) -> bool:
+    """Whether a schedule may have this name (what validate() accepts)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def schedule_id(name: str) -> str:
     """The workflow id of schedule `name`'s own workflow."""
     return f"schedule:{name}"
@@ -215,7 +225,7 @@ def validate(
     spec that reaches the schedule's workflow is always one it can run.
     """
     label = name if isinstance(name, str) else repr(name)
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not is_schedule_name(name):
         raise InvalidSchedule(
             schedule=label,
             field="name",
@@ -250,6 +260,16 @@ def validate(
         raise bad(
             "jitter", jitter, f"it is not shorter than the interval ({seconds:g} s)", "lower it"
         )
+    if cron is not None and jitter_seconds > 0:
+        gap = shortest_gap(cron, timezone)
+        if gap is not None and jitter_seconds >= gap:
+            raise bad(
+                "jitter",
+                jitter,
+                f"it is not shorter than the shortest gap between two fires of {cron!r} "
+                f"({gap:g} s)",
+                "lower it below that gap, so that each fire comes before the next one's time",
+            )
     if catchup not in CATCHUP_POLICIES:
         raise bad("catchup", catchup, f"one of {', '.join(CATCHUP_POLICIES)}", "pick one")
     if overlap not in OVERLAP_POLICIES:
@@ -283,6 +303,56 @@ def validate(
         catchup_window=window,
         overlap=overlap,  # type: ignore[arg-type]
     )
+
+
+@functools.lru_cache(maxsize=256)
+def shortest_gap(cron: str, timezone: str) -> float | None:
+    """The shortest time between two consecutive fires of a valid cron expression (seconds).
+
+    Over GAP_FIRES fires from a fixed instant (2000-01-01; within 10 years), and over the
+    fires within a day of each of the time zone's changes in 2000 (a daylight saving change
+    can bring two fires closer: 01:00 and 03:00 are one hour apart the night 02:00 is
+    skipped). Fixed instants, not now: a journaled spec validates the same on every replay.
+    None: the expression fires fewer than twice there. (Cached: describing a schedule
+    validates its spec again.)
+    """
+    zone = _zone(timezone, "?")
+    windows = [(_NEVER_AFTER, _NEVER_AFTER + _HORIZON, GAP_FIRES)]
+    windows += [(change - _DAY, change + _DAY, _DST_FIRES) for change in _changes(timezone, 2000)]
+    gap: float | None = None
+    for start, until, most in windows:
+        previous: float | None = None
+        for count, moment in enumerate(CronSim(cron, start.astimezone(zone))):
+            if count >= most or moment > until:
+                break
+            when = moment.timestamp()
+            if previous is not None and (gap is None or when - previous < gap):
+                gap = when - previous
+            previous = when
+    return gap
+
+
+_DAY = timedelta(days=1)
+_HORIZON = timedelta(days=3660)  # (fires further apart than 10 years: any jitter fits)
+
+
+@functools.lru_cache(maxsize=64)
+def _changes(timezone: str, year: int) -> list[datetime]:
+    """The instants (to the hour, UTC) where the zone's UTC offset changes in `year`."""
+    zone = _zone(timezone, "?")
+    changes: list[datetime] = []
+    day = datetime(year, 1, 1, tzinfo=UTC)
+    offset = day.astimezone(zone).utcoffset()
+    while day.year == year:  # (a day at a time, then the hour within the day)
+        following = day + _DAY
+        if following.astimezone(zone).utcoffset() != offset:
+            hour = day
+            while hour.astimezone(zone).utcoffset() == offset:
+                hour += timedelta(hours=1)
+            changes.append(hour)
+            offset = hour.astimezone(zone).utcoffset()
+        day = following
+    return changes
 
 
 def _seconds(value: Duration, field: str, name: str) -> float:

@@ -62,7 +62,8 @@ class Schedule:
             it since the Unix epoch (every hour on the hour, UTC).
         jitter: delay each fire by up to this much (default 0), by a hash of the name and
             the fire time: the same in every process, shown by describe() in advance.
-            Keep it shorter than the gap between fires.
+            It must be shorter than the gap between fires: the interval, or for cron the
+            shortest gap over its next 100 fires (and around daylight saving changes).
         catchup: fires missed while nothing ran (later than `catchup_window`): "skip"
             them, run the "latest" once (default), or run "all", oldest first, one after
             another, at most `catchup_limit` (the most recent; default 10).
@@ -73,7 +74,8 @@ class Schedule:
 
     Raises:
         InvalidSchedule: an invalid cron expression, unknown time zone, interval that is
-            not positive, negative jitter, unknown policy, bad name.
+            not positive, negative jitter or jitter not shorter than the gap between
+            fires, unknown policy, bad name.
         WorkflowDefinitionError: `workflow` is not a @durable.workflow.
     """
 

@@ -104,7 +104,15 @@ ALLOWED = {
     },
     "_json_ready": {"_engine"},
     "_catalog": {"_engine", "_encoding", "_json_ready", "_queue_reading", "_storage"},
-    "_ui": {"_catalog", "_engine", "_json_ready", "_runtime", "_storage"},
+    "_ui": {
+        "_catalog",
+        "_engine",
+        "_json_ready",
+        "_runtime",
+        "_schedule_spec",
+        "_schedules",
+        "_storage",
+    },
     "_cli": {
         "_definitions",
         "_catalog",

@@ -1,11 +1,13 @@
-"""The web UI's routes: static pages, a bounded JSON API over the catalog, two guarded actions.
+"""The web UI's routes: static pages, a bounded JSON API over the catalog, guarded actions.
 
 Every /api/ endpoint, reads included, needs the start-up token in the X-Durable-Token header
 (403 without it): the journals' arguments and results are no more readable through the UI
 than through their 0600 files, and no other page the browser has open can read or act.
 The pages and static files carry no journal data. Reads go through the catalog (no lock,
 nothing written); sending an event and cancelling post to the workflow's inbox through a
-Runtime. Every id from a URL is validated before it names a file.
+Runtime. Every id from a URL is validated before it names a file. Schedules (_schedule_api):
+GET /api/schedules and /api/schedules/{name}; POST /api/schedules/{name}/{action} (pause,
+resume, trigger, backfill, delete), sent through ScheduleHandle like the CLI's commands.
 
 Bounds (see _answers for the values):
 - an answer holds at most PAGE_LIMIT (500) workflows, unreadable journals (their reasons
@@ -45,10 +47,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._catalog import Catalog, Details, Listing, is_postgres
 from .._engine._describe import WorkflowState
-from .._errors import DurableError, InboxFull, JournalError, MessageTooLarge
+from .._errors import DurableError, InboxFull, InvalidSchedule, JournalError, MessageTooLarge
 from .._runtime import Runtime
+from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
 from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
+from ._schedule_api import act, describe_one, schedule_rows
 from ._values import json_pieces
 
 STATIC = Path(__file__).parent / "static"
@@ -236,6 +240,28 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         await runtime().cancel(workflow_id, reason)
         return JSONResponse({"cancelled": True})
 
+    async def api_schedules(request: Request) -> Response:
+        found = await listing(None, "schedule:")  # (then only the schedules' own workflows)
+        rows, total = schedule_rows(found.workflows)
+        return JSONResponse(
+            {"directory": str(catalog.directory), "total": total, "schedules": rows}
+        )
+
+    async def api_schedule(request: Request) -> Response:
+        name = request.path_params["name"]
+        return JSONResponse(await describe_one(runtime(), name, str(catalog.directory)))
+
+    async def api_schedule_action(request: Request) -> Response:
+        name, action = request.path_params["name"], request.path_params["action"]
+        body = await _json_body(request, schedule_id(name), f"a schedule's {action}")
+        return JSONResponse(await act(runtime(), name, action, body, str(catalog.directory)))
+
+    async def schedule_page(request: Request) -> Response:
+        return FileResponse(STATIC / "schedule.html")  # (the page reads and says: 404 there)
+
+    async def schedules_page(request: Request) -> Response:
+        return FileResponse(STATIC / "schedules.html")
+
     async def workflow_page(request: Request) -> Response:
         catalog.check_id(request.path_params["workflow_id"])
         return FileResponse(STATIC / "workflow.html")
@@ -252,11 +278,16 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             Route("/", list_page),
             Route("/favicon.ico", icon),
             Route("/workflows/{workflow_id:str}", workflow_page),
+            Route("/schedules", schedules_page),
+            Route("/schedules/{name:str}", schedule_page),
             Route("/api/workflows", api_list),
             Route("/api/workflows/{workflow_id:str}", api_workflow),
             Route("/api/workflows/{workflow_id:str}/values/{ref:path}", api_value),
             Route("/api/workflows/{workflow_id:str}/events", api_send, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/cancel", api_cancel, methods=["POST"]),
+            Route("/api/schedules", api_schedules),
+            Route("/api/schedules/{name:str}", api_schedule),
+            Route("/api/schedules/{name:str}/{action:str}", api_schedule_action, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
@@ -329,6 +360,8 @@ def _durable_error(request: Request, error: Exception) -> Response:
         status = 500  # (storage trouble: nothing the request can change)
     elif isinstance(error, MessageTooLarge):
         status = 413
+    elif isinstance(error, InvalidSchedule):
+        status = 422  # (a schedule's command with a value it cannot take: a backfill range)
     elif isinstance(error, InboxFull):
         status = 429  # (until its runner takes what waits)
     elif isinstance(error, LookupError):
@@ -336,7 +369,7 @@ def _durable_error(request: Request, error: Exception) -> Response:
     elif isinstance(error, ValueError | TypeError):
         status = 400  # (an invalid id, a payload the journal cannot hold)
     else:
-        status = 409  # (the workflow's state refuses it: finished, a full inbox)
+        status = 409  # (the workflow's state refuses it: finished; a deleted schedule)
     return _answer(request, status, str(error))
 
 

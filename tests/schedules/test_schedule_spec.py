@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import durable
-from durable._schedule_spec import ScheduleSpec, fire_id, validate
+from durable._schedule_spec import ScheduleSpec, fire_id, shortest_gap, validate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -52,6 +52,8 @@ def local(spec_: ScheduleSpec, fires: list[float]) -> list[str]:
         ({"cron": "* * * * *", "every": 60}, "every", "exactly one of cron and every"),
         ({"every": 60, "jitter": -1}, "jitter", "not negative"),
         ({"every": 60, "jitter": 60}, "jitter", "shorter than the interval"),
+        ({"cron": "*/5 * * * *", "jitter": "5 min"}, "jitter", "shortest gap between two fires"),
+        ({"cron": "0 9,17 * * 1-5", "jitter": "8 h"}, "jitter", "(28800 s)"),  # (not the 16 h)
         ({"every": 60, "catchup": "some"}, "catchup", "skip, latest, all"),
         ({"every": 60, "overlap": "queue"}, "overlap", "queue_one"),
         ({"every": 60, "catchup_limit": 0}, "catchup_limit", "from 1 to 1000"),
@@ -153,6 +155,25 @@ def test_fires_between_keeps_the_latest_and_counts_them_all() -> None:
     assert local(nightly, kept) == ["2026-12-30T02:00:00+01:00", "2026-12-31T02:00:00+01:00"]
     kept, count = spec(cron="* * * * *").fires_between(start, start + year, 2)
     assert (count, kept) == (10_000, [start + year - 60, start + year])
+
+
+def test_cron_jitter_must_be_shorter_than_the_shortest_gap() -> None:
+    """Over the next fires from a fixed instant, and around the time zone's changes: 01:00
+    and 03:00 are two hours apart, but one the night the clocks skip 02:00."""
+    assert shortest_gap("0 2 1 * *", "UTC") == 28 * 86400  # (February)
+    assert spec(cron="0 2 1 * *", jitter="27 days").jitter == 27 * 86400
+    assert shortest_gap("0 1,3 * * *", "UTC") == 2 * 3600
+    assert shortest_gap("0 1,3 * * *", "Europe/Berlin") == 3600
+    spec(cron="0 1,3 * * *", jitter="59 min", timezone="Europe/Berlin")
+    with pytest.raises(durable.InvalidSchedule) as raised:
+        spec(cron="0 1,3 * * *", jitter="90 min", timezone="Europe/Berlin")
+    assert (raised.value.field, raised.value.schedule) == ("jitter", "s")
+    assert "(3600 s)" in str(raised.value)
+    assert shortest_gap("0 0 29 2 *", "UTC") == (4 * 365 + 1) * 86400  # (leap days)
+    assert shortest_gap("0 0 1 1 *", "UTC") == 365 * 86400
+    # A journaled spec is validated again when read back, the same whenever that is.
+    jittery = spec(cron="*/10 * * * *", jitter="9 min")
+    assert ScheduleSpec.from_plain(jittery.to_plain()) == jittery
 
 
 def test_jitter_is_deterministic_bounded_and_differs_per_fire() -> None:

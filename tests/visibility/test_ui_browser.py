@@ -303,3 +303,66 @@ def test_a_long_history_comes_a_page_at_a_time(long_served: str, page: Page) -> 
     expect(page.locator('.tl-row[data-step="0"]')).to_be_visible()
     page.click("#later")
     expect(page.locator("#step-range")).to_have_text("steps 200\u2013399 of 20000")
+
+
+SCHEDULE_APP = Path(__file__).with_name("schedule_sample_app.py")
+
+
+@pytest.fixture
+def schedule_served(tmp_path: Path) -> Iterator[str]:
+    """The UI's address, while a process runs the schedule "reports" (and takes commands)."""
+    directory = tmp_path / "journals"
+    runner, _ = started([sys.executable, str(SCHEDULE_APP), str(directory)], "started")
+    try:
+        with ui_serving(directory) as address:
+            yield address
+    finally:
+        stop(runner)
+
+
+def test_pausing_and_resuming_a_schedule_asks_first(
+    schedule_served: str, page: Page, tmp_path: Path
+) -> None:
+    page.goto(schedule_served)  # (keeps the token)
+    page.click('a[href="/schedules"]')
+    row = page.locator('#schedules tr[data-name="reports"]')
+    expect(row).to_contain_text('cron "0 2 * * *" · Europe/Berlin')
+    expect(row.locator(".badge").first).to_have_text("active")
+    screenshot(page, tmp_path, "schedules")
+    row.locator('a[href="/schedules/reports"]').click()
+    expect(page.locator("#title")).to_have_text("reports")
+    expect(page.locator("#state .badge")).to_have_text("active")
+    expect(page.locator("#next tbody tr")).to_have_count(10)
+    outcome = page.locator("#recent tbody tr").first  # (the trigger the app sent at start)
+    expect(outcome).to_contain_text("completed", timeout=15_000)
+    expect(outcome.locator("a")).to_have_text(re.compile(r"^reports@"))
+    expect(page.locator("#resume-button")).to_be_disabled()
+
+    page.click("#pause-button")
+    expect(page.locator("#pause-dialog")).to_be_visible()
+    page.click("#pause-close")  # "Keep it firing": nothing is sent
+    expect(page.locator("#pause-dialog")).to_be_hidden()
+    expect(page.locator("#notice")).to_be_empty()
+    page.click("#pause-button")
+    page.fill("#pause-note", "month-end audit")
+    screenshot(page, tmp_path, "pause-dialog")
+    page.click("#pause-confirm")
+    expect(page.locator("#notice")).to_contain_text("Pause sent")
+    # The process running the schedule takes it; the page follows live.
+    expect(page.locator("#state .badge")).to_have_text("paused", timeout=15_000)
+    expect(page.locator("#facts")).to_contain_text("month-end audit")
+    expect(page.locator("#next")).to_contain_text("None while paused.")
+    expect(page.locator("#pause-button")).to_be_disabled()
+    screenshot(page, tmp_path, "schedule-paused")
+
+    page.click("#resume-button")
+    expect(page.locator("#resume-dialog")).to_be_visible()
+    page.click("#resume-confirm")
+    expect(page.locator("#notice")).to_contain_text("Resume sent")
+    expect(page.locator("#state .badge")).to_have_text("active", timeout=15_000)
+    expect(page.locator("#next tbody tr")).to_have_count(10)
+    expect(page.locator("#resume-button")).to_be_disabled()
+    screenshot(page, tmp_path, "schedule-resumed")
+    page.locator("#recent tbody tr a").first.click()  # (to the fire's workflow page)
+    expect(page.locator("#title")).to_have_text(re.compile(r"^reports@"))
+    expect(page.locator("#state .badge")).to_have_text("completed")

@@ -137,8 +137,32 @@ const durable = (() => {
 
   function workflowURL(id) { return "/workflows/" + encodeURIComponent(id); }
 
+  // Schedules (their list and page): fire times come as ISO text in the schedule's time zone.
+  function scheduleURL(name) { return "/schedules/" + encodeURIComponent(name); }
+
+  function fireTime(iso) { return iso ? String(iso).replace("T", " ") : ""; }
+
+  function interval(seconds) {  // a schedule's `every`, as it was most likely written
+    for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"]]) {
+      if (seconds >= size && seconds % size === 0) return seconds / size + " " + unit;
+    }
+    return seconds + " s";
+  }
+
+  function scheduleWhen(schedule) {
+    const when = schedule.cron !== null ? `cron "${schedule.cron}"` : "every " + interval(schedule.every);
+    return when + " · " + schedule.timezone + (schedule.jitter ? " · jitter " + interval(schedule.jitter) : "");
+  }
+
+  const scheduleClass = { active: "completed", paused: "cancelled", deleted: "" };
+  function scheduleBadge(state) { return el("span", { class: "badge " + (scheduleClass[state] ?? "") }, state); }
+
+  const outcomeClass = { completed: "completed", failed: "failed", cancelled: "cancelled" };
+  function outcomeBadge(outcome) { return el("span", { class: "badge " + (outcomeClass[outcome] || "") }, outcome); }
+
   return {
     token, getJSON, postJSON, el, when, whenShort, duration, json, short, badge, workflowURL,
     cutRef, valueText, shortValue, textOf, wholeButton,
+    scheduleURL, fireTime, interval, scheduleWhen, scheduleBadge, outcomeBadge,
   };
 })();
