@@ -162,7 +162,7 @@ def describe_queued(
     place = 1 + sum(
         1 for other in ordered if (other.priority, other.seq) < (request.priority, request.seq)
     )
-    return _described(request, place, len(ordered), load_of(files, now), now)
+    return describe_request(request, place, len(ordered), load_of(files, now), now)
 
 
 def describe_waiting(files: QueueFiles, now: float) -> list[WorkflowDescription]:
@@ -170,14 +170,15 @@ def describe_waiting(files: QueueFiles, now: float) -> list[WorkflowDescription]
     ordered = waiting_requests(files)
     load = load_of(files, now)
     return [
-        _described(request, place, len(ordered), load, now)
+        describe_request(request, place, len(ordered), load, now)
         for place, request in enumerate(ordered, 1)
     ]
 
 
-def _described(
+def describe_request(
     request: Request, place: int, total: int, load: QueueLoad, now: float
 ) -> WorkflowDescription:
+    """A waiting request, `place` of `total` in its queue, as a workflow description."""
     enqueued = moment(request.enqueued)
     status: dict[str, Any] = {
         "queue": load.name,

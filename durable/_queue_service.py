@@ -1,7 +1,12 @@
 """A runtime's queues, as one object: enqueue, the dispatchers, and the gate for resumed runs.
 
-One QueueService per Runtime (file store), composed of parts that know nothing of each
-other beyond the shared QueueRegistry (`_queue_state.py`): the Enqueuer writes requests
+One QueueService per Runtime on the file store (`make_queue_service` picks it, or on a
+PostgresStore the PostgresQueueService of `_queue_postgres.py`, which has the same methods:
+the file store's parts are synchronous syscalls under an flock, PostgreSQL's are awaited
+round trips, so they share this facade's shape rather than one storage protocol).
+
+Composed of parts that know nothing of each other beyond the shared QueueRegistry
+(`_queue_state.py`): the Enqueuer writes requests
 (`_queue_enqueue.py`), the Dispatcher starts them in order within the limits
 (`_queue_dispatch.py`), the Gate makes every queued workflow's task hold a slot before it
 runs (`_queue_gate.py`). Knows the runtime only by the QueueHost protocol.
@@ -19,12 +24,34 @@ from ._engine._describe import WorkflowDescription
 from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
+from ._queue_postgres import PostgresGrant, PostgresQueueService
 from ._queue_reading import describe_queued
-from ._queue_state import Grant, QueueRegistry, release
+from ._queue_state import Grant, QueueRegistry, declared_of, release
 from ._queues import Queue
 from ._storage._interface import JournalStore
+from ._storage._postgres import PostgresStore
 
-__all__ = ["Grant", "OnDuplicate", "QueueHost", "QueueService"]
+__all__ = ["AnyGrant", "OnDuplicate", "QueueHost", "QueueService", "make_queue_service"]
+
+AnyGrant = Grant | PostgresGrant
+
+
+def make_queue_service(
+    host: QueueHost,
+    store: JournalStore,
+    directory: Path | None,
+    queues: Iterable[Queue],
+    clock: Clock,
+) -> QueueService | PostgresQueueService:
+    """The queue service for a runtime's store: its journal directory's, or PostgreSQL's.
+
+    Raises:
+        InvalidQueue: `queues` are not Queues, declare one name twice with different
+            limits, or the store is neither.
+    """
+    if isinstance(store, PostgresStore):
+        return PostgresQueueService(host, store, declared_of(queues), clock)
+    return QueueService(host, store, directory, queues, clock)
 
 
 class QueueService:
@@ -87,19 +114,20 @@ class QueueService:
         """The slots a queued workflow must hold to run here (see Gate.gate)."""
         return await self._gate.gate(workflow_id)
 
-    def release(self, grant: Grant) -> None:
+    def release(self, grant: AnyGrant) -> None:
         """Give a grant's slots back; if its workflow ended, forget its admission and dedup."""
+        assert isinstance(grant, Grant)
         release(grant)
 
     async def wait_admitted(self, workflow_id: str) -> bool:
         """Wait until a queued request's journal exists (False: `workflow_id` is no request)."""
         return await self._dispatcher.wait_admitted(workflow_id)
 
-    def is_queued(self, workflow_id: str) -> bool:
+    async def is_queued(self, workflow_id: str) -> bool:
         """Whether `workflow_id` is a request of some queue, waiting or admitted."""
         return self._registry.queued_in(workflow_id) is not None
 
-    def describe(self, workflow_id: str) -> WorkflowDescription | None:
+    async def describe(self, workflow_id: str) -> WorkflowDescription | None:
         """A waiting request of any queue, described (None: not waiting anywhere)."""
         found = self._registry.queued_in(workflow_id)
         if found is None or found[1]:
@@ -121,6 +149,6 @@ class QueueService:
         await self._dispatcher.close()
         await self._enqueuer.close()
 
-    def close_files(self) -> None:
+    async def close_files(self) -> None:
         """Release every slot and descriptor (after the workflows stopped)."""
         self._registry.close()

@@ -148,6 +148,32 @@ def release(grant: Grant) -> None:
     state.wake.set()
 
 
+def declared_of(queues: Iterable[Queue]) -> dict[str, Queue]:
+    """The queues a runtime declares, by name.
+
+    Raises:
+        InvalidQueue: not a Queue, or two declarations of one name that differ.
+    """
+    declared: dict[str, Queue] = {}
+    for queue in queues:
+        if not isinstance(queue, Queue):
+            raise InvalidQueue(
+                queue=str(queue),
+                option="queues",
+                value=queue,
+                expected="durable.Queue objects",
+            )
+        known = declared.setdefault(queue.name, queue)
+        if known != queue:
+            raise InvalidQueue(
+                queue=queue.name,
+                option="queues",
+                value=queue,
+                expected=f"one declaration per name ({known!r} is declared too)",
+            )
+    return declared
+
+
 class QueueRegistry:
     """The queues a runtime declares (checked here), and every queue's files it opened.
 
@@ -159,30 +185,13 @@ class QueueRegistry:
     def __init__(self, store: JournalStore, directory: Path | None, queues: Iterable[Queue]):
         self.store = store
         self.directory = directory
-        self.declared: dict[str, Queue] = {}
-        for queue in queues:
-            if not isinstance(queue, Queue):
-                raise InvalidQueue(
-                    queue=str(queue),
-                    option="queues",
-                    value=queue,
-                    expected="durable.Queue objects",
-                )
-            known = self.declared.setdefault(queue.name, queue)
-            if known != queue:
-                raise InvalidQueue(
-                    queue=queue.name,
-                    option="queues",
-                    value=queue,
-                    expected=f"one declaration per name ({known!r} is declared too)",
-                )
+        self.declared = declared_of(queues)
         if self.declared and directory is None:
             raise InvalidQueue(
                 queue=next(iter(self.declared)),
                 option="store",
                 value=store,
-                expected="a journal directory: queues run on the file store for now "
-                "(PostgreSQL queues are not implemented yet)",
+                expected="a journal directory or a PostgresStore",
             )
         self.states: dict[str, QueueState] = {}
         self._files: dict[str, QueueFiles] = {}  # every queue's files this runtime opened

@@ -52,7 +52,7 @@ from ._errors import (
 from ._limits import limit_directory
 from ._mail import Mailroom
 from ._outage import Outage
-from ._queue_service import Grant, OnDuplicate, QueueService
+from ._queue_service import AnyGrant, OnDuplicate, make_queue_service
 from ._queues import DEFAULT_PRIORITY, Queue, check_enqueue, delay_seconds
 from ._reading import describe_workflow
 from ._seams import PRODUCTION, RuntimeSeams
@@ -289,7 +289,7 @@ class Runtime(Serving):
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
-        self._queues = QueueService(self, self._store, self.directory, queues, self._clock)
+        self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
 
@@ -681,7 +681,7 @@ class Runtime(Serving):
         """
         definition, workflow_id = request.definition, request.workflow_id
         current: Journal | None = None
-        grant: Grant | None = None  # (a queued workflow's slots, held until its task ends)
+        grant: AnyGrant | None = None  # (a queued workflow's slots, held until its task ends)
         try:
             current, run = await self._take(request, claimed, follow=follow)
             grant = await self._queues.gate(workflow_id)
@@ -862,7 +862,7 @@ class Runtime(Serving):
         self._check_id(workflow_id)
         self._queues.wake()
         task = self._running.get(workflow_id)
-        if task is None and not self._queues.is_queued(workflow_id):
+        if task is None and not await self._queues.is_queued(workflow_id):
             await self._start_record_of(workflow_id)  # (WorkflowNotFound)
         return self._handle_of(workflow_id, task)
 
@@ -992,7 +992,7 @@ class Runtime(Serving):
         try:
             return await describe_workflow(self._store, workflow_id)
         except WorkflowNotFound:
-            queued = self._queues.describe(workflow_id)  # (state "queued", place, why)
+            queued = await self._queues.describe(workflow_id)  # (state "queued", place, why)
             if queued is None:
                 raise
             return queued
@@ -1017,7 +1017,7 @@ class Runtime(Serving):
         if self._stall_watch is not None:
             self._stall_watch.stop()
         await self._mail.stop()
-        self._queues.close_files()
+        await self._queues.close_files()
         await self._store.close()
 
     async def __aenter__(self) -> Runtime:

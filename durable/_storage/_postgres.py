@@ -4,11 +4,12 @@ Knows nothing of workflows or msgpack: payloads are opaque bytes, as in the file
 
 Tables (created by a versioned, idempotent migration in one transaction):
 
-    durable_meta      key, value                 ("schema_version" -> "2")
+    durable_meta      key, value                 ("schema_version" -> "3")
     durable_journals  name, generation, owner, fence, lease_until, done, due, unreadable,
                       created, updated
     durable_records   name, generation, seq, payload      the records of each generation
     durable_inbox     name, seq, payload                  messages posted to a journal
+    durable_queue_requests, durable_queue_starts          queues (`_postgres_queues`)
 
 A journal has one writer, which holds a *lease* on its row: `owner` and `lease_until`,
 renewed by a heartbeat. Opening claims the row only if it is free or its lease expired,

@@ -1,7 +1,9 @@
 """PostgresStore's tables and statements, and the migration that creates the tables.
 
-Schema version 2 (version 1 databases are upgraded in place: version 2 adds the
-`unreadable` column). A migration runs in one transaction under an advisory lock, so it either
+Schema version 3 (older databases are upgraded in place: version 2 adds the `unreadable`
+column, version 3 the queue tables `durable_queue_requests` and `durable_queue_starts`).
+
+A migration runs in one transaction under an advisory lock, so it either
 happens whole or not at all, and two processes starting at once do not race.
 """
 
@@ -11,7 +13,7 @@ from typing import Any
 
 from .._errors import StoreUnavailable, UnsupportedJournalFormat
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
 SCHEMA = """
 CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -46,6 +48,30 @@ UPGRADES = {
     # Why serve() set a journal aside (its bytes cannot be read as a journal): it skips it
     # until a runtime opens it on purpose (run, start, recover), which clears it.
     2: "ALTER TABLE durable_journals ADD COLUMN unreadable text",
+    # Durable queues (`_postgres_queues.py`): a request per queued workflow, waiting until a
+    # runtime claims it (admitted), deleted when its workflow ends; a queue's recent starts
+    # for its rate limit. A dedup id is unique per queue while its request exists.
+    3: """
+CREATE TABLE durable_queue_requests (
+    id          text PRIMARY KEY,
+    queue       text NOT NULL,
+    priority    smallint NOT NULL,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    enqueued    timestamptz NOT NULL DEFAULT now(),
+    not_before  timestamptz NOT NULL,
+    key         text,
+    dedup_id    text,
+    workflow    text NOT NULL,
+    payload     bytea NOT NULL,
+    admitted    boolean NOT NULL DEFAULT false
+);
+CREATE INDEX durable_queue_requests_order ON durable_queue_requests (queue, priority, seq)
+    WHERE NOT admitted;
+CREATE UNIQUE INDEX durable_queue_requests_dedup ON durable_queue_requests (queue, dedup_id)
+    WHERE dedup_id IS NOT NULL;
+CREATE TABLE durable_queue_starts (queue text NOT NULL, at timestamptz NOT NULL);
+CREATE INDEX durable_queue_starts_queue ON durable_queue_starts (queue, at);
+""",
 }
 CLAIM = """
 UPDATE durable_journals
@@ -102,7 +128,7 @@ def schema_number(found: str | None, shown: str) -> int:
         raise StoreUnavailable(
             path=shown,
             detail=f"durable_meta's schema_version is {found!r}, not a version number",
-            hint="Restore the row (the version of the tables: 2 for this durable) from a "
+            hint="Restore the row (the version of the tables: 3 for this durable) from a "
             "backup, or as the tables show",
         ) from None
 

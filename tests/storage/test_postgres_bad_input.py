@@ -12,6 +12,7 @@ import pytest
 import durable
 from durable import PostgresStore, Runtime
 from durable._storage._postgres import redacted
+from durable._storage._postgres_sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -69,12 +70,13 @@ async def test_a_newer_schema_installed_meanwhile_stops_claims(postgres_dsn: str
         await journal.close()
         admin = await asyncpg.connect(postgres_dsn)
         try:
-            await admin.execute("UPDATE durable_meta SET value = '3' WHERE key = 'schema_version'")
+            await admin.execute(
+                "UPDATE durable_meta SET value = $1 WHERE key = 'schema_version'",
+                str(SCHEMA_VERSION + 1),
+            )
             with pytest.raises(durable.UnsupportedJournalFormat, match="upgrade durable"):
                 await store.open("after")
-            owner = await admin.fetchval(
-                "SELECT owner FROM durable_journals WHERE name = 'after'"
-            )
+            owner = await admin.fetchval("SELECT owner FROM durable_journals WHERE name = 'after'")
             assert owner is None, "the claim was rolled back"
         finally:
             await admin.close()

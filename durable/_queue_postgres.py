@@ -1,0 +1,362 @@
+"""A runtime's queues on PostgreSQL: the QueueService's job over `_storage/_postgres_queues.py`.
+
+The same contract as the file store's parts (enqueue, dispatch in order within the limits,
+the gate for resumed runs), for runtimes on many hosts: a dispatcher per declared queue takes
+a concurrency slot (a session advisory lock), then claims the first request the rate and its
+key allow (FOR UPDATE SKIP LOCKED), and starts its workflow holding those slots until its
+task ends. NOTIFY on the `durable_queue` channel wakes the dispatchers of every host; a slot
+let go by a dead process (no notice) is seen at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ._definitions import Workflow
+from ._encoding import convert, decode, encode
+from ._engine._clock import Clock
+from ._engine._describe import WorkflowDescription
+from ._errors import (
+    AlreadyQueued,
+    InvalidQueue,
+    QueueNotDeclared,
+    WorkflowAlreadyRunning,
+    WorkflowStopped,
+)
+from ._queue_dispatch import QueueHost
+from ._queue_reading import QueueLoad, describe_request
+from ._queue_state import journal_exists
+from ._queues import Queue
+from ._storage._postgres import PostgresStore
+from ._storage._postgres_queues import PostgresQueues, QueuedRow, slot_prefix
+from ._storage._queue_files import Request
+
+logger = logging.getLogger("durable")
+
+POLL_INTERVAL = 0.25  # how often a dispatcher looks for slots freed without a NOTIFY (s)
+
+
+@dataclass
+class PostgresGrant:
+    """The slots one queued workflow's task holds, given back when the task ends."""
+
+    queue: Queue
+    workflow_id: str
+    slot: int | None
+    key: str | None
+    key_slot: int | None
+    finished: bool = False  # (its workflow ended: delete its request too)
+
+
+class PostgresQueueService:
+    """Enqueue, dispatch and gate for one runtime on a PostgresStore (see the module)."""
+
+    def __init__(
+        self, host: QueueHost, store: PostgresStore, queues: dict[str, Queue], clock: Clock
+    ) -> None:
+        self._host = host
+        self._store = store
+        self._declared = queues
+        self._clock = clock
+        self._news = asyncio.Event()
+        self._tables = PostgresQueues(store, self._news.set)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._launches: set[asyncio.Task[None]] = set()
+        self._releases: set[asyncio.Task[None]] = set()
+        self._granted: dict[str, PostgresGrant] = {}
+        self._gated: dict[str, int] = {}  # queue -> tasks waiting at its gate
+        self._parked: set[str] = set()
+        self._closed = False
+
+    @property
+    def declared(self) -> list[str]:
+        return sorted(self._declared)
+
+    async def enqueue(
+        self,
+        queue: Queue,
+        definition: Workflow[..., Any],
+        arguments: list[Any],
+        *,
+        workflow_id: str | None,
+        key: str | None,
+        priority: int,
+        dedup_id: str | None,
+        delay: float,
+        on_duplicate: str,
+    ) -> str:
+        """Insert a request (committed on return); the workflow id (see Enqueuer.enqueue)."""
+        if on_duplicate not in ("return", "raise"):
+            raise InvalidQueue(
+                queue=queue.name,
+                option="on_duplicate",
+                value=on_duplicate,
+                expected='"return" or "raise"',
+            )
+        known = self._declared.get(queue.name)
+        if known is not None and known != queue:
+            raise InvalidQueue(
+                queue=queue.name,
+                option="queue",
+                value=queue,
+                expected=f"the queue this runtime declares ({known!r})",
+            )
+        payload = encode(
+            {"wf": definition.name, "args": arguments},
+            context=f"the arguments of workflow {definition.name!r}",
+        )
+        if workflow_id is None:
+            workflow_id = f"{definition.name}-{uuid.uuid4().hex}"
+        self._store.check_name(workflow_id)
+        holder: str | None = None
+        if await journal_exists(self._store, workflow_id):
+            holder = workflow_id
+        else:
+            holder = await self._tables.enqueue(
+                workflow_id,
+                queue.name,
+                priority=priority,
+                delay=delay,
+                key=key,
+                dedup_id=dedup_id,
+                workflow=definition.name,
+                payload=payload,
+            )
+        if holder is not None:
+            if on_duplicate == "raise":
+                raise AlreadyQueued(
+                    queue=queue.name,
+                    workflow_id=holder,
+                    dedup_id=None if holder == workflow_id else dedup_id,
+                )
+            return holder
+        self._news.set()
+        return workflow_id
+
+    def wake(self) -> None:
+        """Start the dispatchers of the declared queues, once a loop runs this runtime."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        for name, queue in self._declared.items():
+            task = self._tasks.get(name)
+            if task is None or task.done():
+                self._tasks[name] = loop.create_task(
+                    self._dispatch(queue), name=f"durable queue {name}"
+                )
+
+    async def _wait(self, longest: float | None) -> None:
+        timeout = POLL_INTERVAL if longest is None else min(POLL_INTERVAL, longest)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._news.wait()
+        self._news.clear()
+
+    async def _dispatch(self, queue: Queue) -> None:
+        while not self._closed:
+            try:
+                until = await self._admit_one(queue)
+            except Exception as error:  # (the database away: look again later)
+                logger.warning("queue %r: cannot dispatch now: %s", queue.name, error)
+                until = POLL_INTERVAL
+            if until == 0.0:
+                continue
+            await self._wait(until)
+
+    async def _admit_one(self, queue: Queue) -> float | None:
+        """Claim and launch the next request; 0.0 to look again at once, else a wait."""
+        if self._gated.get(queue.name):
+            return None  # (resumed runs waiting at the gate go first)
+        slot = None
+        if queue.concurrency is not None:
+            slot = await self._tables.take(slot_prefix(queue.name), queue.concurrency)
+            if slot is None:
+                return None
+        rate = (queue.rate.limit, queue.rate.period) if queue.rate is not None else None
+        try:
+            row, key_slot, until = await self._tables.claim(
+                queue.name, sorted(self._host._workflows), queue.concurrency_per_key, rate
+            )
+        except BaseException:
+            if slot is not None:
+                await self._tables.give_back(slot_prefix(queue.name), slot)
+            raise
+        if row is None:
+            if slot is not None:
+                await self._tables.give_back(slot_prefix(queue.name), slot)
+            return until
+        grant = PostgresGrant(queue, row.workflow_id, slot, row.key, key_slot)
+        launch = asyncio.get_running_loop().create_task(self._launch(grant, row))
+        self._launches.add(launch)
+        launch.add_done_callback(self._launches.discard)
+        return 0.0
+
+    async def _launch(self, grant: PostgresGrant, row: QueuedRow) -> None:
+        """Start an admitted request's workflow here, holding its grant."""
+        workflow_id = grant.workflow_id
+        try:
+            payload = decode(row.payload, path=workflow_id, offset=0)
+            definition = self._host._workflows[str(payload["wf"])]
+            types = definition.spec.parameter_types
+            context = f"an argument of workflow {definition.name!r}"
+            arguments = [
+                convert(value, types[index] if index < len(types) else Any, context=context)
+                for index, value in enumerate(payload["args"])
+            ]
+        except Exception as error:
+            logger.error("queue %r: cannot start %s: %s", grant.queue.name, workflow_id, error)
+            self.release(grant)
+            return
+        self._granted[workflow_id] = grant
+        try:
+            await self._host._start(definition, workflow_id, arguments, follow=False)
+        except (WorkflowAlreadyRunning, WorkflowStopped):
+            if self._granted.pop(workflow_id, None) is grant:
+                self.release(grant)
+        except Exception as error:
+            logger.error("queue %r: cannot start %s: %s", grant.queue.name, workflow_id, error)
+            if self._granted.pop(workflow_id, None) is grant:
+                self.release(grant)
+
+    async def gate(self, workflow_id: str) -> PostgresGrant | None:
+        """The slots a queued workflow must hold to run here (None: not a queued workflow).
+
+        Raises:
+            QueueNotDeclared: it is queued in a queue this runtime does not declare.
+        """
+        grant = self._granted.pop(workflow_id, None)
+        if grant is not None:
+            return grant
+        row = await self._tables.read(workflow_id)
+        if row is None:
+            return None
+        queue = self._declared.get(row.queue)
+        if queue is None:
+            raise QueueNotDeclared(queue=row.queue, workflow_id=workflow_id, declared=self.declared)
+        if not row.admitted:  # (started by id before its turn)
+            await self._tables.admit(workflow_id)
+        self._gated[queue.name] = self._gated.get(queue.name, 0) + 1
+        self._parked.add(workflow_id)
+        try:
+            while True:
+                grant = await self._take_slots(queue, workflow_id, row.key)
+                if grant is not None:
+                    return grant
+                await self._wait(None)
+        finally:
+            self._gated[queue.name] -= 1
+            self._parked.discard(workflow_id)
+            self._news.set()
+
+    async def _take_slots(
+        self, queue: Queue, workflow_id: str, key: str | None
+    ) -> PostgresGrant | None:
+        slot = key_slot = None
+        if queue.concurrency is not None:
+            slot = await self._tables.take(slot_prefix(queue.name), queue.concurrency)
+            if slot is None:
+                return None
+        if key is not None and queue.concurrency_per_key is not None:
+            key_slot = await self._tables.take(
+                slot_prefix(queue.name, key), queue.concurrency_per_key
+            )
+            if key_slot is None:
+                if slot is not None:
+                    await self._tables.give_back(slot_prefix(queue.name), slot)
+                return None
+        return PostgresGrant(queue, workflow_id, slot, key, key_slot)
+
+    def release(self, grant: Any) -> None:
+        """Give a grant's slots back (a task: the runtime's call is synchronous)."""
+        task = asyncio.get_running_loop().create_task(self._release(grant))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, grant: PostgresGrant) -> None:
+        name = grant.queue.name
+        try:
+            if grant.finished:
+                await self._tables.finish(grant.workflow_id)
+            if grant.slot is not None:
+                await self._tables.give_back(slot_prefix(name), grant.slot)
+            if grant.key is not None and grant.key_slot is not None:
+                await self._tables.give_back(slot_prefix(name, grant.key), grant.key_slot)
+        except Exception as error:  # (the connection ended: the server let go of the slots)
+            logger.warning("queue %r: giving back %s's slots: %s", name, grant.workflow_id, error)
+        self._news.set()
+
+    async def wait_admitted(self, workflow_id: str) -> bool:
+        """Wait until a queued request's journal exists (False: `workflow_id` is no request)."""
+        found = False
+        while True:
+            row = await self._tables.read(workflow_id)
+            if row is None:
+                return found
+            found = True
+            if row.admitted and await journal_exists(self._store, workflow_id):
+                return True
+            await asyncio.sleep(POLL_INTERVAL / 5)
+
+    async def is_queued(self, workflow_id: str) -> bool:
+        """Whether `workflow_id` is a request of some queue, waiting or admitted."""
+        return await self._tables.read(workflow_id) is not None
+
+    async def describe(self, workflow_id: str) -> WorkflowDescription | None:
+        """A waiting request, described (None: not waiting anywhere)."""
+        row = await self._tables.read(workflow_id)
+        if row is None or row.admitted:
+            return None
+        ordered = await self._tables.waiting(row.queue)
+        place = 1 + sum(
+            1 for other in ordered if (other.priority, other.seq) < (row.priority, row.seq)
+        )
+        queue = self._declared.get(row.queue)
+        period = queue.rate.period if queue is not None and queue.rate is not None else None
+        admitted, recent = await self._tables.counts(row.queue, period)
+        load = QueueLoad(
+            name=row.queue,
+            running=None,  # (advisory locks of other sessions: not counted here)
+            admitted=admitted,
+            waiting=len(ordered),
+            concurrency=queue.concurrency if queue is not None else None,
+            concurrency_per_key=queue.concurrency_per_key if queue is not None else None,
+            rate=(queue.rate.limit, queue.rate.period)
+            if queue is not None and queue.rate is not None
+            else None,
+            recent_starts=recent,
+        )
+        request = Request(
+            row.workflow_id,
+            row.priority,
+            row.seq,
+            row.enqueued,
+            row.not_before,
+            row.key,
+            row.dedup_id,
+            row.payload,
+        )
+        return describe_request(request, place, len(ordered), load, self._clock.time())
+
+    def parked(self, workflow_id: str) -> bool:
+        return workflow_id in self._parked
+
+    def busy(self) -> bool:
+        return bool(self._launches)
+
+    async def close(self) -> None:
+        """Stop dispatching (the runtime then stops the workflows, giving their slots back)."""
+        self._closed = True
+        tasks = [*self._tasks.values(), *self._launches]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close_files(self) -> None:
+        """Give the slots' connection back (after the workflows stopped)."""
+        await asyncio.gather(*self._releases, return_exceptions=True)
+        await self._tables.close()

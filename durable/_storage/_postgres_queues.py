@@ -1,0 +1,347 @@
+"""Durable queues on PostgreSQL: requests, slots and starts; rows and locks only.
+
+What the file store keeps under `<directory>/queues/<name>/` lives here in two tables and
+in advisory locks, so a queue's limits hold for runtimes on every host:
+
+    durable_queue_requests  one row per queued workflow: its queue, priority, seq (FIFO
+                            within a priority), not_before, key, dedup_id, workflow name and
+                            encoded arguments (opaque), `admitted` once a runtime claimed it;
+                            deleted when its workflow ends. A unique index on (queue,
+                            dedup_id) is the de-duplication.
+    durable_queue_starts    (queue, at): the starts within a rate period, read and written
+                            under a transaction-level advisory lock of the queue.
+    slots                   session advisory locks (pg_try_advisory_lock) on one connection
+                            of the runtime, kept from the pool for its life: the server lets
+                            go of them when that connection ends (its process died), as the
+                            kernel lets go of a dead process's flock.
+
+Claims take the waiting requests in (priority, seq) order `FOR UPDATE SKIP LOCKED`, so
+runtimes claiming at once get different requests. Times are the database's clock.
+Knows nothing of msgpack nor of workflows: the payload is the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._postgres_commit import connection_gone
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore
+
+CHANNEL = "durable_queue"
+_TAKE = """
+SELECT i FROM generate_series(0, $2 - 1) AS i
+ WHERE NOT (i = ANY($3::int[])) AND pg_try_advisory_lock(hashtextextended($1 || i, 0))
+ LIMIT 1
+"""
+_ROW = """
+SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
+       extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload, admitted
+  FROM durable_queue_requests
+"""
+_INSERT = """
+INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id, workflow,
+                                    payload)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8)
+ON CONFLICT DO NOTHING RETURNING seq
+"""
+_CANDIDATES = (
+    _ROW
+    + """
+ WHERE queue = $1 AND NOT admitted AND not_before <= now() AND workflow = ANY($2::text[])
+ ORDER BY priority, seq LIMIT 32
+   FOR UPDATE SKIP LOCKED
+"""
+)
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """One queued request as stored (key and dedup_id None when not given)."""
+
+    workflow_id: str
+    queue: str
+    priority: int
+    seq: int
+    enqueued: float
+    not_before: float
+    key: str | None
+    dedup_id: str | None
+    workflow: str
+    payload: bytes
+    admitted: bool
+
+
+def _row(record: Any) -> QueuedRow:
+    return QueuedRow(
+        record["id"],
+        record["queue"],
+        record["priority"],
+        record["seq"],
+        float(record["enqueued"]),
+        float(record["not_before"]),
+        record["key"],
+        record["dedup_id"],
+        record["workflow"],
+        bytes(record["payload"]),
+        record["admitted"],
+    )
+
+
+def slot_prefix(queue: str, key: str | None = None) -> str:
+    """The advisory lock names of a queue's slots (or of one key's): prefix + slot number."""
+    return f"durable queue {queue} slot " if key is None else f"durable queue {queue} key {key} "
+
+
+class PostgresQueues:
+    """One runtime's queue storage on a PostgresStore (see the module docstring).
+
+    Slots and claims go through one connection of its own (a lock serialises them); the
+    rest through the store's pool.
+    """
+
+    def __init__(self, store: PostgresStore, on_notify: Callable[[], None]) -> None:
+        self._store = store
+        self._connection: Any = None
+        self._lock = asyncio.Lock()
+        self._on_notify = on_notify
+        self.held: dict[str, set[int]] = {}  # slot prefix -> the slots this runtime holds
+
+    async def _own(self) -> Any:
+        """The connection that holds this runtime's slots (and listens for queue news)."""
+        if self._connection is not None and connection_gone(self._connection):
+            # (the server let go of its slots: what this runtime believes it holds is gone)
+            with contextlib.suppress(Exception):
+                await self._store.pool.release(self._connection)
+            self._connection = None
+            self.held.clear()
+        if self._connection is None:
+            await self._store.connect()
+            connection = await self._store.pool.acquire()
+            await connection.add_listener(CHANNEL, self._notified)
+            self._connection = connection
+        return self._connection
+
+    def _notified(self, *args: object) -> None:
+        self._on_notify()
+
+    # -- slots ---------------------------------------------------------------------------
+
+    async def take(self, prefix: str, capacity: int) -> int | None:
+        """A free slot of `prefix`, locked for this runtime (None: all are held somewhere)."""
+        async with self._lock:
+            return await self._take(await self._own(), prefix, capacity)
+
+    async def _take(self, connection: Any, prefix: str, capacity: int) -> int | None:
+        held = self.held.setdefault(prefix, set())
+        slot = await connection.fetchval(_TAKE, prefix, capacity, sorted(held))
+        if slot is None:
+            if not held:
+                del self.held[prefix]
+            return None
+        held.add(int(slot))
+        return int(slot)
+
+    async def give_back(self, prefix: str, slot: int) -> None:
+        """Unlock a slot this runtime holds, and tell the other runtimes."""
+        async with self._lock:
+            held = self.held.get(prefix)
+            if held is None or slot not in held:
+                return
+            held.discard(slot)
+            if not held:
+                del self.held[prefix]
+            connection = await self._own()
+            await connection.execute(
+                "SELECT pg_advisory_unlock(hashtextextended($1 || $2::int, 0)), pg_notify($3, $1)",
+                prefix,
+                slot,
+                CHANNEL,
+            )
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        workflow_id: str,
+        queue: str,
+        *,
+        priority: int,
+        delay: float,
+        key: str | None,
+        dedup_id: str | None,
+        workflow: str,
+        payload: bytes,
+    ) -> str | None:
+        """Insert a waiting request (committed on return): None, or the id already there.
+
+        The id already there: `workflow_id` itself (a request with that id exists), or the
+        request holding `dedup_id` in `queue`. A dedup holder whose journal ended (its
+        process died before it deleted the row) is deleted and the insert tried again.
+        """
+        async with self._store.session(f"enqueueing {workflow_id!r}") as connection:
+            for _ in range(2):
+                async with connection.transaction():
+                    seq = await connection.fetchval(
+                        _INSERT, workflow_id, queue, priority, delay, key, dedup_id, workflow,
+                        payload,
+                    )  # fmt: skip
+                    if seq is not None:
+                        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)
+                        return None
+                if await connection.fetchval(
+                    "SELECT 1 FROM durable_queue_requests WHERE id = $1", workflow_id
+                ):
+                    return workflow_id
+                holder = await connection.fetchrow(
+                    "SELECT r.id, j.done FROM durable_queue_requests AS r "
+                    "LEFT JOIN durable_journals AS j ON j.name = r.id "
+                    "WHERE r.queue = $1 AND r.dedup_id = $2",
+                    queue,
+                    dedup_id,
+                )
+                if holder is None:
+                    continue  # (it ended meanwhile: try again)
+                if not holder["done"]:
+                    return str(holder["id"])
+                await connection.execute(
+                    "DELETE FROM durable_queue_requests WHERE id = $1", holder["id"]
+                )
+            return workflow_id  # (raced twice: report it as a duplicate of itself)
+
+    async def claim(
+        self,
+        queue: str,
+        workflows: list[str],
+        key_capacity: int | None,
+        rate: tuple[int, float] | None,
+    ) -> tuple[QueuedRow | None, int | None, float | None]:
+        """Claim the first waiting request the limits allow now: (row, key slot, None).
+
+        Or (None, None, seconds until one may be allowed: a delay or the rate; None: no
+        request now). Only requests of `workflows`; a request whose key has no free slot is
+        passed over. The concurrency slot is the caller's, taken before.
+        """
+        async with self._lock:
+            connection = await self._own()
+            async with connection.transaction():
+                if rate is not None:
+                    wait = await self._rate_wait(connection, queue, rate)
+                    if wait is not None:
+                        return None, None, wait
+                full: set[str] = set()
+                for record in await connection.fetch(_CANDIDATES, queue, workflows):
+                    row = _row(record)
+                    key_slot = None
+                    if row.key is not None and key_capacity is not None:
+                        if row.key in full:
+                            continue
+                        key_slot = await self._take(
+                            connection, slot_prefix(queue, row.key), key_capacity
+                        )
+                        if key_slot is None:
+                            full.add(row.key)
+                            continue
+                    await connection.execute(
+                        "UPDATE durable_queue_requests SET admitted = true WHERE id = $1",
+                        row.workflow_id,
+                    )
+                    if rate is not None:
+                        await connection.execute(
+                            "INSERT INTO durable_queue_starts VALUES ($1, now())", queue
+                        )
+                    return row, key_slot, None
+                later = await connection.fetchval(
+                    "SELECT extract(epoch FROM min(not_before) - now()) "
+                    "FROM durable_queue_requests WHERE queue = $1 AND NOT admitted "
+                    "AND not_before > now()",
+                    queue,
+                )
+                return None, None, None if later is None else max(0.0, float(later))
+
+    async def _rate_wait(
+        self, connection: Any, queue: str, rate: tuple[int, float]
+    ) -> float | None:
+        """Seconds until the rate allows a start (None: now), under the queue's xact lock."""
+        limit, period = rate
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('durable queue rate ' || $1, 0))",
+            queue,
+        )
+        await connection.execute(
+            "DELETE FROM durable_queue_starts "
+            "WHERE queue = $1 AND at <= now() - make_interval(secs => $2)",
+            queue,
+            period,
+        )
+        row = await connection.fetchrow(
+            "SELECT count(*) AS n, extract(epoch FROM min(at) + make_interval(secs => $2) "
+            "- now()) AS wait FROM (SELECT at FROM durable_queue_starts WHERE queue = $1 "
+            "ORDER BY at DESC LIMIT $3) AS recent",
+            queue,
+            period,
+            limit,
+        )
+        if row["n"] < limit:
+            return None
+        return max(0.0, float(row["wait"]))
+
+    async def read(self, workflow_id: str) -> QueuedRow | None:
+        """The request `workflow_id`, waiting or admitted (None: no request)."""
+        async with self._store.session(f"reading queued {workflow_id!r}") as connection:
+            record = await connection.fetchrow(_ROW + " WHERE id = $1", workflow_id)
+        return None if record is None else _row(record)
+
+    async def admit(self, workflow_id: str) -> None:
+        """Mark a request admitted (its workflow was started by id before its turn)."""
+        async with self._store.session(f"admitting {workflow_id!r}") as connection:
+            await connection.execute(
+                "UPDATE durable_queue_requests SET admitted = true WHERE id = $1", workflow_id
+            )
+
+    async def finish(self, workflow_id: str) -> None:
+        """The workflow ended: delete its request (its dedup id is free again)."""
+        async with self._store.session(f"ending queued {workflow_id!r}") as connection:
+            queue = await connection.fetchval(
+                "DELETE FROM durable_queue_requests WHERE id = $1 RETURNING queue", workflow_id
+            )
+            if queue is not None:
+                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)
+
+    async def waiting(self, queue: str) -> list[QueuedRow]:
+        """A queue's waiting requests, in (priority, seq) order."""
+        async with self._store.session(f"listing queue {queue!r}") as connection:
+            records = await connection.fetch(
+                _ROW + " WHERE queue = $1 AND NOT admitted ORDER BY priority, seq", queue
+            )
+        return [_row(record) for record in records]
+
+    async def counts(self, queue: str, period: float | None) -> tuple[int, int]:
+        """(admitted requests, starts within the last `period` seconds) of a queue."""
+        async with self._store.session(f"reading queue {queue!r}") as connection:
+            row = await connection.fetchrow(
+                "SELECT (SELECT count(*) FROM durable_queue_requests WHERE queue = $1 "
+                "AND admitted) AS admitted, (SELECT count(*) FROM durable_queue_starts "
+                "WHERE queue = $1 AND at > now() - make_interval(secs => $2)) AS recent",
+                queue,
+                period or 0.0,
+            )
+        return int(row["admitted"]), int(row["recent"]) if period else 0
+
+    async def close(self) -> None:
+        """Give the connection back to the pool (letting go of every slot still held)."""
+        async with self._lock:
+            connection, self._connection = self._connection, None
+            self.held.clear()
+            if connection is None:
+                return
+            with contextlib.suppress(Exception):
+                await connection.remove_listener(CHANNEL, self._notified)
+                await connection.execute("SELECT pg_advisory_unlock_all()")
+            with contextlib.suppress(Exception):
+                await self._store.pool.release(connection)

@@ -1,0 +1,107 @@
+"""Queues on PostgresStore: two runtimes on one database (as two hosts) share a queue's
+limits, its order and its de-duplication."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import durable
+from durable import PostgresStore, Queue, Runtime
+
+pytestmark = pytest.mark.anyio
+
+
+class Overlap:
+    """Counts runs in flight, as the activities of both runtimes see them."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.order: list[int] = []
+        self.runs: dict[int, int] = {}
+
+    async def hold(self, n: int) -> int:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        self.order.append(n)
+        self.runs[n] = self.runs.get(n, 0) + 1
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            self.now -= 1
+        return n
+
+
+seen = Overlap()
+
+
+@durable.activity
+async def pg_work(n: int) -> int:
+    return await seen.hold(n)
+
+
+@durable.workflow
+async def pg_job(n: int) -> int:
+    return await pg_work(n)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts() -> None:
+    seen.__init__()  # type: ignore[misc]
+
+
+async def test_two_runtimes_share_a_concurrency_limit(postgres_dsn: str) -> None:
+    queue = Queue("jobs", concurrency=2)
+    async with (
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]) as one,
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]) as two,
+    ):
+        handles = [await (one, two)[n % 2].enqueue(queue, pg_job, n) for n in range(16)]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+    assert results == list(range(16))
+    assert seen.peak == 2
+    assert seen.runs == dict.fromkeys(range(16), 1)
+
+
+async def test_priorities_then_fifo_across_runtimes(postgres_dsn: str) -> None:
+    queue = Queue("ordered", concurrency=1)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as producer:
+        ids = [(await producer.enqueue(queue, pg_job, n, priority=5)).id for n in range(4)]
+        ids += [(await producer.enqueue(queue, pg_job, 10 + n, priority=2)).id for n in range(2)]
+        ids.append((await producer.enqueue(queue, pg_job, 99, priority=9)).id)
+        waiting = await producer.describe(ids[0])
+        assert waiting.state is durable.WorkflowState.QUEUED
+        assert waiting.status["position"] == 3
+    async with (
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]) as one,
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]) as two,
+    ):
+        for index, workflow_id in enumerate(ids):
+            await (await (one, two)[index % 2].handle(workflow_id)).result()
+    assert seen.order == [10, 11, 0, 1, 2, 3, 99]
+
+
+async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
+    queue = Queue("once", concurrency=1)
+    async with (
+        Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as one,
+        Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as two,
+    ):
+        first, second = await asyncio.gather(
+            one.enqueue(queue, pg_job, 1, dedup_id="order-7"),
+            two.enqueue(queue, pg_job, 2, dedup_id="order-7"),
+        )
+        assert first.id == second.id
+        with pytest.raises(durable.AlreadyQueued):
+            await two.enqueue(queue, pg_job, 3, dedup_id="order-7", on_duplicate="raise")
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]
+    ) as runtime:
+        assert await (await runtime.handle(first.id)).result() in (1, 2)
+        # Its workflow ended: the dedup id is free again.
+        again = await runtime.enqueue(queue, pg_job, 4, dedup_id="order-7")
+        assert again.id != first.id
+        assert await again.result() == 4
+    assert len(seen.runs) == 2
