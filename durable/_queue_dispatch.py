@@ -18,11 +18,11 @@ import time
 from typing import Any, Protocol
 
 from ._definitions import Workflow
-from ._encoding import convert, decode
 from ._engine._clock import Clock
 from ._errors import WorkflowAlreadyRunning, WorkflowStopped
 from ._queue_gate import Gate
 from ._queue_reading import workflow_name_of
+from ._queue_requests import launch_arguments
 from ._queue_state import (
     POLL_INTERVAL,
     Entry,
@@ -205,14 +205,9 @@ class Dispatcher:
             request = grant.request or state.files.read(workflow_id, admitted=True)
             if request is None:
                 raise DamagedRequest("its admitted request is gone")
-            payload = decode(request.payload, path=workflow_id, offset=0)
-            definition = self._host._workflows[str(payload["wf"])]
-            types = definition.spec.parameter_types
-            context = f"an argument of workflow {definition.name!r}"
-            arguments = [
-                convert(value, types[index] if index < len(types) else Any, context=context)
-                for index, value in enumerate(payload["args"])
-            ]
+            definition, arguments = launch_arguments(
+                self._host._workflows, request.payload, workflow_id
+            )
         except Exception as error:
             logger.error("queue %r: cannot start %s: %s", state.queue.name, workflow_id, error)
             release(grant)

@@ -9,17 +9,17 @@ id is returned, or AlreadyQueued raised. Knows nothing of dispatching nor of the
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio.to_thread
 
 from ._definitions import Workflow
-from ._encoding import decode, encode
+from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
 from ._errors import AlreadyQueued, DurableError, InvalidQueue, JournalNotFound
+from ._queue_requests import new_request
 from ._queue_state import Entry, QueueRegistry, journal_exists
 from ._queues import Queue
 from ._storage._queue_files import QueueFiles, Request
@@ -79,27 +79,14 @@ class Enqueuer:
                 value=self._store,
                 expected="a journal directory: queues run on the file store for now",
             )
-        if on_duplicate not in ("return", "raise"):
-            raise InvalidQueue(
-                queue=queue.name,
-                option="on_duplicate",
-                value=on_duplicate,
-                expected='"return" or "raise"',
-            )
-        known = registry.declared.get(queue.name)
-        if known is not None and known != queue:
-            raise InvalidQueue(
-                queue=queue.name,
-                option="queue",
-                value=queue,
-                expected=f"the queue this runtime declares ({known!r})",
-            )
-        payload = encode(
-            {"wf": definition.name, "args": arguments},
-            context=f"the arguments of workflow {definition.name!r}",
+        workflow_id, payload = new_request(
+            queue,
+            registry.declared.get(queue.name),
+            definition,
+            arguments,
+            workflow_id=workflow_id,
+            on_duplicate=on_duplicate,
         )
-        if workflow_id is None:
-            workflow_id = f"{definition.name}-{uuid.uuid4().hex}"
         self._store.check_name(workflow_id)
         files = registry.files_of(queue.name, create=True)
         assert files is not None

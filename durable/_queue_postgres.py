@@ -13,23 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from ._definitions import Workflow
-from ._encoding import convert, decode, encode
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
 from ._errors import (
     AlreadyQueued,
-    InvalidQueue,
     QueueNotDeclared,
     WorkflowAlreadyRunning,
     WorkflowStopped,
 )
 from ._queue_dispatch import QueueHost
 from ._queue_reading import QueueLoad, describe_request
+from ._queue_requests import launch_arguments, new_request
 from ._queue_state import journal_exists
 from ._queues import Queue
 from ._storage._postgres import PostgresStore
@@ -91,27 +89,14 @@ class PostgresQueueService:
         on_duplicate: str,
     ) -> str:
         """Insert a request (committed on return); the workflow id (see Enqueuer.enqueue)."""
-        if on_duplicate not in ("return", "raise"):
-            raise InvalidQueue(
-                queue=queue.name,
-                option="on_duplicate",
-                value=on_duplicate,
-                expected='"return" or "raise"',
-            )
-        known = self._declared.get(queue.name)
-        if known is not None and known != queue:
-            raise InvalidQueue(
-                queue=queue.name,
-                option="queue",
-                value=queue,
-                expected=f"the queue this runtime declares ({known!r})",
-            )
-        payload = encode(
-            {"wf": definition.name, "args": arguments},
-            context=f"the arguments of workflow {definition.name!r}",
+        workflow_id, payload = new_request(
+            queue,
+            self._declared.get(queue.name),
+            definition,
+            arguments,
+            workflow_id=workflow_id,
+            on_duplicate=on_duplicate,
         )
-        if workflow_id is None:
-            workflow_id = f"{definition.name}-{uuid.uuid4().hex}"
         self._store.check_name(workflow_id)
         holder: str | None = None
         if await journal_exists(self._store, workflow_id):
@@ -200,14 +185,9 @@ class PostgresQueueService:
         """Start an admitted request's workflow here, holding its grant."""
         workflow_id = grant.workflow_id
         try:
-            payload = decode(row.payload, path=workflow_id, offset=0)
-            definition = self._host._workflows[str(payload["wf"])]
-            types = definition.spec.parameter_types
-            context = f"an argument of workflow {definition.name!r}"
-            arguments = [
-                convert(value, types[index] if index < len(types) else Any, context=context)
-                for index, value in enumerate(payload["args"])
-            ]
+            definition, arguments = launch_arguments(
+                self._host._workflows, row.payload, workflow_id
+            )
         except Exception as error:
             logger.error("queue %r: cannot start %s: %s", grant.queue.name, workflow_id, error)
             self.release(grant)
