@@ -227,6 +227,11 @@ class Dispatcher:
             if admitted is not None and not admitted.done():
                 admitted.set_result(None)
 
+    @property
+    def workflows(self) -> dict[str, Workflow[..., Any]]:
+        """The workflows this runtime knows (a request names one of them)."""
+        return self._host._workflows
+
     async def wait_admitted(self, workflow_id: str) -> bool:
         """Wait until a queued request's journal exists (False: `workflow_id` is no request).
 

@@ -282,6 +282,26 @@ class PostgresQueueService:
                 return True
             await asyncio.sleep(POLL_INTERVAL / 5)
 
+    async def orphans(self) -> list[str]:
+        """None to look for: each admission commits its journal's row (see `orphaned`)."""
+        return []
+
+    async def orphaned(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
+        """What to start an admitted request with whose journal has no record yet.
+
+        Its admitter died before the workflow's start record was committed; once that
+        runtime's lease on the journal's row lapsed, serve() or recover() finds the row
+        empty and starts the workflow from its request (the gate then takes a slot). None:
+        no admitted request of a declared queue has this id.
+
+        Raises:
+            KeyError, JournalCorrupted, SerializationError: the request cannot be started.
+        """
+        row = await self._tables.read(workflow_id)
+        if row is None or not row.admitted or row.queue not in self._declared:
+            return None
+        return launch_arguments(self._host._workflows, row.payload, workflow_id)
+
     async def is_queued(self, workflow_id: str) -> bool:
         """Whether `workflow_id` is a request of some queue, waiting or admitted."""
         return await self._tables.read(workflow_id) is not None

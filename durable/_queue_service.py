@@ -26,7 +26,8 @@ from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
 from ._queue_postgres import PostgresGrant, PostgresQueueService
 from ._queue_reading import describe_queued
-from ._queue_state import Grant, QueueRegistry, declared_of, release
+from ._queue_requests import launch_arguments
+from ._queue_state import Grant, QueueRegistry, declared_of, journal_started, release
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
@@ -122,6 +123,39 @@ class QueueService:
     async def wait_admitted(self, workflow_id: str) -> bool:
         """Wait until a queued request's journal exists (False: `workflow_id` is no request)."""
         return await self._dispatcher.wait_admitted(workflow_id)
+
+    async def orphans(self) -> list[str]:
+        """Admitted requests whose journal is missing or empty: their admitter died first.
+
+        (Between its claim and the start record's commit. Starting one is safe while that
+        runtime lives: whichever opens the journal first runs it, the other is refused.)
+        """
+        found = []
+        for name in sorted(self._registry.declared):
+            files = self._registry.files_of(name, create=False)
+            if files is None:
+                continue
+            for workflow_id in files.admitted():
+                if not await journal_started(self._registry.store, workflow_id):
+                    found.append(workflow_id)
+        return found
+
+    async def orphaned(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
+        """What to start an admitted request with whose journal has no record yet.
+
+        None: no admitted request of a declared queue has this id.
+
+        Raises:
+            KeyError, JournalCorrupted, SerializationError: the request cannot be started.
+        """
+        found = self._registry.queued_in(workflow_id)
+        if found is None or not found[1] or found[0] not in self._registry.declared:
+            return None
+        files = self._registry.files_of(found[0], create=False)
+        request = files.read(workflow_id, admitted=True) if files is not None else None
+        if request is None:
+            return None
+        return launch_arguments(self._dispatcher.workflows, request.payload, workflow_id)
 
     async def is_queued(self, workflow_id: str) -> bool:
         """Whether `workflow_id` is a request of some queue, waiting or admitted."""

@@ -137,6 +137,14 @@ async def journal_exists(store: JournalStore, workflow_id: str) -> bool:
     return True
 
 
+async def journal_started(store: JournalStore, workflow_id: str) -> bool:
+    """Whether `workflow_id`'s journal exists and holds a record (its start, at least)."""
+    try:
+        return bool(await store.read(workflow_id))
+    except JournalNotFound:
+        return False
+
+
 def release(grant: Grant) -> None:
     """Give a grant's slots back; if its workflow ended, forget its admission and dedup."""
     state = grant.state

@@ -418,6 +418,12 @@ class Runtime(Serving):
     def _wake_queues(self) -> None:
         self._queues.wake()
 
+    async def _queued_orphans(self) -> list[str]:
+        return await self._queues.orphans()
+
+    async def _queued_orphan(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
+        return await self._queues.orphaned(workflow_id)
+
     async def _start(
         self,
         definition: Workflow[..., Any],
@@ -878,14 +884,21 @@ class Runtime(Serving):
             UnknownWorkflow: a journal names a workflow this runtime does not know.
         """
         self._queues.wake()
-        unfinished: list[tuple[str, Workflow[..., Any]]] = []
+        unfinished: list[tuple[str, Workflow[..., Any], list[Any] | None]] = []
         names = [name for name in await self._store.list() if name not in self._running]
+        listed = set(names)
+        orphans = [name for name in await self._queues.orphans() if name not in self._running]
+        names += [name for name in orphans if name not in listed]
         async for name, stored in self._read_in_batches(names):
             try:
+                if isinstance(stored, JournalNotFound) or not stored:
+                    # (a queued request's whose admitter died before its start record)
+                    orphan = await self._queued_request(name)
+                    if orphan is not None:
+                        unfinished.append((name, *orphan))
+                    continue
                 if isinstance(stored, JournalError):
                     raise stored
-                if not stored:
-                    continue
                 start = decode(stored[0].payload, path=name, offset=stored[0].offset)
                 last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
             except JournalError as error:
@@ -899,16 +912,24 @@ class Runtime(Serving):
                 raise UnknownWorkflow(
                     workflow_id=name, name=str(workflow_name), known=sorted(self._workflows)
                 )
-            unfinished.append((name, workflow))
+            unfinished.append((name, workflow, None))
         handles = []
-        for name, workflow in unfinished:
+        for name, workflow, arguments in unfinished:
             try:
-                handles.append(await self._start(workflow, name, None, follow=False))
+                handles.append(await self._start(workflow, name, arguments, follow=False))
             except WorkflowAlreadyRunning:
                 logger.info("recover: workflow %s is running elsewhere; skipped", name)
             except JournalError as error:  # (damaged since it was read, say)
                 logger.error("recover: workflow %s skipped: %s", name, error)
         return handles
+
+    async def _queued_request(self, name: str) -> tuple[Workflow[..., Any], list[Any]] | None:
+        """recover(): what to start an orphaned queued request with (None: none, or unusable)."""
+        try:
+            return await self._queues.orphaned(name)
+        except Exception as error:  # (its request names an unknown workflow, or is damaged)
+            logger.error("recover: queued workflow %s skipped: %r", name, error)
+            return None
 
     async def _read_in_batches(
         self, names: list[str]

@@ -24,6 +24,7 @@ from ._engine._replay import digest_of, start_record
 from ._errors import (
     DurableError,
     JournalCorrupted,
+    JournalNotFound,
     UnsafeJournalFile,
     UnsupportedJournalFormat,
     WorkflowAlreadyRunning,
@@ -57,6 +58,12 @@ class Serving:
         raise NotImplementedError
 
     def _wake_queues(self) -> None:
+        raise NotImplementedError
+
+    async def _queued_orphans(self) -> list[str]:
+        raise NotImplementedError
+
+    async def _queued_orphan(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
         raise NotImplementedError
 
     async def _start(
@@ -137,7 +144,13 @@ class Serving:
                 await outage.wait(error)
                 continue
             outage.over()
+            try:  # (admitted requests whose admitter died before their journal began)
+                orphans = await self._queued_orphans()
+            except Exception as error:
+                await outage.wait(error)
+                continue
             names = [name for name in candidates if name not in self._running]
+            names += [name for name in orphans if name not in self._running and name not in names]
             # (at once: one journal slow to open must not hold up the others)
             for task in await asyncio.gather(*(self._serve_one(name) for name in names)):
                 if task is not None:
@@ -157,22 +170,11 @@ class Serving:
         next look.
         """
         try:
-            stored = await self._store.read(name)
-            if not stored:
-                return None  # (created, its start record not committed: its creator runs it)
-            start = records.read_journal(stored[:1], path=self._store.location(name))[0]
-            workflow_name = str(start["wf"])
-            workflow = self._workflows.get(workflow_name)
-            if workflow is None:
-                logger.warning(
-                    "serve: workflow %s is a %r, which this runtime does not know (known: "
-                    "%s); left to a runtime that does",
-                    name,
-                    workflow_name,
-                    ", ".join(sorted(self._workflows)) or "none",
-                )
+            found = await self._to_serve(name)
+            if found is None:
                 return None
-            handle = await self._start(workflow, name, None, follow=False)
+            workflow, arguments = found
+            handle = await self._start(workflow, name, arguments, follow=False)
         except (WorkflowAlreadyRunning, WorkflowStopped):
             return None  # (another process got it first; or the runtime is closing)
         except UNREADABLE as error:
@@ -184,6 +186,31 @@ class Serving:
             return None
         task: asyncio.Task[Any] = handle._task
         return task
+
+    async def _to_serve(self, name: str) -> tuple[Workflow[..., Any], list[Any] | None] | None:
+        """The workflow journal `name` runs, and the arguments of one not begun (or None)."""
+        try:
+            stored = await self._store.read(name)
+        except JournalNotFound:
+            stored = []  # (an orphaned queued request's: no journal yet)
+        if not stored:
+            # A queued request whose admitter died before its start record: started from
+            # its request. Else its creator is at it (or died before its start() returned:
+            # nobody was promised it).
+            return await self._queued_orphan(name)
+        start = records.read_journal(stored[:1], path=self._store.location(name))[0]
+        workflow_name = str(start["wf"])
+        workflow = self._workflows.get(workflow_name)
+        if workflow is None:
+            logger.warning(
+                "serve: workflow %s is a %r, which this runtime does not know (known: "
+                "%s); left to a runtime that does",
+                name,
+                workflow_name,
+                ", ".join(sorted(self._workflows)) or "none",
+            )
+            return None
+        return workflow, None
 
     async def _set_aside(self, name: str, error: DurableError) -> None:
         logger.error(

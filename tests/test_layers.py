@@ -69,6 +69,7 @@ ALLOWED = {
     "_queue_service": {
         "_definitions",
         "_queue_postgres",
+        "_queue_requests",
         "_engine",
         "_queue_dispatch",
         "_queue_enqueue",

@@ -394,3 +394,48 @@ async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) ->
     report = await check_crash_points(scenario, tmp_path, queues=[crash_queue], workflows=[cq_job])
     assert report.records >= 5 * 4
     assert report.crashed == len(report.points)
+
+
+# -- an admission whose runtime died before the workflow's journal began --------------------
+
+
+async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_recover(
+    tmp_path: Path,
+) -> None:
+    from durable._storage._queue_files import QueueFiles
+
+    queue = Queue("orphans", concurrency=1)
+    async with Runtime(tmp_path, workflows=[job]) as producer:  # (no dispatcher: not declared)
+        await producer.enqueue(queue, job, 7, id="orphan-7")
+    files = QueueFiles(tmp_path, "orphans", create=False)
+    try:  # the admission a killed runtime made: claimed, its journal never begun
+        assert files.claim("orphan-7")
+    finally:
+        files.close()
+    async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        [handle] = await runtime.recover()
+        assert await handle.result() == 7
+    assert not os.listdir(tmp_path / "queues" / "orphans" / "admitted")
+
+
+async def test_serve_starts_a_request_whose_admitter_died_before_its_journal(
+    tmp_path: Path,
+) -> None:
+    from durable._storage._queue_files import QueueFiles
+
+    queue = Queue("orphans", concurrency=1)
+    async with Runtime(tmp_path, workflows=[job]) as producer:
+        await producer.enqueue(queue, job, 8, id="orphan-8")
+    files = QueueFiles(tmp_path, "orphans", create=False)
+    try:
+        assert files.claim("orphan-8")
+    finally:
+        files.close()
+    async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        serving = asyncio.create_task(runtime.serve(poll_interval="50 ms"))
+        try:
+            handle = await runtime.handle("orphan-8")
+            assert await asyncio.wait_for(handle.result(), 20) == 8
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)

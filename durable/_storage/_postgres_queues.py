@@ -251,6 +251,18 @@ class PostgresQueues:
                         "UPDATE durable_queue_requests SET admitted = true WHERE id = $1",
                         row.workflow_id,
                     )
+                    # Its journal's row, leased to this store, in the admission's commit: if
+                    # this process dies before the workflow's start record is committed, the
+                    # lease lapses and serve() anywhere finds the row and starts it from the
+                    # request (no admitted request is left without a journal to find).
+                    await connection.execute(
+                        "INSERT INTO durable_journals (name, owner, lease_until) "
+                        "VALUES ($1, $2, now() + make_interval(secs => $3)) "
+                        "ON CONFLICT (name) DO NOTHING",
+                        row.workflow_id,
+                        self._store.owner,
+                        self._store.lease,
+                    )
                     if rate is not None:
                         await connection.execute(
                             "INSERT INTO durable_queue_starts VALUES ($1, now())", queue

@@ -105,3 +105,53 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
         assert again.id != first.id
         assert await again.result() == 4
     assert len(seen.runs) == 2
+
+
+async def _admitted_by_a_dead_runtime(dsn: str, queue: Queue, workflow_id: str) -> None:
+    """The state a runtime SIGKILLed between a request's admission and its start record
+    leaves: the request admitted, its journal's row leased to that runtime, lapsed, empty."""
+    import asyncpg
+
+    async with Runtime(store=PostgresStore(dsn), workflows=[pg_job]) as producer:
+        await producer.enqueue(queue, pg_job, 5, id=workflow_id)  # (not declared: not run)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "UPDATE durable_queue_requests SET admitted = true WHERE id = $1", workflow_id
+        )
+        await connection.execute(
+            "INSERT INTO durable_journals (name, owner, lease_until) "
+            "VALUES ($1, 'gone:1:dead', now() - interval '1 second')",
+            workflow_id,
+        )
+    finally:
+        await connection.close()
+
+
+async def test_serve_starts_a_request_whose_admitter_died_before_its_start(
+    postgres_dsn: str,
+) -> None:
+    queue = Queue("orphans", concurrency=1)
+    await _admitted_by_a_dead_runtime(postgres_dsn, queue, "orphan-1")
+    store = PostgresStore(postgres_dsn)
+    async with Runtime(store=store, queues=[queue], workflows=[pg_job]) as runtime:
+        serving = asyncio.create_task(runtime.serve(poll_interval="50 ms"))
+        try:
+            handle = await runtime.handle("orphan-1")
+            assert await asyncio.wait_for(handle.result(), 30) == 5
+        finally:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+    assert seen.runs == {5: 1}
+
+
+async def test_recover_starts_a_request_whose_admitter_died_before_its_start(
+    postgres_dsn: str,
+) -> None:
+    queue = Queue("orphans", concurrency=1)
+    await _admitted_by_a_dead_runtime(postgres_dsn, queue, "orphan-2")
+    store = PostgresStore(postgres_dsn)
+    async with Runtime(store=store, queues=[queue], workflows=[pg_job]) as runtime:
+        [handle] = await runtime.recover()
+        assert await asyncio.wait_for(handle.result(), 30) == 5
+    assert seen.runs == {5: 1}
