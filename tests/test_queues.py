@@ -14,6 +14,7 @@ import pytest
 import durable
 from durable import InvalidQueue, Queue, Rate, Runtime
 from durable._catalog import Catalog
+from durable._storage._queue_files import QueueFiles
 from durable.testing import TestRuntime, check_crash_points
 
 pytestmark = pytest.mark.anyio
@@ -402,8 +403,6 @@ async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) ->
 async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_recover(
     tmp_path: Path,
 ) -> None:
-    from durable._storage._queue_files import QueueFiles
-
     queue = Queue("orphans", concurrency=1)
     async with Runtime(tmp_path, workflows=[job]) as producer:  # (no dispatcher: not declared)
         await producer.enqueue(queue, job, 7, id="orphan-7")
@@ -421,8 +420,6 @@ async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_rec
 async def test_serve_starts_a_request_whose_admitter_died_before_its_journal(
     tmp_path: Path,
 ) -> None:
-    from durable._storage._queue_files import QueueFiles
-
     queue = Queue("orphans", concurrency=1)
     async with Runtime(tmp_path, workflows=[job]) as producer:
         await producer.enqueue(queue, job, 8, id="orphan-8")

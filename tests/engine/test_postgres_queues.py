@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 import durable
-from durable import PostgresStore, Queue, Runtime
+from durable import PostgresStore, Queue, Rate, Runtime
 
 pytestmark = pytest.mark.anyio
 
@@ -110,8 +111,6 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
 async def _admitted_by_a_dead_runtime(dsn: str, queue: Queue, workflow_id: str) -> None:
     """The state a runtime SIGKILLed between a request's admission and its start record
     leaves: the request admitted, its journal's row leased to that runtime, lapsed, empty."""
-    import asyncpg
-
     async with Runtime(store=PostgresStore(dsn), workflows=[pg_job]) as producer:
         await producer.enqueue(queue, pg_job, 5, id=workflow_id)  # (not declared: not run)
     connection = await asyncpg.connect(dsn)
@@ -155,3 +154,89 @@ async def test_recover_starts_a_request_whose_admitter_died_before_its_start(
         [handle] = await runtime.recover()
         assert await asyncio.wait_for(handle.result(), 30) == 5
     assert seen.runs == {5: 1}
+
+
+# -- the other limits, across two runtimes (as two hosts) -----------------------------------
+
+started: list[tuple[str, float]] = []  # (key, time.monotonic()) of each start
+
+
+@durable.activity
+async def keyed_work(key: str, n: int) -> int:
+    started.append((key, asyncio.get_running_loop().time()))
+    return await seen.hold(n)
+
+
+@durable.workflow
+async def keyed_job(key: str, n: int) -> int:
+    return await keyed_work(key, n)
+
+
+async def test_concurrency_per_key_across_runtimes(postgres_dsn: str) -> None:
+    queue = Queue("per-customer", concurrency_per_key=1)
+    per_key: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    original = seen.hold
+
+    async def hold(n: int) -> int:  # (counts in flight per key: n // 10 is the key)
+        key = f"c{n // 10}"
+        per_key[key] = per_key.get(key, 0) + 1
+        peak[key] = max(peak.get(key, 0), per_key[key])
+        try:
+            return await original(n)
+        finally:
+            per_key[key] -= 1
+
+    seen.hold = hold  # type: ignore[method-assign]
+    dsn = postgres_dsn
+    try:
+        async with (
+            Runtime(store=PostgresStore(dsn), queues=[queue], workflows=[keyed_job]) as one,
+            Runtime(store=PostgresStore(dsn), queues=[queue], workflows=[keyed_job]) as two,
+        ):
+            handles = [
+                await (one, two)[n % 2].enqueue(queue, keyed_job, f"c{c}", c * 10 + n, key=f"c{c}")
+                for c in range(2)
+                for n in range(4)
+            ]
+            await asyncio.gather(*(handle.result() for handle in handles))
+    finally:
+        seen.hold = original  # type: ignore[method-assign]
+    assert peak == {"c0": 1, "c1": 1}
+    assert seen.peak == 2  # (the two keys ran side by side)
+
+
+async def test_a_rate_limit_holds_across_runtimes(postgres_dsn: str) -> None:
+    queue = Queue("metered", rate=Rate(3, per="1 s"))
+    started.clear()
+    async with (
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[keyed_job]) as one,
+        Runtime(store=PostgresStore(postgres_dsn), queues=[queue], workflows=[keyed_job]) as two,
+    ):
+        handles = [await (one, two)[n % 2].enqueue(queue, keyed_job, "r", n) for n in range(7)]
+        await asyncio.gather(*(handle.result() for handle in handles))
+    times = sorted(at for _, at in started)
+    assert len(times) == 7
+    # Admissions are rated (by the server's clock); the activities start a little after
+    # theirs, by a varying lag (up to a few hundred ms on a loaded machine): hence the
+    # slack. Unlimited, all 7 would start within that lag.
+    assert all(times[i + 3] - times[i] >= 0.6 for i in range(len(times) - 3)), times
+    assert times[6] - times[0] >= 1.7, times  # (the 7th in the third period)
+
+
+async def test_a_delay_holds_on_postgres(postgres_dsn: str) -> None:
+    queue = Queue("later", concurrency=2)
+    started.clear()
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), queues=[queue], workflows=[keyed_job]
+    ) as runtime:
+        enqueued_at = asyncio.get_running_loop().time()
+        later = await runtime.enqueue(queue, keyed_job, "late", 1, delay="0.6 s")
+        now = await runtime.enqueue(queue, keyed_job, "now", 2)
+        waiting = await runtime.describe(later.id)
+        assert waiting.state is durable.WorkflowState.QUEUED
+        assert "delay" in (waiting.current or "")
+        await asyncio.gather(later.result(), now.result())
+    at = dict(started)
+    assert at["now"] < at["late"]
+    assert at["late"] - enqueued_at >= 0.55
