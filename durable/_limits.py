@@ -9,10 +9,11 @@ In a runtime with a journal directory the limit holds across every process shari
 directory: an attempt takes a slot file's flock under `<directory>/limits/<name>/` (the
 kernel lets go when its process dies, so a SIGKILL never leaks one) and records its start in
 the limit's starts ring, under the limit's lock (`_storage/_limit_files.py`). The runtime
-tells its activities the directory through `limit_directory` (a ContextVar its workflow
-tasks set, which activity tasks and worker threads copy). Without one (`async with limit`
-outside a runtime, a store without a directory) it holds across the workflows and runtimes
-of the process only, on any loop or thread.
+tells its activities the directory through `limit_home` (a ContextVar its workflow tasks
+set, which activity tasks and worker threads copy). On a PostgresStore the home is the
+database (SharedLimits: session advisory locks and the starts table, `_queue_postgres.py`),
+so the limit holds across hosts. Without either (`async with limit` outside a runtime) it
+holds across the workflows and runtimes of the process only, on any loop or thread.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
-from typing import Any, final
+from typing import Any, Protocol, final
 
 import anyio.to_thread
 
@@ -34,10 +35,25 @@ from ._errors import InvalidQueue
 from ._queues import Rate, check_name
 from ._storage._limit_files import LimitFiles
 
-# The journal directory whose processes share the limits (None: this process only); set by
-# the runtime in each workflow's task.
-limit_directory: ContextVar[Path | None] = ContextVar("durable_limit_directory", default=None)
+
+class SharedLimits(Protocol):
+    """A store that holds limits for every process on it (PostgreSQL's)."""
+
+    async def take_limit(self, limit: Limit) -> tuple[int | None, float | None]:
+        """(slot, None) once taken (its start counted), else (None, seconds to wait)."""
+        ...
+
+    async def give_back_limit(self, limit: Limit, slot: int | None) -> None:
+        """Let go of a slot `take_limit` gave."""
+        ...
+
+
+# Where the processes sharing the limits meet: a journal directory, a SharedLimits store, or
+# None (this process only); set by the runtime in each workflow's task.
+limit_home: ContextVar[Path | SharedLimits | None] = ContextVar("durable_limit_home", default=None)
+_HeldShared = tuple[SharedLimits, int | None]
 POLL_INTERVAL = 0.02  # how often a waiting call looks for another process's release (seconds)
+SHARED_POLL_INTERVAL = 0.1  # the same on a database (each look is a round trip)
 _Held = tuple[LimitFiles | None, int | None]  # (the shared files, the slot) of one call
 
 
@@ -92,15 +108,17 @@ class Limit:
         """How many calls of this process hold the limit now."""
         return self._running
 
-    async def acquire(self) -> _Held:
-        """Wait for the limit: across the processes of the runtime's directory, if it has one.
+    async def acquire(self) -> _Held | _HeldShared:
+        """Wait for the limit: across the processes of the runtime's directory or database.
 
         Returns what `release` gives back.
         """
-        directory = limit_directory.get()
+        directory = limit_home.get()
         if directory is None:
             await self.__aenter__()
             return None, None
+        if not isinstance(directory, Path):
+            return await self._acquire_shared(directory)
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
@@ -124,6 +142,15 @@ class Limit:
                     if (loop, future) in self._waiters:
                         self._waiters.remove((loop, future))
 
+    async def _acquire_shared(self, home: SharedLimits) -> _HeldShared:
+        while True:
+            slot, wait = await home.take_limit(self)
+            if wait is None:
+                with self._lock:
+                    self._running += 1
+                return home, slot
+            await asyncio.sleep(min(wait, SHARED_POLL_INTERVAL) or SHARED_POLL_INTERVAL)
+
     def _try_shared(self, files: LimitFiles, now: float) -> tuple[int | None, float | None]:
         """(slot, None) if taken, else (None, how long until the rate allows it or 0)."""
         with files.locked():
@@ -141,11 +168,16 @@ class Limit:
                 files.rate_record(self.rate.limit, now)
             return slot, None
 
-    async def release(self, held: _Held) -> None:
+    async def release(self, held: _Held | _HeldShared) -> None:
         """Give back what `acquire` took."""
         files, slot = held
         if files is None:
             await self.__aexit__(None, None, None)
+            return
+        if not isinstance(files, LimitFiles):
+            with self._lock:
+                self._running -= 1
+            await files.give_back_limit(self, slot)
             return
         with self._lock:
             if slot is not None and files.slots is not None:

@@ -25,13 +25,14 @@ from ._errors import (
     WorkflowAlreadyRunning,
     WorkflowStopped,
 )
+from ._limits import Limit
 from ._queue_dispatch import QueueHost
 from ._queue_reading import QueueLoad, describe_request
 from ._queue_requests import launch_arguments, new_request
 from ._queue_state import journal_exists
 from ._queues import Queue
 from ._storage._postgres import PostgresStore
-from ._storage._postgres_queues import PostgresQueues, QueuedRow, slot_prefix
+from ._storage._postgres_queues import PostgresQueues, QueuedRow, limit_name, slot_prefix
 from ._storage._queue_files import Request
 
 logger = logging.getLogger("durable")
@@ -344,6 +345,39 @@ class PostgresQueueService:
 
     def parked(self, workflow_id: str) -> bool:
         return workflow_id in self._parked
+
+    # -- activity limits (durable.Limit) on the database: SharedLimits ---------------------
+
+    @property
+    def limit_home(self) -> PostgresQueueService:
+        """Where its runtime's activity limits are shared: the database, so across hosts."""
+        return self
+
+    async def take_limit(self, limit: Limit) -> tuple[int | None, float | None]:
+        """(slot, None) once `limit` is taken here (its start counted), else (None, wait)."""
+        name = limit_name(limit.name)
+        slot = None
+        if limit.concurrency is not None:
+            slot = await self._tables.take(name, limit.concurrency)
+            if slot is None:
+                return None, 0.0
+        if limit.rate is not None:
+            try:
+                wait = await self._tables.start_within(name, (limit.rate.limit, limit.rate.period))
+            except BaseException:
+                if slot is not None:
+                    await self._tables.give_back(name, slot)
+                raise
+            if wait is not None:
+                if slot is not None:
+                    await self._tables.give_back(name, slot)
+                return None, max(wait, 0.001)
+        return slot, None
+
+    async def give_back_limit(self, limit: Limit, slot: int | None) -> None:
+        """Let go of a slot of `limit` this runtime holds."""
+        if slot is not None:
+            await self._tables.give_back(limit_name(limit.name), slot)
 
     def busy(self) -> bool:
         return bool(self._launches)

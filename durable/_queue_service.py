@@ -170,6 +170,11 @@ class QueueService:
         assert files is not None
         return describe_queued(files, workflow_id, self._clock.time())
 
+    @property
+    def limit_home(self) -> None:
+        """Activity limits meet in the journal directory (the runtime's), not here."""
+        return None
+
     def parked(self, workflow_id: str) -> bool:
         """Whether the id's task waits at the gate for a slot (durable.testing: idle)."""
         return self._gate.parked(workflow_id)

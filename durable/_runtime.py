@@ -49,7 +49,7 @@ from ._errors import (
     WorkflowStopped,
     store_away,
 )
-from ._limits import limit_directory
+from ._limits import limit_home
 from ._mail import Mailroom
 from ._outage import Outage
 from ._queue_service import AnyGrant, OnDuplicate, make_queue_service
@@ -469,7 +469,7 @@ class Runtime(Serving):
         claimed: asyncio.Future[None] = loop.create_future()
         request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
         context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
-        context.run(limit_directory.set, self.directory)
+        context.run(limit_home.set, self.directory or self._queues.limit_home)
         task = loop.create_task(
             self._execute(request, claimed, follow=follow),
             name=f"durable {workflow_id}",

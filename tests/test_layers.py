@@ -59,6 +59,7 @@ ALLOWED = {
         "_definitions",
         "_encoding",
         "_engine",
+        "_limits",
         "_queue_dispatch",
         "_queue_reading",
         "_queue_requests",

@@ -93,6 +93,11 @@ def _row(record: Any) -> QueuedRow:
     )
 
 
+def limit_name(limit: str) -> str:
+    """An activity limit's name among the queues' (its slots' prefix and its starts' key)."""
+    return f"durable limit {limit} "
+
+
 def slot_prefix(queue: str, key: str | None = None) -> str:
     """The advisory lock names of a queue's slots (or of one key's): prefix + slot number."""
     return f"durable queue {queue} slot " if key is None else f"durable queue {queue} key {key} "
@@ -275,6 +280,18 @@ class PostgresQueues:
                     queue,
                 )
                 return None, None, None if later is None else max(0.0, float(later))
+
+    async def start_within(self, name: str, rate: tuple[int, float]) -> float | None:
+        """Count a start of `name` if its rate allows one now (None), else seconds to wait."""
+        async with self._lock:
+            connection = await self._own()
+            async with connection.transaction():
+                wait = await self._rate_wait(connection, name, rate)
+                if wait is None:
+                    await connection.execute(
+                        "INSERT INTO durable_queue_starts VALUES ($1, now())", name
+                    )
+                return wait
 
     async def _rate_wait(
         self, connection: Any, queue: str, rate: tuple[int, float]

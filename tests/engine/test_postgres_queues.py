@@ -240,3 +240,60 @@ async def test_a_delay_holds_on_postgres(postgres_dsn: str) -> None:
     at = dict(started)
     assert at["now"] < at["late"]
     assert at["late"] - enqueued_at >= 0.55
+
+
+# -- activity limits (durable.Limit) on the database: across hosts --------------------------
+
+
+def _runtime_with_its_own_limit(
+    dsn: str, index: int, limit: durable.Limit, calls: Overlap
+) -> tuple[Runtime, durable.Workflow[[int], int]]:
+    # (one Limit object per runtime: as two hosts would each declare it)
+    @durable.activity(name="limited_call", limit=limit)
+    async def limited_call(n: int) -> int:
+        return await calls.hold(n)
+
+    @durable.workflow(name=f"limited_caller{index}")
+    async def caller(n: int) -> int:
+        return await limited_call(n)
+
+    return Runtime(store=PostgresStore(dsn), workflows=[caller]), caller
+
+
+async def test_an_activity_concurrency_limit_holds_across_runtimes(postgres_dsn: str) -> None:
+    calls = Overlap()
+    (first, one), (second, two) = (
+        _runtime_with_its_own_limit(postgres_dsn, i, durable.Limit("api", concurrency=2), calls)
+        for i in (1, 2)
+    )
+    async with first, second:
+        results = await asyncio.gather(
+            *(first.run(one, n) for n in range(5)), *(second.run(two, 10 + n) for n in range(5))
+        )
+    assert sorted(results) == [*range(5), *range(10, 15)]
+    assert calls.peak == 2
+
+
+async def test_an_activity_rate_limit_holds_across_runtimes(postgres_dsn: str) -> None:
+    calls = Overlap()
+    rate = durable.Rate(2, per="0.5 s")
+    (first, one), (second, two) = (
+        _runtime_with_its_own_limit(postgres_dsn, i, durable.Limit("rated", rate=rate), calls)
+        for i in (1, 2)
+    )
+    starts: list[float] = []
+    hold = calls.hold
+
+    async def timed(n: int) -> int:
+        starts.append(asyncio.get_running_loop().time())
+        return await hold(n)
+
+    calls.hold = timed  # type: ignore[method-assign]
+    async with first, second:
+        await asyncio.gather(
+            *(first.run(one, n) for n in range(3)), *(second.run(two, 10 + n) for n in range(3))
+        )
+    starts.sort()
+    assert len(starts) == 6
+    # (starts are counted by the database's clock; a call starts a round trip after: slack)
+    assert all(later - earlier >= 0.4 for earlier, later in zip(starts, starts[2:], strict=False))
