@@ -203,7 +203,7 @@ class Runtime(Serving):
     running (they resume from their journals on the next run or recover()).
 
     ```python
-    async with durable.Runtime("/var/lib/shop/journals", workflows=[order_workflow]) as runtime:
+    async with durable.Runtime("journals", workflows=[order_workflow]) as runtime:
         await runtime.recover()  # resume what a crash or a deploy left unfinished
         handle = await runtime.start(order_workflow, order, id="order-42")
         tracking = await handle.result()
