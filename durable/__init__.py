@@ -91,6 +91,7 @@ from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
 from ._storage._postgres import PostgresStore as PostgresStore
+from ._version import __version__ as __version__
 
 __all__ = [
     "Activity",

@@ -127,7 +127,7 @@ def run_child(
     Args:
         workflow: a function decorated with @durable.workflow.
         *args: its arguments, journaled.
-        id: the child's workflow id (default "<this id>.<step>", always this workflow's
+        id: the child's workflow id (default `<this id>.<step>`, always this workflow's
             own). An id that already names a run of another workflow, of other arguments,
             or not started by this workflow is refused (ChildIdInUse), never joined.
         detached: the child outlives this workflow: its end does not cancel it (default

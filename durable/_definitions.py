@@ -188,6 +188,18 @@ def workflow(
 ) -> Any:
     """Make an async function a durable workflow.
 
+    The function is the business process: deterministic code that awaits activities,
+    timers and events. After a crash it runs again from the top and its journal answers
+    every step it recorded (see the docs' "Determinism" page for what it may do).
+
+    ```python
+    @durable.workflow(execution_timeout="1 day")
+    async def order_workflow(order: Order) -> str:
+        payment_id = await charge_payment(order)
+        await durable.sleep("2 hours")
+        return await create_shipment(order, payment_id)
+    ```
+
     Args:
         fn: the workflow function (`async def`); its positional arguments are journaled.
         name: the name its journals record (default: the function's __qualname__). Renaming
@@ -327,6 +339,17 @@ def activity(
 ) -> Any:
     """Make a function (sync or async) an activity: a journaled side effect.
 
+    Its result is journaled before the workflow sees it, so a recorded call never runs
+    again; a call a crash interrupted runs again with the same idempotency key (at least
+    once), unless `at_most_once`.
+
+    ```python
+    @durable.activity(timeout="30s", retry=durable.RetryPolicy(maximum_attempts=5))
+    async def charge_payment(order: Order) -> str:
+        key = durable.activity_info().idempotency_key  # the same on every attempt
+        return (await payments.charge(order, idempotency_key=key)).id
+    ```
+
     Args:
         fn: the function; sync ones run in a worker thread.
         name: the name journals record (default: the function's __qualname__).
@@ -337,7 +360,8 @@ def activity(
             raise InDoubtError in the workflow instead of running an undecided call again.
         limit: a durable.Limit shared with other activities: each attempt waits for it
             (within its timeout) before calling the function; it holds across every
-            workflow of the process.
+            workflow, runtime and process sharing the journal directory (within the
+            process on other stores).
     """
     decorator = ActivityDecorator(
         name=name, timeout=timeout, retry=retry, at_most_once=at_most_once, limit=limit

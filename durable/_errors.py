@@ -30,6 +30,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       EventTimeout (TimeoutError)     wait_for_event(): no event within the timeout
       CompensationFailed              Saga: compensations failed after the original error
       ActivityError                   in the workflow: an activity failed for good
+      ActivityTimeout (TimeoutError)  an attempt ran past its timeout (retried like any failure)
       InDoubtError                    an at_most_once activity a crash left undecided
       NonDeterminismError             replayed code diverged from its journal
       WorkflowAlreadyRunning          another runner holds the workflow's journal
@@ -44,8 +45,6 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         InvalidQueue (ValueError)     a negative limit, a priority out of range, a bad option
         QueueNotDeclared (LookupError)  a queued workflow, in a runtime not declaring its queue
         AlreadyQueued                 enqueue(on_duplicate="raise"): queued or running already
-
-
       InvalidSchedule (ValueError)    a schedule's cron, time zone, interval or policy is bad
       ScheduleNotFound (LookupError)  no schedule of this name on the store
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...

@@ -202,6 +202,13 @@ class Runtime(Serving):
     Use it as an async context manager, or call close(): closing stops the workflows still
     running (they resume from their journals on the next run or recover()).
 
+    ```python
+    async with durable.Runtime("journals", workflows=[order_workflow]) as runtime:
+        await runtime.recover()  # resume what a crash or a deploy left unfinished
+        handle = await runtime.start(order_workflow, order, id="order-42")
+        tracking = await handle.result()
+    ```
+
     Args:
         directory: where journals live (default $DURABLE_DIR, else ./.durable).
         store: where journals live instead of a directory: a JournalStore such as
@@ -218,9 +225,10 @@ class Runtime(Serving):
             and a handle to a workflow another process runs looks whether it has ended.
         stop_grace: how long close() lets activities in flight finish (default 5 s) before
             it cancels them; no new activity starts meanwhile.
-        inbox_max_messages, inbox_max_bytes: each workflow's inbox bound on the messages
-            its runner has not taken yet (default: the store's, 10,000 messages and 128 MiB);
-            a send past it is refused with InboxFull. Given with a `store`, they replace its.
+        inbox_max_messages: each workflow's inbox bound on the messages its runner has not
+            taken yet (default: the store's, 10,000); a send past it is refused with
+            InboxFull. Given with a `store`, it replaces the store's.
+        inbox_max_bytes: the same bound in bytes (default: the store's, 128 MiB).
         warn_blocked_after: workflow code that keeps the event loop for longer than this
             at once (default 2 s: a time.sleep, blocking I/O, a long computation) is
             reported once per stall, as a warning on the `durable` logger naming the
@@ -228,7 +236,8 @@ class Runtime(Serving):
         queues: the durable.Queues this runtime serves: it starts their requests as their
             limits allow (once it runs on a loop: its first enqueue, start, run, recover or
             serve), and resumes their workflows only holding a slot. A queued workflow of
-            a queue not declared here is refused (QueueNotDeclared). File store only.
+            a queue not declared here is refused (QueueNotDeclared). On a PostgresStore the
+            limits hold across every host on the database.
     """
 
     def __init__(
@@ -841,8 +850,8 @@ class Runtime(Serving):
             WorkflowCancelled: it was cancelled; WorkflowTimedOut (a WorkflowCancelled) when
                 by its `execution_timeout` (see start()).
             NonDeterminismError: the code diverged from the journal; nothing was written.
-            and what start() raises (WorkflowIdInUse: `id` ran with other arguments; see
-            start()'s `attach`).
+            WorkflowIdInUse: `id` ran with other arguments (see start()'s `attach`); and
+                whatever else start() raises.
         """
         handle = await self.start(
             workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
@@ -1180,7 +1189,18 @@ async def run(
     attach: bool = False,
     execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> R:
-    """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run."""
+    """Run a workflow on the default runtime ($DURABLE_DIR or ./.durable); see Runtime.run.
+
+    The default runtime is made on first use (reading $DURABLE_DIR then); for a directory
+    of your own, recover() or a long-running service, open a Runtime.
+
+    ```python
+    tracking = await durable.run(order_workflow, order, id="order-42")
+    ```
+
+    Running the same id again returns the recorded result (or resumes an unfinished run
+    from its journal): choose an id that names the business thing, not the attempt.
+    """
     return await default_runtime().run(
         workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
     )
@@ -1194,7 +1214,14 @@ async def start(
     attach: bool = False,
     execution_timeout: Duration | _Omitted | None = OMITTED,
 ) -> WorkflowHandle[R]:
-    """Start a workflow on the default runtime; see Runtime.start."""
+    """Start a workflow on the default runtime; see Runtime.start.
+
+    ```python
+    handle = await durable.start(order_workflow, order, id="order-42")
+    await handle.send_event("warehouse-confirmed", {"packer": "Grace"})
+    tracking = await handle.result()
+    ```
+    """
     return await default_runtime().start(
         workflow, *args, id=id, attach=attach, execution_timeout=execution_timeout
     )
@@ -1212,7 +1239,16 @@ async def enqueue(
     delay: Duration | None = None,
     on_duplicate: OnDuplicate = "return",
 ) -> WorkflowHandle[R]:
-    """Queue a workflow on the default runtime; see Runtime.enqueue."""
+    """Queue a workflow on the default runtime; see Runtime.enqueue.
+
+    ```python
+    orders = durable.Queue("orders", concurrency=10)
+    handle = await durable.enqueue(orders, order_workflow, order, key=order.customer_id)
+    ```
+
+    A process that only enqueues need not declare the queue; a runtime that declares it
+    (`Runtime(queues=[orders])`, in any process on the store) starts the work.
+    """
     return await default_runtime().enqueue(
         queue,
         workflow,

@@ -11,9 +11,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "durable"
 # What each layer may import from durable, besides itself and the leaves _errors,
 # _asyncio_private (the door to asyncio's private API, which storage uses too) and _gc_pause
 # (pausing the cyclic GC over a journal read, in storage and the engine).
-LEAVES = {"_errors", "_asyncio_private", "_gc_pause"}
+LEAVES = {"_errors", "_asyncio_private", "_gc_pause", "_version"}
 ALLOWED = {
     "_errors": set(),
+    "_version": set(),
     "_asyncio_private": set(),
     "_gc_pause": set(),
     "_storage": set(),

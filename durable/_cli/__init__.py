@@ -27,6 +27,7 @@ from rich.console import Console
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._json_ready import plain_description, to_plain
+from .._version import __version__
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
 from ._schedule_commands import schedule
@@ -114,7 +115,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="aiodurable", prog_name="durable")
+@click.version_option(__version__, prog_name="durable")
 def main() -> None:
     """durable: durable execution for Python, in-process.
 

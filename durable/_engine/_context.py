@@ -42,7 +42,7 @@ class ActivityInfo:
         step: the call's position in the workflow (stable across replays).
         attempt: 1 for the first attempt, then 2, 3, ...
         generation: 0, then one more per continue_as_new of the workflow.
-        idempotency_key: "<workflow id>/<step>" ("<workflow id>/g<generation>/<step>" after
+        idempotency_key: `<workflow id>/<step>` (`<workflow id>/g<generation>/<step>` after
             a continue_as_new): the same for every attempt and after any crash, so a
             payment API given it charges once; different for every call.
     """

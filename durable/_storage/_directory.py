@@ -213,9 +213,9 @@ class JournalDirectory:
         sync: "auto" (default), "fdatasync" or "syncfs"; see GroupCommitter.
         inline_sync_budget: seconds (default 0.002); syncs run on the event loop's thread
             while recent syncs took less (see GroupCommitter). 0 always uses the sync thread.
-        inbox_max_messages, inbox_max_bytes: each inbox's bound on the messages its runner
-            has not taken yet (default 10,000 messages, 128 MiB); a send past it is refused
-            with InboxFull.
+        inbox_max_messages: each inbox's bound on the messages its runner has not taken yet
+            (default 10,000); a send past it is refused with InboxFull.
+        inbox_max_bytes: the same bound in bytes (default 128 MiB).
 
     Use `async with JournalDirectory(path) as store:` or call `close()` when done.
     """
@@ -473,7 +473,8 @@ class JournalDirectory:
 
         Raises:
             InvalidJournalName: the name could escape the directory.
-            whatever `refuse` returns, given the messages already there (nothing written).
+            DurableError: whatever `refuse` returns, given the messages already there
+                (nothing written).
             OSError: the disk refused the append or its sync.
         """
         path = self.path_of(name).with_suffix(INBOX_SUFFIX)

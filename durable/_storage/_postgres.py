@@ -236,9 +236,9 @@ class PostgresStore:
         pool_size: at most this many connections (default 10).
         max_record_size: the largest record a journal takes, in bytes (default 64 MiB, as
             a directory's).
-        inbox_max_messages, inbox_max_bytes: each inbox's bound on the messages its runner
-            has not taken yet (default 10,000 messages, 128 MiB); a send past it is refused
-            with InboxFull.
+        inbox_max_messages: each inbox's bound on the messages its runner has not taken yet
+            (default 10,000); a send past it is refused with InboxFull.
+        inbox_max_bytes: the same bound in bytes (default 128 MiB).
 
     Raises (on first use):
         StoreUnavailable: the database cannot be reached, or this user may not create or

@@ -66,7 +66,7 @@ class ActivityCall:
     """One attempt of a counted activity.
 
     Attributes:
-        idempotency_key: the call's key ("<workflow id>/<step>"): the same for its retries
+        idempotency_key: the call's key (`<workflow id>/<step>`): the same for its retries
             and for a run again after a crash.
         attempt: 1, 2, ... within the call.
         args: the positional arguments it got.

@@ -20,6 +20,11 @@ from ._crashes import CrashPoint, every_crash_point
 from ._test_runtime import TestRuntime
 
 Scenario = Callable[[TestRuntime], Awaitable[Any]]
+"""A test body for check_crash_points: an async function of the TestRuntime it runs on.
+
+It starts workflows on that runtime, awaits them and asserts; check_crash_points runs it
+once per crash point, each time on a fresh runtime in a fresh directory.
+"""
 
 _NEVER = 2**62  # a crash point no run reaches: the baseline counts without crashing
 
@@ -89,7 +94,7 @@ async def check_crash_points(
 
     Raises:
         CrashPointFailed: the scenario failed at a crash point (the first one found).
-        and whatever the scenario raises without a crash.
+        Exception: whatever the scenario raises without a crash.
     """
     runtime_options.setdefault("start_time", time.time())  # every run starts at one time
     root = Path(directory)
