@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._limits import Limit
 from ._queue_dispatch import QueueHost
-from ._queue_reading import QueueLoad, describe_request
+from ._queue_reading import QueueLoad, describe_admitted, describe_request
 from ._queue_requests import launch_arguments, new_request
 from ._queue_state import journal_exists
 from ._queues import Queue
@@ -308,10 +308,12 @@ class PostgresQueueService:
         return await self._tables.read(workflow_id) is not None
 
     async def describe(self, workflow_id: str) -> WorkflowDescription | None:
-        """A waiting request, described (None: not waiting anywhere)."""
+        """A request whose journal is not begun, described (None: not queued anywhere)."""
         row = await self._tables.read(workflow_id)
-        if row is None or row.admitted:
+        if row is None:
             return None
+        if row.admitted:  # (its journal is being begun)
+            return describe_admitted(_request_of(row), row.queue)
         ordered = await self._tables.waiting(row.queue)
         place = 1 + sum(
             1 for other in ordered if (other.priority, other.seq) < (row.priority, row.seq)
@@ -319,9 +321,12 @@ class PostgresQueueService:
         queue = self._declared.get(row.queue)
         period = queue.rate.period if queue is not None and queue.rate is not None else None
         admitted, recent = await self._tables.counts(row.queue, period)
+        running = None
+        if queue is not None and queue.concurrency is not None:
+            running = await self._tables.running(slot_prefix(row.queue), queue.concurrency)
         load = QueueLoad(
             name=row.queue,
-            running=None,  # (advisory locks of other sessions: not counted here)
+            running=running,  # (slots held by every runtime on the database)
             admitted=admitted,
             waiting=len(ordered),
             concurrency=queue.concurrency if queue is not None else None,
@@ -331,17 +336,7 @@ class PostgresQueueService:
             else None,
             recent_starts=recent,
         )
-        request = Request(
-            row.workflow_id,
-            row.priority,
-            row.seq,
-            row.enqueued,
-            row.not_before,
-            row.key,
-            row.dedup_id,
-            row.payload,
-        )
-        return describe_request(request, place, len(ordered), load, self._clock.time())
+        return describe_request(_request_of(row), place, len(ordered), load, self._clock.time())
 
     def parked(self, workflow_id: str) -> bool:
         return workflow_id in self._parked
@@ -394,3 +389,16 @@ class PostgresQueueService:
         """Give the slots' connection back (after the workflows stopped)."""
         await asyncio.gather(*self._releases, return_exceptions=True)
         await self._tables.close()
+
+
+def _request_of(row: QueuedRow) -> Request:
+    return Request(
+        row.workflow_id,
+        row.priority,
+        row.seq,
+        row.enqueued,
+        row.not_before,
+        row.key,
+        row.dedup_id,
+        row.payload,
+    )

@@ -132,6 +132,32 @@ def load_of(files: QueueFiles, now: float) -> QueueLoad:
     )
 
 
+def describe_admitted(request: Request, queue: str) -> WorkflowDescription:
+    """An admitted request whose journal holds no record yet: its runner is starting it.
+
+    (Or its runner died first: serve() or recover() then starts it from the request.)
+    """
+    enqueued = moment(request.enqueued)
+    return WorkflowDescription(
+        workflow_id=request.workflow_id,
+        workflow_name=workflow_name_of(request),
+        state=WorkflowState.RUNNING,
+        status={"queue": queue, "priority": request.priority},
+        generation=0,
+        steps=0,
+        current=f"starting: admitted by queue {queue!r}, its journal not begun yet",
+        attempt=None,
+        waiting_for=None,
+        wake_at=None,
+        started=enqueued,
+        updated=enqueued,
+        ended=None,
+        error=None,
+        parent=None,
+        unread_events=0,
+    )
+
+
 def why_waiting(request: Request, load: QueueLoad, now: float) -> str:
     """Why a request has not started, in words: delay, rate, concurrency, or no runtime."""
     if request.not_before > now:

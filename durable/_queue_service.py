@@ -25,12 +25,13 @@ from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
 from ._queue_postgres import PostgresGrant, PostgresQueueService
-from ._queue_reading import describe_queued
+from ._queue_reading import describe_admitted, describe_queued
 from ._queue_requests import launch_arguments
 from ._queue_state import Grant, QueueRegistry, declared_of, journal_started, release
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
+from ._storage._queue_files import DamagedRequest
 
 __all__ = ["AnyGrant", "OnDuplicate", "QueueHost", "QueueService", "make_queue_service"]
 
@@ -162,12 +163,18 @@ class QueueService:
         return self._registry.queued_in(workflow_id) is not None
 
     async def describe(self, workflow_id: str) -> WorkflowDescription | None:
-        """A waiting request of any queue, described (None: not waiting anywhere)."""
+        """A request of any queue whose journal is not begun, described (None: no such)."""
         found = self._registry.queued_in(workflow_id)
-        if found is None or found[1]:
+        if found is None:
             return None
         files = self._registry.files_of(found[0], create=False)
         assert files is not None
+        if found[1]:  # (admitted: its journal is being begun)
+            try:
+                request = files.read(workflow_id, admitted=True)
+            except DamagedRequest:
+                return None
+            return describe_admitted(request, found[0]) if request is not None else None
         return describe_queued(files, workflow_id, self._clock.time())
 
     @property

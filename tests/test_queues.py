@@ -412,6 +412,9 @@ async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_rec
     finally:
         files.close()
     async with Runtime(tmp_path, queues=[queue], workflows=[job]) as runtime:
+        described = await runtime.describe("orphan-7")  # (not "not found": it is starting)
+        assert described.state is durable.WorkflowState.RUNNING
+        assert "starting" in (described.current or "")
         [handle] = await runtime.recover()
         assert await handle.result() == 7
     assert not os.listdir(tmp_path / "queues" / "orphans" / "admitted")

@@ -362,6 +362,26 @@ class PostgresQueues:
             )
         return int(row["admitted"]), int(row["recent"]) if period else 0
 
+    async def running(self, prefix: str, capacity: int) -> int:
+        """How many of `prefix`'s slots are held now, by every session on the database.
+
+        (An advisory lock on a bigint key shows in pg_locks as classid = its high 32 bits,
+        objid = its low 32 bits, objsubid = 1.)
+        """
+        async with self._store.session("reading queue slots") as connection:
+            held = await connection.fetchval(
+                "SELECT count(*) FROM generate_series(0, $2 - 1) AS i "
+                "CROSS JOIN LATERAL (SELECT hashtextextended($1 || i, 0) AS k) AS key "
+                "JOIN pg_locks AS l ON l.locktype = 'advisory' AND l.granted "
+                "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database()) "
+                "AND l.classid::bigint = ((key.k >> 32) & 4294967295) "
+                "AND l.objid::bigint = (key.k & 4294967295)",
+                prefix,
+                capacity,
+            )
+        return int(held)
+
     async def close(self) -> None:
         """Give the connection back to the pool (letting go of every slot still held)."""
         async with self._lock:
