@@ -82,6 +82,7 @@ class WorkflowRun:
         location: str | None = None,
         execution_timeout: float | None = None,
         watch: StallWatch | None = None,
+        asked: dict[int, ActivitySpec] | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -89,7 +90,8 @@ class WorkflowRun:
         an inbox message whose record would be larger is journaled as skipped.
         `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
         time); a journal that has a start record keeps its own. `watch` marks each step, for
-        the runtime's stall watchdog.
+        the runtime's stall watchdog. `asked` (checks only) collects the activity each step
+        called, by step.
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -105,6 +107,7 @@ class WorkflowRun:
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
+        self._asked = asked
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -570,6 +573,8 @@ class WorkflowRun:
             encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = blake2b(encoded, digest_size=8).hexdigest()  # (digest_of, inline)
         step = self._steps.begin("activity", spec.name, digest)
+        if self._asked is not None:
+            self._asked[step] = spec
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
