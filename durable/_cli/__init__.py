@@ -13,7 +13,6 @@ without `--`, it is an error that says so, not a guess.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import shlex
@@ -24,11 +23,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._json_ready import plain_description, to_plain
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
+from ._code import load_workflows as _load_workflows
+from ._operation_commands import fork, restart, resume
 from ._schedule_commands import schedule
 from ._source import DIRECTORY_OPTION, JSON_OPTION, Source, source_options
 from ._source import run as _run
@@ -171,6 +171,9 @@ def list_command(source: Source, state: str | None, search: str | None, as_json:
 
 
 main.add_command(schedule)
+main.add_command(resume)
+main.add_command(restart)
+main.add_command(fork)
 
 
 def _check_directory(source: Source) -> None:
@@ -353,28 +356,6 @@ def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
         ) from None
     except KeyboardInterrupt:
         pass
-
-
-def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
-    """`module:name` (one workflow) or `module` (every workflow it defines at top level)."""
-    module_name, _, attribute = spec.partition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # (as `python -m` would: the project's modules)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise click.BadParameter(f"cannot import {module_name!r}: {error}") from error
-    if attribute:
-        found = getattr(module, attribute, None)
-        if not isinstance(found, Workflow):
-            raise click.BadParameter(
-                f"{spec!r} is not a workflow (a function decorated with @durable.workflow)"
-            )
-        return [found]
-    workflows = [value for value in vars(module).values() if isinstance(value, Workflow)]
-    if not workflows:
-        raise click.BadParameter(f"module {module_name!r} defines no @durable.workflow")
-    return workflows
 
 
 @main.command()

@@ -55,7 +55,12 @@ class Operating:
         raise NotImplementedError
 
     async def resume(
-        self, workflow_id: str, *, by: str | None = None, reason: str | None = None
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        start: bool = True,
     ) -> Any:
         """Resume a failed or cancelled workflow with the current code; its handle.
 
@@ -71,6 +76,8 @@ class Operating:
             workflow_id: the ended workflow.
             by: who asked (journaled; default: user@host and pid).
             reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
 
         Raises:
             WorkflowNotFound: no such workflow.
@@ -88,7 +95,7 @@ class Operating:
             reason=reason,
             check=self._check(workflow_id, None),
         )
-        return await self._follow_acted(acted)
+        return await self._follow_acted(acted, start=start)
 
     async def restart(
         self,
@@ -97,6 +104,7 @@ class Operating:
         new_id: str | None = None,
         by: str | None = None,
         reason: str | None = None,
+        start: bool = True,
     ) -> Any:
         """Run an ended workflow again as a new run, with the same arguments; its handle.
 
@@ -109,6 +117,8 @@ class Operating:
             new_id: the new run's id (default: "<id>-restart").
             by: who asked (journaled; default: user@host and pid).
             reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
 
         Raises:
             WorkflowNotFound: no such workflow.
@@ -131,7 +141,7 @@ class Operating:
             reason=reason,
             check=None,
         )
-        return await self._follow_acted(acted)
+        return await self._follow_acted(acted, start=start)
 
     async def fork(
         self,
@@ -143,6 +153,7 @@ class Operating:
         new_id: str | None = None,
         by: str | None = None,
         reason: str | None = None,
+        start: bool = True,
     ) -> Any:
         """A new run whose journal starts with the source's records up to a step; its handle.
 
@@ -166,6 +177,8 @@ class Operating:
                 plus "-override-<step>").
             by: who asked (journaled; default: user@host and pid).
             reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
 
         Raises:
             WorkflowNotFound: no such workflow.
@@ -204,7 +217,7 @@ class Operating:
             reason=reason,
             check=self._check(target, pair, source=workflow_id),
         )
-        return await self._follow_acted(acted)
+        return await self._follow_acted(acted, start=start)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -256,9 +269,9 @@ class Operating:
 
         return check
 
-    async def _follow_acted(self, acted: _actions.Acted) -> Any:
+    async def _follow_acted(self, acted: _actions.Acted, *, start: bool) -> Any:
         definition = self._workflows.get(acted.workflow_name)
-        if definition is None:
+        if definition is None or not start:
             return self._handle_of(acted.workflow_id, None)
         return await self._start(definition, acted.workflow_id, None)
 
