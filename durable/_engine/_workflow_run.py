@@ -51,6 +51,7 @@ from ._outcomes import (
     end_of_failure,
     ending_of,
     ending_of_task,
+    first_difference,
     rebuild,
     step_error,
 )
@@ -300,8 +301,30 @@ class WorkflowRun:
                     requested=f"the code {now}",
                     call_site="the workflow's return",
                 )
+            self._check_result(main, end, asked)
         finally:
             self._teardown()
+
+    def _check_result(self, main: asyncio.Task[Any], end: dict[str, Any], asked: int) -> None:
+        """A replayed result (or continue_as_new's arguments) must equal the recorded one."""
+        if main.cancelled() or (main.exception() is not None and "cont" not in end):
+            return
+        error = main.exception()
+        replayed: Any = error.arguments if isinstance(error, ContinueAsNew) else main.result()
+        key = "cont" if "cont" in end else "r"
+        try:  # (as the journal would hold it: the recorded side is decoded msgpack)
+            value = decode(encode(replayed), path=self.workflow_id, offset=-1)
+        except SerializationError as unencodable:
+            value = f"<cannot be journaled: {unencodable}>"
+        difference = first_difference(end[key], value, "result" if key == "r" else "arguments")
+        if difference is not None:
+            raise NonDeterminismError(
+                workflow_id=self.workflow_id,
+                position=asked,
+                recorded=f"the workflow's {'result' if key == 'r' else 'next arguments'}",
+                requested=f"another one: {difference}",
+                call_site="the workflow's return",
+            )
 
     def _past_deadline(self) -> bool:
         """Resumed after its deadline and not cancelled yet: it must start nothing new."""

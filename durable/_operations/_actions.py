@@ -157,9 +157,7 @@ def _same_plan(existing: list[StoredRecord], plan: Plan, where: str) -> bool:
     start = records.read_journal(existing[:1], path=where)[0]
     if not same_origin(start, plan.origin):
         return False
-    return all(
-        got.payload == want for got, want in zip(existing[1:], plan.copied, strict=False)
-    )
+    return all(got.payload == want for got, want in zip(existing[1:], plan.copied, strict=False))
 
 
 async def _write_new(store: JournalStore, new_id: str, plan: Plan, seen: int) -> bool:
