@@ -82,6 +82,7 @@ async def _main(directory: str, action: str, workflow_id: str) -> None:
             with contextlib.suppress(durable.WorkflowFailed):
                 await runtime.run(order, "o", id=workflow_id)
             return
+        print("acting", flush=True)
         if action == "resume":
             handle = await runtime.resume(workflow_id, by="crash test")
         elif action == "restart":
