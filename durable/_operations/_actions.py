@@ -113,11 +113,12 @@ async def make_run(
         held = records.read_journal(source.records, path=store.location(source_id))
         plan = plan_of(held, source)
         existing = await _existing(store, new_id)
-        if existing and not _same_plan(existing, plan, store.location(new_id)):
+        same = bool(existing) and _same_plan(existing, plan, store.location(new_id))
+        if not same and check is not None:
+            check(name, plan.payloads)  # (a retry of this plan was checked the first time)
+        if existing and not same:
             start = records.read_journal(existing[:1], path=store.location(new_id))[0]
             raise _taken(source_id, new_id, plan.how, _what(start))
-        if not existing and check is not None:
-            check(name, plan.payloads)
         written = await _write_new(store, new_id, plan, len(existing))
         if not any(record["k"] == records.LINK and record["id"] == new_id for record in held):
             link = records.link(plan.how, new_id, plan.origin["t"], by=by, reason=reason)
