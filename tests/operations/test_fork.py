@@ -3,6 +3,7 @@ override of one step's result; what they refuse; and that a retry never makes a 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,23 @@ async def test_a_half_written_fork_is_refused_until_the_fork_is_run_again(
             "o1", at_step=2, new_id="f", override={1: {"amount": 1, "reference": "r"}}
         )
         assert (await again.result())[1] == "r"
+
+
+async def test_a_fork_replays_the_events_it_copies_and_takes_its_own(tmp_path: Path) -> None:
+    async with Runtime(tmp_path, workflows=[app.waits]) as runtime:
+        handle = await runtime.start(app.waits, "w", id="w1")
+        await runtime.send_event("w1", "noise", 0)  # (an inbox position before "approved")
+        await runtime.send_event("w1", "approved", "first")
+        assert await handle.result() == "shipped w after first"
+        # Live from step 2 (ship): the recorded event is replayed, not waited for.
+        after = await runtime.fork("w1", at_step=2)
+        assert await after.result() == "shipped w after first"
+        # Live from step 1 (the wait): it waits for an event sent to the fork itself, which
+        # takes position 0 of the fork's own inbox (the copied events took none of it).
+        before = await runtime.fork("w1", at_step=1)
+        while (await runtime.describe(before.id)).state is not durable.WorkflowState.WAITING:
+            await asyncio.sleep(0.01)
+        await runtime.send_event(before.id, "approved", "second")
+        assert await before.result() == "shipped w after second"
+        copied = await read_workflow(runtime._store, after.id)
+        assert [r["q"] for r in copied if r["k"] == records.EVENT and r.get("f")] == [0, 1]
