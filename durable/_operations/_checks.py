@@ -108,7 +108,7 @@ def fit_problem(value: Any, hint: Any) -> str | None:  # noqa: PLR0911 (a return
         return None  # (msgpack keeps no difference between them)
     if isinstance(rebuilt, klass) and not (klass is int and isinstance(rebuilt, bool)):
         return None
-    return f"{_shown(value)} is not a {_name(hint)}"
+    return f"{_shown(value)} is not of type {_name(hint)}"
 
 
 def _name(hint: Any) -> str:
