@@ -193,6 +193,8 @@ class Operating:
         self._check_id(workflow_id)
         if (at_step is None) == (not from_failure):
             raise TypeError("fork() takes at_step=N or from_failure=True (one of them)")
+        if at_step is not None and type(at_step) is not int:
+            raise TypeError(f"fork()'s at_step must be an int, not {at_step!r}")
         pair = _one_override(workflow_id, override)
         target = new_id if new_id is not None else _fork_id(workflow_id, at_step, pair)
         self._check_new(workflow_id, target, FORK)

@@ -129,6 +129,8 @@ async def test_fork_refusals(tmp_path: Path) -> None:
             await runtime.fork("done", at_step=1, new_id="done")
         with pytest.raises(TypeError, match="at_step=N or from_failure=True"):
             await runtime.fork("done")
+        with pytest.raises(TypeError, match="at_step must be an int"):
+            await runtime.fork("done", at_step=True)
         await runtime.run(app.order, "p", id="other")
         with pytest.raises(durable.ActionRefused, match="made another way"):
             await runtime.fork("done", at_step=1, new_id="other")
