@@ -53,8 +53,12 @@ async def resume(
     by: str | None,
     reason: str | None,
     check: Check,
+    request_id: str | None = None,
 ) -> Acted:
     """Set the failure (or cancellation) that ended the workflow aside, durably.
+
+    `request_id`: a retry with it writes nothing once its record is there, even after the
+    resumed run has ended again.
 
     Raises:
         WorkflowNotFound: no such workflow.
@@ -63,6 +67,8 @@ async def resume(
     """
     journal = await read_workflow(store, workflow_id)
     name = str(journal[0]["wf"])
+    if _has_request(journal, request_id):
+        return Acted(workflow_id, name, written=False)
     try:
         opened = await store.open(workflow_id)
     except JournalLocked:
@@ -71,9 +77,9 @@ async def resume(
         raise _held(workflow_id, "resume") from None
     try:
         held = records.read_journal(opened.records, path=store.location(workflow_id))
-        if already_resumed(held):
+        if already_resumed(held) or _has_request(held, request_id):
             return Acted(workflow_id, name, written=False)
-        payload = resume_record(workflow_id, held, now, by=by, reason=reason)
+        payload = resume_record(workflow_id, held, now, by=by, reason=reason, request_id=request_id)
         if check is not None:
             check(name, [stored.payload for stored in opened.records] + [payload])
         await opened.append(payload)
@@ -81,6 +87,13 @@ async def resume(
     finally:
         await opened.close()
     return Acted(workflow_id, name, written=True)
+
+
+def _has_request(journal: list[records.Record], request_id: str | None) -> bool:
+    """Whether a resume with this request id is in the journal already."""
+    return request_id is not None and any(
+        record["k"] == records.RESUME and record.get("id") == request_id for record in journal
+    )
 
 
 async def make_run(

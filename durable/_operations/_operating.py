@@ -61,6 +61,7 @@ class Operating:
         by: str | None = None,
         reason: str | None = None,
         start: bool = True,
+        request_id: str | None = None,
     ) -> Any:
         """Resume a failed or cancelled workflow with the current code; its handle.
 
@@ -70,7 +71,9 @@ class Operating:
         kept. A failure of the workflow's own code runs again from where it raised; a
         cancelled one from where the cancellation reached it. Events it took after that
         point are not delivered again. Idempotent: resuming a workflow whose resumption
-        stands (it has not ended since) writes nothing and returns its handle.
+        stands (it has not ended since) writes nothing and returns its handle; so does a
+        resume with a `request_id` already journaled, even once the resumed run has ended
+        (a retry that cannot know how far the first call got: give one).
 
         Args:
             workflow_id: the ended workflow.
@@ -78,6 +81,7 @@ class Operating:
             reason: why (journaled).
             start: run it here now if this runtime has the workflow's code (default);
                 False only writes (a runtime that recovers or serves the store runs it).
+            request_id: this request's id (journaled): a retry with it writes nothing.
 
         Raises:
             WorkflowNotFound: no such workflow.
@@ -94,6 +98,7 @@ class Operating:
             by=by if by is not None else default_by(),
             reason=reason,
             check=self._check(workflow_id, None),
+            request_id=request_id,
         )
         return await self._follow_acted(acted, start=start)
 

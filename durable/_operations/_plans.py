@@ -46,6 +46,7 @@ def resume_record(
     *,
     by: str | None,
     reason: str | None,
+    request_id: str | None = None,
 ) -> bytes:
     """The record that sets the failure (or cancellation) aside.
 
@@ -62,7 +63,10 @@ def resume_record(
             "cancel it first to stop it"
         )
         raise ActionRefused(workflow_id=workflow_id, action=RESUME, state=state, hint=hint)
-    return encode(records.resume(cut.first, now, step=cut.step, by=by, reason=reason))
+    resumed = records.resume(
+        cut.first, now, step=cut.step, by=by, reason=reason, request_id=request_id
+    )
+    return encode(resumed)
 
 
 def check_ended(workflow_id: str, journal: list[records.Record], action: str) -> None:

@@ -84,7 +84,7 @@ async def _main(directory: str, action: str, workflow_id: str) -> None:
             return
         print("acting", flush=True)
         if action == "resume":
-            handle = await runtime.resume(workflow_id, by="crash test")
+            handle = await runtime.resume(workflow_id, by="crash test", request_id="r-1")
         elif action == "restart":
             handle = await runtime.restart(workflow_id, by="crash test")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 import pytest
 
 import durable
@@ -24,6 +25,16 @@ def _fresh() -> None:
     app.CALLS.clear()
 
 
+async def done_flag(dsn: str, name: str) -> bool:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return bool(
+            await connection.fetchval("SELECT done FROM durable_journals WHERE name = $1", name)
+        )
+    finally:
+        await connection.close()
+
+
 async def test_resume_restart_and_fork_on_postgres(postgres_dsn: str) -> None:
     async with Runtime(store=PostgresStore(postgres_dsn), workflows=[app.order]) as runtime:
         app.BROKEN.add("charge")
@@ -37,7 +48,9 @@ async def test_resume_restart_and_fork_on_postgres(postgres_dsn: str) -> None:
         restart = await runtime.restart("o1")
         assert await restart.result() == DONE
         # Resume without running it here: a serving runtime takes it (done -> not done).
+        assert await done_flag(postgres_dsn, "o1") is True
         await runtime.resume("o1", reason="fixed", start=False)
+        assert await done_flag(postgres_dsn, "o1") is False  # (serve() may claim it again)
     async with Runtime(store=PostgresStore(postgres_dsn), workflows=[app.order]) as server:
         serving = asyncio.ensure_future(server.serve())
         try:

@@ -128,3 +128,17 @@ async def test_a_resumed_run_that_fails_again_can_be_resumed_again(tmp_path: Pat
         assert history.state is durable.WorkflowState.COMPLETED
     assert app.CALLS.count("reserve") == 1
     assert app.CALLS.count("charge") == 2 + 2 + 1
+
+
+async def test_a_resume_retried_with_its_request_id_after_the_run_ended(tmp_path: Path) -> None:
+    async with Runtime(tmp_path, workflows=[app.order]) as runtime:
+        await failed_order(runtime)
+        first = await runtime.resume("o1", request_id="ticket-9")
+        await first.result()  # (it completed: a resume without the id is now refused)
+        again = await runtime.resume("o1", request_id="ticket-9")
+        assert await again.result() == ["reserved o", "pay-o", "shipped o after pay-o"]
+        with pytest.raises(durable.ActionRefused, match="completed"):
+            await runtime.resume("o1", request_id="ticket-10")
+        journal = await read_workflow(runtime._store, "o1")
+        assert [r.get("id") for r in journal if r["k"] == records.RESUME] == ["ticket-9"]
+    assert app.CALLS.count("ship") == 1
