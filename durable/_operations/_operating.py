@@ -15,15 +15,38 @@ import getpass
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .._definitions import Workflow
 from .._engine._clock import Clock
+from .._engine._describe import WorkflowDescription
 from .._errors import ActionRefused, InvalidOverride
 from .._storage._interface import JournalStore
 from . import _actions
 from ._checks import check_replays
 from ._plans import FORK, RESTART, plan_fork, plan_restart
+
+
+class RunHandle(Protocol):
+    """What resume/restart/fork return: the run's handle.
+
+    A WorkflowHandle (whose module is the layer above); its outcome's type is not known
+    from an id, so result() is Any.
+    """
+
+    id: str
+
+    def done(self) -> bool: ...
+
+    async def result(self) -> Any: ...
+
+    async def describe(self) -> WorkflowDescription: ...
+
+    async def send_event(
+        self, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> bool: ...
+
+    async def cancel(self, reason: str = "cancelled") -> None: ...
 
 
 def default_by() -> str:
@@ -62,7 +85,7 @@ class Operating:
         reason: str | None = None,
         start: bool = True,
         request_id: str | None = None,
-    ) -> Any:
+    ) -> RunHandle:
         """Resume a failed or cancelled workflow with the current code; its handle.
 
         Its journal is kept: a "resume" record sets the failure (or the cancellation) aside,
@@ -110,7 +133,7 @@ class Operating:
         by: str | None = None,
         reason: str | None = None,
         start: bool = True,
-    ) -> Any:
+    ) -> RunHandle:
         """Run an ended workflow again as a new run, with the same arguments; its handle.
 
         The new run's start record names its source, and the source's journal gets a link
@@ -159,7 +182,7 @@ class Operating:
         by: str | None = None,
         reason: str | None = None,
         start: bool = True,
-    ) -> Any:
+    ) -> RunHandle:
         """A new run whose journal starts with the source's records up to a step; its handle.
 
         The fork replays the source's recorded outcomes of the steps before `at_step` (or
@@ -276,11 +299,13 @@ class Operating:
 
         return check
 
-    async def _follow_acted(self, acted: _actions.Acted, *, start: bool) -> Any:
+    async def _follow_acted(self, acted: _actions.Acted, *, start: bool) -> RunHandle:
         definition = self._workflows.get(acted.workflow_name)
         if definition is None or not start:
-            return self._handle_of(acted.workflow_id, None)
-        return await self._start(definition, acted.workflow_id, None)
+            handle: RunHandle = self._handle_of(acted.workflow_id, None)
+            return handle
+        started: RunHandle = await self._start(definition, acted.workflow_id, None)
+        return started
 
 
 def _one_override(workflow_id: str, override: Mapping[int, Any] | None) -> tuple[int, Any] | None:
