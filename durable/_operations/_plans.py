@@ -109,9 +109,8 @@ def plan_restart(
     check_ended(source_id, journal, RESTART)
     source = journal[0]
     made = records.origin(source_id, RESTART, now, by=by, reason=reason)
+    # (no "parent": a new run is a run of its own, which no parent awaits)
     extra: dict[str, Any] = {"from": made}
-    if "parent" in source:
-        extra["parent"] = source["parent"]
     if "dl" in source:  # (the same execution_timeout, from the new start)
         extra["dl"] = now + max(0.0, source["dl"] - source["t"])
     if "gen" in source:
@@ -183,7 +182,7 @@ def plan_fork(
         fields["ov"] = overridden
     made = records.origin(source_id, FORK, now, by=by, reason=reason, **fields)
     extra: dict[str, Any] = {"from": made}
-    for key in ("parent", "gen", "carry"):
+    for key in ("gen", "carry"):  # (no "parent": see plan_restart)
         if key in source:
             extra[key] = source[key]
     if "dl" in source:
