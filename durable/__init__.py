@@ -25,6 +25,7 @@ from ._engine._context import WorkflowInfo as WorkflowInfo
 from ._engine._describe import WorkflowDescription as WorkflowDescription
 from ._engine._describe import WorkflowState as WorkflowState
 from ._engine._retry import RetryPolicy as RetryPolicy
+from ._errors import ActionRefused as ActionRefused
 from ._errors import ActivityError as ActivityError
 from ._errors import ActivityTimeout as ActivityTimeout
 from ._errors import AlreadyQueued as AlreadyQueued
@@ -32,10 +33,13 @@ from ._errors import ChildIdInUse as ChildIdInUse
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
+from ._errors import ForkIncomplete as ForkIncomplete
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
+from ._errors import InvalidForkStep as InvalidForkStep
 from ._errors import InvalidJournalName as InvalidJournalName
+from ._errors import InvalidOverride as InvalidOverride
 from ._errors import InvalidQueue as InvalidQueue
 from ._errors import InvalidSchedule as InvalidSchedule
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
@@ -94,6 +98,7 @@ from ._storage._postgres import PostgresStore as PostgresStore
 from ._version import __version__ as __version__
 
 __all__ = [
+    "ActionRefused",
     "Activity",
     "ActivityError",
     "ActivityInfo",
@@ -104,10 +109,13 @@ __all__ = [
     "DurableError",
     "EventTimeout",
     "FireResult",
+    "ForkIncomplete",
     "InDoubtError",
     "InboxFull",
     "InvalidDuration",
+    "InvalidForkStep",
     "InvalidJournalName",
+    "InvalidOverride",
     "InvalidQueue",
     "InvalidSchedule",
     "InvalidWorkflowId",

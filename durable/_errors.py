@@ -16,6 +16,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         TooManyOpenJournals           the process's open-file limit (EMFILE, ENFILE)
         JournalClosed                 the handle was closed
         JournalFenced                 another runner took the journal over (lease expired)
+        ForkIncomplete                a fork's copy stopped half-way: run the fork again
         StoreUnavailable              the store cannot be reached or used (PostgreSQL)
         JournalPermissionDenied (PermissionError)  a file or directory lacks a permission
         UnsafeJournalFile             a link or special file where a journal file belongs
@@ -40,6 +41,9 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InvalidWorkflowId (ValueError)
       WorkflowDefinitionError (TypeError)  not a decorated workflow / activity
       UnknownWorkflow (LookupError)   recover(): a journal names an unregistered workflow
+      ActionRefused                   resume/restart/fork: not in a state the action takes
+      InvalidForkStep (ValueError)    fork(at_step=N) past the end of the source's journal
+      InvalidOverride (ValueError)    fork(override=...): a value that does not encode or fit
       InvalidDuration (ValueError)
       QueueError                      a queue (or activity Limit) misdeclared or misused; .queue
         InvalidQueue (ValueError)     a negative limit, a priority out of range, a bad option
@@ -729,6 +733,74 @@ class UnknownWorkflow(DurableError, LookupError):
             f"journal of workflow {workflow_id!r} names workflow {name!r}, which this runtime "
             f"does not know (known: {', '.join(known) or 'none'}). Pass it to "
             "Runtime(workflows=[...]) so recover() can resume it"
+        )
+
+
+class ActionRefused(DurableError):
+    """resume / restart / fork of a workflow in a state the action does not take.
+
+    `state`: what the workflow is ("running in another process", "completed", "not
+    ended"...); `hint`: what to do instead. Nothing was written.
+    """
+
+    def __init__(self, *, workflow_id: str, action: str, state: str, hint: str) -> None:
+        self.workflow_id = workflow_id
+        self.action = action
+        self.state = state
+        super().__init__(
+            f"cannot {action} workflow {workflow_id!r}: it is {state}. {hint}. Nothing was written"
+        )
+
+
+class InvalidForkStep(DurableError, ValueError):
+    """fork(at_step=N) where the source's journal records fewer steps than N."""
+
+    def __init__(self, *, workflow_id: str, step: int, steps: int) -> None:
+        self.workflow_id = workflow_id
+        self.step = step
+        self.steps = steps
+        super().__init__(
+            f"cannot fork workflow {workflow_id!r} at step {step}: its journal records "
+            f"{steps} step(s) (0 to {steps - 1}), so a fork may start live at step 0 to "
+            f"{steps}. Nothing was written"
+        )
+
+
+class InvalidOverride(DurableError, ValueError):
+    """fork(override={step: value}) with a value the fork cannot record for that step.
+
+    It does not encode, does not fit the activity's return annotation, or the step is not
+    an activity (or child) step with an outcome before the fork's live part. Nothing was
+    written.
+    """
+
+    def __init__(self, *, workflow_id: str, step: int, problem: str) -> None:
+        self.workflow_id = workflow_id
+        self.step = step
+        self.problem = problem
+        super().__init__(
+            f"cannot override step {step} of a fork of workflow {workflow_id!r}: {problem}. "
+            "Nothing was written"
+        )
+
+
+class ForkIncomplete(JournalError):
+    """A fork's journal holds fewer copied records than its start record announces.
+
+    The fork that wrote it stopped half-way (a crash); running it would start live too
+    early. Run the same fork again (same new id): it completes the copy.
+    """
+
+    def __init__(
+        self, *, path: Path | str, workflow_id: str, source: str, have: int, want: int
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.source = source
+        super().__init__(
+            path=path,
+            message=f"workflow {workflow_id!r} is a fork of {source!r} whose copy stopped "
+            f"half-way ({have} of {want} records): run the same fork again (same new id) to "
+            "complete it; nothing of it has run",
         )
 
 

@@ -24,6 +24,7 @@ from ._engine import _records as records
 from ._engine._clock import Clock
 from ._engine._inbox_cursor import MESSAGE_MARGIN, cancel_message, event_message
 from ._engine._ports import InboxReader
+from ._engine._set_aside import ending
 from ._engine._workflow_run import WorkflowRun
 from ._errors import (
     InboxFull,
@@ -312,8 +313,8 @@ class Mailroom:
             if workflow_id in self._running:
                 return 0  # being started (or restarted): its start record is on its way
             raise
-        end = journal[-1]
-        if end.get("k") == records.END and "cont" not in end:
+        end = ending(journal)  # (past links; None once resumed)
+        if end is not None and "cont" not in end:
             outcome = "been cancelled" if end.get("c") else "failed" if "e" in end else "completed"
             raise WorkflowFinished(workflow_id=workflow_id, outcome=outcome, action=action)
         return _taken(journal)

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import anyio.to_thread
 
 from ._definitions import Workflow
-from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
+from ._engine._set_aside import last_standing
 from ._errors import AlreadyQueued, DurableError, InvalidQueue, JournalNotFound
 from ._queue_requests import new_request
 from ._queue_state import Entry, QueueRegistry, journal_exists
@@ -31,7 +31,7 @@ def _finished(stored: list[Any]) -> bool:
     if not stored:
         return False
     try:
-        last = decode(stored[-1].payload, path="", offset=stored[-1].offset)
+        last = last_standing(stored, path="")
     except DurableError:
         return False
     return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last

@@ -29,6 +29,7 @@ from ._engine import _records as records
 from ._engine._describe import WorkflowDescription
 from ._engine._outcomes import ContinuedAsNew, Finished, Suspended, final_outcome
 from ._engine._replay import digest_of, start_record
+from ._engine._set_aside import ending, last_standing
 from ._engine._specs import WorkflowSpec
 from ._engine._stall import StallWatch
 from ._engine._workflow_run import WorkflowRun
@@ -51,6 +52,7 @@ from ._errors import (
 )
 from ._limits import limit_home
 from ._mail import Mailroom
+from ._operations._operating import Operating
 from ._outage import Outage
 from ._queue_service import AnyGrant, OnDuplicate, make_queue_service
 from ._queues import DEFAULT_PRIORITY, Queue, check_enqueue, delay_seconds
@@ -196,7 +198,7 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
     )
 
 
-class Runtime(Serving):
+class Runtime(Serving, Operating):
     """Runs durable workflows over one journal directory, on the running event loop.
 
     Use it as an async context manager, or call close(): closing stops the workflows still
@@ -680,9 +682,10 @@ class Runtime(Serving):
         where = self._store.location(workflow_id)
         while True:
             journal = records.read_journal(await self._store.read(workflow_id), path=where)
-            if journal and journal[-1]["k"] == records.END and "cont" not in journal[-1]:
+            end = ending(journal) if journal else None
+            if end is not None and "cont" not in end:
                 spec = WorkflowSpec(str(journal[0]["wf"]), _unknown, (), Any)
-                return final_outcome(workflow_id, spec, journal[-1], None)
+                return final_outcome(workflow_id, spec, end, None)
             await asyncio.sleep(self._follow_interval)
 
     async def _execute(
@@ -909,7 +912,7 @@ class Runtime(Serving):
                 if isinstance(stored, JournalError):
                     raise stored
                 start = decode(stored[0].payload, path=name, offset=stored[0].offset)
-                last = decode(stored[-1].payload, path=name, offset=stored[-1].offset)
+                last = last_standing(stored, path=name)  # (the end, past any links)
             except JournalError as error:
                 logger.error("recover: workflow %s skipped: %s", name, error)
                 continue

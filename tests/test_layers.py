@@ -92,8 +92,16 @@ ALLOWED = {
         "_schedule_run",
         "_schedule_spec",
     },
+    "_operations": {
+        "_definitions",
+        "_encoding",
+        "_engine",
+        "_reading",
+        "_storage",
+    },
     "_runtime": {
         "_children",
+        "_operations",
         "_deadline",
         "_definitions",
         "_engine",

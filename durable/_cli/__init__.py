@@ -13,7 +13,6 @@ without `--`, it is an error that says so, not a guess.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import shlex
@@ -28,8 +27,11 @@ from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._json_ready import plain_description, to_plain
 from .._version import __version__
+from ..testing._fork_check import fork_check_directory
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
+from ._code import load_workflows as _load_workflows
+from ._operation_commands import fork, restart, resume
 from ._schedule_commands import schedule
 from ._source import DIRECTORY_OPTION, JSON_OPTION, Source, source_options
 from ._source import run as _run
@@ -172,6 +174,9 @@ def list_command(source: Source, state: str | None, search: str | None, as_json:
 
 
 main.add_command(schedule)
+main.add_command(resume)
+main.add_command(restart)
+main.add_command(fork)
 
 
 def _check_directory(source: Source) -> None:
@@ -356,28 +361,6 @@ def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
         pass
 
 
-def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
-    """`module:name` (one workflow) or `module` (every workflow it defines at top level)."""
-    module_name, _, attribute = spec.partition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # (as `python -m` would: the project's modules)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise click.BadParameter(f"cannot import {module_name!r}: {error}") from error
-    if attribute:
-        found = getattr(module, attribute, None)
-        if not isinstance(found, Workflow):
-            raise click.BadParameter(
-                f"{spec!r} is not a workflow (a function decorated with @durable.workflow)"
-            )
-        return [found]
-    workflows = [value for value in vars(module).values() if isinstance(value, Workflow)]
-    if not workflows:
-        raise click.BadParameter(f"module {module_name!r} defines no @durable.workflow")
-    return workflows
-
-
 @main.command()
 @click.argument(
     "positional_directory",
@@ -397,11 +380,26 @@ def _load_workflows(spec: str) -> list[Workflow[..., Any]]:
     "workflows). Repeat for several.",
 )
 @click.option("--strict", is_flag=True, help="Fail on journals of workflows not given, too.")
-def verify(
+@click.option(
+    "--fork-check",
+    is_flag=True,
+    help="Also re-run a sample of finished workflows from their recorded arguments through "
+    "the code, with recorded activity results: every divergence, with step and call site.",
+)
+@click.option(
+    "--sample",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many finished workflows --fork-check re-runs.",
+)
+def verify(  # noqa: PLR0917 (click passes each option)
     positional_directory: Path | None,
     directory: Path,
     workflow_specs: tuple[str, ...],
     strict: bool,
+    fork_check: bool,
+    sample: int,
 ) -> None:
     """Replay every journal in DIRECTORY (or --dir) against the current code.
 
@@ -409,7 +407,12 @@ def verify(
 
     Exits 1 if any journal would hit NonDeterminismError (or cannot be read), with the
     step, what was recorded, what the code asks for now and the call site: run it before
-    deploying a change to a workflow with unfinished runs.
+    deploying a change to a workflow with unfinished runs. A finished workflow's replayed
+    result must equal the recorded one (the first difference is shown).
+
+    --fork-check re-runs a sample of finished workflows from their recorded arguments
+    through the code, each activity answered by its recorded result (nothing real runs),
+    and lists every divergence: exit 1 if any.
     """
     directory = positional_directory or directory
     if not directory.is_dir():
@@ -423,11 +426,31 @@ def verify(
     passed = len(results) - failed - skipped
     journals = "journal" if len(results) == 1 else "journals"
     click.echo(f"{len(results)} {journals}: {passed} ok, {failed} failed, {skipped} skipped")
-    if failed or (strict and skipped):
-        sys.exit(1)
+    held = not (failed or (strict and skipped))
     if results and not passed:  # (a gate that checked nothing must not pass)
         click.echo("no journal was verified: give the workflows they belong to (--workflow)")
+        held = False
+    if fork_check and not _fork_checked(directory, workflows, sample):
+        held = False
+    if not held:
         sys.exit(1)
+
+
+def _fork_checked(directory: Path, workflows: list[Workflow[..., Any]], sample: int) -> bool:
+    """Run the fork check and print it; whether every re-run held."""
+    checked = asyncio.run(fork_check_directory(directory, workflows, sample=sample))
+    for result in checked:
+        if result.ok:
+            click.echo(f"ok       {result.workflow_id} (re-run)")
+        elif result.skipped is not None:
+            click.echo(f"skipped  {result.workflow_id}: {result.skipped}")
+        else:
+            click.secho(f"DIVERGED {result.workflow_id} (re-run)", fg="red")
+            for found in result.divergences:
+                click.echo(f"         {found}")
+    diverged = sum(bool(result.divergences) for result in checked)
+    click.echo(f"fork check: {len(checked)} re-run, {diverged} diverged")
+    return diverged == 0
 
 
 def _echo(result: ReplayResult) -> None:

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from .._catalog import InboxMessage, Listing, Runner
 from .._engine._describe import WorkflowDescription, WorkflowState
-from .._engine._history import Attempt, History, Step
+from .._engine._history import Attempt, History, Link, Step
 from .._engine._records import moment as record_moment
 from .._json_ready import to_plain
 from .._queue_reading import QueueLoad
@@ -223,6 +223,8 @@ def history_view(
         )
     if history.parent:
         _add_row(header, "parent", history.parent)
+    for link in history.links:
+        _add_row(header, link.kind, link_text(link))
     if described.deadline is not None:
         _add_row(header, "deadline", f"{when(described.deadline)}  (its execution_timeout)")
     if described.skipped_messages:
@@ -359,3 +361,18 @@ def inbox_table(messages: list[InboxMessage]) -> Table:
             compact(message.payload),
         )
     return table
+
+
+def link_text(link: Link) -> str:
+    """An operator's link in one line: the other run, the step, when, who and why."""
+    parts = [safe(link.workflow_id)] if link.workflow_id is not None else []
+    if link.step is not None:
+        parts.append(f"step {link.step}")
+    if link.override is not None:
+        parts.append(f"step {link.override}'s result overridden")
+    parts.append(when(link.at))
+    if link.by:
+        parts.append(f"by {safe(link.by)}")
+    if link.reason:
+        parts.append(f"({safe(link.reason)})")
+    return "  ".join(parts)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _records as records
+from ._set_aside import as_replayed
 
 
 class WorkflowState(enum.StrEnum):
@@ -79,7 +80,11 @@ def _when(epoch: float | None) -> datetime | None:
 def describe(
     workflow_id: str, journal: list[records.Record], *, inbox_size: int
 ) -> WorkflowDescription:
-    """Describe the workflow whose validated records are `journal` (start record first)."""
+    """Describe the workflow whose validated records are `journal` (start record first).
+
+    As it replays: what a resumption set aside is not described.
+    """
+    journal = as_replayed(journal, path=workflow_id)
     start = journal[0]
     running: dict[int, tuple[str, int]] = {}  # step -> (activity name or child, attempt)
     sleeping: dict[int, float] = {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _records as records
+from ._set_aside import as_replayed
 
 
 @dataclass
@@ -75,6 +76,25 @@ class Message:
 
 
 @dataclass
+class Link:
+    """An operator's action on this run, or the run it came from or made.
+
+    `kind`: "resumed" (this run, `at`), "forked from" / "restarted from" (its source),
+    "forked to" / "restarted as" (a run made from it). `workflow_id`: the other run (None
+    for "resumed"); `step`: a fork's first live step, or the step a resumption set aside;
+    `override`: the step whose result a fork overrode.
+    """
+
+    kind: str
+    workflow_id: str | None
+    at: float
+    by: str | None = None
+    reason: str | None = None
+    step: int | None = None
+    override: int | None = None
+
+
+@dataclass
 class History:
     """Everything the journal says, in order (see Step and Message)."""
 
@@ -90,10 +110,17 @@ class History:
     outcome: str = "running"  # "completed", "failed", "cancelled", "continued as new"
     result: Any = None
     error: dict[str, Any] | None = None
+    links: list[Link] = field(default_factory=list)
 
 
 def history(workflow_id: str, journal: list[records.Record]) -> History:
-    """The history of the workflow whose validated records are `journal` (start first)."""
+    """The history of the workflow whose validated records are `journal` (start first).
+
+    Its steps as the run replays them (what a resumption set aside is left out), and the
+    links: resumptions, the run it was forked or restarted from, the runs made from it.
+    """
+    links = links_of(journal)
+    journal = as_replayed(journal, path=workflow_id)
     start = journal[0]
     steps: dict[int, Step] = {}
     built = History(
@@ -105,6 +132,7 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
         parent=start.get("parent"),
         steps=[],
         messages=[],
+        links=links,
     )
     last_time = built.started
     waiting: list[Step] = []  # event waits not answered yet, oldest first
@@ -120,6 +148,30 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
         last_time = max(last_time, at)
     built.steps = [steps[number] for number in sorted(steps)]
     return built
+
+
+def links_of(journal: list[records.Record]) -> list[Link]:
+    """Where the run came from, its resumptions and the runs made from it, in time order."""
+    found = []
+    made = journal[0].get("from")
+    if made is not None:  # (validated: an Origin)
+        kind = "forked from" if made["how"] == "fork" else "restarted from"
+        found.append(
+            Link(kind, made["id"], made["t"], made.get("by"), made.get("m"), made.get("s"))
+        )
+        if "ov" in made:
+            found[-1].override = made["ov"]
+    for record in journal[1:]:
+        if record["k"] == records.RESUME:
+            found.append(
+                Link(
+                    "resumed", None, record["t"], record.get("by"), record.get("m"), record.get("s")
+                )
+            )
+        elif record["k"] == records.LINK:
+            kind = "forked to" if record["how"] == "fork" else "restarted as"
+            found.append(Link(kind, record["id"], record["t"], record.get("by"), record.get("m")))
+    return found
 
 
 def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:

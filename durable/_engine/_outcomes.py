@@ -192,3 +192,41 @@ def ending_of_task(main: asyncio.Task[Any]) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "was cancelled"
     return f"failed with {records.describe_error(error)['type']}"
+
+
+def first_difference(  # noqa: PLR0911 (a return a case)
+    recorded: Any, replayed: Any, where: str = "result"
+) -> str | None:
+    """Where two decoded values (journal shapes: maps, lists, scalars) first differ, in words.
+
+    None if they are equal. Maps are compared key by key (sorted), lists item by item.
+    """
+    if type(recorded) is not type(replayed) and not (
+        isinstance(recorded, int | float) and isinstance(replayed, int | float)
+    ):
+        return f"{where}: recorded {_brief(recorded)}, replayed {_brief(replayed)}"
+    if isinstance(recorded, dict):
+        for key in sorted(set(recorded) | set(replayed), key=repr):
+            if key not in recorded or key not in replayed:
+                side = "replayed" if key not in recorded else "recorded"
+                return f"{where}[{key!r}]: only the {side} result has it"
+            found = first_difference(recorded[key], replayed[key], f"{where}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(recorded, list):
+        for index, (old, new) in enumerate(zip(recorded, replayed, strict=False)):
+            found = first_difference(old, new, f"{where}[{index}]")
+            if found is not None:
+                return found
+        if len(recorded) != len(replayed):
+            return f"{where}: recorded {len(recorded)} items, replayed {len(replayed)}"
+        return None
+    if recorded != replayed:
+        return f"{where}: recorded {_brief(recorded)}, replayed {_brief(replayed)}"
+    return None
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."

@@ -29,6 +29,18 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
            (a cancellation by the deadline: e.kind = "execution-timeout")
+    resume {k, at: first record set aside, t [, s: step set aside, by, m: reason, id]}
+           an operator resumed an ended workflow: records from `at` on (and step `s`'s
+           records anywhere) no longer replay; their inbox positions stay taken
+    link   {k, how: "fork" | "restart", id: the new run's id, t [, by, m]}   after the end:
+           a run was made from this one (bookkeeping: nothing replays it)
+
+Operations (durable/_operations): a fork's or restart's start record has `from`:
+{id: source id, how: "fork" | "restart", t [, by, m, s: the step it runs live from,
+ov: the step whose result was overridden, n: records copied after the start record]}. A
+fork copies the source's records; its copied inbox records carry `f: 1` (their `q` is the
+source's inbox position, not this journal's: they take no position of its own inbox); an
+overridden step's "done" carries `ov: 1`.
 
 A "sched" is written only when it matters: before an at_most_once attempt (synced), or once
 an attempt is still running a loop iteration after it started. The first record of a step
@@ -90,14 +102,34 @@ STATUS = "status"
 PATCH = "patch"
 END = "end"
 SKIP = "skip"
+RESUME = "resume"
+LINK = "link"
+OPERATED = frozenset({RESUME, LINK})  # an operator's records: never delivered, no step's
 SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
 FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
 STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS})  # of a step `s`
 KNOWN = frozenset(
-    {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, SKIP, STATUS, PATCH, END}
+    {
+        START,
+        SCHEDULED,
+        RETRY,
+        DONE,
+        TIMER,
+        FIRED,
+        WAIT,
+        EVENT,
+        CANCEL,
+        SKIP,
+        STATUS,
+        PATCH,
+        END,
+        RESUME,
+        LINK,
+    }
 )
+LINK_KINDS = frozenset({"fork", "restart"})  # a link's `how`, a start's `from.how`
 CHILD_PREFIX = "child:"
 # Errors of a child step: they name the child. "child-id-in-use": the id belongs to a run
 # that is not this call's (other workflow, other arguments, another parent).
@@ -142,6 +174,7 @@ class StartRecord(TypedDict):
     parent: NotRequired[str]
     carry: NotRequired[list[list[Any]]]
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
+    # (`from`, an Origin, is a keyword: set it with start(**{"from": ...}))
 
 
 class ScheduledRecord(TypedDict):
@@ -245,6 +278,38 @@ class EndRecord(TypedDict):
     cont: NotRequired[list[Any]]
     q: NotRequired[int]
     carry: NotRequired[list[list[Any]]]
+
+
+class ResumeRecord(TypedDict):
+    k: str
+    at: int  # the first record set aside (an index in this generation's journal)
+    t: float
+    s: NotRequired[int]  # the failed step, whose earlier records are set aside too
+    by: NotRequired[str]  # who asked
+    m: NotRequired[str]  # why
+    id: NotRequired[str]  # the request id (a retry with it writes nothing twice)
+
+
+class LinkRecord(TypedDict):
+    k: str
+    how: str  # "fork" or "restart"
+    id: str  # the new run's workflow id
+    t: float
+    by: NotRequired[str]
+    m: NotRequired[str]
+
+
+class Origin(TypedDict):
+    """A start record's `from`: the run this one was forked or restarted from."""
+
+    id: str
+    how: str
+    t: float
+    by: NotRequired[str]
+    m: NotRequired[str]
+    s: NotRequired[int]  # a fork: the first step it runs live
+    ov: NotRequired[int]  # a fork: the step whose recorded result it overrode
+    n: NotRequired[int]  # a fork: how many records it copied after its start record
 
 
 class EventMessage(TypedDict):
@@ -428,6 +493,52 @@ def end_continued(
     return {"k": END, "cont": arguments, "q": inbox_next, "carry": carry, "t": now}
 
 
+def resume(
+    first_set_aside: int,
+    now: float,
+    *,
+    step: int | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
+) -> ResumeRecord:
+    """An operator's resumption: records from `first_set_aside` on no longer replay.
+
+    Nor do the records of `step` (the failed one) before it: it runs again from attempt 1.
+    """
+    record: ResumeRecord = {"k": RESUME, "at": first_set_aside, "t": now}
+    if step is not None:
+        record["s"] = step
+    _who(record, by, reason)
+    if request_id is not None:
+        record["id"] = request_id
+    return record
+
+
+def link(how: str, new_id: str, now: float, *, by: str | None, reason: str | None) -> LinkRecord:
+    """A run `how` ("fork", "restart") was made from this ended one, under `new_id`."""
+    record: LinkRecord = {"k": LINK, "how": how, "id": new_id, "t": now}
+    _who(record, by, reason)
+    return record
+
+
+def origin(
+    source: str, how: str, now: float, *, by: str | None, reason: str | None, **fork: int
+) -> Origin:
+    """A start record's `from` (fork: s, ov, n)."""
+    made: Origin = {"id": source, "how": how, "t": now}
+    _who(made, by, reason)
+    made.update(fork)  # type: ignore[typeddict-item]
+    return made
+
+
+def _who(record: Any, by: str | None, reason: str | None) -> None:
+    if by is not None:
+        record["by"] = by
+    if reason is not None:
+        record["m"] = reason
+
+
 def event_message(name: str, payload: Any, event_id: str | None, now: float) -> EventMessage:
     return {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
 
@@ -535,9 +646,48 @@ def _check_start(record: Record) -> str | None:
         "dl" in record and not _is_moment(record["dl"])
     ):
         return "its 'parent' is not text, or its deadline 'dl' not a number"
-    if "carry" in record:
-        return _carry_problem(record["carry"])
+    if "carry" in record and (problem := _carry_problem(record["carry"])) is not None:
+        return problem
+    return _origin_problem(record["from"]) if "from" in record else None
+
+
+def _who_problem(record: dict[str, Any]) -> str | None:
+    """An operator's `by` and `m` (reason): text, when there."""
+    for key in ("by", "m"):
+        if key in record and type(record[key]) is not str:
+            return f"its {key!r} is not text"
     return None
+
+
+def _origin_problem(made: Any) -> str | None:
+    if type(made) is not dict:
+        return "its 'from' is not a map"
+    if type(made.get("id")) is not str or made.get("how") not in LINK_KINDS:
+        return "its 'from' lacks a source id or a known 'how'"
+    if not _is_time(made.get("t")):
+        return "its 'from' has no time 't'"
+    for key in ("s", "ov", "n"):
+        if key in made and not _is_count(made[key]):
+            return f"its 'from' has a {key!r} that is not an int >= 0"
+    return _who_problem(made)
+
+
+def _check_resume(record: Record) -> str | None:
+    if type(record.get("at")) is not int or record["at"] < 1 or not _is_time(record.get("t")):
+        return "its first record set aside 'at' (an int >= 1) or time 't' is missing or wrong"
+    if "s" in record and not _is_count(record["s"]):
+        return "its step 's' is not an int >= 0"
+    if "id" in record and type(record["id"]) is not str:
+        return "its request id 'id' is not text"
+    return _who_problem(record)
+
+
+def _check_link(record: Record) -> str | None:
+    if record.get("how") not in LINK_KINDS or type(record.get("id")) is not str:
+        return "its 'how' (fork or restart) or the new run's 'id' is missing or wrong"
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _who_problem(record)
 
 
 def _check_scheduled(record: Record) -> str | None:
@@ -620,6 +770,8 @@ def _check_wait(record: Record) -> str | None:
 def _check_event(record: Record) -> str | None:
     if not _is_count(record.get("q")) or not _is_time(record.get("t")):
         return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    if "f" in record and record["f"] != 1:
+        return "its 'f' (copied by a fork) is not 1"
     if type(record.get("n")) is not str or "p" not in record:
         return "its event name 'n' or payload 'p' is missing"
     if record.get("id") is not None and type(record["id"]) is not str:
@@ -630,6 +782,8 @@ def _check_event(record: Record) -> str | None:
 def _check_cancel(record: Record) -> str | None:
     if not _is_count(record.get("q")) or not _is_time(record.get("t")):
         return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    if "f" in record and record["f"] != 1:
+        return "its 'f' (copied by a fork) is not 1"
     if "id" in record and type(record["id"]) is not str:
         return "its request id 'id' is not text"
     return None if type(record.get("m")) is str else "its reason 'm' is missing or not text"
@@ -638,6 +792,8 @@ def _check_cancel(record: Record) -> str | None:
 def _check_skip(record: Record) -> str | None:
     if not _is_count(record.get("q")) or not _is_time(record.get("t")):
         return "its inbox position 'q' or time 't' is missing or of the wrong type"
+    if "f" in record and record["f"] != 1:
+        return "its 'f' (copied by a fork) is not 1"
     return None if type(record.get("reason")) is str else "its 'reason' is missing or not text"
 
 
@@ -681,6 +837,8 @@ _CHECKS: dict[str, _Check] = {
     STATUS: _check_status,
     PATCH: _check_patch,
     END: _check_end,
+    RESUME: _check_resume,
+    LINK: _check_link,
 }
 
 

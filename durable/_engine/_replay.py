@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import random
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .._encoding import decode, encode
 from .._errors import (
     ChildIdInUse,
+    ForkIncomplete,
     JournalCorrupted,
     NonDeterminismError,
     SerializationError,
@@ -25,6 +26,7 @@ from .._errors import (
 from .._gc_pause import collector_paused
 from .._storage._frames import StoredRecord
 from . import _records as records
+from ._set_aside import as_replayed, operated, replayed
 
 # The record kinds that open a step of another kind than an activity, and that kind. An
 # activity's first record (format 2: any of sched, retry, done; format 1: its sched) names it.
@@ -106,6 +108,15 @@ def _same_arguments(recorded: list[Any], given: list[Any]) -> bool:
         return False
 
 
+def _check_copied(start: records.Record, have: int, workflow_id: str, path: str) -> None:
+    """Refuse a fork whose copy of its source's records stopped half-way (a crash)."""
+    made = start.get("from")
+    if made is not None and have < made.get("n", 0):
+        raise ForkIncomplete(
+            path=path, workflow_id=workflow_id, source=made["id"], have=have, want=made["n"]
+        )
+
+
 def activity_description(name: str, digest: str) -> str:
     return f"activity {name!r} (arguments digest {digest})"
 
@@ -178,6 +189,7 @@ class JournalIndex:
         with collector_paused():  # decoding builds many objects that all stay alive
             decoded = records.read_journal(stored, path=self._path)
             self.start = self._read_start(decoded, arguments, clock)
+            _check_copied(self.start, len(decoded) - 1, workflow_id, self._path)
             self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
             self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
             self._index(decoded, stored)
@@ -220,13 +232,14 @@ class JournalIndex:
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 
     def _index(self, decoded: list[records.Record], stored: list[StoredRecord]) -> None:
-        for (offset, _), record in zip(stored[1:], decoded[1:], strict=True):
+        for (offset, _), record in self._replayed(decoded, stored):
             kind = record["k"]
             if kind == records.END:
                 self.finished = record
                 continue
             if kind in records.FROM_INBOX:
-                self.inbox_next = max(self.inbox_next, record["q"] + 1)
+                if "f" not in record:  # (a fork's copy: its q is the source's inbox's)
+                    self.inbox_next = max(self.inbox_next, record["q"] + 1)
                 self.events.append(record)
                 continue
             if kind == records.PATCH:
@@ -268,6 +281,17 @@ class JournalIndex:
                     offset=offset,
                     reason=f"a {kind!r} record, which this version cannot replay",
                 )
+
+    def _replayed(
+        self, decoded: list[records.Record], stored: list[StoredRecord]
+    ) -> Iterable[tuple[StoredRecord, records.Record]]:
+        """The records after the start that replay, with where each was stored."""
+        if not operated(decoded):
+            return zip(stored[1:], decoded[1:], strict=True)
+        # (an operator resumed it: some records are set aside; links never replay)
+        kept = replayed(decoded, path=self._path)[1:]
+        shown = as_replayed(decoded, path=self._path)[1:]
+        return zip([stored[index] for index in kept], shown, strict=True)
 
     def _mixed(
         self, offset: int, step: int, kind: str, recorded: RecordedStep | None

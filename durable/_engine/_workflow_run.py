@@ -51,6 +51,7 @@ from ._outcomes import (
     end_of_failure,
     ending_of,
     ending_of_task,
+    first_difference,
     rebuild,
     step_error,
 )
@@ -82,6 +83,7 @@ class WorkflowRun:
         location: str | None = None,
         execution_timeout: float | None = None,
         watch: StallWatch | None = None,
+        asked: dict[int, ActivitySpec] | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -89,7 +91,8 @@ class WorkflowRun:
         an inbox message whose record would be larger is journaled as skipped.
         `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
         time); a journal that has a start record keeps its own. `watch` marks each step, for
-        the runtime's stall watchdog.
+        the runtime's stall watchdog. `asked` (checks only) collects the activity each step
+        called, by step.
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -105,6 +108,7 @@ class WorkflowRun:
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
+        self._asked = asked
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -297,8 +301,30 @@ class WorkflowRun:
                     requested=f"the code {now}",
                     call_site="the workflow's return",
                 )
+            self._check_result(main, end, asked)
         finally:
             self._teardown()
+
+    def _check_result(self, main: asyncio.Task[Any], end: dict[str, Any], asked: int) -> None:
+        """A replayed result (or continue_as_new's arguments) must equal the recorded one."""
+        if main.cancelled() or (main.exception() is not None and "cont" not in end):
+            return
+        error = main.exception()
+        replayed: Any = error.arguments if isinstance(error, ContinueAsNew) else main.result()
+        key = "cont" if "cont" in end else "r"
+        try:  # (as the journal would hold it: the recorded side is decoded msgpack)
+            value = decode(encode(replayed), path=self.workflow_id, offset=-1)
+        except SerializationError as unencodable:
+            value = f"<cannot be journaled: {unencodable}>"
+        difference = first_difference(end[key], value, "result" if key == "r" else "arguments")
+        if difference is not None:
+            raise NonDeterminismError(
+                workflow_id=self.workflow_id,
+                position=asked,
+                recorded=f"the workflow's {'result' if key == 'r' else 'next arguments'}",
+                requested=f"another one: {difference}",
+                call_site="the workflow's return",
+            )
 
     def _past_deadline(self) -> bool:
         """Resumed after its deadline and not cancelled yet: it must start nothing new."""
@@ -570,6 +596,8 @@ class WorkflowRun:
             encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = blake2b(encoded, digest_size=8).hexdigest()  # (digest_of, inline)
         step = self._steps.begin("activity", spec.name, digest)
+        if self._asked is not None:
+            self._asked[step] = spec
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded

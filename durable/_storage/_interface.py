@@ -78,7 +78,8 @@ class Journal(Protocol):
 
         The workflow has ended (`finished`), or it sleeps until `wake_at` (epoch seconds;
         inf: until a message arrives), having taken its inbox's messages before position
-        `inbox_next` (one at or past it keeps it due now). The file store ignores it.
+        `inbox_next` (one at or past it keeps it due now). Neither: it wants a runner again
+        now (an operator resumed it). The file store ignores it.
         """
 
 

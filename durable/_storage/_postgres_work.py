@@ -84,6 +84,13 @@ class PostgresWorkQueue:
                         journal.name,
                         journal.fence,
                     )
+                elif wake_at is None:  # (resumed by an operator: it wants a runner again)
+                    await connection.execute(
+                        "UPDATE durable_journals SET done = false, due = NULL "
+                        "WHERE name = $1 AND fence = $2",
+                        journal.name,
+                        journal.fence,
+                    )
                 elif wake_at is not None:
                     async with connection.transaction():
                         await connection.execute(

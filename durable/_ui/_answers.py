@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from .._catalog import Details, InboxMessage, Runner
 from .._engine._describe import WorkflowDescription
-from .._engine._history import Attempt, Message, Step
+from .._engine._history import Attempt, Link, Message, Step
 from .._errors import DurableError
 from .._json_ready import plain_description, to_plain
 from ._values import preview
@@ -129,6 +129,7 @@ def workflow_answer(details: Details, first: int, limit: int) -> dict[str, Any]:
         "total_messages": len(history.messages),
         "inbox": [_pending(message, bounds) for message in pending[:PAGE_LIMIT]],  # (oldest first)
         "total_inbox": len(pending),
+        "links": [_link(link, bounds, cut) for link in history.links[-PAGE_LIMIT:]],
     }
     if cut:
         answer["truncated"] = cut
@@ -250,3 +251,16 @@ def _at(items: Sequence[T], index: str, workflow_id: str, ref: str) -> T:
     if not index.isdecimal() or int(index) >= len(items):
         raise ValueNotFound(workflow_id=workflow_id, ref=ref)
     return items[int(index)]
+
+
+def _link(link: Link, bounds: Bounds, cut: dict[str, str]) -> dict[str, Any]:
+    """An operator's link (resumed, forked from/to, restarted from/as), its texts bounded."""
+    return {
+        "kind": _small(link.kind),
+        "workflow_id": bounds.text(link.workflow_id, NAME_LIMIT, cut, "link", "links"),
+        "at": _small(link.at),
+        "by": bounds.text(link.by, NAME_LIMIT, cut, "link", "links"),
+        "reason": bounds.text(link.reason, NAME_LIMIT, cut, "link", "links"),
+        "step": _small(link.step),
+        "override": _small(link.override),
+    }

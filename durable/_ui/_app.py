@@ -8,6 +8,7 @@ nothing written); sending an event and cancelling post to the workflow's inbox t
 Runtime. Every id from a URL is validated before it names a file. Schedules (_schedule_api):
 GET /api/schedules and /api/schedules/{name}; POST /api/schedules/{name}/{action} (pause,
 resume, trigger, backfill, delete), sent through ScheduleHandle like the CLI's commands.
+Operations (_operation_api): POST /api/workflows/{id}/resume, /restart, /fork.
 
 Bounds (see _answers for the values):
 - an answer holds at most PAGE_LIMIT (500) workflows, unreadable journals (their reasons
@@ -52,6 +53,7 @@ from .._runtime import Runtime
 from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
 from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
+from ._operation_api import BadOperation, operate
 from ._schedule_api import act, describe_one, schedule_rows
 from ._values import json_pieces
 
@@ -240,6 +242,16 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         await runtime().cancel(workflow_id, reason)
         return JSONResponse({"cancelled": True})
 
+    async def api_operate(request: Request) -> Response:
+        workflow_id, action = request.path_params["workflow_id"], request.path_params["action"]
+        body = await _json_body(request, workflow_id, f"a {action}")
+        caller = request.client.host if request.client is not None else "?"
+        try:
+            answer = await operate(runtime(), workflow_id, action, body, caller)
+        except BadOperation as error:
+            return _error(400, str(error))
+        return JSONResponse(answer)
+
     async def api_schedules(request: Request) -> Response:
         found = await listing(None, "schedule:")  # (then only the schedules' own workflows)
         rows, total = schedule_rows(found.workflows)
@@ -285,6 +297,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             Route("/api/workflows/{workflow_id:str}/values/{ref:path}", api_value),
             Route("/api/workflows/{workflow_id:str}/events", api_send, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/cancel", api_cancel, methods=["POST"]),
+            Route("/api/workflows/{workflow_id:str}/{action:str}", api_operate, methods=["POST"]),
             Route("/api/schedules", api_schedules),
             Route("/api/schedules/{name:str}", api_schedule),
             Route("/api/schedules/{name:str}/{action:str}", api_schedule_action, methods=["POST"]),

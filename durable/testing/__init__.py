@@ -7,6 +7,9 @@
   land, crashing there and resuming; crash_points() is the same for hypothesis's @given.
 - replay / replay_directory: replay journals against the current code, a pre-deploy gate
   (also `durable verify DIR --workflow module:function`).
+- fork_check_directory: re-run a sample of finished workflows from their recorded
+  arguments through the current code, with recorded activity results; every divergence
+  with its step and call site (`durable verify --fork-check`).
 - A pytest plugin gives the fixtures `durable_dir` and `durable_runtime`.
 """
 
@@ -23,6 +26,10 @@ from ._crash_checks import check_crash_points as check_crash_points
 from ._crashes import CrashPoint as CrashPoint
 from ._crashes import crash_points as crash_points
 from ._crashes import every_crash_point as every_crash_point
+from ._fork_check import Divergence as Divergence
+from ._fork_check import ForkCheckResult as ForkCheckResult
+from ._fork_check import RecordedFailure as RecordedFailure
+from ._fork_check import fork_check_directory as fork_check_directory
 from ._replay_check import ReplayResult as ReplayResult
 from ._replay_check import replay as replay
 from ._replay_check import replay_directory as replay_directory
@@ -36,7 +43,10 @@ __all__ = [
     "CrashPoint",
     "CrashPointFailed",
     "CrashReport",
+    "Divergence",
     "Failing",
+    "ForkCheckResult",
+    "RecordedFailure",
     "ReplayResult",
     "Scenario",
     "SimulatedCrash",
@@ -48,6 +58,7 @@ __all__ = [
     "crash_points",
     "every_crash_point",
     "failing",
+    "fork_check_directory",
     "replay",
     "replay_directory",
 ]

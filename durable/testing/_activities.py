@@ -181,11 +181,16 @@ class ActivityDoubles:
     def __init__(self) -> None:
         self.mocks: dict[str, list[Callable[..., Any]]] = {}  # a stack per name
         self.counters: dict[str, list[CallCounter]] = {}
+        # What runs instead of every activity without a mock (the fork check's recorded
+        # results: nothing real may run there); None: the real one.
+        self.fallback: Callable[[ActivitySpec], ActivitySpec] | None = None
 
     def substitute(self, spec: ActivitySpec) -> ActivitySpec:
         """What runs for `spec` now: its mock, counted, or the real function, counted."""
         stack = self.mocks.get(spec.name)
         counters = self.counters.get(spec.name)
+        if not stack and self.fallback is not None:
+            return self.fallback(spec)
         if not stack and not counters:
             return spec
         fn, is_async = spec.fn, spec.is_async

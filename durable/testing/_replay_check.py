@@ -7,7 +7,6 @@ its position and the call site, as NonDeterminismError would report it in produc
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .._definitions import Workflow
+from .._engine._checking import NoChildren as _NoChildren
+from .._engine._checking import ReadOnlyJournal as _ReadOnly
 from .._engine._records import read_journal
 from .._engine._workflow_run import WorkflowRun
 from .._errors import DurableError, NonDeterminismError
@@ -56,58 +57,6 @@ class ReplayResult:
         if self.error is not None:
             return f"{self.workflow_id}: {self.error}"
         return f"{self.workflow_id}: ok"
-
-
-class _ReadOnly:
-    """A journal replay reads and never writes (a write would be a bug: say so)."""
-
-    def __init__(self, records: list[StoredRecord]) -> None:
-        self.records = records
-        self.closed = False
-
-    def write(self, payload: bytes) -> None:
-        raise AssertionError("replay verification must not write to a journal")
-
-    async def append(self, payload: bytes) -> None:
-        self.write(payload)
-
-    async def flush(self) -> None:
-        pass
-
-    async def note(
-        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
-    ) -> None:
-        pass
-
-    async def suspend(self) -> None:
-        """Nothing to keep: a check never unloads."""
-
-    async def resume(self) -> None:
-        """Nothing to read again."""
-
-    def check_held(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class _NoChildren:
-    """Children of a replayed workflow: their recorded outcomes replay; nothing starts."""
-
-    def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
-    ) -> asyncio.Future[Any]:
-        raise AssertionError("replay verification must not start a child workflow")
-
-    async def outcome(self, started: asyncio.Future[Any]) -> Any:
-        raise AssertionError("replay verification must not start a child workflow")
-
-    def cancel(self, workflow_id: str, reason: str, parent: str) -> None:
-        pass
-
-    async def end_with_parent(self, parent: str, children: list[str], reason: str) -> None:
-        raise AssertionError("replay verification must not end a workflow")
 
 
 def check_records(

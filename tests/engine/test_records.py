@@ -21,7 +21,18 @@ ERROR: records.ErrorInfo = {"type": "ValueError", "msg": "no", "tb": ""}
 def every_kind() -> list[dict[str, Any]]:
     """One record of each kind (and shape) the engine writes, start first."""
     built: list[Any] = [
-        records.start("wf", "id", [1, "two"], T, 7, gen=1, q=2, carry=[["go", 1]], parent="p"),
+        records.start(
+            "wf",
+            "id",
+            [1, "two"],
+            T,
+            7,
+            gen=1,
+            q=2,
+            carry=[["go", 1]],
+            parent="p",
+            **{"from": records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4)},
+        ),
         records.scheduled(0, "step", "abcd", 1, now=T),
         records.scheduled(1, "child:wf", "abcd", 1, now=T, child="id.1", detached=True),
         records.retry(0, "step", "abcd", 1, error=ERROR, retry_at=T + 1, began=T, now=T),
@@ -41,6 +52,8 @@ def every_kind() -> list[dict[str, Any]]:
         records.end_result([1, 2], T),
         records.end_failure(ERROR, T, cancelled=True),
         records.end_continued([3], 5, [["go", None]], T),
+        records.resume(3, T, step=2, by="ops", reason="fixed", request_id="r-1"),
+        records.link("fork", "id-fork-3", T, by="ops", reason=None),
     ]
     return built
 

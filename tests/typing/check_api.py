@@ -90,6 +90,11 @@ async def main() -> None:
         described = await runtime.describe("o-1")
         assert_type(described.state, durable.WorkflowState)
         await runtime.cancel("o-1", "customer withdrew")
+        resumed = await runtime.resume("o-1", by="ops", reason="fixed", request_id="r-1")
+        assert_type(resumed.id, str)
+        forked = await runtime.fork("o-1", at_step=2, override={1: "pay-x"}, start=False)
+        assert_type(await forked.describe(), durable.WorkflowDescription)
+        await runtime.restart("o-1", new_id=3)  # type: ignore[arg-type]
     await durable.run(order_workflow, "not an order")  # type: ignore[arg-type]
     await durable.run(order_workflow, order, order)  # type: ignore[arg-type]
     update_inventory.fn(["a"])  # the undecorated function, called plainly

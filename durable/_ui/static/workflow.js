@@ -13,7 +13,7 @@
   const open = new Set();  // the steps whose details are shown
 
   if (!token()) {  // (nothing can be read without it either: the reads say so below)
-    for (const name of ["send-button", "cancel-button"]) {
+    for (const name of ["send-button", "cancel-button", "resume-button", "restart-button", "fork-button"]) {
       const button = document.getElementById(name);
       button.disabled = true;
       button.title = "Open the address `durable ui` printed (it carries the token).";
@@ -67,6 +67,7 @@
       fact("Skipped messages", w.skipped_messages ? `${w.skipped_messages} (latest ${w.last_skip})` : ""),
       fact("Generation", data.generation ? String(data.generation) : ""),
       fact("Parent", data.parent ? el("a", { href: durable.workflowURL(data.parent) }, data.parent) : ""),
+      ...(data.links || []).map(linkFact),
     ].filter(Boolean));
     const outcome = [];
     if (data.outcome === "completed" || data.outcome === "continued as new") {
@@ -87,8 +88,31 @@
       button.title = final ? "The workflow has ended." : tokenless
         ? "Open the address `durable ui` printed (it carries the token) to act on workflows." : "";
     }
+    const ended = FINAL.has(w.state);
+    const actions = {
+      "resume-button": [w.state === "failed" || w.state === "cancelled", "Only a failed or cancelled workflow resumes."],
+      "restart-button": [ended, "A restart is made from an ended workflow."],
+      "fork-button": [ended, "A fork is made from an ended workflow."],
+    };
+    for (const [name, [allowed, why]] of Object.entries(actions)) {
+      const button = document.getElementById(name);
+      button.disabled = !allowed || tokenless;
+      button.title = !allowed ? why : tokenless ? "Open the address `durable ui` printed (it carries the token)." : "";
+    }
     renderTimeline(data);
     renderMessages(data);
+  }
+
+  function linkFact(link) {  // resumed; forked from/to; restarted from/as
+    const label = link.kind.charAt(0).toUpperCase() + link.kind.slice(1);
+    const parts = [];
+    if (link.workflow_id) parts.push(el("a", { href: durable.workflowURL(link.workflow_id), class: "link-run" }, link.workflow_id), " ");
+    if (link.step !== null) parts.push(`step ${link.step} · `);
+    if (link.override !== null) parts.push(`step ${link.override}'s result overridden · `);
+    parts.push(when(link.at));
+    if (link.by) parts.push(` · by ${link.by}`);
+    if (link.reason) parts.push(` · ${link.reason}`);
+    return fact(label, el("span", { class: "link" }, ...parts));
   }
 
   function bar(kind, from, to, scale, title) {
@@ -289,6 +313,49 @@
   wire("cancel", async () => {
     await postJSON("/api/workflows/" + encodeURIComponent(id) + "/cancel", { reason: document.getElementById("cancel-reason").value });
     return "Cancellation sent: the workflow takes it at its current await.";
+  });
+
+  const EXPLAIN = {
+    resume: "Its journal is kept: the failure (or cancellation) is set aside and it continues from the step that failed, every result before it kept. A process running its code takes it.",
+    restart: "A new run with the same arguments, linked to this one. A process running its code takes it.",
+    fork: "A new run that replays this one's recorded steps up to the step below and runs live from there with the current code, linked to this one. A process running its code takes it.",
+  };
+  let operation = null;
+  const operateDialog = document.getElementById("operate-dialog");
+  document.getElementById("operate-id").textContent = id;
+  for (const action of ["resume", "restart", "fork"]) {
+    document.getElementById(action + "-button").addEventListener("click", () => {
+      operation = action;
+      document.getElementById("operate-verb").textContent = action.charAt(0).toUpperCase() + action.slice(1);
+      document.getElementById("operate-explain").textContent = EXPLAIN[action];
+      document.getElementById("operate-step").hidden = action !== "fork";
+      document.getElementById("operate-new").hidden = action === "resume";
+      document.getElementById("operate-problem").textContent = "";
+      document.getElementById("notice").replaceChildren();
+      operateDialog.showModal();
+    });
+  }
+  document.getElementById("operate-close").addEventListener("click", () => operateDialog.close());
+  document.getElementById("operate-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const problem = document.getElementById("operate-problem");
+    problem.textContent = "";
+    const body = { reason: document.getElementById("operate-reason").value.trim() || null };
+    if (operation !== "resume") body.new_id = document.getElementById("operate-new-id").value.trim() || null;
+    if (operation === "fork") {
+      if (document.getElementById("operate-from-failure").checked) body.from_failure = true;
+      else body.at_step = Number(document.getElementById("operate-at-step").value);
+    }
+    try {
+      const answer = await postJSON("/api/workflows/" + encodeURIComponent(id) + "/" + operation, body);
+      operateDialog.close();
+      const done = operation === "resume" ? "Resumed" : operation === "restart" ? "Restarted as" : "Forked as";
+      const run = answer.workflow_id === id ? [] : [" ", el("a", { href: durable.workflowURL(answer.workflow_id), id: "operated-run" }, answer.workflow_id)];
+      document.getElementById("notice").replaceChildren(el("div", { class: "notice good" }, done, ...run, ". A process running its code takes it."));
+      refresh();
+    } catch (error) {
+      problem.textContent = error.message;
+    }
   });
 
   async function loop() {

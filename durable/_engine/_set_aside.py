@@ -1,0 +1,173 @@
+"""Which of a journal's records replay, once operators have acted on it; and where it ended.
+
+A journal is append-only, so an operator's resumption does not remove the failure it sets
+aside: it appends a "resume" record saying which records no longer count (those from `at`
+on, and the failed step's anywhere before). Every reader that replays or describes the
+workflow goes through `replayed()` here, so they agree on what the run stands on. A
+set-aside inbox record (an event, a cancellation) becomes a skip: its inbox position stays
+taken (the message is not delivered again), nothing is delivered. "link" records (a fork or
+restart was made from this run) are bookkeeping after the end and never replay.
+
+Pure: validated records in, records out; no I/O, no workflow code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._encoding import decode
+from .._errors import JournalCorrupted
+from .._storage._frames import StoredRecord
+from . import _records as records
+
+SET_ASIDE_REASON = "set aside by a resume"
+_STEP_RECORDS = frozenset({records.SCHEDULED, records.RETRY, records.DONE})
+
+
+def operated(journal: Sequence[records.Record]) -> bool:
+    """Whether any operator's record is in the journal (else it replays as it is)."""
+    kinds = records.OPERATED
+    return any(record["k"] in kinds for record in journal)
+
+
+def replayed(journal: Sequence[records.Record], *, path: str = "") -> list[int]:
+    """The indices of the records that replay, in order (the start record's 0 first).
+
+    A set-aside inbox record's index is kept: `as_replayed` turns it into a skip.
+
+    Raises:
+        JournalCorrupted: a resume record sets aside records that are not before it.
+    """
+    kept: list[int] = []
+    for index, record in enumerate(journal):
+        kind = record["k"]
+        if kind == records.LINK:
+            continue
+        if kind != records.RESUME:
+            kept.append(index)
+            continue
+        first, step = record["at"], record.get("s")
+        if first > index:
+            raise JournalCorrupted(
+                path=path,
+                offset=index,
+                reason=f"record {index} (a resume) sets aside record {first}, after itself",
+            )
+        kept = [
+            kept_index
+            for kept_index in kept
+            if _still_replays(journal[kept_index], kept_index, first, step)
+        ]
+    return kept
+
+
+def _still_replays(record: records.Record, index: int, first: int, step: int | None) -> bool:
+    if index >= first:
+        return record["k"] in records.FROM_INBOX  # (its position stays taken, as a skip)
+    return step is None or record["k"] not in _STEP_RECORDS or record["s"] != step
+
+
+def as_replayed(journal: Sequence[records.Record], *, path: str = "") -> list[records.Record]:
+    """The records that replay (`journal` itself when no operator acted on it)."""
+    if not operated(journal):
+        return list(journal)
+    kept = replayed(journal, path=path)
+    out = []
+    last_resume = max(
+        (i for i, record in enumerate(journal) if record["k"] == records.RESUME), default=-1
+    )
+    for index in kept:
+        record = journal[index]
+        if record["k"] in records.FROM_INBOX and _set_aside(journal, index, last_resume):
+            record = dict(records.skip_record(record["q"], SET_ASIDE_REASON, record["t"]))
+        out.append(record)
+    return out
+
+
+def _set_aside(journal: Sequence[records.Record], index: int, last_resume: int) -> bool:
+    """Whether some resume after inbox record `index` set it aside."""
+    return any(
+        journal[later]["k"] == records.RESUME and journal[later]["at"] <= index
+        for later in range(index + 1, last_resume + 1)
+    )
+
+
+def ending(journal: Sequence[records.Record]) -> records.Record | None:
+    """The end record the journal stands on (None: it has not ended, or was resumed since).
+
+    Links after an end leave it ended; a resume after it does not. An end{cont}
+    (continue-as-new not rotated yet) counts as an end here: callers check "cont".
+    """
+    for record in reversed(journal):
+        kind = record["k"]
+        if kind == records.LINK:
+            continue
+        return record if kind == records.END else None
+    return None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where a resumption (or a fork from the failure) sets an ended run aside.
+
+    `first`: the index of the first record set aside; `step`: the failed step, whose
+    records before it are set aside too (None: the workflow code failed, or it was
+    cancelled); `steps`: how many steps the kept records hold (the fork's step).
+    """
+
+    first: int
+    step: int | None
+    steps: int
+
+
+def failure_cut(journal: Sequence[records.Record], *, path: str = "") -> Cut | None:
+    """Where the failure (or cancellation) that ended the journal begins.
+
+    None: it did not end that way (it completed, or has not ended).
+
+    Failed: the last activity or child step whose outcome was an error, if the workflow
+    got one (it runs again, from its first attempt); else the end itself (the code raised
+    by itself: it runs again from there). Cancelled: the last cancellation it took.
+    """
+    end = ending(journal)
+    if end is None or "e" not in end or "cont" in end:
+        return None
+    kept = replayed(journal, path=path)
+    cancelled = bool(end.get("c"))
+    end_index = max(i for i in kept if journal[i]["k"] == records.END)
+    first, step = end_index, None
+    for index in reversed(kept):
+        record = journal[index]
+        if cancelled and record["k"] == records.CANCEL:
+            first = index
+            break
+        if not cancelled and record["k"] == records.DONE and "e" in record:
+            if record["e"].get("kind") == "child-cancelled":
+                continue
+            first, step = index, record["s"]
+            break
+    steps = 0
+    for index in kept:
+        record = journal[index]
+        if index >= first:
+            break
+        if record["k"] in records.STEPPED and record["s"] != step:
+            steps = max(steps, record["s"] + 1)
+    return Cut(first, step, steps)
+
+
+def last_standing(stored: Sequence[StoredRecord], *, path: str) -> Any:
+    """The last record of `stored` that is not a link, decoded (not validated); None if none.
+
+    For readers that decode only a journal's tail to see whether it ended (recover()).
+
+    Raises:
+        JournalCorrupted: a record read is not valid msgpack.
+    """
+    for offset, payload in reversed(stored):
+        record = decode(payload, path=path, offset=offset)
+        if not (isinstance(record, dict) and record.get("k") == records.LINK):
+            return record
+    return None
