@@ -294,8 +294,10 @@ async def test_an_activity_rate_limit_holds_across_runtimes(postgres_dsn: str) -
         )
     starts.sort()
     assert len(starts) == 6
-    # (starts are counted by the database's clock; a call starts a round trip after: slack)
-    assert all(later - earlier >= 0.4 for earlier, later in zip(starts, starts[2:], strict=False))
+    # Starts are counted by the database's clock; a call starts a round trip (or a loaded
+    # machine's scheduling delay) after: slack. Unlimited, all 6 start within that delay.
+    assert all(later - earlier >= 0.25 for earlier, later in zip(starts, starts[2:], strict=False))
+    assert starts[5] - starts[0] >= 0.8, starts  # (the 5th and 6th in the third period)
 
 
 gate_open: list[asyncio.Event] = []
