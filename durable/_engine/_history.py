@@ -39,11 +39,15 @@ class Step:
         began: when it started (an activity's first attempt; a timer's or wait's record).
         ended: when its outcome came (None while pending, or if the code let go of it).
         state: "running", "completed", "failed", "sleeping", "fired", "waiting",
-            "received", "abandoned" (the code let go of it) or "published" (a status).
+            "received", "timed out" (a wait's timeout fired), "abandoned" (the code let
+            go of it) or "published" (a status).
         attempts: an activity's attempts, in order.
         result: its result (or the event's payload, the status value).
         error: its final error, if it failed.
         fire_at: a timer's fire time.
+        timeout_at: when a wait's timeout fires (wait_for_event(timeout=...)). Its timer is
+            part of the wait, not a step of its own here (the journal gives it the next step
+            number, so the numbers shown skip it).
         child_id: a child workflow's id.
         detached: a child started detached (its parent's end does not cancel it).
     """
@@ -58,6 +62,7 @@ class Step:
     result: Any = None
     error: dict[str, Any] | None = None
     fire_at: float | None = None
+    timeout_at: float | None = None
     child_id: str | None = None
     detached: bool = False
 
@@ -108,6 +113,8 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
     )
     last_time = built.started
     waiting: list[Step] = []  # event waits not answered yet, oldest first
+    timeouts: dict[int, Step] = {}  # a wait's timeout timer's step -> the wait
+    previous: records.Record = start
     for record in journal[1:]:
         kind = record.get("k")
         at = record.get("t", last_time)
@@ -115,11 +122,48 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
             _take_message(built, waiting, record, at)
         elif kind == records.END:
             _end(built, record, at)
+        elif kind == records.TIMER and _times_out(previous, record, steps, timeouts):
+            pass
+        elif kind == records.FIRED and record.get("s") in timeouts:
+            wait = timeouts[record["s"]]
+            if wait.state == "waiting":
+                wait.ended, wait.state = record.get("t"), "timed out"
+                waiting.remove(wait)
         elif kind != records.PATCH:
             _step_record(steps, waiting, record, last_time)
         last_time = max(last_time, at)
+        previous = record
     built.steps = [steps[number] for number in sorted(steps)]
     return built
+
+
+def _times_out(
+    previous: records.Record,
+    timer: records.Record,
+    steps: dict[int, Step],
+    timeouts: dict[int, Step],
+) -> bool:
+    """Whether the timer record is a wait's timeout, noted on the wait if so.
+
+    wait_for_event(timeout=...) arms its timer as the step after the wait, journaled right
+    after it: that timer is the wait's timeout, not a sleep of the code's. (A sleep started
+    in the same instant as a wait without one, as in gather(wait_for_event(), sleep()),
+    reads the same; the journal holds nothing that tells them apart.)
+    """
+    number = timer.get("s", -1)
+    if number in timeouts:
+        return True  # (the code let go of it: the wait's own record tells what happened)
+    if (
+        previous.get("k") == records.WAIT
+        and not previous.get("x")
+        and previous.get("s") == number - 1
+        and not timer.get("x")
+        and number not in steps
+    ):
+        wait = timeouts[number] = steps[number - 1]
+        wait.timeout_at = timer["at"]
+        return True
+    return False
 
 
 def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:
@@ -148,7 +192,8 @@ def _step_record(
     elif kind == records.WAIT:
         step = _step_of(steps, number, "wait", record.get("n", ""))
         if record.get("x"):
-            step.state = "abandoned"
+            if step.state == "waiting":  # (not one that timed out)
+                step.state = "abandoned"
             if step in waiting:
                 waiting.remove(step)
         else:
