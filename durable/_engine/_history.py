@@ -145,25 +145,33 @@ def _times_out(
 ) -> bool:
     """Whether the timer record is a wait's timeout, noted on the wait if so.
 
-    wait_for_event(timeout=...) arms its timer as the step after the wait, journaled right
-    after it: that timer is the wait's timeout, not a sleep of the code's. (A sleep started
-    in the same instant as a wait without one, as in gather(wait_for_event(), sleep()),
-    reads the same; the journal holds nothing that tells them apart.)
+    That timer (see is_wait_timeout) is the wait's timeout, not a sleep of the code's. (A
+    sleep started in the same instant as a wait without one, as in gather(wait_for_event(),
+    sleep()), reads the same; the journal holds nothing that tells them apart.)
     """
     number = timer.get("s", -1)
     if number in timeouts:
         return True  # (the code let go of it: the wait's own record tells what happened)
-    if (
-        previous.get("k") == records.WAIT
-        and not previous.get("x")
-        and previous.get("s") == number - 1
-        and not timer.get("x")
-        and number not in steps
-    ):
+    if is_wait_timeout(previous, timer) and number not in steps:
         wait = timeouts[number] = steps[number - 1]
         wait.timeout_at = timer["at"]
         return True
     return False
+
+
+def is_wait_timeout(previous: records.Record, record: records.Record) -> bool:
+    """Whether `record` arms the timeout of the wait journaled just before it (`previous`).
+
+    wait_for_event(timeout=...) takes the step after its wait for its timer, journaled
+    right after the wait's record. Shared with describe(), so that the step counts agree.
+    """
+    return (
+        record.get("k") == records.TIMER
+        and not record.get("x")
+        and previous.get("k") == records.WAIT
+        and not previous.get("x")
+        and previous.get("s") == record.get("s", -1) - 1
+    )
 
 
 def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:

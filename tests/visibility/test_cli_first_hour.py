@@ -7,6 +7,7 @@ status, an event's timeout, an empty directory to verify, the web UI without its
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -131,6 +132,10 @@ def test_an_event_timeout_is_shown_with_its_wait_not_as_a_timer_step(sample_dir:
     assert " ".join(rows[3][-5:-2]) == "times out at"
     code, output = cli("show", "order-7", "--dir", str(sample_dir))
     assert [row[1] for row in timeline(output)][-1] == "timer"  # (its own sleep: a step)
+    code, output = cli("list", "--dir", str(sample_dir))
+    listed = {line.split()[0]: line for line in output.splitlines()[1:]}
+    for workflow_id in ("order-3", "order-7"):  # (as many steps as show shows)
+        assert re.search(r" 4  \S", listed[workflow_id].split(" order_workflow ")[1]), workflow_id
 
 
 def test_verify_of_an_empty_directory_says_so_and_fails(tmp_path: Path) -> None:
