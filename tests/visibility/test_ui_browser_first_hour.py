@@ -126,3 +126,15 @@ def test_the_list_fits_a_narrow_window(served: str, browser: Browser, tmp_path: 
         expect(row.locator("td.id a")).to_be_visible()
         expect(row.locator(".badge")).to_be_visible()
     page.close()
+
+
+def test_an_unknown_schedule_says_so_and_offers_nothing(served: str, browser: Browser) -> None:
+    page = browser.new_page()  # (the 404 read logs an error, rightly)
+    page.goto(served)  # (keeps the token)
+    page.goto(served.split("?", maxsplit=1)[0] + "schedules/nightly")
+    expect(page.locator("#problem .unavailable")).to_contain_text("No such schedule")
+    expect(page.locator("#problem")).to_contain_text("no schedule 'nightly'")
+    expect(page.locator("#content")).to_be_hidden()
+    for action in ("pause", "resume", "trigger", "backfill", "delete"):
+        expect(page.locator(f"#{action}-button")).to_be_disabled()
+    page.close()

@@ -75,3 +75,9 @@ def test_an_event_timeout_comes_as_part_of_its_wait(client: TestClient) -> None:
     wait = data["steps"][-1]
     assert (wait["step"], wait["kind"], wait["state"]) == (3, "wait", "waiting")
     assert wait["timeout_at"] == pytest.approx(wait["began"] + 24 * 3600, abs=1)
+
+
+def test_an_unknown_schedule_is_404_naming_it(client: TestClient) -> None:
+    answer = client.get("/api/schedules/nightly")
+    assert answer.status_code == 404
+    assert "no schedule 'nightly'" in answer.json()["error"]
