@@ -146,9 +146,15 @@ class Activity(Generic[P, R]):
         except TypeError as error:
             raise _unbound(error, self.spec.name, run.workflow_id) from None
         outcome = run.request_activity(self.spec, args, kwargs)
+        # The lines that raise an activity's failure end the workflow's traceback (shown by
+        # run(), `durable show`, the web UI): they say what happened, in words.
         if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension
-            return outcome.unwrap()  # type: ignore[no-any-return]
-        return await outcome  # type: ignore[no-any-return]
+            if outcome.error is not None:
+                raise outcome.error  # the activity failed for good: ActivityError (or InDoubtError)
+            replayed: R = outcome.value
+            return replayed
+        result: R = await outcome  # its result; or ActivityError (InDoubtError): it failed for good
+        return result
 
     def __repr__(self) -> str:
         return f"<durable activity {self.spec.name!r}>"

@@ -5,6 +5,7 @@ import collections
 import contextlib
 import dataclasses
 import enum
+import importlib.abc
 import inspect
 import subprocess
 import sys
@@ -382,9 +383,9 @@ def test_pydantic_models_through_a_stand_in_module(monkeypatch: pytest.MonkeyPat
 
 
 def test_real_pydantic_models_round_trip() -> None:
-    pydantic = pytest.importorskip("pydantic")
+    import pydantic  # noqa: PLC0415 (the test extra has it; imported here, not at collection)
 
-    class Model(pydantic.BaseModel):  # type: ignore[misc, name-defined]
+    class Model(pydantic.BaseModel):
         color: Color
         placed: datetime
         sizes: tuple[int, ...]
@@ -397,9 +398,22 @@ def test_real_pydantic_models_round_trip() -> None:
         convert({"color": "purple"}, Model)
 
 
-def test_pydantic_is_never_imported_by_durable() -> None:
-    if "pydantic" in sys.modules:  # pragma: no cover - imported by something else
-        pytest.skip("pydantic already imported")
+class _Refused(importlib.abc.MetaPathFinder):
+    """An import blocker: importing one of `names` fails, as if it were not installed."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, *args: object) -> None:
+        if name.partition(".")[0] in self.names:
+            raise ImportError(f"{name} is blocked by this test")
+
+
+def test_pydantic_is_never_imported_by_durable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not even when it is installed and another test imported it (as the one above does)."""
+    for name in [name for name in sys.modules if name.partition(".")[0] == "pydantic"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_Refused("pydantic"), *sys.meta_path])
     convert(decode(encode([sample_order()]), path="j", offset=0), list[Order])
     with pytest.raises(SerializationError):
         encode(object())

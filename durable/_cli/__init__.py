@@ -272,7 +272,7 @@ def send(
         async with _runtime_for(source) as runtime:
             return await runtime.send_event(workflow_id, name, value, event_id=event_id)
 
-    if _run(post()):
+    if _run(post(), source):
         click.echo(f"sent event {name!r} to {workflow_id}: {_arrival(source, workflow_id)}")
     else:
         click.echo(f"not sent: event id {event_id!r} was already sent to {workflow_id}")
@@ -336,9 +336,10 @@ def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
     sending an event or cancelling, needs the token printed at start-up (it is in the
     printed address, and the page keeps it).
     """
-    from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
-
-    _check_directory(source)
+    try:
+        from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
+    except ImportError as error:  # (the `ui` extra is not installed: say what to install)
+        raise click.ClickException(str(error)) from None
 
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(
@@ -419,6 +420,11 @@ def verify(  # noqa: PLR0917 (click passes each option)
         raise click.BadParameter(f"no journal directory at {directory}", param_hint="DIRECTORY")
     workflows = [workflow for spec in workflow_specs for workflow in _load_workflows(spec)]
     results = asyncio.run(replay_directory(directory, workflows))
+    if not results:  # (a gate that checked nothing must not pass: a wrong directory, say)
+        raise click.ClickException(
+            f"no journals in {directory.absolute()}: nothing to verify (give the directory "
+            "the workflows run in: DIRECTORY, --dir or $DURABLE_DIR)"
+        )
     for result in results:
         _echo(result)
     failed = sum(result.error is not None for result in results)

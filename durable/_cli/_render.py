@@ -49,6 +49,7 @@ STEP_STYLES = {
     "waiting": "magenta",
     "fired": "green",
     "received": "green",
+    "timed out": "yellow",
     "abandoned": "dim",
     "published": "dim",
 }
@@ -171,14 +172,16 @@ def _now_column(described: WorkflowDescription, runner: Runner) -> str:
     parts = [described.current or ""]
     if described.state is WorkflowState.SLEEPING and described.wake_at is not None:
         parts = [f"sleeping until {when(described.wake_at, short=True)}"]  # (local time)
-    if described.status is not None:
-        parts.append(f"status {compact(described.status, 40)}")
+    if described.status is not None:  # (an ended workflow's is its last, not a current one)
+        last = "last " if described.ended is not None else ""
+        parts.append(f"{last}status {compact(described.status, 40)}")
     if described.unread_events:
         parts.append(f"{described.unread_events} unread")
     if described.skipped_messages:
         parts.append(f"{described.skipped_messages} skipped")
-    if runner.stalled(described):
-        parts.insert(0, "STALLED, no process holds it:")
+    if runner.stalled(described):  # (running, and no activity under way: nothing to name)
+        stalled = "STALLED, no process holds it"
+        parts[0] = f"{stalled}: {parts[0]}" if parts[0] else stalled
     return " · ".join(part for part in parts if part)
 
 
@@ -202,7 +205,8 @@ def history_view(
     if says := runner.says(described):
         _add_row(header, "runner", says)
     if described.status is not None:
-        _add_row(header, "status", compact(described.status, 200))
+        label = "last status" if described.ended is not None else "status"  # (not a current one)
+        _add_row(header, label, compact(described.status, 200))
     _add_row(header, "arguments", compact(history.arguments, 200))
     started = "started" if not history.generation else f"generation {history.generation} began"
     if described.state is WorkflowState.QUEUED:
@@ -252,22 +256,27 @@ def history_view(
     parts: list[RenderableType] = [header, Text(""), timeline_table(history, steps)]
     if history.messages:
         parts += [Text(""), Text("messages received", style="bold"), messages_table(history)]
+    return Group(*parts, *_traceback_parts(history, steps))
+
+
+def _traceback_parts(history: History, steps: list[Step]) -> list[RenderableType]:
+    """The workflow's error's traceback, else the shown steps' last activity error's."""
     tracebacks = [(step, attempt) for step in steps for attempt in step.attempts if attempt.error]
     if history.error is not None and history.error.get("tb"):
-        parts += [
+        return [
             Text(""),
             Text("workflow error", style="bold red"),
             Text(safe(history.error["tb"])),
         ]
-    elif tracebacks:
+    if tracebacks:
         step, attempt = tracebacks[-1]
         label = safe(f"last activity error: step {step.step} {step.name}, attempt {attempt.number}")
-        parts += [
+        return [
             Text(""),
             Text(label, style="bold red"),
             Text(safe((attempt.error or {}).get("tb", ""))),
         ]
-    return Group(*parts)
+    return []
 
 
 def timeline_table(history: History, steps: list[Step]) -> Table:
@@ -299,6 +308,8 @@ def _step_detail(step: Step) -> str:
     details = []
     if step.kind == "timer" and step.fire_at is not None:
         details.append(f"until {when(step.fire_at)}")
+    if step.timeout_at is not None and step.state in ("waiting", "timed out"):
+        details.append(f"{'timed out' if step.ended else 'times out'} at {when(step.timeout_at)}")
     if step.child_id:
         details.append(f"child {step.child_id}" + (" (detached)" if step.detached else ""))
     if len(step.attempts) > 1 or any(attempt.error for attempt in step.attempts):

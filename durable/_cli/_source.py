@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from .._catalog import Catalog, is_postgres
-from .._errors import DurableError
+from .._errors import DurableError, WorkflowNotFound
 from .._runtime import Runtime
 from .._storage._postgres import PostgresStore
 
@@ -49,9 +49,29 @@ def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "a PostgreSQL DSN, postgresql://user:password@host:port/database",
                 param_hint="--store",
             )
+        if store is None and not directory.is_dir():
+            raise click.ClickException(f"no journal directory at {where(directory)}")
         return command(*args, source=store if store is not None else directory, **kwargs)
 
     return DIRECTORY_OPTION(STORE_OPTION(with_source))
+
+
+def where(source: Source) -> str:
+    """The journal directory in words: its full path, and where the command took it from.
+
+    A directory that was not given (the default .durable) is the usual reason for "no
+    journal directory" or "no workflow": the words say so, and how to give it.
+    """
+    if not isinstance(source, Path):
+        return "the PostgreSQL store (--store)"
+    context = click.get_current_context(silent=True)
+    given = context.get_parameter_source("directory") if context is not None else None
+    full = source.absolute()
+    if given is click.core.ParameterSource.ENVIRONMENT:
+        return f"{full} ($DURABLE_DIR)"
+    if given is click.core.ParameterSource.DEFAULT:
+        return f"{full} (the default: no --dir given, $DURABLE_DIR unset; give --dir DIRECTORY)"
+    return str(full) if str(full) == str(source) else f"{full} (--dir {source})"
 
 
 def with_catalog(source: Source, work: Callable[[Catalog], Awaitable[T]]) -> T:
@@ -61,7 +81,7 @@ def with_catalog(source: Source, work: Callable[[Catalog], Awaitable[T]]) -> T:
         async with Catalog(source) as catalog:
             return await work(catalog)
 
-    return run(work_on())
+    return run(work_on(), source)
 
 
 def runtime_for(source: Source) -> Runtime:
@@ -71,9 +91,19 @@ def runtime_for(source: Source) -> Runtime:
     return Runtime(source)
 
 
-def run(work: Coroutine[Any, Any, T]) -> T:
-    """Run one coroutine; a durable error becomes a one-line message and exit status 1."""
+def run(work: Coroutine[Any, Any, T], source: Source | None = None) -> T:
+    """Run one coroutine; a durable error becomes a one-line message and exit status 1.
+
+    An unknown workflow id is told with the directory looked in (`source`), in full.
+    """
     try:
         return asyncio.run(work)
+    except WorkflowNotFound as error:
+        if source is None:
+            raise click.ClickException(str(error)) from None
+        raise click.ClickException(
+            f"no workflow {error.workflow_id!r} in {where(source)}; `durable list` shows the "
+            "ones there (give --dir the directory the workflow was started in)"
+        ) from None
     except DurableError as error:
         raise click.ClickException(str(error)) from None

@@ -8,11 +8,13 @@ reads the records without locking the journal. Takes records the schema validate
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from . import _records as records
+from ._history import is_wait_timeout
 from ._set_aside import as_replayed
 
 
@@ -37,7 +39,8 @@ class WorkflowDescription:
         state: running / sleeping / waiting for event / completed / failed / cancelled.
         status: the last value the workflow published with durable.set_status().
         generation: 0, then one more per continue_as_new.
-        steps: how many steps (activities, timers, waits...) it has taken.
+        steps: how many steps (activities, timers, waits...) it has taken, as its history
+            shows them (an event wait's timeout is part of the wait, not a step).
         current: what it waits on now, in words (None when finished).
         attempt: the attempt of the activity it runs now, if the journal shows one.
         waiting_for: the event name it waits for, in state "waiting for event".
@@ -90,13 +93,16 @@ def describe(
     sleeping: dict[int, float] = {}
     waiting: list[tuple[int, str]] = []
     steps, status, updated, end = 0, None, start.get("t", 0.0), None
+    timeouts: set[int] = set()  # the steps that are an event wait's timeout
     taken = start.get("q", 0)
     skipped, last_skip = 0, None
-    for record in journal[1:]:
+    for previous, record in itertools.pairwise(journal):  # (the start record first)
         kind = record["k"]
         step = record["s"] if kind in records.STEPPED else -1  # (validated: an int >= 0)
         updated = max(updated, record.get("t", updated))
         steps = max(steps, step + 1)
+        if kind == records.TIMER and is_wait_timeout(previous, record):
+            timeouts.add(step)
         if record.get("x") and (kind == records.TIMER or kind == records.WAIT):  # noqa: PLR1714
             # the code let go of this timer or wait
             sleeping.pop(step, None)
@@ -137,7 +143,7 @@ def describe(
         state=state,
         status=status,
         generation=start.get("gen", 0),
-        steps=steps,
+        steps=steps - len(timeouts),
         current=current,
         attempt=attempt,
         waiting_for=waiting_for,

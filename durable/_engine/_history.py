@@ -40,11 +40,15 @@ class Step:
         began: when it started (an activity's first attempt; a timer's or wait's record).
         ended: when its outcome came (None while pending, or if the code let go of it).
         state: "running", "completed", "failed", "sleeping", "fired", "waiting",
-            "received", "abandoned" (the code let go of it) or "published" (a status).
+            "received", "timed out" (a wait's timeout fired), "abandoned" (the code let
+            go of it) or "published" (a status).
         attempts: an activity's attempts, in order.
         result: its result (or the event's payload, the status value).
         error: its final error, if it failed.
         fire_at: a timer's fire time.
+        timeout_at: when a wait's timeout fires (wait_for_event(timeout=...)). Its timer is
+            part of the wait, not a step of its own here (the journal gives it the next step
+            number, so the numbers shown skip it).
         child_id: a child workflow's id.
         detached: a child started detached (its parent's end does not cancel it).
     """
@@ -59,6 +63,7 @@ class Step:
     result: Any = None
     error: dict[str, Any] | None = None
     fire_at: float | None = None
+    timeout_at: float | None = None
     child_id: str | None = None
     detached: bool = False
 
@@ -136,6 +141,8 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
     )
     last_time = built.started
     waiting: list[Step] = []  # event waits not answered yet, oldest first
+    timeouts: dict[int, Step] = {}  # a wait's timeout timer's step -> the wait
+    previous: records.Record = start
     for record in journal[1:]:
         kind = record.get("k")
         at = record.get("t", last_time)
@@ -143,9 +150,17 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
             _take_message(built, waiting, record, at)
         elif kind == records.END:
             _end(built, record, at)
+        elif kind == records.TIMER and _times_out(previous, record, steps, timeouts):
+            pass
+        elif kind == records.FIRED and record.get("s") in timeouts:
+            wait = timeouts[record["s"]]
+            if wait.state == "waiting":
+                wait.ended, wait.state = record.get("t"), "timed out"
+                waiting.remove(wait)
         elif kind != records.PATCH:
             _step_record(steps, waiting, record, last_time)
         last_time = max(last_time, at)
+        previous = record
     built.steps = [steps[number] for number in sorted(steps)]
     return built
 
@@ -174,6 +189,43 @@ def links_of(journal: list[records.Record]) -> list[Link]:
     return found
 
 
+def _times_out(
+    previous: records.Record,
+    timer: records.Record,
+    steps: dict[int, Step],
+    timeouts: dict[int, Step],
+) -> bool:
+    """Whether the timer record is a wait's timeout, noted on the wait if so.
+
+    That timer (see is_wait_timeout) is the wait's timeout, not a sleep of the code's. (A
+    sleep started in the same instant as a wait without one, as in gather(wait_for_event(),
+    sleep()), reads the same; the journal holds nothing that tells them apart.)
+    """
+    number = timer.get("s", -1)
+    if number in timeouts:
+        return True  # (the code let go of it: the wait's own record tells what happened)
+    if is_wait_timeout(previous, timer) and number not in steps:
+        wait = timeouts[number] = steps[number - 1]
+        wait.timeout_at = timer["at"]
+        return True
+    return False
+
+
+def is_wait_timeout(previous: records.Record, record: records.Record) -> bool:
+    """Whether `record` arms the timeout of the wait journaled just before it (`previous`).
+
+    wait_for_event(timeout=...) takes the step after its wait for its timer, journaled
+    right after the wait's record. Shared with describe(), so that the step counts agree.
+    """
+    return (
+        record.get("k") == records.TIMER
+        and not record.get("x")
+        and previous.get("k") == records.WAIT
+        and not previous.get("x")
+        and previous.get("s") == record.get("s", -1) - 1
+    )
+
+
 def _step_of(steps: dict[int, Step], number: int, kind: str, name: str) -> Step:
     step = steps.get(number)
     if step is None:
@@ -200,7 +252,8 @@ def _step_record(
     elif kind == records.WAIT:
         step = _step_of(steps, number, "wait", record.get("n", ""))
         if record.get("x"):
-            step.state = "abandoned"
+            if step.state == "waiting":  # (not one that timed out)
+                step.state = "abandoned"
             if step in waiting:
                 waiting.remove(step)
         else:

@@ -159,6 +159,7 @@ def _step(step: Step, bounds: Bounds) -> dict[str, Any]:
         "result": bounds.value(step.result, VALUE_LIMIT, cut, "result", f"{ref}/result"),
         "error": bounds.error(step.error, cut, "error", f"{ref}/error"),
         "fire_at": _small(step.fire_at),
+        "timeout_at": _small(step.timeout_at),
         "child_id": bounds.text(step.child_id, NAME_LIMIT, cut, "child_id", f"{ref}/child_id"),
     }
     if cut:

@@ -48,7 +48,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._catalog import Catalog, Details, Listing, is_postgres
 from .._engine._describe import WorkflowState
-from .._errors import DurableError, InboxFull, InvalidSchedule, JournalError, MessageTooLarge
+from .._errors import (
+    DurableError,
+    InboxFull,
+    InvalidSchedule,
+    JournalCorrupted,
+    JournalError,
+    JournalMisplaced,
+    JournalPermissionDenied,
+    MessageTooLarge,
+    UnsafeJournalFile,
+    UnsupportedJournalFormat,
+)
 from .._runtime import Runtime
 from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
@@ -64,6 +75,13 @@ JSON_DEPTH_LIMIT = 64  # nesting of a request body's JSON
 READ_LIMIT = 2  # journals read at once
 KEPT_BYTES = 256 * 1024 * 1024  # journal and inbox bytes whose details are kept
 TOKEN_HEADER = "x-durable-token"  # noqa: S105 (a header's name)
+UNREADABLE = (  # a journal that is there and cannot be read: 422, the page says why
+    JournalCorrupted,
+    JournalMisplaced,
+    UnsupportedJournalFormat,
+    UnsafeJournalFile,
+    JournalPermissionDenied,
+)
 
 
 class _RecentDetails:
@@ -369,7 +387,9 @@ class _TokenGuard:
 
 def _durable_error(request: Request, error: Exception) -> Response:
     """A durable error as its HTTP status: the request's fault (4xx) or the store's (500)."""
-    if isinstance(error, JournalError):
+    if isinstance(error, UNREADABLE):
+        status = 422  # (the workflow's journal is there, and cannot be read: the message says why)
+    elif isinstance(error, JournalError):
         status = 500  # (storage trouble: nothing the request can change)
     elif isinstance(error, MessageTooLarge):
         status = 413

@@ -19,6 +19,7 @@ from durable._encoding import encode
 from durable._errors import (
     InboxFull,
     JournalCorrupted,
+    JournalWriteError,
     MessageTooLarge,
     WorkflowFinished,
     WorkflowNotFound,
@@ -267,11 +268,12 @@ def test_durable_errors_answer_with_the_status_of_their_kind() -> None:
         ),
         (WorkflowFinished(workflow_id="w", outcome="completed", action="send an event to"), 409),
         (WorkflowNotFound(workflow_id="w", directory="d"), 404),
-        (JournalCorrupted(path="d/w.journal", offset=7, reason="bad"), 500),
+        (JournalCorrupted(path="d/w.journal", offset=7, reason="bad"), 422),
+        (JournalWriteError(path="d/w.journal", operation="read", errno=5, detail="EIO"), 500),
     ]:
         answer = _durable_error(request, error)
         assert answer.status_code == status, error
-        assert "'w'" in json.loads(bytes(answer.body))["error"] or status == 500
+        assert "'w'" in json.loads(bytes(answer.body))["error"] or "w.journal" in str(error)
 
 
 def test_a_deeply_nested_payload_comes_cut_never_a_500(

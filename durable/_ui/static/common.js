@@ -14,11 +14,19 @@ const durable = (() => {
 
   function token() { return localStorage.getItem("durable-token") || ""; }
 
-  async function getJSON(url) {
+  async function getJSON(url) {  // the answer; an Error whose .status is the HTTP status if not ok
     const response = await fetch(url, { cache: "no-store", headers: { "X-Durable-Token": token() } });
     const body = await response.json().catch(() => ({ error: response.statusText }));
-    if (!response.ok) throw new Error(body.error || response.statusText);
+    if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), { status: response.status });
     return body;
+  }
+
+  // What a page shows instead of its panels when what it names cannot be shown: not found
+  // (404), a journal that cannot be read (422), or any other answer; the message says why.
+  function unavailable(what, error) {
+    const title = error.status === 404 ? `No such ${what}` : error.status === 422
+      ? `This ${what}'s journal cannot be read` : `Could not read this ${what}`;
+    return el("div", { class: "notice bad unavailable" }, el("strong", {}, title), el("div", {}, error.message));
   }
 
   async function postJSON(url, data) {
@@ -161,7 +169,7 @@ const durable = (() => {
   function outcomeBadge(outcome) { return el("span", { class: "badge " + (outcomeClass[outcome] || "") }, outcome); }
 
   return {
-    token, getJSON, postJSON, el, when, whenShort, duration, json, short, badge, workflowURL,
+    token, getJSON, postJSON, unavailable, el, when, whenShort, duration, json, short, badge, workflowURL,
     cutRef, valueText, shortValue, textOf, wholeButton,
     scheduleURL, fireTime, interval, scheduleWhen, scheduleBadge, outcomeBadge,
   };

@@ -17,7 +17,9 @@
     const parts = [];
     if (workflow.state === "sleeping" && workflow.wake_at) parts.push("sleeping until " + whenShort(workflow.wake_at));
     else if (workflow.current) parts.push(textOf(workflow, "current"));
-    if (workflow.status !== null && workflow.status !== undefined) parts.push("status " + shortValue(workflow, "status", 40));
+    if (workflow.status !== null && workflow.status !== undefined) {  // (an ended one's: its last)
+      parts.push((workflow.ended ? "last status " : "status ") + shortValue(workflow, "status", 40));
+    }
     if (workflow.unread_events) parts.push(workflow.unread_events + " unread");
     if (workflow.skipped_messages) parts.push(workflow.skipped_messages + " skipped");
     if (workflow.stalled) parts.unshift("stalled: no process holds it");

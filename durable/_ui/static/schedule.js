@@ -38,6 +38,7 @@
 
   function render(s) {
     last = s;
+    document.getElementById("content").hidden = false;
     document.getElementById("state").replaceChildren(scheduleBadge(s.state));
     document.getElementById("when").textContent = scheduleWhen(s);
     document.getElementById("facts").replaceChildren(...[
@@ -89,7 +90,7 @@
       render(await getJSON(api));
       problem.replaceChildren();
     } catch (error) {
-      problem.replaceChildren(el("div", { class: "notice bad" }, error.message));
+      problem.replaceChildren(last === null ? durable.unavailable("schedule", error) : el("div", { class: "notice bad" }, error.message));
     }
   }
 

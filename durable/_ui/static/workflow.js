@@ -49,6 +49,7 @@
 
   function render(data) {
     last = data;
+    document.getElementById("content").hidden = false;
     const w = data.workflow;
     document.getElementById("state").replaceChildren(badge(w.state));
     document.getElementById("name").textContent = textOf(w, "workflow");
@@ -60,7 +61,7 @@
       fact("Runner", runnerText(w)),
       fact(data.ended ? "Ended" : "Last update", data.ended ? when(data.ended) + " (" + took + ")" : when(w.updated)),
       fact("Steps", String(data.total_steps)),
-      fact("Status", w.status === null ? "" : el("span", {}, shortValue(w, "status", 60), " ", wholeButton(id, w, "status"))),
+      fact(FINAL.has(w.state) ? "Last status" : "Status", w.status === null ? "" : el("span", {}, shortValue(w, "status", 60), " ", wholeButton(id, w, "status"))),
       fact("Waiting for event", textOf(w, "waiting_for")),
       fact("Wakes at", when(w.wake_at)),
       fact("Unread events", w.unread_events ? String(w.unread_events) : ""),
@@ -163,8 +164,9 @@
         const to = step.ended ?? (kind === "timer" ? Math.min(end, step.fire_at) : stepEnd);
         if (step.began !== null) bars.push(bar(kind, step.began, to, scale, "sleep until " + when(step.fire_at)));
       } else if (step.kind === "wait") {
-        const kind = step.state === "received" ? "got" : step.state === "abandoned" ? "gone" : "wait";
-        if (step.began !== null) bars.push(bar(kind, step.began, stepEnd, scale, "waiting for " + step.name));
+        const kind = step.state === "received" ? "got" : step.state === "waiting" ? "wait" : "gone";
+        const timeout = step.timeout_at ? " (times out at " + when(step.timeout_at) + ")" : "";
+        if (step.began !== null) bars.push(bar(kind, step.began, stepEnd, scale, "waiting for " + step.name + timeout));
       } else if (step.began !== null) {
         bars.push(el("div", { class: "tl-bar mark", style: `left:calc(${scale(step.began)}% - 4px)`, title: "status " + shortValue(step, "result") }));
       }
@@ -191,13 +193,15 @@
   }
 
   const STEP_CLASS = { completed: "completed", fired: "completed", received: "completed",
-                       failed: "failed", running: "running", sleeping: "sleeping", waiting: "waiting" };
+                       failed: "failed", running: "running", sleeping: "sleeping", waiting: "waiting",
+                       "timed out": "cancelled" };
   function stepBadge(step) { return el("span", { class: "badge " + (STEP_CLASS[step.state] || "") }, step.state); }
 
-  function precise(seconds) {  // a time of day to the millisecond, for attempts
+  function precise(seconds) {  // a time to the millisecond, for attempts (a past day's with its date)
     if (typeof seconds !== "number") return "";
     const date = new Date(seconds * 1000);
-    return date.toLocaleTimeString(undefined, { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
+    const day = new Date().toDateString() === date.toDateString() ? "" : date.toLocaleDateString(undefined, { dateStyle: "medium" }) + " ";
+    return day + date.toLocaleTimeString(undefined, { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
   }
 
   function errorLine(attempt) {  // "Type: message" of a failed attempt
@@ -220,6 +224,7 @@
     }
     if (step.child_id) parts.push(el("div", {}, "child workflow ", el("a", { href: durable.workflowURL(step.child_id) }, textOf(step, "child_id"))));
     if (step.fire_at) parts.push(el("div", {}, "fires at " + when(step.fire_at)));
+    if (step.timeout_at) parts.push(el("div", {}, (step.state === "timed out" ? "timed out at " : "times out at ") + when(step.timeout_at)));
     if (["completed", "received", "published"].includes(step.state)) {
       parts.push(el("pre", { class: "mono" }, valueText(step, "result", 2)), wholeButton(id, step, "result"));
     }
@@ -260,7 +265,15 @@
       render(await getJSON("/api/workflows/" + encodeURIComponent(id) + "?" + query));
       problem.replaceChildren();
     } catch (error) {
-      problem.replaceChildren(el("div", { class: "notice bad" }, error.message));
+      // Nothing to act on (an unknown id, an unreadable journal), nor sure of what was shown.
+      for (const name of ["send-button", "cancel-button", "resume-button", "restart-button", "fork-button"]) {
+        document.getElementById(name).disabled = true;
+      }
+      if (last === null) {
+        problem.replaceChildren(durable.unavailable("workflow", error));
+      } else {
+        problem.replaceChildren(el("div", { class: "notice bad" }, error.message));
+      }
     }
   }
 
