@@ -16,6 +16,9 @@ from ._api import sleep as sleep
 from ._api import uuid4 as uuid4
 from ._api import wait_for_event as wait_for_event
 from ._api import workflow_info as workflow_info
+from ._bulk import BulkAction as BulkAction
+from ._bulk import BulkRequest as BulkRequest
+from ._bulk import BulkResult as BulkResult
 from ._definitions import Activity as Activity
 from ._definitions import Workflow as Workflow
 from ._definitions import activity as activity
@@ -35,6 +38,7 @@ from ._errors import EventTimeout as EventTimeout
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
+from ._errors import InvalidFilter as InvalidFilter
 from ._errors import InvalidJournalName as InvalidJournalName
 from ._errors import InvalidQueue as InvalidQueue
 from ._errors import InvalidSchedule as InvalidSchedule
@@ -58,6 +62,7 @@ from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
+from ._errors import UnknownBulkAction as UnknownBulkAction
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsafeJournalDirectory as UnsafeJournalDirectory
 from ._errors import UnsafeJournalFile as UnsafeJournalFile
@@ -72,6 +77,8 @@ from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
 from ._limits import Limit as Limit
+from ._query import WorkflowFilter as WorkflowFilter
+from ._query import WorkflowPage as WorkflowPage
 from ._queue_reading import QueueLoad as QueueLoad
 from ._queues import Queue as Queue
 from ._queues import Rate as Rate
@@ -98,6 +105,9 @@ __all__ = [
     "ActivityInfo",
     "ActivityTimeout",
     "AlreadyQueued",
+    "BulkAction",
+    "BulkRequest",
+    "BulkResult",
     "ChildIdInUse",
     "CompensationFailed",
     "DurableError",
@@ -106,6 +116,7 @@ __all__ = [
     "InDoubtError",
     "InboxFull",
     "InvalidDuration",
+    "InvalidFilter",
     "InvalidJournalName",
     "InvalidQueue",
     "InvalidSchedule",
@@ -145,6 +156,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredRecord",
     "TooManyOpenJournals",
+    "UnknownBulkAction",
     "UnknownWorkflow",
     "UnsafeJournalDirectory",
     "UnsafeJournalFile",
@@ -155,11 +167,13 @@ __all__ = [
     "WorkflowDefinitionError",
     "WorkflowDescription",
     "WorkflowFailed",
+    "WorkflowFilter",
     "WorkflowFinished",
     "WorkflowHandle",
     "WorkflowIdInUse",
     "WorkflowInfo",
     "WorkflowNotFound",
+    "WorkflowPage",
     "WorkflowState",
     "WorkflowStopped",
     "WorkflowTimedOut",

@@ -1,16 +1,35 @@
 // The list page: filters, search, pages of 100, refreshed every 3 s while "live" is on.
+// With a filter of the form (workflow, id prefix, error type, times...), the API answers a
+// query, paged by cursor; a selection (checkboxes) or every matching workflow can be
+// cancelled in bulk, after a dry run lists what would be and the user confirms.
 "use strict";
 
 (() => {
-  const { el, getJSON, badge, whenShort, shortValue, textOf, workflowURL } = durable;
+  const { el, getJSON, postJSON, badge, whenShort, shortValue, textOf, workflowURL } = durable;
   const PAGE = 100;
   const params = new URLSearchParams(location.search);
   const status = document.getElementById("status");
   const search = document.getElementById("search");
   const live = document.getElementById("live");
+  const form = document.getElementById("filter-form");
+  const selected = new Set();
   let offset = Number(params.get("offset") || 0);
+  let cursors = [null];  // (query mode: the cursor of each page shown so far)
   status.value = params.get("status") || "";
   search.value = params.get("search") || "";
+  for (const input of form.elements) {
+    if (input.name && params.get(input.name)) input.value = params.get(input.name);
+  }
+  if (filterQuery().toString()) document.getElementById("filters").open = true;
+
+  function filterQuery() {  // the form's fields that are filled in
+    const query = new URLSearchParams();
+    for (const input of form.elements) {
+      if (input.name && input.value.trim()) query.set(input.name, input.value.trim());
+    }
+    return query;
+  }
+  const querying = () => filterQuery().toString() !== "";
 
   function now(workflow) {
     if (workflow.error) return textOf(workflow, "error").split("\n")[0];
@@ -25,9 +44,11 @@
   }
 
   async function refresh() {
-    const query = new URLSearchParams({ offset, limit: PAGE });
+    const query = querying() ? filterQuery() : new URLSearchParams({ offset });
+    query.set("limit", PAGE);
+    if (querying() && cursors[cursors.length - 1]) query.set("cursor", cursors[cursors.length - 1]);
     if (status.value) query.set("status", status.value);
-    if (search.value.trim()) query.set("search", search.value.trim());
+    if (search.value.trim() && !querying()) query.set("search", search.value.trim());
     const problem = document.getElementById("problem");
     let data;
     try {
@@ -39,6 +60,7 @@
     }
     document.getElementById("directory").textContent = data.directory;
     const rows = data.workflows.map((w) => el("tr", { "data-id": w.id },
+      el("td", { class: "pick" }, pick(w.id)),
       el("td", { class: "id mono", title: w.id }, el("a", { href: workflowURL(w.id) }, w.id)),
       el("td", {}, textOf(w, "workflow")),
       el("td", {}, badge(w.state)),
@@ -48,16 +70,26 @@
       el("td", { class: "muted nowrap", title: durable.when(w.updated) }, whenShort(w.updated)),
     ));
     if (!rows.length) {
-      const filtered = status.value || search.value.trim();
-      rows.push(el("tr", {}, el("td", { colspan: 7, class: "muted" },
+      const filtered = status.value || search.value.trim() || querying();
+      rows.push(el("tr", {}, el("td", { colspan: 8, class: "muted" },
         filtered ? "No workflow matches." : "No workflows in this directory yet.")));
     }
     document.querySelector("#workflows tbody").replaceChildren(...rows);
-    const last = Math.min(data.total, offset + data.workflows.length);
-    document.getElementById("count").textContent = data.total
-      ? `${offset + 1}–${last} of ${data.total} workflow${data.total === 1 ? "" : "s"}` : "";
-    document.getElementById("previous").disabled = offset === 0;
-    document.getElementById("next").disabled = last >= data.total;
+    if (querying()) {  // (by cursor: the page's place is known by the pages before it)
+      const first = (cursors.length - 1) * PAGE;
+      document.getElementById("count").textContent = data.total
+        ? `${first + 1}–${first + data.workflows.length} of ${data.total} matching` : "";
+      document.getElementById("previous").disabled = cursors.length === 1;
+      document.getElementById("next").disabled = !data.next_cursor;
+      nextCursor = data.next_cursor;
+    } else {
+      const last = Math.min(data.total, offset + data.workflows.length);
+      document.getElementById("count").textContent = data.total
+        ? `${offset + 1}–${last} of ${data.total} workflow${data.total === 1 ? "" : "s"}` : "";
+      document.getElementById("previous").disabled = offset === 0;
+      document.getElementById("next").disabled = last >= data.total;
+    }
+    showSelection();
     const unreadable = Object.entries(data.unreadable);
     document.getElementById("unreadable").replaceChildren(...(unreadable.length ? [
       el("h2", {}, `Unreadable journals (${data.total_unreadable})`),
@@ -66,8 +98,81 @@
     ] : []));
   }
 
+  let nextCursor = null;
+
+  function pick(id) {  // a row's checkbox, kept checked across refreshes
+    const box = el("input", { type: "checkbox", "aria-label": "Select " + id });
+    box.checked = selected.has(id);
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(id); else selected.delete(id);
+      showSelection();
+    });
+    return box;
+  }
+
+  function showSelection() {
+    document.getElementById("selected-count").textContent = selected.size ? `${selected.size} selected` : "";
+    document.getElementById("cancel-selected").disabled = selected.size === 0;
+    const boxes = [...document.querySelectorAll("#workflows tbody td.pick input")];
+    document.getElementById("select-all").checked = boxes.length > 0 && boxes.every((box) => box.checked);
+  }
+
+  function matchingFilter() {  // the filter of what the page shows, as the bulk API takes it
+    const filter = {};
+    for (const [name, value] of filterQuery()) filter[name === "workflow" ? "workflow_name" : name] = value;
+    if (status.value) filter.state = status.value;
+    return filter;
+  }
+
+  async function cancelInBulk(filter, what) {
+    const problem = document.getElementById("problem");
+    try {
+      const plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
+      if (!plan.acted_on) {
+        problem.replaceChildren(el("div", { class: "notice" },
+          `Nothing to cancel: ${plan.matched ? "every one of them has ended" : "no workflow matches"}.`));
+        return;
+      }
+      const ids = Object.keys(plan.outcomes);
+      const listed = ids.slice(0, 10).join("\n") + (ids.length > 10 ? `\n… and ${plan.acted_on - 10} more` : "");
+      const skipped = plan.skipped_total ? `\n(${plan.skipped_total} already ended: left as they are)` : "";
+      if (!confirm(`Cancel ${plan.acted_on} workflow${plan.acted_on === 1 ? "" : "s"} (${what})?\n\n${listed}${skipped}`)) return;
+      const reason = prompt("Reason (journaled with each cancellation):", "cancelled in bulk from the web UI");
+      if (reason === null) return;
+      const done = await postJSON("/api/bulk/cancel", { filter, reason, bulk_id: plan.bulk_id });
+      const errors = Object.keys(done.errors).length;
+      problem.replaceChildren(el("div", { class: "notice " + (errors ? "bad" : "good") },
+        `Bulk ${done.bulk_id}: ${done.acted_on - errors} cancellation${done.acted_on - errors === 1 ? "" : "s"} sent` +
+        (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : ".")));
+      selected.clear();
+      refresh();
+    } catch (error) {
+      problem.replaceChildren(el("div", { class: "notice bad" }, "Bulk cancel failed: " + error.message));
+    }
+  }
+
+  document.getElementById("select-all").addEventListener("change", (event) => {
+    for (const box of document.querySelectorAll("#workflows tbody td.pick input")) {
+      box.checked = event.target.checked;
+      box.dispatchEvent(new Event("change"));
+    }
+  });
+  document.getElementById("cancel-selected").addEventListener("click", () =>
+    cancelInBulk({ workflow_id: [...selected] }, "the selected ones"));
+  document.getElementById("cancel-matching").addEventListener("click", () => {
+    const filter = matchingFilter();
+    if (!Object.keys(filter).length) {
+      document.getElementById("problem").replaceChildren(el("div", { class: "notice bad" },
+        "Choose a state or a filter first: cancelling every workflow takes `durable bulk cancel --all`."));
+      return;
+    }
+    cancelInBulk(filter, "every one matching the filter");
+  });
+  form.addEventListener("submit", (event) => { event.preventDefault(); offset = 0; cursors = [null]; remember(); refresh(); });
+  form.addEventListener("reset", () => setTimeout(() => { offset = 0; cursors = [null]; remember(); refresh(); }));
+
   function remember() {
-    const query = new URLSearchParams();
+    const query = filterQuery();
     if (status.value) query.set("status", status.value);
     if (search.value.trim()) query.set("search", search.value.trim());
     if (offset) query.set("offset", offset);
@@ -78,11 +183,18 @@
   let typing;
   search.addEventListener("input", () => {
     clearTimeout(typing);
-    typing = setTimeout(() => { offset = 0; remember(); refresh(); }, 200);
+    typing = setTimeout(() => { offset = 0; cursors = [null]; remember(); refresh(); }, 200);
   });
-  status.addEventListener("change", () => { offset = 0; remember(); refresh(); });
-  document.getElementById("previous").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); remember(); refresh(); });
-  document.getElementById("next").addEventListener("click", () => { offset += PAGE; remember(); refresh(); });
+  status.addEventListener("change", () => { offset = 0; cursors = [null]; remember(); refresh(); });
+  document.getElementById("previous").addEventListener("click", () => {
+    if (querying()) cursors = cursors.length > 1 ? cursors.slice(0, -1) : cursors;
+    else offset = Math.max(0, offset - PAGE);
+    remember(); refresh();
+  });
+  document.getElementById("next").addEventListener("click", () => {
+    if (querying()) { if (nextCursor) cursors.push(nextCursor); } else offset += PAGE;
+    remember(); refresh();
+  });
 
   async function loop() {
     if (live.checked && !document.hidden) await refresh().catch(() => {});
