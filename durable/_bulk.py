@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ._api import set_status, workflow_info
 from ._definitions import Workflow, activity, workflow
-from ._engine._describe import WorkflowDescription
+from ._engine._describe import WorkflowDescription, WorkflowState
 from ._errors import DurableError, UnknownBulkAction, WorkflowFinished
 from ._query import PAGE_MAX, WorkflowFilter, WorkflowPage
 
@@ -99,6 +99,8 @@ async def _cancel(runtime: BulkHost, workflow_id: str, request: BulkRequest) -> 
 def _refuses_cancel(described: WorkflowDescription) -> str | None:
     if described.ended is not None:
         return f"already {described.state}"
+    if described.state is WorkflowState.QUEUED:
+        return "queued: not started yet, so it has no journal to cancel"
     return None
 
 

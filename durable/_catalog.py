@@ -258,8 +258,8 @@ class Catalog:
     async def _described_now(self, names: list[str], *, every: bool = True) -> Listing:
         """Every named journal's description, decoding only those that changed.
 
-        With the unreadable journals and who holds each; with `every` (`names` are all the
-        journals), the queues' waiting requests too, and what went away is forgotten.
+        With the queues' waiting requests, the unreadable journals and who holds each; with
+        `every` (`names` are all the journals), what went away is forgotten.
         """
         if not self._index_loaded and isinstance(self.directory, Path):
             self._index_loaded = True
@@ -294,7 +294,7 @@ class Catalog:
         for name in names:
             if (kept := self._described.get(name)) is not None:
                 listing.workflows.append(kept[1])
-        if every:
+        if isinstance(self.directory, Path):  # (the queues' waiting requests: no journal)
             listing.workflows += await anyio.to_thread.run_sync(self._queued, listing)
         if len(stale) >= WRITE_AFTER and isinstance(self.directory, Path):
             snapshot = dict(self._described)

@@ -71,32 +71,39 @@ def to_row(version: tuple[int, ...], described: WorkflowDescription) -> list[Any
     ]
 
 
-def _optional(value: Any, kind: type | tuple[type, ...]) -> bool:
-    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+def _bad_row(row: list[Any]) -> bool:  # noqa: PLR0911 (one return a check)
+    """Whether a row is not an entry (straight-line checks: 100,000 rows load in a second)."""
+    (name, version, wf, state, _, gen, steps, current, attempt, waiting_for, wake_at,
+     started, updated, ended, error, parent, unread, skipped, last_skip, deadline) = row  # fmt: skip  # noqa: E501
+    if type(name) is not str or type(wf) is not str or state not in _STATES:
+        return True
+    if type(version) is not list or len(version) != 8:
+        return True
+    for part in version:
+        if type(part) is not int:
+            return True
+    for text in (current, waiting_for, error, parent, last_skip):
+        if text is not None and type(text) is not str:
+            return True
+    for count in (gen, steps, unread, skipped):
+        if type(count) is not int or count < 0:
+            return True
+    if attempt is not None and type(attempt) is not int:
+        return True
+    if type(started) is not float or type(updated) is not float:
+        return True
+    for moment_ in (wake_at, ended, deadline):
+        if moment_ is not None and type(moment_) is not float and type(moment_) is not int:
+            return True
+    return False
 
 
 def from_row(row: Any) -> tuple[str, tuple[int, ...], WorkflowDescription] | None:
     """An entry back, or None if it is not one (then the whole index is not trusted)."""
-    if not isinstance(row, list) or len(row) != 20:
+    if type(row) is not list or len(row) != 20 or _bad_row(row):
         return None
     (name, version, wf, state, status, gen, steps, current, attempt, waiting_for, wake_at,
      started, updated, ended, error, parent, unread, skipped, last_skip, deadline) = row  # fmt: skip  # noqa: E501
-    texts = (current, waiting_for, error, parent, last_skip)
-    counts = (gen, steps, unread, skipped)
-    if (
-        not isinstance(name, str)
-        or not isinstance(wf, str)
-        or state not in _STATES
-        or not isinstance(version, list)
-        or len(version) != 8
-        or not all(type(part) is int for part in version)
-        or not all(_optional(text, str) for text in texts)
-        or not all(type(count) is int and count >= 0 for count in counts)
-        or not _optional(attempt, int)
-        or not all(type(t) is float for t in (started, updated))
-        or not all(_optional(t, (float, int)) for t in (wake_at, ended, deadline))
-    ):
-        return None
     described = WorkflowDescription(
         workflow_id=name,
         workflow_name=wf,

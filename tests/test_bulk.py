@@ -90,7 +90,7 @@ async def test_a_filter_that_matches_nothing_does_nothing(fleet: Path) -> None:
 
 async def test_bad_input(fleet: Path) -> None:
     async with durable.Runtime(fleet) as runtime:
-        with pytest.raises(durable.UnknownBulkAction, match="'explode'.*cancel"):
+        with pytest.raises(durable.UnknownBulkAction, match=r"'explode'.*cancel"):
             await runtime.bulk("explode", WorkflowFilter(state="failed"))
         with pytest.raises(durable.WorkflowIdInUse, match="pay-00"):
             await runtime.bulk("cancel", WorkflowFilter(state="failed"), bulk_id="pay-00")

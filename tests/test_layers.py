@@ -136,6 +136,9 @@ ALLOWED = {
         "_storage",
     },
     "_ui": {
+        "_bulk",
+        "_errors",
+        "_query",
         "_catalog",
         "_engine",
         "_json_ready",

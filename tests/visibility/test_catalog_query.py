@@ -117,6 +117,11 @@ async def test_queue_filter_sees_waiting_and_admitted_workflows(tmp_path: Path) 
             while await queued() != ["q-0", "q-1", "q-2"]:
                 await asyncio.sleep(0.02)
         assert (await runtime.list_workflows(WorkflowFilter(queue="other"))).total == 0
+        # a bulk cancel acts on the admitted one; the waiting ones have no journal yet
+        plan = await runtime.bulk("cancel", where, dry_run=True)
+        assert list(plan.outcomes) == ["q-0"]
+        assert set(plan.skipped) == {"q-1", "q-2"}
+        assert plan.skipped["q-1"].startswith("queued")
 
 
 async def test_the_index_file_serves_a_new_catalog_and_is_checked_against_the_journals(

@@ -125,7 +125,7 @@
   }
 
   async function cancelInBulk(filter, what) {
-    const problem = document.getElementById("problem");
+    const problem = document.getElementById("bulk-notice");
     try {
       const plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
       if (!plan.acted_on) {
@@ -161,8 +161,14 @@
     cancelInBulk({ workflow_id: [...selected] }, "the selected ones"));
   document.getElementById("cancel-matching").addEventListener("click", () => {
     const filter = matchingFilter();
+    const notice = document.getElementById("bulk-notice");
+    if (search.value.trim() && !querying()) {
+      notice.replaceChildren(el("div", { class: "notice bad" },
+        "The search box is not a filter a bulk action can take: use the Filter form (id prefix, workflow...)."));
+      return;
+    }
     if (!Object.keys(filter).length) {
-      document.getElementById("problem").replaceChildren(el("div", { class: "notice bad" },
+      notice.replaceChildren(el("div", { class: "notice bad" },
         "Choose a state or a filter first: cancelling every workflow takes `durable bulk cancel --all`."));
       return;
     }
