@@ -161,7 +161,7 @@ def bulk_command(action: str, verb: str) -> click.Command:
         )
 
     bulk_action.__doc__ = (
-        f"{verb.capitalize()} every workflow the filter matches (see --help's options).\n\n"
+        f"{verb.capitalize()} every workflow the filter options below match.\n\n"
         "Lists what it would do and asks first (--yes: do not ask; without a terminal it "
         "refuses unless --yes). Runs as a durable workflow, journaled with who asked and "
         "why: interrupted, run the same command with --id BULK_ID to finish it (nothing is "

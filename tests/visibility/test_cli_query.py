@@ -122,7 +122,7 @@ def test_bulk_cancel_asks_refuses_without_a_terminal_and_journals_who_asked(
     assert code == 0, output
     assert "bulk bulk-cli: 3 cancelled" in output
     assert asyncio.run(_cancels(fleet, "ship-1")) == [
-        ("bulk:bulk-cli", "cancel in bulk from the command line (bulk cancel bulk-cli, by ci)")
+        ("bulk:bulk-cli", "bulk cancel from the command line (bulk cancel bulk-cli, by ci)")
     ]
     # the same command again finishes (here: returns) that bulk; nothing is sent twice
     code, output = durable_cli("bulk", "cancel", "--id", "bulk-cli", "--yes", directory=fleet)

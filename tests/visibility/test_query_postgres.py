@@ -4,13 +4,16 @@ to date by the journals' change counts; schema 3 upgraded in place. Slow: a thro
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
 import durable
 from durable import PostgresStore, WorkflowFilter
 from durable._catalog import Catalog
+from durable._cli import main
 from durable._encoding import encode
 from durable._engine import _records as records
 from durable._storage._postgres_sql import SCHEMA, UPGRADES
@@ -72,6 +75,13 @@ async def test_filters_paging_and_bulk_cancel_on_postgres(postgres_dsn: str) -> 
     async with Catalog(postgres_dsn) as catalog:  # (what `durable list --store` reads)
         inbox = await catalog.inbox("ship-0")
         assert [m.message_id for m in inbox if m.kind == "cancel"] == ["bulk:bulk-pg"]
+    listed = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["list", "--store", postgres_dsn, "--workflow", "ship", "--status", "cancelled", "--json"],
+    )
+    assert listed.exit_code == 0, listed.output
+    assert sorted(w["id"] for w in json.loads(listed.output)["workflows"]) == ["ship-0", "ship-2"]
 
 
 async def test_the_state_filter_can_use_its_index(postgres_dsn: str) -> None:

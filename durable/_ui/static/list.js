@@ -30,6 +30,18 @@
     return query;
   }
   const querying = () => filterQuery().toString() !== "";
+  const TIMES = ["started_after", "started_before", "updated_after", "updated_before", "ended_after", "ended_before"];
+
+  function apiFilter() {  // filterQuery, with times typed without an offset read as local time
+    const query = filterQuery();
+    for (const name of TIMES) {
+      const text = query.get(name);
+      if (!text || !/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?$/.test(text)) continue;
+      const moment = new Date(text.length === 10 ? text + "T00:00" : text.replace(" ", "T"));
+      if (!Number.isNaN(moment.getTime())) query.set(name, moment.toISOString());
+    }
+    return query;
+  }
 
   function now(workflow) {
     if (workflow.error) return textOf(workflow, "error").split("\n")[0];
@@ -44,7 +56,7 @@
   }
 
   async function refresh() {
-    const query = querying() ? filterQuery() : new URLSearchParams({ offset });
+    const query = querying() ? apiFilter() : new URLSearchParams({ offset });
     query.set("limit", PAGE);
     if (querying() && cursors[cursors.length - 1]) query.set("cursor", cursors[cursors.length - 1]);
     if (status.value) query.set("status", status.value);
@@ -119,37 +131,59 @@
 
   function matchingFilter() {  // the filter of what the page shows, as the bulk API takes it
     const filter = {};
-    for (const [name, value] of filterQuery()) filter[name === "workflow" ? "workflow_name" : name] = value;
+    for (const [name, value] of apiFilter()) filter[name === "workflow" ? "workflow_name" : name] = value;
     if (status.value) filter.state = status.value;
     return filter;
   }
 
-  async function cancelInBulk(filter, what) {
-    const problem = document.getElementById("bulk-notice");
+  let planned = null;  // (the dry run the dialog shows: its filter and bulk id)
+
+  async function cancelInBulk(filter, what) {  // a dry run first, shown in the dialog
+    const notice = document.getElementById("bulk-notice");
+    notice.replaceChildren();
+    let plan;
     try {
-      const plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
-      if (!plan.acted_on) {
-        problem.replaceChildren(el("div", { class: "notice" },
-          `Nothing to cancel: ${plan.matched ? "every one of them has ended" : "no workflow matches"}.`));
-        return;
-      }
-      const ids = Object.keys(plan.outcomes);
-      const listed = ids.slice(0, 10).join("\n") + (ids.length > 10 ? `\n… and ${plan.acted_on - 10} more` : "");
-      const skipped = plan.skipped_total ? `\n(${plan.skipped_total} already ended: left as they are)` : "";
-      if (!confirm(`Cancel ${plan.acted_on} workflow${plan.acted_on === 1 ? "" : "s"} (${what})?\n\n${listed}${skipped}`)) return;
-      const reason = prompt("Reason (journaled with each cancellation):", "cancelled in bulk from the web UI");
-      if (reason === null) return;
-      const done = await postJSON("/api/bulk/cancel", { filter, reason, bulk_id: plan.bulk_id });
+      plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
+    } catch (error) {
+      notice.replaceChildren(el("div", { class: "notice bad" }, "Bulk cancel failed: " + error.message));
+      return;
+    }
+    if (!plan.acted_on) {
+      notice.replaceChildren(el("div", { class: "notice" },
+        `Nothing to cancel: ${plan.matched ? "every one of them has ended" : "no workflow matches"}.`));
+      return;
+    }
+    planned = { filter, bulk_id: plan.bulk_id };
+    const ids = Object.keys(plan.outcomes);
+    document.getElementById("bulk-count").textContent =
+      `${plan.acted_on} workflow${plan.acted_on === 1 ? "" : "s"} (${what})`;
+    document.getElementById("bulk-list").replaceChildren(
+      ...ids.slice(0, 10).map((id) => el("li", {}, id)),
+      ...(plan.acted_on > 10 ? [el("li", { class: "muted" }, `… and ${plan.acted_on - 10} more`)] : []));
+    document.getElementById("bulk-skipped").textContent = plan.skipped_total
+      ? `${plan.skipped_total} more match but have ended: left as they are.` : "";
+    document.getElementById("bulk-problem").textContent = "";
+    document.getElementById("bulk-dialog").showModal();
+  }
+
+  document.getElementById("bulk-close").addEventListener("click", () => document.getElementById("bulk-dialog").close());
+  document.getElementById("bulk-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reason = document.getElementById("bulk-reason").value.trim() || "cancelled in bulk from the web UI";
+    try {
+      const done = await postJSON("/api/bulk/cancel", { ...planned, reason });
+      document.getElementById("bulk-dialog").close();
       const errors = Object.keys(done.errors).length;
-      problem.replaceChildren(el("div", { class: "notice " + (errors ? "bad" : "good") },
-        `Bulk ${done.bulk_id}: ${done.acted_on - errors} cancellation${done.acted_on - errors === 1 ? "" : "s"} sent` +
+      const sent = done.acted_on - errors;
+      document.getElementById("bulk-notice").replaceChildren(el("div", { class: "notice " + (errors ? "bad" : "good") },
+        `Bulk ${done.bulk_id}: ${sent} cancellation${sent === 1 ? "" : "s"} sent` +
         (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : ".")));
       selected.clear();
       refresh();
     } catch (error) {
-      problem.replaceChildren(el("div", { class: "notice bad" }, "Bulk cancel failed: " + error.message));
+      document.getElementById("bulk-problem").textContent = error.message;
     }
-  }
+  });
 
   document.getElementById("select-all").addEventListener("change", (event) => {
     for (const box of document.querySelectorAll("#workflows tbody td.pick input")) {
