@@ -20,13 +20,12 @@ from ._bulk import (
     BulkAction,
     BulkResult,
     action_of,
-    dry_run,
     new_bulk_id,
     result_of,
 )
+from ._bulk import dry_run as plan_bulk
 from ._catalog import Catalog
 from ._definitions import Workflow
-from ._engine._describe import WorkflowDescription
 from ._errors import WorkflowIdInUse, WorkflowNotFound
 from ._query import WorkflowFilter, WorkflowPage
 from ._storage._interface import JournalStore
@@ -54,7 +53,7 @@ class Querying:
     def _check_id(self, workflow_id: str) -> None:
         raise NotImplementedError
 
-    async def describe(self, workflow_id: str) -> WorkflowDescription:
+    async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
         raise NotImplementedError
 
     async def handle(self, workflow_id: str) -> Any:
@@ -146,27 +145,25 @@ class Querying:
         bulk_id = bulk_id or new_bulk_id(action)
         self._check_id(bulk_id)
         if dry_run:
-            return await _dry_run(self, chosen, where, bulk_id)
+            return await plan_bulk(self, chosen, where, bulk_id)
         try:
-            existing = await self.describe(bulk_id)
+            start = await self._start_record_of(bulk_id)
         except WorkflowNotFound:
-            existing = None
-        if existing is None:
+            start = None
+        if start is None:
             definition = self._workflows[BULK_WORKFLOW]
             plain = where.to_plain()
-            handle = await self.start(
-                definition, action, plain, by or default_by(), reason, id=bulk_id
-            )
+            who = by or default_by()
+            handle = await self.start(definition, action, plain, who, reason, id=bulk_id)
         else:
-            if existing.workflow_name != BULK_WORKFLOW:
+            recorded_args = start.get("args") or [None]
+            if start.get("wf") != BULK_WORKFLOW or recorded_args[0] != action:
+                what = f"a bulk {recorded_args[0]}" if start.get("wf") == BULK_WORKFLOW else None
                 raise WorkflowIdInUse(
                     workflow_id=bulk_id,
-                    recorded=f"a workflow {existing.workflow_name!r}",
+                    recorded=what or f"a workflow {start.get('wf')!r}",
                     given=f"a bulk {action}",
                 )
             handle = await self.handle(bulk_id)
         recorded = await handle.result()
-        return result_of(bulk_id, action, recorded, resumed=existing is not None)
-
-
-_dry_run = dry_run  # (the method's argument has the same name)
+        return result_of(bulk_id, action, recorded, resumed=start is not None)

@@ -115,6 +115,8 @@ async def test_actions_plug_in_by_name_and_a_bulk_never_acts_on_itself(fleet: Pa
             actions={"tag": action},
             bulk_id="bulk-tag",
         )
+        with pytest.raises(durable.WorkflowIdInUse, match="a bulk tag"):  # (another action's)
+            await runtime.bulk("cancel", WorkflowFilter(workflow_name="ship"), bulk_id="bulk-tag")
     assert sorted(acted) == [(f"ship-{n}", "bulk:bulk-tag") for n in range(3)]
     assert done.outcomes["ship-0"] == "tagged"
     assert done.errors == {"ship-1": "error: RuntimeError: no tags today"}

@@ -172,9 +172,7 @@ def bulk_command(action: str, verb: str) -> click.Command:
         click.option("--dry-run", is_flag=True, help="List what it would do; do nothing."),
         click.option("--id", "bulk_id", help="The bulk's id: given again, it finishes that bulk."),
         click.option("--by", help="Who asks (default: user@host (pid)); journaled."),
-        click.option(
-            "--reason", default=f"{verb} in bulk from the command line", show_default=True
-        ),
+        click.option("--reason", default=f"bulk {verb} from the command line", show_default=True),
         click.option("--all", "every", is_flag=True, help="Every workflow: no filter."),
         with_filter,
         source_options,
