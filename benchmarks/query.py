@@ -213,7 +213,13 @@ def _report(
     print(f"\n{'workload':<16}{'median s':>10}")
     for workload, value in medians.items():
         print(f"{workload:<16}{value:>10.3f}")
-    result = {"runs": runs, "journals": journals, "seconds": times, "medians": medians}
+    result = {
+        "runs": runs,
+        "journals": journals,
+        "seconds": times,
+        "medians": medians,
+        "load_average_after": os.getloadavg(),  # (a shared machine: how busy it was)
+    }
     write_report(result, output, f"{name}.json")
 
 
