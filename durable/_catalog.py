@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from ._catalog_index import WRITE_AFTER
+from ._catalog_index import LOAD_AFTER, WRITE_AFTER
 from ._catalog_index import load as load_index
 from ._catalog_index import save as save_index
 from ._catalog_postgres import query_postgres
@@ -261,8 +261,8 @@ class Catalog:
         With the queues' waiting requests, the unreadable journals and who holds each; with
         `every` (`names` are all the journals), what went away is forgotten.
         """
-        if not self._index_loaded and isinstance(self.directory, Path):
-            self._index_loaded = True
+        if not self._index_loaded and isinstance(self.directory, Path) and len(names) >= LOAD_AFTER:
+            self._index_loaded = True  # (a few journals are read sooner than the whole index)
             on_disk = await anyio.to_thread.run_sync(load_index, self.directory)
             self._described = {**on_disk, **self._described}
         versions = await self._versions_of(names)

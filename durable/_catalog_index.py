@@ -36,6 +36,7 @@ INDEX_NAME = ".catalog-index"
 INDEX_VERSION = 1
 INDEX_MAX_BYTES = 1 << 30  # a larger file is not read (and not written)
 WRITE_AFTER = 1_000  # journals decoded by one listing before it is worth writing the index
+LOAD_AFTER = 100  # journals a listing looks at before it is worth reading the index
 Kept = dict[str, tuple[tuple[int, ...], WorkflowDescription]]
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _STATES = {str(state): state for state in WorkflowState}

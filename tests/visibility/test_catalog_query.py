@@ -128,6 +128,7 @@ async def test_the_index_file_serves_a_new_catalog_and_is_checked_against_the_jo
     fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("durable._catalog.WRITE_AFTER", 5)  # (a listing of 11 writes it)
+    monkeypatch.setattr("durable._catalog.LOAD_AFTER", 5)  # (and reads it)
     await ids(fleet)
     index = fleet / INDEX_NAME
     assert index.exists()
@@ -155,6 +156,7 @@ async def test_a_damaged_or_foreign_index_is_ignored(
     fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("durable._catalog.WRITE_AFTER", 5)
+    monkeypatch.setattr("durable._catalog.LOAD_AFTER", 5)
     await ids(fleet)
     index = fleet / INDEX_NAME
     data = index.read_bytes()
