@@ -16,6 +16,9 @@ from ._api import sleep as sleep
 from ._api import uuid4 as uuid4
 from ._api import wait_for_event as wait_for_event
 from ._api import workflow_info as workflow_info
+from ._bulk import BulkAction as BulkAction
+from ._bulk import BulkRequest as BulkRequest
+from ._bulk import BulkResult as BulkResult
 from ._definitions import Activity as Activity
 from ._definitions import Workflow as Workflow
 from ._definitions import activity as activity
@@ -37,6 +40,7 @@ from ._errors import ForkIncomplete as ForkIncomplete
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
+from ._errors import InvalidFilter as InvalidFilter
 from ._errors import InvalidForkStep as InvalidForkStep
 from ._errors import InvalidJournalName as InvalidJournalName
 from ._errors import InvalidOverride as InvalidOverride
@@ -62,6 +66,7 @@ from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
+from ._errors import UnknownBulkAction as UnknownBulkAction
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsafeJournalDirectory as UnsafeJournalDirectory
 from ._errors import UnsafeJournalFile as UnsafeJournalFile
@@ -76,6 +81,8 @@ from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
 from ._limits import Limit as Limit
+from ._query import WorkflowFilter as WorkflowFilter
+from ._query import WorkflowPage as WorkflowPage
 from ._queue_reading import QueueLoad as QueueLoad
 from ._queues import Queue as Queue
 from ._queues import Rate as Rate
@@ -104,6 +111,9 @@ __all__ = [
     "ActivityInfo",
     "ActivityTimeout",
     "AlreadyQueued",
+    "BulkAction",
+    "BulkRequest",
+    "BulkResult",
     "ChildIdInUse",
     "CompensationFailed",
     "DurableError",
@@ -113,6 +123,7 @@ __all__ = [
     "InDoubtError",
     "InboxFull",
     "InvalidDuration",
+    "InvalidFilter",
     "InvalidForkStep",
     "InvalidJournalName",
     "InvalidOverride",
@@ -154,6 +165,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredRecord",
     "TooManyOpenJournals",
+    "UnknownBulkAction",
     "UnknownWorkflow",
     "UnsafeJournalDirectory",
     "UnsafeJournalFile",
@@ -164,11 +176,13 @@ __all__ = [
     "WorkflowDefinitionError",
     "WorkflowDescription",
     "WorkflowFailed",
+    "WorkflowFilter",
     "WorkflowFinished",
     "WorkflowHandle",
     "WorkflowIdInUse",
     "WorkflowInfo",
     "WorkflowNotFound",
+    "WorkflowPage",
     "WorkflowState",
     "WorkflowStopped",
     "WorkflowTimedOut",

@@ -16,6 +16,10 @@ from typing import Any
 
 import anyio.to_thread
 
+from ._catalog_index import LOAD_AFTER, WRITE_AFTER
+from ._catalog_index import load as load_index
+from ._catalog_index import save as save_index
+from ._catalog_postgres import query_postgres
 from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState, describe
 from ._engine._history import History, history
@@ -30,11 +34,13 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._json_ready import to_plain
+from ._query import WorkflowFilter, WorkflowPage, check_limit, decode_cursor, page_of
 from ._queue_reading import QueueLoad, describe_waiting, find_waiting, load_of
-from ._storage._directory import JournalDirectory, validate_name
+from ._storage._directory import SUFFIX, JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
 from ._storage._locks import flock_holders
+from ._storage._opening import reading
 from ._storage._postgres import PostgresStore
 from ._storage._queue_files import QueueFiles, queue_names
 
@@ -148,24 +154,30 @@ class Catalog:
 
     Keeps each journal's description while its files are unchanged (same inode, size and
     mtime), so a UI that lists 10,000 workflows every few seconds decodes only what moved.
-    A PostgreSQL store is read afresh each time. Use `async with` (or close()) to let go of
-    a database's connections.
+    A PostgreSQL store is read afresh each time (its queries keep summaries in the database).
+    Use `async with` (or close()) to let go of a database's connections; a `store` given
+    (a runtime's) is left open.
     """
 
-    def __init__(self, source: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str], *, store: PostgresStore | None = None
+    ) -> None:
         self._store: JournalDirectory | PostgresStore
-        if is_postgres(source):
-            self._store = PostgresStore(os.fspath(source))
+        self._owns_store = store is None  # (a runtime's store is the runtime's to close)
+        if store is not None or is_postgres(source):
+            self._store = store or PostgresStore(os.fspath(source))
             self.directory: Path | str = self._store.location("").rsplit(" journal", 1)[0]
         else:
             self.directory = Path(source)
             self._store = JournalDirectory(self.directory)
         self._described: dict[str, tuple[tuple[int, ...], WorkflowDescription]] = {}
         self._reads = 0  # (a PostgreSQL store's "version": every read is new)
+        self._index_loaded = False  # (the directory's .catalog-index, read at first listing)
 
     async def close(self) -> None:
         """Close a database's connections (a directory holds nothing open)."""
-        await self._store.close()
+        if self._owns_store:
+            await self._store.close()
 
     async def __aenter__(self) -> Catalog:
         return self
@@ -186,7 +198,73 @@ class Catalog:
             ValueError: `state` is not a WorkflowState.
         """
         wanted = WorkflowState(state) if state is not None else None
+        listing = await self._described_now(await self._store.list())
+        needle = search.lower() if search else None
+        kept = listing.workflows
+        listing.workflows = [
+            described
+            for described in kept
+            if (wanted is None or described.state is wanted)
+            and (needle is None or _matches(described, needle))
+        ]
+        listing.workflows.sort(key=lambda described: described.updated, reverse=True)
+        return listing
+
+    async def query(
+        self, where: WorkflowFilter | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> WorkflowPage:
+        """One page of the workflows `where` matches, newest start first (then by id).
+
+        Args:
+            where: the filter (None: every workflow).
+            limit: the page's size, 1..10,000.
+            cursor: the previous page's next_cursor (None: the first page).
+
+        Raises:
+            InvalidFilter: a bad limit or cursor (the filter checked itself when made).
+        """
+        where = where or WorkflowFilter()
+        check_limit(limit)
+        decode_cursor(cursor)
+        if isinstance(self._store, PostgresStore):
+            return await query_postgres(self._store, where, limit, cursor)
         names = await self._store.list()
+        if where.id_prefix is not None:  # (the fields a name alone can answer)
+            names = [name for name in names if name.startswith(where.id_prefix)]
+        if where.ids:
+            names = [name for name in names if name in where.ids]
+        every = where.id_prefix is None and not where.ids
+        listing = await self._described_now(names, every=every)
+        queues = await anyio.to_thread.run_sync(self._queue_members) if where.queue else {}
+        matching = [d for d in listing.workflows if where.matches(d, queues)]
+        return page_of(matching, limit, cursor, listing.unreadable)
+
+    def _queue_members(self) -> dict[str, str]:
+        """Blocking: each workflow a queue holds (waiting or admitted) -> the queue's name."""
+        if not isinstance(self.directory, Path):
+            return {}
+        members: dict[str, str] = {}
+        for name in queue_names(self.directory):
+            try:
+                files = QueueFiles(self.directory, name, create=False)
+            except OSError:
+                continue
+            try:
+                members.update(dict.fromkeys([*files.waiting(), *files.admitted()], name))
+            finally:
+                files.close()
+        return members
+
+    async def _described_now(self, names: list[str], *, every: bool = True) -> Listing:
+        """Every named journal's description, decoding only those that changed.
+
+        With the queues' waiting requests, the unreadable journals and who holds each; with
+        `every` (`names` are all the journals), what went away is forgotten.
+        """
+        if not self._index_loaded and isinstance(self.directory, Path) and len(names) >= LOAD_AFTER:
+            self._index_loaded = True  # (a few journals are read sooner than the whole index)
+            on_disk = await anyio.to_thread.run_sync(load_index, self.directory)
+            self._described = {**on_disk, **self._described}
         versions = await self._versions_of(names)
         stale = [name for name in names if self._described.get(name, ((),))[0] != versions[name]]
         stored = await self._store.read_many(stale) if stale else {}
@@ -210,25 +288,17 @@ class Catalog:
                     listing.unreadable[name] = str(error)
                 else:
                     self._described[name] = (versions[name], described)
-        for gone in self._described.keys() - set(names):
-            del self._described[gone]
-        needle = search.lower() if search else None
+        if every:
+            for gone in self._described.keys() - set(names):
+                del self._described[gone]
         for name in names:
-            if (kept := self._described.get(name)) is None:
-                continue
-            described = kept[1]
-            if wanted is not None and described.state is not wanted:
-                continue
-            if needle is not None and not _matches(described, needle):
-                continue
-            listing.workflows.append(described)
-        for queued in await anyio.to_thread.run_sync(self._queued, listing):
-            if wanted is not None and queued.state is not wanted:
-                continue
-            if needle is not None and not _matches(queued, needle):
-                continue
-            listing.workflows.append(queued)
-        listing.workflows.sort(key=lambda described: described.updated, reverse=True)
+            if (kept := self._described.get(name)) is not None:
+                listing.workflows.append(kept[1])
+        if isinstance(self.directory, Path):  # (the queues' waiting requests: no journal)
+            listing.workflows += await anyio.to_thread.run_sync(self._queued, listing)
+        if len(stale) >= WRITE_AFTER and isinstance(self.directory, Path):
+            snapshot = dict(self._described)
+            await anyio.to_thread.run_sync(save_index, self.directory, snapshot)
         return listing
 
     def _queued(self, listing: Listing) -> list[WorkflowDescription]:
@@ -289,6 +359,11 @@ class Catalog:
             runner=Runner(known=False, holder=None),  # (nobody runs it yet: nothing to say)
         )
 
+    async def runners(self, workflow_ids: list[str]) -> dict[str, str] | None:
+        """Who holds each workflow's journal now (id -> holder; None: it cannot be told)."""
+        versions = await self._versions_of(workflow_ids)
+        return await self._holders(workflow_ids, versions)
+
     async def runner(self, workflow_id: str) -> Runner:
         """Who holds the workflow's journal now (no lock is taken to find out)."""
         self.check_id(workflow_id)
@@ -346,19 +421,33 @@ class Catalog:
         return self._versions([workflow_id])[workflow_id]
 
     def _versions(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        """Blocking: each journal's and inbox's stamp (see version()).
+
+        One listing of the directory says which inboxes exist, so a directory of 100,000
+        journals costs 100,000 stats, not 200,000 (most workflows never get a message).
+        """
         assert isinstance(self._store, JournalDirectory)
-        found = {}
+        missing = (-1, -1, -1, -1)
         for name in names:
-            path = self._store.path_of(name)
-            stamp: list[int] = []
-            for file in (path, path.with_suffix(INBOX_SUFFIX)):
-                try:
-                    stat = file.lstat()  # (a link is reported by the read, never followed)
-                except FileNotFoundError:
-                    stamp += [-1, -1, -1, -1]
-                else:
-                    stamp += [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
-            found[name] = tuple(stamp)
+            validate_name(name, self.directory)
+        with reading(self._store.path, None) as directory_fd:
+            if directory_fd is None:
+                return dict.fromkeys(names, missing + missing)
+            present = set(os.listdir(directory_fd)) if len(names) > 1 else None
+            found = {}
+            for name in names:
+                stamp: tuple[int, ...] = ()
+                for file in (name + SUFFIX, name + INBOX_SUFFIX):
+                    if present is not None and file not in present:
+                        stamp += missing
+                        continue
+                    try:  # (a link is reported by the read, never followed)
+                        info = os.stat(file, dir_fd=directory_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        stamp += missing
+                    else:
+                        stamp += (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+                found[name] = stamp
         return found
 
     async def _journal(self, workflow_id: str) -> list[dict[str, Any]]:

@@ -52,6 +52,8 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InvalidSchedule (ValueError)    a schedule's cron, time zone, interval or policy is bad
       ScheduleNotFound (LookupError)  no schedule of this name on the store
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
+      InvalidFilter (ValueError)      a WorkflowFilter field, a page's cursor or size: bad
+      UnknownBulkAction (LookupError) a bulk action's name that no action has
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
 what happened and what to do about it.
@@ -907,6 +909,35 @@ class ScheduleNotFound(DurableError, LookupError):
 
 class OutsideWorkflowError(DurableError, RuntimeError):
     """An in-workflow (or in-activity) call made elsewhere."""
+
+
+class InvalidFilter(DurableError, ValueError):
+    """A workflow query's filter field, page cursor or limit that cannot be right.
+
+    Raised where the filter is built (code, `durable list` options, the web UI's query
+    parameters), before anything is read; `field` names the field as the caller spelt it.
+    """
+
+    def __init__(self, *, field: str, value: object, expected: str) -> None:
+        self.field = field
+        self.value = value
+        shown = repr(value)
+        shown = shown if len(shown) <= 200 else shown[:199] + "…"
+        super().__init__(
+            f"workflow filter: {field}={shown} is not allowed; {field} must be {expected}. "
+            "Nothing was read or changed"
+        )
+
+
+class UnknownBulkAction(DurableError, LookupError):
+    """A bulk action asked for by a name no action has (see durable.bulk)."""
+
+    def __init__(self, *, action: str, known: list[str]) -> None:
+        self.action = action
+        self.known = known
+        super().__init__(
+            f"no bulk action {action!r}: the actions are {', '.join(known)}. Nothing was changed"
+        )
 
 
 class SimulatedCrash(BaseException):

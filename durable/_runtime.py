@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
+from ._bulk import ACTIONS as BULK_ACTIONS
+from ._bulk import bulk_workflow
 from ._children import ChildRunner
 from ._deadline import Deadlines
 from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
@@ -54,6 +56,7 @@ from ._limits import limit_home
 from ._mail import Mailroom
 from ._operations._operating import Operating
 from ._outage import Outage
+from ._querying import Querying
 from ._queue_service import AnyGrant, OnDuplicate, make_queue_service
 from ._queues import DEFAULT_PRIORITY, Queue, check_enqueue, delay_seconds
 from ._reading import describe_workflow
@@ -198,7 +201,7 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
     )
 
 
-class Runtime(Serving, Operating):
+class Runtime(Serving, Operating, Querying):
     """Runs durable workflows over one journal directory, on the running event loop.
 
     Use it as an async context manager, or call close(): closing stops the workflows still
@@ -303,6 +306,8 @@ class Runtime(Serving, Operating):
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
+        self._bulk_actions = dict(BULK_ACTIONS)  # (Runtime.bulk: more may be added)
+        self._register(bulk_workflow(self, self._bulk_actions))  # (any runtime finishes one)
 
     def _register(self, workflow: Workflow[..., Any]) -> None:
         known = self._workflows.setdefault(workflow.name, workflow)
@@ -998,12 +1003,23 @@ class Runtime(Serving, Operating):
         self._check_id(workflow_id)
         return await self._mail.send_event(workflow_id, name, payload, event_id)
 
-    async def cancel(self, workflow_id: str, reason: str = "cancelled") -> None:
+    async def cancel(
+        self, workflow_id: str, reason: str = "cancelled", *, request_id: str | None = None
+    ) -> bool:
         """Cancel a workflow: CancelledError is raised at its current await.
 
         Journaled, so a restart does not resurrect it. The workflow may catch it (run cleanup
         activities, compensate) and then ends cancelled: its result raises WorkflowCancelled.
         Its child workflows are cancelled with it.
+
+        Args:
+            workflow_id: the workflow's id.
+            reason: why, journaled with the cancellation (and shown by `durable show`).
+            request_id: de-duplicates: a cancellation with an id already sent to this
+                workflow is not sent again (a bulk action retried after a crash).
+
+        Returns:
+            False if `request_id` had already been sent (nothing written), else True.
 
         Raises:
             WorkflowNotFound: no workflow has this id here.
@@ -1013,7 +1029,7 @@ class Runtime(Serving, Operating):
                 have beyond it (16 messages, 1 MiB); nothing was written.
         """
         self._check_id(workflow_id)
-        await self._mail.cancel(workflow_id, reason, None)
+        return await self._mail.cancel(workflow_id, reason, request_id)
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """What the workflow is doing, read from its journal (no workflow code runs).

@@ -223,3 +223,17 @@ def test_queues_benchmark_runs_quick(tmp_path: Path) -> None:
     output, report = run_quick("benchmarks.queues", tmp_path)
     assert "limit_overhead_ms" in output
     assert set(report["medians"]) >= {"enqueue_batched_per_s", "drain_queue_per_s", "admit_us"}
+
+
+def test_query_benchmark_runs_quick(tmp_path: Path) -> None:
+    (tmp_path / "scratch").mkdir()
+    output, report = run_quick("benchmarks.query", tmp_path)
+    assert "cold_index" in output
+    assert report["journals"] == 1_200
+    assert set(report["medians"]) == {
+        "cold_no_index",
+        "cold_index",
+        "warm",
+        "warm_prefix",
+        "one_changed",
+    }

@@ -23,15 +23,18 @@ from typing import Any
 import click
 from rich.console import Console
 
+from .._catalog import Catalog, Listing
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._json_ready import plain_description, to_plain
+from .._query import WorkflowFilter, WorkflowPage
 from .._version import __version__
 from ..testing._fork_check import fork_check_directory
 from ..testing._replay_check import ReplayResult, replay_directory
 from . import _render
 from ._code import load_workflows as _load_workflows
 from ._operation_commands import fork, restart, resume
+from ._query_commands import build_filter, bulk, check_page, filter_words, query_options
 from ._schedule_commands import schedule
 from ._source import DIRECTORY_OPTION, JSON_OPTION, Source, source_options
 from ._source import run as _run
@@ -139,14 +142,42 @@ def main() -> None:
     help="Only workflows in this state.",
 )
 @click.option("--search", help="Only ids, workflow names or statuses containing this text.")
+@query_options
+@click.option(
+    "--limit", type=int, help="With a filter: workflows a page shows (default 100, at most 10000)."
+)
+@click.option("--cursor", help="With a filter: the next page (as the previous page said).")
 @JSON_OPTION
-def list_command(source: Source, state: str | None, search: str | None, as_json: bool) -> None:
+def list_command(
+    *,
+    source: Source,
+    state: str | None,
+    search: str | None,
+    as_json: bool,
+    limit: int | None,
+    cursor: str | None,
+    **filters: Any,
+) -> None:
     """List the workflows in the journal directory, most recently updated first.
 
     A workflow journaled as running an activity that no process holds now is marked
     stalled: it resumes when a runtime runs it again (run() or recover()).
+
+    With a filter option (--workflow, --id-prefix, --error-type, --queue, --parent, a time),
+    --limit or --cursor, it lists one page of the matching workflows instead, newest start
+    first, and says how to ask for the next. A filter that matches nothing lists nothing
+    (exit status 0); a value a filter cannot take is a usage error naming the option.
     """
-    _check_directory(source)
+    where = build_filter((state,) if state else (), filters)
+    if where is not None or limit is not None or cursor is not None:
+        if search is not None:
+            raise click.UsageError(
+                "--search lists every workflow; with filter options, use --id-prefix or "
+                "--workflow instead"
+            )
+        check_page(limit, cursor)
+        _list_page(source, where, limit or 100, cursor, as_json=as_json)
+        return
     listing = _with_catalog(source, lambda catalog: catalog.listing(state=state, search=search))
     if as_json:
         _print_json(
@@ -177,13 +208,49 @@ main.add_command(schedule)
 main.add_command(resume)
 main.add_command(restart)
 main.add_command(fork)
+main.add_command(bulk)
 
 
-def _check_directory(source: Source) -> None:
-    if isinstance(source, Path) and not source.is_dir():
-        raise click.ClickException(
-            f"no journal directory at {source} (give --dir, or set $DURABLE_DIR)"
+def _list_page(
+    source: Source, where: WorkflowFilter | None, limit: int, cursor: str | None, *, as_json: bool
+) -> None:
+    """One page of a filtered listing (`durable list` with a filter option)."""
+
+    async def read(catalog: Catalog) -> tuple[WorkflowPage, dict[str, str] | None]:
+        page = await catalog.query(where, limit=limit, cursor=cursor)
+        return page, await catalog.runners([d.workflow_id for d in page.workflows])
+
+    try:
+        page, runners = _with_catalog(source, read)
+    except click.ClickException as error:  # (InvalidFilter: the cursor, as run() words it)
+        if "cursor=" in error.message:
+            raise click.BadParameter(error.message, param_hint="--cursor") from None
+        raise
+    listing = Listing(workflows=page.workflows, unreadable=page.unreadable, runners=runners)
+    if as_json:
+        rows = [plain_description(d, listing.runner(d.workflow_id)) for d in page.workflows]
+        _print_json(
+            {
+                "workflows": rows,
+                "total": page.total,
+                "next_cursor": page.next_cursor,
+                "unreadable": page.unreadable,
+            }
         )
+        return
+    if page.workflows:
+        console = _console()
+        color = console.is_terminal and not console.no_color
+        for line in _render.listing_lines(listing, width=console.width, color=color):
+            click.echo(line, color=color)
+        more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
+        click.echo(f"{len(page.workflows)} of {page.total} matching ({filter_words(where)}){more}")
+    elif page.total:
+        click.echo(f"no more matching workflows ({page.total} in all) in {source}")
+    else:
+        click.echo(f"no workflows matching {filter_words(where)} in {source}")
+    for name, problem in page.unreadable.items():
+        click.echo(f"{click.style('unreadable', fg='red')} {name}: {_render.safe(problem)}")
 
 
 @main.command(epilog=_dashed_ids("durable show --dir DIR -- -rf"))

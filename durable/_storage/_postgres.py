@@ -4,12 +4,13 @@ Knows nothing of workflows or msgpack: payloads are opaque bytes, as in the file
 
 Tables (created by a versioned, idempotent migration in one transaction):
 
-    durable_meta      key, value                 ("schema_version" -> "3")
+    durable_meta      key, value                 ("schema_version" -> "4")
     durable_journals  name, generation, owner, fence, lease_until, done, due, unreadable,
-                      created, updated
+                      created, updated, changes (one more per commit, generation, post)
     durable_records   name, generation, seq, payload      the records of each generation
     durable_inbox     name, seq, payload                  messages posted to a journal
     durable_queue_requests, durable_queue_starts          queues (`_postgres_queues`)
+    durable_summaries  a description per journal, for queries (kept by the catalog)
 
 A journal has one writer, which holds a *lease* on its row: `owner` and `lease_until`,
 renewed by a heartbeat. Opening claims the row only if it is free or its lease expired,
@@ -586,7 +587,8 @@ class PostgresStore:
             connection.transaction(),
         ):
             generation = await connection.fetchval(
-                "UPDATE durable_journals SET generation = generation + 1, updated = now() "
+                "UPDATE durable_journals SET generation = generation + 1, updated = now(), "
+                "changes = changes + 1 "
                 "WHERE name = $1 AND fence = $2 AND owner = $3 RETURNING generation",
                 journal.name,
                 journal.fence,

@@ -1,7 +1,8 @@
 """PostgresStore's tables and statements, and the migration that creates the tables.
 
-Schema version 3 (older databases are upgraded in place: version 2 adds the `unreadable`
-column, version 3 the queue tables `durable_queue_requests` and `durable_queue_starts`).
+Schema version 4 (older databases are upgraded in place: version 2 adds the `unreadable`
+column, version 3 the queue tables `durable_queue_requests` and `durable_queue_starts`,
+version 4 the journals' change count and `durable_summaries`, which workflow queries read).
 
 A migration runs in one transaction under an advisory lock, so it either
 happens whole or not at all, and two processes starting at once do not race.
@@ -13,7 +14,7 @@ from typing import Any
 
 from .._errors import StoreUnavailable, UnsupportedJournalFormat
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
 SCHEMA = """
 CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -72,6 +73,32 @@ CREATE UNIQUE INDEX durable_queue_requests_dedup ON durable_queue_requests (queu
 CREATE TABLE durable_queue_starts (queue text NOT NULL, at timestamptz NOT NULL);
 CREATE INDEX durable_queue_starts_queue ON durable_queue_starts (queue, at);
 """,
+    # Workflow queries (`_catalog_postgres.py`): every committed batch of records, new
+    # generation and inbox post adds one to `changes`; a query re-reads the journals whose
+    # summary keeps another count, then filters the summaries through these indexes.
+    4: """
+ALTER TABLE durable_journals ADD COLUMN changes bigint NOT NULL DEFAULT 0;
+CREATE TABLE durable_summaries (
+    name        text PRIMARY KEY REFERENCES durable_journals (name) ON DELETE CASCADE,
+    changes     bigint NOT NULL,
+    workflow    text NOT NULL,
+    state       text NOT NULL,
+    started     double precision NOT NULL,
+    updated     double precision NOT NULL,
+    ended       double precision,
+    error_types text[] NOT NULL,
+    parent      text,
+    description bytea NOT NULL
+);
+CREATE INDEX durable_summaries_order ON durable_summaries (started DESC, name);
+CREATE INDEX durable_summaries_state ON durable_summaries (state, started DESC, name);
+CREATE INDEX durable_summaries_workflow ON durable_summaries (workflow, started DESC, name);
+CREATE INDEX durable_summaries_prefix ON durable_summaries (name text_pattern_ops);
+CREATE INDEX durable_summaries_parent ON durable_summaries (parent) WHERE parent IS NOT NULL;
+CREATE INDEX durable_summaries_errors ON durable_summaries USING gin (error_types);
+CREATE INDEX durable_summaries_updated ON durable_summaries (updated);
+CREATE INDEX durable_summaries_ended ON durable_summaries (ended) WHERE ended IS NOT NULL;
+""",
 }
 CLAIM = """
 UPDATE durable_journals
@@ -104,7 +131,7 @@ SELECT extract(epoch FROM min(due) - now()) FROM durable_journals
 """
 CHANNEL = "durable_work"
 CONFIRM = """
-UPDATE durable_journals AS j SET updated = now()
+UPDATE durable_journals AS j SET updated = now(), changes = j.changes + 1
   FROM unnest($1::text[], $2::bigint[]) AS b(name, fence)
  WHERE j.name = b.name AND j.fence = b.fence AND j.owner = $3
 RETURNING j.name
@@ -128,7 +155,7 @@ def schema_number(found: str | None, shown: str) -> int:
         raise StoreUnavailable(
             path=shown,
             detail=f"durable_meta's schema_version is {found!r}, not a version number",
-            hint="Restore the row (the version of the tables: 3 for this durable) from a "
+            hint="Restore the row (the version of the tables: 4 for this durable) from a "
             "backup, or as the tables show",
         ) from None
 

@@ -119,7 +119,9 @@ class PostgresWorkQueue:
         A workflow nobody runs now is then taken by any serving process.
         """
         await connection.execute(
-            "UPDATE durable_journals SET due = NULL WHERE name = $1 AND NOT done", name
+            "UPDATE durable_journals SET changes = changes + 1, "
+            "due = CASE WHEN done THEN due ELSE NULL END WHERE name = $1",
+            name,
         )
         await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
 

@@ -5,9 +5,11 @@ Every /api/ endpoint, reads included, needs the start-up token in the X-Durable-
 than through their 0600 files, and no other page the browser has open can read or act.
 The pages and static files carry no journal data. Reads go through the catalog (no lock,
 nothing written); sending an event and cancelling post to the workflow's inbox through a
-Runtime. Every id from a URL is validated before it names a file. Schedules (_schedule_api):
-GET /api/schedules and /api/schedules/{name}; POST /api/schedules/{name}/{action} (pause,
-resume, trigger, backfill, delete), sent through ScheduleHandle like the CLI's commands.
+Runtime. Every id from a URL is validated before it names a file. Queries and bulk actions
+(_query_api): GET /api/workflows with filter parameters, POST /api/bulk/{action}.
+Schedules (_schedule_api): GET /api/schedules and /api/schedules/{name}; POST
+/api/schedules/{name}/{action} (pause, resume, trigger, backfill, delete), sent through
+ScheduleHandle like the CLI's commands.
 Operations (_operation_api): POST /api/workflows/{id}/resume, /restart, /fork.
 
 Bounds (see _answers for the values):
@@ -65,6 +67,7 @@ from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
 from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
 from ._operation_api import BadOperation, operate
+from ._query_api import bulk_answer, filter_of, query_answer
 from ._schedule_api import act, describe_one, schedule_rows
 from ._values import json_pieces
 
@@ -201,6 +204,12 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             return await catalog.listing(state=state, search=search)
 
     async def api_list(request: Request) -> Response:
+        where = filter_of(request.query_params)
+        if where is not None:  # (a query: by cursor, newest start first)
+            limit = _int(request, "limit", 100, at_most=PAGE_LIMIT) or 1
+            cursor = request.query_params.get("cursor") or None
+            async with listing_lock:
+                return JSONResponse(await query_answer(catalog, where, limit, cursor))
         state = request.query_params.get("status") or None
         if state is not None and state not in {str(s) for s in WorkflowState}:
             return _error(400, f"unknown status {state!r}")
@@ -269,6 +278,11 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         except BadOperation as error:
             return _error(400, str(error))
         return JSONResponse(answer)
+    async def api_bulk(request: Request) -> Response:
+        action = request.path_params["action"]
+        body = await _json_body(request, f"bulk {action}", "a bulk action")
+        caller = request.client.host if request.client else "unknown"
+        return JSONResponse(await bulk_answer(runtime(), action, body, caller))
 
     async def api_schedules(request: Request) -> Response:
         found = await listing(None, "schedule:")  # (then only the schedules' own workflows)
@@ -315,6 +329,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             Route("/api/workflows/{workflow_id:str}/values/{ref:path}", api_value),
             Route("/api/workflows/{workflow_id:str}/events", api_send, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/cancel", api_cancel, methods=["POST"]),
+            Route("/api/bulk/{action:str}", api_bulk, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/{action:str}", api_operate, methods=["POST"]),
             Route("/api/schedules", api_schedules),
             Route("/api/schedules/{name:str}", api_schedule),

@@ -1,16 +1,47 @@
 // The list page: filters, search, pages of 100, refreshed every 3 s while "live" is on.
+// With a filter of the form (workflow, id prefix, error type, times...), the API answers a
+// query, paged by cursor; a selection (checkboxes) or every matching workflow can be
+// cancelled in bulk, after a dry run lists what would be and the user confirms.
 "use strict";
 
 (() => {
-  const { el, getJSON, badge, whenShort, shortValue, textOf, workflowURL } = durable;
+  const { el, getJSON, postJSON, badge, whenShort, shortValue, textOf, workflowURL } = durable;
   const PAGE = 100;
   const params = new URLSearchParams(location.search);
   const status = document.getElementById("status");
   const search = document.getElementById("search");
   const live = document.getElementById("live");
+  const form = document.getElementById("filter-form");
+  const selected = new Set();
   let offset = Number(params.get("offset") || 0);
+  let cursors = [null];  // (query mode: the cursor of each page shown so far)
   status.value = params.get("status") || "";
   search.value = params.get("search") || "";
+  for (const input of form.elements) {
+    if (input.name && params.get(input.name)) input.value = params.get(input.name);
+  }
+  if (filterQuery().toString()) document.getElementById("filters").open = true;
+
+  function filterQuery() {  // the form's fields that are filled in
+    const query = new URLSearchParams();
+    for (const input of form.elements) {
+      if (input.name && input.value.trim()) query.set(input.name, input.value.trim());
+    }
+    return query;
+  }
+  const querying = () => filterQuery().toString() !== "";
+  const TIMES = ["started_after", "started_before", "updated_after", "updated_before", "ended_after", "ended_before"];
+
+  function apiFilter() {  // filterQuery, with times typed without an offset read as local time
+    const query = filterQuery();
+    for (const name of TIMES) {
+      const text = query.get(name);
+      if (!text || !/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?$/.test(text)) continue;
+      const moment = new Date(text.length === 10 ? text + "T00:00" : text.replace(" ", "T"));
+      if (!Number.isNaN(moment.getTime())) query.set(name, moment.toISOString());
+    }
+    return query;
+  }
 
   function now(workflow) {
     if (workflow.error) return textOf(workflow, "error").split("\n")[0];
@@ -27,9 +58,11 @@
   }
 
   async function refresh() {
-    const query = new URLSearchParams({ offset, limit: PAGE });
+    const query = querying() ? apiFilter() : new URLSearchParams({ offset });
+    query.set("limit", PAGE);
+    if (querying() && cursors[cursors.length - 1]) query.set("cursor", cursors[cursors.length - 1]);
     if (status.value) query.set("status", status.value);
-    if (search.value.trim()) query.set("search", search.value.trim());
+    if (search.value.trim() && !querying()) query.set("search", search.value.trim());
     const problem = document.getElementById("problem");
     let data;
     try {
@@ -41,6 +74,7 @@
     }
     document.getElementById("directory").textContent = data.directory;
     const rows = data.workflows.map((w) => el("tr", { "data-id": w.id },
+      el("td", { class: "pick" }, pick(w.id)),
       el("td", { class: "id mono", title: w.id }, el("a", { href: workflowURL(w.id) }, w.id)),
       el("td", {}, textOf(w, "workflow")),
       el("td", {}, badge(w.state)),
@@ -50,16 +84,26 @@
       el("td", { class: "muted nowrap", title: durable.when(w.updated) }, whenShort(w.updated)),
     ));
     if (!rows.length) {
-      const filtered = status.value || search.value.trim();
-      rows.push(el("tr", {}, el("td", { colspan: 7, class: "muted" },
+      const filtered = status.value || search.value.trim() || querying();
+      rows.push(el("tr", {}, el("td", { colspan: 8, class: "muted" },
         filtered ? "No workflow matches." : "No workflows in this directory yet.")));
     }
     document.querySelector("#workflows tbody").replaceChildren(...rows);
-    const last = Math.min(data.total, offset + data.workflows.length);
-    document.getElementById("count").textContent = data.total
-      ? `${offset + 1}–${last} of ${data.total} workflow${data.total === 1 ? "" : "s"}` : "";
-    document.getElementById("previous").disabled = offset === 0;
-    document.getElementById("next").disabled = last >= data.total;
+    if (querying()) {  // (by cursor: the page's place is known by the pages before it)
+      const first = (cursors.length - 1) * PAGE;
+      document.getElementById("count").textContent = data.total
+        ? `${first + 1}–${first + data.workflows.length} of ${data.total} matching` : "";
+      document.getElementById("previous").disabled = cursors.length === 1;
+      document.getElementById("next").disabled = !data.next_cursor;
+      nextCursor = data.next_cursor;
+    } else {
+      const last = Math.min(data.total, offset + data.workflows.length);
+      document.getElementById("count").textContent = data.total
+        ? `${offset + 1}–${last} of ${data.total} workflow${data.total === 1 ? "" : "s"}` : "";
+      document.getElementById("previous").disabled = offset === 0;
+      document.getElementById("next").disabled = last >= data.total;
+    }
+    showSelection();
     const unreadable = Object.entries(data.unreadable);
     document.getElementById("unreadable").replaceChildren(...(unreadable.length ? [
       el("h2", {}, `Unreadable journals (${data.total_unreadable})`),
@@ -68,8 +112,109 @@
     ] : []));
   }
 
+  let nextCursor = null;
+
+  function pick(id) {  // a row's checkbox, kept checked across refreshes
+    const box = el("input", { type: "checkbox", "aria-label": "Select " + id });
+    box.checked = selected.has(id);
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(id); else selected.delete(id);
+      showSelection();
+    });
+    return box;
+  }
+
+  function showSelection() {
+    document.getElementById("selected-count").textContent = selected.size ? `${selected.size} selected` : "";
+    document.getElementById("cancel-selected").disabled = selected.size === 0;
+    const boxes = [...document.querySelectorAll("#workflows tbody td.pick input")];
+    document.getElementById("select-all").checked = boxes.length > 0 && boxes.every((box) => box.checked);
+  }
+
+  function matchingFilter() {  // the filter of what the page shows, as the bulk API takes it
+    const filter = {};
+    for (const [name, value] of apiFilter()) filter[name === "workflow" ? "workflow_name" : name] = value;
+    if (status.value) filter.state = status.value;
+    return filter;
+  }
+
+  let planned = null;  // (the dry run the dialog shows: its filter and bulk id)
+
+  async function cancelInBulk(filter, what) {  // a dry run first, shown in the dialog
+    const notice = document.getElementById("bulk-notice");
+    notice.replaceChildren();
+    let plan;
+    try {
+      plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
+    } catch (error) {
+      notice.replaceChildren(el("div", { class: "notice bad" }, "Bulk cancel failed: " + error.message));
+      return;
+    }
+    if (!plan.acted_on) {
+      notice.replaceChildren(el("div", { class: "notice" },
+        `Nothing to cancel: ${plan.matched ? "every one of them has ended" : "no workflow matches"}.`));
+      return;
+    }
+    planned = { filter, bulk_id: plan.bulk_id };
+    const ids = Object.keys(plan.outcomes);
+    document.getElementById("bulk-count").textContent =
+      `${plan.acted_on} workflow${plan.acted_on === 1 ? "" : "s"} (${what})`;
+    document.getElementById("bulk-list").replaceChildren(
+      ...ids.slice(0, 10).map((id) => el("li", {}, id)),
+      ...(plan.acted_on > 10 ? [el("li", { class: "muted" }, `… and ${plan.acted_on - 10} more`)] : []));
+    document.getElementById("bulk-skipped").textContent = plan.skipped_total
+      ? `${plan.skipped_total} more match but have ended: left as they are.` : "";
+    document.getElementById("bulk-problem").textContent = "";
+    document.getElementById("bulk-dialog").showModal();
+  }
+
+  document.getElementById("bulk-close").addEventListener("click", () => document.getElementById("bulk-dialog").close());
+  document.getElementById("bulk-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reason = document.getElementById("bulk-reason").value.trim() || "cancelled in bulk from the web UI";
+    try {
+      const done = await postJSON("/api/bulk/cancel", { ...planned, reason });
+      document.getElementById("bulk-dialog").close();
+      const errors = Object.keys(done.errors).length;
+      const sent = done.acted_on - errors;
+      document.getElementById("bulk-notice").replaceChildren(el("div", { class: "notice " + (errors ? "bad" : "good") },
+        `Bulk ${done.bulk_id}: ${sent} cancellation${sent === 1 ? "" : "s"} sent` +
+        (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : ".")));
+      selected.clear();
+      refresh();
+    } catch (error) {
+      document.getElementById("bulk-problem").textContent = error.message;
+    }
+  });
+
+  document.getElementById("select-all").addEventListener("change", (event) => {
+    for (const box of document.querySelectorAll("#workflows tbody td.pick input")) {
+      box.checked = event.target.checked;
+      box.dispatchEvent(new Event("change"));
+    }
+  });
+  document.getElementById("cancel-selected").addEventListener("click", () =>
+    cancelInBulk({ workflow_id: [...selected] }, "the selected ones"));
+  document.getElementById("cancel-matching").addEventListener("click", () => {
+    const filter = matchingFilter();
+    const notice = document.getElementById("bulk-notice");
+    if (search.value.trim() && !querying()) {
+      notice.replaceChildren(el("div", { class: "notice bad" },
+        "The search box is not a filter a bulk action can take: use the Filter form (id prefix, workflow...)."));
+      return;
+    }
+    if (!Object.keys(filter).length) {
+      notice.replaceChildren(el("div", { class: "notice bad" },
+        "Choose a state or a filter first: cancelling every workflow takes `durable bulk cancel --all`."));
+      return;
+    }
+    cancelInBulk(filter, "every one matching the filter");
+  });
+  form.addEventListener("submit", (event) => { event.preventDefault(); offset = 0; cursors = [null]; remember(); refresh(); });
+  form.addEventListener("reset", () => setTimeout(() => { offset = 0; cursors = [null]; remember(); refresh(); }));
+
   function remember() {
-    const query = new URLSearchParams();
+    const query = filterQuery();
     if (status.value) query.set("status", status.value);
     if (search.value.trim()) query.set("search", search.value.trim());
     if (offset) query.set("offset", offset);
@@ -80,11 +225,18 @@
   let typing;
   search.addEventListener("input", () => {
     clearTimeout(typing);
-    typing = setTimeout(() => { offset = 0; remember(); refresh(); }, 200);
+    typing = setTimeout(() => { offset = 0; cursors = [null]; remember(); refresh(); }, 200);
   });
-  status.addEventListener("change", () => { offset = 0; remember(); refresh(); });
-  document.getElementById("previous").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); remember(); refresh(); });
-  document.getElementById("next").addEventListener("click", () => { offset += PAGE; remember(); refresh(); });
+  status.addEventListener("change", () => { offset = 0; cursors = [null]; remember(); refresh(); });
+  document.getElementById("previous").addEventListener("click", () => {
+    if (querying()) cursors = cursors.length > 1 ? cursors.slice(0, -1) : cursors;
+    else offset = Math.max(0, offset - PAGE);
+    remember(); refresh();
+  });
+  document.getElementById("next").addEventListener("click", () => {
+    if (querying()) { if (nextCursor) cursors.push(nextCursor); } else offset += PAGE;
+    remember(); refresh();
+  });
 
   async function loop() {
     if (live.checked && !document.hidden) await refresh().catch(() => {});
