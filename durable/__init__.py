@@ -39,6 +39,7 @@ from ._errors import EventTimeout as EventTimeout
 from ._errors import ForkIncomplete as ForkIncomplete
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
+from ._errors import InvalidBulkOptions as InvalidBulkOptions
 from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidFilter as InvalidFilter
 from ._errors import InvalidForkStep as InvalidForkStep
@@ -122,6 +123,7 @@ __all__ = [
     "ForkIncomplete",
     "InDoubtError",
     "InboxFull",
+    "InvalidBulkOptions",
     "InvalidDuration",
     "InvalidFilter",
     "InvalidForkStep",

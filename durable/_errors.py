@@ -54,6 +54,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
       InvalidFilter (ValueError)      a WorkflowFilter field, a page's cursor or size: bad
       UnknownBulkAction (LookupError) a bulk action's name that no action has
+      InvalidBulkOptions (ValueError) a bulk action's options it does not take (fork's at_step)
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
 what happened and what to do about it.
@@ -938,6 +939,19 @@ class UnknownBulkAction(DurableError, LookupError):
         super().__init__(
             f"no bulk action {action!r}: the actions are {', '.join(known)}. Nothing was changed"
         )
+
+
+class InvalidBulkOptions(DurableError, ValueError):
+    """A bulk action's options that it does not take (an unknown name, a bad value).
+
+    Raised before anything is selected or started (Runtime.bulk, `durable bulk`, the web
+    UI's POST /api/bulk/{action}); `action` names the action, `problem` what is wrong.
+    """
+
+    def __init__(self, *, action: str, problem: str) -> None:
+        self.action = action
+        self.problem = problem
+        super().__init__(f"bulk {action}: {problem}. Nothing was changed")
 
 
 class SimulatedCrash(BaseException):

@@ -13,11 +13,12 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._bulk import (
     BULK_WORKFLOW,
     BulkAction,
+    BulkHost,
     BulkResult,
     action_of,
     new_bulk_id,
@@ -86,6 +87,10 @@ class Querying:
             InvalidFilter: a bad limit or cursor (a bad filter field is refused when the
                 WorkflowFilter is made).
         """
+        return await self._catalog().query(where, limit=limit, cursor=cursor)
+
+    def _catalog(self) -> Catalog:
+        """The catalog queries read (made at the first, kept for the runtime's life)."""
         if self._query_catalog is None:
             if isinstance(self._store, PostgresStore):
                 self._query_catalog = Catalog("", store=self._store)
@@ -96,7 +101,11 @@ class Querying:
                     "list_workflows needs a journal directory or a PostgresStore; this "
                     f"runtime's store is a {type(self._store).__name__}"
                 )
-        return await self._query_catalog.query(where, limit=limit, cursor=cursor)
+        return self._query_catalog
+
+    async def _holders(self, workflow_ids: list[str]) -> dict[str, str] | None:
+        """Who holds each journal now (id -> holder; None: it cannot be told), for bulk."""
+        return await self._catalog().runners(workflow_ids)
 
     async def bulk(
         self,
@@ -107,9 +116,10 @@ class Querying:
         reason: str = "bulk action",
         dry_run: bool = False,
         bulk_id: str | None = None,
+        options: Mapping[str, Any] | None = None,
         actions: Mapping[str, BulkAction] | None = None,
     ) -> BulkResult:
-        """Do `action` ("cancel") to every workflow `where` matches; what it did to each.
+        """Do `action` (cancel, resume, restart, fork) to every workflow `where` matches.
 
         The bulk runs as a durable workflow (`durable.bulk`, id `bulk_id`), so it is
         journaled with who asked (`by`) and why, and each workflow's action is journaled
@@ -117,35 +127,50 @@ class Querying:
         (`by`, `reason` and the bulk's id). Retried with the same `bulk_id` after a crash, it
         finishes what it had not done, on the workflows it had selected, and acts on none
         twice; so does any runtime's recover(). Safe while the workflows run in other
-        processes: a cancellation goes to the workflow's inbox, as Runtime.cancel's does.
+        processes: a cancellation goes to the workflow's inbox, as Runtime.cancel's does;
+        resume, restart and fork skip a workflow that has not ended or that a runner holds.
+
+        Resume, restart and fork only write (Runtime.resume(start=False) and so on): the
+        runs they leave (`BulkResult.runs`) are run by a runtime with their code, here or
+        in a process serving the store (recover(), serve(), or a handle's result()). A
+        restart's or fork's new run is named `<source id>@<bulk id>`, so a retried step
+        finds the run it made.
 
         Args:
-            action: the action's name: "cancel" (or one of `actions`).
+            action: the action's name: "cancel", "resume", "restart", "fork" (or one of
+                `actions`).
             where: which workflows (WorkflowFilter() is every workflow: say so on purpose).
             by: who or what asks (default: user@host (pid)); journaled.
             reason: why; journaled with each workflow's action.
             dry_run: act on nothing: the result says what would be done ("would cancel").
             bulk_id: the bulk's id (default: a new one, bulk-<action>-<time>-<random>).
-                Given again, it finishes (or returns) that bulk, whatever `where` says now.
+                Given again, it finishes (or returns) that bulk, whatever `where` and
+                `options` say now.
+            options: the action's options, journaled with the bulk: fork takes
+                {"from_failure": True} (its default: each from the step that failed) or
+                {"at_step": N}; the others take none.
             actions: more actions by name, for this runtime (kept, so that a bulk resumed
                 by recover() here finds them).
 
         Returns:
             A BulkResult: each workflow acted on and its outcome, those skipped and why (a
-            finished one cannot be cancelled). A filter that matches nothing acts on nothing.
+            finished one cannot be cancelled, a running one not resumed). A filter that
+            matches nothing acts on nothing.
 
         Raises:
             UnknownBulkAction: no action has that name; nothing was started.
+            InvalidBulkOptions: options the action does not take; nothing was started.
             InvalidWorkflowId: `bulk_id` is not a valid workflow id.
             WorkflowIdInUse: `bulk_id` names a workflow that is not a bulk of this action.
         """
         if actions:
             self._bulk_actions.update(actions)
-        chosen = action_of(self._bulk_actions, action)
+        chosen = action_of(self._bulk_actions, action, options or {})
         bulk_id = bulk_id or new_bulk_id(action)
         self._check_id(bulk_id)
         if dry_run:
-            return await plan_bulk(self, chosen, where, bulk_id)
+            host = cast(BulkHost, self)  # (the Runtime: its Operating has resume, fork...)
+            return await plan_bulk(host, chosen, where, bulk_id)
         try:
             start = await self._start_record_of(bulk_id)
         except WorkflowNotFound:
@@ -154,7 +179,8 @@ class Querying:
             definition = self._workflows[BULK_WORKFLOW]
             plain = where.to_plain()
             who = by or default_by()
-            handle = await self.start(definition, action, plain, who, reason, id=bulk_id)
+            extra = [dict(options)] if options else []  # (journaled: a retry does the same)
+            handle = await self.start(definition, action, plain, who, reason, *extra, id=bulk_id)
         else:
             recorded_args = start.get("args") or [None]
             if start.get("wf") != BULK_WORKFLOW or recorded_args[0] != action:

@@ -99,7 +99,7 @@ ALLOWED = {
         "_reading",
         "_storage",
     },
-    "_bulk": {"_api", "_definitions", "_engine", "_query"},
+    "_bulk": {"_api", "_definitions", "_engine", "_query", "_storage"},
     "_querying": {"_bulk", "_catalog", "_definitions", "_engine", "_query", "_storage"},
     "_runtime": {
         "_bulk",
