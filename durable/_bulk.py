@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -290,7 +290,7 @@ RESUME = BulkAction(
 RESTART = BulkAction(
     name="restart", act=_restart, refuses=_not_ended, verb="restart", refuses_held=True
 )
-FORK = _fork_of({})
+FORK = replace(_fork_of({}), verb="fork")  # (as configured: "fork from the failed step"...)
 # The actions by name (Runtime.bulk(actions=) adds more for one runtime).
 ACTIONS: Mapping[str, BulkAction] = MappingProxyType(
     {"cancel": CANCEL, "resume": RESUME, "restart": RESTART, "fork": FORK}

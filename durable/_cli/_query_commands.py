@@ -5,7 +5,10 @@ the field; it is reported as the option). Times: ISO 8601 (without an offset: lo
 a date, or a duration meaning that long ago ("2h", "3 days").
 
 A bulk action asks first: it lists what it would do (as --dry-run does) and waits for a
-yes, unless --yes; with no terminal to ask on (CI, a pipe) it refuses without --yes.
+yes, unless --yes; with no terminal to ask on (CI, a pipe) it refuses without --yes. An
+action's options (fork's --at-step / --from-failure) travel in the bulk's journaled
+arguments. Resume, restart and fork only write: a process with the workflows' code runs
+what they leave (recover(), serve()).
 """
 
 from __future__ import annotations
@@ -127,6 +130,35 @@ def with_filter(command: Callable[..., Any]) -> Callable[..., Any]:
     )(query_options(built))
 
 
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+# Each action's own options: (click option, how it goes into Runtime.bulk's options).
+_ACTION_OPTIONS: dict[str, list[_Decorator]] = {
+    "fork": [
+        click.option(
+            "--at-step",
+            type=click.IntRange(min=0),
+            help="Fork each at this step (the first it runs live), not from its failure.",
+        ),
+        click.option(
+            "--from-failure",
+            is_flag=True,
+            help="Fork each from the step that failed (the default without --at-step).",
+        ),
+    ],
+}
+_NEXT = "a process with the workflows' code runs them (recover(), serve(), or a handle's result())"
+
+
+def _options_of(action: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Runtime.bulk's options from an action's own command-line options."""
+    if action != "fork":
+        return {}
+    at_step, from_failure = given.pop("at_step"), given.pop("from_failure")
+    if at_step is not None and from_failure:
+        raise click.UsageError("give --at-step N or --from-failure, not both")
+    return {"at_step": at_step} if at_step is not None else {"from_failure": True}
+
+
 def bulk_command(action: str, verb: str) -> click.Command:
     """The `durable bulk <action>` command (one per entry of ACTIONS)."""
 
@@ -140,7 +172,9 @@ def bulk_command(action: str, verb: str) -> click.Command:
         bulk_id: str | None,
         dry_run: bool,
         yes: bool,
+        **own: Any,
     ) -> None:
+        options = _options_of(action, own)
         if where is None and not every and bulk_id is None:
             raise click.UsageError(
                 f"say which workflows to {verb}: give a filter (--status, --workflow, "
@@ -157,6 +191,7 @@ def bulk_command(action: str, verb: str) -> click.Command:
                 bulk_id=bulk_id,
                 dry_run=dry_run,
                 yes=yes,
+                options=options,
             )
         )
 
@@ -166,8 +201,15 @@ def bulk_command(action: str, verb: str) -> click.Command:
         "refuses unless --yes). Runs as a durable workflow, journaled with who asked and "
         "why: interrupted, run the same command with --id BULK_ID to finish it (nothing is "
         "done twice). A filter that matches nothing does nothing, and exits 0."
+        + (
+            ""
+            if action == "cancel"
+            else f"\n\nOnly workflows that have ended (and that no process holds) can be "
+            f"{verb}ed; the others are listed as skipped. It only writes: {_NEXT}."
+        )
     )
-    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    options: list[_Decorator] = [
+        *_ACTION_OPTIONS.get(action, []),
         click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
         click.option("--dry-run", is_flag=True, help="List what it would do; do nothing."),
         click.option("--id", "bulk_id", help="The bulk's id: given again, it finishes that bulk."),
@@ -194,13 +236,16 @@ async def _bulk(
     bulk_id: str | None,
     dry_run: bool,
     yes: bool,
+    options: dict[str, Any],
 ) -> None:
     async with runtime_for(source) as runtime:
         if bulk_id is not None and not dry_run and await _exists(runtime, bulk_id):
-            click.echo(f"finishing bulk {bulk_id} (its own filter, as journaled when it began)")
-            _report(await runtime.bulk(action, where, bulk_id=bulk_id), verb)
+            click.echo(
+                f"finishing bulk {bulk_id} (its own filter and options, as journaled when it began)"
+            )
+            _report(await runtime.bulk(action, where, bulk_id=bulk_id, options=options), verb)
             return
-        planned = await runtime.bulk(action, where, dry_run=True)
+        planned = await runtime.bulk(action, where, dry_run=True, options=options)
         if not planned.outcomes:
             skipped = f" ({planned.skipped_total} matched but cannot be)" if planned.matched else ""
             click.echo(f"nothing to {verb}: no workflow matching {filter_words(where)}{skipped}")
@@ -218,7 +263,7 @@ async def _bulk(
         bulk_id = bulk_id or planned.bulk_id
         click.echo(f"bulk {bulk_id}: interrupted? run this command again with --id {bulk_id}")
         done = await runtime.bulk(
-            action, where, by=by or default_by(), reason=reason, bulk_id=bulk_id
+            action, where, by=by or default_by(), reason=reason, bulk_id=bulk_id, options=options
         )
     _report(done, verb)
 
@@ -233,7 +278,8 @@ async def _exists(runtime: Runtime, bulk_id: str) -> bool:
 
 def _plan(planned: BulkResult, verb: str) -> None:
     ids = list(planned.outcomes)
-    click.echo(f"would {verb} {len(ids)} workflows:")
+    how = planned.outcomes[ids[0]].removeprefix("would ")  # (fork: "fork at step 2")
+    click.echo(f"would {verb} {len(ids)} workflows{f' ({how})' if how != verb else ''}:")
     for workflow_id in ids[:SHOWN]:
         click.echo(f"  {workflow_id}")
     if len(ids) > SHOWN:
@@ -245,12 +291,24 @@ def _plan(planned: BulkResult, verb: str) -> None:
         )
 
 
+def _in_short(outcome: str) -> str:
+    """An outcome as counted: "error", "restarted" (as whichever id), or itself."""
+    if outcome.startswith("error"):
+        return "error"
+    return outcome.split(" as ", 1)[0]
+
+
 def _report(done: BulkResult, verb: str) -> None:
-    counts = Counter(
-        "error" if outcome.startswith("error") else outcome for outcome in done.outcomes.values()
-    )
+    counts = Counter(_in_short(outcome) for outcome in done.outcomes.values())
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
     click.echo(f"bulk {done.bulk_id}: {summary or f'nothing to {verb}'}")
+    made = {key: run for key, run in done.runs.items() if key != run}
+    for workflow_id, run in list(made.items())[:SHOWN]:
+        click.echo(f"  {workflow_id} -> {run}")
+    if len(made) > SHOWN:
+        click.echo(f"  ... and {len(made) - SHOWN} more (durable show {done.bulk_id})")
+    if done.runs:
+        click.echo(f"{len(done.runs)} to run: {_NEXT}")
     for workflow_id, error in done.errors.items():
         click.secho(f"  {workflow_id}: {error}", fg="red")
     if done.errors:
@@ -259,8 +317,8 @@ def _report(done: BulkResult, verb: str) -> None:
 
 @click.group()
 def bulk() -> None:
-    """Act on every workflow a filter matches (cancel), journaled and crash-safe."""
+    """Act on every workflow a filter matches (cancel, resume, restart, fork), crash-safe."""
 
 
-for _action in ACTIONS:  # (resume, restart, fork: an entry of ACTIONS each, a command each)
+for _action in ACTIONS:  # (an entry of ACTIONS each, a command each)
     bulk.add_command(bulk_command(_action, ACTIONS[_action].verb))
