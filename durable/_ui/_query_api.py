@@ -4,8 +4,9 @@ GET /api/workflows takes the filter as query parameters (status, workflow, workf
 id_prefix, error_type, queue, parent, started_after, ..., cursor, limit); any of them makes
 it a query (pages by cursor, newest start first) rather than the plain listing. POST
 /api/bulk/{action} takes {"filter": {...the same fields...}, "reason", "dry_run",
-"bulk_id"} and runs Runtime.bulk, journaled as asked by the web UI (and the caller's
-address). Every value goes through WorkflowFilter (InvalidFilter: 400, naming the field).
+"bulk_id", "options"} and runs Runtime.bulk, journaled as asked by the web UI (and the
+caller's address). Every value goes through WorkflowFilter (InvalidFilter: 400, naming the
+field); the options through the action (InvalidBulkOptions: 400; fork's {"at_step": N}).
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ async def query_answer(
     }
 
 
-def bulk_request(body: dict[str, Any]) -> tuple[WorkflowFilter, str, bool, str | None]:
-    """A bulk action's body: its filter, reason, dry_run and bulk_id (InvalidFilter: bad)."""
+def bulk_request(
+    body: dict[str, Any],
+) -> tuple[WorkflowFilter, str, bool, str | None, dict[str, Any]]:
+    """A bulk action's body: its filter, reason, dry_run, bulk_id and options.
+
+    Raises:
+        InvalidFilter: a bad filter, reason or bulk_id; options that are not an object.
+    """
     plain = body.get("filter")
     if not isinstance(plain, dict) or not plain:
         raise InvalidFilter(
@@ -81,16 +88,25 @@ def bulk_request(body: dict[str, Any]) -> tuple[WorkflowFilter, str, bool, str |
     bulk_id = body.get("bulk_id")
     if bulk_id is not None and not isinstance(bulk_id, str):
         raise InvalidFilter(field="bulk_id", value=bulk_id, expected="text")
-    return where, reason, body.get("dry_run") is True, bulk_id
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise InvalidFilter(field="options", value=options, expected="a JSON object")
+    return where, reason, body.get("dry_run") is True, bulk_id, options
 
 
 async def bulk_answer(
     runtime: Runtime, action: str, body: dict[str, Any], caller: str
 ) -> dict[str, Any]:
     """Run (or, dry_run, plan) a bulk action for the web UI; what it did."""
-    where, reason, dry_run, bulk_id = bulk_request(body)
+    where, reason, dry_run, bulk_id, options = bulk_request(body)
     done = await runtime.bulk(
-        action, where, by=f"web UI ({caller})", reason=reason, dry_run=dry_run, bulk_id=bulk_id
+        action,
+        where,
+        by=f"web UI ({caller})",
+        reason=reason,
+        dry_run=dry_run,
+        bulk_id=bulk_id,
+        options=options,
     )
     return _plain(done)
 
@@ -107,4 +123,5 @@ def _plain(done: BulkResult) -> dict[str, Any]:
         "skipped": dict(list(done.skipped.items())[:BULK_SHOWN]),
         "skipped_total": done.skipped_total,
         "resumed": done.resumed,
+        "runs": dict(list(done.runs.items())[:BULK_SHOWN]),
     }

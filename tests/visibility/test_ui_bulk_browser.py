@@ -72,3 +72,29 @@ def test_filter_select_and_cancel_in_bulk(fleet: Path, page: Page, tmp_path: Pat
         expect(page.locator("#bulk-count")).to_contain_text("3 workflows")
         page.click("#bulk-close")
         screenshot(page, tmp_path, "bulk-done")
+
+
+def test_resume_and_fork_selected_through_the_same_dialog(
+    fleet: Path,
+    page: Page,  # noqa: F811
+) -> None:
+    with ui_serving(fleet) as address:
+        page.goto(address)
+        page.check('tr[data-id="pay-01"] td.pick input')
+        page.check('tr[data-id="pay-00"] td.pick input')
+        page.click("#resume-selected")
+        expect(page.locator("#bulk-verb")).to_have_text("Resume")
+        expect(page.locator("#bulk-count")).to_contain_text("1 workflow")
+        expect(page.locator("#bulk-skipped")).to_contain_text("pay-00: completed")
+        page.click("#bulk-confirm")
+        expect(page.locator("#bulk-notice")).to_contain_text("1 resumed")
+        # fork: the completed one from a step (the dialog's choice re-runs the dry run)
+        page.check('tr[data-id="pay-00"] td.pick input')
+        page.click("#fork-selected")
+        expect(page.locator("#bulk-skipped")).to_contain_text("nothing failed to fork from")
+        expect(page.locator("#bulk-confirm")).to_be_disabled()
+        page.check("#bulk-fork-step")
+        expect(page.locator("#bulk-count")).to_contain_text("1 workflow")
+        expect(page.locator("#bulk-confirm")).to_be_enabled()
+        page.click("#bulk-confirm")
+        expect(page.locator("#bulk-notice")).to_contain_text("1 forked")

@@ -1,7 +1,8 @@
 // The list page: filters, search, pages of 100, refreshed every 3 s while "live" is on.
 // With a filter of the form (workflow, id prefix, error type, times...), the API answers a
 // query, paged by cursor; a selection (checkboxes) or every matching workflow can be
-// cancelled in bulk, after a dry run lists what would be and the user confirms.
+// cancelled, resumed, restarted or forked in bulk, after a dry run lists what would be
+// done (and what is skipped, and why) and the user confirms.
 "use strict";
 
 (() => {
@@ -126,7 +127,9 @@
 
   function showSelection() {
     document.getElementById("selected-count").textContent = selected.size ? `${selected.size} selected` : "";
-    document.getElementById("cancel-selected").disabled = selected.size === 0;
+    for (const action of Object.keys(BULK)) {
+      document.getElementById(action + "-selected").disabled = selected.size === 0;
+    }
     const boxes = [...document.querySelectorAll("#workflows tbody td.pick input")];
     document.getElementById("select-all").checked = boxes.length > 0 && boxes.every((box) => box.checked);
   }
@@ -138,48 +141,107 @@
     return filter;
   }
 
-  let planned = null;  // (the dry run the dialog shows: its filter and bulk id)
+  // What each bulk action says in the dialog, and in the notice once done.
+  const BULK = {
+    cancel: {
+      verb: "Cancel", confirm: "Cancel them", close: "Keep them running", done: "cancellation sent",
+      reason: "cancelled in bulk from the web UI",
+      does: "Each gets CancelledError at its current await, then ends cancelled, for good. Runs as a " +
+        "bulk action journaled with its reason: retried, it cancels none twice.",
+    },
+    resume: {
+      verb: "Resume", confirm: "Resume them", close: "Leave them", done: "resumed",
+      reason: "resumed in bulk from the web UI",
+      does: "Each keeps its journal and goes on from the step that failed (or where it was " +
+        "cancelled), once a process with its code runs it. Journaled with its reason: retried, " +
+        "it resumes none twice.",
+    },
+    restart: {
+      verb: "Restart", confirm: "Restart them", close: "Leave them", done: "restarted",
+      reason: "restarted in bulk from the web UI",
+      does: "Each runs again from the start as a new run (id@bulk id) with the same arguments, " +
+        "linked to it, once a process with its code runs it. Retried, it makes no second run.",
+    },
+    fork: {
+      verb: "Fork", confirm: "Fork them", close: "Leave them", done: "forked",
+      reason: "forked in bulk from the web UI",
+      does: "Each gets a new run (id@bulk id) that replays its recorded steps up to the step below " +
+        "and runs live from there, once a process with its code runs it. Retried, it makes no second run.",
+    },
+  };
+  let planned = null;  // (the dry run the dialog shows: its action, filter and bulk id)
 
-  async function cancelInBulk(filter, what) {  // a dry run first, shown in the dialog
+  function forkOptions() {  // the dialog's "fork from" choice, as the bulk's options
+    if (!document.getElementById("bulk-fork-step").checked) return { from_failure: true };
+    return { at_step: Math.max(0, Number(document.getElementById("bulk-fork-at").value) || 0) };
+  }
+
+  async function actInBulk(action, filter, what) {  // a dry run first, shown in the dialog
     const notice = document.getElementById("bulk-notice");
     notice.replaceChildren();
+    const says = BULK[action];
+    const dialog = document.getElementById("bulk-dialog");
+    if (action === "fork" && !dialog.open) document.getElementById("bulk-fork-failure").checked = true;
+    const options = action === "fork" ? forkOptions() : {};
     let plan;
     try {
-      plan = await postJSON("/api/bulk/cancel", { filter, dry_run: true });
+      plan = await postJSON("/api/bulk/" + action, { filter, options, dry_run: true });
     } catch (error) {
-      notice.replaceChildren(el("div", { class: "notice bad" }, "Bulk cancel failed: " + error.message));
+      notice.replaceChildren(el("div", { class: "notice bad" }, `Bulk ${action} failed: ` + error.message));
       return;
     }
-    if (!plan.acted_on) {
-      notice.replaceChildren(el("div", { class: "notice" },
-        `Nothing to cancel: ${plan.matched ? "every one of them has ended" : "no workflow matches"}.`));
+    if (!plan.acted_on && !(action === "fork" && plan.matched)) {  // (fork: another step may do)
+      const why = Object.values(plan.skipped)[0];
+      notice.replaceChildren(el("div", { class: "notice" }, `Nothing to ${action}: ` +
+        (plan.matched ? `none of them can be (${why}${plan.skipped_total > 1 ? ", ..." : ""}).` : "no workflow matches.")));
       return;
     }
-    planned = { filter, bulk_id: plan.bulk_id };
+    planned = { action, filter, options, bulk_id: plan.bulk_id, what };
     const ids = Object.keys(plan.outcomes);
+    document.getElementById("bulk-verb").textContent = says.verb;
+    document.getElementById("bulk-does").textContent = says.does;
+    document.getElementById("bulk-fork").hidden = action !== "fork";
     document.getElementById("bulk-count").textContent =
       `${plan.acted_on} workflow${plan.acted_on === 1 ? "" : "s"} (${what})`;
     document.getElementById("bulk-list").replaceChildren(
       ...ids.slice(0, 10).map((id) => el("li", {}, id)),
       ...(plan.acted_on > 10 ? [el("li", { class: "muted" }, `… and ${plan.acted_on - 10} more`)] : []));
+    const skipped = Object.entries(plan.skipped).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ");
     document.getElementById("bulk-skipped").textContent = plan.skipped_total
-      ? `${plan.skipped_total} more match but have ended: left as they are.` : "";
+      ? `${plan.skipped_total} more match but cannot be: left as they are (${skipped}${plan.skipped_total > 3 ? "; ..." : ""}).` : "";
+    const reason = document.getElementById("bulk-reason");
+    if (!dialog.open || Object.values(BULK).some((each) => each.reason === reason.value)) reason.value = says.reason;
+    document.getElementById("bulk-close").textContent = says.close;
+    document.getElementById("bulk-confirm").textContent = says.confirm;
+    document.getElementById("bulk-confirm").disabled = !plan.acted_on;
     document.getElementById("bulk-problem").textContent = "";
-    document.getElementById("bulk-dialog").showModal();
+    if (!dialog.open) dialog.showModal();
   }
 
+  for (const id of ["bulk-fork-failure", "bulk-fork-step", "bulk-fork-at"]) {  // (a new dry run)
+    document.getElementById(id).addEventListener("change", () => {
+      if (planned) actInBulk("fork", planned.filter, planned.what);
+    });
+  }
   document.getElementById("bulk-close").addEventListener("click", () => document.getElementById("bulk-dialog").close());
   document.getElementById("bulk-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const reason = document.getElementById("bulk-reason").value.trim() || "cancelled in bulk from the web UI";
+    const says = BULK[planned.action];
+    const reason = document.getElementById("bulk-reason").value.trim() || says.reason;
+    const { action, filter, options, bulk_id } = planned;
     try {
-      const done = await postJSON("/api/bulk/cancel", { ...planned, reason });
+      const done = await postJSON("/api/bulk/" + action, { filter, options, bulk_id, reason });
       document.getElementById("bulk-dialog").close();
       const errors = Object.keys(done.errors).length;
-      const sent = done.acted_on - errors;
+      const skipped = Object.values(done.outcomes).filter((outcome) => outcome.startsWith("skipped")).length;
+      const acted = done.acted_on - errors - skipped;
+      const count = action === "cancel"
+        ? `${acted} cancellation${acted === 1 ? "" : "s"} sent` : `${acted} ${says.done}`;
+      const runs = Object.keys(done.runs || {}).length;
       document.getElementById("bulk-notice").replaceChildren(el("div", { class: "notice " + (errors ? "bad" : "good") },
-        `Bulk ${done.bulk_id}: ${sent} cancellation${sent === 1 ? "" : "s"} sent` +
-        (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : ".")));
+        `Bulk ${done.bulk_id}: ${count}` + (skipped ? `, ${skipped} skipped (changed meanwhile)` : "") +
+        (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : "") +
+        (runs ? `. A process with the workflows' code runs ${runs === 1 ? "it" : "them"} (recover(), serve()).` : ".")));
       selected.clear();
       refresh();
     } catch (error) {
@@ -193,23 +255,25 @@
       box.dispatchEvent(new Event("change"));
     }
   });
-  document.getElementById("cancel-selected").addEventListener("click", () =>
-    cancelInBulk({ workflow_id: [...selected] }, "the selected ones"));
-  document.getElementById("cancel-matching").addEventListener("click", () => {
-    const filter = matchingFilter();
-    const notice = document.getElementById("bulk-notice");
-    if (search.value.trim() && !querying()) {
-      notice.replaceChildren(el("div", { class: "notice bad" },
-        "The search box is not a filter a bulk action can take: use the Filter form (id prefix, workflow...)."));
-      return;
-    }
-    if (!Object.keys(filter).length) {
-      notice.replaceChildren(el("div", { class: "notice bad" },
-        "Choose a state or a filter first: cancelling every workflow takes `durable bulk cancel --all`."));
-      return;
-    }
-    cancelInBulk(filter, "every one matching the filter");
-  });
+  for (const action of Object.keys(BULK)) {
+    document.getElementById(action + "-selected").addEventListener("click", () =>
+      actInBulk(action, { workflow_id: [...selected] }, "the selected ones"));
+    document.getElementById(action + "-matching").addEventListener("click", () => {
+      const filter = matchingFilter();
+      const notice = document.getElementById("bulk-notice");
+      if (search.value.trim() && !querying()) {
+        notice.replaceChildren(el("div", { class: "notice bad" },
+          "The search box is not a filter a bulk action can take: use the Filter form (id prefix, workflow...)."));
+        return;
+      }
+      if (!Object.keys(filter).length) {
+        notice.replaceChildren(el("div", { class: "notice bad" },
+          `Choose a state or a filter first: to ${action} every workflow takes \`durable bulk ${action} --all\`.`));
+        return;
+      }
+      actInBulk(action, filter, "every one matching the filter");
+    });
+  }
   form.addEventListener("submit", (event) => { event.preventDefault(); offset = 0; cursors = [null]; remember(); refresh(); });
   form.addEventListener("reset", () => setTimeout(() => { offset = 0; cursors = [null]; remember(); refresh(); }));
 
