@@ -1,23 +1,27 @@
-"""A bulk cancel to SIGKILL half-way (test_sigkill_bulk.py).
+"""A bulk cancel or resume to SIGKILL half-way (test_sigkill_bulk.py).
 
     python bulk_app.py DIR make N        N workflows "napper", each asleep for an hour
     python bulk_app.py DIR cancel ID     bulk-cancel them (bulk id ID); print its result
+    python bulk_app.py DIR fail N        N workflows "payer", each failed (card declined)
+    python bulk_app.py DIR resume ID     bulk-resume them (bulk id ID); print its result
 
-The action is the real cancel, then a pause of 0.3 s before the step's outcome is
-journaled: a kill then lands after a workflow's cancellation was posted and before the bulk
-recorded it, the case where a retry would cancel twice if the post were not idempotent.
+The action is the real one, then a pause of 0.3 s before the step's outcome is journaled:
+a kill then lands after a workflow's cancellation was posted (or its resume record
+written) and before the bulk recorded it, the case where a retry would act twice if the
+action were not idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import durable
 from durable import BulkAction, BulkRequest, WorkflowFilter
-from durable._bulk import CANCEL, BulkHost
+from durable._bulk import CANCEL, RESUME, BulkHost
 
 
 @durable.workflow(name="napper")
@@ -25,17 +29,52 @@ async def napper(number: int) -> None:
     await durable.sleep("1 hour")
 
 
-async def slow_cancel(runtime: BulkHost, workflow_id: str, request: BulkRequest) -> str:
-    outcome = await CANCEL.act(runtime, workflow_id, request)
-    await asyncio.sleep(0.3)  # (the posted cancellation is durable; the step's outcome is not)
-    return outcome
+@durable.activity(retry=durable.RetryPolicy(maximum_attempts=1))
+async def pay(number: int) -> str:
+    raise ValueError(f"card {number} declined")
 
 
-SLOW = BulkAction(name="cancel", act=slow_cancel, refuses=CANCEL.refuses, verb="cancel")
+@durable.workflow(name="payer")
+async def payer(number: int) -> str:
+    return await pay(number)
+
+
+def slowed(action: BulkAction) -> BulkAction:
+    """The action, then a pause: what it did is durable; the step's outcome is not yet."""
+
+    async def act(runtime: BulkHost, workflow_id: str, request: BulkRequest) -> str:
+        outcome = await action.act(runtime, workflow_id, request)
+        await asyncio.sleep(0.3)
+        return outcome
+
+    return BulkAction(
+        name=action.name,
+        act=act,
+        refuses=action.refuses,
+        verb=action.verb,
+        refuses_held=action.refuses_held,
+    )
 
 
 async def main(directory: Path, command: str, argument: str) -> None:
-    async with durable.Runtime(directory, workflows=[napper], suspend_after="0 s") as runtime:
+    workflows = [napper, payer]
+    async with durable.Runtime(directory, workflows=workflows, suspend_after="0 s") as runtime:
+        if command == "fail":
+            for number in range(int(argument)):
+                handle = await runtime.start(payer, number, id=f"pay-{number:03d}")
+                with contextlib.suppress(durable.WorkflowFailed):
+                    await handle.result()
+            return
+        if command == "resume":
+            done = await runtime.bulk(
+                "resume",
+                WorkflowFilter(workflow_name="payer"),
+                by="bulk_app",
+                bulk_id=argument,
+                actions={"resume": slowed(RESUME)},
+            )
+            print(json.dumps({"outcomes": done.outcomes, "resumed": done.resumed}), flush=True)
+            return
         if command == "make":
             for number in range(int(argument)):
                 await runtime.start(napper, number, id=f"nap-{number:03d}")
@@ -48,7 +87,7 @@ async def main(directory: Path, command: str, argument: str) -> None:
             WorkflowFilter(workflow_name="napper"),
             by="bulk_app",
             bulk_id=argument,
-            actions={"cancel": SLOW},
+            actions={"cancel": slowed(CANCEL)},
         )
         print(json.dumps({"outcomes": done.outcomes, "resumed": done.resumed}), flush=True)
 

@@ -1,8 +1,9 @@
-"""A bulk cancel SIGKILLed half-way finishes when run again, and cancels nothing twice.
+"""A bulk cancel or resume SIGKILLed half-way finishes when run again, and does nothing twice.
 
-The kill lands while a batch of cancellations is posted but not yet journaled by the bulk
-(bulk_app pauses there): the retry re-runs those steps, and each workflow's inbox takes the
-bulk's request id once; the bulk's journal holds one outcome per workflow.
+The kill lands while a batch of cancellations is posted (or resume records written) but not
+yet journaled by the bulk (bulk_app pauses there): the retry re-runs those steps, and each
+workflow's inbox takes the bulk's request id once (each journal keeps one resume record
+with it); the bulk's journal holds one outcome per workflow.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from durable._catalog import Catalog
+from durable._engine import _records as records
+from durable._reading import read_workflow
+from durable._runtime import Runtime
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +93,42 @@ def test_a_killed_bulk_cancel_finishes_on_retry_and_never_doubles(tmp_path: Path
         return sum(step.name == "durable.bulk.act" for step in history.steps)
 
     assert asyncio.run(act_steps()) == WORKFLOWS  # (one journaled outcome per workflow)
+
+
+async def resume_ids(directory: Path) -> dict[str, list[str | None]]:
+    """Each payer's resume records, by request id."""
+    async with Runtime(directory) as runtime:
+        found = {}
+        for number in range(WORKFLOWS):
+            journal = await read_workflow(runtime._store, f"pay-{number:03d}")
+            found[f"pay-{number:03d}"] = [r.get("id") for r in journal if r["k"] == records.RESUME]
+        return found
+
+
+def test_a_killed_bulk_resume_finishes_on_retry_and_never_resumes_twice(tmp_path: Path) -> None:
+    directory = tmp_path / "journals"
+    made = run_app(directory, "fail", str(WORKFLOWS))
+    _, err = made.communicate(timeout=60)
+    assert made.returncode == 0, err
+    first = run_app(directory, "resume", "bulk-kill")
+    deadline = time.monotonic() + 60
+    while asyncio.run(bulk_progress(directory, "bulk-kill")) < 16:  # (the first batch)
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "the bulk made no progress"
+        time.sleep(0.01)
+    time.sleep(0.1)  # (the second batch's resume records are written, not yet journaled)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    before = asyncio.run(resume_ids(directory))
+    written = {name for name, ids in before.items() if ids}
+    assert 16 < len(written) < WORKFLOWS, len(written)  # (killed half-way, mid-batch)
+    assert asyncio.run(bulk_progress(directory, "bulk-kill")) < len(written)
+
+    again = run_app(directory, "resume", "bulk-kill")
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    result = json.loads(out)
+    assert result["resumed"] is True
+    assert result["outcomes"] == {f"pay-{n:03d}": "resumed" for n in range(WORKFLOWS)}
+    after = asyncio.run(resume_ids(directory))
+    assert after == {name: ["bulk:bulk-kill"] for name in after}  # (each exactly once)
