@@ -18,6 +18,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import durable
 from durable import BulkAction, BulkRequest, WorkflowFilter
@@ -57,7 +58,7 @@ def slowed(action: BulkAction) -> BulkAction:
 
 
 async def main(directory: Path, command: str, argument: str) -> None:
-    workflows = [napper, payer]
+    workflows: list[durable.Workflow[..., Any]] = [napper, payer]
     async with durable.Runtime(directory, workflows=workflows, suspend_after="0 s") as runtime:
         if command == "fail":
             for number in range(int(argument)):

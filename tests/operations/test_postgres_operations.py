@@ -82,3 +82,33 @@ async def test_a_workflow_another_runtime_holds_is_refused_on_postgres(postgres_
                 await operator.restart("held")
         await runner.send_event("held", "approved", 1)
         assert (await (await runner.handle("held")).result()).startswith("shipped")
+
+
+async def test_bulk_resume_restart_and_fork_on_postgres(postgres_dsn: str) -> None:
+    failed = durable.WorkflowFilter(workflow_name="order", state="failed")
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), workflows=[app.order, app.waits]
+    ) as runtime:
+        app.BROKEN.add("charge")
+        for name in ("b1", "b2"):
+            with pytest.raises(durable.WorkflowFailed):
+                await runtime.run(app.order, "o", id=name)
+        app.BROKEN.clear()
+        await runtime.start(app.waits, "w", id="b-waiting")
+        where = durable.WorkflowFilter(workflow_id="b-waiting", state="waiting for event")
+        while not (await runtime.list_workflows(where)).total:  # (once its records commit)
+            await asyncio.sleep(0.01)
+        plan = await runtime.bulk("resume", durable.WorkflowFilter(id_prefix="b"), dry_run=True)
+        assert plan.outcomes == {"b2": "would resume", "b1": "would resume"}
+        assert plan.skipped["b-waiting"].startswith("not ended: waiting for event")
+        forked = await runtime.bulk("fork", failed, bulk_id="pg-fork")
+        restarted = await runtime.bulk("restart", failed, bulk_id="pg-restart")
+        resumed = await runtime.bulk("resume", failed, by="pg", bulk_id="pg-resume")
+        again = await runtime.bulk("resume", failed, bulk_id="pg-resume")  # (a retry)
+        assert again.outcomes == resumed.outcomes == {"b2": "resumed", "b1": "resumed"}
+        runs = [*forked.runs.values(), *restarted.runs.values()]
+        assert sorted(runs) == ["b1@pg-fork", "b1@pg-restart", "b2@pg-fork", "b2@pg-restart"]
+        for run in [*runs, "b1", "b2"]:
+            assert await (await runtime.handle(run)).result() == DONE
+        journal = await read_workflow(runtime._store, "b1")
+        assert [r.get("id") for r in journal if r["k"] == records.RESUME] == ["bulk:pg-resume"]
