@@ -204,8 +204,8 @@ def bulk_command(action: str, verb: str) -> click.Command:
         + (
             ""
             if action == "cancel"
-            else f"\n\nOnly workflows that have ended (and that no process holds) can be "
-            f"{verb}ed; the others are listed as skipped. It only writes: {_NEXT}."
+            else "\n\nIt acts only on workflows that have ended and that no process holds; "
+            f"the others are listed as skipped, with why. It only writes: {_NEXT}."
         )
     )
     options: list[_Decorator] = [
