@@ -38,6 +38,7 @@ from ._errors import InvalidDuration as InvalidDuration
 from ._errors import InvalidJournalName as InvalidJournalName
 from ._errors import InvalidQueue as InvalidQueue
 from ._errors import InvalidSchedule as InvalidSchedule
+from ._errors import InvalidStreamOffset as InvalidStreamOffset
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
@@ -57,6 +58,7 @@ from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
+from ._errors import StreamNotFound as StreamNotFound
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
 from ._errors import UnknownWorkflow as UnknownWorkflow
 from ._errors import UnsafeJournalDirectory as UnsafeJournalDirectory
@@ -91,6 +93,8 @@ from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
 from ._storage._postgres import PostgresStore as PostgresStore
+from ._streams import Stream as Stream
+from ._streams import StreamItem as StreamItem
 
 __all__ = [
     "Activity",
@@ -109,6 +113,7 @@ __all__ = [
     "InvalidJournalName",
     "InvalidQueue",
     "InvalidSchedule",
+    "InvalidStreamOffset",
     "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
@@ -144,6 +149,9 @@ __all__ = [
     "SerializationError",
     "StoreUnavailable",
     "StoredRecord",
+    "Stream",
+    "StreamItem",
+    "StreamNotFound",
     "TooManyOpenJournals",
     "UnknownWorkflow",
     "UnsafeJournalDirectory",

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 
 from ._children import ChildRunner
 from ._deadline import Deadlines
@@ -61,10 +61,12 @@ from ._storage._directory import JournalDirectory
 from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
+from ._streams import Stream, StreamItem, read_stream
 
 logger = logging.getLogger("durable")
 
 R = TypeVar("R")
+T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_DIRECTORY = ".durable"
@@ -996,6 +998,46 @@ class Runtime(Serving):
             if queued is None:
                 raise
             return queued
+
+    @overload
+    def read_stream(
+        self,
+        workflow_id: str,
+        stream: Stream[T],
+        offset: int = 0,
+        *,
+        poll_interval: Duration = 0.05,
+    ) -> AsyncIterator[StreamItem[T]]: ...
+    @overload
+    def read_stream(
+        self, workflow_id: str, stream: str, offset: int = 0, *, poll_interval: Duration = 0.05
+    ) -> AsyncIterator[StreamItem[Any]]: ...
+    def read_stream(
+        self,
+        workflow_id: str,
+        stream: str | Stream[Any],
+        offset: int = 0,
+        *,
+        poll_interval: Duration = 0.05,
+    ) -> AsyncIterator[StreamItem[Any]]:
+        """The values of a workflow's stream from `offset` on, following it until the run ends.
+
+        Works for a workflow running anywhere on this store (this process or another), and
+        after it ended. Each item says its offset: read again from `item.offset + 1` to
+        resume exactly. While the run goes on, the iterator waits for new values (looking
+        every `poll_interval`, default 50 ms); it ends when the run ends (or continues as
+        new: a generation's streams end with it). Memory is bounded by a page of the
+        journal, however long the stream.
+
+        Raises (while iterating):
+            WorkflowNotFound: no workflow has this id here.
+            StreamNotFound: the run ended and never appended to this stream.
+            InvalidStreamOffset: a negative offset, or one past the end of an ended stream
+                (past the end of a running one, it waits).
+        """
+        self._check_id(workflow_id)
+        interval = to_seconds(poll_interval, what="poll_interval")
+        return read_stream(self._store, workflow_id, stream, offset, poll_interval=interval)
 
     async def close(self) -> None:
         """Stop the workflows still running (they resume later) and release the directory.

@@ -27,6 +27,7 @@ ALLOWED = {
     "_api": {"_engine", "_durations", "_definitions"},
     "_saga": {"_engine", "_definitions"},
     "_reading": {"_engine", "_storage"},
+    "_streams": {"_encoding", "_engine", "_storage"},
     "_mail": {"_engine", "_encoding", "_storage", "_outage", "_reading"},
     "_serving": {"_definitions", "_engine", "_encoding", "_storage", "_durations", "_outage"},
     "_children": {"_definitions", "_engine", "_encoding", "_storage", "_mail"},
@@ -105,6 +106,7 @@ ALLOWED = {
         "_reading",
         "_seams",
         "_serving",
+        "_streams",
     },
     "testing": {
         "_children",

@@ -26,6 +26,7 @@ from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
 from ._specs import ActivitySpec
+from ._streams import StreamSink, current_sink
 
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
 # syncing inline, costing a loop iteration per step.
@@ -114,10 +115,12 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
     sleep_until: Callable[[float], Awaitable[None]],
     now: Callable[[], float],
     packer: PlainPacker | None = None,
+    sink: StreamSink | None = None,
 ) -> Outcome:
     """Run attempts until one succeeds or the policy gives up; return the outcome.
 
     `packer`: the run's (encodes a plain record without building a msgpack Packer).
+    `sink`: where the activity's stream appends go (durable.Stream), tagged per attempt.
     """
     attempt = first_attempt
     if start_at is not None:
@@ -130,6 +133,7 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt, began))
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
+        sink_token = None if sink is None else current_sink.set((sink, began))
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 calling = spec.fn(*args, **kwargs)
@@ -154,9 +158,13 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
                 step, spec.name, digest, attempt, now=now(), result=result, began=began
             )
             return _succeeded(record, result, spec, packer)
-        except SerializationError as error:  # a result that cannot be journaled: not retried
-            failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
-            retry = False
+        except SerializationError as error:
+            if error.stream is None:  # a result that cannot be journaled: not retried
+                failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
+                retry = False
+            else:  # a stream value the activity appended: a failure like any other
+                failure = error
+                retry = spec.retry.retries_after(attempt, type(error))
         except (KeyboardInterrupt, SystemExit):
             raise
         except asyncio.CancelledError as error:
@@ -170,6 +178,8 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             retry = spec.retry.retries_after(attempt, type(error))
         finally:
             current_activity.reset(token)
+            if sink_token is not None:
+                current_sink.reset(sink_token)
             if intent is not None:
                 intent.cancel()  # finished (or failed) before its intent was written: skip it
         if not retry:

@@ -28,7 +28,12 @@ from typing import Any
 
 from .._asyncio_private import current_task, running_loop
 from .._encoding import PlainPacker, convert, decode, encode
-from .._errors import NonDeterminismError, SerializationError, WorkflowDefinitionError
+from .._errors import (
+    NonDeterminismError,
+    RecordTooLarge,
+    SerializationError,
+    WorkflowDefinitionError,
+)
 from .._gc_pause import collector_paused
 from .._storage._frames import DEFAULT_MAX_RECORD_SIZE
 from .._storage._interface import Journal
@@ -60,6 +65,7 @@ from ._replay import JournalIndex, RecordedStep, digest_of
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
 from ._steps import ChildCall, Command, CommandFuture, ContinueAsNew, RecordedOutcome
+from ._streams import StreamSink, check_stream_name, encode_value
 
 
 class WorkflowRun:
@@ -105,6 +111,9 @@ class WorkflowRun:
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
+        self._record_limit = record_limit
+        self._location = location or workflow_id
+        self._sink: StreamSink | None = None  # (made at the first activity, on the host loop)
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -658,6 +667,37 @@ class WorkflowRun:
         if step not in self._recorded:
             self._deferred.append(encode(records.status(step, self.status, self.loop.time())))
 
+    def append_stream(self, name: str, value: Any) -> None:
+        """Workflow code appends `value` to stream `name`: a step, journaled with the next ones.
+
+        A replay takes the same step and writes nothing (the journal has it): no value is
+        written twice, none is lost.
+
+        Raises:
+            SerializationError: the value cannot be journaled; nothing was written.
+            RecordTooLarge: its record would exceed the store's max_record_size.
+        """
+        check_stream_name(name)
+        payload = encode_value(
+            dict(records.stream_value(0, name, value, self.loop.time())), name, None
+        )
+        if len(payload) + 16 > self._record_limit:  # (+ the step number, at most 9 bytes)
+            raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
+        step = self._steps.begin("stream", name, "")
+        if step not in self._recorded:
+            self._deferred.append(encode(records.stream_value(step, name, value, self.loop.time())))
+
+    def _stream_sink(self) -> StreamSink:
+        sink = self._sink
+        if sink is None:
+            sink = self._sink = StreamSink(
+                self._journal,
+                record_limit=self._record_limit,
+                now=self._now,
+                location=self._location,
+            )
+        return sink
+
     def patched(self, patch_id: str) -> bool:
         """True where new code may take its new path; False replaying an older journal.
 
@@ -837,6 +877,7 @@ class WorkflowRun:
             sleep_until=self._sleep_until,
             now=self._now,
             packer=self._packer,
+            sink=self._stream_sink(),
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:

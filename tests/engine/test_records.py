@@ -41,6 +41,8 @@ def every_kind() -> list[dict[str, Any]]:
         records.end_result([1, 2], T),
         records.end_failure(ERROR, T, cancelled=True),
         records.end_continued([3], 5, [["go", None]], T),
+        records.stream_value(9, "tokens", "hel", T),  # (after the ends: indexes above kept)
+        records.emitted(10, 2, "tokens", {"lo": 1}, began=T, now=T),
     ]
     return built
 
@@ -89,6 +91,10 @@ def test_format_1_records_are_accepted() -> None:
         (18, {"e": "boom"}, "its error 'e' is not a map"),
         (19, {"cont": {"a": 1}}, "its next arguments 'cont' are not a list"),
         (19, {"carry": [["go"]]}, "'carry' holds something other than"),
+        (20, {"sn": 3}, "its stream name 'sn' is missing or not text"),
+        (20, {"s": -2}, "its step 's' is not an int >= 0"),
+        (21, {"b": "then"}, "its attempt 'n' or its attempt's start 'b'"),
+        (21, {"v": None, "sn": ""} | {"t": None}, "its value 'v' or time 't'"),
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
         (3, {"k": "start"}, "record 3 is a start record"),

@@ -1,0 +1,202 @@
+"""Streams out of a running workflow: Stream (append) and read_stream (follow it live).
+
+A stream is a named sequence of values of one workflow run, journaled: workflow code's
+appends are steps (`stream` records, skipped on replay like a status, so never written
+twice), an activity's are written as it produces them (`emit` records, tagged with the
+step, the attempt and when it began). A reader in any process on the same store reads the
+journal a page at a time from its start, counts the stream's values to the offset it
+asked for, and follows the journal live until the run ends: memory stays bounded by the
+page, whatever the stream's length. Knows nothing of the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar, final, overload
+
+from ._encoding import convert, converts
+from ._engine import _records as records
+from ._engine._context import current_activity
+from ._engine._streams import check_stream_name, current_sink
+from ._engine._workflow_run import current_run
+from ._errors import (
+    InvalidStreamOffset,
+    JournalNotFound,
+    OutsideWorkflowError,
+    StreamNotFound,
+    WorkflowNotFound,
+)
+from ._storage._interface import JournalStore
+from ._storage._pages import START
+
+T = TypeVar("T")
+
+PAGE_BYTES = 256 * 1024  # what a reader reads of the journal at a time (file store)
+
+
+@final
+class Stream(Generic[T]):
+    """A named stream of values a workflow run publishes as it goes (progress, tokens).
+
+    Declare it once, next to the workflow, and append to it from the workflow's code or
+    from its activities; read it with `Runtime.read_stream(workflow_id, stream)`:
+
+        TOKENS = durable.Stream("tokens", str)
+
+    `value_type` (default: any value the journal holds) is what readers rebuild values as
+    (a dataclass, an enum...); appends are checked by your type checker, not at run time.
+    """
+
+    @overload
+    def __init__(self: Stream[Any], name: str) -> None: ...
+    @overload
+    def __init__(self, name: str, value_type: type[T]) -> None: ...
+    def __init__(self, name: str, value_type: Any = Any) -> None:
+        self.name = check_stream_name(name)
+        self.value_type = value_type
+
+    def append(self, value: T) -> None:
+        """Publish `value` as the stream's next value (journaled; readers see it at once).
+
+        In workflow code it is a step of the workflow (as set_status): a replay takes it
+        again without writing it twice. In an activity it is written as it is made, tagged
+        with the attempt: if that attempt fails (or its process dies) and is retried, its
+        values stay, and the next attempt's follow them (`StreamItem.restarted` marks the
+        first). Never blocks: see docs/how-to/streams.md on back-pressure.
+
+        Raises:
+            SerializationError: the value cannot be journaled; nothing was written.
+            RecordTooLarge: the value is larger than the store's max_record_size.
+            OutsideWorkflowError: not called from workflow code or an activity it runs.
+        """
+        run = current_run()
+        if run is not None:
+            run.append_stream(self.name, value)
+            return
+        sink, activity = current_sink.get(), current_activity.get()
+        if sink is None or activity is None:
+            raise OutsideWorkflowError(
+                f"Stream({self.name!r}).append() was called outside a workflow and its "
+                "activities; append from code decorated with @durable.workflow or "
+                "@durable.activity (read a stream with Runtime.read_stream)"
+            )
+        emitter, began = sink
+        _, activity_name, step, attempt, _, _ = activity
+        emitter.emit(
+            self.name, value, activity=activity_name, step=step, attempt=attempt, began=began
+        )
+
+    def __repr__(self) -> str:
+        return f"durable.Stream({self.name!r})"
+
+
+@dataclass(frozen=True)
+class StreamItem(Generic[T]):
+    """One value of a stream, as a reader gets it.
+
+    Attributes:
+        offset: its position in the stream (0, 1, ...): read again from `offset + 1` to
+            resume after it, in this process or another.
+        value: the value, rebuilt as the stream's `value_type`.
+        at: when it was appended (aware UTC).
+        step: the step that appended it: the append itself (workflow code) or the
+            activity call that was running.
+        attempt: the activity's attempt (1, 2, ...); None for workflow code's values.
+        restarted: True on the first value of an attempt that follows values of an earlier
+            try of the same step (it failed and is retried, or its process died and it
+            runs again): a reader that shows the step's output drops what came before.
+    """
+
+    offset: int
+    value: T
+    at: datetime
+    step: int
+    attempt: int | None = None
+    restarted: bool = False
+
+
+def stream_name(stream: str | Stream[Any]) -> tuple[str, Any]:
+    """A stream's name and value type, from a Stream or a bare name (ValueError if bad)."""
+    if isinstance(stream, Stream):
+        return stream.name, stream.value_type
+    return check_stream_name(stream), Any
+
+
+async def read_stream(
+    store: JournalStore,
+    workflow_id: str,
+    stream: str | Stream[Any],
+    offset: int = 0,
+    *,
+    poll_interval: float = 0.05,
+    page_bytes: int = PAGE_BYTES,
+) -> AsyncIterator[StreamItem[Any]]:
+    """The values of `stream` from `offset` on, live until the workflow's run ends.
+
+    Raises (while iterating):
+        WorkflowNotFound: no workflow has this id in the store.
+        StreamNotFound: the run ended and never appended to this stream.
+        InvalidStreamOffset: `offset` is negative, or past the end of an ended stream (one
+            past the end of a running one waits for the values to come).
+        JournalCorrupted: a record is not one this version reads.
+    """
+    name, value_type = stream_name(stream)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidStreamOffset(workflow_id=workflow_id, stream=name, offset=offset, length=None)
+    where = store.location(workflow_id)
+    rebuilds = converts(value_type)
+    context = f"a value of stream {name!r}"
+    cursor, index, count, ended = START, 0, 0, False
+    tries: dict[int, tuple[int, float]] = {}  # an activity step's last (attempt, began)
+    known: set[str] = set()  # other streams' names (for StreamNotFound), a few
+    while True:
+        try:
+            page = await store.read_page(workflow_id, cursor, page_bytes)
+        except JournalNotFound:
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
+        if page.rotated:
+            return  # it continued as new: this generation's streams are over
+        decoded = records.read_journal(page.records, path=where, first_index=index)
+        index += len(decoded)
+        cursor = page.cursor
+        for record in decoded:
+            kind = record["k"]
+            if kind == records.END:
+                ended = True
+            elif kind in records.STREAMED:
+                if record["sn"] != name:
+                    if len(known) < 20:
+                        known.add(record["sn"])
+                    continue
+                step, attempt, restarted = record["s"], None, False
+                if kind == records.EMIT:
+                    attempt = record["n"]
+                    tag = (attempt, record["b"])
+                    restarted = tries.get(step, tag) != tag
+                    tries[step] = tag
+                if count >= offset:
+                    value = record["v"]
+                    if rebuilds:
+                        value = convert(value, value_type, context=context)
+                    yield StreamItem(
+                        count,
+                        value,
+                        datetime.fromtimestamp(record["t"], UTC),
+                        step,
+                        attempt,
+                        restarted,
+                    )
+                count += 1
+        if ended and not page.more:
+            if count == 0:
+                raise StreamNotFound(workflow_id=workflow_id, stream=name, known=sorted(known))
+            if offset > count:
+                raise InvalidStreamOffset(
+                    workflow_id=workflow_id, stream=name, offset=offset, length=count
+                )
+            return
+        if not page.more:
+            await asyncio.sleep(poll_interval)
