@@ -3,7 +3,7 @@
 A stream is a named sequence of values of one workflow run, journaled: workflow code's
 appends are steps (`stream` records, skipped on replay like a status, so never written
 twice), an activity's are written as it produces them (`emit` records, tagged with the
-step, the attempt and when it began). A reader in any process on the same store reads the
+step, the attempt and the loaded run). A reader in any process on the same store reads the
 journal a page at a time from its start, counts the stream's values to the offset it
 asked for, and follows the journal live until the run ends: memory stays bounded by the
 page, whatever the stream's length. Knows nothing of the runtime.
@@ -83,11 +83,8 @@ class Stream(Generic[T]):
                 "activities; append from code decorated with @durable.workflow or "
                 "@durable.activity (read a stream with Runtime.read_stream)"
             )
-        emitter, began = sink
         _, activity_name, step, attempt, _, _ = activity
-        emitter.emit(
-            self.name, value, activity=activity_name, step=step, attempt=attempt, began=began
-        )
+        sink.emit(self.name, value, activity=activity_name, step=step, attempt=attempt)
 
     def __repr__(self) -> str:
         return f"durable.Stream({self.name!r})"
@@ -150,7 +147,7 @@ async def read_stream(
     rebuilds = converts(value_type)
     context = f"a value of stream {name!r}"
     cursor, index, count, ended = START, 0, 0, False
-    tries: dict[int, tuple[int, float]] = {}  # an activity step's last (attempt, began)
+    tries: dict[int, tuple[int, int]] = {}  # an activity step's last (attempt, incarnation)
     known: set[str] = set()  # other streams' names (for StreamNotFound), a few
     while True:
         try:
@@ -174,7 +171,7 @@ async def read_stream(
                 step, attempt, restarted = record["s"], None, False
                 if kind == records.EMIT:
                     attempt = record["n"]
-                    tag = (attempt, record["b"])
+                    tag = (attempt, record["i"])
                     restarted = tries.get(step, tag) != tag
                     tries[step] = tag
                 if count >= offset:

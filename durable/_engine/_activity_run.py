@@ -133,7 +133,7 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt, began))
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
-        sink_token = None if sink is None else current_sink.set((sink, began))
+        sink_token = None if sink is None else current_sink.set(sink)
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 calling = spec.fn(*args, **kwargs)

@@ -27,7 +27,7 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     skip   {k, q: inbox position, reason, t}        a message that could not be delivered
     status {k, s, v: value, t}                                     set_status(), published
     stream {k, s, sn: stream name, v: value, t}       Stream.append() in workflow code (a step)
-    emit   {k, s: the activity's step, n: its attempt, sn, v, b: when the attempt began, t}
+    emit   {k, s: the activity's step, n: its attempt, i: the run's incarnation, sn, v, t}
                                             Stream.append() in an activity (not a step)
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
@@ -270,7 +270,7 @@ class EmitRecord(TypedDict):
     n: int
     sn: str
     v: Any
-    b: float  # when the attempt began: tells a rerun of the same attempt after a crash apart
+    i: int  # a random number per loaded run: tells a rerun of an attempt after a crash apart
     t: float
 
 
@@ -457,10 +457,10 @@ def stream_value(step: int, name: str, value: Any, now: float) -> StreamRecord:
 
 
 def emitted(
-    step: int, attempt: int, name: str, value: Any, *, began: float, now: float
+    step: int, attempt: int, name: str, value: Any, *, incarnation: int, now: float
 ) -> EmitRecord:
-    """Attempt `attempt` of activity step `step` (begun at `began`) appended `value`."""
-    return {"k": EMIT, "s": step, "n": attempt, "sn": name, "v": value, "b": began, "t": now}
+    """Attempt `attempt` of activity step `step` appended `value`, in run `incarnation`."""
+    return {"k": EMIT, "s": step, "n": attempt, "i": incarnation, "sn": name, "v": value, "t": now}
 
 
 def patch(patch_id: str, step: int) -> PatchRecord:
@@ -712,8 +712,8 @@ def _check_stream(record: Record) -> str | None:
 
 
 def _check_emit(record: Record) -> str | None:
-    if not _is_count(record.get("n")) or not _is_time(record.get("b")):
-        return "its attempt 'n' or its attempt's start 'b' is missing or of the wrong type"
+    if not _is_count(record.get("n")) or not _is_count(record.get("i")):
+        return "its attempt 'n' or its run's incarnation 'i' is missing or not an int >= 0"
     return _check_stream(record)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -58,17 +59,20 @@ class StreamSink:
         self._location = location
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
+        # Tells this loaded run's attempts from those of an earlier one (a crash, a restart)
+        # that ran the same attempt number of a step: readers mark the rerun as restarted.
+        self.incarnation = secrets.randbits(31)
 
-    def emit(
-        self, name: str, value: Any, *, activity: str, step: int, attempt: int, began: float
-    ) -> None:
+    def emit(self, name: str, value: Any, *, activity: str, step: int, attempt: int) -> None:
         """Journal `value` as the next of stream `name`, written by this attempt.
 
         Raises:
             SerializationError: the value cannot be journaled; nothing was written.
             RecordTooLarge: its record would exceed the store's max_record_size.
         """
-        record = records.emitted(step, attempt, name, value, began=began, now=self._now())
+        record = records.emitted(
+            step, attempt, name, value, incarnation=self.incarnation, now=self._now()
+        )
         payload = encode_value(dict(record), name, activity)
         if len(payload) > self._record_limit:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
@@ -85,8 +89,6 @@ def _write_late(journal: Journal, payload: bytes) -> None:
         journal.write(payload)
 
 
-# The sink of the running activity attempt and when the attempt began (set per attempt by
-# run_activity; copied into worker threads by anyio with the rest of the context).
-current_sink: ContextVar[tuple[StreamSink, float] | None] = ContextVar(
-    "durable_stream_sink", default=None
-)
+# The sink of the running activity attempt's run (set by run_activity; copied into worker
+# threads by anyio with the rest of the context).
+current_sink: ContextVar[StreamSink | None] = ContextVar("durable_stream_sink", default=None)

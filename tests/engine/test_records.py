@@ -42,7 +42,7 @@ def every_kind() -> list[dict[str, Any]]:
         records.end_failure(ERROR, T, cancelled=True),
         records.end_continued([3], 5, [["go", None]], T),
         records.stream_value(9, "tokens", "hel", T),  # (after the ends: indexes above kept)
-        records.emitted(10, 2, "tokens", {"lo": 1}, began=T, now=T),
+        records.emitted(10, 2, "tokens", {"lo": 1}, incarnation=77, now=T),
     ]
     return built
 
@@ -93,7 +93,7 @@ def test_format_1_records_are_accepted() -> None:
         (19, {"carry": [["go"]]}, "'carry' holds something other than"),
         (20, {"sn": 3}, "its stream name 'sn' is missing or not text"),
         (20, {"s": -2}, "its step 's' is not an int >= 0"),
-        (21, {"b": "then"}, "its attempt 'n' or its attempt's start 'b'"),
+        (21, {"i": -1}, "its attempt 'n' or its run's incarnation 'i'"),
         (21, {"v": None, "sn": ""} | {"t": None}, "its value 'v' or time 't'"),
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
