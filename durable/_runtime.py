@@ -1037,7 +1037,14 @@ class Runtime(Serving):
         """
         self._check_id(workflow_id)
         interval = to_seconds(poll_interval, what="poll_interval")
-        return read_stream(self._store, workflow_id, stream, offset, poll_interval=interval)
+        return read_stream(
+            self._store,
+            workflow_id,
+            stream,
+            offset,
+            poll_interval=interval,
+            starting=lambda: workflow_id in self._running,  # (started here: it will be there)
+        )
 
     async def close(self) -> None:
         """Stop the workflows still running (they resume later) and release the directory.

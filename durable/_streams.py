@@ -12,7 +12,7 @@ page, whatever the stream's length. Knows nothing of the runtime.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, final, overload
@@ -130,8 +130,12 @@ async def read_stream(
     *,
     poll_interval: float = 0.05,
     page_bytes: int = PAGE_BYTES,
+    starting: Callable[[], bool] | None = None,
 ) -> AsyncIterator[StreamItem[Any]]:
     """The values of `stream` from `offset` on, live until the workflow's run ends.
+
+    `starting`: whether the workflow is being started (its journal may not be there yet):
+    then a journal not found is waited for, not WorkflowNotFound.
 
     Raises (while iterating):
         WorkflowNotFound: no workflow has this id in the store.
@@ -153,7 +157,10 @@ async def read_stream(
         try:
             page = await store.read_page(workflow_id, cursor, page_bytes)
         except JournalNotFound:
-            raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
+            if index or starting is None or not starting():
+                raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
+            await asyncio.sleep(poll_interval)
+            continue
         if page.rotated:
             return  # it continued as new: this generation's streams are over
         decoded = records.read_journal(page.records, path=where, first_index=index)

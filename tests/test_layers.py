@@ -119,6 +119,7 @@ ALLOWED = {
         "_runtime",
         "_seams",
     },
+    "web": {"_runtime", "_streams"},
     "_json_ready": {"_engine"},
     "_catalog": {"_engine", "_encoding", "_json_ready", "_queue_reading", "_storage"},
     "_ui": {
