@@ -204,3 +204,84 @@ async def read_stream(
             return
         if not page.more:
             await asyncio.sleep(poll_interval)
+
+
+@dataclass(frozen=True)
+class StreamSnapshot:
+    """A run's streams as they stand now (for people: the web UI), without waiting.
+
+    Attributes:
+        counts: each stream's number of values so far, by name (at most SNAPSHOT_STREAMS
+            names, the first ones appended to).
+        items: values of the stream asked for, from the offset asked for, at most `limit`.
+        ended: the run has ended: no value will follow.
+    """
+
+    counts: dict[str, int]
+    items: list[StreamItem[Any]]
+    ended: bool
+
+
+SNAPSHOT_STREAMS = 50
+
+
+async def stream_snapshot(
+    store: JournalStore,
+    workflow_id: str,
+    name: str | None,
+    offset: int,
+    limit: int,
+    *,
+    page_bytes: int = PAGE_BYTES,
+) -> StreamSnapshot:
+    """Every stream's count so far, and up to `limit` values of stream `name` from `offset`.
+
+    Reads the journal to its current end a page at a time (memory: a page, and `limit`
+    items). Raises WorkflowNotFound for an unknown id.
+    """
+    if name is not None:
+        check_stream_name(name)
+    if offset < 0 or limit < 0:
+        raise InvalidStreamOffset(
+            workflow_id=workflow_id, stream=name or "", offset=offset, length=None
+        )
+    where = store.location(workflow_id)
+    cursor, index, ended = START, 0, False
+    counts: dict[str, int] = {}
+    items: list[StreamItem[Any]] = []
+    tries: dict[int, tuple[int, int]] = {}
+    while True:
+        try:
+            page = await store.read_page(workflow_id, cursor, page_bytes)
+        except JournalNotFound:
+            raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
+        if page.rotated:
+            break
+        decoded = records.read_journal(page.records, path=where, first_index=index)
+        index, cursor = index + len(decoded), page.cursor
+        for record in decoded:
+            kind = record["k"]
+            if kind == records.END:
+                ended = True
+            elif kind in records.STREAMED:
+                stream = record["sn"]
+                count = counts.get(stream)
+                if count is None:
+                    if len(counts) >= SNAPSHOT_STREAMS:
+                        continue
+                    count = 0
+                counts[stream] = count + 1
+                if stream != name:
+                    continue
+                step, attempt, restarted = record["s"], None, False
+                if kind == records.EMIT:
+                    attempt = record["n"]
+                    tag = (attempt, record["i"])
+                    restarted = tries.get(step, tag) != tag
+                    tries[step] = tag
+                if count >= offset and len(items) < limit:
+                    at = datetime.fromtimestamp(record["t"], UTC)
+                    items.append(StreamItem(count, record["v"], at, step, attempt, restarted))
+        if not page.more:
+            break
+    return StreamSnapshot(counts, items, ended)

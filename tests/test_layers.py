@@ -121,9 +121,17 @@ ALLOWED = {
     },
     "web": {"_runtime", "_streams"},
     "_json_ready": {"_engine"},
-    "_catalog": {"_engine", "_encoding", "_json_ready", "_queue_reading", "_storage"},
+    "_catalog": {
+        "_engine",
+        "_encoding",
+        "_json_ready",
+        "_queue_reading",
+        "_storage",
+        "_streams",
+    },
     "_ui": {
         "_catalog",
+        "_streams",
         "_engine",
         "_json_ready",
         "_runtime",
