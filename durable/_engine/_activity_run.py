@@ -26,7 +26,6 @@ from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
 from ._specs import ActivitySpec
-from ._streams import StreamSink, current_sink
 
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
 # syncing inline, costing a loop iteration per step.
@@ -115,12 +114,10 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
     sleep_until: Callable[[float], Awaitable[None]],
     now: Callable[[], float],
     packer: PlainPacker | None = None,
-    sink: StreamSink | None = None,
 ) -> Outcome:
     """Run attempts until one succeeds or the policy gives up; return the outcome.
 
     `packer`: the run's (encodes a plain record without building a msgpack Packer).
-    `sink`: where the activity's stream appends go (durable.Stream), tagged per attempt.
     """
     attempt = first_attempt
     if start_at is not None:
@@ -133,7 +130,6 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent(spec, step, digest, attempt, began))
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
-        sink_token = None if sink is None else current_sink.set(sink)
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 calling = spec.fn(*args, **kwargs)
@@ -178,8 +174,6 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             retry = spec.retry.retries_after(attempt, type(error))
         finally:
             current_activity.reset(token)
-            if sink_token is not None:
-                current_sink.reset(sink_token)
             if intent is not None:
                 intent.cancel()  # finished (or failed) before its intent was written: skip it
         if not retry:
