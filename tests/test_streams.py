@@ -322,3 +322,24 @@ async def test_a_long_stream_is_read_a_page_at_a_time(tmp_path: Path) -> None:
         assert len(items) == 2000
         assert items[1999].startswith("01999")
         assert time.monotonic() - started < 10
+
+
+async def test_appending_to_another_stream_on_replay_is_a_divergence(tmp_path: Path) -> None:
+    @durable.workflow(name="appender")
+    async def before() -> None:
+        durable.Stream("one").append(1)
+        await durable.wait_for_event("go")
+
+    @durable.workflow(name="appender")
+    async def after() -> None:
+        durable.Stream("two").append(1)
+        await durable.wait_for_event("go")
+
+    async with durable.Runtime(tmp_path) as runtime:
+        await runtime.start(before, id="d")
+        reader = runtime.read_stream("d", "one")
+        assert (await anext(reader)).value == 1
+    async with durable.Runtime(tmp_path) as runtime:
+        handle = await runtime.start(after, id="d")
+        with pytest.raises(durable.NonDeterminismError, match="an append to stream 'one'"):
+            await handle.result()
