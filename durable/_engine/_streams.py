@@ -33,7 +33,7 @@ def check_stream_name(name: Any) -> str:
     return name
 
 
-def encode_value(record: dict[str, Any], name: str, activity: str | None) -> bytes:
+def encode_value(record: Any, name: str, activity: str | None) -> bytes:
     """A stream record encoded; SerializationError (naming the stream) if its value cannot be."""
     try:
         return encode(record, context=f"a value of stream {name!r}", activity=activity)
@@ -73,7 +73,7 @@ class StreamSink:
         record = records.emitted(
             step, attempt, name, value, incarnation=self.incarnation, now=self._now()
         )
-        payload = encode_value(dict(record), name, activity)
+        payload = encode_value(record, name, activity)
         if len(payload) > self._record_limit:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
         if threading.get_ident() == self._thread:

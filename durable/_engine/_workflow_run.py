@@ -679,14 +679,16 @@ class WorkflowRun:
             RecordTooLarge: its record would exceed the store's max_record_size.
         """
         check_stream_name(name)
-        payload = encode_value(
-            dict(records.stream_value(0, name, value, self.loop.time())), name, None
-        )
-        if len(payload) + 16 > self._record_limit:  # (+ the step number, at most 9 bytes)
-            raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
         step = self._steps.begin("stream", name, "")
-        if step not in self._recorded:
-            self._deferred.append(encode(records.stream_value(step, name, value, self.loop.time())))
+        if step in self._recorded:
+            return  # (journaled by an earlier run: it encoded then, and does now)
+        # Encoded once the step is taken: a value that fails fails the same way on every
+        # replay at this step, which no record ever holds, so numbering stays the same.
+        record = records.stream_value(step, name, value, self.loop.time())
+        payload = encode_value(record, name, None)
+        if len(payload) > self._record_limit:
+            raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
+        self._deferred.append(payload)
 
     def _host_context(self) -> contextvars.Context:
         """What the run's host tasks (its activities) run in: with the run's stream sink.
