@@ -15,20 +15,16 @@ of what they hold.
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import JournalCorrupted, JournalMisplaced, UnsupportedJournalFormat
-from ._format import HEADER_SIZE, parse, seed_of
-from ._frames import FILE_MAGIC, StoredRecord, scan_v2
+from .._errors import JournalCorrupted
+from ._format import HEADER_SIZE, parse, seed_of, v2_file_id
+from ._frames import StoredRecord, scan_v2
 from ._opening import READ_FLAGS, open_regular
 
 Cursor = tuple[int, int]  # (generation, position); see the module
 START: Cursor = (-1, 0)
-_HEADER = struct.Struct("<4sIIII")
-_V2 = 2
 
 
 @dataclass(frozen=True)
@@ -37,33 +33,12 @@ class Page:
 
     `rotated`: the cursor's generation is no longer the journal's (it continued as new);
     nothing was read. `more`: records are there past this page already (read on at once).
-    `first_index`: the index in its journal of the first of `records` (0: the start record).
     """
 
     records: list[StoredRecord]
     cursor: Cursor
     rotated: bool = False
     more: bool = False
-
-
-def _file_id(head: bytes, path: Path) -> int | None:
-    """The id of a version 2 file from its header; None: another version or no valid header."""
-    if len(head) < HEADER_SIZE:
-        return None
-    magic, version, file_id, file_seed, crc = _HEADER.unpack_from(head)
-    if magic != FILE_MAGIC or _mask(zlib.crc32(head[:16])) != crc:
-        return None
-    if version > _V2:
-        raise UnsupportedJournalFormat(path=path, found=version, supported=_V2)
-    if version != _V2:
-        return None
-    if file_seed != seed_of(path):
-        raise JournalMisplaced(path=path)
-    return int(file_id)
-
-
-def _mask(crc: int) -> int:
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def read_page(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
@@ -80,7 +55,7 @@ def read_page(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> 
     fd = open_regular(directory_fd, path, READ_FLAGS, "read")
     try:
         size = os.fstat(fd).st_size
-        file_id = _file_id(os.pread(fd, HEADER_SIZE, 0), path)
+        file_id = v2_file_id(os.pread(fd, HEADER_SIZE, 0), path)
         if file_id is None:
             return _whole(fd, path, cursor)
         generation, position = cursor
