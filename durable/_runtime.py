@@ -61,7 +61,7 @@ from ._storage._directory import JournalDirectory
 from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
-from ._streams import Stream, StreamItem, read_stream
+from ._streams import Stream, StreamItem, StreamNews, read_stream
 
 logger = logging.getLogger("durable")
 
@@ -290,6 +290,7 @@ class Runtime(Serving):
         self._requested: dict[str, _Request] = {}  # what started each id's task here
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
+        self._stream_news = StreamNews()  # wakes this process's stream readers
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
         for workflow in workflows:
@@ -813,6 +814,11 @@ class Runtime(Serving):
             record_limit=self._store.max_record_size,
             execution_timeout=execution_timeout,
             watch=self._stall_watch,
+            # (file store: a record is readable once written; PostgreSQL's once committed,
+            # which its readers' polls find)
+            streamed=functools.partial(self._stream_news.appended, workflow_id)
+            if isinstance(self._store, JournalDirectory)
+            else None,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -1044,6 +1050,7 @@ class Runtime(Serving):
             offset,
             poll_interval=interval,
             starting=lambda: workflow_id in self._running,  # (started here: it will be there)
+            news=self._stream_news,
         )
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ page, whatever the stream's length. Knows nothing of the runtime.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,11 +116,110 @@ class StreamItem(Generic[T]):
     restarted: bool = False
 
 
+class StreamNews:
+    """Wakes this process's readers of a run's stream as soon as a run here appends to it.
+
+    Readers elsewhere, and of a store whose appends are visible only once committed
+    (PostgreSQL), look every poll_interval instead. Used on the host loop's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._readers: dict[str, set[asyncio.Event]] = {}
+
+    def appended(self, workflow_id: str) -> None:
+        """A run of `workflow_id` wrote stream records (to the page cache: readable now)."""
+        for woken in self._readers.get(workflow_id, ()):
+            woken.set()
+
+    def listen(self, workflow_id: str) -> asyncio.Event:
+        """An event set at each append of `workflow_id`, until stop_listening."""
+        woken = asyncio.Event()
+        self._readers.setdefault(workflow_id, set()).add(woken)
+        return woken
+
+    def stop_listening(self, workflow_id: str, woken: asyncio.Event) -> None:
+        readers = self._readers.get(workflow_id)
+        if readers is not None:
+            readers.discard(woken)
+            if not readers:
+                del self._readers[workflow_id]
+
+
+async def _pause(woken: asyncio.Event | None, longest: float) -> None:
+    """Until this process's news says the run appended, or `longest` seconds."""
+    if woken is None:
+        await asyncio.sleep(longest)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(woken.wait(), longest)
+
+
 def stream_name(stream: str | Stream[Any]) -> tuple[str, Any]:
     """A stream's name and value type, from a Stream or a bare name (ValueError if bad)."""
     if isinstance(stream, Stream):
         return stream.name, stream.value_type
     return check_stream_name(stream), Any
+
+
+class _Tally:
+    """A run's stream values counted through its records as a reader goes, page by page.
+
+    Counts every stream's values (the first STREAMS_COUNTED names), and makes the items of
+    the one read from `offset` on; tells a try of an activity step from the one before.
+    """
+
+    def __init__(self, name: str | None, offset: int, value_type: Any = Any) -> None:
+        self.name, self.offset, self.value_type = name, offset, value_type
+        self.rebuilds = converts(value_type)
+        self.counts: dict[str, int] = {}
+        self.ended = False  # an "end" record was read: no value follows
+        self._tries: dict[int, tuple[int, int]] = {}  # a step's last (attempt, incarnation)
+
+    @property
+    def count(self) -> int:
+        """How many values the stream read has had so far."""
+        return 0 if self.name is None else self.counts.get(self.name, 0)
+
+    def take(
+        self, decoded: list[records.Record], limit: int | None = None
+    ) -> list[StreamItem[Any]]:
+        """The items of the stream read among `decoded` (at most `limit` of them, if given)."""
+        found: list[StreamItem[Any]] = []
+        for record in decoded:
+            kind = record["k"]
+            if kind == records.END:
+                self.ended = True
+            elif kind in records.STREAMED:
+                stream = record["sn"]
+                count = self.counts.get(stream)
+                if count is None:
+                    if len(self.counts) >= STREAMS_COUNTED and stream != self.name:
+                        continue
+                    count = 0
+                self.counts[stream] = count + 1
+                if stream != self.name:
+                    continue
+                step, attempt, restarted = record["s"], None, False
+                if kind == records.EMIT:
+                    attempt = record["n"]
+                    tag = (attempt, record["i"])
+                    restarted = self._tries.get(step, tag) != tag
+                    self._tries[step] = tag
+                if count >= self.offset and (limit is None or len(found) < limit):
+                    found.append(self._item(record, count, step, attempt, restarted))
+        return found
+
+    def _item(
+        self, record: records.Record, offset: int, step: int, attempt: int | None, again: bool
+    ) -> StreamItem[Any]:
+        value = record["v"]
+        if self.rebuilds:
+            value = convert(value, self.value_type, context=f"a value of stream {self.name!r}")
+        at = datetime.fromtimestamp(record["t"], UTC)
+        return StreamItem(offset, value, at, step, attempt, again)
+
+
+STREAMS_COUNTED = 50  # stream names a reader counts values of (the first ones appended to)
 
 
 async def read_stream(
@@ -131,11 +231,14 @@ async def read_stream(
     poll_interval: float = 0.05,
     page_bytes: int = PAGE_BYTES,
     starting: Callable[[], bool] | None = None,
+    news: StreamNews | None = None,
 ) -> AsyncIterator[StreamItem[Any]]:
     """The values of `stream` from `offset` on, live until the workflow's run ends.
 
     `starting`: whether the workflow is being started (its journal may not be there yet):
-    then a journal not found is waited for, not WorkflowNotFound.
+    then a journal not found is waited for, not WorkflowNotFound. `news`: this process's,
+    which wakes the reader at once when a run here appends (else it looks every
+    `poll_interval` seconds).
 
     Raises (while iterating):
         WorkflowNotFound: no workflow has this id in the store.
@@ -148,62 +251,46 @@ async def read_stream(
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidStreamOffset(workflow_id=workflow_id, stream=name, offset=offset, length=None)
     where = store.location(workflow_id)
-    rebuilds = converts(value_type)
-    context = f"a value of stream {name!r}"
-    cursor, index, count, ended = START, 0, 0, False
-    tries: dict[int, tuple[int, int]] = {}  # an activity step's last (attempt, incarnation)
-    known: set[str] = set()  # other streams' names (for StreamNotFound), a few
-    while True:
-        try:
-            page = await store.read_page(workflow_id, cursor, page_bytes)
-        except JournalNotFound:
-            if index or starting is None or not starting():
-                raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
-            await asyncio.sleep(poll_interval)
-            continue
-        if page.rotated:
-            return  # it continued as new: this generation's streams are over
-        decoded = records.read_journal(page.records, path=where, first_index=index)
-        index += len(decoded)
-        cursor = page.cursor
-        for record in decoded:
-            kind = record["k"]
-            if kind == records.END:
-                ended = True
-            elif kind in records.STREAMED:
-                if record["sn"] != name:
-                    if len(known) < 20:
-                        known.add(record["sn"])
-                    continue
-                step, attempt, restarted = record["s"], None, False
-                if kind == records.EMIT:
-                    attempt = record["n"]
-                    tag = (attempt, record["i"])
-                    restarted = tries.get(step, tag) != tag
-                    tries[step] = tag
-                if count >= offset:
-                    value = record["v"]
-                    if rebuilds:
-                        value = convert(value, value_type, context=context)
-                    yield StreamItem(
-                        count,
-                        value,
-                        datetime.fromtimestamp(record["t"], UTC),
-                        step,
-                        attempt,
-                        restarted,
-                    )
-                count += 1
-        if ended and not page.more:
-            if count == 0:
-                raise StreamNotFound(workflow_id=workflow_id, stream=name, known=sorted(known))
-            if offset > count:
-                raise InvalidStreamOffset(
-                    workflow_id=workflow_id, stream=name, offset=offset, length=count
-                )
-            return
-        if not page.more:
-            await asyncio.sleep(poll_interval)
+    tally = _Tally(name, offset, value_type)
+    cursor, index = START, 0
+    woken = news.listen(workflow_id) if news is not None else None
+    try:
+        while True:
+            if woken is not None:
+                woken.clear()  # (an append from now on wakes the pause below)
+            try:
+                page = await store.read_page(workflow_id, cursor, page_bytes)
+            except JournalNotFound:
+                if index or starting is None or not starting():
+                    raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
+                await _pause(woken, poll_interval)
+                continue
+            if page.rotated:
+                return  # it continued as new: this generation's streams are over
+            decoded = records.read_journal(page.records, path=where, first_index=index)
+            index, cursor = index + len(decoded), page.cursor
+            for item in tally.take(decoded):
+                yield item
+            if tally.ended and not page.more:
+                _check_end(tally, workflow_id)
+                return
+            if not page.more:
+                await _pause(woken, poll_interval)
+    finally:
+        if news is not None and woken is not None:
+            news.stop_listening(workflow_id, woken)
+
+
+def _check_end(tally: _Tally, workflow_id: str) -> None:
+    """Raise what a reader of an ended run asked wrongly for (StreamNotFound, an offset)."""
+    name = tally.name or ""
+    if tally.count == 0:
+        known = sorted(stream for stream in tally.counts if stream != name)
+        raise StreamNotFound(workflow_id=workflow_id, stream=name, known=known)
+    if tally.offset > tally.count:
+        raise InvalidStreamOffset(
+            workflow_id=workflow_id, stream=name, offset=tally.offset, length=tally.count
+        )
 
 
 @dataclass(frozen=True)
@@ -211,7 +298,7 @@ class StreamSnapshot:
     """A run's streams as they stand now (for people: the web UI), without waiting.
 
     Attributes:
-        counts: each stream's number of values so far, by name (at most SNAPSHOT_STREAMS
+        counts: each stream's number of values so far, by name (at most STREAMS_COUNTED
             names, the first ones appended to).
         items: values of the stream asked for, from the offset asked for, at most `limit`.
         ended: the run has ended: no value will follow.
@@ -220,9 +307,6 @@ class StreamSnapshot:
     counts: dict[str, int]
     items: list[StreamItem[Any]]
     ended: bool
-
-
-SNAPSHOT_STREAMS = 50
 
 
 async def stream_snapshot(
@@ -246,10 +330,9 @@ async def stream_snapshot(
             workflow_id=workflow_id, stream=name or "", offset=offset, length=None
         )
     where = store.location(workflow_id)
-    cursor, index, ended = START, 0, False
-    counts: dict[str, int] = {}
+    tally = _Tally(name, offset)
     items: list[StreamItem[Any]] = []
-    tries: dict[int, tuple[int, int]] = {}
+    cursor, index = START, 0
     while True:
         try:
             page = await store.read_page(workflow_id, cursor, page_bytes)
@@ -259,29 +342,7 @@ async def stream_snapshot(
             break
         decoded = records.read_journal(page.records, path=where, first_index=index)
         index, cursor = index + len(decoded), page.cursor
-        for record in decoded:
-            kind = record["k"]
-            if kind == records.END:
-                ended = True
-            elif kind in records.STREAMED:
-                stream = record["sn"]
-                count = counts.get(stream)
-                if count is None:
-                    if len(counts) >= SNAPSHOT_STREAMS:
-                        continue
-                    count = 0
-                counts[stream] = count + 1
-                if stream != name:
-                    continue
-                step, attempt, restarted = record["s"], None, False
-                if kind == records.EMIT:
-                    attempt = record["n"]
-                    tag = (attempt, record["i"])
-                    restarted = tries.get(step, tag) != tag
-                    tries[step] = tag
-                if count >= offset and len(items) < limit:
-                    at = datetime.fromtimestamp(record["t"], UTC)
-                    items.append(StreamItem(count, record["v"], at, step, attempt, restarted))
+        items.extend(tally.take(decoded, limit - len(items)))
         if not page.more:
             break
-    return StreamSnapshot(counts, items, ended)
+    return StreamSnapshot(tally.counts, items, tally.ended)

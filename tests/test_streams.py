@@ -343,3 +343,25 @@ async def test_appending_to_another_stream_on_replay_is_a_divergence(tmp_path: P
         handle = await runtime.start(after, id="d")
         with pytest.raises(durable.NonDeterminismError, match="an append to stream 'one'"):
             await handle.result()
+
+
+async def test_a_reader_in_this_process_is_woken_at_once_not_at_its_next_poll(
+    tmp_path: Path,
+) -> None:
+    @durable.workflow
+    async def steps() -> None:
+        TOKENS.append("first")
+        await durable.wait_for_event("go")
+        await speak_in_a_thread("from a thread")  # (appends handed to the loop)
+        await durable.wait_for_event("go")
+        await speak("from the loop")
+
+    async with durable.Runtime(tmp_path) as runtime:
+        await runtime.start(steps, id="n")
+        reader = runtime.read_stream("n", TOKENS, poll_interval=3600)  # (never polls)
+        assert (await asyncio.wait_for(anext(reader), 10)).value == "first"
+        await runtime.send_event("n", "go")
+        got = [(await asyncio.wait_for(anext(reader), 10)).value for _ in range(3)]
+        await runtime.send_event("n", "go")
+        got += [(await asyncio.wait_for(anext(reader), 10)).value for _ in range(3)]
+    assert got == ["FROM", "A", "THREAD", "from", "the", "loop"]

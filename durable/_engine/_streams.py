@@ -52,8 +52,11 @@ class StreamSink:
         record_limit: int,
         now: Callable[[], float],
         location: str,
+        written: Callable[[], None] | None = None,
     ) -> None:
+        """`written`: called after each value is written (wakes readers in this process)."""
         self._journal = journal
+        self._written = written
         self._record_limit = record_limit
         self._now = now
         self._location = location
@@ -78,15 +81,18 @@ class StreamSink:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
         if threading.get_ident() == self._thread:
             self._journal.write(payload)
+            if self._written is not None:
+                self._written()
         else:  # a sync activity's worker thread: the journal is the loop's (order is kept)
-            self._loop.call_soon_threadsafe(_write_late, self._journal, payload)
+            self._loop.call_soon_threadsafe(self._write_late, payload)
 
-
-def _write_late(journal: Journal, payload: bytes) -> None:
-    # A journal that failed or closed meanwhile (the run stopped, a thread abandoned at its
-    # timeout went on): the value is dropped, as the attempt's outcome is.
-    with contextlib.suppress(DurableError):
-        journal.write(payload)
+    def _write_late(self, payload: bytes) -> None:
+        # A journal that failed or closed meanwhile (the run stopped, a thread abandoned at
+        # its timeout went on): the value is dropped, as the attempt's outcome is.
+        with contextlib.suppress(DurableError):
+            self._journal.write(payload)
+            if self._written is not None:
+                self._written()
 
 
 # The sink of the running activity attempt's run (set by run_activity; copied into worker

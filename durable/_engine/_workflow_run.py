@@ -89,6 +89,7 @@ class WorkflowRun:
         location: str | None = None,
         execution_timeout: float | None = None,
         watch: StallWatch | None = None,
+        streamed: Callable[[], None] | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -96,7 +97,8 @@ class WorkflowRun:
         an inbox message whose record would be larger is journaled as skipped.
         `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
         time); a journal that has a start record keeps its own. `watch` marks each step, for
-        the runtime's stall watchdog.
+        the runtime's stall watchdog. `streamed` is called once stream records were
+        written (readers in this process may look at once).
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -113,6 +115,8 @@ class WorkflowRun:
         self._suspend_after = suspend_after
         self._watch = watch
         self._record_limit = record_limit
+        self._streamed = streamed
+        self._stream_written = False  # a workflow-code append is among `_deferred`
         self._location = location or workflow_id
         index = self._index = JournalIndex(
             journal.records,
@@ -689,6 +693,7 @@ class WorkflowRun:
         if len(payload) > self._record_limit:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
         self._deferred.append(payload)
+        self._stream_written = True
 
     def _host_context(self) -> contextvars.Context:
         """What the run's host tasks (its activities) run in: with the run's stream sink.
@@ -697,7 +702,11 @@ class WorkflowRun:
         ~170 ns, ~1% of a step); each task gets a copy, as create_task would make.
         """
         sink = StreamSink(
-            self._journal, record_limit=self._record_limit, now=self._now, location=self._location
+            self._journal,
+            record_limit=self._record_limit,
+            now=self._now,
+            location=self._location,
+            written=self._streamed,
         )
         context = contextvars.copy_context()
         context.run(current_sink.set, sink)
@@ -817,6 +826,10 @@ class WorkflowRun:
             deferred, self._deferred = self._deferred, []
             for record in deferred:
                 self._journal.write(record)
+            if self._stream_written:
+                self._stream_written = False
+                if self._streamed is not None:
+                    self._streamed()
         steps = self._steps
         pending = steps.pending
         for command in steps.take_new():
