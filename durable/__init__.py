@@ -47,6 +47,7 @@ from ._errors import InvalidJournalName as InvalidJournalName
 from ._errors import InvalidOverride as InvalidOverride
 from ._errors import InvalidQueue as InvalidQueue
 from ._errors import InvalidSchedule as InvalidSchedule
+from ._errors import InvalidStreamOffset as InvalidStreamOffset
 from ._errors import InvalidWorkflowId as InvalidWorkflowId
 from ._errors import JournalClosed as JournalClosed
 from ._errors import JournalCorrupted as JournalCorrupted
@@ -66,6 +67,7 @@ from ._errors import RecordTooLarge as RecordTooLarge
 from ._errors import ScheduleNotFound as ScheduleNotFound
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreUnavailable as StoreUnavailable
+from ._errors import StreamNotFound as StreamNotFound
 from ._errors import TooManyOpenJournals as TooManyOpenJournals
 from ._errors import UnknownBulkAction as UnknownBulkAction
 from ._errors import UnknownWorkflow as UnknownWorkflow
@@ -103,6 +105,8 @@ from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
 from ._storage._postgres import PostgresStore as PostgresStore
+from ._streams import Stream as Stream
+from ._streams import StreamItem as StreamItem
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -131,6 +135,7 @@ __all__ = [
     "InvalidOverride",
     "InvalidQueue",
     "InvalidSchedule",
+    "InvalidStreamOffset",
     "InvalidWorkflowId",
     "Journal",
     "JournalClosed",
@@ -166,6 +171,9 @@ __all__ = [
     "SerializationError",
     "StoreUnavailable",
     "StoredRecord",
+    "Stream",
+    "StreamItem",
+    "StreamNotFound",
     "TooManyOpenJournals",
     "UnknownBulkAction",
     "UnknownWorkflow",

@@ -43,6 +43,7 @@ from ._storage._locks import flock_holders
 from ._storage._opening import reading
 from ._storage._postgres import PostgresStore
 from ._storage._queue_files import QueueFiles, queue_names
+from ._streams import StreamSnapshot, stream_snapshot
 
 
 @dataclass
@@ -386,6 +387,13 @@ class Catalog:
         if holders is None:
             return None
         return {name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))}
+
+    async def streams(
+        self, workflow_id: str, name: str | None, offset: int, limit: int
+    ) -> StreamSnapshot:
+        """The workflow's streams now: each one's count, and values of `name` from `offset`."""
+        self.check_id(workflow_id)
+        return await stream_snapshot(self._store, workflow_id, name, offset, limit)
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """One workflow's description (WorkflowNotFound if there is none)."""

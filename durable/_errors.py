@@ -51,6 +51,8 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
         AlreadyQueued                 enqueue(on_duplicate="raise"): queued or running already
       InvalidSchedule (ValueError)    a schedule's cron, time zone, interval or policy is bad
       ScheduleNotFound (LookupError)  no schedule of this name on the store
+      StreamNotFound (LookupError)    read_stream(): the workflow ended without this stream
+      InvalidStreamOffset (ValueError)  read_stream(): negative, or past an ended stream's end
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
       InvalidFilter (ValueError)      a WorkflowFilter field, a page's cursor or size: bad
       UnknownBulkAction (LookupError) a bulk action's name that no action has
@@ -73,8 +75,11 @@ class SerializationError(DurableError, TypeError):
     """A value cannot be stored in, or rebuilt from, the journal; nothing was written.
 
     `target` is set when a recorded value does not fit the annotated type it is rebuilt to
-    (on replay); otherwise the value could not be encoded in the first place.
+    (on replay); otherwise the value could not be encoded in the first place. `stream` names
+    the stream when the value was appended to one (durable.Stream.append).
     """
+
+    stream: str | None = None
 
     def __init__(
         self,
@@ -905,6 +910,43 @@ class ScheduleNotFound(DurableError, LookupError):
             f"no schedule {schedule!r} in {where}: nothing was sent or changed. Start it "
             "first (await Schedule(...).start(runtime)); `durable schedule list` shows the "
             "schedules there"
+        )
+
+
+class StreamNotFound(DurableError, LookupError):
+    """read_stream(): the workflow ended without appending to this stream."""
+
+    def __init__(self, *, workflow_id: str, stream: str, known: list[str]) -> None:
+        self.workflow_id = workflow_id
+        self.stream = stream
+        self.known = known
+        names = ", ".join(repr(name) for name in known) if known else "none"
+        super().__init__(
+            f"workflow {workflow_id!r} has ended and never appended to stream {stream!r} "
+            f"(its streams: {names}). Check the stream's name"
+        )
+
+
+class InvalidStreamOffset(DurableError, ValueError):
+    """read_stream(): a negative offset, or one past the end of a stream that has ended."""
+
+    def __init__(
+        self, *, workflow_id: str, stream: str, offset: object, length: int | None
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.stream = stream
+        self.offset = offset
+        self.length = length
+        if length is None:
+            why = "an offset is an int >= 0: the number of values already read"
+        else:
+            why = (
+                f"the workflow has ended and the stream holds {length} values, so offsets "
+                f"go up to {length} (nothing more will come)"
+            )
+        super().__init__(
+            f"cannot read stream {stream!r} of workflow {workflow_id!r} from offset "
+            f"{offset!r}: {why}"
         )
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 
 from ._bulk import ACTIONS as BULK_ACTIONS
 from ._bulk import bulk_workflow
@@ -66,10 +66,12 @@ from ._storage._directory import JournalDirectory
 from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
+from ._streams import Stream, StreamItem, StreamNews, read_stream
 
 logger = logging.getLogger("durable")
 
 R = TypeVar("R")
+T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_DIRECTORY = ".durable"
@@ -302,6 +304,7 @@ class Runtime(Serving, Operating, Querying):
         self._requested: dict[str, _Request] = {}  # what started each id's task here
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
+        self._stream_news = StreamNews()  # wakes this process's stream readers
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
         for workflow in workflows:
@@ -834,6 +837,11 @@ class Runtime(Serving, Operating, Querying):
             record_limit=self._store.max_record_size,
             execution_timeout=execution_timeout,
             watch=self._stall_watch,
+            # (file store: a record is readable once written; PostgreSQL's once committed,
+            # which its readers' polls find)
+            streamed=functools.partial(self._stream_news.appended, workflow_id)
+            if isinstance(self._store, JournalDirectory)
+            else None,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -1045,6 +1053,54 @@ class Runtime(Serving, Operating, Querying):
             if queued is None:
                 raise
             return queued
+
+    @overload
+    def read_stream(
+        self,
+        workflow_id: str,
+        stream: Stream[T],
+        offset: int = 0,
+        *,
+        poll_interval: Duration = 0.05,
+    ) -> AsyncIterator[StreamItem[T]]: ...
+    @overload
+    def read_stream(
+        self, workflow_id: str, stream: str, offset: int = 0, *, poll_interval: Duration = 0.05
+    ) -> AsyncIterator[StreamItem[Any]]: ...
+    def read_stream(
+        self,
+        workflow_id: str,
+        stream: str | Stream[Any],
+        offset: int = 0,
+        *,
+        poll_interval: Duration = 0.05,
+    ) -> AsyncIterator[StreamItem[Any]]:
+        """The values of a workflow's stream from `offset` on, following it until the run ends.
+
+        Works for a workflow running anywhere on this store (this process or another), and
+        after it ended. Each item says its offset: read again from `item.offset + 1` to
+        resume exactly. While the run goes on, the iterator waits for new values (looking
+        every `poll_interval`, default 50 ms); it ends when the run ends (or continues as
+        new: a generation's streams end with it). Memory is bounded by a page of the
+        journal, however long the stream.
+
+        Raises (while iterating):
+            WorkflowNotFound: no workflow has this id here.
+            StreamNotFound: the run ended and never appended to this stream.
+            InvalidStreamOffset: a negative offset, or one past the end of an ended stream
+                (past the end of a running one, it waits).
+        """
+        self._check_id(workflow_id)
+        interval = to_seconds(poll_interval, what="poll_interval")
+        return read_stream(
+            self._store,
+            workflow_id,
+            stream,
+            offset,
+            poll_interval=interval,
+            starting=lambda: workflow_id in self._running,  # (started here: it will be there)
+            news=self._stream_news,
+        )
 
     async def close(self) -> None:
         """Stop the workflows still running (they resume later) and release the directory.

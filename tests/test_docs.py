@@ -30,6 +30,7 @@ import pytest
 
 import durable
 import durable.testing
+import durable.web
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -105,6 +106,7 @@ def test_every_public_name_is_in_the_api_reference() -> None:
     documented = set(re.findall(r"^::: ([\w.]+)$", reference, re.MULTILINE))
     public = {f"durable.{name}" for name in durable.__all__}
     public |= {f"durable.testing.{name}" for name in durable.testing.__all__}
+    public |= {f"durable.web.{name}" for name in durable.web.__all__}
     assert public - documented == set(), "add these to a page under docs/reference/"
     assert documented - public == set(), "not public names"
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import durable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,3 +79,82 @@ def test_monthly_billing_backfills_then_bills_each_month_once(tmp_path: Path) ->
     ]
     assert "monthly-billing@2026-04-01T00:00:00Z: scheduled completed" in out  # (summer time)
     assert "next: 2026-06-01T02:00:00+02:00" in out
+
+
+def _http(method: str, url: str, body: object = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read().decode()
+            return answer.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read().decode() or "null")
+
+
+def _serve_orders(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "web_orders.py"), str(port)], env=env
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _http("GET", f"http://127.0.0.1:{port}/orders/order-none")
+            return server
+        except OSError:
+            assert server.poll() is None, "the server died at start-up"
+            assert time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.05)
+
+
+def _until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.anyio
+async def test_the_web_order_service_survives_sigkill_mid_order(tmp_path: Path) -> None:
+    """uvicorn killed while an order's packing activity runs: restarted, the lifespan
+    resumes the order, which completes once (one charge, one shipment); a reader in another
+    process follows its stream across the kill without reconnecting."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DURABLE_DIR": str(tmp_path / "journals"),
+        "WEB_ORDERS_LEDGER": str(tmp_path / "ledger"),
+        "WEB_ORDERS_PACK_SECONDS": "0.25",
+    }
+    base = f"http://127.0.0.1:{port}/orders"
+    server = _serve_orders(port, env)
+    try:
+        status, created = _http(
+            "POST", base, {"customer": "ada", "items": {"a": 1, "b": 2, "c": 3}}
+        )
+        assert status == 201
+        order = created["id"]
+        _until(lambda: _http("GET", f"{base}/{order}")[1]["state"] == "waiting for event", "wait")
+        assert _http("POST", f"{base}/{order}/events/approved", "dock 4")[0] == 202
+        async with durable.Runtime(tmp_path / "journals") as reader:
+            seen: list[durable.StreamItem[Any]] = []
+            async for item in reader.read_stream(order, "progress"):
+                seen.append(item)
+                if item.value == "packed 1 x a" and len(seen) == 4:
+                    server.send_signal(signal.SIGKILL)  # mid-packing: b and c not packed
+                    server.wait()
+                    server = _serve_orders(port, env)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    values = [item.value for item in seen]
+    assert values[:4] == ["received", values[1], "approved by dock 4", "packed 1 x a"]
+    assert values[4:] == ["packed 1 x a", "packed 2 x b", "packed 3 x c", values[-1]]
+    assert seen[4].restarted  # the packing attempt ran again after the kill, marked so
+    assert values[-1].startswith("shipped: track-")
+    assert [item.offset for item in seen] == list(range(len(seen)))
+    ledger = (tmp_path / "ledger").read_text().splitlines()
+    assert sum(" charge ada " in line for line in ledger) == 1
+    assert sum(" ship ada " in line for line in ledger) == 1

@@ -154,9 +154,13 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
                 step, spec.name, digest, attempt, now=now(), result=result, began=began
             )
             return _succeeded(record, result, spec, packer)
-        except SerializationError as error:  # a result that cannot be journaled: not retried
-            failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
-            retry = False
+        except SerializationError as error:
+            if error.stream is None:  # a result that cannot be journaled: not retried
+                failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
+                retry = False
+            else:  # a stream value the activity appended: a failure like any other
+                failure = error
+                retry = spec.retry.retries_after(attempt, type(error))
         except (KeyboardInterrupt, SystemExit):
             raise
         except asyncio.CancelledError as error:

@@ -35,7 +35,8 @@ class Step:
 
     Attributes:
         step: its position.
-        kind: "activity", "child", "timer", "wait" (for an event) or "status".
+        kind: "activity", "child", "timer", "wait" (for an event), "status" or "stream"
+            (a value workflow code appended to the stream `name`).
         name: the activity, the child workflow, the event waited for; "" for timers.
         began: when it started (an activity's first attempt; a timer's or wait's record).
         ended: when its outcome came (None while pending, or if the code let go of it).
@@ -261,6 +262,10 @@ def _step_record(
             waiting.append(step)
     elif kind == records.STATUS:
         step = _step_of(steps, number, "status", "status")
+        step.began = step.ended = record.get("t", last_time)
+        step.state, step.result = "published", record.get("v")
+    elif kind == records.STREAM:  # (an activity's "emit" is no step: the stream shows it)
+        step = _step_of(steps, number, "stream", record.get("sn", ""))
         step.began = step.ended = record.get("t", last_time)
         step.state, step.result = "published", record.get("v")
 

@@ -10,6 +10,7 @@ it. Teardown closes the workflow's coroutines here, abandoned rather than cancel
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -28,6 +29,9 @@ class Lifecycle:
         self.cancel_reason: str | None = None  # of the first cancellation delivered
         self.timed_out = False  # that cancellation was the deadline's
         self.host_loop: asyncio.AbstractEventLoop | None = None  # set as execute() starts
+        # What the run's host tasks start from (a copy each): the run's stream sink set in
+        # it once, instead of per activity attempt. None: the spawning task's, as usual.
+        self.context: contextvars.Context | None = None
         self.host_tasks: set[asyncio.Task[Any]] = set()  # teardown cancels what is left
         self.wakeup: asyncio.Future[None] | None = None  # what the driver awaits
         self.abandoned: tuple[asyncio.Task[Any], ...] = ()  # a killed run's tasks, for bury()
@@ -78,7 +82,10 @@ class Lifecycle:
         `done` is called once it is done; without one, the task leaves `host_tasks` then.
         """
         assert self.host_loop is not None
-        task = self.host_loop.create_task(coroutine, name=name)
+        context = self.context
+        task = self.host_loop.create_task(
+            coroutine, name=name, context=None if context is None else context.copy()
+        )
         self.host_tasks.add(task)
         task.add_done_callback(done or self.host_tasks.discard)
         return task

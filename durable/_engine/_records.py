@@ -26,6 +26,9 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     cancel {k, q: inbox position, m: reason, t [, id: request id]}   delivered: cancels
     skip   {k, q: inbox position, reason, t}        a message that could not be delivered
     status {k, s, v: value, t}                                     set_status(), published
+    stream {k, s, sn: stream name, v: value, t}       Stream.append() in workflow code (a step)
+    emit   {k, s: the activity's step, n: its attempt, i: the run's incarnation, sn, v, t}
+                                            Stream.append() in an activity (not a step)
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
            (a cancellation by the deadline: e.kind = "execution-timeout")
@@ -99,6 +102,8 @@ WAIT = "wait"
 EVENT = "event"
 CANCEL = "cancel"
 STATUS = "status"
+STREAM = "stream"
+EMIT = "emit"
 PATCH = "patch"
 END = "end"
 SKIP = "skip"
@@ -109,7 +114,8 @@ SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
 FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
-STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS})  # of a step `s`
+STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS, STREAM})  # of a step `s`
+STREAMED = frozenset({STREAM, EMIT})  # a value of a named stream (`sn`)
 KNOWN = frozenset(
     {
         START,
@@ -123,6 +129,8 @@ KNOWN = frozenset(
         CANCEL,
         SKIP,
         STATUS,
+        STREAM,
+        EMIT,
         PATCH,
         END,
         RESUME,
@@ -260,6 +268,28 @@ class StatusRecord(TypedDict):
     k: str
     s: int
     v: Any
+    t: float
+
+
+class StreamRecord(TypedDict):
+    """A value workflow code appended to stream `sn` (a step `s` of its own)."""
+
+    k: str
+    s: int
+    sn: str
+    v: Any
+    t: float
+
+
+class EmitRecord(TypedDict):
+    """A value an activity appended to stream `sn`, at attempt `n` of step `s`, as it ran."""
+
+    k: str
+    s: int
+    n: int
+    sn: str
+    v: Any
+    i: int  # a random number per loaded run: tells a rerun of an attempt after a crash apart
     t: float
 
 
@@ -470,6 +500,18 @@ def skip_record(position: int, reason: str, now: float) -> SkipRecord:
 
 def status(step: int, value: Any, now: float) -> StatusRecord:
     return {"k": STATUS, "s": step, "v": value, "t": now}
+
+
+def stream_value(step: int, name: str, value: Any, now: float) -> StreamRecord:
+    """Workflow code appended `value` to stream `name` (step `step`)."""
+    return {"k": STREAM, "s": step, "sn": name, "v": value, "t": now}
+
+
+def emitted(
+    step: int, attempt: int, name: str, value: Any, *, incarnation: int, now: float
+) -> EmitRecord:
+    """Attempt `attempt` of activity step `step` appended `value`, in run `incarnation`."""
+    return {"k": EMIT, "s": step, "n": attempt, "i": incarnation, "sn": name, "v": value, "t": now}
 
 
 def patch(patch_id: str, step: int) -> PatchRecord:
@@ -803,6 +845,20 @@ def _check_status(record: Record) -> str | None:
     return _step_problem(record)
 
 
+def _check_stream(record: Record) -> str | None:
+    if not _is_time(record.get("t")) or "v" not in record:
+        return "its value 'v' or time 't' is missing or of the wrong type"
+    if type(record.get("sn")) is not str:
+        return "its stream name 'sn' is missing or not text"
+    return _step_problem(record)
+
+
+def _check_emit(record: Record) -> str | None:
+    if not _is_count(record.get("n")) or not _is_count(record.get("i")):
+        return "its attempt 'n' or its run's incarnation 'i' is missing or not an int >= 0"
+    return _check_stream(record)
+
+
 def _check_patch(record: Record) -> str | None:
     if type(record.get("id")) is not str:
         return "its patch id 'id' is missing or not text"
@@ -835,6 +891,8 @@ _CHECKS: dict[str, _Check] = {
     CANCEL: _check_cancel,
     SKIP: _check_skip,
     STATUS: _check_status,
+    STREAM: _check_stream,
+    EMIT: _check_emit,
     PATCH: _check_patch,
     END: _check_end,
     RESUME: _check_resume,
@@ -885,8 +943,13 @@ def check_record(record: Any, *, path: Path | str, offset: int, index: int) -> R
     return record  # type: ignore[no-any-return]
 
 
-def read_journal(stored: Iterable[StoredRecord], *, path: Path | str) -> list[Record]:
+def read_journal(
+    stored: Iterable[StoredRecord], *, path: Path | str, first_index: int = 0
+) -> list[Record]:
     """A journal's records, decoded and validated (the start record first).
+
+    `first_index`: the index of the first of `stored` in its journal (a page read from
+    further on: the start record is record 0 only).
 
     Raises:
         JournalCorrupted: a record is not valid msgpack, or not a record of this format.
@@ -894,7 +957,7 @@ def read_journal(stored: Iterable[StoredRecord], *, path: Path | str) -> list[Re
     """
     found: list[Record] = []
     append, checks = found.append, _CHECKS
-    for index, (offset, payload) in enumerate(stored):
+    for index, (offset, payload) in enumerate(stored, first_index):
         record = decode(payload, path=path, offset=offset)
         # The common case inline (replay reads one record per step); the rest below.
         if (

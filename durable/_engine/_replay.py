@@ -30,7 +30,12 @@ from ._set_aside import as_replayed, operated, replayed
 
 # The record kinds that open a step of another kind than an activity, and that kind. An
 # activity's first record (format 2: any of sched, retry, done; format 1: its sched) names it.
-_STEP_KINDS = {records.TIMER: "timer", records.WAIT: "wait", records.STATUS: "status"}
+_STEP_KINDS = {
+    records.TIMER: "timer",
+    records.WAIT: "wait",
+    records.STATUS: "status",
+    records.STREAM: "stream",
+}
 
 
 def digest_of(encoded_arguments: bytes) -> str:
@@ -129,7 +134,7 @@ def iso(when: float) -> str:
 class RecordedStep:
     """What the journal holds about one step."""
 
-    kind: str  # "activity", "timer", "wait" or "status"
+    kind: str  # "activity", "timer", "wait", "status" or "stream"
     name: str = ""
     digest: str = ""
     fire_at: float = 0.0
@@ -148,6 +153,8 @@ class RecordedStep:
             return f"a wait for event {self.name!r}"
         if self.kind == "status":
             return "a set_status() call"
+        if self.kind == "stream":
+            return f"an append to stream {self.name!r}"
         return f"a timer firing at {iso(self.fire_at)}"
 
 
@@ -245,18 +252,22 @@ class JournalIndex:
             if kind == records.PATCH:
                 self.patches.setdefault(record["id"], record["s"])
                 continue
+            if kind == records.EMIT:
+                continue  # an activity's stream value: its outcome is what replay delivers
             step: int = record["s"]
             recorded = self.steps.get(step)
             if kind in _STEP_KINDS and record.get("x") and recorded is not None:  # let go of
                 recorded.cancelled = True
                 continue
-            if kind in _STEP_KINDS:  # a timer, wait or status: its step's first record
+            if kind in _STEP_KINDS:  # a timer, wait, status or stream: its step's first record
                 if recorded is not None and recorded.kind != _STEP_KINDS[kind]:
                     raise self._mixed(offset, step, kind, recorded)
                 if kind == records.TIMER:
                     self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
                 elif kind == records.WAIT:
                     self.steps[step] = RecordedStep(kind="wait", name=record["n"])
+                elif kind == records.STREAM:
+                    self.steps[step] = RecordedStep(kind="stream", name=record["sn"])
                 else:
                     self.steps[step] = RecordedStep(kind="status")
                 continue

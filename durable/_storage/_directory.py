@@ -52,6 +52,7 @@ from ._opening import (
     read_regular,
     reading,
 )
+from ._pages import Cursor, Page, read_page
 
 SUFFIX = ".journal"
 MAX_NAME_LENGTH = 200
@@ -380,6 +381,27 @@ class JournalDirectory:
                     if directory_fd is None:
                         raise FileNotFoundError(path)
                     return _read_records(directory_fd, path)
+                except FileNotFoundError:
+                    raise JournalNotFound(path=path) from None
+
+        return await anyio.to_thread.run_sync(blocking)
+
+    async def read_page(self, name: str, cursor: Cursor, max_bytes: int) -> Page:
+        """Journal `name`'s records from `cursor`, about `max_bytes` of them (see _pages).
+
+        Raises:
+            JournalNotFound: there is no such journal.
+            JournalCorrupted: damage before valid records.
+            UnsafeJournalFile, JournalPermissionDenied: as read().
+        """
+        path = self.path_of(name)
+
+        def blocking() -> Page:
+            with reading(self.path, None) as directory_fd:
+                try:
+                    if directory_fd is None:
+                        raise FileNotFoundError(path)
+                    return read_page(directory_fd, path, cursor, max_bytes)
                 except FileNotFoundError:
                     raise JournalNotFound(path=path) from None
 

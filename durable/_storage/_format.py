@@ -108,6 +108,29 @@ def new_format(path: Path) -> FileFormat:
     return FileFormat(FORMAT_VERSION, file_id, seed_of(path))
 
 
+def v2_file_id(head: bytes, path: Path) -> int | None:
+    """The file id in a version 2 header (a file's first HEADER_SIZE bytes) that checks out.
+
+    None: a version 1 file, or no valid header (a reader then parses the whole file).
+
+    Raises:
+        UnsupportedJournalFormat: a valid header of a newer format.
+        JournalMisplaced: a valid header of a file with another name.
+    """
+    if len(head) < HEADER_SIZE:
+        return None
+    magic, version, file_id, file_seed, crc = _HEADER.unpack_from(head)
+    if magic != FILE_MAGIC or _mask(zlib.crc32(head[:16])) != crc:
+        return None
+    if version > FORMAT_VERSION:
+        raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        return None
+    if file_seed != seed_of(path):
+        raise JournalMisplaced(path=path)
+    return int(file_id)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A file read back.

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from .._errors import JournalError
 from ._frames import StoredRecord
+from ._pages import Cursor, Page
 
 # Each inbox's bound: messages its runner has not taken yet (pending), and their bytes.
 # Only pending messages count: an inbox is append-only and never rewritten, so a bound on
@@ -112,6 +113,16 @@ class JournalStore(Protocol):
 
     async def read(self, name: str) -> list[StoredRecord]:
         """The durable records of a journal, without locking it or changing it."""
+        ...
+
+    async def read_page(self, name: str, cursor: Cursor, max_bytes: int) -> Page:
+        """The durable records of a journal from `cursor` on, a bounded page of them.
+
+        For readers that follow a journal (streams): `_pages.START` is its current
+        generation's first record; the page says where the next one starts, whether more
+        is there already, and whether the cursor's generation was replaced (rotated).
+        JournalNotFound if there is no such journal.
+        """
         ...
 
     async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:

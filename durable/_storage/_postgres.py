@@ -55,13 +55,15 @@ from .._errors import (
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
+from ._pages import START, Cursor, Page
 from ._postgres_commit import Committer, database_away
-from ._postgres_sql import CLAIM, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
+from ._postgres_sql import CLAIM, PAGE, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
 from ._postgres_work import PostgresWorkQueue
 
 logger = logging.getLogger("durable.storage")
 
 # `password=...` in a URL's query or a libpq key=value string (quoted or not).
+PAGE_RECORDS = 256  # records a page of read_page holds at most
 _PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
 
 
@@ -551,6 +553,30 @@ class PostgresStore:
             ):
                 raise JournalNotFound(path=self.location(name))
         return [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows]
+
+    async def read_page(self, name: str, cursor: Cursor, max_bytes: int) -> Page:
+        """The committed records of the journal from `cursor` (generation, record number).
+
+        At most PAGE_RECORDS records a page (`max_bytes` is the file store's measure);
+        `rotated` once the cursor's generation is no longer the current one.
+        """
+        self.check_name(name)
+        generation, position = cursor
+        async with self.session(f"reading journal {name!r}") as connection:
+            current = await connection.fetchval(
+                "SELECT generation FROM durable_journals WHERE name = $1", name
+            )
+            if current is None:
+                raise JournalNotFound(path=self.location(name))
+            if generation == START[0]:
+                generation, position = current, 0
+            elif generation != current:
+                return Page([], cursor, rotated=True)
+            rows = await connection.fetch(PAGE, name, generation, position, PAGE_RECORDS + 1)
+        more = len(rows) > PAGE_RECORDS
+        found = [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows[:PAGE_RECORDS]]
+        end = found[-1].offset + 1 if found else position
+        return Page(found, (generation, end), more=more)
 
     async def read_many(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
         """The committed records of several journals, in one query (for listings)."""

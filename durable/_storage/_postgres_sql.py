@@ -140,6 +140,11 @@ INSERT_RECORDS = """
 INSERT INTO durable_records (name, generation, seq, payload)
 SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bytea[])
 """
+# A page of a generation's records (stream readers): from a record number on, in order.
+PAGE = """
+SELECT seq, payload FROM durable_records
+ WHERE name = $1 AND generation = $2 AND seq >= $3 ORDER BY seq LIMIT $4
+"""
 RECORDS = """
 SELECT r.seq, r.payload FROM durable_records AS r
   JOIN durable_journals AS j ON r.name = j.name AND r.generation = j.generation

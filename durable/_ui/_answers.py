@@ -22,6 +22,7 @@ from .._engine._describe import WorkflowDescription
 from .._engine._history import Attempt, Link, Message, Step
 from .._errors import DurableError
 from .._json_ready import plain_description, to_plain
+from .._streams import StreamSnapshot
 from ._values import preview
 
 VALUE_LIMIT = 4_000  # characters of one value (or error message, or traceback) in a page
@@ -264,4 +265,35 @@ def _link(link: Link, bounds: Bounds, cut: dict[str, str]) -> dict[str, Any]:
         "reason": bounds.text(link.reason, NAME_LIMIT, cut, "link", "links"),
         "step": _small(link.step),
         "override": _small(link.override),
+    }
+
+
+def stream_answer(snapshot: StreamSnapshot, name: str | None, offset: int) -> dict[str, Any]:
+    """A workflow's streams now: counts, and a page of one stream's values, each cut short.
+
+    A long value comes as the start of its JSON text, with "truncated": true (a stream's
+    values are not addressable by the values endpoint).
+    """
+    bounds = Bounds()
+    items = []
+    for item in snapshot.items:
+        cut: dict[str, str] = {}
+        shown = bounds.value(item.value, VALUE_LIMIT, cut, "value", "")
+        answer: dict[str, Any] = {
+            "offset": item.offset,
+            "value": shown,
+            "at": item.at.timestamp(),
+            "step": item.step,
+            "attempt": item.attempt,
+            "restarted": item.restarted,
+        }
+        if cut:
+            answer["truncated"] = True
+        items.append(answer)
+    return {
+        "streams": {stream[:NAME_LIMIT]: count for stream, count in snapshot.counts.items()},
+        "name": name,
+        "offset": offset,
+        "items": items,
+        "ended": snapshot.ended,
     }

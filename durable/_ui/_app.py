@@ -65,7 +65,15 @@ from .._errors import (
 from .._runtime import Runtime
 from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
-from ._answers import PAGE_LIMIT, REASON_LIMIT, Bounds, listing_row, value_of, workflow_answer
+from ._answers import (
+    PAGE_LIMIT,
+    REASON_LIMIT,
+    Bounds,
+    listing_row,
+    stream_answer,
+    value_of,
+    workflow_answer,
+)
 from ._operation_api import BadOperation, operate
 from ._query_api import bulk_answer, filter_of, query_answer
 from ._schedule_api import act, describe_one, schedule_rows
@@ -242,6 +250,17 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         first = _int(request, "from", max(0, total - limit)) if total else 0
         return JSONResponse(workflow_answer(details, first, limit))
 
+    async def api_streams(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        name = request.query_params.get("name") or None
+        offset = _int(request, "offset", 0)
+        limit = _int(request, "limit", 200, at_most=PAGE_LIMIT)
+        try:
+            snapshot = await catalog.streams(workflow_id, name, offset, limit)
+        except ValueError as error:  # (a stream name too long, say)
+            return _error(400, str(error))
+        return JSONResponse(stream_answer(snapshot, name, offset))
+
     async def api_value(request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
         details = await recent.get(workflow_id)
@@ -327,6 +346,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
             Route("/api/workflows", api_list),
             Route("/api/workflows/{workflow_id:str}", api_workflow),
             Route("/api/workflows/{workflow_id:str}/values/{ref:path}", api_value),
+            Route("/api/workflows/{workflow_id:str}/streams", api_streams),
             Route("/api/workflows/{workflow_id:str}/events", api_send, methods=["POST"]),
             Route("/api/workflows/{workflow_id:str}/cancel", api_cancel, methods=["POST"]),
             Route("/api/bulk/{action:str}", api_bulk, methods=["POST"]),

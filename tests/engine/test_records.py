@@ -54,6 +54,8 @@ def every_kind() -> list[dict[str, Any]]:
         records.end_continued([3], 5, [["go", None]], T),
         records.resume(3, T, step=2, by="ops", reason="fixed", request_id="r-1"),
         records.link("fork", "id-fork-3", T, by="ops", reason=None),
+        records.stream_value(9, "tokens", "hel", T),  # (after the ends: indexes above kept)
+        records.emitted(10, 2, "tokens", {"lo": 1}, incarnation=77, now=T),
     ]
     return built
 
@@ -102,6 +104,10 @@ def test_format_1_records_are_accepted() -> None:
         (18, {"e": "boom"}, "its error 'e' is not a map"),
         (19, {"cont": {"a": 1}}, "its next arguments 'cont' are not a list"),
         (19, {"carry": [["go"]]}, "'carry' holds something other than"),
+        (22, {"sn": 3}, "its stream name 'sn' is missing or not text"),
+        (22, {"s": -2}, "its step 's' is not an int >= 0"),
+        (23, {"i": -1}, "its attempt 'n' or its run's incarnation 'i'"),
+        (23, {"v": None, "sn": ""} | {"t": None}, "its value 'v' or time 't'"),
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
         (3, {"k": "start"}, "record 3 is a start record"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import assert_type
+from typing import Any, assert_type
 
 import durable
 from durable import RetryPolicy
@@ -132,3 +132,24 @@ async def queued() -> None:
 @durable.workflow
 async def send_report(count: int) -> int:
     return count
+
+
+TOKENS = durable.Stream("tokens", str)
+ANYTHING = durable.Stream("anything")
+assert_type(TOKENS, durable.Stream[str])
+assert_type(ANYTHING, durable.Stream[Any])
+
+
+async def streams() -> None:
+    TOKENS.append("a token")
+    TOKENS.append(3)  # type: ignore[arg-type]
+    ANYTHING.append({"any": ["value"]})
+    async with durable.Runtime("journals") as runtime:
+        async for item in runtime.read_stream("chat-1", TOKENS, 5):
+            assert_type(item, durable.StreamItem[str])
+            assert_type(item.value, str)
+            assert_type(item.offset, int)
+            assert_type(item.attempt, int | None)
+        async for named in runtime.read_stream("chat-1", "tokens"):
+            assert_type(named, durable.StreamItem[Any])
+        runtime.read_stream("chat-1", TOKENS, "5")  # type: ignore[call-overload]

@@ -371,6 +371,60 @@
     }
   });
 
+  // The run's streams (durable.Stream): a tab per stream, its values as they come (polled
+  // every second from the last offset shown while the workflow runs; the latest 500 kept).
+  const SHOWN = 500;
+  const streams = { name: null, next: 0, ended: false, lastStep: {} };
+
+  function streamLine(item) {
+    const value = typeof item.value === "string" && !item.truncated ? item.value : JSON.stringify(item.value);
+    const who = item.attempt === null ? "workflow" : `step ${item.step} · attempt ${item.attempt}`;
+    return el("div", { class: "stream-item" + (item.restarted ? " restarted" : ""), "data-offset": item.offset },
+      el("span", { class: "muted" }, "#" + item.offset + " "),
+      item.restarted ? el("span", { class: "badge" }, "attempt ran again") : null, " ",
+      value + (item.truncated ? "…" : ""), " ", el("span", { class: "muted" }, "(" + who + ")"));
+  }
+
+  async function refreshStreams() {
+    const query = new URLSearchParams({ offset: streams.next, limit: SHOWN });
+    if (streams.name) query.set("name", streams.name);
+    let data;
+    try {
+      data = await getJSON("/api/workflows/" + encodeURIComponent(id) + "/streams?" + query);
+    } catch (error) {
+      return;  // (the page's own refresh reports what is wrong)
+    }
+    const names = Object.keys(data.streams);
+    document.getElementById("streams").hidden = names.length === 0;
+    if (!names.length) { streams.ended = data.ended; return; }
+    if (!streams.name) {  // (the first stream, then its values from 0)
+      streams.name = names[0];
+      return refreshStreams();
+    }
+    document.getElementById("stream-count").textContent = `(${names.length})`;
+    document.getElementById("stream-tabs").replaceChildren(...names.map((name) =>
+      el("button", { class: name === streams.name ? "primary" : "", onclick: () => {
+        streams.name = name; streams.next = 0;
+        document.getElementById("stream-items").replaceChildren();
+        refreshStreams();
+      } }, `${name} (${data.streams[name]})`)));
+    const box = document.getElementById("stream-items");
+    const follow = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    box.append(...data.items.map(streamLine));
+    while (box.childElementCount > SHOWN) box.firstElementChild.remove();
+    if (data.items.length) streams.next = data.items[data.items.length - 1].offset + 1;
+    if (follow) box.scrollTop = box.scrollHeight;
+    streams.ended = data.ended;
+    if (data.items.length === SHOWN) return refreshStreams();  // (more there already)
+  }
+
+  async function streamLoop() {
+    const live = document.getElementById("live").checked;
+    if (live && !document.hidden && !streams.ended) await refreshStreams();
+    setTimeout(streamLoop, 1000);
+  }
+  refreshStreams().finally(() => setTimeout(streamLoop, 1000));
+
   async function loop() {
     const live = document.getElementById("live").checked;
     if (live && !document.hidden && last && !FINAL.has(last.workflow.state)) await refresh();

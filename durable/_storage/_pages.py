@@ -1,0 +1,100 @@
+"""A journal read a page at a time, from a cursor: for readers that follow a long journal.
+
+`read()` returns a journal's every record; a reader that follows one live (a stream's
+reader) wants the records after where it stopped, a bounded number at a time, and to know
+when the journal it was reading was replaced by a new generation (continue_as_new). A
+cursor is (generation, position): the file's random id and a byte offset where a frame
+starts (file store), or the generation and the next record's number (PostgreSQL);
+`START` means "the current generation, from its first record".
+
+Like read(), no lock is taken and nothing is written; a frame cut short at the end is an
+append in progress, left for the next page. Records are bytes; this module knows nothing
+of what they hold.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._errors import JournalCorrupted
+from ._format import HEADER_SIZE, parse, seed_of, v2_file_id
+from ._frames import StoredRecord, scan_v2
+from ._opening import READ_FLAGS, open_regular
+
+Cursor = tuple[int, int]  # (generation, position); see the module
+START: Cursor = (-1, 0)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Records read from a cursor, and where the next page starts.
+
+    `rotated`: the cursor's generation is no longer the journal's (it continued as new);
+    nothing was read. `more`: records are there past this page already (read on at once).
+    """
+
+    records: list[StoredRecord]
+    cursor: Cursor
+    rotated: bool = False
+    more: bool = False
+
+
+def read_page(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
+    """The records of journal file `path` from `cursor`, about `max_bytes` of them at most.
+
+    A record larger than `max_bytes` is read whole (the page grows to it). A file without
+    a valid version 2 header (version 1, or never synced) is read whole and cut to the page.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        JournalCorrupted: damage a sync had covered, found twice in the same bytes.
+        UnsafeJournalFile, JournalPermissionDenied: as open_in.
+    """
+    fd = open_regular(directory_fd, path, READ_FLAGS, "read")
+    try:
+        size = os.fstat(fd).st_size
+        file_id = v2_file_id(os.pread(fd, HEADER_SIZE, 0), path)
+        if file_id is None:
+            return _whole(fd, path, cursor)
+        generation, position = cursor
+        if generation == START[0]:
+            generation, position = file_id, HEADER_SIZE
+        elif generation != file_id:
+            return Page([], cursor, rotated=True)
+        want, seed, damaged = max(max_bytes, 64), seed_of(path), 0
+        while True:
+            data = os.pread(fd, want, position)
+            scanned = scan_v2(data, 0, file_id, seed)
+            damage = scanned.damage
+            if damage is not None and not damage.torn_tail:
+                damaged += 1  # (a read that overlapped a recovery reads well again)
+                if damaged < 3:
+                    continue
+                raise JournalCorrupted(
+                    path=path, offset=position + damage.offset, reason=damage.reason
+                )
+            if scanned.records or len(data) < want:
+                break
+            want *= 2  # one record larger than the page: read it whole
+        end = position + scanned.valid_end
+        records = [StoredRecord(position + offset, payload) for offset, payload in scanned.records]
+        return Page(records, (generation, end), more=len(data) == want and end < size)
+    finally:
+        os.close(fd)
+
+
+def _whole(fd: int, path: Path, cursor: Cursor) -> Page:
+    """A file of another version read whole: the records after `cursor`'s (0, offset)."""
+    chunks = []
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    parsed = parse(b"".join(chunks), path)
+    generation, position = cursor
+    if generation not in (START[0], 0):
+        return Page([], cursor, rotated=True)
+    records = [record for record in parsed.records if record.offset >= position]
+    end = records[-1].offset + 1 if records else position
+    return Page(records, (0, end))
