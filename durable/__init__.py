@@ -32,6 +32,7 @@ from ._errors import ChildIdInUse as ChildIdInUse
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
+from ._errors import ExtraNotInstalled as ExtraNotInstalled
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
 from ._errors import InvalidDuration as InvalidDuration
@@ -72,6 +73,9 @@ from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
 from ._limits import Limit as Limit
+from ._log_context import LogContext as LogContext
+from ._log_context import WorkflowLogger as WorkflowLogger
+from ._log_context import logger as logger
 from ._queue_reading import QueueLoad as QueueLoad
 from ._queues import Queue as Queue
 from ._queues import Rate as Rate
@@ -91,6 +95,7 @@ from ._storage._frames import StoredRecord as StoredRecord
 from ._storage._interface import Journal as Journal
 from ._storage._interface import JournalStore as JournalStore
 from ._storage._postgres import PostgresStore as PostgresStore
+from ._telemetry import OpenTelemetry as OpenTelemetry
 
 __all__ = [
     "Activity",
@@ -102,6 +107,7 @@ __all__ = [
     "CompensationFailed",
     "DurableError",
     "EventTimeout",
+    "ExtraNotInstalled",
     "FireResult",
     "InDoubtError",
     "InboxFull",
@@ -123,8 +129,10 @@ __all__ = [
     "JournalStore",
     "JournalWriteError",
     "Limit",
+    "LogContext",
     "MessageTooLarge",
     "NonDeterminismError",
+    "OpenTelemetry",
     "OutsideWorkflowError",
     "PostgresStore",
     "Queue",
@@ -159,6 +167,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowIdInUse",
     "WorkflowInfo",
+    "WorkflowLogger",
     "WorkflowNotFound",
     "WorkflowState",
     "WorkflowStopped",
@@ -168,6 +177,7 @@ __all__ = [
     "continue_as_new",
     "deprecate_patch",
     "enqueue",
+    "logger",
     "now",
     "patched",
     "random",

@@ -49,6 +49,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InvalidSchedule (ValueError)    a schedule's cron, time zone, interval or policy is bad
       ScheduleNotFound (LookupError)  no schedule of this name on the store
       OutsideWorkflowError (RuntimeError)  workflow_info() outside a workflow, ...
+      ExtraNotInstalled (ImportError)  asked for a feature whose optional extra is missing
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
 what happened and what to do about it.
@@ -836,6 +837,23 @@ class ScheduleNotFound(DurableError, LookupError):
 
 class OutsideWorkflowError(DurableError, RuntimeError):
     """An in-workflow (or in-activity) call made elsewhere."""
+
+
+class ExtraNotInstalled(DurableError, ImportError):
+    """A feature was asked for whose optional dependencies are not installed.
+
+    `feature` names it, `extra` the aiodurable extra that installs them, `missing` the
+    module that failed to import.
+    """
+
+    def __init__(self, *, feature: str, extra: str, missing: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+        super().__init__(
+            f"{feature} needs the {extra!r} extra ({missing} could not be imported): "
+            f"pip install 'aiodurable[{extra}]', or leave {feature} off"
+        )
 
 
 class SimulatedCrash(BaseException):

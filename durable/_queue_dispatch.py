@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import time
 from typing import Any, Protocol
 
 from ._definitions import Workflow
 from ._engine._clock import Clock
+from ._engine._log_fields import durable_logger
 from ._errors import WorkflowAlreadyRunning, WorkflowStopped
 from ._queue_gate import Gate
 from ._queue_reading import workflow_name_of
@@ -34,7 +34,7 @@ from ._queue_state import (
 )
 from ._storage._queue_files import DamagedRequest
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 REFRESH_INTERVAL = 0.05  # the least time between two listings of a queue's waiting requests
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
+from ._engine._log_fields import durable_logger
 from ._errors import (
     AlreadyQueued,
     QueueNotDeclared,
@@ -34,7 +34,7 @@ from ._storage._postgres import PostgresStore
 from ._storage._postgres_queues import PostgresQueues, QueuedRow, slot_prefix
 from ._storage._queue_files import Request
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 POLL_INTERVAL = 0.25  # how often a dispatcher looks for slots freed without a NOTIFY (s)
 

@@ -89,6 +89,10 @@ ALLOWED = {
         "_schedule_run",
         "_schedule_spec",
     },
+    "_excerpts": set(),
+    "_telemetry": {"_otel"},
+    "_otel": {"_engine"},
+    "_log_context": {"_engine"},
     "_runtime": {
         "_children",
         "_deadline",
@@ -105,6 +109,7 @@ ALLOWED = {
         "_reading",
         "_seams",
         "_serving",
+        "_telemetry",
     },
     "testing": {
         "_children",
@@ -122,6 +127,7 @@ ALLOWED = {
     "_ui": {
         "_catalog",
         "_engine",
+        "_excerpts",
         "_json_ready",
         "_runtime",
         "_schedule_spec",
@@ -132,6 +138,7 @@ ALLOWED = {
         "_definitions",
         "_catalog",
         "_engine",
+        "_excerpts",
         "_json_ready",
         "_queue_reading",
         "_runtime",

@@ -24,7 +24,8 @@ def test_the_testing_kit_has_a_sorted_complete_all_of_its_own() -> None:
     public = {
         name
         for name, value in vars(testing).items()
-        if name.isidentifier() and not name.startswith("_")
+        if name.isidentifier()
+        and not name.startswith("_")
         and not isinstance(value, types.ModuleType)
     }
     assert set(testing.__all__) == public

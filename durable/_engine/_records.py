@@ -29,6 +29,17 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
     patch  {k, id: patch id, s: the step it was taken before}          patched() said yes
     end    {k, r: result, t} | {k, e: error, t [, c: 1 if cancelled]} | {k, cont: args, t}
            (a cancellation by the deadline: e.kind = "execution-timeout")
+    run    {k, tc: trace carrier, t}        a run went live, traced (the next run links to it)
+
+Trace carriers (`tc`, on start, event and run records, and on inbox event messages) are
+small maps of text to text (W3C `traceparent`, `tracestate`, `baggage`), written only by a
+runtime with OpenTelemetry on: the starter's or sender's context, or a run's own. Step
+records (sched, retry, done, timer, wait, status) may carry their call site: `w`, the site's
+number (the step that first asked from there), and on that first step's records also `wp`
+file, `wl` line, `wn` function: where the workflow's code asked for the step. A journal
+names each site once however many steps come from it. Both arrived together (journals
+before them have neither; replay ignores both, and readers of older versions ignore the
+site keys).
 
 A "sched" is written only when it matters: before an at_most_once attempt (synced), or once
 an attempt is still running a loop iteration after it started. The first record of a step
@@ -90,14 +101,33 @@ STATUS = "status"
 PATCH = "patch"
 END = "end"
 SKIP = "skip"
+RUN = "run"
 SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
 FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
 STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS})  # of a step `s`
+NOTES = frozenset({RUN})  # for readers only: no step, no inbox position; replay skips
 KNOWN = frozenset(
-    {START, SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, EVENT, CANCEL, SKIP, STATUS, PATCH, END}
+    {
+        START,
+        SCHEDULED,
+        RETRY,
+        DONE,
+        TIMER,
+        FIRED,
+        WAIT,
+        EVENT,
+        CANCEL,
+        SKIP,
+        STATUS,
+        PATCH,
+        END,
+        RUN,
+    }
 )
+CARRIER_ENTRIES = 16  # a trace carrier's most entries
+CARRIER_TEXT = 8192  # and the longest key or value (baggage may be long; tracestate is 512)
 CHILD_PREFIX = "child:"
 # Errors of a child step: they name the child. "child-id-in-use": the id belongs to a run
 # that is not this call's (other workflow, other arguments, another parent).
@@ -142,6 +172,7 @@ class StartRecord(TypedDict):
     parent: NotRequired[str]
     carry: NotRequired[list[list[Any]]]
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
+    tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
 
 
 class ScheduledRecord(TypedDict):
@@ -153,6 +184,7 @@ class ScheduledRecord(TypedDict):
     t: float
     id: NotRequired[str]  # a child workflow's id
     dt: NotRequired[int]  # 1: the child was started detached (it outlives its parent)
+    w: NotRequired[int]  # the call site's number (and on its first step, wp / wl / wn)
 
 
 class RetryRecord(TypedDict):
@@ -165,6 +197,7 @@ class RetryRecord(TypedDict):
     at: float
     b: NotRequired[float]
     t: float
+    w: NotRequired[int]
 
 
 class DoneRecord(TypedDict):
@@ -177,6 +210,7 @@ class DoneRecord(TypedDict):
     e: NotRequired[ErrorInfo]  # the error
     b: NotRequired[float]
     t: float
+    w: NotRequired[int]
 
 
 class TimerRecord(TypedDict):
@@ -184,6 +218,7 @@ class TimerRecord(TypedDict):
     s: int
     at: float
     x: NotRequired[int]
+    w: NotRequired[int]
 
 
 class FiredRecord(TypedDict):
@@ -197,6 +232,7 @@ class WaitRecord(TypedDict):
     s: int
     n: str
     x: NotRequired[int]
+    w: NotRequired[int]
 
 
 class EventRecord(TypedDict):
@@ -206,6 +242,7 @@ class EventRecord(TypedDict):
     p: Any
     t: float
     id: NotRequired[str]
+    tc: NotRequired[dict[str, str]]  # the sender's trace carrier
 
 
 class CancelRecord(TypedDict):
@@ -227,6 +264,18 @@ class StatusRecord(TypedDict):
     k: str
     s: int
     v: Any
+    t: float
+    w: NotRequired[int]
+
+
+Site = dict[str, Any]  # a step's call site keys: {w} or {w, wp, wl, wn} (the first step's)
+
+
+class RunRecord(TypedDict):
+    """A traced run went live here: its context, for the next run's link."""
+
+    k: str
+    tc: dict[str, str]
     t: float
 
 
@@ -255,6 +304,7 @@ class EventMessage(TypedDict):
     p: Any
     id: str | None
     t: float
+    tc: NotRequired[dict[str, str]]
 
 
 class CancelMessage(TypedDict):
@@ -298,11 +348,12 @@ def scheduled(
     now: float,
     child: str | None = None,
     detached: bool = False,
+    site: Site | None = None,
 ) -> ScheduledRecord:
     """An attempt under way (an at_most_once intent, a long one, a child's start).
 
     `detached` (children only; default False, and what a record without `dt` means): the
-    child is not cancelled when its parent ends.
+    child is not cancelled when its parent ends. `site`: the call site's keys (`w`...).
     """
     record: ScheduledRecord = {
         "k": SCHEDULED,
@@ -316,6 +367,8 @@ def scheduled(
         record["id"] = child
         if detached:
             record["dt"] = 1
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
     return record
 
 
@@ -329,9 +382,10 @@ def retry(
     retry_at: float,
     began: float,
     now: float,
+    site: Site | None = None,
 ) -> RetryRecord:
     """A failed attempt that will be tried again at `retry_at`."""
-    return {
+    record: RetryRecord = {
         "k": RETRY,
         "s": step,
         "a": activity,
@@ -342,6 +396,9 @@ def retry(
         "b": began,
         "t": now,
     }
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def done(
@@ -354,6 +411,7 @@ def done(
     result: Any = None,
     error: ErrorInfo | None = None,
     began: float | None = None,
+    site: Site | None = None,
 ) -> DoneRecord:
     """A step's outcome: its result, or (`error` given) its failure."""
     record: dict[str, Any]  # (built in the order it always was: the same bytes as before)
@@ -364,19 +422,27 @@ def done(
     if began is not None:
         record["b"] = began
     record["t"] = now
+    if site is not None:
+        record.update(site)
     return cast(DoneRecord, record)
 
 
-def timer(step: int, fire_at: float) -> TimerRecord:
-    return {"k": TIMER, "s": step, "at": fire_at}
+def timer(step: int, fire_at: float, site: Site | None = None) -> TimerRecord:
+    record: TimerRecord = {"k": TIMER, "s": step, "at": fire_at}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def fired(step: int, now: float) -> FiredRecord:
     return {"k": FIRED, "s": step, "t": now}
 
 
-def wait(step: int, name: str) -> WaitRecord:
-    return {"k": WAIT, "s": step, "n": name}
+def wait(step: int, name: str, site: Site | None = None) -> WaitRecord:
+    record: WaitRecord = {"k": WAIT, "s": step, "n": name}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def let_go(record: TimerRecord | WaitRecord) -> TimerRecord | WaitRecord:
@@ -384,10 +450,20 @@ def let_go(record: TimerRecord | WaitRecord) -> TimerRecord | WaitRecord:
     return {**record, "x": 1}  # type: ignore[return-value]
 
 
-def event(position: int, name: str, payload: Any, now: float, event_id: Any = None) -> EventRecord:
+def event(
+    position: int,
+    name: str,
+    payload: Any,
+    now: float,
+    event_id: Any = None,
+    *,
+    carrier: dict[str, str] | None = None,
+) -> EventRecord:
     record: EventRecord = {"k": EVENT, "q": position, "n": name, "p": payload, "t": now}
     if event_id is not None:
         record["id"] = event_id
+    if carrier is not None:
+        record["tc"] = carrier
     return record
 
 
@@ -403,8 +479,16 @@ def skip_record(position: int, reason: str, now: float) -> SkipRecord:
     return {"k": SKIP, "q": position, "reason": reason[:SKIP_REASON_LIMIT], "t": now}
 
 
-def status(step: int, value: Any, now: float) -> StatusRecord:
-    return {"k": STATUS, "s": step, "v": value, "t": now}
+def status(step: int, value: Any, now: float, site: Site | None = None) -> StatusRecord:
+    record: StatusRecord = {"k": STATUS, "s": step, "v": value, "t": now}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
+
+
+def run(carrier: dict[str, str], now: float) -> RunRecord:
+    """A traced run went live: its own context (the next run's span links to it)."""
+    return {"k": RUN, "tc": carrier, "t": now}
 
 
 def patch(patch_id: str, step: int) -> PatchRecord:
@@ -428,8 +512,22 @@ def end_continued(
     return {"k": END, "cont": arguments, "q": inbox_next, "carry": carry, "t": now}
 
 
-def event_message(name: str, payload: Any, event_id: str | None, now: float) -> EventMessage:
-    return {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
+def event_message(
+    name: str,
+    payload: Any,
+    event_id: str | None,
+    now: float,
+    carrier: dict[str, str] | None = None,
+) -> EventMessage:
+    message: EventMessage = {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
+    if carrier is not None:
+        message["tc"] = carrier
+    return message
+
+
+def trace_carrier(value: Any) -> dict[str, str] | None:
+    """`value` if it is a trace carrier this schema takes (else None: a sender's, dropped)."""
+    return value if _carrier_problem(value) is None else None
 
 
 def cancel_message(reason: str, request_id: str | None, now: float) -> CancelMessage:
@@ -513,6 +611,35 @@ def _step_problem(record: Record) -> str | None:
     return None if _is_count(record.get("s")) else "its step 's' is not an int >= 0"
 
 
+def _carrier_problem(carrier: Any) -> str | None:
+    """A trace carrier: at most CARRIER_ENTRIES text keys and values, none too long."""
+    if type(carrier) is not dict or len(carrier) > CARRIER_ENTRIES:
+        return f"its trace carrier 'tc' is not a map of at most {CARRIER_ENTRIES} entries"
+    for key, value in carrier.items():
+        if (
+            type(key) is not str
+            or type(value) is not str
+            or len(key) > CARRIER_TEXT
+            or len(value) > CARRIER_TEXT
+        ):
+            return "its trace carrier 'tc' holds something other than short text"
+    return None
+
+
+def _site_problem(record: Record) -> str | None:
+    """A step record's call site keys, when there: `w` a count; `wp`, `wl`, `wn` all or none."""
+    if "w" in record and not _is_count(record["w"]):
+        return "its call site 'w' is not an int >= 0"
+    if ("wp" in record or "wl" in record or "wn" in record) and not (
+        "w" in record
+        and type(record.get("wp")) is str
+        and _is_count(record.get("wl"))
+        and type(record.get("wn")) is str
+    ):
+        return "its call site ('wp' path, 'wl' line, 'wn' function) is incomplete"
+    return None
+
+
 def _carry_problem(carry: Any) -> str | None:
     if type(carry) is not list:
         return "its 'carry' is not a list"
@@ -535,9 +662,9 @@ def _check_start(record: Record) -> str | None:
         "dl" in record and not _is_moment(record["dl"])
     ):
         return "its 'parent' is not text, or its deadline 'dl' not a number"
-    if "carry" in record:
-        return _carry_problem(record["carry"])
-    return None
+    return (_carrier_problem(record["tc"]) if "tc" in record else None) or (
+        _carry_problem(record["carry"]) if "carry" in record else None
+    )
 
 
 def _check_scheduled(record: Record) -> str | None:
@@ -555,7 +682,7 @@ def _check_scheduled(record: Record) -> str | None:
         return "its 'dt' (detached) is not 0 or 1"
     if "dt" in record and "id" not in record:
         return "its 'dt' (detached) is on a step that names no child"
-    return _names_problem(record, required=True)
+    return _names_problem(record, required=True) or _site_problem(record)
 
 
 def _check_retry(record: Record) -> str | None:
@@ -567,7 +694,11 @@ def _check_retry(record: Record) -> str | None:
         or ("b" in record and not _is_time(record["b"]))
     ):
         return "its step 's', attempt 'n' or a time ('t', 'at', 'b') is missing or wrong"
-    return _names_problem(record, required=False) or _error_problem(record.get("e"))
+    return (
+        _names_problem(record, required=False)
+        or _error_problem(record.get("e"))
+        or _site_problem(record)
+    )
 
 
 def _check_done(record: Record) -> str | None:
@@ -589,6 +720,8 @@ def _check_done(record: Record) -> str | None:
         type(record.get("a")) is str and type(record.get("d")) is str
     ):
         return "its activity name 'a' or digest 'd' is missing or not text"
+    if "w" in record and (problem := _site_problem(record)) is not None:
+        return problem
     if "e" in record:
         return _error_problem(record["e"])
     return None if "r" in record else "it has neither a result 'r' nor an error 'e'"
@@ -597,7 +730,7 @@ def _check_done(record: Record) -> str | None:
 def _check_timer(record: Record) -> str | None:
     if not _is_moment(record.get("at")):
         return "its fire time 'at' is missing or not a number"
-    return _step_problem(record) or _untimed_problem(record)
+    return _step_problem(record) or _untimed_problem(record) or _site_problem(record)
 
 
 def _untimed_problem(record: Record) -> str | None:
@@ -614,7 +747,7 @@ def _check_fired(record: Record) -> str | None:
 def _check_wait(record: Record) -> str | None:
     if type(record.get("n")) is not str:
         return "its event name 'n' is missing or not text"
-    return _step_problem(record) or _untimed_problem(record)
+    return _step_problem(record) or _untimed_problem(record) or _site_problem(record)
 
 
 def _check_event(record: Record) -> str | None:
@@ -624,7 +757,7 @@ def _check_event(record: Record) -> str | None:
         return "its event name 'n' or payload 'p' is missing"
     if record.get("id") is not None and type(record["id"]) is not str:
         return "its event id 'id' is not text"
-    return None
+    return _carrier_problem(record["tc"]) if "tc" in record else None
 
 
 def _check_cancel(record: Record) -> str | None:
@@ -644,7 +777,13 @@ def _check_skip(record: Record) -> str | None:
 def _check_status(record: Record) -> str | None:
     if not _is_time(record.get("t")) or "v" not in record:
         return "its value 'v' or time 't' is missing or of the wrong type"
-    return _step_problem(record)
+    return _step_problem(record) or _site_problem(record)
+
+
+def _check_run(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _carrier_problem(record.get("tc"))
 
 
 def _check_patch(record: Record) -> str | None:
@@ -681,6 +820,7 @@ _CHECKS: dict[str, _Check] = {
     STATUS: _check_status,
     PATCH: _check_patch,
     END: _check_end,
+    RUN: _check_run,
 }
 
 

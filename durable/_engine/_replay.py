@@ -165,9 +165,11 @@ class JournalIndex:
         parent: str | None = None,
         path: str | None = None,
         execution_timeout: float | None = None,
+        trace: dict[str, str] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self._execution_timeout = execution_timeout  # (a new journal's: sets its deadline)
+        self._trace = trace  # (a new journal's start record: the starter's trace carrier)
         self._path = path or workflow_id  # the journal's location, for errors
         self._parent = parent
         self.workflow_name = workflow_name
@@ -175,6 +177,9 @@ class JournalIndex:
         self.events: list[dict[str, Any]] = []  # delivered records, in journal order
         self.finished: dict[str, Any] | None = None  # the "end" record
         self.new_start_record: bytes | None = None  # to write, for a new journal
+        self.last_run: dict[str, str] | None = None  # the last `run` record's trace carrier
+        # The call sites the journal names: (file, line, function) -> number (`w`)
+        self.sites: dict[tuple[str, int, str], int] = {}
         with collector_paused():  # decoding builds many objects that all stay alive
             decoded = records.read_journal(stored, path=self._path)
             self.start = self._read_start(decoded, arguments, clock)
@@ -208,7 +213,9 @@ class JournalIndex:
             raise JournalCorrupted(
                 path=self._path, offset=0, reason="the journal has no start record"
             )
-        extra = {"parent": self._parent} if self._parent is not None else {}
+        extra: dict[str, Any] = {"parent": self._parent} if self._parent is not None else {}
+        if self._trace is not None:
+            extra["tc"] = self._trace
         self.new_start_record = start_record(
             self.workflow_name,
             self.workflow_id,
@@ -232,7 +239,12 @@ class JournalIndex:
             if kind == records.PATCH:
                 self.patches.setdefault(record["id"], record["s"])
                 continue
+            if kind in records.NOTES:  # (a `run`)
+                self.last_run = record["tc"]
+                continue
             step: int = record["s"]
+            if "wp" in record:  # (the first step from a call site names it)
+                self.sites[(record["wp"], record["wl"], record["wn"])] = record["w"]
             recorded = self.steps.get(step)
             if kind in _STEP_KINDS and record.get("x") and recorded is not None:  # let go of
                 recorded.cancelled = True

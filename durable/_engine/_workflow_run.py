@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
+from types import CodeType
 from typing import Any
 
 from .._asyncio_private import current_task, running_loop
@@ -43,6 +45,7 @@ from ._in_flight import Diverged, Evicted, StepsInFlight
 from ._inbox_cursor import InboxCursor
 from ._lifecycle import Lifecycle
 from ._loop import StepTimer, WorkflowLoop
+from ._observer import Carrier, Observer, RunObserver
 from ._outcomes import (
     ContinuedAsNew,
     Finished,
@@ -57,6 +60,7 @@ from ._outcomes import (
 from ._patches import Patches
 from ._ports import Children, InboxReader
 from ._replay import JournalIndex, RecordedStep, digest_of
+from ._sites import CallSites, timer_site
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
 from ._steps import ChildCall, Command, CommandFuture, ContinueAsNew, RecordedOutcome
@@ -82,6 +86,9 @@ class WorkflowRun:
         location: str | None = None,
         execution_timeout: float | None = None,
         watch: StallWatch | None = None,
+        observer: Observer | None = None,
+        trace: Carrier | None = None,
+        previous_run: Carrier | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -89,7 +96,10 @@ class WorkflowRun:
         an inbox message whose record would be larger is journaled as skipped.
         `execution_timeout` (seconds) gives a new journal its deadline (`dl`, from its start
         time); a journal that has a start record keeps its own. `watch` marks each step, for
-        the runtime's stall watchdog.
+        the runtime's stall watchdog. `observer`: told of the run once it goes live (see
+        `_observer`); `trace`: a new journal's start record's `tc` (the starter's context);
+        `previous_run`: the context of the run before this one, when the journal has none
+        (the previous generation's).
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -114,6 +124,7 @@ class WorkflowRun:
             parent=parent,
             path=location,  # (the journal's path or place, for errors: else the id)
             execution_timeout=execution_timeout,
+            trace=trace,
         )
         self.finished = index.finished  # the journal's end record: nothing to run
         self._recorded = index.steps  # what the journal holds about each step (read only)
@@ -149,11 +160,23 @@ class WorkflowRun:
             open_children=index.open_children(),
         )
         self._patches = Patches(index.patches, max(index.steps, default=-1))
+        self._sites = CallSites(index.sites)
+        self._observer = observer
+        self._observed: RunObserver | None = None  # once live, with an observer
+        self._previous_run = index.last_run or previous_run
+        self.trace_carrier: Carrier | None = None  # this run's context, once live (observed)
+        # durable.sleep's call site, for the timer its asyncio.sleep asks for next
+        self.timer_site: tuple[CodeType, int] | None = None
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
             start_time=self.start_time, scheduler=self, owner=self
         )
 
     # -- what the runtime reads -----------------------------------------------------------
+
+    @property
+    def starter(self) -> Carrier | None:
+        """The trace carrier of whoever started the workflow (its start record's `tc`)."""
+        return self._index.start.get("tc")
 
     @property
     def deadline(self) -> float | None:
@@ -183,6 +206,28 @@ class WorkflowRun:
     async def execute(self) -> RunOutcome:
         """Replay, then run live until the workflow ends or only sleeps; how it stands then.
 
+        See `_execute`; with an observer, the live run it observed is told how it ended.
+        """
+        if self._observer is None:
+            return await self._execute()
+        began = time.time_ns()  # (the span's start: wall time, whatever the run's clock)
+        try:
+            outcome = await self._execute(began)
+        except BaseException as error:
+            if self._observed is not None:
+                self._observed.ended("stopped", error)
+            raise
+        if self._observed is not None:
+            if isinstance(outcome, Finished):
+                self._observed.ended(outcome.how, outcome.error)
+            else:
+                how = "suspended" if isinstance(outcome, Suspended) else "continued"
+                self._observed.ended(how, None)
+        return outcome
+
+    async def _execute(self, began: int = 0) -> RunOutcome:
+        """Replay, then run live until the workflow ends or only sleeps; how it stands then.
+
         Returns:
             Finished: the workflow returned, raised or was cancelled (now or in a recorded
                 earlier run): its result, or the WorkflowFailed / WorkflowCancelled for it.
@@ -208,6 +253,8 @@ class WorkflowRun:
         try:
             self._replay(main)
             life.live = True
+            if self._observer is not None:
+                self._observe(self._observer, began)
             if self._past_deadline():  # its cancellation is in the inbox: take it first
                 await self.take_inbox()
             self._start_new()
@@ -227,6 +274,22 @@ class WorkflowRun:
             return await self._finish(main)
         finally:
             self._teardown()
+
+    def _observe(self, observer: Observer, began: int) -> None:
+        """The run went live: its observer, and a `run` record of its context (page cache)."""
+        start = self._index.start
+        observed = self._observed = observer.run_began(
+            workflow_id=self.workflow_id,
+            workflow_name=self.spec.name,
+            generation=self.generation,
+            parent=start.get("tc"),
+            previous=self._previous_run,
+            replayed=self.delivered,
+            began=began,
+        )
+        carrier = self.trace_carrier = observed.carrier()
+        if carrier:
+            self._journal.write(encode(records.run(carrier, self._now())))
 
     def _start_main(self) -> asyncio.Task[Any]:
         arguments = [
@@ -364,6 +427,12 @@ class WorkflowRun:
         command = steps.forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
+        if command.scope is not None:  # (a step started live, observed)
+            error = event.get("e")
+            if error is None:
+                command.scope.ended("fired" if kind == records.FIRED else "completed")
+            else:
+                command.scope.ended("failed", error.get("type"))
         self.loop.set_time(event["t"])
         if kind == records.FIRED:
             assert command.handle is not None
@@ -393,7 +462,11 @@ class WorkflowRun:
         if message["k"] == records.EVENT:
             step = self.events.deliver(message["n"], message.get("p"))
             if step is not None:
-                self._steps.forget(step)
+                command = self._steps.forget(step)
+                if command is not None and command.scope is not None:
+                    command.scope.ended("received", link=message.get("tc"))
+            if self._observed is not None and self._life.live:
+                self._observed.event_taken(message["n"], message.get("tc"))
         else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
             reason = message.get("m", "cancelled")
             life = self._life
@@ -506,6 +579,11 @@ class WorkflowRun:
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
         self._steps.close()
+        if self._observed is not None:  # (steps left in flight: unloaded, stopped, crashed)
+            for command in self._steps.pending.values():
+                if command.scope is not None:
+                    command.scope.ended("stopped")
+                    command.scope = None
         self._stop_host_work()
         self._life.let_go(self.loop)
 
@@ -555,7 +633,12 @@ class WorkflowRun:
     # -- commands from workflow code -------------------------------------------------------
 
     def request_activity(
-        self, spec: ActivitySpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: ActivitySpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        code: CodeType | None = None,
+        line: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """Called from workflow code: a future for the outcome of the next step, or the outcome.
 
@@ -563,7 +646,8 @@ class WorkflowRun:
         it right after this call anyway: the next recorded event is this step's outcome and
         nothing else in the workflow is ready to run, so the loop would go idle at once.
         Sequential replay then runs without a task switch per step; the decisions are the
-        same, since no other workflow code could run in between.
+        same, since no other workflow code could run in between. `code` and `line`: where
+        the workflow's code called (its call site, journaled with the step).
         """
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
@@ -576,6 +660,8 @@ class WorkflowRun:
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
+        if code is not None:
+            command.site = self._sites.of(code, line, step)
         if plain is not None and spec.plain_parameters and shareable(args, kwargs):
             command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
@@ -604,15 +690,25 @@ class WorkflowRun:
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._steps.begin("timer", "", "", when=handle.when())
         handle.step = step
-        self._steps.add(Command(step, None, handle))
+        command = Command(step, None, handle)
+        found, self.timer_site = self.timer_site, None
+        if step not in self._recorded:  # (a new timer: its record names its call site)
+            found = found or timer_site(_RUN_UNTIL_IDLE)
+            if found is not None:
+                command.site = self._sites.of(*found, step)
+        self._steps.add(command)
 
     def timer_cancelled(self, handle: StepTimer) -> None:
         command = self._steps.forget(handle.step)
         if command is None:
             return
+        if command.scope is not None:
+            command.scope.ended("stopped" if self._steps.closed else "cancelled")
         recorded = self._recorded.get(handle.step)
         if command.host is not None or recorded is not None:  # its timer record exists
             self._note_cancelled(records.timer(handle.step, command.fire_at))
+        else:
+            self._sites.unused(command.site)  # (nothing of it written: the next names it)
         if command.host is not None:
             command.host.cancel()
 
@@ -629,34 +725,46 @@ class WorkflowRun:
         command = steps.forget(step)
         if command is None:
             return
+        if command.scope is not None:
+            command.scope.ended("stopped" if steps.closed else "cancelled")
         if command.event is not None:
             self.events.forget(command.event, step)
             self._note_cancelled(records.wait(step, command.event))
         recorded = self._recorded.get(step)
         if command.child is not None and not steps.closed and not (recorded and recorded.outcome):
             self._children.cancel(command, f"its parent {self.workflow_id!r} was cancelled")
+        if command.host is None and command.event is None and recorded is None:
+            self._sites.unused(command.site)  # (never started: nothing of it written)
         if command.host is not None:
             command.host.cancel()
 
-    def request_event(self, name: str) -> asyncio.Future[Any] | RecordedOutcome:
+    def request_event(
+        self, name: str, code: CodeType | None = None, line: int = 0
+    ) -> asyncio.Future[Any] | RecordedOutcome:
         """The next event named `name`: at once if one was delivered and not taken yet."""
         found, payload = self.events.take(name)
         step = self._steps.begin("wait", name, "")
         if found:
             return RecordedOutcome(payload, None)
         future = CommandFuture(self.loop, step, self.command_cancelled)
-        self._steps.wait(Command(step, future, None, event=name))
+        command = Command(step, future, None, event=name)
+        self._steps.wait(command)
         self.events.wait(name, step, future)
         if step not in self._recorded:
-            self._deferred.append(encode(records.wait(step, name)))
+            site = None if code is None else self._sites.of(code, line, step)
+            self._deferred.append(encode(records.wait(step, name, site)))
+        if self._observed is not None and self._life.live:
+            command.scope = self._observed.step_began(step, "wait", name)
         return future
 
-    def set_status(self, value: Any) -> None:
+    def set_status(self, value: Any, code: CodeType | None = None, line: int = 0) -> None:
         encoded = encode(value, context="the workflow's status (durable.set_status)")
         step = self._steps.begin("status", "", "")
         self.status = decode(encoded, path=self.workflow_id, offset=-1)
         if step not in self._recorded:
-            self._deferred.append(encode(records.status(step, self.status, self.loop.time())))
+            site = None if code is None else self._sites.of(code, line, step)
+            record = records.status(step, self.status, self.loop.time(), site)
+            self._deferred.append(encode(record))
 
     def patched(self, patch_id: str) -> bool:
         """True where new code may take its new path; False replaying an older journal.
@@ -701,6 +809,8 @@ class WorkflowRun:
         child_id: str | None,
         *,
         detached: bool = False,
+        code: CodeType | None = None,
+        line: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """A step that runs workflow `target` (opaque here) with its own journal.
 
@@ -722,7 +832,10 @@ class WorkflowRun:
         arguments = decode(encoded, path=self.workflow_id, offset=-1)[0]
         future = CommandFuture(self.loop, step, self.command_cancelled)
         call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
-        self._steps.add(Command(step, future, None, spec=activity, digest=digest, child=call))
+        command = Command(step, future, None, spec=activity, digest=digest, child=call)
+        if code is not None:
+            command.site = self._sites.of(code, line, step)
+        self._steps.add(command)
         return future
 
     # -- the inbox ------------------------------------------------------------------------
@@ -780,6 +893,10 @@ class WorkflowRun:
             recorded = self._recorded.get(command.step)
             if recorded is not None and recorded.outcome:
                 continue  # delivered from the journal
+            if self._observed is not None and not (
+                command.event is not None or self._life.stopping
+            ):
+                command.scope = self._observed.step_began(*_step_kind(command))
             if command.handle is not None:
                 self._arm_timer(command, recorded)
             elif command.event is not None or self._life.stopping:
@@ -795,7 +912,7 @@ class WorkflowRun:
             fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
         else:
             fire_at = command.handle.when()
-            self._journal.write(encode(records.timer(command.step, fire_at)))
+            self._journal.write(encode(records.timer(command.step, fire_at, command.site)))
         step = command.step
         command.fire_at = fire_at
         command.host = self._clock.call_at(
@@ -837,6 +954,8 @@ class WorkflowRun:
             sleep_until=self._sleep_until,
             now=self._now,
             packer=self._packer,
+            site=command.site,
+            observer=self._observed,
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:
@@ -852,6 +971,8 @@ class WorkflowRun:
 
     def _start_child(self, command: Command, recorded: bool) -> None:
         assert command.child is not None
+        if command.scope is not None:  # (the child's run is the child of this step's span)
+            command.child.trace = command.scope.carrier()
         outcome = self._children.start(command, recorded=recorded)
         command.host = self._life.spawn(
             self._run_and_post(command.step, _without_record(outcome)),
@@ -905,6 +1026,20 @@ class WorkflowRun:
     async def _sleep_until(self, when: float) -> None:
         """A retry's back-off: on the runtime's clock (counted: the run is idle meanwhile)."""
         await self._steps.back_off(self._clock.sleep_until(when))
+
+
+_RUN_UNTIL_IDLE = WorkflowLoop.run_until_idle.__code__  # where a timer's site search stops
+
+
+def _step_kind(command: Command) -> tuple[int, str, str]:
+    """(step, kind, name) of a command, as its observer is told."""
+    if command.handle is not None:
+        return command.step, "timer", ""
+    if command.child is not None:
+        assert command.spec is not None
+        return command.step, "child", command.spec.name.removeprefix(records.CHILD_PREFIX)
+    assert command.spec is not None
+    return command.step, "activity", command.spec.name
 
 
 def current_run() -> WorkflowRun | None:

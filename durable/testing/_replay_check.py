@@ -96,7 +96,12 @@ class _NoChildren:
     """Children of a replayed workflow: their recorded outcomes replay; nothing starts."""
 
     def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        parent: str,
+        trace: dict[str, str] | None = None,
     ) -> asyncio.Future[Any]:
         raise AssertionError("replay verification must not start a child workflow")
 

@@ -21,7 +21,9 @@ ERROR: records.ErrorInfo = {"type": "ValueError", "msg": "no", "tb": ""}
 def every_kind() -> list[dict[str, Any]]:
     """One record of each kind (and shape) the engine writes, start first."""
     built: list[Any] = [
-        records.start("wf", "id", [1, "two"], T, 7, gen=1, q=2, carry=[["go", 1]], parent="p"),
+        records.start(
+            "wf", "id", [1, "two"], T, 7, gen=1, q=2, carry=[["go", 1]], parent="p", tc=TRACE
+        ),
         records.scheduled(0, "step", "abcd", 1, now=T),
         records.scheduled(1, "child:wf", "abcd", 1, now=T, child="id.1", detached=True),
         records.retry(0, "step", "abcd", 1, error=ERROR, retry_at=T + 1, began=T, now=T),
@@ -41,8 +43,16 @@ def every_kind() -> list[dict[str, Any]]:
         records.end_result([1, 2], T),
         records.end_failure(ERROR, T, cancelled=True),
         records.end_continued([3], 5, [["go", None]], T),
+        records.run(TRACE, T),  # 20
+        records.done(9, "step", "ab", 1, now=T, result=1, site=SITE),  # 21: names its site
+        records.timer(10, T, site={"w": 9}),  # 22: a later step from that site
+        records.event(5, "go", None, T, carrier=TRACE),  # 23
     ]
     return built
+
+
+TRACE = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+SITE = {"w": 9, "wp": "/app/shop.py", "wl": 42, "wn": "order_workflow"}
 
 
 def stored(*values: Any) -> list[StoredRecord]:
@@ -92,6 +102,14 @@ def test_format_1_records_are_accepted() -> None:
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
         (3, {"k": "start"}, "record 3 is a start record"),
+        (0, {"tc": "00-abc"}, "its trace carrier 'tc' is not a map"),
+        (20, {"tc": {"traceparent": 7}}, "its trace carrier 'tc' holds something other"),
+        (20, {"tc": {str(n): "x" for n in range(17)}}, "at most 16 entries"),
+        (23, {"tc": ["x"]}, "its trace carrier 'tc' is not a map"),
+        (21, {"w": -1}, "its call site 'w' is not an int >= 0"),
+        (21, {"wl": "42"}, "its call site ('wp' path, 'wl' line, 'wn' function) is incomplete"),
+        (22, {"wp": "/app/shop.py"}, "is incomplete"),
+        (10, {"w": 1.5}, "its call site 'w'"),
     ],
 )
 def test_a_malformed_record_is_refused_naming_record_offset_and_problem(
@@ -134,6 +152,14 @@ def test_inbox_messages_are_validated_too() -> None:
     assert records.message_problem([good]) is not None
     with pytest.raises(durable.JournalCorrupted, match="its time 't'"):
         records.read_message(stored({**good, "t": "now"})[0], path="i")
+
+
+def test_a_senders_malformed_trace_carrier_is_dropped_not_refused() -> None:
+    # An inbox message is anyone's: a bad `tc` must not make the event undeliverable.
+    message = {**records.event_message("go", 1, None, T), "tc": {"traceparent": 3}}
+    assert records.message_problem(message) is None
+    assert records.trace_carrier(message["tc"]) is None
+    assert records.trace_carrier(TRACE) == TRACE
 
 
 def test_fire_times_of_any_size_read_as_datetimes() -> None:

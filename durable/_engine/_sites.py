@@ -1,0 +1,85 @@
+"""Where the workflow's code asked for each step: call sites, named once per journal.
+
+A part of WorkflowRun (its `_sites`). A live step's records carry its call site's number
+`w`: the step that first asked from there, in this journal; that first step's records also
+name it (`wp` path, `wl` line, `wn` function). So a loop of 10,000 activities names its
+line once and costs 3 bytes a step after; no record is added, and older readers ignore the
+keys. Readers (`durable show --source`, the web UI) show file:line and an excerpt. A
+resumed run takes the sites its journal names, and so the same numbers.
+
+The cost of a step: the caller hands in its frame's code object and line (one
+`sys._getframe` in the public call); a dict lookup keyed by the code's id finds the keys.
+Timers come from asyncio (`call_at`), several frames below the code: their site is found by
+walking the stack (`timer_site`), past asyncio and durable, never past the workflow loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from types import CodeType, FrameType
+from typing import Any
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+
+Site = dict[str, Any]  # a step's call site keys: {w} or {w, wp, wl, wn} (records.Site)
+
+
+class CallSites:
+    """This journal's call sites: (code, line) -> the keys a step's records carry."""
+
+    def __init__(self, recorded: dict[tuple[str, int, str], int]) -> None:
+        self._named = dict(recorded)  # (file, line, function) -> number, as journaled
+        # (id(code), line) -> (code, its keys): the code object kept, so an id is not reused
+        self._known: dict[tuple[int, int], tuple[CodeType, Site]] = {}
+
+    def of(self, code: CodeType, line: int, step: int) -> Site:
+        """The keys of step `step`, asked for at `line` of `code`.
+
+        A new site is numbered by this step, whose records name it (its keys say where);
+        later steps from there carry the number alone.
+        """
+        known = self._known.get((id(code), line))
+        if known is not None and known[0] is code:
+            return known[1]
+        name = (code.co_filename, line, code.co_qualname)
+        number = self._named.get(name)
+        if number is None:
+            self._named[name] = step
+            self._known[(id(code), line)] = (code, {"w": step})
+            return {"w": step, "wp": name[0], "wl": line, "wn": name[2]}
+        keys = {"w": number}
+        self._known[(id(code), line)] = (code, keys)
+        return keys
+
+    def unused(self, site: Site | None) -> None:
+        """A step that named its site was dropped before any record of it was written.
+
+        (A timer cancelled at once, say.) The next step from there names the site instead.
+        """
+        if site is None or "wp" not in site:
+            return
+        self._named.pop((site["wp"], site["wl"], site["wn"]), None)
+        for key, (_, keys) in list(self._known.items()):
+            if keys["w"] == site["w"]:
+                del self._known[key]
+
+
+def timer_site(stop: CodeType) -> tuple[CodeType, int] | None:
+    """The workflow code that armed the timer being requested now (None: not found).
+
+    The innermost frame outside asyncio and durable, below the workflow loop's `stop` frame
+    (a timer that is the first await of a task has no caller of its own above the loop).
+    """
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code is stop:
+            return None
+        filename = code.co_filename
+        if not (filename.startswith(_PACKAGE) or filename.startswith(_ASYNCIO)):
+            return code, frame.f_lineno
+        frame = frame.f_back
+    return None
