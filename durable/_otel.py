@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ._engine._observer import AttemptScope, Carrier, RunObserver, StepScope
@@ -65,6 +68,7 @@ class OpenTelemetryObserver:
         tracers = tracer_provider if tracer_provider is not None else trace
         meters = meter_provider if meter_provider is not None else metrics
         self.tracer = tracers.get_tracer(_SCOPE, _VERSION)
+        self._meters = meters
         meter = meters.get_meter(_SCOPE, _VERSION)
         self.steps = meter.create_counter(
             "durable.steps", unit="{step}", description="Steps that ended, live (not replayed)"
@@ -96,11 +100,6 @@ class OpenTelemetryObserver:
             unit="{workflow}",
             description="Workflows unloaded while they sleep or wait for an event",
         )
-        self.queued = meter.create_up_down_counter(
-            "durable.workflows.queued",
-            unit="{workflow}",
-            description="Workflows this runtime holds at their queue's gate, waiting for a slot",
-        )
         self._asleep: set[str] = set()  # ids unloaded by this runtime (the sleeping gauge)
 
     # -- the runtime's side -----------------------------------------------------------------
@@ -117,9 +116,12 @@ class OpenTelemetryObserver:
         self.sync_batch.record(appends)
 
     def queue_wait(
-        self, queue: str, workflow_id: str, began: float, parent: Carrier | None
-    ) -> None:
-        """A queued workflow was admitted: its wait since `began` (epoch seconds)."""
+        self, queue: str, began: float, workflow_id: str, parent: Carrier | None
+    ) -> Carrier | None:
+        """A queued workflow was admitted now: its wait since `began` (epoch seconds).
+
+        Under the enqueuer's span (`parent`); its carrier is the workflow's run's parent.
+        """
         span = self.tracer.start_span(
             f"queue {queue}",
             context=propagate.extract(parent) if parent else otel_context.Context(),
@@ -127,6 +129,30 @@ class OpenTelemetryObserver:
             start_time=int(began * 1e9),
         )
         span.end()
+        return _carrier_of(span)
+
+    def watch_queues(self, waiting: Callable[[], dict[str, int]], store: str) -> None:
+        """Report `waiting()` (requests per queue) as the gauge durable.workflows.queued.
+
+        On a meter of the runtime's own (scope attribute `durable.store`): a gauge's
+        callback is registered once per meter, and two runtimes may share a provider.
+        Held weakly: a closed runtime's queues stop being reported (the meter lives on).
+        """
+        reference = weakref.WeakMethod(waiting)
+
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            found = reference()
+            if found is None:
+                return []
+            return [Observation(count, {"durable.queue": name}) for name, count in found().items()]
+
+        meter = self._meters.get_meter(_SCOPE, _VERSION, attributes={"durable.store": store})
+        meter.create_observable_gauge(
+            "durable.workflows.queued",
+            callbacks=[observe],
+            unit="{workflow}",
+            description="Requests waiting in each queue this runtime declares (file store)",
+        )
 
     # -- the engine's Observer -----------------------------------------------------------------
 

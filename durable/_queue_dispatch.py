@@ -51,6 +51,8 @@ class QueueHost(Protocol):
         arguments: list[Any] | None,
         *,
         follow: bool = True,
+        trace: dict[str, str] | None = None,
+        queued: tuple[str, float] | None = None,
     ) -> Any: ...
 
 
@@ -205,7 +207,7 @@ class Dispatcher:
             request = grant.request or state.files.read(workflow_id, admitted=True)
             if request is None:
                 raise DamagedRequest("its admitted request is gone")
-            definition, arguments = launch_arguments(
+            definition, arguments, trace = launch_arguments(
                 self._host._workflows, request.payload, workflow_id
             )
         except Exception as error:
@@ -214,7 +216,14 @@ class Dispatcher:
             return
         self._gate.hand_over(grant)
         try:
-            await self._host._start(definition, workflow_id, arguments, follow=False)
+            await self._host._start(
+                definition,
+                workflow_id,
+                arguments,
+                follow=False,
+                trace=trace,
+                queued=(state.queue.name, request.enqueued),
+            )
         except (WorkflowAlreadyRunning, WorkflowStopped):
             if self._gate.take_back(grant):
                 release(grant)

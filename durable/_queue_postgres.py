@@ -87,6 +87,7 @@ class PostgresQueueService:
         dedup_id: str | None,
         delay: float,
         on_duplicate: str,
+        trace: dict[str, str] | None = None,
     ) -> str:
         """Insert a request (committed on return); the workflow id (see Enqueuer.enqueue)."""
         workflow_id, payload = new_request(
@@ -96,6 +97,7 @@ class PostgresQueueService:
             arguments,
             workflow_id=workflow_id,
             on_duplicate=on_duplicate,
+            trace=trace,
         )
         self._store.check_name(workflow_id)
         holder: str | None = None
@@ -122,6 +124,10 @@ class PostgresQueueService:
             return holder
         self._news.set()
         return workflow_id
+
+    def waiting(self) -> dict[str, int]:
+        """Requests waiting per queue: not counted here (they are rows of the database)."""
+        return {}
 
     def wake(self) -> None:
         """Start the dispatchers of the declared queues, once a loop runs this runtime."""
@@ -185,7 +191,7 @@ class PostgresQueueService:
         """Start an admitted request's workflow here, holding its grant."""
         workflow_id = grant.workflow_id
         try:
-            definition, arguments = launch_arguments(
+            definition, arguments, trace = launch_arguments(
                 self._host._workflows, row.payload, workflow_id
             )
         except Exception as error:
@@ -194,7 +200,14 @@ class PostgresQueueService:
             return
         self._granted[workflow_id] = grant
         try:
-            await self._host._start(definition, workflow_id, arguments, follow=False)
+            await self._host._start(
+                definition,
+                workflow_id,
+                arguments,
+                follow=False,
+                trace=trace,
+                queued=(grant.queue.name, row.enqueued),
+            )
         except (WorkflowAlreadyRunning, WorkflowStopped):
             if self._granted.pop(workflow_id, None) is grant:
                 self.release(grant)

@@ -92,6 +92,7 @@ class QueueService:
         dedup_id: str | None,
         delay: float,
         on_duplicate: OnDuplicate,
+        trace: dict[str, str] | None = None,
     ) -> str:
         """Write a request durably; the workflow id (see Enqueuer.enqueue)."""
         return await self._enqueuer.enqueue(
@@ -104,7 +105,12 @@ class QueueService:
             dedup_id=dedup_id,
             delay=delay,
             on_duplicate=on_duplicate,
+            trace=trace,
         )
+
+    def waiting(self) -> dict[str, int]:
+        """How many requests wait in each declared queue, as this runtime last read them."""
+        return {name: len(state.waiting.entries) for name, state in self._registry.states.items()}
 
     def wake(self) -> None:
         """Start the dispatchers of the declared queues, once a loop runs this runtime."""

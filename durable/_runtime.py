@@ -301,6 +301,9 @@ class Runtime(Serving):
         self._deadlines = Deadlines(self._mail, self._clock)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
+        if self._telemetry is not None and self._queues.declared:
+            where = str(self.directory) if self.directory is not None else "postgresql"
+            self._telemetry.watch_queues(self._queues.waiting, where)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
 
@@ -410,6 +413,7 @@ class Runtime(Serving):
         seconds = delay_seconds(queue, delay)
         check_enqueue(queue, priority=priority, key=key, dedup_id=dedup_id, delay=seconds)
         self._register(definition)
+        trace = self._telemetry.capture() if self._telemetry is not None else None
         try:
             workflow_id = await self._queues.enqueue(
                 queue,
@@ -421,6 +425,7 @@ class Runtime(Serving):
                 dedup_id=dedup_id,
                 delay=seconds,
                 on_duplicate=on_duplicate,
+                trace=trace,
             )
         except InvalidJournalName as error:
             raise InvalidWorkflowId.of(error) from None
@@ -440,6 +445,7 @@ class Runtime(Serving):
         follow: bool = True,
         execution_timeout: float | _Omitted | None = OMITTED,
         trace: dict[str, str] | None = None,
+        queued: tuple[str, float] | None = None,
     ) -> WorkflowHandle[Any]:
         """Start or resume the workflow here, or follow the runtime that holds it; a handle.
 
@@ -448,7 +454,8 @@ class Runtime(Serving):
         An id has one task in a runtime, registered before the first await: a second start
         of it here joins that task. `execution_timeout`: a new journal's (default: the
         definition's). `trace`: a new journal's trace carrier (default, with OpenTelemetry
-        on: the caller's context).
+        on: the caller's context). `queued`: (queue, enqueued at) of a request its queue
+        admitted now (traced as the wait, under the enqueuer's span, the run's parent).
         """
         self._check_id(workflow_id)
         if self._closing:
@@ -474,8 +481,11 @@ class Runtime(Serving):
         self._loop = loop
         self._queues.wake()
         claimed: asyncio.Future[None] = loop.create_future()
-        if trace is None and self._telemetry is not None:
-            trace = self._telemetry.capture()  # (the caller's span: the workflow's parent)
+        if self._telemetry is not None:
+            if queued is not None:  # (its wait in the queue: the run's parent)
+                trace = self._telemetry.queue_wait(*queued, workflow_id, trace)
+            elif trace is None:
+                trace = self._telemetry.capture()  # (the caller's span: the workflow's parent)
         request = _Request(
             definition, workflow_id, arguments, parent, given, execution_timeout, trace
         )

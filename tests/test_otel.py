@@ -49,7 +49,8 @@ class Telemetry:
     def metrics(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
         found: dict[str, list[tuple[dict[str, Any], Any]]] = {}
         data = self.reader.get_metrics_data()
-        assert data is not None
+        if data is None:  # (nothing recorded yet)
+            return found
         for resource in data.resource_metrics:
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
@@ -313,3 +314,47 @@ assert "durable._otel" not in sys.modules
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hello you"
+
+
+async def waiting_for_event(runtime: durable.Runtime, workflow_id: str) -> bool:
+    try:
+        described = await runtime.describe(workflow_id)
+    except durable.WorkflowNotFound:  # (admitted, its journal not created yet)
+        return False
+    return described.state is durable.WorkflowState.WAITING
+
+
+async def test_a_queued_workflows_wait_is_a_span_between_its_enqueuer_and_its_run(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
+    @durable.workflow(name="gated")
+    async def gated(name: str) -> str:
+        return str(await durable.wait_for_event("go")) + name
+
+    queue = durable.Queue("exports", concurrency=1)
+    async with durable.Runtime(
+        tmp_path, opentelemetry=telemetry.option, queues=[queue], workflows=[gated]
+    ) as runtime:
+        with telemetry.tracer.start_as_current_span("POST /exports") as caller:
+            first = await runtime.enqueue(queue, gated, "1", id="q-1")
+            second = await runtime.enqueue(queue, gated, "2", id="q-2")
+        async with asyncio.timeout(10):  # (q-1 holds the one slot: q-2 waits in the queue)
+            while ("exports", 1) not in {
+                (a["durable.queue"], n)
+                for a, n in telemetry.metrics().get("durable.workflows.queued", [])
+            }:
+                await asyncio.sleep(0.01)
+            while not telemetry.named("workflow gated"):  # (q-1 unloaded: it waits)
+                await asyncio.sleep(0.01)
+        for handle in (first, second):
+            async with asyncio.timeout(10):
+                while not await waiting_for_event(runtime, handle.id):
+                    await asyncio.sleep(0.01)
+            await runtime.send_event(handle.id, "go", "go ")
+            assert await handle.result() == f"go {handle.id[-1]}"
+    waits = telemetry.named("queue exports")
+    assert len(waits) == 2
+    assert {parent_of(wait) for wait in waits} == {caller.get_span_context().span_id}
+    runs = telemetry.named("workflow gated")
+    assert {parent_of(run) for run in runs} == {span_id(wait) for wait in waits}
+    assert all(wait.start_time is not None for wait in waits)
