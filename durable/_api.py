@@ -49,7 +49,7 @@ def wait_for_event(name: str, *, timeout: Duration | None = None) -> Coroutine[A
         OutsideWorkflowError: not called from workflow code.
     """
     caller = sys._getframe(1)  # (the call site, journaled with the step)
-    waiting = _wait_for_event(name, timeout, caller.f_code, caller.f_lineno)
+    waiting = _wait_for_event(name, timeout, caller.f_code, caller.f_lasti)
     return in_order(waiting)  # sets of calls iterate in call order
 
 
@@ -57,11 +57,11 @@ async def _wait_for_event(
     name: str,
     timeout: Duration | None,  # noqa: ASYNC109 (a durable timer, not the caller's)
     code: CodeType,
-    line: int,
+    offset: int,
 ) -> Any:
     run = _workflow_run("wait_for_event")
     seconds = None if timeout is None else to_seconds(timeout, what="event timeout")
-    waiting = run.request_event(name, code, line)
+    waiting = run.request_event(name, code, offset)
     if isinstance(waiting, RecordedOutcome):
         return waiting.unwrap()
     if seconds is None:
@@ -82,7 +82,7 @@ def set_status(value: Any) -> None:
     Journaled with the workflow's next step; the latest value wins.
     """
     caller = sys._getframe(1)  # (the call site, journaled with the step)
-    _workflow_run("set_status").set_status(value, caller.f_code, caller.f_lineno)
+    _workflow_run("set_status").set_status(value, caller.f_code, caller.f_lasti)
 
 
 def patched(patch_id: str) -> bool:
@@ -150,7 +150,7 @@ def run_child(
             this step's outcome, so a replay raises it again.
     """
     caller = sys._getframe(1)  # (the call site, journaled with the step)
-    child = _run_child(workflow, args, id, detached, code=caller.f_code, line=caller.f_lineno)
+    child = _run_child(workflow, args, id, detached, code=caller.f_code, offset=caller.f_lasti)
     return in_order(child)  # sets iterate in call order
 
 
@@ -161,7 +161,7 @@ async def _run_child(
     detached: bool,
     *,
     code: CodeType,
-    line: int,
+    offset: int,
 ) -> Any:
     run = _workflow_run("run_child")
     if not isinstance(workflow, Workflow):
@@ -169,7 +169,7 @@ async def _run_child(
             f"{workflow!r} is not a durable workflow: decorate it with @durable.workflow"
         )
     waiting = run.request_child(
-        workflow, workflow.spec, args, id, detached=detached, code=code, line=line
+        workflow, workflow.spec, args, id, detached=detached, code=code, offset=offset
     )
     if isinstance(waiting, RecordedOutcome):
         return waiting.unwrap()
@@ -184,13 +184,13 @@ def sleep(duration: Duration) -> Coroutine[Any, Any, None]:
     """
     seconds = to_seconds(duration, what="sleep duration")
     caller = sys._getframe(1)  # (the call site, journaled with the timer)
-    return in_order(_sleep(seconds, caller.f_code, caller.f_lineno))
+    return in_order(_sleep(seconds, caller.f_code, caller.f_lasti))
 
 
-async def _sleep(seconds: float, code: CodeType, line: int) -> None:
+async def _sleep(seconds: float, code: CodeType, offset: int) -> None:
     run = current_run()
     if run is not None and seconds > 0:  # (asyncio.sleep(0) arms no timer)
-        run.timer_site = (code, line)  # (taken by the timer asyncio.sleep asks for now)
+        run.timer_site = (code, offset)  # (taken by the timer asyncio.sleep asks for now)
     await asyncio.sleep(seconds)
 
 

@@ -136,7 +136,7 @@ class Activity(Generic[P, R]):
         run: WorkflowRun = loop.owner  # type: ignore[assignment]
         caller = sys._getframe(1)  # (the call site, journaled with the step)
         # In workflow code: a coroutine that hashes in call order, so sets of calls replay.
-        step = self._step(run, args, kwargs, caller.f_code, caller.f_lineno)
+        step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
         return OrderedCall((step, next(loop.orders)))
 
     async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -150,13 +150,13 @@ class Activity(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         code: CodeType,
-        line: int,
+        offset: int,
     ) -> R:
         try:
             self._bind(*args, **kwargs)  # a call that does not bind is never journaled
         except TypeError as error:
             raise _unbound(error, self.spec.name, run.workflow_id) from None
-        outcome = run.request_activity(self.spec, args, kwargs, code, line)
+        outcome = run.request_activity(self.spec, args, kwargs, code, offset)
         if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension
             return outcome.unwrap()  # type: ignore[no-any-return]
         return await outcome  # type: ignore[no-any-return]

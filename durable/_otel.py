@@ -200,6 +200,19 @@ class _Run:
         self._id = workflow_id
         self._name = workflow_name
         self.metric_attributes = {"durable.workflow.name": workflow_name}
+        # (kind, outcome) -> a step's metric attributes, built once per run
+        self._step_attributes: dict[tuple[str, str], dict[str, str]] = {}
+
+    def step_attributes(self, kind: str, outcome: str) -> dict[str, str]:
+        """The metric attributes of a step of `kind` that ended `outcome` (shared, not copied)."""
+        found = self._step_attributes.get((kind, outcome))
+        if found is None:
+            found = self._step_attributes[(kind, outcome)] = {
+                **self.metric_attributes,
+                "durable.step.kind": kind,
+                "durable.outcome": outcome,
+            }
+        return found
 
     def carrier(self) -> Carrier | None:
         return _carrier_of(self._span)
@@ -286,11 +299,7 @@ class _Step:
         run = self._run
         telemetry = run._telemetry
         if outcome != "stopped":  # (unloaded or stopped: the step goes on in a later run)
-            attributes = {
-                **run.metric_attributes,
-                "durable.step.kind": self._kind,
-                "durable.outcome": outcome,
-            }
+            attributes = run.step_attributes(self._kind, outcome)
             telemetry.steps.add(1, attributes)
             telemetry.step_duration.record(time.monotonic() - self._began, attributes)
             if outcome == "failed":

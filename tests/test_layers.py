@@ -34,7 +34,7 @@ ALLOWED = {
     "_seams": {"_engine", "_storage"},
     "_queue_reading": {"_encoding", "_engine", "_queues", "_storage"},
     "_queue_state": {"_engine", "_queues", "_storage"},
-    "_queue_requests": {"_definitions", "_encoding", "_queues"},
+    "_queue_requests": {"_definitions", "_encoding", "_engine", "_queues"},
     "_queue_enqueue": {
         "_definitions",
         "_encoding",

@@ -7,8 +7,10 @@ line once and costs 3 bytes a step after; no record is added, and older readers 
 keys. Readers (`durable show --source`, the web UI) show file:line and an excerpt. A
 resumed run takes the sites its journal names, and so the same numbers.
 
-The cost of a step: the caller hands in its frame's code object and line (one
-`sys._getframe` in the public call); a dict lookup keyed by the code's id finds the keys.
+The cost of a step: the caller hands in its frame's code object and instruction offset
+(one `sys._getframe` in the public call: `f_lasti` is a field, where `f_lineno` decodes the
+line table); a step from the same place as the last one takes its keys after two compares,
+another one a dict lookup keyed by the code's id. The line is found once per place.
 Timers come from asyncio (`call_at`), several frames below the code: their site is found by
 walking the stack (`timer_site`), past asyncio and durable, never past the workflow loop.
 """
@@ -28,30 +30,35 @@ Site = dict[str, Any]  # a step's call site keys: {w} or {w, wp, wl, wn} (record
 
 
 class CallSites:
-    """This journal's call sites: (code, line) -> the keys a step's records carry."""
+    """This journal's call sites: (code, instruction offset) -> the keys a step's records carry."""
 
     def __init__(self, recorded: dict[tuple[str, int, str], int]) -> None:
         self._named = dict(recorded)  # (file, line, function) -> number, as journaled
-        # (id(code), line) -> (code, its keys): the code object kept, so an id is not reused
+        # (id(code), offset) -> (code, its keys): the code object kept, so an id is not reused
         self._known: dict[tuple[int, int], tuple[CodeType, Site]] = {}
+        # The last place asked for again, and its keys: a loop's steps skip the lookup
+        self.last_code: CodeType | None = None
+        self.last_offset = -1
+        self.last_keys: Site | None = None
 
-    def of(self, code: CodeType, line: int, step: int) -> Site:
-        """The keys of step `step`, asked for at `line` of `code`.
+    def of(self, code: CodeType, offset: int, step: int) -> Site:
+        """The keys of step `step`, asked for at instruction `offset` of `code`.
 
         A new site is numbered by this step, whose records name it (its keys say where);
         later steps from there carry the number alone.
         """
-        known = self._known.get((id(code), line))
+        known = self._known.get((id(code), offset))
         if known is not None and known[0] is code:
+            self.last_code, self.last_offset, self.last_keys = code, offset, known[1]
             return known[1]
-        name = (code.co_filename, line, code.co_qualname)
+        name = (code.co_filename, line_at(code, offset), code.co_qualname)
         number = self._named.get(name)
         if number is None:
             self._named[name] = step
-            self._known[(id(code), line)] = (code, {"w": step})
-            return {"w": step, "wp": name[0], "wl": line, "wn": name[2]}
+            self._known[(id(code), offset)] = (code, {"w": step})
+            return {"w": step, "wp": name[0], "wl": name[1], "wn": name[2]}
         keys = {"w": number}
-        self._known[(id(code), line)] = (code, keys)
+        self._known[(id(code), offset)] = (code, keys)
         return keys
 
     def unused(self, site: Site | None) -> None:
@@ -65,6 +72,16 @@ class CallSites:
         for key, (_, keys) in list(self._known.items()):
             if keys["w"] == site["w"]:
                 del self._known[key]
+        if self.last_keys is not None and self.last_keys["w"] == site["w"]:
+            self.last_code, self.last_offset, self.last_keys = None, -1, None
+
+
+def line_at(code: CodeType, offset: int) -> int:
+    """The source line of the instruction at byte `offset` of `code` (a frame's f_lasti)."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
 
 
 def timer_site(stop: CodeType) -> tuple[CodeType, int] | None:
@@ -80,6 +97,6 @@ def timer_site(stop: CodeType) -> tuple[CodeType, int] | None:
             return None
         filename = code.co_filename
         if not (filename.startswith(_PACKAGE) or filename.startswith(_ASYNCIO)):
-            return code, frame.f_lineno
+            return code, frame.f_lasti
         frame = frame.f_back
     return None

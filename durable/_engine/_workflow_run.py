@@ -638,7 +638,7 @@ class WorkflowRun:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         code: CodeType | None = None,
-        line: int = 0,
+        offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """Called from workflow code: a future for the outcome of the next step, or the outcome.
 
@@ -646,8 +646,8 @@ class WorkflowRun:
         it right after this call anyway: the next recorded event is this step's outcome and
         nothing else in the workflow is ready to run, so the loop would go idle at once.
         Sequential replay then runs without a task switch per step; the decisions are the
-        same, since no other workflow code could run in between. `code` and `line`: where
-        the workflow's code called (its call site, journaled with the step).
+        same, since no other workflow code could run in between. `code` and `offset` (its
+        frame's f_lasti): where the workflow's code called (journaled with the step).
         """
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
@@ -660,8 +660,11 @@ class WorkflowRun:
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
-        if code is not None:
-            command.site = self._sites.of(code, line, step)
+        sites = self._sites
+        if code is sites.last_code and offset == sites.last_offset:  # (a loop: the same place)
+            command.site = sites.last_keys
+        elif code is not None:
+            command.site = sites.of(code, offset, step)
         if plain is not None and spec.plain_parameters and shareable(args, kwargs):
             command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
@@ -739,7 +742,7 @@ class WorkflowRun:
             command.host.cancel()
 
     def request_event(
-        self, name: str, code: CodeType | None = None, line: int = 0
+        self, name: str, code: CodeType | None = None, offset: int = 0
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """The next event named `name`: at once if one was delivered and not taken yet."""
         found, payload = self.events.take(name)
@@ -751,18 +754,18 @@ class WorkflowRun:
         self._steps.wait(command)
         self.events.wait(name, step, future)
         if step not in self._recorded:
-            site = None if code is None else self._sites.of(code, line, step)
+            site = None if code is None else self._sites.of(code, offset, step)
             self._deferred.append(encode(records.wait(step, name, site)))
         if self._observed is not None and self._life.live:
             command.scope = self._observed.step_began(step, "wait", name)
         return future
 
-    def set_status(self, value: Any, code: CodeType | None = None, line: int = 0) -> None:
+    def set_status(self, value: Any, code: CodeType | None = None, offset: int = 0) -> None:
         encoded = encode(value, context="the workflow's status (durable.set_status)")
         step = self._steps.begin("status", "", "")
         self.status = decode(encoded, path=self.workflow_id, offset=-1)
         if step not in self._recorded:
-            site = None if code is None else self._sites.of(code, line, step)
+            site = None if code is None else self._sites.of(code, offset, step)
             record = records.status(step, self.status, self.loop.time(), site)
             self._deferred.append(encode(record))
 
@@ -810,7 +813,7 @@ class WorkflowRun:
         *,
         detached: bool = False,
         code: CodeType | None = None,
-        line: int = 0,
+        offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """A step that runs workflow `target` (opaque here) with its own journal.
 
@@ -834,7 +837,7 @@ class WorkflowRun:
         call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
         command = Command(step, future, None, spec=activity, digest=digest, child=call)
         if code is not None:
-            command.site = self._sites.of(code, line, step)
+            command.site = self._sites.of(code, offset, step)
         self._steps.add(command)
         return future
 
