@@ -190,7 +190,7 @@ def sleep(duration: Duration) -> Coroutine[Any, Any, None]:
 async def _sleep(seconds: float, code: CodeType, offset: int) -> None:
     run = current_run()
     if run is not None and seconds > 0:  # (asyncio.sleep(0) arms no timer)
-        run.timer_site = (code, offset)  # (taken by the timer asyncio.sleep asks for now)
+        run.hint_timer_site(code, offset)  # (taken by the timer asyncio.sleep asks for now)
     await asyncio.sleep(seconds)
 
 

@@ -358,3 +358,32 @@ async def test_a_queued_workflows_wait_is_a_span_between_its_enqueuer_and_its_ru
     runs = telemetry.named("workflow gated")
     assert {parent_of(run) for run in runs} == {span_id(wait) for wait in waits}
     assert all(wait.start_time is not None for wait in waits)
+
+
+@durable.workflow
+async def countdown(n: int) -> int:
+    await durable.sleep(0.001)
+    if n:
+        durable.continue_as_new(n - 1)
+    return n
+
+
+async def test_each_generation_is_a_run_under_the_starter_linked_to_the_last(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
+    async with durable.Runtime(tmp_path, opentelemetry=telemetry.option) as runtime:
+        with telemetry.tracer.start_as_current_span("POST /countdown") as caller:
+            assert await runtime.run(countdown, 2, id="c") == 0
+    runs = telemetry.named("workflow countdown")
+    assert [run.attributes["durable.workflow.generation"] for run in runs] == [0, 1, 2]  # type: ignore[index]
+    assert {parent_of(run) for run in runs} == {caller.get_span_context().span_id}
+    assert [[link.context.span_id for link in run.links] for run in runs] == [
+        [],
+        [span_id(runs[0])],
+        [span_id(runs[1])],
+    ]
+    assert [run.attributes["durable.outcome"] for run in runs] == [  # type: ignore[index]
+        "continued",
+        "continued",
+        "completed",
+    ]

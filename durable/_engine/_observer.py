@@ -21,6 +21,22 @@ from typing import Protocol
 Carrier = dict[str, str]
 
 
+class Observing:
+    """What a run with an observer holds of it: one attribute of the run, not five.
+
+    (A WorkflowRun's attributes are read on every step: past 30 of them, CPython 3.11 stops
+    sharing their keys between instances and each read slows down. So they stay here.)
+    """
+
+    __slots__ = ("carrier", "observer", "previous", "run")
+
+    def __init__(self, observer: Observer, previous: Carrier | None) -> None:
+        self.observer = observer
+        self.previous = previous  # the run before this one (its `run` record, or in memory)
+        self.run: RunObserver | None = None  # once live
+        self.carrier: Carrier | None = None  # this run's context, once live
+
+
 class StepScope(Protocol):
     """A step started live (a timer, an event wait, a child, an activity), until its end."""
 

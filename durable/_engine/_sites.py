@@ -40,6 +40,8 @@ class CallSites:
         self.last_code: CodeType | None = None
         self.last_offset = -1
         self.last_keys: Site | None = None
+        # durable.sleep's call site, for the timer its asyncio.sleep asks for next
+        self.timer_hint: tuple[CodeType, int] | None = None
 
     def of(self, code: CodeType, offset: int, step: int) -> Site:
         """The keys of step `step`, asked for at instruction `offset` of `code`.

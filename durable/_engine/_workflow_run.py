@@ -45,7 +45,7 @@ from ._in_flight import Diverged, Evicted, StepsInFlight
 from ._inbox_cursor import InboxCursor
 from ._lifecycle import Lifecycle
 from ._loop import StepTimer, WorkflowLoop
-from ._observer import Carrier, Observer, RunObserver
+from ._observer import Carrier, Observer, Observing
 from ._outcomes import (
     ContinuedAsNew,
     Finished,
@@ -60,7 +60,7 @@ from ._outcomes import (
 from ._patches import Patches
 from ._ports import Children, InboxReader
 from ._replay import JournalIndex, RecordedStep, digest_of
-from ._sites import CallSites, timer_site
+from ._sites import timer_site
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
 from ._steps import ChildCall, Command, CommandFuture, ContinueAsNew, RecordedOutcome
@@ -127,7 +127,6 @@ class WorkflowRun:
             trace=trace,
         )
         self.finished = index.finished  # the journal's end record: nothing to run
-        self._recorded = index.steps  # what the journal holds about each step (read only)
         self._replay_index = 0  # the next recorded event to deliver
         start = index.start
         self.start_time: float = start["t"]
@@ -141,7 +140,7 @@ class WorkflowRun:
         self.delivered = 0  # journaled events (outcomes, firings, messages) processed so far
         self._deferred: list[bytes] = []  # bookkeeping records to write once live
         self._packer = PlainPacker()  # (this run's records and arguments, on its thread)
-        self._steps = StepsInFlight(workflow_id, index.steps)
+        self._steps = StepsInFlight(workflow_id, index.steps, index.sites)
         self._life = Lifecycle()
         self._drain = Drain()
         self._inbox = InboxCursor(
@@ -160,18 +159,24 @@ class WorkflowRun:
             open_children=index.open_children(),
         )
         self._patches = Patches(index.patches, max(index.steps, default=-1))
-        self._sites = CallSites(index.sites)
-        self._observer = observer
-        self._observed: RunObserver | None = None  # once live, with an observer
-        self._previous_run = index.last_run or previous_run
-        self.trace_carrier: Carrier | None = None  # this run's context, once live (observed)
-        # durable.sleep's call site, for the timer its asyncio.sleep asks for next
-        self.timer_site: tuple[CodeType, int] | None = None
+        # (with an observer; None: none. One attribute: see Observing)
+        self._observing = (
+            None if observer is None else Observing(observer, index.last_run or previous_run)
+        )
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
             start_time=self.start_time, scheduler=self, owner=self
         )
 
     # -- what the runtime reads -----------------------------------------------------------
+
+    @property
+    def trace_carrier(self) -> Carrier | None:
+        """This run's trace context once it went live, observed (the next run links to it)."""
+        return self._observing.carrier if self._observing is not None else None
+
+    def hint_timer_site(self, code: CodeType, offset: int) -> None:
+        """durable.sleep's call site: the timer its asyncio.sleep asks for now is from there."""
+        self._steps.sites.timer_hint = (code, offset)
 
     @property
     def starter(self) -> Carrier | None:
@@ -208,21 +213,22 @@ class WorkflowRun:
 
         See `_execute`; with an observer, the live run it observed is told how it ended.
         """
-        if self._observer is None:
+        observing = self._observing
+        if observing is None:
             return await self._execute()
         began = time.time_ns()  # (the span's start: wall time, whatever the run's clock)
         try:
             outcome = await self._execute(began)
         except BaseException as error:
-            if self._observed is not None:
-                self._observed.ended("stopped", error)
+            if observing.run is not None:
+                observing.run.ended("stopped", error)
             raise
-        if self._observed is not None:
+        if observing.run is not None:
             if isinstance(outcome, Finished):
-                self._observed.ended(outcome.how, outcome.error)
+                observing.run.ended(outcome.how, outcome.error)
             else:
                 how = "suspended" if isinstance(outcome, Suspended) else "continued"
-                self._observed.ended(how, None)
+                observing.run.ended(how, None)
         return outcome
 
     async def _execute(self, began: int = 0) -> RunOutcome:
@@ -253,8 +259,8 @@ class WorkflowRun:
         try:
             self._replay(main)
             life.live = True
-            if self._observer is not None:
-                self._observe(self._observer, began)
+            if self._observing is not None:
+                self._observe(self._observing, began)
             if self._past_deadline():  # its cancellation is in the inbox: take it first
                 await self.take_inbox()
             self._start_new()
@@ -275,19 +281,19 @@ class WorkflowRun:
         finally:
             self._teardown()
 
-    def _observe(self, observer: Observer, began: int) -> None:
+    def _observe(self, observing: Observing, began: int) -> None:
         """The run went live: its observer, and a `run` record of its context (page cache)."""
         start = self._index.start
-        observed = self._observed = observer.run_began(
+        observed = observing.run = observing.observer.run_began(
             workflow_id=self.workflow_id,
             workflow_name=self.spec.name,
             generation=self.generation,
             parent=start.get("tc"),
-            previous=self._previous_run,
+            previous=observing.previous,
             replayed=self.delivered,
             began=began,
         )
-        carrier = self.trace_carrier = observed.carrier()
+        carrier = observing.carrier = observed.carrier()
         if carrier:
             self._journal.write(encode(records.run(carrier, self._now())))
 
@@ -411,7 +417,7 @@ class WorkflowRun:
         step = event["s"]
         steps = self._steps
         if step >= steps.next:
-            recorded = self._recorded.get(step)
+            recorded = self._steps.recorded.get(step)
             what = recorded.description if recorded else "an outcome"
             raise NonDeterminismError(
                 workflow_id=self.workflow_id,
@@ -465,8 +471,9 @@ class WorkflowRun:
                 command = self._steps.forget(step)
                 if command is not None and command.scope is not None:
                     command.scope.ended("received", link=message.get("tc"))
-            if self._observed is not None and self._life.live:
-                self._observed.event_taken(message["n"], message.get("tc"))
+            observing = self._observing
+            if observing is not None and observing.run is not None and self._life.live:
+                observing.run.event_taken(message["n"], message.get("tc"))
         else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
             reason = message.get("m", "cancelled")
             life = self._life
@@ -579,7 +586,7 @@ class WorkflowRun:
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
         self._steps.close()
-        if self._observed is not None:  # (steps left in flight: unloaded, stopped, crashed)
+        if self._observing is not None:  # (steps left in flight: unloaded, stopped, crashed)
             for command in self._steps.pending.values():
                 if command.scope is not None:
                     command.scope.ended("stopped")
@@ -660,7 +667,7 @@ class WorkflowRun:
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
-        sites = self._sites
+        sites = self._steps.sites
         if code is sites.last_code and offset == sites.last_offset:  # (a loop: the same place)
             command.site = sites.last_keys
         elif code is not None:
@@ -694,11 +701,12 @@ class WorkflowRun:
         step = self._steps.begin("timer", "", "", when=handle.when())
         handle.step = step
         command = Command(step, None, handle)
-        found, self.timer_site = self.timer_site, None
-        if step not in self._recorded:  # (a new timer: its record names its call site)
+        sites = self._steps.sites
+        found, sites.timer_hint = sites.timer_hint, None
+        if step not in self._steps.recorded:  # (a new timer: its record names its call site)
             found = found or timer_site(_RUN_UNTIL_IDLE)
             if found is not None:
-                command.site = self._sites.of(*found, step)
+                command.site = sites.of(*found, step)
         self._steps.add(command)
 
     def timer_cancelled(self, handle: StepTimer) -> None:
@@ -707,17 +715,17 @@ class WorkflowRun:
             return
         if command.scope is not None:
             command.scope.ended("stopped" if self._steps.closed else "cancelled")
-        recorded = self._recorded.get(handle.step)
+        recorded = self._steps.recorded.get(handle.step)
         if command.host is not None or recorded is not None:  # its timer record exists
             self._note_cancelled(records.timer(handle.step, command.fire_at))
         else:
-            self._sites.unused(command.site)  # (nothing of it written: the next names it)
+            self._steps.sites.unused(command.site)  # (nothing of it written: the next names it)
         if command.host is not None:
             command.host.cancel()
 
     def _note_cancelled(self, record: records.TimerRecord | records.WaitRecord) -> None:
         """Journal that the code let go of a timer or a wait (for readers: describe)."""
-        recorded = self._recorded.get(record["s"])
+        recorded = self._steps.recorded.get(record["s"])
         if self._steps.closed or (recorded is not None and recorded.cancelled):
             return  # unloading is not the code letting go; or the journal says so already
         self._deferred.append(encode(records.let_go(record)))
@@ -733,11 +741,11 @@ class WorkflowRun:
         if command.event is not None:
             self.events.forget(command.event, step)
             self._note_cancelled(records.wait(step, command.event))
-        recorded = self._recorded.get(step)
+        recorded = self._steps.recorded.get(step)
         if command.child is not None and not steps.closed and not (recorded and recorded.outcome):
             self._children.cancel(command, f"its parent {self.workflow_id!r} was cancelled")
         if command.host is None and command.event is None and recorded is None:
-            self._sites.unused(command.site)  # (never started: nothing of it written)
+            self._steps.sites.unused(command.site)  # (never started: nothing of it written)
         if command.host is not None:
             command.host.cancel()
 
@@ -753,19 +761,20 @@ class WorkflowRun:
         command = Command(step, future, None, event=name)
         self._steps.wait(command)
         self.events.wait(name, step, future)
-        if step not in self._recorded:
-            site = None if code is None else self._sites.of(code, offset, step)
+        if step not in self._steps.recorded:
+            site = None if code is None else self._steps.sites.of(code, offset, step)
             self._deferred.append(encode(records.wait(step, name, site)))
-        if self._observed is not None and self._life.live:
-            command.scope = self._observed.step_began(step, "wait", name)
+        observing = self._observing
+        if observing is not None and observing.run is not None and self._life.live:
+            command.scope = observing.run.step_began(step, "wait", name)
         return future
 
     def set_status(self, value: Any, code: CodeType | None = None, offset: int = 0) -> None:
         encoded = encode(value, context="the workflow's status (durable.set_status)")
         step = self._steps.begin("status", "", "")
         self.status = decode(encoded, path=self.workflow_id, offset=-1)
-        if step not in self._recorded:
-            site = None if code is None else self._sites.of(code, offset, step)
+        if step not in self._steps.recorded:
+            site = None if code is None else self._steps.sites.of(code, offset, step)
             record = records.status(step, self.status, self.loop.time(), site)
             self._deferred.append(encode(record))
 
@@ -837,7 +846,7 @@ class WorkflowRun:
         call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
         command = Command(step, future, None, spec=activity, digest=digest, child=call)
         if code is not None:
-            command.site = self._sites.of(code, offset, step)
+            command.site = self._steps.sites.of(code, offset, step)
         self._steps.add(command)
         return future
 
@@ -890,16 +899,17 @@ class WorkflowRun:
                 self._journal.write(record)
         steps = self._steps
         pending = steps.pending
+        recorded_steps = steps.recorded
+        observing = self._observing
+        observed = observing.run if observing is not None else None
         for command in steps.take_new():
             if pending.get(command.step) is not command:
                 continue  # cancelled before it started
-            recorded = self._recorded.get(command.step)
+            recorded = recorded_steps.get(command.step)
             if recorded is not None and recorded.outcome:
                 continue  # delivered from the journal
-            if self._observed is not None and not (
-                command.event is not None or self._life.stopping
-            ):
-                command.scope = self._observed.step_began(*_step_kind(command))
+            if observed is not None and not (command.event is not None or self._life.stopping):
+                command.scope = observed.step_began(*_step_kind(command))
             if command.handle is not None:
                 self._arm_timer(command, recorded)
             elif command.event is not None or self._life.stopping:
@@ -958,7 +968,7 @@ class WorkflowRun:
             now=self._now,
             packer=self._packer,
             site=command.site,
-            observer=self._observed,
+            observer=self._observing.run if self._observing is not None else None,
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:
