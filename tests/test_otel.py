@@ -387,3 +387,19 @@ async def test_each_generation_is_a_run_under_the_starter_linked_to_the_last(
         "continued",
         "completed",
     ]
+
+
+@pytest.mark.slow
+async def test_on_postgresql_commits_are_the_journal_syncs(
+    postgres_dsn: str, telemetry: Telemetry
+) -> None:
+    async with durable.Runtime(
+        store=durable.PostgresStore(postgres_dsn), opentelemetry=telemetry.option
+    ) as runtime:
+        with telemetry.tracer.start_as_current_span("POST /orders") as caller:
+            assert await runtime.run(ship, "p-1", id="p-1") == "shipped p-1"
+    [run] = telemetry.named("workflow ship")
+    assert parent_of(run) == caller.get_span_context().span_id
+    found = telemetry.metrics()
+    assert sum(n for _, n in found["durable.journal.sync.duration"]) >= 1  # (one a commit)
+    assert sum(n for _, n in found["durable.journal.sync.batch"]) >= 1
