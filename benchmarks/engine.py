@@ -155,9 +155,9 @@ async def _replay(directory: Path, steps: int, clock: Callable[[], float]) -> fl
         return clock() - started
 
 
-async def _live(directory: Path, steps: int, clock: Callable[[], float]) -> float:
-    """Seconds (by `clock`) of one workflow of `steps` steps."""
-    async with durable.Runtime(directory) as runtime:
+async def _live(directory: Path, steps: int, clock: Callable[[], float], **options: Any) -> float:
+    """Seconds (by `clock`) of one workflow of `steps` steps (`options`: the Runtime's)."""
+    async with durable.Runtime(directory, **options) as runtime:
         started = clock()
         await runtime.run(steps_workflow, steps, id="live")
         return clock() - started

@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import durable
 from benchmarks.engine import (
@@ -50,14 +51,46 @@ from benchmarks.engine import (
 from benchmarks.nosync import stubbed_syncs
 
 
-async def _replay_prepared(directory: Path, steps: int) -> None:
+async def _replay_prepared(directory: Path, steps: int, **options: Any) -> None:
     """Resume the journal _write_finished_steps(directory, steps) left, to the end."""
-    async with durable.Runtime(directory) as runtime:
+    async with durable.Runtime(directory, **options) as runtime:
         await runtime.run(steps_workflow, steps, id="replay")
 
 
-def run(workload: str, steps: int, directory: Path, profile_to: Path | None) -> float:
+def noop_opentelemetry() -> durable.OpenTelemetry:
+    """OpenTelemetry on, with the SDK's providers: every span exported to nowhere at its end
+    (a SimpleSpanProcessor), metrics aggregated by a reader nobody reads: what durable costs
+    with tracing on, without an exporter's own cost."""
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 (only when asked)
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Nowhere()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return durable.OpenTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def run(
+    workload: str,
+    steps: int,
+    directory: Path,
+    profile_to: Path | None,
+    *,
+    opentelemetry: bool = False,
+) -> float:
     """One workload in `directory`, syncs stubbed; process CPU us per step.
+
+    `opentelemetry`: with tracing and metrics on (noop_opentelemetry), live and replay.
 
     A replay resumes a copy of the journal `--prepare-only` left in `directory` (the replay
     finishes the workflow in its journal), or of one written now, in a new directory.
@@ -77,10 +110,13 @@ def run(workload: str, steps: int, directory: Path, profile_to: Path | None) -> 
             started = time.process_time()
             if profiler is not None:
                 profiler.enable()
+            options: dict[str, Any] = {}
+            if opentelemetry:
+                options["opentelemetry"] = noop_opentelemetry()
             if workload == "live":
-                asyncio.run(_live(directory, steps, time.process_time))
+                asyncio.run(_live(directory, steps, time.process_time, **options))
             elif workload == "replay":
-                asyncio.run(_replay_prepared(scratch, steps))
+                asyncio.run(_replay_prepared(scratch, steps, **options))
             else:
                 asyncio.run(_concurrent(directory, time.process_time))
             if profiler is not None:
@@ -106,7 +142,9 @@ def _total_instructions(callgrind_file: Path) -> int:
     return int(match.group(1))
 
 
-def instructions(workload: str, counts: list[int], out: Path) -> float:
+def instructions(
+    workload: str, counts: list[int], out: Path, *, opentelemetry: bool = False
+) -> float:
     """Instructions per step: the difference of two callgrind runs over their steps."""
     out.mkdir(parents=True, exist_ok=True)
     totals = []
@@ -114,6 +152,7 @@ def instructions(workload: str, counts: list[int], out: Path) -> float:
         directory = Path(tempfile.mkdtemp(prefix=f"callgrind-{workload}-{steps}-"))
         command = [sys.executable, "-m", "benchmarks.engine_profile", "run", workload]
         command += ["--steps", str(steps), "--dir", str(directory)]
+        command += ["--opentelemetry"] if opentelemetry else []
         if workload == "replay":  # (the journal, written outside valgrind)
             subprocess.run([*command, "--prepare-only"], check=True)
         target = out / f"callgrind.{workload}.{steps}.out"
@@ -180,10 +219,16 @@ def main() -> None:
     one.add_argument("--dir", type=Path, default=None, help="default: a new temporary one")
     one.add_argument("--cprofile", type=Path, default=None, help="write a cProfile file here")
     one.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    one.add_argument(
+        "--opentelemetry", action="store_true", help="tracing and metrics on, exported nowhere"
+    )
     counting = commands.add_parser("instructions", help="callgrind at two step counts")
     counting.add_argument("workload", choices=["live", "replay"])
     counting.add_argument("--steps", type=int, nargs=2, default=[2_000, 12_000])
     counting.add_argument("--out", type=Path, default=Path("/tmp/profiles"))
+    counting.add_argument(
+        "--opentelemetry", action="store_true", help="tracing and metrics on, exported nowhere"
+    )
     summarizing = commands.add_parser("summarize", help="py-spy's collapsed stacks")
     summarizing.add_argument("file", type=Path)
     summarizing.add_argument("--top", type=int, default=15)
@@ -192,7 +237,7 @@ def main() -> None:
         summarize(args.file, args.top)
         return
     if args.command == "instructions":
-        instructions(args.workload, args.steps, args.out)
+        instructions(args.workload, args.steps, args.out, opentelemetry=args.opentelemetry)
         return
     directory = args.dir or Path(tempfile.mkdtemp(prefix=f"profile-{args.workload}-"))
     if args.prepare_only:
@@ -200,7 +245,9 @@ def main() -> None:
             asyncio.run(_write_finished_steps(directory, args.steps))
         return
     try:
-        per_step = run(args.workload, args.steps, directory, args.cprofile)
+        per_step = run(
+            args.workload, args.steps, directory, args.cprofile, opentelemetry=args.opentelemetry
+        )
     finally:
         if args.dir is None:
             shutil.rmtree(directory)

@@ -36,6 +36,7 @@ from ._errors import ChildIdInUse as ChildIdInUse
 from ._errors import CompensationFailed as CompensationFailed
 from ._errors import DurableError as DurableError
 from ._errors import EventTimeout as EventTimeout
+from ._errors import ExtraNotInstalled as ExtraNotInstalled
 from ._errors import ForkIncomplete as ForkIncomplete
 from ._errors import InboxFull as InboxFull
 from ._errors import InDoubtError as InDoubtError
@@ -84,6 +85,9 @@ from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
 from ._limits import Limit as Limit
+from ._log_context import LogContext as LogContext
+from ._log_context import WorkflowLogger as WorkflowLogger
+from ._log_context import logger as logger
 from ._query import WorkflowFilter as WorkflowFilter
 from ._query import WorkflowPage as WorkflowPage
 from ._queue_reading import QueueLoad as QueueLoad
@@ -107,6 +111,7 @@ from ._storage._interface import JournalStore as JournalStore
 from ._storage._postgres import PostgresStore as PostgresStore
 from ._streams import Stream as Stream
 from ._streams import StreamItem as StreamItem
+from ._telemetry import OpenTelemetry as OpenTelemetry
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -123,6 +128,7 @@ __all__ = [
     "CompensationFailed",
     "DurableError",
     "EventTimeout",
+    "ExtraNotInstalled",
     "FireResult",
     "ForkIncomplete",
     "InDoubtError",
@@ -150,8 +156,10 @@ __all__ = [
     "JournalStore",
     "JournalWriteError",
     "Limit",
+    "LogContext",
     "MessageTooLarge",
     "NonDeterminismError",
+    "OpenTelemetry",
     "OutsideWorkflowError",
     "PostgresStore",
     "Queue",
@@ -191,6 +199,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowIdInUse",
     "WorkflowInfo",
+    "WorkflowLogger",
     "WorkflowNotFound",
     "WorkflowPage",
     "WorkflowState",
@@ -201,6 +210,7 @@ __all__ = [
     "continue_as_new",
     "deprecate_patch",
     "enqueue",
+    "logger",
     "now",
     "patched",
     "random",

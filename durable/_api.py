@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from types import CodeType
 from typing import Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from ._definitions import Workflow
@@ -46,13 +48,20 @@ def wait_for_event(name: str, *, timeout: Duration | None = None) -> Coroutine[A
         EventTimeout: (a TimeoutError) no such event within `timeout`.
         OutsideWorkflowError: not called from workflow code.
     """
-    return in_order(_wait_for_event(name, timeout))  # sets of calls iterate in call order
+    caller = sys._getframe(1)  # (the call site, journaled with the step)
+    waiting = _wait_for_event(name, timeout, caller.f_code, caller.f_lasti)
+    return in_order(waiting)  # sets of calls iterate in call order
 
 
-async def _wait_for_event(name: str, timeout: Duration | None) -> Any:  # noqa: ASYNC109
+async def _wait_for_event(
+    name: str,
+    timeout: Duration | None,  # noqa: ASYNC109 (a durable timer, not the caller's)
+    code: CodeType,
+    offset: int,
+) -> Any:
     run = _workflow_run("wait_for_event")
     seconds = None if timeout is None else to_seconds(timeout, what="event timeout")
-    waiting = run.request_event(name)
+    waiting = run.request_event(name, code, offset)
     if isinstance(waiting, RecordedOutcome):
         return waiting.unwrap()
     if seconds is None:
@@ -72,7 +81,8 @@ def set_status(value: Any) -> None:
 
     Journaled with the workflow's next step; the latest value wins.
     """
-    _workflow_run("set_status").set_status(value)
+    caller = sys._getframe(1)  # (the call site, journaled with the step)
+    _workflow_run("set_status").set_status(value, caller.f_code, caller.f_lasti)
 
 
 def patched(patch_id: str) -> bool:
@@ -139,16 +149,28 @@ def run_child(
         ChildIdInUse: `id` names another run; nothing was started or joined. Journaled as
             this step's outcome, so a replay raises it again.
     """
-    return in_order(_run_child(workflow, args, id, detached))  # sets iterate in call order
+    caller = sys._getframe(1)  # (the call site, journaled with the step)
+    child = _run_child(workflow, args, id, detached, code=caller.f_code, offset=caller.f_lasti)
+    return in_order(child)  # sets iterate in call order
 
 
-async def _run_child(workflow: Any, args: tuple[Any, ...], id: str | None, detached: bool) -> Any:
+async def _run_child(
+    workflow: Any,
+    args: tuple[Any, ...],
+    id: str | None,
+    detached: bool,
+    *,
+    code: CodeType,
+    offset: int,
+) -> Any:
     run = _workflow_run("run_child")
     if not isinstance(workflow, Workflow):
         raise WorkflowDefinitionError(
             f"{workflow!r} is not a durable workflow: decorate it with @durable.workflow"
         )
-    waiting = run.request_child(workflow, workflow.spec, args, id, detached=detached)
+    waiting = run.request_child(
+        workflow, workflow.spec, args, id, detached=detached, code=code, offset=offset
+    )
     if isinstance(waiting, RecordedOutcome):
         return waiting.unwrap()
     return await waiting
@@ -160,7 +182,16 @@ def sleep(duration: Duration) -> Coroutine[Any, Any, None]:
     Args:
         duration: seconds, a timedelta, or a string such as "30s", "2 hours", "1h30m".
     """
-    return in_order(asyncio.sleep(to_seconds(duration, what="sleep duration")))
+    seconds = to_seconds(duration, what="sleep duration")
+    caller = sys._getframe(1)  # (the call site, journaled with the timer)
+    return in_order(_sleep(seconds, caller.f_code, caller.f_lasti))
+
+
+async def _sleep(seconds: float, code: CodeType, offset: int) -> None:
+    run = current_run()
+    if run is not None and seconds > 0:  # (asyncio.sleep(0) arms no timer)
+        run.hint_timer_site(code, offset)  # (taken by the timer asyncio.sleep asks for now)
+    await asyncio.sleep(seconds)
 
 
 def now() -> datetime:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._definitions import Workflow
 from ._engine import _records as records
+from ._engine._log_fields import durable_logger
 from ._engine._replay import check_child
 from ._errors import (
     JournalCorrupted,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._mail import Mailroom
     from ._storage._interface import JournalStore
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 # One cancellation per child from its parent, whether the parent let go of the step or
 # ended: the inbox refuses a second message with this id, so redoing either is free.
@@ -75,6 +75,7 @@ class ChildHost(Protocol):
         parent: str | None = None,
         *,
         follow: bool = True,
+        trace: dict[str, str] | None = None,
     ) -> _Handle: ...
 
 
@@ -94,9 +95,16 @@ class ChildRunner:
         return {*self._cancelling, *self._starting.values()}
 
     def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        parent: str,
+        trace: dict[str, str] | None = None,
     ) -> asyncio.Task[_Handle]:
         """Start, resume or join the child, in a task of the runtime's; it gives a handle.
+
+        `trace`: the parent step's trace carrier, for a new child's start record.
 
         Raises (from the task):
             WorkflowDefinitionError: the child id is the parent's or an ancestor's own.
@@ -107,7 +115,7 @@ class ChildRunner:
         assert loop is not None
         previous = self._starting.get(workflow_id)  # (a parent resumed while its last run
         task = loop.create_task(  # started it: this start checks, then joins, that one)
-            self._start(target, workflow_id, arguments, parent, previous),
+            self._start(target, workflow_id, arguments, parent, previous, trace=trace),
             name=f"durable start child {workflow_id}",
         )
         self._starting[workflow_id] = task
@@ -140,6 +148,8 @@ class ChildRunner:
         arguments: list[Any],
         parent: str,
         previous: asyncio.Task[_Handle] | None,
+        *,
+        trace: dict[str, str] | None = None,
     ) -> _Handle:
         if previous is not None:
             await asyncio.wait([previous])
@@ -162,7 +172,9 @@ class ChildRunner:
             await self._check_owner(workflow, workflow_id, arguments, parent)
             return _Joined(workflow_id, task)
         try:  # (the run checks the journal it opens: ChildIdInUse, with its lock held)
-            return await runtime._start(workflow, workflow_id, arguments, parent, follow=False)
+            return await runtime._start(
+                workflow, workflow_id, arguments, parent, follow=False, trace=trace
+            )
         except WorkflowAlreadyRunning:  # elsewhere: a foreign id is still ChildIdInUse,
             await self._check_owner(workflow, workflow_id, arguments, parent)
         # and its own child, run by another runtime (serve() took it over, say), is followed

@@ -13,10 +13,10 @@ outcome reads WorkflowTimedOut), and posting wakes an unloaded sleeper like any 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from ._engine import _records as records
+from ._engine._log_fields import durable_logger
 from ._engine._replay import iso
 from ._errors import WorkflowFinished, WorkflowNotFound
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._engine._workflow_run import WorkflowRun
     from ._mail import Mailroom
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 
 class Deadlines:

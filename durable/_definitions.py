@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import inspect
 import keyword
-import logging
+import sys
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
 from ._asyncio_private import running_loop
 from ._durations import Duration, to_seconds
+from ._engine._log_fields import durable_logger
 from ._engine._loop import OrderedCall, WorkflowLoop
 from ._engine._retry import RetryPolicy
 from ._engine._specs import ActivitySpec, WorkflowSpec
@@ -25,7 +27,7 @@ from ._limits import Limit, limited
 if TYPE_CHECKING:
     from ._engine._workflow_run import WorkflowRun
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,20 +134,29 @@ class Activity(Generic[P, R]):
         if not isinstance(loop, WorkflowLoop):
             return self._plain(*args, **kwargs)
         run: WorkflowRun = loop.owner  # type: ignore[assignment]
+        caller = sys._getframe(1)  # (the call site, journaled with the step)
         # In workflow code: a coroutine that hashes in call order, so sets of calls replay.
-        return OrderedCall((self._step(run, args, kwargs), next(loop.orders)))
+        step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
+        return OrderedCall((step, next(loop.orders)))
 
     async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self.spec.is_async:
             return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
         return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
 
-    async def _step(self, run: WorkflowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    async def _step(
+        self,
+        run: WorkflowRun,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        code: CodeType,
+        offset: int,
+    ) -> R:
         try:
             self._bind(*args, **kwargs)  # a call that does not bind is never journaled
         except TypeError as error:
             raise _unbound(error, self.spec.name, run.workflow_id) from None
-        outcome = run.request_activity(self.spec, args, kwargs)
+        outcome = run.request_activity(self.spec, args, kwargs, code, offset)
         # The lines that raise an activity's failure end the workflow's traceback (shown by
         # run(), `durable show`, the web UI): they say what happened, in words.
         if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension

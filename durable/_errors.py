@@ -57,6 +57,7 @@ This module is a leaf: it imports nothing from durable, so every layer can use i
       InvalidFilter (ValueError)      a WorkflowFilter field, a page's cursor or size: bad
       UnknownBulkAction (LookupError) a bulk action's name that no action has
       InvalidBulkOptions (ValueError) a bulk action's options it does not take (fork's at_step)
+      ExtraNotInstalled (ImportError)  asked for a feature whose optional extra is missing
 
 Constructors take facts keyword-only, keep them as attributes and build a message that says
 what happened and what to do about it.
@@ -994,6 +995,23 @@ class InvalidBulkOptions(DurableError, ValueError):
         self.action = action
         self.problem = problem
         super().__init__(f"bulk {action}: {problem}. Nothing was changed")
+
+
+class ExtraNotInstalled(DurableError, ImportError):
+    """A feature was asked for whose optional dependencies are not installed.
+
+    `feature` names it, `extra` the aiodurable extra that installs them, `missing` the
+    module that failed to import.
+    """
+
+    def __init__(self, *, feature: str, extra: str, missing: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+        super().__init__(
+            f"{feature} needs the {extra!r} extra ({missing} could not be imported): "
+            f"pip install 'aiodurable[{extra}]', or leave {feature} off"
+        )
 
 
 class SimulatedCrash(BaseException):

@@ -261,12 +261,17 @@ class Mailroom:
     # -- the sending side -------------------------------------------------------------------
 
     async def send_event(
-        self, workflow_id: str, name: str, payload: Any, event_id: str | None
+        self,
+        workflow_id: str,
+        name: str,
+        payload: Any,
+        event_id: str | None,
+        carrier: dict[str, str] | None = None,
     ) -> bool:
         if not isinstance(name, str) or not name:
             raise ValueError(f"an event name is a non-empty string, not {name!r}")
         # (unencodable: nothing written)
-        message = event_message(name, payload, event_id, self._clock.time())
+        message = event_message(name, payload, event_id, self._clock.time(), carrier)
         self._check_size(workflow_id, message, what=f"event {name!r}")
         taken = await self._check_open(workflow_id, action=f"send event {name!r} to")
         refuse = _refusal(self._store, workflow_id, len(message), event_id, taken)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import time
 from typing import Any, Protocol
 
 from ._definitions import Workflow
 from ._engine._clock import Clock
+from ._engine._log_fields import durable_logger
 from ._errors import WorkflowAlreadyRunning, WorkflowStopped
 from ._queue_gate import Gate
 from ._queue_reading import workflow_name_of
@@ -34,7 +34,7 @@ from ._queue_state import (
 )
 from ._storage._queue_files import DamagedRequest
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 REFRESH_INTERVAL = 0.05  # the least time between two listings of a queue's waiting requests
 
@@ -51,6 +51,8 @@ class QueueHost(Protocol):
         arguments: list[Any] | None,
         *,
         follow: bool = True,
+        trace: dict[str, str] | None = None,
+        queued: tuple[str, float] | None = None,
     ) -> Any: ...
 
 
@@ -205,7 +207,7 @@ class Dispatcher:
             request = grant.request or state.files.read(workflow_id, admitted=True)
             if request is None:
                 raise DamagedRequest("its admitted request is gone")
-            definition, arguments = launch_arguments(
+            definition, arguments, trace = launch_arguments(
                 self._host._workflows, request.payload, workflow_id
             )
         except Exception as error:
@@ -214,7 +216,14 @@ class Dispatcher:
             return
         self._gate.hand_over(grant)
         try:
-            await self._host._start(definition, workflow_id, arguments, follow=False)
+            await self._host._start(
+                definition,
+                workflow_id,
+                arguments,
+                follow=False,
+                trace=trace,
+                queued=(state.queue.name, request.enqueued),
+            )
         except (WorkflowAlreadyRunning, WorkflowStopped):
             if self._gate.take_back(grant):
                 release(grant)

@@ -63,6 +63,7 @@ class Enqueuer:
         dedup_id: str | None,
         delay: float,
         on_duplicate: OnDuplicate,
+        trace: dict[str, str] | None = None,
     ) -> str:
         """Write a request durably; the workflow id (an existing one's for a duplicate).
 
@@ -86,6 +87,7 @@ class Enqueuer:
             arguments,
             workflow_id=workflow_id,
             on_duplicate=on_duplicate,
+            trace=trace,
         )
         self._store.check_name(workflow_id)
         files = registry.files_of(queue.name, create=True)

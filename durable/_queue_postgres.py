@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
+from ._engine._log_fields import durable_logger
 from ._errors import (
     AlreadyQueued,
     QueueNotDeclared,
@@ -35,7 +35,7 @@ from ._storage._postgres import PostgresStore
 from ._storage._postgres_queues import PostgresQueues, QueuedRow, limit_name, slot_prefix
 from ._storage._queue_files import Request
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 POLL_INTERVAL = 0.25  # how often a dispatcher looks for slots freed without a NOTIFY (s)
 
@@ -88,6 +88,7 @@ class PostgresQueueService:
         dedup_id: str | None,
         delay: float,
         on_duplicate: str,
+        trace: dict[str, str] | None = None,
     ) -> str:
         """Insert a request (committed on return); the workflow id (see Enqueuer.enqueue)."""
         workflow_id, payload = new_request(
@@ -97,6 +98,7 @@ class PostgresQueueService:
             arguments,
             workflow_id=workflow_id,
             on_duplicate=on_duplicate,
+            trace=trace,
         )
         self._store.check_name(workflow_id)
         holder: str | None = None
@@ -123,6 +125,10 @@ class PostgresQueueService:
             return holder
         self._news.set()
         return workflow_id
+
+    def waiting(self) -> dict[str, int]:
+        """Requests waiting per queue: not counted here (they are rows of the database)."""
+        return {}
 
     def wake(self) -> None:
         """Start the dispatchers of the declared queues, once a loop runs this runtime."""
@@ -186,7 +192,7 @@ class PostgresQueueService:
         """Start an admitted request's workflow here, holding its grant."""
         workflow_id = grant.workflow_id
         try:
-            definition, arguments = launch_arguments(
+            definition, arguments, trace = launch_arguments(
                 self._host._workflows, row.payload, workflow_id
             )
         except Exception as error:
@@ -195,7 +201,14 @@ class PostgresQueueService:
             return
         self._granted[workflow_id] = grant
         try:
-            await self._host._start(definition, workflow_id, arguments, follow=False)
+            await self._host._start(
+                definition,
+                workflow_id,
+                arguments,
+                follow=False,
+                trace=trace,
+                queued=(grant.queue.name, row.enqueued),
+            )
         except (WorkflowAlreadyRunning, WorkflowStopped):
             if self._granted.pop(workflow_id, None) is grant:
                 self.release(grant)
@@ -301,7 +314,8 @@ class PostgresQueueService:
         row = await self._tables.read(workflow_id)
         if row is None or not row.admitted or row.queue not in self._declared:
             return None
-        return launch_arguments(self._host._workflows, row.payload, workflow_id)
+        definition, arguments, _ = launch_arguments(self._host._workflows, row.payload, workflow_id)
+        return definition, arguments  # (its trace context: the admitter's span, gone with it)
 
     async def is_queued(self, workflow_id: str) -> bool:
         """Whether `workflow_id` is a request of some queue, waiting or admitted."""

@@ -7,19 +7,19 @@ queue. Used by Runtime.describe for a queued workflow and by the Catalog (`durab
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState
+from ._engine._log_fields import durable_logger
 from ._engine._records import moment
 from ._errors import DurableError
 from ._queues import limits_of
 from ._storage._queue_files import DamagedRequest, QueueFiles, Request, queue_names
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 
 @dataclass(frozen=True)

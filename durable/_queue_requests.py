@@ -11,6 +11,7 @@ from typing import Any
 
 from ._definitions import Workflow
 from ._encoding import convert, decode, encode
+from ._engine._records import trace_carrier
 from ._errors import InvalidQueue
 from ._queues import Queue
 
@@ -23,8 +24,11 @@ def new_request(
     *,
     workflow_id: str | None,
     on_duplicate: str,
+    trace: dict[str, str] | None = None,
 ) -> tuple[str, bytes]:
     """The workflow id (given, or the workflow's name and a random suffix) and the payload.
+
+    `trace`: the enqueuer's trace carrier (OpenTelemetry on), kept as the payload's "tc".
 
     Raises:
         InvalidQueue: a bad on_duplicate, or `queue` differs from the one this runtime
@@ -45,10 +49,10 @@ def new_request(
             value=queue,
             expected=f"the queue this runtime declares ({declared!r})",
         )
-    payload = encode(
-        {"wf": definition.name, "args": arguments},
-        context=f"the arguments of workflow {definition.name!r}",
-    )
+    request: dict[str, Any] = {"wf": definition.name, "args": arguments}
+    if trace is not None:
+        request["tc"] = trace
+    payload = encode(request, context=f"the arguments of workflow {definition.name!r}")
     if workflow_id is None:
         workflow_id = f"{definition.name}-{uuid.uuid4().hex}"
     return workflow_id, payload
@@ -56,8 +60,11 @@ def new_request(
 
 def launch_arguments(
     workflows: dict[str, Workflow[..., Any]], payload: bytes, workflow_id: str
-) -> tuple[Workflow[..., Any], list[Any]]:
-    """The workflow a request names (KeyError: unknown here) and its arguments, rebuilt.
+) -> tuple[Workflow[..., Any], list[Any], dict[str, str] | None]:
+    """The workflow a request names, its arguments (rebuilt) and the enqueuer's trace carrier.
+
+    KeyError: the workflow is unknown here. The carrier is None when there is none, or
+    what is there is not one (a request is a file: anyone's).
 
     Raises:
         KeyError, JournalCorrupted, SerializationError: the request cannot be started.
@@ -70,4 +77,4 @@ def launch_arguments(
         convert(value, types[index] if index < len(types) else Any, context=context)
         for index, value in enumerate(decoded["args"])
     ]
-    return definition, arguments
+    return definition, arguments, trace_carrier(decoded.get("tc"))

@@ -94,6 +94,7 @@ class QueueService:
         dedup_id: str | None,
         delay: float,
         on_duplicate: OnDuplicate,
+        trace: dict[str, str] | None = None,
     ) -> str:
         """Write a request durably; the workflow id (see Enqueuer.enqueue)."""
         return await self._enqueuer.enqueue(
@@ -106,7 +107,12 @@ class QueueService:
             dedup_id=dedup_id,
             delay=delay,
             on_duplicate=on_duplicate,
+            trace=trace,
         )
+
+    def waiting(self) -> dict[str, int]:
+        """How many requests wait in each declared queue, as this runtime last read them."""
+        return {name: len(state.waiting.entries) for name, state in self._registry.states.items()}
 
     def wake(self) -> None:
         """Start the dispatchers of the declared queues, once a loop runs this runtime."""
@@ -156,7 +162,10 @@ class QueueService:
         request = files.read(workflow_id, admitted=True) if files is not None else None
         if request is None:
             return None
-        return launch_arguments(self._dispatcher.workflows, request.payload, workflow_id)
+        definition, arguments, _ = launch_arguments(
+            self._dispatcher.workflows, request.payload, workflow_id
+        )
+        return definition, arguments  # (its trace context: the admitter's span, gone with it)
 
     async def is_queued(self, workflow_id: str) -> bool:
         """Whether `workflow_id` is a request of some queue, waiting or admitted."""

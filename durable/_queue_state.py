@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ._engine._clock import Clock
+from ._engine._log_fields import durable_logger
 from ._errors import InvalidQueue, JournalNotFound
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._queue_files import QUEUES, QueueFiles, Request, Slots
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 POLL_INTERVAL = 0.05  # how often a dispatcher looks for other processes' changes (seconds)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import logging
 import os
 import reprlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -29,6 +28,7 @@ from ._durations import Duration, to_seconds
 from ._encoding import decode, encode
 from ._engine import _records as records
 from ._engine._describe import WorkflowDescription
+from ._engine._log_fields import current_workflow, durable_logger
 from ._engine._outcomes import ContinuedAsNew, Finished, Suspended, final_outcome
 from ._engine._replay import digest_of, start_record
 from ._engine._set_aside import ending, last_standing
@@ -67,8 +67,9 @@ from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
 from ._streams import Stream, StreamItem, StreamNews, read_stream
+from ._telemetry import OpenTelemetry, observer_for
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -175,6 +176,7 @@ class _Request:
     parent: str | None = None
     given: bytes | None = None
     execution_timeout: float | _Omitted | None = OMITTED
+    trace: dict[str, str] | None = None  # a new journal's start record's `tc`
 
 
 def _stopping(task: asyncio.Task[Any]) -> bool:
@@ -245,6 +247,11 @@ class Runtime(Serving, Operating, Querying):
             serve), and resumes their workflows only holding a slot. A queued workflow of
             a queue not declared here is refused (QueueNotDeclared). On a PostgresStore the
             limits hold across every host on the database.
+        opentelemetry: True, or a durable.OpenTelemetry naming the providers: spans and
+            metrics through OpenTelemetry (the `otel` extra; ExtraNotInstalled without it).
+            The caller's trace context is journaled with each start and event, so a
+            workflow's spans stay in its starter's trace across restarts (docs/how-to/
+            tracing.md). Default False: no observation, nothing journaled for it.
     """
 
     def __init__(
@@ -261,9 +268,11 @@ class Runtime(Serving, Operating, Querying):
         inbox_max_bytes: int | None = None,
         warn_blocked_after: Duration | None = "2 s",
         queues: Iterable[Queue] = (),
+        opentelemetry: bool | OpenTelemetry = False,
         _seams: RuntimeSeams = PRODUCTION,
     ) -> None:
         self._seams = _seams  # (durable.testing's: virtual clock, mocks, crashes)
+        self._telemetry = observer_for(opentelemetry)  # (None: off, the default)
         self._stall_watch = (
             None
             if warn_blocked_after is None
@@ -287,6 +296,8 @@ class Runtime(Serving, Operating, Querying):
             check_inbox_bounds(max_messages, max_bytes)
             store.inbox_max_messages, store.inbox_max_bytes = max_messages, max_bytes
         self._store: JournalStore = store
+        if self._telemetry is not None:
+            store.observe_syncs(self._telemetry.synced)
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
@@ -307,6 +318,9 @@ class Runtime(Serving, Operating, Querying):
         self._stream_news = StreamNews()  # wakes this process's stream readers
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
+        if self._telemetry is not None and self._queues.declared:
+            where = str(self.directory) if self.directory is not None else "postgresql"
+            self._telemetry.watch_queues(self._queues.waiting, where)
         for workflow in workflows:
             self._register(_workflow_of(workflow))
         self._bulk_actions = dict(BULK_ACTIONS)  # (Runtime.bulk: more may be added)
@@ -418,6 +432,7 @@ class Runtime(Serving, Operating, Querying):
         seconds = delay_seconds(queue, delay)
         check_enqueue(queue, priority=priority, key=key, dedup_id=dedup_id, delay=seconds)
         self._register(definition)
+        trace = self._telemetry.capture() if self._telemetry is not None else None
         try:
             workflow_id = await self._queues.enqueue(
                 queue,
@@ -429,6 +444,7 @@ class Runtime(Serving, Operating, Querying):
                 dedup_id=dedup_id,
                 delay=seconds,
                 on_duplicate=on_duplicate,
+                trace=trace,
             )
         except InvalidJournalName as error:
             raise InvalidWorkflowId.of(error) from None
@@ -453,6 +469,8 @@ class Runtime(Serving, Operating, Querying):
         given: bytes | None = None,
         follow: bool = True,
         execution_timeout: float | _Omitted | None = OMITTED,
+        trace: dict[str, str] | None = None,
+        queued: tuple[str, float] | None = None,
     ) -> WorkflowHandle[Any]:
         """Start or resume the workflow here, or follow the runtime that holds it; a handle.
 
@@ -460,7 +478,9 @@ class Runtime(Serving, Operating, Querying):
         (recover, serve) raises WorkflowAlreadyRunning for an id held anywhere instead.
         An id has one task in a runtime, registered before the first await: a second start
         of it here joins that task. `execution_timeout`: a new journal's (default: the
-        definition's).
+        definition's). `trace`: a new journal's trace carrier (default, with OpenTelemetry
+        on: the caller's context). `queued`: (queue, enqueued at) of a request its queue
+        admitted now (traced as the wait, under the enqueuer's span, the run's parent).
         """
         self._check_id(workflow_id)
         if self._closing:
@@ -486,9 +506,17 @@ class Runtime(Serving, Operating, Querying):
         self._loop = loop
         self._queues.wake()
         claimed: asyncio.Future[None] = loop.create_future()
-        request = _Request(definition, workflow_id, arguments, parent, given, execution_timeout)
+        if self._telemetry is not None:
+            if queued is not None:  # (its wait in the queue: the run's parent)
+                trace = self._telemetry.queue_wait(*queued, workflow_id, trace)
+            elif trace is None:
+                trace = self._telemetry.capture()  # (the caller's span: the workflow's parent)
+        request = _Request(
+            definition, workflow_id, arguments, parent, given, execution_timeout, trace
+        )
         context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
         context.run(limit_home.set, self.directory or self._queues.limit_home)
+        context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
         task = loop.create_task(
             self._execute(request, claimed, follow=follow),
             name=f"durable {workflow_id}",
@@ -588,6 +616,7 @@ class Runtime(Serving, Operating, Querying):
                     arguments,
                     request.parent,
                     execution_timeout=request.execution_timeout,
+                    trace=request.trace,
                 )
                 if given is not None and journal.records and claimed and not claimed.done():
                     _check_arguments(run, given, arguments)
@@ -730,7 +759,13 @@ class Runtime(Serving, Operating, Querying):
                             current = await self._seams.journals.rotate(
                                 self._store, current, next_start
                             )
-                            run = self._run_of(definition, workflow_id, current, None)
+                            run = self._run_of(  # (linked to the generation before it)
+                                definition,
+                                workflow_id,
+                                current,
+                                None,
+                                previous_run=run.trace_carrier,
+                            )
                             continue
                         sleep = outcome  # a long sleep: let go of all but the lock
                     finally:
@@ -797,6 +832,8 @@ class Runtime(Serving, Operating, Querying):
             extra["parent"] = run.parent
         if run.deadline is not None:  # (the execution_timeout spans the chain)
             extra["dl"] = run.deadline
+        if run.starter is not None:  # (the starter's trace context, for every generation)
+            extra["tc"] = run.starter
         clock = self._clock.time
         return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 
@@ -819,6 +856,8 @@ class Runtime(Serving, Operating, Querying):
         parent: str | None = None,
         *,
         execution_timeout: float | _Omitted | None = OMITTED,
+        trace: dict[str, str] | None = None,
+        previous_run: dict[str, str] | None = None,
     ) -> WorkflowRun:
         if isinstance(execution_timeout, _Omitted):
             execution_timeout = definition.spec.execution_timeout
@@ -842,6 +881,9 @@ class Runtime(Serving, Operating, Querying):
             streamed=functools.partial(self._stream_news.appended, workflow_id)
             if isinstance(self._store, JournalDirectory)
             else None,
+            observer=self._telemetry,
+            trace=trace,
+            previous_run=previous_run,
         )
         if self._closing:  # (a sleeper woken, a child started, during stop_grace)
             run.stop_starting()
@@ -1009,7 +1051,8 @@ class Runtime(Serving, Operating, Querying):
                 its runner has not taken yet; nothing was written.
         """
         self._check_id(workflow_id)
-        return await self._mail.send_event(workflow_id, name, payload, event_id)
+        carrier = self._telemetry.capture() if self._telemetry is not None else None
+        return await self._mail.send_event(workflow_id, name, payload, event_id, carrier)
 
     async def cancel(
         self, workflow_id: str, reason: str = "cancelled", *, request_id: str | None = None

@@ -11,7 +11,6 @@ it knows the runtime's store, registry and running workflows, nothing of the CLI
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVarTuple, Unpack
 
@@ -20,6 +19,7 @@ from ._durations import Duration, to_seconds
 from ._encoding import encode
 from ._engine import _records as records
 from ._engine._clock import Clock
+from ._engine._log_fields import durable_logger
 from ._engine._replay import digest_of, start_record
 from ._errors import (
     DurableError,
@@ -37,7 +37,7 @@ from ._outage import Outage
 from ._storage._interface import JournalStore
 
 Ts = TypeVarTuple("Ts")
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 # What makes a journal unreadable as a journal until a person acts (not a passing failure).
 UNREADABLE = (JournalCorrupted, UnsupportedJournalFormat, UnsafeJournalFile)

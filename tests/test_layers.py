@@ -36,7 +36,7 @@ ALLOWED = {
     "_seams": {"_engine", "_storage"},
     "_queue_reading": {"_encoding", "_engine", "_queues", "_storage"},
     "_queue_state": {"_engine", "_queues", "_storage"},
-    "_queue_requests": {"_definitions", "_encoding", "_queues"},
+    "_queue_requests": {"_definitions", "_encoding", "_engine", "_queues"},
     "_queue_enqueue": {
         "_definitions",
         "_encoding",
@@ -102,6 +102,10 @@ ALLOWED = {
     },
     "_bulk": {"_api", "_definitions", "_engine", "_query", "_storage"},
     "_querying": {"_bulk", "_catalog", "_definitions", "_engine", "_query", "_storage"},
+    "_excerpts": set(),
+    "_telemetry": {"_otel"},
+    "_otel": {"_engine"},
+    "_log_context": {"_engine"},
     "_runtime": {
         "_bulk",
         "_querying",
@@ -122,6 +126,7 @@ ALLOWED = {
         "_seams",
         "_serving",
         "_streams",
+        "_telemetry",
     },
     "testing": {
         "_children",
@@ -157,6 +162,7 @@ ALLOWED = {
         "_catalog",
         "_streams",
         "_engine",
+        "_excerpts",
         "_json_ready",
         "_runtime",
         "_schedule_spec",
@@ -171,6 +177,7 @@ ALLOWED = {
         "_definitions",
         "_catalog",
         "_engine",
+        "_excerpts",
         "_json_ready",
         "_queue_reading",
         "_runtime",

@@ -177,6 +177,10 @@ class CountingDirectory(JournalDirectory):
         return await super().inbox_sizes(names)
 
 
+async def waiting(runtime: Runtime, workflow_id: str) -> bool:
+    return (await runtime.describe(workflow_id)).state is WorkflowState.WAITING
+
+
 async def polled(store: CountingDirectory, times: int) -> bool:
     return len(store.polls) >= times
 
@@ -201,6 +205,7 @@ async def test_a_message_without_news_is_still_found_by_the_full_poll(journal_di
     store = CountingDirectory(journal_dir)
     async with Runtime(store=store, event_poll_interval=0.005) as holder:
         handle = await holder.start(collector, 1, id="old-sender")
+        await wait_until(lambda: waiting(holder, "old-sender"))  # (live: its own pull done)
         await wait_until(lambda: polled(store, 1))
         directory_fd = os.open(journal_dir, os.O_RDONLY)
         try:  # the inbox append alone, as a sender that writes no news

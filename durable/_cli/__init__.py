@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
+from rich.text import Text
 
 from .._catalog import Catalog, Listing
 from .._definitions import Workflow
 from .._engine._describe import WorkflowState
+from .._excerpts import Excerpts
 from .._json_ready import plain_description, to_plain
 from .._query import WorkflowFilter, WorkflowPage
 from .._version import __version__
@@ -269,8 +271,16 @@ def _list_page(
     show_default=True,
     help="Steps to show (0: all).",
 )
+@click.option(
+    "--source",
+    "code",
+    is_flag=True,
+    help="Show where the workflow's code asked for each step: file:line and an excerpt.",
+)
 @JSON_OPTION
-def show(workflow_id: str, source: Source, first: int | None, limit: int, as_json: bool) -> None:
+def show(
+    workflow_id: str, *, source: Source, first: int | None, limit: int, code: bool, as_json: bool
+) -> None:
     """Show one workflow's history: each step with its attempts, timers, events, outcome."""
     details = _with_catalog(source, lambda catalog: catalog.details(workflow_id))
     history, described = details.history, details.description
@@ -282,9 +292,19 @@ def show(workflow_id: str, source: Source, first: int | None, limit: int, as_jso
     steps = history.steps[first : first + limit]
     if as_json:
         plain = plain_description(described, details.runner)
-        _print_json({"workflow": plain, "history": history, "from": first})
+        shown = to_plain(history)
+        if code:  # (each step's site gets its excerpt: [[line number, text], ...])
+            excerpts = Excerpts()
+            for step in shown["steps"]:
+                if step.get("site"):
+                    site = step["site"]
+                    site["excerpt"] = excerpts.around(site["file"], site["line"])
+        _print_json({"workflow": plain, "history": shown, "from": first})
         return
-    _console().print(_render.history_view(history, described, steps, first, details.runner))
+    view = _render.history_view(history, described, steps, first, details.runner)
+    if code:
+        view = Group(view, Text(""), _render.code_view(steps, Excerpts()))
+    _console().print(view)
 
 
 @main.command(epilog=_dashed_ids("durable events --json -- -rf"))

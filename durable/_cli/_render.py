@@ -7,6 +7,7 @@ values as compact JSON cut to fit a column; `--json` gives scripts the whole val
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +22,7 @@ from .._catalog import InboxMessage, Listing, Runner
 from .._engine._describe import WorkflowDescription, WorkflowState
 from .._engine._history import Attempt, History, Link, Step
 from .._engine._records import moment as record_moment
+from .._excerpts import Excerpts
 from .._json_ready import to_plain
 from .._queue_reading import QueueLoad
 
@@ -302,6 +304,33 @@ def timeline_table(history: History, steps: list[Step]) -> Table:
             _step_detail(step),
         )
     return table
+
+
+def code_view(steps: list[Step], excerpts: Excerpts) -> RenderableType:
+    """Where the workflow's code asked for each step: file:line, function, and an excerpt."""
+    parts: list[RenderableType] = [Text("code", style="bold")]
+    if not any(step.site for step in steps):
+        parts.append(
+            Text("no call sites journaled (a journal written before durable recorded them)")
+        )
+    for step in steps:
+        site = step.site
+        if not site:
+            continue
+        where = f"{_short_path(site['file'])}:{site['line']} in {site['function']}"
+        title = Text(safe(f"#{step.step} {step.kind} {step.name}".rstrip()), style="bold")
+        parts.append(Text.assemble(title, "  ", Text(safe(where), style="cyan")))
+        for number, line in excerpts.around(site["file"], site["line"]):
+            marker = "→" if number == site["line"] else " "
+            style = "" if number == site["line"] else "dim"
+            parts.append(Text(safe(f" {marker}{number:>5} │ {line}"), style=style))
+    return Group(*parts)
+
+
+def _short_path(file: str) -> str:
+    """A path relative to the working directory when it lies under it."""
+    here = os.getcwd() + os.sep
+    return file[len(here) :] if file.startswith(here) else file
 
 
 def _step_detail(step: Step) -> str:

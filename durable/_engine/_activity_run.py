@@ -25,6 +25,7 @@ from .._errors import ActivityTimeout, DurableError, SerializationError, Simulat
 from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
+from ._observer import AttemptScope, RunObserver
 from ._specs import ActivitySpec
 
 # A timer, not call_soon: a handle in the ready queue would keep the lone appender from
@@ -114,10 +115,14 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
     sleep_until: Callable[[float], Awaitable[None]],
     now: Callable[[], float],
     packer: PlainPacker | None = None,
+    site: records.Site | None = None,
+    observer: RunObserver | None = None,
 ) -> Outcome:
     """Run attempts until one succeeds or the policy gives up; return the outcome.
 
     `packer`: the run's (encodes a plain record without building a msgpack Packer).
+    `site`: the call site's number, on every record of the step. `observer`: the run's,
+    told of each attempt, which runs inside the scope it returns (None: not observed).
     """
     attempt = first_attempt
     if start_at is not None:
@@ -128,8 +133,11 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         journal.check_held()  # (a runner whose lease lapsed starts no side effect)
         began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
-            await journal.append(_intent(spec, step, digest, attempt, began))
+            await journal.append(_intent((spec, step, digest, attempt, site), began))
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
+        scope: AttemptScope | None = None
+        if observer is not None:
+            scope = observer.attempt_began(spec.name, step, attempt)
         try:
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 calling = spec.fn(*args, **kwargs)
@@ -143,17 +151,23 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
                     else:
                         if not spec.at_most_once:
                             intent = _intent_later(
-                                loop, journal, (spec, step, digest, attempt), began
+                                loop, journal, (spec, step, digest, attempt, site), began
                             )
                         result = await _go_on(calling, suspended)
             else:
                 if not spec.at_most_once:  # durable with the outcome, if still running then
-                    intent = _intent_later(loop, journal, (spec, step, digest, attempt), began)
+                    intent = _intent_later(
+                        loop, journal, (spec, step, digest, attempt, site), began
+                    )
                 result = await _attempt(spec, args, kwargs)
             record = records.done(
-                step, spec.name, digest, attempt, now=now(), result=result, began=began
+                step, spec.name, digest, attempt, now=now(), result=result, began=began, site=site
             )
-            return _succeeded(record, result, spec, packer)
+            succeeded = _succeeded(record, result, spec, packer)
+            if scope is not None:
+                scope.ended("completed")
+                scope = None
+            return succeeded
         except SerializationError as error:
             if error.stream is None:  # a result that cannot be journaled: not retried
                 failure: BaseException = _unstorable_result(error, spec, workflow_id, step)
@@ -166,6 +180,9 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         except asyncio.CancelledError as error:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
+                if scope is not None:
+                    scope.ended("cancelled", error)
+                    scope = None
                 raise  # this attempt really is being cancelled (the workflow let go of it)
             failure = error  # raised by the activity itself: a failure like any other
             retry = spec.retry.retries_after(attempt, type(error))
@@ -176,14 +193,24 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             current_activity.reset(token)
             if intent is not None:
                 intent.cancel()  # finished (or failed) before its intent was written: skip it
+        if scope is not None:
+            scope.ended("retrying" if retry else "failed", failure)
         if not retry:
             described = records.describe_error(failure)
             outcome = records.done(
-                step, spec.name, digest, attempt, now=now(), error=described, began=began
+                step, spec.name, digest, attempt, now=now(), error=described, began=began, site=site
             )
             return encode(outcome), None
         next_at = await _journal_retry(
-            journal, spec, step, digest, attempt, failure=failure, began=began, now=now()
+            journal,
+            spec,
+            step,
+            digest,
+            attempt,
+            failure=failure,
+            began=began,
+            now=now(),
+            site=site,
         )
         await sleep_until(next_at)
         attempt += 1
@@ -199,6 +226,7 @@ async def _journal_retry(
     failure: BaseException,
     began: float,
     now: float,
+    site: records.Site | None = None,
 ) -> float:
     """Journal (durably) that a failed attempt is retried; when the next attempt starts."""
     next_at = now + spec.retry.delay_after(attempt)
@@ -211,6 +239,7 @@ async def _journal_retry(
         retry_at=next_at,
         began=began,
         now=now,
+        site=site,
     )
     await journal.append(encode(failed))
     return next_at
@@ -219,7 +248,7 @@ async def _journal_retry(
 def _intent_later(
     loop: asyncio.AbstractEventLoop,
     journal: Journal,
-    attempt: tuple[ActivitySpec, int, str, int],
+    attempt: tuple[ActivitySpec, int, str, int, records.Site | None],
     began: float,
 ) -> asyncio.TimerHandle:
     """Journal the attempt's intent if it still runs after INTENT_AFTER (for readers).
@@ -281,18 +310,20 @@ def _unstorable_result(
     return unstorable
 
 
-def _intent(spec: ActivitySpec, step: int, digest: str, attempt: int, at: float) -> bytes:
-    return encode(records.scheduled(step, spec.name, digest, attempt, now=at))
+def _intent(attempt: tuple[ActivitySpec, int, str, int, records.Site | None], at: float) -> bytes:
+    """The "sched" of an attempt: (spec, step, digest, attempt number, call site)."""
+    spec, step, digest, number, site = attempt
+    return encode(records.scheduled(step, spec.name, digest, number, now=at, site=site))
 
 
 def _write_intent(
-    journal: Journal, attempt: tuple[ActivitySpec, int, str, int], began: float
+    journal: Journal, attempt: tuple[ActivitySpec, int, str, int, records.Site | None], began: float
 ) -> None:
     """The attempt is still running: say so in the journal (for a resume, and for readers)."""
     # A failed or closed journal: the outcome says so. A simulated crash: the test's kill
     # already stopped the run; nothing is left to tell.
     with contextlib.suppress(DurableError, SimulatedCrash):
-        journal.write(_intent(*attempt, began))
+        journal.write(_intent(attempt, began))
 
 
 def in_doubt_outcome(step: int, spec: ActivitySpec, digest: str, at: float) -> bytes:

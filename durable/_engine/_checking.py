@@ -51,7 +51,12 @@ class NoChildren:
     """Children of a replayed workflow: their recorded outcomes replay; nothing starts."""
 
     def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        parent: str,
+        trace: dict[str, str] | None = None,
     ) -> asyncio.Future[Any]:
         raise AssertionError("replay verification must not start a child workflow")
 

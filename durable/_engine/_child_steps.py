@@ -82,12 +82,13 @@ class ChildSteps:
                 now=self._now(),
                 child=child.workflow_id,
                 detached=child.detached,
+                site=command.site,
             )
             self._journal.write(encode(intent))
             if not child.detached:
                 self.open[command.step] = child.workflow_id
         started = self._children.begin(
-            child.target, child.workflow_id, child.arguments, self._workflow_id
+            child.target, child.workflow_id, child.arguments, self._workflow_id, child.trace
         )
         return self._outcome(command, started)
 

@@ -52,6 +52,9 @@ class Step:
             number, so the numbers shown skip it).
         child_id: a child workflow's id.
         detached: a child started detached (its parent's end does not cancel it).
+        site: where the workflow's code asked for it, {file, line, function} (None: not
+            journaled, by durable before call sites, or a timer asked for from a task's
+            first await).
     """
 
     step: int
@@ -67,6 +70,7 @@ class Step:
     timeout_at: float | None = None
     child_id: str | None = None
     detached: bool = False
+    site: dict[str, Any] | None = None
 
 
 @dataclass
@@ -144,6 +148,8 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
     waiting: list[Step] = []  # event waits not answered yet, oldest first
     timeouts: dict[int, Step] = {}  # a wait's timeout timer's step -> the wait
     previous: records.Record = start
+    sites: dict[int, dict[str, Any]] = {}  # call sites by number (`wp`... of their first step)
+    site_of: dict[int, int] = {}  # step -> its call site's number
     for record in journal[1:]:
         kind = record.get("k")
         at = record.get("t", last_time)
@@ -158,10 +164,20 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
             if wait.state == "waiting":
                 wait.ended, wait.state = record.get("t"), "timed out"
                 waiting.remove(wait)
-        elif kind != records.PATCH:
+        elif kind not in (records.PATCH, records.RUN):
             _step_record(steps, waiting, record, last_time)
+            if "w" in record:
+                site_of[record["s"]] = record["w"]
+                if "wp" in record:
+                    sites[record["w"]] = {
+                        "file": record["wp"],
+                        "line": record["wl"],
+                        "function": record["wn"],
+                    }
         last_time = max(last_time, at)
         previous = record
+    for number, site in site_of.items():  # (a site may be named after a step uses it)
+        steps[number].site = sites.get(site)
     built.steps = [steps[number] for number in sorted(steps)]
     return built
 

@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import NonDeterminismError
 from ._context import user_call_site
 from ._replay import RecordedStep
+from ._sites import CallSites
 from ._steps import Command
 
 
@@ -31,9 +32,15 @@ class Diverged(BaseException):
 class StepsInFlight:
     """Step numbers, the check against the journal, and the steps not delivered yet."""
 
-    def __init__(self, workflow_id: str, recorded: dict[int, RecordedStep]) -> None:
+    def __init__(
+        self,
+        workflow_id: str,
+        recorded: dict[int, RecordedStep],
+        sites: dict[tuple[str, int, str], int] | None = None,
+    ) -> None:
         self._workflow_id = workflow_id
-        self._recorded = recorded  # what the journal holds about each step (read only)
+        self.sites = CallSites(sites or {})  # where the code asked for each step (`w`...)
+        self.recorded = recorded  # what the journal holds about each step (read only)
         self.next = 0  # the number the next step gets
         self.pending: dict[int, Command] = {}  # asked for, outcome not delivered, by step
         self.activities = 0  # how many of `pending` are activities (children count too)
@@ -41,6 +48,7 @@ class StepsInFlight:
         self.backing_off = 0  # pending activities waiting out a retry back-off on the clock
         self.closed = False  # the run is torn down: asking for a step unwinds the code
         self.divergence: NonDeterminismError | None = None  # the first step that differed
+        self.asked: dict[int, Any] | None = None  # (checks only) each step's ActivitySpec
 
     def begin(self, kind: str, name: str, digest: str, when: float = 0.0) -> int:
         """The number of the step the code asks for now, checked against the journal's.
@@ -53,7 +61,7 @@ class StepsInFlight:
             raise Evicted()
         step = self.next
         self.next = step + 1
-        recorded = self._recorded.get(step)
+        recorded = self.recorded.get(step)
         if recorded is not None and (
             recorded.kind != kind or recorded.name != name or recorded.digest != digest
         ):

@@ -10,16 +10,16 @@ post, and the margin their records need (the mailroom refuses what no journal co
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from .._encoding import encode
 from .._errors import SerializationError
 from . import _records as records
+from ._log_fields import durable_logger
 from ._ports import InboxReader
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 # What the record that wraps an inbox message adds to it, at most: the message's own keys
 # become the record's, plus `q` (an inbox position) and a new `t` (about 20 bytes). A
@@ -131,7 +131,10 @@ def record_of(
         if message["k"] == records.CANCEL:
             record = records.cancel(position, message["m"], now, message.get("id"))
         else:
-            record = records.event(position, message["n"], message["p"], now, message.get("id"))
+            carrier = records.trace_carrier(message["tc"]) if "tc" in message else None
+            record = records.event(
+                position, message["n"], message["p"], now, message.get("id"), carrier=carrier
+            )
         try:
             encoded = encode(record, context=f"inbox message {position}")
         except SerializationError as error:
@@ -147,10 +150,20 @@ def record_of(
     return encode(records.skip_record(position, problem, now)), problem
 
 
-def event_message(name: str, payload: Any, event_id: str | None, now: float) -> bytes:
-    """An inbox message carrying an event (SerializationError if the payload has no form)."""
+def event_message(
+    name: str,
+    payload: Any,
+    event_id: str | None,
+    now: float,
+    carrier: dict[str, str] | None = None,
+) -> bytes:
+    """An inbox message carrying an event (SerializationError if the payload has no form).
+
+    `carrier`: the sender's trace context (a runtime with OpenTelemetry on); a malformed
+    one from another sender is dropped when the runner journals the event, never refused.
+    """
     return encode(
-        records.event_message(name, payload, event_id, now),
+        records.event_message(name, payload, event_id, now, carrier),
         context=f"the payload of event {name!r}",
     )
 

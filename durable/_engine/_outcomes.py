@@ -89,6 +89,13 @@ class Finished:
             raise self.error
         return self.result
 
+    @property
+    def how(self) -> str:
+        """How it ended: "completed", "failed" or "cancelled" (as the journal's end says)."""
+        if self.error is None:
+            return "completed"
+        return "cancelled" if isinstance(self.error, WorkflowCancelled) else "failed"
+
     @classmethod
     def of(
         cls,

@@ -16,9 +16,16 @@ class Children(Protocol):
     """How a run starts and cancels child workflows (the runtime provides it)."""
 
     def begin(
-        self, target: Any, workflow_id: str, arguments: list[Any], parent: str
+        self,
+        target: Any,
+        workflow_id: str,
+        arguments: list[Any],
+        parent: str,
+        trace: dict[str, str] | None = None,
     ) -> asyncio.Future[Any]:
         """Start (or resume, or join) the child now, in work the runtime owns; its start.
+
+        `trace`: the step's trace carrier, for a new child's start record (its parent span).
 
         Called as the step starts, so the start outlives the parent's run: a parent that
         ends at once still finds it under way (end_with_parent waits for it).

@@ -44,6 +44,17 @@ ov: the step whose result was overridden, n: records copied after the start reco
 fork copies the source's records; its copied inbox records carry `f: 1` (their `q` is the
 source's inbox position, not this journal's: they take no position of its own inbox); an
 overridden step's "done" carries `ov: 1`.
+    run    {k, tc: trace carrier, t}        a run went live, traced (the next run links to it)
+
+Trace carriers (`tc`, on start, event and run records, and on inbox event messages) are
+small maps of text to text (W3C `traceparent`, `tracestate`, `baggage`), written only by a
+runtime with OpenTelemetry on: the starter's or sender's context, or a run's own. Step
+records (sched, retry, done, timer, wait, status) may carry their call site: `w`, the site's
+number (the step that first asked from there), and on that first step's records also `wp`
+file, `wl` line, `wn` function: where the workflow's code asked for the step. A journal
+names each site once however many steps come from it. Both arrived together (journals
+before them have neither; replay ignores both, and readers of older versions ignore the
+site keys).
 
 A "sched" is written only when it matters: before an at_most_once attempt (synced), or once
 an attempt is still running a loop iteration after it started. The first record of a step
@@ -110,12 +121,14 @@ SKIP = "skip"
 RESUME = "resume"
 LINK = "link"
 OPERATED = frozenset({RESUME, LINK})  # an operator's records: never delivered, no step's
+RUN = "run"
 SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 DELIVERED = frozenset({DONE, FIRED, EVENT, CANCEL})
 FROM_INBOX = frozenset({EVENT, CANCEL, SKIP})  # take an inbox position; no step's outcome
 STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS, STREAM})  # of a step `s`
 STREAMED = frozenset({STREAM, EMIT})  # a value of a named stream (`sn`)
+NOTES = frozenset({RUN})  # for readers only: no step, no inbox position; replay skips
 KNOWN = frozenset(
     {
         START,
@@ -135,9 +148,12 @@ KNOWN = frozenset(
         END,
         RESUME,
         LINK,
+        RUN,
     }
 )
 LINK_KINDS = frozenset({"fork", "restart"})  # a link's `how`, a start's `from.how`
+CARRIER_ENTRIES = 16  # a trace carrier's most entries
+CARRIER_TEXT = 8192  # and the longest key or value (baggage may be long; tracestate is 512)
 CHILD_PREFIX = "child:"
 # Errors of a child step: they name the child. "child-id-in-use": the id belongs to a run
 # that is not this call's (other workflow, other arguments, another parent).
@@ -183,6 +199,7 @@ class StartRecord(TypedDict):
     carry: NotRequired[list[list[Any]]]
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
     # (`from`, an Origin, is a keyword: set it with start(**{"from": ...}))
+    tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
 
 
 class ScheduledRecord(TypedDict):
@@ -194,6 +211,7 @@ class ScheduledRecord(TypedDict):
     t: float
     id: NotRequired[str]  # a child workflow's id
     dt: NotRequired[int]  # 1: the child was started detached (it outlives its parent)
+    w: NotRequired[int]  # the call site's number (and on its first step, wp / wl / wn)
 
 
 class RetryRecord(TypedDict):
@@ -206,6 +224,7 @@ class RetryRecord(TypedDict):
     at: float
     b: NotRequired[float]
     t: float
+    w: NotRequired[int]
 
 
 class DoneRecord(TypedDict):
@@ -218,6 +237,7 @@ class DoneRecord(TypedDict):
     e: NotRequired[ErrorInfo]  # the error
     b: NotRequired[float]
     t: float
+    w: NotRequired[int]
 
 
 class TimerRecord(TypedDict):
@@ -225,6 +245,7 @@ class TimerRecord(TypedDict):
     s: int
     at: float
     x: NotRequired[int]
+    w: NotRequired[int]
 
 
 class FiredRecord(TypedDict):
@@ -238,6 +259,7 @@ class WaitRecord(TypedDict):
     s: int
     n: str
     x: NotRequired[int]
+    w: NotRequired[int]
 
 
 class EventRecord(TypedDict):
@@ -247,6 +269,7 @@ class EventRecord(TypedDict):
     p: Any
     t: float
     id: NotRequired[str]
+    tc: NotRequired[dict[str, str]]  # the sender's trace carrier
 
 
 class CancelRecord(TypedDict):
@@ -268,6 +291,18 @@ class StatusRecord(TypedDict):
     k: str
     s: int
     v: Any
+    t: float
+    w: NotRequired[int]
+
+
+Site = dict[str, Any]  # a step's call site keys: {w} or {w, wp, wl, wn} (the first step's)
+
+
+class RunRecord(TypedDict):
+    """A traced run went live here: its context, for the next run's link."""
+
+    k: str
+    tc: dict[str, str]
     t: float
 
 
@@ -350,6 +385,7 @@ class EventMessage(TypedDict):
     p: Any
     id: str | None
     t: float
+    tc: NotRequired[dict[str, str]]
 
 
 class CancelMessage(TypedDict):
@@ -393,11 +429,12 @@ def scheduled(
     now: float,
     child: str | None = None,
     detached: bool = False,
+    site: Site | None = None,
 ) -> ScheduledRecord:
     """An attempt under way (an at_most_once intent, a long one, a child's start).
 
     `detached` (children only; default False, and what a record without `dt` means): the
-    child is not cancelled when its parent ends.
+    child is not cancelled when its parent ends. `site`: the call site's keys (`w`...).
     """
     record: ScheduledRecord = {
         "k": SCHEDULED,
@@ -411,6 +448,8 @@ def scheduled(
         record["id"] = child
         if detached:
             record["dt"] = 1
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
     return record
 
 
@@ -424,9 +463,10 @@ def retry(
     retry_at: float,
     began: float,
     now: float,
+    site: Site | None = None,
 ) -> RetryRecord:
     """A failed attempt that will be tried again at `retry_at`."""
-    return {
+    record: RetryRecord = {
         "k": RETRY,
         "s": step,
         "a": activity,
@@ -437,6 +477,9 @@ def retry(
         "b": began,
         "t": now,
     }
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def done(
@@ -449,6 +492,7 @@ def done(
     result: Any = None,
     error: ErrorInfo | None = None,
     began: float | None = None,
+    site: Site | None = None,
 ) -> DoneRecord:
     """A step's outcome: its result, or (`error` given) its failure."""
     record: dict[str, Any]  # (built in the order it always was: the same bytes as before)
@@ -459,19 +503,27 @@ def done(
     if began is not None:
         record["b"] = began
     record["t"] = now
+    if site is not None:
+        record.update(site)
     return cast(DoneRecord, record)
 
 
-def timer(step: int, fire_at: float) -> TimerRecord:
-    return {"k": TIMER, "s": step, "at": fire_at}
+def timer(step: int, fire_at: float, site: Site | None = None) -> TimerRecord:
+    record: TimerRecord = {"k": TIMER, "s": step, "at": fire_at}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def fired(step: int, now: float) -> FiredRecord:
     return {"k": FIRED, "s": step, "t": now}
 
 
-def wait(step: int, name: str) -> WaitRecord:
-    return {"k": WAIT, "s": step, "n": name}
+def wait(step: int, name: str, site: Site | None = None) -> WaitRecord:
+    record: WaitRecord = {"k": WAIT, "s": step, "n": name}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
 
 
 def let_go(record: TimerRecord | WaitRecord) -> TimerRecord | WaitRecord:
@@ -479,10 +531,20 @@ def let_go(record: TimerRecord | WaitRecord) -> TimerRecord | WaitRecord:
     return {**record, "x": 1}  # type: ignore[return-value]
 
 
-def event(position: int, name: str, payload: Any, now: float, event_id: Any = None) -> EventRecord:
+def event(
+    position: int,
+    name: str,
+    payload: Any,
+    now: float,
+    event_id: Any = None,
+    *,
+    carrier: dict[str, str] | None = None,
+) -> EventRecord:
     record: EventRecord = {"k": EVENT, "q": position, "n": name, "p": payload, "t": now}
     if event_id is not None:
         record["id"] = event_id
+    if carrier is not None:
+        record["tc"] = carrier
     return record
 
 
@@ -498,8 +560,16 @@ def skip_record(position: int, reason: str, now: float) -> SkipRecord:
     return {"k": SKIP, "q": position, "reason": reason[:SKIP_REASON_LIMIT], "t": now}
 
 
-def status(step: int, value: Any, now: float) -> StatusRecord:
-    return {"k": STATUS, "s": step, "v": value, "t": now}
+def status(step: int, value: Any, now: float, site: Site | None = None) -> StatusRecord:
+    record: StatusRecord = {"k": STATUS, "s": step, "v": value, "t": now}
+    if site is not None:
+        record.update(site)  # type: ignore[typeddict-item]
+    return record
+
+
+def run(carrier: dict[str, str], now: float) -> RunRecord:
+    """A traced run went live: its own context (the next run's span links to it)."""
+    return {"k": RUN, "tc": carrier, "t": now}
 
 
 def stream_value(step: int, name: str, value: Any, now: float) -> StreamRecord:
@@ -581,8 +651,22 @@ def _who(record: Any, by: str | None, reason: str | None) -> None:
         record["m"] = reason
 
 
-def event_message(name: str, payload: Any, event_id: str | None, now: float) -> EventMessage:
-    return {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
+def event_message(
+    name: str,
+    payload: Any,
+    event_id: str | None,
+    now: float,
+    carrier: dict[str, str] | None = None,
+) -> EventMessage:
+    message: EventMessage = {"k": EVENT, "n": name, "p": payload, "id": event_id, "t": now}
+    if carrier is not None:
+        message["tc"] = carrier
+    return message
+
+
+def trace_carrier(value: Any) -> dict[str, str] | None:
+    """`value` if it is a trace carrier this schema takes (else None: a sender's, dropped)."""
+    return value if _carrier_problem(value) is None else None
 
 
 def cancel_message(reason: str, request_id: str | None, now: float) -> CancelMessage:
@@ -666,6 +750,35 @@ def _step_problem(record: Record) -> str | None:
     return None if _is_count(record.get("s")) else "its step 's' is not an int >= 0"
 
 
+def _carrier_problem(carrier: Any) -> str | None:
+    """A trace carrier: at most CARRIER_ENTRIES text keys and values, none too long."""
+    if type(carrier) is not dict or len(carrier) > CARRIER_ENTRIES:
+        return f"its trace carrier 'tc' is not a map of at most {CARRIER_ENTRIES} entries"
+    for key, value in carrier.items():
+        if (
+            type(key) is not str
+            or type(value) is not str
+            or len(key) > CARRIER_TEXT
+            or len(value) > CARRIER_TEXT
+        ):
+            return "its trace carrier 'tc' holds something other than short text"
+    return None
+
+
+def _site_problem(record: Record) -> str | None:
+    """A step record's call site keys, when there: `w` a count; `wp`, `wl`, `wn` all or none."""
+    if "w" in record and not _is_count(record["w"]):
+        return "its call site 'w' is not an int >= 0"
+    if ("wp" in record or "wl" in record or "wn" in record) and not (
+        "w" in record
+        and type(record.get("wp")) is str
+        and _is_count(record.get("wl"))
+        and type(record.get("wn")) is str
+    ):
+        return "its call site ('wp' path, 'wl' line, 'wn' function) is incomplete"
+    return None
+
+
 def _carry_problem(carry: Any) -> str | None:
     if type(carry) is not list:
         return "its 'carry' is not a list"
@@ -688,8 +801,9 @@ def _check_start(record: Record) -> str | None:
         "dl" in record and not _is_moment(record["dl"])
     ):
         return "its 'parent' is not text, or its deadline 'dl' not a number"
-    if "carry" in record and (problem := _carry_problem(record["carry"])) is not None:
-        return problem
+    for key, problem_of in (("tc", _carrier_problem), ("carry", _carry_problem)):
+        if key in record and (problem := problem_of(record[key])) is not None:
+            return problem
     return _origin_problem(record["from"]) if "from" in record else None
 
 
@@ -747,7 +861,7 @@ def _check_scheduled(record: Record) -> str | None:
         return "its 'dt' (detached) is not 0 or 1"
     if "dt" in record and "id" not in record:
         return "its 'dt' (detached) is on a step that names no child"
-    return _names_problem(record, required=True)
+    return _names_problem(record, required=True) or _site_problem(record)
 
 
 def _check_retry(record: Record) -> str | None:
@@ -759,7 +873,11 @@ def _check_retry(record: Record) -> str | None:
         or ("b" in record and not _is_time(record["b"]))
     ):
         return "its step 's', attempt 'n' or a time ('t', 'at', 'b') is missing or wrong"
-    return _names_problem(record, required=False) or _error_problem(record.get("e"))
+    return (
+        _names_problem(record, required=False)
+        or _error_problem(record.get("e"))
+        or _site_problem(record)
+    )
 
 
 def _check_done(record: Record) -> str | None:
@@ -781,6 +899,8 @@ def _check_done(record: Record) -> str | None:
         type(record.get("a")) is str and type(record.get("d")) is str
     ):
         return "its activity name 'a' or digest 'd' is missing or not text"
+    if "w" in record and (problem := _site_problem(record)) is not None:
+        return problem
     if "e" in record:
         return _error_problem(record["e"])
     return None if "r" in record else "it has neither a result 'r' nor an error 'e'"
@@ -789,7 +909,7 @@ def _check_done(record: Record) -> str | None:
 def _check_timer(record: Record) -> str | None:
     if not _is_moment(record.get("at")):
         return "its fire time 'at' is missing or not a number"
-    return _step_problem(record) or _untimed_problem(record)
+    return _step_problem(record) or _untimed_problem(record) or _site_problem(record)
 
 
 def _untimed_problem(record: Record) -> str | None:
@@ -806,7 +926,7 @@ def _check_fired(record: Record) -> str | None:
 def _check_wait(record: Record) -> str | None:
     if type(record.get("n")) is not str:
         return "its event name 'n' is missing or not text"
-    return _step_problem(record) or _untimed_problem(record)
+    return _step_problem(record) or _untimed_problem(record) or _site_problem(record)
 
 
 def _check_event(record: Record) -> str | None:
@@ -818,7 +938,7 @@ def _check_event(record: Record) -> str | None:
         return "its event name 'n' or payload 'p' is missing"
     if record.get("id") is not None and type(record["id"]) is not str:
         return "its event id 'id' is not text"
-    return None
+    return _carrier_problem(record["tc"]) if "tc" in record else None
 
 
 def _check_cancel(record: Record) -> str | None:
@@ -842,7 +962,13 @@ def _check_skip(record: Record) -> str | None:
 def _check_status(record: Record) -> str | None:
     if not _is_time(record.get("t")) or "v" not in record:
         return "its value 'v' or time 't' is missing or of the wrong type"
-    return _step_problem(record)
+    return _step_problem(record) or _site_problem(record)
+
+
+def _check_run(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _carrier_problem(record.get("tc"))
 
 
 def _check_stream(record: Record) -> str | None:
@@ -897,6 +1023,7 @@ _CHECKS: dict[str, _Check] = {
     END: _check_end,
     RESUME: _check_resume,
     LINK: _check_link,
+    RUN: _check_run,
 }
 
 

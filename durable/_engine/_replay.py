@@ -183,9 +183,11 @@ class JournalIndex:
         parent: str | None = None,
         path: str | None = None,
         execution_timeout: float | None = None,
+        trace: dict[str, str] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self._execution_timeout = execution_timeout  # (a new journal's: sets its deadline)
+        self._trace = trace  # (a new journal's start record: the starter's trace carrier)
         self._path = path or workflow_id  # the journal's location, for errors
         self._parent = parent
         self.workflow_name = workflow_name
@@ -193,6 +195,9 @@ class JournalIndex:
         self.events: list[dict[str, Any]] = []  # delivered records, in journal order
         self.finished: dict[str, Any] | None = None  # the "end" record
         self.new_start_record: bytes | None = None  # to write, for a new journal
+        self.last_run: dict[str, str] | None = None  # the last `run` record's trace carrier
+        # The call sites the journal names: (file, line, function) -> number (`w`)
+        self.sites: dict[tuple[str, int, str], int] = {}
         with collector_paused():  # decoding builds many objects that all stay alive
             decoded = records.read_journal(stored, path=self._path)
             self.start = self._read_start(decoded, arguments, clock)
@@ -227,7 +232,9 @@ class JournalIndex:
             raise JournalCorrupted(
                 path=self._path, offset=0, reason="the journal has no start record"
             )
-        extra = {"parent": self._parent} if self._parent is not None else {}
+        extra: dict[str, Any] = {"parent": self._parent} if self._parent is not None else {}
+        if self._trace is not None:
+            extra["tc"] = self._trace
         self.new_start_record = start_record(
             self.workflow_name,
             self.workflow_id,
@@ -254,22 +261,18 @@ class JournalIndex:
                 continue
             if kind == records.EMIT:
                 continue  # an activity's stream value: its outcome is what replay delivers
+            if kind in records.NOTES:  # (a `run`)
+                self.last_run = record["tc"]
+                continue
             step: int = record["s"]
+            if "wp" in record:  # (the first step from a call site names it)
+                self.sites[(record["wp"], record["wl"], record["wn"])] = record["w"]
             recorded = self.steps.get(step)
             if kind in _STEP_KINDS and record.get("x") and recorded is not None:  # let go of
                 recorded.cancelled = True
                 continue
             if kind in _STEP_KINDS:  # a timer, wait, status or stream: its step's first record
-                if recorded is not None and recorded.kind != _STEP_KINDS[kind]:
-                    raise self._mixed(offset, step, kind, recorded)
-                if kind == records.TIMER:
-                    self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
-                elif kind == records.WAIT:
-                    self.steps[step] = RecordedStep(kind="wait", name=record["n"])
-                elif kind == records.STREAM:
-                    self.steps[step] = RecordedStep(kind="stream", name=record["sn"])
-                else:
-                    self.steps[step] = RecordedStep(kind="status")
+                self._index_first_record(offset, step, record, recorded)
                 continue
             if recorded is None:
                 if kind == records.FIRED:
@@ -292,6 +295,22 @@ class JournalIndex:
                     offset=offset,
                     reason=f"a {kind!r} record, which this version cannot replay",
                 )
+
+    def _index_first_record(
+        self, offset: int, step: int, record: records.Record, recorded: RecordedStep | None
+    ) -> None:
+        """A timer's, wait's, status's or stream value's step, from its first record."""
+        kind = record["k"]
+        if recorded is not None and recorded.kind != _STEP_KINDS[kind]:
+            raise self._mixed(offset, step, kind, recorded)
+        if kind == records.TIMER:
+            self.steps[step] = RecordedStep(kind="timer", fire_at=record["at"])
+        elif kind == records.WAIT:
+            self.steps[step] = RecordedStep(kind="wait", name=record["n"])
+        elif kind == records.STREAM:
+            self.steps[step] = RecordedStep(kind="stream", name=record["sn"])
+        else:
+            self.steps[step] = RecordedStep(kind="status")
 
     def _replayed(
         self, decoded: list[records.Record], stored: list[StoredRecord]

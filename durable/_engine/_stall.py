@@ -13,7 +13,6 @@ Knows nothing of journals.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -23,9 +22,10 @@ from typing import Protocol
 
 from .._asyncio_private import run_ready
 from ._context import _ASYNCIO, _PACKAGE
+from ._log_fields import durable_logger
 from ._loop import WorkflowLoop
 
-logger = logging.getLogger("durable")
+logger = durable_logger()
 
 _STEP_CODE = WorkflowLoop.run_until_idle.__code__  # where a step starts, on the host thread
 _DOOR = run_ready.__code__.co_filename  # the door to asyncio (run_ready runs the step's handles)

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ._observer import StepScope
 from ._specs import ActivitySpec
 
 
@@ -26,6 +27,8 @@ class Command:
         "future",
         "handle",
         "host",
+        "scope",
+        "site",
         "spec",
         "step",
     )
@@ -54,6 +57,8 @@ class Command:
         self.event = event
         self.child = child
         self.host: asyncio.Task[None] | asyncio.Handle | InlineStart | None = None
+        self.site: dict[str, Any] | None = None  # its call site's keys (`w`...: _sites)
+        self.scope: StepScope | None = None  # the observer's, for a step started live
 
 
 class ChildCall:
@@ -63,7 +68,7 @@ class ChildCall:
     `call_site`: where the code called run_child (for ChildIdInUse).
     """
 
-    __slots__ = ("arguments", "call_site", "detached", "target", "workflow_id")
+    __slots__ = ("arguments", "call_site", "detached", "target", "trace", "workflow_id")
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class ChildCall:
         self.arguments = arguments
         self.detached = detached
         self.call_site = call_site
+        self.trace: dict[str, str] | None = None  # its start record's `tc`: the step's context
 
 
 class ContinueAsNew(BaseException):

@@ -42,6 +42,47 @@ def encode_value(record: Any, name: str, activity: str | None) -> bytes:
         raise
 
 
+class RunStreams:
+    """A run's stream output: the record limit, the news of a write, the activities' sink."""
+
+    def __init__(
+        self, *, record_limit: int, location: str, written: Callable[[], None] | None
+    ) -> None:
+        """`written`: called once values were written (wakes readers in this process)."""
+        self.record_limit = record_limit
+        self._location = location
+        self._written = written
+        self._pending = False  # a workflow-code append is among the run's deferred records
+
+    def checked(self, payload: bytes) -> bytes:
+        """A workflow-code append's record, checked against the store's record limit.
+
+        Raises:
+            RecordTooLarge: its record would exceed the store's max_record_size.
+        """
+        if len(payload) > self.record_limit:
+            raise RecordTooLarge(path=self._location, size=len(payload), limit=self.record_limit)
+        self._pending = True
+        return payload
+
+    def deferred_written(self) -> None:
+        """The run wrote its deferred records: tell readers if a stream value was among them."""
+        if self._pending:
+            self._pending = False
+            if self._written is not None:
+                self._written()
+
+    def sink(self, journal: Journal, now: Callable[[], float]) -> StreamSink:
+        """Where the run's activities append (any thread)."""
+        return StreamSink(
+            journal,
+            record_limit=self.record_limit,
+            now=now,
+            location=self._location,
+            written=self._written,
+        )
+
+
 class StreamSink:
     """Where the activities of one run append stream values: the run's journal, any thread."""
 

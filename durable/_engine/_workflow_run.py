@@ -22,16 +22,17 @@ import asyncio
 import contextvars
 import inspect
 import random
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
+from types import CodeType
 from typing import Any
 
 from .._asyncio_private import current_task, running_loop
 from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import (
     NonDeterminismError,
-    RecordTooLarge,
     SerializationError,
     WorkflowDefinitionError,
 )
@@ -49,6 +50,7 @@ from ._in_flight import Diverged, Evicted, StepsInFlight
 from ._inbox_cursor import InboxCursor
 from ._lifecycle import Lifecycle
 from ._loop import StepTimer, WorkflowLoop
+from ._observer import Carrier, Observer, Observing
 from ._outcomes import (
     ContinuedAsNew,
     Finished,
@@ -64,10 +66,11 @@ from ._outcomes import (
 from ._patches import Patches
 from ._ports import Children, InboxReader
 from ._replay import JournalIndex, RecordedStep, digest_of
+from ._sites import timer_site
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
 from ._steps import ChildCall, Command, CommandFuture, ContinueAsNew, RecordedOutcome
-from ._streams import StreamSink, check_stream_name, current_sink, encode_value
+from ._streams import RunStreams, check_stream_name, current_sink, encode_value
 
 
 class WorkflowRun:
@@ -92,6 +95,9 @@ class WorkflowRun:
         watch: StallWatch | None = None,
         asked: dict[int, ActivitySpec] | None = None,
         streamed: Callable[[], None] | None = None,
+        observer: Observer | None = None,
+        trace: Carrier | None = None,
+        previous_run: Carrier | None = None,
     ) -> None:
         """Prepare a run; `arguments` is None when resuming from the journal's start record.
 
@@ -101,7 +107,10 @@ class WorkflowRun:
         time); a journal that has a start record keeps its own. `watch` marks each step, for
         the runtime's stall watchdog. `asked` (checks only) collects the activity each step
         called, by step. `streamed` is called once stream records were written (readers in
-        this process may look at once).
+        this process may look at once). `observer`: told of the run once it goes live (see
+        `_observer`); `trace`: a new journal's start record's `tc` (the starter's context);
+        `previous_run`: the context of the run before this one, when the journal has none
+        (the previous generation's).
 
         Raises:
             JournalCorrupted: a record is not one this version understands.
@@ -112,16 +121,13 @@ class WorkflowRun:
         self.spec = spec
         self.workflow_id = workflow_id
         self._journal = journal
-        self._clock = clock  # durable timers and retry back-offs
-        self._now = clock.time  # every journaled timestamp
+        self._clock = clock  # durable timers, retry back-offs and every journaled timestamp
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
-        self._asked = asked
-        self._record_limit = record_limit
-        self._streamed = streamed
-        self._stream_written = False  # a workflow-code append is among `_deferred`
-        self._location = location or workflow_id
+        self._streams = RunStreams(
+            record_limit=record_limit, location=location or workflow_id, written=streamed
+        )
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -131,9 +137,9 @@ class WorkflowRun:
             parent=parent,
             path=location,  # (the journal's path or place, for errors: else the id)
             execution_timeout=execution_timeout,
+            trace=trace,
         )
         self.finished = index.finished  # the journal's end record: nothing to run
-        self._recorded = index.steps  # what the journal holds about each step (read only)
         self._replay_index = 0  # the next recorded event to deliver
         start = index.start
         self.start_time: float = start["t"]
@@ -147,7 +153,8 @@ class WorkflowRun:
         self.delivered = 0  # journaled events (outcomes, firings, messages) processed so far
         self._deferred: list[bytes] = []  # bookkeeping records to write once live
         self._packer = PlainPacker()  # (this run's records and arguments, on its thread)
-        self._steps = StepsInFlight(workflow_id, index.steps)
+        self._steps = StepsInFlight(workflow_id, index.steps, index.sites)
+        self._steps.asked = asked
         self._life = Lifecycle()
         self._drain = Drain()
         self._inbox = InboxCursor(
@@ -166,11 +173,29 @@ class WorkflowRun:
             open_children=index.open_children(),
         )
         self._patches = Patches(index.patches, max(index.steps, default=-1))
+        # (with an observer; None: none. One attribute: see Observing)
+        self._observing = (
+            None if observer is None else Observing(observer, index.last_run or previous_run)
+        )
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
             start_time=self.start_time, scheduler=self, owner=self
         )
 
     # -- what the runtime reads -----------------------------------------------------------
+
+    @property
+    def trace_carrier(self) -> Carrier | None:
+        """This run's trace context once it went live, observed (the next run links to it)."""
+        return self._observing.carrier if self._observing is not None else None
+
+    def hint_timer_site(self, code: CodeType, offset: int) -> None:
+        """durable.sleep's call site: the timer its asyncio.sleep asks for now is from there."""
+        self._steps.sites.timer_hint = (code, offset)
+
+    @property
+    def starter(self) -> Carrier | None:
+        """The trace carrier of whoever started the workflow (its start record's `tc`)."""
+        return self._index.start.get("tc")
 
     @property
     def deadline(self) -> float | None:
@@ -200,6 +225,29 @@ class WorkflowRun:
     async def execute(self) -> RunOutcome:
         """Replay, then run live until the workflow ends or only sleeps; how it stands then.
 
+        See `_execute`; with an observer, the live run it observed is told how it ended.
+        """
+        observing = self._observing
+        if observing is None:
+            return await self._execute()
+        began = time.time_ns()  # (the span's start: wall time, whatever the run's clock)
+        try:
+            outcome = await self._execute(began)
+        except BaseException as error:
+            if observing.run is not None:
+                observing.run.ended("stopped", error)
+            raise
+        if observing.run is not None:
+            if isinstance(outcome, Finished):
+                observing.run.ended(outcome.how, outcome.error)
+            else:
+                how = "suspended" if isinstance(outcome, Suspended) else "continued"
+                observing.run.ended(how, None)
+        return outcome
+
+    async def _execute(self, began: int = 0) -> RunOutcome:
+        """Replay, then run live until the workflow ends or only sleeps; how it stands then.
+
         Returns:
             Finished: the workflow returned, raised or was cancelled (now or in a recorded
                 earlier run): its result, or the WorkflowFailed / WorkflowCancelled for it.
@@ -226,6 +274,8 @@ class WorkflowRun:
         try:
             self._replay(main)
             life.live = True
+            if self._observing is not None:
+                self._observe(self._observing, began)
             if self._past_deadline():  # its cancellation is in the inbox: take it first
                 await self.take_inbox()
             self._start_new()
@@ -245,6 +295,22 @@ class WorkflowRun:
             return await self._finish(main)
         finally:
             self._teardown()
+
+    def _observe(self, observing: Observing, began: int) -> None:
+        """The run went live: its observer, and a `run` record of its context (page cache)."""
+        start = self._index.start
+        observed = observing.run = observing.observer.run_began(
+            workflow_id=self.workflow_id,
+            workflow_name=self.spec.name,
+            generation=self.generation,
+            parent=start.get("tc"),
+            previous=observing.previous,
+            replayed=self.delivered,
+            began=began,
+        )
+        carrier = observing.carrier = observed.carrier()
+        if carrier:
+            self._journal.write(encode(records.run(carrier, self._clock.time())))
 
     def _start_main(self) -> asyncio.Task[Any]:
         arguments = [
@@ -346,7 +412,7 @@ class WorkflowRun:
         life = self._life
         return (
             deadline is not None
-            and deadline <= self._now()
+            and deadline <= self._clock.time()
             and life.cancel_reason is None
             and not life.main_done()
         )
@@ -361,7 +427,7 @@ class WorkflowRun:
             or self._inbox.pulling
         ):
             return None
-        return wake_at if wake_at - self._now() > self._suspend_after else None
+        return wake_at if wake_at - self._clock.time() > self._suspend_after else None
 
     def _step(self) -> None:
         watch = self._watch
@@ -388,7 +454,7 @@ class WorkflowRun:
         step = event["s"]
         steps = self._steps
         if step >= steps.next:
-            recorded = self._recorded.get(step)
+            recorded = self._steps.recorded.get(step)
             what = recorded.description if recorded else "an outcome"
             raise NonDeterminismError(
                 workflow_id=self.workflow_id,
@@ -404,6 +470,12 @@ class WorkflowRun:
         command = steps.forget(step)
         if command is None:
             return  # cancelled by the workflow before this outcome: ignored alike on replay
+        if command.scope is not None:  # (a step started live, observed)
+            error = event.get("e")
+            if error is None:
+                command.scope.ended("fired" if kind == records.FIRED else "completed")
+            else:
+                command.scope.ended("failed", error.get("type"))
         self.loop.set_time(event["t"])
         if kind == records.FIRED:
             assert command.handle is not None
@@ -433,7 +505,12 @@ class WorkflowRun:
         if message["k"] == records.EVENT:
             step = self.events.deliver(message["n"], message.get("p"))
             if step is not None:
-                self._steps.forget(step)
+                command = self._steps.forget(step)
+                if command is not None and command.scope is not None:
+                    command.scope.ended("received", link=message.get("tc"))
+            observing = self._observing
+            if observing is not None and observing.run is not None and self._life.live:
+                observing.run.event_taken(message["n"], message.get("tc"))
         else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
             reason = message.get("m", "cancelled")
             life = self._life
@@ -510,7 +587,7 @@ class WorkflowRun:
             if error_or_none is None:
                 try:
                     payload = encode(
-                        records.end_result(main.result(), self._now()),
+                        records.end_result(main.result(), self._clock.time()),
                         context=f"the result of workflow {self.spec.name!r}",
                     )
                 except SerializationError as unencodable:
@@ -522,7 +599,10 @@ class WorkflowRun:
                     return Finished.of(self.workflow_id, self.spec, end, None)
             elif isinstance(error_or_none, ContinueAsNew):
                 continued = records.end_continued(
-                    error_or_none.arguments, self._inbox.delivered, self.events.kept(), self._now()
+                    error_or_none.arguments,
+                    self._inbox.delivered,
+                    self.events.kept(),
+                    self._clock.time(),
                 )
                 payload = encode(continued, context="the arguments of continue_as_new")
                 await self._children.end_with_parent("continued as new")  # (per generation)
@@ -536,7 +616,8 @@ class WorkflowRun:
             raise error  # misuse (I/O in workflow code): fix the code and run again; not final
         cancelled = main.cancelled()
         timed_out = cancelled and self._life.timed_out
-        end = end_of_failure(error, cancelled=cancelled, now=self._now(), timed_out=timed_out)
+        now = self._clock.time()
+        end = end_of_failure(error, cancelled=cancelled, now=now, timed_out=timed_out)
         await self._children.end_with_parent("was cancelled" if cancelled else "failed")
         await self._journal.append(encode(end))
         return Finished.of(self.workflow_id, self.spec, end, error)
@@ -546,6 +627,11 @@ class WorkflowRun:
     def _teardown(self) -> None:
         """Stop what this run started: host tasks and timers, then the workflow's own tasks."""
         self._steps.close()
+        if self._observing is not None:  # (steps left in flight: unloaded, stopped, crashed)
+            for command in self._steps.pending.values():
+                if command.scope is not None:
+                    command.scope.ended("stopped")
+                    command.scope = None
         self._stop_host_work()
         self._life.let_go(self.loop)
 
@@ -595,7 +681,12 @@ class WorkflowRun:
     # -- commands from workflow code -------------------------------------------------------
 
     def request_activity(
-        self, spec: ActivitySpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: ActivitySpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        code: CodeType | None = None,
+        offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """Called from workflow code: a future for the outcome of the next step, or the outcome.
 
@@ -603,21 +694,27 @@ class WorkflowRun:
         it right after this call anyway: the next recorded event is this step's outcome and
         nothing else in the workflow is ready to run, so the loop would go idle at once.
         Sequential replay then runs without a task switch per step; the decisions are the
-        same, since no other workflow code could run in between.
+        same, since no other workflow code could run in between. `code` and `offset` (its
+        frame's f_lasti): where the workflow's code called (journaled with the step).
         """
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
             encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
         digest = blake2b(encoded, digest_size=8).hexdigest()  # (digest_of, inline)
         step = self._steps.begin("activity", spec.name, digest)
-        if self._asked is not None:
-            self._asked[step] = spec
+        if self._steps.asked is not None:
+            self._steps.asked[step] = spec
         recorded = self._recorded_outcome_now(step, spec)
         if recorded is not None:
             return recorded
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
+        sites = self._steps.sites
+        if code is sites.last_code and offset == sites.last_offset:  # (a loop: the same place)
+            command.site = sites.last_keys
+        elif code is not None:
+            command.site = sites.of(code, offset, step)
         if plain is not None and spec.plain_parameters and shareable(args, kwargs):
             command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
@@ -646,21 +743,32 @@ class WorkflowRun:
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._steps.begin("timer", "", "", when=handle.when())
         handle.step = step
-        self._steps.add(Command(step, None, handle))
+        command = Command(step, None, handle)
+        sites = self._steps.sites
+        found, sites.timer_hint = sites.timer_hint, None
+        if step not in self._steps.recorded:  # (a new timer: its record names its call site)
+            found = found or timer_site(_RUN_UNTIL_IDLE)
+            if found is not None:
+                command.site = sites.of(*found, step)
+        self._steps.add(command)
 
     def timer_cancelled(self, handle: StepTimer) -> None:
         command = self._steps.forget(handle.step)
         if command is None:
             return
-        recorded = self._recorded.get(handle.step)
+        if command.scope is not None:
+            command.scope.ended("stopped" if self._steps.closed else "cancelled")
+        recorded = self._steps.recorded.get(handle.step)
         if command.host is not None or recorded is not None:  # its timer record exists
             self._note_cancelled(records.timer(handle.step, command.fire_at))
+        else:
+            self._steps.sites.unused(command.site)  # (nothing of it written: the next names it)
         if command.host is not None:
             command.host.cancel()
 
     def _note_cancelled(self, record: records.TimerRecord | records.WaitRecord) -> None:
         """Journal that the code let go of a timer or a wait (for readers: describe)."""
-        recorded = self._recorded.get(record["s"])
+        recorded = self._steps.recorded.get(record["s"])
         if self._steps.closed or (recorded is not None and recorded.cancelled):
             return  # unloading is not the code letting go; or the journal says so already
         self._deferred.append(encode(records.let_go(record)))
@@ -671,34 +779,47 @@ class WorkflowRun:
         command = steps.forget(step)
         if command is None:
             return
+        if command.scope is not None:
+            command.scope.ended("stopped" if steps.closed else "cancelled")
         if command.event is not None:
             self.events.forget(command.event, step)
             self._note_cancelled(records.wait(step, command.event))
-        recorded = self._recorded.get(step)
+        recorded = self._steps.recorded.get(step)
         if command.child is not None and not steps.closed and not (recorded and recorded.outcome):
             self._children.cancel(command, f"its parent {self.workflow_id!r} was cancelled")
+        if command.host is None and command.event is None and recorded is None:
+            self._steps.sites.unused(command.site)  # (never started: nothing of it written)
         if command.host is not None:
             command.host.cancel()
 
-    def request_event(self, name: str) -> asyncio.Future[Any] | RecordedOutcome:
+    def request_event(
+        self, name: str, code: CodeType | None = None, offset: int = 0
+    ) -> asyncio.Future[Any] | RecordedOutcome:
         """The next event named `name`: at once if one was delivered and not taken yet."""
         found, payload = self.events.take(name)
         step = self._steps.begin("wait", name, "")
         if found:
             return RecordedOutcome(payload, None)
         future = CommandFuture(self.loop, step, self.command_cancelled)
-        self._steps.wait(Command(step, future, None, event=name))
+        command = Command(step, future, None, event=name)
+        self._steps.wait(command)
         self.events.wait(name, step, future)
-        if step not in self._recorded:
-            self._deferred.append(encode(records.wait(step, name)))
+        if step not in self._steps.recorded:
+            site = None if code is None else self._steps.sites.of(code, offset, step)
+            self._deferred.append(encode(records.wait(step, name, site)))
+        observing = self._observing
+        if observing is not None and observing.run is not None and self._life.live:
+            command.scope = observing.run.step_began(step, "wait", name)
         return future
 
-    def set_status(self, value: Any) -> None:
+    def set_status(self, value: Any, code: CodeType | None = None, offset: int = 0) -> None:
         encoded = encode(value, context="the workflow's status (durable.set_status)")
         step = self._steps.begin("status", "", "")
         self.status = decode(encoded, path=self.workflow_id, offset=-1)
-        if step not in self._recorded:
-            self._deferred.append(encode(records.status(step, self.status, self.loop.time())))
+        if step not in self._steps.recorded:
+            site = None if code is None else self._steps.sites.of(code, offset, step)
+            record = records.status(step, self.status, self.loop.time(), site)
+            self._deferred.append(encode(record))
 
     def append_stream(self, name: str, value: Any) -> None:
         """Workflow code appends `value` to stream `name`: a step, journaled with the next ones.
@@ -712,16 +833,12 @@ class WorkflowRun:
         """
         check_stream_name(name)
         step = self._steps.begin("stream", name, "")
-        if step in self._recorded:
+        if step in self._steps.recorded:
             return  # (journaled by an earlier run: it encoded then, and does now)
         # Encoded once the step is taken: a value that fails fails the same way on every
         # replay at this step, which no record ever holds, so numbering stays the same.
         record = records.stream_value(step, name, value, self.loop.time())
-        payload = encode_value(record, name, None)
-        if len(payload) > self._record_limit:
-            raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
-        self._deferred.append(payload)
-        self._stream_written = True
+        self._deferred.append(self._streams.checked(encode_value(record, name, None)))
 
     def _host_context(self) -> contextvars.Context:
         """What the run's host tasks (its activities) run in: with the run's stream sink.
@@ -729,13 +846,7 @@ class WorkflowRun:
         Set once here rather than per activity attempt (a ContextVar set and reset costs
         ~170 ns, ~1% of a step); each task gets a copy, as create_task would make.
         """
-        sink = StreamSink(
-            self._journal,
-            record_limit=self._record_limit,
-            now=self._now,
-            location=self._location,
-            written=self._streamed,
-        )
+        sink = self._streams.sink(self._journal, self._clock.time)
         context = contextvars.copy_context()
         context.run(current_sink.set, sink)
         return context
@@ -783,6 +894,8 @@ class WorkflowRun:
         child_id: str | None,
         *,
         detached: bool = False,
+        code: CodeType | None = None,
+        offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """A step that runs workflow `target` (opaque here) with its own journal.
 
@@ -804,7 +917,10 @@ class WorkflowRun:
         arguments = decode(encoded, path=self.workflow_id, offset=-1)[0]
         future = CommandFuture(self.loop, step, self.command_cancelled)
         call = ChildCall(target, child_id, arguments, detached=detached, call_site=user_call_site())
-        self._steps.add(Command(step, future, None, spec=activity, digest=digest, child=call))
+        command = Command(step, future, None, spec=activity, digest=digest, child=call)
+        if code is not None:
+            command.site = self._steps.sites.of(code, offset, step)
+        self._steps.add(command)
         return future
 
     # -- the inbox ------------------------------------------------------------------------
@@ -854,18 +970,20 @@ class WorkflowRun:
             deferred, self._deferred = self._deferred, []
             for record in deferred:
                 self._journal.write(record)
-            if self._stream_written:
-                self._stream_written = False
-                if self._streamed is not None:
-                    self._streamed()
+            self._streams.deferred_written()
         steps = self._steps
         pending = steps.pending
+        recorded_steps = steps.recorded
+        observing = self._observing
+        observed = observing.run if observing is not None else None
         for command in steps.take_new():
             if pending.get(command.step) is not command:
                 continue  # cancelled before it started
-            recorded = self._recorded.get(command.step)
+            recorded = recorded_steps.get(command.step)
             if recorded is not None and recorded.outcome:
                 continue  # delivered from the journal
+            if observed is not None and not (command.event is not None or self._life.stopping):
+                command.scope = observed.step_began(*_step_kind(command))
             if command.handle is not None:
                 self._arm_timer(command, recorded)
             elif command.event is not None or self._life.stopping:
@@ -881,12 +999,12 @@ class WorkflowRun:
             fire_at = recorded.fire_at  # the original time: a restart does not extend a sleep
         else:
             fire_at = command.handle.when()
-            self._journal.write(encode(records.timer(command.step, fire_at)))
+            self._journal.write(encode(records.timer(command.step, fire_at, command.site)))
         step = command.step
         command.fire_at = fire_at
         command.host = self._clock.call_at(
             fire_at,
-            lambda: self._post(encode(records.fired(step, max(self._now(), fire_at)))),
+            lambda: self._post(encode(records.fired(step, max(self._clock.time(), fire_at)))),
         )
 
     def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
@@ -900,7 +1018,7 @@ class WorkflowRun:
             if recorded.retry_at is not None:
                 first_attempt, start_at = recorded.attempt + 1, recorded.retry_at
             elif spec.at_most_once:
-                self._post(in_doubt_outcome(command.step, spec, command.digest, self._now()))
+                self._post(in_doubt_outcome(command.step, spec, command.digest, self._clock.time()))
                 return
             else:
                 first_attempt = recorded.attempt  # in doubt: the same attempt runs again
@@ -921,8 +1039,10 @@ class WorkflowRun:
             first_attempt=first_attempt,
             start_at=start_at,
             sleep_until=self._sleep_until,
-            now=self._now,
+            now=self._clock.time,
             packer=self._packer,
+            site=command.site,
+            observer=self._observing.run if self._observing is not None else None,
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:
@@ -938,6 +1058,8 @@ class WorkflowRun:
 
     def _start_child(self, command: Command, recorded: bool) -> None:
         assert command.child is not None
+        if command.scope is not None:  # (the child's run is the child of this step's span)
+            command.child.trace = command.scope.carrier()
         outcome = self._children.start(command, recorded=recorded)
         command.host = self._life.spawn(
             self._run_and_post(command.step, _without_record(outcome)),
@@ -991,6 +1113,20 @@ class WorkflowRun:
     async def _sleep_until(self, when: float) -> None:
         """A retry's back-off: on the runtime's clock (counted: the run is idle meanwhile)."""
         await self._steps.back_off(self._clock.sleep_until(when))
+
+
+_RUN_UNTIL_IDLE = WorkflowLoop.run_until_idle.__code__  # where a timer's site search stops
+
+
+def _step_kind(command: Command) -> tuple[int, str, str]:
+    """(step, kind, name) of a command, as its observer is told."""
+    if command.handle is not None:
+        return command.step, "timer", ""
+    if command.child is not None:
+        assert command.spec is not None
+        return command.step, "child", command.spec.name.removeprefix(records.CHILD_PREFIX)
+    assert command.spec is not None
+    return command.step, "activity", command.spec.name
 
 
 def current_run() -> WorkflowRun | None:

@@ -241,6 +241,7 @@ class JournalDirectory:
         self._directory_fd: int | None = None
         self._directory_device = -1
         self._committer: GroupCommitter | None = None
+        self._on_sync: Callable[[float, int], None] | None = None  # (observe_syncs)
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
         self._path_text = str(self.path)  # (locations built as text: no Path per call)
@@ -299,6 +300,12 @@ class JournalDirectory:
         """
         return inbox.size_of(self._directory_fd, self.path, self._inbox_file(name)) > 0
 
+    def observe_syncs(self, observer: Callable[[float, int], None]) -> None:
+        """Tell `observer` of each sync from now on: seconds, appends it made durable."""
+        self._on_sync = observer
+        if self._committer is not None:
+            self._committer.on_sync = observer
+
     def path_of(self, name: str) -> Path:
         """The file of journal `name` (validated)."""
         return self.path / (validate_name(name, self.path) + SUFFIX)
@@ -314,6 +321,7 @@ class JournalDirectory:
             self._committer = GroupCommitter(
                 fd, mode=self._sync_mode, inline_budget=self._inline_sync_budget
             )
+            self._committer.on_sync = self._on_sync
             self._directory_fd = fd
         return self._directory_fd, self._directory_device, self._committer
 

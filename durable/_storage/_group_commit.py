@@ -45,6 +45,7 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -177,6 +178,8 @@ class GroupCommitter:
         # lock) before its descriptor is closed, so a number is never synced after reuse.
         self._open_targets: weakref.WeakSet[CommitTarget] = weakref.WeakSet()
         self._open_targets_lock = threading.Lock()
+        # Told of each sync: (seconds, appends it made durable); metrics (observe_syncs)
+        self.on_sync: Callable[[float, int], None] | None = None
 
     def register(self, target: CommitTarget) -> None:
         """Track an open file, so that a failed syncfs checks it too."""
@@ -222,7 +225,10 @@ class GroupCommitter:
                 target.fail("fdatasync", error)
                 raise target.error() from None
             target.synced = mark
-            self._note_sync_time(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._note_sync_time(elapsed)
+            if self.on_sync is not None:
+                self.on_sync(elapsed, 1)
             return True
         finally:
             with self._lock:
@@ -344,7 +350,9 @@ class GroupCommitter:
             if wanted > target.synced and target.failure is None
         }
         if pending:
-            self._sync(pending)
+            elapsed = self._sync(pending)
+            if self.on_sync is not None:
+                self.on_sync(elapsed, len(batch))
         outcomes: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, BaseException | None]]]
         outcomes = {}
         for target, wanted, waiter in batch:
@@ -357,12 +365,15 @@ class GroupCommitter:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, settled)
 
-    def _sync(self, targets: set[CommitTarget]) -> None:
+    def _sync(self, targets: set[CommitTarget]) -> float:
+        """Sync `targets`; how long it took (seconds)."""
         started = time.perf_counter()
         try:
             self._sync_now(targets)
         finally:
-            self._note_sync_time(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._note_sync_time(elapsed)
+        return elapsed
 
     def _sync_now(self, targets: set[CommitTarget]) -> None:
         marks = {target: target.written for target in targets}  # read before the sync

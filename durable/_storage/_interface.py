@@ -190,6 +190,13 @@ class JournalStore(Protocol):
     async def close(self) -> None:
         """Release shared resources; open journals must be closed first."""
 
+    def observe_syncs(self, observer: Callable[[float, int], None]) -> None:
+        """Tell `observer` of every sync (or commit) from now on: seconds, appends covered.
+
+        Called on whichever thread synced (a sync thread's too): it must be quick and
+        thread-safe. For metrics (durable's OpenTelemetry); one observer per store.
+        """
+
     async def list(self) -> list[str]:
         """The names of all journals, sorted."""
         ...

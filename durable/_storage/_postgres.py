@@ -703,6 +703,10 @@ class PostgresStore:
         """
         return name in self._with_mail
 
+    def observe_syncs(self, observer: Callable[[float, int], None]) -> None:
+        """Tell `observer` of each commit from now on: seconds, appends it made durable."""
+        self.committer.on_commit = observer
+
     async def close(self) -> None:
         """Stop the heartbeat and close the connections (open journals first)."""
         await self.committer.stop()

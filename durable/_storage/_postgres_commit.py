@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import JournalError, JournalFenced, store_away
@@ -70,6 +71,7 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         self._connection: Any = None  # the committer's own, while the store is open
         self.commits = 0  # transactions committed (for tests and benchmarks)
+        self.on_commit: Callable[[float, int], None] | None = None  # (observe_syncs)
 
     def wake(self) -> None:
         if self._task is None or self._task.done():
@@ -107,7 +109,11 @@ class Committer:
             for journal in batch:
                 journal.queued = []
             try:
+                started = time.perf_counter()
                 await self._commit(batch)
+                if self.on_commit is not None:
+                    appends = sum(len(queued) for queued in batch.values())
+                    self.on_commit(time.perf_counter() - started, appends)
             except LeaseLapsed:  # (the database stayed away past the leases, or a pause)
                 now = time.monotonic()
                 for journal in batch:

@@ -21,6 +21,7 @@ from .._catalog import Details, InboxMessage, Runner
 from .._engine._describe import WorkflowDescription
 from .._engine._history import Attempt, Link, Message, Step
 from .._errors import DurableError
+from .._excerpts import Excerpts
 from .._json_ready import plain_description, to_plain
 from .._streams import StreamSnapshot
 from ._values import preview
@@ -28,6 +29,7 @@ from ._values import preview
 VALUE_LIMIT = 4_000  # characters of one value (or error message, or traceback) in a page
 ROW_LIMIT = 200  # characters of a listing row's status or error
 NAME_LIMIT = 200  # characters of a name, an id or other short text from a journal
+SITE_LIMIT = 500  # characters of a call site's file path (its end shown)
 REASON_LIMIT = 1_000  # characters of why a journal is unreadable, in a listing
 ANSWER_BUDGET = 1_000_000  # characters of values in one answer, all together
 SMALL = 100  # characters of a value's preview once the budget is spent
@@ -113,6 +115,7 @@ def workflow_answer(details: Details, first: int, limit: int) -> dict[str, Any]:
     answer["result"] = bounds.value(history.result, VALUE_LIMIT, cut, "result", "result")
     answer["error"] = bounds.error(history.error, cut, "error", "error")
     pending = [message for message in details.inbox if not message.received]
+    excerpts = Excerpts()  # (each source file read once for the page)
     messages = history.messages[-PAGE_LIMIT:]
     skipped = len(history.messages) - len(messages)
     answer |= {
@@ -123,7 +126,7 @@ def workflow_answer(details: Details, first: int, limit: int) -> dict[str, Any]:
         "parent": bounds.text(history.parent, NAME_LIMIT, cut, "parent", "workflow/parent"),
         "total_steps": len(history.steps),
         "from": first,
-        "steps": [_step(step, bounds) for step in history.steps[first : first + limit]],
+        "steps": [_step(step, bounds, excerpts) for step in history.steps[first : first + limit]],
         "messages": [
             _message(message, skipped + index, bounds) for index, message in enumerate(messages)
         ],
@@ -145,7 +148,7 @@ def _small(value: Any) -> Any:
     return value if isinstance(value, str) and len(value) <= NAME_LIMIT else text
 
 
-def _step(step: Step, bounds: Bounds) -> dict[str, Any]:
+def _step(step: Step, bounds: Bounds, excerpts: Excerpts) -> dict[str, Any]:
     ref = f"steps/{step.step}"
     cut: dict[str, str] = {}
     shown: dict[str, Any] = {
@@ -163,9 +166,22 @@ def _step(step: Step, bounds: Bounds) -> dict[str, Any]:
         "timeout_at": _small(step.timeout_at),
         "child_id": bounds.text(step.child_id, NAME_LIMIT, cut, "child_id", f"{ref}/child_id"),
     }
+    if step.site:
+        shown["site"] = _site(step.site, excerpts)
     if cut:
         shown["truncated"] = cut
     return shown
+
+
+def _site(site: dict[str, Any], excerpts: Excerpts) -> dict[str, Any]:
+    """Where the code asked for the step, with the lines around it if the source is here."""
+    file, line, function = site["file"], site["line"], site["function"]
+    return {
+        "file": file if len(file) <= SITE_LIMIT else "..." + file[-SITE_LIMIT:],
+        "line": line,
+        "function": function[:NAME_LIMIT],
+        "excerpt": [[number, text] for number, text in excerpts.around(file, line)],
+    }
 
 
 def _attempt(attempt: Attempt, step_ref: str, bounds: Bounds) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def every_kind() -> list[dict[str, Any]]:
             carry=[["go", 1]],
             parent="p",
             **{"from": records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4)},
+            tc=TRACE,
         ),
         records.scheduled(0, "step", "abcd", 1, now=T),
         records.scheduled(1, "child:wf", "abcd", 1, now=T, child="id.1", detached=True),
@@ -56,8 +57,16 @@ def every_kind() -> list[dict[str, Any]]:
         records.link("fork", "id-fork-3", T, by="ops", reason=None),
         records.stream_value(9, "tokens", "hel", T),  # (after the ends: indexes above kept)
         records.emitted(10, 2, "tokens", {"lo": 1}, incarnation=77, now=T),
+        records.run(TRACE, T),  # 24
+        records.done(9, "step", "ab", 1, now=T, result=1, site=SITE),  # 25: names its site
+        records.timer(10, T, site={"w": 9}),  # 26: a later step from that site
+        records.event(5, "go", None, T, carrier=TRACE),  # 27
     ]
     return built
+
+
+TRACE = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+SITE = {"w": 9, "wp": "/app/shop.py", "wl": 42, "wn": "order_workflow"}
 
 
 def stored(*values: Any) -> list[StoredRecord]:
@@ -111,6 +120,14 @@ def test_format_1_records_are_accepted() -> None:
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
         (3, {"k": "start"}, "record 3 is a start record"),
+        (0, {"tc": "00-abc"}, "its trace carrier 'tc' is not a map"),
+        (24, {"tc": {"traceparent": 7}}, "its trace carrier 'tc' holds something other"),
+        (24, {"tc": {str(n): "x" for n in range(17)}}, "at most 16 entries"),
+        (27, {"tc": ["x"]}, "its trace carrier 'tc' is not a map"),
+        (25, {"w": -1}, "its call site 'w' is not an int >= 0"),
+        (25, {"wl": "42"}, "its call site ('wp' path, 'wl' line, 'wn' function) is incomplete"),
+        (26, {"wp": "/app/shop.py"}, "is incomplete"),
+        (10, {"w": 1.5}, "its call site 'w'"),
     ],
 )
 def test_a_malformed_record_is_refused_naming_record_offset_and_problem(
@@ -153,6 +170,14 @@ def test_inbox_messages_are_validated_too() -> None:
     assert records.message_problem([good]) is not None
     with pytest.raises(durable.JournalCorrupted, match="its time 't'"):
         records.read_message(stored({**good, "t": "now"})[0], path="i")
+
+
+def test_a_senders_malformed_trace_carrier_is_dropped_not_refused() -> None:
+    # An inbox message is anyone's: a bad `tc` must not make the event undeliverable.
+    message = {**records.event_message("go", 1, None, T), "tc": {"traceparent": 3}}
+    assert records.message_problem(message) is None
+    assert records.trace_carrier(message["tc"]) is None
+    assert records.trace_carrier(TRACE) == TRACE
 
 
 def test_fire_times_of_any_size_read_as_datetimes() -> None:

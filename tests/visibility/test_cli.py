@@ -19,6 +19,8 @@ from click.testing import CliRunner
 import durable
 from durable._cli import main
 from durable._encoding import encode
+from durable._engine import _records as records
+from tests.conftest import journal_bytes
 
 from .sample_app import ORDERS, Order, order_workflow
 
@@ -424,3 +426,34 @@ def test_show_tells_a_queued_workflows_place_and_why_it_waits(tmp_path: Path) ->
     code, output = durable_cli("show", "q-3", directory=tmp_path)
     assert code == 1
     assert "q-3" in output
+
+
+def test_show_source_gives_each_steps_call_site_and_excerpt(sample_dir: Path) -> None:
+    code, output = durable_cli("show", "order-7", "--source", directory=sample_dir)
+    assert code == 0
+    app = "sample_app.py"
+    assert "#0 activity charge_payment  " in output
+    assert f"{app}:51 in order_workflow" in output  # payment = await charge_payment(order)
+    assert f"{app}:53 in order_workflow" in output  # await reserve_stock(order)
+    assert f"{app}:59 in order_workflow" in output  # await durable.sleep(...)
+    assert "→   51 │     payment = await charge_payment(order)" in output
+    code, plain = durable_cli("show", "order-7", directory=sample_dir)
+    assert "in order_workflow" not in plain  # (only asked for)
+    code, output = durable_cli("show", "order-7", "--source", "--json", directory=sample_dir)
+    steps = json.loads(output)["history"]["steps"]
+    site = steps[0]["site"]
+    assert site["file"].endswith(app)
+    assert (site["line"], site["function"]) == (51, "order_workflow")
+    assert [51, "    payment = await charge_payment(order)"] in site["excerpt"]
+    assert [s["site"]["line"] for s in steps] == [51, 52, 53, 59]  # (52: set_status)
+
+
+def test_show_source_of_a_journal_without_sites(tmp_path: Path) -> None:
+    directory = tmp_path / "journals"
+    directory.mkdir(mode=0o700)
+    start = records.start("old", "old-1", [], 1.8e9, 7)
+    done = records.done(0, "step", "ab", 1, now=1.8e9 + 1, result=1)  # no call site (older)
+    (directory / "old-1.journal").write_bytes(journal_bytes(encode(start), encode(done)))
+    code, output = durable_cli("show", "old-1", "--source", directory=directory)
+    assert code == 0, output
+    assert "no call sites journaled" in output

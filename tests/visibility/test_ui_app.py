@@ -218,3 +218,12 @@ def test_workflow_api_tells_a_queued_workflows_state(tmp_path: Path) -> None:
         assert data["arguments"] == [{"number": 2, "amount": 9.5}]
         assert data["steps"] == []
         assert client.get("/api/workflows/q-3").status_code == 404
+
+
+def test_workflow_api_gives_each_steps_call_site_with_an_excerpt(client: TestClient) -> None:
+    steps = client.get("/api/workflows/order-7").json()["steps"]
+    site = steps[0]["site"]
+    assert site["file"].endswith("sample_app.py")
+    assert (site["line"], site["function"]) == (51, "order_workflow")
+    assert [51, "    payment = await charge_payment(order)"] in site["excerpt"]
+    assert len(site["excerpt"]) == 5  # the line and two either side

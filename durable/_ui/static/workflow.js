@@ -210,6 +210,17 @@
     return textOf(error, "type") + ": " + textOf(error, "msg");
   }
 
+  function siteDetail(site) {  // where the workflow's code asked for the step, and the lines around it
+    const parts = [el("div", { class: "site" }, "code ", el("span", { class: "mono" }, `${site.file}:${site.line}`), ` in ${site.function}`)];
+    if (site.excerpt.length) {
+      parts.push(el("pre", { class: "mono excerpt" }, site.excerpt.map(([number, text]) =>
+        el("div", { class: number === site.line ? "here" : "muted" }, `${String(number).padStart(5)} │ ${text}`))));
+    } else {
+      parts.push(el("div", { class: "muted" }, "(the source is not on this machine)"));
+    }
+    return el("div", {}, parts);
+  }
+
   function stepDetail(step) {
     const parts = [];
     if (step.total_attempts > step.attempts.length) {
@@ -222,6 +233,7 @@
           el("td", {}, a.ended !== null && a.began !== null ? duration(a.ended - a.began) : a.ended === null ? "running" : ""),
           el("td", {}, a.error ? errorLine(a) + (a.retry_at ? ` (next attempt at ${precise(a.retry_at)})` : "") : a.ended !== null ? "ok" : "")))));
     }
+    if (step.site) parts.push(siteDetail(step.site));
     if (step.child_id) parts.push(el("div", {}, "child workflow ", el("a", { href: durable.workflowURL(step.child_id) }, textOf(step, "child_id"))));
     if (step.fire_at) parts.push(el("div", {}, "fires at " + when(step.fire_at)));
     if (step.timeout_at) parts.push(el("div", {}, (step.state === "timed out" ? "timed out at " : "times out at ") + when(step.timeout_at)));
