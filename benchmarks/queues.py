@@ -290,8 +290,8 @@ def main() -> None:
         parser.error("--dsn needs --store postgres")
     peers = not options.no_peers and importlib.util.find_spec("dbos") is not None
     count, runs, latency = options.workflows, options.runs, 200
-    if options.quick:
-        count, runs, latency = 200, 1, 10
+    if options.quick:  # (on PostgreSQL smaller still: each figure creates a database)
+        count, runs, latency = (200, 1, 10) if options.store == "files" else (50, 1, 5)
     scratch = options.dir or Path(tempfile.mkdtemp(prefix="durable-queues-"))
     scratch.mkdir(parents=True, exist_ok=True)
     results = []

@@ -10,7 +10,8 @@ reset of a connection given back) for:
   admit     the dispatcher's calls per admission alone (slot, claim, slot back)
   drain     those requests drained by a runtime serving the queue (concurrency 100): all a
             queued start costs, the workflow's own journal included
-and the wall time and process CPU of each. With --cprofile, writes the enqueue and drain
+and the wall time, this process's CPU and the server's CPU (when it runs here) of each: CPU
+is what a loaded machine's timings hide. With --cprofile, writes the enqueue and drain
 phases' profiles to F-enqueue and F-drain and prints their top functions by own time.
 """
 
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
+import os
 import pstats
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -60,42 +62,107 @@ def count_statements() -> None:
     asyncpg.Connection._execute = _execute
 
 
-async def enqueue_phase(dsn: str, count: int) -> None:
+def _stat(pid: str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as file:
+        text = file.read()
+    return text[text.rfind(")") + 2 :].split()  # (state, ppid, ...: proc(5)'s fields 3 on)
+
+
+class Meter:
+    """Wall time, this process's CPU and the server's CPU (its postmaster's children, live
+    and reaped, read from /proc: a server on this machine) since the last reset()."""
+
+    def __init__(self, postmaster: str | None) -> None:
+        self.postmaster = postmaster
+        self.reset()
+
+    def server_cpu(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        fields = _stat(self.postmaster)
+        ticks = sum(int(value) for value in fields[11:15])  # (utime stime cutime cstime)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                child = _stat(pid)
+                if child[1] == self.postmaster:
+                    ticks += int(child[11]) + int(child[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def reset(self) -> None:
+        SENT.clear()
+        self.wall, self.cpu, self.server = (
+            time.perf_counter(),
+            time.process_time(),
+            self.server_cpu(),
+        )
+
+    def report(self, name: str, count: int) -> None:
+        wall = (time.perf_counter() - self.wall) / count * 1e3
+        cpu = (time.process_time() - self.cpu) / count * 1e3
+        server = self.server_cpu()
+        on_server = (
+            "n/a"
+            if server is None or self.server is None
+            else f"{(server - self.server) / count * 1e3:.2f} ms"
+        )
+        total = sum(SENT.values())
+        print(
+            f"\n{name}: {total / count:.2f} statements each; {wall:.2f} ms wall, {cpu:.2f} ms "
+            f"CPU here, {on_server} CPU on the server, each"
+        )
+        for statement, sent in SENT.most_common(12):
+            print(f"  {sent / count:6.2f}  {statement}")
+
+
+async def postmaster(dsn: str) -> str | None:
+    """The server's postmaster pid, when it runs on this machine and /proc shows it."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        pid = await connection.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+        )
+    finally:
+        await connection.close()
+    try:
+        return _stat(str(pid))[1]
+    except OSError:
+        return None
+
+
+async def enqueue_phase(dsn: str, count: int, meter: Meter) -> None:
     queue = durable.Queue("bench-drain", concurrency=100)
     async with runtime_on(dsn) as runtime:
         await runtime.enqueue(queue, noop, -1)  # (connected, statements prepared)
-        SENT.clear()
+        meter.reset()
         for index in range(count):
             await runtime.enqueue(queue, noop, index)
+        meter.report("enqueue", count)
 
 
-async def drain_phase(dsn: str, count: int) -> None:
+async def drain_phase(dsn: str, count: int, meter: Meter) -> None:
     queue = durable.Queue("bench-drain", concurrency=100)
     ENDED.clear()
     async with runtime_on(dsn, queues=[queue], workflows=[noop]) as runtime:
-        SENT.clear()
+        meter.reset()
         await runtime.recover()
         await _all_ended(count + 1)
+        meter.report("drain", count + 1)
 
 
-def measured(
-    name: str, count: int, phase: Callable[[], Awaitable[Any]], profile: Path | None
-) -> None:
-    profiler = cProfile.Profile() if profile else None
-    context: AbstractContextManager[Any] = profiler if profiler else nullcontext()
-    wall, cpu = time.perf_counter(), time.process_time()
-    with context:
-        asyncio.run(phase())  # type: ignore[arg-type]
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    total = sum(SENT.values())
-    print(f"\n{name}: {total / count:.2f} statements each; {wall / count * 1e3:.2f} ms wall, "
-          f"{cpu / count * 1e3:.2f} ms CPU each (this process)")  # fmt: skip
-    for statement, sent in SENT.most_common(12):
-        print(f"  {sent / count:6.2f}  {statement}")
-    if profiler is not None and profile is not None:
-        out = Path(f"{profile}-{name}")
-        profiler.dump_stats(out)
-        pstats.Stats(str(out)).sort_stats("tottime").print_stats(15)
+async def admit_phase(dsn: str, count: int, meter: Meter) -> None:
+    await admit_cost_postgres(dsn, count, meter.reset)
+    meter.report("admit", count)
+
+
+def profiled(name: str, phase: Awaitable[None], profile: Path | None) -> None:
+    if profile is None:
+        asyncio.run(phase)  # type: ignore[arg-type]
+        return
+    with cProfile.Profile() as profiler:
+        asyncio.run(phase)  # type: ignore[arg-type]
+    out = Path(f"{profile}-{name}")
+    profiler.dump_stats(out)
+    pstats.Stats(str(out)).sort_stats("tottime").print_stats(15)
 
 
 def main() -> None:
@@ -108,12 +175,12 @@ def main() -> None:
     count_statements()
     with admin_dsn("postgres", options.dsn) as admin:
         assert admin is not None
+        meter = Meter(asyncio.run(postmaster(admin)))
         dsn = asyncio.run(fresh_database(admin))
-        measured("enqueue", count, lambda: enqueue_phase(dsn, count), options.cprofile)
-        measured("drain", count, lambda: drain_phase(dsn, count), options.cprofile)
-        other = asyncio.run(fresh_database(admin))
-
-        measured("admit", count, lambda: admit_cost_postgres(other, count, SENT.clear), None)
+        profiled("enqueue", enqueue_phase(dsn, count, meter), options.cprofile)
+        profiled("drain", drain_phase(dsn, count, meter), options.cprofile)
+        dsn = asyncio.run(fresh_database(admin))
+        profiled("admit", admit_phase(dsn, count, meter), None)
 
 
 if __name__ == "__main__":
