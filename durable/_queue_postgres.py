@@ -101,20 +101,17 @@ class PostgresQueueService:
             trace=trace,
         )
         self._store.check_name(workflow_id)
-        holder: str | None = None
-        if await journal_exists(self._store, workflow_id):
-            holder = workflow_id
-        else:
-            holder = await self._tables.enqueue(
-                workflow_id,
-                queue.name,
-                priority=priority,
-                delay=delay,
-                key=key,
-                dedup_id=dedup_id,
-                workflow=definition.name,
-                payload=payload,
-            )
+        # (None, or the id already there: a request, a journal of that id, the dedup holder)
+        holder = await self._tables.enqueue(
+            workflow_id,
+            queue.name,
+            priority=priority,
+            delay=delay,
+            key=key,
+            dedup_id=dedup_id,
+            workflow=definition.name,
+            payload=payload,
+        )
         if holder is not None:
             if on_duplicate == "raise":
                 raise AlreadyQueued(

@@ -31,8 +31,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_quick(module: str, tmp_path: Path, *extra: str) -> tuple[str, dict[str, Any]]:
-    """Run `python -m module --quick` into tmp_path; its output and its JSON report."""
+def run_quick(
+    module: str, tmp_path: Path, *extra: str, report: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run `python -m module --quick` into tmp_path; its output and its JSON report (named
+    `report`, by default after the module)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -51,9 +54,9 @@ def run_quick(module: str, tmp_path: Path, *extra: str) -> tuple[str, dict[str, 
         timeout=300,
         check=True,
     )
-    name = module.rsplit(".", 1)[-1]
-    report = json.loads((tmp_path / "results" / f"{name}-quick.json").read_text())
-    return result.stdout, report
+    name = report or module.rsplit(".", 1)[-1]
+    found = json.loads((tmp_path / "results" / f"{name}-quick.json").read_text())
+    return result.stdout, found
 
 
 def test_journal_benchmark_runs_quick(tmp_path: Path) -> None:
@@ -237,3 +240,18 @@ def test_query_benchmark_runs_quick(tmp_path: Path) -> None:
         "warm_prefix",
         "one_changed",
     }
+
+
+def test_queues_benchmark_runs_quick_on_postgres(tmp_path: Path) -> None:
+    if binaries() is None and not os.environ.get("DURABLE_TEST_POSTGRES"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have PostgreSQL's binaries (Debian's postgresql)")
+        pytest.skip("no PostgreSQL binaries here")
+    output, report = run_quick(
+        "benchmarks.queues", tmp_path, "--store", "postgres", report="queues-postgres"
+    )
+    assert "limit_overhead_ms" in output
+    assert report["store"] == "postgres"
+    assert set(report["medians"]) >= {"enqueue_batched_per_s", "drain_queue_per_s", "admit_us"}
+    if importlib.util.find_spec("dbos") is not None:  # (the bench extra: DBOS beside it)
+        assert "vs_dbos_drain_queue_per_s" in report["medians"]

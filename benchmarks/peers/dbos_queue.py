@@ -1,10 +1,11 @@
-"""DBOS Transact's Queue on SQLite, as shipped: the same work as benchmarks.queues measures.
+"""DBOS Transact's Queue on SQLite or PostgreSQL, as shipped: the work benchmarks.queues measures.
 
-    python -m benchmarks.peers.dbos_queue WORKFLOWS DIRECTORY   # prints one JSON line
+    python -m benchmarks.peers.dbos_queue WORKFLOWS DIRECTORY [DSN]   # prints one JSON line
 
 Run in a process of its own (DBOS's registry and its launch are process-global), by
 `python -m benchmarks.queues` when DBOS is installed (the `bench` extra). The system database
-is a SQLite file in DIRECTORY with DBOS's defaults (no pragma set: synchronous=FULL), the
+is a SQLite file in DIRECTORY with DBOS's defaults (no pragma set: synchronous=FULL), or with
+DSN the PostgreSQL database DSN (`system_database_url`: a fresh database of its own), the
 queue `DBOS.register_queue(name, concurrency=100)` with its default polling interval (1 s),
 as shipped.
 Requests are enqueued by a DBOSClient (DBOS's way to enqueue from outside the serving
@@ -35,7 +36,7 @@ async def _gathered(calls: list[Any]) -> None:
         await asyncio.gather(*calls[at : at + WIDTH])
 
 
-async def measure(count: int, directory: Path) -> dict[str, float]:
+async def measure(count: int, directory: Path, dsn: str | None = None) -> dict[str, float]:
     from dbos import DBOS, DBOSClient, DBOSConfig  # noqa: PLC0415 (optional dependency)
 
     @DBOS.workflow(name="queued-noop")
@@ -43,7 +44,7 @@ async def measure(count: int, directory: Path) -> dict[str, float]:
         ENDED.add(index)
         return index
 
-    url = f"sqlite:///{directory.resolve() / 'dbos.sqlite'}"
+    url = dsn or f"sqlite:///{directory.resolve() / 'dbos.sqlite'}"
     config: DBOSConfig = {"name": "bench-queues", "system_database_url": url}
     config["log_level"] = "WARNING"
     DBOS(config=config)
@@ -81,8 +82,9 @@ async def measure(count: int, directory: Path) -> dict[str, float]:
 
 def main() -> None:
     count, directory = int(sys.argv[1]), Path(sys.argv[2])
+    dsn = sys.argv[3] if len(sys.argv) > 3 else None
     directory.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(asyncio.run(measure(count, directory))))
+    print(json.dumps(asyncio.run(measure(count, directory, dsn))))
 
 
 if __name__ == "__main__":

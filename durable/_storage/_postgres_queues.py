@@ -44,11 +44,17 @@ SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
        extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload, admitted
   FROM durable_queue_requests
 """
+# One statement, one round trip: the request (unless its id has a journal already: started
+# by id, or admitted and ended) and the news to every dispatcher, committed together.
 _INSERT = """
-INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id, workflow,
-                                    payload)
-VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8)
-ON CONFLICT DO NOTHING RETURNING seq
+WITH inserted AS (
+  INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id,
+                                      workflow, payload)
+  SELECT $1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8
+   WHERE NOT EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)
+  ON CONFLICT DO NOTHING RETURNING seq
+)
+SELECT seq, pg_notify($9, $2) FROM inserted
 """
 _CANDIDATES = (
     _ROW
@@ -58,6 +64,32 @@ _CANDIDATES = (
    FOR UPDATE SKIP LOCKED
 """
 )
+# A queue with neither a per-key limit nor a rate claims its first request in one statement
+# (one round trip, no BEGIN/COMMIT): the row FOR UPDATE SKIP LOCKED, `admitted`, and its
+# journal's row leased to this store, committed together as claim()'s transaction does.
+_CLAIM_FIRST = """
+WITH first AS (
+  SELECT id FROM durable_queue_requests
+   WHERE queue = $1 AND NOT admitted AND not_before <= now() AND workflow = ANY($2::text[])
+   ORDER BY priority, seq LIMIT 1
+     FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE durable_queue_requests AS r SET admitted = true FROM first WHERE r.id = first.id
+  RETURNING r.*
+), leased AS (
+  INSERT INTO durable_journals (name, owner, lease_until)
+  SELECT id, $3, now() + make_interval(secs => $4) FROM claimed
+  ON CONFLICT (name) DO NOTHING
+)
+SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
+       extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload,
+       false AS admitted
+  FROM claimed
+"""
+_LATER = """
+SELECT extract(epoch FROM min(not_before) - now())
+  FROM durable_queue_requests WHERE queue = $1 AND NOT admitted AND not_before > now()
+"""
 
 
 @dataclass(frozen=True)
@@ -185,22 +217,23 @@ class PostgresQueues:
     ) -> str | None:
         """Insert a waiting request (committed on return): None, or the id already there.
 
-        The id already there: `workflow_id` itself (a request with that id exists), or the
+        The id already there: `workflow_id` itself (a request or a journal with that id
+        exists: queued, started by id, or ended), or the
         request holding `dedup_id` in `queue`. A dedup holder whose journal ended (its
         process died before it deleted the row) is deleted and the insert tried again.
         """
         async with self._store.session(f"enqueueing {workflow_id!r}") as connection:
             for _ in range(2):
-                async with connection.transaction():
-                    seq = await connection.fetchval(
-                        _INSERT, workflow_id, queue, priority, delay, key, dedup_id, workflow,
-                        payload,
-                    )  # fmt: skip
-                    if seq is not None:
-                        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)
-                        return None
+                seq = await connection.fetchval(
+                    _INSERT, workflow_id, queue, priority, delay, key, dedup_id, workflow,
+                    payload, CHANNEL,
+                )  # fmt: skip
+                if seq is not None:
+                    return None
                 if await connection.fetchval(
-                    "SELECT 1 FROM durable_queue_requests WHERE id = $1", workflow_id
+                    "SELECT EXISTS (SELECT 1 FROM durable_queue_requests WHERE id = $1) "
+                    "OR EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)",
+                    workflow_id,
                 ):
                     return workflow_id
                 holder = await connection.fetchrow(
@@ -234,6 +267,14 @@ class PostgresQueues:
         """
         async with self._lock:
             connection = await self._own()
+            if key_capacity is None and rate is None:
+                record = await connection.fetchrow(
+                    _CLAIM_FIRST, queue, workflows, self._store.owner, self._store.lease
+                )
+                if record is not None:
+                    return _row(record), None, None
+                later = await connection.fetchval(_LATER, queue)
+                return None, None, None if later is None else max(0.0, float(later))
             async with connection.transaction():
                 if rate is not None:
                     wait = await self._rate_wait(connection, queue, rate)
@@ -273,12 +314,7 @@ class PostgresQueues:
                             "INSERT INTO durable_queue_starts VALUES ($1, now())", queue
                         )
                     return row, key_slot, None
-                later = await connection.fetchval(
-                    "SELECT extract(epoch FROM min(not_before) - now()) "
-                    "FROM durable_queue_requests WHERE queue = $1 AND NOT admitted "
-                    "AND not_before > now()",
-                    queue,
-                )
+                later = await connection.fetchval(_LATER, queue)
                 return None, None, None if later is None else max(0.0, float(later))
 
     async def start_within(self, name: str, rate: tuple[int, float]) -> float | None:
@@ -336,11 +372,12 @@ class PostgresQueues:
     async def finish(self, workflow_id: str) -> None:
         """The workflow ended: delete its request (its dedup id is free again)."""
         async with self._store.session(f"ending queued {workflow_id!r}") as connection:
-            queue = await connection.fetchval(
-                "DELETE FROM durable_queue_requests WHERE id = $1 RETURNING queue", workflow_id
+            await connection.execute(
+                "WITH ended AS (DELETE FROM durable_queue_requests WHERE id = $1 "
+                "RETURNING queue) SELECT pg_notify($2, queue) FROM ended",
+                workflow_id,
+                CHANNEL,
             )
-            if queue is not None:
-                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)
 
     async def waiting(self, queue: str) -> list[QueuedRow]:
         """A queue's waiting requests, in (priority, seq) order."""

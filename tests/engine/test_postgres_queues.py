@@ -108,6 +108,24 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
     assert len(seen.runs) == 2
 
 
+async def test_enqueueing_an_id_whose_journal_exists_queues_nothing(postgres_dsn: str) -> None:
+    # (the request's insert checks for the journal in the same statement: one round trip)
+    queue = Queue("by-id", concurrency=1)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as runtime:
+        assert await runtime.run(pg_job, 1, id="ran-by-id") == 1
+        handle = await runtime.enqueue(queue, pg_job, 2, id="ran-by-id")
+        assert handle.id == "ran-by-id"
+        assert await handle.result() == 1
+        with pytest.raises(durable.AlreadyQueued):
+            await runtime.enqueue(queue, pg_job, 3, id="ran-by-id", on_duplicate="raise")
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM durable_queue_requests") == 0
+    finally:
+        await connection.close()
+    assert seen.runs == {1: 1}
+
+
 async def _admitted_by_a_dead_runtime(dsn: str, queue: Queue, workflow_id: str) -> None:
     """The state a runtime SIGKILLed between a request's admission and its start record
     leaves: the request admitted, its journal's row leased to that runtime, lapsed, empty."""
