@@ -62,6 +62,9 @@ def test_filter_select_and_cancel_in_bulk(fleet: Path, page: Page, tmp_path: Pat
         page.click("#bulk-confirm")
         expect(page.locator("#bulk-notice")).to_contain_text("2 cancellations sent")
         expect(page.locator("#selected-count")).to_have_text("")
+        for done in ("ship-0", "ship-1"):  # (no box left checked that is no longer selected)
+            expect(page.locator(f'tr[data-id="{done}"] td.pick input')).not_to_be_checked()
+        expect(page.locator("#cancel-selected")).to_be_disabled()
         sent = cancels(fleet, "ship-0")
         assert len(sent) == 1
         assert sent[0].startswith("browser test (bulk cancel ")

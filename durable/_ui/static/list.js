@@ -75,14 +75,15 @@
     }
     document.getElementById("directory").textContent = data.directory;
     const rows = data.workflows.map((w) => el("tr", { "data-id": w.id },
+      // (each cell named by a class: the narrow layout and the tests find them by it)
       el("td", { class: "pick" }, pick(w.id)),
       el("td", { class: "id mono", title: w.id }, el("a", { href: workflowURL(w.id) }, w.id)),
-      el("td", {}, textOf(w, "workflow")),
-      el("td", {}, badge(w.state)),
-      el("td", {}, String(w.steps)),
-      el("td", { class: w.error || w.stalled ? "error" : "muted" }, now(w)),
-      el("td", { class: "muted nowrap", title: durable.when(w.started) }, whenShort(w.started)),
-      el("td", { class: "muted nowrap", title: durable.when(w.updated) }, whenShort(w.updated)),
+      el("td", { class: "workflow" }, textOf(w, "workflow")),
+      el("td", { class: "state" }, badge(w.state)),
+      el("td", { class: "steps" }, String(w.steps)),
+      el("td", { class: "now " + (w.error || w.stalled ? "error" : "muted") }, now(w)),
+      el("td", { class: "started muted nowrap", title: durable.when(w.started) }, whenShort(w.started)),
+      el("td", { class: "updated muted nowrap", title: durable.when(w.updated) }, whenShort(w.updated)),
     ));
     if (!rows.length) {
       const filtered = status.value || search.value.trim() || querying();
@@ -123,6 +124,12 @@
       showSelection();
     });
     return box;
+  }
+
+  function clearSelection() {
+    selected.clear();
+    for (const box of document.querySelectorAll("#workflows tbody td.pick input")) box.checked = false;
+    showSelection();
   }
 
   function showSelection() {
@@ -242,7 +249,7 @@
         `Bulk ${done.bulk_id}: ${count}` + (skipped ? `, ${skipped} skipped (changed meanwhile)` : "") +
         (errors ? `, ${errors} failed: ` + Object.entries(done.errors).slice(0, 3).map(([id, why]) => `${id}: ${why}`).join("; ") : "") +
         (runs ? `. A process with the workflows' code runs ${runs === 1 ? "it" : "them"} (recover(), serve()).` : ".")));
-      selected.clear();
+      clearSelection();  // (at once, boxes included: a box left checked would not be selected)
       refresh();
     } catch (error) {
       document.getElementById("bulk-problem").textContent = error.message;
