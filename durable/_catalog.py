@@ -35,7 +35,7 @@ from ._errors import (
 )
 from ._json_ready import to_plain
 from ._query import WorkflowFilter, WorkflowPage, check_limit, decode_cursor, page_of
-from ._queue_reading import QueueLoad, describe_waiting, find_waiting, load_of
+from ._queue_reading import QueueLoad, describe_waiting, find_waiting, load_of, postgres_queued
 from ._storage._directory import SUFFIX, JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
@@ -297,6 +297,10 @@ class Catalog:
                 listing.workflows.append(kept[1])
         if isinstance(self.directory, Path):  # (the queues' waiting requests: no journal)
             listing.workflows += await anyio.to_thread.run_sync(self._queued, listing)
+        elif isinstance(self._store, PostgresStore):
+            loads, waiting = await postgres_queued(self._store, time.time())
+            listing.queues += loads
+            listing.workflows += waiting
         if len(stale) >= WRITE_AFTER and isinstance(self.directory, Path):
             snapshot = dict(self._described)
             await anyio.to_thread.run_sync(save_index, self.directory, snapshot)

@@ -33,7 +33,6 @@ from ._queue_state import journal_exists
 from ._queues import Queue
 from ._storage._postgres import PostgresStore
 from ._storage._postgres_queues import PostgresQueues, QueuedRow, limit_name, slot_prefix
-from ._storage._queue_files import Request
 
 logger = durable_logger()
 
@@ -71,6 +70,7 @@ class PostgresQueueService:
         self._gated: dict[str, int] = {}  # queue -> tasks waiting at its gate
         self._parked: set[str] = set()
         self._closed = False
+        self._configured: set[str] = set()  # queues whose limits this runtime noted
 
     @property
     def declared(self) -> list[str]:
@@ -101,6 +101,9 @@ class PostgresQueueService:
             trace=trace,
         )
         self._store.check_name(workflow_id)
+        if queue.name not in self._configured:  # (for readers, before any runtime serves it)
+            self._configured.add(queue.name)
+            await self._tables.declare(queue.name, queue.config(), replace=False)
         # (None, or the id already there: a request, a journal of that id, the dedup holder)
         holder = await self._tables.enqueue(
             workflow_id,
@@ -147,6 +150,12 @@ class PostgresQueueService:
         self._news.clear()
 
     async def _dispatch(self, queue: Queue) -> None:
+        if queue.name not in self._configured:  # (its limits as this runtime declares them)
+            try:
+                await self._tables.declare(queue.name, queue.config(), replace=True)
+                self._configured.add(queue.name)
+            except Exception as error:  # (a hint for readers: the dispatching goes on)
+                logger.warning("queue %r: cannot note its limits now: %s", queue.name, error)
         while not self._closed:
             try:
                 until = await self._admit_one(queue)
@@ -324,7 +333,7 @@ class PostgresQueueService:
         if row is None:
             return None
         if row.admitted:  # (its journal is being begun)
-            return describe_admitted(_request_of(row), row.queue)
+            return describe_admitted(row.as_request(), row.queue)
         ordered = await self._tables.waiting(row.queue)
         place = 1 + sum(
             1 for other in ordered if (other.priority, other.seq) < (row.priority, row.seq)
@@ -347,7 +356,7 @@ class PostgresQueueService:
             else None,
             recent_starts=recent,
         )
-        return describe_request(_request_of(row), place, len(ordered), load, self._clock.time())
+        return describe_request(row.as_request(), place, len(ordered), load, self._clock.time())
 
     def parked(self, workflow_id: str) -> bool:
         return workflow_id in self._parked
@@ -400,16 +409,3 @@ class PostgresQueueService:
         """Give the slots' connection back (after the workflows stopped)."""
         await asyncio.gather(*self._releases, return_exceptions=True)
         await self._tables.close()
-
-
-def _request_of(row: QueuedRow) -> Request:
-    return Request(
-        row.workflow_id,
-        row.priority,
-        row.seq,
-        row.enqueued,
-        row.not_before,
-        row.key,
-        row.dedup_id,
-        row.payload,
-    )

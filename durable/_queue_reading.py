@@ -17,6 +17,8 @@ from ._engine._log_fields import durable_logger
 from ._engine._records import moment
 from ._errors import DurableError
 from ._queues import limits_of
+from ._storage._postgres import PostgresStore
+from ._storage._postgres_queues import PostgresQueues, slot_prefix
 from ._storage._queue_files import DamagedRequest, QueueFiles, Request, queue_names
 
 logger = durable_logger()
@@ -235,3 +237,45 @@ def describe_request(
         parent=None,
         unread_events=0,
     )
+
+
+async def postgres_queued(
+    store: PostgresStore, now: float
+) -> tuple[list[QueueLoad], list[WorkflowDescription]]:
+    """Every PostgreSQL queue's load and waiting requests, described (for `durable list`).
+
+    A queue's limits are those a runtime last declared (durable_queue_config); running is
+    counted from the slots' advisory locks of every session on the database.
+    """
+    tables = PostgresQueues(store, lambda: None)  # (reads only: no connection of its own)
+    loads: list[QueueLoad] = []
+    found: list[WorkflowDescription] = []
+    for name, config in (await tables.configs()).items():
+        limits = limits_of(config or None)
+        rate = limits.get("rate")
+        rate_pair = (
+            (int(rate[0]), float(rate[1])) if isinstance(rate, list) and len(rate) == 2 else None
+        )
+        concurrency = limits.get("concurrency")
+        concurrency = concurrency if isinstance(concurrency, int) else None
+        ordered = await tables.waiting(name)
+        admitted, recent = await tables.counts(name, rate_pair[1] if rate_pair else None)
+        running = None
+        if concurrency is not None:
+            running = await tables.running(slot_prefix(name), concurrency)
+        load = QueueLoad(
+            name=name,
+            running=running,
+            admitted=admitted,
+            waiting=len(ordered),
+            concurrency=concurrency,
+            concurrency_per_key=limits.get("concurrency_per_key"),
+            rate=rate_pair,
+            recent_starts=recent,
+        )
+        loads.append(load)
+        found += [
+            describe_request(row.as_request(), place, len(ordered), load, now)
+            for place, row in enumerate(ordered, 1)
+        ]
+    return loads, found

@@ -29,11 +29,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._postgres_commit import connection_gone
+from ._queue_files import Request
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore
 
 CHANNEL = "durable_queue"
+_DECLARE = "INSERT INTO durable_queue_config VALUES ($1, $2) ON CONFLICT (queue) DO NOTHING"
+_DECLARE_REPLACING = (
+    "INSERT INTO durable_queue_config VALUES ($1, $2) "
+    "ON CONFLICT (queue) DO UPDATE SET config = EXCLUDED.config"
+)
 _TAKE = """
 SELECT i FROM generate_series(0, $2 - 1) AS i
  WHERE NOT (i = ANY($3::int[])) AND pg_try_advisory_lock(hashtextextended($1 || i, 0))
@@ -107,6 +113,19 @@ class QueuedRow:
     workflow: str
     payload: bytes
     admitted: bool
+
+    def as_request(self) -> Request:
+        """The request as the file store's readers take it (describe, listings)."""
+        return Request(
+            self.workflow_id,
+            self.priority,
+            self.seq,
+            self.enqueued,
+            self.not_before,
+            self.key,
+            self.dedup_id,
+            self.payload,
+        )
 
 
 def _row(record: Any) -> QueuedRow:
@@ -386,6 +405,22 @@ class PostgresQueues:
                 _ROW + " WHERE queue = $1 AND NOT admitted ORDER BY priority, seq", queue
             )
         return [_row(record) for record in records]
+
+    async def declare(self, queue: str, config: bytes, *, replace: bool) -> None:
+        """Note a queue's limits for readers (`replace`: a runtime that declares it)."""
+        statement = _DECLARE_REPLACING if replace else _DECLARE
+        async with self._store.session(f"declaring queue {queue!r}") as connection:
+            await connection.execute(statement, queue, config)
+
+    async def configs(self) -> dict[str, bytes]:
+        """Every queue that has requests or was declared: its limits as last declared (or b"")."""
+        async with self._store.session("reading the queues") as connection:
+            rows = await connection.fetch(
+                "SELECT q.queue, c.config FROM (SELECT DISTINCT queue FROM durable_queue_requests "
+                "UNION SELECT queue FROM durable_queue_config) AS q "
+                "LEFT JOIN durable_queue_config AS c ON c.queue = q.queue ORDER BY q.queue"
+            )
+        return {row["queue"]: bytes(row["config"] or b"") for row in rows}
 
     async def counts(self, queue: str, period: float | None) -> tuple[int, int]:
         """(admitted requests, starts within the last `period` seconds) of a queue."""

@@ -1,8 +1,9 @@
 """PostgresStore's tables and statements, and the migration that creates the tables.
 
-Schema version 4 (older databases are upgraded in place: version 2 adds the `unreadable`
+Schema version 5 (older databases are upgraded in place: version 2 adds the `unreadable`
 column, version 3 the queue tables `durable_queue_requests` and `durable_queue_starts`,
-version 4 the journals' change count and `durable_summaries`, which workflow queries read).
+version 4 the journals' change count and `durable_summaries`, which workflow queries read,
+version 5 `durable_queue_config`, each queue's limits for readers that do not declare it).
 
 A migration runs in one transaction under an advisory lock, so it either
 happens whole or not at all, and two processes starting at once do not race.
@@ -14,7 +15,7 @@ from typing import Any
 
 from .._errors import StoreUnavailable, UnsupportedJournalFormat
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATION_LOCK = 0x64757261  # pg_advisory_xact_lock key: "dura"
 SCHEMA = """
 CREATE TABLE durable_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -99,6 +100,9 @@ CREATE INDEX durable_summaries_errors ON durable_summaries USING gin (error_type
 CREATE INDEX durable_summaries_updated ON durable_summaries (updated);
 CREATE INDEX durable_summaries_ended ON durable_summaries (ended) WHERE ended IS NOT NULL;
 """,
+    # Each queue's limits as last declared (the file store's queues/<name>/config), so that
+    # readers that do not declare it (`durable list`, the web UI) can say why requests wait.
+    5: "CREATE TABLE durable_queue_config (queue text PRIMARY KEY, config bytea NOT NULL)",
 }
 CLAIM = """
 UPDATE durable_journals
@@ -160,7 +164,7 @@ def schema_number(found: str | None, shown: str) -> int:
         raise StoreUnavailable(
             path=shown,
             detail=f"durable_meta's schema_version is {found!r}, not a version number",
-            hint="Restore the row (the version of the tables: 4 for this durable) from a "
+            hint="Restore the row (the version of the tables: 5 for this durable) from a "
             "backup, or as the tables show",
         ) from None
 

@@ -10,6 +10,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, Queue, Rate, Runtime
+from durable._catalog import Catalog
 
 pytestmark = pytest.mark.anyio
 
@@ -354,5 +355,29 @@ async def test_describe_counts_the_slots_held_on_every_runtime(postgres_dsn: str
         assert described.status["waiting"] == 1
         # (the slots are held by both runtimes: counted from the database's locks)
         assert "concurrency (2 of 2 running)" in (described.current or ""), described.current
+        gate_open[0].set()
+        assert sorted(await results) == [0, 1, 2]
+
+
+async def test_durable_list_shows_postgres_queues_and_why_requests_wait(postgres_dsn: str) -> None:
+    queue = Queue("listed", concurrency=1, rate=Rate(5, per="1 min"))
+    gate_open[:] = [asyncio.Event()]
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), queues=[queue], workflows=[held_job]
+    ) as runtime:
+        handles = [await runtime.enqueue(queue, held_job, n, id=f"job-{n}") for n in range(3)]
+        results = asyncio.gather(*(h.result() for h in handles))
+        async with asyncio.timeout(30):
+            while seen.now < 1:  # (one runs and holds the only slot)
+                await asyncio.sleep(0.02)
+        # A reader that declares nothing (the CLI, the web UI): limits from the database.
+        async with Catalog(postgres_dsn) as catalog:
+            listing = await catalog.listing(state="queued")
+        [load] = listing.queues
+        assert (load.name, load.waiting, load.admitted, load.running) == ("listed", 2, 1, 1)
+        assert (load.concurrency, load.rate) == (1, (5, 60.0))
+        places = {d.workflow_id: d.status["position"] for d in listing.workflows}
+        assert places == {"job-1": 1, "job-2": 2}
+        assert all("concurrency (1 of 1 running)" in (d.current or "") for d in listing.workflows)
         gate_open[0].set()
         assert sorted(await results) == [0, 1, 2]

@@ -120,7 +120,7 @@ async def test_a_version_1_database_is_upgraded_in_place(postgres_dsn: str) -> N
         version = await connection.fetchval(
             "SELECT value FROM durable_meta WHERE key = 'schema_version'"
         )
-        assert version == str(SCHEMA_VERSION) == "4"
+        assert version == str(SCHEMA_VERSION) == "5"
         assert await connection.fetchval(
             "SELECT unreadable IS NULL FROM durable_journals WHERE name = 'old'"
         )

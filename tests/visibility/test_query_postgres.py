@@ -16,7 +16,7 @@ from durable._catalog import Catalog
 from durable._cli import main
 from durable._encoding import encode
 from durable._engine import _records as records
-from durable._storage._postgres_sql import SCHEMA, UPGRADES
+from durable._storage._postgres_sql import SCHEMA, SCHEMA_VERSION, UPGRADES
 from tests.query_fleet import WORKFLOWS, make_fleet
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -128,7 +128,8 @@ async def test_a_schema_3_database_is_upgraded_in_place_and_its_journals_listed(
             assert [d.workflow_id for d in page.workflows] == ["old-1"]
         assert (
             await connection.fetchval("SELECT value FROM durable_meta WHERE key = 'schema_version'")
-            == "4"
+            == str(SCHEMA_VERSION)
+            == "5"
         )
         indexes = {
             row["indexname"]
