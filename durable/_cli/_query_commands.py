@@ -26,8 +26,8 @@ from .._bulk import ACTIONS, BulkResult
 from .._engine._describe import WorkflowState
 from .._errors import InvalidFilter, WorkflowNotFound
 from .._query import TIME_FIELDS, WorkflowFilter
-from .._querying import default_by
 from .._runtime import Runtime
+from .._runtime_parts import default_by
 from ._source import Source, runtime_for, source_options
 from ._source import run as run_coroutine
 
