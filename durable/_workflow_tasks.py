@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +38,6 @@ from ._errors import (
     JournalNotFound,
     WorkflowAlreadyRunning,
     WorkflowCancelled,
-    WorkflowDefinitionError,
     WorkflowFailed,
     WorkflowIdInUse,
     WorkflowNotFound,
@@ -59,6 +57,9 @@ from ._streams import StreamNews
 
 if TYPE_CHECKING:
     from ._otel import OpenTelemetryObserver
+
+from ._journal_holding import let_go, note, resumed, went_away
+from ._start_checks import SHORT, check_arguments, check_same_workflow
 
 logger = durable_logger()
 
@@ -165,9 +166,9 @@ class WorkflowTasks:
                 raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
             run = self._runs.get(workflow_id)
             if run is not None:
-                _check_same_workflow(run.spec.name, definition, workflow_id)
+                check_same_workflow(run.spec.name, definition, workflow_id)
                 if given is not None:
-                    _check_arguments(run, given, arguments)
+                    check_arguments(run, given, arguments)
             else:
                 await self._check_recorded(
                     workflow_id, definition, given, arguments, self._requested.get(workflow_id)
@@ -282,7 +283,7 @@ class WorkflowTasks:
                     trace=request.trace,
                 )
                 if given is not None and journal.records and claimed and not claimed.done():
-                    _check_arguments(run, given, arguments)
+                    check_arguments(run, given, arguments)
             except BaseException:
                 await journal.close()
                 raise
@@ -313,7 +314,7 @@ class WorkflowTasks:
             start = {"wf": pending.definition.name, "gen": 0}
             if pending.given is not None:
                 start["args"] = decode(pending.given, path=workflow_id, offset=0)
-        _check_same_workflow(str(start.get("wf")), definition, workflow_id)
+        check_same_workflow(str(start.get("wf")), definition, workflow_id)
         if given is None or start.get("gen", 0) != 0 or "args" not in start:
             return
         recorded = start["args"]
@@ -322,7 +323,7 @@ class WorkflowTasks:
         if decode(given, path=workflow_id, offset=0) == recorded:
             return
         raise WorkflowIdInUse(
-            workflow_id=workflow_id, recorded=_SHORT.repr(recorded), given=_SHORT.repr(arguments)
+            workflow_id=workflow_id, recorded=SHORT.repr(recorded), given=SHORT.repr(arguments)
         )
 
     async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
@@ -413,7 +414,7 @@ class WorkflowTasks:
                     try:
                         outcome = await run.execute()
                         if isinstance(outcome, Finished):
-                            await _note(current, finished=True)
+                            await note(current, finished=True)
                             if grant is not None:
                                 grant.finished = True
                             return outcome.unwrap()  # (WorkflowFailed, WorkflowCancelled)
@@ -437,7 +438,7 @@ class WorkflowTasks:
                 except JournalFenced as fenced:
                     logger.info("workflow %s: %s", workflow_id, fenced)
                 except BaseException as error:
-                    away = _went_away(workflow_id, error)  # (a database restart, say)
+                    away = went_away(workflow_id, error)  # (a database restart, say)
                     if not away and not self._seams.restarts_after(error):
                         raise
                     # (a simulated crash: resume at once, as a restarted process would)
@@ -448,7 +449,7 @@ class WorkflowTasks:
                 ):
                     run = self._run_of(definition, workflow_id, current, request.arguments, parent)
                     continue
-                await _let_go(current, away=away)
+                await let_go(current, away=away)
                 current = None
                 current, run = await self._take(replace(request, parent=parent), None)
         finally:
@@ -475,14 +476,14 @@ class WorkflowTasks:
         mail = self._mail
         mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
         try:
-            await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
+            await note(journal, wake_at=wake_at, inbox_next=inbox_next)
             await journal.suspend()
             wakeup, timer = mail.park(workflow_id, wake_at)
             try:
                 await wakeup
             finally:
                 mail.unpark(workflow_id, timer)
-            return await _resumed(journal, workflow_id)
+            return await resumed(journal, workflow_id)
         except BaseException as error:
             if not self._seams.restarts_after(error):
                 raise
@@ -581,14 +582,6 @@ def _unknown(*args: Any) -> None:
     """The function of a workflow this runtime does not know (a handle only reads it)."""
 
 
-def _check_same_workflow(recorded: str, definition: Workflow[..., Any], workflow_id: str) -> None:
-    if recorded != definition.name:
-        raise WorkflowDefinitionError(
-            f"workflow id {workflow_id!r} belongs to workflow {recorded!r}, not "
-            f"{definition.name!r}: use another id"
-        )
-
-
 def _log_end(task: asyncio.Task[Any]) -> None:
     """Log how a workflow that did not return ended, once; its handles still raise it.
 
@@ -605,93 +598,3 @@ def _log_end(task: asyncio.Task[Any]) -> None:
         logger.info("workflow %s ended: %s", name, error)
     else:
         logger.error("workflow %s stopped: %s", name, error, exc_info=error)
-
-
-_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
-_SHORT.maxlevel = 3
-
-
-def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None) -> None:
-    """Refuse a run()/start() whose arguments are not those its id's journal recorded.
-
-    A later generation's start record holds the arguments continue_as_new passed, not the
-    caller's: the first generation's are gone, so such a run is never refused.
-    """
-    if run.generation != 0:
-        return
-    recorded = encode(run.arguments, context="the recorded arguments")
-    if recorded == given:  # (the digests the journal names calls by, byte for byte)
-        return
-    # A set encodes in its iteration order, which a set of equal values in another process
-    # (or built in another order) may not share: equal decoded values are the same call.
-    if decode(given, path=run.workflow_id, offset=0) == run.arguments:
-        return
-    raise WorkflowIdInUse(
-        workflow_id=run.workflow_id,
-        recorded=_SHORT.repr(run.arguments),
-        given=_SHORT.repr(arguments),
-    )
-
-
-def _went_away(workflow_id: str, error: BaseException) -> bool:
-    """Whether a run stopped because its store is away (said once, on the durable logger)."""
-    if not isinstance(error, Exception) or not store_away(error):
-        return False
-    logger.warning(
-        "workflow %s: the journal store is away (%s: %s); it resumes here once it answers",
-        workflow_id,
-        type(error).__name__,
-        error,
-    )
-    return True
-
-
-async def _let_go(journal: Journal, *, away: bool) -> None:
-    """Close a journal its run let go of.
-
-    A store that is away cannot take its last records: they go with the run's lease, and
-    the workflow resumes from what was committed when it is taken again.
-    """
-    try:
-        await journal.close()
-    except Exception as error:
-        if not (away or store_away(error)):
-            raise
-
-
-async def _resumed(journal: Journal, workflow_id: str) -> bool:
-    """Read a sleeper's journal back at its wake-up; False: take the workflow again."""
-    try:
-        await journal.resume()
-    except JournalFenced as fenced:
-        logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
-        return False
-    except Exception as error:
-        if not store_away(error):
-            raise
-        logger.warning(
-            "workflow %s: the journal store is away at its wake-up (%s); it resumes here "
-            "once it answers",
-            workflow_id,
-            error,
-        )
-        return False
-    return True
-
-
-async def _note(
-    journal: Journal | None,
-    *,
-    finished: bool = False,
-    wake_at: float | None = None,
-    inbox_next: int | None = None,
-) -> None:
-    """Tell the store how the workflow stands (a hint for serve(); never fails the run)."""
-    if journal is None:
-        return
-    try:
-        await journal.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
-    except Exception:  # (a hint)
-        logger.debug("could not note the state of a journal", exc_info=True)

@@ -125,7 +125,11 @@ ALLOWED = {
     "_telemetry": {"_otel"},
     "_otel": {"_engine"},
     "_log_context": {"_engine"},
+    "_start_checks": {"_definitions", "_encoding", "_engine"},
+    "_journal_holding": {"_engine", "_storage"},
     "_workflow_tasks": {
+        "_journal_holding",
+        "_start_checks",
         "_children",
         "_deadline",
         "_definitions",
