@@ -63,3 +63,11 @@ def test_the_package_metadata_has_project_urls_and_classifiers() -> None:
     for version in ("3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {version}" in classifiers
     assert "Typing :: Typed" in classifiers
+
+
+def test_examples_readme_says_what_each_example_shows() -> None:
+    """examples/README.md has a row, with how to run it, for every example file."""
+    readme = (ROOT / "examples" / "README.md").read_text()
+    for example in sorted((ROOT / "examples").glob("*.py")):
+        assert f"[{example.name}]({example.name})" in readme, example.name
+        assert f"python examples/{example.name}" in readme, example.name
