@@ -1,4 +1,4 @@
-"""What a release carries besides the code: package metadata, and examples that say what they show."""
+"""What a release carries besides the code: its metadata, and examples that say what they show."""
 
 from __future__ import annotations
 
