@@ -40,10 +40,17 @@ def step_error(
     workflow_id: str, spec: ActivitySpec, step: int, event: dict[str, Any]
 ) -> DurableError:
     """The exception a recorded failed step raises in workflow code."""
+    return recorded_error(workflow_id, spec.name, step, event)
+
+
+def recorded_error(
+    workflow_id: str, activity: str, step: int, event: Mapping[str, Any]
+) -> DurableError:
+    """step_error() by the activity's name (readers of a journal have no spec)."""
     error = event["e"]
     kind = error.get("kind")
     if kind == "in-doubt":
-        return InDoubtError(workflow_id=workflow_id, activity=spec.name, position=step)
+        return InDoubtError(workflow_id=workflow_id, activity=activity, position=step)
     if kind == "child-cancelled":
         return WorkflowCancelled(workflow_id=error["id"], reason=error["msg"])
     if kind == "child-id-in-use":
@@ -64,7 +71,7 @@ def step_error(
         )
     return ActivityError(
         workflow_id=workflow_id,
-        activity=spec.name,
+        activity=activity,
         attempts=event.get("n", 0),
         error_type=error["type"],
         message=error["msg"],

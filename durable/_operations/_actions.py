@@ -11,7 +11,7 @@ says how many records it copies: a runner refuses it until they are all there), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._encoding import encode
@@ -20,11 +20,13 @@ from .._errors import ActionRefused, JournalLocked, JournalNotFound
 from .._reading import read_workflow
 from .._storage._frames import StoredRecord
 from .._storage._interface import Journal, JournalStore
-from ._plans import Plan, already_resumed, resume_record, same_origin
+from ._plans import Plan, already_resumed, failed_child, resume_record, same_origin
 
 # Runs the current code over a journal to be (NonDeterminismError, InvalidOverride):
 # the workflow name and the payloads; None when the code is not known here.
 Check = Callable[[str, list[bytes]], None] | None
+# Resumes a failed child (by id) before its parent's resume record is written.
+ResumeChild = Callable[[str], Awaitable[None]] | None
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,14 @@ async def resume(
     reason: str | None,
     check: Check,
     request_id: str | None = None,
+    resume_child: ResumeChild = None,
 ) -> Acted:
     """Set the failure (or cancellation) that ended the workflow aside, durably.
 
     `request_id`: a retry with it writes nothing once its record is there, even after the
-    resumed run has ended again.
+    resumed run has ended again. `resume_child`: when a failed child's failure ended it,
+    called with the child's id (under this workflow's lock, once the check passed) before
+    its resume record is written: the step that runs the child again finds it resumed.
 
     Raises:
         WorkflowNotFound: no such workflow.
@@ -82,6 +87,9 @@ async def resume(
         payload = resume_record(workflow_id, held, now, by=by, reason=reason, request_id=request_id)
         if check is not None:
             check(name, [stored.payload for stored in opened.records] + [payload])
+        child = failed_child(workflow_id, held)
+        if child is not None and resume_child is not None:
+            await resume_child(child)
         await opened.append(payload)
         await opened.note()  # (it wants a runner again: serve() may take it)
     finally:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from .._definitions import Workflow
 from .._engine._clock import Clock
 from .._engine._describe import WorkflowDescription
-from .._errors import ActionRefused, InvalidOverride
+from .._errors import ActionRefused, InvalidOverride, WorkflowNotFound
 from .._storage._interface import JournalStore
 from . import _actions
 from ._checks import check_replays
@@ -91,8 +91,14 @@ class Operating:
         Its journal is kept: a "resume" record sets the failure (or the cancellation) aside,
         and the workflow continues from the step that failed (that activity runs again,
         from its first attempt, under its retry policy), every result recorded before it
-        kept. A failure of the workflow's own code runs again from where it raised; a
-        cancelled one from where the cancellation reached it. Events it took after that
+        kept. Which step that is, is read from the journal: the activity or child step
+        whose error the workflow's final failure carries (it let the error through, or
+        raised it again). A workflow whose own code raised after it caught a step's
+        failure keeps every recorded step (the caught failure included) and runs its
+        code again from where it raised. A failed child whose failure ended the workflow
+        is resumed first (its own resume record, naming this parent), so the step that
+        runs it again finds it going on rather than its recorded failure. A cancelled
+        workflow goes on from where the cancellation reached it. Events it took after that
         point are not delivered again. Idempotent: resuming a workflow whose resumption
         stands (it has not ended since) writes nothing and returns its handle; so does a
         resume with a `request_id` already journaled, even once the resumed run has ended
@@ -122,8 +128,51 @@ class Operating:
             reason=reason,
             check=self._check(workflow_id, None),
             request_id=request_id,
+            resume_child=lambda child: self._resume_child(
+                workflow_id, child, by=by, reason=reason, request_id=request_id
+            ),
         )
         return await self._follow_acted(acted, start=start)
+
+    async def _resume_child(
+        self,
+        parent: str,
+        child: str,
+        *,
+        by: str | None,
+        reason: str | None,
+        request_id: str | None,
+    ) -> None:
+        """Resume the failed child whose failure ended `parent` (whose resume runs it again).
+
+        Journaled in the child as its own resume (by the same operator, the reason naming
+        the parent). A child that is not failed any more (resumed already, or completed
+        since) is left as it is; one that cannot be resumed refuses the parent's resume.
+        """
+        said = f"with its parent {parent!r}" + (f": {reason}" if reason else "")
+        try:
+            await self.resume(
+                child,
+                by=by,
+                reason=said,
+                start=False,
+                request_id=None if request_id is None else f"{request_id}/{child}",
+            )
+        except WorkflowNotFound:
+            return  # (its journal is gone: the parent's step starts it anew)
+        except ActionRefused as refused:
+            if refused.state == "completed" or refused.state.startswith(
+                ("not ended", "running in this runtime")
+            ):
+                return
+            raise ActionRefused(
+                workflow_id=parent,
+                action="resume",
+                state=f"failed by its child {child!r}, which cannot be resumed now "
+                f"({refused.state})",
+                hint=f"Resume {child!r} once it can be, or wait for its runner to let it go, "
+                "and try again",
+            ) from refused
 
     async def restart(
         self,
@@ -195,7 +244,8 @@ class Operating:
             workflow_id: the ended source.
             at_step: the first step the fork runs live (0 to the source's step count).
             from_failure: instead, run live from the step whose failure ended the source
-                (or where its cancellation reached it).
+                (the same step resume() would run again: all steps kept when its own code
+                raised) or where its cancellation reached it.
             override: {step: value}, one step before the live part (or the failed step):
                 the fork records `value` as that activity's result instead (for debugging,
                 "what if the payment had succeeded"). Needs this runtime to have the
