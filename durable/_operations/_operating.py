@@ -335,7 +335,8 @@ class Operating:
                         workflow_id=source or workflow_id,
                         step=override[0],
                         problem=f"this runtime does not have workflow {name!r}'s code to "
-                        "check the value against: give it Runtime(workflows=[...])",
+                        "check the value against: give it Runtime(workflows=[...]) (from a "
+                        "shell: durable fork --code MODULE, durable ui --code MODULE)",
                     )
                 return
             check_replays(
