@@ -127,9 +127,7 @@ def test_a_fork_with_an_override_is_checked_then_made(
         page.fill("#operate-override-value", '"pay-forced"')
         screenshot(page, tmp_path, "fork-override")
         page.click("#operate-confirm")
-        expect(page.locator("#notice")).to_contain_text(
-            "Forked as order-2-fork-failure-override-0"
-        )
+        expect(page.locator("#notice")).to_contain_text("Forked as order-2-fork-failure-override-0")
         page.click("#notice a#operated-run")
         expect(page.locator("#facts")).to_contain_text("Forked from")
         expect(page.locator("#facts")).to_contain_text("step 0's result overridden")
