@@ -149,3 +149,47 @@ async def test_overrides_that_cannot_be_recorded_there_are_refused(tmp_path: Pat
         after = snapshot(directory)
         assert {k for k in after if after[k] != before.get(k)} == set()
         assert after == before
+
+
+def tear(path: Path, size_before: int) -> None:
+    """Cut what was appended after `size_before` bytes to its first few: a power loss
+    part-way through writing it (its frame is torn; the sync mark after it is gone)."""
+    data = path.read_bytes()
+    assert len(data) > size_before + 6
+    path.write_bytes(data[: size_before + 6])
+
+
+async def test_a_torn_resume_record_is_as_if_never_written_and_resume_again_works(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "journals"
+    await failed_order(directory)
+    size = (directory / "o1.journal").stat().st_size
+    async with Runtime(directory) as operator:
+        await operator.resume("o1", start=False, request_id="r")
+    tear(directory / "o1.journal", size)
+    async with Runtime(directory, workflows=[app.order]) as runtime:
+        assert (await runtime.describe("o1")).state is durable.WorkflowState.FAILED
+        handle = await runtime.resume("o1", request_id="r")  # (its retry: written again)
+        assert (await handle.result())[1] == "pay-o"
+        journal = await read_workflow(runtime._store, "o1")
+    assert [record["k"] for record in journal].count(records.RESUME) == 1
+
+
+async def test_a_torn_link_record_is_finished_by_the_forks_retry(tmp_path: Path) -> None:
+    directory = tmp_path / "journals"
+    await failed_order(directory)
+    size = (directory / "o1.journal").stat().st_size
+    async with Runtime(directory, workflows=[app.order]) as runtime:
+        await runtime.fork("o1", from_failure=True, new_id="f", start=False)
+        fork_bytes = (directory / "f.journal").read_bytes()
+        tear(directory / "o1.journal", size)  # (the link, the source's last record)
+        source = await read_workflow(runtime._store, "o1")
+        assert records.LINK not in [record["k"] for record in source]
+        again = await runtime.fork("o1", from_failure=True, new_id="f")
+        assert (await again.result())[1] == "pay-o"
+        source = await read_workflow(runtime._store, "o1")
+        fork = await read_workflow(runtime._store, "f")
+    assert [record["k"] for record in source].count(records.LINK) == 1
+    assert [record["k"] for record in fork].count(records.START) == 1
+    assert (directory / "f.journal").read_bytes().startswith(fork_bytes)
