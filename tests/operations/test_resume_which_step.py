@@ -7,6 +7,7 @@ failed by its child resumes the child with it.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,41 @@ async def test_a_parent_whose_failed_child_is_held_is_refused_naming_the_child(
         for workflow_id in ("o", "o-child", "o-grandchild"):
             journal = await read_workflow(runtime._store, workflow_id)
             assert not [r for r in journal if r["k"] == records.RESUME], workflow_id
+
+
+NOTES = durable.Stream("notes", str)
+
+
+@durable.workflow
+async def noted(name: str) -> str:
+    NOTES.append("before")
+    await flaky(name)
+    NOTES.append("resumed")
+    approved = await durable.wait_for_event("go")
+    NOTES.append(str(approved))
+    return "done"
+
+
+async def test_a_stream_reader_follows_a_resumed_run_past_its_first_end(tmp_path: Path) -> None:
+    BROKEN.add("flaky")
+    async with Runtime(tmp_path, workflows=[noted]) as runtime:
+        with pytest.raises(durable.WorkflowFailed):
+            await runtime.run(noted, "o", id="n")
+        BROKEN.clear()
+        handle = await runtime.resume("n")
+        while (await runtime.describe("n")).state is not durable.WorkflowState.WAITING:
+            await asyncio.sleep(0.01)
+        seen: list[str] = []
+
+        async def read() -> None:
+            async for item in runtime.read_stream("n", NOTES):
+                seen.append(item.value)
+
+        reader = asyncio.create_task(read())
+        while len(seen) < 2:  # (past the failure's end: the resumed run is live)
+            await asyncio.sleep(0.01)
+            assert not reader.done(), seen
+        await runtime.send_event("n", "go", "yes")
+        assert await handle.result() == "done"
+        await asyncio.wait_for(reader, 10)
+        assert seen == ["before", "resumed", "yes"]
