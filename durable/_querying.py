@@ -27,7 +27,7 @@ from ._bulk import (
 from ._bulk import dry_run as plan_bulk
 from ._catalog import Catalog
 from ._definitions import Workflow
-from ._errors import WorkflowIdInUse, WorkflowNotFound
+from ._errors import InvalidBulkOptions, WorkflowIdInUse, WorkflowNotFound
 from ._query import WorkflowFilter, WorkflowPage
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
@@ -159,10 +159,16 @@ class Querying:
 
         Raises:
             UnknownBulkAction: no action has that name; nothing was started.
-            InvalidBulkOptions: options the action does not take; nothing was started.
+            InvalidBulkOptions: options the action does not take, or `by` or `reason` that
+                is not text; nothing was started.
             InvalidWorkflowId: `bulk_id` is not a valid workflow id.
             WorkflowIdInUse: `bulk_id` names a workflow that is not a bulk of this action.
         """
+        for name, value in (("by", by), ("reason", reason)):  # (journaled: text, or unreadable)
+            if value is not None and type(value) is not str:
+                raise InvalidBulkOptions(
+                    action=str(action), problem=f"{name} must be text, not {value!r}"
+                )
         if actions:
             self._bulk_actions.update(actions)
         chosen = action_of(self._bulk_actions, action, options or {})

@@ -119,6 +119,7 @@ class Operating:
                 replay the records kept (the step and the call site); nothing was written.
         """
         self._check_id(workflow_id)
+        _check_texts("resume", by=by, reason=reason, request_id=request_id)
         self._refuse_if_running_here(workflow_id, "resume")
         acted = await _actions.resume(
             self._store,
@@ -203,6 +204,7 @@ class Operating:
             ActionRefused: also when `new_id` names another run.
         """
         self._check_id(workflow_id)
+        _check_texts("restart", by=by, reason=reason)
         target = new_id if new_id is not None else f"{workflow_id}-restart"
         self._check_new(workflow_id, target, RESTART)
         by = by if by is not None else default_by()
@@ -269,6 +271,7 @@ class Operating:
             ActionRefused: also when `new_id` names another run.
         """
         self._check_id(workflow_id)
+        _check_texts("fork", by=by, reason=reason)
         if (at_step is None) == (not from_failure):
             raise TypeError("fork() takes at_step=N or from_failure=True (one of them)")
         if at_step is not None and type(at_step) is not int:
@@ -357,6 +360,17 @@ class Operating:
             return handle
         started: RunHandle = await self._start(definition, acted.workflow_id, None)
         return started
+
+
+def _check_texts(action: str, **given: str | None) -> None:
+    """Refuse what a journal's record could not hold as text (it would be unreadable).
+
+    Raises:
+        TypeError: `by`, `reason` or `request_id` is neither text nor None.
+    """
+    for name, value in given.items():
+        if value is not None and type(value) is not str:  # (a str subclass may not encode)
+            raise TypeError(f"{action}()'s {name} must be text or None, not {value!r}")
 
 
 def _one_override(workflow_id: str, override: Mapping[int, Any] | None) -> tuple[int, Any] | None:

@@ -193,3 +193,24 @@ async def test_a_torn_link_record_is_finished_by_the_forks_retry(tmp_path: Path)
     assert [record["k"] for record in source].count(records.LINK) == 1
     assert [record["k"] for record in fork].count(records.START) == 1
     assert (directory / "f.journal").read_bytes().startswith(fork_bytes)
+
+
+async def test_who_and_why_that_are_not_text_are_refused_not_journaled(tmp_path: Path) -> None:
+    """(A journal record with them would be unreadable: every later read refused it.)"""
+    directory = tmp_path / "journals"
+    await failed_order(directory)
+    before = snapshot(directory)
+    async with Runtime(directory) as runtime:
+        bad: list[tuple[Callable[[], Awaitable[object]], str]] = [
+            (lambda: runtime.resume("o1", request_id=5), "request_id must be text"),  # type: ignore[arg-type]
+            (lambda: runtime.resume("o1", by=123), "by must be text"),  # type: ignore[arg-type]
+            (lambda: runtime.restart("o1", reason=["x"]), "reason must be text"),  # type: ignore[arg-type]
+            (lambda: runtime.fork("o1", at_step=0, by=b"me"), "by must be text"),  # type: ignore[arg-type]
+        ]
+        for act, says in bad:
+            with pytest.raises(TypeError, match=says):
+                await act()
+        with pytest.raises(durable.InvalidBulkOptions, match="by must be text"):
+            await runtime.bulk("resume", durable.WorkflowFilter(state="failed"), by=1)  # type: ignore[arg-type]
+        assert (await runtime.describe("o1")).state is durable.WorkflowState.FAILED
+    assert snapshot(directory) == before
