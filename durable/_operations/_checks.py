@@ -17,6 +17,7 @@ from typing import Any
 from .._definitions import Workflow
 from .._encoding import convert
 from .._engine._checking import NoChildren, ReadOnlyJournal
+from .._engine._records import CHILD_PREFIX
 from .._engine._specs import ActivitySpec
 from .._engine._workflow_run import WorkflowRun
 from .._errors import InvalidOverride, NonDeterminismError, SerializationError
@@ -72,7 +73,7 @@ def check_replays(
                 raise InvalidOverride(
                     workflow_id=source or workflow_id,
                     step=step,
-                    problem=f"activity {spec.name!r} returns {_name(spec.return_type)}, "
+                    problem=f"{_step_kind(spec.name)} returns {_name(spec.return_type)}, "
                     f"and {problem}",
                 )
 
@@ -150,6 +151,13 @@ def _items(value: Any, arguments: tuple[Any, ...], klass: type) -> list[tuple[st
     if klass in (list, tuple, set, frozenset):
         return [(f"item {i}", item, arguments[0]) for i, item in enumerate(value)]
     return []
+
+
+def _step_kind(name: str) -> str:
+    """'activity 'charge'' or 'child workflow 'kid'' (a child step's spec is named child:...)."""
+    if name.startswith(CHILD_PREFIX):
+        return f"child workflow {name.removeprefix(CHILD_PREFIX)!r}"
+    return f"activity {name!r}"
 
 
 def _name(hint: Any) -> str:

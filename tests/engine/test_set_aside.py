@@ -115,7 +115,7 @@ def test_an_earlier_failure_raised_again_is_cut_at_its_step() -> None:
 
 
 def test_an_older_durables_words_fall_back_on_the_type() -> None:
-    older = {"type": "durable.ActivityError", "msg": "activity act failed (older words)"}
+    older: records.ErrorInfo = {"type": "durable.ActivityError", "msg": "act failed (older words)"}
     journal = [
         start(),
         done(0, result=1),

@@ -223,3 +223,18 @@ async def test_a_stream_reader_follows_a_resumed_run_past_its_first_end(tmp_path
         assert await handle.result() == "done"
         await asyncio.wait_for(reader, 10)
         assert seen == ["before", "resumed", "yes"]
+
+
+async def test_an_override_of_a_child_step_is_checked_against_the_childs_return_type(
+    tmp_path: Path,
+) -> None:
+    async with Runtime(tmp_path, workflows=[parent, child, grandchild]) as runtime:
+        assert await runtime.run(parent, "o", id="o") == "parent got flaky o"
+        with pytest.raises(durable.InvalidOverride, match="child workflow 'child' returns str"):
+            await runtime.fork("o", at_step=2, override={1: 5}, new_id="f")
+        with pytest.raises(durable.WorkflowNotFound):
+            await runtime.describe("f")
+        CALLS.clear()
+        fork = await runtime.fork("o", at_step=2, override={1: "what if"}, new_id="f")
+        assert await fork.result() == "parent got what if"
+        assert CALLS == []  # (the child's outcome is the override: no child ran)
