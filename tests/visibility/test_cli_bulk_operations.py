@@ -152,3 +152,20 @@ def test_bulk_with_code_checks_each_replays_first(fleet: Path) -> None:
     )
     assert code == 2
     assert "cannot import 'no_such_module'" in output
+
+
+def test_every_dry_run_writes_nothing_byte_for_byte(fleet: Path) -> None:
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(fleet)): p.read_bytes() for p in fleet.rglob("*") if p.is_file()}
+
+    before = files()
+    for action in (
+        ["cancel", "--all"],
+        ["resume", "--status", "failed", "--code", "tests.query_fleet"],
+        ["restart", "--all"],
+        ["fork", "--all", "--at-step", "0"],
+    ):
+        code, output = durable_cli("bulk", *action, "--dry-run", directory=fleet)
+        assert code == 0, output
+        assert output.startswith("would "), output
+    assert files() == before
