@@ -84,6 +84,7 @@ from ._errors import WorkflowIdInUse as WorkflowIdInUse
 from ._errors import WorkflowNotFound as WorkflowNotFound
 from ._errors import WorkflowStopped as WorkflowStopped
 from ._errors import WorkflowTimedOut as WorkflowTimedOut
+from ._handles import WorkflowHandle as WorkflowHandle
 from ._limits import Limit as Limit
 from ._log_context import LogContext as LogContext
 from ._log_context import WorkflowLogger as WorkflowLogger
@@ -94,7 +95,6 @@ from ._queue_reading import QueueLoad as QueueLoad
 from ._queues import Queue as Queue
 from ._queues import Rate as Rate
 from ._runtime import Runtime as Runtime
-from ._runtime import WorkflowHandle as WorkflowHandle
 from ._runtime import enqueue as enqueue
 from ._runtime import run as run
 from ._runtime import start as start

@@ -9,65 +9,45 @@ module state in durable.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import os
-import reprlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
+from typing import Any, TypeVar, TypeVarTuple, Unpack, overload
 
-from ._bulk import ACTIONS as BULK_ACTIONS
-from ._bulk import bulk_workflow
-from ._children import ChildRunner
+from ._bulk import BulkAction, BulkResult, bulk_workflow
 from ._deadline import Deadlines
 from ._definitions import OMITTED, Workflow, _Omitted, execution_timeout_seconds
 from ._durations import Duration, to_seconds
-from ._encoding import decode, encode
-from ._engine import _records as records
+from ._encoding import encode
 from ._engine._describe import WorkflowDescription
-from ._engine._log_fields import current_workflow, durable_logger
-from ._engine._outcomes import ContinuedAsNew, Finished, Suspended, final_outcome
-from ._engine._replay import digest_of, start_record
-from ._engine._set_aside import ending, last_standing
-from ._engine._specs import WorkflowSpec
+from ._engine._log_fields import durable_logger
+from ._engine._replay import digest_of
 from ._engine._stall import StallWatch
 from ._engine._workflow_run import WorkflowRun
 from ._errors import (
     InvalidJournalName,
     InvalidWorkflowId,
-    JournalError,
-    JournalFenced,
-    JournalLocked,
-    JournalNotFound,
-    UnknownWorkflow,
-    WorkflowAlreadyRunning,
-    WorkflowCancelled,
     WorkflowDefinitionError,
-    WorkflowFailed,
-    WorkflowIdInUse,
     WorkflowNotFound,
-    WorkflowStopped,
-    store_away,
 )
-from ._limits import limit_home
+from ._handles import WorkflowHandle, outcome_of
 from ._mail import Mailroom
-from ._operations._operating import Operating
-from ._outage import Outage
-from ._querying import Querying
-from ._queue_service import AnyGrant, OnDuplicate, make_queue_service
+from ._operations._operating import Operations, RunHandle
+from ._query import WorkflowFilter, WorkflowPage
+from ._querying import Queries
+from ._queue_service import OnDuplicate
 from ._queues import DEFAULT_PRIORITY, Queue, check_enqueue, delay_seconds
 from ._reading import describe_workflow
+from ._recovery import Recovery
 from ._seams import PRODUCTION, RuntimeSeams
 from ._serving import Serving
 from ._storage._directory import JournalDirectory
-from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
-from ._storage._interface import Journal, JournalStore, check_inbox_bounds
+from ._storage._interface import JournalStore, check_inbox_bounds
 from ._streams import Stream, StreamItem, StreamNews, read_stream
 from ._telemetry import OpenTelemetry, observer_for
+from ._workflow_tasks import WorkflowTasks
 
 logger = durable_logger()
 
@@ -76,124 +56,11 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_DIRECTORY = ".durable"
-RECOVER_BATCH = 512  # journals recover() reads per thread hop (per query)
 
 
 def default_directory() -> Path:
     """$DURABLE_DIR, else ./.durable."""
     return Path(os.environ.get("DURABLE_DIR") or DEFAULT_DIRECTORY)
-
-
-class WorkflowHandle(Generic[R]):
-    """A workflow's id, and its outcome once it ends, wherever on the store it runs.
-
-    From start(), run()'s own, or Runtime.handle(): a handle to an id another runtime holds
-    (here or in another process) follows that run, and takes the workflow over if that
-    runtime stops or dies; result() is the workflow's real outcome either way.
-    """
-
-    def __init__(
-        self,
-        workflow_id: str,
-        task: asyncio.Task[R] | None,
-        runtime: Runtime,
-    ) -> None:
-        self.id = workflow_id
-        self._task = task
-        self._runtime = runtime
-        self._started = False  # (this handle's call started the task: run() may cancel it)
-
-    def done(self) -> bool:
-        """Whether this runtime has seen the workflow end (or stop with the runtime)."""
-        return self._task is not None and self._task.done()
-
-    async def result(self) -> R:
-        """Wait for the workflow's outcome; cancelling this wait does not stop the workflow.
-
-        Raises:
-            WorkflowFailed: the workflow raised; its recorded failure.
-            WorkflowCancelled: it was cancelled.
-            NonDeterminismError: the code diverged from the journal.
-            WorkflowStopped: this runtime was closed first; it resumes from its journal.
-        """
-        while True:
-            if self._task is None:
-                self._task = await self._runtime._follow(self.id)
-            try:
-                return await _outcome_of(self.id, asyncio.shield(self._task), self._task)
-            except WorkflowStopped:
-                if self._runtime._closing:
-                    raise
-                # The run this handle followed was stopped by a caller that gave up on it
-                # (a cancelled run() or start()), not by close(): follow the workflow again.
-                self._task = None
-
-    async def describe(self) -> WorkflowDescription:
-        """What the workflow is doing now, read from its journal (see Runtime.describe)."""
-        return await self._runtime.describe(self.id)
-
-    async def send_event(
-        self, name: str, payload: Any = None, *, event_id: str | None = None
-    ) -> bool:
-        """Send it an event (see Runtime.send_event)."""
-        return await self._runtime.send_event(self.id, name, payload, event_id=event_id)
-
-    async def cancel(self, reason: str = "cancelled") -> None:
-        """Cancel it, durably (see Runtime.cancel)."""
-        await self._runtime.cancel(self.id, reason)
-
-    def __repr__(self) -> str:
-        state = "done" if self.done() else "running"
-        return f"<WorkflowHandle {self.id!r} {state}>"
-
-
-async def _outcome_of(workflow_id: str, waiting: Awaitable[R], task: asyncio.Task[R]) -> R:
-    """Await `waiting`, turning a run that close() stopped into WorkflowStopped.
-
-    Otherwise a caller that nobody cancelled would get a bare CancelledError.
-    """
-    try:
-        return await waiting
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if task.cancelled() and (current is None or not current.cancelling()):
-            raise WorkflowStopped(workflow_id=workflow_id) from None
-        raise
-
-
-@dataclass(frozen=True)
-class _Request:
-    """What a start asked for: which workflow, under which id, with which arguments.
-
-    `arguments` is None to resume with the recorded ones; `given` the caller's, encoded, to
-    hold the journal's to (None: attach to whatever the id recorded); `execution_timeout`
-    a new journal's (OMITTED: the definition's).
-    """
-
-    definition: Workflow[..., Any]
-    workflow_id: str
-    arguments: list[Any] | None
-    parent: str | None = None
-    given: bytes | None = None
-    execution_timeout: float | _Omitted | None = OMITTED
-    trace: dict[str, str] | None = None  # a new journal's start record's `tc`
-
-
-def _stopping(task: asyncio.Task[Any]) -> bool:
-    """Whether an id's task was stopped, or is being stopped, by a cancellation."""
-    return task.cancelled() or (not task.done() and task.cancelling() > 0)
-
-
-def _unknown(*args: Any) -> None:
-    """The function of a workflow this runtime does not know (a handle only reads it)."""
-
-
-def _check_same_workflow(recorded: str, definition: Workflow[..., Any], workflow_id: str) -> None:
-    if recorded != definition.name:
-        raise WorkflowDefinitionError(
-            f"workflow id {workflow_id!r} belongs to workflow {recorded!r}, not "
-            f"{definition.name!r}: use another id"
-        )
 
 
 def _workflow_of(candidate: object) -> Workflow[..., Any]:
@@ -205,7 +72,7 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
     )
 
 
-class Runtime(Serving, Operating, Querying):
+class Runtime:
     """Runs durable workflows over one journal directory, on the running event loop.
 
     Use it as an async context manager, or call close(): closing stops the workflows still
@@ -301,30 +168,73 @@ class Runtime(Serving, Operating, Querying):
         self._workflows: dict[str, Workflow[..., Any]] = {}
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
-        self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
         self._clock = _seams.clock
-        self._mail = Mailroom(
-            self._store,
-            self._runs,
-            self._running,
-            to_seconds(event_poll_interval, what="event_poll_interval"),
-            self._clock,
-        )
-        self._children = ChildRunner(self)
-        self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
-        self._requested: dict[str, _Request] = {}  # what started each id's task here
-        self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
+        follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
+        self._mail = Mailroom(self._store, self._runs, self._running, follow_interval, self._clock)
         self._deadlines = Deadlines(self._mail, self._clock)
         self._stream_news = StreamNews()  # wakes this process's stream readers
-        self._closing = False  # close() is under way: runs loaded from now on start nothing
-        self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
+        self._tasks = WorkflowTasks(
+            self._store,
+            self.directory,
+            self._workflows,
+            seams=_seams,
+            mail=self._mail,
+            deadlines=self._deadlines,
+            running=self._running,
+            runs=self._runs,
+            queues=queues,
+            telemetry=self._telemetry,
+            stall_watch=self._stall_watch,
+            suspend_after=self._suspend_after,
+            follow_interval=follow_interval,
+            stream_news=self._stream_news,
+            register=self._register,
+            handle_of=self._handle_of,
+        )
+        self._children = self._tasks._children  # (its parts the testing kit reaches)
+        self._queues = self._tasks._queues
+        self._recovery = Recovery(
+            self._store, self._workflows, self._running, self._queues, start=self._start
+        )
         if self._telemetry is not None and self._queues.declared:
             where = str(self.directory) if self.directory is not None else "postgresql"
             self._telemetry.watch_queues(self._queues.waiting, where)
+        # Its parts, each given what it needs of the runtime (the public methods delegate):
+        self._serving = Serving(
+            self._store,
+            self._workflows,
+            self._running,
+            self._clock,
+            register=self._register,
+            check_id=self._check_id,
+            wake_queues=self._wake_queues,
+            queued_orphans=self._queued_orphans,
+            queued_orphan=self._queued_orphan,
+            start=self._start,
+        )
+        self._operations = Operations(
+            self._store,
+            self._workflows,
+            self._running,
+            self._clock,
+            check_id=self._check_id,
+            start=self._start,
+            handle_of=self._handle_of,
+        )
+        self._queries = Queries(
+            self,
+            self._store,
+            self._workflows,
+            self.directory,
+            check_id=self._check_id,
+            start_record_of=self._start_record_of,
+            start=self.start,
+            handle=self.handle,
+        )
         for workflow in workflows:
             self._register(_workflow_of(workflow))
-        self._bulk_actions = dict(BULK_ACTIONS)  # (Runtime.bulk: more may be added)
-        self._register(bulk_workflow(self, self._bulk_actions))  # (any runtime finishes one)
+        # (any runtime finishes a bulk: recover() and serve() find its workflow here)
+        self._register(bulk_workflow(self, self._queries.bulk_actions))
 
     def _register(self, workflow: Workflow[..., Any]) -> None:
         known = self._workflows.setdefault(workflow.name, workflow)
@@ -450,14 +360,13 @@ class Runtime(Serving, Operating, Querying):
             raise InvalidWorkflowId.of(error) from None
         return self._handle_of(workflow_id, None)
 
-    def _wake_queues(self) -> None:
-        self._queues.wake()
+    @property
+    def _closing(self) -> bool:
+        """close() is under way (its handles then raise WorkflowStopped)."""
+        return self._tasks.closing
 
-    async def _queued_orphans(self) -> list[str]:
-        return await self._queues.orphans()
-
-    async def _queued_orphan(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
-        return await self._queues.orphaned(workflow_id)
+    def _check_id(self, workflow_id: str) -> None:
+        self._tasks._check_id(workflow_id)
 
     async def _start(
         self,
@@ -469,75 +378,23 @@ class Runtime(Serving, Operating, Querying):
         given: bytes | None = None,
         follow: bool = True,
         execution_timeout: float | _Omitted | None = OMITTED,
-        trace: dict[str, str] | None = None,
-        queued: tuple[str, float] | None = None,
     ) -> WorkflowHandle[Any]:
-        """Start or resume the workflow here, or follow the runtime that holds it; a handle.
-
-        `given`: the caller's encoded arguments, to hold the journal's to. `follow`: False
-        (recover, serve) raises WorkflowAlreadyRunning for an id held anywhere instead.
-        An id has one task in a runtime, registered before the first await: a second start
-        of it here joins that task. `execution_timeout`: a new journal's (default: the
-        definition's). `trace`: a new journal's trace carrier (default, with OpenTelemetry
-        on: the caller's context). `queued`: (queue, enqueued at) of a request its queue
-        admitted now (traced as the wait, under the enqueuer's span, the run's parent).
-        """
-        self._check_id(workflow_id)
-        if self._closing:
-            raise WorkflowStopped(workflow_id=workflow_id)
-        task = self._running.get(workflow_id)
-        if task is not None and _stopping(task):
-            task = None  # (stopped by a caller that gave up: start it afresh)
-        if task is not None:
-            if not follow:
-                location = self._store.location(workflow_id)
-                raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
-            run = self._runs.get(workflow_id)
-            if run is not None:
-                _check_same_workflow(run.spec.name, definition, workflow_id)
-                if given is not None:
-                    _check_arguments(run, given, arguments)
-            else:
-                await self._check_recorded(
-                    workflow_id, definition, given, arguments, self._requested.get(workflow_id)
-                )
-            return self._handle_of(workflow_id, task)
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._queues.wake()
-        claimed: asyncio.Future[None] = loop.create_future()
-        if self._telemetry is not None:
-            if queued is not None:  # (its wait in the queue: the run's parent)
-                trace = self._telemetry.queue_wait(*queued, workflow_id, trace)
-            elif trace is None:
-                trace = self._telemetry.capture()  # (the caller's span: the workflow's parent)
-        request = _Request(
-            definition, workflow_id, arguments, parent, given, execution_timeout, trace
+        handle: WorkflowHandle[Any] = await self._tasks._start(
+            definition,
+            workflow_id,
+            arguments,
+            parent,
+            given=given,
+            follow=follow,
+            execution_timeout=execution_timeout,
         )
-        context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
-        context.run(limit_home.set, self.directory or self._queues.limit_home)
-        context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
-        task = loop.create_task(
-            self._execute(request, claimed, follow=follow),
-            name=f"durable {workflow_id}",
-            context=context,
-        )
-        self._running[workflow_id] = task
-        self._requested[workflow_id] = request
-        task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
-        self._mail.watch()
-        try:
-            await asyncio.shield(claimed)
-        except asyncio.CancelledError:
-            if not claimed.done():  # the caller gave up before it began: nothing runs for it
-                task.cancel()
-            raise
-        # Let it run to its first await before the caller starts the next: a loop that starts
-        # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
-        await asyncio.sleep(0)
-        handle = self._handle_of(workflow_id, task)
-        handle._started = True
         return handle
+
+    async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
+        return await self._tasks._start_record_of(workflow_id)
+
+    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]:
+        return await self._tasks._follow(workflow_id)
 
     def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
         """A handle of this runtime's type (durable.testing's skips virtual time)."""
@@ -547,347 +404,14 @@ class Runtime(Serving, Operating, Querying):
         assert isinstance(handle, WorkflowHandle)
         return handle
 
-    def _task_ended(
-        self, workflow_id: str, claimed: asyncio.Future[None], task: asyncio.Task[Any]
-    ) -> None:
-        if self._running.get(workflow_id) is task:
-            del self._running[workflow_id]
-            self._requested.pop(workflow_id, None)
-            self._mail.forget(workflow_id)
-            self._deadlines.disarm(workflow_id)
-        if not claimed.done():
-            claimed.cancel()
-        elif not claimed.cancelled() and claimed.exception() is not None:
-            if not task.cancelled():
-                task.exception()  # (the starter raised it already: retrieved, not logged)
-            return
-        _log_end(task)
-
-    async def _take(
-        self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
-    ) -> tuple[Journal, WorkflowRun]:
-        """Open the id's journal and build its run.
-
-        While another runtime (in another process, on this store) holds it, wait for that
-        one to end the workflow or let go of it (stopped, died, its lease lapsed), looking
-        every event_poll_interval; then take it: a finished workflow's outcome is replayed,
-        an unfinished one resumes here. `claimed` is settled once the caller may go on.
-        """
-        try:
-            return await self._try_taking(request, claimed, follow=follow)
-        except BaseException as error:
-            if claimed is not None and not claimed.done():
-                if isinstance(error, asyncio.CancelledError):
-                    claimed.cancel()
-                else:
-                    claimed.set_exception(error)
-            raise
-
-    async def _try_taking(
-        self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool
-    ) -> tuple[Journal, WorkflowRun]:
-        workflow_id, given, arguments = request.workflow_id, request.given, request.arguments
-        outage = Outage(f"workflow {workflow_id}", self._follow_interval)
-        while True:
-            try:
-                journal = await self._open(workflow_id)
-            except JournalLocked:
-                if not follow:
-                    location = self._store.location(workflow_id)
-                    raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location) from None
-                if claimed is not None and not claimed.done():
-                    await self._check_recorded(workflow_id, request.definition, given, arguments)
-                    claimed.set_result(None)
-                await asyncio.sleep(self._follow_interval)
-                continue
-            except Exception as error:
-                # A store that is away when a run takes its workflow again (not at a first
-                # start: its caller is told) is waited for.
-                if (claimed is not None and not claimed.done()) or not store_away(error):
-                    raise
-                await outage.wait(error)
-                continue
-            outage.over()
-            try:
-                run = self._run_of(
-                    request.definition,
-                    workflow_id,
-                    journal,
-                    arguments,
-                    request.parent,
-                    execution_timeout=request.execution_timeout,
-                    trace=request.trace,
-                )
-                if given is not None and journal.records and claimed and not claimed.done():
-                    _check_arguments(run, given, arguments)
-            except BaseException:
-                await journal.close()
-                raise
-            if claimed is not None and not claimed.done():
-                claimed.set_result(None)
-            return journal, run
-
-    async def _check_recorded(
-        self,
-        workflow_id: str,
-        definition: Workflow[..., Any],
-        given: bytes | None,
-        arguments: list[Any] | None,
-        pending: _Request | None = None,
-    ) -> None:
-        """Refuse to join a run of another workflow, or one with other arguments (`given`).
-
-        As read from its journal; before its start record exists, as `pending` (what the
-        start this one joins asked for) says.
-        """
-        try:
-            start = await self._start_record_of(workflow_id)
-        except WorkflowNotFound:
-            start = None  # (its runner has not created it yet)
-        if start is None:
-            if pending is None:
-                return
-            start = {"wf": pending.definition.name, "gen": 0}
-            if pending.given is not None:
-                start["args"] = decode(pending.given, path=workflow_id, offset=0)
-        _check_same_workflow(str(start.get("wf")), definition, workflow_id)
-        if given is None or start.get("gen", 0) != 0 or "args" not in start:
-            return
-        recorded = start["args"]
-        if encode(recorded, context="the recorded arguments") == given:
-            return
-        if decode(given, path=workflow_id, offset=0) == recorded:
-            return
-        raise WorkflowIdInUse(
-            workflow_id=workflow_id, recorded=_SHORT.repr(recorded), given=_SHORT.repr(arguments)
-        )
-
-    async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
-        """The start record of the id's journal (None: being created); no lock taken.
-
-        Raises:
-            WorkflowNotFound: there is no such journal.
-        """
-        try:
-            stored = await self._store.read(workflow_id)
-        except JournalNotFound:
-            raise WorkflowNotFound(
-                workflow_id=workflow_id, directory=self._store.location(workflow_id)
-            ) from None
-        if not stored:
-            return None
-        start = records.read_journal(stored[:1], path=self._store.location(workflow_id))[0]
-        return dict(start)
-
-    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]:
-        """The task whose outcome is the workflow's (Runtime.handle's result()).
-
-        This runtime's task for the id if it has one; else, when it knows the workflow,
-        a new one that follows whoever runs it (and takes it over when nobody does); else
-        one that watches the journal until it ends.
-        """
-        if self._closing:
-            raise WorkflowStopped(workflow_id=workflow_id)
+    def _wake_queues(self) -> None:
         self._queues.wake()
-        task = self._running.get(workflow_id)
-        if task is not None and not _stopping(task):
-            return task
-        try:
-            start = await self._start_record_of(workflow_id)
-        except WorkflowNotFound:
-            if await self._queues.wait_admitted(workflow_id):
-                return await self._follow(workflow_id)  # (started now, here or elsewhere)
-            # (a queued one may have started and ended between the two looks)
-            start = await self._start_record_of(workflow_id)
-        definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
-        if definition is not None:
-            handle = await self._start(definition, workflow_id, None)
-            assert handle._task is not None
-            return handle._task
-        watching = asyncio.get_running_loop().create_task(
-            self._watch(workflow_id), name=f"durable watch {workflow_id}"
-        )
-        self._watching.add(watching)
-        watching.add_done_callback(self._watching.discard)
-        return watching
 
-    async def _watch(self, workflow_id: str) -> Any:
-        """The outcome of a workflow whose code this runtime does not know, once it ends.
+    async def _queued_orphans(self) -> list[str]:
+        return await self._queues.orphans()
 
-        Read from its journal, looking every event_poll_interval.
-        """
-        where = self._store.location(workflow_id)
-        while True:
-            journal = records.read_journal(await self._store.read(workflow_id), path=where)
-            end = ending(journal) if journal else None
-            if end is not None and "cont" not in end:
-                spec = WorkflowSpec(str(journal[0]["wf"]), _unknown, (), Any)
-                return final_outcome(workflow_id, spec, end, None)
-            await asyncio.sleep(self._follow_interval)
-
-    async def _execute(
-        self, request: _Request, claimed: asyncio.Future[None], *, follow: bool
-    ) -> Any:
-        """The task of one id: take its journal, then run the workflow to its end.
-
-        Through unloading while it sleeps, and new generations. Until it has the journal it
-        follows the runner that holds the id elsewhere, if one does; so does a runner that
-        lost its lease (fenced) to the runtime that took the workflow over.
-        """
-        definition, workflow_id = request.definition, request.workflow_id
-        current: Journal | None = None
-        grant: AnyGrant | None = None  # (a queued workflow's slots, held until its task ends)
-        try:
-            current, run = await self._take(request, claimed, follow=follow)
-            grant = await self._queues.gate(workflow_id)
-            parent = run.parent
-            while True:
-                await self._load(workflow_id, run)
-                sleep: Suspended | None = None
-                away = False  # (its store is: take it again once it answers)
-                try:
-                    try:
-                        outcome = await run.execute()
-                        if isinstance(outcome, Finished):
-                            await _note(current, finished=True)
-                            if grant is not None:
-                                grant.finished = True
-                            return outcome.unwrap()  # (WorkflowFailed, WorkflowCancelled)
-                        if isinstance(outcome, ContinuedAsNew):
-                            assert current is not None
-                            next_start = self._next_generation(run, outcome)
-                            current = await self._seams.journals.rotate(
-                                self._store, current, next_start
-                            )
-                            run = self._run_of(  # (linked to the generation before it)
-                                definition,
-                                workflow_id,
-                                current,
-                                None,
-                                previous_run=run.trace_carrier,
-                            )
-                            continue
-                        sleep = outcome  # a long sleep: let go of all but the lock
-                    finally:
-                        self._runs.pop(workflow_id, None)
-                except JournalFenced as fenced:
-                    logger.info("workflow %s: %s", workflow_id, fenced)
-                except BaseException as error:
-                    away = _went_away(workflow_id, error)  # (a database restart, say)
-                    if not away and not self._seams.restarts_after(error):
-                        raise
-                    # (a simulated crash: resume at once, as a restarted process would)
-                del run
-                assert current is not None
-                if sleep is not None and await self._sleep(
-                    current, workflow_id, sleep.wake_at, sleep.inbox_next
-                ):
-                    run = self._run_of(definition, workflow_id, current, request.arguments, parent)
-                    continue
-                await _let_go(current, away=away)
-                current = None
-                current, run = await self._take(replace(request, parent=parent), None)
-        finally:
-            if current is not None:
-                await current.close()
-            if grant is not None:
-                self._queues.release(grant)
-
-    async def _load(self, workflow_id: str, run: WorkflowRun) -> None:
-        """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
-        await self._deadlines.arm(workflow_id, run)
-        self._runs[workflow_id] = run
-
-    async def _sleep(
-        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
-    ) -> bool:
-        """An unloaded sleeper's wait, with its journal suspended, not closed.
-
-        It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
-        lease lapsed meanwhile (a paused process) and another runtime may have it; or a
-        simulated crash struck meanwhile (reopen and replay now). While it waits, its task
-        holds this frame and _execute's only (see Mailroom.park).
-        """
-        mail = self._mail
-        mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
-        try:
-            await _note(journal, wake_at=wake_at, inbox_next=inbox_next)
-            await journal.suspend()
-            wakeup, timer = mail.park(workflow_id, wake_at)
-            try:
-                await wakeup
-            finally:
-                mail.unpark(workflow_id, timer)
-            return await _resumed(journal, workflow_id)
-        except BaseException as error:
-            if not self._seams.restarts_after(error):
-                raise
-            return False
-
-    def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
-        extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
-        if continued.carried:
-            extra["carry"] = continued.carried
-        if run.parent is not None:
-            extra["parent"] = run.parent
-        if run.deadline is not None:  # (the execution_timeout spans the chain)
-            extra["dl"] = run.deadline
-        if run.starter is not None:  # (the starter's trace context, for every generation)
-            extra["tc"] = run.starter
-        clock = self._clock.time
-        return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
-
-    def _check_id(self, workflow_id: str) -> None:
-        try:
-            self._store.check_name(workflow_id)
-        except InvalidJournalName as error:
-            raise InvalidWorkflowId.of(error) from None
-
-    async def _open(self, workflow_id: str) -> Journal:
-        """Open and lock the id's journal (JournalLocked: another runner holds it)."""
-        return self._seams.journals.opened(await self._store.open(workflow_id))
-
-    def _run_of(
-        self,
-        definition: Workflow[..., Any],
-        workflow_id: str,
-        journal: Journal,
-        arguments: list[Any] | None,
-        parent: str | None = None,
-        *,
-        execution_timeout: float | _Omitted | None = OMITTED,
-        trace: dict[str, str] | None = None,
-        previous_run: dict[str, str] | None = None,
-    ) -> WorkflowRun:
-        if isinstance(execution_timeout, _Omitted):
-            execution_timeout = definition.spec.execution_timeout
-        run = WorkflowRun(
-            spec=definition.spec,
-            workflow_id=workflow_id,
-            journal=journal,
-            arguments=arguments,
-            clock=self._clock,
-            substitute=self._seams.substitute,
-            suspend_after=self._suspend_after,
-            location=self._store.location(workflow_id),
-            inbox=self._mail.reader(workflow_id),
-            children=self._children,
-            parent=parent,
-            record_limit=self._store.max_record_size,
-            execution_timeout=execution_timeout,
-            watch=self._stall_watch,
-            # (file store: a record is readable once written; PostgreSQL's once committed,
-            # which its readers' polls find)
-            streamed=functools.partial(self._stream_news.appended, workflow_id)
-            if isinstance(self._store, JournalDirectory)
-            else None,
-            observer=self._telemetry,
-            trace=trace,
-            previous_run=previous_run,
-        )
-        if self._closing:  # (a sleeper woken, a child started, during stop_grace)
-            run.stop_starting()
-        return run
+    async def _queued_orphan(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
+        return await self._queues.orphaned(workflow_id)
 
     async def run(
         self,
@@ -918,7 +442,7 @@ class Runtime(Serving, Operating, Querying):
         assert task is not None
         # Cancelling this call stops a run it started; one it joined goes on for the others.
         waiting = task if handle._started else asyncio.shield(task)
-        return await _outcome_of(handle.id, waiting, task)
+        return await outcome_of(handle.id, waiting, task)
 
     async def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to the workflow `workflow_id`, started anywhere on this store.
@@ -950,78 +474,272 @@ class Runtime(Serving, Operating, Querying):
         Raises:
             UnknownWorkflow: a journal names a workflow this runtime does not know.
         """
-        self._queues.wake()
-        unfinished: list[tuple[str, Workflow[..., Any], list[Any] | None]] = []
-        names = [name for name in await self._store.list() if name not in self._running]
-        listed = set(names)
-        orphans = [name for name in await self._queues.orphans() if name not in self._running]
-        names += [name for name in orphans if name not in listed]
-        async for name, stored in self._read_in_batches(names):
-            try:
-                if isinstance(stored, JournalNotFound) or not stored:
-                    # (a queued request's whose admitter died before its start record)
-                    orphan = await self._queued_request(name)
-                    if orphan is not None:
-                        unfinished.append((name, *orphan))
-                    continue
-                if isinstance(stored, JournalError):
-                    raise stored
-                start = decode(stored[0].payload, path=name, offset=stored[0].offset)
-                last = last_standing(stored, path=name)  # (the end, past any links)
-            except JournalError as error:
-                logger.error("recover: workflow %s skipped: %s", name, error)
-                continue
-            if isinstance(last, dict) and last.get("k") == records.END and "cont" not in last:
-                continue  # (an end{cont} not rotated yet: its next generation is due)
-            workflow_name = start.get("wf") if isinstance(start, dict) else None
-            workflow = self._workflows.get(str(workflow_name))
-            if workflow is None:
-                raise UnknownWorkflow(
-                    workflow_id=name, name=str(workflow_name), known=sorted(self._workflows)
-                )
-            unfinished.append((name, workflow, None))
-        handles = []
-        for name, workflow, arguments in unfinished:
-            try:
-                handles.append(await self._start(workflow, name, arguments, follow=False))
-            except WorkflowAlreadyRunning:
-                logger.info("recover: workflow %s is running elsewhere; skipped", name)
-            except JournalError as error:  # (damaged since it was read, say)
-                logger.error("recover: workflow %s skipped: %s", name, error)
-        return handles
+        return await self._recovery.recover()
 
-    async def _queued_request(self, name: str) -> tuple[Workflow[..., Any], list[Any]] | None:
-        """recover(): what to start an orphaned queued request with (None: none, or unusable)."""
-        try:
-            return await self._queues.orphaned(name)
-        except Exception as error:  # (its request names an unknown workflow, or is damaged)
-            logger.error("recover: queued workflow %s skipped: %r", name, error)
-            return None
+    async def submit(
+        self,
+        workflow: Callable[[Unpack[Ts]], Awaitable[Any]],
+        /,
+        *args: *Ts,
+        id: str | None = None,
+        execution_timeout: Duration | _Omitted | None = OMITTED,
+    ) -> str:
+        """Journal a new workflow without running it here: a serving runtime will.
 
-    async def _read_in_batches(
-        self, names: list[str]
-    ) -> AsyncIterator[tuple[str, list[StoredRecord] | JournalError]]:
-        """Every named journal's records, RECOVER_BATCH at a time (not a thread hop each).
+        The start record is committed before this returns; the workflow id is derived as
+        run() derives it when `id` is None. Submitting an id that exists changes nothing.
+        `execution_timeout` is as start()'s: its deadline counts from now, run or not.
 
-        A batch is let go of before the next is read: recover() reads finished journals
-        too, and a directory's worth of them at once could be gigabytes.
+        Returns:
+            The workflow id.
         """
-        read_many = getattr(self._store, "read_many", None)  # (a store of an older protocol)
-        for first in range(0, len(names), RECOVER_BATCH):
-            chunk = names[first : first + RECOVER_BATCH]
-            batch = await read_many(chunk) if read_many else await self._read_each(chunk)
-            for name in list(batch):  # (in order; each journal's records dropped once seen)
-                yield name, batch.pop(name)
+        return await self._serving.submit(
+            workflow, *args, id=id, execution_timeout=execution_timeout
+        )
 
-    async def _read_each(self, names: list[str]) -> dict[str, list[StoredRecord] | JournalError]:
-        """read_many, one read at a time: for a store that has no read_many."""
-        found: dict[str, list[StoredRecord] | JournalError] = {}
-        for name in names:
-            try:
-                found[name] = await self._store.read(name)
-            except JournalError as error:
-                found[name] = error
-        return found
+    async def serve(self, *, poll_interval: Duration = "1 s", batch: int = 100) -> None:
+        """Run the store's workflows that want a runner, as they come, until cancelled.
+
+        Any number of processes may serve one PostgresStore: each workflow runs in one at a
+        time, workflows submitted or sent a message are picked up at once (LISTEN/NOTIFY),
+        due timers wake on time, and the workflows of a process that died are taken over
+        when their leases expire. On a directory it resumes unfinished journals every
+        `poll_interval`. The runtime must know the workflows (Runtime(workflows=[...])).
+
+        Args:
+            poll_interval: the longest wait between two looks for work (default 1 s).
+            batch: how many workflows to claim at a time (default 100).
+        """
+        return await self._serving.serve(poll_interval=poll_interval, batch=batch)
+
+    async def resume(
+        self,
+        workflow_id: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        start: bool = True,
+        request_id: str | None = None,
+    ) -> RunHandle:
+        """Resume a failed or cancelled workflow with the current code; its handle.
+
+        Its journal is kept: a "resume" record sets the failure (or the cancellation) aside,
+        and the workflow continues from the step that failed (that activity runs again,
+        from its first attempt, under its retry policy), every result recorded before it
+        kept. Which step that is, is read from the journal: the activity or child step
+        whose error the workflow's final failure carries (it let the error through, or
+        raised it again). A workflow whose own code raised after it caught a step's
+        failure keeps every recorded step (the caught failure included) and runs its
+        code again from where it raised. A failed child whose failure ended the workflow
+        is resumed first (its own resume record, naming this parent), so the step that
+        runs it again finds it going on rather than its recorded failure. A cancelled
+        workflow goes on from where the cancellation reached it. Events it took after that
+        point are not delivered again. Idempotent: resuming a workflow whose resumption
+        stands (it has not ended since) writes nothing and returns its handle; so does a
+        resume with a `request_id` already journaled, even once the resumed run has ended
+        (a retry that cannot know how far the first call got: give one).
+
+        Args:
+            workflow_id: the ended workflow.
+            by: who asked (journaled; default: user@host and pid).
+            reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
+            request_id: this request's id (journaled): a retry with it writes nothing.
+
+        Raises:
+            WorkflowNotFound: no such workflow.
+            ActionRefused: it completed, has not ended, or a runner holds it.
+            NonDeterminismError: this runtime has the workflow's code and it would not
+                replay the records kept (the step and the call site); nothing was written.
+        """
+        return await self._operations.resume(
+            workflow_id, by=by, reason=reason, start=start, request_id=request_id
+        )
+
+    async def restart(
+        self,
+        workflow_id: str,
+        *,
+        new_id: str | None = None,
+        by: str | None = None,
+        reason: str | None = None,
+        start: bool = True,
+    ) -> RunHandle:
+        """Run an ended workflow again as a new run, with the same arguments; its handle.
+
+        The new run's start record names its source, and the source's journal gets a link
+        to it. Idempotent: a restart to a `new_id` that is already this restart returns
+        it (finishing the link if a crash cut it short).
+
+        Args:
+            workflow_id: the ended workflow (completed, failed or cancelled).
+            new_id: the new run's id (default: "<id>-restart").
+            by: who asked (journaled; default: user@host and pid).
+            reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
+
+        Raises:
+            WorkflowNotFound: no such workflow.
+            ActionRefused: it has not ended, or a runner holds it.
+            ActionRefused: also when `new_id` names another run.
+        """
+        return await self._operations.restart(
+            workflow_id, new_id=new_id, by=by, reason=reason, start=start
+        )
+
+    async def fork(
+        self,
+        workflow_id: str,
+        *,
+        at_step: int | None = None,
+        from_failure: bool = False,
+        override: Mapping[int, Any] | None = None,
+        new_id: str | None = None,
+        by: str | None = None,
+        reason: str | None = None,
+        start: bool = True,
+    ) -> RunHandle:
+        """A new run whose journal starts with the source's records up to a step; its handle.
+
+        The fork replays the source's recorded outcomes of the steps before `at_step` (or
+        before the step that failed) and runs live from there with the current code. With
+        this runtime's code for the workflow, the copied records are replayed first (in
+        memory), and a fork that would not replay is refused naming the step and the call
+        site. Linked both ways, like restart(). Idempotent per `new_id`.
+
+        Args:
+            workflow_id: the ended source.
+            at_step: the first step the fork runs live (0 to the source's step count).
+            from_failure: instead, run live from the step whose failure ended the source
+                (the same step resume() would run again: all steps kept when its own code
+                raised) or where its cancellation reached it.
+            override: {step: value}, one step before the live part (or the failed step):
+                the fork records `value` as that activity's result instead (for debugging,
+                "what if the payment had succeeded"). Needs this runtime to have the
+                workflow's code, which checks the value against the activity's return
+                annotation.
+            new_id: the fork's id (default: "<id>-fork-<step>" or "<id>-fork-failure",
+                plus "-override-<step>").
+            by: who asked (journaled; default: user@host and pid).
+            reason: why (journaled).
+            start: run it here now if this runtime has the workflow's code (default);
+                False only writes (a runtime that recovers or serves the store runs it).
+
+        Raises:
+            WorkflowNotFound: no such workflow.
+            ActionRefused: it has not ended (or, from_failure, it completed), or a runner
+                holds it.
+            InvalidForkStep: `at_step` is past the end of the source's journal.
+            InvalidOverride: the value does not encode, does not fit the annotation, or
+                the step has no activity outcome before the live part.
+            NonDeterminismError: the copied records would not replay with this code.
+            ActionRefused: also when `new_id` names another run.
+        """
+        return await self._operations.fork(
+            workflow_id,
+            at_step=at_step,
+            from_failure=from_failure,
+            override=override,
+            new_id=new_id,
+            by=by,
+            reason=reason,
+            start=start,
+        )
+
+    async def list_workflows(
+        self, where: WorkflowFilter | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> WorkflowPage:
+        """One page of the store's workflows that `where` matches, newest start first.
+
+        Args:
+            where: a WorkflowFilter (None: every workflow).
+            limit: the page's size, 1..10,000 (default 100).
+            cursor: the previous page's `next_cursor` (None: the first page).
+
+        Returns:
+            A WorkflowPage: its workflows (WorkflowDescription), `next_cursor` (None on the
+            last page) and `total` (how many match). A filter that matches nothing gives an
+            empty page, not an error.
+
+        Raises:
+            InvalidFilter: a bad limit or cursor (a bad filter field is refused when the
+                WorkflowFilter is made).
+        """
+        return await self._queries.list_workflows(where, limit=limit, cursor=cursor)
+
+    async def bulk(
+        self,
+        action: str,
+        where: WorkflowFilter,
+        *,
+        by: str | None = None,
+        reason: str = "bulk action",
+        dry_run: bool = False,
+        bulk_id: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        actions: Mapping[str, BulkAction] | None = None,
+    ) -> BulkResult:
+        """Do `action` (cancel, resume, restart, fork) to every workflow `where` matches.
+
+        The bulk runs as a durable workflow (`durable.bulk`, id `bulk_id`), so it is
+        journaled with who asked (`by`) and why, and each workflow's action is journaled
+        there with its outcome; each workflow journals the action itself with the same
+        (`by`, `reason` and the bulk's id). Retried with the same `bulk_id` after a crash, it
+        finishes what it had not done, on the workflows it had selected, and acts on none
+        twice; so does any runtime's recover(). Safe while the workflows run in other
+        processes: a cancellation goes to the workflow's inbox, as Runtime.cancel's does;
+        resume, restart and fork skip a workflow that has not ended or that a runner holds.
+
+        Resume, restart and fork only write (Runtime.resume(start=False) and so on): the
+        runs they leave (`BulkResult.runs`) are run by a runtime with their code, here or
+        in a process serving the store (recover(), serve(), or a handle's result()). A
+        restart's or fork's new run is named `<source id>@<bulk id>`, so a retried step
+        finds the run it made.
+
+        Args:
+            action: the action's name: "cancel", "resume", "restart", "fork" (or one of
+                `actions`).
+            where: which workflows (WorkflowFilter() is every workflow: say so on purpose).
+            by: who or what asks (default: user@host (pid)); journaled.
+            reason: why; journaled with each workflow's action.
+            dry_run: act on nothing: the result says what would be done ("would cancel").
+            bulk_id: the bulk's id (default: a new one, bulk-<action>-<time>-<random>).
+                Given again, it finishes (or returns) that bulk, whatever `where` and
+                `options` say now.
+            options: the action's options, journaled with the bulk: fork takes
+                {"from_failure": True} (its default: each from the step that failed) or
+                {"at_step": N}; the others take none.
+            actions: more actions by name, for this runtime (kept, so that a bulk resumed
+                by recover() here finds them).
+
+        Returns:
+            A BulkResult: each workflow acted on and its outcome, those skipped and why (a
+            finished one cannot be cancelled, a running one not resumed). A filter that
+            matches nothing acts on nothing.
+
+        Raises:
+            UnknownBulkAction: no action has that name; nothing was started.
+            InvalidBulkOptions: options the action does not take, or `by` or `reason` that
+                is not text; nothing was started.
+            InvalidWorkflowId: `bulk_id` is not a valid workflow id.
+            WorkflowIdInUse: `bulk_id` names a workflow that is not a bulk of this action.
+        """
+        return await self._queries.bulk(
+            action,
+            where,
+            by=by,
+            reason=reason,
+            dry_run=dry_run,
+            bulk_id=bulk_id,
+            options=options,
+            actions=actions,
+        )
+
+    async def _holders(self, workflow_ids: list[str]) -> dict[str, str] | None:
+        """Who holds each journal now (for bulk's selection: BulkHost)."""
+        return await self._queries.holders(workflow_ids)
 
     async def send_event(
         self, workflow_id: str, name: str, payload: Any = None, *, event_id: str | None = None
@@ -1151,16 +869,7 @@ class Runtime(Serving, Operating, Querying):
         Activities in flight get `stop_grace` to finish (their outcomes are journaled);
         meanwhile no new one starts. Then the rest is cancelled; nothing is half-written.
         """
-        self._closing = True
-        await self._queues.close()
-        in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=self._stop_grace)
-        tasks = [*self._running.values(), *self._watching]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._children.settle()
+        await self._tasks.stop(self._stop_grace)
         await self._deadlines.close()
         if self._stall_watch is not None:
             self._stall_watch.stop()
@@ -1181,114 +890,6 @@ class Runtime(Serving, Operating, Querying):
 
 
 _default_runtime: Runtime | None = None
-
-
-def _log_end(task: asyncio.Task[Any]) -> None:
-    """Log how a workflow that did not return ended, once; its handles still raise it.
-
-    Taking the exception here also keeps asyncio from printing "Task exception was never
-    retrieved" for a run nobody awaits (recover()'s, an un-awaited start()'s).
-    """
-    if task.cancelled():
-        return  # (stopped by close(): it resumes from its journal)
-    error = task.exception()
-    if error is None:
-        return
-    name = task.get_name().removeprefix("durable ")
-    if isinstance(error, WorkflowFailed | WorkflowCancelled):
-        logger.info("workflow %s ended: %s", name, error)
-    else:
-        logger.error("workflow %s stopped: %s", name, error, exc_info=error)
-
-
-_SHORT = reprlib.Repr()  # (argument lists shortened for an error message)
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
-_SHORT.maxlevel = 3
-
-
-def _check_arguments(run: WorkflowRun, given: bytes, arguments: list[Any] | None) -> None:
-    """Refuse a run()/start() whose arguments are not those its id's journal recorded.
-
-    A later generation's start record holds the arguments continue_as_new passed, not the
-    caller's: the first generation's are gone, so such a run is never refused.
-    """
-    if run.generation != 0:
-        return
-    recorded = encode(run.arguments, context="the recorded arguments")
-    if recorded == given:  # (the digests the journal names calls by, byte for byte)
-        return
-    # A set encodes in its iteration order, which a set of equal values in another process
-    # (or built in another order) may not share: equal decoded values are the same call.
-    if decode(given, path=run.workflow_id, offset=0) == run.arguments:
-        return
-    raise WorkflowIdInUse(
-        workflow_id=run.workflow_id,
-        recorded=_SHORT.repr(run.arguments),
-        given=_SHORT.repr(arguments),
-    )
-
-
-def _went_away(workflow_id: str, error: BaseException) -> bool:
-    """Whether a run stopped because its store is away (said once, on the durable logger)."""
-    if not isinstance(error, Exception) or not store_away(error):
-        return False
-    logger.warning(
-        "workflow %s: the journal store is away (%s: %s); it resumes here once it answers",
-        workflow_id,
-        type(error).__name__,
-        error,
-    )
-    return True
-
-
-async def _let_go(journal: Journal, *, away: bool) -> None:
-    """Close a journal its run let go of.
-
-    A store that is away cannot take its last records: they go with the run's lease, and
-    the workflow resumes from what was committed when it is taken again.
-    """
-    try:
-        await journal.close()
-    except Exception as error:
-        if not (away or store_away(error)):
-            raise
-
-
-async def _resumed(journal: Journal, workflow_id: str) -> bool:
-    """Read a sleeper's journal back at its wake-up; False: take the workflow again."""
-    try:
-        await journal.resume()
-    except JournalFenced as fenced:
-        logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
-        return False
-    except Exception as error:
-        if not store_away(error):
-            raise
-        logger.warning(
-            "workflow %s: the journal store is away at its wake-up (%s); it resumes here "
-            "once it answers",
-            workflow_id,
-            error,
-        )
-        return False
-    return True
-
-
-async def _note(
-    journal: Journal | None,
-    *,
-    finished: bool = False,
-    wake_at: float | None = None,
-    inbox_next: int | None = None,
-) -> None:
-    """Tell the store how the workflow stands (a hint for serve(); never fails the run)."""
-    if journal is None:
-        return
-    try:
-        await journal.note(finished=finished, wake_at=wake_at, inbox_next=inbox_next)
-    except Exception:  # (a hint)
-        logger.debug("could not note the state of a journal", exc_info=True)
 
 
 def default_runtime() -> Runtime:

@@ -23,8 +23,9 @@ from ._errors import (
     WorkflowDefinitionError,
     WorkflowNotFound,
 )
+from ._handles import WorkflowHandle
 from ._reading import read_workflow
-from ._runtime import Runtime, WorkflowHandle, default_runtime
+from ._runtime import Runtime, default_runtime
 from ._schedule_run import COMMAND_EVENT, schedule_workflow
 from ._schedule_spec import (
     MAX_BACKFILL,

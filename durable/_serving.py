@@ -4,8 +4,9 @@ A serving runtime asks its store for journals that want a runner (unfinished, no
 due), claims them, and runs them; then waits for news (a message, a due timer, a journal
 released by a runtime that stopped or died) or its poll interval. On PostgreSQL the claims
 are `FOR UPDATE SKIP LOCKED` and the news is LISTEN/NOTIFY, so N processes share the work
-and a workflow whose process died is taken over once its lease expires. A Runtime mixin:
-it knows the runtime's store, registry and running workflows, nothing of the CLI.
+and a workflow whose process died is taken over once its lease expires. A part a Runtime
+holds (Runtime.serve and Runtime.submit delegate to it): it is given the runtime's store,
+registry and running workflows, and how to start a run, and knows nothing of the CLI.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ._errors import (
     WorkflowStopped,
 )
 from ._outage import Outage
+from ._runtime_parts import QueuedRequest, StartRun
 from ._storage._interface import JournalStore
 
 Ts = TypeVarTuple("Ts")
@@ -44,37 +46,32 @@ UNREADABLE = (JournalCorrupted, UnsupportedJournalFormat, UnsafeJournalFile)
 
 
 class Serving:
-    """serve() and submit() for Runtime (which provides what is declared here)."""
+    """A runtime's serving: submit() journals work, serve() runs what wants a runner."""
 
-    _store: JournalStore
-    _workflows: dict[str, Workflow[..., Any]]
-    _running: dict[str, asyncio.Task[Any]]
-    _clock: Clock
-
-    def _register(self, workflow: Workflow[..., Any]) -> None:
-        raise NotImplementedError
-
-    def _check_id(self, workflow_id: str) -> None:
-        raise NotImplementedError
-
-    def _wake_queues(self) -> None:
-        raise NotImplementedError
-
-    async def _queued_orphans(self) -> list[str]:
-        raise NotImplementedError
-
-    async def _queued_orphan(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
-        raise NotImplementedError
-
-    async def _start(
+    def __init__(
         self,
-        definition: Workflow[..., Any],
-        workflow_id: str,
-        arguments: list[Any] | None,
+        store: JournalStore,
+        workflows: dict[str, Workflow[..., Any]],
+        running: dict[str, asyncio.Task[Any]],
+        clock: Clock,
         *,
-        follow: bool = True,
-    ) -> Any:  # (a WorkflowHandle: _runtime is the layer above)
-        raise NotImplementedError
+        register: Callable[[Workflow[..., Any]], None],
+        check_id: Callable[[str], None],
+        wake_queues: Callable[[], None],
+        queued_orphans: Callable[[], Awaitable[list[str]]],
+        queued_orphan: Callable[[str], Awaitable[QueuedRequest | None]],
+        start: StartRun,
+    ) -> None:
+        self._store = store
+        self._workflows = workflows  # (the runtime's registry, shared)
+        self._running = running  # (the runtime's running tasks by id, shared)
+        self._clock = clock
+        self._register = register
+        self._check_id = check_id
+        self._wake_queues = wake_queues
+        self._queued_orphans = queued_orphans  # (admitted requests whose admitter died)
+        self._queued_orphan = queued_orphan
+        self._start = start
 
     async def submit(
         self,
@@ -84,15 +81,7 @@ class Serving:
         id: str | None = None,
         execution_timeout: Duration | _Omitted | None = OMITTED,
     ) -> str:
-        """Journal a new workflow without running it here: a serving runtime will.
-
-        The start record is committed before this returns; the workflow id is derived as
-        run() derives it when `id` is None. Submitting an id that exists changes nothing.
-        `execution_timeout` is as start()'s: its deadline counts from now, run or not.
-
-        Returns:
-            The workflow id.
-        """
+        """See Runtime.submit."""
         definition = _workflow(workflow)
         timeout = (
             definition.spec.execution_timeout
@@ -121,18 +110,7 @@ class Serving:
         return workflow_id
 
     async def serve(self, *, poll_interval: Duration = "1 s", batch: int = 100) -> None:
-        """Run the store's workflows that want a runner, as they come, until cancelled.
-
-        Any number of processes may serve one PostgresStore: each workflow runs in one at a
-        time, workflows submitted or sent a message are picked up at once (LISTEN/NOTIFY),
-        due timers wake on time, and the workflows of a process that died are taken over
-        when their leases expire. On a directory it resumes unfinished journals every
-        `poll_interval`. The runtime must know the workflows (Runtime(workflows=[...])).
-
-        Args:
-            poll_interval: the longest wait between two looks for work (default 1 s).
-            batch: how many workflows to claim at a time (default 100).
-        """
+        """See Runtime.serve."""
         interval = to_seconds(poll_interval, what="poll_interval")
         self._wake_queues()  # (the queues it declares: their dispatchers start too)
         served: set[asyncio.Task[Any]] = set()

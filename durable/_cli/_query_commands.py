@@ -27,8 +27,8 @@ from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._errors import InvalidFilter, WorkflowNotFound
 from .._query import TIME_FIELDS, WorkflowFilter
-from .._querying import default_by
 from .._runtime import Runtime
+from .._runtime_parts import default_by
 from ._code import load_workflows
 from ._source import Source, runtime_for, source_options
 from ._source import run as run_coroutine

@@ -1,26 +1,24 @@
-"""Runtime.resume / restart / fork (a mixin): an operator's actions on one ended workflow.
+"""Runtime.resume / restart / fork: an operator's actions on one ended workflow.
 
-The Runtime provides what is declared here (its store, clock, registry, running tasks, and
-how it starts a run); the actions themselves are `_actions` (store I/O) over `_plans`
-(what to write, pure) and `_checks` (the replay check with the current code). After an
-action the run it made is started here when this runtime knows the workflow's code, as
-start() would; otherwise the handle follows it (a runtime with the code runs it: recover(),
-serve(), or run()/start() of the id).
+A part a Runtime holds (its resume, restart and fork delegate here), given the runtime's
+store, clock, registry, running tasks, and how it starts a run. The actions themselves are
+`_actions` (store I/O) over `_plans` (what to write, pure) and `_checks` (the replay check
+with the current code). After an action the run it made is started here when this runtime
+knows the workflow's code, as start() would; otherwise the handle follows it (a runtime
+with the code runs it: recover(), serve(), or run()/start() of the id).
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
-import os
-import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .._definitions import Workflow
 from .._engine._clock import Clock
 from .._engine._describe import WorkflowDescription
 from .._errors import ActionRefused, InvalidOverride, WorkflowNotFound
+from .._runtime_parts import HandleOf, StartRun, default_by
 from .._storage._interface import JournalStore
 from . import _actions
 from ._checks import check_replays
@@ -49,33 +47,27 @@ class RunHandle(Protocol):
     async def cancel(self, reason: str = "cancelled") -> None: ...
 
 
-def default_by() -> str:
-    """Who asked, when the caller does not say: user@host (pid), as a journal keeps it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # (no name for this uid, in a container say)
-        user = "?"
-    return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
+class Operations:
+    """A runtime's actions on ended runs: resume, restart and fork (Runtime delegates)."""
 
-
-class Operating:
-    """resume(), restart() and fork() for Runtime (which provides what is declared here)."""
-
-    _store: JournalStore
-    _workflows: dict[str, Workflow[..., Any]]
-    _running: dict[str, asyncio.Task[Any]]
-    _clock: Clock
-
-    def _check_id(self, workflow_id: str) -> None:
-        raise NotImplementedError
-
-    async def _start(
-        self, definition: Workflow[..., Any], workflow_id: str, arguments: list[Any] | None
-    ) -> Any:  # (a WorkflowHandle: _runtime is the layer above)
-        raise NotImplementedError
-
-    def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> Any:
-        raise NotImplementedError
+    def __init__(
+        self,
+        store: JournalStore,
+        workflows: dict[str, Workflow[..., Any]],
+        running: dict[str, asyncio.Task[Any]],
+        clock: Clock,
+        *,
+        check_id: Callable[[str], None],
+        start: StartRun,
+        handle_of: HandleOf,
+    ) -> None:
+        self._store = store
+        self._workflows = workflows  # (the runtime's registry, shared)
+        self._running = running  # (the runtime's running tasks by id, shared)
+        self._clock = clock
+        self._check_id = check_id
+        self._start = start
+        self._handle_of = handle_of
 
     async def resume(
         self,
@@ -86,38 +78,7 @@ class Operating:
         start: bool = True,
         request_id: str | None = None,
     ) -> RunHandle:
-        """Resume a failed or cancelled workflow with the current code; its handle.
-
-        Its journal is kept: a "resume" record sets the failure (or the cancellation) aside,
-        and the workflow continues from the step that failed (that activity runs again,
-        from its first attempt, under its retry policy), every result recorded before it
-        kept. Which step that is, is read from the journal: the activity or child step
-        whose error the workflow's final failure carries (it let the error through, or
-        raised it again). A workflow whose own code raised after it caught a step's
-        failure keeps every recorded step (the caught failure included) and runs its
-        code again from where it raised. A failed child whose failure ended the workflow
-        is resumed first (its own resume record, naming this parent), so the step that
-        runs it again finds it going on rather than its recorded failure. A cancelled
-        workflow goes on from where the cancellation reached it. Events it took after that
-        point are not delivered again. Idempotent: resuming a workflow whose resumption
-        stands (it has not ended since) writes nothing and returns its handle; so does a
-        resume with a `request_id` already journaled, even once the resumed run has ended
-        (a retry that cannot know how far the first call got: give one).
-
-        Args:
-            workflow_id: the ended workflow.
-            by: who asked (journaled; default: user@host and pid).
-            reason: why (journaled).
-            start: run it here now if this runtime has the workflow's code (default);
-                False only writes (a runtime that recovers or serves the store runs it).
-            request_id: this request's id (journaled): a retry with it writes nothing.
-
-        Raises:
-            WorkflowNotFound: no such workflow.
-            ActionRefused: it completed, has not ended, or a runner holds it.
-            NonDeterminismError: this runtime has the workflow's code and it would not
-                replay the records kept (the step and the call site); nothing was written.
-        """
+        """See Runtime.resume."""
         self._check_id(workflow_id)
         _check_texts("resume", by=by, reason=reason, request_id=request_id)
         self._refuse_if_running_here(workflow_id, "resume")
@@ -184,25 +145,7 @@ class Operating:
         reason: str | None = None,
         start: bool = True,
     ) -> RunHandle:
-        """Run an ended workflow again as a new run, with the same arguments; its handle.
-
-        The new run's start record names its source, and the source's journal gets a link
-        to it. Idempotent: a restart to a `new_id` that is already this restart returns
-        it (finishing the link if a crash cut it short).
-
-        Args:
-            workflow_id: the ended workflow (completed, failed or cancelled).
-            new_id: the new run's id (default: "<id>-restart").
-            by: who asked (journaled; default: user@host and pid).
-            reason: why (journaled).
-            start: run it here now if this runtime has the workflow's code (default);
-                False only writes (a runtime that recovers or serves the store runs it).
-
-        Raises:
-            WorkflowNotFound: no such workflow.
-            ActionRefused: it has not ended, or a runner holds it.
-            ActionRefused: also when `new_id` names another run.
-        """
+        """See Runtime.restart."""
         self._check_id(workflow_id)
         _check_texts("restart", by=by, reason=reason)
         target = new_id if new_id is not None else f"{workflow_id}-restart"
@@ -234,42 +177,7 @@ class Operating:
         reason: str | None = None,
         start: bool = True,
     ) -> RunHandle:
-        """A new run whose journal starts with the source's records up to a step; its handle.
-
-        The fork replays the source's recorded outcomes of the steps before `at_step` (or
-        before the step that failed) and runs live from there with the current code. With
-        this runtime's code for the workflow, the copied records are replayed first (in
-        memory), and a fork that would not replay is refused naming the step and the call
-        site. Linked both ways, like restart(). Idempotent per `new_id`.
-
-        Args:
-            workflow_id: the ended source.
-            at_step: the first step the fork runs live (0 to the source's step count).
-            from_failure: instead, run live from the step whose failure ended the source
-                (the same step resume() would run again: all steps kept when its own code
-                raised) or where its cancellation reached it.
-            override: {step: value}, one step before the live part (or the failed step):
-                the fork records `value` as that activity's result instead (for debugging,
-                "what if the payment had succeeded"). Needs this runtime to have the
-                workflow's code, which checks the value against the activity's return
-                annotation.
-            new_id: the fork's id (default: "<id>-fork-<step>" or "<id>-fork-failure",
-                plus "-override-<step>").
-            by: who asked (journaled; default: user@host and pid).
-            reason: why (journaled).
-            start: run it here now if this runtime has the workflow's code (default);
-                False only writes (a runtime that recovers or serves the store runs it).
-
-        Raises:
-            WorkflowNotFound: no such workflow.
-            ActionRefused: it has not ended (or, from_failure, it completed), or a runner
-                holds it.
-            InvalidForkStep: `at_step` is past the end of the source's journal.
-            InvalidOverride: the value does not encode, does not fit the annotation, or
-                the step has no activity outcome before the live part.
-            NonDeterminismError: the copied records would not replay with this code.
-            ActionRefused: also when `new_id` names another run.
-        """
+        """See Runtime.fork."""
         self._check_id(workflow_id)
         _check_texts("fork", by=by, reason=reason)
         if (at_step is None) == (not from_failure):

@@ -20,8 +20,10 @@ after another process took the journal over: it gets JournalFenced. Records of m
 journals share one transaction (group commit): appends made while a commit is in flight go
 into the next one. A record is acknowledged only once its transaction committed.
 
-Its parts: the group commit (`_postgres_commit`), the work queue serve() uses (which
-journals want a runner, LISTEN/NOTIFY: `_postgres_work`), the tables (`_postgres_sql`).
+Its parts: a journal open under its lease (`_postgres_journal`), the group commit
+(`_postgres_commit`), the work queue serve() uses (which journals want a runner,
+LISTEN/NOTIFY: `_postgres_work`), the tables (`_postgres_sql`), a DSN's passwords kept out
+of messages (`_postgres_dsn`).
 
 asyncpg is imported when a store first connects, so `import durable` works without it
 (it comes with the `postgres` extra).
@@ -33,22 +35,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .._errors import (
-    JournalClosed,
     JournalError,
     JournalFenced,
     JournalLocked,
     JournalNotFound,
     JournalWriteError,
-    RecordTooLarge,
     StoreUnavailable,
     UnsupportedJournalFormat,
 )
@@ -57,175 +55,14 @@ from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
 from ._pages import START, Cursor, Page
 from ._postgres_commit import Committer, database_away
+from ._postgres_dsn import redacted, without_password
+from ._postgres_journal import PostgresJournal
 from ._postgres_sql import CLAIM, PAGE, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
 from ._postgres_work import PostgresWorkQueue
 
 logger = logging.getLogger("durable.storage")
 
-# `password=...` in a URL's query or a libpq key=value string (quoted or not).
 PAGE_RECORDS = 256  # records a page of read_page holds at most
-_PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", re.IGNORECASE)
-
-
-def _secrets_of(dsn: str) -> list[str]:
-    """Every password a DSN holds: a URL's user info or query, a key=value string."""
-    found = [match.group(2).strip("'") for match in _PASSWORD_PARAMETER.finditer(dsn)]
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(dsn)
-        if parts.password:
-            found += [parts.password, unquote(parts.password)]
-        found += [unquote(value) for value in parse_qs(parts.query).get("password", [])]
-    return [secret for secret in found if secret]
-
-
-def redacted(text: str, dsn: str) -> str:
-    """`text` (a DSN, or an error that may quote it) with the DSN's passwords as ***."""
-    parts = urlsplit(dsn) if "://" in dsn else None
-    if parts is not None and parts.password is not None and text.startswith(dsn):
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        text = urlunsplit(parts._replace(netloc=netloc)) + text[len(dsn) :]
-    text = _PASSWORD_PARAMETER.sub(r"\1***", text)
-    for secret in sorted(_secrets_of(dsn), key=len, reverse=True):
-        if len(secret) >= 4:  # (a shorter one would mangle the message more than it hides)
-            text = text.replace(secret, "***")
-    return text
-
-
-def _without_password(dsn: str) -> str:
-    return redacted(dsn, dsn)
-
-
-class PostgresJournal:
-    """One journal open for appending, under this store's lease (see the module)."""
-
-    def __init__(
-        self,
-        store: PostgresStore,
-        name: str,
-        fence: int,
-        generation: int,
-        records: list[StoredRecord],
-    ) -> None:
-        self._store = store
-        self.name = name
-        self.fence = fence
-        self.generation = generation
-        self._records = records
-        self._next_seq = len(records)
-        self.queued: list[tuple[int, bytes]] = []  # (seq, payload) not yet committed
-        self.failure: JournalError | None = None
-        self._closed = False
-        # Until when (monotonic) the lease surely holds: from before the claim or renewal
-        # was sent, so this side always thinks it lapsed no later than the database does.
-        self.held_until = time.monotonic() + store.lease
-
-    @property
-    def records(self) -> list[StoredRecord]:
-        """What was committed when the journal was opened, in append order."""
-        return self._records
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def check_held(self) -> None:
-        """Raise JournalFenced if the lease may have lapsed (a pause longer than it)."""
-        self._check_usable()
-        if time.monotonic() >= self.held_until:
-            silent_for = time.monotonic() - (self.held_until - self._store.lease)
-            where = self._store.location(self.name)
-            self.lose(
-                JournalFenced(path=where, fence=self.fence, lapsed=True, silent_for=silent_for)
-            )
-            self._check_usable()
-
-    def write(self, payload: bytes) -> None:
-        """Queue a record for the next commit (durable once a later append/flush returns)."""
-        self._check_usable()
-        if not payload:
-            raise ValueError("a journal record must not be empty")
-        if len(payload) > self._store.max_record_size:
-            location = self._store.location(self.name)
-            raise RecordTooLarge(
-                path=location, size=len(payload), limit=self._store.max_record_size
-            )
-        self.queued.append((self._next_seq, bytes(payload)))
-        self._next_seq += 1
-        self._store.committer.wake()
-
-    async def append(self, payload: bytes) -> None:
-        """Append a record; return once it (and all before it) is committed."""
-        self.write(payload)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Wait until every record queued so far is committed."""
-        self._check_usable()
-        await self._store.committer.wait_for(self)
-
-    async def close(self) -> None:
-        """Commit what is queued, then give the lease back (another runner may open it)."""
-        if self._closed:
-            return
-        try:
-            if self.failure is None:
-                await self.flush()
-        finally:
-            self._closed = True
-            self._store.forget(self)
-            if self.failure is None:
-                # To the end even if the closing task is cancelled meanwhile: a lease left
-                # behind would lock the workflow out of every runner until it expired.
-                release = asyncio.ensure_future(self._store.release(self))
-                try:
-                    await asyncio.shield(release)
-                except asyncio.CancelledError:
-                    await asyncio.wait([release])
-                    raise
-
-    async def suspend(self) -> None:
-        """Commit what is queued and drop the records from memory; keep the lease.
-
-        The heartbeat goes on renewing it, so no other runtime claims the unloaded sleeper
-        while this one lives; if this one dies, its lease lapses and serve() elsewhere
-        takes the workflow when it is due.
-        """
-        await self.flush()
-        self._records = []
-
-    async def resume(self) -> None:
-        """Read the records back under the lease (JournalFenced if it lapsed meanwhile)."""
-        self.check_held()
-        self._records = await self._store.reread(self)
-        self.check_held()  # (the lease may have lapsed during the read)
-
-    async def note(
-        self, *, finished: bool = False, wake_at: float | None = None, inbox_next: int | None = None
-    ) -> None:
-        """Tell the other processes: the workflow ended, or when it wants a runner again."""
-        if self.failure is not None or self._closed:
-            return
-        await self._store.note(self, finished=finished, wake_at=wake_at, inbox_next=inbox_next)
-
-    def lose(self, failure: JournalError) -> None:
-        """The handle is unusable from now on (fenced, or a commit failed).
-
-        What it queued can never be committed: dropped, so no commit waits on it.
-        """
-        if self.failure is None:
-            self.failure = failure
-        self.queued = []
-
-    def end_generation(self) -> None:
-        """A rotation replaced this handle: it closes without giving the lease back."""
-        self._closed = True
-        self._store.forget(self)
-
-    def _check_usable(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        if self._closed:
-            raise JournalClosed(path=self._store.location(self.name))
 
 
 class PostgresStore:
@@ -268,7 +105,7 @@ class PostgresStore:
         self.dsn = dsn
         self.lease = float(lease)
         self._pool_size = pool_size
-        self._shown = _without_password(dsn)
+        self._shown = without_password(dsn)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._pool: Any = None
         self._connecting: asyncio.Task[Any] | None = None

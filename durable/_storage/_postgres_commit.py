@@ -16,7 +16,8 @@ from .._errors import JournalError, JournalFenced, store_away
 from ._postgres_sql import CONFIRM, INSERT_RECORDS
 
 if TYPE_CHECKING:
-    from ._postgres import PostgresJournal, PostgresStore
+    from ._postgres import PostgresStore
+    from ._postgres_journal import PostgresJournal
 
 
 # asyncpg's errors for a server that is away or refusing connections for now.

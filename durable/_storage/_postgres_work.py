@@ -22,7 +22,8 @@ from ._postgres_commit import connection_gone
 from ._postgres_sql import CANDIDATES, CHANNEL, NEXT_DUE
 
 if TYPE_CHECKING:
-    from ._postgres import PostgresJournal, PostgresStore
+    from ._postgres import PostgresStore
+    from ._postgres_journal import PostgresJournal
 
 
 class PostgresWorkQueue:

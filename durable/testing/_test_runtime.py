@@ -22,8 +22,9 @@ from .._children import awaited_by_parent
 from .._definitions import OMITTED, Activity, Workflow, _Omitted
 from .._durations import Duration, to_seconds
 from .._errors import SimulatedCrash
+from .._handles import WorkflowHandle
 from .._queues import Queue
-from .._runtime import Runtime, WorkflowHandle
+from .._runtime import Runtime
 from .._seams import AS_OPENED, RuntimeSeams
 from .._storage._interface import JournalStore
 from ._activities import ActivityDoubles, CallCounter

@@ -63,7 +63,9 @@ def test_server_restarted_fast_then_immediate_while_three_serve(
     assert report.failures == [], shown
     workflows = report.figures["workflows"]
     assert isinstance(workflows, int), shown
-    assert workflows >= 40, shown
+    # Work in flight through both restarts. Started at 8/s, best effort: a loaded machine
+    # (CI's other Pythons side by side) starts fewer in the 7 s, so the floor is low.
+    assert workflows >= 12, shown
     assert report.figures["journals (with children)"] == 2 * workflows, shown
     logs = "".join(log.read_text() for log in tmp_path.glob("worker-*.log"))
     assert "journal store is unavailable" in logs, logs[-3000:]

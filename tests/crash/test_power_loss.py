@@ -187,7 +187,7 @@ async def check_state(state: CrashState, directory: Path, expected: dict[str, An
         for name in opened
     }
     scenario = Scenario()
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(120):  # (a hang guard: a loaded machine may take 30 s)
         results = await scenario.drive(directory, resume=True)
     assert results == expected
     for workflow_id, _activity, generation, step, _attempt in scenario.calls:

@@ -65,8 +65,9 @@ async def test_serving_rides_out_a_database_blip(
         serving = asyncio.ensure_future(server.serve(poll_interval=0.1))
         try:
 
-            async def all_waiting() -> bool:
-                return len(DONE) == 3
+            async def all_waiting() -> bool:  # (their first steps committed, not only run)
+                described = [await sender.describe(f"order-{n}") for n in range(3)]
+                return all(d.waiting_for is not None for d in described)
 
             await wait_until(all_waiting, timeout=20)
             await blip(postgres_dsn, 2.0)

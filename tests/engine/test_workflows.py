@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable import RetryPolicy, Runtime, WorkflowHandle, _runtime
+from durable import RetryPolicy, Runtime, WorkflowHandle, _recovery
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -751,7 +751,7 @@ async def test_recover_holds_one_batch_of_journals_not_the_whole_directory(
     async with Runtime(journal_dir) as runtime:
         for index in range(count):
             assert await runtime.run(bulky_flow, size, id=f"bulky-{index}") == size
-    monkeypatch.setattr(_runtime, "RECOVER_BATCH", 2)
+    monkeypatch.setattr(_recovery, "RECOVER_BATCH", 2)
     async with Runtime(journal_dir) as runtime:
         tracemalloc.start()
         try:

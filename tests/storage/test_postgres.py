@@ -10,7 +10,7 @@ import pytest
 
 import durable
 from durable import JournalFenced, PostgresStore
-from durable._storage._postgres import PostgresJournal
+from durable._storage._postgres_journal import PostgresJournal
 from durable._storage._postgres_sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio

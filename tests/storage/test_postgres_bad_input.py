@@ -11,7 +11,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, Runtime
-from durable._storage._postgres import redacted
+from durable._storage._postgres_dsn import redacted
 from durable._storage._postgres_sql import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,273 @@
+"""A run's lifecycle records: start, end, run, patch, and an operator's resume and link."""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+from ._common import (
+    END,
+    FORMAT_VERSION,
+    LINK,
+    LINK_KINDS,
+    PATCH,
+    RESUME,
+    RUN,
+    START,
+    ErrorInfo,
+    Record,
+    _carrier_problem,
+    _error_problem,
+    _is_count,
+    _is_moment,
+    _is_time,
+    _step_problem,
+    _who,
+    _who_problem,
+)
+from ._steps import _untimed_problem
+
+
+class StartRecord(TypedDict):
+    k: str
+    v: int
+    wf: str
+    id: str
+    args: list[Any]
+    t: float
+    seed: int
+    gen: NotRequired[int]
+    q: NotRequired[int]
+    parent: NotRequired[str]
+    carry: NotRequired[list[list[Any]]]
+    dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
+    # (`from`, an Origin, is a keyword: set it with start(**{"from": ...}))
+    tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
+
+
+class RunRecord(TypedDict):
+    """A traced run went live here: its context, for the next run's link."""
+
+    k: str
+    tc: dict[str, str]
+    t: float
+
+
+class PatchRecord(TypedDict):
+    k: str
+    id: str
+    s: int
+
+
+class EndRecord(TypedDict):
+    k: str
+    t: float
+    r: NotRequired[Any]
+    e: NotRequired[ErrorInfo]
+    c: NotRequired[int]
+    cont: NotRequired[list[Any]]
+    q: NotRequired[int]
+    carry: NotRequired[list[list[Any]]]
+
+
+class ResumeRecord(TypedDict):
+    k: str
+    at: int  # the first record set aside (an index in this generation's journal)
+    t: float
+    s: NotRequired[int]  # the failed step, whose earlier records are set aside too
+    by: NotRequired[str]  # who asked
+    m: NotRequired[str]  # why
+    id: NotRequired[str]  # the request id (a retry with it writes nothing twice)
+
+
+class LinkRecord(TypedDict):
+    k: str
+    how: str  # "fork" or "restart"
+    id: str  # the new run's workflow id
+    t: float
+    by: NotRequired[str]
+    m: NotRequired[str]
+
+
+class Origin(TypedDict):
+    """A start record's `from`: the run this one was forked or restarted from."""
+
+    id: str
+    how: str
+    t: float
+    by: NotRequired[str]
+    m: NotRequired[str]
+    s: NotRequired[int]  # a fork: the first step it runs live
+    ov: NotRequired[int]  # a fork: the step whose recorded result it overrode
+    n: NotRequired[int]  # a fork: how many records it copied after its start record
+
+
+def start(
+    workflow_name: str,
+    workflow_id: str,
+    arguments: list[Any],
+    now: float,
+    seed: int,
+    **extra: Any,
+) -> StartRecord:
+    """A journal's first record (extra: gen, q, carry, parent, dl)."""
+    record: StartRecord = {
+        "k": START,
+        "v": FORMAT_VERSION,
+        "wf": workflow_name,
+        "id": workflow_id,
+        "args": arguments,
+        "t": now,
+        "seed": seed,
+    }
+    record.update(extra)  # type: ignore[typeddict-item]
+    return record
+
+
+def run(carrier: dict[str, str], now: float) -> RunRecord:
+    """A traced run went live: its own context (the next run's span links to it)."""
+    return {"k": RUN, "tc": carrier, "t": now}
+
+
+def patch(patch_id: str, step: int) -> PatchRecord:
+    return {"k": PATCH, "id": patch_id, "s": step}
+
+
+def end_result(result: Any, now: float) -> EndRecord:
+    return {"k": END, "r": result, "t": now}
+
+
+def end_failure(error: ErrorInfo, now: float, *, cancelled: bool) -> EndRecord:
+    record: EndRecord = {"k": END, "e": error, "t": now}
+    if cancelled:
+        record["c"] = 1
+    return record
+
+
+def end_continued(
+    arguments: list[Any], inbox_next: int, carry: list[list[Any]], now: float
+) -> EndRecord:
+    return {"k": END, "cont": arguments, "q": inbox_next, "carry": carry, "t": now}
+
+
+def resume(
+    first_set_aside: int,
+    now: float,
+    *,
+    step: int | None = None,
+    by: str | None = None,
+    reason: str | None = None,
+    request_id: str | None = None,
+) -> ResumeRecord:
+    """An operator's resumption: records from `first_set_aside` on no longer replay.
+
+    Nor do the records of `step` (the failed one) before it: it runs again from attempt 1.
+    """
+    record: ResumeRecord = {"k": RESUME, "at": first_set_aside, "t": now}
+    if step is not None:
+        record["s"] = step
+    _who(record, by, reason)
+    if request_id is not None:
+        record["id"] = request_id
+    return record
+
+
+def link(how: str, new_id: str, now: float, *, by: str | None, reason: str | None) -> LinkRecord:
+    """A run `how` ("fork", "restart") was made from this ended one, under `new_id`."""
+    record: LinkRecord = {"k": LINK, "how": how, "id": new_id, "t": now}
+    _who(record, by, reason)
+    return record
+
+
+def origin(
+    source: str, how: str, now: float, *, by: str | None, reason: str | None, **fork: int
+) -> Origin:
+    """A start record's `from` (fork: s, ov, n)."""
+    made: Origin = {"id": source, "how": how, "t": now}
+    _who(made, by, reason)
+    made.update(fork)  # type: ignore[typeddict-item]
+    return made
+
+
+def _carry_problem(carry: Any) -> str | None:
+    if type(carry) is not list:
+        return "its 'carry' is not a list"
+    for item in carry:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
+            return "its 'carry' holds something other than [name, payload] pairs"
+    return None
+
+
+def _check_start(record: Record) -> str | None:
+    for key, expected in (("wf", str), ("id", str), ("args", list), ("seed", int)):
+        if type(record.get(key)) is not expected:
+            return f"its {key!r} is missing or not {expected.__name__}"
+    if not _is_time(record.get("t")):
+        return "its start time 't' is missing or not a time"
+    for key in ("gen", "q"):
+        if key in record and not _is_count(record[key]):
+            return f"its {key!r} is not an int >= 0"
+    if ("parent" in record and type(record["parent"]) is not str) or (
+        "dl" in record and not _is_moment(record["dl"])
+    ):
+        return "its 'parent' is not text, or its deadline 'dl' not a number"
+    for key, problem_of in (("tc", _carrier_problem), ("carry", _carry_problem)):
+        if key in record and (problem := problem_of(record[key])) is not None:
+            return problem
+    return _origin_problem(record["from"]) if "from" in record else None
+
+
+def _origin_problem(made: Any) -> str | None:
+    if type(made) is not dict:
+        return "its 'from' is not a map"
+    if type(made.get("id")) is not str or made.get("how") not in LINK_KINDS:
+        return "its 'from' lacks a source id or a known 'how'"
+    if not _is_time(made.get("t")):
+        return "its 'from' has no time 't'"
+    for key in ("s", "ov", "n"):
+        if key in made and not _is_count(made[key]):
+            return f"its 'from' has a {key!r} that is not an int >= 0"
+    return _who_problem(made)
+
+
+def _check_resume(record: Record) -> str | None:
+    if type(record.get("at")) is not int or record["at"] < 1 or not _is_time(record.get("t")):
+        return "its first record set aside 'at' (an int >= 1) or time 't' is missing or wrong"
+    if "s" in record and not _is_count(record["s"]):
+        return "its step 's' is not an int >= 0"
+    if "id" in record and type(record["id"]) is not str:
+        return "its request id 'id' is not text"
+    return _who_problem(record)
+
+
+def _check_link(record: Record) -> str | None:
+    if record.get("how") not in LINK_KINDS or type(record.get("id")) is not str:
+        return "its 'how' (fork or restart) or the new run's 'id' is missing or wrong"
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _who_problem(record)
+
+
+def _check_run(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return _carrier_problem(record.get("tc"))
+
+
+def _check_patch(record: Record) -> str | None:
+    if type(record.get("id")) is not str:
+        return "its patch id 'id' is missing or not text"
+    return _step_problem(record) or _untimed_problem(record)
+
+
+def _check_end(record: Record) -> str | None:
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    if "cont" in record:
+        if type(record["cont"]) is not list:
+            return "its next arguments 'cont' are not a list"
+        if "q" in record and not _is_count(record["q"]):
+            return "its inbox position 'q' is not an int >= 0"
+        return _carry_problem(record["carry"]) if "carry" in record else None
+    if "e" in record:
+        return _error_problem(record["e"])
+    return None if "r" in record else "it has no result 'r', error 'e' or 'cont'"
