@@ -552,6 +552,7 @@ class Runtime:
             ActionRefused: it completed, has not ended, or a runner holds it.
             NonDeterminismError: this runtime has the workflow's code and it would not
                 replay the records kept (the step and the call site); nothing was written.
+            TypeError: `by`, `reason` or `request_id` is not text.
         """
         return await self._operations.resume(
             workflow_id, by=by, reason=reason, start=start, request_id=request_id
@@ -635,7 +636,9 @@ class Runtime:
             InvalidOverride: the value does not encode, does not fit the annotation, or
                 the step has no activity outcome before the live part.
             NonDeterminismError: the copied records would not replay with this code.
+            RecordTooLarge: the override's record is past the store's limit.
             ActionRefused: also when `new_id` names another run.
+            TypeError: `by` or `reason` is not text.
         """
         return await self._operations.fork(
             workflow_id,
