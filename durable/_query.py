@@ -305,7 +305,12 @@ def decode_cursor(cursor: str | None) -> tuple[float, str] | None:
         started, workflow_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidFilter(field="cursor", value=cursor, expected=expected) from None
-    if not isinstance(started, float | int) or not isinstance(workflow_id, str):
+    if (
+        not isinstance(started, float | int)
+        or isinstance(started, bool)
+        or not math.isfinite(started)
+        or not isinstance(workflow_id, str)
+    ):  # (NaN, which json takes, would order nothing: a forged cursor)
         raise InvalidFilter(field="cursor", value=cursor, expected=expected)
     return (-float(started), workflow_id)
 

@@ -25,7 +25,7 @@ from ._bulk import (
 from ._bulk import dry_run as plan_bulk
 from ._catalog import Catalog
 from ._definitions import Workflow
-from ._errors import WorkflowIdInUse, WorkflowNotFound
+from ._errors import InvalidBulkOptions, WorkflowIdInUse, WorkflowNotFound
 from ._query import WorkflowFilter, WorkflowPage
 from ._runtime_parts import default_by
 from ._storage._interface import JournalStore
@@ -97,6 +97,11 @@ class Queries:
         actions: Mapping[str, BulkAction] | None = None,
     ) -> BulkResult:
         """See Runtime.bulk."""
+        for name, value in (("by", by), ("reason", reason)):  # (journaled: text, or unreadable)
+            if value is not None and type(value) is not str:
+                raise InvalidBulkOptions(
+                    action=str(action), problem=f"{name} must be text, not {value!r}"
+                )
         if actions:
             self.bulk_actions.update(actions)
         chosen = action_of(self.bulk_actions, action, options or {})

@@ -526,8 +526,14 @@ class Runtime:
         Its journal is kept: a "resume" record sets the failure (or the cancellation) aside,
         and the workflow continues from the step that failed (that activity runs again,
         from its first attempt, under its retry policy), every result recorded before it
-        kept. A failure of the workflow's own code runs again from where it raised; a
-        cancelled one from where the cancellation reached it. Events it took after that
+        kept. Which step that is, is read from the journal: the activity or child step
+        whose error the workflow's final failure carries (it let the error through, or
+        raised it again). A workflow whose own code raised after it caught a step's
+        failure keeps every recorded step (the caught failure included) and runs its
+        code again from where it raised. A failed child whose failure ended the workflow
+        is resumed first (its own resume record, naming this parent), so the step that
+        runs it again finds it going on rather than its recorded failure. A cancelled
+        workflow goes on from where the cancellation reached it. Events it took after that
         point are not delivered again. Idempotent: resuming a workflow whose resumption
         stands (it has not ended since) writes nothing and returns its handle; so does a
         resume with a `request_id` already journaled, even once the resumed run has ended
@@ -546,6 +552,7 @@ class Runtime:
             ActionRefused: it completed, has not ended, or a runner holds it.
             NonDeterminismError: this runtime has the workflow's code and it would not
                 replay the records kept (the step and the call site); nothing was written.
+            TypeError: `by`, `reason` or `request_id` is not text.
         """
         return await self._operations.resume(
             workflow_id, by=by, reason=reason, start=start, request_id=request_id
@@ -607,7 +614,8 @@ class Runtime:
             workflow_id: the ended source.
             at_step: the first step the fork runs live (0 to the source's step count).
             from_failure: instead, run live from the step whose failure ended the source
-                (or where its cancellation reached it).
+                (the same step resume() would run again: all steps kept when its own code
+                raised) or where its cancellation reached it.
             override: {step: value}, one step before the live part (or the failed step):
                 the fork records `value` as that activity's result instead (for debugging,
                 "what if the payment had succeeded"). Needs this runtime to have the
@@ -628,7 +636,9 @@ class Runtime:
             InvalidOverride: the value does not encode, does not fit the annotation, or
                 the step has no activity outcome before the live part.
             NonDeterminismError: the copied records would not replay with this code.
+            RecordTooLarge: the override's record is past the store's limit.
             ActionRefused: also when `new_id` names another run.
+            TypeError: `by` or `reason` is not text.
         """
         return await self._operations.fork(
             workflow_id,
@@ -714,7 +724,8 @@ class Runtime:
 
         Raises:
             UnknownBulkAction: no action has that name; nothing was started.
-            InvalidBulkOptions: options the action does not take; nothing was started.
+            InvalidBulkOptions: options the action does not take, or `by` or `reason` that
+                is not text; nothing was started.
             InvalidWorkflowId: `bulk_id` is not a valid workflow id.
             WorkflowIdInUse: `bulk_id` names a workflow that is not a bulk of this action.
         """

@@ -189,6 +189,8 @@ class _Tally:
             kind = record["k"]
             if kind == records.END:
                 self.ended = True
+            elif kind == records.RESUME:
+                self.ended = False  # (an operator resumed it: its run goes on after that end)
             elif kind in records.STREAMED:
                 stream = record["sn"]
                 count = self.counts.get(stream)

@@ -213,6 +213,7 @@ ALLOWED = {
     },
     "_ui": {
         "_bulk",
+        "_definitions",
         "_errors",
         "_query",
         "_catalog",

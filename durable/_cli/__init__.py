@@ -416,13 +416,24 @@ def _arrival(source: Source, workflow_id: str) -> str:
     is_flag=True,
     help="Allow a --host other than loopback (anyone who can reach it can read the journals).",
 )
-def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
+@click.option(
+    "--code",
+    "code_specs",
+    multiple=True,
+    metavar="MODULE[:NAME]",
+    help="The workflows' current code (repeatable): a resume or fork is checked against it "
+    "first, and a fork's override needs it (to check the value's type). Nothing runs it.",
+)
+def ui(
+    source: Source, host: str, port: int, allow_remote: bool, code_specs: tuple[str, ...]
+) -> None:
     """Serve the web UI: the workflows, their timelines, events and cancellation.
 
     Listens on 127.0.0.1 unless told otherwise. Every API request, reads as much as
     sending an event or cancelling, needs the token printed at start-up (it is in the
     printed address, and the page keeps it).
     """
+    workflows = [workflow for spec in code_specs for workflow in _load_workflows(spec)]
     try:
         from .._ui import is_loopback, serve  # noqa: PLC0415 (the UI's libraries load only here)
     except ImportError as error:  # (the `ui` extra is not installed: say what to install)
@@ -440,7 +451,7 @@ def ui(source: Source, host: str, port: int, allow_remote: bool) -> None:
             err=True,
         )
     try:
-        serve(source, host=host, port=port)
+        serve(source, host=host, port=port, workflows=workflows)
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {error.strerror or error}; try another --port"

@@ -23,6 +23,7 @@ from ._source import run as run_work
 WORKFLOW_OPTION = click.option(
     "--workflow",
     "-w",
+    "--code",
     "workflow_specs",
     multiple=True,
     metavar="MODULE[:NAME]",

@@ -23,11 +23,13 @@ from typing import Any
 import click
 
 from .._bulk import ACTIONS, BulkResult
+from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._errors import InvalidFilter, WorkflowNotFound
 from .._query import TIME_FIELDS, WorkflowFilter
 from .._runtime import Runtime
 from .._runtime_parts import default_by
+from ._code import load_workflows
 from ._source import Source, runtime_for, source_options
 from ._source import run as run_coroutine
 
@@ -131,9 +133,21 @@ def with_filter(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+# (--workflow is the filter's, by name: the code comes with --code, as `durable fork -w`.)
+_CODE_OPTION = click.option(
+    "--code",
+    "code_specs",
+    multiple=True,
+    metavar="MODULE[:NAME]",
+    help="The workflows' current code (module:function, or a module; repeat for several): "
+    "each is checked first that what it keeps replays with it (refused, naming the step "
+    "and file:line, if not).",
+)
 # Each action's own options: (click option, how it goes into Runtime.bulk's options).
 _ACTION_OPTIONS: dict[str, list[_Decorator]] = {
+    "resume": [_CODE_OPTION],
     "fork": [
+        _CODE_OPTION,
         click.option(
             "--at-step",
             type=click.IntRange(min=0),
@@ -151,6 +165,7 @@ _NEXT = "a process with the workflows' code runs them (recover(), serve(), or a 
 
 def _options_of(action: str, given: dict[str, Any]) -> dict[str, Any]:
     """Runtime.bulk's options from an action's own command-line options."""
+    given.pop("code_specs", None)
     if action != "fork":
         return {}
     at_step, from_failure = given.pop("at_step"), given.pop("from_failure")
@@ -174,6 +189,9 @@ def bulk_command(action: str, verb: str) -> click.Command:
         yes: bool,
         **own: Any,
     ) -> None:
+        workflows = [
+            workflow for spec in own.get("code_specs", ()) for workflow in load_workflows(spec)
+        ]
         options = _options_of(action, own)
         if where is None and not every and bulk_id is None:
             raise click.UsageError(
@@ -192,6 +210,7 @@ def bulk_command(action: str, verb: str) -> click.Command:
                 dry_run=dry_run,
                 yes=yes,
                 options=options,
+                workflows=workflows,
             )
         )
 
@@ -237,8 +256,12 @@ async def _bulk(
     dry_run: bool,
     yes: bool,
     options: dict[str, Any],
+    workflows: list[Workflow[..., Any]],
 ) -> None:
-    async with runtime_for(source) as runtime:
+    runtime = runtime_for(source)
+    for workflow in workflows:  # (the replay check of what each keeps: Runtime.resume/fork)
+        runtime._register(workflow)
+    async with runtime:
         if bulk_id is not None and not dry_run and await _exists(runtime, bulk_id):
             click.echo(
                 f"finishing bulk {bulk_id} (its own filter and options, as journaled when it began)"

@@ -40,10 +40,17 @@ def step_error(
     workflow_id: str, spec: ActivitySpec, step: int, event: dict[str, Any]
 ) -> DurableError:
     """The exception a recorded failed step raises in workflow code."""
+    return recorded_error(workflow_id, spec.name, step, event)
+
+
+def recorded_error(
+    workflow_id: str, activity: str, step: int, event: Mapping[str, Any]
+) -> DurableError:
+    """step_error() by the activity's name (readers of a journal have no spec)."""
     error = event["e"]
     kind = error.get("kind")
     if kind == "in-doubt":
-        return InDoubtError(workflow_id=workflow_id, activity=spec.name, position=step)
+        return InDoubtError(workflow_id=workflow_id, activity=activity, position=step)
     if kind == "child-cancelled":
         return WorkflowCancelled(workflow_id=error["id"], reason=error["msg"])
     if kind == "child-id-in-use":
@@ -64,7 +71,7 @@ def step_error(
         )
     return ActivityError(
         workflow_id=workflow_id,
-        activity=spec.name,
+        activity=activity,
         attempts=event.get("n", 0),
         error_type=error["type"],
         message=error["msg"],
@@ -229,11 +236,35 @@ def first_difference(  # noqa: PLR0911 (a return a case)
         if len(recorded) != len(replayed):
             return f"{where}: recorded {len(recorded)} items, replayed {len(replayed)}"
         return None
-    if recorded != replayed:
-        return f"{where}: recorded {_brief(recorded)}, replayed {_brief(replayed)}"
-    return None
+    if recorded == replayed or _both_nan(recorded, replayed):
+        return None
+    if isinstance(recorded, str | bytes) and max(len(recorded), len(replayed)) > _BRIEF:
+        return _text_difference(recorded, replayed, where)
+    return f"{where}: recorded {_brief(recorded)}, replayed {_brief(replayed)}"
+
+
+_BRIEF = 80  # characters of a value shown in a difference
+
+
+def _text_difference(recorded: Any, replayed: Any, where: str) -> str:
+    """Long text or bytes that differ: where they first do, and a piece of each from there."""
+    at = next(
+        (i for i, (old, new) in enumerate(zip(recorded, replayed, strict=False)) if old != new),
+        min(len(recorded), len(replayed)),
+    )
+    start = max(0, at - 10)
+    return (
+        f"{where}: first differs at index {at} (of {len(recorded)} recorded, "
+        f"{len(replayed)} replayed): recorded ...{_brief(recorded[start : at + 30])}, "
+        f"replayed ...{_brief(replayed[start : at + 30])}"
+    )
+
+
+def _both_nan(recorded: Any, replayed: Any) -> bool:
+    """NaN (float or Decimal) on both sides: the same value, though NaN != NaN."""
+    return bool(recorded != recorded and replayed != replayed)  # noqa: PLR0124 (NaN)
 
 
 def _brief(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
+    return text if len(text) <= _BRIEF else f"{text[: _BRIEF - 3]}..."

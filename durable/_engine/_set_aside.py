@@ -21,6 +21,7 @@ from .._encoding import decode
 from .._errors import JournalCorrupted
 from .._storage._frames import StoredRecord
 from . import _records as records
+from ._outcomes import recorded_error
 
 SET_ASIDE_REASON = "set aside by a resume"
 _STEP_RECORDS = frozenset({records.SCHEDULED, records.RETRY, records.DONE})
@@ -127,27 +128,28 @@ def failure_cut(journal: Sequence[records.Record], *, path: str = "") -> Cut | N
 
     None: it did not end that way (it completed, or has not ended).
 
-    Failed: the last activity or child step whose outcome was an error, if the workflow
-    got one (it runs again, from its first attempt); else the end itself (the code raised
-    by itself: it runs again from there). Cancelled: the last cancellation it took.
+    Failed: the activity or child step whose error ended the workflow (the end record
+    carries that step's error: uncaught, or caught and raised again) runs again, from its
+    first attempt, with everything recorded from it on set aside. When the workflow's own
+    code raised the error that ended it (a step's failure it caught does not count), only
+    that end is set aside: every recorded step is kept, and the code runs again from there.
+    Cancelled: the last cancellation it took.
     """
     end = ending(journal)
     if end is None or "e" not in end or "cont" in end:
         return None
     kept = replayed(journal, path=path)
-    cancelled = bool(end.get("c"))
     end_index = max(i for i in kept if journal[i]["k"] == records.END)
     first, step = end_index, None
-    for index in reversed(kept):
-        record = journal[index]
-        if cancelled and record["k"] == records.CANCEL:
-            first = index
-            break
-        if not cancelled and record["k"] == records.DONE and "e" in record:
-            if record["e"].get("kind") == "child-cancelled":
-                continue
-            first, step = index, record["s"]
-            break
+    if end.get("c"):
+        for index in reversed(kept):
+            if journal[index]["k"] == records.CANCEL:
+                first = index
+                break
+    else:
+        found = _failed_step(journal, kept, end["e"])
+        if found is not None:
+            first, step = found, journal[found]["s"]
     steps = 0
     for index in kept:
         record = journal[index]
@@ -156,6 +158,37 @@ def failure_cut(journal: Sequence[records.Record], *, path: str = "") -> Cut | N
         if record["k"] in records.STEPPED and record["s"] != step:
             steps = max(steps, record["s"] + 1)
     return Cut(first, step, steps)
+
+
+def _failed_step(
+    journal: Sequence[records.Record], kept: list[int], ended: records.ErrorInfo
+) -> int | None:
+    """The index of the failed step's outcome whose error ended the workflow; None: its code's.
+
+    The end carries the error a step raised in the code when its type and message are
+    that step's (the code let it through, or raised it again). A journal whose messages
+    read otherwise (an older durable's words) falls back on the type: the last failed
+    step's, if it is the end's.
+    """
+    workflow_id = str(journal[0].get("id", ""))
+    failed = [
+        index
+        for index in kept
+        if journal[index]["k"] == records.DONE
+        and "e" in journal[index]
+        and journal[index]["e"].get("kind") != "child-cancelled"
+    ]
+    types: list[str] = []
+    for index in reversed(failed):
+        record = journal[index]
+        raised = recorded_error(workflow_id, str(record.get("a", "")), record["s"], record)
+        described = records.describe_error(raised)
+        if described["type"] == ended["type"] and described["msg"] == ended["msg"]:
+            return index
+        types.append(described["type"])
+    if failed and types[0] == ended["type"]:
+        return failed[-1]
+    return None
 
 
 def last_standing(stored: Sequence[StoredRecord], *, path: str) -> Any:

@@ -908,6 +908,8 @@ class WorkflowRun:
         )
         digest = digest_of(encoded)
         step = self._steps.begin("activity", activity.name, digest)
+        if self._steps.asked is not None:  # (a replay check: an override's type is the child's)
+            self._steps.asked[step] = activity
         recorded = self._recorded_outcome_now(step, activity)
         if recorded is not None:
             return recorded

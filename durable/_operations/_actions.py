@@ -11,20 +11,24 @@ says how many records it copies: a runner refuses it until they are all there), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._encoding import encode
 from .._engine import _records as records
-from .._errors import ActionRefused, JournalLocked, JournalNotFound
+from .._errors import ActionRefused, JournalLocked, JournalNotFound, RecordTooLarge
 from .._reading import read_workflow
 from .._storage._frames import StoredRecord
 from .._storage._interface import Journal, JournalStore
-from ._plans import Plan, already_resumed, resume_record, same_origin
+from ._plans import Plan, already_resumed, failed_child, resume_record, same_origin
 
 # Runs the current code over a journal to be (NonDeterminismError, InvalidOverride):
 # the workflow name and the payloads; None when the code is not known here.
 Check = Callable[[str, list[bytes]], None] | None
+# Resumes a failed child (by id) before its parent's resume record is written.
+ResumeChild = Callable[[str], Awaitable[None]] | None
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,14 @@ async def resume(
     reason: str | None,
     check: Check,
     request_id: str | None = None,
+    resume_child: ResumeChild = None,
 ) -> Acted:
     """Set the failure (or cancellation) that ended the workflow aside, durably.
 
     `request_id`: a retry with it writes nothing once its record is there, even after the
-    resumed run has ended again.
+    resumed run has ended again. `resume_child`: when a failed child's failure ended it,
+    called with the child's id (under this workflow's lock, once the check passed) before
+    its resume record is written: the step that runs the child again finds it resumed.
 
     Raises:
         WorkflowNotFound: no such workflow.
@@ -69,12 +76,9 @@ async def resume(
     name = str(journal[0]["wf"])
     if _has_request(journal, request_id):
         return Acted(workflow_id, name, written=False)
-    try:
-        opened = await store.open(workflow_id)
-    except JournalLocked:
-        if already_resumed(journal):  # (a retry: the resumed run has the journal now)
-            return Acted(workflow_id, name, written=False)
-        raise _held(workflow_id, "resume") from None
+    opened = await _open_to_resume(store, workflow_id, request_id)
+    if opened is None:
+        return Acted(workflow_id, name, written=False)
     try:
         held = records.read_journal(opened.records, path=store.location(workflow_id))
         if already_resumed(held) or _has_request(held, request_id):
@@ -82,11 +86,43 @@ async def resume(
         payload = resume_record(workflow_id, held, now, by=by, reason=reason, request_id=request_id)
         if check is not None:
             check(name, [stored.payload for stored in opened.records] + [payload])
+        child = failed_child(workflow_id, held)
+        if child is not None and resume_child is not None:
+            await resume_child(child)
         await opened.append(payload)
         await opened.note()  # (it wants a runner again: serve() may take it)
     finally:
         await opened.close()
     return Acted(workflow_id, name, written=True)
+
+
+# How long a resume waits, re-reading, for a lock another resume holds while it writes.
+BESIDE_WAIT, BESIDE_POLL = 0.5, 0.05
+
+
+async def _open_to_resume(
+    store: JournalStore, workflow_id: str, request_id: str | None
+) -> Journal | None:
+    """The journal, locked; None if a resume beside this one wrote its record meanwhile.
+
+    A resume that ran at the same time (another process, another task) holds the lock
+    while it checks and writes, then its run holds it: its record, read without the lock,
+    makes this one a retry. A lock held longer, with no resume in the journal, is a runner's.
+
+    Raises:
+        ActionRefused: a runner holds it.
+    """
+    deadline = time.monotonic() + BESIDE_WAIT
+    while True:
+        try:
+            return await store.open(workflow_id)
+        except JournalLocked:
+            journal = await read_workflow(store, workflow_id)
+            if already_resumed(journal) or _has_request(journal, request_id):
+                return None
+            if time.monotonic() >= deadline:
+                raise _held(workflow_id, "resume") from None
+        await asyncio.sleep(BESIDE_POLL)
 
 
 def _has_request(journal: list[records.Record], request_id: str | None) -> bool:
@@ -125,6 +161,7 @@ async def make_run(
     try:
         held = records.read_journal(source.records, path=store.location(source_id))
         plan = plan_of(held, source)
+        _fits(store, new_id, plan)
         existing = await _existing(store, new_id)
         same = bool(existing) and _same_plan(existing, plan, store.location(new_id))
         if not same and check is not None:
@@ -140,6 +177,19 @@ async def make_run(
     finally:
         await source.close()
     return Acted(new_id, name, written=written)
+
+
+def _fits(store: JournalStore, new_id: str, plan: Plan) -> None:
+    """Refuse a plan with a record past the store's limit before its journal is created.
+
+    Raises:
+        RecordTooLarge: one of its records (an override's value, most likely) is too large.
+    """
+    for payload in plan.payloads:
+        if len(payload) > store.max_record_size:
+            raise RecordTooLarge(
+                path=store.location(new_id), size=len(payload), limit=store.max_record_size
+            )
 
 
 def _taken(source_id: str, new_id: str, how: str, what: str) -> ActionRefused:

@@ -9,6 +9,7 @@ annotation of the activity the code calls at that step.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from .._definitions import Workflow
 from .._encoding import convert
 from .._engine._checking import NoChildren, ReadOnlyJournal
+from .._engine._records import CHILD_PREFIX
 from .._engine._specs import ActivitySpec
 from .._engine._workflow_run import WorkflowRun
 from .._errors import InvalidOverride, NonDeterminismError, SerializationError
@@ -71,7 +73,7 @@ def check_replays(
                 raise InvalidOverride(
                     workflow_id=source or workflow_id,
                     step=step,
-                    problem=f"activity {spec.name!r} returns {_name(spec.return_type)}, "
+                    problem=f"{_step_kind(spec.name)} returns {_name(spec.return_type)}, "
                     f"and {problem}",
                 )
 
@@ -107,8 +109,55 @@ def fit_problem(value: Any, hint: Any) -> str | None:  # noqa: PLR0911 (a return
     if klass in (list, tuple) and isinstance(rebuilt, list | tuple):
         return None  # (msgpack keeps no difference between them)
     if isinstance(rebuilt, klass) and not (klass is int and isinstance(rebuilt, bool)):
-        return None
+        return _inner_problem(value, hint, klass)
     return f"{_shown(value)} is not of type {_name(hint)}"
+
+
+def _inner_problem(value: Any, hint: Any, klass: type) -> str | None:
+    """What inside `value` does not fit: a dataclass's fields, a container's items.
+
+    (convert() rebuilds a dataclass from any values of its fields, and a list of anything:
+    an override must fit all the way down, as the activity's own result would.)
+    """
+    if dataclasses.is_dataclass(klass) and isinstance(value, dict):
+        try:
+            hints = typing.get_type_hints(klass)
+        except Exception:  # (an annotation that does not resolve here: not checked)
+            return None
+        for field in dataclasses.fields(klass):
+            if field.name in value:
+                problem = fit_problem(value[field.name], hints.get(field.name, Any))
+                if problem is not None:
+                    return f"its field {field.name!r}: {problem}"
+        return None
+    for where, item, item_hint in _items(value, typing.get_args(hint), klass):
+        problem = fit_problem(item, item_hint)
+        if problem is not None:
+            return f"its {where}: {problem}"
+    return None
+
+
+def _items(value: Any, arguments: tuple[Any, ...], klass: type) -> list[tuple[str, Any, Any]]:
+    """A container's items with the hints they must fit ([] when there is nothing to check)."""
+    if klass is dict and isinstance(value, dict) and len(arguments) == 2:
+        pairs = [(f"key {_shown(key)}", key, arguments[0]) for key in value]
+        return pairs + [(f"item {_shown(key)}", item, arguments[1]) for key, item in value.items()]
+    if not arguments or not isinstance(value, list | tuple | set | frozenset):
+        return []
+    if klass is tuple and not (len(arguments) == 2 and arguments[1] is Ellipsis):
+        if len(arguments) != len(value):
+            return [("length", len(value), typing.Literal[len(arguments)])]
+        return [(f"item {i}", item, arguments[i]) for i, item in enumerate(value)]
+    if klass in (list, tuple, set, frozenset):
+        return [(f"item {i}", item, arguments[0]) for i, item in enumerate(value)]
+    return []
+
+
+def _step_kind(name: str) -> str:
+    """'activity 'charge'' or 'child workflow 'kid'' (a child step's spec is named child:...)."""
+    if name.startswith(CHILD_PREFIX):
+        return f"child workflow {name.removeprefix(CHILD_PREFIX)!r}"
+    return f"activity {name!r}"
 
 
 def _name(hint: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .._definitions import Workflow
 from .._engine._clock import Clock
 from .._engine._describe import WorkflowDescription
-from .._errors import ActionRefused, InvalidOverride
+from .._errors import ActionRefused, InvalidOverride, WorkflowNotFound
 from .._runtime_parts import HandleOf, StartRun, default_by
 from .._storage._interface import JournalStore
 from . import _actions
@@ -80,6 +80,7 @@ class Operations:
     ) -> RunHandle:
         """See Runtime.resume."""
         self._check_id(workflow_id)
+        _check_texts("resume", by=by, reason=reason, request_id=request_id)
         self._refuse_if_running_here(workflow_id, "resume")
         acted = await _actions.resume(
             self._store,
@@ -89,8 +90,51 @@ class Operations:
             reason=reason,
             check=self._check(workflow_id, None),
             request_id=request_id,
+            resume_child=lambda child: self._resume_child(
+                workflow_id, child, by=by, reason=reason, request_id=request_id
+            ),
         )
         return await self._follow_acted(acted, start=start)
+
+    async def _resume_child(
+        self,
+        parent: str,
+        child: str,
+        *,
+        by: str | None,
+        reason: str | None,
+        request_id: str | None,
+    ) -> None:
+        """Resume the failed child whose failure ended `parent` (whose resume runs it again).
+
+        Journaled in the child as its own resume (by the same operator, the reason naming
+        the parent). A child that is not failed any more (resumed already, or completed
+        since) is left as it is; one that cannot be resumed refuses the parent's resume.
+        """
+        said = f"with its parent {parent!r}" + (f": {reason}" if reason else "")
+        try:
+            await self.resume(
+                child,
+                by=by,
+                reason=said,
+                start=False,
+                request_id=None if request_id is None else f"{request_id}/{child}",
+            )
+        except WorkflowNotFound:
+            return  # (its journal is gone: the parent's step starts it anew)
+        except ActionRefused as refused:
+            if refused.state == "completed" or refused.state.startswith(
+                ("not ended", "running in this runtime")
+            ):
+                return
+            raise ActionRefused(
+                workflow_id=parent,
+                action="resume",
+                state=f"failed by its child {child!r}, which cannot be resumed now "
+                f"({refused.state})",
+                hint=f"Resume {child!r} once it can be, or wait for its runner to let it go, "
+                "and try again",
+            ) from refused
 
     async def restart(
         self,
@@ -103,6 +147,7 @@ class Operations:
     ) -> RunHandle:
         """See Runtime.restart."""
         self._check_id(workflow_id)
+        _check_texts("restart", by=by, reason=reason)
         target = new_id if new_id is not None else f"{workflow_id}-restart"
         self._check_new(workflow_id, target, RESTART)
         by = by if by is not None else default_by()
@@ -134,6 +179,7 @@ class Operations:
     ) -> RunHandle:
         """See Runtime.fork."""
         self._check_id(workflow_id)
+        _check_texts("fork", by=by, reason=reason)
         if (at_step is None) == (not from_failure):
             raise TypeError("fork() takes at_step=N or from_failure=True (one of them)")
         if at_step is not None and type(at_step) is not int:
@@ -200,7 +246,8 @@ class Operations:
                         workflow_id=source or workflow_id,
                         step=override[0],
                         problem=f"this runtime does not have workflow {name!r}'s code to "
-                        "check the value against: give it Runtime(workflows=[...])",
+                        "check the value against: give it Runtime(workflows=[...]) (from a "
+                        "shell: durable fork --code MODULE, durable ui --code MODULE)",
                     )
                 return
             check_replays(
@@ -221,6 +268,17 @@ class Operations:
             return handle
         started: RunHandle = await self._start(definition, acted.workflow_id, None)
         return started
+
+
+def _check_texts(action: str, **given: str | None) -> None:
+    """Refuse what a journal's record could not hold as text (it would be unreadable).
+
+    Raises:
+        TypeError: `by`, `reason` or `request_id` is neither text nor None.
+    """
+    for name, value in given.items():
+        if value is not None and type(value) is not str:  # (a str subclass may not encode)
+            raise TypeError(f"{action}()'s {name} must be text or None, not {value!r}")
 
 
 def _one_override(workflow_id: str, override: Mapping[int, Any] | None) -> tuple[int, Any] | None:

@@ -69,6 +69,21 @@ def resume_record(
     return encode(resumed)
 
 
+def failed_child(workflow_id: str, journal: list[records.Record]) -> str | None:
+    """The child whose failure ended the workflow (its resume resumes the child first).
+
+    None: the failure was not a child's (an activity's, the code's own, a cancellation).
+    """
+    cut = failure_cut(journal, path=workflow_id)
+    if cut is None or cut.step is None:
+        return None
+    record = journal[cut.first]
+    error = record.get("e") if record["k"] == records.DONE else None
+    if isinstance(error, dict) and error.get("kind") == "child":
+        return str(error["id"])
+    return None
+
+
 def check_ended(workflow_id: str, journal: list[records.Record], action: str) -> None:
     """Refuse to restart or fork a workflow that has not ended (ActionRefused)."""
     end = ending(journal)

@@ -33,7 +33,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._catalog import Catalog, Details, Listing, is_postgres
+from .._definitions import Workflow
 from .._engine._describe import WorkflowState
 from .._errors import (
     DurableError,
@@ -176,6 +177,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
     token: str | None = None,
     allow_remote: bool = False,
     host: str | None = None,
+    workflows: Iterable[Workflow[..., Any]] = (),
 ) -> Starlette:
     """The UI's ASGI app for one journal directory.
 
@@ -186,7 +188,11 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         allow_remote: accept any Host header (when listening beyond loopback); otherwise
             only loopback names, which keeps DNS-rebinding pages out.
         host: the address it listens on, accepted as a Host name too (127.0.0.2, say).
+        workflows: the workflows' current code, for the checks before a resume or fork
+            writes (what it keeps replays; a fork's override fits the activity's return
+            annotation, which an override needs). Nothing runs them here.
     """
+    code = list(workflows)
     catalog = Catalog(directory)
     recent = _RecentDetails(catalog)
     listing_lock = anyio.Lock()  # (concurrent listings: the later ones find it all kept)
@@ -195,9 +201,9 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if is_postgres(directory):
-            runtime = Runtime(store=PostgresStore(os.fspath(directory)))
+            runtime = Runtime(store=PostgresStore(os.fspath(directory)), workflows=code)
         else:
-            runtime = Runtime(directory)
+            runtime = Runtime(directory, workflows=code)
         async with catalog, runtime:
             runtime_holder.append(runtime)
             yield

@@ -2,11 +2,15 @@
 
 POST /api/workflows/{id}/resume   {reason?}
 POST /api/workflows/{id}/restart  {reason?, new_id?}
-POST /api/workflows/{id}/fork     {reason?, new_id?, at_step: int >= 0 | from_failure: true}
+POST /api/workflows/{id}/fork     {reason?, new_id?, at_step: int >= 0 | from_failure: true,
+                                   override?: {step: int >= 0, value: JSON}}
 
-The page asks for confirmation first (a dialog naming the workflow and what happens). The
-UI's runtime has no workflow code: each action only writes (Runtime(...).resume(...,
-start=False)), and a process that runs the workflow's code runs what it made. `by` is
+The page asks for confirmation first (a dialog naming the workflow and what happens). Each
+action only writes (Runtime(...).resume(..., start=False)), and a process that runs the
+workflow's code runs what it made. The UI's runtime knows the code `durable ui --code`
+(create_app(workflows=...)) gave it: with it, what a resume or fork keeps is replayed
+first, and an override is checked against the activity's return annotation (InvalidOverride,
+400, says why); without it, an override is refused (400) saying to give the code. `by` is
 journaled as "web UI" and the caller's address. Refusals are the Runtime's durable errors
 (ActionRefused: 409, InvalidForkStep: 400, WorkflowNotFound: 404), mapped by the app.
 """
@@ -45,6 +49,21 @@ def _step(body: dict[str, Any], what: str) -> tuple[int | None, bool]:
     return at_step, from_failure
 
 
+def _override(body: dict[str, Any], what: str) -> dict[int, Any] | None:
+    """A fork's {"override": {"step": N, "value": V}} as Runtime.fork takes it ({N: V})."""
+    given = body.get("override")
+    if given is None:
+        return None
+    if not isinstance(given, dict) or set(given) != {"step", "value"}:
+        raise BadOperation(
+            f'override must be {{"step": N, "value": <JSON>}}, both and nothing else ({what})'
+        )
+    step = given["step"]
+    if type(step) is not int or step < 0:
+        raise BadOperation(f"override's step must be an integer >= 0 ({what})")
+    return {step: given["value"]}
+
+
 async def operate(
     runtime: Runtime, workflow_id: str, action: str, body: dict[str, Any], caller: str
 ) -> dict[str, Any]:
@@ -69,10 +88,12 @@ async def operate(
     else:
         new_id = _text(body, "new_id", what)
         at_step, from_failure = _step(body, what)
+        override = _override(body, what)
         handle = await runtime.fork(
             workflow_id,
             at_step=at_step,
             from_failure=from_failure,
+            override=override,
             new_id=new_id,
             by=by,
             reason=reason,

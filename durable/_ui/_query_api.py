@@ -38,8 +38,8 @@ def filter_of(params: QueryParams) -> WorkflowFilter | None:
         values = [value for value in params.getlist(parameter) if value != ""]
         if values:
             given[name] = values if name in _MANY else values[-1]
-    if set(given) <= {"state"} and "cursor" not in params:
-        return None  # (the plain listing: status and search, by offset)
+    if set(given) <= {"state"} and "cursor" not in params and "state" not in params:
+        return None  # (the plain listing: status and search, by offset; `state` is checked)
     return WorkflowFilter(**given)
 
 
@@ -91,7 +91,11 @@ def bulk_request(
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise InvalidFilter(field="options", value=options, expected="a JSON object")
-    return where, reason, body.get("dry_run") is True, bulk_id, options
+    dry_run = body.get("dry_run")
+    dry_run = False if dry_run is None else dry_run
+    if dry_run is not True and dry_run is not False:  # ("yes" must not act for real)
+        raise InvalidFilter(field="dry_run", value=dry_run, expected="true or false")
+    return where, reason, dry_run, bulk_id, options
 
 
 async def bulk_answer(

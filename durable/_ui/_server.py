@@ -7,9 +7,12 @@ import ipaddress
 import os
 import secrets
 import socket
+from collections.abc import Iterable
+from typing import Any
 
 import uvicorn
 
+from .._definitions import Workflow
 from ._app import create_app
 
 
@@ -33,8 +36,16 @@ def _shown(source: str | os.PathLike[str]) -> str:
     return text
 
 
-def serve(directory: str | os.PathLike[str], *, host: str, port: int) -> None:
+def serve(
+    directory: str | os.PathLike[str],
+    *,
+    host: str,
+    port: int,
+    workflows: Iterable[Workflow[..., Any]] = (),
+) -> None:
     """Serve the UI until interrupted; prints its address (with the token) once listening.
+
+    `workflows`: the code for the checks before a resume or fork (see create_app).
 
     Raises:
         OSError: the address cannot be listened on (in use, not this machine's).
@@ -50,7 +61,13 @@ def serve(directory: str | os.PathLike[str], *, host: str, port: int) -> None:
         raise
     token = secrets.token_urlsafe(24)
     loopback = is_loopback(host)
-    app = create_app(directory, token=token, allow_remote=not loopback, host=host.strip("[]"))
+    app = create_app(
+        directory,
+        token=token,
+        allow_remote=not loopback,
+        host=host.strip("[]"),
+        workflows=workflows,
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
 
     async def run() -> None:

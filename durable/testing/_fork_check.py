@@ -201,7 +201,7 @@ def _ending_difference(end: records.Record, outcome: tuple[str, Any]) -> tuple[s
     except SerializationError as error:
         return "a result", f"a result that cannot be journaled ({error})"
     found = first_difference(end["r"], replayed)
-    return None if found is None else ("the same result", f"another one: {found}")
+    return None if found is None else ("the workflow's result", f"another one: {found}")
 
 
 async def fork_check_directory(

@@ -4,6 +4,7 @@
     python bulk_app.py DIR cancel ID     bulk-cancel them (bulk id ID); print its result
     python bulk_app.py DIR fail N        N workflows "payer", each failed (card declined)
     python bulk_app.py DIR resume ID     bulk-resume them (bulk id ID); print its result
+    python bulk_app.py DIR fork ID       bulk-fork them from their failure (bulk id ID)
 
 The action is the real one, then a pause of 0.3 s before the step's outcome is journaled:
 a kill then lands after a workflow's cancellation was posted (or its resume record
@@ -22,7 +23,7 @@ from typing import Any
 
 import durable
 from durable import BulkAction, BulkRequest, WorkflowFilter
-from durable._bulk import CANCEL, RESUME, BulkHost
+from durable._bulk import CANCEL, FORK, RESUME, BulkHost
 
 
 @durable.workflow(name="napper")
@@ -66,13 +67,14 @@ async def main(directory: Path, command: str, argument: str) -> None:
                 with contextlib.suppress(durable.WorkflowFailed):
                     await handle.result()
             return
-        if command == "resume":
+        if command in ("resume", "fork"):
+            action = RESUME if command == "resume" else FORK
             done = await runtime.bulk(
-                "resume",
+                command,
                 WorkflowFilter(workflow_name="payer"),
                 by="bulk_app",
                 bulk_id=argument,
-                actions={"resume": slowed(RESUME)},
+                actions={command: slowed(action)},
             )
             print(json.dumps({"outcomes": done.outcomes, "resumed": done.resumed}), flush=True)
             return

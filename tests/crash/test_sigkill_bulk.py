@@ -132,3 +132,48 @@ def test_a_killed_bulk_resume_finishes_on_retry_and_never_resumes_twice(tmp_path
     assert result["outcomes"] == {f"pay-{n:03d}": "resumed" for n in range(WORKFLOWS)}
     after = asyncio.run(resume_ids(directory))
     assert after == {name: ["bulk:bulk-kill"] for name in after}  # (each exactly once)
+
+
+async def fork_records(directory: Path) -> dict[str, tuple[list[str], list[int]]]:
+    """Each failed workflow's links, and the record count of each fork made from it."""
+    async with Runtime(directory) as runtime:
+        found = {}
+        for number in range(WORKFLOWS):
+            name = f"pay-{number:03d}"
+            journal = await read_workflow(runtime._store, name)
+            links = [r["id"] for r in journal if r["k"] == records.LINK]
+            starts = []
+            for link in links:
+                fork = await read_workflow(runtime._store, link)
+                starts.append([r["k"] for r in fork].count(records.START))
+            found[name] = (links, starts)
+        return found
+
+
+def test_a_killed_bulk_fork_finishes_on_retry_and_never_forks_twice(tmp_path: Path) -> None:
+    directory = tmp_path / "journals"
+    made = run_app(directory, "fail", str(WORKFLOWS))
+    _, err = made.communicate(timeout=60)
+    assert made.returncode == 0, err
+    first = run_app(directory, "fork", "bulk-fork")
+    deadline = time.monotonic() + 60
+    while asyncio.run(bulk_progress(directory, "bulk-fork")) < 16:  # (the first batch)
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "the bulk made no progress"
+        time.sleep(0.01)
+    time.sleep(0.1)  # (the second batch's forks are made, not yet journaled by the bulk)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    linked = {name for name, (links, _) in asyncio.run(fork_records(directory)).items() if links}
+    assert 16 < len(linked) < WORKFLOWS, len(linked)  # (killed half-way, mid-batch)
+
+    again = run_app(directory, "fork", "bulk-fork")
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    result = json.loads(out)
+    assert result["resumed"] is True
+    assert result["outcomes"] == {
+        f"pay-{n:03d}": f"forked as pay-{n:03d}@bulk-fork" for n in range(WORKFLOWS)
+    }
+    after = asyncio.run(fork_records(directory))
+    assert after == {name: ([f"{name}@bulk-fork"], [1]) for name in after}  # (each once)

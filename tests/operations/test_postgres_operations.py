@@ -112,3 +112,29 @@ async def test_bulk_resume_restart_and_fork_on_postgres(postgres_dsn: str) -> No
             assert await (await runtime.handle(run)).result() == DONE
         journal = await read_workflow(runtime._store, "b1")
         assert [r.get("id") for r in journal if r["k"] == records.RESUME] == ["bulk:pg-resume"]
+
+
+async def test_a_parent_resumes_its_failed_child_and_two_resumes_write_one_on_postgres(
+    postgres_dsn: str,
+) -> None:
+    from . import test_resume_which_step as chain  # noqa: PLC0415 (its workflows and flags)
+
+    chain.CALLS.clear()
+    chain.BROKEN.add("flaky")
+    code = [chain.parent, chain.child, chain.grandchild]
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=code) as runtime:
+        with pytest.raises(durable.WorkflowFailed):
+            await runtime.run(chain.parent, "pg", id="pg")
+    chain.BROKEN.clear()
+    first = Runtime(store=PostgresStore(postgres_dsn), workflows=code)
+    second = Runtime(store=PostgresStore(postgres_dsn))
+    async with first, second:  # (two runtimes at once: each its own leases)
+        handles = await asyncio.gather(
+            first.resume("pg", request_id="r"), second.resume("pg", request_id="r")
+        )
+        for handle in handles:
+            assert await handle.result() == "parent got flaky pg"
+        for workflow_id in ("pg", "pg-child", "pg-grandchild"):
+            journal = await read_workflow(first._store, workflow_id)
+            assert [r["k"] for r in journal].count(records.RESUME) == 1, workflow_id
+    assert chain.CALLS.count("flaky") == 2

@@ -112,3 +112,60 @@ def test_bulk_fork_options_and_bad_input(fleet: Path) -> None:
     code, output = durable_cli("bulk", "fork", "--help", directory=fleet)
     assert "--at-step" in output
     assert "--from-failure" in output
+
+
+@durable.activity(name="audit")
+async def audit(number: int) -> int:
+    return number
+
+
+@durable.workflow(name="charge")
+async def charge_v2(number: int) -> str:
+    """A deploy that broke the recorded order: it audits before it debits."""
+    await audit(number)
+    return str(number)
+
+
+def test_bulk_with_code_checks_each_replays_first(fleet: Path) -> None:
+    code, output = durable_cli(
+        "bulk", "fork", "--status", "completed", "--workflow", "charge", "--at-step", "1",
+        "--code", f"{__name__}:charge_v2", "--yes", "--id", "b-v2", directory=fleet,
+    )  # fmt: skip
+    assert code == 1, output
+    assert "bulk b-v2: 3 error" in output
+    assert "test_cli_bulk_operations.py:" in output  # (the call site that diverges)
+    assert not list(fleet.glob("pay-00@*"))
+    code, output = durable_cli(
+        "bulk", "fork", "--status", "completed", "--workflow", "charge", "--at-step", "1",
+        "--code", "tests.query_fleet", "--yes", "--id", "b-ok", directory=fleet,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "bulk b-ok: 3 forked" in output
+    code, output = durable_cli(
+        "bulk", "resume", "--status", "failed", "--code", "tests.query_fleet", "--yes",
+        directory=fleet,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "2 resumed" in output
+    code, output = durable_cli(
+        "bulk", "resume", "--status", "failed", "--code", "no_such_module", directory=fleet
+    )
+    assert code == 2
+    assert "cannot import 'no_such_module'" in output
+
+
+def test_every_dry_run_writes_nothing_byte_for_byte(fleet: Path) -> None:
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(fleet)): p.read_bytes() for p in fleet.rglob("*") if p.is_file()}
+
+    before = files()
+    for action in (
+        ["cancel", "--all"],
+        ["resume", "--status", "failed", "--code", "tests.query_fleet"],
+        ["restart", "--all"],
+        ["fork", "--all", "--at-step", "0"],
+    ):
+        code, output = durable_cli("bulk", *action, "--dry-run", directory=fleet)
+        assert code == 0, output
+        assert output.startswith("would "), output
+    assert files() == before

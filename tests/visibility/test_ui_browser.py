@@ -79,11 +79,21 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 @contextlib.contextmanager
-def ui_serving(directory: Path) -> Iterator[str]:
+def ui_serving(directory: Path, *options: str) -> Iterator[str]:
     """`durable ui` on `directory`; yields the address it printed (with its token)."""
     port = free_port()
     ui, line = started(
-        [sys.executable, "-m", "durable", "ui", "--dir", str(directory), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "durable",
+            "ui",
+            "--dir",
+            str(directory),
+            "--port",
+            str(port),
+            *options,
+        ],
         "durable ui:",
     )
     try:

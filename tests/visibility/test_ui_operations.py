@@ -3,13 +3,18 @@ validated once, refusals as HTTP statuses, and the links in the workflow's answe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+import durable
 from durable._ui import create_app
+
+from . import sample_app
 
 TOKEN = "test-token"
 HEADERS = {"X-Durable-Token": TOKEN}
@@ -76,3 +81,49 @@ def test_bad_requests_are_refused_with_nothing_written(
 def test_actions_need_the_token(sample_dir: Path) -> None:
     with TestClient(create_app(sample_dir, token=TOKEN), base_url="http://127.0.0.1") as client:
         assert client.post("/api/workflows/order-2/resume", json={}).status_code == 403
+
+
+def test_a_fork_with_an_override_from_the_ui_is_checked_against_the_code(
+    sample_dir: Path,
+) -> None:
+    app = create_app(sample_dir, token=TOKEN, workflows=[sample_app.order_workflow])
+    with TestClient(app, base_url="http://127.0.0.1", headers=HEADERS) as client:
+        before = {path.name: path.stat().st_size for path in sample_dir.iterdir()}
+        bad: list[tuple[dict[str, Any], str]] = [
+            ({"override": {"step": 0, "value": 5}}, "returns str, and int 5 is not of type str"),
+            ({"override": {"step": 3, "value": "x"}}, "no outcome of an activity"),
+            ({"override": {"step": -1, "value": "x"}}, "integer >= 0"),
+            ({"override": {"step": "0", "value": "x"}}, "integer >= 0"),
+            ({"override": {"step": 0}}, '{"step": N, "value": <JSON>}'),
+            ({"override": [0, "x"]}, '{"step": N, "value": <JSON>}'),
+        ]
+        for body, says in bad:
+            answer = client.post("/api/workflows/order-2/fork", json={"from_failure": True, **body})
+            assert answer.status_code == 400, (body, answer.json())
+            assert says in answer.json()["error"], (body, answer.json())
+        assert {path.name: path.stat().st_size for path in sample_dir.iterdir()} == before
+        forked = client.post(
+            "/api/workflows/order-2/fork",
+            json={"from_failure": True, "override": {"step": 0, "value": "pay-forced"}},
+        )
+        assert forked.json() == {"action": "fork", "workflow_id": "order-2-fork-failure-override-0"}
+        fork = client.get("/api/workflows/order-2-fork-failure-override-0").json()
+        assert [(link["kind"], link["workflow_id"]) for link in fork["links"]] == [
+            ("forked from", "order-2")
+        ]
+
+    async def run_it() -> str:
+        async with durable.Runtime(sample_dir, workflows=[sample_app.order_workflow]) as runtime:
+            handle = await runtime.handle("order-2-fork-failure-override-0")
+            return str(await handle.result())
+
+    assert asyncio.run(run_it()) == "shipped 2 (auto)"
+
+
+def test_an_override_without_the_code_is_refused_saying_to_give_it(client: TestClient) -> None:
+    answer = client.post(
+        "/api/workflows/order-2/fork",
+        json={"from_failure": True, "override": {"step": 0, "value": "pay-forced"}},
+    )
+    assert answer.status_code == 400
+    assert "durable ui --code MODULE" in answer.json()["error"]

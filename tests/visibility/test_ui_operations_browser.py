@@ -105,3 +105,29 @@ def test_without_the_token_the_actions_are_disabled(ui: str, browser: Browser) -
     for name in ("resume", "restart", "fork"):
         expect(page.locator(f"#{name}-button")).to_be_disabled()
     page.close()
+
+
+def test_a_fork_with_an_override_is_checked_then_made(
+    sample_dir: Path, page: Page, tmp_path: Path
+) -> None:
+    with ui_serving(sample_dir, "--code", "tests.visibility.sample_app") as address:
+        open_workflow(page, address, "order-2")
+        expect(page.locator("#state .badge")).to_have_text("failed")
+        page.click("#fork-button")
+        expect(page.locator("#operate-override-fields")).to_be_hidden()
+        page.check("#operate-override")
+        expect(page.locator("#operate-override-fields")).to_be_visible()
+        page.fill("#operate-override-step", "0")
+        page.fill("#operate-override-value", "pay-forced")  # (not JSON: said, nothing sent)
+        page.click("#operate-confirm")
+        expect(page.locator("#operate-problem")).to_contain_text("not JSON")
+        page.fill("#operate-override-value", "5")  # (the activity returns str: refused)
+        page.click("#operate-confirm")
+        expect(page.locator("#operate-problem")).to_contain_text("returns str")
+        page.fill("#operate-override-value", '"pay-forced"')
+        screenshot(page, tmp_path, "fork-override")
+        page.click("#operate-confirm")
+        expect(page.locator("#notice")).to_contain_text("Forked as order-2-fork-failure-override-0")
+        page.click("#notice a#operated-run")
+        expect(page.locator("#facts")).to_contain_text("Forked from")
+        expect(page.locator("#facts")).to_contain_text("step 0's result overridden")

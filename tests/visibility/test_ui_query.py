@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +97,44 @@ def test_bulk_bad_requests(client: TestClient) -> None:
     headers = {"X-Durable-Token": "wrong"}
     refused = client.post("/api/bulk/cancel", json={"filter": {"state": "failed"}}, headers=headers)
     assert refused.status_code == 403
+
+
+def _cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def test_hostile_query_strings_are_400s_never_500s(client: TestClient) -> None:
+    for params in (
+        {"state": "bogus"},  # (the filter's own name for status: checked, not ignored)
+        {"status": "bogus"},
+        {"limit": "-1"},
+        {"limit": "1.5"},
+        {"limit": "9" * 40, "workflow": "charge", "started_after": "9999-99-99"},
+        {"status": "failed", "cursor": _cursor([float("nan"), "pay-03"])},  # (json takes NaN)
+        {"status": "failed", "cursor": _cursor([True, "pay-03"])},
+        {"status": "failed", "cursor": _cursor({"started": 1})},
+        {"status": "failed", "cursor": "A" * 5000},
+        {"ended_before": "2026-13-01"},
+        {"queue": "q" * 2000},
+    ):
+        answer = client.get("/api/workflows", params=params)
+        assert answer.status_code == 400, (params, answer.text)
+        assert answer.json()["error"], params
+    failed = client.get("/api/workflows", params={"state": "failed"}).json()
+    assert sorted(w["id"] for w in failed["workflows"]) == ["pay-01", "pay-03"]
+    huge = client.get("/api/workflows", params={"workflow": "charge", "limit": "9" * 40})
+    assert huge.status_code == 200  # (a page is at most PAGE_LIMIT, whatever is asked)
+    assert len(huge.json()["workflows"]) == 6
+
+
+def test_a_bulk_dry_run_that_is_not_true_or_false_is_refused_not_done(
+    client: TestClient, tmp_path: Path
+) -> None:
+    directory = tmp_path / "journals"
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    for dry_run in ("yes", 1, "true", [True]):
+        body = {"filter": {"state": ["failed"]}, "dry_run": dry_run}
+        answer = client.post("/api/bulk/fork", json=body)
+        assert answer.status_code == 400, answer.text
+        assert "dry_run must be true or false" in answer.json()["error"]
+        assert {p.name: p.read_bytes() for p in directory.iterdir()} == before

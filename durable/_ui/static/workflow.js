@@ -356,11 +356,16 @@
       document.getElementById("operate-step").hidden = action !== "fork";
       document.getElementById("operate-new").hidden = action === "resume";
       document.getElementById("operate-problem").textContent = "";
+      document.getElementById("operate-override").checked = false;
+      document.getElementById("operate-override-fields").hidden = true;
       document.getElementById("notice").replaceChildren();
       operateDialog.showModal();
     });
   }
   document.getElementById("operate-close").addEventListener("click", () => operateDialog.close());
+  document.getElementById("operate-override").addEventListener("change", (event) => {
+    document.getElementById("operate-override-fields").hidden = !event.target.checked;
+  });
   document.getElementById("operate-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const problem = document.getElementById("operate-problem");
@@ -370,6 +375,17 @@
     if (operation === "fork") {
       if (document.getElementById("operate-from-failure").checked) body.from_failure = true;
       else body.at_step = Number(document.getElementById("operate-at-step").value);
+      if (document.getElementById("operate-override").checked) {
+        const text = document.getElementById("operate-override-value").value.trim();
+        let value;
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          problem.textContent = "The override's value is not JSON (" + error.message + "): write it as JSON, text in double quotes.";
+          return;
+        }
+        body.override = { step: Number(document.getElementById("operate-override-step").value), value };
+      }
     }
     try {
       const answer = await postJSON("/api/workflows/" + encodeURIComponent(id) + "/" + operation, body);
