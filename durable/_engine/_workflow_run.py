@@ -29,7 +29,7 @@ from hashlib import blake2b
 from types import CodeType
 from typing import Any
 
-from .._asyncio_private import current_task, running_loop
+from .._asyncio_private import current_task, our_running_loop
 from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import (
     NonDeterminismError,
@@ -260,7 +260,7 @@ class WorkflowRun:
             JournalError: the journal failed; the run stops (not final: resume it).
         """
         life = self._life
-        life.host_loop = asyncio.get_running_loop()
+        life.host_loop = self.loop.host = asyncio.get_running_loop()
         life.context = self._host_context()
         if self._watch is not None:
             self._watch.start()
@@ -1131,7 +1131,7 @@ def _step_kind(command: Command) -> tuple[int, str, str]:
 
 def current_run() -> WorkflowRun | None:
     """The workflow whose code is running now, or None outside workflow code."""
-    loop = running_loop()
+    loop = our_running_loop()
     if isinstance(loop, WorkflowLoop):
         return loop.owner  # type: ignore[return-value]
     return None
