@@ -207,7 +207,8 @@ class WorkflowLoop(CustomEventLoop):
         *args: *Ts,
         context: Context | None = None,
     ) -> asyncio.Handle:
-        self._check_open()
+        if self._closed:  # (_check_open, inline: a task's wake-up comes here every step)
+            self._check_open()
         handle = asyncio.Handle(callback, args, self, context)
         self._queue.append(handle)
         return handle
@@ -274,8 +275,10 @@ class WorkflowLoop(CustomEventLoop):
         self._closed = True
         self._queue.clear()
 
-    def get_debug(self) -> bool:
-        return False
+    # Asked by every Future and Handle made for this loop (two a step): bool() is False, a
+    # C call with no Python frame. Never in debug mode: its traceback capture would not
+    # replay anyway.
+    get_debug = staticmethod(bool)
 
     def set_debug(self, enabled: bool) -> None:
         pass

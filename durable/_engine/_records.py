@@ -95,7 +95,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from .._encoding import decode
 from .._errors import JournalCorrupted, UnsupportedJournalFormat
@@ -505,7 +505,7 @@ def done(
     record["t"] = now
     if site is not None:
         record.update(site)
-    return cast(DoneRecord, record)
+    return record  # type: ignore[return-value]  # (no cast(): a call less per step)
 
 
 def timer(step: int, fire_at: float, site: Site | None = None) -> TimerRecord:
