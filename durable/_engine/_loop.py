@@ -134,6 +134,8 @@ class WorkflowLoop(CustomEventLoop):
         # The host loop its driver steps it from, once known (its driver sets it): the one
         # to put back after a step, without asking which runs (a system call on 3.11).
         self.host: asyncio.AbstractEventLoop | None = None
+        # (firstiter, finalizer): made once, passed by position (no keywords to parse)
+        self._hooks = (self._asyncgen_first_iteration, self._asyncgen_finalize)
 
     # -- what the driver uses ------------------------------------------------------------
 
@@ -157,9 +159,7 @@ class WorkflowLoop(CustomEventLoop):
         previous = ours.loop
         set_running_loop(self)
         ours.loop = self
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_first_iteration, finalizer=self._asyncgen_finalize
-        )
+        sys.set_asyncgen_hooks(*self._hooks)
         self._stepping = True
         try:
             run_ready(self._queue, limit if limit is not None else -1)
