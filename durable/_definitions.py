@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
-from ._asyncio_private import running_loop
+from ._asyncio_private import our_running_loop
 from ._durations import Duration, to_seconds
 from ._engine._log_fields import durable_logger
 from ._engine._loop import OrderedCall, WorkflowLoop
@@ -130,7 +130,7 @@ class Activity(Generic[P, R]):
         return self.spec.name
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-        loop = running_loop()
+        loop = our_running_loop()
         if not isinstance(loop, WorkflowLoop):
             return self._plain(*args, **kwargs)
         run: WorkflowRun = loop.owner  # type: ignore[assignment]

@@ -41,7 +41,7 @@ import sys
 import types
 import typing
 from collections import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -138,6 +138,24 @@ def decode(payload: bytes, *, path: Path | str, offset: int) -> Any:
     except (ValueError, TypeError, msgpack.UnpackException) as error:
         reason = f"the record is not valid msgpack ({str(error) or type(error).__name__})"
         raise JournalCorrupted(path=path, offset=offset, reason=reason) from error
+
+
+def decode_leading(stored: Sequence[tuple[int, bytes]]) -> list[Any]:
+    """The (offset, payload) records decoded as `decode` would, up to the first that fails.
+
+    The ones from the first that does not decode on are left out: `decode` it to raise its
+    error, once the records before it were looked at. One loop with msgpack called
+    directly, two Python calls less per record than `decode` (replay reads every record).
+    """
+    unpackb, hook = msgpack.unpackb, _TOP_LEVEL_HOOK
+    values: list[Any] = []
+    append = values.append
+    for _, payload in stored:
+        try:
+            append(unpackb(payload, raw=False, strict_map_key=False, ext_hook=hook))
+        except Exception:  # (what decode() reports, at its place)
+            break
+    return values
 
 
 def convert(value: Any, annotation: Any, *, context: str = "a value") -> Any:

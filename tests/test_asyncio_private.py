@@ -24,6 +24,8 @@ from durable._asyncio_private import (
     as_running_loop,
     current_task,
     loop_is_idle,
+    our_running_loop,
+    run_as_ours,
     run_handle,
     run_ready,
     running_loop,
@@ -123,6 +125,43 @@ def test_as_running_loop_puts_back_the_loop_that_was_running_even_on_error() -> 
         assert asyncio.get_running_loop() is host
 
     asyncio.run(main())
+
+
+def test_a_loop_run_as_ours_is_the_running_loop_and_ours_per_thread_and_is_undone() -> None:
+    async def main() -> None:
+        host = asyncio.get_running_loop()
+        assert our_running_loop() is None  # (asyncio's own loop runs: not ours)
+        outer, inner = stand_in(), stand_in()
+        previous = run_as_ours(outer)
+        try:
+            assert previous is None
+            assert asyncio.get_running_loop() is outer
+            assert our_running_loop() is outer
+            seen: list[asyncio.AbstractEventLoop | None] = []
+            thread = threading.Thread(target=lambda: seen.append(our_running_loop()))
+            thread.start()
+            thread.join()
+            assert seen == [None]  # (per thread)
+            nested = run_as_ours(inner)  # (one of ours stepped inside another's step)
+            assert nested is outer
+            assert (running_loop(), our_running_loop()) == (inner, inner)
+            run_as_ours(nested, host)  # back to the outer one, not to the host
+            assert (running_loop(), our_running_loop()) == (outer, outer)
+        finally:
+            run_as_ours(previous, host)
+        assert asyncio.get_running_loop() is host
+        assert our_running_loop() is None
+
+    asyncio.run(main())
+
+
+def test_as_running_loop_keeps_our_running_loop_in_step() -> None:
+    loop = stand_in()
+    with as_running_loop(loop):
+        assert our_running_loop() is loop
+        assert running_loop() is loop
+    assert our_running_loop() is None
+    assert running_loop() is None
 
 
 def test_current_task_answers_as_asyncios_for_the_loop_asked_about() -> None:

@@ -6,6 +6,10 @@ journals everything queued with one sync, then delivers it in journal order, so 
 costs no hop to another task. While an activity's task drains (`inline_open`), the
 activity the workflow asks for next is queued for that task to run (`inline`) instead of
 a task of its own: a sequential workflow runs in one task, one loop pass per step.
+While that task delivers the last outcome it has (`run_now`), the activity the workflow
+asks for next even starts at once, inside the drain: one that returns without suspending
+posts its outcome, which the same drain journals and delivers next, so a sequential
+workflow of such activities runs in one drain, with no hand-over per step.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class Drain:
         self.draining = False  # a task drains (or is about to): nobody else may
         self.inline_open = False  # an activity's task drains: it can run one activity more
         self.inline: InlineStart | None = None  # the activity it runs next
+        # It delivers its last outcome queued: the activity asked for now may start at once
+        # (see WorkflowRun._run_now); taken by the first one, for one activity at most.
+        self.run_now = False
 
     def post(self, payload: bytes, record: dict[str, Any] | None = None) -> bool:
         """Queue an outcome; whether the caller must have it drained (nobody drains)."""

@@ -14,7 +14,7 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
-from .._asyncio_private import running_loop
+from .._asyncio_private import our_running_loop
 from ._context import current_activity
 from ._loop import WorkflowLoop
 
@@ -44,7 +44,7 @@ def context_fields() -> dict[str, Any]:
         if running is not None and running[0] == workflow_id:
             fields["workflow_name"] = running[1]
         return fields
-    loop = running_loop()
+    loop = our_running_loop()
     if isinstance(loop, WorkflowLoop):
         run: Any = loop.owner  # (a WorkflowRun: this module is below it)
         fields = {"workflow_id": run.workflow_id, "workflow_name": run.spec.name}

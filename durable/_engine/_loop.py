@@ -22,8 +22,10 @@ from contextvars import Context
 from typing import Any, NoReturn, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from .._asyncio_private import (
+    OURS_RUNNING,
     CustomEventLoop,
     as_running_loop,
+    our_running_loop,
     run_ready,
     running_loop,
     set_running_loop,
@@ -101,7 +103,7 @@ class OrderedCall(tuple[Coroutine[Any, Any, Any], int]):
 
 def in_order(coroutine: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
     """`coroutine`, hashing in call order if it was called in workflow code (OrderedCall)."""
-    loop = running_loop()
+    loop = our_running_loop()
     if loop.__class__ is WorkflowLoop:
         return OrderedCall((coroutine, next(loop.orders)))
     return coroutine
@@ -129,6 +131,11 @@ class WorkflowLoop(CustomEventLoop):
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.orders = itertools.count()  # tasks and calls of workflow code (their hashes)
         self.owner = owner  # the driver; how in-workflow calls find their workflow
+        # The host loop its driver steps it from, once known (its driver sets it): the one
+        # to put back after a step, without asking which runs (a system call on 3.11).
+        self.host: asyncio.AbstractEventLoop | None = None
+        # (firstiter, finalizer): made once, passed by position (no keywords to parse)
+        self._hooks = (self._asyncgen_first_iteration, self._asyncgen_finalize)
 
     # -- what the driver uses ------------------------------------------------------------
 
@@ -144,19 +151,23 @@ class WorkflowLoop(CustomEventLoop):
         installed, so a generator abandoned in workflow code is closed here, its `finally`
         journaled like any workflow code, not run on the host loop.
         """
-        previous = running_loop()
+        host = self.host
+        if host is None:
+            host = running_loop()
         previous_hooks = sys.get_asyncgen_hooks()
+        ours = OURS_RUNNING  # (run_as_ours, inline: the step's path)
+        previous = ours.loop
         set_running_loop(self)
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_first_iteration, finalizer=self._asyncgen_finalize
-        )
+        ours.loop = self
+        sys.set_asyncgen_hooks(*self._hooks)
         self._stepping = True
         try:
             run_ready(self._queue, limit if limit is not None else -1)
         finally:
             self._stepping = False
             sys.set_asyncgen_hooks(*previous_hooks)
-            set_running_loop(previous)
+            set_running_loop(previous if previous is not None else host)
+            ours.loop = previous
 
     def running(self) -> contextlib.AbstractContextManager[None]:
         """Be the running loop meanwhile (for code run outside run_until_idle: teardown)."""
@@ -196,7 +207,8 @@ class WorkflowLoop(CustomEventLoop):
         *args: *Ts,
         context: Context | None = None,
     ) -> asyncio.Handle:
-        self._check_open()
+        if self._closed:  # (_check_open, inline: a task's wake-up comes here every step)
+            self._check_open()
         handle = asyncio.Handle(callback, args, self, context)
         self._queue.append(handle)
         return handle
@@ -263,8 +275,10 @@ class WorkflowLoop(CustomEventLoop):
         self._closed = True
         self._queue.clear()
 
-    def get_debug(self) -> bool:
-        return False
+    # Asked by every Future and Handle made for this loop (two a step): bool() is False, a
+    # C call with no Python frame. Never in debug mode: its traceback capture would not
+    # replay anyway.
+    get_debug = staticmethod(bool)
 
     def set_debug(self, enabled: bool) -> None:
         pass

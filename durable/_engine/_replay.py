@@ -245,7 +245,9 @@ class JournalIndex:
         )
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 
-    def _index(self, decoded: list[records.Record], stored: list[StoredRecord]) -> None:
+    def _index(  # noqa: PLR0915 (a done record's way inline: one per replayed step)
+        self, decoded: list[records.Record], stored: list[StoredRecord]
+    ) -> None:
         for (offset, _), record in self._replayed(decoded, stored):
             kind = record["k"]
             if kind == records.END:
@@ -268,6 +270,14 @@ class JournalIndex:
             if "wp" in record:  # (the first step from a call site names it)
                 self.sites[(record["wp"], record["wl"], record["wn"])] = record["w"]
             recorded = self.steps.get(step)
+            if kind == records.DONE:  # an activity's outcome, most records: as below, sooner
+                if recorded is None:
+                    recorded = self.steps[step] = self._activity_step(offset, step, kind, record)
+                elif recorded.kind != "activity":
+                    raise self._mixed(offset, step, kind, recorded)
+                recorded.outcome = True
+                self.events.append(record)
+                continue
             if kind in _STEP_KINDS and record.get("x") and recorded is not None:  # let go of
                 recorded.cancelled = True
                 continue

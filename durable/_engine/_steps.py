@@ -110,7 +110,7 @@ class CommandFuture(asyncio.Future[Any]):
     def __init__(
         self, loop: asyncio.AbstractEventLoop, step: int, on_cancel: Callable[[int], None]
     ) -> None:
-        super().__init__(loop=loop)
+        asyncio.Future.__init__(self, loop=loop)  # (not super(): no proxy made per step)
         self._step = step
         self._on_cancel = on_cancel
 

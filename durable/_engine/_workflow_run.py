@@ -23,13 +23,13 @@ import contextvars
 import inspect
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
 from types import CodeType
 from typing import Any
 
-from .._asyncio_private import current_task, running_loop
+from .._asyncio_private import current_task, our_running_loop
 from .._encoding import PlainPacker, convert, decode, encode
 from .._errors import (
     NonDeterminismError,
@@ -260,7 +260,7 @@ class WorkflowRun:
             JournalError: the journal failed; the run stops (not final: resume it).
         """
         life = self._life
-        life.host_loop = asyncio.get_running_loop()
+        life.host_loop = self.loop.host = asyncio.get_running_loop()
         life.context = self._host_context()
         if self._watch is not None:
             self._watch.start()
@@ -537,12 +537,18 @@ class WorkflowRun:
                 batch = drain.take()
                 for payload, _ in batch[:-1]:
                     journal.write(payload)
-                await journal.append(batch[-1][0])  # one sync makes the batch durable
-                for payload, plain in batch:
+                last = batch[-1]
+                await journal.append(last[0])  # one sync makes the batch durable
+                for entry in batch:
                     if main.done():
                         break  # as on replay: nothing is delivered once the workflow returned
+                    # The last outcome, nothing queued behind it, in an activity's task: the
+                    # next activity may run at once (_run_now), as it would right after.
+                    drain.run_now = entry is last and drain.inline_open and not drain.outcomes
+                    payload, plain = entry
                     # (a plain record of an immutable result is equal to its decoding)
                     self._deliver(plain or decode(payload, path=self.workflow_id, offset=-1))
+                drain.run_now = False
             if not main.done() and life.fatal is None:
                 if not drain.outcomes and not self._steps.activities:
                     await journal.flush()  # timer records: no outcome will sync them
@@ -553,6 +559,7 @@ class WorkflowRun:
             life.fail(error)
         finally:
             drain.draining = False
+            drain.run_now = False
         if main.done() or self._long_sleep_until() is not None:
             life.wake()
         elif drain.outcomes and life.fatal is None:
@@ -704,9 +711,10 @@ class WorkflowRun:
         step = self._steps.begin("activity", spec.name, digest)
         if self._steps.asked is not None:
             self._steps.asked[step] = spec
-        recorded = self._recorded_outcome_now(step, spec)
-        if recorded is not None:
-            return recorded
+        if self._replay_index < len(self._index.events):  # (live: none left, no call)
+            recorded = self._recorded_outcome_now(step, spec)
+            if recorded is not None:
+                return recorded
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
@@ -1046,7 +1054,12 @@ class WorkflowRun:
             site=command.site,
             observer=self._observing.run if self._observing is not None else None,
         )
-        inline = self._drain.run_inline(command.step, attempts)
+        drain = self._drain
+        if drain.run_now and drain.inline is None:
+            drain.run_now = False
+            self._run_now(command, attempts)
+            return
+        inline = drain.run_inline(command.step, attempts)
         if inline is not None:
             command.host = inline
             return
@@ -1068,6 +1081,38 @@ class WorkflowRun:
             f"{self.workflow_id}/{command.step} child {command.child.workflow_id}",
             lambda _: outcome.close(),  # (as for activities: if it never started)
         )
+
+    def _run_now(self, command: Command, attempts: Coroutine[Any, Any, Outcome]) -> None:
+        """Run an activity now, in the activity task that drains (Drain.run_now).
+
+        That task would run it right after this drain (see _run_and_post), with nothing
+        between: here it runs first, and its outcome, if it returns without suspending, is
+        queued for this same drain to journal and deliver next; its record is the one it
+        would have been. One that suspends goes on in that task after the drain (`inline`),
+        in the context it started in (a copy of the run's host context, one per activity).
+
+        Raises:
+            BaseException: what the attempts raised (a failed journal, a simulated crash):
+                the run stops with it (life.fail), and this drain with it.
+        """
+        context = self._host_context_copy()
+        try:
+            suspended = context.run(attempts.send, None)
+        except StopIteration as returned:
+            payload, record = returned.value
+            self._drain.post(payload, record)  # (this drain takes it next)
+            return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self._life.fail(error)  # the journal failed (or a bug): the run cannot go on
+            raise
+        command.host = self._drain.run_inline(command.step, _going_on(context, attempts, suspended))
+
+    def _host_context_copy(self) -> contextvars.Context:
+        context = self._life.context
+        assert context is not None  # (set as execute() starts)
+        return context.copy()
 
     async def _run_and_post(self, step: int, attempts: Coroutine[Any, Any, Outcome]) -> None:
         """Run an activity, queue its outcome, drain; then run inline the next one it started.
@@ -1133,10 +1178,67 @@ def _step_kind(command: Command) -> tuple[int, str, str]:
 
 def current_run() -> WorkflowRun | None:
     """The workflow whose code is running now, or None outside workflow code."""
-    loop = running_loop()
+    loop = our_running_loop()
     if isinstance(loop, WorkflowLoop):
         return loop.owner  # type: ignore[return-value]
     return None
+
+
+class _GoingOn(Coroutine[Any, Any, Outcome]):
+    """An activity's attempts run to their first suspension: awaited, they go on from there.
+
+    Each resumption runs in `context`, the one the attempts started in (their ContextVar
+    tokens belong to it), as a task runs its coroutine; closed, it closes the attempts
+    there too, so their `finally` blocks run (an activity started and then abandoned).
+    """
+
+    __slots__ = ("_attempts", "_context", "_suspended")
+
+    def __init__(
+        self,
+        context: contextvars.Context,
+        attempts: Coroutine[Any, Any, Outcome],
+        suspended: Any,
+    ) -> None:
+        self._context = context
+        self._attempts = attempts
+        self._suspended = suspended
+
+    def __await__(self) -> Generator[Any, Any, Outcome]:
+        context, attempts, suspended = self._context, self._attempts, self._suspended
+        while True:
+            try:
+                sent = yield suspended
+            except GeneratorExit:
+                context.run(attempts.close)
+                raise
+            except BaseException as thrown:  # (a cancellation, most likely)
+                try:
+                    suspended = context.run(attempts.throw, thrown)
+                except StopIteration as returned:
+                    outcome: Outcome = returned.value
+                    return outcome
+            else:
+                try:
+                    suspended = context.run(attempts.send, sent)
+                except StopIteration as returned:
+                    outcome = returned.value
+                    return outcome
+
+    def send(self, value: Any) -> Any:
+        raise TypeError("await it")  # (only awaited: __await__ is its way in)
+
+    def throw(self, *args: Any) -> Any:
+        raise TypeError("await it")
+
+    def close(self) -> None:
+        self._context.run(self._attempts.close)
+
+
+def _going_on(
+    context: contextvars.Context, attempts: Coroutine[Any, Any, Outcome], suspended: Any
+) -> Coroutine[Any, Any, Outcome]:
+    return _GoingOn(context, attempts, suspended)
 
 
 async def _without_record(outcome: Coroutine[Any, Any, bytes]) -> Outcome:

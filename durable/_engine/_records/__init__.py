@@ -94,7 +94,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..._encoding import decode
+from ..._encoding import decode, decode_leading
 from ..._errors import JournalCorrupted, UnsupportedJournalFormat
 from ..._storage._frames import StoredRecord
 from ._common import CANCEL as CANCEL
@@ -284,8 +284,14 @@ def read_journal(
     """
     found: list[Record] = []
     append, checks = found.append, _CHECKS
+    stored = stored if isinstance(stored, list) else list(stored)
+    decoded = decode_leading(stored)  # (all of them, unless one is not msgpack)
+    count = len(decoded)
     for index, (offset, payload) in enumerate(stored, first_index):
-        record = decode(payload, path=path, offset=offset)
+        if index - first_index < count:
+            record = decoded[index - first_index]
+        else:  # (raises why it is not a record, once the ones before it were checked)
+            record = decode(payload, path=path, offset=offset)
         # The common case inline (replay reads one record per step); the rest below.
         if (
             index

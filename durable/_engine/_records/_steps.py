@@ -6,7 +6,7 @@ durable timer; wait an event wait (let_go: its unloaded form); status set_status
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from ._common import (
     _EARLIEST,
@@ -184,7 +184,7 @@ def done(
     record["t"] = now
     if site is not None:
         record.update(site)
-    return cast(DoneRecord, record)
+    return record  # type: ignore[return-value]  # (no cast(): a call less per step)
 
 
 def timer(step: int, fire_at: float, site: Site | None = None) -> TimerRecord:
