@@ -1080,7 +1080,8 @@ class Runtime(Serving, Operating, Querying):
                 have beyond it (16 messages, 1 MiB); nothing was written.
         """
         self._check_id(workflow_id)
-        return await self._mail.cancel(workflow_id, reason, request_id)
+        carrier = self._telemetry.capture() if self._telemetry is not None else None
+        return await self._mail.cancel(workflow_id, reason, request_id, carrier)
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """What the workflow is doing, read from its journal (no workflow code runs).

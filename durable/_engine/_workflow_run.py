@@ -311,6 +311,9 @@ class WorkflowRun:
         carrier = observing.carrier = observed.carrier()
         if carrier:
             self._journal.write(encode(records.run(carrier, self._clock.time())))
+        for command in self._steps.pending.values():  # (waits asked for before it went live)
+            if command.event is not None and command.scope is None:
+                command.scope = observed.step_began(command.step, "wait", command.event)
 
     def _start_main(self) -> asyncio.Task[Any]:
         arguments = [
@@ -514,6 +517,9 @@ class WorkflowRun:
         else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
             reason = message.get("m", "cancelled")
             life = self._life
+            observing = self._observing
+            if observing is not None and observing.run is not None and life.live:
+                observing.run.cancel_taken(reason, message.get("tc"))
             if life.cancelled(reason, timed_out=message.get("id") == records.DEADLINE_CANCEL_ID):
                 main = life.main
                 if main is not None and not main.done():
