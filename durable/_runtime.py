@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 import os
 import reprlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -834,6 +835,10 @@ class Runtime(Serving, Operating, Querying):
             extra["dl"] = run.deadline
         if run.starter is not None:  # (the starter's trace context, for every generation)
             extra["tc"] = run.starter
+        if run.stream_counts:  # (a stream's offsets go on from where this generation's end)
+            extra["so"] = dict(
+                itertools.islice(run.stream_counts.items(), records.STREAM_OFFSETS_KEPT)
+            )
         clock = self._clock.time
         return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 
@@ -1124,9 +1129,10 @@ class Runtime(Serving, Operating, Querying):
         Works for a workflow running anywhere on this store (this process or another), and
         after it ended. Each item says its offset: read again from `item.offset + 1` to
         resume exactly. While the run goes on, the iterator waits for new values (looking
-        every `poll_interval`, default 50 ms); it ends when the run ends (or continues as
-        new: a generation's streams end with it). Memory is bounded by a page of the
-        journal, however long the stream.
+        every `poll_interval`, default 50 ms); it ends when the run ends, following it
+        across continue_as_new (offsets go on from one generation to the next; a reader
+        that resumes at an offset of a generation no longer kept starts at the oldest value
+        there is). Memory is bounded by a page of the journal, however long the stream.
 
         Raises (while iterating):
             WorkflowNotFound: no workflow has this id here.

@@ -31,7 +31,7 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._storage._interface import JournalStore
-from ._storage._pages import START
+from ._storage._pages import PREVIOUS, START
 
 T = TypeVar("T")
 
@@ -188,7 +188,10 @@ class _Tally:
         for record in decoded:
             kind = record["k"]
             if kind == records.END:
-                self.ended = True
+                self.ended = "cont" not in record  # (continued as new: the next one goes on)
+            elif kind == records.START:  # a generation's first: the streams' counts so far
+                self.counts.update(record.get("so", {}))
+                self._tries.clear()  # (steps are numbered again from 0)
             elif kind in records.STREAMED:
                 stream = record["sn"]
                 count = self.counts.get(stream)
@@ -253,6 +256,8 @@ async def read_stream(
     where = store.location(workflow_id)
     tally = _Tally(name, offset, value_type)
     cursor, index = START, 0
+    before: int | None = None  # the generation whose predecessor is read first (once)
+    fresh = True  # no page read yet: the offset may be an earlier generation's
     woken = news.listen(workflow_id) if news is not None else None
     try:
         while True:
@@ -265,9 +270,18 @@ async def read_stream(
                     raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
                 await _pause(woken, poll_interval)
                 continue
-            if page.rotated:
-                return  # it continued as new: this generation's streams are over
+            if page.rotated:  # it continued as new (its last values read): on to the next
+                cursor, index = START, 0
+                continue
             decoded = records.read_journal(page.records, path=where, first_index=index)
+            if fresh and before is None and _begins_after(decoded, name, offset):
+                # The offset is an earlier generation's: read on from the one kept of it.
+                before, cursor = decoded[0].get("gen", 0), PREVIOUS
+                continue
+            fresh = False
+            if cursor == PREVIOUS and not _precedes(decoded, before):
+                cursor = START  # (what is kept is not the generation before it: gone)
+                continue
             index, cursor = index + len(decoded), page.cursor
             for item in tally.take(decoded):
                 yield item
@@ -279,6 +293,20 @@ async def read_stream(
     finally:
         if news is not None and woken is not None:
             news.stop_listening(workflow_id, woken)
+
+
+def _begins_after(decoded: list[records.Record], name: str, offset: int) -> bool:
+    """Whether a generation's first page says stream `name` had more than `offset` before it."""
+    if not decoded or decoded[0]["k"] != records.START:
+        return False
+    return bool(decoded[0].get("so", {}).get(name, 0) > offset)
+
+
+def _precedes(decoded: list[records.Record], generation: int | None) -> bool:
+    """Whether a kept generation's first page is that of the one before `generation`."""
+    if not decoded or generation is None:
+        return True
+    return bool(decoded[0].get("gen", 0) == generation - 1)
 
 
 def _check_end(tally: _Tally, workflow_id: str) -> None:

@@ -125,9 +125,6 @@ class WorkflowRun:
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
-        self._streams = RunStreams(
-            record_limit=record_limit, location=location or workflow_id, written=streamed
-        )
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -138,6 +135,12 @@ class WorkflowRun:
             path=location,  # (the journal's path or place, for errors: else the id)
             execution_timeout=execution_timeout,
             trace=trace,
+        )
+        self._streams = RunStreams(
+            record_limit=record_limit,
+            location=location or workflow_id,
+            written=streamed,
+            counts=index.stream_counts,
         )
         self.finished = index.finished  # the journal's end record: nothing to run
         self._replay_index = 0  # the next recorded event to deliver
@@ -844,7 +847,12 @@ class WorkflowRun:
         # Encoded once the step is taken: a value that fails fails the same way on every
         # replay at this step, which no record ever holds, so numbering stays the same.
         record = records.stream_value(step, name, value, self.loop.time())
-        self._deferred.append(self._streams.checked(encode_value(record, name, None)))
+        self._deferred.append(self._streams.checked(encode_value(record, name, None), name))
+
+    @property
+    def stream_counts(self) -> dict[str, int]:
+        """How many values each stream has had, this generation and those before it."""
+        return self._streams.counts
 
     def _host_context(self) -> contextvars.Context:
         """What the run's host tasks (its activities) run in: with the run's stream sink.
