@@ -67,7 +67,7 @@ from ._storage._directory import JournalDirectory
 from ._storage._frames import StoredRecord
 from ._storage._group_commit import SyncMode
 from ._storage._interface import Journal, JournalStore, check_inbox_bounds
-from ._streams import Stream, StreamItem, StreamNews, read_stream
+from ._streams import Stream, StreamItem, StreamMarks, StreamNews, read_stream
 from ._telemetry import OpenTelemetry, observer_for
 
 logger = durable_logger()
@@ -317,6 +317,7 @@ class Runtime(Serving, Operating, Querying):
         self._follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
         self._deadlines = Deadlines(self._mail, self._clock)
         self._stream_news = StreamNews()  # wakes this process's stream readers
+        self._stream_marks = StreamMarks()  # where they have been (a reconnect reads on)
         self._closing = False  # close() is under way: runs loaded from now on start nothing
         self._queues = make_queue_service(self, self._store, self.directory, queues, self._clock)
         if self._telemetry is not None and self._queues.declared:
@@ -1150,6 +1151,7 @@ class Runtime(Serving, Operating, Querying):
             poll_interval=interval,
             starting=lambda: workflow_id in self._running,  # (started here: it will be there)
             news=self._stream_news,
+            marks=self._stream_marks,
         )
 
     async def close(self) -> None:

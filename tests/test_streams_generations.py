@@ -15,7 +15,7 @@ import pytest
 
 import durable
 from durable._storage._directory import JournalDirectory
-from durable._streams import read_stream
+from durable._streams import StreamMarks, read_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -107,3 +107,66 @@ async def test_a_reader_that_resumes_in_an_old_generation_reads_the_kept_one(
         # kept, and the offsets show what it missed.
         items = [item async for item in runtime.read_stream("k", TOKENS, 1)]
         assert [item.offset for item in items] == list(range(3, 9))
+
+
+class CountingStore:
+    """A store whose pages read are counted (a reader's cost, without timing it)."""
+
+    def __init__(self, store: JournalDirectory) -> None:
+        self.store = store
+        self.pages = 0
+
+    def location(self, name: str) -> str:
+        return self.store.location(name)
+
+    async def read_page(self, name: str, cursor: Any, max_bytes: int) -> Any:
+        self.pages += 1
+        return await self.store.read_page(name, cursor, max_bytes)
+
+
+@durable.activity
+async def many(count: int) -> None:
+    for index in range(count):
+        TOKENS.append(f"t{index}")
+
+
+@durable.workflow
+async def long_answer(count: int) -> None:
+    await many(count)
+
+
+async def test_a_reader_that_reconnects_far_into_a_stream_reads_on_from_a_mark(
+    tmp_path: Path,
+) -> None:
+    count = 4_000
+    async with durable.Runtime(tmp_path) as runtime:
+        await runtime.run(long_answer, count, id="long")
+    store = JournalDirectory(tmp_path)
+    counting = CountingStore(store)
+    marks = StreamMarks()
+    try:
+
+        async def read_from(offset: int) -> list[Any]:
+            found = read_stream(counting, "long", TOKENS, offset, page_bytes=4096, marks=marks)  # type: ignore[arg-type]
+            return [item async for item in found]
+
+        counting.pages = 0
+        first = await read_from(0)  # (a first reader reads it all, and leaves marks)
+        assert [item.value for item in first[-2:]] == [f"t{count - 2}", f"t{count - 1}"]
+        whole = counting.pages
+        counting.pages = 0
+        again = await read_from(count - 3)
+        assert [(item.offset, item.value) for item in again] == [
+            (offset, f"t{offset}") for offset in range(count - 3, count)
+        ]
+        assert counting.pages <= whole // 5  # read on from the last mark, not the start
+        for offset in (1, 511, 512, 513, 2345, count - 1):  # (each exact, from any mark)
+            items = await read_from(offset)
+            assert items[0].offset == offset
+            assert items[0].value == f"t{offset}"
+            assert len(items) == count - offset
+        with pytest.raises(durable.InvalidStreamOffset):  # (past the end: from a mark too)
+            await read_from(count + 1)
+        assert [item.offset for item in await read_from(count)] == []
+    finally:
+        await store.close()
