@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import uuid
 from typing import Any
@@ -35,6 +36,7 @@ import durable
 from durable.web import event_stream, lifespan
 
 PROGRESS = durable.Stream("progress", str)  # what the customer's page shows, live
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an Idempotency-Key (part of the order's id)
 PACK_SECONDS = float(os.environ.get("WEB_ORDERS_PACK_SECONDS", "0.2"))  # per item
 
 
@@ -125,13 +127,16 @@ async def create_order(request: Request) -> Response:
         return _problem(400, f"not JSON: {error}")
     if isinstance(order, str):
         return _problem(422, order)
-    # An Idempotency-Key makes a retried POST join the first one's order.
+    # An Idempotency-Key makes a retried POST join the first one's order (the same order:
+    # durable compares the arguments, and refuses another order under a used key).
     key = request.headers.get("idempotency-key") or uuid.uuid4().hex[:16]
+    if not KEY.fullmatch(key):
+        return _problem(400, "Idempotency-Key: 1 to 64 letters, digits, '-' or '_'")
     runtime: durable.Runtime = request.state.durable
     try:
         handle = await runtime.start(order_flow, *order, id=f"order-{key}")
-    except (durable.InvalidWorkflowId, durable.WorkflowIdInUse) as error:
-        return _problem(409, str(error))
+    except durable.WorkflowIdInUse:
+        return _problem(409, f"Idempotency-Key {key!r} was used for another order")
     return JSONResponse({"id": handle.id}, status_code=201)
 
 
@@ -181,7 +186,13 @@ async def order_stream(request: Request) -> Response:
     order_id = request.path_params["id"]
     if not order_id.startswith("order-"):
         return _problem(404, "no such order")
-    # (An unknown order ends the stream with an "error" event saying so.)
+    try:
+        await runtime.describe(order_id)  # (an unknown order: 404, not an empty stream)
+    except durable.WorkflowNotFound:
+        return _problem(404, "no such order")
+    except durable.InvalidWorkflowId as error:
+        return _problem(400, str(error))
+    # (A Last-Event-ID that is not one of ours: 400, from event_stream.)
     response: Response = event_stream(
         runtime, order_id, PROGRESS, last_event_id=request.headers.get("last-event-id")
     )
