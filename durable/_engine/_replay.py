@@ -7,6 +7,7 @@ workflow code; `_workflow_run` compares what the code asks for with this index.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import reprlib
@@ -207,6 +208,11 @@ class JournalIndex:
             # Values each stream has had: those before this generation, then its own
             self.stream_counts: dict[str, int] = dict(self.start.get("so", {}))
             self._index(decoded, stored)
+
+    @functools.cached_property
+    def last_step(self) -> int:
+        """The highest step the journal holds a record of (-1: none)."""
+        return max(self.steps, default=-1)
 
     def _read_start(
         self,

@@ -207,8 +207,16 @@ class WorkflowRun:
 
     @property
     def replaying(self) -> bool:
-        """Whether recorded events remain to replay (for the stall watchdog's report)."""
-        return not self._life.live and self._replay_index < len(self._index.events)
+        """Whether the code runs again what an earlier run ran (durable.logger stays quiet).
+
+        Recorded events remain to replay, or the code has not yet asked again for the last
+        step the journal holds (a step asked for, or under way, when that run stopped: the
+        code before it ran then). What ran after that last step runs again, live.
+        """
+        index = self._index
+        if not self._life.live and self._replay_index < len(index.events):
+            return True
+        return self._steps.next <= index.last_step
 
     @property
     def inbox_next(self) -> int:
