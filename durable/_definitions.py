@@ -134,9 +134,12 @@ class Activity(Generic[P, R]):
         if not isinstance(loop, WorkflowLoop):
             return self._plain(*args, **kwargs)
         run: WorkflowRun = loop.owner  # type: ignore[assignment]
-        caller = sys._getframe(1)  # (the call site, journaled with the step)
         # In workflow code: a coroutine that hashes in call order, so sets of calls replay.
-        step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
+        if loop.replaying:  # (a recorded step: its records name its call site already)
+            step = self._step(run, args, kwargs, None, 0)
+        else:
+            caller = sys._getframe(1)  # (the call site, journaled with the step)
+            step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
         return OrderedCall((step, next(loop.orders)))
 
     async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -149,7 +152,7 @@ class Activity(Generic[P, R]):
         run: WorkflowRun,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        code: CodeType,
+        code: CodeType | None,
         offset: int,
     ) -> R:
         try:

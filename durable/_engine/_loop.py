@@ -129,6 +129,9 @@ class WorkflowLoop(CustomEventLoop):
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.orders = itertools.count()  # tasks and calls of workflow code (their hashes)
         self.owner = owner  # the driver; how in-workflow calls find their workflow
+        # Recorded outcomes remain to deliver: the steps asked for now are journaled, with
+        # their call sites (an activity call skips reading its caller's frame). Its driver's.
+        self.replaying = False
 
     # -- what the driver uses ------------------------------------------------------------
 

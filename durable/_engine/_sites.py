@@ -9,8 +9,12 @@ resumed run takes the sites its journal names, and so the same numbers.
 
 The cost of a step: the caller hands in its frame's code object and instruction offset
 (one `sys._getframe` in the public call: `f_lasti` is a field, where `f_lineno` decodes the
-line table); a step from the same place as the last one takes its keys after two compares,
-another one a dict lookup keyed by the code's id. The line is found once per place.
+line table; about 1,000 CPU instructions, 0.8% of an empty activity step); a step from the
+same place as the last one takes its keys after two compares, another one a dict lookup
+keyed by the code's id. The line is found once per place. While a run replays recorded
+outcomes an activity call reads no frame (`WorkflowLoop.replaying`): its step's records
+name its site already. (A step asked for then that the journal does not hold yet, a
+concurrent one a crash left unrecorded, is journaled without its site.)
 Timers come from asyncio (`call_at`), several frames below the code: their site is found by
 walking the stack (`timer_site`), past asyncio and durable, never past the workflow loop.
 """

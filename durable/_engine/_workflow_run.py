@@ -350,11 +350,16 @@ class WorkflowRun:
     def _replay(self, main: asyncio.Task[Any]) -> None:
         """Deliver the journal's events in order; raise if the code asked for other steps."""
         with collector_paused():
-            self._step()
             events = self._index.events
-            while self._replay_index < len(events) and not main.done():
+            loop, last = self.loop, len(events)
+            loop.replaying = last > 0
+            self._step()
+            while self._replay_index < last and not main.done():
                 self._replay_index += 1  # (a recorded result taken inline moves it too)
+                if self._replay_index == last:  # (what the code asks for next is new)
+                    loop.replaying = False
                 self._deliver(events[self._replay_index - 1])
+            loop.replaying = False
         self._index.events = []
         unasked = self._index.unasked(self._steps.next)
         if unasked is not None:
@@ -749,6 +754,8 @@ class WorkflowRun:
         if task is None or task.cancelling():
             return None  # a pending cancellation is delivered at the suspension we skip
         self._replay_index = index + 1
+        if index + 1 == len(events):  # (what the code asks for next is new)
+            self.loop.replaying = False
         self.delivered += 1
         self.loop.set_time(event["t"])
         if "e" in event:
