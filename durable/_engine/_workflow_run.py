@@ -50,7 +50,7 @@ from ._in_flight import Diverged, Evicted, StepsInFlight
 from ._inbox_cursor import InboxCursor
 from ._lifecycle import Lifecycle
 from ._loop import StepTimer, WorkflowLoop
-from ._observer import Carrier, Observer, Observing
+from ._observer import Carrier, Observer, Observing, RunObserver
 from ._outcomes import (
     ContinuedAsNew,
     Finished,
@@ -1020,7 +1020,7 @@ class WorkflowRun:
             elif command.child is not None:
                 self._start_child(command, recorded is not None)
             else:
-                self._start_activity(command, recorded)
+                self._start_activity(command, recorded, observed)
 
     def _arm_timer(self, command: Command, recorded: RecordedStep | None) -> None:
         assert command.handle is not None
@@ -1036,7 +1036,9 @@ class WorkflowRun:
             lambda: self._post(encode(records.fired(step, max(self._clock.time(), fire_at)))),
         )
 
-    def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
+    def _start_activity(
+        self, command: Command, recorded: RecordedStep | None, observed: RunObserver | None
+    ) -> None:
         called = spec = command.spec
         assert called is not None
         assert spec is not None
@@ -1071,7 +1073,7 @@ class WorkflowRun:
             now=self._clock.time,
             packer=self._packer,
             site=command.site,
-            observer=self._observing.run if self._observing is not None else None,
+            observer=observed,
         )
         inline = self._drain.run_inline(command.step, attempts)
         if inline is not None:
