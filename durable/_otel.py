@@ -77,8 +77,8 @@ def _telemetry_of(owner: Any) -> OpenTelemetryObserver:
     """The observer a guarded method's object belongs to."""
     if isinstance(owner, OpenTelemetryObserver):
         return owner
-    run = owner if isinstance(owner, _Run) else owner._run
-    return run._telemetry
+    found: OpenTelemetryObserver = owner._telemetry  # (a _Run, _Step or _Attempt)
+    return found
 
 
 class _Unobserved:
@@ -377,6 +377,7 @@ class _Step:
 
     def __init__(self, run: _Run, span: Span | None, kind: str, began: float) -> None:
         self._run = run
+        self._telemetry = run._telemetry
         self._span = span
         self._kind = kind
         self._began = began
@@ -416,6 +417,7 @@ class _Attempt:
 
     def __init__(self, run: _Run, span: Span, activity: str, token: Any) -> None:
         self._run = run
+        self._telemetry = run._telemetry
         self._span = span
         self._activity = activity
         self._token = token
