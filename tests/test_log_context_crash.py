@@ -3,15 +3,20 @@ what it logged before the crash is not logged again (lines counted in a log file
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+
+from durable._engine import _records as records
+from durable._storage._directory import JournalDirectory
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +73,19 @@ APP = textwrap.dedent(
 )
 
 
+def step_under_way(directory: Path, step: int) -> bool:
+    """Whether the journal holds step `step`'s attempt (its `sched` record)."""
+
+    async def read() -> list[records.Record]:
+        store = JournalDirectory(directory)
+        try:
+            return records.read_journal(await store.read("logged"), path="logged")
+        finally:
+            await store.close()
+
+    return any(r["k"] == records.SCHEDULED and r["s"] == step for r in asyncio.run(read()))
+
+
 def test_workflow_code_logs_once_across_a_crash_and_activities_carry_their_step(
     tmp_path: Path,
 ) -> None:
@@ -79,6 +97,10 @@ def test_workflow_code_logs_once_across_a_crash_and_activities_carry_their_step(
         try:
             assert first.stdout is not None
             assert first.stdout.readline().strip() == "blocked"
+            deadline = time.monotonic() + 30  # its attempt is journaled (1 ms into it)
+            while not step_under_way(directory, 2):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=30)
