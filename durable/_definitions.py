@@ -11,7 +11,7 @@ import keyword
 import sys
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from types import CodeType
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
 from ._asyncio_private import running_loop
@@ -139,7 +139,7 @@ class Activity(Generic[P, R]):
             step = self._step(run, args, kwargs, None, 0)
         else:
             caller = sys._getframe(1)  # (the call site, journaled with the step)
-            step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
+            step = self._step(run, args, kwargs, caller, caller.f_lasti)
         return OrderedCall((step, next(loop.orders)))
 
     async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -152,14 +152,14 @@ class Activity(Generic[P, R]):
         run: WorkflowRun,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        code: CodeType | None,
+        caller: FrameType | None,
         offset: int,
     ) -> R:
         try:
             self._bind(*args, **kwargs)  # a call that does not bind is never journaled
         except TypeError as error:
             raise _unbound(error, self.spec.name, run.workflow_id) from None
-        outcome = run.request_activity(self.spec, args, kwargs, code, offset)
+        outcome = run.request_activity(self.spec, args, kwargs, caller, offset)
         # The lines that raise an activity's failure end the workflow's traceback (shown by
         # run(), `durable show`, the web UI): they say what happened, in words.
         if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension

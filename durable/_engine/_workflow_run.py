@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 from .._asyncio_private import current_task, running_loop
@@ -707,7 +707,7 @@ class WorkflowRun:
         spec: ActivitySpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        code: CodeType | None = None,
+        caller: FrameType | None = None,
         offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """Called from workflow code: a future for the outcome of the next step, or the outcome.
@@ -716,8 +716,9 @@ class WorkflowRun:
         it right after this call anyway: the next recorded event is this step's outcome and
         nothing else in the workflow is ready to run, so the loop would go idle at once.
         Sequential replay then runs without a task switch per step; the decisions are the
-        same, since no other workflow code could run in between. `code` and `offset` (its
-        frame's f_lasti): where the workflow's code called (journaled with the step).
+        same, since no other workflow code could run in between. `caller` (the workflow
+        code's frame) and `offset` (its f_lasti at the call): where it called (journaled
+        with the step; None while replaying, whose steps' records name it already).
         """
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
@@ -732,11 +733,12 @@ class WorkflowRun:
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
-        sites = self._steps.sites
-        if code is sites.last_code and offset == sites.last_offset:  # (a loop: the same place)
-            command.site = sites.last_keys
-        elif code is not None:
-            command.site = sites.of(code, offset, step)
+        if caller is not None:
+            sites = self._steps.sites
+            if caller is sites.last_frame and offset == sites.last_offset:  # (a loop)
+                command.site = sites.last_keys
+            else:
+                command.site = sites.of(caller.f_code, offset, step, caller)
         if plain is not None and spec.plain_parameters and shareable(args, kwargs):
             command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
