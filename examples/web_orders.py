@@ -36,6 +36,7 @@ import durable
 from durable.web import event_stream, lifespan
 
 PROGRESS = durable.Stream("progress", str)  # what the customer's page shows, live
+EVENTS = frozenset({"approved"})  # what order_flow waits for
 KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an Idempotency-Key (part of the order's id)
 PACK_SECONDS = float(os.environ.get("WEB_ORDERS_PACK_SECONDS", "0.2"))  # per item
 
@@ -163,6 +164,8 @@ async def describe_order(request: Request) -> Response:
 async def send_event(request: Request) -> Response:
     """POST /orders/{id}/events/{name}: send the order an event (the JSON body its payload)."""
     runtime: durable.Runtime = request.state.durable
+    if request.path_params["name"] not in EVENTS:  # (anything else would wait in the inbox)
+        return _problem(404, f"an order takes the events {sorted(EVENTS)}")
     try:
         payload = await _json(request)
     except ValueError as error:

@@ -208,6 +208,8 @@ def test_the_order_service_takes_an_order_to_the_end(orders: tuple[ModuleType, P
         ("POST", "/orders/order-nobody/events/approved", b"1", 404),
         ("POST", "/orders/order-nobody/events/approved", b"{bad", 400),
         ("GET", "/orders/other/stream", b"", 404),
+        ("POST", "/orders/order-x/events/a%00b", b"1", 404),
+        ("POST", "/orders/order-x/events/" + "e" * 5000, b"1", 404),
     ],
 )
 def test_the_order_service_refuses_bad_requests_clearly(
