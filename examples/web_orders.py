@@ -174,10 +174,9 @@ async def send_event(request: Request) -> Response:
         await runtime.send_event(request.path_params["id"], request.path_params["name"], payload)
     except durable.WorkflowNotFound:
         return _problem(404, "no such order")
-    except durable.WorkflowFinished as error:
-        return _problem(409, str(error))
-    except (durable.InboxFull, durable.MessageTooLarge) as error:
-        return _problem(429 if isinstance(error, durable.InboxFull) else 413, str(error))
+    except (durable.WorkflowFinished, durable.InboxFull, durable.MessageTooLarge) as error:
+        status = {durable.WorkflowFinished: 409, durable.InboxFull: 429}.get(type(error), 413)
+        return _problem(status, str(error))
     except (durable.InvalidWorkflowId, ValueError) as error:
         return _problem(400, str(error))
     return Response(status_code=202)
