@@ -11,7 +11,7 @@ import keyword
 import sys
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from types import CodeType
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final, overload
 
 from ._asyncio_private import our_running_loop
@@ -134,9 +134,12 @@ class Activity(Generic[P, R]):
         if not isinstance(loop, WorkflowLoop):
             return self._plain(*args, **kwargs)
         run: WorkflowRun = loop.owner  # type: ignore[assignment]
-        caller = sys._getframe(1)  # (the call site, journaled with the step)
         # In workflow code: a coroutine that hashes in call order, so sets of calls replay.
-        step = self._step(run, args, kwargs, caller.f_code, caller.f_lasti)
+        if loop.replaying:  # (a recorded step: its records name its call site already)
+            step = self._step(run, args, kwargs, None, 0)
+        else:
+            caller = sys._getframe(1)  # (the call site, journaled with the step)
+            step = self._step(run, args, kwargs, caller, caller.f_lasti)
         return OrderedCall((step, next(loop.orders)))
 
     async def _plain(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -149,14 +152,14 @@ class Activity(Generic[P, R]):
         run: WorkflowRun,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        code: CodeType,
+        caller: FrameType | None,
         offset: int,
     ) -> R:
         try:
             self._bind(*args, **kwargs)  # a call that does not bind is never journaled
         except TypeError as error:
             raise _unbound(error, self.spec.name, run.workflow_id) from None
-        outcome = run.request_activity(self.spec, args, kwargs, code, offset)
+        outcome = run.request_activity(self.spec, args, kwargs, caller, offset)
         # The lines that raise an activity's failure end the workflow's traceback (shown by
         # run(), `durable show`, the web UI): they say what happened, in words.
         if isinstance(outcome, RecordedOutcome):  # replay, nothing else to run: no suspension

@@ -277,8 +277,14 @@ class Mailroom:
         refuse = _refusal(self._store, workflow_id, len(message), event_id, taken)
         return await self._post(workflow_id, message, refuse)
 
-    async def cancel(self, workflow_id: str, reason: str, request_id: str | None) -> bool:
-        message = cancel_message(reason, request_id, self._clock.time())
+    async def cancel(
+        self,
+        workflow_id: str,
+        reason: str,
+        request_id: str | None,
+        carrier: dict[str, str] | None = None,
+    ) -> bool:
+        message = cancel_message(reason, request_id, self._clock.time(), carrier)
         self._check_size(workflow_id, message, what="the cancellation")
         taken = await self._check_open(workflow_id, action="cancel")
         refuse = _refusal(

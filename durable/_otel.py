@@ -16,11 +16,13 @@ event from its inbox [the sender's span; linked to the run]. Replay emits nothin
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
@@ -35,6 +37,70 @@ try:
 except importlib.metadata.PackageNotFoundError:  # (run from a source tree)
     _VERSION = None
 _FAILED = frozenset({"failed", "stopped"})
+logger = logging.getLogger("durable")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _complain(telemetry: OpenTelemetryObserver, error: Exception) -> None:
+    """OpenTelemetry raised: said once with the traceback, then at debug level."""
+    first = not telemetry.complained
+    telemetry.complained = True
+    logger.log(
+        logging.WARNING if first else logging.DEBUG,
+        "OpenTelemetry raised %s: %s; durable goes on without that span or measurement "
+        "(a span processor, exporter or meter of the application's failed)",
+        type(error).__name__,
+        error,
+        exc_info=error if first else None,
+    )
+
+
+def _guarded(fallback: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A method of the observer that never raises: on an error, `fallback` (said once)."""
+
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except Exception as error:  # (the application's SDK: anything)
+                _complain(_telemetry_of(args[0]), error)
+                return fallback() if callable(fallback) else fallback  # type: ignore[no-any-return]
+
+        return guarded
+
+    return wrap
+
+
+def _telemetry_of(owner: Any) -> OpenTelemetryObserver:
+    """The observer a guarded method's object belongs to."""
+    if isinstance(owner, OpenTelemetryObserver):
+        return owner
+    found: OpenTelemetryObserver = owner._telemetry  # (a _Run, _Step or _Attempt)
+    return found
+
+
+class _Unobserved:
+    """What a run, a step or an attempt is observed by once OpenTelemetry raised: nothing."""
+
+    def carrier(self) -> Carrier | None:
+        return None
+
+    def step_began(self, step: int, kind: str, name: str) -> StepScope:
+        return self
+
+    def attempt_began(self, activity: str, step: int, attempt: int) -> AttemptScope:
+        return self
+
+    def event_taken(self, name: str, sender: Carrier | None) -> None:
+        return None
+
+    def cancel_taken(self, reason: str, sender: Carrier | None) -> None:
+        return None
+
+    def ended(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _error_type(error: BaseException | None) -> str | None:
@@ -101,20 +167,24 @@ class OpenTelemetryObserver:
             description="Workflows unloaded while they sleep or wait for an event",
         )
         self._asleep: set[str] = set()  # ids unloaded by this runtime (the sleeping gauge)
+        self.complained = False  # OpenTelemetry raised once already (see _guarded)
 
     # -- the runtime's side -----------------------------------------------------------------
 
+    @_guarded(None)
     def capture(self) -> Carrier | None:
         """The caller's trace context as a carrier (None: no span is current)."""
         carrier: Carrier = {}
         propagate.inject(carrier)
         return carrier or None
 
+    @_guarded(None)
     def synced(self, seconds: float, appends: int) -> None:
         """A journal sync (or a PostgreSQL commit) took `seconds` for `appends` appends."""
         self.sync_duration.record(seconds)
         self.sync_batch.record(appends)
 
+    @_guarded(None)
     def queue_wait(
         self, queue: str, began: float, workflow_id: str, parent: Carrier | None
     ) -> Carrier | None:
@@ -156,6 +226,7 @@ class OpenTelemetryObserver:
 
     # -- the engine's Observer -----------------------------------------------------------------
 
+    @_guarded(_Unobserved)
     def run_began(
         self,
         *,
@@ -214,9 +285,11 @@ class _Run:
             }
         return found
 
+    @_guarded(None)
     def carrier(self) -> Carrier | None:
         return _carrier_of(self._span)
 
+    @_guarded(_Unobserved)
     def step_began(self, step: int, kind: str, name: str) -> StepScope:
         span = None
         if kind != "activity":  # (an activity's attempts have spans of their own)
@@ -233,6 +306,7 @@ class _Run:
             )
         return _Step(self, span, kind, time.monotonic())
 
+    @_guarded(_Unobserved)
     def attempt_began(self, activity: str, step: int, attempt: int) -> AttemptScope:
         span = self._telemetry.tracer.start_span(
             f"activity {activity}",
@@ -248,6 +322,7 @@ class _Run:
         token = otel_context.attach(trace.set_span_in_context(span))
         return _Attempt(self, span, activity, token)
 
+    @_guarded(None)
     def event_taken(self, name: str, sender: Carrier | None) -> None:
         span = self._telemetry.tracer.start_span(
             f"event {name}",
@@ -262,6 +337,22 @@ class _Run:
         )
         span.end()
 
+    @_guarded(None)
+    def cancel_taken(self, reason: str, sender: Carrier | None) -> None:
+        span = self._telemetry.tracer.start_span(
+            "cancel",
+            context=propagate.extract(sender) if sender else otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "durable.workflow.id": self._id,
+                "durable.workflow.name": self._name,
+                "durable.cancel.reason": reason,
+            },
+            links=[Link(self._span.get_span_context())],
+        )
+        span.end()
+
+    @_guarded(None)
     def ended(self, how: str, error: BaseException | None) -> None:
         telemetry, span = self._telemetry, self._span
         telemetry.running.add(-1, self.metric_attributes)
@@ -286,13 +377,16 @@ class _Step:
 
     def __init__(self, run: _Run, span: Span | None, kind: str, began: float) -> None:
         self._run = run
+        self._telemetry = run._telemetry
         self._span = span
         self._kind = kind
         self._began = began
 
+    @_guarded(None)
     def carrier(self) -> Carrier | None:
         return _carrier_of(self._span) if self._span is not None else None
 
+    @_guarded(None)
     def ended(
         self, outcome: str, error_type: str | None = None, link: Carrier | None = None
     ) -> None:
@@ -323,10 +417,12 @@ class _Attempt:
 
     def __init__(self, run: _Run, span: Span, activity: str, token: Any) -> None:
         self._run = run
+        self._telemetry = run._telemetry
         self._span = span
         self._activity = activity
         self._token = token
 
+    @_guarded(None)
     def ended(self, outcome: str, error: BaseException | None = None) -> None:
         otel_context.detach(self._token)
         span = self._span

@@ -45,7 +45,7 @@ from ._serving import Serving
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
 from ._storage._interface import JournalStore, check_inbox_bounds
-from ._streams import Stream, StreamItem, StreamNews, read_stream
+from ._streams import Stream, StreamItem, StreamMarks, StreamNews, read_stream
 from ._telemetry import OpenTelemetry, observer_for
 from ._workflow_tasks import WorkflowTasks
 
@@ -173,6 +173,7 @@ class Runtime:
         self._mail = Mailroom(self._store, self._runs, self._running, follow_interval, self._clock)
         self._deadlines = Deadlines(self._mail, self._clock)
         self._stream_news = StreamNews()  # wakes this process's stream readers
+        self._stream_marks = StreamMarks()  # where they have been (a reconnect reads on)
         self._tasks = WorkflowTasks(
             self._store,
             self.directory,
@@ -801,7 +802,8 @@ class Runtime:
                 have beyond it (16 messages, 1 MiB); nothing was written.
         """
         self._check_id(workflow_id)
-        return await self._mail.cancel(workflow_id, reason, request_id)
+        carrier = self._telemetry.capture() if self._telemetry is not None else None
+        return await self._mail.cancel(workflow_id, reason, request_id, carrier)
 
     async def describe(self, workflow_id: str) -> WorkflowDescription:
         """What the workflow is doing, read from its journal (no workflow code runs).
@@ -844,9 +846,10 @@ class Runtime:
         Works for a workflow running anywhere on this store (this process or another), and
         after it ended. Each item says its offset: read again from `item.offset + 1` to
         resume exactly. While the run goes on, the iterator waits for new values (looking
-        every `poll_interval`, default 50 ms); it ends when the run ends (or continues as
-        new: a generation's streams end with it). Memory is bounded by a page of the
-        journal, however long the stream.
+        every `poll_interval`, default 50 ms); it ends when the run ends, following it
+        across continue_as_new (offsets go on from one generation to the next; a reader
+        that resumes at an offset of a generation no longer kept starts at the oldest value
+        there is). Memory is bounded by a page of the journal, however long the stream.
 
         Raises (while iterating):
             WorkflowNotFound: no workflow has this id here.
@@ -864,6 +867,7 @@ class Runtime:
             poll_interval=interval,
             starting=lambda: workflow_id in self._running,  # (started here: it will be there)
             news=self._stream_news,
+            marks=self._stream_marks,
         )
 
     async def close(self) -> None:

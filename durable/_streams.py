@@ -4,15 +4,19 @@ A stream is a named sequence of values of one workflow run, journaled: workflow 
 appends are steps (`stream` records, skipped on replay like a status, so never written
 twice), an activity's are written as it produces them (`emit` records, tagged with the
 step, the attempt and the loaded run). A reader in any process on the same store reads the
-journal a page at a time from its start, counts the stream's values to the offset it
-asked for, and follows the journal live until the run ends: memory stays bounded by the
-page, whatever the stream's length. Knows nothing of the runtime.
+journal a page at a time from its start (or from a mark a reader of this process left:
+StreamMarks), counts the stream's values to the offset it asked for, and follows the
+journal live until the run ends, across continue_as_new (each generation's start record
+says how many values each stream had before it): memory stays bounded by the page,
+whatever the stream's length. Knows nothing of the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +35,7 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._storage._interface import JournalStore
-from ._storage._pages import START
+from ._storage._pages import PREVIOUS, START, Cursor
 
 T = TypeVar("T")
 
@@ -173,7 +177,7 @@ class _Tally:
         self.rebuilds = converts(value_type)
         self.counts: dict[str, int] = {}
         self.ended = False  # an "end" record was read: no value follows
-        self._tries: dict[int, tuple[int, int]] = {}  # a step's last (attempt, incarnation)
+        self.tries: dict[int, tuple[int, int]] = {}  # a step's last (attempt, incarnation)
 
     @property
     def count(self) -> int:
@@ -188,9 +192,12 @@ class _Tally:
         for record in decoded:
             kind = record["k"]
             if kind == records.END:
-                self.ended = True
+                self.ended = "cont" not in record  # (continued as new: the next one goes on)
             elif kind == records.RESUME:
                 self.ended = False  # (an operator resumed it: its run goes on after that end)
+            elif kind == records.START:  # a generation's first: the streams' counts so far
+                self.counts = dict(record.get("so", {}))
+                self.tries.clear()  # (steps are numbered again from 0)
             elif kind in records.STREAMED:
                 stream = record["sn"]
                 count = self.counts.get(stream)
@@ -205,8 +212,8 @@ class _Tally:
                 if kind == records.EMIT:
                     attempt = record["n"]
                     tag = (attempt, record["i"])
-                    restarted = self._tries.get(step, tag) != tag
-                    self._tries[step] = tag
+                    restarted = self.tries.get(step, tag) != tag
+                    self.tries[step] = tag
                 if count >= self.offset and (limit is None or len(found) < limit):
                     found.append(self._item(record, count, step, attempt, restarted))
         return found
@@ -224,6 +231,64 @@ class _Tally:
 STREAMS_COUNTED = 50  # stream names a reader counts values of (the first ones appended to)
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """Where a reader was in a run's journal, and its tally there: a place to read on from."""
+
+    cursor: Cursor
+    index: int
+    count: int  # the stream's values before the cursor
+    counts: dict[str, int]
+    tries: dict[int, tuple[int, int]]
+
+
+class StreamMarks:
+    """Places in runs' journals where this process's readers have been, per stream.
+
+    A reader that resumes at offset N (a browser reconnecting with Last-Event-ID) reads on
+    from the last mark before N instead of counting N values from the journal's start. A
+    mark is a hint: its cursor names the generation it is in, so a journal that moved on
+    (continue_as_new, a restart) reads on from its next generation's start, whose record
+    says the counts again. Bounded: MARKED_STREAMS streams (the least recently read ones
+    dropped), a mark every MARK_EVERY values. Used on the host loop's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._marks: OrderedDict[tuple[str, str], list[_Mark]] = OrderedDict()
+
+    def nearest(self, workflow_id: str, name: str, offset: int) -> _Mark | None:
+        """The last mark at or before `offset` of the stream (None: read from the start)."""
+        marks = self._marks.get((workflow_id, name))
+        if not marks:
+            return None
+        self._marks.move_to_end((workflow_id, name))
+        found = bisect.bisect_right([mark.count for mark in marks], offset)
+        return marks[found - 1] if found else None
+
+    def note(self, workflow_id: str, tally: _Tally, cursor: Cursor, index: int) -> None:
+        """A reader's tally after the page that ends at `cursor` (marked every MARK_EVERY)."""
+        name, count = tally.name, tally.count
+        if name is None or tally.ended:  # (a reader from a mark must read the end itself)
+            return
+        key = (workflow_id, name)
+        marks = self._marks.get(key)
+        if marks is None:
+            if count < MARK_EVERY:
+                return
+            marks = self._marks[key] = []
+            if len(self._marks) > MARKED_STREAMS:
+                self._marks.popitem(last=False)
+        elif count < marks[-1].count + MARK_EVERY:
+            return  # (or behind it: another reader, earlier in the stream)
+        tries = dict(list(tally.tries.items())[-MARKED_TRIES:])
+        marks.append(_Mark(cursor, index, count, dict(tally.counts), tries))
+
+
+MARK_EVERY = 512  # a stream's values between two marks
+MARKED_STREAMS = 1024  # (workflow, stream) pairs a runtime keeps marks of
+MARKED_TRIES = 64  # activity steps a mark remembers the last try of (restarted marks)
+
+
 async def read_stream(
     store: JournalStore,
     workflow_id: str,
@@ -234,13 +299,15 @@ async def read_stream(
     page_bytes: int = PAGE_BYTES,
     starting: Callable[[], bool] | None = None,
     news: StreamNews | None = None,
+    marks: StreamMarks | None = None,
 ) -> AsyncIterator[StreamItem[Any]]:
     """The values of `stream` from `offset` on, live until the workflow's run ends.
 
     `starting`: whether the workflow is being started (its journal may not be there yet):
     then a journal not found is waited for, not WorkflowNotFound. `news`: this process's,
     which wakes the reader at once when a run here appends (else it looks every
-    `poll_interval` seconds).
+    `poll_interval` seconds). `marks`: this process's, where a reader resuming at an
+    offset reads on from (and notes its own).
 
     Raises (while iterating):
         WorkflowNotFound: no workflow has this id in the store.
@@ -255,6 +322,12 @@ async def read_stream(
     where = store.location(workflow_id)
     tally = _Tally(name, offset, value_type)
     cursor, index = START, 0
+    before: int | None = None  # the generation whose predecessor is read first (once)
+    fresh = True  # no page read yet: the offset may be an earlier generation's
+    mark = marks.nearest(workflow_id, name, offset) if marks is not None and offset else None
+    if mark is not None:  # (read on from where a reader of this process has been)
+        cursor, index, fresh = mark.cursor, mark.index, False
+        tally.counts, tally.tries = dict(mark.counts), dict(mark.tries)
     woken = news.listen(workflow_id) if news is not None else None
     try:
         while True:
@@ -267,11 +340,23 @@ async def read_stream(
                     raise WorkflowNotFound(workflow_id=workflow_id, directory=where) from None
                 await _pause(woken, poll_interval)
                 continue
-            if page.rotated:
-                return  # it continued as new: this generation's streams are over
+            if page.rotated:  # it continued as new (its last values read): on to the next
+                cursor, index = START, 0
+                continue
             decoded = records.read_journal(page.records, path=where, first_index=index)
+            if fresh and before is None and _begins_after(decoded, name, offset):
+                # The offset is an earlier generation's: read on from the one kept of it.
+                before, cursor = decoded[0].get("gen", 0), PREVIOUS
+                continue
+            fresh = False
+            if cursor == PREVIOUS and not _precedes(decoded, before):
+                cursor = START  # (what is kept is not the generation before it: gone)
+                continue
             index, cursor = index + len(decoded), page.cursor
-            for item in tally.take(decoded):
+            items = tally.take(decoded)
+            if marks is not None:
+                marks.note(workflow_id, tally, cursor, index)
+            for item in items:
                 yield item
             if tally.ended and not page.more:
                 _check_end(tally, workflow_id)
@@ -281,6 +366,20 @@ async def read_stream(
     finally:
         if news is not None and woken is not None:
             news.stop_listening(workflow_id, woken)
+
+
+def _begins_after(decoded: list[records.Record], name: str, offset: int) -> bool:
+    """Whether a generation's first page says stream `name` had more than `offset` before it."""
+    if not decoded or decoded[0]["k"] != records.START:
+        return False
+    return bool(decoded[0].get("so", {}).get(name, 0) > offset)
+
+
+def _precedes(decoded: list[records.Record], generation: int | None) -> bool:
+    """Whether a kept generation's first page is that of the one before `generation`."""
+    if not decoded or generation is None:
+        return True
+    return bool(decoded[0].get("gen", 0) == generation - 1)
 
 
 def _check_end(tally: _Tally, workflow_id: str) -> None:

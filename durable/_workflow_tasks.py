@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -499,6 +500,10 @@ class WorkflowTasks:
             extra["dl"] = run.deadline
         if run.starter is not None:  # (the starter's trace context, for every generation)
             extra["tc"] = run.starter
+        if run.stream_counts:  # (a stream's offsets go on from where this generation's end)
+            extra["so"] = dict(
+                itertools.islice(run.stream_counts.items(), records.STREAM_OFFSETS_KEPT)
+            )
         clock = self._clock.time
         return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
 

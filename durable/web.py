@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -91,6 +92,17 @@ def lifespan(
     return app_lifespan
 
 
+_EVENT_ID = re.compile(r"[0-9]{1,18}")  # an offset this sent (ASCII digits, below 10**18)
+
+
+def _offset_after(last_event_id: str | None) -> int | None:
+    """Where a reader resumes after `last_event_id` (0: from the start; None: not an id)."""
+    if last_event_id is None or not last_event_id.strip(" \t"):
+        return 0
+    text = last_event_id.strip(" \t")
+    return int(text) + 1 if _EVENT_ID.fullmatch(text) else None
+
+
 def event_stream(
     runtime: Runtime,
     workflow_id: str,
@@ -104,20 +116,32 @@ def event_stream(
     Each value is an event `data: <encode(value)>` with `id: <offset>`; pass the request's
     `Last-Event-ID` header as `last_event_id` to resume after it. The response ends when
     the workflow's run does, with an event `end`; a stream that cannot be read (unknown
-    workflow, offset past an ended stream) ends with an event `error` saying why.
+    workflow, offset past an ended stream) ends with an event `error` saying why. A
+    `last_event_id` that is not an id this sent (digits, at most 18 of them; blank is
+    none) is answered 400, without reading anything: the header is the caller's to forge.
+    A client that disconnects stops its reader (the server's ASGI cancels the response).
 
     Raises:
         ImportError: starlette is not installed (pip install "aiodurable[ui]").
     """
     try:
-        from starlette.responses import StreamingResponse  # noqa: PLC0415 (an optional extra)
+        from starlette.responses import (  # noqa: PLC0415 (an optional extra)
+            PlainTextResponse,
+            StreamingResponse,
+        )
     except ImportError as error:  # pragma: no cover (the test extra has it)
         raise ImportError(
             'durable.web.event_stream needs starlette: pip install "aiodurable[ui]"'
         ) from error
-    offset = 0
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        offset = int(last_event_id) + 1
+    offset = _offset_after(last_event_id)
+    if offset is None:
+        given = last_event_id or ""
+        shown = repr(given[:40]) + ("..." if len(given) > 40 else "")
+        return PlainTextResponse(
+            f"Last-Event-ID {shown} is not the id of an event of this stream (an offset: "
+            "0 to 18 digits)",
+            status_code=400,
+        )
 
     async def events() -> AsyncIterator[str]:
         try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import uuid
 from typing import Any
@@ -35,6 +36,8 @@ import durable
 from durable.web import event_stream, lifespan
 
 PROGRESS = durable.Stream("progress", str)  # what the customer's page shows, live
+EVENTS = frozenset({"approved"})  # what order_flow waits for
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an Idempotency-Key (part of the order's id)
 PACK_SECONDS = float(os.environ.get("WEB_ORDERS_PACK_SECONDS", "0.2"))  # per item
 
 
@@ -125,13 +128,16 @@ async def create_order(request: Request) -> Response:
         return _problem(400, f"not JSON: {error}")
     if isinstance(order, str):
         return _problem(422, order)
-    # An Idempotency-Key makes a retried POST join the first one's order.
+    # An Idempotency-Key makes a retried POST join the first one's order (the same order:
+    # durable compares the arguments, and refuses another order under a used key).
     key = request.headers.get("idempotency-key") or uuid.uuid4().hex[:16]
+    if not KEY.fullmatch(key):
+        return _problem(400, "Idempotency-Key: 1 to 64 letters, digits, '-' or '_'")
     runtime: durable.Runtime = request.state.durable
     try:
         handle = await runtime.start(order_flow, *order, id=f"order-{key}")
-    except (durable.InvalidWorkflowId, durable.WorkflowIdInUse) as error:
-        return _problem(409, str(error))
+    except durable.WorkflowIdInUse:
+        return _problem(409, f"Idempotency-Key {key!r} was used for another order")
     return JSONResponse({"id": handle.id}, status_code=201)
 
 
@@ -158,6 +164,8 @@ async def describe_order(request: Request) -> Response:
 async def send_event(request: Request) -> Response:
     """POST /orders/{id}/events/{name}: send the order an event (the JSON body its payload)."""
     runtime: durable.Runtime = request.state.durable
+    if request.path_params["name"] not in EVENTS:  # (anything else would wait in the inbox)
+        return _problem(404, f"an order takes the events {sorted(EVENTS)}")
     try:
         payload = await _json(request)
     except ValueError as error:
@@ -166,10 +174,9 @@ async def send_event(request: Request) -> Response:
         await runtime.send_event(request.path_params["id"], request.path_params["name"], payload)
     except durable.WorkflowNotFound:
         return _problem(404, "no such order")
-    except durable.WorkflowFinished as error:
-        return _problem(409, str(error))
-    except (durable.InboxFull, durable.MessageTooLarge) as error:
-        return _problem(429 if isinstance(error, durable.InboxFull) else 413, str(error))
+    except (durable.WorkflowFinished, durable.InboxFull, durable.MessageTooLarge) as error:
+        status = {durable.WorkflowFinished: 409, durable.InboxFull: 429}.get(type(error), 413)
+        return _problem(status, str(error))
     except (durable.InvalidWorkflowId, ValueError) as error:
         return _problem(400, str(error))
     return Response(status_code=202)
@@ -181,7 +188,13 @@ async def order_stream(request: Request) -> Response:
     order_id = request.path_params["id"]
     if not order_id.startswith("order-"):
         return _problem(404, "no such order")
-    # (An unknown order ends the stream with an "error" event saying so.)
+    try:
+        await runtime.describe(order_id)  # (an unknown order: 404, not an empty stream)
+    except durable.WorkflowNotFound:
+        return _problem(404, "no such order")
+    except durable.InvalidWorkflowId as error:
+        return _problem(400, str(error))
+    # (A Last-Event-ID that is not one of ours: 400, from event_stream.)
     response: Response = event_stream(
         runtime, order_id, PROGRESS, last_event_id=request.headers.get("last-event-id")
     )

@@ -194,6 +194,7 @@ ALLOWED = {
         "_queues",
         "_runtime",
         "_seams",
+        "_telemetry",
     },
     "web": {"_runtime", "_streams"},
     "_json_ready": {"_engine"},

@@ -365,3 +365,89 @@ async def test_a_reader_in_this_process_is_woken_at_once_not_at_its_next_poll(
         await runtime.send_event("n", "go")
         got += [(await asyncio.wait_for(anext(reader), 10)).value for _ in range(3)]
     assert got == ["FROM", "A", "THREAD", "from", "the", "loop"]
+
+
+async def test_a_value_over_the_record_limit_raises_at_the_append_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    limit = 4096
+
+    @durable.activity(retry=durable.RetryPolicy(maximum_attempts=1))
+    async def big(size: int) -> str:
+        try:
+            TOKENS.append("x" * size)
+        except durable.RecordTooLarge as error:
+            return f"refused {error.size}"
+        return "written"
+
+    @durable.workflow
+    async def sizes() -> list[str]:
+        found = [await big(limit - 200), await big(limit + 10)]
+        try:
+            TOKENS.append("y" * (limit + 10))
+        except durable.RecordTooLarge:
+            found.append("refused in the workflow")
+        TOKENS.append("z" * (limit - 200))  # (near the limit: fits)
+        return found
+
+    store = JournalDirectory(tmp_path, max_record_size=limit)
+    async with durable.Runtime(store=store) as runtime:
+        found = await runtime.run(sizes, id="big")
+        items = await read_all(runtime, "big", TOKENS)
+    assert found[0] == "written"
+    assert found[1].startswith("refused ")
+    assert found[2] == "refused in the workflow"
+    assert [len(item.value) for item in items] == [limit - 200, limit - 200]
+
+
+@pytest.mark.parametrize("name", ["", "x" * 201, None, 5])
+def test_a_bad_stream_name_is_refused_at_once(name: Any) -> None:
+    with pytest.raises(ValueError, match="stream name"):
+        durable.Stream(name)
+
+
+async def test_any_text_of_200_characters_is_a_stream_name(tmp_path: Path) -> None:
+    names = ["../../etc/passwd", "a\x00b", "é" * 200, "<script>"]
+
+    @durable.workflow
+    async def odd() -> None:
+        for name in names:
+            durable.Stream(name).append(name)
+
+    async with durable.Runtime(tmp_path) as runtime:
+        await runtime.run(odd, id="odd")
+        for name in names:
+            assert [item.value for item in await read_all(runtime, "odd", name)] == [name]
+    assert sorted(path.name for path in tmp_path.iterdir() if "odd" in path.name) == ["odd.journal"]
+
+
+async def test_a_reader_cancelled_mid_stream_leaves_no_file_open(tmp_path: Path) -> None:
+    @durable.workflow
+    async def endless() -> None:
+        for index in range(50):
+            TOKENS.append(str(index))
+        await durable.wait_for_event("stop")
+
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    async with durable.Runtime(tmp_path) as runtime:
+        await runtime.start(endless, id="e")
+        before = open_files()
+        for _ in range(20):
+            seen: list[int] = []
+
+            async def read(seen: list[int]) -> None:
+                async for item in runtime.read_stream("e", TOKENS):
+                    seen.append(item.offset)
+
+            task = asyncio.ensure_future(read(seen))
+            async with asyncio.timeout(10):
+                while len(seen) < 50:  # (then it waits for the next value)
+                    await asyncio.sleep(0.01)
+            task.cancel()  # the reader goes away mid-stream
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert open_files() <= before
+        assert not runtime._stream_news._readers
+        await runtime.cancel("e")

@@ -7,7 +7,7 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -208,6 +208,8 @@ def test_the_order_service_takes_an_order_to_the_end(orders: tuple[ModuleType, P
         ("POST", "/orders/order-nobody/events/approved", b"1", 404),
         ("POST", "/orders/order-nobody/events/approved", b"{bad", 400),
         ("GET", "/orders/other/stream", b"", 404),
+        ("POST", "/orders/order-x/events/a%00b", b"1", 404),
+        ("POST", "/orders/order-x/events/" + "e" * 5000, b"1", 404),
     ],
 )
 def test_the_order_service_refuses_bad_requests_clearly(
@@ -218,3 +220,118 @@ def test_the_order_service_refuses_bad_requests_clearly(
         answer = client.request(method, path, content=body)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]
+
+
+# --- hostile clients ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "last_event_id", ["-1", "abc", "1e3", "9" * 5000, "\u00b2", "\u0661", "0x10", "1" * 30, "5\x00"]
+)
+def test_a_hostile_last_event_id_is_refused_with_400(tmp_path: Path, last_event_id: str) -> None:
+    with TestClient(app_on(tmp_path, recover=False)) as client:
+        client.post("/h?n=1")
+        client.post("/h/next")
+        wait_for_state(client, "/h", "completed")
+        answer = client.get("/h/steps", headers={b"Last-Event-ID": last_event_id.encode()})
+    assert answer.status_code == 400, answer.text
+    assert "Last-Event-ID" in answer.text
+
+
+def test_an_empty_or_padded_last_event_id_is_taken(tmp_path: Path) -> None:
+    with TestClient(app_on(tmp_path, recover=False)) as client:
+        client.post("/p?n=2")
+        client.post("/p/next")
+        client.post("/p/next")
+        wait_for_state(client, "/p", "completed")
+        padded = client.get("/p/steps", headers={"Last-Event-ID": " 0 "}).text
+        empty = client.get("/p/steps", headers={"Last-Event-ID": ""}).text
+    assert [event.get("id") for event in events_of(padded)] == ["1", None]
+    assert [event.get("id") for event in events_of(empty)] == ["0", "1", None]
+
+
+@pytest.mark.anyio
+async def test_a_client_that_disconnects_stops_its_reader(tmp_path: Path) -> None:
+    import asyncio  # noqa: PLC0415
+
+    app = app_on(tmp_path, recover=False)
+    async with lifespan_of(app) as state:
+        runtime: durable.Runtime = state["durable"]
+        await runtime.start(counter, 5, id="d")  # (it waits: the stream stays open)
+        sent: list[MutableMapping[str, Any]] = []
+        first_event = asyncio.Event()
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+            if message.get("body"):
+                first_event.set()
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "path": "/d/steps",
+            "raw_path": b"/d/steps",
+            "query_string": b"",
+            "headers": [],
+            "state": state,
+        }
+        serving = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.wait_for(first_event.wait(), 10)
+        assert runtime._stream_news._readers  # (a reader waits for the next value)
+        gone.set()  # the browser tab closed
+        await asyncio.wait_for(serving, 10)  # the response ends...
+        assert not runtime._stream_news._readers  # ... and its reader let go
+        tasks = {task for task in asyncio.all_tasks() if "steps" in repr(task.get_coro())}
+        assert not tasks
+
+
+def lifespan_of(app: Starlette) -> Any:
+    import contextlib  # noqa: PLC0415
+
+    @contextlib.asynccontextmanager
+    async def opened() -> Any:
+        async with app.router.lifespan_context(app) as state:
+            yield state
+
+    return opened()
+
+
+def test_the_order_service_refuses_a_reused_idempotency_key_with_another_order(
+    orders: tuple[ModuleType, Path],
+) -> None:
+    module, _ = orders
+    with TestClient(module.make_app()) as client:
+        first = client.post(
+            "/orders", json={"customer": "ada", "items": {"a": 1}}, headers={"Idempotency-Key": "k"}
+        )
+        assert first.status_code == 201
+        same = client.post(
+            "/orders", json={"customer": "ada", "items": {"a": 1}}, headers={"Idempotency-Key": "k"}
+        )
+        assert same.status_code in (200, 201)
+        assert same.json() == first.json()
+        other = client.post(
+            "/orders", json={"customer": "eve", "items": {"a": 9}}, headers={"Idempotency-Key": "k"}
+        )
+        assert other.status_code in (409, 422), other.text
+        assert "Idempotency-Key" in other.json()["error"]
+        for hostile in ("../etc", "x" * 300, "a/b", ".."):
+            answer = client.post(
+                "/orders",
+                json={"customer": "ada", "items": {"a": 1}},
+                headers={"Idempotency-Key": hostile},
+            )
+            assert answer.status_code == 400, (hostile, answer.text)
+            assert "Idempotency-Key" in answer.json()["error"]
+        unknown = client.get("/orders/order-nobody/stream")
+        assert unknown.status_code == 404
+        assert client.get(
+            "/orders/order-nobody/stream", headers={"Last-Event-ID": "x"}
+        ).status_code in (400, 404)

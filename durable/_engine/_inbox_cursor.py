@@ -128,10 +128,10 @@ def record_of(
     problem = message if isinstance(message, str) else None
     if isinstance(message, dict):
         record: records.EventRecord | records.CancelRecord
+        carrier = records.trace_carrier(message["tc"]) if "tc" in message else None
         if message["k"] == records.CANCEL:
-            record = records.cancel(position, message["m"], now, message.get("id"))
+            record = records.cancel(position, message["m"], now, message.get("id"), carrier=carrier)
         else:
-            carrier = records.trace_carrier(message["tc"]) if "tc" in message else None
             record = records.event(
                 position, message["n"], message["p"], now, message.get("id"), carrier=carrier
             )
@@ -168,5 +168,8 @@ def event_message(
     )
 
 
-def cancel_message(reason: str, request_id: str | None, now: float) -> bytes:
-    return encode(records.cancel_message(reason, request_id, now))
+def cancel_message(
+    reason: str, request_id: str | None, now: float, carrier: dict[str, str] | None = None
+) -> bytes:
+    """An inbox message cancelling the workflow; `carrier` as event_message's."""
+    return encode(records.cancel_message(reason, request_id, now, carrier))

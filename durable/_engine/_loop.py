@@ -136,6 +136,9 @@ class WorkflowLoop(CustomEventLoop):
         self.host: asyncio.AbstractEventLoop | None = None
         # (firstiter, finalizer): made once, passed by position (no keywords to parse)
         self._hooks = (self._asyncgen_first_iteration, self._asyncgen_finalize)
+        # Recorded outcomes remain to deliver: the steps asked for now are journaled, with
+        # their call sites (an activity call skips reading its caller's frame). Its driver's.
+        self.replaying = False
 
     # -- what the driver uses ------------------------------------------------------------
 

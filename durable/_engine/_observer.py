@@ -11,7 +11,8 @@ engine knows only these shapes. A leaf: it imports nothing from durable.
 
 Trace contexts cross process boundaries as *carriers*: small str -> str maps (W3C
 `traceparent`, `tracestate`) that the journal keeps (the start record's `tc`, an event's
-`tc`, a `run` record's `tc`); the engine stores and hands them on without reading them.
+or a cancellation's `tc`, a `run` record's `tc`); the engine stores and hands them on
+without reading them.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class RunObserver(Protocol):
 
     def event_taken(self, name: str, sender: Carrier | None) -> None:
         """An event from the inbox was journaled and delivered (`sender`: its carrier)."""
+
+    def cancel_taken(self, reason: str, sender: Carrier | None) -> None:
+        """A cancellation from the inbox was journaled and delivered (`sender`: its carrier)."""
 
     def ended(self, how: str, error: BaseException | None) -> None:
         """The run stopped, and how.

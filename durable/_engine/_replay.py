@@ -7,6 +7,7 @@ workflow code; `_workflow_run` compares what the code asks for with this index.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import reprlib
@@ -204,7 +205,14 @@ class JournalIndex:
             _check_copied(self.start, len(decoded) - 1, workflow_id, self._path)
             self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
             self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
+            # Values each stream has had: those before this generation, then its own
+            self.stream_counts: dict[str, int] = dict(self.start.get("so", {}))
             self._index(decoded, stored)
+
+    @functools.cached_property
+    def last_step(self) -> int:
+        """The highest step the journal holds a record of (-1: none)."""
+        return max(self.steps, default=-1)
 
     def _read_start(
         self,
@@ -261,8 +269,9 @@ class JournalIndex:
             if kind == records.PATCH:
                 self.patches.setdefault(record["id"], record["s"])
                 continue
-            if kind == records.EMIT:
-                continue  # an activity's stream value: its outcome is what replay delivers
+            if kind == records.EMIT:  # an activity's stream value: its outcome is replayed
+                self.stream_counts[record["sn"]] = self.stream_counts.get(record["sn"], 0) + 1
+                continue
             if kind in records.NOTES:  # (a `run`)
                 self.last_run = record["tc"]
                 continue
@@ -319,6 +328,7 @@ class JournalIndex:
             self.steps[step] = RecordedStep(kind="wait", name=record["n"])
         elif kind == records.STREAM:
             self.steps[step] = RecordedStep(kind="stream", name=record["sn"])
+            self.stream_counts[record["sn"]] = self.stream_counts.get(record["sn"], 0) + 1
         else:
             self.steps[step] = RecordedStep(kind="status")
 

@@ -7,10 +7,15 @@ line once and costs 3 bytes a step after; no record is added, and older readers 
 keys. Readers (`durable show --source`, the web UI) show file:line and an excerpt. A
 resumed run takes the sites its journal names, and so the same numbers.
 
-The cost of a step: the caller hands in its frame's code object and instruction offset
-(one `sys._getframe` in the public call: `f_lasti` is a field, where `f_lineno` decodes the
-line table); a step from the same place as the last one takes its keys after two compares,
-another one a dict lookup keyed by the code's id. The line is found once per place.
+The cost of a step: the caller hands in its frame and instruction offset (one
+`sys._getframe` in the public call, ~350 CPU instructions, and `f_lasti`, ~230: a field,
+where `f_lineno` decodes the line table); an activity step from the same frame and place
+as the last one takes its keys after two compares, without reading the frame's code (~270
+more), another one a dict lookup keyed by the code's id. The line is found once per
+place. While a run replays recorded outcomes an activity call reads no frame
+(`WorkflowLoop.replaying`): its step's records name its site already. (A step asked for
+then that the journal does not hold yet, a concurrent one a crash left unrecorded, is
+journaled without its site.)
 Timers come from asyncio (`call_at`), several frames below the code: their site is found by
 walking the stack (`timer_site`), past asyncio and durable, never past the workflow loop.
 """
@@ -36,31 +41,34 @@ class CallSites:
         self._named = dict(recorded)  # (file, line, function) -> number, as journaled
         # (id(code), offset) -> (code, its keys): the code object kept, so an id is not reused
         self._known: dict[tuple[int, int], tuple[CodeType, Site]] = {}
-        # The last place asked for again, and its keys: a loop's steps skip the lookup
-        self.last_code: CodeType | None = None
+        # The last place an activity was asked for from (its caller's frame object: the
+        # same frame is the same code; holding it keeps it from being reused), and its
+        # keys: a loop's steps skip the lookup and the frame's code
+        self.last_frame: FrameType | None = None
         self.last_offset = -1
         self.last_keys: Site | None = None
         # durable.sleep's call site, for the timer its asyncio.sleep asks for next
         self.timer_hint: tuple[CodeType, int] | None = None
 
-    def of(self, code: CodeType, offset: int, step: int) -> Site:
+    def of(self, code: CodeType, offset: int, step: int, frame: FrameType | None = None) -> Site:
         """The keys of step `step`, asked for at instruction `offset` of `code`.
 
         A new site is numbered by this step, whose records name it (its keys say where);
-        later steps from there carry the number alone.
+        later steps from there carry the number alone. `frame` (an activity call's caller,
+        running `code`): remembered with the site as the last place asked from.
         """
         known = self._known.get((id(code), offset))
         if known is not None and known[0] is code:
-            self.last_code, self.last_offset, self.last_keys = code, offset, known[1]
+            self.last_frame, self.last_offset, self.last_keys = frame, offset, known[1]
             return known[1]
         name = (code.co_filename, line_at(code, offset), code.co_qualname)
         number = self._named.get(name)
+        keys = {"w": step if number is None else number}
+        self._known[(id(code), offset)] = (code, keys)
+        self.last_frame, self.last_offset, self.last_keys = frame, offset, keys
         if number is None:
             self._named[name] = step
-            self._known[(id(code), offset)] = (code, {"w": step})
             return {"w": step, "wp": name[0], "wl": name[1], "wn": name[2]}
-        keys = {"w": number}
-        self._known[(id(code), offset)] = (code, keys)
         return keys
 
     def unused(self, site: Site | None) -> None:
@@ -75,7 +83,7 @@ class CallSites:
             if keys["w"] == site["w"]:
                 del self._known[key]
         if self.last_keys is not None and self.last_keys["w"] == site["w"]:
-            self.last_code, self.last_offset, self.last_keys = None, -1, None
+            self.last_frame, self.last_offset, self.last_keys = None, -1, None
 
 
 def line_at(code: CodeType, offset: int) -> int:

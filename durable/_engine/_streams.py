@@ -46,16 +46,27 @@ class RunStreams:
     """A run's stream output: the record limit, the news of a write, the activities' sink."""
 
     def __init__(
-        self, *, record_limit: int, location: str, written: Callable[[], None] | None
+        self,
+        *,
+        record_limit: int,
+        location: str,
+        written: Callable[[], None] | None,
+        counts: dict[str, int] | None = None,
     ) -> None:
-        """`written`: called once values were written (wakes readers in this process)."""
+        """`written`: called once values were written (wakes readers in this process).
+
+        `counts`: how many values each stream had in the journal as loaded (earlier
+        generations' included); kept up to date, so that the next generation's start
+        record hands them on (readers' offsets go on across continue_as_new).
+        """
         self.record_limit = record_limit
         self._location = location
         self._written = written
         self._pending = False  # a workflow-code append is among the run's deferred records
+        self.counts: dict[str, int] = {} if counts is None else counts
 
-    def checked(self, payload: bytes) -> bytes:
-        """A workflow-code append's record, checked against the store's record limit.
+    def checked(self, payload: bytes, name: str) -> bytes:
+        """A workflow-code append's record to stream `name`, checked against the record limit.
 
         Raises:
             RecordTooLarge: its record would exceed the store's max_record_size.
@@ -63,6 +74,7 @@ class RunStreams:
         if len(payload) > self.record_limit:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self.record_limit)
         self._pending = True
+        self.counts[name] = self.counts.get(name, 0) + 1
         return payload
 
     def deferred_written(self) -> None:
@@ -80,6 +92,7 @@ class RunStreams:
             now=now,
             location=self._location,
             written=self._written,
+            counts=self.counts,
         )
 
 
@@ -94,9 +107,14 @@ class StreamSink:
         now: Callable[[], float],
         location: str,
         written: Callable[[], None] | None = None,
+        counts: dict[str, int] | None = None,
     ) -> None:
-        """`written`: called after each value is written (wakes readers in this process)."""
+        """`written`: called after each value is written (wakes readers in this process).
+
+        `counts`: the run's values per stream, counted as they are written (RunStreams').
+        """
         self._journal = journal
+        self._counts: dict[str, int] = {} if counts is None else counts
         self._written = written
         self._record_limit = record_limit
         self._now = now
@@ -122,16 +140,18 @@ class StreamSink:
             raise RecordTooLarge(path=self._location, size=len(payload), limit=self._record_limit)
         if threading.get_ident() == self._thread:
             self._journal.write(payload)
+            self._counts[name] = self._counts.get(name, 0) + 1
             if self._written is not None:
                 self._written()
         else:  # a sync activity's worker thread: the journal is the loop's (order is kept)
-            self._loop.call_soon_threadsafe(self._write_late, payload)
+            self._loop.call_soon_threadsafe(self._write_late, name, payload)
 
-    def _write_late(self, payload: bytes) -> None:
+    def _write_late(self, name: str, payload: bytes) -> None:
         # A journal that failed or closed meanwhile (the run stopped, a thread abandoned at
         # its timeout went on): the value is dropped, as the attempt's outcome is.
         with contextlib.suppress(DurableError):
             self._journal.write(payload)
+            self._counts[name] = self._counts.get(name, 0) + 1
             if self._written is not None:
                 self._written()
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from datetime import UTC, datetime
 from hashlib import blake2b
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 from .._asyncio_private import current_task, our_running_loop
@@ -50,7 +50,7 @@ from ._in_flight import Diverged, Evicted, StepsInFlight
 from ._inbox_cursor import InboxCursor
 from ._lifecycle import Lifecycle
 from ._loop import StepTimer, WorkflowLoop
-from ._observer import Carrier, Observer, Observing
+from ._observer import Carrier, Observer, Observing, RunObserver
 from ._outcomes import (
     ContinuedAsNew,
     Finished,
@@ -125,9 +125,6 @@ class WorkflowRun:
         self._substitute = substitute  # durable.testing's mocks: what runs for an activity
         self._suspend_after = suspend_after
         self._watch = watch
-        self._streams = RunStreams(
-            record_limit=record_limit, location=location or workflow_id, written=streamed
-        )
         index = self._index = JournalIndex(
             journal.records,
             workflow_id=workflow_id,
@@ -138,6 +135,12 @@ class WorkflowRun:
             path=location,  # (the journal's path or place, for errors: else the id)
             execution_timeout=execution_timeout,
             trace=trace,
+        )
+        self._streams = RunStreams(
+            record_limit=record_limit,
+            location=location or workflow_id,
+            written=streamed,
+            counts=index.stream_counts,
         )
         self.finished = index.finished  # the journal's end record: nothing to run
         self._replay_index = 0  # the next recorded event to deliver
@@ -204,8 +207,16 @@ class WorkflowRun:
 
     @property
     def replaying(self) -> bool:
-        """Whether recorded events remain to replay (for the stall watchdog's report)."""
-        return not self._life.live and self._replay_index < len(self._index.events)
+        """Whether the code runs again what an earlier run ran (durable.logger stays quiet).
+
+        Recorded events remain to replay, or the code has not yet asked again for the last
+        step the journal holds (a step asked for, or under way, when that run stopped: the
+        code before it ran then). What ran after that last step runs again, live.
+        """
+        index = self._index
+        if not self._life.live and self._replay_index < len(index.events):
+            return True
+        return self._steps.next <= index.last_step
 
     @property
     def inbox_next(self) -> int:
@@ -311,6 +322,9 @@ class WorkflowRun:
         carrier = observing.carrier = observed.carrier()
         if carrier:
             self._journal.write(encode(records.run(carrier, self._clock.time())))
+        for command in self._steps.pending.values():  # (waits asked for before it went live)
+            if command.event is not None and command.scope is None:
+                command.scope = observed.step_began(command.step, "wait", command.event)
 
     def _start_main(self) -> asyncio.Task[Any]:
         arguments = [
@@ -336,11 +350,16 @@ class WorkflowRun:
     def _replay(self, main: asyncio.Task[Any]) -> None:
         """Deliver the journal's events in order; raise if the code asked for other steps."""
         with collector_paused():
-            self._step()
             events = self._index.events
-            while self._replay_index < len(events) and not main.done():
+            loop, last = self.loop, len(events)
+            loop.replaying = last > 0
+            self._step()
+            while self._replay_index < last and not main.done():
                 self._replay_index += 1  # (a recorded result taken inline moves it too)
+                if self._replay_index == last:  # (what the code asks for next is new)
+                    loop.replaying = False
                 self._deliver(events[self._replay_index - 1])
+            loop.replaying = False
         self._index.events = []
         unasked = self._index.unasked(self._steps.next)
         if unasked is not None:
@@ -514,6 +533,9 @@ class WorkflowRun:
         else:  # the first cancel only: a repeated one (journaled too) would interrupt cleanup
             reason = message.get("m", "cancelled")
             life = self._life
+            observing = self._observing
+            if observing is not None and observing.run is not None and life.live:
+                observing.run.cancel_taken(reason, message.get("tc"))
             if life.cancelled(reason, timed_out=message.get("id") == records.DEADLINE_CANCEL_ID):
                 main = life.main
                 if main is not None and not main.done():
@@ -692,7 +714,7 @@ class WorkflowRun:
         spec: ActivitySpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        code: CodeType | None = None,
+        caller: FrameType | None = None,
         offset: int = 0,
     ) -> asyncio.Future[Any] | RecordedOutcome:
         """Called from workflow code: a future for the outcome of the next step, or the outcome.
@@ -701,8 +723,9 @@ class WorkflowRun:
         it right after this call anyway: the next recorded event is this step's outcome and
         nothing else in the workflow is ready to run, so the loop would go idle at once.
         Sequential replay then runs without a task switch per step; the decisions are the
-        same, since no other workflow code could run in between. `code` and `offset` (its
-        frame's f_lasti): where the workflow's code called (journaled with the step).
+        same, since no other workflow code could run in between. `caller` (the workflow
+        code's frame) and `offset` (its f_lasti at the call): where it called (journaled
+        with the step; None while replaying, whose steps' records name it already).
         """
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
@@ -718,11 +741,12 @@ class WorkflowRun:
         future = CommandFuture(self.loop, step, self.command_cancelled)
         command = Command(step, future, None, spec=spec, arguments=encoded)
         command.digest = digest
-        sites = self._steps.sites
-        if code is sites.last_code and offset == sites.last_offset:  # (a loop: the same place)
-            command.site = sites.last_keys
-        elif code is not None:
-            command.site = sites.of(code, offset, step)
+        if caller is not None:
+            sites = self._steps.sites
+            if caller is sites.last_frame and offset == sites.last_offset:  # (a loop)
+                command.site = sites.last_keys
+            else:
+                command.site = sites.of(caller.f_code, offset, step, caller)
         if plain is not None and spec.plain_parameters and shareable(args, kwargs):
             command.call = (args, kwargs)  # (no copy to make: nothing in them can be mutated)
         self._steps.add(command)
@@ -740,6 +764,8 @@ class WorkflowRun:
         if task is None or task.cancelling():
             return None  # a pending cancellation is delivered at the suspension we skip
         self._replay_index = index + 1
+        if index + 1 == len(events):  # (what the code asks for next is new)
+            self.loop.replaying = False
         self.delivered += 1
         self.loop.set_time(event["t"])
         if "e" in event:
@@ -846,7 +872,12 @@ class WorkflowRun:
         # Encoded once the step is taken: a value that fails fails the same way on every
         # replay at this step, which no record ever holds, so numbering stays the same.
         record = records.stream_value(step, name, value, self.loop.time())
-        self._deferred.append(self._streams.checked(encode_value(record, name, None)))
+        self._deferred.append(self._streams.checked(encode_value(record, name, None), name))
+
+    @property
+    def stream_counts(self) -> dict[str, int]:
+        """How many values each stream has had, this generation and those before it."""
+        return self._streams.counts
 
     def _host_context(self) -> contextvars.Context:
         """What the run's host tasks (its activities) run in: with the run's stream sink.
@@ -1001,7 +1032,7 @@ class WorkflowRun:
             elif command.child is not None:
                 self._start_child(command, recorded is not None)
             else:
-                self._start_activity(command, recorded)
+                self._start_activity(command, recorded, observed)
 
     def _arm_timer(self, command: Command, recorded: RecordedStep | None) -> None:
         assert command.handle is not None
@@ -1017,7 +1048,9 @@ class WorkflowRun:
             lambda: self._post(encode(records.fired(step, max(self._clock.time(), fire_at)))),
         )
 
-    def _start_activity(self, command: Command, recorded: RecordedStep | None) -> None:
+    def _start_activity(
+        self, command: Command, recorded: RecordedStep | None, observed: RunObserver | None
+    ) -> None:
         called = spec = command.spec
         assert called is not None
         assert spec is not None
@@ -1052,7 +1085,7 @@ class WorkflowRun:
             now=self._clock.time,
             packer=self._packer,
             site=command.site,
-            observer=self._observing.run if self._observing is not None else None,
+            observer=observed,
         )
         drain = self._drain
         if drain.run_now and drain.inline is None:

@@ -25,14 +25,16 @@ from ._opening import READ_FLAGS, open_regular
 
 Cursor = tuple[int, int]  # (generation, position); see the module
 START: Cursor = (-1, 0)
+PREVIOUS: Cursor = (-2, 0)  # the generation before the current one (kept), from its start
 
 
 @dataclass(frozen=True)
 class Page:
     """Records read from a cursor, and where the next page starts.
 
-    `rotated`: the cursor's generation is no longer the journal's (it continued as new);
-    nothing was read. `more`: records are there past this page already (read on at once).
+    `rotated`: the cursor's generation is over (it continued as new) and read to its end,
+    or gone; nothing was read: read on from START. `more`: records are there past this
+    page already (read on at once).
     """
 
     records: list[StoredRecord]
@@ -46,15 +48,20 @@ def read_page(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> 
 
     A record larger than `max_bytes` is read whole (the page grows to it). A file without
     a valid version 2 header (version 1, or never synced) is read whole and cut to the page.
+    A cursor of the generation before the current one (or PREVIOUS: its start) reads on
+    in the one kept of it (`<path>.prev`) until its end, so a reader that follows a run
+    across continue_as_new sees the old generation's last values; then (or if that
+    generation is gone) the page is `rotated`.
 
     Raises:
         FileNotFoundError: there is no such file.
         JournalCorrupted: damage a sync had covered, found twice in the same bytes.
         UnsafeJournalFile, JournalPermissionDenied: as open_in.
     """
+    if cursor == PREVIOUS:
+        return _previous(directory_fd, path, cursor, max_bytes)
     fd = open_regular(directory_fd, path, READ_FLAGS, "read")
     try:
-        size = os.fstat(fd).st_size
         file_id = v2_file_id(os.pread(fd, HEADER_SIZE, 0), path)
         if file_id is None:
             return _whole(fd, path, cursor)
@@ -62,27 +69,53 @@ def read_page(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> 
         if generation == START[0]:
             generation, position = file_id, HEADER_SIZE
         elif generation != file_id:
-            return Page([], cursor, rotated=True)
-        want, seed, damaged = max(max_bytes, 64), seed_of(path), 0
-        while True:
-            data = os.pread(fd, want, position)
-            scanned = scan_v2(data, 0, file_id, seed)
-            damage = scanned.damage
-            if damage is not None and not damage.torn_tail:
-                damaged += 1  # (a read that overlapped a recovery reads well again)
-                if damaged < 3:
-                    continue
-                raise JournalCorrupted(
-                    path=path, offset=position + damage.offset, reason=damage.reason
-                )
-            if scanned.records or len(data) < want:
-                break
-            want *= 2  # one record larger than the page: read it whole
-        end = position + scanned.valid_end
-        records = [StoredRecord(position + offset, payload) for offset, payload in scanned.records]
-        return Page(records, (generation, end), more=len(data) == want and end < size)
+            return _previous(directory_fd, path, cursor, max_bytes)
+        return _page(fd, path, (generation, position), max_bytes)
     finally:
         os.close(fd)
+
+
+def _previous(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
+    """The rest of generation `cursor[0]` if it is the one kept as `<path>.prev`."""
+    kept = path.with_name(path.name + ".prev")
+    try:
+        fd = open_regular(directory_fd, kept, READ_FLAGS, "read")
+    except FileNotFoundError:
+        return Page([], cursor, rotated=True)
+    try:
+        file_id = v2_file_id(os.pread(fd, HEADER_SIZE, 0), kept)
+        if cursor == PREVIOUS and file_id is not None:
+            cursor = (file_id, HEADER_SIZE)
+        if file_id is None or file_id != cursor[0]:
+            return Page([], cursor, rotated=True)  # (gone: two generations passed)
+        page = _page(fd, path, cursor, max_bytes)
+        if not page.records:  # (a kept generation is complete: its end was read)
+            return Page([], cursor, rotated=True)
+        return page
+    finally:
+        os.close(fd)
+
+
+def _page(fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
+    """The records of open file `fd` (journal `path`'s generation `cursor[0]`) from `cursor`."""
+    generation, position = cursor
+    size = os.fstat(fd).st_size
+    want, seed, damaged = max(max_bytes, 64), seed_of(path), 0
+    while True:
+        data = os.pread(fd, want, position)
+        scanned = scan_v2(data, 0, generation, seed)
+        damage = scanned.damage
+        if damage is not None and not damage.torn_tail:
+            damaged += 1  # (a read that overlapped a recovery reads well again)
+            if damaged < 3:
+                continue
+            raise JournalCorrupted(path=path, offset=position + damage.offset, reason=damage.reason)
+        if scanned.records or len(data) < want:
+            break
+        want *= 2  # one record larger than the page: read it whole
+    end = position + scanned.valid_end
+    records = [StoredRecord(position + offset, payload) for offset, payload in scanned.records]
+    return Page(records, (generation, end), more=len(data) == want and end < size)
 
 
 def _whole(fd: int, path: Path, cursor: Cursor) -> Page:

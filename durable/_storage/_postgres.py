@@ -53,7 +53,7 @@ from .._errors import (
 from ._directory import validate_name
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
-from ._pages import START, Cursor, Page
+from ._pages import PREVIOUS, START, Cursor, Page
 from ._postgres_commit import Committer, database_away
 from ._postgres_dsn import redacted, without_password
 from ._postgres_journal import PostgresJournal
@@ -394,8 +394,10 @@ class PostgresStore:
     async def read_page(self, name: str, cursor: Cursor, max_bytes: int) -> Page:
         """The committed records of the journal from `cursor` (generation, record number).
 
-        At most PAGE_RECORDS records a page (`max_bytes` is the file store's measure);
-        `rotated` once the cursor's generation is no longer the current one.
+        At most PAGE_RECORDS records a page (`max_bytes` is the file store's measure). A
+        cursor of the generation before the current one (kept by rotate; PREVIOUS: from its
+        start) reads on to its end; then, or once its generation is gone, the page is
+        `rotated`.
         """
         self.check_name(name)
         generation, position = cursor
@@ -407,9 +409,13 @@ class PostgresStore:
                 raise JournalNotFound(path=self.location(name))
             if generation == START[0]:
                 generation, position = current, 0
-            elif generation != current:
+            elif generation == PREVIOUS[0]:
+                generation, position = current - 1, 0
+            elif generation not in (current, current - 1):
                 return Page([], cursor, rotated=True)
             rows = await connection.fetch(PAGE, name, generation, position, PAGE_RECORDS + 1)
+        if generation != current and not rows:  # (the one before, read to its end)
+            return Page([], cursor, rotated=True)
         more = len(rows) > PAGE_RECORDS
         found = [StoredRecord(row["seq"], bytes(row["payload"])) for row in rows[:PAGE_RECORDS]]
         end = found[-1].offset + 1 if found else position

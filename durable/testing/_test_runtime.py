@@ -27,6 +27,7 @@ from .._queues import Queue
 from .._runtime import Runtime
 from .._seams import AS_OPENED, RuntimeSeams
 from .._storage._interface import JournalStore
+from .._telemetry import OpenTelemetry
 from ._activities import ActivityDoubles, CallCounter
 from ._crashes import CrashInjector, CrashPoint
 from ._virtual_time import VirtualClock
@@ -66,6 +67,9 @@ class TestRuntime(Runtime):
         warn_blocked_after: as Runtime's (real time: it measures the code's own work).
         queues: as Runtime's. Delays and rate limits wait in virtual time, so a test of
             a queue limited to 10 starts a minute runs in milliseconds.
+        opentelemetry: as Runtime's (True, or a durable.OpenTelemetry naming the
+            providers): a test checks the spans and metrics of its workflows, with the
+            SDK's in-memory exporter. Span times are the real clock's, not the virtual one.
     """
 
     __test__ = False  # (pytest: not a test class)
@@ -82,6 +86,7 @@ class TestRuntime(Runtime):
         crash: CrashPoint | None = None,
         warn_blocked_after: Duration | None = "2 s",
         queues: Iterable[Queue] = (),
+        opentelemetry: bool | OpenTelemetry = False,
     ) -> None:
         if start_time is None:
             start = time.time()
@@ -111,6 +116,7 @@ class TestRuntime(Runtime):
             stop_grace=0,
             warn_blocked_after=warn_blocked_after,
             queues=queues,
+            opentelemetry=opentelemetry,
             _seams=seams,
         )
         self.auto_skip = auto_skip

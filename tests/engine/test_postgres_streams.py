@@ -65,3 +65,40 @@ async def test_a_reader_elsewhere_follows_an_activity_s_values_live(postgres_dsn
             rest = await store.read_page("llm", first.cursor, 1 << 20)
             assert not rest.more
             assert rest.records[0].offset == PAGE_RECORDS
+
+
+@durable.workflow
+async def turns(turn: int, last: int) -> int:
+    TOKENS.append(f"q{turn}")
+    TOKENS.append(f"a{turn}")
+    if turn < last:
+        await durable.wait_for_event("next")
+        durable.continue_as_new(turn + 1, last)
+    return turn
+
+
+async def test_a_reader_elsewhere_follows_the_stream_across_generations(
+    postgres_dsn: str,
+) -> None:
+    async with Runtime(store=PostgresStore(postgres_dsn)) as running:
+        handle = await running.start(turns, 0, 2, id="chat")
+        async with Runtime(store=PostgresStore(postgres_dsn)) as reading:
+            seen: list[tuple[int, str]] = []
+
+            async def read() -> None:
+                async for item in reading.read_stream("chat", TOKENS, poll_interval=0.01):
+                    seen.append((item.offset, item.value))
+
+            reader = asyncio.ensure_future(read())
+            for count in (2, 4):
+                async with asyncio.timeout(20):
+                    while len(seen) < count:
+                        await asyncio.sleep(0.01)
+                await running.send_event("chat", "next")
+            assert await handle.result() == 2
+            await asyncio.wait_for(reader, 20)
+            words = [f"{kind}{turn}" for turn in range(3) for kind in "qa"]
+            assert seen == list(enumerate(words))
+            # Offset 3 is generation 1's, the one PostgreSQL keeps before the current one.
+            again = [item.value async for item in reading.read_stream("chat", TOKENS, 3)]
+            assert again == words[3:]

@@ -140,3 +140,33 @@ async def test_a_journal_without_call_sites_still_reads(tmp_path: Path) -> None:
     done = records.done(0, "step", "ab", 1, now=1.8e9, result=1)
     built = history("old", [dict(start), dict(done)])
     assert built.steps[0].site is None
+
+
+async def twice_from(x: int) -> int:
+    return await double(x)  # one site, called from two frames of this helper
+
+
+async def once_from(x: int) -> int:
+    return await double(x)  # another function: same offsets, another site
+
+
+@durable.workflow
+async def helpers() -> int:
+    total = await twice_from(1) + await twice_from(2)
+    total += await once_from(3)
+    total += await twice_from(4)
+    return total
+
+
+async def test_a_site_is_its_code_and_place_whatever_frame_runs_it(tmp_path: Path) -> None:
+    async with durable.Runtime(tmp_path) as runtime:
+        assert await runtime.run(helpers, id="h") == 20
+    steps = history("h", await journal_of(tmp_path, "h")).steps
+    found = [(step.site["function"], step.site["line"]) for step in steps if step.site]
+    twice, once = line_of(twice_from, "await double"), line_of(once_from, "await double")
+    assert found == [
+        ("twice_from", twice),
+        ("twice_from", twice),
+        ("once_from", once),
+        ("twice_from", twice),
+    ]

@@ -151,6 +151,7 @@ from ._inbox import event_message as event_message
 from ._inbox import message_problem as message_problem
 from ._inbox import read_message as read_message
 from ._inbox import skip_record as skip_record
+from ._lifecycle import STREAM_OFFSETS_KEPT as STREAM_OFFSETS_KEPT
 from ._lifecycle import EndRecord as EndRecord
 from ._lifecycle import LinkRecord as LinkRecord
 from ._lifecycle import Origin as Origin

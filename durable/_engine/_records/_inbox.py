@@ -37,6 +37,7 @@ class CancelRecord(TypedDict):
     m: str
     t: float
     id: NotRequired[str]  # the request id (DEADLINE_CANCEL_ID: the deadline's)
+    tc: NotRequired[dict[str, str]]  # the canceller's trace context (OpenTelemetry on)
 
 
 class SkipRecord(TypedDict):
@@ -62,6 +63,7 @@ class CancelMessage(TypedDict):
     m: str
     id: str | None
     t: float
+    tc: NotRequired[dict[str, str]]
 
 
 def event(
@@ -81,10 +83,19 @@ def event(
     return record
 
 
-def cancel(position: int, reason: str, now: float, request_id: str | None = None) -> CancelRecord:
+def cancel(
+    position: int,
+    reason: str,
+    now: float,
+    request_id: str | None = None,
+    *,
+    carrier: dict[str, str] | None = None,
+) -> CancelRecord:
     record: CancelRecord = {"k": CANCEL, "q": position, "m": reason, "t": now}
     if request_id is not None:
         record["id"] = request_id
+    if carrier is not None:
+        record["tc"] = carrier
     return record
 
 
@@ -106,8 +117,13 @@ def event_message(
     return message
 
 
-def cancel_message(reason: str, request_id: str | None, now: float) -> CancelMessage:
-    return {"k": CANCEL, "m": reason, "id": request_id, "t": now}
+def cancel_message(
+    reason: str, request_id: str | None, now: float, carrier: dict[str, str] | None = None
+) -> CancelMessage:
+    message: CancelMessage = {"k": CANCEL, "m": reason, "id": request_id, "t": now}
+    if carrier is not None:
+        message["tc"] = carrier
+    return message
 
 
 def _check_event(record: Record) -> str | None:
@@ -129,7 +145,9 @@ def _check_cancel(record: Record) -> str | None:
         return "its 'f' (copied by a fork) is not 1"
     if "id" in record and type(record["id"]) is not str:
         return "its request id 'id' is not text"
-    return None if type(record.get("m")) is str else "its reason 'm' is missing or not text"
+    if type(record.get("m")) is not str:
+        return "its reason 'm' is missing or not text"
+    return _carrier_problem(record["tc"]) if "tc" in record else None
 
 
 def _check_skip(record: Record) -> str | None:

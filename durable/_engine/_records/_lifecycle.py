@@ -42,6 +42,7 @@ class StartRecord(TypedDict):
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
     # (`from`, an Origin, is a keyword: set it with start(**{"from": ...}))
     tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
+    so: NotRequired[dict[str, int]]  # values each stream had before this generation
 
 
 class RunRecord(TypedDict):
@@ -197,6 +198,18 @@ def _carry_problem(carry: Any) -> str | None:
     return None
 
 
+STREAM_OFFSETS_KEPT = 1000  # stream names whose counts a generation hands on (first ones)
+
+
+def _stream_offsets_problem(offsets: Any) -> str | None:
+    if type(offsets) is not dict or len(offsets) > STREAM_OFFSETS_KEPT:
+        return f"its stream offsets 'so' are not a map of at most {STREAM_OFFSETS_KEPT} names"
+    for name, count in offsets.items():
+        if type(name) is not str or not _is_count(count):
+            return "its stream offsets 'so' hold something other than name: count >= 0"
+    return None
+
+
 def _check_start(record: Record) -> str | None:
     for key, expected in (("wf", str), ("id", str), ("args", list), ("seed", int)):
         if type(record.get(key)) is not expected:
@@ -210,7 +223,11 @@ def _check_start(record: Record) -> str | None:
         "dl" in record and not _is_moment(record["dl"])
     ):
         return "its 'parent' is not text, or its deadline 'dl' not a number"
-    for key, problem_of in (("tc", _carrier_problem), ("carry", _carry_problem)):
+    for key, problem_of in (
+        ("tc", _carrier_problem),
+        ("carry", _carry_problem),
+        ("so", _stream_offsets_problem),
+    ):
         if key in record and (problem := problem_of(record[key])) is not None:
             return problem
     return _origin_problem(record["from"]) if "from" in record else None

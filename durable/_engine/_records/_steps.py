@@ -270,8 +270,12 @@ def _check_done(record: Record) -> str | None:
         type(record.get("a")) is str and type(record.get("d")) is str
     ):
         return "its activity name 'a' or digest 'd' is missing or not text"
-    if "w" in record and (problem := _site_problem(record)) is not None:
-        return problem
+    if "w" in record:  # (a plain site number inline; a site's naming through the helper)
+        site = record["w"]
+        if (
+            type(site) is not int or site < 0 or "wp" in record or "wl" in record or "wn" in record
+        ) and (problem := _site_problem(record)) is not None:
+            return problem
     if "e" in record:
         return _error_problem(record["e"])
     return None if "r" in record else "it has neither a result 'r' nor an error 'e'"
