@@ -98,20 +98,29 @@ class Enqueuer:
                 files.write_config(queue.config())
         if files.is_admitted(workflow_id) or await journal_exists(self._store, workflow_id):
             return _duplicate(queue, workflow_id, None, on_duplicate)
-        if dedup_id is not None:
-            holder = files.dedup_claim(dedup_id, workflow_id)
-            if holder is not None and not await self._live(files, holder):
-                files.dedup_release(dedup_id, holder)  # (its workflow ended: reuse the id)
-                holder = files.dedup_claim(dedup_id, workflow_id)
-            if holder is not None:
-                return _duplicate(queue, holder, dedup_id, on_duplicate)
         now = self._clock.time()
-        with files.locked():
-            seq = files.next_seq()
-        request = Request(workflow_id, priority, seq, now, now + delay, key, dedup_id, payload)
-        if not files.create(request):
-            if dedup_id is not None:
-                files.dedup_release(dedup_id, workflow_id)
+        while True:
+            # A dedup id's claim and its request appear together, under the queue's lock:
+            # an enqueue racing this one sees both or neither, never a claim whose request
+            # is not written yet (which it would take for one whose workflow ended).
+            with files.locked():
+                holder = None if dedup_id is None else files.dedup_claim(dedup_id, workflow_id)
+                if holder is None:
+                    seq = files.next_seq()
+                    request = Request(
+                        workflow_id, priority, seq, now, now + delay, key, dedup_id, payload
+                    )
+                    created = files.create(request)
+                    if not created and dedup_id is not None:
+                        files.dedup_release(dedup_id, workflow_id)
+                    break
+                queued = files.is_waiting(holder) or files.is_admitted(holder)
+            assert dedup_id is not None
+            if queued or await self._running(holder):
+                return _duplicate(queue, holder, dedup_id, on_duplicate)
+            with files.locked():  # (its workflow ended: the dedup id may be used again)
+                files.dedup_release(dedup_id, holder)
+        if not created:
             return _duplicate(queue, workflow_id, None, on_duplicate)
         await self._synced(files, workflow_id)
         state = registry.states.get(queue.name)
@@ -121,14 +130,12 @@ class Enqueuer:
         self._on_enqueued()
         return workflow_id
 
-    async def _live(self, files: QueueFiles, workflow_id: str) -> bool:
-        """Whether a workflow is queued or running (not ended) on the store."""
-        if files.is_waiting(workflow_id):
-            return True
+    async def _running(self, workflow_id: str) -> bool:
+        """Whether a workflow no longer queued has a journal that has not ended."""
         try:
             stored = await self._store.read(workflow_id)
         except JournalNotFound:
-            return files.is_admitted(workflow_id)
+            return False  # (ended and removed; or its enqueuer died before its request)
         return not _finished(stored)
 
     async def _synced(self, files: QueueFiles, name: str) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
+from ._engine._log_fields import durable_logger
+from ._errors import InvalidJournalName
 from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
@@ -31,9 +33,11 @@ from ._queue_state import Grant, QueueRegistry, declared_of, journal_started, re
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
-from ._storage._queue_files import DamagedRequest
+from ._storage._queue_files import DAMAGED, DamagedRequest, QueueFiles
 
 __all__ = ["AnyGrant", "OnDuplicate", "QueueHost", "QueueService", "make_queue_service"]
+
+logger = durable_logger()
 
 AnyGrant = Grant | PostgresGrant
 
@@ -138,14 +142,33 @@ class QueueService:
         runtime lives: whichever opens the journal first runs it, the other is refused.)
         """
         found = []
+        store = self._registry.store
         for name in sorted(self._registry.declared):
             files = self._registry.files_of(name, create=False)
             if files is None:
                 continue
             for workflow_id in files.admitted():
-                if not await journal_started(self._registry.store, workflow_id):
+                if workflow_id.endswith(DAMAGED):
+                    continue  # (set aside: `durable list` shows it)
+                try:
+                    store.check_name(workflow_id)
+                except InvalidJournalName:  # (planted: no workflow can have this id)
+                    self._set_aside(files, workflow_id, "no workflow id can have this name")
+                    continue
+                if not await journal_started(store, workflow_id):
                     found.append(workflow_id)
         return found
+
+    def _set_aside(self, files: QueueFiles, workflow_id: str, why: object) -> None:
+        logger.error(
+            "queue %r: admitted request %s set aside as %s%s: %s",
+            files.name,
+            workflow_id,
+            workflow_id,
+            DAMAGED,
+            why,
+        )
+        files.set_aside(workflow_id, admitted=True)
 
     async def orphaned(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
         """What to start an admitted request with whose journal has no record yet.
@@ -159,7 +182,13 @@ class QueueService:
         if found is None or not found[1] or found[0] not in self._registry.declared:
             return None
         files = self._registry.files_of(found[0], create=False)
-        request = files.read(workflow_id, admitted=True) if files is not None else None
+        if files is None:
+            return None
+        try:
+            request = files.read(workflow_id, admitted=True)
+        except DamagedRequest as error:  # (torn, or planted: it can never start)
+            self._set_aside(files, workflow_id, error)
+            return None
         if request is None:
             return None
         definition, arguments, _ = launch_arguments(
