@@ -15,26 +15,14 @@ from typing import Any, Literal
 import anyio.to_thread
 
 from ._definitions import Workflow
-from ._engine import _records as records
 from ._engine._clock import Clock
-from ._engine._set_aside import last_standing
-from ._errors import AlreadyQueued, DurableError, InvalidQueue, JournalNotFound
+from ._errors import AlreadyQueued, InvalidQueue, JournalNotFound
 from ._queue_requests import new_request
-from ._queue_state import Entry, QueueRegistry, journal_exists
+from ._queue_state import Entry, QueueRegistry, journal_ended, journal_exists
 from ._queues import Queue
 from ._storage._queue_files import QueueFiles, Request
 
 OnDuplicate = Literal["return", "raise"]
-
-
-def _finished(stored: list[Any]) -> bool:
-    if not stored:
-        return False
-    try:
-        last = last_standing(stored, path="")
-    except DurableError:
-        return False
-    return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last
 
 
 class Enqueuer:
@@ -114,11 +102,16 @@ class Enqueuer:
                     if not created and dedup_id is not None:
                         files.dedup_release(dedup_id, workflow_id)
                     break
-                queued = files.is_waiting(holder) or files.is_admitted(holder)
+                waiting, admitted = files.is_waiting(holder), files.is_admitted(holder)
             assert dedup_id is not None
-            if queued or await self._running(holder):
+            ended = False if waiting else await self._ended(holder)
+            if ended is None and not admitted:
+                ended = True  # (no journal, no request: its enqueuer died between the two)
+            if not ended:  # (waiting; admitted, its journal not begun; or running)
                 return _duplicate(queue, holder, dedup_id, on_duplicate)
             with files.locked():  # (its workflow ended: the dedup id may be used again)
+                if admitted:  # (its runtime died before forgetting its admission)
+                    files.finish(holder)
                 files.dedup_release(dedup_id, holder)
         if not created:
             return _duplicate(queue, workflow_id, None, on_duplicate)
@@ -130,13 +123,13 @@ class Enqueuer:
         self._on_enqueued()
         return workflow_id
 
-    async def _running(self, workflow_id: str) -> bool:
-        """Whether a workflow no longer queued has a journal that has not ended."""
+    async def _ended(self, workflow_id: str) -> bool | None:
+        """Whether a workflow's journal holds its end (None: it has no journal)."""
         try:
             stored = await self._store.read(workflow_id)
         except JournalNotFound:
-            return False  # (ended and removed; or its enqueuer died before its request)
-        return not _finished(stored)
+            return None
+        return journal_ended(stored)
 
     async def _synced(self, files: QueueFiles, name: str) -> None:
         """Wait until the request is durable: enqueues at once share one sync (a batch)."""

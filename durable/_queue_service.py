@@ -22,14 +22,14 @@ from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
 from ._engine._log_fields import durable_logger
-from ._errors import InvalidJournalName
+from ._errors import InvalidJournalName, JournalNotFound
 from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
 from ._queue_postgres import PostgresGrant, PostgresQueueService
 from ._queue_reading import describe_admitted, describe_queued
 from ._queue_requests import launch_arguments
-from ._queue_state import Grant, QueueRegistry, declared_of, journal_started, release
+from ._queue_state import Grant, QueueRegistry, declared_of, journal_ended, release
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
@@ -140,6 +140,8 @@ class QueueService:
 
         (Between its claim and the start record's commit. Starting one is safe while that
         runtime lives: whichever opens the journal first runs it, the other is refused.)
+        An admission whose journal ended is forgotten here (its runtime died between the
+        two); one planted under a name no workflow may have is set aside.
         """
         found = []
         store = self._registry.store
@@ -155,8 +157,14 @@ class QueueService:
                 except InvalidJournalName:  # (planted: no workflow can have this id)
                     self._set_aside(files, workflow_id, "no workflow id can have this name")
                     continue
-                if not await journal_started(store, workflow_id):
+                try:
+                    stored = await store.read(workflow_id)
+                except JournalNotFound:
+                    stored = []
+                if not stored:
                     found.append(workflow_id)
+                elif journal_ended(stored):  # (its runtime died before forgetting it)
+                    files.finish(workflow_id)
         return found
 
     def _set_aside(self, files: QueueFiles, workflow_id: str, why: object) -> None:

@@ -256,3 +256,44 @@ async def test_an_enqueue_racing_another_of_its_dedup_id_returns_that_workflow(
     assert second["id"] == handle.id
     waiting = sorted(os.listdir(tmp_path / "queues" / "dedup-race" / "waiting"))
     assert waiting == sorted(["unrelated", handle.id])
+
+
+async def test_a_dedup_id_whose_workflow_ended_before_its_admission_was_removed_is_free(
+    tmp_path: Path,
+) -> None:
+    """A runtime killed between a workflow's end and the removal of its admission (and
+    dedup claim) leaves both behind: the dedup id still starts a new run, as for any
+    workflow that ended, and the stale admission is forgotten."""
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        first = await runtime.enqueue(dedup_queue, job, 1, dedup_id="nightly")
+        assert await first.result() == 1
+    queue_files = tmp_path / "queues" / "dedup-race"
+    files = QueueFiles(tmp_path, "dedup-race", create=False)
+    try:  # (what the killed runtime left: its admission and its dedup claim)
+        payload = encode({"wf": "hostile-job", "args": [1]}, context="a test")
+        request = Request(first.id, 5, 0, 0.0, 0.0, None, "nightly", payload)
+        (queue_files / "admitted" / first.id).write_bytes(encode_request(request))
+        assert files.dedup_claim("nightly", first.id) is None
+    finally:
+        files.close()
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        second = await runtime.enqueue(dedup_queue, job, 2, dedup_id="nightly")
+        assert second.id != first.id
+        assert await second.result() == 2
+    assert sorted(ran) == [1, 2]
+    assert not os.listdir(queue_files / "admitted")
+
+
+async def test_recover_forgets_the_admission_of_a_workflow_that_ended(tmp_path: Path) -> None:
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        first = await runtime.enqueue(dedup_queue, job, 1, id="ended")
+        assert await first.result() == 1
+    admitted = tmp_path / "queues" / "dedup-race" / "admitted"
+    payload = encode({"wf": "hostile-job", "args": [1]}, context="a test")
+    (admitted / "ended").write_bytes(
+        encode_request(Request("ended", 5, 0, 0.0, 0.0, None, None, payload))
+    )
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        assert await runtime.recover() == []
+    assert not os.listdir(admitted)
+    assert ran == [1]
