@@ -232,10 +232,7 @@ def why_waiting(request: Request, load: QueueLoad, now: float) -> str:
         return f"concurrency ({load.running} of {load.concurrency} running)"
     if request.key is not None and load.concurrency_per_key is not None:
         return f"its turn, or key {request.key!r} (at most {load.concurrency_per_key} at once)"
-    return (
-        f"a runtime that serves this queue and knows workflow {workflow_name_of(request)!r} "
-        "(Runtime(queues=[...], workflows=[...]))"
-    )
+    return f"a runtime that serves this queue and knows workflow {workflow_name_of(request)!r}"
 
 
 def describe_queued(
