@@ -158,3 +158,51 @@ async def test_overlap_policies_on_the_wall_clock(tmp_path: Path, overlap: Any) 
             with pytest.raises(durable.WorkflowCancelled):
                 await (await runtime.handle(first_id)).result()
         await handle.delete()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        {"op": "backfill", "start": float("nan"), "end": 1.0},
+        {"op": "backfill", "start": float("-inf"), "end": float("inf")},
+        {"op": "backfill", "start": -1e300, "end": 1e300},
+        {"op": "backfill", "start": 1e18, "end": 2e18},
+    ],
+)
+@pytest.mark.parametrize("when", [{"every": "1 hour"}, {"cron": "0 * * * *"}])
+async def test_a_hostile_backfill_event_is_ignored_not_fatal(
+    tmp_path: Path, command: dict[str, Any], when: dict[str, Any]
+) -> None:
+    """Commands are events: any process on the store can send one, bypassing
+    ScheduleHandle's checks. Times no datetime can hold must not kill the schedule."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with TestRuntime(tmp_path, start_time=start) as runtime:
+        handle = await durable.Schedule("hostile", plain, **when).start(runtime)
+        await runtime.send_event(handle.id, "durable.schedule", command)
+        await runtime.idle()
+        described = await handle.describe()
+        assert described.state is durable.WorkflowState.WAITING
+        assert described.recent[-1].outcome == "ignored"
+        await runtime.advance("1 hour")
+        assert len(BEGAN) == 1  # (and it goes on firing)
+
+
+async def test_backfills_piling_up_stay_bounded_and_fast(tmp_path: Path) -> None:
+    """Fires a backfill queues behind a running one: each command adds at most 1000, fast
+    (no quadratic look-up), and what waits is bounded (a command past it is ignored)."""
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    async with TestRuntime(tmp_path, start_time=start) as runtime:
+        handle = await durable.Schedule("piles", slow, every="1 min").start(runtime)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for day in range(1, 14):  # (13 days of minutes: 1000 fires each, the cap is 10,000)
+            await handle.backfill(
+                datetime(2026, 5, day, tzinfo=UTC), datetime(2026, 5, day, 16, 40, tzinfo=UTC)
+            )
+        await runtime.idle()
+        assert loop.time() - began < 20
+        described = await handle.describe(next_fires=0)
+        assert len(described.running) == 1  # (the first backfilled fire; the rest wait)
+        assert len(described.pending) == 10_000
+        assert [r.outcome for r in described.recent][-3:] == ["ignored"] * 3
+        assert "10000 fires wait already" in (described.recent[-1].detail or "")
