@@ -84,7 +84,10 @@ class Enqueuer:
             self._configured.add(queue.name)
             if files.read_config() is None:
                 files.write_config(queue.config())
-        if files.is_admitted(workflow_id) or await journal_exists(self._store, workflow_id):
+        # (an id runs once: queued in any queue, or started, is a duplicate)
+        if registry.queued_in(workflow_id) is not None or await journal_exists(
+            self._store, workflow_id
+        ):
             return _duplicate(queue, workflow_id, None, on_duplicate)
         now = self._clock.time()
         while True:

@@ -297,3 +297,15 @@ async def test_recover_forgets_the_admission_of_a_workflow_that_ended(tmp_path: 
         assert await runtime.recover() == []
     assert not os.listdir(admitted)
     assert ran == [1]
+
+
+async def test_an_id_queued_in_one_queue_is_a_duplicate_in_another(tmp_path: Path) -> None:
+    """An id runs once: queued in one queue, enqueueing it to another queues nothing (as
+    on PostgreSQL, where a request's id is its key across queues)."""
+    other = Queue("hostile-other", concurrency=1)
+    async with Runtime(tmp_path) as runtime:
+        await runtime.enqueue(hostile, job, 1, id="twice")
+        with pytest.raises(durable.AlreadyQueued, match="'twice'"):
+            await runtime.enqueue(other, job, 2, id="twice", on_duplicate="raise")
+        assert (await runtime.enqueue(other, job, 2, id="twice")).id == "twice"
+    assert not os.listdir(tmp_path / "queues" / "hostile-other" / "waiting")
