@@ -1,6 +1,7 @@
 """A process serving one queue that may SIGKILL itself at a chosen moment (test_queue_kill_points).
 
     python queue_kill_app.py DIR LOG serve [POINT N]
+    python queue_kill_app.py DIR LOG recover     recover() once a line arrives on stdin
 
 Serves the queue `kill-points` (concurrency 2, at most 1 per key) until killed. With POINT
 and N, the process kills itself with SIGKILL the N-th time it reaches POINT:
@@ -105,6 +106,14 @@ async def job(n: int) -> int:
 async def main() -> None:
     arm()
     async with durable.Runtime(sys.argv[1], queues=[queue], workflows=[job]) as runtime:
+        if sys.argv[3] == "recover":  # (once, when the test says go: a line on stdin)
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)
+            handles = await runtime.recover()
+            print(" ".join(sorted(handle.id for handle in handles)), flush=True)
+            for handle in handles:
+                await handle.result()
+            return
         print("serving", flush=True)
         await runtime.serve(poll_interval=0.1)
 

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import durable
+from durable._storage._queue_files import QueueFiles
 
 from .queue_kill_app import LIMIT, job, queue
 
@@ -137,3 +138,52 @@ def test_the_log_check_catches_an_overlap() -> None:
     fine = [["start", "w-0", "1"], ["dead", "1"], ["start", "w-0", "2"], ["end", "w-0", "2"]]
     with pytest.raises(AssertionError):  # (only w-0 completed)
         check_log(fine)
+
+
+def test_processes_recovering_at_once_start_an_orphaned_admission_once(tmp_path: Path) -> None:
+    """An admission whose admitter died before the journal began: three processes call
+    recover() at the same moment; its activity runs once, in one of them."""
+    directory, log = tmp_path / "journals", tmp_path / "log"
+    asyncio.run(_enqueue(directory))
+    files = QueueFiles(directory, "kill-points", create=False)
+    try:
+        orphans = [f"w-{n}" for n in range(JOBS)]
+        for workflow_id in orphans:  # (every request admitted, none begun)
+            assert files.claim(workflow_id)
+    finally:
+        files.close()
+    env = {**os.environ, "PYTHONPATH": str(APP.parent.parent.parent)}
+    recovering = [
+        subprocess.Popen(
+            [sys.executable, str(APP), str(directory), str(log), "recover"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        for process in recovering:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+        for process in recovering:  # (go: as close together as the test can)
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        taken = []
+        for process in recovering:
+            assert process.stdout is not None
+            taken += process.stdout.readline().split()
+            assert process.wait(timeout=60) == 0
+        check_log(_lines(log))  # (each completed once, never two at once, limits held)
+        assert set(taken) == set(orphans)  # (each started by one; a later one may replay it)
+        assert not os.listdir(directory / "queues" / "kill-points" / "admitted")
+    finally:
+        for process in recovering:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
