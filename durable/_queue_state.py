@@ -24,7 +24,7 @@ from ._engine._set_aside import last_standing
 from ._errors import DurableError, InvalidQueue, JournalNotFound
 from ._queues import Queue
 from ._storage._interface import JournalStore
-from ._storage._queue_files import QUEUES, QueueFiles, Request, Slots
+from ._storage._queue_files import QUEUES, QueueFiles, Request, Slots, is_missing, queue_names
 
 logger = durable_logger()
 
@@ -216,8 +216,10 @@ class QueueRegistry:
         if files is None and self.directory is not None:
             try:
                 files = QueueFiles(self.directory, name, create=create)
-            except FileNotFoundError:
-                return None
+            except OSError as error:
+                if create or not is_missing(error):
+                    raise
+                return None  # (none; or half made, or something planted: not a queue)
             self._files[name] = files
         return files
 
@@ -230,7 +232,7 @@ class QueueRegistry:
         except FileNotFoundError:
             return []
         if version != self._queues_seen[0]:
-            names = sorted(entry.name for entry in os.scandir(self.directory / QUEUES))
+            names = queue_names(self.directory)  # (directories only: nothing planted)
             self._queues_seen = (version, names)
         return self._queues_seen[1]
 

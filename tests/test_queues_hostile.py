@@ -309,3 +309,23 @@ async def test_an_id_queued_in_one_queue_is_a_duplicate_in_another(tmp_path: Pat
             await runtime.enqueue(other, job, 2, id="twice", on_duplicate="raise")
         assert (await runtime.enqueue(other, job, 2, id="twice")).id == "twice"
     assert not os.listdir(tmp_path / "queues" / "hostile-other" / "waiting")
+
+
+async def test_a_non_directory_among_the_queues_stops_no_workflow(tmp_path: Path) -> None:
+    """Every workflow's start asks whether its id is queued somewhere: a file, a fifo or a
+    link planted in queues/ made that look raise, and every run of the runtime failed."""
+    async with Runtime(tmp_path) as producer:
+        await producer.enqueue(hostile, job, 1, id="queued")
+    queues = tmp_path / "queues"
+    (queues / "a-file").write_text("not a queue")
+    os.mkfifo(queues / "a-fifo")
+    os.symlink(tmp_path, queues / "a-link")
+    (queues / "half-made").mkdir()
+    (queues / "half-made" / "waiting").write_text("not a directory")
+    async with Runtime(tmp_path, queues=[hostile], workflows=[job]) as runtime:
+        assert await runtime.run(job, 2, id="plain") == 2
+        assert await (await runtime.handle("queued")).result() == 1
+    async with Catalog(tmp_path) as catalog:
+        listing = await catalog.listing()
+    assert {d.workflow_id for d in listing.workflows} == {"plain", "queued"}
+    assert [load.name for load in listing.queues] == ["hostile"]  # (the rest: no queues)

@@ -125,9 +125,13 @@ def digest(text: str) -> str:
 
 
 def queue_names(directory: Path) -> list[str]:
-    """The queues that have state in a journal directory, sorted."""
+    """The queues that have state in a journal directory, sorted (directories, not links)."""
     try:
-        return sorted(entry.name for entry in os.scandir(directory / QUEUES) if entry.is_dir())
+        return sorted(
+            entry.name
+            for entry in os.scandir(directory / QUEUES)
+            if entry.is_dir(follow_symlinks=False)
+        )
     except (FileNotFoundError, NotADirectoryError):
         return []
 
