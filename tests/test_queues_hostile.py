@@ -329,3 +329,31 @@ async def test_a_non_directory_among_the_queues_stops_no_workflow(tmp_path: Path
         listing = await catalog.listing()
     assert {d.workflow_id for d in listing.workflows} == {"plain", "queued"}
     assert [load.name for load in listing.queues] == ["hostile"]  # (the rest: no queues)
+
+
+@pytest.mark.parametrize("planted", ["lock", "starts", "slots/0"])
+async def test_a_link_planted_among_a_queues_files_pauses_it_and_leaks_no_slot(
+    tmp_path: Path, planted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dispatcher meets a link where the queue's lock, rate ring or slot should be: it
+    says so (never following it) and tries again, holding no slot meanwhile; once the link
+    is gone the queue's work starts (concurrency 1: a leaked slot would stop it)."""
+    limited = Queue("hostile-files", concurrency=1, rate=durable.Rate(100, per="1 s"))
+    async with Runtime(tmp_path) as producer:
+        await producer.enqueue(limited, job, 1, id="first")
+    link = tmp_path / "queues" / "hostile-files" / planted
+    link.parent.mkdir(exist_ok=True)
+    link.unlink(missing_ok=True)
+    os.symlink(tmp_path / "elsewhere", link)
+    async with Runtime(tmp_path, queues=[limited], workflows=[job]) as runtime:
+        handle = await runtime.handle("first")
+        async with asyncio.timeout(30):
+            while "cannot admit" not in caplog.text:
+                await asyncio.sleep(0.02)
+        assert ran == []
+        link.unlink()
+        assert await asyncio.wait_for(handle.result(), 30) == 1
+        second = await runtime.enqueue(limited, job, 2, id="second")
+        assert await asyncio.wait_for(second.result(), 30) == 2
+    assert not (tmp_path / "elsewhere").exists()
+    assert "symbolic links" in caplog.text
