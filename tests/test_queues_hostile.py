@@ -357,3 +357,13 @@ async def test_a_link_planted_among_a_queues_files_pauses_it_and_leaks_no_slot(
         assert await asyncio.wait_for(second.result(), 30) == 2
     assert not (tmp_path / "elsewhere").exists()
     assert "symbolic links" in caplog.text
+
+
+def test_a_rate_too_big_for_its_ring_is_refused() -> None:
+    """A Rate keeps its last `limit` start times in a ring read and written at each start:
+    Rate(10**9) would be an 8 GB file (and a hang); past MAX_RATE_LIMIT it is refused."""
+    durable.Rate(100_000, per="1 s")
+    with pytest.raises(durable.InvalidQueue, match="shorter period"):
+        durable.Rate(100_001, per="1 s")
+    with pytest.raises(durable.InvalidQueue, match="rate limit"):
+        durable.Rate(10**9, per="1 min")
