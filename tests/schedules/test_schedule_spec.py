@@ -42,6 +42,7 @@ def local(spec_: ScheduleSpec, fires: list[float]) -> list[str]:
         ({"cron": "61 * * * *"}, "cron", "Bad minute"),
         ({"cron": "0 2 * *"}, "cron", "five fields"),
         ({"cron": "* * */20 * 1L"}, "cron", "never fires"),
+        ({"cron": "0 0 30 2 *"}, "cron", "day-of-month"),  # (February 30th)
         ({"cron": 5}, "cron", "not a string"),
         ({"cron": "0 2 * * *", "timezone": "Europe/Atlantis"}, "timezone", "unknown time zone"),
         ({"cron": "0 2 * * *", "timezone": "../etc/passwd"}, "timezone", "unknown time zone"),
