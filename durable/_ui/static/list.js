@@ -109,7 +109,7 @@
     if (data.queues) showQueues(data.queues);  // (a query's answer has none: keep them)
     const unreadable = Object.entries(data.unreadable);
     document.getElementById("unreadable").replaceChildren(...(unreadable.length ? [
-      el("h2", {}, `Unreadable journals (${data.total_unreadable})`),
+      el("h2", {}, `Unreadable journals and queued requests (${data.total_unreadable})`),
       el("div", { class: "panel" }, el("table", { class: "grid" }, el("tbody", {},
         unreadable.map(([id, why]) => el("tr", {}, el("td", { class: "mono" }, id), el("td", {}, why)))))),
     ] : []));
