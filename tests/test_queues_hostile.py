@@ -367,3 +367,38 @@ def test_a_rate_too_big_for_its_ring_is_refused() -> None:
         durable.Rate(100_001, per="1 s")
     with pytest.raises(durable.InvalidQueue, match="rate limit"):
         durable.Rate(10**9, per="1 min")
+
+
+async def test_keys_and_dedup_ids_of_any_text_stay_inside_the_queue(tmp_path: Path) -> None:
+    """Keys and dedup ids name files by their digest: a path, NUL, unicode or 1 KB of text
+    limits its own key and never names a path outside the queue's directory."""
+    keyed = Queue("hostile-keys", concurrency=4, concurrency_per_key=1)
+    texts = ["../../../etc/passwd", "a\0b", "Zürich/東京", "k" * 1024, "/", ".."]
+    async with Runtime(tmp_path) as producer:  # (not served yet: all still queued)
+        handles = [
+            await producer.enqueue(keyed, job, n, key=text, dedup_id=text)
+            for n, text in enumerate(texts)
+        ]
+        again = await producer.enqueue(keyed, job, 99, key="a\0b", dedup_id="a\0b")
+        assert again.id == handles[1].id
+    async with Runtime(tmp_path, queues=[keyed], workflows=[job]) as runtime:
+        results = [await (await runtime.handle(handle.id)).result() for handle in handles]
+        assert results == list(range(len(texts)))
+    queue_files = tmp_path / "queues" / "hostile-keys"
+    for sub in ("keys", "dedup"):
+        for name in os.listdir(queue_files / sub):
+            assert all(c in "0123456789abcdef." for c in name), name
+    journals = {f"{handle.id}.journal" for handle in handles}
+    assert {name for name in os.listdir(tmp_path) if name != "queues"} >= journals
+    assert not any(".." in name or "/" in name for name in os.listdir(tmp_path))
+
+
+async def test_enqueueing_the_id_of_a_workflow_that_ran_runs_nothing(tmp_path: Path) -> None:
+    async with Runtime(tmp_path, queues=[hostile], workflows=[job]) as runtime:
+        assert await runtime.run(job, 1, id="ran-once") == 1
+        handle = await runtime.enqueue(hostile, job, 2, id="ran-once")
+        assert await handle.result() == 1  # (its recorded result: nothing queued, nothing run)
+        with pytest.raises(durable.AlreadyQueued, match="it ran"):
+            await runtime.enqueue(hostile, job, 2, id="ran-once", on_duplicate="raise")
+    assert ran == [1]
+    assert not os.listdir(tmp_path / "queues" / "hostile" / "waiting")
