@@ -22,7 +22,7 @@ from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
 from ._engine._log_fields import durable_logger
-from ._errors import InvalidJournalName, JournalNotFound
+from ._errors import InvalidJournalName, JournalError, JournalNotFound
 from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
@@ -161,6 +161,8 @@ class QueueService:
                     stored = await store.read(workflow_id)
                 except JournalNotFound:
                     stored = []
+                except JournalError:  # (a journal there, unreadable: serve sets it aside)
+                    continue
                 if not stored:
                     found.append(workflow_id)
                 elif journal_ended(stored):  # (its runtime died before forgetting it)

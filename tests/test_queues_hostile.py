@@ -402,3 +402,22 @@ async def test_enqueueing_the_id_of_a_workflow_that_ran_runs_nothing(tmp_path: P
             await runtime.enqueue(hostile, job, 2, id="ran-once", on_duplicate="raise")
     assert ran == [1]
     assert not os.listdir(tmp_path / "queues" / "hostile" / "waiting")
+
+
+async def test_an_admission_whose_journal_cannot_be_read_stops_no_serve(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """orphans() reads each admitted request's journal: one that cannot be read (a link
+    planted at its name) must not stop serve() (which took any error there for the store
+    being away, and retried for ever)."""
+    async with Runtime(tmp_path) as producer:
+        await producer.enqueue(hostile, job, 1, id="linked")
+    files = QueueFiles(tmp_path, "hostile", create=False)
+    try:
+        assert files.claim("linked")
+    finally:
+        files.close()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "linked.journal")
+    await _serve_a_good_job(tmp_path, lambda: "set aside" in caplog.text)
+    assert ran == [7]
+    assert "unavailable" not in caplog.text
