@@ -35,7 +35,15 @@ from ._errors import (
 )
 from ._json_ready import to_plain
 from ._query import WorkflowFilter, WorkflowPage, check_limit, decode_cursor, page_of
-from ._queue_reading import QueueLoad, describe_waiting, find_waiting, load_of, postgres_queued
+from ._queue_reading import (
+    QueueLoad,
+    damaged_requests,
+    describe_orphans,
+    describe_waiting,
+    find_waiting,
+    load_of,
+    postgres_queued,
+)
 from ._storage._directory import SUFFIX, JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._inbox import INBOX_SUFFIX
@@ -312,6 +320,7 @@ class Catalog:
             return []
         found: list[WorkflowDescription] = []
         now = time.time()
+        described = {d.workflow_id for d in listing.workflows} | set(listing.unreadable)
         for name in queue_names(self.directory):
             try:
                 files = QueueFiles(self.directory, name, create=False)
@@ -319,7 +328,9 @@ class Catalog:
                 continue  # (half made, or not ours)
             try:
                 listing.queues.append(load_of(files, now))
-                found += describe_waiting(files, now)
+                found += describe_waiting(files, now, listing.unreadable)
+                found += describe_orphans(files, described)
+                listing.unreadable.update(damaged_requests(files))
             finally:
                 files.close()
         return found

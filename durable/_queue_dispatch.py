@@ -37,6 +37,7 @@ from ._storage._queue_files import DamagedRequest
 logger = durable_logger()
 
 REFRESH_INTERVAL = 0.05  # the least time between two listings of a queue's waiting requests
+RETRY_AFTER = 1.0  # seconds between two tries of a queue whose files cannot be used now
 
 
 class QueueHost(Protocol):
@@ -82,8 +83,18 @@ class Dispatcher:
     async def _dispatch(self, state: QueueState) -> None:
         while True:
             state.wake.clear()
-            self._refresh(state)
-            admitted, until = self._admit_one(state)
+            try:
+                self._refresh(state)
+                admitted, until = self._admit_one(state)
+            except OSError as error:  # (a link planted among its files, a full disk: say so)
+                logger.error(
+                    "queue %r: cannot admit work now (%s); trying again in %g s",
+                    state.queue.name,
+                    error,
+                    RETRY_AFTER,
+                )
+                await asyncio.sleep(RETRY_AFTER)
+                continue
             if admitted is not None:
                 # (started as a task: a journal slow to open must not hold up the next start)
                 state.launching += 1
@@ -142,12 +153,14 @@ class Dispatcher:
             return None, None
         queue, files = state.queue, state.files
         now = self._clock.time()
-        with files.locked():
+        # (`undo` gives the slots taken back if an OSError of the queue's files cuts the round)
+        with files.locked(), contextlib.ExitStack() as undo:
             slot = None
             if state.slots is not None:
                 slot = state.slots.take()
                 if slot is None:
                     return None, None  # (a slot frees here: woken; elsewhere: polled)
+                undo.callback(state.give_back, slot, None, None)
             if queue.rate is not None:
                 allowed_at = files.rate_wait(queue.rate.limit, queue.rate.period, now)
                 if allowed_at is not None:
@@ -179,6 +192,7 @@ class Dispatcher:
                         full.add(request.key)
                         files.forget_key(request.key)
                         continue
+                    undo.callback(state.give_back, None, request.key, key_slot)
                 if not files.claim(entry.workflow_id):  # (another runtime took it)
                     state.waiting.remove(entry.workflow_id)
                     state.give_back(None, request.key, key_slot)
@@ -187,6 +201,7 @@ class Dispatcher:
                 if queue.rate is not None:
                     files.rate_record(queue.rate.limit, now)
                 state.due = True
+                undo.pop_all()  # (the grant holds them now)
                 grant = Grant(
                     state,
                     entry.workflow_id,

@@ -15,26 +15,14 @@ from typing import Any, Literal
 import anyio.to_thread
 
 from ._definitions import Workflow
-from ._engine import _records as records
 from ._engine._clock import Clock
-from ._engine._set_aside import last_standing
-from ._errors import AlreadyQueued, DurableError, InvalidQueue, JournalNotFound
+from ._errors import AlreadyQueued, InvalidQueue, JournalNotFound
 from ._queue_requests import new_request
-from ._queue_state import Entry, QueueRegistry, journal_exists
+from ._queue_state import Entry, QueueRegistry, journal_ended, journal_exists
 from ._queues import Queue
 from ._storage._queue_files import QueueFiles, Request
 
 OnDuplicate = Literal["return", "raise"]
-
-
-def _finished(stored: list[Any]) -> bool:
-    if not stored:
-        return False
-    try:
-        last = last_standing(stored, path="")
-    except DurableError:
-        return False
-    return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last
 
 
 class Enqueuer:
@@ -96,22 +84,39 @@ class Enqueuer:
             self._configured.add(queue.name)
             if files.read_config() is None:
                 files.write_config(queue.config())
-        if files.is_admitted(workflow_id) or await journal_exists(self._store, workflow_id):
+        # (an id runs once: queued in any queue, or started, is a duplicate)
+        if registry.queued_in(workflow_id) is not None or await journal_exists(
+            self._store, workflow_id
+        ):
             return _duplicate(queue, workflow_id, None, on_duplicate)
-        if dedup_id is not None:
-            holder = files.dedup_claim(dedup_id, workflow_id)
-            if holder is not None and not await self._live(files, holder):
-                files.dedup_release(dedup_id, holder)  # (its workflow ended: reuse the id)
-                holder = files.dedup_claim(dedup_id, workflow_id)
-            if holder is not None:
-                return _duplicate(queue, holder, dedup_id, on_duplicate)
         now = self._clock.time()
-        with files.locked():
-            seq = files.next_seq()
-        request = Request(workflow_id, priority, seq, now, now + delay, key, dedup_id, payload)
-        if not files.create(request):
-            if dedup_id is not None:
-                files.dedup_release(dedup_id, workflow_id)
+        while True:
+            # A dedup id's claim and its request appear together, under the queue's lock:
+            # an enqueue racing this one sees both or neither, never a claim whose request
+            # is not written yet (which it would take for one whose workflow ended).
+            with files.locked():
+                holder = None if dedup_id is None else files.dedup_claim(dedup_id, workflow_id)
+                if holder is None:
+                    seq = files.next_seq()
+                    request = Request(
+                        workflow_id, priority, seq, now, now + delay, key, dedup_id, payload
+                    )
+                    created = files.create(request)
+                    if not created and dedup_id is not None:
+                        files.dedup_release(dedup_id, workflow_id)
+                    break
+                waiting, admitted = files.is_waiting(holder), files.is_admitted(holder)
+            assert dedup_id is not None
+            ended = False if waiting else await self._ended(holder)
+            if ended is None and not admitted:
+                ended = True  # (no journal, no request: its enqueuer died between the two)
+            if not ended:  # (waiting; admitted, its journal not begun; or running)
+                return _duplicate(queue, holder, dedup_id, on_duplicate)
+            with files.locked():  # (its workflow ended: the dedup id may be used again)
+                if admitted:  # (its runtime died before forgetting its admission)
+                    files.finish(holder)
+                files.dedup_release(dedup_id, holder)
+        if not created:
             return _duplicate(queue, workflow_id, None, on_duplicate)
         await self._synced(files, workflow_id)
         state = registry.states.get(queue.name)
@@ -121,15 +126,13 @@ class Enqueuer:
         self._on_enqueued()
         return workflow_id
 
-    async def _live(self, files: QueueFiles, workflow_id: str) -> bool:
-        """Whether a workflow is queued or running (not ended) on the store."""
-        if files.is_waiting(workflow_id):
-            return True
+    async def _ended(self, workflow_id: str) -> bool | None:
+        """Whether a workflow's journal holds its end (None: it has no journal)."""
         try:
             stored = await self._store.read(workflow_id)
         except JournalNotFound:
-            return files.is_admitted(workflow_id)
-        return not _finished(stored)
+            return None
+        return journal_ended(stored)
 
     async def _synced(self, files: QueueFiles, name: str) -> None:
         """Wait until the request is durable: enqueues at once share one sync (a batch)."""

@@ -19,7 +19,14 @@ from ._errors import DurableError
 from ._queues import limits_of
 from ._storage._postgres import PostgresStore
 from ._storage._postgres_queues import PostgresQueues, slot_prefix
-from ._storage._queue_files import DamagedRequest, QueueFiles, Request, queue_names
+from ._storage._queue_files import (
+    DAMAGED,
+    QUEUES,
+    DamagedRequest,
+    QueueFiles,
+    Request,
+    queue_names,
+)
 
 logger = durable_logger()
 
@@ -38,6 +45,8 @@ class QueueLoad:
         concurrency, concurrency_per_key: its limits as last declared (None: none).
         rate: (starts, period in seconds) as last declared, or None.
         recent_starts: starts within the last rate period (0 without a rate limit).
+        damaged: requests set aside (`<id>.damaged` in waiting/ or admitted/): torn, or
+            not request files at all; `durable list` names each among the unreadable.
     """
 
     name: str
@@ -48,6 +57,7 @@ class QueueLoad:
     concurrency_per_key: int | None
     rate: tuple[int, float] | None
     recent_starts: int
+    damaged: int = 0
 
 
 def workflow_name_of(request: Request) -> str:
@@ -94,15 +104,22 @@ def find_waiting(
     return None
 
 
-def waiting_requests(files: QueueFiles) -> list[Request]:
-    """Every readable waiting request, in the order they start: priority, then enqueue order."""
+def waiting_requests(files: QueueFiles, damaged: dict[str, str] | None = None) -> list[Request]:
+    """Every readable waiting request, in the order they start: priority, then enqueue order.
+
+    `damaged` gets each unreadable one not set aside yet (its path: what is wrong).
+    """
     found = []
     for name in files.waiting():
-        if name.endswith(".damaged"):
+        if name.endswith(DAMAGED):
             continue
         try:
             request = files.read(name)
-        except DamagedRequest:
+        except DamagedRequest as error:
+            if damaged is not None:
+                damaged[f"{QUEUES}/{files.name}/waiting/{name}"] = (
+                    f"a queued request that cannot be read: {error}"
+                )
             continue
         if request is not None:
             found.append(request)
@@ -122,16 +139,58 @@ def load_of(files: QueueFiles, now: float) -> QueueLoad:
         _, times = files._ring(rate_pair[0])
         recent = sum(1 for at in times if now - at < rate_pair[1])
     concurrency = limits.get("concurrency")
+    admitted, waiting = files.admitted(), files.waiting()
+    damaged = sum(1 for name in [*admitted, *waiting] if name.endswith(DAMAGED))
     return QueueLoad(
         name=files.name,
         running=files.running() if concurrency else None,
-        admitted=len(files.admitted()),
-        waiting=sum(1 for name in files.waiting() if not name.endswith(".damaged")),
+        admitted=sum(1 for name in admitted if not name.endswith(DAMAGED)),
+        waiting=sum(1 for name in waiting if not name.endswith(DAMAGED)),
         concurrency=concurrency if isinstance(concurrency, int) else None,
         concurrency_per_key=limits.get("concurrency_per_key"),
         rate=rate_pair,
         recent_starts=recent,
+        damaged=damaged,
     )
+
+
+def damaged_requests(files: QueueFiles) -> dict[str, str]:
+    """The queue's requests set aside, by path in the journal directory: what is wrong.
+
+    (For `durable list`'s unreadable: a person repairs or removes each.)
+    """
+    found: dict[str, str] = {}
+    for where, names in (("waiting", files.waiting()), ("admitted", files.admitted())):
+        for name in sorted(names):
+            if not name.endswith(DAMAGED):
+                continue
+            try:
+                files.read(name, admitted=where == "admitted")
+                why = "it cannot be started (its name is no workflow id, say)"
+            except DamagedRequest as error:
+                why = str(error)
+            except OSError as error:
+                why = error.strerror or str(error)
+            found[f"{QUEUES}/{files.name}/{where}/{name}"] = f"a queued request set aside: {why}"
+    return found
+
+
+def describe_orphans(files: QueueFiles, described: set[str]) -> list[WorkflowDescription]:
+    """The queue's admitted requests whose journal holds no record (not in `described`).
+
+    Their runtime is starting them, or died first (serve() or recover() then starts them).
+    """
+    found = []
+    for name in sorted(files.admitted()):
+        if name in described or name.endswith(DAMAGED):
+            continue
+        try:
+            request = files.read(name, admitted=True)
+        except (DamagedRequest, OSError):
+            continue  # (set aside at the next look of a runtime serving the queue)
+        if request is not None:
+            found.append(describe_admitted(request, files.name))
+    return found
 
 
 def describe_admitted(request: Request, queue: str) -> WorkflowDescription:
@@ -140,14 +199,17 @@ def describe_admitted(request: Request, queue: str) -> WorkflowDescription:
     (Or its runner died first: serve() or recover() then starts it from the request.)
     """
     enqueued = moment(request.enqueued)
+    workflow_name = workflow_name_of(request)
     return WorkflowDescription(
         workflow_id=request.workflow_id,
-        workflow_name=workflow_name_of(request),
+        workflow_name=workflow_name,
         state=WorkflowState.RUNNING,
         status={"queue": queue, "priority": request.priority},
         generation=0,
         steps=0,
-        current=f"starting: admitted by queue {queue!r}, its journal not begun yet",
+        current=f"starting: admitted by queue {queue!r}, its journal not begun yet (if its "
+        f"runtime died: serve() or recover() of a runtime that knows {workflow_name!r} "
+        "starts it)",
         attempt=None,
         waiting_for=None,
         wake_at=None,
@@ -170,7 +232,7 @@ def why_waiting(request: Request, load: QueueLoad, now: float) -> str:
         return f"concurrency ({load.running} of {load.concurrency} running)"
     if request.key is not None and load.concurrency_per_key is not None:
         return f"its turn, or key {request.key!r} (at most {load.concurrency_per_key} at once)"
-    return "a runtime that serves this queue (Runtime(queues=[...]))"
+    return f"a runtime that serves this queue and knows workflow {workflow_name_of(request)!r}"
 
 
 def describe_queued(
@@ -193,9 +255,11 @@ def describe_queued(
     return describe_request(request, place, len(ordered), load_of(files, now), now)
 
 
-def describe_waiting(files: QueueFiles, now: float) -> list[WorkflowDescription]:
-    """Every waiting request of the queue, described (for `durable list`)."""
-    ordered = waiting_requests(files)
+def describe_waiting(
+    files: QueueFiles, now: float, damaged: dict[str, str] | None = None
+) -> list[WorkflowDescription]:
+    """Every waiting request of the queue, described (for `durable list`; see waiting_requests)."""
+    ordered = waiting_requests(files, damaged)
     load = load_of(files, now)
     return [
         describe_request(request, place, len(ordered), load, now)

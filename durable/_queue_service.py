@@ -21,19 +21,23 @@ from typing import Any
 from ._definitions import Workflow
 from ._engine._clock import Clock
 from ._engine._describe import WorkflowDescription
+from ._engine._log_fields import durable_logger
+from ._errors import InvalidJournalName, JournalError, JournalNotFound
 from ._queue_dispatch import Dispatcher, QueueHost
 from ._queue_enqueue import Enqueuer, OnDuplicate
 from ._queue_gate import Gate
 from ._queue_postgres import PostgresGrant, PostgresQueueService
 from ._queue_reading import describe_admitted, describe_queued
 from ._queue_requests import launch_arguments
-from ._queue_state import Grant, QueueRegistry, declared_of, journal_started, release
+from ._queue_state import Grant, QueueRegistry, declared_of, journal_ended, release
 from ._queues import Queue
 from ._storage._interface import JournalStore
 from ._storage._postgres import PostgresStore
-from ._storage._queue_files import DamagedRequest
+from ._storage._queue_files import DAMAGED, DamagedRequest, QueueFiles
 
 __all__ = ["AnyGrant", "OnDuplicate", "QueueHost", "QueueService", "make_queue_service"]
+
+logger = durable_logger()
 
 AnyGrant = Grant | PostgresGrant
 
@@ -136,16 +140,45 @@ class QueueService:
 
         (Between its claim and the start record's commit. Starting one is safe while that
         runtime lives: whichever opens the journal first runs it, the other is refused.)
+        An admission whose journal ended is forgotten here (its runtime died between the
+        two); one planted under a name no workflow may have is set aside.
         """
         found = []
+        store = self._registry.store
         for name in sorted(self._registry.declared):
             files = self._registry.files_of(name, create=False)
             if files is None:
                 continue
             for workflow_id in files.admitted():
-                if not await journal_started(self._registry.store, workflow_id):
+                if workflow_id.endswith(DAMAGED):
+                    continue  # (set aside: `durable list` shows it)
+                try:
+                    store.check_name(workflow_id)
+                except InvalidJournalName:  # (planted: no workflow can have this id)
+                    self._set_aside(files, workflow_id, "no workflow id can have this name")
+                    continue
+                try:
+                    stored = await store.read(workflow_id)
+                except JournalNotFound:
+                    stored = []
+                except JournalError:  # (a journal there, unreadable: serve sets it aside)
+                    continue
+                if not stored:
                     found.append(workflow_id)
+                elif journal_ended(stored):  # (its runtime died before forgetting it)
+                    files.finish(workflow_id)
         return found
+
+    def _set_aside(self, files: QueueFiles, workflow_id: str, why: object) -> None:
+        logger.error(
+            "queue %r: admitted request %s set aside as %s%s: %s",
+            files.name,
+            workflow_id,
+            workflow_id,
+            DAMAGED,
+            why,
+        )
+        files.set_aside(workflow_id, admitted=True)
 
     async def orphaned(self, workflow_id: str) -> tuple[Workflow[..., Any], list[Any]] | None:
         """What to start an admitted request with whose journal has no record yet.
@@ -159,7 +192,13 @@ class QueueService:
         if found is None or not found[1] or found[0] not in self._registry.declared:
             return None
         files = self._registry.files_of(found[0], create=False)
-        request = files.read(workflow_id, admitted=True) if files is not None else None
+        if files is None:
+            return None
+        try:
+            request = files.read(workflow_id, admitted=True)
+        except DamagedRequest as error:  # (torn, or planted: it can never start)
+            self._set_aside(files, workflow_id, error)
+            return None
         if request is None:
             return None
         definition, arguments, _ = launch_arguments(

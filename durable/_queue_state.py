@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._engine import _records as records
 from ._engine._clock import Clock
 from ._engine._log_fields import durable_logger
-from ._errors import InvalidQueue, JournalNotFound
+from ._engine._set_aside import last_standing
+from ._errors import DurableError, InvalidQueue, JournalNotFound
 from ._queues import Queue
 from ._storage._interface import JournalStore
-from ._storage._queue_files import QUEUES, QueueFiles, Request, Slots
+from ._storage._queue_files import QUEUES, QueueFiles, Request, Slots, is_missing, queue_names
 
 logger = durable_logger()
 
@@ -137,12 +139,15 @@ async def journal_exists(store: JournalStore, workflow_id: str) -> bool:
     return True
 
 
-async def journal_started(store: JournalStore, workflow_id: str) -> bool:
-    """Whether `workflow_id`'s journal exists and holds a record (its start, at least)."""
-    try:
-        return bool(await store.read(workflow_id))
-    except JournalNotFound:
+def journal_ended(stored: list[Any]) -> bool:
+    """Whether a journal's records (as stored) hold the workflow's end."""
+    if not stored:
         return False
+    try:
+        last = last_standing(stored, path="")
+    except DurableError:
+        return False
+    return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last
 
 
 def release(grant: Grant) -> None:
@@ -211,8 +216,10 @@ class QueueRegistry:
         if files is None and self.directory is not None:
             try:
                 files = QueueFiles(self.directory, name, create=create)
-            except FileNotFoundError:
-                return None
+            except OSError as error:
+                if create or not is_missing(error):
+                    raise
+                return None  # (none; or half made, or something planted: not a queue)
             self._files[name] = files
         return files
 
@@ -225,7 +232,7 @@ class QueueRegistry:
         except FileNotFoundError:
             return []
         if version != self._queues_seen[0]:
-            names = sorted(entry.name for entry in os.scandir(self.directory / QUEUES))
+            names = queue_names(self.directory)  # (directories only: nothing planted)
             self._queues_seen = (version, names)
         return self._queues_seen[1]
 

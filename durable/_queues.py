@@ -20,6 +20,7 @@ PRIORITY_FIRST = 1  # runs before every other priority
 PRIORITY_LAST = 9
 DEFAULT_PRIORITY = 5
 MAX_KEY_LENGTH = 1024
+MAX_RATE_LIMIT = 100_000  # a Rate's starts per period (the file store keeps a ring of them)
 _NAME = re.compile(r"[A-Za-z0-9_\-:@=+][A-Za-z0-9._\-:@=+]{0,99}")
 
 
@@ -52,6 +53,14 @@ class Rate:
 
     def __init__(self, limit: int, *, per: Duration) -> None:
         self.limit = _count("?", "rate limit", limit)
+        if limit > MAX_RATE_LIMIT:  # (its ring of start times is read at every start)
+            raise InvalidQueue(
+                queue="(a Rate)",
+                option="rate limit",
+                value=limit,
+                expected=f"at most {MAX_RATE_LIMIT:,} starts per period: give a shorter "
+                'period (Rate(1000, per="10 ms") rather than Rate(100_000, per="1 s"))',
+            )
         try:
             period = to_seconds(per, what="rate period")
         except InvalidDuration as error:

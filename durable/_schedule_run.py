@@ -27,9 +27,11 @@ code declares now. Fire times depend only on the spec and journaled times.
 from __future__ import annotations
 
 import asyncio
+import math
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
 
 from ._api import continue_as_new, now, run_child, set_status, wait_for_event
 from ._definitions import Workflow, workflow
@@ -44,6 +46,22 @@ from ._schedule_spec import MAX_BACKFILL, ScheduleSpec
 
 COMMAND_EVENT = "durable.schedule"  # the event name a schedule takes its commands by
 RESULTS_KEPT = 20  # recent fire outcomes kept in the state (and shown by describe)
+MAX_PENDING = 10 * MAX_BACKFILL  # fires waiting behind the running one (backfills pile up)
+_FIRST_YEAR, _LAST_YEAR = 2, 9998  # (a backfill's bounds: any time zone shows them)
+_EARLIEST = datetime(_FIRST_YEAR, 1, 1, tzinfo=UTC).timestamp()
+_LATEST = datetime(_LAST_YEAR, 12, 31, tzinfo=UTC).timestamp()
+
+
+def _a_time(value: object) -> TypeGuard[int | float]:
+    """Whether a command's value is epoch seconds a schedule can compute fire times from."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and _EARLIEST <= value <= _LATEST
+    )
+
+
 ITERATIONS_PER_GENERATION = 100  # then continue_as_new (when no fire runs): small journals
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 200
@@ -193,8 +211,7 @@ class _Scheduler:
             else:
                 kept = late[-spec.catchup_limit :]
                 state.missed += len(late) - len(kept)
-                for when in kept:
-                    self._queue("catchup", when)
+                self._queue("catchup", kept)
         for when in on_time:
             self._fire("scheduled", when)
 
@@ -221,13 +238,25 @@ class _Scheduler:
                     task.cancel()
             self._start(kind, nominal)
 
-    def _queue(self, kind: str, nominal: float) -> None:
-        fire_id = self.spec.fire_id(nominal)
-        if fire_id in self.state.running or any(
-            self.spec.fire_id(float(item[1])) == fire_id for item in self.state.pending
-        ):
-            return
-        self.state.pending.append([kind, nominal])
+    def _queue(self, kind: str, fires: list[float]) -> int:
+        """Queue fires behind the running one, each once, at most MAX_PENDING waiting.
+
+        How many did not fit. (The ids known are gathered once: a backfill queues up to
+        1000 fires, and a look through the waiting ones per fire would be quadratic.)
+        """
+        state, spec = self.state, self.spec
+        known = set(state.running) | {spec.fire_id(float(item[1])) for item in state.pending}
+        left_out = 0
+        for nominal in fires:
+            fire_id = spec.fire_id(nominal)
+            if fire_id in known:
+                continue
+            if len(state.pending) >= MAX_PENDING:
+                left_out += 1
+                continue
+            known.add(fire_id)
+            state.pending.append([kind, nominal])
+        return left_out
 
     def _drain(self) -> None:
         """Start waiting fires: one at a time (all at once when overlap is allow_all)."""
@@ -315,15 +344,28 @@ class _Scheduler:
 
     def _backfill(self, command: dict[str, Any], current: float) -> None:
         start, end = command.get("start"), command.get("end")
-        if not isinstance(start, int | float) or not isinstance(end, int | float):
+        # (an event from anyone on the store: times a datetime cannot hold are refused here,
+        # or the fire-time arithmetic would raise and end the schedule)
+        if not (_a_time(start) and _a_time(end)):
             self._record_outcome(
-                "command", current, "ignored", "backfill needs start and end times"
+                "command",
+                current,
+                "ignored",
+                f"backfill needs start and end times (epoch seconds of years "
+                f"{_FIRST_YEAR}-{_LAST_YEAR}), not {_SHORT.repr(start)}, {_SHORT.repr(end)}",
             )
             return
         until = min(float(end), current) - 1e-6  # [start, end), and nothing in the future
         fires, _ = self.spec.fires_between(float(start) - 1e-6, until, MAX_BACKFILL)
-        for when in fires:
-            self._queue("backfill", when)
+        left_out = self._queue("backfill", fires)
+        if left_out:
+            self._record_outcome(
+                "command",
+                current,
+                "ignored",
+                f"{left_out} of the backfill's fire times: {MAX_PENDING} fires wait already; "
+                "backfill them again once these ran",
+            )
 
     # -- what describe shows ----------------------------------------------------------------------
 

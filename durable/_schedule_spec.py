@@ -41,6 +41,7 @@ CATCHUP_POLICIES: tuple[str, ...] = get_args(CatchupPolicy)
 OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
 MAX_CATCHUP_LIMIT = 1000
 MAX_BACKFILL = 1000  # fires one backfill may ask for (a bigger range: several backfills)
+MIN_EVERY = 0.001  # the shortest interval: its multiples of epoch seconds stay distinct floats
 _SCAN_LIMIT = 10_000  # fires counted forward before counting stops (a long outage)
 _NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,99}")
 _NEVER_AFTER = datetime(2000, 1, 1, tzinfo=UTC)  # (a fixed start: validation is repeatable)
@@ -253,6 +254,13 @@ def validate(
         seconds = _seconds(every, "every", name)
         if seconds <= 0:
             raise bad("every", every, "the interval must be positive", "e.g. every='15 min'")
+        if seconds < MIN_EVERY:  # (fire times and their ids would not tell fires apart)
+            raise bad(
+                "every",
+                every,
+                f"the interval is shorter than {MIN_EVERY * 1000:g} ms",
+                "e.g. every='1 s'",
+            )
     if cron is not None:
         _check_cron(cron, timezone, name)
     jitter_seconds = _seconds(jitter, "jitter", name)

@@ -75,7 +75,7 @@ class Schedule:
 
     Raises:
         InvalidSchedule: an invalid cron expression, unknown time zone, interval that is
-            not positive, negative jitter or jitter not shorter than the gap between
+            shorter than 1 ms, negative jitter or jitter not shorter than the gap between
             fires, unknown policy, bad name.
         WorkflowDefinitionError: `workflow` is not a @durable.workflow.
     """

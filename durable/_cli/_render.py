@@ -164,6 +164,8 @@ def queue_line(load: QueueLoad) -> str:
         )
     if load.concurrency_per_key is not None:
         parts.append(f"· at most {load.concurrency_per_key} per key")
+    if load.damaged:
+        parts.append(f"· {load.damaged} set aside as damaged (listed as unreadable)")
     return " ".join(parts)
 
 

@@ -48,18 +48,24 @@ class QueueNotDeclared(QueueError, LookupError):
 
 
 class AlreadyQueued(QueueError):
-    """enqueue(..., on_duplicate="raise"): the dedup id, or the id, is queued or running already.
+    """enqueue(..., on_duplicate="raise"): the dedup id is queued or running, or the id taken.
 
-    `workflow_id` names the workflow that holds it; `dedup_id` the de-duplication id (None when
-    the workflow id itself was the duplicate).
+    An id is taken while queued or running, and once a workflow of that id ran (an id runs
+    once); a dedup id is free again once its workflow ended. `workflow_id` names the
+    workflow that holds it; `dedup_id` the de-duplication id (None when the workflow id
+    itself was the duplicate).
     """
 
     def __init__(self, *, queue: str, workflow_id: str, dedup_id: str | None) -> None:
         self.workflow_id = workflow_id
         self.dedup_id = dedup_id
-        what = f"dedup id {dedup_id!r}" if dedup_id is not None else f"id {workflow_id!r}"
+        what = (
+            f"dedup id {dedup_id!r} is queued or running already"
+            if dedup_id is not None
+            else f"id {workflow_id!r} is taken (queued, running, or it ran)"
+        )
         super().__init__(
-            f"queue {queue!r}: {what} is queued or running already (workflow {workflow_id!r}); "
+            f"queue {queue!r}: {what} (workflow {workflow_id!r}); "
             'use runtime.handle(workflow_id) to follow it, or on_duplicate="return" to get '
             "its handle from enqueue()",
             queue=queue,

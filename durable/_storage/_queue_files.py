@@ -28,6 +28,7 @@ import errno as errno_codes
 import fcntl
 import hashlib
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ _CRC = struct.Struct("<I")
 _SEQ = struct.Struct("<Q")
 _RING = struct.Struct("<II")
 MAX_REQUEST_SIZE = 64 * 1024 * 1024
+DAMAGED = ".damaged"  # the suffix of a request set aside (in waiting/ or admitted/)
 _SUBDIRECTORIES = ("waiting", "admitted", "slots", "keys", "dedup")
 _syncfs = load_syncfs()
 
@@ -123,9 +125,13 @@ def digest(text: str) -> str:
 
 
 def queue_names(directory: Path) -> list[str]:
-    """The queues that have state in a journal directory, sorted."""
+    """The queues that have state in a journal directory, sorted (directories, not links)."""
     try:
-        return sorted(entry.name for entry in os.scandir(directory / QUEUES) if entry.is_dir())
+        return sorted(
+            entry.name
+            for entry in os.scandir(directory / QUEUES)
+            if entry.is_dir(follow_symlinks=False)
+        )
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -372,14 +378,24 @@ class QueueFiles:
         return os.fstat(self._waiting_fd).st_mtime_ns
 
     def read(self, workflow_id: str, *, admitted: bool = False) -> Request | None:
-        """A request (None: gone). DamagedRequest: its bytes do not check out."""
+        """A request (None: gone).
+
+        DamagedRequest: its bytes do not check out, or it is no regular file (a link, a
+        fifo or a directory planted there: never followed, never read).
+        """
         where = self._fds["admitted" if admitted else "waiting"]
         try:
             fd = os.open(workflow_id, os.O_RDONLY | _SAFE, dir_fd=where)
         except FileNotFoundError:
             return None
+        except OSError as error:  # (ELOOP: a symbolic link; O_NOFOLLOW never follows it)
+            kind = "a symbolic link" if error.errno == errno_codes.ELOOP else "unopenable"
+            raise DamagedRequest(f"{kind}, not a request file ({error.strerror})") from None
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DamagedRequest("not a regular file (a fifo, a directory or a device)")
+            size = info.st_size
             if size > MAX_REQUEST_SIZE:
                 raise DamagedRequest(f"{size} bytes, over {MAX_REQUEST_SIZE}")
             data = _read_at(fd, size)
@@ -387,15 +403,11 @@ class QueueFiles:
             os.close(fd)
         return decode_request(workflow_id, data)
 
-    def set_aside(self, workflow_id: str) -> None:
-        """Rename a damaged request to `<id>.damaged` in waiting/ (kept for a person)."""
+    def set_aside(self, workflow_id: str, *, admitted: bool = False) -> None:
+        """Rename a damaged request to `<id>.damaged` in its directory (kept for a person)."""
+        where = self._fds["admitted" if admitted else "waiting"]
         with contextlib.suppress(OSError):
-            os.rename(
-                workflow_id,
-                f"{workflow_id}.damaged",
-                src_dir_fd=self._waiting_fd,
-                dst_dir_fd=self._waiting_fd,
-            )
+            os.rename(workflow_id, f"{workflow_id}{DAMAGED}", src_dir_fd=where, dst_dir_fd=where)
 
     def claim(self, workflow_id: str) -> bool:
         """Move a waiting request to admitted/ (atomic); False if another runtime took it."""

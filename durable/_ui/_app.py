@@ -63,6 +63,7 @@ from .._errors import (
     UnsafeJournalFile,
     UnsupportedJournalFormat,
 )
+from .._json_ready import to_plain
 from .._runtime import Runtime
 from .._schedule_spec import schedule_id
 from .._storage._postgres import PostgresStore
@@ -246,6 +247,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
                     for name, reason in list(found.unreadable.items())[:PAGE_LIMIT]
                 },
                 "total_unreadable": len(found.unreadable),
+                "queues": [to_plain(load) for load in found.queues[:PAGE_LIMIT]],
             }
         )
 

@@ -111,3 +111,40 @@ def test_a_fire_sigkilled_mid_way_ends_once_after_a_restart(tmp_path: Path) -> N
     for fire_id in killed:  # resumed after the kill (one run: one key), ended elsewhere
         (ended,) = fires[fire_id]["ended"]
         assert ended[1] != str(doomed.pid)
+
+
+def test_the_process_running_a_schedule_sigkilled_mid_fire_is_taken_over(tmp_path: Path) -> None:
+    """Two processes serve the schedule; the one running it dies mid-fire: the other takes
+    the schedule and the cut fire over, and no fire time starts twice."""
+    ledger = tmp_path / "ledger"
+    doomed = spawn(tmp_path / "journals", ledger, 60.0)
+    wait_for(ledger.exists)  # (it runs the schedule: a fire began)
+    survivor = spawn(tmp_path / "journals", ledger, 5.0)
+
+    def mid_fire() -> bool:  # one of the doomed process's fires began and sleeps
+        fires = read_ledger(ledger)
+        return len(fires) >= 2 and any(
+            not notes["ended"] and notes["began"][0][1] == str(doomed.pid)
+            for notes in fires.values()
+        )
+
+    wait_for(mid_fire)
+    time.sleep(0.1)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.communicate(timeout=30)
+    killed = {
+        fire_id
+        for fire_id, notes in read_ledger(ledger).items()
+        if not notes["ended"] and notes["began"][0][1] == str(doomed.pid)
+    }
+    assert killed
+    finish(survivor)
+    fires = read_ledger(ledger)
+    check_each_fire_once(fires)
+    began_after = {
+        fire_id for fire_id, notes in fires.items() if notes["began"][0][1] == str(survivor.pid)
+    }
+    assert began_after  # (the survivor went on firing)
+    for fire_id in killed:  # (the cut fires resumed and ended in the survivor)
+        (ended,) = fires[fire_id]["ended"]
+        assert ended[1] == str(survivor.pid)

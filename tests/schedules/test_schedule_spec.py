@@ -42,11 +42,13 @@ def local(spec_: ScheduleSpec, fires: list[float]) -> list[str]:
         ({"cron": "61 * * * *"}, "cron", "Bad minute"),
         ({"cron": "0 2 * *"}, "cron", "five fields"),
         ({"cron": "* * */20 * 1L"}, "cron", "never fires"),
+        ({"cron": "0 0 30 2 *"}, "cron", "day-of-month"),  # (February 30th)
         ({"cron": 5}, "cron", "not a string"),
         ({"cron": "0 2 * * *", "timezone": "Europe/Atlantis"}, "timezone", "unknown time zone"),
         ({"cron": "0 2 * * *", "timezone": "../etc/passwd"}, "timezone", "unknown time zone"),
         ({"every": -5}, "every", "not negative"),
         ({"every": 0}, "every", "must be positive"),
+        ({"every": 1e-9}, "every", "shorter than 1 ms"),  # (fires at one float, one id)
         ({"every": "soon"}, "every", "15 min"),
         ({}, "cron", "exactly one of cron and every"),
         ({"cron": "* * * * *", "every": 60}, "every", "exactly one of cron and every"),
@@ -194,3 +196,28 @@ def test_fire_ids_name_the_schedule_and_the_utc_fire_time() -> None:
     first, second = autumn.next_fires(berlin(2026, 10, 25, 2, 15), 2)
     assert autumn.fire_id(first) != autumn.fire_id(second)  # (the two 02:30s: UTC differs)
     assert second - first == timedelta(hours=1).total_seconds()
+
+
+def test_dst_in_new_york_follows_the_same_rules() -> None:
+    """America/New_York changes at 02:00 local: 02:30 is missing on 2026-03-08 (fires at
+    03:00 EDT), and 01:30 happens twice on 2026-11-01 (fires once, the first, EDT)."""
+    new_york = ZoneInfo("America/New_York")
+
+    def at(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
+        return datetime(year, month, day, hour, minute, tzinfo=new_york).timestamp()
+
+    spring = spec(cron="30 2 * * *", timezone="America/New_York")
+    assert local(spring, spring.next_fires(at(2026, 3, 7, 12), 2)) == [
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-09T02:30:00-04:00",
+    ]
+    autumn = spec(cron="30 1 * * *", timezone="America/New_York")
+    assert local(autumn, autumn.next_fires(at(2026, 10, 31, 12), 2)) == [
+        "2026-11-01T01:30:00-04:00",
+        "2026-11-02T01:30:00-05:00",
+    ]
+    hourly = spec(cron="30 * * * *", timezone="America/New_York")
+    assert local(hourly, hourly.next_fires(at(2026, 11, 1, 0, 45), 2)) == [
+        "2026-11-01T01:30:00-04:00",
+        "2026-11-01T01:30:00-05:00",
+    ]

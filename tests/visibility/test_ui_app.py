@@ -218,6 +218,9 @@ def test_workflow_api_tells_a_queued_workflows_state(tmp_path: Path) -> None:
         assert data["arguments"] == [{"number": 2, "amount": 9.5}]
         assert data["steps"] == []
         assert client.get("/api/workflows/q-3").status_code == 404
+        [load] = client.get("/api/workflows").json()["queues"]  # (the list page shows it)
+        assert (load["name"], load["waiting"], load["concurrency"]) == ("unserved", 2, 1)
+        assert (load["running"], load["admitted"], load["damaged"]) == (0, 0, 0)
 
 
 def test_workflow_api_gives_each_steps_call_site_with_an_excerpt(client: TestClient) -> None:

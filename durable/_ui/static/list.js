@@ -106,11 +106,31 @@
       document.getElementById("next").disabled = last >= data.total;
     }
     showSelection();
+    if (data.queues) showQueues(data.queues);  // (a query's answer has none: keep them)
     const unreadable = Object.entries(data.unreadable);
     document.getElementById("unreadable").replaceChildren(...(unreadable.length ? [
-      el("h2", {}, `Unreadable journals (${data.total_unreadable})`),
+      el("h2", {}, `Unreadable journals and queued requests (${data.total_unreadable})`),
       el("div", { class: "panel" }, el("table", { class: "grid" }, el("tbody", {},
         unreadable.map(([id, why]) => el("tr", {}, el("td", { class: "mono" }, id), el("td", {}, why)))))),
+    ] : []));
+  }
+
+  function queueLine(q) {  // as `durable list` says it
+    const parts = [];
+    if (q.concurrency !== null) {
+      parts.push(`${q.running === null || q.running < 0 ? "?" : q.running} of ${q.concurrency} running,`);
+    }
+    parts.push(`${q.admitted} started and not ended, ${q.waiting} waiting`);
+    if (q.rate) parts.push(`· ${q.recent_starts} starts in the last ${q.rate[1]} s (limit ${q.rate[0]})`);
+    if (q.concurrency_per_key !== null) parts.push(`· at most ${q.concurrency_per_key} per key`);
+    if (q.damaged) parts.push(`· ${q.damaged} set aside as damaged (listed as unreadable)`);
+    return parts.join(" ");
+  }
+
+  function showQueues(queues) {  // each queue's load: running, waiting, rate
+    document.getElementById("queues").replaceChildren(...(queues.length ? [
+      el("div", { class: "panel" }, el("table", { class: "grid", id: "queue-loads" }, el("tbody", {},
+        queues.map((q) => el("tr", {}, el("td", { class: "mono" }, `queue ${q.name}`), el("td", {}, queueLine(q))))))),
     ] : []));
   }
 
