@@ -62,7 +62,7 @@ class Waiting:
         self._order: list[Entry] = []  # sorted; entries no longer waiting are skipped
         self._head = 0  # (before it: none is waiting any more)
         self._dead = 0
-        self.version = -1  # the waiting/ directory's mtime when last listed
+        self.version: tuple[int, int, int] | None = None  # the queue's version when listed
         self.listed_at = -1.0
 
     def add(self, entry: Entry) -> None:

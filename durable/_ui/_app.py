@@ -297,6 +297,7 @@ def create_app(  # noqa: PLR0915 (the routes share the app's state as closures)
         except BadOperation as error:
             return _error(400, str(error))
         return JSONResponse(answer)
+
     async def api_bulk(request: Request) -> Response:
         action = request.path_params["action"]
         body = await _json_body(request, f"bulk {action}", "a bulk action")
