@@ -238,6 +238,10 @@ class QueueFiles:
         self._depth = 0
         self._key_slots: dict[str, Slots] = {}
         self._waiting_fd = self._fds["waiting"]
+        # The old layout's files are only ever taken away (claimed, ended): once both of
+        # its directories are seen empty they stay so, and are not looked at again.
+        self._old_layout = True
+        self._old_layout_gone()
         self._log = RequestLog(self._fd, self.path, self.locked, first_seq=self._old_seq)
 
     def close(self) -> None:
@@ -335,12 +339,14 @@ class QueueFiles:
     def waiting(self) -> list[str]:
         """The ids waiting, in no order."""
         self._log.refresh()
-        return [*self._log.waiting, *os.listdir(self._waiting_fd)]
+        self._old_layout_gone()
+        return [*self._log.waiting, *self._old_names("waiting")]
 
     def waiting_version(self) -> tuple[int, int, int]:
         """Changes whenever a request is added to or taken from the queue."""
         self._log.refresh()
-        return (*self._log.version, os.fstat(self._waiting_fd).st_mtime_ns)
+        old = os.fstat(self._waiting_fd).st_mtime_ns if not self._old_layout_gone() else 0
+        return (*self._log.version, old)
 
     def read(self, workflow_id: str, *, admitted: bool = False) -> Request | None:
         """A request (None: gone). DamagedRequest: an old layout file that does not check out."""
@@ -399,7 +405,20 @@ class QueueFiles:
         self._log.refresh()
         return workflow_id in self._log.admitted or self._exists("admitted", workflow_id)
 
+    def _old_layout_gone(self) -> bool:
+        """Whether waiting/ and admitted/ are empty for good (see __init__)."""
+        if self._old_layout and not any(
+            not name.endswith(".damaged") for name in os.listdir(self._waiting_fd)
+        ):
+            self._old_layout = bool(os.listdir(self._fds["admitted"]))
+        return not self._old_layout
+
+    def _old_names(self, sub: str) -> list[str]:
+        return [] if not self._old_layout else os.listdir(self._fds[sub])
+
     def _exists(self, sub: str, name: str) -> bool:
+        if not self._old_layout:
+            return False
         try:
             os.stat(name, dir_fd=self._fds[sub], follow_symlinks=False)
         except FileNotFoundError:
@@ -424,7 +443,8 @@ class QueueFiles:
 
     def admitted(self) -> list[str]:
         self._log.refresh()
-        return [*self._log.admitted, *os.listdir(self._fds["admitted"])]
+        self._old_layout_gone()
+        return [*self._log.admitted, *self._old_names("admitted")]
 
     def compact(self) -> None:
         """Rewrite the request log with its live records only (it also happens by itself)."""

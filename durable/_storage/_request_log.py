@@ -155,8 +155,18 @@ class RequestLog:
 
     # -- reading -------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Read what was appended since the last look (the whole file, if replaced)."""
+    def refresh(self, *, by_name: bool = False) -> None:
+        """Read what was appended since the last look (the whole file, if replaced).
+
+        A compaction's rename leaves the file open here without a name (no links): then,
+        or with `by_name` (a writer, under the lock), the log's name is looked up again.
+        """
+        if self._fd is not None and not by_name:
+            opened = os.fstat(self._fd)
+            if opened.st_nlink:
+                if opened.st_size != self._seen:
+                    self._read(opened.st_size)
+                return
         try:
             info = os.stat(LOG, dir_fd=self._dir, follow_symlinks=False)
         except FileNotFoundError:
@@ -319,7 +329,7 @@ class RequestLog:
 
     def _catch_up(self) -> None:
         """Under the lock: create the log if absent, read it, mend a torn or damaged tail."""
-        self.refresh()
+        self.refresh(by_name=True)
         if self._fd is None or self._offset == 0:  # (absent, or shorter than its header)
             # Made as a compaction makes a log (written, synced, renamed into place): so
             # a log's header is durable before any record is appended to it.

@@ -87,8 +87,8 @@ def _run(directory: Path, plan: list[Action]) -> tuple[list[Op], dict[str, int],
                 elif what == "finish":
                     log.refresh()
                     for name in sorted(log.admitted)[:count]:
+                        ended_at[name] = len(recorder.ops)  # (its end may be there from here)
                         log.finish(name)
-                        ended_at[name] = len(recorder.ops) - 1
                 else:
                     log.compact()
         finally:
