@@ -252,6 +252,8 @@ class Catalog:
                 continue
             try:
                 members.update(dict.fromkeys([*files.waiting(), *files.admitted()], name))
+            except JournalError:
+                continue  # (a file at its request log's name that is none: skipped)
             finally:
                 files.close()
         return members
@@ -320,6 +322,8 @@ class Catalog:
             try:
                 listing.queues.append(load_of(files, now))
                 found += describe_waiting(files, now)
+            except JournalError as error:  # (its request log cannot be read: said, skipped)
+                listing.unreadable[f"queue {name}"] = str(error)
             finally:
                 files.close()
         return found

@@ -91,3 +91,15 @@ async def test_requests_of_the_old_layout_are_described_listed_and_served(
         assert (files.waiting(), files.admitted()) == ([], [])
     finally:
         files.close()
+
+
+async def test_a_queue_whose_log_is_not_one_is_listed_as_unreadable(tmp_path: Path) -> None:
+    queue = Queue("good")
+    async with Runtime(tmp_path) as producer:
+        await producer.enqueue(queue, old_job, "fine", id="fine")
+    QueueFiles(tmp_path, "bad").close()
+    (tmp_path / "queues" / "bad" / "requests").write_bytes(b"not a request log at all")
+    async with Catalog(tmp_path) as catalog:
+        listing = await catalog.listing(state="queued")
+    assert [d.workflow_id for d in listing.workflows] == ["fine"]
+    assert "not a request log" in listing.unreadable["queue bad"]

@@ -35,6 +35,7 @@ MAX_FRAME bytes. Knows nothing of workflows, slots or limits.
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_codes
 import logging
 import os
@@ -252,6 +253,9 @@ class RequestLog:
             name = payload[1 + _ID.size : 1 + _ID.size + length].decode(errors="replace")
             if name in self.waiting or name in self.admitted:
                 return
+            if not name or "/" in name or "\0" in name:  # (no workflow id: not ours)
+                self.unreadable[name] = "its workflow id cannot name a journal"
+                return
             try:
                 request = decode_request(name, payload[1 + _ID.size + length :])
             except DamagedRequest as error:
@@ -349,9 +353,13 @@ class RequestLog:
             self._seen = self._offset
 
     def _compact_if_sparse(self) -> None:
+        """Compact when mostly dead; a failure is logged, not the append's (it is written)."""
         live = 1 + len(self.waiting) + 2 * len(self.admitted)
         if self._frames - live > COMPACT_AFTER and self._frames > 4 * live:
-            self._rewrite()
+            try:
+                self._rewrite()
+            except OSError as error:
+                logger.warning("queue request log %s: not compacted: %s", self.path, error)
 
     def compact(self) -> None:
         """Rewrite the log with its live records only (crash-safe; takes the lock)."""
@@ -367,7 +375,9 @@ class RequestLog:
         for name, request in self.admitted.items():
             frames.append(encode_frame(enqueue_record(request)))
             frames.append(encode_frame(id_record(ADMIT, name)))
-        fd = os.open(NEW, _WRITE | os.O_CREAT | os.O_TRUNC, 0o600, dir_fd=self._dir)
+        with contextlib.suppress(FileNotFoundError):  # (a dead compaction's, or a link)
+            os.unlink(NEW, dir_fd=self._dir)
+        fd = os.open(NEW, _WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self._dir)
         try:
             write_all(fd, HEADER + b"".join(frames))
             sync_file(fd)

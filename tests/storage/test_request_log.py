@@ -198,3 +198,27 @@ def test_a_compaction_that_died_before_its_rename_changes_nothing(opened: Opened
     assert not (opened.directory / NEW).exists()
     reader.refresh()
     assert set(reader.waiting) == {"a"}
+
+
+def test_a_link_at_the_compactions_name_is_not_followed(opened: Opened, tmp_path: Path) -> None:
+    writer = opened.log()
+    writer.enqueue(request("a"))
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    (opened.directory / NEW).symlink_to(outside)
+    writer.compact()
+    assert outside.read_bytes() == b"keep"
+    assert not (opened.directory / NEW).exists()
+    assert set(opened.log().waiting) | set(writer.waiting) == {"a"}
+
+
+def test_a_record_whose_id_names_no_journal_is_left_out(opened: Opened) -> None:
+    writer = opened.log()
+    writer.enqueue(request("a"))
+    with (opened.directory / LOG).open("ab") as file:
+        file.write(encode_frame(enqueue_record(request("../escape"))))
+        file.write(encode_frame(b"\x09unknown kind"))
+    reader = opened.log()
+    reader.refresh()
+    assert set(reader.waiting) == {"a"}
+    assert "../escape" in reader.unreadable
