@@ -44,7 +44,6 @@ import struct
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from pathlib import Path
 
 from .._errors import JournalCorrupted, UnsafeJournalFile, UnsupportedJournalFormat
@@ -290,8 +289,20 @@ class RequestLog:
             name = request.workflow_id
             if name in self.waiting or name in self.admitted:
                 return None
-            stored = replace(request, seq=self.next_seq)
-            self._append([enqueue_record(stored)])
+            stored = Request(
+                name,
+                request.priority,
+                self.next_seq,
+                request.enqueued,
+                request.not_before,
+                request.key,
+                request.dedup_id,
+                request.payload,
+            )
+            self._append([enqueue_record(stored)], apply=False)
+            self.waiting[name] = stored  # (as _apply would, without decoding it back)
+            self.next_seq += 1
+            self._frames += 1
             return stored
 
     def admit(self, workflow_id: str) -> bool:
@@ -320,16 +331,20 @@ class RequestLog:
             self._append([id_record(kind, workflow_id)])
             return True
 
-    def _append(self, payloads: list[bytes]) -> None:
-        """Under the lock, caught up: append records and apply them here; compact if sparse."""
+    def _append(self, payloads: list[bytes], *, apply: bool = True) -> None:
+        """Under the lock, caught up: append records and apply them here; compact if sparse.
+
+        `apply=False`: the caller applies them (then calls `_compact_if_sparse`).
+        """
         assert self._fd is not None
         data = b"".join(encode_frame(payload) for payload in payloads)
         write_all(self._fd, data)
-        for payload in payloads:
-            self._apply(payload)
         self._offset += len(data)
         self._seen = self._offset
-        self._compact_if_sparse()
+        if apply:
+            for payload in payloads:
+                self._apply(payload)
+            self._compact_if_sparse()
 
     def _catch_up(self) -> None:
         """Under the lock: create the log if absent, read it, mend a torn or damaged tail."""
