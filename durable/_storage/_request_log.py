@@ -203,9 +203,9 @@ class RequestLog:
 
     def _read(self, size: int) -> None:
         assert self._fd is not None
-        self._seen = size
-        if self._offset == 0:
+        if self._offset == 0:  # (a header refused is refused again at every look)
             if size < len(HEADER):
+                self._seen = size
                 return  # (being created)
             head = os.pread(self._fd, len(HEADER), 0)
             if head[:4] != HEADER[:4]:
@@ -216,6 +216,7 @@ class RequestLog:
                 found = struct.unpack_from("<I", head, 4)[0]
                 raise UnsupportedJournalFormat(path=self.path, found=found, supported=VERSION)
             self._offset = len(HEADER)
+        self._seen = size
         pending = b""
         at = self._offset  # (where `pending` starts in the file)
         while at + len(pending) < size:

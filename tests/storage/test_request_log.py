@@ -144,9 +144,14 @@ def test_a_file_that_is_not_a_log_is_refused(opened: Opened, tmp_path: Path) -> 
     path.write_bytes(b"GIF89a" + bytes(40))
     with pytest.raises(JournalCorrupted, match="not a request log"):
         opened.log().refresh()
-    path.write_bytes(HEADER[:4] + (9).to_bytes(4, "little"))
+    newer = HEADER[:4] + (9).to_bytes(4, "little") + b"records of a newer durable"
+    path.write_bytes(newer)
+    log = opened.log()
     with pytest.raises(UnsupportedJournalFormat, match="version 9"):
-        opened.log().refresh()
+        log.refresh()
+    with pytest.raises(UnsupportedJournalFormat):  # (again: never taken for an empty log)
+        log.enqueue(request("z"))
+    assert path.read_bytes() == newer, "left untouched"
     path.unlink()
     secret = tmp_path / "secret"
     secret.write_bytes(HEADER + encode_frame(enqueue_record(request("x"))))
