@@ -13,9 +13,10 @@ Measured per run (medians over runs):
                          workflow's end
   limit_overhead_ms      (drain_queue - drain_start) / workflows: what queueing costs per start
   admit_us               the dispatcher's critical section per admission, timed alone: on
-                         files (lock, a slot's flock, the claim's rename, giving the slot
-                         back); on PostgreSQL (a slot's advisory lock, the claim's transaction,
-                         unlocking the slot: round trips to the server)
+                         files (lock, a slot's flock, the claim's record appended to the
+                         queue's request log, giving the slot back); on PostgreSQL (a
+                         slot's advisory lock, the claim's transaction, unlocking the slot:
+                         round trips to the server)
   enqueue_to_start_ms    on an idle queue, from enqueue() returning to the workflow's code
                          running (median of 200)
 
@@ -124,7 +125,8 @@ async def drain_queue(place: Place, count: int) -> float:
 
 
 def admit_cost(directory: Path, count: int) -> float:
-    """Microseconds per admission's critical section (lock, slot, claim, slot back)."""
+    """Microseconds per admission's critical section (lock, slot, claim: an append, slot
+    back)."""
     files = QueueFiles(directory, "bench-admit")
     slots = files.slots(100)
     for index in range(count):

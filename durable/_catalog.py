@@ -260,6 +260,8 @@ class Catalog:
                 continue
             try:
                 members.update(dict.fromkeys([*files.waiting(), *files.admitted()], name))
+            except JournalError:
+                continue  # (a file at its request log's name that is none: skipped)
             finally:
                 files.close()
         return members
@@ -331,6 +333,8 @@ class Catalog:
                 found += describe_waiting(files, now, listing.unreadable)
                 found += describe_orphans(files, described)
                 listing.unreadable.update(damaged_requests(files))
+            except JournalError as error:  # (its request log cannot be read: said, skipped)
+                listing.unreadable[f"queue {name}"] = str(error)
             finally:
                 files.close()
         return found

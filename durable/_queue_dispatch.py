@@ -110,11 +110,11 @@ class Dispatcher:
         self._launches.discard(task)
 
     def _refresh(self, state: QueueState, *, force: bool = False) -> None:
-        """Read what other runtimes changed in waiting/ (when its mtime moved)."""
+        """Read what other runtimes changed in the queue (when its version moved)."""
         files, waiting = state.files, state.waiting
         version = files.waiting_version()
         now = time.monotonic()
-        # (its own claims and enqueues move the mtime too; they are known already, so a
+        # (its own claims and enqueues move the version too; they are known already, so a
         # change is read at most every REFRESH_INTERVAL, and at least that often)
         if not force and (version == waiting.version or now - waiting.listed_at < REFRESH_INTERVAL):
             return

@@ -1,7 +1,8 @@
 """Enqueue: write a queued request durably, once per id and per de-duplication id.
 
-A request is a file in its queue's waiting/ (`_storage/_queue_files.py`); enqueues at once
-share one sync (a batch in a worker thread). A request whose id is queued, admitted or has a
+A request is a record appended to its queue's request log (`_storage/_queue_files.py`);
+enqueues at once share one fdatasync (a batch in a worker thread), and each returns once its
+record is durable. A request whose id is queued, admitted or has a
 journal already, or whose dedup_id names a workflow not ended, is a duplicate: its existing
 id is returned, or AlreadyQueued raised. Knows nothing of dispatching nor of the gate.
 """
@@ -9,6 +10,7 @@ id is returned, or AlreadyQueued raised. Knows nothing of dispatching nor of the
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -35,7 +37,7 @@ class Enqueuer:
         self._store = registry.store
         self._clock = clock
         self._on_enqueued = on_enqueued
-        self._syncing: list[tuple[QueueFiles, str, asyncio.Future[None]]] = []
+        self._syncing: list[tuple[QueueFiles, bool, asyncio.Future[None]]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._configured: set[str] = set()  # (queues whose config file this runtime checked)
 
@@ -90,6 +92,7 @@ class Enqueuer:
         ):
             return _duplicate(queue, workflow_id, None, on_duplicate)
         now = self._clock.time()
+        stored: Request | None = None
         while True:
             # A dedup id's claim and its request appear together, under the queue's lock:
             # an enqueue racing this one sees both or neither, never a claim whose request
@@ -97,12 +100,11 @@ class Enqueuer:
             with files.locked():
                 holder = None if dedup_id is None else files.dedup_claim(dedup_id, workflow_id)
                 if holder is None:
-                    seq = files.next_seq()
                     request = Request(
-                        workflow_id, priority, seq, now, now + delay, key, dedup_id, payload
+                        workflow_id, priority, 0, now, now + delay, key, dedup_id, payload
                     )
-                    created = files.create(request)
-                    if not created and dedup_id is not None:
+                    stored = files.create(request)  # (numbered by the log)
+                    if stored is None and dedup_id is not None:
                         files.dedup_release(dedup_id, workflow_id)
                     break
                 waiting, admitted = files.is_waiting(holder), files.is_admitted(holder)
@@ -116,12 +118,12 @@ class Enqueuer:
                 if admitted:  # (its runtime died before forgetting its admission)
                     files.finish(holder)
                 files.dedup_release(dedup_id, holder)
-        if not created:
+        if stored is None:
             return _duplicate(queue, workflow_id, None, on_duplicate)
-        await self._synced(files, workflow_id)
+        await self._synced(files, dedup=dedup_id is not None)
         state = registry.states.get(queue.name)
         if state is not None:
-            state.waiting.add(Entry(priority, seq, workflow_id, request, definition.name))
+            state.waiting.add(Entry(priority, stored.seq, workflow_id, stored, definition.name))
             state.wake.set()
         self._on_enqueued()
         return workflow_id
@@ -134,10 +136,10 @@ class Enqueuer:
             return None
         return journal_ended(stored)
 
-    async def _synced(self, files: QueueFiles, name: str) -> None:
+    async def _synced(self, files: QueueFiles, *, dedup: bool) -> None:
         """Wait until the request is durable: enqueues at once share one sync (a batch)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._syncing.append((files, name, future))
+        self._syncing.append((files, dedup, future))
         if self._sync_task is None or self._sync_task.done():
             self._sync_task = asyncio.get_running_loop().create_task(self._sync_batches())
         await future
@@ -145,12 +147,13 @@ class Enqueuer:
     async def _sync_batches(self) -> None:
         while self._syncing:
             batch, self._syncing = self._syncing, []
-            by_files: dict[int, tuple[QueueFiles, list[str]]] = {}
-            for files, name, _ in batch:
-                by_files.setdefault(id(files), (files, []))[1].append(name)
+            by_files: dict[int, tuple[QueueFiles, bool]] = {}
+            for files, dedup, _ in batch:
+                known = by_files.get(id(files), (files, False))
+                by_files[id(files)] = (files, known[1] or dedup)
             try:
-                for files, names in by_files.values():
-                    await anyio.to_thread.run_sync(files.sync, names)
+                for files, dedup in by_files.values():
+                    await anyio.to_thread.run_sync(functools.partial(files.sync, dedup=dedup))
             except Exception as error:
                 for _, _, future in batch:
                     if not future.done():

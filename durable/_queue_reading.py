@@ -15,7 +15,7 @@ from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState
 from ._engine._log_fields import durable_logger
 from ._engine._records import moment
-from ._errors import DurableError
+from ._errors import DurableError, JournalError
 from ._queues import limits_of
 from ._storage._postgres import PostgresStore
 from ._storage._postgres_queues import PostgresQueues, slot_prefix
@@ -96,7 +96,7 @@ def find_waiting(
             if described is None:
                 continue
             request = files.read(workflow_id)
-        except (DamagedRequest, OSError):
+        except (DamagedRequest, OSError, JournalError):
             continue
         finally:
             files.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -388,9 +387,7 @@ async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) ->
         assert tracked["peak"] <= 2, f"{tracked['peak']} ran at once"
         assert tracked["ended"] == {f"job-{n}/2" for n in range(5)}  # (each ended, once)
         assert runtime.directory is not None
-        queue_files = runtime.directory / "queues" / "crash-points"  # (nothing left queued)
-        assert not os.listdir(queue_files / "admitted")
-        assert not os.listdir(queue_files / "waiting")
+        assert queued_ids(runtime.directory, "crash-points") == ([], [])  # (nothing left)
 
     report = await check_crash_points(scenario, tmp_path, queues=[crash_queue], workflows=[cq_job])
     assert report.records >= 5 * 4
@@ -398,6 +395,15 @@ async def test_the_crash_point_checker_runs_a_queued_scenario(tmp_path: Path) ->
 
 
 # -- an admission whose runtime died before the workflow's journal began --------------------
+
+
+def queued_ids(directory: Path, queue: str) -> tuple[list[str], list[str]]:
+    """A queue's waiting and admitted ids, as its files hold them (the log and old layout)."""
+    files = QueueFiles(directory, queue, create=False)
+    try:
+        return sorted(files.waiting()), sorted(files.admitted())
+    finally:
+        files.close()
 
 
 async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_recover(
@@ -417,7 +423,7 @@ async def test_a_request_admitted_by_a_runtime_that_died_first_is_started_by_rec
         assert "starting" in (described.current or "")
         [handle] = await runtime.recover()
         assert await handle.result() == 7
-    assert not os.listdir(tmp_path / "queues" / "orphans" / "admitted")
+    assert queued_ids(tmp_path, "orphans") == ([], [])
 
 
 async def test_serve_starts_a_request_whose_admitter_died_before_its_journal(

@@ -22,7 +22,8 @@ import durable
 from durable import Queue, Runtime
 from durable._catalog import Catalog
 from durable._encoding import encode
-from durable._storage._queue_files import QueueFiles, Request, encode_request
+from durable._storage._queue_files import QueueFiles
+from durable._storage._request_codec import Request, encode_request
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +52,15 @@ def fresh_runs() -> Iterator[None]:
 def _unknown_request(workflow_id: str) -> bytes:
     payload = encode({"wf": "nobody-registered-this", "args": [1]}, context="a test")
     return encode_request(Request(workflow_id, 5, 99, 0.0, 0.0, None, None, payload))
+
+
+def _queued(directory: Path, queue: str) -> list[str]:
+    """The ids a queue holds, waiting or admitted (its request log and the old layout)."""
+    files = QueueFiles(directory, queue, create=False)
+    try:
+        return sorted([*files.waiting(), *files.admitted()])
+    finally:
+        files.close()
 
 
 def _plant(where: Path, outside: Path) -> None:
@@ -254,8 +264,11 @@ async def test_an_enqueue_racing_another_of_its_dedup_id_returns_that_workflow(
     raced[0].join(10)
     assert not raced[0].is_alive()
     assert second["id"] == handle.id
-    waiting = sorted(os.listdir(tmp_path / "queues" / "dedup-race" / "waiting"))
-    assert waiting == sorted(["unrelated", handle.id])
+    files = QueueFiles(tmp_path, "dedup-race", create=False)
+    try:
+        assert sorted(files.waiting()) == sorted(["unrelated", handle.id])  # (no third)
+    finally:
+        files.close()
 
 
 async def test_a_dedup_id_whose_workflow_ended_before_its_admission_was_removed_is_free(
@@ -308,7 +321,7 @@ async def test_an_id_queued_in_one_queue_is_a_duplicate_in_another(tmp_path: Pat
         with pytest.raises(durable.AlreadyQueued, match="'twice'"):
             await runtime.enqueue(other, job, 2, id="twice", on_duplicate="raise")
         assert (await runtime.enqueue(other, job, 2, id="twice")).id == "twice"
-    assert not os.listdir(tmp_path / "queues" / "hostile-other" / "waiting")
+    assert _queued(tmp_path, "hostile-other") == []
 
 
 async def test_a_non_directory_among_the_queues_stops_no_workflow(tmp_path: Path) -> None:
@@ -401,7 +414,7 @@ async def test_enqueueing_the_id_of_a_workflow_that_ran_runs_nothing(tmp_path: P
         with pytest.raises(durable.AlreadyQueued, match="it ran"):
             await runtime.enqueue(hostile, job, 2, id="ran-once", on_duplicate="raise")
     assert ran == [1]
-    assert not os.listdir(tmp_path / "queues" / "hostile" / "waiting")
+    assert _queued(tmp_path, "hostile") == []
 
 
 async def test_an_admission_whose_journal_cannot_be_read_stops_no_serve(

@@ -153,6 +153,25 @@ def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) ->
     return Scan(records, offset, Damage(offset, reason, True))
 
 
+def next_frame(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) -> int | None:
+    """Where the first valid frame at or after `start` begins (None: none, or past the budget).
+
+    For salvaging the frames after damage in a log whose records stand alone (a queue's
+    request log), where a journal would refuse: checksum work is bounded by PROBE_BUDGET.
+    """
+    checked = 0
+    for probe in range(start, len(data) - FRAME_HEADER_SIZE):
+        length = _LENGTH.unpack_from(data, probe)[0]
+        if length == 0 or length > len(data) - probe - FRAME_HEADER_SIZE or length > max_payload:
+            continue
+        checked += length
+        if checked > PROBE_BUDGET:
+            return None
+        if _frame_problem(data, probe, max_payload) is None:
+            return probe
+    return None
+
+
 # Version 2 ----------------------------------------------------------------------------
 
 MARK = b"\xc1"  # never a msgpack type byte, never in UTF-8 text

@@ -3,12 +3,17 @@
 Everything lives under `<directory>/queues/<queue>/` (directories 0700, files 0600), opened
 relative to directory descriptors, never through a link:
 
-    lock              flock'd around each admission and sequence number (microseconds)
-    seq               u64le: the next enqueue sequence number (FIFO within a priority)
-    waiting/<id>      a queued request (header + opaque payload), created O_EXCL
-    admitted/<id>     the same file, renamed here by the runtime that claimed it; unlinked
-                      when its workflow ends. A journal whose id is here or in waiting/ is a
-                      queued workflow: whoever resumes it must hold a slot first
+    lock              flock'd around each admission and append to the log (microseconds)
+    requests          the request log (`_request_log.py`): every enqueue, admission (a
+                      runtime's claim) and end, appended; a request's sequence number (FIFO
+                      within a priority) is the log's. A journal whose id the log holds,
+                      waiting or admitted, is a queued workflow: whoever resumes it must
+                      hold a slot first
+    waiting/<id>      the old layout (durable before the log): a request file, still read,
+                      claimed and served; new requests go to the log only
+    admitted/<id>     the old layout: a request file renamed here by the runtime that claimed
+                      it, unlinked when its workflow ends
+    seq               the old layout's u64le counter: a new log's first sequence number
     slots/<i>         i < concurrency: flock'd by the process running one of its workflows;
                       the kernel lets go when that process dies, so a slot is never leaked
     keys/<digest>.<i> the same per partition key (sha256 of the key), i < concurrency_per_key
@@ -16,9 +21,8 @@ relative to directory descriptors, never through a link:
     dedup/<digest>    a de-duplication id's workflow id (O_EXCL: one per dedup id)
     config            the queue's limits as last declared (opaque, for readers)
 
-A request file: "DURQ" u8(1) u8(priority) u16(len key) u16(len dedup) u32(len payload)
-u64(seq) f64(enqueued) f64(not_before) key dedup payload u32(crc32 of all before), little
-endian. Knows nothing of msgpack nor of workflows: the payload is the caller's.
+A request's bytes (a file of the old layout, a log record's body) are `_request_codec`'s.
+Knows nothing of msgpack nor of workflows: the payload is the caller's.
 """
 
 from __future__ import annotations
@@ -30,93 +34,39 @@ import hashlib
 import os
 import stat
 import struct
-import zlib
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from ._file_io import load_syncfs, sync_file, syncfs_error, write_all
+from ._file_io import load_syncfs, syncfs_error, write_all
 from ._locks import flock_holders
 from ._opening import open_directory
+from ._request_codec import MAX_REQUEST_SIZE, DamagedRequest, Request, decode_request
+from ._request_log import RequestLog
+
+__all__ = [  # (Request and DamagedRequest: the codec's, for the queue modules above)
+    "QUEUES",
+    "DamagedRequest",
+    "QueueFiles",
+    "Request",
+    "Slots",
+    "digest",
+    "is_missing",
+    "queue_names",
+    "rate_record",
+    "rate_wait",
+    "read_ring",
+]
 
 QUEUES = "queues"
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-_HEADER = struct.Struct("<4sBBHHIQdd")
-_MAGIC = b"DURQ"
-_CRC = struct.Struct("<I")
 _SEQ = struct.Struct("<Q")
 _RING = struct.Struct("<II")
-MAX_REQUEST_SIZE = 64 * 1024 * 1024
-DAMAGED = ".damaged"  # the suffix of a request set aside (in waiting/ or admitted/)
+DAMAGED = ".damaged"  # the suffix of an old layout request set aside (waiting/, admitted/)
 _SUBDIRECTORIES = ("waiting", "admitted", "slots", "keys", "dedup")
 _syncfs = load_syncfs()
-
-
-@dataclass(frozen=True)
-class Request:
-    """One queued request as stored (key and dedup_id None when not given)."""
-
-    workflow_id: str
-    priority: int
-    seq: int
-    enqueued: float
-    not_before: float
-    key: str | None
-    dedup_id: str | None
-    payload: bytes
-
-
-class DamagedRequest(Exception):
-    """A request file that does not check out (torn by a power loss, or not ours)."""
-
-
-def encode_request(request: Request) -> bytes:
-    """The bytes of a request file."""
-    key = (request.key or "").encode()
-    dedup = (request.dedup_id or "").encode()
-    head = _HEADER.pack(
-        _MAGIC,
-        1,
-        request.priority,
-        len(key),
-        len(dedup),
-        len(request.payload),
-        request.seq,
-        request.enqueued,
-        request.not_before,
-    )
-    body = head + key + dedup + request.payload
-    return body + _CRC.pack(zlib.crc32(body))
-
-
-def decode_request(workflow_id: str, data: bytes) -> Request:
-    """A request file's bytes, checked (DamagedRequest)."""
-    if len(data) < _HEADER.size + _CRC.size:
-        raise DamagedRequest(f"{len(data)} bytes, shorter than a request")
-    magic, version, priority, key_n, dedup_n, payload_n, seq, enqueued, not_before = (
-        _HEADER.unpack_from(data)
-    )
-    if magic != _MAGIC or version != 1:
-        raise DamagedRequest("not a request file of this durable")
-    end = _HEADER.size + key_n + dedup_n + payload_n
-    if end + _CRC.size != len(data):
-        raise DamagedRequest("its lengths do not add up (torn or truncated)")
-    if _CRC.unpack_from(data, end)[0] != zlib.crc32(data[:end]):
-        raise DamagedRequest("its checksum does not match")
-    key = data[_HEADER.size : _HEADER.size + key_n].decode(errors="replace")
-    dedup = data[_HEADER.size + key_n : _HEADER.size + key_n + dedup_n].decode(errors="replace")
-    return Request(
-        workflow_id,
-        priority,
-        seq,
-        enqueued,
-        not_before,
-        key or None,
-        dedup or None,
-        data[_HEADER.size + key_n + dedup_n : end],
-    )
 
 
 def digest(text: str) -> str:
@@ -138,8 +88,13 @@ def queue_names(directory: Path) -> list[str]:
 
 def _open_directory(parent_fd: int | None, name: str | Path, *, create: bool) -> int:
     if create:
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+        else:  # (its entry durable before any request is: the log syncs only itself)
+            if parent_fd is not None:
+                os.fsync(parent_fd)
     return os.open(name, _DIRECTORY, dir_fd=parent_fd)
 
 
@@ -277,47 +232,77 @@ class QueueFiles:
         finally:
             os.close(root)
         self._fds: dict[str, int] = {}
-        for sub in _SUBDIRECTORIES:
-            self._fds[sub] = _open_directory(self._fd, sub, create=create)
+        try:
+            for sub in _SUBDIRECTORIES:
+                self._fds[sub] = _open_directory(self._fd, sub, create=create)
+        except BaseException:
+            for fd in (*self._fds.values(), self._fd):
+                os.close(fd)
+            raise
         self._lock_fd: int | None = None
-        self._seq_fd: int | None = None
+        self._thread_lock = threading.RLock()  # (flock does not exclude one's own threads)
+        self._depth = 0
         self._key_slots: dict[str, Slots] = {}
         self._waiting_fd = self._fds["waiting"]
+        # The old layout's files are only ever taken away (claimed, ended): once both of
+        # its directories are seen empty they stay so, and are not looked at again.
+        self._old_layout = True
+        self._old_layout_gone()
+        self._log = RequestLog(self._fd, self.path, self.locked, first_seq=self._old_seq)
 
     def close(self) -> None:
         for slots in self._key_slots.values():
             slots.close()
         self._key_slots.clear()
+        self._log.close()
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        for extra in (self._lock_fd, self._seq_fd):
-            if extra is not None:
-                os.close(extra)
-        self._lock_fd = self._seq_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._lock_fd = None
         os.close(self._fd)
 
-    # -- the queue's lock and its counters (call under `locked()`) -----------------------
+    # -- the queue's lock and its counters -----------------------------------------------
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """The queue's lock: a blocking flock held for a few syscalls, never across an await."""
-        if self._lock_fd is None:
-            self._lock_fd = os.open("lock", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        """The queue's lock: a blocking flock held for a few syscalls, never across an await.
 
-    def next_seq(self) -> int:
-        """Take the next enqueue sequence number (under `locked()`)."""
-        if self._seq_fd is None:
-            self._seq_fd = os.open("seq", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd)
-        data = _read_at(self._seq_fd, _SEQ.size)
-        seq: int = _SEQ.unpack(data)[0] if len(data) == _SEQ.size else 0
-        os.pwrite(self._seq_fd, _SEQ.pack(seq + 1), 0)
-        return seq
+        Re-entrant (the log's appends take it inside an admission's), and excludes this
+        object's other threads too.
+        """
+        with self._thread_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            if self._lock_fd is None:
+                self._lock_fd = os.open(
+                    "lock", os.O_RDWR | os.O_CREAT | _SAFE, 0o600, dir_fd=self._fd
+                )
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _old_seq(self) -> int:
+        """The old layout's next sequence number (0: none), where a new log starts counting."""
+        try:
+            fd = os.open("seq", os.O_RDONLY | _SAFE, dir_fd=self._fd)
+        except FileNotFoundError:
+            return 0
+        try:
+            data = _read_at(fd, _SEQ.size)
+        finally:
+            os.close(fd)
+        return int(_SEQ.unpack(data)[0]) if len(data) == _SEQ.size else 0
 
     def rate_wait(self, capacity: int, period: float, now: float) -> float | None:
         """When the next start is allowed by at most `capacity` per `period` (None: now)."""
@@ -330,59 +315,58 @@ class QueueFiles:
     def _ring(self, capacity: int) -> tuple[int, list[float]]:
         return read_ring(self._fd, capacity)
 
-    # -- requests ------------------------------------------------------------------------
+    # -- requests: the log, and the old layout's files ---------------------------------
 
-    def create(self, request: Request) -> bool:
-        """Write a new waiting request (not synced: see `sync`); False if its id is there."""
-        data = encode_request(request)
-        try:
-            fd = os.open(
-                request.workflow_id,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE,
-                0o600,
-                dir_fd=self._waiting_fd,
-            )
-        except FileExistsError:
-            return False
-        try:
-            write_all(fd, data)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(request.workflow_id, dir_fd=self._waiting_fd)
-            raise
-        os.close(fd)
-        return True
+    def create(self, request: Request) -> Request | None:
+        """Append a new waiting request, numbered here (not synced: see `sync`).
 
-    def sync(self, names: list[str]) -> None:
-        """Make the requests `names` (and their directory entries) durable: one syncfs."""
-        if _syncfs is not None:
-            if _syncfs(self._fd) != 0:
-                raise syncfs_error()
-            return
-        for name in names:
-            fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=self._waiting_fd)
-            try:
-                sync_file(fd)
-            finally:
-                os.close(fd)
-        os.fsync(self._waiting_fd)
-        os.fsync(self._fds["dedup"])
+        The request as stored (its `seq` the queue's next), or None if its id is queued.
+        """
+        with self.locked():
+            if self._exists("waiting", request.workflow_id) or self._exists(
+                "admitted", request.workflow_id
+            ):
+                return None
+            return self._log.enqueue(request)
+
+    def sync(self, *, dedup: bool = False) -> None:
+        """Make the requests appended so far durable: one fdatasync of the log.
+
+        With `dedup`, the dedup/ entries made since too (a syncfs, or the directory's fsync).
+        """
+        self._log.sync()
+        if dedup:
+            if _syncfs is not None:
+                if _syncfs(self._fd) != 0:
+                    raise syncfs_error()
+            else:
+                os.fsync(self._fds["dedup"])
 
     def waiting(self) -> list[str]:
         """The ids waiting, in no order."""
-        return os.listdir(self._waiting_fd)
+        self._log.refresh()
+        self._old_layout_gone()
+        return [*self._log.waiting, *self._old_names("waiting")]
 
-    def waiting_version(self) -> int:
-        """Changes whenever a request is added to or taken from waiting/."""
-        return os.fstat(self._waiting_fd).st_mtime_ns
+    def waiting_version(self) -> tuple[int, int, int]:
+        """Changes whenever a request is added to or taken from the queue."""
+        self._log.refresh()
+        old = os.fstat(self._waiting_fd).st_mtime_ns if not self._old_layout_gone() else 0
+        return (*self._log.version, old)
 
     def read(self, workflow_id: str, *, admitted: bool = False) -> Request | None:
         """A request (None: gone).
 
-        DamagedRequest: its bytes do not check out, or it is no regular file (a link, a
-        fifo or a directory planted there: never followed, never read).
+        DamagedRequest: an old layout file whose bytes do not check out, or that is no
+        regular file (a link, a fifo or a directory planted there: never followed, read).
         """
+        log = self._log
+        request = (log.admitted if admitted else log.waiting).get(workflow_id)
+        if request is None:
+            log.refresh()
+            request = (log.admitted if admitted else log.waiting).get(workflow_id)
+        if request is not None:
+            return request
         where = self._fds["admitted" if admitted else "waiting"]
         try:
             fd = os.open(workflow_id, os.O_RDONLY | _SAFE, dir_fd=where)
@@ -404,31 +388,49 @@ class QueueFiles:
         return decode_request(workflow_id, data)
 
     def set_aside(self, workflow_id: str, *, admitted: bool = False) -> None:
-        """Rename a damaged request to `<id>.damaged` in its directory (kept for a person)."""
+        """Rename a damaged old layout request to `<id>.damaged` where it is (for a person)."""
         where = self._fds["admitted" if admitted else "waiting"]
         with contextlib.suppress(OSError):
             os.rename(workflow_id, f"{workflow_id}{DAMAGED}", src_dir_fd=where, dst_dir_fd=where)
 
     def claim(self, workflow_id: str) -> bool:
-        """Move a waiting request to admitted/ (atomic); False if another runtime took it."""
-        try:
-            os.rename(
-                workflow_id,
-                workflow_id,
-                src_dir_fd=self._waiting_fd,
-                dst_dir_fd=self._fds["admitted"],
-            )
-        except FileNotFoundError:
-            return False
-        return True
+        """Admit a waiting request (atomic under the lock); False if another runtime took it."""
+        with self.locked():
+            if self._log.admit(workflow_id):
+                return True
+            try:  # (a request of the old layout: moved to admitted/)
+                os.rename(
+                    workflow_id,
+                    workflow_id,
+                    src_dir_fd=self._waiting_fd,
+                    dst_dir_fd=self._fds["admitted"],
+                )
+            except FileNotFoundError:
+                return False
+            return True
 
     def is_waiting(self, workflow_id: str) -> bool:
-        return self._exists("waiting", workflow_id)
+        self._log.refresh()
+        return workflow_id in self._log.waiting or self._exists("waiting", workflow_id)
 
     def is_admitted(self, workflow_id: str) -> bool:
-        return self._exists("admitted", workflow_id)
+        self._log.refresh()
+        return workflow_id in self._log.admitted or self._exists("admitted", workflow_id)
+
+    def _old_layout_gone(self) -> bool:
+        """Whether waiting/ and admitted/ are empty for good (see __init__)."""
+        # (a request set aside there, `<id>.damaged`, keeps it looked at: `durable list`
+        # shows it until a person repairs or removes it)
+        if self._old_layout and not os.listdir(self._waiting_fd):
+            self._old_layout = bool(os.listdir(self._fds["admitted"]))
+        return not self._old_layout
+
+    def _old_names(self, sub: str) -> list[str]:
+        return [] if not self._old_layout else os.listdir(self._fds[sub])
 
     def _exists(self, sub: str, name: str) -> bool:
+        if not self._old_layout:
+            return False
         try:
             os.stat(name, dir_fd=self._fds[sub], follow_symlinks=False)
         except FileNotFoundError:
@@ -437,11 +439,14 @@ class QueueFiles:
 
     def finish(self, workflow_id: str) -> None:
         """The workflow ended: forget its admission."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(workflow_id, dir_fd=self._fds["admitted"])
+        if not self._log.finish(workflow_id):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(workflow_id, dir_fd=self._fds["admitted"])
 
     def withdraw(self, workflow_id: str) -> bool:
         """Remove a waiting request (False: not waiting any more)."""
+        if self._log.withdraw(workflow_id):
+            return True
         try:
             os.unlink(workflow_id, dir_fd=self._waiting_fd)
         except FileNotFoundError:
@@ -449,7 +454,13 @@ class QueueFiles:
         return True
 
     def admitted(self) -> list[str]:
-        return os.listdir(self._fds["admitted"])
+        self._log.refresh()
+        self._old_layout_gone()
+        return [*self._log.admitted, *self._old_names("admitted")]
+
+    def compact(self) -> None:
+        """Rewrite the request log with its live records only (it also happens by itself)."""
+        self._log.compact()
 
     # -- de-duplication ------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from durable._storage._queue_files import QueueFiles
+
 pytestmark = pytest.mark.slow
 
 APP = Path(__file__).with_name("queue_app.py")
@@ -66,9 +68,12 @@ def test_sigkill_releases_slots_and_never_counts_one_twice(tmp_path: Path) -> No
         assert set(done.read_text().split()) == {str(n) for n in range(JOBS)}
         assert victim.returncode == -signal.SIGKILL
         # Every admission was forgotten as its workflow ended: nothing queued, none leaked.
-        queue = directory / "queues" / "kill-test"
-        _wait_for(lambda: not os.listdir(queue / "admitted"), 5)
-        assert not os.listdir(queue / "waiting")
+        files = QueueFiles(directory, "kill-test", create=False)
+        try:
+            _wait_for(lambda: not files.admitted(), 5)
+            assert not files.waiting()
+        finally:
+            files.close()
     finally:
         for process in [producer, *servers]:
             if process.poll() is None:
