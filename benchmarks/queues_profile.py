@@ -110,7 +110,7 @@ class Meter:
             f"\n{name}: {total / count:.2f} statements each; {wall:.2f} ms wall, {cpu:.2f} ms "
             f"CPU here, {on_server} CPU on the server, each"
         )
-        for statement, sent in SENT.most_common(12):
+        for statement, sent in SENT.most_common(30):
             print(f"  {sent / count:6.2f}  {statement}")
 
 

@@ -228,6 +228,18 @@ class PostgresJournal:
             raise JournalClosed(path=self._store.location(self.name))
 
 
+async def _keep_session(connection: Any) -> None:
+    """The pool's reset of a connection given back: nothing more than asyncpg's own.
+
+    asyncpg has already rolled back an open transaction and dropped the connection's
+    listener callbacks; its default reset would also send `pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL`, a round trip per session for state durable does not leave
+    on pooled connections (no session settings, no cursors outside a transaction). The two
+    that hold session state, the queues' slot connection (LISTEN, session advisory locks)
+    and serve()'s listener, reset it themselves before they give it back.
+    """
+
+
 class PostgresStore:
     """Journals and inboxes in a PostgreSQL database: `Runtime(store=PostgresStore(dsn))`.
 
@@ -340,6 +352,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=self._pool_size,
                 server_settings={"idle_in_transaction_session_timeout": idle},
+                reset=_keep_session,
             )
         except (OSError, asyncpg.PostgresError, ValueError) as error:
             raise StoreUnavailable(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._postgres_commit import connection_gone
+from ._postgres_enqueue import EnqueueBatcher, NewRequest
 from ._queue_files import Request
 
 if TYPE_CHECKING:
@@ -91,6 +92,21 @@ SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
        extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload,
        false AS admitted
   FROM claimed
+"""
+# The first `$5` waiting requests (a queue with neither a per-key limit nor a rate, and
+# that many free slots), claimed as _CLAIM_FIRST claims one: one statement for all of them.
+_CLAIM_MANY = _CLAIM_FIRST.replace("LIMIT 1", "LIMIT $5") + " ORDER BY priority, seq"
+_TAKE_MANY = _TAKE.replace("LIMIT 1", "LIMIT $4")
+# Workflows that ended, in one statement on the slots' connection: their requests deleted
+# (their dedup ids free again) and their slots unlocked, and the news to every dispatcher.
+_END = """
+WITH ended AS (
+  DELETE FROM durable_queue_requests WHERE id = ANY($1::text[]) RETURNING id
+), unlocked AS (
+  SELECT pg_advisory_unlock(hashtextextended(p || s, 0))
+    FROM unnest($2::text[], $3::int[]) AS given(p, s)
+)
+SELECT (SELECT count(*) FROM ended) + (SELECT count(*) FROM unlocked), pg_notify($4, 'ended')
 """
 _LATER = """
 SELECT extract(epoch FROM min(not_before) - now())
@@ -166,6 +182,7 @@ class PostgresQueues:
         self._connection: Any = None
         self._lock = asyncio.Lock()
         self._on_notify = on_notify
+        self._inserts = EnqueueBatcher(store, CHANNEL)
         self.held: dict[str, set[int]] = {}  # slot prefix -> the slots this runtime holds
 
     async def _own(self) -> Any:
@@ -202,6 +219,41 @@ class PostgresQueues:
             return None
         held.add(int(slot))
         return int(slot)
+
+    async def take_many(self, prefix: str, capacity: int, wanted: int) -> list[int]:
+        """Up to `wanted` free slots of `prefix`, locked for this runtime, in one statement."""
+        async with self._lock:
+            connection = await self._own()
+            held = self.held.setdefault(prefix, set())
+            rows = await connection.fetch(_TAKE_MANY, prefix, capacity, sorted(held), wanted)
+            taken = [int(row["i"]) for row in rows]
+            held.update(taken)
+            if not held:
+                del self.held[prefix]
+            return taken
+
+    async def end(self, finished: list[str], slots: list[tuple[str, int]]) -> None:
+        """Delete the requests of workflows that ended and unlock `slots` (prefix, slot).
+
+        Only the slots this runtime holds; together, in one statement on the slots'
+        connection, whatever their number.
+        """
+        async with self._lock:
+            mine = []
+            for prefix, slot in slots:
+                held = self.held.get(prefix)
+                if held is None or slot not in held:
+                    continue
+                held.discard(slot)
+                if not held:
+                    del self.held[prefix]
+                mine.append((prefix, slot))
+            if not finished and not mine:
+                return
+            connection = await self._own()
+            await connection.fetchval(
+                _END, finished, [p for p, _ in mine], [s for _, s in mine], CHANNEL
+            )
 
     async def give_back(self, prefix: str, slot: int) -> None:
         """Unlock a slot this runtime holds, and tell the other runtimes."""
@@ -241,14 +293,18 @@ class PostgresQueues:
         request holding `dedup_id` in `queue`. A dedup holder whose journal ended (its
         process died before it deleted the row) is deleted and the insert tried again.
         """
+        request = NewRequest(workflow_id, queue, priority, delay, key, dedup_id, workflow, payload)
+        if await self._inserts.insert(request):  # (with the requests of other callers)
+            return None
         async with self._store.session(f"enqueueing {workflow_id!r}") as connection:
-            for _ in range(2):
-                seq = await connection.fetchval(
-                    _INSERT, workflow_id, queue, priority, delay, key, dedup_id, workflow,
-                    payload, CHANNEL,
-                )  # fmt: skip
-                if seq is not None:
-                    return None
+            for attempt in range(2):
+                if attempt:
+                    seq = await connection.fetchval(
+                        _INSERT, workflow_id, queue, priority, delay, key, dedup_id,
+                        workflow, payload, CHANNEL,
+                    )  # fmt: skip
+                    if seq is not None:
+                        return None
                 if await connection.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM durable_queue_requests WHERE id = $1) "
                     "OR EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)",
@@ -335,6 +391,26 @@ class PostgresQueues:
                     return row, key_slot, None
                 later = await connection.fetchval(_LATER, queue)
                 return None, None, None if later is None else max(0.0, float(later))
+
+    async def claim_many(self, queue: str, workflows: list[str], wanted: int) -> list[QueuedRow]:
+        """Claim the first `wanted` waiting requests, in (priority, seq) order.
+
+        Of a queue with neither a per-key limit nor a rate (the caller holds a concurrency
+        slot for each): each marked admitted with its journal's row leased to this store,
+        in one statement.
+        """
+        async with self._lock:
+            connection = await self._own()
+            records = await connection.fetch(
+                _CLAIM_MANY, queue, workflows, self._store.owner, self._store.lease, wanted
+            )
+        return [_row(record) for record in records]
+
+    async def later(self, queue: str) -> float | None:
+        """Seconds until a delayed request of `queue` is due (None: none is delayed)."""
+        async with self._store.session(f"reading queue {queue!r}") as connection:
+            later = await connection.fetchval(_LATER, queue)
+        return None if later is None else max(0.0, float(later))
 
     async def start_within(self, name: str, rate: tuple[int, float]) -> float | None:
         """Count a start of `name` if its rate allows one now (None), else seconds to wait."""
@@ -456,6 +532,7 @@ class PostgresQueues:
 
     async def close(self) -> None:
         """Give the connection back to the pool (letting go of every slot still held)."""
+        await self._inserts.close()
         async with self._lock:
             connection, self._connection = self._connection, None
             self.held.clear()
@@ -463,6 +540,6 @@ class PostgresQueues:
                 return
             with contextlib.suppress(Exception):
                 await connection.remove_listener(CHANNEL, self._notified)
-                await connection.execute("SELECT pg_advisory_unlock_all()")
+                await connection.reset()  # (the pool's reset does not: unlock all, UNLISTEN)
             with contextlib.suppress(Exception):
                 await self._store.pool.release(connection)

@@ -165,5 +165,6 @@ class PostgresWorkQueue:
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.remove_listener(CHANNEL, self._on_notify)
+                await self._listener.reset()  # (the pool's does not UNLISTEN)
                 await self._store.pool.release(self._listener)
             self._listener = None

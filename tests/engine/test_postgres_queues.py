@@ -109,6 +109,41 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
     assert len(seen.runs) == 2
 
 
+async def test_enqueues_at_once_share_a_statement_each_answered_as_alone(
+    postgres_dsn: str,
+) -> None:
+    # (a group commit: the requests handed in while one insert is in flight go in the next)
+    queue = Queue("together", concurrency=8)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as runtime:
+        await runtime.enqueue(queue, pg_job, -1, id="first-alone")
+        inserts = runtime._queues._tables._inserts  # type: ignore[union-attr]
+        before = inserts.statements
+        calls = [runtime.enqueue(queue, pg_job, n, id=f"together-{n}") for n in range(20)]
+        calls.append(runtime.enqueue(queue, pg_job, 20, dedup_id="same"))
+        calls.append(runtime.enqueue(queue, pg_job, 21, dedup_id="same"))
+        calls.append(runtime.enqueue(queue, pg_job, 22, id="together-3"))  # (an id taken)
+        calls.append(runtime.enqueue(queue, pg_job, 23, key="nul\x00key"))  # (the server: no)
+        *answers, refused = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(refused, Exception)  # (that request's error, and only its)
+        handles = [answer for answer in answers if not isinstance(answer, BaseException)]
+        assert len(handles) == len(answers)
+        assert [handle.id for handle in handles[:20]] == [f"together-{n}" for n in range(20)]
+        assert handles[20].id == handles[21].id  # (one request per dedup id)
+        assert handles[22].id == "together-3"
+        assert inserts.statements - before < 6  # (not one per request)
+        waiting = await runtime.describe("together-19")
+        assert waiting.status["position"] == 21  # (after first-alone and 19 others: FIFO)
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]
+    ) as runtime:
+        followed = [await runtime.handle(handle.id) for handle in handles]
+        results = await asyncio.gather(*(handle.result() for handle in followed))
+    assert results[:20] == list(range(20))
+    assert results[22] == 3  # (the request queued first under that id)
+    assert seen.peak <= 8
+    assert sum(seen.runs.values()) == 22  # (first-alone, 20, one of the dedup pair)
+
+
 async def test_enqueueing_an_id_whose_journal_exists_queues_nothing(postgres_dsn: str) -> None:
     # (the request's insert checks for the journal in the same statement: one round trip)
     queue = Queue("by-id", concurrency=1)
