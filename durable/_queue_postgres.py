@@ -330,6 +330,8 @@ class PostgresQueueService:
         while self._ending:
             grants, self._ending = self._ending, []
             finished = [grant.workflow_id for grant in grants if grant.finished]
+            for grant in grants:  # (one not started here: its row is claimed on open)
+                self._store.unclaimed(grant.workflow_id)
             slots = []
             for grant in grants:
                 if grant.slot is not None:

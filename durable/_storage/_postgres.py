@@ -286,6 +286,7 @@ class PostgresStore:
         self._connecting: asyncio.Task[Any] | None = None
         self._open: dict[str, PostgresJournal] = {}
         self._opening: set[str] = set()  # (claims under way: a second open here is refused)
+        self._claimed: dict[str, tuple[int, int, bool, float]] = {}  # (see claimed())
         self._heartbeat: asyncio.Task[None] | None = None
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
@@ -444,6 +445,17 @@ class PostgresStore:
         self.check_name(name)
         if name in self._open or name in self._opening:  # (before any await: one claim)
             raise JournalLocked(path=self.location(name))
+        claimed = self._claimed.pop(name, None)
+        if claimed is not None:
+            fence, generation, mail, sent = claimed
+            # (the admission's lease surely holds: it was sent at `sent`, renewed from now on)
+            if time.monotonic() < sent + self.lease / 3:
+                journal = PostgresJournal(self, name, fence, generation, [])
+                journal.held_until = sent + self.lease
+                if mail:
+                    self._with_mail.add(name)
+                self._open[name] = journal
+                return journal
         self._opening.add(name)
         try:
             return await self._claim(name)
@@ -491,6 +503,19 @@ class PostgresStore:
         journal.held_until = claimed_at + self.lease
         self._open[name] = journal
         return journal
+
+    def claimed(self, name: str, fence: int, generation: int, mail: bool, sent: float) -> None:
+        """Note a journal row another statement created and claimed for this store.
+
+        A queue's admission (the row new, so no records). The next open() takes it without a
+        round trip, as `_claim` would have left it, while its lease surely holds (a third of
+        it from `sent`, the monotonic time the statement was sent); later it claims it as usual.
+        """
+        self._claimed[name] = (fence, generation, mail, sent)
+
+    def unclaimed(self, name: str) -> None:
+        """Forget what `claimed` noted (the workflow was not started here)."""
+        self._claimed.pop(name, None)
 
     def _fenced(self, journal: PostgresJournal) -> JournalFenced:
         """A held journal found taken over (its fence moved on): unusable from now on."""

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._postgres_commit import connection_gone
 from ._postgres_enqueue import EnqueueBatcher, NewRequest
+from ._postgres_sql import SCHEMA_VERSION
 from ._queue_files import Request
 
 if TYPE_CHECKING:
@@ -73,7 +75,9 @@ _CANDIDATES = (
 )
 # A queue with neither a per-key limit nor a rate claims its first request in one statement
 # (one round trip, no BEGIN/COMMIT): the row FOR UPDATE SKIP LOCKED, `admitted`, and its
-# journal's row leased to this store, committed together as claim()'s transaction does.
+# journal's row created and claimed for this store (fence 1, as open() would make it), all
+# committed together. `fresh`: the row is new, with no records, so the workflow's start
+# opens it without a round trip (PostgresStore.claimed); else open() claims it as usual.
 _CLAIM_FIRST = """
 WITH first AS (
   SELECT id FROM durable_queue_requests
@@ -84,14 +88,18 @@ WITH first AS (
   UPDATE durable_queue_requests AS r SET admitted = true FROM first WHERE r.id = first.id
   RETURNING r.*
 ), leased AS (
-  INSERT INTO durable_journals (name, owner, lease_until)
-  SELECT id, $3, now() + make_interval(secs => $4) FROM claimed
-  ON CONFLICT (name) DO NOTHING
+  INSERT INTO durable_journals (name, owner, fence, lease_until)
+  SELECT id, $3, 1, now() + make_interval(secs => $4) FROM claimed
+  ON CONFLICT (name) DO NOTHING RETURNING name, fence, generation
 )
-SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
-       extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload,
-       false AS admitted
-  FROM claimed
+SELECT c.id, c.queue, c.priority, c.seq, extract(epoch FROM c.enqueued) AS enqueued,
+       extract(epoch FROM c.not_before) AS not_before, c.key, c.dedup_id, c.workflow,
+       c.payload, false AS admitted, l.fence, l.generation,
+       l.name IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM durable_records AS d WHERE d.name = c.id) AS fresh,
+       EXISTS (SELECT 1 FROM durable_inbox AS i WHERE i.name = c.id) AS mail,
+       (SELECT value FROM durable_meta WHERE key = 'schema_version') AS schema
+  FROM claimed AS c LEFT JOIN leased AS l ON l.name = c.id
 """
 # The first `$5` waiting requests (a queue with neither a per-key limit nor a rate, and
 # that many free slots), claimed as _CLAIM_FIRST claims one: one statement for all of them.
@@ -343,10 +351,12 @@ class PostgresQueues:
         async with self._lock:
             connection = await self._own()
             if key_capacity is None and rate is None:
+                sent = time.monotonic()
                 record = await connection.fetchrow(
                     _CLAIM_FIRST, queue, workflows, self._store.owner, self._store.lease
                 )
                 if record is not None:
+                    self._preclaimed(record, sent)
                     return _row(record), None, None
                 later = await connection.fetchval(_LATER, queue)
                 return None, None, None if later is None else max(0.0, float(later))
@@ -401,10 +411,20 @@ class PostgresQueues:
         """
         async with self._lock:
             connection = await self._own()
+            sent = time.monotonic()
             records = await connection.fetch(
                 _CLAIM_MANY, queue, workflows, self._store.owner, self._store.lease, wanted
             )
+        for record in records:
+            self._preclaimed(record, sent)
         return [_row(record) for record in records]
+
+    def _preclaimed(self, record: Any, sent: float) -> None:
+        """Tell the store of a journal row an admission created and claimed (see above)."""
+        if record["fresh"] and record["schema"] == str(SCHEMA_VERSION):
+            self._store.claimed(
+                record["id"], record["fence"], record["generation"], record["mail"], sent
+            )
 
     async def later(self, queue: str) -> float | None:
         """Seconds until a delayed request of `queue` is due (None: none is delayed)."""
