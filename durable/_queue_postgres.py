@@ -5,7 +5,9 @@ the gate for resumed runs), for runtimes on many hosts: a dispatcher per declare
 a concurrency slot (a session advisory lock), then claims the first request the rate and its
 key allow (FOR UPDATE SKIP LOCKED), and starts its workflow holding those slots until its
 task ends. NOTIFY on the `durable_queue` channel wakes the dispatchers of every host; a slot
-let go by a dead process (no notice) is seen at the next poll.
+let go by a dead process (no notice) is seen at the next poll. A queue with neither a per-key
+limit nor a rate takes all its free slots and claims as many requests at once (a statement
+each), and the grants given back meanwhile go together: statements per batch, not per start.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, check_inbox_bounds
 from ._pages import START, Cursor, Page
 from ._postgres_commit import Committer, database_away
+from ._postgres_ends import EndBatcher
 from ._postgres_sql import CLAIM, PAGE, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
 from ._postgres_work import PostgresWorkQueue
 
@@ -292,6 +293,7 @@ class PostgresStore:
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
         self._with_mail: set[str] = set()
         self.committer = Committer(self)
+        self.ends = EndBatcher(self)  # (done marks and leases given back, batched)
         self.work = PostgresWorkQueue(self)  # (serve()'s: candidates, hints, waiting for work)
 
     # -- connection and schema ------------------------------------------------------------
@@ -546,15 +548,8 @@ class PostgresStore:
 
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)
-            async with self.session(f"releasing journal {journal.name!r}") as connection:
-                await connection.execute(
-                    "UPDATE durable_journals SET owner = NULL, lease_until = NULL "
-                    "WHERE name = $1 AND fence = $2 AND owner = $3",
-                    journal.name,
-                    journal.fence,
-                    self.owner,
-                )
-                await self.work.released(connection, journal.name)
+            # (with the other journals given back or ended meanwhile: one statement)
+            await self.ends.end(journal.name, journal.fence, finished=False, released=True)
 
     # -- the work queue serve() uses (PostgresWorkQueue) ----------------------------------
 
@@ -748,6 +743,7 @@ class PostgresStore:
     async def close(self) -> None:
         """Stop the heartbeat and close the connections (open journals first)."""
         await self.committer.stop()
+        await self.ends.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
