@@ -111,6 +111,7 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
     assert len(seen.runs) == 2
 
 
+@pytest.mark.slow
 async def test_enqueues_at_once_share_a_statement_each_answered_as_alone(
     postgres_dsn: str,
 ) -> None:
@@ -429,6 +430,7 @@ async def pg_quick(n: int) -> int:
     return n
 
 
+@pytest.mark.slow
 async def test_a_drain_opens_its_journals_without_claims_and_ends_them_together(
     postgres_dsn: str,
 ) -> None:
@@ -467,6 +469,7 @@ async def test_a_drain_opens_its_journals_without_claims_and_ends_them_together(
     assert {(row["fence"], row["done"], row["owner"]) for row in rows} == {(1, True, None)}
 
 
+@pytest.mark.slow
 async def test_a_journal_claimed_by_an_admission_too_long_ago_is_claimed_on_open(
     postgres_dsn: str,
 ) -> None:
