@@ -12,17 +12,14 @@ reset of a connection given back) for:
   drain     those requests drained by a runtime serving the queue (concurrency 100): all a
             queued start costs, the workflow's own journal included
 and the wall time, this process's CPU and the server's CPU (when it runs here) of each: CPU
-is what a loaded machine's timings hide. On a throwaway cluster (no --dsn) also the server's
-commits and WAL flushes (fdatasync) per operation and the time of a flush (pg_stat_wal with
-track_wal_io_timing, which it turns on): what a commit waits for. With --cprofile, writes
-the phases' profiles to F-enqueue, F-drain, F-batched and prints their top functions.
+is what a loaded machine's timings hide. With --cprofile, writes the enqueue and drain
+phases' profiles to F-enqueue and F-drain and prints their top functions by own time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import contextlib
 import cProfile
 import os
@@ -76,17 +73,9 @@ class Meter:
     """Wall time, this process's CPU and the server's CPU (its postmaster's children, live
     and reaped, read from /proc: a server on this machine) since the last reset()."""
 
-    def __init__(self, postmaster: str | None, admin: str | None = None) -> None:
+    def __init__(self, postmaster: str | None) -> None:
         self.postmaster = postmaster
-        self.admin = admin  # (with it: the server's commits and WAL flushes, pg_stat_*)
         self.reset()
-
-    def wal(self) -> tuple[float, float, float] | None:
-        """(commits, WAL syncs, ms spent in them) on the whole server so far."""
-        if self.admin is None:
-            return None
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:
-            return thread.submit(asyncio.run, _wal(self.admin)).result()
 
     def server_cpu(self) -> float | None:
         if self.postmaster is None:
@@ -102,7 +91,6 @@ class Meter:
 
     def reset(self) -> None:
         SENT.clear()
-        self.synced = self.wal()
         self.wall, self.cpu, self.server = (
             time.perf_counter(),
             time.process_time(),
@@ -123,38 +111,8 @@ class Meter:
             f"\n{name}: {total / count:.2f} statements each; {wall:.2f} ms wall, {cpu:.2f} ms "
             f"CPU here, {on_server} CPU on the server, each"
         )
-        synced = self.wal()
-        if synced is not None and self.synced is not None:
-            commits, syncs, spent = (b - a for a, b in zip(self.synced, synced, strict=True))
-            print(
-                f"  server: {commits / count:.2f} commits and {syncs / count:.2f} WAL flushes "
-                f"each, {spent / max(syncs, 1):.2f} ms a flush (pg_stat_wal, ~1 s late)"
-            )
         for statement, sent in SENT.most_common(30):
             print(f"  {sent / count:6.2f}  {statement}")
-
-
-async def _wal(dsn: str) -> tuple[float, float, float]:
-    await asyncio.sleep(1.1)  # (backends report their statistics at most once a second)
-    connection = await asyncpg.connect(dsn)
-    try:
-        row = await connection.fetchrow(
-            "SELECT (SELECT sum(xact_commit) FROM pg_stat_database) AS commits, "
-            "wal_sync, wal_sync_time FROM pg_stat_wal"
-        )
-    finally:
-        await connection.close()
-    return float(row["commits"]), float(row["wal_sync"]), float(row["wal_sync_time"])
-
-
-async def wal_timing(dsn: str) -> None:
-    """Have the (throwaway) server time its WAL flushes (track_wal_io_timing)."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute("ALTER SYSTEM SET track_wal_io_timing = on")
-        await connection.execute("SELECT pg_reload_conf()")
-    finally:
-        await connection.close()
 
 
 async def postmaster(dsn: str) -> str | None:
@@ -230,9 +188,7 @@ def main() -> None:
     count_statements()
     with admin_dsn("postgres", options.dsn) as admin:
         assert admin is not None
-        if options.dsn is None:  # (a throwaway cluster of ours: time its WAL flushes)
-            asyncio.run(wal_timing(admin))
-        meter = Meter(asyncio.run(postmaster(admin)), admin if options.dsn is None else None)
+        meter = Meter(asyncio.run(postmaster(admin)))
         dsn = asyncio.run(fresh_database(admin))
         profiled("enqueue", enqueue_phase(dsn, count, meter), options.cprofile)
         profiled("drain", drain_phase(dsn, count, meter), options.cprofile)

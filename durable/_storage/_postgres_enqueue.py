@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 
 BATCH = 500  # requests per statement at most
 
+# One statement, one round trip: the request (unless its id has a journal already: started
+# by id, or admitted and ended) and the news to every dispatcher, committed together.
+INSERT_ONE = """
+WITH inserted AS (
+  INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id,
+                                      workflow, payload)
+  SELECT $1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8
+   WHERE NOT EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)
+  ON CONFLICT DO NOTHING RETURNING seq
+)
+SELECT seq, pg_notify($9, $2) FROM inserted
+"""
 # The requests (unless their id has a journal already: started by id, or admitted and ended),
 # in the order they were handed in (their seq, FIFO within a priority), and the news to every
 # dispatcher of their queues, committed together. Returns the ids inserted.
@@ -60,6 +72,20 @@ class NewRequest:
     dedup_id: str | None
     workflow: str
     payload: bytes
+
+
+def columns_of(request: NewRequest) -> tuple[Any, ...]:
+    """A request's values, in the statements' order ($1 to $8)."""
+    return (
+        request.workflow_id,
+        request.queue,
+        request.priority,
+        request.delay,
+        request.key,
+        request.dedup_id,
+        request.workflow,
+        request.payload,
+    )
 
 
 class EnqueueBatcher:
@@ -112,26 +138,16 @@ class EnqueueBatcher:
     async def _send(self, requests: list[NewRequest]) -> set[str]:
         columns: list[list[Any]] = [[] for _ in range(8)]
         for request in requests:
-            for column, value in zip(
-                columns,
-                (
-                    request.workflow_id,
-                    request.queue,
-                    request.priority,
-                    request.delay,
-                    request.key,
-                    request.dedup_id,
-                    request.workflow,
-                    request.payload,
-                ),
-                strict=True,
-            ):
+            for column, value in zip(columns, columns_of(request), strict=True):
                 column.append(value)
         doing = f"enqueueing {requests[0].workflow_id!r}" + (
             f" and {len(requests) - 1} more" if len(requests) > 1 else ""
         )
         async with self._store.session(doing) as connection:
             self.statements += 1
+            if len(requests) == 1:  # (alone: the simpler statement, less for the server)
+                seq = await connection.fetchval(INSERT_ONE, *columns_of(requests[0]), self._channel)
+                return set() if seq is None else {requests[0].workflow_id}
             rows = await connection.fetch(_INSERT_MANY, *columns, self._channel)
         return {row["id"] for row in rows}
 

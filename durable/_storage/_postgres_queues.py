@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._postgres_commit import connection_gone
-from ._postgres_enqueue import EnqueueBatcher, NewRequest
+from ._postgres_enqueue import INSERT_ONE, EnqueueBatcher, NewRequest
 from ._postgres_sql import SCHEMA_VERSION
 from ._queue_files import Request
 
@@ -52,18 +52,6 @@ _ROW = """
 SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
        extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload, admitted
   FROM durable_queue_requests
-"""
-# One statement, one round trip: the request (unless its id has a journal already: started
-# by id, or admitted and ended) and the news to every dispatcher, committed together.
-_INSERT = """
-WITH inserted AS (
-  INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id,
-                                      workflow, payload)
-  SELECT $1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8
-   WHERE NOT EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)
-  ON CONFLICT DO NOTHING RETURNING seq
-)
-SELECT seq, pg_notify($9, $2) FROM inserted
 """
 _CANDIDATES = (
     _ROW
@@ -308,7 +296,7 @@ class PostgresQueues:
             for attempt in range(2):
                 if attempt:
                     seq = await connection.fetchval(
-                        _INSERT, workflow_id, queue, priority, delay, key, dedup_id,
+                        INSERT_ONE, workflow_id, queue, priority, delay, key, dedup_id,
                         workflow, payload, CHANNEL,
                     )  # fmt: skip
                     if seq is not None:
