@@ -7,6 +7,7 @@ counts the statements durable sends (each one round trip: asyncpg's `execute` wi
 arguments, and every prepared `fetch*`/`execute`, which includes BEGIN, COMMIT and the pool's
 reset of a connection given back) for:
   enqueue   --workflows enqueues one after another, by a runtime serving nothing
+  batched   4 x --workflows enqueues, 100 at once (asyncio.gather), by the same runtime
   admit     the dispatcher's calls per admission alone (slot, claim, slot back)
   drain     those requests drained by a runtime serving the queue (concurrency 100): all a
             queued start costs, the workflow's own journal included
@@ -110,7 +111,7 @@ class Meter:
             f"\n{name}: {total / count:.2f} statements each; {wall:.2f} ms wall, {cpu:.2f} ms "
             f"CPU here, {on_server} CPU on the server, each"
         )
-        for statement, sent in SENT.most_common(12):
+        for statement, sent in SENT.most_common(30):
             print(f"  {sent / count:6.2f}  {statement}")
 
 
@@ -137,6 +138,18 @@ async def enqueue_phase(dsn: str, count: int, meter: Meter) -> None:
         for index in range(count):
             await runtime.enqueue(queue, noop, index)
         meter.report("enqueue", count)
+
+
+async def batched_phase(dsn: str, count: int, meter: Meter) -> None:
+    queue = durable.Queue("bench-batched", concurrency=100)
+    async with runtime_on(dsn) as runtime:
+        await runtime.enqueue(queue, noop, -1)  # (connected, statements prepared)
+        meter.reset()
+        for at in range(0, count, 100):
+            await asyncio.gather(
+                *(runtime.enqueue(queue, noop, index) for index in range(at, min(at + 100, count)))
+            )
+        meter.report("enqueue, 100 at once", count)
 
 
 async def drain_phase(dsn: str, count: int, meter: Meter) -> None:
@@ -179,6 +192,7 @@ def main() -> None:
         dsn = asyncio.run(fresh_database(admin))
         profiled("enqueue", enqueue_phase(dsn, count, meter), options.cprofile)
         profiled("drain", drain_phase(dsn, count, meter), options.cprofile)
+        profiled("batched", batched_phase(dsn, count * 4, meter), options.cprofile)
         dsn = asyncio.run(fresh_database(admin))
         profiled("admit", admit_phase(dsn, count, meter), None)
 

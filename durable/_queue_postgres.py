@@ -5,7 +5,9 @@ the gate for resumed runs), for runtimes on many hosts: a dispatcher per declare
 a concurrency slot (a session advisory lock), then claims the first request the rate and its
 key allow (FOR UPDATE SKIP LOCKED), and starts its workflow holding those slots until its
 task ends. NOTIFY on the `durable_queue` channel wakes the dispatchers of every host; a slot
-let go by a dead process (no notice) is seen at the next poll.
+let go by a dead process (no notice) is seen at the next poll. A queue with neither a per-key
+limit nor a rate takes all its free slots and claims as many requests at once (a statement
+each), and the grants given back meanwhile go together: statements per batch, not per start.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ._storage._postgres_queues import PostgresQueues, QueuedRow, limit_name, sl
 logger = durable_logger()
 
 POLL_INTERVAL = 0.25  # how often a dispatcher looks for slots freed without a NOTIFY (s)
+ADMIT_BATCH = 100  # requests a dispatcher claims in one statement at most
 
 
 @dataclass
@@ -66,6 +69,8 @@ class PostgresQueueService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._launches: set[asyncio.Task[None]] = set()
         self._releases: set[asyncio.Task[None]] = set()
+        self._ending: list[PostgresGrant] = []  # grants to give back in the next statement
+        self._ender: asyncio.Task[None] | None = None  # (giving them back)
         self._granted: dict[str, PostgresGrant] = {}
         self._gated: dict[str, int] = {}  # queue -> tasks waiting at its gate
         self._parked: set[str] = set()
@@ -170,6 +175,8 @@ class PostgresQueueService:
         """Claim and launch the next request; 0.0 to look again at once, else a wait."""
         if self._gated.get(queue.name):
             return None  # (resumed runs waiting at the gate go first)
+        if queue.concurrency_per_key is None and queue.rate is None:
+            return await self._admit_many(queue)
         slot = None
         if queue.concurrency is not None:
             slot = await self._tables.take(slot_prefix(queue.name), queue.concurrency)
@@ -192,6 +199,44 @@ class PostgresQueueService:
         launch = asyncio.get_running_loop().create_task(self._launch(grant, row))
         self._launches.add(launch)
         launch.add_done_callback(self._launches.discard)
+        return 0.0
+
+    async def _admit_many(self, queue: Queue) -> float | None:
+        """Claim and launch as many requests as there are free slots.
+
+        For a queue with neither a per-key limit nor a rate: a statement for the slots, one
+        for the claims, whatever their number.
+        """
+        prefix = slot_prefix(queue.name)
+        slots: list[int | None]
+        if queue.concurrency is None:
+            slots = [None] * ADMIT_BATCH
+        else:
+            free = queue.concurrency - len(self._tables.held.get(prefix, ()))
+            if free <= 0:
+                return None  # (one of them freed: woken)
+            wanted = min(free, ADMIT_BATCH)
+            slots = [*await self._tables.take_many(prefix, queue.concurrency, wanted)]
+            if not slots:
+                return None  # (held by other runtimes: woken by their NOTIFY, else polled)
+        try:
+            rows = await self._tables.claim_many(
+                queue.name, sorted(self._host._workflows), len(slots)
+            )
+        except BaseException:
+            await self._tables.end([], [(prefix, slot) for slot in slots if slot is not None])
+            raise
+        unused = [(prefix, slot) for slot in slots[len(rows) :] if slot is not None]
+        if unused:
+            await self._tables.end([], unused)
+        if not rows:
+            return await self._tables.later(queue.name)
+        loop = asyncio.get_running_loop()
+        for row, slot in zip(rows, slots, strict=False):
+            grant = PostgresGrant(queue, row.workflow_id, slot, None, None)
+            launch = loop.create_task(self._launch(grant, row))
+            self._launches.add(launch)
+            launch.add_done_callback(self._launches.discard)
         return 0.0
 
     async def _launch(self, grant: PostgresGrant, row: QueuedRow) -> None:
@@ -272,23 +317,39 @@ class PostgresQueueService:
         return PostgresGrant(queue, workflow_id, slot, key, key_slot)
 
     def release(self, grant: Any) -> None:
-        """Give a grant's slots back (a task: the runtime's call is synchronous)."""
-        task = asyncio.get_running_loop().create_task(self._release(grant))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+        """Give a grant's slots back (a task: the runtime's call is synchronous).
 
-    async def _release(self, grant: PostgresGrant) -> None:
-        name = grant.queue.name
-        try:
-            if grant.finished:
-                await self._tables.finish(grant.workflow_id)
-            if grant.slot is not None:
-                await self._tables.give_back(slot_prefix(name), grant.slot)
-            if grant.key is not None and grant.key_slot is not None:
-                await self._tables.give_back(slot_prefix(name, grant.key), grant.key_slot)
-        except Exception as error:  # (the connection ended: the server let go of the slots)
-            logger.warning("queue %r: giving back %s's slots: %s", name, grant.workflow_id, error)
-        self._news.set()
+        The grants let go of while a statement gives others back go together in the next
+        one: their requests deleted (if their workflow ended) and their slots unlocked.
+        """
+        self._ending.append(grant)
+        if self._ender is None or self._ender.done():
+            self._ender = asyncio.get_running_loop().create_task(self._release())
+            self._releases.add(self._ender)
+            self._ender.add_done_callback(self._releases.discard)
+
+    async def _release(self) -> None:
+        while self._ending:
+            grants, self._ending = self._ending, []
+            finished = [grant.workflow_id for grant in grants if grant.finished]
+            for grant in grants:  # (one not started here: its row is claimed on open)
+                self._store.unclaimed(grant.workflow_id)
+            slots = []
+            for grant in grants:
+                if grant.slot is not None:
+                    slots.append((slot_prefix(grant.queue.name), grant.slot))
+                if grant.key is not None and grant.key_slot is not None:
+                    slots.append((slot_prefix(grant.queue.name, grant.key), grant.key_slot))
+            try:
+                await self._tables.end(finished, slots)
+            except Exception as error:  # (the connection ended: the server let go of the slots)
+                logger.warning(
+                    "queue %r: giving back the slots of %s: %s",
+                    grants[0].queue.name,
+                    ", ".join(grant.workflow_id for grant in grants),
+                    error,
+                )
+            self._news.set()
 
     async def wait_admitted(self, workflow_id: str) -> bool:
         """Wait until a queued request's journal exists (False: `workflow_id` is no request)."""

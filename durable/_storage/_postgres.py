@@ -56,6 +56,7 @@ from ._interface import DEFAULT_INBOX_MAX_BYTES, DEFAULT_INBOX_MAX_MESSAGES, che
 from ._pages import PREVIOUS, START, Cursor, Page
 from ._postgres_commit import Committer, database_away
 from ._postgres_dsn import redacted, without_password
+from ._postgres_ends import EndBatcher
 from ._postgres_journal import PostgresJournal
 from ._postgres_sql import CLAIM, PAGE, RECORDS, RENEW, SCHEMA_VERSION, migrate, schema_number
 from ._postgres_work import PostgresWorkQueue
@@ -63,6 +64,18 @@ from ._postgres_work import PostgresWorkQueue
 logger = logging.getLogger("durable.storage")
 
 PAGE_RECORDS = 256  # records a page of read_page holds at most
+
+
+async def _keep_session(connection: Any) -> None:
+    """The pool's reset of a connection given back: nothing more than asyncpg's own.
+
+    asyncpg has already rolled back an open transaction and dropped the connection's
+    listener callbacks; its default reset would also send `pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL`, a round trip per session for state durable does not leave
+    on pooled connections (no session settings, no cursors outside a transaction). The two
+    that hold session state, the queues' slot connection (LISTEN, session advisory locks)
+    and serve()'s listener, reset it themselves before they give it back.
+    """
 
 
 class PostgresStore:
@@ -111,11 +124,13 @@ class PostgresStore:
         self._connecting: asyncio.Task[Any] | None = None
         self._open: dict[str, PostgresJournal] = {}
         self._opening: set[str] = set()  # (claims under way: a second open here is refused)
+        self._claimed: dict[str, tuple[int, int, bool, float]] = {}  # (see claimed())
         self._heartbeat: asyncio.Task[None] | None = None
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
         self._with_mail: set[str] = set()
         self.committer = Committer(self)
+        self.ends = EndBatcher(self)  # (done marks and leases given back, batched)
         self.work = PostgresWorkQueue(self)  # (serve()'s: candidates, hints, waiting for work)
 
     # -- connection and schema ------------------------------------------------------------
@@ -177,6 +192,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=self._pool_size,
                 server_settings={"idle_in_transaction_session_timeout": idle},
+                reset=_keep_session,
             )
         except (OSError, asyncpg.PostgresError, ValueError) as error:
             raise StoreUnavailable(
@@ -268,6 +284,17 @@ class PostgresStore:
         self.check_name(name)
         if name in self._open or name in self._opening:  # (before any await: one claim)
             raise JournalLocked(path=self.location(name))
+        claimed = self._claimed.pop(name, None)
+        if claimed is not None:
+            fence, generation, mail, sent = claimed
+            # (the admission's lease surely holds: it was sent at `sent`, renewed from now on)
+            if time.monotonic() < sent + self.lease / 3:
+                journal = PostgresJournal(self, name, fence, generation, [])
+                journal.held_until = sent + self.lease
+                if mail:
+                    self._with_mail.add(name)
+                self._open[name] = journal
+                return journal
         self._opening.add(name)
         try:
             return await self._claim(name)
@@ -316,6 +343,19 @@ class PostgresStore:
         self._open[name] = journal
         return journal
 
+    def claimed(self, name: str, fence: int, generation: int, mail: bool, sent: float) -> None:
+        """Note a journal row another statement created and claimed for this store.
+
+        A queue's admission (the row new, so no records). The next open() takes it without a
+        round trip, as `_claim` would have left it, while its lease surely holds (a third of
+        it from `sent`, the monotonic time the statement was sent); later it claims it as usual.
+        """
+        self._claimed[name] = (fence, generation, mail, sent)
+
+    def unclaimed(self, name: str) -> None:
+        """Forget what `claimed` noted (the workflow was not started here)."""
+        self._claimed.pop(name, None)
+
     def _fenced(self, journal: PostgresJournal) -> JournalFenced:
         """A held journal found taken over (its fence moved on): unusable from now on."""
         failure = JournalFenced(path=self.location(journal.name), fence=journal.fence)
@@ -345,15 +385,8 @@ class PostgresStore:
 
     async def release(self, journal: PostgresJournal) -> None:
         with contextlib.suppress(Exception):  # (a lease not given back simply expires)
-            async with self.session(f"releasing journal {journal.name!r}") as connection:
-                await connection.execute(
-                    "UPDATE durable_journals SET owner = NULL, lease_until = NULL "
-                    "WHERE name = $1 AND fence = $2 AND owner = $3",
-                    journal.name,
-                    journal.fence,
-                    self.owner,
-                )
-                await self.work.released(connection, journal.name)
+            # (with the other journals given back or ended meanwhile: one statement)
+            await self.ends.end(journal.name, journal.fence, finished=False, released=True)
 
     # -- the work queue serve() uses (PostgresWorkQueue) ----------------------------------
 
@@ -553,6 +586,7 @@ class PostgresStore:
     async def close(self) -> None:
         """Stop the heartbeat and close the connections (open journals first)."""
         await self.committer.stop()
+        await self.ends.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

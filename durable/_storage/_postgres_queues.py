@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._postgres_commit import connection_gone
+from ._postgres_enqueue import INSERT_ONE, EnqueueBatcher, NewRequest
+from ._postgres_sql import SCHEMA_VERSION
 from ._queue_files import Request
 
 if TYPE_CHECKING:
@@ -50,18 +53,6 @@ SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
        extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload, admitted
   FROM durable_queue_requests
 """
-# One statement, one round trip: the request (unless its id has a journal already: started
-# by id, or admitted and ended) and the news to every dispatcher, committed together.
-_INSERT = """
-WITH inserted AS (
-  INSERT INTO durable_queue_requests (id, queue, priority, not_before, key, dedup_id,
-                                      workflow, payload)
-  SELECT $1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7, $8
-   WHERE NOT EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)
-  ON CONFLICT DO NOTHING RETURNING seq
-)
-SELECT seq, pg_notify($9, $2) FROM inserted
-"""
 _CANDIDATES = (
     _ROW
     + """
@@ -72,7 +63,9 @@ _CANDIDATES = (
 )
 # A queue with neither a per-key limit nor a rate claims its first request in one statement
 # (one round trip, no BEGIN/COMMIT): the row FOR UPDATE SKIP LOCKED, `admitted`, and its
-# journal's row leased to this store, committed together as claim()'s transaction does.
+# journal's row created and claimed for this store (fence 1, as open() would make it), all
+# committed together. `fresh`: the row is new, with no records, so the workflow's start
+# opens it without a round trip (PostgresStore.claimed); else open() claims it as usual.
 _CLAIM_FIRST = """
 WITH first AS (
   SELECT id FROM durable_queue_requests
@@ -83,14 +76,33 @@ WITH first AS (
   UPDATE durable_queue_requests AS r SET admitted = true FROM first WHERE r.id = first.id
   RETURNING r.*
 ), leased AS (
-  INSERT INTO durable_journals (name, owner, lease_until)
-  SELECT id, $3, now() + make_interval(secs => $4) FROM claimed
-  ON CONFLICT (name) DO NOTHING
+  INSERT INTO durable_journals (name, owner, fence, lease_until)
+  SELECT id, $3, 1, now() + make_interval(secs => $4) FROM claimed
+  ON CONFLICT (name) DO NOTHING RETURNING name, fence, generation
 )
-SELECT id, queue, priority, seq, extract(epoch FROM enqueued) AS enqueued,
-       extract(epoch FROM not_before) AS not_before, key, dedup_id, workflow, payload,
-       false AS admitted
-  FROM claimed
+SELECT c.id, c.queue, c.priority, c.seq, extract(epoch FROM c.enqueued) AS enqueued,
+       extract(epoch FROM c.not_before) AS not_before, c.key, c.dedup_id, c.workflow,
+       c.payload, false AS admitted, l.fence, l.generation,
+       l.name IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM durable_records AS d WHERE d.name = c.id) AS fresh,
+       EXISTS (SELECT 1 FROM durable_inbox AS i WHERE i.name = c.id) AS mail,
+       (SELECT value FROM durable_meta WHERE key = 'schema_version') AS schema
+  FROM claimed AS c LEFT JOIN leased AS l ON l.name = c.id
+"""
+# The first `$5` waiting requests (a queue with neither a per-key limit nor a rate, and
+# that many free slots), claimed as _CLAIM_FIRST claims one: one statement for all of them.
+_CLAIM_MANY = _CLAIM_FIRST.replace("LIMIT 1", "LIMIT $5") + " ORDER BY priority, seq"
+_TAKE_MANY = _TAKE.replace("LIMIT 1", "LIMIT $4")
+# Workflows that ended, in one statement on the slots' connection: their requests deleted
+# (their dedup ids free again) and their slots unlocked, and the news to every dispatcher.
+_END = """
+WITH ended AS (
+  DELETE FROM durable_queue_requests WHERE id = ANY($1::text[]) RETURNING id
+), unlocked AS (
+  SELECT pg_advisory_unlock(hashtextextended(p || s, 0))
+    FROM unnest($2::text[], $3::int[]) AS given(p, s)
+)
+SELECT (SELECT count(*) FROM ended) + (SELECT count(*) FROM unlocked), pg_notify($4, 'ended')
 """
 _LATER = """
 SELECT extract(epoch FROM min(not_before) - now())
@@ -166,6 +178,7 @@ class PostgresQueues:
         self._connection: Any = None
         self._lock = asyncio.Lock()
         self._on_notify = on_notify
+        self._inserts = EnqueueBatcher(store, CHANNEL)
         self.held: dict[str, set[int]] = {}  # slot prefix -> the slots this runtime holds
 
     async def _own(self) -> Any:
@@ -202,6 +215,41 @@ class PostgresQueues:
             return None
         held.add(int(slot))
         return int(slot)
+
+    async def take_many(self, prefix: str, capacity: int, wanted: int) -> list[int]:
+        """Up to `wanted` free slots of `prefix`, locked for this runtime, in one statement."""
+        async with self._lock:
+            connection = await self._own()
+            held = self.held.setdefault(prefix, set())
+            rows = await connection.fetch(_TAKE_MANY, prefix, capacity, sorted(held), wanted)
+            taken = [int(row["i"]) for row in rows]
+            held.update(taken)
+            if not held:
+                del self.held[prefix]
+            return taken
+
+    async def end(self, finished: list[str], slots: list[tuple[str, int]]) -> None:
+        """Delete the requests of workflows that ended and unlock `slots` (prefix, slot).
+
+        Only the slots this runtime holds; together, in one statement on the slots'
+        connection, whatever their number.
+        """
+        async with self._lock:
+            mine = []
+            for prefix, slot in slots:
+                held = self.held.get(prefix)
+                if held is None or slot not in held:
+                    continue
+                held.discard(slot)
+                if not held:
+                    del self.held[prefix]
+                mine.append((prefix, slot))
+            if not finished and not mine:
+                return
+            connection = await self._own()
+            await connection.fetchval(
+                _END, finished, [p for p, _ in mine], [s for _, s in mine], CHANNEL
+            )
 
     async def give_back(self, prefix: str, slot: int) -> None:
         """Unlock a slot this runtime holds, and tell the other runtimes."""
@@ -241,14 +289,18 @@ class PostgresQueues:
         request holding `dedup_id` in `queue`. A dedup holder whose journal ended (its
         process died before it deleted the row) is deleted and the insert tried again.
         """
+        request = NewRequest(workflow_id, queue, priority, delay, key, dedup_id, workflow, payload)
+        if await self._inserts.insert(request):  # (with the requests of other callers)
+            return None
         async with self._store.session(f"enqueueing {workflow_id!r}") as connection:
-            for _ in range(2):
-                seq = await connection.fetchval(
-                    _INSERT, workflow_id, queue, priority, delay, key, dedup_id, workflow,
-                    payload, CHANNEL,
-                )  # fmt: skip
-                if seq is not None:
-                    return None
+            for attempt in range(2):
+                if attempt:
+                    seq = await connection.fetchval(
+                        INSERT_ONE, workflow_id, queue, priority, delay, key, dedup_id,
+                        workflow, payload, CHANNEL,
+                    )  # fmt: skip
+                    if seq is not None:
+                        return None
                 if await connection.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM durable_queue_requests WHERE id = $1) "
                     "OR EXISTS (SELECT 1 FROM durable_journals WHERE name = $1)",
@@ -287,10 +339,12 @@ class PostgresQueues:
         async with self._lock:
             connection = await self._own()
             if key_capacity is None and rate is None:
+                sent = time.monotonic()
                 record = await connection.fetchrow(
                     _CLAIM_FIRST, queue, workflows, self._store.owner, self._store.lease
                 )
                 if record is not None:
+                    self._preclaimed(record, sent)
                     return _row(record), None, None
                 later = await connection.fetchval(_LATER, queue)
                 return None, None, None if later is None else max(0.0, float(later))
@@ -335,6 +389,36 @@ class PostgresQueues:
                     return row, key_slot, None
                 later = await connection.fetchval(_LATER, queue)
                 return None, None, None if later is None else max(0.0, float(later))
+
+    async def claim_many(self, queue: str, workflows: list[str], wanted: int) -> list[QueuedRow]:
+        """Claim the first `wanted` waiting requests, in (priority, seq) order.
+
+        Of a queue with neither a per-key limit nor a rate (the caller holds a concurrency
+        slot for each): each marked admitted with its journal's row leased to this store,
+        in one statement.
+        """
+        async with self._lock:
+            connection = await self._own()
+            sent = time.monotonic()
+            records = await connection.fetch(
+                _CLAIM_MANY, queue, workflows, self._store.owner, self._store.lease, wanted
+            )
+        for record in records:
+            self._preclaimed(record, sent)
+        return [_row(record) for record in records]
+
+    def _preclaimed(self, record: Any, sent: float) -> None:
+        """Tell the store of a journal row an admission created and claimed (see above)."""
+        if record["fresh"] and record["schema"] == str(SCHEMA_VERSION):
+            self._store.claimed(
+                record["id"], record["fence"], record["generation"], record["mail"], sent
+            )
+
+    async def later(self, queue: str) -> float | None:
+        """Seconds until a delayed request of `queue` is due (None: none is delayed)."""
+        async with self._store.session(f"reading queue {queue!r}") as connection:
+            later = await connection.fetchval(_LATER, queue)
+        return None if later is None else max(0.0, float(later))
 
     async def start_within(self, name: str, rate: tuple[int, float]) -> float | None:
         """Count a start of `name` if its rate allows one now (None), else seconds to wait."""
@@ -456,6 +540,7 @@ class PostgresQueues:
 
     async def close(self) -> None:
         """Give the connection back to the pool (letting go of every slot still held)."""
+        await self._inserts.close()
         async with self._lock:
             connection, self._connection = self._connection, None
             self.held.clear()
@@ -463,6 +548,6 @@ class PostgresQueues:
                 return
             with contextlib.suppress(Exception):
                 await connection.remove_listener(CHANNEL, self._notified)
-                await connection.execute("SELECT pg_advisory_unlock_all()")
+                await connection.reset()  # (the pool's reset does not: unlock all, UNLISTEN)
             with contextlib.suppress(Exception):
                 await self._store.pool.release(connection)

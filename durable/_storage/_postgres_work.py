@@ -75,17 +75,17 @@ class PostgresWorkQueue:
         the workflow due now, so a post that raced the runner's suspension is not left
         behind a far (or infinite) due time should the runner die before taking it.
         """
+        if finished:  # (with the other journals ended meanwhile: one statement)
+            with contextlib.suppress(Exception):
+                await self._store.ends.end(
+                    journal.name, journal.fence, finished=True, released=False
+                )
+            return
         with contextlib.suppress(Exception):  # (a hint: a stale one costs a wasted claim)
             async with self._store.session(
                 f"noting how journal {journal.name!r} stands"
             ) as connection:
-                if finished:
-                    await connection.execute(
-                        "UPDATE durable_journals SET done = true WHERE name = $1 AND fence = $2",
-                        journal.name,
-                        journal.fence,
-                    )
-                elif wake_at is None:  # (resumed by an operator: it wants a runner again)
+                if wake_at is None:  # (resumed by an operator: it wants a runner again)
                     await connection.execute(
                         "UPDATE durable_journals SET done = false, due = NULL "
                         "WHERE name = $1 AND fence = $2",
@@ -126,10 +126,6 @@ class PostgresWorkQueue:
         )
         await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
 
-    async def released(self, connection: Any, name: str) -> None:
-        """A lease was given back: tell the waiters (another process may take the journal)."""
-        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, name)
-
     async def wait_for_work(self, longest: float) -> None:
         """Until a journal is posted to or released (NOTIFY), a timer is due, or `longest` s."""
         store = self._store
@@ -166,5 +162,6 @@ class PostgresWorkQueue:
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.remove_listener(CHANNEL, self._on_notify)
+                await self._listener.reset()  # (the pool's does not UNLISTEN)
                 await self._store.pool.release(self._listener)
             self._listener = None

@@ -4,6 +4,8 @@ limits, its order and its de-duplication."""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -107,6 +109,42 @@ async def test_dedup_across_runtimes(postgres_dsn: str) -> None:
         assert again.id != first.id
         assert await again.result() == 4
     assert len(seen.runs) == 2
+
+
+@pytest.mark.slow
+async def test_enqueues_at_once_share_a_statement_each_answered_as_alone(
+    postgres_dsn: str,
+) -> None:
+    # (a group commit: the requests handed in while one insert is in flight go in the next)
+    queue = Queue("together", concurrency=8)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as runtime:
+        await runtime.enqueue(queue, pg_job, -1, id="first-alone")
+        inserts = runtime._queues._tables._inserts  # type: ignore[union-attr]
+        before = inserts.statements
+        calls = [runtime.enqueue(queue, pg_job, n, id=f"together-{n}") for n in range(20)]
+        calls.append(runtime.enqueue(queue, pg_job, 20, dedup_id="same"))
+        calls.append(runtime.enqueue(queue, pg_job, 21, dedup_id="same"))
+        calls.append(runtime.enqueue(queue, pg_job, 22, id="together-3"))  # (an id taken)
+        calls.append(runtime.enqueue(queue, pg_job, 23, key="nul\x00key"))  # (the server: no)
+        *answers, refused = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(refused, Exception)  # (that request's error, and only its)
+        handles = [answer for answer in answers if not isinstance(answer, BaseException)]
+        assert len(handles) == len(answers)
+        assert [handle.id for handle in handles[:20]] == [f"together-{n}" for n in range(20)]
+        assert handles[20].id == handles[21].id  # (one request per dedup id)
+        assert handles[22].id == "together-3"
+        assert inserts.statements - before < 6  # (not one per request)
+        waiting = await runtime.describe("together-19")
+        assert waiting.status["position"] == 21  # (after first-alone and 19 others: FIFO)
+    async with Runtime(
+        store=PostgresStore(postgres_dsn), queues=[queue], workflows=[pg_job]
+    ) as runtime:
+        followed = [await runtime.handle(handle.id) for handle in handles]
+        results = await asyncio.gather(*(handle.result() for handle in followed))
+    assert results[:20] == list(range(20))
+    assert results[22] == 3  # (the request queued first under that id)
+    assert seen.peak <= 8
+    assert sum(seen.runs.values()) == 22  # (first-alone, 20, one of the dedup pair)
 
 
 async def test_enqueueing_an_id_whose_journal_exists_queues_nothing(postgres_dsn: str) -> None:
@@ -403,3 +441,85 @@ async def test_durable_list_shows_postgres_queues_and_why_requests_wait(postgres
         assert all("concurrency (1 of 1 running)" in (d.current or "") for d in listing.workflows)
         gate_open[0].set()
         assert sorted(await results) == [0, 1, 2]
+
+
+quick_ended: set[int] = set()
+
+
+@durable.workflow
+async def pg_quick(n: int) -> int:
+    quick_ended.add(n)
+    return n
+
+
+@pytest.mark.slow
+async def test_a_drain_opens_its_journals_without_claims_and_ends_them_together(
+    postgres_dsn: str,
+) -> None:
+    # (each admission creates and claims its journal's row: fence 1, no second claim; the
+    # ends (done, lease given back) of workflows ending at once share statements)
+    queue = Queue("drained", concurrency=20)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_quick]) as producer:
+        handles = await asyncio.gather(*(producer.enqueue(queue, pg_quick, n) for n in range(60)))
+    quick_ended.clear()
+    store = PostgresStore(postgres_dsn)
+    claims: list[str] = []
+    claim = store._claim
+
+    async def counted(name: str) -> Any:
+        claims.append(name)
+        return await claim(name)
+
+    store._claim = counted  # type: ignore[method-assign]
+    async with Runtime(store=store, queues=[queue], workflows=[pg_quick]) as runtime:
+        await runtime.recover()  # (its dispatcher starts)
+        async with asyncio.timeout(60):
+            while len(quick_ended) < 60:  # (no handle: a follower would claim the journals)
+                await asyncio.sleep(0.01)
+            while await _count(postgres_dsn, "durable_queue_requests") > 0:
+                await asyncio.sleep(0.01)  # (deleted as the workflows end)
+        assert store.ends.statements < 60 * 2 / 2  # (a done mark and a release each)
+    assert claims == []  # (every journal opened as its admission claimed it)
+    assert len(handles) == 60
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        rows = await connection.fetch("SELECT fence, done, owner FROM durable_journals")
+        assert await connection.fetchval("SELECT count(*) FROM durable_queue_requests") == 0
+    finally:
+        await connection.close()
+    assert len(rows) == 60
+    assert {(row["fence"], row["done"], row["owner"]) for row in rows} == {(1, True, None)}
+
+
+@pytest.mark.slow
+async def test_a_journal_claimed_by_an_admission_too_long_ago_is_claimed_on_open(
+    postgres_dsn: str,
+) -> None:
+    store = PostgresStore(postgres_dsn, lease=3.0)
+    async with store:
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            await connection.execute(
+                "INSERT INTO durable_journals (name, owner, fence, lease_until) "
+                "VALUES ('late', $1, 1, now() + interval '3 seconds'), "
+                "('in-time', $1, 1, now() + interval '3 seconds')",
+                store.owner,
+            )
+        finally:
+            await connection.close()
+        store.claimed("late", 1, 0, False, time.monotonic() - 1.5)  # (past a third of it)
+        store.claimed("in-time", 1, 0, False, time.monotonic())
+        late, in_time = await store.open("late"), await store.open("in-time")
+        assert (late.fence, in_time.fence) == (2, 1)  # (claimed again; taken as noted)
+        await in_time.append(b"first")  # (its fence holds: the commit checks it)
+        assert [record.payload for record in await store.read("in-time")] == [b"first"]
+        await late.close()
+        await in_time.close()
+
+
+async def _count(dsn: str, table: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await connection.close()
