@@ -62,6 +62,10 @@ HEADER = b"DURL" + struct.pack("<I", VERSION)
 ENQUEUE, ADMIT, FINISH, WITHDRAW, BASE = 1, 2, 3, 4, 5
 MAX_FRAME = MAX_REQUEST_SIZE + 70_000  # (a request, its id and the kind byte)
 COMPACT_AFTER = 4096  # dead frames before a compaction is considered
+# Sequence numbers read (an enqueue's, a base, the old layout's counter) stay below this, so
+# the next one still fits the u64 it is stored in: a forged or damaged one at the top of the
+# range would otherwise make every later enqueue and compaction fail.
+SEQ_LIMIT = 1 << 63
 _CHUNK = 16 << 20  # bytes read at once
 _ID = struct.Struct("<H")
 _SEQ = struct.Struct("<Q")
@@ -261,11 +265,16 @@ class RequestLog:
             except DamagedRequest as error:
                 self.unreadable[name] = str(error)
                 return
+            if request.seq >= SEQ_LIMIT:
+                self.unreadable[name] = f"its sequence number {request.seq} is out of range"
+                return
             self.waiting[name] = request
             self.next_seq = max(self.next_seq, request.seq + 1)
         elif kind == BASE:
             if len(payload) == 1 + _SEQ.size:
-                self.next_seq = max(self.next_seq, _SEQ.unpack_from(payload, 1)[0])
+                base = _SEQ.unpack_from(payload, 1)[0]
+                if base < SEQ_LIMIT:
+                    self.next_seq = max(self.next_seq, base)
         else:
             name = payload[1:].decode(errors="replace")
             if kind == ADMIT:
@@ -353,7 +362,8 @@ class RequestLog:
         if self._fd is None or self._offset == 0:  # (absent, or shorter than its header)
             # Made as a compaction makes a log (written, synced, renamed into place): so
             # a log's header is durable before any record is appended to it.
-            self.next_seq = max(self.next_seq, self._first_seq())
+            first = self._first_seq()
+            self.next_seq = max(self.next_seq, first if first < SEQ_LIMIT else 0)
             self._rewrite()
         assert self._fd is not None
         if self._damage is not None:

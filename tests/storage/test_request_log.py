@@ -14,7 +14,14 @@ from durable import JournalCorrupted, UnsafeJournalFile, UnsupportedJournalForma
 from durable._storage import _request_log
 from durable._storage._frames import encode_frame
 from durable._storage._request_codec import Request
-from durable._storage._request_log import HEADER, LOG, NEW, RequestLog, enqueue_record
+from durable._storage._request_log import (
+    HEADER,
+    LOG,
+    NEW,
+    RequestLog,
+    base_record,
+    enqueue_record,
+)
 
 
 @contextlib.contextmanager
@@ -227,3 +234,20 @@ def test_a_record_whose_id_names_no_journal_is_left_out(opened: Opened) -> None:
     reader.refresh()
     assert set(reader.waiting) == {"a"}
     assert "../escape" in reader.unreadable
+
+
+def test_a_forged_seq_at_the_top_of_its_range_does_not_stop_the_queue(opened: Opened) -> None:
+    writer = opened.log()
+    writer.enqueue(request("a"))
+    forged = Request("top", 5, 2**64 - 1, 1.0, 2.0, None, None, b"x")
+    with (opened.directory / LOG).open("ab") as file:
+        file.write(encode_frame(enqueue_record(forged)))
+        file.write(encode_frame(base_record(2**64 - 1)))
+    stored = writer.enqueue(request("b"))  # (numbered after them: past a u64)
+    assert stored is not None
+    assert stored.seq == 1
+    assert "out of range" in writer.unreadable["top"]
+    writer.compact()
+    reader = opened.log()
+    reader.refresh()
+    assert set(reader.waiting) == {"a", "b"}
