@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._errors import StoreUnavailable
 from ._postgres_commit import connection_gone
 from ._postgres_enqueue import INSERT_ONE, EnqueueBatcher, NewRequest
 from ._postgres_sql import SCHEMA_VERSION
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from ._postgres import PostgresStore
 
 CHANNEL = "durable_queue"
+# Inserts of one enqueue whose id or dedup_id a racing holder took then gave up each time.
+_ENQUEUE_ATTEMPTS = 10
 _DECLARE = "INSERT INTO durable_queue_config VALUES ($1, $2) ON CONFLICT (queue) DO NOTHING"
 _DECLARE_REPLACING = (
     "INSERT INTO durable_queue_config VALUES ($1, $2) "
@@ -287,13 +290,15 @@ class PostgresQueues:
         The id already there: `workflow_id` itself (a request or a journal with that id
         exists: queued, started by id, or ended), or the
         request holding `dedup_id` in `queue`. A dedup holder whose journal ended (its
-        process died before it deleted the row) is deleted and the insert tried again.
+        process died before it deleted the row) is deleted and the insert tried again;
+        StoreUnavailable if it loses that race every time (never its own id then: a handle
+        with no request).
         """
         request = NewRequest(workflow_id, queue, priority, delay, key, dedup_id, workflow, payload)
         if await self._inserts.insert(request):  # (with the requests of other callers)
             return None
         async with self._store.session(f"enqueueing {workflow_id!r}") as connection:
-            for attempt in range(2):
+            for attempt in range(_ENQUEUE_ATTEMPTS):
                 if attempt:
                     seq = await connection.fetchval(
                         INSERT_ONE, workflow_id, queue, priority, delay, key, dedup_id,
@@ -321,7 +326,13 @@ class PostgresQueues:
                 await connection.execute(
                     "DELETE FROM durable_queue_requests WHERE id = $1", holder["id"]
                 )
-            return workflow_id  # (raced twice: report it as a duplicate of itself)
+        # (Never its own id here: that would be a handle with no request behind it.)
+        raise StoreUnavailable(
+            path=self._store._shown,
+            detail=f"enqueueing {workflow_id!r} lost {_ENQUEUE_ATTEMPTS} races in a row "
+            f"for its id or its dedup_id {dedup_id!r} in queue {queue!r}",
+            hint="Nothing was queued under this id; enqueue it again",
+        )
 
     async def claim(
         self,

@@ -523,3 +523,40 @@ async def _count(dsn: str, table: str) -> int:
         return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
     finally:
         await connection.close()
+
+
+@pytest.mark.slow
+async def test_a_dedup_holder_replaced_twice_by_ended_ones_never_leaves_a_handle_without_request(
+    postgres_dsn: str,
+) -> None:
+    # The holder of a dedup id ended (its process died before deleting its request), and
+    # when it is deleted another ended holder takes its place (as an enqueue and a run on
+    # another host might, in between): the enqueue goes on until its request is in, never
+    # answering with its own id as a duplicate of itself (a handle with nothing behind it).
+    queue = Queue("twice", concurrency=1)
+    async with Runtime(store=PostgresStore(postgres_dsn), workflows=[pg_job]) as runtime:
+        await runtime.enqueue(queue, pg_job, 1, id="old-1", dedup_id="d")
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            await connection.execute(
+                """
+                INSERT INTO durable_journals (name, done) VALUES ('old-1', true);
+                CREATE FUNCTION replace_old() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  INSERT INTO durable_queue_requests (id, queue, priority, not_before,
+                                                      dedup_id, workflow, payload)
+                  SELECT 'old-2', queue, priority, not_before, dedup_id, workflow, payload
+                    FROM (SELECT OLD.*) AS o;
+                  INSERT INTO durable_journals (name, done) VALUES ('old-2', true);
+                  RETURN NULL;
+                END $$;
+                CREATE TRIGGER replace_old AFTER DELETE ON durable_queue_requests
+                  FOR EACH ROW WHEN (OLD.id = 'old-1') EXECUTE FUNCTION replace_old();
+                """
+            )
+            handle = await runtime.enqueue(queue, pg_job, 2, id="new", dedup_id="d")
+            assert handle.id == "new"
+            queued = await connection.fetch("SELECT id FROM durable_queue_requests")
+            assert [row["id"] for row in queued] == ["new"]
+        finally:
+            await connection.close()
