@@ -251,3 +251,48 @@ def test_a_forged_seq_at_the_top_of_its_range_does_not_stop_the_queue(opened: Op
     reader = opened.log()
     reader.refresh()
     assert set(reader.waiting) == {"a", "b"}
+
+
+def test_a_log_cut_at_every_length_keeps_its_whole_records_and_takes_appends(
+    opened: Opened, tmp_path: Path
+) -> None:
+    # A crash may leave the log cut anywhere past what was synced: read at every length,
+    # then written to, it holds exactly the records whole before the cut, and the new one.
+    writer = opened.log()
+    for name in ("a", "b", "c"):
+        writer.enqueue(request(name))
+    writer.admit("a")
+    writer.finish("a")
+    writer.withdraw("b")
+    writer.admit("c")
+    writer.enqueue(request("d"))
+    whole = (opened.directory / LOG).read_bytes()
+    states: dict[int, tuple[set[str], set[str]]] = {}
+    cut = Opened(tmp_path / "cut")
+    try:
+        for length in range(len(whole) + 1):
+            (cut.directory / LOG).write_bytes(whole[:length])
+            reader = cut.log()
+            reader.refresh()
+            state = (set(reader.waiting), set(reader.admitted))
+            assert reader.next_seq <= 4
+            if length >= len(HEADER):
+                states.setdefault(reader.version[1], state)
+                assert states[reader.version[1]] == state  # (nothing of a torn frame)
+            appended = cut.log().enqueue(request("e"))
+            assert appended is not None
+            again = cut.log()
+            again.refresh()
+            assert set(again.waiting) == state[0] | {"e"}
+            assert set(again.admitted) == state[1]
+            assert again.waiting["e"].seq >= max(
+                (r.seq + 1 for r in again.waiting.values() if r.workflow_id != "e"), default=0
+            )
+            (cut.directory / LOG).unlink()
+            cut.close()
+            cut.logs.clear()
+            cut.fds.clear()
+    finally:
+        cut.close()
+    assert states[len(whole)] == ({"d"}, {"c"})
+    assert len(states) == 10  # (the header, the base and 8 frames: each read once whole)
