@@ -87,9 +87,15 @@ class Enqueuer:
             if files.read_config() is None:
                 files.write_config(queue.config())
         # (an id runs once: queued in any queue, or started, is a duplicate)
-        if registry.queued_in(workflow_id) is not None or await journal_exists(
-            self._store, workflow_id
-        ):
+        # (a duplicate is answered once the request it names is durable, as that request's
+        # own enqueue is: its record may be appended, its sync still under way)
+        queued = registry.queued_in(workflow_id)
+        if queued is not None:
+            holder_files = registry.files_of(queued[0], create=False)
+            if holder_files is not None:
+                await self._synced(holder_files, dedup=False)
+            return _duplicate(queue, workflow_id, None, on_duplicate)
+        if await journal_exists(self._store, workflow_id):
             return _duplicate(queue, workflow_id, None, on_duplicate)
         now = self._clock.time()
         stored: Request | None = None
@@ -113,12 +119,14 @@ class Enqueuer:
             if ended is None and not admitted:
                 ended = True  # (no journal, no request: its enqueuer died between the two)
             if not ended:  # (waiting; admitted, its journal not begun; or running)
+                await self._synced(files, dedup=True)
                 return _duplicate(queue, holder, dedup_id, on_duplicate)
             with files.locked():  # (its workflow ended: the dedup id may be used again)
                 if admitted:  # (its runtime died before forgetting its admission)
                     files.finish(holder)
                 files.dedup_release(dedup_id, holder)
         if stored is None:
+            await self._synced(files, dedup=False)
             return _duplicate(queue, workflow_id, None, on_duplicate)
         await self._synced(files, dedup=dedup_id is not None)
         state = registry.states.get(queue.name)

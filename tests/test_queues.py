@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -445,3 +446,42 @@ async def test_serve_starts_a_request_whose_admitter_died_before_its_journal(
         finally:
             serving.cancel()
             await asyncio.gather(serving, return_exceptions=True)
+
+
+async def test_a_duplicate_is_answered_only_once_the_request_it_names_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second enqueue of a dedup id (or of an id) finds the first's record appended but
+    # not yet synced: answering "queued as X" then would promise a request a crash may lose.
+    queue = Queue("held-sync")
+    syncing, release = threading.Event(), threading.Event()
+    real_sync = QueueFiles.sync
+
+    def held_sync(self: QueueFiles, *, dedup: bool = False) -> None:
+        syncing.set()
+        assert release.wait(30)
+        real_sync(self, dedup=dedup)
+
+    monkeypatch.setattr(QueueFiles, "sync", held_sync)
+    async with Runtime(tmp_path) as runtime:
+        enqueuer = runtime._queues._enqueuer  # type: ignore[union-attr]
+        first = asyncio.ensure_future(runtime.enqueue(queue, job, 1, dedup_id="order-8"))
+        async with asyncio.timeout(30):
+            while not syncing.is_set():
+                await asyncio.sleep(0.005)
+        calls = [
+            runtime.enqueue(queue, job, 2, dedup_id="order-8"),
+            runtime.enqueue(queue, job, 3, id=None, dedup_id="order-8", on_duplicate="raise"),
+        ]
+        later = [asyncio.ensure_future(call) for call in calls]
+        try:
+            async with asyncio.timeout(30):  # (each answered, or waiting for the next sync)
+                while not all(task.done() for task in later) and len(enqueuer._syncing) < 2:
+                    await asyncio.sleep(0.005)
+            assert not any(task.done() for task in later), "answered before the sync"
+        finally:
+            release.set()
+        handle = await first
+        again, refused = await asyncio.gather(*later, return_exceptions=True)
+        assert again.id == handle.id  # type: ignore[union-attr]
+        assert isinstance(refused, durable.AlreadyQueued)
