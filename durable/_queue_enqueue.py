@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from ._definitions import Workflow
 from ._engine._clock import Clock
-from ._errors import AlreadyQueued, InvalidQueue, JournalNotFound
+from ._errors import AlreadyQueued, InvalidJournalName, InvalidQueue, JournalNotFound
 from ._queue_requests import new_request
 from ._queue_state import Entry, QueueRegistry, journal_ended, journal_exists
 from ._queues import Queue
@@ -113,6 +113,10 @@ class Enqueuer:
                     if stored is None and dedup_id is not None:
                         files.dedup_release(dedup_id, workflow_id)
                     break
+                if not self._names_a_journal(holder):  # (left empty or garbled by a crash)
+                    assert dedup_id is not None
+                    files.dedup_release(dedup_id, holder)
+                    continue
                 waiting, admitted = files.is_waiting(holder), files.is_admitted(holder)
             assert dedup_id is not None
             ended = False if waiting else await self._ended(holder)
@@ -135,6 +139,14 @@ class Enqueuer:
             state.wake.set()
         self._on_enqueued()
         return workflow_id
+
+    def _names_a_journal(self, holder: str) -> bool:
+        """Whether a dedup claim's bytes name a workflow (else it names no holder at all)."""
+        try:
+            self._store.check_name(holder)
+        except InvalidJournalName:
+            return False
+        return True
 
     async def _ended(self, workflow_id: str) -> bool | None:
         """Whether a workflow's journal holds its end (None: it has no journal)."""

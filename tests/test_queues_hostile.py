@@ -22,7 +22,7 @@ import durable
 from durable import Queue, Runtime
 from durable._catalog import Catalog
 from durable._encoding import encode
-from durable._storage._queue_files import QueueFiles
+from durable._storage._queue_files import QueueFiles, digest
 from durable._storage._request_codec import Request, encode_request
 
 pytestmark = pytest.mark.anyio
@@ -434,3 +434,20 @@ async def test_an_admission_whose_journal_cannot_be_read_stops_no_serve(
     await _serve_a_good_job(tmp_path, lambda: "set aside" in caplog.text)
     assert ran == [7]
     assert "unavailable" not in caplog.text
+
+
+async def test_a_dedup_claim_left_empty_by_a_crash_does_not_block_its_dedup_id(
+    tmp_path: Path,
+) -> None:
+    # A crash (or a power loss before the sync) between a dedup claim's create and its
+    # write leaves the file empty, or holding bytes that name no journal: it names no
+    # holder, so the dedup id is free, not an error at every enqueue.
+    async with Runtime(tmp_path) as runtime:
+        await runtime.enqueue(dedup_queue, job, 0, dedup_id="other")  # (the queue's files)
+    dedup = tmp_path / "queues" / "dedup-race" / "dedup"
+    (dedup / digest("empty")).write_bytes(b"")
+    (dedup / digest("garbled")).write_bytes(b"../\x00no journal")
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        empty = await runtime.enqueue(dedup_queue, job, 1, dedup_id="empty")
+        garbled = await runtime.enqueue(dedup_queue, job, 2, dedup_id="garbled")
+        assert [await empty.result(), await garbled.result()] == [1, 2]
