@@ -87,15 +87,7 @@ class Enqueuer:
             if files.read_config() is None:
                 files.write_config(queue.config())
         # (an id runs once: queued in any queue, or started, is a duplicate)
-        # (a duplicate is answered once the request it names is durable, as that request's
-        # own enqueue is: its record may be appended, its sync still under way)
-        queued = registry.queued_in(workflow_id)
-        if queued is not None:
-            holder_files = registry.files_of(queued[0], create=False)
-            if holder_files is not None:
-                await self._synced(holder_files, dedup=False)
-            return _duplicate(queue, workflow_id, None, on_duplicate)
-        if await journal_exists(self._store, workflow_id):
+        if await self._taken(workflow_id):
             return _duplicate(queue, workflow_id, None, on_duplicate)
         now = self._clock.time()
         stored: Request | None = None
@@ -139,6 +131,20 @@ class Enqueuer:
             state.wake.set()
         self._on_enqueued()
         return workflow_id
+
+    async def _taken(self, workflow_id: str) -> bool:
+        """Whether an id is queued (in any queue) or has a journal: a duplicate.
+
+        A duplicate is answered once the request it names is durable, as that request's own
+        enqueue is: its record may be appended, its sync still under way.
+        """
+        queued = self._registry.queued_in(workflow_id)
+        if queued is None:
+            return await journal_exists(self._store, workflow_id)
+        files = self._registry.files_of(queued[0], create=False)
+        if files is not None:
+            await self._synced(files, dedup=False)
+        return True
 
     def _names_a_journal(self, holder: str) -> bool:
         """Whether a dedup claim's bytes name a workflow (else it names no holder at all)."""
