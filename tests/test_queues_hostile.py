@@ -451,3 +451,35 @@ async def test_a_dedup_claim_left_empty_by_a_crash_does_not_block_its_dedup_id(
         empty = await runtime.enqueue(dedup_queue, job, 1, dedup_id="empty")
         garbled = await runtime.enqueue(dedup_queue, job, 2, dedup_id="garbled")
         assert [await empty.result(), await garbled.result()] == [1, 2]
+
+
+async def test_a_dedup_id_whose_ended_workflow_is_still_admitted_in_the_log_is_free(
+    tmp_path: Path,
+) -> None:
+    # As the old layout's case above, with the request log: the admission (an admit record
+    # with no finish) and the dedup claim outlive the workflow's end.
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        first = await runtime.enqueue(dedup_queue, job, 1, dedup_id="hourly")
+        assert await first.result() == 1
+    files = QueueFiles(tmp_path, "dedup-race", create=False)
+    try:
+        payload = encode({"wf": "hostile-job", "args": [1]}, context="a test")
+        request = Request(first.id, 5, 0, 0.0, 0.0, None, "hourly", payload)
+        assert files.create(request) is not None
+        assert files.claim(first.id)
+        files.sync()
+        assert files.dedup_claim("hourly", first.id) is None
+    finally:
+        files.close()
+    async with Runtime(tmp_path, queues=[dedup_queue], workflows=[job]) as runtime:
+        second = await runtime.enqueue(dedup_queue, job, 2, dedup_id="hourly")
+        assert second.id != first.id
+        assert await second.result() == 2
+        again = await runtime.enqueue(dedup_queue, job, 3, id=first.id)
+        assert again.id == first.id  # (its journal exists: nothing queued, nothing run)
+    files = QueueFiles(tmp_path, "dedup-race", create=False)
+    try:
+        assert (files.waiting(), files.admitted()) == ([], [])
+    finally:
+        files.close()
+    assert sorted(ran) == [1, 2]

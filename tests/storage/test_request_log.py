@@ -15,12 +15,16 @@ from durable._storage import _request_log
 from durable._storage._frames import encode_frame
 from durable._storage._request_codec import Request
 from durable._storage._request_log import (
+    ADMIT,
+    FINISH,
     HEADER,
     LOG,
     NEW,
+    WITHDRAW,
     RequestLog,
     base_record,
     enqueue_record,
+    id_record,
 )
 
 
@@ -296,3 +300,30 @@ def test_a_log_cut_at_every_length_keeps_its_whole_records_and_takes_appends(
         cut.close()
     assert states[len(whole)] == ({"d"}, {"c"})
     assert len(states) == 10  # (the header, the base and 8 frames: each read once whole)
+
+
+def test_forged_records_never_serve_a_request_twice_nor_drop_one(opened: Opened) -> None:
+    writer = opened.log()
+    first = writer.enqueue(request("a"))
+    writer.enqueue(request("b"))
+    with (opened.directory / LOG).open("ab") as file:
+        for payload in (
+            enqueue_record(request("a", priority=0)),  # (its id again: the first stays)
+            id_record(ADMIT, "ghost"),  # (never enqueued)
+            id_record(FINISH, "b"),  # (waiting, not admitted: no finish of it)
+            id_record(WITHDRAW, "ghost"),
+            b"\x02",  # (an admit of the empty id)
+            b"\x01\xff",  # (an enqueue too short for its id's length)
+            b"\x05\x01\x02",  # (a base of the wrong size)
+        ):
+            file.write(encode_frame(payload))
+    reader = opened.log()
+    reader.refresh()
+    assert reader.waiting == {"a": first, "b": reader.waiting["b"]}
+    assert reader.admitted == {}
+    assert writer.admit("a")
+    assert not reader.admit("a")  # (once)
+    writer.enqueue(request("a"))  # (admitted: refused)
+    reader.refresh()
+    assert set(reader.admitted) == {"a"}
+    assert set(reader.waiting) == {"b"}
