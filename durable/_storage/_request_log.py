@@ -22,7 +22,9 @@ Writers append under the queue's flock (`locked`, the caller's) with O_APPEND, a
 to sync (`sync`). Readers take no lock: a frame being written reads as a torn tail, left out
 until it is whole. Under the lock, a torn tail a dead writer left is cut off before the next
 append; damage with valid frames after it (a power loss keeping later unsynced pages but not
-earlier ones) is read past, and the log is rewritten without it (logged).
+earlier ones) is read past, and the log is rewritten without it (logged). A frame whose
+length reaches past the end of the file is unfinished, whatever follows its header: those
+bytes are its payload, a sender's, which may hold whole frames (never read as records).
 
 Compaction, under the lock, when dead frames outnumber live ones 3 to 1 past COMPACT_AFTER:
 the live records go to `requests.new`, fdatasync'd, renamed over `requests`, the directory
@@ -69,6 +71,7 @@ SEQ_LIMIT = 1 << 63
 _CHUNK = 16 << 20  # bytes read at once
 _ID = struct.Struct("<H")
 _SEQ = struct.Struct("<Q")
+_LENGTH = struct.Struct("<I")  # (a frame's first field)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _WRITE = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC
@@ -89,6 +92,18 @@ def id_record(kind: int, workflow_id: str) -> bytes:
 
 def base_record(next_seq: int) -> bytes:
     return bytes([BASE]) + _SEQ.pack(next_seq)
+
+
+def _unfinished(data: bytes, start: int) -> bool:
+    """Whether the frame at `start` says it ends past `data` (being written, torn, or cut).
+
+    Its bytes are its own payload (a sender's, which may hold the bytes of whole frames):
+    never read past to frames inside it, which would apply them as records.
+    """
+    if len(data) - start < FRAME_HEADER_SIZE:
+        return True
+    length: int = _LENGTH.unpack_from(data, start)[0]
+    return 0 < length <= MAX_FRAME and start + FRAME_HEADER_SIZE + length > len(data)
 
 
 class RequestLog:
@@ -234,7 +249,7 @@ class RequestLog:
                 for record in found.records:
                     self._apply(record.payload)
                 start = found.valid_end
-                if found.damage is None or found.damage.torn_tail:
+                if found.damage is None or found.damage.torn_tail or _unfinished(data, start):
                     break
                 resume = next_frame(data, start + 1, MAX_FRAME)
                 if resume is None:

@@ -327,3 +327,32 @@ def test_forged_records_never_serve_a_request_twice_nor_drop_one(opened: Opened)
     reader.refresh()
     assert set(reader.admitted) == {"a"}
     assert set(reader.waiting) == {"b"}
+
+
+def test_a_frame_embedded_in_a_torn_requests_payload_is_never_read_as_a_record(
+    opened: Opened,
+) -> None:
+    # A sender's payload may hold the bytes of a whole frame (an enqueue of another id, an
+    # admit). Its enqueue torn by a crash (or seen by a reader mid-write) ends past the end
+    # of the file: the bytes after its start are its own payload, not frames to read past to.
+    writer = opened.log()
+    writer.enqueue(request("a"))
+    planted = encode_frame(enqueue_record(request("forged"))) + encode_frame(id_record(ADMIT, "a"))
+    hostile = Request("big", 5, 1, 1.0, 2.0, None, None, b"x" * 100 + planted + b"y" * 100)
+    frame = encode_frame(enqueue_record(hostile))
+    path = opened.directory / LOG
+    with path.open("ab") as file:  # (its writer killed after the planted bytes)
+        file.write(frame[: frame.index(planted) + len(planted) + 10])
+    reader = opened.log()
+    reader.refresh()
+    assert (set(reader.waiting), set(reader.admitted)) == ({"a"}, set())
+    with path.open("ab") as file:  # (or it was only being written: now whole)
+        file.write(frame[frame.index(planted) + len(planted) + 10 :])
+    reader.refresh()
+    assert (set(reader.waiting), set(reader.admitted)) == ({"a", "big"}, set())
+    path.write_bytes(path.read_bytes()[: -len(frame) + 200])  # (torn again, for a writer)
+    other = opened.log()
+    assert other.enqueue(request("c")) is not None  # (cuts the torn frame off)
+    again = opened.log()
+    again.refresh()
+    assert (set(again.waiting), set(again.admitted)) == ({"a", "c"}, set())
