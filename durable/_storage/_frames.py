@@ -103,6 +103,11 @@ def _frame_problem(data: bytes, offset: int, max_payload: int) -> str | None:
     return None
 
 
+def frame_at(data: bytes, offset: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) -> bool:
+    """Whether a valid frame starts at `offset` (and ends within `data`)."""
+    return _frame_problem(data, offset, max_payload) is None
+
+
 def scan(data: bytes, start: int, max_payload: int = DEFAULT_MAX_RECORD_SIZE) -> Scan:
     """Read the frames of `data` from `start`, and classify any damage after the last good one.
 

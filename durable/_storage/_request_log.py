@@ -24,7 +24,8 @@ until it is whole. Under the lock, a torn tail a dead writer left is cut off bef
 append; damage with valid frames after it (a power loss keeping later unsynced pages but not
 earlier ones) is read past, and the log is rewritten without it (logged). A frame whose
 length reaches past the end of the file is unfinished, whatever follows its header: those
-bytes are its payload, a sender's, which may hold whole frames (never read as records).
+bytes are its payload, a sender's, which may hold whole frames (never read as records);
+a damaged frame whose length holds (a valid frame starts where it ends) is skipped whole.
 
 Compaction, under the lock, when dead frames outnumber live ones 3 to 1 past COMPACT_AFTER:
 the live records go to `requests.new`, fdatasync'd, renamed over `requests`, the directory
@@ -50,7 +51,7 @@ from pathlib import Path
 
 from .._errors import JournalCorrupted, UnsafeJournalFile, UnsupportedJournalFormat
 from ._file_io import sync_file, write_all
-from ._frames import FRAME_HEADER_SIZE, encode_frame, next_frame, scan
+from ._frames import FRAME_HEADER_SIZE, encode_frame, frame_at, next_frame, scan
 from ._opening import kind_of
 from ._request_codec import MAX_REQUEST_SIZE, DamagedRequest, Request, decode_request
 from ._request_codec import encode_request as _encode_request
@@ -104,6 +105,19 @@ def _unfinished(data: bytes, start: int) -> bool:
         return True
     length: int = _LENGTH.unpack_from(data, start)[0]
     return 0 < length <= MAX_FRAME and start + FRAME_HEADER_SIZE + length > len(data)
+
+
+def _after_damaged(data: bytes, start: int) -> int | None:
+    """Where a damaged frame ends, if its length holds (a valid frame, or the end, follows).
+
+    Damage inside its payload, then: what follows its header is that payload (a sender's,
+    which may hold whole frames), read past as one, never searched for frames.
+    """
+    length: int = _LENGTH.unpack_from(data, start)[0]
+    end = start + FRAME_HEADER_SIZE + length
+    if 0 < length <= MAX_FRAME and (end == len(data) or frame_at(data, end, MAX_FRAME)):
+        return end
+    return None
 
 
 class RequestLog:
@@ -251,7 +265,7 @@ class RequestLog:
                 start = found.valid_end
                 if found.damage is None or found.damage.torn_tail or _unfinished(data, start):
                     break
-                resume = next_frame(data, start + 1, MAX_FRAME)
+                resume = _after_damaged(data, start) or next_frame(data, start + 1, MAX_FRAME)
                 if resume is None:
                     break
                 self._damage = f"byte {at + start}: {found.damage.reason}"

@@ -356,3 +356,33 @@ def test_a_frame_embedded_in_a_torn_requests_payload_is_never_read_as_a_record(
     again = opened.log()
     again.refresh()
     assert (set(again.waiting), set(again.admitted)) == ({"a", "c"}, set())
+
+
+def test_a_damaged_frame_whose_length_holds_is_skipped_whole(opened: Opened) -> None:
+    # Damage inside a frame's payload (its length intact: a valid frame starts where it
+    # says it ends) is read past to that frame, never to the frames a sender's payload holds.
+    writer = opened.log()
+    writer.enqueue(request("a"))
+    planted = encode_frame(enqueue_record(request("forged")))
+    hostile = Request("big", 5, 1, 1.0, 2.0, None, None, b"x" * 100 + planted + b"y" * 100)
+    path = opened.directory / LOG
+    with path.open("ab") as file:
+        file.write(encode_frame(enqueue_record(hostile)))
+    for name in ("c", "d"):
+        writer.enqueue(request(name))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"x" * 100) + 50] ^= 0xFF  # (its checksum no longer holds)
+    path.write_bytes(bytes(data))
+    reader = opened.log()
+    reader.refresh()
+    assert set(reader.waiting) == {"a", "c", "d"}
+    last = data[: data.index(b"y" * 100) + 100 + 4]  # (it the last frame: nothing after)
+    path.write_bytes(bytes(last))
+    reader = opened.log()
+    reader.refresh()
+    assert set(reader.waiting) == {"a"}
+    assert opened.log().enqueue(request("e")) is not None  # (rewritten without it)
+    reader = opened.log()
+    reader.refresh()
+    assert set(reader.waiting) == {"a", "e"}
+    assert b"forged" not in path.read_bytes()
