@@ -115,7 +115,7 @@ class Enqueuer:
             if ended is None and not admitted:
                 ended = True  # (no journal, no request: its enqueuer died between the two)
             if not ended:  # (waiting; admitted, its journal not begun; or running)
-                await self._synced(files, dedup=True)
+                await self._synced(files, dedup=False)  # (its request: what the answer names)
                 return _duplicate(queue, holder, dedup_id, on_duplicate)
             with files.locked():  # (its workflow ended: the dedup id may be used again)
                 if admitted:  # (its runtime died before forgetting its admission)
