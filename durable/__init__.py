@@ -19,6 +19,9 @@ from ._api import workflow_info as workflow_info
 from ._bulk import BulkAction as BulkAction
 from ._bulk import BulkRequest as BulkRequest
 from ._bulk import BulkResult as BulkResult
+from ._default_runtime import enqueue as enqueue
+from ._default_runtime import run as run
+from ._default_runtime import start as start
 from ._definitions import Activity as Activity
 from ._definitions import Workflow as Workflow
 from ._definitions import activity as activity
@@ -95,9 +98,6 @@ from ._queue_reading import QueueLoad as QueueLoad
 from ._queues import Queue as Queue
 from ._queues import Rate as Rate
 from ._runtime import Runtime as Runtime
-from ._runtime import enqueue as enqueue
-from ._runtime import run as run
-from ._runtime import start as start
 from ._saga import Saga as Saga
 from ._schedule_spec import ScheduleSpec as ScheduleSpec
 from ._schedules import FireResult as FireResult

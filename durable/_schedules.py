@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ._default_runtime import default_runtime
 from ._definitions import Workflow
 from ._durations import Duration
 from ._engine._describe import WorkflowDescription, WorkflowState
@@ -25,7 +26,7 @@ from ._errors import (
 )
 from ._handles import WorkflowHandle
 from ._reading import read_workflow
-from ._runtime import Runtime, default_runtime
+from ._runtime import Runtime
 from ._schedule_run import COMMAND_EVENT, schedule_workflow
 from ._schedule_spec import (
     MAX_BACKFILL,

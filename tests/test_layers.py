@@ -93,7 +93,16 @@ ALLOWED = {
     },
     "_schedule_spec": {"_durations"},
     "_schedule_run": {"_api", "_definitions", "_schedule_spec"},
+    "_default_runtime": {
+        "_definitions",
+        "_durations",
+        "_handles",
+        "_queue_service",
+        "_queues",
+        "_runtime",
+    },
     "_schedules": {
+        "_default_runtime",
         "_handles",
         "_definitions",
         "_durations",

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable import _runtime
+from durable import _default_runtime
 
 
 @pytest.fixture
 def fresh_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     directory = tmp_path / "default"
     monkeypatch.setenv("DURABLE_DIR", str(directory))
-    monkeypatch.setattr(_runtime, "_default_runtime", None)
+    monkeypatch.setattr(_default_runtime, "_default_runtime", None)
     yield directory
-    if _runtime._default_runtime is not None:  # release its sync thread and directory
-        asyncio.run(_runtime._default_runtime.close())
+    if _default_runtime._default_runtime is not None:  # release its sync thread and directory
+        asyncio.run(_default_runtime._default_runtime.close())
 
 
 @durable.activity
@@ -36,4 +36,4 @@ def test_durable_run_uses_durable_dir_across_event_loops(fresh_default: Path) ->
     assert asyncio.run(durable.run(greeter, "ada", id="greet-ada")) == "hello ada"
     assert asyncio.run(durable.run(greeter, "ada", id="greet-ada")) == "hello ada"
     assert (fresh_default / "greet-ada.journal").exists()
-    assert _runtime.default_runtime().directory == fresh_default
+    assert _default_runtime.default_runtime().directory == fresh_default

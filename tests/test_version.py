@@ -50,4 +50,3 @@ def test_the_changelog_has_an_unreleased_section() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert changelog.startswith("# Changelog\n")
     assert "\n## [Unreleased]\n" in changelog
-
