@@ -608,9 +608,7 @@ def test_run_ready_reports_a_callbacks_error_as_handle_run_does(error: BaseExcep
     assert seen == ["inside 7", "inside 7"]
     [expected], [reported] = by_loop.errors, by_run_ready.errors
     assert reported["handle"] is handle
-    assert handle._context is context  # type: ignore[attr-defined]  # (put back)
+    assert handle._context is context  # (put back)
     assert reported["exception"] is error
-    assert reported["message"] == expected["message"].replace(
-        repr(by_loop), repr(by_run_ready)
-    )
+    assert reported["message"] == expected["message"].replace(repr(by_loop), repr(by_run_ready))
     assert reported.keys() == expected.keys()
