@@ -135,12 +135,44 @@ def run_ready(queue: collections.deque[asyncio.Handle], limit: int = -1) -> None
     reporting; calling it is what a custom loop must do. Reads `Handle._cancelled`, the
     flag `cancel()` sets, where the public `cancelled()` would cost a method call per
     callback. The whole loop is here, not one call per handle, to keep the step's path short.
+
+    `Handle._run`'s first line, `self._context.run(self._callback, *self._args)`, runs here
+    inline (a Python frame less per handle, one or two a step); a callback that raises is
+    then reported by `Handle._run` itself (`_report`), so the message and the exception
+    handler's context are asyncio's own, whatever the Python version formats.
     """
     while queue and limit != 0:
         limit -= 1
         handle = queue.popleft()
         if not handle._cancelled:
-            handle._run()
+            try:
+                handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as error:
+                _report(handle, error)
+
+
+class _Raising:
+    """A stand-in for a handle's context whose run() raises what the callback raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def run(self, *_: Any) -> None:
+        raise self.error
+
+
+def _report(handle: asyncio.Handle, error: BaseException) -> None:
+    """Report `error`, raised by `handle`'s callback, as `Handle._run` reports one."""
+    context = handle._context  # type: ignore[attr-defined]
+    handle._context = _Raising(error)  # type: ignore[attr-defined]
+    try:
+        handle._run()
+    finally:
+        handle._context = context  # type: ignore[attr-defined]
 
 
 def run_handle(handle: asyncio.Handle) -> None:

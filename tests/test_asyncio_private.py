@@ -587,3 +587,28 @@ def test_the_scan_finds_every_kind_of_use() -> None:
     ]
     for source in own:
         assert private_asyncio_uses(source) == [], source
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), asyncio.CancelledError()])
+def test_run_ready_reports_a_callbacks_error_as_handle_run_does(error: BaseException) -> None:
+    """run_ready runs a handle's callback inline: its report is still Handle._run's own."""
+    variable: contextvars.ContextVar[str] = contextvars.ContextVar("variable", default="outside")
+    context = contextvars.copy_context()
+    context.run(variable.set, "inside")
+    seen: list[str] = []
+
+    def fail(number: int) -> None:
+        seen.append(f"{variable.get()} {number}")
+        raise error
+
+    by_loop, by_run_ready = stand_in(), stand_in()
+    run_handle(asyncio.Handle(fail, (7,), by_loop, context))
+    handle = by_run_ready.call_soon(fail, 7, context=context)
+    run_ready(by_run_ready.queue)
+    assert seen == ["inside 7", "inside 7"]
+    [expected], [reported] = by_loop.errors, by_run_ready.errors
+    assert reported["handle"] is handle
+    assert handle._context is context  # (put back)
+    assert reported["exception"] is error
+    assert reported["message"] == expected["message"].replace(repr(by_loop), repr(by_run_ready))
+    assert reported.keys() == expected.keys()

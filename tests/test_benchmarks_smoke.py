@@ -145,6 +145,27 @@ def test_step_cpu_benchmark_runs_quick(tmp_path: Path) -> None:
     assert set(medians) == {"live", "replay"}
 
 
+def test_step_floor_benchmark_runs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step_floor", "--steps", "200", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "switch",
+        "wake",
+        "activity",
+        "record",
+        "frame",
+        "write",
+        "sum",
+    ]
+
+
 # --- the peers' adapters, imported as their peers' runtimes import them ------------------------
 
 ADAPTERS = sorted({module for module, _ in SYSTEMS.values()})

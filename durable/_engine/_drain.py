@@ -31,7 +31,7 @@ class Drain:
         self.inline_open = False  # an activity's task drains: it can run one activity more
         self.inline: InlineStart | None = None  # the activity it runs next
         # It delivers its last outcome queued: the activity asked for now may start at once
-        # (see WorkflowRun._run_now); taken by the first one, for one activity at most.
+        # (see StepStarter._run_now); taken by the first one, for one activity at most.
         self.run_now = False
 
     def post(self, payload: bytes, record: dict[str, Any] | None = None) -> bool:

@@ -209,10 +209,17 @@ class GroupCommitter:
             return False  # (an unlocked peek: the locked check below decides)
         if not loop_is_idle(loop) or target.failure is not None:  # (None, another loop: never)
             return False
-        with self._lock:
+        # acquire() and try/finally, not `with`: the statement's special-method lookups
+        # and __exit__ call cost more than the lock itself, twice on every inline sync
+        # (~2.7k instructions); the guarantee is the same.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._outstanding:
                 return False
             self._outstanding = 1  # keeps the thread from syncing meanwhile
+        finally:
+            lock.release()
         try:
             mark = target.written
             started = time.perf_counter()
@@ -226,13 +233,17 @@ class GroupCommitter:
                 raise target.error() from None
             target.synced = mark
             elapsed = time.perf_counter() - started
-            self._note_sync_time(elapsed)
+            # (_note_sync_time, inline)
+            self._recent_sync = 0.75 * self._recent_sync + 0.25 * elapsed
             if self.on_sync is not None:
                 self.on_sync(elapsed, 1)
             return True
         finally:
-            with self._lock:
+            lock.acquire()
+            try:
                 self._outstanding -= 1
+            finally:
+                lock.release()
 
     def _note_sync_time(self, elapsed: float) -> None:
         # Decays fast, so one slow sync does not disable inline syncs for long.
