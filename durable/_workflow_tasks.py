@@ -200,10 +200,11 @@ class WorkflowTasks:
         task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
         self._mail.watch()
         try:
-            await asyncio.shield(claimed)
+            await claimed  # (not shielded: a caller's cancellation cancels it, seen below)
         except asyncio.CancelledError:
-            if not claimed.done():  # the caller gave up before it began: nothing runs for it
-                task.cancel()
+            caller = asyncio.current_task()
+            if claimed.cancelled() and caller is not None and caller.cancelling():
+                task.cancel()  # the caller gave up before it began: nothing runs for it
             raise
         # Let it run to its first await before the caller starts the next: a loop that starts
         # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
