@@ -200,11 +200,10 @@ class WorkflowTasks:
         task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
         self._mail.watch()
         try:
-            await claimed  # (not shielded: a caller's cancellation cancels it, seen below)
+            await asyncio.shield(claimed)
         except asyncio.CancelledError:
-            caller = asyncio.current_task()
-            if claimed.cancelled() and caller is not None and caller.cancelling():
-                task.cancel()  # the caller gave up before it began: nothing runs for it
+            if not claimed.done():  # the caller gave up before it began: nothing runs for it
+                task.cancel()
             raise
         # Let it run to its first await before the caller starts the next: a loop that starts
         # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
