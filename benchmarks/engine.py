@@ -163,16 +163,18 @@ async def _live(directory: Path, steps: int, clock: Callable[[], float], **optio
         return clock() - started
 
 
-async def _concurrent(directory: Path, clock: Callable[[], float]) -> float:
-    """Seconds (by `clock`) of 100 workflows x 20 steps started together."""
+async def _concurrent(
+    directory: Path,
+    clock: Callable[[], float],
+    workflows: int = WORKFLOWS,
+    steps: int = WORKFLOW_STEPS,
+) -> float:
+    """Seconds (by `clock`) of `workflows` x `steps` (default 100 x 20) started together."""
     async with durable.Runtime(directory) as runtime:
         await runtime.run(few_steps, 1, id="warm-up")  # (worker threads, first-call caches)
         started = clock()
         handles = await asyncio.gather(
-            *(
-                runtime.start(few_steps, WORKFLOW_STEPS, id=f"c-{index}")
-                for index in range(WORKFLOWS)
-            )
+            *(runtime.start(few_steps, steps, id=f"c-{index}") for index in range(workflows))
         )
         await asyncio.gather(*(handle.result() for handle in handles))
         return clock() - started

@@ -1,11 +1,14 @@
 """Profile the engine per step with the disk taken out: cProfile, py-spy, callgrind.
 
-    python -m benchmarks.engine_profile run live|replay|concurrent [--steps N] [--cprofile F]
+    python -m benchmarks.engine_profile run live|replay|concurrent [--steps N] [--workflows W]
+                                        [--cprofile F]
     python -m benchmarks.engine_profile instructions live|replay [--steps 2000 12000]
+    python -m benchmarks.engine_profile instructions concurrent [--workflows 100] [--steps 20]
     python -m benchmarks.engine_profile summarize FILE [--top 15]
 
 `run` does one workload of benchmarks.engine's CPU mode (syncs stubbed: benchmarks/nosync.py)
-in this process and prints its process CPU us per step; with --cprofile it profiles just the
+in this process and prints its process CPU us per step (concurrent: --workflows workflows of
+--steps steps each, default 100 x 20); with --cprofile it profiles just the
 workload (the main thread: the journal's worker threads are not seen) into F and prints the
 top entries by cumulative and by own time. Run it under `py-spy record` for a sampled view.
 
@@ -13,6 +16,9 @@ top entries by cumulative and by own time. Run it under `py-spy record` for a sa
 instructions per step: the difference of the two totals over the difference of the counts,
 so interpreter start-up, imports and runtime set-up cancel. A replay's journal is written
 first, by a process of its own outside valgrind. The callgrind files stay in --out.
+For concurrent, it runs three: W x 0 steps, 0 workflows (the warm-up alone) and W x S, and
+prints the instructions per start ((W x 0 - none) / W), per step ((W x S - W x 0) / (W x S))
+and per step all-in ((W x S - none) / (W x S), what cpu_concurrent measures).
 Instruction counts are stable where timings on a shared machine are not: use them to compare
 two trees (PYTHONPATH), not as a speed.
 
@@ -87,16 +93,19 @@ def run(
     profile_to: Path | None,
     *,
     opentelemetry: bool = False,
+    workflows: int = WORKFLOWS,
 ) -> float:
     """One workload in `directory`, syncs stubbed; process CPU us per step.
 
     `opentelemetry`: with tracing and metrics on (noop_opentelemetry), live and replay.
+    Concurrent: `workflows` workflows of `steps` steps each.
 
     A replay resumes a copy of the journal `--prepare-only` left in `directory` (the replay
     finishes the workflow in its journal), or of one written now, in a new directory.
     """
+    per_workflow = steps
     if workload == "concurrent":
-        steps = WORKFLOWS * WORKFLOW_STEPS
+        steps = workflows * per_workflow
     scratch = Path(tempfile.mkdtemp(prefix=f"profile-{workload}-"))
     profiler = cProfile.Profile() if profile_to is not None else None
     try:
@@ -118,7 +127,7 @@ def run(
             elif workload == "replay":
                 asyncio.run(_replay_prepared(scratch, steps, **options))
             else:
-                asyncio.run(_concurrent(directory, time.process_time))
+                asyncio.run(_concurrent(directory, time.process_time, workflows, per_workflow))
             if profiler is not None:
                 profiler.disable()
             elapsed = time.process_time() - started
@@ -131,7 +140,7 @@ def run(
         for order in ("cumulative", "tottime"):
             print(f"--- {workload}, {steps} steps: top 15 by {order} ---")
             stats.sort_stats(order).print_stats(15)
-    return elapsed / steps * 1e6
+    return elapsed / max(steps, 1) * 1e6
 
 
 def _total_instructions(callgrind_file: Path) -> int:
@@ -142,32 +151,60 @@ def _total_instructions(callgrind_file: Path) -> int:
     return int(match.group(1))
 
 
+def _counted(
+    workload: str, steps: int, out: Path, extra: list[str], label: str, *, opentelemetry: bool
+) -> int:
+    """The instructions of one `run` of the workload under callgrind."""
+    directory = Path(tempfile.mkdtemp(prefix=f"callgrind-{workload}-{label}-"))
+    command = [sys.executable, "-m", "benchmarks.engine_profile", "run", workload]
+    command += ["--steps", str(steps), "--dir", str(directory), *extra]
+    command += ["--opentelemetry"] if opentelemetry else []
+    if workload == "replay":  # (the journal, written outside valgrind)
+        subprocess.run([*command, "--prepare-only"], check=True)
+    target = out / f"callgrind.{workload}.{label}.out"
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={target}", *command],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shutil.rmtree(directory)
+    total = _total_instructions(target)
+    print(f"{workload} {label:>10}: {total:>15,} instructions ({target})")
+    return total
+
+
 def instructions(
     workload: str, counts: list[int], out: Path, *, opentelemetry: bool = False
 ) -> float:
     """Instructions per step: the difference of two callgrind runs over their steps."""
     out.mkdir(parents=True, exist_ok=True)
-    totals = []
-    for steps in counts:
-        directory = Path(tempfile.mkdtemp(prefix=f"callgrind-{workload}-{steps}-"))
-        command = [sys.executable, "-m", "benchmarks.engine_profile", "run", workload]
-        command += ["--steps", str(steps), "--dir", str(directory)]
-        command += ["--opentelemetry"] if opentelemetry else []
-        if workload == "replay":  # (the journal, written outside valgrind)
-            subprocess.run([*command, "--prepare-only"], check=True)
-        target = out / f"callgrind.{workload}.{steps}.out"
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={target}", *command],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(directory)
-        totals.append(_total_instructions(target))
-        print(f"{workload} {steps:>7,} steps: {totals[-1]:>15,} instructions ({target})")
+    totals = [
+        _counted(workload, steps, out, [], f"{steps:,}", opentelemetry=opentelemetry)
+        for steps in counts
+    ]
     per_step = (totals[-1] - totals[0]) / (counts[-1] - counts[0])
     print(f"{workload}: {per_step:,.0f} instructions per step")
     return per_step
+
+
+def concurrent_instructions(workflows: int, steps: int, out: Path) -> dict[str, float]:
+    """Instructions per start, per step and per step all-in of `workflows` x `steps`."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def counted(count: int, each: int) -> int:
+        extra = ["--workflows", str(count)]
+        return _counted("concurrent", each, out, extra, f"{count}x{each}", opentelemetry=False)
+
+    none, starts, full = counted(0, steps), counted(workflows, 0), counted(workflows, steps)
+    figures = {
+        "per start": (starts - none) / workflows,
+        "per step": (full - starts) / (workflows * steps),
+        "per step all-in": (full - none) / (workflows * steps),
+    }
+    for name, value in figures.items():
+        print(f"concurrent {workflows}x{steps}: {value:,.0f} instructions {name}")
+    return figures
 
 
 def _function_of(frame: str) -> str:
@@ -215,7 +252,8 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("run", help="one workload in this process")
     one.add_argument("workload", choices=["live", "replay", "concurrent"])
-    one.add_argument("--steps", type=int, default=10_000)
+    one.add_argument("--steps", type=int, default=None, help="default 10,000; concurrent: 20")
+    one.add_argument("--workflows", type=int, default=WORKFLOWS, help="concurrent only")
     one.add_argument("--dir", type=Path, default=None, help="default: a new temporary one")
     one.add_argument("--cprofile", type=Path, default=None, help="write a cProfile file here")
     one.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
@@ -223,8 +261,11 @@ def main() -> None:
         "--opentelemetry", action="store_true", help="tracing and metrics on, exported nowhere"
     )
     counting = commands.add_parser("instructions", help="callgrind at two step counts")
-    counting.add_argument("workload", choices=["live", "replay"])
-    counting.add_argument("--steps", type=int, nargs=2, default=[2_000, 12_000])
+    counting.add_argument("workload", choices=["live", "replay", "concurrent"])
+    counting.add_argument(
+        "--steps", type=int, nargs="+", default=None, help="two counts (concurrent: one, each)"
+    )
+    counting.add_argument("--workflows", type=int, default=WORKFLOWS, help="concurrent only")
     counting.add_argument("--out", type=Path, default=Path("/tmp/profiles"))
     counting.add_argument(
         "--opentelemetry", action="store_true", help="tracing and metrics on, exported nowhere"
@@ -237,8 +278,17 @@ def main() -> None:
         summarize(args.file, args.top)
         return
     if args.command == "instructions":
-        instructions(args.workload, args.steps, args.out, opentelemetry=args.opentelemetry)
+        if args.workload == "concurrent":
+            each = args.steps[0] if args.steps else WORKFLOW_STEPS
+            concurrent_instructions(args.workflows, each, args.out)
+            return
+        counts = args.steps or [2_000, 12_000]
+        if len(counts) != 2:
+            parser.error("--steps takes two counts for live and replay")
+        instructions(args.workload, counts, args.out, opentelemetry=args.opentelemetry)
         return
+    if args.steps is None:
+        args.steps = WORKFLOW_STEPS if args.workload == "concurrent" else 10_000
     directory = args.dir or Path(tempfile.mkdtemp(prefix=f"profile-{args.workload}-"))
     if args.prepare_only:
         with stubbed_syncs():
@@ -246,7 +296,12 @@ def main() -> None:
         return
     try:
         per_step = run(
-            args.workload, args.steps, directory, args.cprofile, opentelemetry=args.opentelemetry
+            args.workload,
+            args.steps,
+            directory,
+            args.cprofile,
+            opentelemetry=args.opentelemetry,
+            workflows=args.workflows,
         )
     finally:
         if args.dir is None:

@@ -96,6 +96,9 @@ def _not_plain(value: object) -> Any:
     raise _NotPlain
 
 
+_PLAIN_BUFFER = 1024  # bytes: a step's record is ~100
+
+
 class PlainPacker:
     """`encode` for one thread's hot path: one msgpack Packer kept, not one built per call.
 
@@ -103,12 +106,17 @@ class PlainPacker:
     encode, ~0.6 us. A value of msgpack's own types packs here; any other (or an error)
     returns None and the caller takes `encode`, which gives the same bytes. Not
     thread-safe, and not reentrant: each user (a workflow run) keeps its own.
+
+    Its buffer starts small (msgpack grows it for a larger record, and keeps it): the
+    default, 256 KiB, made each of 100 runs at once a fresh allocation and a page fault.
     """
 
     __slots__ = ("_pack",)
 
     def __init__(self) -> None:
-        packer = msgpack.Packer(use_bin_type=True, strict_types=True, default=_not_plain)
+        packer = msgpack.Packer(
+            use_bin_type=True, strict_types=True, default=_not_plain, buf_size=_PLAIN_BUFFER
+        )
         self._pack = packer.pack
 
     def pack(self, value: Any) -> bytes | None:

@@ -223,6 +223,8 @@ class QueueRegistry:
         self.states: dict[str, QueueState] = {}
         self._files: dict[str, QueueFiles] = {}  # every queue's files this runtime opened
         self._queues_seen: tuple[int, list[str]] = (-1, [])
+        # (text, joined once: every start asks whether its id is queued)
+        self._queues_path = None if directory is None else os.path.join(directory, QUEUES)
 
     def files_of(self, name: str, *, create: bool) -> QueueFiles | None:
         """A queue's files (None: it has none and `create` is False)."""
@@ -239,10 +241,10 @@ class QueueRegistry:
 
     def queue_names(self) -> list[str]:
         """The queues with state in the directory (cached while queues/ is unchanged)."""
-        if self.directory is None:
+        if self.directory is None or self._queues_path is None:
             return []
         try:
-            version = os.stat(self.directory / QUEUES).st_mtime_ns
+            version = os.stat(self._queues_path).st_mtime_ns
         except FileNotFoundError:
             return []
         if version != self._queues_seen[0]:

@@ -89,6 +89,25 @@ def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
     assert len(report["targets"]) == 10
 
 
+def test_engine_profile_runs_a_concurrent_workload_of_any_size(tmp_path: Path) -> None:
+    """`engine_profile run concurrent --workflows W --steps S` (what `instructions
+    concurrent` runs under callgrind at 0 x S, W x 0 and W x S): each size finishes."""
+    for workflows, steps in ((0, 2), (3, 0), (3, 2)):
+        directory = tmp_path / f"{workflows}x{steps}"
+        sizes = ["--workflows", str(workflows), "--steps", str(steps), "--dir", str(directory)]
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.engine_profile", "run", "concurrent", *sizes],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert "us of process CPU per step" in result.stdout
+        started = {path.name for path in directory.glob("*.journal")}
+        assert started == {"warm-up.journal"} | {f"c-{n}.journal" for n in range(workflows)}
+
+
 def test_stubbed_syncs_do_nothing_and_are_put_back() -> None:
     real_fdatasync, real_fsync = os.fdatasync, os.fsync
     durable_modules = [m for n, m in sys.modules.items() if n.startswith("durable.")]

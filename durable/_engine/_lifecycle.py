@@ -131,12 +131,16 @@ def _close_tasks(loop: WorkflowLoop, tasks: Iterable[asyncio.Task[Any]]) -> None
     # do not: unloading a sleeper or closing the runtime is not a cancellation of the
     # workflow. This loop is the running one meanwhile, so a durable call in a `finally`
     # finds its run, which refuses it (Evicted), instead of calling the function.
+    pending: list[asyncio.Task[Any]] = []
+    for task in tasks:
+        if not task.done():
+            pending.append(task)
+        elif not task.cancelled():
+            task.exception()  # retrieved: an error here is not "never retrieved"
+    if not pending:
+        return  # (a workflow that ended: nothing to close, no loop to switch to)
     with loop.running():
-        for task in tasks:
-            if task.done():
-                if not task.cancelled():
-                    task.exception()  # retrieved: an error here is not "never retrieved"
-                continue
+        for task in pending:
             task._log_destroy_pending = False  # type: ignore[attr-defined]
             try:
                 task.get_coro().close()

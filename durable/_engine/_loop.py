@@ -186,6 +186,8 @@ class WorkflowLoop(CustomEventLoop):
 
     def close_asyncgens(self) -> None:
         """Close generators still open (as asyncio's shutdown_asyncgens), before close()."""
+        if not self._asyncgens:
+            return  # (most workflows have none: no iteration of the WeakSet)
         for generator in list(self._asyncgens):
             self._asyncgens.discard(generator)
             self.create_task(generator.aclose())

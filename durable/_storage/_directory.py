@@ -244,7 +244,9 @@ class JournalDirectory:
         self._on_sync: Callable[[float, int], None] | None = None  # (observe_syncs)
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
-        self._path_text = str(self.path)  # (locations built as text: no Path per call)
+        # Locations are built as text from this (the directory and its separator): no Path
+        # and no os.path.join per call.
+        self._prefix = os.path.join(str(self.path), "")
         # Journals serve() could not read, with their file's version then (set_aside).
         self._set_aside: dict[str, tuple[int, int, int] | None] = {}
 
@@ -254,7 +256,7 @@ class JournalDirectory:
 
     def location(self, name: str) -> str:
         """The journal's path, for messages."""
-        return os.path.join(self._path_text, validate_name(name, self.path) + SUFFIX)
+        return self._prefix + validate_name(name, self.path) + SUFFIX
 
     def _inbox_file(self, name: str) -> str:
         """The file name of journal `name`'s inbox (validated), relative to the directory.

@@ -145,6 +145,7 @@ _ROUND_PASSES = 4  # a round waits at most this many passes over the ready queue
 
 _Waiter = asyncio.Future[None]
 _Request = tuple[CommitTarget, int, _Waiter]
+_Settled = tuple[CommitTarget, _Waiter, BaseException | None]  # (what to raise; None: durable)
 _STOP = object()
 
 
@@ -256,8 +257,7 @@ class GroupCommitter:
         if loop_is_idle(loop) is None or self._inline_budget <= 0:  # (not asyncio's loop)
             self.request_sync(target, waiter)
             return
-        target.in_flight += 1
-        waiter.add_done_callback(lambda _: _settled(target))
+        target.in_flight += 1  # (settled by _resolve: no done callback, no extra handle)
         requests = self._rounds.get(loop)
         if requests is None:
             requests = self._rounds[loop] = []
@@ -296,7 +296,6 @@ class GroupCommitter:
         if self._thread is None:
             self._start()
         target.in_flight += 1
-        waiter.add_done_callback(lambda _: _settled(target))
         with self._lock:
             self._outstanding += 1
         self._queue.put((target, target.written, waiter))
@@ -347,7 +346,7 @@ class GroupCommitter:
         for target, _, _ in batch:
             target.fail("sync", OSError(errno_codes.EIO, f"internal error: {error!r}"))
         for target, _, waiter in batch:
-            settled: list[tuple[_Waiter, BaseException | None]] = [(waiter, target.error())]
+            settled: list[_Settled] = [(target, waiter, target.error())]
             with contextlib.suppress(RuntimeError):
                 waiter.get_loop().call_soon_threadsafe(_resolve, settled)
 
@@ -364,15 +363,14 @@ class GroupCommitter:
             elapsed = self._sync(pending)
             if self.on_sync is not None:
                 self.on_sync(elapsed, len(batch))
-        outcomes: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, BaseException | None]]]
-        outcomes = {}
+        if on_loop is not None:  # a round: every waiter is on its loop
+            _resolve([(target, waiter, _error(target, wanted)) for target, wanted, waiter in batch])
+            return
+        outcomes: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
         for target, wanted, waiter in batch:
-            error = target.error() if wanted > target.synced else None
-            outcomes.setdefault(waiter.get_loop(), []).append((waiter, error))
+            error = _error(target, wanted)
+            outcomes.setdefault(waiter.get_loop(), []).append((target, waiter, error))
         for loop, settled in outcomes.items():
-            if loop is on_loop:
-                _resolve(settled)
-                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, settled)
 
@@ -437,12 +435,15 @@ class GroupCommitter:
                         target.synced = marks[target]
 
 
-def _settled(target: CommitTarget) -> None:
-    target.in_flight -= 1
+def _error(target: CommitTarget, wanted: int) -> BaseException | None:
+    """Why a request is not durable after its sync (None: it is)."""
+    return target.error() if wanted > target.synced else None
 
 
-def _resolve(settled: list[tuple[_Waiter, BaseException | None]]) -> None:
-    for waiter, error in settled:
+def _resolve(settled: list[_Settled]) -> None:
+    """Settle requests, on their waiters' loop (where `in_flight` is counted)."""
+    for target, waiter, error in settled:
+        target.in_flight -= 1
         if waiter.done():  # the appender was cancelled; its record was still written
             continue
         if error is None:
