@@ -13,9 +13,9 @@ flock; an opener checks the name while holding the flock) is in docs/architectur
 
 The kernel keeps an inode's record locks in a list it walks on every lock: 100,000 locks on
 64 files cost ~230 us a lock, on 1,024 files ~20 us; hence 1,024, each opened on first use.
-Two names may hash to one byte (about one pair in 2**68 / n**2): in one runtime both are
-held (the byte is this runtime's); across runtimes the second cannot be unloaded by its
-name and keeps its descriptor.
+Two names may hash to one byte (about one pair in 2**72 / n**2): in one runtime the second
+reads as held (its opener waits, as for a runner elsewhere); across runtimes the second
+cannot be unloaded by its name and keeps its descriptor.
 
 Where OFD locks do not exist (not Linux), `available` is False and nothing is locked here:
 the journal's flock is the only exclusion, and an unloaded sleeper keeps its descriptor.
@@ -46,10 +46,18 @@ _FLOCK = "hhqqi4x"
 _BUSY = {errno_codes.EAGAIN, errno_codes.EACCES}
 
 
+def _digest(name: str) -> int:
+    """A name's 72-bit hash: its shard (the low 10 bits) and its byte (the next 62)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=9).digest(), "little")
+
+
+def _slot(digest: int) -> tuple[int, int]:
+    return digest % SHARDS, (digest >> 10) & _OFFSET_MASK
+
+
 def slot_of(name: str) -> tuple[int, int]:
     """The lock file (shard number) and byte offset that stand for journal `name`."""
-    digest = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=9).digest(), "little")
-    return digest % SHARDS, (digest >> 10) & _OFFSET_MASK
+    return _slot(_digest(name))
 
 
 def shard_name(shard: int) -> str:
@@ -67,14 +75,15 @@ class IdLocks:
 
     `acquire` and `release` pair per name and holder; a name held twice here (the two
     generations of a continue_as_new, one runner's) is counted, and let go when its count
-    returns to zero. Two names of one slot held here share the kernel's lock.
+    returns to zero. A slot is the whole 72-bit hash, so what is held here is kept by
+    hash: an int and a count a name (100,000 sleepers hold as many).
     """
 
     def __init__(self, directory_fd: int) -> None:
         self._directory_fd = directory_fd
         self._folder_fd: int | None = None
         self._fds: dict[int, int] = {}
-        self._held: dict[tuple[int, int], dict[str, int]] = {}  # slot -> name -> holds here
+        self._held: dict[int, int] = {}  # a name's hash -> its holds here
         self._lock = threading.Lock()
         self.available = _SETLK is not None
         self._closed = False
@@ -88,13 +97,13 @@ class IdLocks:
         """
         if not self.available:
             return False
-        slot = slot_of(name)
+        digest = _digest(name)
         with self._lock:
             if self._closed:
                 return False
-            here = self._held.get(slot)
-            if here is not None:
-                return name in here  # (another name of the slot: this runtime holds the byte)
+            if digest in self._held:
+                return True
+            slot = _slot(digest)
             fd = self._fd(slot[0], create=False)
             if fd is None:
                 return False
@@ -111,12 +120,13 @@ class IdLocks:
         """
         if not self.available:
             return False
-        slot = slot_of(name)
+        digest = _digest(name)
         with self._lock:
             if self._closed:
                 return False
-            here = self._held.get(slot)
-            if here is None:
+            holds = self._held.get(digest, 0)
+            if not holds:
+                slot = _slot(digest)
                 fd = self._fd(slot[0], create=True)
                 assert fd is not None
                 try:
@@ -125,24 +135,21 @@ class IdLocks:
                     if error.errno in _BUSY:
                         return False
                     raise
-                here = self._held[slot] = {}
-            here[name] = here.get(name, 0) + 1
+            self._held[digest] = holds + 1
             return True
 
     def release(self, name: str) -> None:
         """Let go of one hold of `name`'s lock."""
-        slot = slot_of(name)
+        digest = _digest(name)
         with self._lock:
-            here = self._held.get(slot)
-            if here is None or name not in here:
-                return
-            here[name] -= 1
-            if here[name] == 0:
-                del here[name]
-            if not here:
-                del self._held[slot]
+            holds = self._held.get(digest, 0)
+            if holds > 1:
+                self._held[digest] = holds - 1
+            elif holds == 1:
+                del self._held[digest]
                 if not self._closed:
-                    _set(self._fds[slot[0]], fcntl.F_UNLCK, slot[1])
+                    shard, offset = _slot(digest)
+                    _set(self._fds[shard], fcntl.F_UNLCK, offset)
 
     def _fd(self, shard: int, *, create: bool) -> int | None:
         fd = self._fds.get(shard)
