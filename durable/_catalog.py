@@ -73,8 +73,9 @@ class Listing:
 class Runner:
     """Whether a process holds a workflow's journal now.
 
-    A directory tells by its flock (from /proc/locks: `holder` is the pid), PostgreSQL by
-    its live lease (`holder` is the owner, host:pid:id). `known` is False where that cannot
+    A directory tells by its flock, or an unloaded sleeper's name lock (from /proc/locks:
+    `holder` is the pid, "?" for another user's process), PostgreSQL by its live lease
+    (`holder` is the owner, host:pid:id). `known` is False where that cannot
     be read. A runtime that unloads a sleeping or waiting workflow keeps holding it (the
     one that wakes it); a running one (an activity under way) that nobody holds is
     stalled: it resumes when a runtime runs it again. A process forked from an activity

@@ -3,13 +3,13 @@
 A journal's flock lasts as long as its descriptor, so a runtime holding 100,000 unloaded
 sleepers held 100,000 descriptors (past most systems' hard limit). Instead, a sleeper's
 runtime holds its journal's *name*: the file name hashed to one byte of one of SHARDS lock
-files in the directory's `.locks/` folder, locked with a Linux open-file-description lock
-(F_OFD_SETLK): exclusive between open file descriptions like a flock (so two runtimes of
-one process exclude each other, which POSIX record locks would not), released when its
-holder closes it or dies, kept while it is stopped. A runtime holds any number of names
-with at most SHARDS descriptors. The protocol (take the name before letting go of the
-flock; an opener checks the name while holding the flock) is in docs/architecture.md,
-"One runner per id".
+files in the directory (`.name-lock.000` ... `.name-lock.3ff`), locked with a Linux
+open-file-description lock (F_OFD_SETLK): exclusive between open file descriptions like
+a flock (so two runtimes of one process exclude each other, which POSIX record locks would
+not), released when its holder closes it or dies, kept while it is stopped. A runtime
+holds any number of names with at most SHARDS descriptors. The protocol (take the name
+before letting go of the flock; an opener checks the name while holding the flock) is in
+docs/architecture.md, "One runner per id".
 
 The kernel keeps an inode's record locks in a list it walks on every lock: 100,000 locks on
 64 files cost ~230 us a lock, on 1,024 files ~20 us; hence 1,024, each opened on first use.
@@ -24,7 +24,6 @@ the journal's flock is the only exclusion, and an unloaded sleeper keeps its des
 from __future__ import annotations
 
 import bisect
-import contextlib
 import errno as errno_codes
 import fcntl
 import hashlib
@@ -36,7 +35,7 @@ from pathlib import Path
 from ._locks import ofd_locks
 from ._opening import SAFE
 
-FOLDER = ".locks"
+PREFIX = ".name-lock."  # (files in the journal directory itself: <PREFIX>000 ... 3ff)
 SHARDS = 1024
 _OFFSET_MASK = (1 << 62) - 1  # (l_start + l_len must stay within a signed 64-bit off_t)
 _SETLK = getattr(fcntl, "F_OFD_SETLK", None)
@@ -61,8 +60,8 @@ def slot_of(name: str) -> tuple[int, int]:
 
 
 def shard_name(shard: int) -> str:
-    """The lock file's name in FOLDER."""
-    return f"{shard:03x}"
+    """The lock file's name in the journal directory."""
+    return f"{PREFIX}{shard:03x}"
 
 
 def _set(fd: int, kind: int, offset: int) -> None:
@@ -81,7 +80,6 @@ class IdLocks:
 
     def __init__(self, directory_fd: int) -> None:
         self._directory_fd = directory_fd
-        self._folder_fd: int | None = None
         self._fds: dict[int, int] = {}
         self._held: dict[int, int] = {}  # a name's hash -> its holds here
         self._lock = threading.Lock()
@@ -156,14 +154,8 @@ class IdLocks:
         if fd is not None:
             return fd
         try:
-            if self._folder_fd is None:
-                if create:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(FOLDER, 0o700, dir_fd=self._directory_fd)
-                flags = os.O_RDONLY | os.O_DIRECTORY | SAFE
-                self._folder_fd = os.open(FOLDER, flags, dir_fd=self._directory_fd)
             flags = os.O_RDWR | (os.O_CREAT if create else 0) | SAFE
-            fd = os.open(shard_name(shard), flags, 0o600, dir_fd=self._folder_fd)
+            fd = os.open(shard_name(shard), flags, 0o600, dir_fd=self._directory_fd)
         except FileNotFoundError:
             if create:
                 raise
@@ -179,9 +171,6 @@ class IdLocks:
                 os.close(fd)
             self._fds.clear()
             self._held.clear()
-            if self._folder_fd is not None:
-                os.close(self._folder_fd)
-                self._folder_fd = None
 
 
 def held_names(directory: Path, names: list[str]) -> dict[str, int] | None:
@@ -191,14 +180,13 @@ def held_names(directory: Path, names: list[str]) -> dict[str, int] | None:
     the /proc/<pid>/fdinfo of the descriptors that hold the lock files open (those of this
     user's processes: another user's holder shows as 0). None: /proc cannot be read.
     """
-    folder = directory / FOLDER
     shards: dict[int, tuple[int, int]] = {}
     wanted: dict[str, tuple[int, int]] = {}
     for name in names:
         shard, offset = slot_of(name)
         if shard not in shards:
             try:
-                info = os.stat(folder / shard_name(shard), follow_symlinks=False)
+                info = os.stat(directory / shard_name(shard), follow_symlinks=False)
             except OSError:
                 continue
             shards[shard] = (info.st_dev, info.st_ino)

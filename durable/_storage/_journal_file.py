@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import overload
 
 import anyio
 
@@ -225,12 +226,25 @@ def durable_end(parsed: Parsed, created: bool) -> int:
     return parsed.synced if proven_durable(parsed) else parsed.valid_end
 
 
+@overload
 def _recover(
     fd: int, path: Path, writable: bool, directory_fd: int
-) -> tuple[Parsed, bool, bool, int]:
-    """Blocking: read, cut a torn tail, sync what is there (the rest of _open_locked)."""
+) -> tuple[Parsed, bool, bool, int]: ...
+@overload
+def _recover(
+    fd: int, path: Path, writable: bool, directory_fd: int, *, may_sync: bool
+) -> tuple[Parsed, bool, bool, int] | None: ...
+def _recover(
+    fd: int, path: Path, writable: bool, directory_fd: int, *, may_sync: bool = True
+) -> tuple[Parsed, bool, bool, int] | None:
+    """Blocking: read, cut a torn tail, sync what is there (the rest of _open_locked).
+
+    None, with the file untouched, if it needs more than a read and `may_sync` is False.
+    """
     data = _read_all(fd)
     parsed = parse(data, path)
+    if not may_sync and (parsed.torn is not None or not proven_durable(parsed)):
+        return None
     if not writable and (parsed.torn is not None or parsed.valid_end == 0):
         raise permission_denied(
             path,
@@ -452,18 +466,22 @@ class JournalFile:
 
         Reading and parsing a few KiB and syncing a file already durable (~30 us) cost
         less than the hop to a worker thread and back, which a recover() of 100,000
-        sleepers would pay each. Only while syncs are fast (the committer's inline budget)
-        and the file small; anything unusual (damage, a read-only file, another file's
-        journal) is left to open_blocking in a worker thread, which says what it is.
+        sleepers would pay each. Only for a small file, that needs no sync (it proves its
+        records durable) or while syncs are fast (the committer's inline budget); anything
+        unusual (damage, a read-only file, another file's journal) is left to
+        open_blocking in a worker thread, which says what it is.
         """
-        if info.st_size > INLINE_OPEN_MAX or not committer.syncs_are_fast():
+        if info.st_size > INLINE_OPEN_MAX:
             os.close(fd)  # (releases the lock: open_blocking takes it again)
             return None
         try:
-            parsed, created, _, end = _recover(fd, path, True, directory_fd)
+            recovered = _recover(fd, path, True, directory_fd, may_sync=committer.syncs_are_fast())
         except Exception:  # (open_blocking, in a worker thread, raises it properly)
+            recovered = None
+        if recovered is None:
             os.close(fd)
             return None
+        parsed, created, _, end = recovered
         return cls(
             path=path,
             fd=fd,

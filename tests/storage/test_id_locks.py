@@ -10,7 +10,7 @@ import pytest
 
 import durable._storage._journal_file as journal_file
 from durable import JournalCorrupted, JournalDirectory, JournalLocked
-from durable._storage._id_locks import FOLDER, IdLocks, held_names, slot_of
+from durable._storage._id_locks import IdLocks, held_names, shard_name, slot_of
 
 pytestmark = [
     pytest.mark.anyio,
@@ -60,7 +60,7 @@ def test_taken_creates_nothing_and_names_spread(tmp_path: Path) -> None:
     locks = IdLocks(fd)
     try:
         assert not locks.taken("a.journal")
-        assert not (tmp_path / FOLDER).exists()
+        assert not (tmp_path / shard_name(slot_of("a.journal")[0])).exists()
     finally:
         locks.close()
         os.close(fd)
