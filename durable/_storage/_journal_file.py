@@ -571,7 +571,8 @@ class JournalFile:
         if self._closed:
             raise JournalClosed(path=self.path)
         target = self._target
-        if target.written > target.synced:
+        # (what the open wrote, a sync mark, need not be durable: nothing was promised of it)
+        if target.written > target.synced and target.written > self._opened_at:
             if target.failure is not None:
                 raise target.error()
             loop = asyncio.get_running_loop()
@@ -597,7 +598,8 @@ class JournalFile:
         target, names = self._target, self._names
         if names is None or self._closed or self._file is not None or self.read_only:
             return
-        if target.in_flight or target.failure is not None or target.written != target.synced:
+        unsynced = target.written not in (target.synced, self._opened_at)
+        if target.in_flight or target.failure is not None or unsynced:
             return  # (a sync still settling: keep the descriptor, as without name locks)
         if not self._holds_name:
             # (on this thread, with no await until the descriptor is closed: a lock of a
