@@ -8,17 +8,16 @@ import pytest
 
 import durable._storage._journal_file as journal_file
 from durable import JournalDirectory
+from durable._storage._file_io import sync_file as real_sync
 
 pytestmark = pytest.mark.anyio
 
 
 def counting_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     synced: list[int] = []
-    real = journal_file.sync_file
-
     def sync_file(fd: int) -> None:
         synced.append(fd)
-        real(fd)
+        real_sync(fd)
 
     monkeypatch.setattr(journal_file, "sync_file", sync_file)
     return synced
