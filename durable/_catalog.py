@@ -46,6 +46,7 @@ from ._queue_reading import (
 )
 from ._storage._directory import SUFFIX, JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
+from ._storage._id_locks import held_names
 from ._storage._inbox import INBOX_SUFFIX
 from ._storage._locks import flock_holders
 from ._storage._opening import reading
@@ -72,8 +73,9 @@ class Listing:
 class Runner:
     """Whether a process holds a workflow's journal now.
 
-    A directory tells by its flock (from /proc/locks: `holder` is the pid), PostgreSQL by
-    its live lease (`holder` is the owner, host:pid:id). `known` is False where that cannot
+    A directory tells by its flock, or an unloaded sleeper's name lock (from /proc/locks:
+    `holder` is the pid, "?" for another user's process), PostgreSQL by its live lease
+    (`holder` is the owner, host:pid:id). `known` is False where that cannot
     be read. A runtime that unloads a sleeping or waiting workflow keeps holding it (the
     one that wakes it); a running one (an activity under way) that nobody holds is
     stalled: it resumes when a runtime runs it again. A process forked from an activity
@@ -402,10 +404,24 @@ class Catalog:
         """Who holds each journal: a live lease's owner, or a flock's pid (None: unknown)."""
         if isinstance(self._store, PostgresStore):
             return await self._store.holders(names)
-        holders = await anyio.to_thread.run_sync(flock_holders)
+        return await anyio.to_thread.run_sync(self._directory_holders, names, versions)
+
+    def _directory_holders(
+        self, names: list[str], versions: dict[str, tuple[int, ...]]
+    ) -> dict[str, str] | None:
+        """Blocking: a journal's flock holder, else (an unloaded sleeper) its name lock's.
+
+        A pid, or "?" for a holder this user cannot look at (another user's process).
+        """
+        holders = flock_holders()
         if holders is None:
             return None
-        return {name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))}
+        found = {name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))}
+        rest = [name for name in names if name not in found]
+        named = held_names(Path(self.directory), [name + SUFFIX for name in rest]) if rest else None
+        for file_name, pid in (named or {}).items():
+            found[file_name.removesuffix(SUFFIX)] = str(pid) if pid > 0 else "?"
+        return found
 
     async def streams(
         self, workflow_id: str, name: str | None, offset: int, limit: int

@@ -9,7 +9,7 @@ hint for serve(), never a reason to fail a run).
 from __future__ import annotations
 
 from ._engine._log_fields import durable_logger
-from ._errors import JournalFenced, store_away
+from ._errors import JournalFenced, JournalLocked, store_away
 from ._storage._interface import Journal
 
 logger = durable_logger()
@@ -45,8 +45,10 @@ async def resumed(journal: Journal, workflow_id: str) -> bool:
     """Read a sleeper's journal back at its wake-up; False: take the workflow again."""
     try:
         await journal.resume()
-    except JournalFenced as fenced:
-        logger.info("workflow %s, unloaded while it slept: %s", workflow_id, fenced)
+    except (JournalFenced, JournalLocked) as lost:
+        # (a lapsed lease; or the flock of a process that does not take the name locks, an
+        # older durable sharing the directory, which they must not: see docs/architecture.md)
+        logger.info("workflow %s, unloaded while it slept: %s", workflow_id, lost)
         return False
     except Exception as error:
         if not store_away(error):

@@ -34,6 +34,7 @@ from ._file_io import sync_file, write_all
 from ._format import new_format
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
 from ._group_commit import DEFAULT_BUDGET, GroupCommitter, SyncMode
+from ._id_locks import IdLocks
 from ._inbox import INBOX_SUFFIX, Refusal
 from ._inbox_news import announce, read_news
 from ._interface import (
@@ -157,9 +158,9 @@ def _rotation_error(error: OSError, path: Path, step: str) -> JournalError:
 def allow_open_files_to_the_hard_limit() -> None:
     """Raise this process's soft limit on open files to its hard limit.
 
-    Each workflow a runtime holds keeps its journal's descriptor, sleepers too (their lock
-    says who wakes them), so 10,000 sleeping workflows hold 10,000 descriptors, past the
-    soft limit of 1,024 many systems start processes with. The hard limit is the one the
+    Each workflow a runtime runs keeps its journal's descriptor (an unloaded sleeper only
+    where name locks are missing: see _id_locks), and the name locks take up to 1,024, past
+    the soft limit of 1,024 many systems start processes with. The hard limit is the one the
     administrator meant; the soft one is kept low for select(), which durable never uses.
     Go's runtime does the same at start-up (go.dev/issue/46279).
     """
@@ -241,6 +242,7 @@ class JournalDirectory:
         self._directory_fd: int | None = None
         self._directory_device = -1
         self._committer: GroupCommitter | None = None
+        self._names: IdLocks | None = None  # (the locks on journal names: see _id_locks)
         self._on_sync: Callable[[float, int], None] | None = None  # (observe_syncs)
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
@@ -324,6 +326,7 @@ class JournalDirectory:
                 fd, mode=self._sync_mode, inline_budget=self._inline_sync_budget
             )
             self._committer.on_sync = self._on_sync
+            self._names = IdLocks(fd)
             self._directory_fd = fd
         return self._directory_fd, self._directory_device, self._committer
 
@@ -335,6 +338,7 @@ class JournalDirectory:
             directory_device=device,
             committer=committer,
             max_record_size=self.max_record_size,
+            names=self._names,
         )
 
     async def open(self, name: str) -> JournalFile:
@@ -360,6 +364,7 @@ class JournalDirectory:
                 directory_device=self._directory_device,
                 committer=self._committer,
                 max_record_size=self.max_record_size,
+                names=self._names,
             )
         if journal is None:
             journal = await _to_the_end(lambda: self._open_blocking(path))
@@ -487,8 +492,16 @@ class JournalDirectory:
                 synced=len(header) + len(first_frame),
             )
 
+        def named(rotated: JournalFile) -> JournalFile:
+            names, directory_fd = self._names, self._directory_fd
+            if names is not None and directory_fd is not None:
+                # (the name's lock, if `journal` holds it: a second hold, counted)
+                held = journal.holds_name and names.acquire(path.name)
+                rotated.use_names(names, directory_fd, held=held)
+            return rotated
+
         await journal.flush()
-        rotated = await _to_the_end(blocking)
+        rotated = await _to_the_end(lambda: named(blocking()))
         rotated.loop = asyncio.get_running_loop()
         self._opened.add(rotated)
         try:
@@ -595,6 +608,9 @@ class JournalDirectory:
         directory_fd, self._directory_fd = self._directory_fd, None
         if committer is not None:
             await anyio.to_thread.run_sync(committer.stop)
+        names, self._names = self._names, None
+        if names is not None:
+            names.close()
         if directory_fd is not None:
             os.close(directory_fd)
         for outcome in outcomes:
