@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from durable._engine._replay import JournalIndex, RecordedStep
 from durable._storage._frames import StoredRecord
 
 
-def _index(*kept: dict[str, object]) -> JournalIndex:
+def _index(*kept: Any) -> JournalIndex:
     start = records.start("wf", "w", [1], 1_700_000_000.0, 7)
     stored = [StoredRecord(10 * at, encode(record)) for at, record in enumerate([start, *kept])]
     return JournalIndex(
