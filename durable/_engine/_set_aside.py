@@ -13,6 +13,7 @@ Pure: validated records in, records out; no I/O, no workflow code.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,12 @@ from ._outcomes import recorded_error
 
 SET_ASIDE_REASON = "set aside by a resume"
 _STEP_RECORDS = frozenset({records.SCHEDULED, records.RETRY, records.DONE})
+_kind = operator.itemgetter("k")
 
 
 def operated(journal: Sequence[records.Record]) -> bool:
     """Whether any operator's record is in the journal (else it replays as it is)."""
-    kinds = records.OPERATED
-    return any(record["k"] in kinds for record in journal)
+    return not records.OPERATED.isdisjoint(map(_kind, journal))  # (one C loop: replay asks)
 
 
 def replayed(journal: Sequence[records.Record], *, path: str = "") -> list[int]:

@@ -26,7 +26,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from hashlib import blake2b
 from types import CodeType, FrameType
 from typing import Any
 
@@ -66,7 +65,7 @@ from ._outcomes import (
 )
 from ._patches import Patches
 from ._ports import Children, InboxReader
-from ._replay import JournalIndex, digest_of
+from ._replay import JournalIndex, digest_of, new_digest
 from ._sites import timer_site
 from ._specs import ActivitySpec, WorkflowSpec
 from ._stall import StallWatch
@@ -757,7 +756,9 @@ class WorkflowRun:
         encoded = plain = self._packer.pack([list(args), kwargs])
         if encoded is None:
             encoded = encode([list(args), kwargs], context="its arguments", activity=spec.name)
-        digest = blake2b(encoded, digest_size=8).hexdigest()  # (digest_of, inline)
+        hashing = new_digest()  # (digest_of, inline)
+        hashing.update(encoded)
+        digest = hashing.hexdigest()
         step = self._steps.begin("activity", spec.name, digest)
         if self._steps.asked is not None:
             self._steps.asked[step] = spec
@@ -797,9 +798,11 @@ class WorkflowRun:
         self.loop.set_time(event["t"])
         if "e" in event:
             return RecordedOutcome(None, step_error(self.workflow_id, spec, step, event))
-        if spec.plain_result:
-            return RecordedOutcome(event["r"], None)
-        return RecordedOutcome(rebuild(event["r"], spec), None)
+        # (no class call, whose Python __init__ takes CPython 3.11's slow path: one per step)
+        outcome: RecordedOutcome = _new_outcome(RecordedOutcome)
+        outcome.value = event["r"] if spec.plain_result else rebuild(event["r"], spec)
+        outcome.error = None
+        return outcome
 
     def timer_requested(self, handle: StepTimer) -> None:
         step = self._steps.begin("timer", "", "", when=handle.when())
@@ -1031,6 +1034,7 @@ class WorkflowRun:
             await self._drain_outcomes()
 
 
+_new_outcome = object.__new__
 _RUN_UNTIL_IDLE = WorkflowLoop.run_until_idle.__code__  # where a timer's site search stops
 
 

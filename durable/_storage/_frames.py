@@ -293,7 +293,7 @@ def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
     unpack_head = _BODY_HEAD.unpack_from
     unpack_crc = _CRC.unpack_from
     crc32 = zlib.crc32
-    esc = _ESC
+    esc = _ESC_BYTE  # (an int: `int in bytes` is a memchr, a one-byte `bytes in bytes` is not)
     for index in range(1, len(pieces)):
         piece = pieces[index]
         body = unescape(piece) if esc in piece else piece

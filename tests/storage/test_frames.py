@@ -5,7 +5,13 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable._storage._frames import FRAME_HEADER_SIZE, encode_frame, scan
+from durable._storage._frames import (
+    FRAME_HEADER_SIZE,
+    encode_frame,
+    encode_frame_v2,
+    scan,
+    scan_v2,
+)
 
 payloads = st.lists(st.binary(min_size=1, max_size=64), max_size=8)
 
@@ -14,6 +20,22 @@ payloads = st.lists(st.binary(min_size=1, max_size=64), max_size=8)
 def test_scan_reads_back_what_was_framed(items: list[bytes]) -> None:
     data = b"".join(encode_frame(item) for item in items)
     result = scan(data, 0)
+    assert [record.payload for record in result.records] == items
+    assert result.damage is None
+    assert result.valid_end == len(data)
+
+
+# (bytes that escaping rewrites, often: the MARK, the escape byte and what follows one)
+escaped_payloads = st.lists(
+    st.lists(st.sampled_from(b"\xc1\xf7\x01\x02a"), min_size=1, max_size=32).map(bytes),
+    max_size=8,
+)
+
+
+@given(escaped_payloads)
+def test_scan_v2_reads_back_escaped_payloads(items: list[bytes]) -> None:
+    data = b"".join(encode_frame_v2(item, 0, 7, 99) for item in items)
+    result = scan_v2(data, 0, 7, 99)
     assert [record.payload for record in result.records] == items
     assert result.damage is None
     assert result.valid_end == len(data)
