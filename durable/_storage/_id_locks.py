@@ -29,12 +29,13 @@ import errno as errno_codes
 import fcntl
 import hashlib
 import os
+import stat
 import struct
 import threading
 from pathlib import Path
 
 from ._locks import ofd_locks
-from ._opening import SAFE
+from ._opening import SAFE, kind_of
 
 FOLDER = ".locks"
 SHARDS = 1024
@@ -168,6 +169,9 @@ class IdLocks:
             if create:
                 raise
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a fifo planted there: see hostile())
+            os.close(fd)
+            raise OSError(errno_codes.EINVAL, "not a regular file", shard_name(shard))
         self._fds[shard] = fd
         return fd
 
@@ -182,6 +186,27 @@ class IdLocks:
             if self._folder_fd is not None:
                 os.close(self._folder_fd)
                 self._folder_fd = None
+
+
+def hostile(directory_fd: int, name: str) -> tuple[str, str, str] | None:
+    """What stands where `name`'s lock folder or file belongs, when it is not one.
+
+    (Its path in the directory, what it is, what belongs there.) None: nothing hostile,
+    the lock file failed to open for another reason (or is not there).
+    """
+    shard = f"{FOLDER}/{shard_name(slot_of(name)[0])}"
+    for path, wanted, right in (
+        (FOLDER, "a folder", stat.S_ISDIR),
+        (shard, "a regular file", stat.S_ISREG),
+    ):
+        try:
+            info = os.stat(path, dir_fd=directory_fd, follow_symlinks=False)
+        except OSError:
+            return None
+        if not right(info.st_mode):
+            found = "a regular file" if stat.S_ISREG(info.st_mode) else kind_of(info.st_mode)
+            return path, found, wanted
+    return None
 
 
 def held_names(directory: Path, names: list[str]) -> dict[str, int] | None:
