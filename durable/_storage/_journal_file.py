@@ -315,6 +315,9 @@ class JournalFile:
         # promised of it. So a sync mark follows, and close() syncs, only what the handle
         # itself wrote after that.
         self._opened_at = written
+        # Opened without a sync, its records proven durable (see durable_end): what follows
+        # `synced` is only the sync mark that proves it, nothing flush() need sync (-1: not so).
+        self._proven_at = written if 0 < synced < written else -1
         self._target = CommitTarget(
             fd, path, same_device=same_device, new_entry=new_entry, written=written, synced=synced
         )
@@ -560,7 +563,7 @@ class JournalFile:
         if self._closed:
             raise JournalClosed(path=self.path)
         target = self._target
-        if target.written > target.synced:
+        if target.written > target.synced and target.written != self._proven_at:
             if target.failure is not None:
                 raise target.error()
             loop = asyncio.get_running_loop()
@@ -586,7 +589,8 @@ class JournalFile:
         target, names = self._target, self._names
         if names is None or self._closed or self._file is not None or self.read_only:
             return
-        if target.in_flight or target.failure is not None or target.written != target.synced:
+        unsynced = target.written not in (target.synced, self._proven_at)
+        if target.in_flight or target.failure is not None or unsynced:
             return  # (a sync still settling: keep the descriptor, as without name locks)
         if not self._holds_name:
             # (on this thread, with no await until the descriptor is closed: a lock of a
