@@ -212,32 +212,44 @@ def hostile(directory_fd: int, name: str) -> tuple[str, str, str] | None:
 def held_names(directory: Path, names: list[str]) -> dict[str, int] | None:
     """Which of `names` some process holds by its name's lock now -> its pid (0: unknown).
 
-    Read from /proc/locks (OFD locks show there with pid -1), then each holder's pid from
-    the /proc/<pid>/fdinfo of the descriptors that hold the lock files open (those of this
-    user's processes: another user's holder shows as 0). None: /proc cannot be read.
+    Held or not is asked of each name's byte (F_OFD_GETLK on a descriptor of its own:
+    exact, takes nothing); the holder's pid is read from the /proc/<pid>/fdinfo of the
+    descriptors that hold the lock files open (this user's processes: another user's
+    holder shows as 0). None: no OFD locks here.
     """
-    folder = directory / FOLDER
-    shards: dict[int, tuple[int, int]] = {}
-    wanted: dict[str, tuple[int, int]] = {}
+    if _GETLK is None:
+        return None
+    by_shard: dict[int, list[tuple[str, int]]] = {}
     for name in names:
         shard, offset = slot_of(name)
-        if shard not in shards:
+        by_shard.setdefault(shard, []).append((name, offset))
+    held: dict[str, tuple[tuple[int, int], int]] = {}
+    try:
+        folder_fd = os.open(directory / FOLDER, os.O_RDONLY | os.O_DIRECTORY | SAFE)
+    except OSError:
+        return {}  # (no folder: nobody ever held a name here)
+    try:
+        for shard, wanted in by_shard.items():
             try:
-                info = os.stat(folder / shard_name(shard), follow_symlinks=False)
+                fd = os.open(shard_name(shard), os.O_RDONLY | SAFE, dir_fd=folder_fd)
             except OSError:
                 continue
-            shards[shard] = (info.st_dev, info.st_ino)
-        wanted[name] = (shard, offset)
-    locks = ofd_locks(set(shards.values()))
-    if locks is None:
-        return None
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                for name, offset in wanted:
+                    asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+                    if struct.unpack(_FLOCK, fcntl.fcntl(fd, _GETLK, asked))[0] != fcntl.F_UNLCK:
+                        held[name] = ((info.st_dev, info.st_ino), offset)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(folder_fd)
+    locks = ofd_locks({file for file, _ in held.values()}) if held else {}
     found: dict[str, int] = {}
-    for name, (shard, offset) in wanted.items():
-        file = shards.get(shard)
-        if file is None:
-            continue
+    for name, (file, offset) in held.items():
         ranges = locks.get(file, [])
         at = bisect.bisect_right(ranges, (offset, 1 << 64)) - 1  # (the last starting <= it)
-        if at >= 0 and ranges[at][0] <= offset <= ranges[at][1]:
-            found[name] = ranges[at][2]
+        found[name] = ranges[at][2] if at >= 0 and ranges[at][0] <= offset <= ranges[at][1] else 0
     return found
