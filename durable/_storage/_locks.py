@@ -1,8 +1,9 @@
-"""Which journals a process holds locked now, read from /proc/locks, without locking them.
+"""Which files a process holds locked now, read from /proc, without locking them.
 
 Trying a journal's lock to find out would, for that instant, make a runner that starts it
-fail with JournalLocked; the kernel's lock table answers without touching the file. Linux
-only: elsewhere (or without /proc) nothing is known and `flock_holders` returns None.
+fail with JournalLocked; the kernel answers without touching the file: the holders'
+/proc/<pid>/fdinfo (held_on, ofd_locks), or /proc/locks (flock_holders: the queues' slot
+count; its cost is the square of every lock on the machine, see ofd_locks). Linux only.
 """
 
 from __future__ import annotations
