@@ -48,7 +48,7 @@ from ._storage._directory import SUFFIX, JournalDirectory, validate_name
 from ._storage._frames import StoredRecord
 from ._storage._id_locks import held_names
 from ._storage._inbox import INBOX_SUFFIX
-from ._storage._locks import flock_holders
+from ._storage._locks import held_on
 from ._storage._opening import reading
 from ._storage._postgres import PostgresStore
 from ._storage._queue_files import QueueFiles, queue_names
@@ -73,9 +73,9 @@ class Listing:
 class Runner:
     """Whether a process holds a workflow's journal now.
 
-    A directory tells by its flock, or an unloaded sleeper's name lock (from /proc/locks:
-    `holder` is the pid, "?" for another user's process), PostgreSQL by its live lease
-    (`holder` is the owner, host:pid:id). `known` is False where that cannot
+    A directory tells by its flock or name lock (`holder` is the pid, from the holders'
+    /proc/<pid>/fdinfo; "?" for another user's process holding a name), PostgreSQL by
+    its live lease (`holder` is the owner, host:pid:id). `known` is False where that cannot
     be read. A runtime that unloads a sleeping or waiting workflow keeps holding it (the
     one that wakes it); a running one (an activity under way) that nobody holds is
     stalled: it resumes when a runtime runs it again. A process forked from an activity
@@ -413,9 +413,9 @@ class Catalog:
 
         A pid, or "?" for a holder this user cannot look at (another user's process).
         """
-        holders = flock_holders()
-        if holders is None:
-            return None
+        if not Path("/proc/self/fdinfo").is_dir():
+            return None  # (not Linux: nothing can be known)
+        holders = held_on({_file_of(versions[name]) for name in names})
         found = {name: str(pid) for name in names if (pid := holders.get(_file_of(versions[name])))}
         rest = [name for name in names if name not in found]
         named = held_names(Path(self.directory), [name + SUFFIX for name in rest]) if rest else None

@@ -240,10 +240,10 @@ class UnsafeJournalFile(JournalError):
     the directory is ever read or written; `found` says what is there. Nothing was opened.
     """
 
-    def __init__(self, *, path: Path | str, found: str) -> None:
+    def __init__(self, *, path: Path | str, found: str, wanted: str = "a regular file") -> None:
         self.found = found
         super().__init__(
-            f"{path} is {found}, not a regular file: durable opens journal files only as "
+            f"{path} is {found}, not {wanted}: durable opens journal files only as "
             "regular files inside their directory, never through a link, so nothing was "
             "read or written. If you did not put it there, someone who can write to the "
             f"directory did: remove it (`rm {path}` removes a link, not its target), check "

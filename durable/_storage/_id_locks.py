@@ -3,13 +3,13 @@
 A journal's flock lasts as long as its descriptor, so a runtime holding 100,000 unloaded
 sleepers held 100,000 descriptors (past most systems' hard limit). Instead, a sleeper's
 runtime holds its journal's *name*: the file name hashed to one byte of one of SHARDS lock
-files in the directory (`.name-lock.000` ... `.name-lock.3ff`), locked with a Linux
-open-file-description lock (F_OFD_SETLK): exclusive between open file descriptions like
-a flock (so two runtimes of one process exclude each other, which POSIX record locks would
-not), released when its holder closes it or dies, kept while it is stopped. A runtime
-holds any number of names with at most SHARDS descriptors. The protocol (take the name
-before letting go of the flock; an opener checks the name while holding the flock) is in
-docs/architecture.md, "One runner per id".
+files in the directory's `.locks/` folder, locked with a Linux open-file-description lock
+(F_OFD_SETLK): exclusive between open file descriptions like a flock (so two runtimes of
+one process exclude each other, which POSIX record locks would not), released when its
+holder closes it or dies, kept while it is stopped. A runtime holds any number of names
+with at most SHARDS descriptors. The protocol (take the name before letting go of the
+flock; an opener checks the name while holding the flock) is in docs/architecture.md,
+"One runner per id".
 
 The kernel keeps an inode's record locks in a list it walks on every lock: 100,000 locks on
 64 files cost ~230 us a lock, on 1,024 files ~20 us; hence 1,024, each opened on first use.
@@ -24,18 +24,20 @@ the journal's flock is the only exclusion, and an unloaded sleeper keeps its des
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno as errno_codes
 import fcntl
 import hashlib
 import os
+import stat
 import struct
 import threading
 from pathlib import Path
 
 from ._locks import ofd_locks
-from ._opening import SAFE
+from ._opening import SAFE, kind_of
 
-PREFIX = ".name-lock."  # (files in the journal directory itself: <PREFIX>000 ... 3ff)
+FOLDER = ".locks"
 SHARDS = 1024
 _OFFSET_MASK = (1 << 62) - 1  # (l_start + l_len must stay within a signed 64-bit off_t)
 _SETLK = getattr(fcntl, "F_OFD_SETLK", None)
@@ -60,8 +62,8 @@ def slot_of(name: str) -> tuple[int, int]:
 
 
 def shard_name(shard: int) -> str:
-    """The lock file's name in the journal directory."""
-    return f"{PREFIX}{shard:03x}"
+    """The lock file's name in FOLDER."""
+    return f"{shard:03x}"
 
 
 def _set(fd: int, kind: int, offset: int) -> None:
@@ -80,6 +82,7 @@ class IdLocks:
 
     def __init__(self, directory_fd: int) -> None:
         self._directory_fd = directory_fd
+        self._folder_fd: int | None = None
         self._fds: dict[int, int] = {}
         self._held: dict[int, int] = {}  # a name's hash -> its holds here
         self._lock = threading.Lock()
@@ -154,12 +157,21 @@ class IdLocks:
         if fd is not None:
             return fd
         try:
+            if self._folder_fd is None:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(FOLDER, 0o700, dir_fd=self._directory_fd)
+                flags = os.O_RDONLY | os.O_DIRECTORY | SAFE
+                self._folder_fd = os.open(FOLDER, flags, dir_fd=self._directory_fd)
             flags = os.O_RDWR | (os.O_CREAT if create else 0) | SAFE
-            fd = os.open(shard_name(shard), flags, 0o600, dir_fd=self._directory_fd)
+            fd = os.open(shard_name(shard), flags, 0o600, dir_fd=self._folder_fd)
         except FileNotFoundError:
             if create:
                 raise
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # (a fifo planted there: see hostile())
+            os.close(fd)
+            raise OSError(errno_codes.EINVAL, "not a regular file", shard_name(shard))
         self._fds[shard] = fd
         return fd
 
@@ -171,36 +183,73 @@ class IdLocks:
                 os.close(fd)
             self._fds.clear()
             self._held.clear()
+            if self._folder_fd is not None:
+                os.close(self._folder_fd)
+                self._folder_fd = None
+
+
+def hostile(directory_fd: int, name: str) -> tuple[str, str, str] | None:
+    """What stands where `name`'s lock folder or file belongs, when it is not one.
+
+    (Its path in the directory, what it is, what belongs there.) None: nothing hostile,
+    the lock file failed to open for another reason (or is not there).
+    """
+    shard = f"{FOLDER}/{shard_name(slot_of(name)[0])}"
+    for path, wanted, right in (
+        (FOLDER, "a folder", stat.S_ISDIR),
+        (shard, "a regular file", stat.S_ISREG),
+    ):
+        try:
+            info = os.stat(path, dir_fd=directory_fd, follow_symlinks=False)
+        except OSError:
+            return None
+        if not right(info.st_mode):
+            found = "a regular file" if stat.S_ISREG(info.st_mode) else kind_of(info.st_mode)
+            return path, found, wanted
+    return None
 
 
 def held_names(directory: Path, names: list[str]) -> dict[str, int] | None:
     """Which of `names` some process holds by its name's lock now -> its pid (0: unknown).
 
-    Read from /proc/locks (OFD locks show there with pid -1), then each holder's pid from
-    the /proc/<pid>/fdinfo of the descriptors that hold the lock files open (those of this
-    user's processes: another user's holder shows as 0). None: /proc cannot be read.
+    Held or not is asked of each name's byte (F_OFD_GETLK on a descriptor of its own:
+    exact, takes nothing); the holder's pid is read from the /proc/<pid>/fdinfo of the
+    descriptors that hold the lock files open (this user's processes: another user's
+    holder shows as 0). None: no OFD locks here.
     """
-    shards: dict[int, tuple[int, int]] = {}
-    wanted: dict[str, tuple[int, int]] = {}
+    if _GETLK is None:
+        return None
+    by_shard: dict[int, list[tuple[str, int]]] = {}
     for name in names:
         shard, offset = slot_of(name)
-        if shard not in shards:
+        by_shard.setdefault(shard, []).append((name, offset))
+    held: dict[str, tuple[tuple[int, int], int]] = {}
+    try:
+        folder_fd = os.open(directory / FOLDER, os.O_RDONLY | os.O_DIRECTORY | SAFE)
+    except OSError:
+        return {}  # (no folder: nobody ever held a name here)
+    try:
+        for shard, wanted in by_shard.items():
             try:
-                info = os.stat(directory / shard_name(shard), follow_symlinks=False)
+                fd = os.open(shard_name(shard), os.O_RDONLY | SAFE, dir_fd=folder_fd)
             except OSError:
                 continue
-            shards[shard] = (info.st_dev, info.st_ino)
-        wanted[name] = (shard, offset)
-    locks = ofd_locks(set(shards.values()))
-    if locks is None:
-        return None
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                for name, offset in wanted:
+                    asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+                    if struct.unpack(_FLOCK, fcntl.fcntl(fd, _GETLK, asked))[0] != fcntl.F_UNLCK:
+                        held[name] = ((info.st_dev, info.st_ino), offset)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(folder_fd)
+    locks = ofd_locks({file for file, _ in held.values()}) if held else {}
     found: dict[str, int] = {}
-    for name, (shard, offset) in wanted.items():
-        file = shards.get(shard)
-        if file is None:
-            continue
+    for name, (file, offset) in held.items():
         ranges = locks.get(file, [])
         at = bisect.bisect_right(ranges, (offset, 1 << 64)) - 1  # (the last starting <= it)
-        if at >= 0 and ranges[at][0] <= offset <= ranges[at][1]:
-            found[name] = ranges[at][2]
+        found[name] = ranges[at][2] if at >= 0 and ranges[at][0] <= offset <= ranges[at][1] else 0
     return found

@@ -28,6 +28,7 @@ from .._errors import (
     JournalPermissionDenied,
     JournalWriteError,
     RecordTooLarge,
+    UnsafeJournalFile,
 )
 from .._gc_pause import collector_paused
 from ._file_io import sync_file, write_all
@@ -35,7 +36,7 @@ from ._format import FileFormat, Parsed, new_format
 from ._format import parse as parse_bytes
 from ._frames import StoredRecord, encode_frame, encode_frame_v2
 from ._group_commit import CommitTarget, GroupCommitter
-from ._id_locks import IdLocks
+from ._id_locks import IdLocks, hostile
 from ._opening import (
     READ_FLAGS,
     WRITE_FLAGS,
@@ -106,6 +107,12 @@ def _name_taken(names: IdLocks, directory_fd: int, path: Path) -> bool:
     try:
         return names.taken(path.name)
     except OSError as error:
+        if (planted := hostile(directory_fd, path.name)) is not None:
+            # (no runner could take a name lock there either; but one may hold it in the
+            # folder that was there before: refuse, never guess the name free)
+            where, found, wanted = planted
+            unsafe = UnsafeJournalFile(path=path.parent / where, found=found, wanted=wanted)
+            raise unsafe from error
         refusal = translate(error, directory_fd, path, "read and write")
         if refusal is None:
             raise

@@ -1,8 +1,9 @@
-"""Which journals a process holds locked now, read from /proc/locks, without locking them.
+"""Which files a process holds locked now, read from /proc, without locking them.
 
 Trying a journal's lock to find out would, for that instant, make a runner that starts it
-fail with JournalLocked; the kernel's lock table answers without touching the file. Linux
-only: elsewhere (or without /proc) nothing is known and `flock_holders` returns None.
+fail with JournalLocked; the kernel answers without touching the file: the holders'
+/proc/<pid>/fdinfo (held_on, ofd_locks), or /proc/locks (flock_holders: the queues' slot
+count; its cost is the square of every lock on the machine, see ofd_locks). Linux only.
 """
 
 from __future__ import annotations
@@ -34,39 +35,71 @@ def flock_holders() -> dict[tuple[int, int], int] | None:
     return holders
 
 
+def held_on(files: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """(device, inode) of each of `files` some process of this user flocks now -> its pid.
+
+    From /proc/<pid>/fd and fdinfo, not /proc/locks (see ofd_locks): reading /proc/locks
+    costs the square of every lock on the machine (each page restarts from the head of the
+    kernel's list: 100,000 name locks held anywhere, ~16 s a read), and skips lines while
+    other locks come and go. Another user's process is not seen.
+    """
+    return {file: pid for file, kind, _, _, pid in _fdinfo_locks(files) if kind == "FLOCK"}
+
+
 def ofd_locks(
     files: set[tuple[int, int]],
-) -> dict[tuple[int, int], list[tuple[int, int, int]]] | None:
-    """The open-file-description locks held now on `files` ((device, inode) each).
+) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
+    """The open-file-description locks this user's processes hold now on `files`.
 
-    Each file's sorted (start, end, pid) ranges. /proc/locks lists OFD locks with pid -1;
-    the pid is found in the /proc/<pid>/fdinfo of the descriptors that hold those files
-    open (this user's processes; 0 where it cannot be read). None: /proc cannot be read.
+    Each file's sorted (start, end, pid) ranges, from /proc/<pid>/fd and fdinfo (a
+    descriptor's "lock:" lines are the locks its open file description holds), never from
+    /proc/locks: that is read a page per read(), by position in the kernel's list of every
+    lock of the machine, so locks let go of elsewhere meanwhile shift it and lines are
+    skipped (a held name missed). Each fdinfo is one file's locks, read at once. Processes
+    this user may not look into are skipped: ask the lock itself (F_OFD_GETLK) whether a
+    range is held, this only for its pid.
     """
-    try:
-        table = LOCKS.read_text()
-    except OSError:
-        return None
-    ranges: dict[tuple[int, int, int], int] = {}  # (device, inode, start) -> end
-    for line in table.splitlines():
-        # "2: OFDLCK ADVISORY  WRITE -1 fe:00:2153091 12345 12345"
-        fields = line.split()
-        if len(fields) < 8 or fields[1] != "OFDLCK":
-            continue
-        try:
-            file = _file_of(fields[5])
-            start, end = int(fields[6]), _end_of(fields[7])
-        except ValueError:
-            continue
-        if file in files:
-            ranges[(*file, start)] = end
-    pids = _ofd_pids(files) if ranges else {}
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    for (device, inode, start), end in ranges.items():
-        pid = pids.get((device, inode, start), 0)
-        found.setdefault((device, inode), []).append((start, end, pid))
+    for file, kind, start, end, pid in _fdinfo_locks(files):
+        if kind == "OFDLCK":
+            found.setdefault(file, []).append((start, end, pid))
     for held in found.values():
         held.sort()
+    return found
+
+
+def _fdinfo_locks(files: set[tuple[int, int]]) -> list[tuple[tuple[int, int], str, int, int, int]]:
+    """Each lock (file, kind, start, end, pid) held through a descriptor open on `files`."""
+    found: list[tuple[tuple[int, int], str, int, int, int]] = []
+    if not files:
+        return found
+    try:
+        processes = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return found
+    for pid in processes:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                info = os.stat(f"/proc/{pid}/fd/{descriptor}")
+                if (info.st_dev, info.st_ino) not in files:
+                    continue
+                text = Path(f"/proc/{pid}/fdinfo/{descriptor}").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                # "lock:\t1: OFDLCK ADVISORY  WRITE -1 fe:00:2153091 12345 12345"
+                fields = line.split()
+                if len(fields) >= 9 and fields[0] == "lock:" and fields[2] in ("FLOCK", "OFDLCK"):
+                    try:
+                        file, start = _file_of(fields[6]), int(fields[7])
+                        end = _end_of(fields[8])
+                    except ValueError:
+                        continue
+                    found.append((file, fields[2], start, end, int(pid)))
     return found
 
 
@@ -77,35 +110,3 @@ def _file_of(field: str) -> tuple[int, int]:
 
 def _end_of(field: str) -> int:
     return (1 << 63) - 1 if field == "EOF" else int(field)
-
-
-def _ofd_pids(files: set[tuple[int, int]]) -> dict[tuple[int, int, int], int]:
-    """(device, inode, start) of each OFD lock on `files` -> the pid whose descriptor holds it.
-
-    From /proc/<pid>/fd and fdinfo (a descriptor's "lock:" lines are the locks it holds).
-    Processes this user may not look into are skipped.
-    """
-    found: dict[tuple[int, int, int], int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            descriptors = os.listdir(f"/proc/{entry.name}/fd")
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                info = os.stat(f"/proc/{entry.name}/fd/{descriptor}")
-                if (info.st_dev, info.st_ino) not in files:
-                    continue
-                text = Path(f"/proc/{entry.name}/fdinfo/{descriptor}").read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                fields = line.split()
-                if len(fields) >= 9 and fields[0] == "lock:" and fields[2] == "OFDLCK":
-                    try:
-                        found[(*_file_of(fields[6]), int(fields[7]))] = int(entry.name)
-                    except ValueError:
-                        continue
-    return found

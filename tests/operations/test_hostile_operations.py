@@ -31,7 +31,9 @@ def _fresh() -> None:
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory` (and its parent's listing), byte for byte."""
-    files = {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*")}
+    files = {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
     files["(parent)"] = "\n".join(sorted(p.name for p in directory.parent.iterdir())).encode()
     return files
 
