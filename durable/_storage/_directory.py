@@ -43,7 +43,8 @@ from ._interface import (
     Journal,
     check_inbox_bounds,
 )
-from ._journal_file import JournalFile, parse
+from ._journal_file import JournalFile
+from ._journal_opening import parse
 from ._opening import (
     NEW_FLAGS,
     check_regular,

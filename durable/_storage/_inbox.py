@@ -25,7 +25,7 @@ from .._errors import JournalError, JournalMisplaced, JournalWriteError
 from ._file_io import sync_file, write_all
 from ._format import FileFormat, Parsed
 from ._frames import FRAME_V2_OVERHEAD, StoredRecord
-from ._journal_file import parse
+from ._journal_opening import parse
 from ._opening import READ_FLAGS, WRITE_FLAGS, check_regular, move_aside, open_in
 
 logger = logging.getLogger("durable.storage")

@@ -34,7 +34,7 @@ from durable import JournalMisplaced, RetryPolicy, StoredRecord, WorkflowFinishe
 from durable._encoding import decode
 from durable._storage._format import seed_of
 from durable._storage._frames import encode_frame, encode_frame_v2
-from durable._storage._journal_file import parse
+from durable._storage._journal_opening import parse
 from durable.testing import TestRuntime
 
 from .power_loss import CrashState, FileSystemRecorder, Op, crash_states, model_at, write_state

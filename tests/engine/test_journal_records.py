@@ -13,7 +13,7 @@ import durable
 from durable import Runtime
 from durable._encoding import decode, encode
 from durable._engine._replay import digest_of
-from durable._storage._journal_file import parse
+from durable._storage._journal_opening import parse
 from tests.conftest import journal_bytes
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import durable._storage._journal_file as journal_file
+import durable._storage._journal_opening as journal_opening
 from durable import JournalCorrupted, JournalDirectory, JournalLocked
 from durable._storage._id_locks import IdLocks, held_names, shard_name, slot_of
 
@@ -119,7 +119,7 @@ async def test_a_flock_taken_while_it_slept_is_the_workflow_of_that_process(
 ) -> None:
     # A process that knows no name locks (an older durable) may flock a sleeper's journal:
     # the sleeper's runtime then has lost it, and says so (JournalLocked), never writes.
-    monkeypatch.setattr(journal_file, "REOPEN_PATIENCE", 0.01)
+    monkeypatch.setattr(journal_opening, "REOPEN_PATIENCE", 0.01)
     async with JournalDirectory(journal_dir) as store:
         journal = await store.open("taken")
         await journal.append(b"one")

@@ -14,7 +14,7 @@ from durable._storage import _directory
 from durable._storage import _inbox as inbox
 from durable._storage._format import HEADER_SIZE, seed_of
 from durable._storage._frames import StoredRecord, encode_frame_v2
-from durable._storage._journal_file import parse
+from durable._storage._journal_opening import parse
 from tests.conftest import journal_bytes
 
 pytestmark = pytest.mark.anyio

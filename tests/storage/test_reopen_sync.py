@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import durable._storage._journal_file as journal_file
+import durable._storage._journal_opening as journal_opening
 from durable import JournalDirectory
 from durable._storage._file_io import sync_file as real_sync
 
@@ -19,7 +19,7 @@ def counting_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         synced.append(fd)
         real_sync(fd)
 
-    monkeypatch.setattr(journal_file, "sync_file", sync_file)
+    monkeypatch.setattr(journal_opening, "sync_file", sync_file)
     return synced
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import durable._storage._group_commit as group_commit
-import durable._storage._journal_file as journal_file
+import durable._storage._journal_opening as journal_opening
 from durable import JournalDirectory
 
 pytestmark = [
@@ -32,7 +32,7 @@ async def test_reopening_and_unloading_a_sleeper_syncs_nothing_and_writes_nothin
     def counting(fd: int) -> None:
         synced.append(fd)
 
-    monkeypatch.setattr(journal_file, "sync_file", counting)
+    monkeypatch.setattr(journal_opening, "sync_file", counting)
     monkeypatch.setattr(group_commit, "sync_file", counting)
     for _ in range(3):  # (three restarts: each recovers the sleeper and unloads it again)
         async with JournalDirectory(journal_dir) as store:
