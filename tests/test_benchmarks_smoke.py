@@ -7,6 +7,7 @@ on one Python only.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -85,7 +86,11 @@ def test_engine_benchmark_runs_quick(tmp_path: Path) -> None:
     assert sleepers["count"] == sleepers["requested"] == 200
     assert sleepers["bound"] is None
     assert sleepers["medians"]["recover_s"] > 0
-    assert sleepers["medians"]["open_descriptors"] >= 200  # (one journal each, kept)
+    # Unloaded sleepers hold their journals by name locks (Linux OFD locks), not one open
+    # journal each; where there are none, each keeps its journal's descriptor.
+    journals_open = sleepers["medians"]["journal_descriptors"]
+    assert journals_open == (0 if hasattr(fcntl, "F_OFD_SETLK") else 200)
+    assert sleepers["medians"]["open_descriptors"] > 0
     assert len(report["targets"]) == 10
 
 

@@ -40,7 +40,8 @@ def test_the_list_page_shows_each_queues_load(tmp_path: Path, page: Page) -> Non
     with ui_serving(tmp_path) as address:
         page.goto(address)
         loads = page.locator("#queue-loads")
-        expect(loads).to_contain_text("queue orders")
+        # (the first answer may take seconds on a loaded machine: wait for it, generously)
+        expect(loads).to_contain_text("queue orders", timeout=30_000)
         expect(loads).to_contain_text("0 of 3 running, 0 started and not ended, 2 waiting")
         expect(loads).to_contain_text("(limit 50)")
         expect(page.locator('tr[data-id="order-1"]')).to_contain_text("2 of 2")
