@@ -519,8 +519,29 @@ async def soak(
         say(f"  {name}: {value}")
     for failure in verdict.failures[:30]:
         say(f"FAILURE: {failure}")
+    for line in what_the_runners_said(workdir, verdict.failures):
+        say(f"  said: {line}")
     say("PASS" if not verdict.failures else f"FAIL ({len(verdict.failures)} failures)")
     return Report(verdict.failures, figures, chaos)
+
+
+def what_the_runners_said(workdir: Path, failures: list[str], most: int = 60) -> list[str]:
+    """The serving processes' log lines about the workflows of overlap failures (leases
+    lapsed, takeovers, outages, with their times and pids): the sequence of events a "two
+    runs at once" needs to be judged (a runner that held the workflow, or a late attempt of
+    one whose lease had lapsed), kept in the failure's output."""
+    workflows = {f.split(":", 1)[0] for f in failures if "two runs at once" in f}
+    if not workflows:
+        return []
+    said = [
+        line[:400]
+        for log in sorted(workdir.glob("worker-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if any(f"workflow {name}:" in line or f"'{name}'" in line for name in workflows)
+        or "journal store is unavailable" in line
+        or "journal store answers again" in line
+    ]
+    return sorted(said)[:most]
 
 
 def main(argv: list[str] | None = None) -> int:
