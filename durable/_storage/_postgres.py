@@ -167,10 +167,17 @@ class PostgresStore:
             ) from error
 
     async def connect(self) -> None:
-        """Connect and bring the tables to this version (done on first use; idempotent)."""
+        """Connect and bring the tables to this version (done on first use; idempotent).
+
+        A failed try is not kept: the next call tries again (a process started while the
+        server restarts connects once it answers, instead of failing for ever).
+        """
         if self._pool is not None:
             return
-        if self._connecting is None:
+        if self._connecting is None or (
+            self._connecting.done()
+            and (self._connecting.cancelled() or self._connecting.exception() is not None)
+        ):
             self._connecting = asyncio.ensure_future(self._connect())
         await asyncio.shield(self._connecting)
 

@@ -85,6 +85,9 @@ class Chaos:
     )
     unexpected_exits: list[str] = dataclasses.field(default_factory=list)
     spawned: int = 0
+    outages: list[tuple[float, float]] = dataclasses.field(
+        default_factory=list
+    )  # server restarts: from the stop's start until it accepts connections again
 
 
 class Fleet:
@@ -267,11 +270,17 @@ async def chaos_loop(
             background.add(asyncio.ensure_future(fleet.restart(random.choice(running))))
         elif action.startswith("server") and cluster is not None and server.done():
             mode = action.split()[1] if " " in action else random.choice(["fast", "immediate"])
-            server = asyncio.ensure_future(asyncio.to_thread(cluster.restart, mode))
+            server = asyncio.ensure_future(restart_server(cluster, mode, fleet.chaos))
             background.add(server)
             fleet.chaos.server_restarts[mode] += 1
     await asyncio.gather(*background)
     fleet.wake_due(everyone=True)
+
+
+async def restart_server(cluster: Cluster, mode: str, chaos: Chaos) -> None:
+    down = time.time()
+    await asyncio.to_thread(cluster.restart, mode)
+    chaos.outages.append((down, time.time()))
 
 
 async def journal_rows(dsn: str, prefix: str) -> list[asyncpg.Record]:
@@ -519,8 +528,32 @@ async def soak(
         say(f"  {name}: {value}")
     for failure in verdict.failures[:30]:
         say(f"FAILURE: {failure}")
+    if any("two runs at once" in failure for failure in verdict.failures):
+        for down, back in chaos.outages:
+            say(f"  the server was away from {down:.6f} to {back:.6f} (time.time())")
+        for line in what_the_runners_said(workdir, verdict.failures):
+            say(f"  said: {line}")
     say("PASS" if not verdict.failures else f"FAIL ({len(verdict.failures)} failures)")
     return Report(verdict.failures, figures, chaos)
+
+
+def what_the_runners_said(workdir: Path, failures: list[str], most: int = 60) -> list[str]:
+    """The serving processes' log lines about the workflows of overlap failures (leases
+    lapsed, takeovers, outages, with their times and pids): the sequence of events a "two
+    runs at once" needs to be judged (a runner that held the workflow, or a late attempt of
+    one whose lease had lapsed), kept in the failure's output."""
+    workflows = {f.split(":", 1)[0] for f in failures if "two runs at once" in f}
+    if not workflows:
+        return []
+    said = [
+        line[:400]
+        for log in sorted(workdir.glob("worker-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if any(f"workflow {name}:" in line or f"'{name}'" in line for name in workflows)
+        or "journal store is unavailable" in line
+        or "journal store answers again" in line
+    ]
+    return sorted(said)[:most]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable import PostgresStore, Runtime, StoreUnavailable, WorkflowNotFound
+from durable import (
+    JournalNotFound,
+    PostgresStore,
+    Runtime,
+    StoreUnavailable,
+    WorkflowNotFound,
+)
 from tests.postgres_server import binaries, restartable_cluster
 
 from .soak import Attempt, Chaos, check, soak
@@ -161,6 +167,27 @@ async def test_a_call_while_the_database_is_away_is_store_unavailable(bindir: Pa
             assert await bob.result() == "hello bob"
             await waiting.send_event("go")
             assert await waiting.result() == "hello ada"
+
+
+@pytest.mark.anyio
+async def test_a_first_connect_while_the_server_is_away_is_tried_again(bindir: Path) -> None:
+    """A runtime that first connects while the server is down (a serving process started
+    during a server restart) connects once it is back: its failed connect is not kept (it
+    was, and such a process served nothing for ever: every later call got the first error)."""
+    with restartable_cluster(bindir) as cluster:
+        await asyncio.to_thread(cluster.stop)
+        store = PostgresStore(cluster.dsn)
+        try:
+            for _ in range(2):
+                with pytest.raises(StoreUnavailable, match="cannot connect"):
+                    await store.connect()
+            await asyncio.to_thread(cluster.start)
+            await store.connect()
+            assert await store.candidates(10) == []
+            with pytest.raises(JournalNotFound):
+                await store.read("never-started")
+        finally:
+            await store.close()
 
 
 async def describe_is(runtime: Runtime, workflow_id: str, state: str) -> bool:
