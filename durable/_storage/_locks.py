@@ -2,8 +2,9 @@
 
 Trying a journal's lock to find out would, for that instant, make a runner that starts it
 fail with JournalLocked; the kernel answers without touching the file: the holders'
-/proc/<pid>/fdinfo (held_on, ofd_locks), or /proc/locks (flock_holders: the queues' slot
-count; its cost is the square of every lock on the machine, see ofd_locks). Linux only.
+/proc/<pid>/fdinfo (held_on: journals, queue slots; ofd_locks: name locks), never
+/proc/locks (its cost is the square of every lock on the machine, and it skips lines while
+locks come and go: see ofd_locks). Linux only.
 """
 
 from __future__ import annotations
@@ -11,28 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-LOCKS = Path("/proc/locks")
 
-
-def flock_holders() -> dict[tuple[int, int], int] | None:
-    """(device, inode) of each file with a flock() held now -> the pid that holds it."""
-    try:
-        table = LOCKS.read_text()
-    except OSError:
-        return None
-    holders: dict[tuple[int, int], int] = {}
-    for line in table.splitlines():
-        # "1: FLOCK  ADVISORY  WRITE 26112 fe:00:2146364 0 EOF"; waiters read "1: -> FLOCK ..."
-        fields = line.split()
-        if len(fields) < 6 or fields[1] != "FLOCK":
-            continue
-        try:
-            major, minor, inode = fields[5].split(":")
-            device = os.makedev(int(major, 16), int(minor, 16))
-            holders[(device, int(inode))] = int(fields[4])
-        except ValueError:
-            continue  # a line this reader does not know: skip it, never guess
-    return holders
+def readable() -> bool:
+    """Whether this system shows processes' descriptors and their locks (Linux's /proc)."""
+    return os.path.isdir("/proc/self/fdinfo")
 
 
 def held_on(files: set[tuple[int, int]]) -> dict[tuple[int, int], int]:

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._file_io import load_syncfs, syncfs_error, write_all
-from ._locks import flock_holders
+from ._locks import held_on, readable
 from ._opening import open_directory
 from ._request_codec import MAX_REQUEST_SIZE, DamagedRequest, Request, decode_request
 from ._request_log import RequestLog
@@ -522,20 +522,24 @@ class QueueFiles:
             slots.close()
 
     def running(self) -> int:
-        """How many slots some process holds now, from /proc/locks (-1: cannot tell)."""
-        holders = flock_holders()
-        if holders is None:
+        """How many slots some process holds now (-1: cannot tell, no /proc here).
+
+        Read from the holders' /proc/<pid>/fdinfo (see _locks.held_on), never by trying a
+        slot (a runtime taking it that instant would find it busy): exact, and linear in
+        the descriptors open on the machine, whatever number of other locks are held. A
+        slot held by another user's process is not seen (the queue's directory is 0700).
+        """
+        if not readable():
             return -1
         where = self._fds["slots"]
-        count = 0
+        files = set()
         for name in os.listdir(where):
             try:
                 info = os.stat(name, dir_fd=where, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if (info.st_dev, info.st_ino) in holders:
-                count += 1
-        return count
+            files.add((info.st_dev, info.st_ino))
+        return len(held_on(files))
 
     # -- the declared limits, for readers ------------------------------------------------
 

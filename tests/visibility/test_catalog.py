@@ -108,7 +108,7 @@ async def test_reading_changes_nothing_and_works_while_a_workflow_runs(sample_di
         handle = await runtime.start(order_workflow, ORDERS["order-3"], id="order-3")
         described = await catalog.describe("order-3")
         assert str(described.state) == "waiting for event"
-        assert (await catalog.runner("order-3")).holder == str(os.getpid())  # (/proc/locks)
+        assert (await catalog.runner("order-3")).holder == str(os.getpid())  # (its fdinfo)
         assert (await catalog.details("order-3")).runner.holder == str(os.getpid())
         listing = await catalog.listing()
         assert listing.runners == {"order-3": str(os.getpid())}
