@@ -15,6 +15,7 @@ pytestmark = pytest.mark.anyio
 
 def counting_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     synced: list[int] = []
+
     def sync_file(fd: int) -> None:
         synced.append(fd)
         real_sync(fd)
