@@ -1,7 +1,7 @@
 """Several of these processes run, start, recover and follow the same workflow ids at once,
 for the one-runner crash test (not a test module).
 
-    python one_runner_app.py STORE LEDGER MODE ID...
+    python -m tests.crash.one_runner_app STORE LEDGER MODE ID...
 
 STORE is a journal directory or a postgresql:// DSN; MODE is run, start or recover (recover,
 then a handle to every id it did not resume). Each activity attempt writes "start" and "end"
@@ -13,28 +13,19 @@ SIGKILLs and SIGSTOPs the test sends). Prints "RESULT <id> <value>" per id, or
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import Any
 
 import durable
 from durable import PostgresStore, Runtime
+from tests.crash.ledger_app import attempt, drive
 
 LEASE = 1.0
 
 
-def ledger(event: str, step: str) -> None:
-    info = durable.activity_info()
-    with open(sys.argv[2], "a") as file:
-        file.write(f"{event} {info.workflow_id} {step} {info.idempotency_key} {os.getpid()}\n")
-
-
 @durable.activity(name="one-runner-step")
 async def step(name: str) -> str:
-    ledger("start", name)
-    await asyncio.sleep(0.05)
-    ledger("end", name)
-    return name
+    return await attempt(name, 0.05)
 
 
 @durable.workflow(name="one-runner-flow")
@@ -52,32 +43,9 @@ def runtime_for(store: str) -> Runtime:
     return Runtime(store, workflows=[flow], **options)
 
 
-async def outcome(workflow_id: str, waiting: Any) -> str:
-    try:
-        return f"RESULT {workflow_id} {await waiting}"
-    except durable.WorkflowNotFound:
-        return f"ABSENT {workflow_id}"
-    except Exception as error:  # (reported, for the test to fail on)
-        return f"ERROR {workflow_id} {type(error).__name__} {error}"
-
-
 async def main(store: str, mode: str, ids: list[str]) -> None:
     async with runtime_for(store) as runtime:
-        if mode == "run":
-            waits = [runtime.run(flow, i, id=i) for i in ids]
-        elif mode == "start":
-            handles = [await runtime.start(flow, i, id=i) for i in ids]
-            waits = [handle.result() for handle in handles]
-        else:
-            resumed = {handle.id: handle for handle in await runtime.recover()}
-
-            async def result(workflow_id: str) -> Any:
-                handle = resumed.get(workflow_id) or await runtime.handle(workflow_id)
-                return await handle.result()
-
-            waits = [result(i) for i in ids]
-        for line in await asyncio.gather(*(outcome(i, w) for i, w in zip(ids, waits, strict=True))):
-            print(line, flush=True)
+        await drive(runtime, flow, mode, ids)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Processes that hold many unloaded sleepers by their name locks alone, for the sleeper
 lock crash test (not a test module).
 
-    python sleeper_lock_app.py DIRECTORY LEDGER MODE ID...
+    python -m tests.crash.sleeper_lock_app DIRECTORY LEDGER MODE ID...
 
 MODE is start (start every id, then wait for the results) or recover (recover, then a
 handle to every id it did not resume). Each workflow runs an activity, sleeps twice (each
@@ -14,26 +14,16 @@ the output is the same: "RESULT <id> <value>", "ERROR ..." or "ABSENT <id>".
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from typing import Any
 
 import durable
 from durable import Runtime
-
-
-def ledger(event: str, step: str) -> None:
-    info = durable.activity_info()
-    with open(sys.argv[2], "a") as file:
-        file.write(f"{event} {info.workflow_id} {step} {info.idempotency_key} {os.getpid()}\n")
+from tests.crash.ledger_app import attempt, drive
 
 
 @durable.activity(name="sleeper-lock-step")
 async def step(name: str) -> str:
-    ledger("start", name)
-    await asyncio.sleep(0.02)
-    ledger("end", name)
-    return name
+    return await attempt(name, 0.02)
 
 
 @durable.workflow(name="sleeper-lock-flow")
@@ -45,31 +35,11 @@ async def flow(tag: str) -> str:
     return f"{tag}:{first}{second}"
 
 
-async def outcome(workflow_id: str, waiting: Any) -> str:
-    try:
-        return f"RESULT {workflow_id} {await waiting}"
-    except durable.WorkflowNotFound:
-        return f"ABSENT {workflow_id}"
-    except Exception as error:  # (reported, for the test to fail on)
-        return f"ERROR {workflow_id} {type(error).__name__} {error}"
-
-
 async def main(directory: str, mode: str, ids: list[str]) -> None:
-    options: dict[str, Any] = {"suspend_after": 0, "event_poll_interval": 0.05}
-    async with Runtime(directory, workflows=[flow], **options) as runtime:
-        if mode == "start":
-            handles = [await runtime.start(flow, i, id=i) for i in ids]
-            waits = [handle.result() for handle in handles]
-        else:
-            resumed = {handle.id: handle for handle in await runtime.recover()}
-
-            async def result(workflow_id: str) -> Any:
-                handle = resumed.get(workflow_id) or await runtime.handle(workflow_id)
-                return await handle.result()
-
-            waits = [result(i) for i in ids]
-        for line in await asyncio.gather(*(outcome(i, w) for i, w in zip(ids, waits, strict=True))):
-            print(line, flush=True)
+    async with Runtime(
+        directory, workflows=[flow], suspend_after=0, event_poll_interval=0.05
+    ) as runtime:
+        await drive(runtime, flow, mode, ids)
 
 
 if __name__ == "__main__":
