@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,13 +38,12 @@ from ._errors import (
     JournalLocked,
     JournalNotFound,
     WorkflowAlreadyRunning,
-    WorkflowCancelled,
-    WorkflowFailed,
     WorkflowIdInUse,
     WorkflowNotFound,
     WorkflowStopped,
     store_away,
 )
+from ._id_runs import IdRuns
 from ._limits import limit_home
 from ._mail import Mailroom
 from ._outage import Outage
@@ -99,7 +98,6 @@ class WorkflowTasks:
         self._deadlines = deadlines
         self._running = running  # each id's run, loaded or not (shared with the mailroom)
         self._sleepers = sleepers  # the unloaded ones' rows (shared likewise)
-        sleepers.awaken = self._awaken
         self._runs = runs  # the loaded run of each running workflow (shared likewise)
         self._telemetry = telemetry
         self._stall_watch = stall_watch
@@ -111,10 +109,17 @@ class WorkflowTasks:
         self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
         self._requested: dict[str, _Request] = {}  # what started each id's task here
         self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
-        self._releasing: set[asyncio.Task[None]] = set()  # (cancelled rows' journals closing)
         self._closing = False  # stop() is under way: runs loaded from now on start nothing
         self._children = ChildRunner(self)
         self._queues = make_queue_service(self, store, directory, queues, self._clock)
+        self._ids = IdRuns(
+            running,
+            self._requested,
+            sleepers,
+            deadlines,
+            reload=self._reload,
+            release=self._queues.release,
+        )
 
     @property
     def closing(self) -> bool:
@@ -196,10 +201,10 @@ class WorkflowTasks:
         context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
         context.run(limit_home.set, self.directory or self._queues.limit_home)
         context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
-        outcome = IdRun(workflow_id, self, loop, claimed=claimed, context=context)
+        outcome = IdRun(workflow_id, self._ids, loop, claimed=claimed, context=context)
         self._running[workflow_id] = outcome
         self._requested[workflow_id] = request
-        self._load_task(outcome, self._execute(request, outcome, follow=follow))
+        self._ids.carry(outcome, self._execute(request, outcome, follow=follow))
         self._mail.watch()
         try:
             await asyncio.shield(claimed)
@@ -245,7 +250,7 @@ class WorkflowTasks:
         context = contextvars.copy_context()
         context.run(limit_home.set, self.directory or self._queues.limit_home)
         context.run(current_workflow.set, (workflow_id, definition.name))
-        outcome = IdRun(workflow_id, self, loop, claimed=None, context=context)
+        outcome = IdRun(workflow_id, self._ids, loop, claimed=None, context=context)
         self._running[workflow_id] = outcome
         self._requested[workflow_id] = _Request(definition, workflow_id, None, parent)
         self._sleepers.expect(workflow_id)  # (mail from now on wakes it)
@@ -262,90 +267,14 @@ class WorkflowTasks:
             self._telemetry.parked(workflow_id, definition.name)
         row = Parked(outcome, wake_at, journal=journal, grant=None, parent=parent)
         if not self._sleepers.park(row):
-            self._awaken(row)  # (mail came meanwhile)
+            self._ids.awaken(row)  # (mail came meanwhile)
         elif self._store.may_have_mail(workflow_id):
             self._sleepers.notify(workflow_id)  # (maybe some it has not taken: a replay reads it)
         return self._handle_of(workflow_id, outcome)
 
-    def _load_task(self, outcome: IdRun, coroutine: Any) -> None:
-        """Run `coroutine` as the id's task, while its workflow is loaded."""
-        task = asyncio.get_running_loop().create_task(
-            coroutine, name=outcome.get_name(), context=outcome.context
-        )
-        outcome.task = task
-        task.add_done_callback(functools.partial(self._task_done, outcome))
-
-    def _task_done(self, outcome: IdRun, task: asyncio.Task[Any]) -> None:
-        """The id's task ended: its outcome, unless it left the workflow parked as a row."""
-        if outcome.task is task:
-            outcome.task = None
-        if outcome.done():
-            return
-        if task.cancelled():
-            row, outcome.row = outcome.row, None
-            if row is not None:  # (cancelled before it took its row: let go of it)
-                self._let_go_of_row(row)
-                return
-            outcome.stopped()
-        elif (error := task.exception()) is not None:
-            outcome.set_exception(error)
-        elif isinstance(result := task.result(), Unloaded):
-            return  # (parked as a row: its run goes on)
-        else:
-            outcome.set_result(result)
-        self._ended(outcome)
-
-    def _awaken(self, row: Parked) -> None:
-        """A parked row is due (its time, its mail): start a task that loads it again."""
-        outcome = row.outcome
-        outcome.row = row
-        request = self._requested[outcome.workflow_id]
-        self._load_task(outcome, self._execute(request, outcome, follow=True))
-
-    def cancel_parked(self, outcome: IdRun) -> None:
-        """An unloaded run is cancelled (close(), say): let go of its row."""
-        row = self._sleepers.take(outcome.workflow_id)
-        if row is not None:
-            self._let_go_of_row(row)
-        # (else it is being loaded again: its task, once it has one, sees the cancel)
-
-    def _let_go_of_row(self, row: Parked) -> None:
-        name = f"durable release {row.outcome.workflow_id}"
-        task = asyncio.get_running_loop().create_task(self._release_row(row), name=name)
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
-
-    async def _release_row(self, row: Parked) -> None:
-        """Close a cancelled row's journal (its name lock goes), free its queue slots."""
-        try:
-            await let_go(row.journal, away=False)
-        except Exception:
-            logger.exception(
-                "workflow %s: its journal could not be closed", row.outcome.workflow_id
-            )
-        finally:
-            if row.grant is not None:
-                self._queues.release(row.grant)
-            row.outcome.stopped()
-            self._ended(row.outcome)
-
-    def _ended(self, outcome: IdRun) -> None:
-        """The id's run is over here (its outcome set): forget it; log how it ended."""
-        workflow_id, claimed = outcome.workflow_id, outcome.claimed
-        if self._running.get(workflow_id) is outcome:
-            del self._running[workflow_id]
-            self._requested.pop(workflow_id, None)
-            self._sleepers.forget(workflow_id)
-            self._deadlines.disarm(workflow_id)
-        if claimed is None:
-            pass  # (its starter went on)
-        elif not claimed.done():
-            claimed.cancel()
-        elif not claimed.cancelled() and claimed.exception() is not None:
-            if not outcome.cancelled():
-                outcome.exception()  # (the starter raised it already: retrieved, not logged)
-            return
-        _log_end(workflow_id, outcome)
+    def _reload(self, outcome: IdRun) -> Coroutine[Any, Any, Any]:
+        """The coroutine of the task that loads a parked row again (IdRuns.awaken)."""
+        return self._execute(self._requested[outcome.workflow_id], outcome, follow=True)
 
     async def _take(
         self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
@@ -774,21 +703,3 @@ def _stopping(task: IdRun) -> bool:
 
 def _unknown(*args: Any) -> None:
     """The function of a workflow this runtime does not know (a handle only reads it)."""
-
-
-def _log_end(workflow_id: str, task: asyncio.Future[Any]) -> None:
-    """Log how a workflow that did not return ended, once; its handles still raise it.
-
-    Taking the exception here also keeps asyncio from printing "Task exception was never
-    retrieved" for a run nobody awaits (recover()'s, an un-awaited start()'s).
-    """
-    if task.cancelled():
-        return  # (stopped by close(): it resumes from its journal)
-    error = task.exception()
-    if error is None:
-        return
-    name = workflow_id
-    if isinstance(error, WorkflowFailed | WorkflowCancelled):
-        logger.info("workflow %s ended: %s", name, error)
-    else:
-        logger.error("workflow %s stopped: %s", name, error, exc_info=error)
