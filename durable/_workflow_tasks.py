@@ -268,9 +268,18 @@ class WorkflowTasks:
         row = Parked(outcome, wake_at, journal=journal, grant=None, parent=parent)
         if not self._sleepers.park(row):
             self._ids.awaken(row)  # (mail came meanwhile)
-        elif self._store.may_have_mail(workflow_id):
-            self._sleepers.notify(workflow_id)  # (maybe some it has not taken: a replay reads it)
+        elif await self._has_mail(workflow_id, inbox_next):
+            self._sleepers.notify(workflow_id)  # (mail it has not taken: a replay takes it)
         return self._handle_of(workflow_id, outcome)
+
+    async def _has_mail(self, workflow_id: str, first: int) -> bool:
+        """Whether the id's inbox holds a message at `first` or later (if in doubt, True)."""
+        if not self._store.may_have_mail(workflow_id):
+            return False
+        try:
+            return bool(await self._store.inbox(workflow_id, first))
+        except Exception:  # (an inbox that does not read: the run's replay says why)
+            return True
 
     def _reload(self, outcome: IdRun) -> Coroutine[Any, Any, Any]:
         """The coroutine of the task that loads a parked row again (IdRuns.awaken)."""

@@ -37,6 +37,13 @@ async def napper(index: int, seconds: float) -> int:
     return index
 
 
+@durable.workflow(name="rows-told")
+async def told() -> Any:
+    said = await durable.wait_for_event("say")
+    await durable.sleep(3600)
+    return said
+
+
 @durable.workflow(name="rows-waiter")
 async def waiter() -> Any:
     return await durable.wait_for_event("go")
@@ -181,6 +188,22 @@ async def test_recover_wakes_a_parked_sleeper_with_mail_waiting(journal_dir: Pat
         (handle,) = await again.recover()
         async with asyncio.timeout(10):
             assert await handle.result() == "while nobody ran it"
+
+
+async def test_recover_parks_a_sleeper_whose_inbox_holds_only_mail_it_took(
+    journal_dir: Path, runs_made: list[str]
+) -> None:
+    async with Runtime(journal_dir, suspend_after=0) as runtime:
+        await runtime.start(told, id="told")
+        assert await runtime.send_event("told", "say", "hi")
+        await _until(lambda: "told" in runtime._mail.sleeping and runs_made == ["told"] * 2)
+    runs_made.clear()
+    async with Runtime(journal_dir, workflows=[told], suspend_after=0) as again:
+        assert [handle.id for handle in await again.recover()] == ["told"]
+        await asyncio.sleep(0.1)
+        assert runs_made == [], "its one message was taken before it slept: no replay"
+        assert await again.send_event("told", "other", 1)  # (new mail: it is loaded)
+        await _until(lambda: runs_made == ["told"] and "told" in again._mail.sleeping)
 
 
 # -- the park record, and reading it -----------------------------------------------------------
