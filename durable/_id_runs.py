@@ -2,10 +2,10 @@
 
 WorkflowTasks' part. An id's run begins with a task (its start); the task ends when the
 workflow ends (the IdRun takes its outcome, the id is forgotten) or when it parks the
-workflow as a row (UNLOADED: the IdRun goes on, with no task); a row that is due (its
-time, its mail) gets a new task; a row cancelled (close(), a caller that gave up) has its
-journal closed and its queue slots given back, and its IdRun ends cancelled, as its task
-would have.
+workflow as a row (its journal suspended; UNLOADED: the IdRun goes on, with no task); a
+row that is due (its time, its mail) gets a new task, which resumes its journal; a row
+cancelled (close(), a caller that gave up) has its journal closed and its queue slots
+given back, and its IdRun ends cancelled, as its task would have.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._engine._log_fields import durable_logger
 from ._errors import WorkflowCancelled, WorkflowFailed
-from ._journal_holding import let_go
+from ._journal_holding import let_go, note, resumed
 from ._sleepers import IdRun, Parked, Sleepers, Unloaded
 
 if TYPE_CHECKING:
     from ._deadline import Deadlines
+    from ._storage._interface import Journal
 
 logger = durable_logger()
 
@@ -38,6 +39,7 @@ class IdRuns:
         *,
         reload: Callable[[IdRun], Coroutine[Any, Any, Any]],
         release: Callable[[Any], None],
+        restarts_after: Callable[[BaseException], bool],
     ) -> None:
         self._running = running  # (the runtime's, shared)
         self._requested = requested  # (what started each id: WorkflowTasks', shared)
@@ -45,6 +47,7 @@ class IdRuns:
         self._deadlines = deadlines
         self._reload = reload  # the coroutine of a task that loads a due row
         self._release = release  # gives a queue grant's slots back
+        self._restarts_after = restarts_after  # (a simulated crash: resume at once)
         self._releasing: set[asyncio.Task[None]] = set()  # (cancelled rows' journals closing)
         sleepers.awaken = self.awaken
 
@@ -75,6 +78,41 @@ class IdRuns:
         else:
             outcome.set_result(result)
         self.ended(outcome)
+
+    async def unload(self, row: Parked, inbox_next: int) -> bool | None:
+        """Suspend a sleeper's journal and park it as a row (True): its task may end.
+
+        It keeps its lock (or lease), so no other runtime takes it meanwhile. None: mail
+        came while it was being unloaded (read it back, go on); False: a simulated crash
+        struck (reopen and replay now, as a restarted process would).
+        """
+        workflow_id = row.outcome.workflow_id
+        self._sleepers.expect(workflow_id)  # (before any await: a message from now on wakes it)
+        try:
+            await note(row.journal, wake_at=row.wake_at, inbox_next=inbox_next)
+            await row.journal.suspend()
+        except BaseException as error:
+            self._sleepers.forget(workflow_id)
+            if not self._restarts_after(error):
+                raise
+            return False
+        if not self._sleepers.park(row):
+            return None
+        row.outcome.task = None  # (its task ends now; the id's run goes on as the row)
+        return True
+
+    async def resume(self, journal: Journal, workflow_id: str) -> bool:
+        """Read a sleeper's journal back as it loads again; False: take the workflow again.
+
+        False when the lease lapsed meanwhile (a paused process) and another runtime may
+        have it, or a simulated crash struck (reopen and replay now).
+        """
+        try:
+            return await resumed(journal, workflow_id)
+        except BaseException as error:
+            if not self._restarts_after(error):
+                raise
+            return False
 
     def awaken(self, row: Parked) -> None:
         """A parked row is due (its time, its mail): start a task that loads it again."""

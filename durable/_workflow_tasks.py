@@ -59,7 +59,7 @@ from ._streams import StreamNews
 if TYPE_CHECKING:
     from ._otel import OpenTelemetryObserver
 
-from ._journal_holding import let_go, note, resumed, went_away
+from ._journal_holding import let_go, note, went_away
 from ._start_checks import SHORT, check_arguments, check_same_workflow
 
 logger = durable_logger()
@@ -119,6 +119,7 @@ class WorkflowTasks:
             deadlines,
             reload=self._reload,
             release=self._queues.release,
+            restarts_after=seams.restarts_after,
         )
 
     @property
@@ -555,34 +556,12 @@ class WorkflowTasks:
         Else its run again (mail came as it was being unloaded), or None: take it again.
         """
         row = Parked(outcome, sleep.wake_at, journal=journal, grant=grant, parent=parent)
-        unloaded = await self._unload(row, sleep.inbox_next)
+        unloaded = await self._ids.unload(row, sleep.inbox_next)
         if unloaded:
             return UNLOADED
         if unloaded is None:
             return await self._resume(journal, request, parent)
         return None
-
-    async def _unload(self, row: Parked, inbox_next: int) -> bool | None:
-        """Suspend a sleeper's journal and park it as a row (True).
-
-        It keeps its lock (or lease), so no other runtime takes it meanwhile. None: mail
-        came while it was being unloaded (read it back, go on); False: a simulated crash
-        struck (reopen and replay now, as a restarted process would).
-        """
-        workflow_id = row.outcome.workflow_id
-        self._sleepers.expect(workflow_id)  # (before any await: a message from now on wakes it)
-        try:
-            await note(row.journal, wake_at=row.wake_at, inbox_next=inbox_next)
-            await row.journal.suspend()
-        except BaseException as error:
-            self._sleepers.forget(workflow_id)
-            if not self._seams.restarts_after(error):
-                raise
-            return False
-        if not self._sleepers.park(row):
-            return None
-        row.outcome.task = None  # (this task ends now; the id's run goes on as the row)
-        return True
 
     async def _resume(
         self, journal: Journal, request: _Request, parent: str | None
@@ -592,15 +571,10 @@ class WorkflowTasks:
         None when the lease lapsed meanwhile (a paused process) and another runtime may
         have it, or a simulated crash struck (reopen and replay now).
         """
-        workflow_id = request.workflow_id
-        try:
-            if not await resumed(journal, workflow_id):
-                return None
-        except BaseException as error:
-            if not self._seams.restarts_after(error):
-                raise
+        if not await self._ids.resume(journal, request.workflow_id):
             return None
-        return self._run_of(request.definition, workflow_id, journal, request.arguments, parent)
+        definition, arguments = request.definition, request.arguments
+        return self._run_of(definition, request.workflow_id, journal, arguments, parent)
 
     async def _next_run(
         self,

@@ -137,7 +137,7 @@ ALLOWED = {
     "_log_context": {"_engine"},
     "_start_checks": {"_definitions", "_encoding", "_engine"},
     "_journal_holding": {"_engine", "_storage"},
-    "_id_runs": {"_deadline", "_engine", "_journal_holding", "_sleepers"},
+    "_id_runs": {"_deadline", "_engine", "_journal_holding", "_sleepers", "_storage"},
     "_workflow_tasks": {
         "_id_runs",
         "_journal_holding",
