@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,7 +59,9 @@ class _Handle(Protocol):
 class ChildHost(Protocol):
     """What the runtime gives the child runner (Runtime has each of these)."""
 
-    _running: dict[str, asyncio.Task[Any]]
+    @property
+    def _running(self) -> Mapping[str, asyncio.Future[Any]]: ...
+
     _runs: dict[str, WorkflowRun]
     _mail: Mailroom
     _store: JournalStore
@@ -291,7 +294,7 @@ def _workflow_of(candidate: object) -> Workflow[..., Any]:
 class _Joined:
     """The handle of a child already running in this runtime (its task)."""
 
-    def __init__(self, workflow_id: str, task: asyncio.Task[Any]) -> None:
+    def __init__(self, workflow_id: str, task: asyncio.Future[Any]) -> None:
         self._workflow_id = workflow_id
         self._task = task
 

@@ -23,7 +23,7 @@ class HandleHost(Protocol):
     @property
     def _closing(self) -> bool: ...
 
-    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]: ...
+    async def _follow(self, workflow_id: str) -> asyncio.Future[Any]: ...
 
     async def describe(self, workflow_id: str) -> WorkflowDescription: ...
 
@@ -47,7 +47,7 @@ class WorkflowHandle(Generic[R]):
     def __init__(
         self,
         workflow_id: str,
-        task: asyncio.Task[R] | None,
+        task: asyncio.Future[R] | None,
         runtime: HandleHost,
     ) -> None:
         self.id = workflow_id
@@ -99,7 +99,7 @@ class WorkflowHandle(Generic[R]):
         return f"<WorkflowHandle {self.id!r} {state}>"
 
 
-async def outcome_of(workflow_id: str, waiting: Awaitable[R], task: asyncio.Task[R]) -> R:
+async def outcome_of(workflow_id: str, waiting: Awaitable[R], task: asyncio.Future[R]) -> R:
     """Await `waiting`, turning a run that close() stopped into WorkflowStopped.
 
     Otherwise a caller that nobody cancelled would get a bare CancelledError.

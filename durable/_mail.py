@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._outage import Outage
 from ._reading import read_workflow
+from ._sleepers import Sleepers
 from ._storage._frames import StoredRecord
 from ._storage._interface import JournalStore
 
@@ -105,11 +106,6 @@ def _taken(journal: list[dict[str, Any]]) -> int:
     return taken
 
 
-def _wake(wakeup: asyncio.Future[None]) -> None:
-    if not wakeup.done():
-        wakeup.set_result(None)
-
-
 class Mailroom:
     """The runtime's messaging: inbox readers, sends, the poller, wake-ups."""
 
@@ -117,18 +113,19 @@ class Mailroom:
         self,
         store: JournalStore,
         runs: dict[str, WorkflowRun],
-        running: dict[str, asyncio.Task[Any]],
+        running: dict[str, Any],
         poll_interval: float,
         clock: Clock,
+        *,
+        sleepers: Sleepers,
     ) -> None:
         self._store = store
         self._clock = clock
         self._runs = runs
-        self._running = running
+        self._running = running  # (the ids running here, loaded or not)
         self._poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
-        self._wakeups: dict[str, asyncio.Future[None]] = {}  # (lighter than Event + timeout)
-        self.sleeping: set[str] = set()  # unloaded workflows parked (park .. unpark)
+        self.sleeping = sleepers  # unloaded workflows, parked as rows (`in`, len())
 
     # -- the receiving side -----------------------------------------------------------------
 
@@ -159,45 +156,12 @@ class Mailroom:
         return read
 
     def notify(self, workflow_id: str) -> None:
-        """Something was posted to this workflow: have its run (or its sleep) take it."""
+        """Something was posted to this workflow: have its run (or its row) take it."""
         run = self._runs.get(workflow_id)
         if run is not None:
             run.request_pull()
-        elif (wakeup := self._wakeups.get(workflow_id)) is not None:
-            _wake(wakeup)
-
-    def expect(self, workflow_id: str) -> None:
-        """Its run is being unloaded: a message posted from now on ends its next sleep.
-
-        Set before the run leaves the runtime's runs and its journal closes (an await), so a
-        send landing in between is not lost until the timer (maybe never) fires.
-        """
-        self._wakeups[workflow_id] = asyncio.get_running_loop().create_future()
-
-    def forget(self, workflow_id: str) -> None:
-        self._wakeups.pop(workflow_id, None)
-
-    def park(self, workflow_id: str, wake_at: float) -> tuple[asyncio.Future[None], Any]:
-        """An unloaded workflow's sleep: a future done when its timer is due or mail comes.
-
-        The caller awaits it, then calls unpark() (in a `finally`). Not a coroutine of its
-        own: a parked sleeper's task holds one frame less (100,000 sleepers hold them all).
-        """
-        wakeup = self._wakeups.get(workflow_id)
-        if wakeup is None:
-            wakeup = self._wakeups[workflow_id] = asyncio.get_running_loop().create_future()
-        timer = None
-        if wake_at != float("inf"):
-            timer = self._clock.call_at(wake_at, _wake, wakeup)
-        self.sleeping.add(workflow_id)
-        return wakeup, timer
-
-    def unpark(self, workflow_id: str, timer: Any) -> None:
-        """The sleep park() began is over (woken, or its task cancelled)."""
-        self.sleeping.discard(workflow_id)
-        if timer is not None:
-            timer.cancel()
-        self._wakeups.pop(workflow_id, None)
+        else:
+            self.sleeping.notify(workflow_id)
 
     def watch(self) -> None:
         """Poll the inboxes of the workflows running here (for senders in other processes)."""

@@ -224,6 +224,13 @@ class OpenTelemetryObserver:
             description="Requests waiting in each queue this runtime declares (file store)",
         )
 
+    @_guarded(None)
+    def parked(self, workflow_id: str, workflow_name: str) -> None:
+        """recover() parked an unloaded sleeper without loading it: it counts as sleeping."""
+        if workflow_id not in self._asleep:
+            self._asleep.add(workflow_id)
+            self.sleeping.add(1, {"durable.workflow.name": workflow_name})
+
     # -- the engine's Observer -----------------------------------------------------------------
 
     @_guarded(_Unobserved)

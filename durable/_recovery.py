@@ -8,7 +8,6 @@ skipped, never the end of the others' recovery.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from ._engine._set_aside import last_standing
 from ._errors import JournalError, JournalNotFound, UnknownWorkflow, WorkflowAlreadyRunning
 from ._queue_postgres import PostgresQueueService
 from ._queue_service import QueueService
-from ._runtime_parts import StartRun
+from ._runtime_parts import ParkRecovered, StartRun
 from ._storage._frames import StoredRecord
 from ._storage._interface import JournalStore
 
@@ -36,21 +35,24 @@ class Recovery:
         self,
         store: JournalStore,
         workflows: dict[str, Workflow[..., Any]],
-        running: dict[str, asyncio.Task[Any]],
+        running: dict[str, Any],
         queues: QueueService | PostgresQueueService,
         *,
         start: StartRun,
+        park: ParkRecovered,
     ) -> None:
         self._store = store
         self._workflows = workflows  # (the runtime's registry, shared)
         self._running = running  # (the runtime's running tasks by id, shared)
         self._queues = queues
         self._start = start
+        self._park = park
 
     async def recover(self) -> list[Any]:  # (WorkflowHandles: the layer above)
         """See Runtime.recover."""
         self._queues.wake()
-        unfinished: list[tuple[str, Workflow[..., Any], list[Any] | None]] = []
+        # (the id, its workflow, a queued request's arguments; whether it may be parked)
+        unfinished: list[tuple[str, Workflow[..., Any], list[Any] | None, bool]] = []
         names = [name for name in await self._store.list() if name not in self._running]
         listed = set(names)
         orphans = [name for name in await self._queues.orphans() if name not in self._running]
@@ -61,7 +63,7 @@ class Recovery:
                     # (a queued request's whose admitter died before its start record)
                     orphan = await self._queued_request(name)
                     if orphan is not None:
-                        unfinished.append((name, *orphan))
+                        unfinished.append((name, *orphan, False))
                     continue
                 if isinstance(stored, JournalError):
                     raise stored
@@ -78,11 +80,15 @@ class Recovery:
                 raise UnknownWorkflow(
                     workflow_id=name, name=str(workflow_name), known=sorted(self._workflows)
                 )
-            unfinished.append((name, workflow, None))
+            parked = isinstance(last, dict) and last.get("k") == records.PARK
+            unfinished.append((name, workflow, None, parked))
         handles = []
-        for name, workflow, arguments in unfinished:
+        for name, workflow, arguments, parked in unfinished:
             try:
-                handles.append(await self._start(workflow, name, arguments, follow=False))
+                handle = await self._park(workflow, name) if parked else None
+                if handle is None:  # (not parked: replayed, as any start)
+                    handle = await self._start(workflow, name, arguments, follow=False)
+                handles.append(handle)
             except WorkflowAlreadyRunning:
                 logger.info("recover: workflow %s is running elsewhere; skipped", name)
             except JournalError as error:  # (damaged since it was read, say)

@@ -41,6 +41,7 @@ from ._reading import describe_workflow
 from ._recovery import Recovery
 from ._seams import PRODUCTION, RuntimeSeams
 from ._serving import Serving
+from ._sleepers import IdRun, Sleepers
 from ._storage._directory import JournalDirectory
 from ._storage._group_commit import SyncMode
 from ._storage._interface import JournalStore, check_inbox_bounds
@@ -165,11 +166,14 @@ class Runtime:
         if self._telemetry is not None:
             store.observe_syncs(self._telemetry.synced)
         self._workflows: dict[str, Workflow[..., Any]] = {}
-        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._running: dict[str, IdRun] = {}  # each running workflow's, loaded or not
         self._runs: dict[str, WorkflowRun] = {}  # the loaded run of each running workflow
         self._clock = _seams.clock
         follow_interval = to_seconds(event_poll_interval, what="event_poll_interval")
-        self._mail = Mailroom(self._store, self._runs, self._running, follow_interval, self._clock)
+        sleepers = Sleepers(self._clock)  # (the unloaded ones, as rows)
+        self._mail = Mailroom(
+            self._store, self._runs, self._running, follow_interval, self._clock, sleepers=sleepers
+        )
         self._deadlines = Deadlines(self._mail, self._clock)
         self._stream_news = StreamNews()  # wakes this process's stream readers
         self._stream_marks = StreamMarks()  # where they have been (a reconnect reads on)
@@ -182,6 +186,7 @@ class Runtime:
             deadlines=self._deadlines,
             running=self._running,
             runs=self._runs,
+            sleepers=sleepers,
             queues=queues,
             telemetry=self._telemetry,
             stall_watch=self._stall_watch,
@@ -194,7 +199,12 @@ class Runtime:
         self._children = self._tasks._children  # (its parts the testing kit reaches)
         self._queues = self._tasks._queues
         self._recovery = Recovery(
-            self._store, self._workflows, self._running, self._queues, start=self._start
+            self._store,
+            self._workflows,
+            self._running,
+            self._queues,
+            start=self._start,
+            park=self._tasks.park_recovered,
         )
         if self._telemetry is not None and self._queues.declared:
             where = str(self.directory) if self.directory is not None else "postgresql"
@@ -393,10 +403,10 @@ class Runtime:
     async def _start_record_of(self, workflow_id: str) -> dict[str, Any] | None:
         return await self._tasks._start_record_of(workflow_id)
 
-    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]:
+    async def _follow(self, workflow_id: str) -> asyncio.Future[Any]:
         return await self._tasks._follow(workflow_id)
 
-    def _handle_of(self, workflow_id: str, task: asyncio.Task[Any] | None) -> WorkflowHandle[Any]:
+    def _handle_of(self, workflow_id: str, task: asyncio.Future[Any] | None) -> WorkflowHandle[Any]:
         """A handle of this runtime's type (durable.testing's skips virtual time)."""
         if self._seams.handle is None:
             return WorkflowHandle(workflow_id, task, self)

@@ -33,6 +33,15 @@ class StartRun(Protocol):
     ) -> Any: ...
 
 
+class ParkRecovered(Protocol):
+    """recover(): hold an unloaded sleeper's journal and park it, not replayed; its handle.
+
+    None: its journal does not end parked; start it as usual.
+    """
+
+    async def __call__(self, definition: Workflow[..., Any], workflow_id: str) -> Any: ...
+
+
 class HandleOf(Protocol):
     """A handle to a workflow (its task in this runtime, if it runs here)."""
 

@@ -62,7 +62,7 @@ class RuntimeSeams:
     substitute: Callable[[ActivitySpec], ActivitySpec] | None = None
     journals: JournalSeam = AS_OPENED
     restarts_after: Callable[[BaseException], bool] = never_restarts
-    handle: Callable[[str, asyncio.Task[Any] | None], object] | None = None
+    handle: Callable[[str, asyncio.Future[Any] | None], object] | None = None
 
 
 PRODUCTION = RuntimeSeams()

@@ -52,7 +52,7 @@ class Serving:
         self,
         store: JournalStore,
         workflows: dict[str, Workflow[..., Any]],
-        running: dict[str, asyncio.Task[Any]],
+        running: dict[str, Any],
         clock: Clock,
         *,
         register: Callable[[Workflow[..., Any]], None],
@@ -113,7 +113,7 @@ class Serving:
         """See Runtime.serve."""
         interval = to_seconds(poll_interval, what="poll_interval")
         self._wake_queues()  # (the queues it declares: their dispatchers start too)
-        served: set[asyncio.Task[Any]] = set()
+        served: set[asyncio.Future[Any]] = set()
         outage = Outage("serve", interval)
         while True:
             try:
@@ -139,7 +139,7 @@ class Serving:
             except Exception as error:
                 await outage.wait(error)
 
-    async def _serve_one(self, name: str) -> asyncio.Task[Any] | None:
+    async def _serve_one(self, name: str) -> asyncio.Future[Any] | None:
         """Start the workflow of journal `name` here, if it can be; its task, else None.
 
         One bad journal never stops serve() nor the rest of its batch: one that cannot be
@@ -162,7 +162,7 @@ class Serving:
             said = error if isinstance(error, DurableError) else f"{type(error).__name__}: {error}"
             logger.warning("serve: cannot start workflow %s now: %s", name, said)
             return None
-        task: asyncio.Task[Any] = handle._task
+        task: asyncio.Future[Any] = handle._task
         return task
 
     async def _to_serve(self, name: str) -> tuple[Workflow[..., Any], list[Any] | None] | None:
@@ -211,10 +211,10 @@ def _workflow(candidate: object) -> Workflow[..., Any]:
     )
 
 
-def _outcome_logger(served: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+def _outcome_logger(served: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
     """Forget a served workflow's task when it ends; log how it ended if unexpectedly."""
 
-    def done(task: asyncio.Task[Any]) -> None:
+    def done(task: asyncio.Future[Any]) -> None:
         served.discard(task)
         if task.cancelled():
             return
@@ -222,8 +222,14 @@ def _outcome_logger(served: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[An
         if error is None or isinstance(error, WorkflowFailed | WorkflowCancelled):
             return  # (its recorded outcome: nothing went wrong with the serving)
         if isinstance(error, WorkflowAlreadyRunning):
-            logger.info("serve: %s went on in another process", task.get_name())
+            logger.info("serve: %s went on in another process", _name_of(task))
             return
-        logger.warning("serve: %s stopped: %s", task.get_name(), error)
+        logger.warning("serve: %s stopped: %s", _name_of(task), error)
 
     return done
+
+
+def _name_of(task: asyncio.Future[Any]) -> str:
+    """A served workflow's run's name, "durable <id>" (an IdRun's, as its task's was)."""
+    get_name = getattr(task, "get_name", None)
+    return str(get_name()) if get_name is not None else repr(task)

@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,13 +38,12 @@ from ._errors import (
     JournalLocked,
     JournalNotFound,
     WorkflowAlreadyRunning,
-    WorkflowCancelled,
-    WorkflowFailed,
     WorkflowIdInUse,
     WorkflowNotFound,
     WorkflowStopped,
     store_away,
 )
+from ._id_runs import IdRuns
 from ._limits import limit_home
 from ._mail import Mailroom
 from ._outage import Outage
@@ -52,6 +51,7 @@ from ._queue_service import AnyGrant, make_queue_service
 from ._queues import Queue
 from ._runtime_parts import HandleOf
 from ._seams import RuntimeSeams
+from ._sleepers import UNLOADED, IdRun, Parked, Sleepers, Unloaded, parked_at
 from ._storage._directory import JournalDirectory
 from ._storage._interface import Journal, JournalStore
 from ._streams import StreamNews
@@ -59,7 +59,7 @@ from ._streams import StreamNews
 if TYPE_CHECKING:
     from ._otel import OpenTelemetryObserver
 
-from ._journal_holding import let_go, note, resumed, went_away
+from ._journal_holding import let_go, note, went_away
 from ._start_checks import SHORT, check_arguments, check_same_workflow
 
 logger = durable_logger()
@@ -77,8 +77,9 @@ class WorkflowTasks:
         seams: RuntimeSeams,
         mail: Mailroom,
         deadlines: Deadlines,
-        running: dict[str, asyncio.Task[Any]],
+        running: dict[str, IdRun],
         runs: dict[str, WorkflowRun],
+        sleepers: Sleepers,
         queues: Iterable[Queue],
         telemetry: OpenTelemetryObserver | None,
         stall_watch: StallWatch | None,
@@ -95,7 +96,8 @@ class WorkflowTasks:
         self._clock = seams.clock
         self._mail = mail
         self._deadlines = deadlines
-        self._running = running  # each id's task (shared with the mailroom)
+        self._running = running  # each id's run, loaded or not (shared with the mailroom)
+        self._sleepers = sleepers  # the unloaded ones' rows (shared likewise)
         self._runs = runs  # the loaded run of each running workflow (shared likewise)
         self._telemetry = telemetry
         self._stall_watch = stall_watch
@@ -110,6 +112,15 @@ class WorkflowTasks:
         self._closing = False  # stop() is under way: runs loaded from now on start nothing
         self._children = ChildRunner(self)
         self._queues = make_queue_service(self, store, directory, queues, self._clock)
+        self._ids = IdRuns(
+            running,
+            self._requested,
+            sleepers,
+            deadlines,
+            reload=self._reload,
+            release=self._queues.release,
+            restarts_after=seams.restarts_after,
+        )
 
     @property
     def closing(self) -> bool:
@@ -126,10 +137,11 @@ class WorkflowTasks:
         in_flight = [task for run in self._runs.values() for task in run.stop_starting()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace)
-        tasks = [*self._running.values(), *self._watching]
+        tasks: list[asyncio.Future[Any]] = [*self._running.values(), *self._watching]
         for task in tasks:
-            task.cancel()
+            task.cancel()  # (an unloaded one's row is let go of: cancel_parked)
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._sleepers.close()
         await self._children.settle()
 
     async def _start(
@@ -190,43 +202,89 @@ class WorkflowTasks:
         context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
         context.run(limit_home.set, self.directory or self._queues.limit_home)
         context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
-        task = loop.create_task(
-            self._execute(request, claimed, follow=follow),
-            name=f"durable {workflow_id}",
-            context=context,
-        )
-        self._running[workflow_id] = task
+        outcome = IdRun(workflow_id, self._ids, loop, claimed=claimed, context=context)
+        self._running[workflow_id] = outcome
         self._requested[workflow_id] = request
-        task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
+        self._ids.carry(outcome, self._execute(request, outcome, follow=follow))
         self._mail.watch()
         try:
             await asyncio.shield(claimed)
         except asyncio.CancelledError:
             if not claimed.done():  # the caller gave up before it began: nothing runs for it
-                task.cancel()
+                outcome.cancel()
             raise
+        outcome.claimed = None  # (its starter went on: nothing to tell it any more)
         # Let it run to its first await before the caller starts the next: a loop that starts
         # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
         await asyncio.sleep(0)
-        handle = self._handle_of(workflow_id, task)
+        handle = self._handle_of(workflow_id, outcome)
         handle._started = True
         return handle
 
-    def _task_ended(
-        self, workflow_id: str, claimed: asyncio.Future[None], task: asyncio.Task[Any]
-    ) -> None:
-        if self._running.get(workflow_id) is task:
-            del self._running[workflow_id]
-            self._requested.pop(workflow_id, None)
-            self._mail.forget(workflow_id)
-            self._deadlines.disarm(workflow_id)
-        if not claimed.done():
-            claimed.cancel()
-        elif not claimed.cancelled() and claimed.exception() is not None:
-            if not task.cancelled():
-                task.exception()  # (the starter raised it already: retrieved, not logged)
-            return
-        _log_end(task)
+    async def park_recovered(self, definition: Workflow[..., Any], workflow_id: str) -> Any:
+        """recover(): an unloaded sleeper's journal held and parked as a row, not replayed.
+
+        Its journal is opened (locked) as any start's; if it ends with a park record (see
+        parked_at) it is suspended again and parked until that record's time, with no run
+        built. None (its journal let go of again): start it as usual, with a replay.
+        Raises WorkflowAlreadyRunning for an id held anywhere, as recover()'s starts do.
+        """
+        self._check_id(workflow_id)
+        if self._closing:
+            raise WorkflowStopped(workflow_id=workflow_id)
+        location = self._store.location(workflow_id)
+        if workflow_id in self._running:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location)
+        if self._queues.declared or await self._queues.is_queued(workflow_id):
+            return None  # (a queued one waits for its slot, in its task: start it)
+        try:
+            journal = await self._open(workflow_id)
+        except JournalLocked:
+            raise WorkflowAlreadyRunning(workflow_id=workflow_id, path=location) from None
+        parked = parked_at(journal.records, path=location)
+        if parked is None or workflow_id in self._running:
+            await journal.close()
+            return None
+        wake_at, inbox_next, parent = parked
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        context = contextvars.copy_context()
+        context.run(limit_home.set, self.directory or self._queues.limit_home)
+        context.run(current_workflow.set, (workflow_id, definition.name))
+        outcome = IdRun(workflow_id, self._ids, loop, claimed=None, context=context)
+        self._running[workflow_id] = outcome
+        self._requested[workflow_id] = _Request(definition, workflow_id, None, parent)
+        self._sleepers.expect(workflow_id)  # (mail from now on wakes it)
+        self._mail.watch()
+        try:
+            await note(journal, wake_at=wake_at, inbox_next=inbox_next)
+            await journal.suspend()
+        except BaseException:
+            self._sleepers.forget(workflow_id)
+            del self._running[workflow_id], self._requested[workflow_id]
+            await journal.close()
+            raise
+        if self._telemetry is not None:
+            self._telemetry.parked(workflow_id, definition.name)
+        row = Parked(outcome, wake_at, journal=journal, grant=None, parent=parent)
+        if not self._sleepers.park(row):
+            self._ids.awaken(row)  # (mail came meanwhile)
+        elif await self._has_mail(workflow_id, inbox_next):
+            self._sleepers.notify(workflow_id)  # (mail it has not taken: a replay takes it)
+        return self._handle_of(workflow_id, outcome)
+
+    async def _has_mail(self, workflow_id: str, first: int) -> bool:
+        """Whether the id's inbox holds a message at `first` or later (if in doubt, True)."""
+        if not self._store.may_have_mail(workflow_id):
+            return False
+        try:
+            return bool(await self._store.inbox(workflow_id, first))
+        except Exception:  # (an inbox that does not read: the run's replay says why)
+            return True
+
+    def _reload(self, outcome: IdRun) -> Coroutine[Any, Any, Any]:
+        """The coroutine of the task that loads a parked row again (IdRuns.awaken)."""
+        return self._execute(self._requested[outcome.workflow_id], outcome, follow=True)
 
     async def _take(
         self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
@@ -344,7 +402,7 @@ class WorkflowTasks:
         start = records.read_journal(stored[:1], path=self._store.location(workflow_id))[0]
         return dict(start)
 
-    async def _follow(self, workflow_id: str) -> asyncio.Task[Any]:
+    async def _follow(self, workflow_id: str) -> asyncio.Future[Any]:
         """The task whose outcome is the workflow's (Runtime.handle's result()).
 
         This runtime's task for the id if it has one; else, when it knows the workflow,
@@ -367,7 +425,7 @@ class WorkflowTasks:
         definition = self._workflows.get(str(start.get("wf"))) if start is not None else None
         if definition is not None:
             handle = await self._start(definition, workflow_id, None)
-            started: asyncio.Task[Any] | None = handle._task
+            started: asyncio.Future[Any] | None = handle._task
             assert started is not None
             return started
         watching = asyncio.get_running_loop().create_task(
@@ -391,21 +449,19 @@ class WorkflowTasks:
                 return final_outcome(workflow_id, spec, end, None)
             await asyncio.sleep(self._follow_interval)
 
-    async def _execute(
-        self, request: _Request, claimed: asyncio.Future[None], *, follow: bool
-    ) -> Any:
-        """The task of one id: take its journal, then run the workflow to its end.
+    async def _execute(self, request: _Request, outcome: IdRun, *, follow: bool) -> Any:
+        """The id's task while it is loaded: take its journal, run the workflow to its end.
 
-        Through unloading while it sleeps, and new generations. Until it has the journal it
-        follows the runner that holds the id elsewhere, if one does; so does a runner that
-        lost its lease (fenced) to the runtime that took the workflow over.
+        Through new generations. Until it has the journal it follows the runner that holds
+        the id elsewhere, if one does; so does a runner that lost its lease (fenced) to the
+        runtime that took the workflow over. A long sleep parks it as a row (UNLOADED: the
+        task ends, the id's run goes on); the task that loads it again starts with the row.
         """
-        definition, workflow_id = request.definition, request.workflow_id
+        workflow_id = request.workflow_id
         current: Journal | None = None
-        grant: AnyGrant | None = None  # (a queued workflow's slots, held until its task ends)
+        grant: AnyGrant | None = None  # (a queued workflow's slots, held until it ends)
         try:
-            current, run = await self._take(request, claimed, follow=follow)
-            grant = await self._queues.gate(workflow_id)
+            current, grant, run = await self._begin(request, outcome, follow=follow)
             parent = run.parent
             while True:
                 await self._load(workflow_id, run)
@@ -413,27 +469,16 @@ class WorkflowTasks:
                 away = False  # (its store is: take it again once it answers)
                 try:
                     try:
-                        outcome = await run.execute()
-                        if isinstance(outcome, Finished):
+                        result = await run.execute()
+                        if isinstance(result, Finished):
                             await note(current, finished=True)
                             if grant is not None:
                                 grant.finished = True
-                            return outcome.unwrap()  # (WorkflowFailed, WorkflowCancelled)
-                        if isinstance(outcome, ContinuedAsNew):
-                            assert current is not None
-                            next_start = self._next_generation(run, outcome)
-                            current = await self._seams.journals.rotate(
-                                self._store, current, next_start
-                            )
-                            run = self._run_of(  # (linked to the generation before it)
-                                definition,
-                                workflow_id,
-                                current,
-                                None,
-                                previous_run=run.trace_carrier,
-                            )
+                            return result.unwrap()  # (WorkflowFailed, WorkflowCancelled)
+                        if isinstance(result, ContinuedAsNew):
+                            current, run = await self._next_run(request, current, run, result)
                             continue
-                        sleep = outcome  # a long sleep: let go of all but the lock
+                        sleep = result  # a long sleep: let go of all but the lock
                     finally:
                         self._runs.pop(workflow_id, None)
                 except JournalFenced as fenced:
@@ -445,11 +490,14 @@ class WorkflowTasks:
                     # (a simulated crash: resume at once, as a restarted process would)
                 del run
                 assert current is not None
-                if sleep is not None and await self._sleep(
-                    current, workflow_id, sleep.wake_at, sleep.inbox_next
-                ):
-                    run = self._run_of(definition, workflow_id, current, request.arguments, parent)
-                    continue
+                if sleep is not None:
+                    after = await self._sleep(outcome, current, grant, request, parent, sleep)
+                    if isinstance(after, Unloaded):
+                        current = grant = None  # (the row holds them now)
+                        return after
+                    if after is not None:  # (mail came as it was being unloaded: go on)
+                        run = after
+                        continue
                 await let_go(current, away=away)
                 current = None
                 current, run = await self._take(replace(request, parent=parent), None)
@@ -459,36 +507,89 @@ class WorkflowTasks:
             if grant is not None:
                 self._queues.release(grant)
 
+    async def _begin(
+        self, request: _Request, outcome: IdRun, *, follow: bool
+    ) -> tuple[Journal, AnyGrant | None, WorkflowRun]:
+        """Its journal, queue grant and run: taken (a start), or a parked row's, reloaded."""
+        row, outcome.row = outcome.row, None  # (taken: its task closes its journal now)
+        if row is None:
+            current, run = await self._take(request, outcome.claimed, follow=follow)
+            try:
+                return current, await self._queues.gate(request.workflow_id), run
+            except BaseException:
+                await current.close()
+                raise
+        journal: Journal | None = row.journal
+        grant, parent = row.grant, row.parent
+        try:
+            assert journal is not None
+            reloaded = await self._resume(journal, request, parent)
+            if reloaded is not None:
+                return journal, grant, reloaded
+            await let_go(journal, away=False)
+            journal = None
+            journal, run = await self._take(replace(request, parent=parent), None)
+            return journal, grant, run
+        except BaseException:
+            if journal is not None:
+                await journal.close()
+            if grant is not None:
+                self._queues.release(grant)
+            raise
+
     async def _load(self, workflow_id: str, run: WorkflowRun) -> None:
         """Make `run` the id's loaded run, its deadline armed from its journal (each load)."""
         await self._deadlines.arm(workflow_id, run)
         self._runs[workflow_id] = run
 
-    async def _sleep(
-        self, journal: Journal, workflow_id: str, wake_at: float, inbox_next: int
-    ) -> bool:
-        """An unloaded sleeper's wait, with its journal suspended, not closed.
+    async def _sleep(  # noqa: PLR0917 (what a row holds)
+        self,
+        outcome: IdRun,
+        journal: Journal,
+        grant: AnyGrant | None,
+        request: _Request,
+        parent: str | None,
+        sleep: Suspended,
+    ) -> WorkflowRun | Unloaded | None:
+        """Park a sleeper as a row (UNLOADED: the row holds its journal and grant now).
 
-        It keeps its lock (or lease), so no other runtime takes it meanwhile. False: the
-        lease lapsed meanwhile (a paused process) and another runtime may have it; or a
-        simulated crash struck meanwhile (reopen and replay now). While it waits, its task
-        holds this frame and _execute's only (see Mailroom.park).
+        Else its run again (mail came as it was being unloaded), or None: take it again.
         """
-        mail = self._mail
-        mail.expect(workflow_id)  # (before any await: a message from now on wakes it)
-        try:
-            await note(journal, wake_at=wake_at, inbox_next=inbox_next)
-            await journal.suspend()
-            wakeup, timer = mail.park(workflow_id, wake_at)
-            try:
-                await wakeup
-            finally:
-                mail.unpark(workflow_id, timer)
-            return await resumed(journal, workflow_id)
-        except BaseException as error:
-            if not self._seams.restarts_after(error):
-                raise
-            return False
+        row = Parked(outcome, sleep.wake_at, journal=journal, grant=grant, parent=parent)
+        unloaded = await self._ids.unload(row, sleep.inbox_next)
+        if unloaded:
+            return UNLOADED
+        if unloaded is None:
+            return await self._resume(journal, request, parent)
+        return None
+
+    async def _resume(
+        self, journal: Journal, request: _Request, parent: str | None
+    ) -> WorkflowRun | None:
+        """A sleeper's run again, its journal read back; None: take the workflow again.
+
+        None when the lease lapsed meanwhile (a paused process) and another runtime may
+        have it, or a simulated crash struck (reopen and replay now).
+        """
+        if not await self._ids.resume(journal, request.workflow_id):
+            return None
+        definition, arguments = request.definition, request.arguments
+        return self._run_of(definition, request.workflow_id, journal, arguments, parent)
+
+    async def _next_run(
+        self,
+        request: _Request,
+        journal: Journal | None,
+        run: WorkflowRun,
+        continued: ContinuedAsNew,
+    ) -> tuple[Journal, WorkflowRun]:
+        """Its next generation's journal and run (linked to the generation before it)."""
+        assert journal is not None
+        definition = request.definition
+        next_start = self._next_generation(run, continued)
+        journal = await self._seams.journals.rotate(self._store, journal, next_start)
+        trace = run.trace_carrier
+        return journal, self._run_of(definition, run.workflow_id, journal, None, previous_run=trace)
 
     def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
         extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
@@ -578,28 +679,10 @@ class _Request:
     trace: dict[str, str] | None = None  # a new journal's start record's `tc`
 
 
-def _stopping(task: asyncio.Task[Any]) -> bool:
+def _stopping(task: IdRun) -> bool:
     """Whether an id's task was stopped, or is being stopped, by a cancellation."""
     return task.cancelled() or (not task.done() and task.cancelling() > 0)
 
 
 def _unknown(*args: Any) -> None:
     """The function of a workflow this runtime does not know (a handle only reads it)."""
-
-
-def _log_end(task: asyncio.Task[Any]) -> None:
-    """Log how a workflow that did not return ended, once; its handles still raise it.
-
-    Taking the exception here also keeps asyncio from printing "Task exception was never
-    retrieved" for a run nobody awaits (recover()'s, an un-awaited start()'s).
-    """
-    if task.cancelled():
-        return  # (stopped by close(): it resumes from its journal)
-    error = task.exception()
-    if error is None:
-        return
-    name = task.get_name().removeprefix("durable ")
-    if isinstance(error, WorkflowFailed | WorkflowCancelled):
-        logger.info("workflow %s ended: %s", name, error)
-    else:
-        logger.error("workflow %s stopped: %s", name, error, exc_info=error)

@@ -164,7 +164,7 @@ def history(workflow_id: str, journal: list[records.Record]) -> History:
             if wait.state == "waiting":
                 wait.ended, wait.state = record.get("t"), "timed out"
                 waiting.remove(wait)
-        elif kind not in (records.PATCH, records.RUN):
+        elif kind != records.PATCH and kind not in records.NOTES:
             _step_record(steps, waiting, record, last_time)
             if "w" in record:
                 site_of[record["s"]] = record["w"]

@@ -35,6 +35,7 @@ class Lifecycle:
         self.host_tasks: set[asyncio.Task[Any]] = set()  # teardown cancels what is left
         self.wakeup: asyncio.Future[None] | None = None  # what the driver awaits
         self.abandoned: tuple[asyncio.Task[Any], ...] = ()  # a killed run's tasks, for bury()
+        self.parked: tuple[float, int] | None = None  # its last park record's (at, q)
 
     def main_done(self) -> bool:
         """Whether the workflow function has ended (returned, raised, was cancelled)."""

@@ -320,8 +320,9 @@ class JournalIndex:
             self.patches.setdefault(record["id"], record["s"])
         elif kind == records.EMIT:  # an activity's stream value: its outcome is replayed
             self.stream_counts[record["sn"]] = self.stream_counts.get(record["sn"], 0) + 1
-        elif kind in records.NOTES:  # (a `run`)
-            self.last_run = record["tc"]
+        elif kind in records.NOTES:  # (a `run`; a `park`: nothing to replay)
+            if kind == records.RUN:
+                self.last_run = record["tc"]
         else:
             self._index_step(offset, kind, record)
 

@@ -312,6 +312,7 @@ class WorkflowRun:
             while not main.done() and life.fatal is None:
                 wake_at = self._long_sleep_until()
                 if wake_at is not None:
+                    self._note_park()  # (unless the drain's is still its last record)
                     await self._journal.flush()  # its timers are durable: it may go
                     wake_at = self._long_sleep_until()  # unless a message came meanwhile
                     if wake_at is not None:
@@ -465,6 +466,25 @@ class WorkflowRun:
             return None
         return wake_at if wake_at - self._clock.time() > self._suspend_after else None
 
+    def _note_park(self) -> None:
+        """A park record, before the sync that makes its timers durable, if it is to unload.
+
+        It rides that sync. recover() trusts one only while it is the journal's last record
+        (see _sleepers.parked_at): nothing happened after it but mail, which a replay
+        takes. One that is not last (or none, or a stale one skipped here) costs a replay.
+        """
+        wake_at = self._steps.sleeping_until()
+        suspend_after = self._suspend_after
+        if wake_at is None or suspend_after is None:
+            return
+        now = self._clock.time()
+        parked = (wake_at, self._inbox.next)
+        life = self._life
+        if wake_at - now <= suspend_after or parked == life.parked:
+            return
+        life.parked = parked
+        self._journal.write(encode(records.park(wake_at, parked[1], now)))
+
     def _step(self) -> None:
         watch = self._watch
         if watch is None:
@@ -599,6 +619,7 @@ class WorkflowRun:
                 drain.run_now = False
             if not main.done() and life.fatal is None:
                 if not drain.outcomes and not self._steps.activities:
+                    self._note_park()  # (if it will be unloaded: in this sync)
                     await journal.flush()  # timer records: no outcome will sync them
                 self._check_progress()
         except asyncio.CancelledError:

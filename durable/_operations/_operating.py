@@ -10,7 +10,6 @@ with the code runs it: recover(), serve(), or run()/start() of the id).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -54,7 +53,7 @@ class Operations:
         self,
         store: JournalStore,
         workflows: dict[str, Workflow[..., Any]],
-        running: dict[str, asyncio.Task[Any]],
+        running: dict[str, Any],
         clock: Clock,
         *,
         check_id: Callable[[str], None],

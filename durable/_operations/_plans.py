@@ -169,7 +169,7 @@ def plan_fork(
         kind = record["k"]
         of_step = kind in records.STEPPED
         mine = of_step and record["s"] == overridden
-        if kind == records.END or (
+        if kind in (records.END, records.PARK) or (
             not mine and (index >= cut.first or (of_step and record["s"] == cut.step))
         ):
             continue

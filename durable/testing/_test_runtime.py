@@ -277,7 +277,7 @@ class TestWorkflowHandle(WorkflowHandle[R]):
     __test__ = False
 
     def __init__(
-        self, runtime: TestRuntime, workflow_id: str, task: asyncio.Task[R] | None
+        self, runtime: TestRuntime, workflow_id: str, task: asyncio.Future[R] | None
     ) -> None:
         super().__init__(workflow_id, task, runtime)
         self._test_runtime = runtime

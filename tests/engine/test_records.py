@@ -61,6 +61,7 @@ def every_kind() -> list[dict[str, Any]]:
         records.done(9, "step", "ab", 1, now=T, result=1, site=SITE),  # 25: names its site
         records.timer(10, T, site={"w": 9}),  # 26: a later step from that site
         records.event(5, "go", None, T, carrier=TRACE),  # 27
+        records.park(T + 60, 6, T),  # 28
     ]
     return built
 

@@ -116,6 +116,7 @@ from ._common import LINK as LINK
 from ._common import LINK_KINDS as LINK_KINDS
 from ._common import NOTES as NOTES
 from ._common import OPERATED as OPERATED
+from ._common import PARK as PARK
 from ._common import PATCH as PATCH
 from ._common import RESUME as RESUME
 from ._common import RETRY as RETRY
@@ -155,6 +156,7 @@ from ._lifecycle import STREAM_OFFSETS_KEPT as STREAM_OFFSETS_KEPT
 from ._lifecycle import EndRecord as EndRecord
 from ._lifecycle import LinkRecord as LinkRecord
 from ._lifecycle import Origin as Origin
+from ._lifecycle import ParkRecord as ParkRecord
 from ._lifecycle import PatchRecord as PatchRecord
 from ._lifecycle import ResumeRecord as ResumeRecord
 from ._lifecycle import RunRecord as RunRecord
@@ -162,6 +164,7 @@ from ._lifecycle import StartRecord as StartRecord
 from ._lifecycle import (
     _check_end,
     _check_link,
+    _check_park,
     _check_patch,
     _check_resume,
     _check_run,
@@ -172,6 +175,7 @@ from ._lifecycle import end_failure as end_failure
 from ._lifecycle import end_result as end_result
 from ._lifecycle import link as link
 from ._lifecycle import origin as origin
+from ._lifecycle import park as park
 from ._lifecycle import patch as patch
 from ._lifecycle import resume as resume
 from ._lifecycle import run as run
@@ -225,6 +229,7 @@ _CHECKS: dict[str, _Check] = {
     RESUME: _check_resume,
     LINK: _check_link,
     RUN: _check_run,
+    PARK: _check_park,
 }
 
 

@@ -72,6 +72,9 @@ OPERATED = frozenset({RESUME, LINK})  # an operator's records: never delivered, 
 RUN = "run"
 
 
+PARK = "park"  # a sleeper unloaded here: when it wakes, its inbox cursor (recover() reads it)
+
+
 SKIP_REASON_LIMIT = 500  # characters of a skip's reason
 
 
@@ -87,7 +90,7 @@ STEPPED = frozenset({SCHEDULED, RETRY, DONE, TIMER, FIRED, WAIT, STATUS, STREAM}
 STREAMED = frozenset({STREAM, EMIT})  # a value of a named stream (`sn`)
 
 
-NOTES = frozenset({RUN})  # for readers only: no step, no inbox position; replay skips
+NOTES = frozenset({RUN, PARK})  # for readers only: no step, no inbox position; replay skips
 
 
 KNOWN = frozenset(
@@ -110,6 +113,7 @@ KNOWN = frozenset(
         RESUME,
         LINK,
         RUN,
+        PARK,
     }
 )
 

@@ -9,6 +9,7 @@ from ._common import (
     FORMAT_VERSION,
     LINK,
     LINK_KINDS,
+    PARK,
     PATCH,
     RESUME,
     RUN,
@@ -50,6 +51,21 @@ class RunRecord(TypedDict):
 
     k: str
     tc: dict[str, str]
+    t: float
+
+
+class ParkRecord(TypedDict):
+    """The run was unloaded here, idle: nothing happens before `at` unless mail comes.
+
+    Written as a sleeper is unloaded (with its last records, no sync of its own), last in
+    its journal until it is loaded again: recover() parks a journal that ends with one as a
+    row, without a replay. Replay skips it; a journal without one (older, or it was lost)
+    is replayed to learn its wake-up.
+    """
+
+    k: str
+    at: float  # the wake-up time (inf: only mail wakes it)
+    qn: int  # the first inbox position its run had not taken (not `q`: it takes none)
     t: float
 
 
@@ -127,6 +143,11 @@ def start(
 def run(carrier: dict[str, str], now: float) -> RunRecord:
     """A traced run went live: its own context (the next run's span links to it)."""
     return {"k": RUN, "tc": carrier, "t": now}
+
+
+def park(wake_at: float, inbox_next: int, now: float) -> ParkRecord:
+    """A sleeper unloaded: when it wakes, and where its inbox cursor stands."""
+    return {"k": PARK, "at": wake_at, "qn": inbox_next, "t": now}
 
 
 def patch(patch_id: str, step: int) -> PatchRecord:
@@ -268,6 +289,16 @@ def _check_run(record: Record) -> str | None:
     if not _is_time(record.get("t")):
         return "its time 't' is missing or not a time"
     return _carrier_problem(record.get("tc"))
+
+
+def _check_park(record: Record) -> str | None:
+    if not _is_moment(record.get("at")):
+        return "its wake-up time 'at' is missing or not a time"
+    if not _is_count(record.get("qn")):
+        return "its inbox position 'qn' is missing or not a count"
+    if not _is_time(record.get("t")):
+        return "its time 't' is missing or not a time"
+    return None
 
 
 def _check_patch(record: Record) -> str | None:
