@@ -107,6 +107,7 @@ class WorkflowTasks:
         self._loop: asyncio.AbstractEventLoop | None = None  # the host loop it runs on
         self._requested: dict[str, _Request] = {}  # what started each id's task here
         self._watching: set[asyncio.Task[Any]] = set()  # (handles of workflows it cannot run)
+        self._closing_journals: set[asyncio.Task[None]] = set()  # (see _task_ended)
         self._closing = False  # stop() is under way: runs loaded from now on start nothing
         self._children = ChildRunner(self)
         self._queues = make_queue_service(self, store, directory, queues, self._clock)
@@ -130,6 +131,8 @@ class WorkflowTasks:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._closing_journals:
+            await asyncio.gather(*self._closing_journals, return_exceptions=True)
         await self._children.settle()
 
     async def _start(
@@ -178,7 +181,6 @@ class WorkflowTasks:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._queues.wake()
-        claimed: asyncio.Future[None] = loop.create_future()
         if self._telemetry is not None:
             if queued is not None:  # (its wait in the queue: the run's parent)
                 trace = self._telemetry.queue_wait(*queued, workflow_id, trace)
@@ -187,40 +189,70 @@ class WorkflowTasks:
         request = _Request(
             definition, workflow_id, arguments, parent, given, execution_timeout, trace
         )
-        context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
-        context.run(limit_home.set, self.directory or self._queues.limit_home)
-        context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
+        context = self._context_of(workflow_id, definition.name)
+        # A new (or small) journal is taken here, before the task exists: no future for the
+        # caller to wait on, no task switch. Else (held elsewhere, a large journal, the
+        # directory's first open) the task takes it, and the caller waits until it has.
+        journal = context.run(self._open_now, workflow_id)
+        taken = None if journal is None else await self._run_now(journal, request)
+        claimed: asyncio.Future[None] | None = None if taken else loop.create_future()
+        untaken = [taken] if taken else None  # (until its task begins: see _task_ended)
         task = loop.create_task(
-            self._execute(request, claimed, follow=follow),
+            self._execute(request, claimed, follow=follow, taken=untaken),
             name=f"durable {workflow_id}",
             context=context,
         )
         self._running[workflow_id] = task
         self._requested[workflow_id] = request
-        task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed))
+        task.add_done_callback(functools.partial(self._task_ended, workflow_id, claimed, untaken))
         self._mail.watch()
-        try:
-            await asyncio.shield(claimed)
-        except asyncio.CancelledError:
-            if not claimed.done():  # the caller gave up before it began: nothing runs for it
-                task.cancel()
-            raise
+        if claimed is not None:
+            try:
+                await asyncio.shield(claimed)
+            except asyncio.CancelledError:
+                if not claimed.done():  # the caller gave up before it began: nothing runs
+                    task.cancel()
+                raise
         # Let it run to its first await before the caller starts the next: a loop that starts
         # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
         await asyncio.sleep(0)
+        if untaken:  # its task was cancelled before it began (close() meanwhile): as above
+            raise asyncio.CancelledError
         handle = self._handle_of(workflow_id, task)
         handle._started = True
         return handle
 
+    def _context_of(self, workflow_id: str, name: str) -> contextvars.Context:
+        """What the id's task runs in: its activities' Limits, its log records' fields."""
+        context = contextvars.copy_context()
+        context.run(limit_home.set, self.directory or self._queues.limit_home)
+        context.run(current_workflow.set, (workflow_id, name))
+        return context
+
     def _task_ended(
-        self, workflow_id: str, claimed: asyncio.Future[None], task: asyncio.Task[Any]
+        self,
+        workflow_id: str,
+        claimed: asyncio.Future[None] | None,
+        untaken: list[tuple[Journal, WorkflowRun]] | None,
+        task: asyncio.Task[Any],
     ) -> None:
+        """Forget a task that ended, and log how (unless its starter raised it).
+
+        `claimed`: what its starter waited on (None: the starter took the journal);
+        `untaken`: the journal and run it took, until the task began with them.
+        """
         if self._running.get(workflow_id) is task:
             del self._running[workflow_id]
             self._requested.pop(workflow_id, None)
             self._mail.forget(workflow_id)
             self._deadlines.disarm(workflow_id)
-        if not claimed.done():
+        if untaken:  # cancelled before it began (close() right after the start): let go
+            closing = task.get_loop().create_task(untaken.pop()[0].close())
+            self._closing_journals.add(closing)
+            closing.add_done_callback(self._closing_journals.discard)
+        if claimed is None:
+            pass
+        elif not claimed.done():
             claimed.cancel()
         elif not claimed.cancelled() and claimed.exception() is not None:
             if not task.cancelled():
@@ -291,6 +323,40 @@ class WorkflowTasks:
             if claimed is not None and not claimed.done():
                 claimed.set_result(None)
             return journal, run
+
+    def _open_now(self, workflow_id: str) -> Journal | None:
+        """The id's journal, opened on this thread if its store can (a new or small one).
+
+        None: it cannot here (the store needs a thread, or another runner holds the id):
+        the task takes it (_take), following whoever holds it.
+        """
+        store = self._store
+        if not isinstance(store, JournalDirectory):
+            return None
+        try:
+            opened = store.open_now(workflow_id)
+        except JournalLocked:
+            return None
+        return None if opened is None else self._seams.journals.opened(opened)
+
+    async def _run_now(self, journal: Journal, request: _Request) -> tuple[Journal, WorkflowRun]:
+        """The run of a journal its starter opened (_open_now), checked as _take checks it."""
+        try:
+            run = self._run_of(
+                request.definition,
+                request.workflow_id,
+                journal,
+                request.arguments,
+                request.parent,
+                execution_timeout=request.execution_timeout,
+                trace=request.trace,
+            )
+            if request.given is not None and journal.records:
+                check_arguments(run, request.given, request.arguments)
+        except BaseException:
+            await journal.close()
+            raise
+        return journal, run
 
     async def _check_recorded(
         self,
@@ -392,19 +458,27 @@ class WorkflowTasks:
             await asyncio.sleep(self._follow_interval)
 
     async def _execute(
-        self, request: _Request, claimed: asyncio.Future[None], *, follow: bool
+        self,
+        request: _Request,
+        claimed: asyncio.Future[None] | None,
+        *,
+        follow: bool,
+        taken: list[tuple[Journal, WorkflowRun]] | None = None,
     ) -> Any:
         """The task of one id: take its journal, then run the workflow to its end.
 
         Through unloading while it sleeps, and new generations. Until it has the journal it
         follows the runner that holds the id elsewhere, if one does; so does a runner that
-        lost its lease (fenced) to the runtime that took the workflow over.
+        lost its lease (fenced) to the runtime that took the workflow over. `taken`: the
+        journal and run its starter took already.
         """
         definition, workflow_id = request.definition, request.workflow_id
         current: Journal | None = None
         grant: AnyGrant | None = None  # (a queued workflow's slots, held until its task ends)
         try:
-            current, run = await self._take(request, claimed, follow=follow)
+            current, run = (
+                taken.pop() if taken else await self._take(request, claimed, follow=follow)
+            )
             grant = await self._queues.gate(workflow_id)
             parent = run.parent
             while True:
