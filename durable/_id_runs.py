@@ -70,6 +70,9 @@ class IdRuns:
             if row is not None:  # (cancelled before it took its row: let go of it)
                 self._let_go_of_row(row)
                 return
+            taken = outcome.taken
+            if taken is not None:  # (cancelled before it began: its starter's journal)
+                self._closing(taken[0].close(), outcome.workflow_id)
             outcome.stopped()
         elif (error := task.exception()) is not None:
             outcome.set_exception(error)
@@ -128,10 +131,19 @@ class IdRuns:
         # (else it is being loaded again: its task, once it has one, sees the cancel)
 
     def _let_go_of_row(self, row: Parked) -> None:
-        name = f"durable release {row.outcome.workflow_id}"
-        task = asyncio.get_running_loop().create_task(self._release_row(row), name=name)
+        self._closing(self._release_row(row), row.outcome.workflow_id)
+
+    def _closing(self, closing: Coroutine[Any, Any, None], workflow_id: str) -> None:
+        """Close a journal (let go of a row) in a task of its own, which close() awaits."""
+        name = f"durable release {workflow_id}"
+        task = asyncio.get_running_loop().create_task(closing, name=name)
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
+
+    async def settle(self) -> None:
+        """Wait until the journals being closed (cancelled rows, untaken starts) are."""
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
 
     async def _release_row(self, row: Parked) -> None:
         """Close a cancelled row's journal (its name lock goes), free its queue slots."""

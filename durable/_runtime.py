@@ -299,13 +299,14 @@ class Runtime:
         arguments: list[Any] = [*args]
         encoded = encode(arguments, context=f"the arguments of workflow {definition.name!r}")
         workflow_id = id if id is not None else f"{definition.name}-{digest_of(encoded)}"
-        return await self._start(
+        handle: WorkflowHandle[R] = await self._tasks._start(  # (as _start: one frame less)
             definition,
             workflow_id,
             arguments,
             given=None if attach else encoded,
             execution_timeout=timeout,
         )
+        return handle
 
     async def enqueue(
         self,

@@ -56,7 +56,7 @@ class IdRun(asyncio.Future[Any]):
     as a row); cancelling it cancels that task, or has the runtime let go of the row.
     """
 
-    __slots__ = ("_host", "_stops", "claimed", "context", "row", "task", "workflow_id")
+    __slots__ = ("_host", "_stops", "claimed", "context", "row", "taken", "task", "workflow_id")
 
     def __init__(
         self,
@@ -71,6 +71,9 @@ class IdRun(asyncio.Future[Any]):
         self.workflow_id = workflow_id
         self.task: asyncio.Task[Any] | None = None
         self.row: Parked | None = None  # (its row, from its awakening until its task takes it)
+        # The journal and run its starter took (a new or small journal), until its task
+        # begins with them.
+        self.taken: tuple[Journal, Any] | None = None
         # Its first start's, settled once the starter may go on (None once it went on).
         self.claimed: asyncio.Future[None] | None = claimed
         self.context = context  # its tasks' contextvars (each load's task runs in it)

@@ -141,6 +141,7 @@ class WorkflowTasks:
         for task in tasks:
             task.cancel()  # (an unloaded one's row is let go of: cancel_parked)
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._ids.settle()  # (journals of starts cancelled before their task began)
         self._sleepers.close()
         await self._children.settle()
 
@@ -190,7 +191,6 @@ class WorkflowTasks:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._queues.wake()
-        claimed: asyncio.Future[None] = loop.create_future()
         if self._telemetry is not None:
             if queued is not None:  # (its wait in the queue: the run's parent)
                 trace = self._telemetry.queue_wait(*queued, workflow_id, trace)
@@ -199,24 +199,32 @@ class WorkflowTasks:
         request = _Request(
             definition, workflow_id, arguments, parent, given, execution_timeout, trace
         )
-        context = contextvars.copy_context()  # (its activities' Limits: shared by its processes)
-        context.run(limit_home.set, self.directory or self._queues.limit_home)
-        context.run(current_workflow.set, (workflow_id, definition.name))  # (log records)
+        context = self._context_of(workflow_id, definition.name)
+        # A new (or small) journal is taken here, before the task exists: no future for the
+        # caller to wait on, no task switch. Else (held elsewhere, a large journal, the
+        # directory's first open) the task takes it, and the caller waits until it has.
+        journal = context.run(self._open_now, workflow_id)
+        taken = None if journal is None else await self._run_now(journal, request)
+        claimed: asyncio.Future[None] | None = None if taken else loop.create_future()
         outcome = IdRun(workflow_id, self._ids, loop, claimed=claimed, context=context)
+        outcome.taken = taken  # (until its task begins: see IdRuns)
         self._running[workflow_id] = outcome
         self._requested[workflow_id] = request
         self._ids.carry(outcome, self._execute(request, outcome, follow=follow))
         self._mail.watch()
-        try:
-            await asyncio.shield(claimed)
-        except asyncio.CancelledError:
-            if not claimed.done():  # the caller gave up before it began: nothing runs for it
-                outcome.cancel()
-            raise
-        outcome.claimed = None  # (its starter went on: nothing to tell it any more)
+        if claimed is not None:
+            try:
+                await asyncio.shield(claimed)
+            except asyncio.CancelledError:
+                if not claimed.done():  # the caller gave up before it began: nothing runs
+                    outcome.cancel()
+                raise
+            outcome.claimed = None  # (its starter went on: nothing to tell it any more)
         # Let it run to its first await before the caller starts the next: a loop that starts
         # 10,000 sleepers would otherwise hold all of them loaded before the first unloads.
         await asyncio.sleep(0)
+        if outcome.taken is not None:  # its task was cancelled before it began (close())
+            raise asyncio.CancelledError
         handle = self._handle_of(workflow_id, outcome)
         handle._started = True
         return handle
@@ -248,9 +256,7 @@ class WorkflowTasks:
         wake_at, inbox_next, parent = parked
         loop = asyncio.get_running_loop()
         self._loop = loop
-        context = contextvars.copy_context()
-        context.run(limit_home.set, self.directory or self._queues.limit_home)
-        context.run(current_workflow.set, (workflow_id, definition.name))
+        context = self._context_of(workflow_id, definition.name)
         outcome = IdRun(workflow_id, self._ids, loop, claimed=None, context=context)
         self._running[workflow_id] = outcome
         self._requested[workflow_id] = _Request(definition, workflow_id, None, parent)
@@ -285,6 +291,13 @@ class WorkflowTasks:
     def _reload(self, outcome: IdRun) -> Coroutine[Any, Any, Any]:
         """The coroutine of the task that loads a parked row again (IdRuns.awaken)."""
         return self._execute(self._requested[outcome.workflow_id], outcome, follow=True)
+
+    def _context_of(self, workflow_id: str, name: str) -> contextvars.Context:
+        """What the id's tasks run in: its activities' Limits, its log records' fields."""
+        context = contextvars.copy_context()
+        context.run(limit_home.set, self.directory or self._queues.limit_home)
+        context.run(current_workflow.set, (workflow_id, name))
+        return context
 
     async def _take(
         self, request: _Request, claimed: asyncio.Future[None] | None, *, follow: bool = True
@@ -349,6 +362,40 @@ class WorkflowTasks:
             if claimed is not None and not claimed.done():
                 claimed.set_result(None)
             return journal, run
+
+    def _open_now(self, workflow_id: str) -> Journal | None:
+        """The id's journal, opened on this thread if its store can (a new or small one).
+
+        None: it cannot here (the store needs a thread, or another runner holds the id):
+        the task takes it (_take), following whoever holds it.
+        """
+        store = self._store
+        if not isinstance(store, JournalDirectory):
+            return None
+        try:
+            opened = store.open_now(workflow_id)
+        except JournalLocked:
+            return None
+        return None if opened is None else self._seams.journals.opened(opened)
+
+    async def _run_now(self, journal: Journal, request: _Request) -> tuple[Journal, WorkflowRun]:
+        """The run of a journal its starter opened (_open_now), checked as _take checks it."""
+        try:
+            run = self._run_of(
+                request.definition,
+                request.workflow_id,
+                journal,
+                request.arguments,
+                request.parent,
+                execution_timeout=request.execution_timeout,
+                trace=request.trace,
+            )
+            if request.given is not None and journal.records:
+                check_arguments(run, request.given, request.arguments)
+        except BaseException:
+            await journal.close()
+            raise
+        return journal, run
 
     async def _check_recorded(
         self,
@@ -513,7 +560,11 @@ class WorkflowTasks:
         """Its journal, queue grant and run: taken (a start), or a parked row's, reloaded."""
         row, outcome.row = outcome.row, None  # (taken: its task closes its journal now)
         if row is None:
-            current, run = await self._take(request, outcome.claimed, follow=follow)
+            taken, outcome.taken = outcome.taken, None  # (its starter's: see _start)
+            if taken is not None:
+                current, run = taken
+            else:
+                current, run = await self._take(request, outcome.claimed, follow=follow)
             try:
                 return current, await self._queues.gate(request.workflow_id), run
             except BaseException:

@@ -117,6 +117,19 @@ class TimerScheduler(Protocol):
     def timer_cancelled(self, handle: StepTimer) -> None: ...
 
 
+class _NoTimers:
+    """A closed loop's scheduler (its driver let go): asks nothing of anyone."""
+
+    def timer_requested(self, handle: StepTimer) -> None:
+        pass
+
+    def timer_cancelled(self, handle: StepTimer) -> None:
+        pass
+
+
+_NO_TIMERS = _NoTimers()
+
+
 class WorkflowLoop(CustomEventLoop):
     """A deterministic loop for one workflow: callbacks in FIFO order, time set from outside."""
 
@@ -127,20 +140,35 @@ class WorkflowLoop(CustomEventLoop):
         self._closed = False
         self._stepping = False
         self._exception_handler: Any = None
-        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] = weakref.WeakSet()
-        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # (made at the first async generator: most workflows have none, and a WeakSet
+        # costs a dozen Python-level calls to make)
+        self._asyncgens: weakref.WeakSet[AsyncGenerator[Any, Any]] | None = None
+        # Its tasks: the first (the workflow's main task, which its driver holds anyway),
+        # then the others, weakly, in a WeakSet made at the second (most workflows have one).
+        self._first_task: asyncio.Task[Any] | None = None
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] | None = None
         self.orders = itertools.count()  # tasks and calls of workflow code (their hashes)
         self.owner = owner  # the driver; how in-workflow calls find their workflow
         # The host loop its driver steps it from, once known (its driver sets it): the one
         # to put back after a step, without asking which runs (a system call on 3.11).
         self.host: asyncio.AbstractEventLoop | None = None
         # (firstiter, finalizer): made once, passed by position (no keywords to parse)
-        self._hooks = (self._asyncgen_first_iteration, self._asyncgen_finalize)
+        self._hooks: tuple[Callable[[AsyncGenerator[Any, Any]], None], ...] = (
+            self._asyncgen_first_iteration,
+            self._asyncgen_finalize,
+        )
         # Recorded outcomes remain to deliver: the steps asked for now are journaled, with
         # their call sites (an activity call skips reading its caller's frame). Its driver's.
         self.replaying = False
 
     # -- what the driver uses ------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Let go of the driver once closed (it is freed when unreferenced; see its teardown)."""
+        self.owner = None
+        self._scheduler = _NO_TIMERS
+        self._first_task = self._tasks = None  # (each task refers to its loop)
+        self._hooks = ()  # (its own bound methods)
 
     def set_time(self, when: float) -> None:
         """Move the logical clock (never backwards) to the time of the event delivered next."""
@@ -177,19 +205,23 @@ class WorkflowLoop(CustomEventLoop):
         return as_running_loop(self)
 
     def _asyncgen_first_iteration(self, generator: AsyncGenerator[Any, Any]) -> None:
+        if self._asyncgens is None:
+            self._asyncgens = weakref.WeakSet()
         self._asyncgens.add(generator)
 
     def _asyncgen_finalize(self, generator: AsyncGenerator[Any, Any]) -> None:
-        self._asyncgens.discard(generator)
+        if self._asyncgens is not None:
+            self._asyncgens.discard(generator)
         if not self._closed:
             self._queue.append(asyncio.Handle(self.create_task, (generator.aclose(),), self, None))
 
     def close_asyncgens(self) -> None:
         """Close generators still open (as asyncio's shutdown_asyncgens), before close()."""
-        if not self._asyncgens:
+        generators = self._asyncgens
+        if not generators:
             return  # (most workflows have none: no iteration of the WeakSet)
-        for generator in list(self._asyncgens):
-            self._asyncgens.discard(generator)
+        for generator in list(generators):
+            generators.discard(generator)
             self.create_task(generator.aclose())
 
     def has_ready(self) -> bool:
@@ -263,12 +295,21 @@ class WorkflowLoop(CustomEventLoop):
     ) -> asyncio.Task[T]:
         self._check_open()
         task = OrderedTask(next(self.orders), coro, loop=self, name=name, context=context)
-        self._tasks.add(task)
+        if self._first_task is None:
+            self._first_task = task
+        else:
+            if self._tasks is None:
+                self._tasks = weakref.WeakSet()
+            self._tasks.add(task)
         return task
 
     def tasks(self) -> set[asyncio.Task[Any]]:
         """This loop's unfinished tasks (asyncio.all_tasks would scan every task there is)."""
-        return {task for task in self._tasks if not task.done()}
+        found = {task for task in self._tasks if not task.done()} if self._tasks else set()
+        first = self._first_task
+        if first is not None and not first.done():
+            found.add(first)
+        return found
 
     def is_running(self) -> bool:
         return self._stepping

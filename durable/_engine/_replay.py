@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import random
+import os
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,7 +70,7 @@ def start_record(
 
     `execution_timeout` (seconds) sets the deadline `dl` from the record's own time.
     """
-    seed = random.SystemRandom().getrandbits(63)
+    seed = int.from_bytes(os.urandom(8)) >> 1  # (63 bits, as SystemRandom().getrandbits(63))
     now = clock()
     if execution_timeout is not None:
         extra["dl"] = now + execution_timeout
@@ -232,14 +232,19 @@ class JournalIndex:
         self.last_run: dict[str, str] | None = None  # the last `run` record's trace carrier
         # The call sites the journal names: (file, line, function) -> number (`w`)
         self.sites: dict[tuple[str, int, str], int] = {}
+        self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
+        if not stored:  # a new journal: its start record, made here (nothing to index)
+            self.start = self._read_start([], arguments, clock)
+            self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
+            # Values each stream has had: those before this generation, then its own
+            self.stream_counts: dict[str, int] = dict(self.start.get("so", {}))
+            return
         with collector_paused():  # decoding builds many objects that all stay alive
             decoded = records.read_journal(stored, path=self._path)
             self.start = self._read_start(decoded, arguments, clock)
             _check_copied(self.start, len(decoded) - 1, workflow_id, self._path)
-            self.inbox_next: int = self.start.get("q", 0)  # the first inbox message not taken
-            self.patches: dict[str, int] = {}  # patch id -> the step it was taken before
-            # Values each stream has had: those before this generation, then its own
-            self.stream_counts: dict[str, int] = dict(self.start.get("so", {}))
+            self.inbox_next = self.start.get("q", 0)
+            self.stream_counts = dict(self.start.get("so", {}))
             self._index(decoded, stored)
 
     @functools.cached_property

@@ -82,6 +82,15 @@ class StepStarter:
         self._post = post
         self._drain_outcomes = drain_outcomes
 
+    def detach(self) -> None:
+        """Its run was torn down: an outcome that comes late goes nowhere.
+
+        Drops the run's methods it holds, so that the run is freed once unreferenced,
+        not by a pass of the cyclic collector (see WorkflowRun._teardown).
+        """
+        self._post = _dropped
+        self._drain_outcomes = _drained
+
     def start_new(self) -> None:
         """Start, on the host loop, the commands the journal has no outcome for."""
         steps = self._steps
@@ -338,3 +347,11 @@ def _going_on(
 async def _without_record(outcome: Coroutine[Any, Any, bytes]) -> Outcome:
     """A child's outcome as the drain takes it (decoded on delivery, as a replay)."""
     return await outcome, None
+
+
+def _dropped(payload: bytes, record: dict[str, Any] | None = None) -> None:
+    """A torn-down run's `post`: nothing takes its outcomes any more."""
+
+
+async def _drained() -> None:
+    """A torn-down run's `drain_outcomes`: nothing to drain."""

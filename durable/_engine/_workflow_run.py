@@ -146,7 +146,10 @@ class WorkflowRun:
         self._replay_index = 0  # the next recorded event to deliver
         start = index.start
         self.start_time: float = start["t"]
-        self.random = random.Random(start["seed"])
+        # durable.random()'s generator, made when the code first asks (most never do; one
+        # costs ~25k instructions to seed): until then, its seed. One attribute: see
+        # tests/engine/test_run_shape.py.
+        self._random: random.Random | int = start["seed"]
         self.arguments: list[Any] = start["args"]
         self.generation: int = start.get("gen", 0)
         self.parent: str | None = start.get("parent")
@@ -200,6 +203,14 @@ class WorkflowRun:
         )
 
     # -- what the runtime reads -----------------------------------------------------------
+
+    @property
+    def random(self) -> random.Random:
+        """durable.random()'s generator, seeded by the start record: the same on replay."""
+        made = self._random
+        if isinstance(made, int):
+            made = self._random = random.Random(made)
+        return made
 
     @property
     def trace_carrier(self) -> Carrier | None:
@@ -367,8 +378,18 @@ class WorkflowRun:
 
     def _replay(self, main: asyncio.Task[Any]) -> None:
         """Deliver the journal's events in order; raise if the code asked for other steps."""
+        events = self._index.events
+        if not events:  # (nothing to replay: the code runs to its first step, live)
+            self._step()
+        else:
+            self._replay_events(main, events)
+        self._index.events = []
+        unasked = self._index.unasked(self._steps.next)
+        if unasked is not None:
+            raise unasked
+
+    def _replay_events(self, main: asyncio.Task[Any], events: list[dict[str, Any]]) -> None:
         with collector_paused():
-            events = self._index.events
             loop, last = self.loop, len(events)
             loop.replaying = last > 0
             self._step()
@@ -378,10 +399,6 @@ class WorkflowRun:
                     loop.replaying = False
                 self._deliver(events[self._replay_index - 1])
             loop.replaying = False
-        self._index.events = []
-        unasked = self._index.unasked(self._steps.next)
-        if unasked is not None:
-            raise unasked
 
     def check_replay(self) -> None:
         """Replay the whole journal against the code, writing nothing and running nothing.
@@ -669,7 +686,8 @@ class WorkflowRun:
                 except SerializationError as unencodable:
                     error_or_none = unencodable  # a final failure, like any other
                 else:
-                    await self._children.end_with_parent("returned")
+                    if self._children.open:  # (most runs started no child)
+                        await self._children.end_with_parent("returned")
                     await self._journal.append(payload)
                     end = decode(payload, path=self.workflow_id, offset=-1)
                     return Finished.of(self.workflow_id, self.spec, end, None)
@@ -710,6 +728,12 @@ class WorkflowRun:
                     command.scope = None
         self._stop_host_work()
         self._life.let_go(self.loop)
+        if not self._life.killed:  # (a killed run's coroutines are closed later: bury())
+            # The run and its loop, and the run and its step starter, refer to each other:
+            # undone here, the run is freed as soon as the runtime drops it, its objects
+            # young, instead of waiting for (and adding to) a cyclic collection.
+            self.loop.detach()
+            self._starter.detach()
 
     def _stop_host_work(self) -> None:
         self._steps.cancel_host_work()

@@ -354,26 +354,46 @@ class JournalDirectory:
             UnsupportedJournalFormat: written by a newer durable.
         """
         path = self.path_of(name)
-        if self._closed:
-            raise JournalClosed(path=path)
-        journal = None
-        directory_fd = self._directory_fd
-        if self._committer is not None and directory_fd is not None:  # (else: _prepare)
-            journal = JournalFile.create_if_new(
-                path,
-                directory_fd=directory_fd,
-                directory_device=self._directory_device,
-                committer=self._committer,
-                max_record_size=self.max_record_size,
-                names=self._names,
-            )
-        if journal is None:
-            journal = await _to_the_end(lambda: self._open_blocking(path))
+        journal = self._open_here(path)
+        if journal is not None:
+            return journal
+        journal = await _to_the_end(lambda: self._open_blocking(path))
         if self._closed:  # closed while this open ran: its committer is gone
             await journal.abandon()
             raise JournalClosed(path=path)
         journal.loop = asyncio.get_running_loop()
         self._opened.add(journal)
+        return journal
+
+    def open_now(self, name: str) -> JournalFile | None:
+        """open() on the calling thread, when it can be: a new journal, or a small one.
+
+        None: it needs a worker thread (a large or damaged file, a read-only one, the
+        directory's first open); call open(), which raises what that finds. A workflow's
+        start takes its journal here without a task switch or a thread hop.
+
+        Raises:
+            As open(): JournalLocked, InvalidJournalName, and errors of the file or disk.
+        """
+        return self._open_here(self.path_of(name))
+
+    def _open_here(self, path: Path) -> JournalFile | None:
+        if self._closed:
+            raise JournalClosed(path=path)
+        directory_fd = self._directory_fd
+        if self._committer is None or directory_fd is None:  # (_prepare, in a thread)
+            return None
+        journal = JournalFile.create_if_new(
+            path,
+            directory_fd=directory_fd,
+            directory_device=self._directory_device,
+            committer=self._committer,
+            max_record_size=self.max_record_size,
+            names=self._names,
+        )
+        if journal is not None:
+            journal.loop = asyncio.get_running_loop()
+            self._opened.add(journal)
         return journal
 
     async def read(self, name: str) -> list[StoredRecord]:

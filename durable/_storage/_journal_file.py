@@ -32,7 +32,7 @@ from ._journal_opening import (
     INLINE_OPEN_MAX,
     disk_error,
     durable_end,
-    open_and_lock,
+    open_and_lock_stat,
     open_locked,
     parse,
     read_all,
@@ -165,13 +165,12 @@ class JournalFile:
         O_NOFOLLOW costs what an open by path does); a file that is not regular is refused.
         """
         try:
-            fd = open_and_lock(directory_fd, path, names=names)
+            fd, info = open_and_lock_stat(directory_fd, path, names=names)
         except JournalPermissionDenied as denied:
             if denied.path == path:
                 return None  # (open_blocking may open it read-only)
             raise
         try:
-            info = os.fstat(fd)
             check_regular(info, path)
             if info.st_size != 0:
                 opened = cls._opened_here(
@@ -187,7 +186,8 @@ class JournalFile:
                     opened.use_names(names, directory_fd)
                 return opened
             file_format = new_format(path)
-            write_all(fd, file_format.header)
+            header = file_format.header
+            write_all(fd, header)
         except BaseException as error:
             os.close(fd)
             if (failure := disk_error(error, path, "writing a new journal's header")) is None:
@@ -202,7 +202,7 @@ class JournalFile:
             same_device=info.st_dev == directory_device,
             max_record_size=max_record_size,
             file_format=file_format,
-            written=len(file_format.header),
+            written=len(header),
             synced=0,
         )
         if names is not None:

@@ -65,6 +65,13 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
 def open_and_lock(
     directory_fd: int, path: Path, flags: int = WRITE_FLAGS, names: IdLocks | None = None
 ) -> int:
+    """open_and_lock_stat, without the file's stat."""
+    return open_and_lock_stat(directory_fd, path, flags, names)[0]
+
+
+def open_and_lock_stat(
+    directory_fd: int, path: Path, flags: int = WRITE_FLAGS, names: IdLocks | None = None
+) -> tuple[int, os.stat_result]:
     """Open `path` in the directory (never through a link) and take its exclusive flock.
 
     Then, with `names`, check that no runner holds the journal's name lock: an unloaded
@@ -74,15 +81,17 @@ def open_and_lock(
     open and the flock, a runner's continue_as_new may rename the next generation over
     the name and let go of the old file. A lock on that old file would make a second
     writer, so the descriptor must still be the file at the name once locked; else again.
+    Returns the descriptor and the open file's stat (taken once locked).
     """
     while True:
         fd = open_in(directory_fd, path, flags, "read and write")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _still_named(fd, directory_fd, path):
+            held = _still_named(fd, directory_fd, path)
+            if held is not None:
                 if names is not None and _name_taken(names, directory_fd, path):
                     raise BlockingIOError
-                return fd
+                return fd, held
         except BlockingIOError:
             os.close(fd)
             raise JournalLocked(path=path) from None
@@ -109,14 +118,14 @@ def _name_taken(names: IdLocks, directory_fd: int, path: Path) -> bool:
         raise refusal from error
 
 
-def _still_named(fd: int, directory_fd: int, path: Path) -> bool:
-    """Whether the open file `fd` is the one at `path`'s name in the directory now."""
+def _still_named(fd: int, directory_fd: int, path: Path) -> os.stat_result | None:
+    """The open file `fd`'s stat if it is the one at `path`'s name in the directory now."""
     held = os.fstat(fd)
     try:
         named = os.stat(path.name, dir_fd=directory_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return False
-    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+        return None
+    return held if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino) else None
 
 
 def reopen_same_file(directory_fd: int, path: Path, file: tuple[int, int]) -> int:

@@ -60,3 +60,25 @@ async def test_a_run_stays_within_the_limit(
         assert await runtime.run(shape, id="s") == 1
     assert counted
     assert max(counted) <= INLINE_LIMIT, counted
+
+
+async def test_a_run_that_draws_random_numbers_stays_within_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[_workflow_run.WorkflowRun] = []
+    original = _workflow_run.WorkflowRun.__init__
+
+    def kept(self: _workflow_run.WorkflowRun, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        runs.append(self)
+
+    monkeypatch.setattr(_workflow_run.WorkflowRun, "__init__", kept)
+
+    @durable.workflow(name="shape_random")
+    async def draws() -> float:
+        return durable.random()  # (its generator is made now, in the attribute of its seed)
+
+    async with durable.Runtime(tmp_path) as runtime:
+        drawn = await runtime.run(draws, id="r")
+    assert 0 <= drawn < 1
+    assert [len(vars(run)) <= INLINE_LIMIT for run in runs] == [True]
