@@ -14,7 +14,10 @@ ledger the activities wrote (the outside world: it survives SIGKILL and SIGSTOP)
 - every recorded result comes from an attempt that finished, and nothing recorded was lost
   (every attempt of a step saw the one recorded result of the step before it);
 - no two runs of a workflow overlapped (attempts of one workflow in flight in two processes
-  at once), except an attempt already in flight when its process was paused;
+  at once), except an attempt already in flight when its process was paused, or one in
+  flight when its runner's lease may have lapsed, which the runner cancelled then (it says
+  so in its log, with the time): the other may start only after that time, and the
+  overlap is the time the cancellation took to land (its loop's latency);
 - nothing is stuck, and no serving process exited on its own.
 
 It prints its counts and PASS or FAIL (exit status 0 or 1). It lives with the crash tests
@@ -30,6 +33,7 @@ import dataclasses
 import functools
 import logging
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +41,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -320,6 +324,32 @@ def read_ledger(ledger: Path) -> list[Attempt]:
     return attempts
 
 
+LAPSE = re.compile(
+    r"^\S+ \S+ (?P<pid>\d+) workflow (?P<workflow>\S+): this runner's lease may have lapsed "
+    r"\(at (?P<at>[\d.]+), time.time\(\)\): activity '[^']*' attempt (?P<attempt>\d+)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lapse:
+    """A runner cancelled an attempt in flight: its lease may have lapsed at `at` (its log)."""
+
+    pid: int
+    workflow: str
+    attempt: int
+    at: float
+
+
+def read_lapses(workdir: Path) -> list[Lapse]:
+    """The cancellations for a lapsed lease the serving processes logged."""
+    return [
+        Lapse(int(m["pid"]), m["workflow"], int(m["attempt"]), float(m["at"]))
+        for log in sorted(workdir.glob("worker-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if (m := LAPSE.match(line))
+    ]
+
+
 @dataclasses.dataclass
 class Verdict:
     failures: list[str]
@@ -331,8 +361,10 @@ def check(
     ends: Mapping[str, object],
     chaos: Chaos,
     steps: int = STEPS_PER_WORKFLOW,
+    lapses: Sequence[Lapse] = (),
 ) -> Verdict:
-    """The ledger checks (see the module), from the attempts and the workflows' outcomes."""
+    """The ledger checks (see the module), from the attempts and the workflows' outcomes
+    (and the runners' cancellations of attempts in flight as their leases lapsed)."""
     failures: list[str] = []
     recorded: dict[str, tuple[int, int]] = {}  # key -> (pid, attempt) of its recorded result
     for name, end in ends.items():
@@ -400,10 +432,26 @@ def check(
         until = in_flight_until(attempt)
         return any(attempt.start <= s <= until for s, _ in continued[attempt.pid])
 
+    def lapsed_during(first: Attempt, second: Attempt) -> float | None:
+        """When `first`'s runner said its lease may have lapsed and cancelled it, if it
+        did and `second` started after that (else None: not excused)."""
+        if first.outcome != "cancel" or first.end is None:
+            return None
+        for lapse in lapses:
+            if (
+                (lapse.pid, lapse.workflow, lapse.attempt)
+                == (first.pid, first.workflow, first.number)
+                and first.start <= lapse.at <= first.end
+                and lapse.at <= second.start
+            ):
+                return lapse.at
+        return None
+
     by_workflow: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
         by_workflow[attempt.workflow].append(attempt)
     overlaps = 0
+    cancelled_late: list[float] = []  # (how long a lapse's cancellation took, when it overlapped)
     for workflow, its in by_workflow.items():
         its.sort(key=lambda a: a.start)
         for index, first in enumerate(its):
@@ -411,6 +459,10 @@ def check(
                 if second.start >= in_flight_until(first):
                     continue
                 if second.pid == first.pid or paused_during(first) or paused_during(second):
+                    continue
+                if (lapsed_at := lapsed_during(first, second)) is not None:
+                    assert first.end is not None
+                    cancelled_late.append(first.end - lapsed_at)
                     continue
                 overlaps += 1
                 if overlaps <= 10:
@@ -425,6 +477,9 @@ def check(
             1 for key in recorded if len({a.pid for a in by_key.get(key, [])}) > 1
         ),
         "late starts of a paused process (excused)": excused,
+        "attempts cancelled as their lease lapsed": len(lapses),
+        "of which overlapped a new runner's (excused)": len(cancelled_late),
+        "their longest cancellation after the lapse (s)": round(max(cancelled_late, default=0), 3),
     }
     return Verdict(failures, counts)
 
@@ -498,7 +553,7 @@ async def soak(
     parents = list(submitted)
     ends = await outcomes(dsn, parents)
     attempts = read_ledger(ledger)
-    verdict = check(attempts, ends, chaos)
+    verdict = check(attempts, ends, chaos, lapses=read_lapses(workdir))
     if stuck:
         verdict.failures.append(f"{len(stuck)} workflows stuck after {grace:.0f} s: {stuck[:10]}")
     claims = sum(int(row["fence"]) for row in rows)
