@@ -136,6 +136,8 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent((spec, step, digest, attempt, site), began))
+            journal.check_held()  # (the lease may have lapsed while the commit waited)
+            held_until = journal.held_until
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
         scope: AttemptScope | None = None
         if observer is not None:

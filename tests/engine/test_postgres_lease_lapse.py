@@ -14,6 +14,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, Runtime
+from durable._storage._postgres_journal import PostgresJournal
 from tests.crash.soak import LAPSE
 
 pytestmark = pytest.mark.anyio
@@ -83,3 +84,50 @@ async def test_an_attempt_in_flight_is_cancelled_when_its_lease_may_have_lapsed(
     (lapse,) = [found for found in said if found is not None]
     assert (lapse["workflow"], lapse["attempt"]) == ("lapse-1", "1")
     assert abs(float(lapse["at"]) - (time.time() - (time.monotonic() - lapses_at))) < 0.01
+
+
+charged: list[str] = []
+
+
+@durable.activity(name="lapse-charge", at_most_once=True)
+async def charge() -> str:
+    charged.append("charged")
+    return "charged"
+
+
+@durable.workflow(name="lapse-guarded")
+async def guarded() -> str:
+    try:
+        return await charge()
+    except durable.InDoubtError:
+        return "in doubt"
+
+
+async def test_an_at_most_once_attempt_whose_intent_committed_past_the_lease_never_starts(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent's commit waited (a slow database) past the lease: committed (nobody had
+    claimed the workflow yet), but another process may have by now, so the attempt does not
+    start; taken again, the workflow finds the call in doubt."""
+    charged.clear()
+    store = PostgresStore(postgres_dsn, lease=0.5)
+    real = store.committer._commit_on
+    slowed: list[int] = []
+
+    async def slow_intent(
+        connection: object, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
+    ) -> None:
+        payloads = [payload for records in batch.values() for _, payload in records]
+        if not slowed and any(b"lapse-charge" in payload for payload in payloads):
+            slowed.append(1)
+            await asyncio.sleep(0.7)  # (past the lease: nothing renews it meanwhile)
+        await real(connection, batch)
+
+    async with Runtime(store=store, workflows=[guarded]) as runtime:
+        await store.connect()
+        assert store._heartbeat is not None
+        store._heartbeat.cancel()
+        monkeypatch.setattr(store.committer, "_commit_on", slow_intent)
+        assert await asyncio.wait_for(runtime.run(guarded, id="guarded-1"), 20) == "in doubt"
+    assert slowed == [1]
+    assert charged == []
