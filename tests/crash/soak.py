@@ -14,7 +14,8 @@ ledger the activities wrote (the outside world: it survives SIGKILL and SIGSTOP)
 - every recorded result comes from an attempt that finished, and nothing recorded was lost
   (every attempt of a step saw the one recorded result of the step before it);
 - no two runs of a workflow overlapped (attempts of one workflow in flight in two processes
-  at once), except an attempt already in flight when its process was paused, or one in
+  at once), except an attempt already in flight when its process was paused (or begun
+  just before: its first line written within a second of SIGCONT), or one in
   flight when its runner's lease may have lapsed, which the runner cancelled then (it says
   so in its log, with the time): the other may start only after that time, and the
   overlap is the time the cancellation took to land (its loop's latency);
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import random
 import re
@@ -451,6 +453,7 @@ def check(
     for attempt in attempts:
         by_workflow[attempt.workflow].append(attempt)
     overlaps = 0
+    late_overlaps = 0
     cancelled_late: list[float] = []  # (how long a lapse's cancellation took, when it overlapped)
     for workflow, its in by_workflow.items():
         its.sort(key=lambda a: a.start)
@@ -459,6 +462,9 @@ def check(
                 if second.start >= in_flight_until(first):
                     continue
                 if second.pid == first.pid or paused_during(first) or paused_during(second):
+                    continue
+                if any(begun_before_a_pause(a, a.start) for a in (first, second)):
+                    late_overlaps += 1  # (checked before the pause, its first line after it)
                     continue
                 if (lapsed_at := lapsed_during(first, second)) is not None:
                     assert first.end is not None
@@ -477,6 +483,7 @@ def check(
             1 for key in recorded if len({a.pid for a in by_key.get(key, [])}) > 1
         ),
         "late starts of a paused process (excused)": excused,
+        "overlaps with a late start of a paused process (excused)": late_overlaps,
         "attempts cancelled as their lease lapsed": len(lapses),
         "of which overlapped a new runner's (excused)": len(cancelled_late),
         "their longest cancellation after the lapse (s)": round(max(cancelled_late, default=0), 3),
@@ -551,6 +558,7 @@ async def soak(
     finally:
         fleet.end()
     parents = list(submitted)
+    (workdir / "chaos.json").write_text(json.dumps(dataclasses.asdict(chaos)))  # (post-mortems)
     ends = await outcomes(dsn, parents)
     attempts = read_ledger(ledger)
     verdict = check(attempts, ends, chaos, lapses=read_lapses(workdir))

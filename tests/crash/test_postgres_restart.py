@@ -129,6 +129,13 @@ def test_the_soak_checks_see_what_they_must() -> None:
     assert "two runs at once" in " ".join(check(twice, ends, Chaos(), steps=2).failures)
     paused = Chaos(stops=[(10, 1.4, 5.0)])  # (an attempt in flight when its process paused)
     assert check(twice, ends, paused, steps=2).failures == []
+    # (checked before its process paused, its first line written just after SIGCONT)
+    late = [*ok, Attempt("w/1", 11, 1, 1.45, "w/0=10:1", 1.46, "cancel")]
+    paused_11 = Chaos(stops=[(11, 0.5, 1.2)])
+    assert check(late, ends, paused_11, steps=2).failures == []
+    assert "two runs at once" in " ".join(check(late, ends, Chaos(), steps=2).failures)
+    long_after = Chaos(stops=[(11, 0.1, 0.2)])  # (more than a second before it: not excused)
+    assert "two runs at once" in " ".join(check(late, ends, long_after, steps=2).failures)
     # An attempt in flight when its runner's lease may have lapsed, cancelled by it then: a
     # new runner's attempt that starts after the lapse overlaps only while the cancellation
     # lands, excused; one that starts before it is a second runner.
