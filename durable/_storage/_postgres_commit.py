@@ -184,7 +184,8 @@ class Committer:
                 if self._connection is None:  # (kept between batches: a pool's release
                     self._connection = await self._store.pool.acquire()  # costs a reset)
                 connection = self._connection
-                await self._commit_on(connection, batch)
+                sent = time.monotonic()  # (before the transaction: its now() is later)
+                renewed = await self._commit_on(connection, batch)
             except Exception as error:
                 away = database_away(error) or (
                     connection is not None and connection_gone(connection)
@@ -205,11 +206,14 @@ class Committer:
                 retried = True
                 continue
             self.commits += 1
+            for journal in renewed:  # (a commit renews its journals' leases, as the heartbeat)
+                journal.held_until = max(journal.held_until, sent + self._store.lease)
             return
 
     async def _commit_on(
         self, connection: Any, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
-    ) -> None:
+    ) -> list[PostgresJournal]:
+        """Commit what the batch's journals that still hold their leases queued; those."""
         async with connection.transaction():
             journals = list(batch)
             confirmed = {
@@ -219,14 +223,17 @@ class Committer:
                     [j.name for j in journals],
                     [j.fence for j in journals],
                     self._store.owner,
+                    self._store.lease,
                 )
             }
             names, generations, seqs, payloads = [], [], [], []
+            held = []
             for journal, records in batch.items():
                 if journal.name not in confirmed:
                     where = self._store.location(journal.name)
                     journal.lose(JournalFenced(path=where, fence=journal.fence))
                     continue
+                held.append(journal)
                 for seq, payload in records:
                     names.append(journal.name)
                     generations.append(journal.generation)
@@ -234,6 +241,7 @@ class Committer:
                     payloads.append(payload)
             if names:
                 await connection.execute(INSERT_RECORDS, names, generations, seqs, payloads)
+        return held
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -61,7 +61,6 @@ async def test_an_attempt_in_flight_is_cancelled_when_its_lease_may_have_lapsed(
         assert cut_off._heartbeat is not None
         cut_off._heartbeat.cancel()  # (nothing renews its lease: cut off from the database)
         (journal,) = cut_off.open_journals()
-        lapses_at = journal.held_until
         serving = asyncio.ensure_future(other.serve(poll_interval=0.05))
         try:
             async with asyncio.timeout(20):
@@ -71,6 +70,7 @@ async def test_an_attempt_in_flight_is_cancelled_when_its_lease_may_have_lapsed(
             # the process that took the workflow over started the step again (the same
             # attempt: it was in doubt).
             assert [event for _, event, _ in seen] == ["start", "cancel", "start"], seen
+            lapses_at = journal.held_until  # (last renewed by a commit: the attempt's intent)
             assert seen[1][2] >= lapses_at, (seen, lapses_at)
             release.set()
             assert await asyncio.wait_for(handle.result(), 10) == "done by attempt 1"
@@ -116,12 +116,12 @@ async def test_an_at_most_once_attempt_whose_intent_committed_past_the_lease_nev
 
     async def slow_intent(
         connection: object, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
-    ) -> None:
+    ) -> list[PostgresJournal]:
         payloads = [payload for records in batch.values() for _, payload in records]
         if not slowed and any(b"lapse-charge" in payload for payload in payloads):
             slowed.append(1)
             await asyncio.sleep(0.7)  # (past the lease: nothing renews it meanwhile)
-        await real(connection, batch)
+        return await real(connection, batch)
 
     async with Runtime(store=store, workflows=[guarded]) as runtime:
         await store.connect()

@@ -13,6 +13,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, Runtime
+from durable._storage._postgres_journal import PostgresJournal
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -158,11 +159,14 @@ async def test_a_commit_whose_acknowledgement_was_lost_is_the_database_away(
     real = store.committer._commit_on
     lost: list[int] = []
 
-    async def answer_lost(connection: object, batch: dict[object, list[object]]) -> None:
-        await real(connection, batch)  # type: ignore[arg-type]
+    async def answer_lost(
+        connection: object, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
+    ) -> list[PostgresJournal]:
+        held = await real(connection, batch)
         if not lost and any(len(records) for records in batch.values()) and DONE:
             lost.append(1)  # (once: the first commit after the first step ran)
             raise ConnectionResetError("the connection was lost before the answer came")
+        return held
 
     monkeypatch.setattr(store.committer, "_commit_on", answer_lost)
     async with Runtime(store=store, workflows=[two_steps]) as runtime:
