@@ -4,8 +4,9 @@ A lease (PostgreSQL) holds until `journal.held_until` by this process's own mono
 clock, reckoned from before each claim or renewal was sent, so no other process can take
 the workflow over before then. An attempt still running at that moment may overlap with
 the step's attempt of a process that takes the workflow over: the watch cancels it then
-(and says so), unless the heartbeat renewed the lease meanwhile. It cannot shorten a pause
-of the whole process (its loop runs the watch), nor stop a plain function's thread.
+(and says so), unless the lease was renewed meanwhile (a heartbeat, a commit). It cannot
+shorten a pause of the whole process (its loop runs the watch), nor stop a plain
+function's thread.
 """
 
 from __future__ import annotations
