@@ -100,8 +100,11 @@ class Fleet:
     """The serving processes: started, killed, paused, restarted; any that exits on its own
     is noted (with the end of its log) and replaced."""
 
-    def __init__(self, dsn: str, ledger: Path, logs: Path, lease: float, chaos: Chaos) -> None:
+    def __init__(
+        self, dsn: str, ledger: Path, logs: Path, lease: float, chaos: Chaos, step: float = 0.25
+    ) -> None:
         self.dsn, self.ledger, self.logs, self.lease, self.chaos = dsn, ledger, logs, lease, chaos
+        self.step = step  # (the longest an activity attempt runs, seconds)
         self.workers: list[subprocess.Popen[bytes]] = []
         self.stopped: dict[int, float] = {}  # pid -> when to SIGCONT it (time.time())
         self.stopping: set[int] = set()  # pids sent SIGTERM
@@ -112,7 +115,7 @@ class Fleet:
         self.chaos.spawned += 1
         with log.open("wb") as output:
             worker = subprocess.Popen(
-                [*APP, self.dsn, str(self.ledger), str(self.lease)],
+                [*APP, self.dsn, str(self.ledger), str(self.lease), str(self.step)],
                 stdout=subprocess.DEVNULL,
                 stderr=output,
                 cwd=ROOT,
@@ -518,6 +521,7 @@ async def soak(
     seconds: float,
     processes: int,
     lease: float,
+    step_seconds: float = 0.25,
     rate: float,
     grace: float,
     workdir: Path,
@@ -530,7 +534,7 @@ async def soak(
     ledger = workdir / "ledger"
     ledger.touch()
     chaos = Chaos()
-    fleet = Fleet(dsn, ledger, workdir, lease, chaos)
+    fleet = Fleet(dsn, ledger, workdir, lease, chaos, step_seconds)
     submitted: list[str] = []
     started = time.monotonic()
     async with PostgresStore(dsn):  # (the tables, before the fleet races to make them)
@@ -573,6 +577,7 @@ async def soak(
         "minutes": round(seconds / 60, 2),
         "serving processes": processes,
         "lease (s)": lease,
+        "longest step (s)": step_seconds,
         "workflows": len(parents),
         "journals (with children)": len(rows),
         "SIGKILLs": len(chaos.kills),
@@ -626,6 +631,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", default=None, help="a database of your own (no server restarts)")
     parser.add_argument("--lease", type=float, default=2.0, help="seconds (default 2)")
     parser.add_argument("--rate", type=float, default=1.5, help="workflows submitted a second")
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        default=0.25,
+        help="the longest an activity attempt runs (default 0.25; near the lease, attempts "
+        "are often in flight as leases lapse)",
+    )
     parser.add_argument("--grace", type=float, default=90.0, help="seconds for all to end")
     parser.add_argument("--keep", type=Path, default=None, help="keep the ledger and logs here")
     options = parser.parse_args(argv)
@@ -641,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=options.minutes * 60,
                 processes=options.processes,
                 lease=options.lease,
+                step_seconds=options.step_seconds,
                 rate=options.rate,
                 grace=options.grace,
                 workdir=workdir,

@@ -1,7 +1,8 @@
 """A serving process for the PostgreSQL soak and the server-restart test.
 
-    python -m tests.crash.soak_app DSN LEDGER LEASE
+    python -m tests.crash.soak_app DSN LEDGER LEASE [STEP_SECONDS]
 
+Each step's activity runs for a random 0.05 to STEP_SECONDS (default 0.25) seconds.
 Serves "soak-parent" and "soak-child" until SIGTERM (then it stops cleanly: its runtime
 closes, its leases are given back). Every activity attempt appends to LEDGER (the outside
 world: it survives SIGKILL and SIGSTOP) one line when it starts and one when it ends:
@@ -29,6 +30,7 @@ import durable
 from durable import PostgresStore, RetryPolicy, Runtime
 
 FAILING = "fail"  # a step named so fails its first attempt (and is retried)
+STEP_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 0.25  # (the longest step)
 
 
 def ledger(line: str) -> None:
@@ -44,7 +46,7 @@ async def step(kind: str, prev: str) -> list[str]:
     ledger(f"start {key} {pid} {attempt} {time.time():.6f} {prev}")
     outcome = "cancel"
     try:
-        await asyncio.sleep(random.uniform(0.05, 0.25))
+        await asyncio.sleep(random.uniform(0.05, STEP_SECONDS))
         if kind == FAILING and attempt == 1:
             outcome = "fail"
             raise RuntimeError("the first attempt of this step fails")
