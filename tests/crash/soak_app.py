@@ -30,7 +30,6 @@ import durable
 from durable import PostgresStore, RetryPolicy, Runtime
 
 FAILING = "fail"  # a step named so fails its first attempt (and is retried)
-STEP_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 0.25  # (the longest step)
 
 
 def ledger(line: str) -> None:
@@ -46,7 +45,7 @@ async def step(kind: str, prev: str) -> list[str]:
     ledger(f"start {key} {pid} {attempt} {time.time():.6f} {prev}")
     outcome = "cancel"
     try:
-        await asyncio.sleep(random.uniform(0.05, STEP_SECONDS))
+        await asyncio.sleep(random.uniform(0.05, longest_step()))
         if kind == FAILING and attempt == 1:
             outcome = "fail"
             raise RuntimeError("the first attempt of this step fails")
@@ -54,6 +53,11 @@ async def step(kind: str, prev: str) -> list[str]:
         return [key, f"{pid}:{attempt}"]
     finally:
         ledger(f"end {key} {pid} {attempt} {time.time():.6f} {outcome}")
+
+
+def longest_step() -> float:
+    """STEP_SECONDS, this serving process's fourth argument (default 0.25)."""
+    return float(sys.argv[4]) if len(sys.argv) > 4 else 0.25
 
 
 async def steps(kinds: list[str], results: list[list[str]]) -> None:
