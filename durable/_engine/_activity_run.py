@@ -25,6 +25,7 @@ from .._errors import ActivityTimeout, DurableError, SerializationError, Simulat
 from .._storage._interface import Journal
 from . import _records as records
 from ._context import current_activity
+from ._lease_watch import LeaseWatch
 from ._observer import AttemptScope, RunObserver
 from ._specs import ActivitySpec
 
@@ -129,10 +130,14 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
         await sleep_until(start_at)
     while True:
         intent: asyncio.TimerHandle | None = None
+        watch: LeaseWatch | None = None
         journal.check_held()  # (a runner whose lease lapsed starts no side effect)
+        held_until = journal.held_until  # (None: held as long as it is open, a file's lock)
         began = now()  # journaled with the outcome ("b"): how long each attempt ran
         if spec.at_most_once:  # durable before the effect, even against power loss
             await journal.append(_intent((spec, step, digest, attempt, site), began))
+            journal.check_held()  # (the lease may have lapsed while the commit waited)
+            held_until = journal.held_until
         token = current_activity.set((workflow_id, spec.name, step, attempt, generation, now))
         scope: AttemptScope | None = None
         if observer is not None:
@@ -141,6 +146,10 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             if spec.is_async and spec.timeout is None:  # the common case, one frame less
                 calling = spec.fn(*args, **kwargs)
                 if type(calling) is not types.CoroutineType:
+                    if held_until is not None:
+                        watch = LeaseWatch(
+                            journal, held_until, (workflow_id, spec.name, step, attempt)
+                        )
                     result = await calling
                 else:
                     try:  # its first stretch, here: one that never suspends needs no intent
@@ -152,10 +161,16 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
                             intent = _intent_later(
                                 journal, (spec, step, digest, attempt, site), began
                             )
+                        if held_until is not None:
+                            watch = LeaseWatch(
+                                journal, held_until, (workflow_id, spec.name, step, attempt)
+                            )
                         result = await _go_on(calling, suspended)
             else:
                 if not spec.at_most_once:  # durable with the outcome, if still running then
                     intent = _intent_later(journal, (spec, step, digest, attempt, site), began)
+                if held_until is not None:
+                    watch = LeaseWatch(journal, held_until, (workflow_id, spec.name, step, attempt))
                 result = await _attempt(spec, args, kwargs)
             record = records.done(
                 step, spec.name, digest, attempt, now=now(), result=result, began=began, site=site
@@ -176,6 +191,13 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             raise
         except asyncio.CancelledError as error:
             task = asyncio.current_task()
+            lost = watch.disarm() if watch is not None else None
+            watch = None
+            if lost is not None and task is not None and not task.cancelling():
+                if scope is not None:  # the watch's alone: the lease may have lapsed
+                    scope.ended("cancelled", error)
+                    scope = None
+                raise lost from error  # (JournalFenced: the run stops, claimed again if free)
             if task is not None and task.cancelling():
                 if scope is not None:
                     scope.ended("cancelled", error)
@@ -188,6 +210,8 @@ async def run_activity(  # noqa: PLR0915 (each attempt in this one frame: the st
             retry = spec.retry.retries_after(attempt, type(error))
         finally:
             current_activity.reset(token)
+            if watch is not None:
+                watch.disarm()
             if intent is not None:
                 intent.cancel()  # finished (or failed) before its intent was written: skip it
         if scope is not None:

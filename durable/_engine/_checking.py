@@ -16,6 +16,8 @@ from .._storage._frames import StoredRecord
 class ReadOnlyJournal:
     """A journal replay reads and never writes (a write would be a bug: say so)."""
 
+    held_until: float | None = None
+
     def __init__(self, records: list[StoredRecord]) -> None:
         self.records = records
         self.closed = False

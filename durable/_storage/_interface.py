@@ -43,6 +43,15 @@ class Journal(Protocol):
     def write(self, payload: bytes) -> None:
         """Queue a record; it is durable once a later append() or flush() returns."""
 
+    @property
+    def held_until(self) -> float | None:
+        """Until when (time.monotonic()) this handle surely holds its journal, if on a lease.
+
+        None: for as long as it is open (a lock). An activity attempt still running then is
+        cancelled (another process may take the workflow over once the lease lapsed).
+        """
+        ...
+
     def check_held(self) -> None:
         """Raise unless this handle may still act for its journal (before a side effect).
 

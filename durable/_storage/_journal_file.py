@@ -59,6 +59,7 @@ class JournalFile:
     """
 
     read_only = False
+    held_until: float | None = None  # (held by its lock for as long as it is open)
 
     def __init__(
         self,

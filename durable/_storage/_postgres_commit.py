@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import JournalError, JournalFenced, store_away
+from .._errors import JournalError, JournalFenced, StoreUnavailable, store_away
 from ._postgres_sql import CONFIRM, INSERT_RECORDS
 
 if TYPE_CHECKING:
@@ -36,6 +36,15 @@ class LeaseLapsed(Exception):
 
     Its journals are fenced as lapsed, so their runs follow (and claim again when free)
     rather than fail: a paused process, or a database away for longer than the lease.
+    """
+
+
+class CommitInDoubt(Exception):
+    """A commit retried after the database went away found its records already there.
+
+    The try before reached the server and committed; only its answer was lost with the
+    connection. Its journals are failed as "the database is away", so their runs resume
+    from what was committed (it included these records), as after any outage.
     """
 
 
@@ -115,6 +124,17 @@ class Committer:
                 if self.on_commit is not None:
                     appends = sum(len(queued) for queued in batch.values())
                     self.on_commit(time.perf_counter() - started, appends)
+            except CommitInDoubt as doubt:
+                for journal in batch:
+                    journal.lose(
+                        StoreUnavailable(
+                            path=self._store.location(journal.name),
+                            detail="the database is away: a commit whose answer was lost with "
+                            f"the connection was tried again and found its records there ({doubt})",
+                            hint="The workflow resumes from its journal, which has them",
+                            passing=True,
+                        )
+                    )
             except LeaseLapsed:  # (the database stayed away past the leases, or a pause)
                 now = time.monotonic()
                 for journal in batch:
@@ -146,12 +166,14 @@ class Committer:
         on a new connection, backing off, while every journal of the batch may still hold
         its lease (its fence is checked in the commit itself, so a retry can never write
         for a runner that lost its journal). Had a failed commit reached the server, its
-        retry fails on the records' keys and the journals are failed (their runs resume
-        from what was committed). Other errors fail the batch's journals at once.
+        retry fails on the records' keys: CommitInDoubt, and the journals are failed as the
+        database away (their runs resume from what was committed). Other errors fail the
+        batch's journals at once.
         """
         if not batch:
             return
         delay = 0.05
+        retried = False
         while True:
             connection = None
             try:
@@ -162,7 +184,8 @@ class Committer:
                 if self._connection is None:  # (kept between batches: a pool's release
                     self._connection = await self._store.pool.acquire()  # costs a reset)
                 connection = self._connection
-                await self._commit_on(connection, batch)
+                sent = time.monotonic()  # (before the transaction: its now() is later)
+                renewed = await self._commit_on(connection, batch)
             except Exception as error:
                 away = database_away(error) or (
                     connection is not None and connection_gone(connection)
@@ -172,19 +195,25 @@ class Committer:
                     with contextlib.suppress(Exception):
                         await self._store.pool.release(connection)
                 held_until = min(journal.held_until for journal in batch)
+                if retried and type(error).__name__ == "UniqueViolationError":
+                    raise CommitInDoubt(f"{type(error).__name__}: {error}") from error
                 if not away:
                     raise
                 if time.monotonic() + delay >= held_until:
                     raise LeaseLapsed from error
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+                retried = True
                 continue
             self.commits += 1
+            for journal in renewed:  # (a commit renews its journals' leases, as the heartbeat)
+                journal.held_until = max(journal.held_until, sent + self._store.lease)
             return
 
     async def _commit_on(
         self, connection: Any, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
-    ) -> None:
+    ) -> list[PostgresJournal]:
+        """Commit what the batch's journals that still hold their leases queued; those."""
         async with connection.transaction():
             journals = list(batch)
             confirmed = {
@@ -194,14 +223,17 @@ class Committer:
                     [j.name for j in journals],
                     [j.fence for j in journals],
                     self._store.owner,
+                    self._store.lease,
                 )
             }
             names, generations, seqs, payloads = [], [], [], []
+            held = []
             for journal, records in batch.items():
                 if journal.name not in confirmed:
                     where = self._store.location(journal.name)
                     journal.lose(JournalFenced(path=where, fence=journal.fence))
                     continue
+                held.append(journal)
                 for seq, payload in records:
                     names.append(journal.name)
                     generations.append(journal.generation)
@@ -209,6 +241,7 @@ class Committer:
                     payloads.append(payload)
             if names:
                 await connection.execute(INSERT_RECORDS, names, generations, seqs, payloads)
+        return held
 
     async def stop(self) -> None:
         if self._task is not None:

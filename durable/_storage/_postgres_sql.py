@@ -135,7 +135,8 @@ SELECT extract(epoch FROM min(due) - now()) FROM durable_journals
 """
 CHANNEL = "durable_work"
 CONFIRM = """
-UPDATE durable_journals AS j SET updated = now(), changes = j.changes + 1
+UPDATE durable_journals AS j
+   SET updated = now(), changes = j.changes + 1, lease_until = now() + make_interval(secs => $4)
   FROM unnest($1::text[], $2::bigint[]) AS b(name, fence)
  WHERE j.name = b.name AND j.fence = b.fence AND j.owner = $3
 RETURNING j.name

@@ -139,6 +139,10 @@ class CountedJournal:
     def closed(self) -> bool:
         return self.inner.closed
 
+    @property
+    def held_until(self) -> float | None:
+        return self.inner.held_until
+
     def write(self, payload: bytes) -> None:
         self._injector.before_record()
         self.inner.write(payload)

@@ -14,7 +14,11 @@ ledger the activities wrote (the outside world: it survives SIGKILL and SIGSTOP)
 - every recorded result comes from an attempt that finished, and nothing recorded was lost
   (every attempt of a step saw the one recorded result of the step before it);
 - no two runs of a workflow overlapped (attempts of one workflow in flight in two processes
-  at once), except an attempt already in flight when its process was paused;
+  at once), except an attempt already in flight when its process was paused (or begun
+  just before: its first line written within a second of SIGCONT), or one in
+  flight when its runner's lease may have lapsed, which the runner cancelled then (it says
+  so in its log, with the time): the other may start only after that time, and the
+  overlap is the time the cancellation took to land (its loop's latency);
 - nothing is stuck, and no serving process exited on its own.
 
 It prints its counts and PASS or FAIL (exit status 0 or 1). It lives with the crash tests
@@ -28,8 +32,10 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,8 +100,11 @@ class Fleet:
     """The serving processes: started, killed, paused, restarted; any that exits on its own
     is noted (with the end of its log) and replaced."""
 
-    def __init__(self, dsn: str, ledger: Path, logs: Path, lease: float, chaos: Chaos) -> None:
+    def __init__(
+        self, dsn: str, ledger: Path, logs: Path, lease: float, chaos: Chaos, step: float = 0.25
+    ) -> None:
         self.dsn, self.ledger, self.logs, self.lease, self.chaos = dsn, ledger, logs, lease, chaos
+        self.step = step  # (the longest an activity attempt runs, seconds)
         self.workers: list[subprocess.Popen[bytes]] = []
         self.stopped: dict[int, float] = {}  # pid -> when to SIGCONT it (time.time())
         self.stopping: set[int] = set()  # pids sent SIGTERM
@@ -106,7 +115,7 @@ class Fleet:
         self.chaos.spawned += 1
         with log.open("wb") as output:
             worker = subprocess.Popen(
-                [*APP, self.dsn, str(self.ledger), str(self.lease)],
+                [*APP, self.dsn, str(self.ledger), str(self.lease), str(self.step)],
                 stdout=subprocess.DEVNULL,
                 stderr=output,
                 cwd=ROOT,
@@ -320,6 +329,32 @@ def read_ledger(ledger: Path) -> list[Attempt]:
     return attempts
 
 
+LAPSE = re.compile(
+    r"^\S+ \S+ (?P<pid>\d+) workflow (?P<workflow>\S+): this runner's lease may have lapsed "
+    r"\(at (?P<at>[\d.]+), time.time\(\)\): activity '[^']*' attempt (?P<attempt>\d+)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lapse:
+    """A runner cancelled an attempt in flight: its lease may have lapsed at `at` (its log)."""
+
+    pid: int
+    workflow: str
+    attempt: int
+    at: float
+
+
+def read_lapses(workdir: Path) -> list[Lapse]:
+    """The cancellations for a lapsed lease the serving processes logged."""
+    return [
+        Lapse(int(m["pid"]), m["workflow"], int(m["attempt"]), float(m["at"]))
+        for log in sorted(workdir.glob("worker-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if (m := LAPSE.match(line))
+    ]
+
+
 @dataclasses.dataclass
 class Verdict:
     failures: list[str]
@@ -331,8 +366,10 @@ def check(
     ends: Mapping[str, object],
     chaos: Chaos,
     steps: int = STEPS_PER_WORKFLOW,
+    lapses: Sequence[Lapse] = (),
 ) -> Verdict:
-    """The ledger checks (see the module), from the attempts and the workflows' outcomes."""
+    """The ledger checks (see the module), from the attempts and the workflows' outcomes
+    (and the runners' cancellations of attempts in flight as their leases lapsed)."""
     failures: list[str] = []
     recorded: dict[str, tuple[int, int]] = {}  # key -> (pid, attempt) of its recorded result
     for name, end in ends.items():
@@ -400,10 +437,27 @@ def check(
         until = in_flight_until(attempt)
         return any(attempt.start <= s <= until for s, _ in continued[attempt.pid])
 
+    def lapsed_during(first: Attempt, second: Attempt) -> float | None:
+        """When `first`'s runner said its lease may have lapsed and cancelled it, if it
+        did and `second` started after that (else None: not excused)."""
+        if first.outcome != "cancel" or first.end is None:
+            return None
+        for lapse in lapses:
+            if (
+                (lapse.pid, lapse.workflow, lapse.attempt)
+                == (first.pid, first.workflow, first.number)
+                and first.start <= lapse.at <= first.end
+                and lapse.at <= second.start
+            ):
+                return lapse.at
+        return None
+
     by_workflow: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
         by_workflow[attempt.workflow].append(attempt)
     overlaps = 0
+    late_overlaps = 0
+    cancelled_late: list[float] = []  # (how long a lapse's cancellation took, when it overlapped)
     for workflow, its in by_workflow.items():
         its.sort(key=lambda a: a.start)
         for index, first in enumerate(its):
@@ -411,6 +465,13 @@ def check(
                 if second.start >= in_flight_until(first):
                     continue
                 if second.pid == first.pid or paused_during(first) or paused_during(second):
+                    continue
+                if any(begun_before_a_pause(a, a.start) for a in (first, second)):
+                    late_overlaps += 1  # (checked before the pause, its first line after it)
+                    continue
+                if (lapsed_at := lapsed_during(first, second)) is not None:
+                    assert first.end is not None
+                    cancelled_late.append(first.end - lapsed_at)
                     continue
                 overlaps += 1
                 if overlaps <= 10:
@@ -425,6 +486,10 @@ def check(
             1 for key in recorded if len({a.pid for a in by_key.get(key, [])}) > 1
         ),
         "late starts of a paused process (excused)": excused,
+        "overlaps with a late start of a paused process (excused)": late_overlaps,
+        "attempts cancelled as their lease lapsed": len(lapses),
+        "of which overlapped a new runner's (excused)": len(cancelled_late),
+        "their longest cancellation after the lapse (s)": round(max(cancelled_late, default=0), 3),
     }
     return Verdict(failures, counts)
 
@@ -456,6 +521,7 @@ async def soak(
     seconds: float,
     processes: int,
     lease: float,
+    step_seconds: float = 0.25,
     rate: float,
     grace: float,
     workdir: Path,
@@ -468,7 +534,7 @@ async def soak(
     ledger = workdir / "ledger"
     ledger.touch()
     chaos = Chaos()
-    fleet = Fleet(dsn, ledger, workdir, lease, chaos)
+    fleet = Fleet(dsn, ledger, workdir, lease, chaos, step_seconds)
     submitted: list[str] = []
     started = time.monotonic()
     async with PostgresStore(dsn):  # (the tables, before the fleet races to make them)
@@ -496,9 +562,10 @@ async def soak(
     finally:
         fleet.end()
     parents = list(submitted)
+    (workdir / "chaos.json").write_text(json.dumps(dataclasses.asdict(chaos)))  # (post-mortems)
     ends = await outcomes(dsn, parents)
     attempts = read_ledger(ledger)
-    verdict = check(attempts, ends, chaos)
+    verdict = check(attempts, ends, chaos, lapses=read_lapses(workdir))
     if stuck:
         verdict.failures.append(f"{len(stuck)} workflows stuck after {grace:.0f} s: {stuck[:10]}")
     claims = sum(int(row["fence"]) for row in rows)
@@ -510,6 +577,7 @@ async def soak(
         "minutes": round(seconds / 60, 2),
         "serving processes": processes,
         "lease (s)": lease,
+        "longest step (s)": step_seconds,
         "workflows": len(parents),
         "journals (with children)": len(rows),
         "SIGKILLs": len(chaos.kills),
@@ -563,6 +631,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", default=None, help="a database of your own (no server restarts)")
     parser.add_argument("--lease", type=float, default=2.0, help="seconds (default 2)")
     parser.add_argument("--rate", type=float, default=1.5, help="workflows submitted a second")
+    parser.add_argument(
+        "--step-seconds",
+        type=float,
+        default=0.25,
+        help="the longest an activity attempt runs (default 0.25; near the lease, attempts "
+        "are often in flight as leases lapse)",
+    )
     parser.add_argument("--grace", type=float, default=90.0, help="seconds for all to end")
     parser.add_argument("--keep", type=Path, default=None, help="keep the ledger and logs here")
     options = parser.parse_args(argv)
@@ -578,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=options.minutes * 60,
                 processes=options.processes,
                 lease=options.lease,
+                step_seconds=options.step_seconds,
                 rate=options.rate,
                 grace=options.grace,
                 workdir=workdir,

@@ -1,7 +1,8 @@
 """A serving process for the PostgreSQL soak and the server-restart test.
 
-    python -m tests.crash.soak_app DSN LEDGER LEASE
+    python -m tests.crash.soak_app DSN LEDGER LEASE [STEP_SECONDS]
 
+Each step's activity runs for a random 0.05 to STEP_SECONDS (default 0.25) seconds.
 Serves "soak-parent" and "soak-child" until SIGTERM (then it stops cleanly: its runtime
 closes, its leases are given back). Every activity attempt appends to LEDGER (the outside
 world: it survives SIGKILL and SIGSTOP) one line when it starts and one when it ends:
@@ -44,7 +45,7 @@ async def step(kind: str, prev: str) -> list[str]:
     ledger(f"start {key} {pid} {attempt} {time.time():.6f} {prev}")
     outcome = "cancel"
     try:
-        await asyncio.sleep(random.uniform(0.05, 0.25))
+        await asyncio.sleep(random.uniform(0.05, longest_step()))
         if kind == FAILING and attempt == 1:
             outcome = "fail"
             raise RuntimeError("the first attempt of this step fails")
@@ -52,6 +53,11 @@ async def step(kind: str, prev: str) -> list[str]:
         return [key, f"{pid}:{attempt}"]
     finally:
         ledger(f"end {key} {pid} {attempt} {time.time():.6f} {outcome}")
+
+
+def longest_step() -> float:
+    """STEP_SECONDS, this serving process's fourth argument (default 0.25)."""
+    return float(sys.argv[4]) if len(sys.argv) > 4 else 0.25
 
 
 async def steps(kinds: list[str], results: list[list[str]]) -> None:

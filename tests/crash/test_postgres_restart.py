@@ -26,7 +26,7 @@ from durable import (
 )
 from tests.postgres_server import binaries, restartable_cluster
 
-from .soak import Attempt, Chaos, check, soak
+from .soak import LAPSE, Attempt, Chaos, Lapse, check, soak
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +129,46 @@ def test_the_soak_checks_see_what_they_must() -> None:
     assert "two runs at once" in " ".join(check(twice, ends, Chaos(), steps=2).failures)
     paused = Chaos(stops=[(10, 1.4, 5.0)])  # (an attempt in flight when its process paused)
     assert check(twice, ends, paused, steps=2).failures == []
+    # (checked before its process paused, its first line written just after SIGCONT)
+    late = [*ok, Attempt("w/1", 11, 1, 1.45, "w/0=10:1", 1.46, "cancel")]
+    paused_11 = Chaos(stops=[(11, 0.5, 1.2)])
+    assert check(late, ends, paused_11, steps=2).failures == []
+    assert "two runs at once" in " ".join(check(late, ends, Chaos(), steps=2).failures)
+    long_after = Chaos(stops=[(11, 0.1, 0.2)])  # (more than a second before it: not excused)
+    assert "two runs at once" in " ".join(check(late, ends, long_after, steps=2).failures)
+    # An attempt in flight when its runner's lease may have lapsed, cancelled by it then: a
+    # new runner's attempt that starts after the lapse overlaps only while the cancellation
+    # lands, excused; one that starts before it is a second runner.
+    cancelled = [ok[0], Attempt("w/1", 10, 1, 1.3, "w/0=10:1", 1.42, "cancel")]
+    taken_over = [*cancelled, Attempt("w/1", 11, 1, 1.41, "w/0=10:1", 1.5, "ok")]
+    lapse = Lapse(pid=10, workflow="w", attempt=1, at=1.4)
+    ends_11 = {"w": {"k": "end", "r": [["w/0", "10:1"], ["w/1", "11:1"]]}}
+    excused = check(taken_over, ends_11, Chaos(), steps=2, lapses=[lapse])
+    assert excused.failures == []
+    assert excused.counts["of which overlapped a new runner's (excused)"] == 1
+    assert excused.counts["their longest cancellation after the lapse (s)"] == 0.02
+    early = [*cancelled, Attempt("w/1", 11, 1, 1.39, "w/0=10:1", 1.5, "ok")]
+    assert "two runs at once" in " ".join(
+        check(early, ends_11, Chaos(), steps=2, lapses=[lapse]).failures
+    )
+    assert "two runs at once" in " ".join(check(taken_over, ends_11, Chaos(), steps=2).failures)
+    other = Lapse(pid=10, workflow="w", attempt=2, at=1.4)  # (not that attempt's lapse)
+    assert "two runs at once" in " ".join(
+        check(taken_over, ends_11, Chaos(), steps=2, lapses=[other]).failures
+    )
+    said = (
+        "2026-12-07 04:52:01,123 4242 workflow soak-ab12cd-00007-child: this runner's lease "
+        "may have lapsed (at 1796619112.161823, time.time()): activity 'soak-step' attempt 2 "
+        "(step 1) is cancelled, as another process may take the workflow over and run the step"
+    )  # (the log line the runtime writes, as soak_app formats it)
+    found = LAPSE.match(said)
+    assert found is not None
+    assert (found["pid"], found["workflow"], found["attempt"], found["at"]) == (
+        "4242",
+        "soak-ab12cd-00007-child",
+        "2",
+        "1796619112.161823",
+    )
     unfinished = [ok[0], Attempt("w/1", 10, 1, 1.3, "w/0=10:1")]
     assert "no finished attempt" in " ".join(check(unfinished, ends, Chaos(), steps=2).failures)
 

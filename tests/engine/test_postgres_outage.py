@@ -13,6 +13,7 @@ import pytest
 
 import durable
 from durable import PostgresStore, Runtime
+from durable._storage._postgres_journal import PostgresJournal
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +140,39 @@ async def test_a_claim_that_fails_under_serve_does_not_end_it(
     assert DONE == ["1 short"]
     messages = [record.getMessage() for record in caplog.records]
     assert any("cannot start workflow short-1 now: InterfaceError" in m for m in messages), messages
+
+
+@durable.workflow(name="outage-two-steps")
+async def two_steps(n: int) -> list[str]:
+    return [await step(f"{n} one"), await step(f"{n} two")]
+
+
+async def test_a_commit_whose_acknowledgement_was_lost_is_the_database_away(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A commit that reached the server, whose answer was lost with the connection: its
+    retry finds its own records there (a duplicate key). That is the database away, not a
+    broken journal: the run resumes from what was committed, and the workflow ends."""
+    DONE.clear()
+    caplog.set_level(logging.INFO, logger="durable")
+    store = PostgresStore(postgres_dsn)
+    real = store.committer._commit_on
+    lost: list[int] = []
+
+    async def answer_lost(
+        connection: object, batch: dict[PostgresJournal, list[tuple[int, bytes]]]
+    ) -> list[PostgresJournal]:
+        held = await real(connection, batch)
+        if not lost and any(len(records) for records in batch.values()) and DONE:
+            lost.append(1)  # (once: the first commit after the first step ran)
+            raise ConnectionResetError("the connection was lost before the answer came")
+        return held
+
+    monkeypatch.setattr(store.committer, "_commit_on", answer_lost)
+    async with Runtime(store=store, workflows=[two_steps]) as runtime:
+        result = await asyncio.wait_for(runtime.run(two_steps, 1, id="lost-ack"), 20)
+    assert lost == [1]
+    assert result == ["1 one", "1 two"]
+    assert DONE.count("1 one") == 1, DONE  # (its result was committed: not run again)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("lost-ack" in m and "journal store is away" in m for m in messages), messages

@@ -4,6 +4,7 @@ the migration, and errors that say what to do. No mocks of the database."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
@@ -282,3 +283,24 @@ async def test_a_sleepers_due_time_never_hides_a_message_it_has_not_taken(
         async with PostgresStore(postgres_dsn) as other:
             await asyncio.sleep(0.4)
             assert await other.candidates(10) == ["order-1"]
+
+
+async def test_a_commit_renews_the_leases_of_its_journals(postgres_dsn: str) -> None:
+    """As the heartbeat would: a workflow that commits keeps its lease even if the
+    heartbeat has not run (after a database restart, say), here and in the database."""
+    async with (
+        PostgresStore(postgres_dsn, lease=0.6) as store,
+        PostgresStore(postgres_dsn) as other,
+    ):
+        assert store._heartbeat is not None
+        store._heartbeat.cancel()  # (only the commits renew it now)
+        journal = await store.open("order-1")
+        for n in range(6):  # (1.2 s: twice the lease)
+            await asyncio.sleep(0.2)
+            before = time.monotonic()
+            await journal.append(f"step {n}".encode())
+            assert journal.held_until >= before + 0.6 - 0.05
+            with pytest.raises(durable.JournalLocked):
+                await other.open("order-1")
+        journal.check_held()
+        await journal.close()
