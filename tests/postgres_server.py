@@ -70,7 +70,27 @@ def restartable_cluster(bindir: Path) -> Iterator[Cluster]:
 
     PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user, in
     a directory it owns (outside pytest's tmp_path, whose parents only root may enter).
+
+    The cluster serves no TLS, and its clients (this process and the subprocesses it starts)
+    are told so (PGSSLMODE=disable, while it runs): with asyncpg's default, `prefer`, every
+    connect asks for TLS first, and a connect cancelled during that exchange (a store's pool
+    at close) leaves a future whose "unexpected connection_lost() call" nobody retrieves
+    (asyncpg issue #1211), which the anyio test runner raises in whatever test is running.
     """
+    ssl_mode = os.environ.get("PGSSLMODE")
+    os.environ["PGSSLMODE"] = "disable"
+    try:
+        with _cluster(bindir) as cluster:
+            yield cluster
+    finally:
+        if ssl_mode is None:
+            del os.environ["PGSSLMODE"]
+        else:
+            os.environ["PGSSLMODE"] = ssl_mode
+
+
+@contextlib.contextmanager
+def _cluster(bindir: Path) -> Iterator[Cluster]:
     root = Path(tempfile.mkdtemp(prefix="durable-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:

@@ -158,9 +158,12 @@ def test_three_hosts_one_killed_one_paused(postgres_dsn: str, tmp_path: Path) ->
         for event, pid, at in events
         if event == "end" and pid == paused.pid and at >= resumed_at
     }
-    assert late, "the paused worker had steps in flight"
+    # Its steps in flight at the pause either end late (their results refused below) or, when
+    # its lease's lapse is due before their end, are cancelled by its LeaseWatch (logged).
+    paused_log = logs[1].read_text()
+    cancelled_at_lapse = "is cancelled, as another process may take the workflow" in paused_log
+    assert late or cancelled_at_lapse, "the paused worker had steps in flight"
     for key in late:
         assert recorded[key] != paused.pid, key
-    paused_log = logs[1].read_text()
     assert "taken over" in paused_log or "may have lapsed" in paused_log, paused_log[-2000:]
     assert stopped_at < resumed_at
