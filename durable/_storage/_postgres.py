@@ -126,6 +126,9 @@ class PostgresStore:
         self._opening: set[str] = set()  # (claims under way: a second open here is refused)
         self._claimed: dict[str, tuple[int, int, bool, float]] = {}  # (see claimed())
         self._heartbeat: asyncio.Task[None] | None = None
+        # How late the loop ran its latest ticks (see _tick), until the heartbeat reads it.
+        self._loop_lag = 0.0
+        self._ticker: asyncio.TimerHandle | None = None
         # Journals whose inbox is known not to be empty: from open(), post() and the runtime's
         # inbox poll (inbox_sizes), so a run's frequent "any mail?" costs no query.
         self._with_mail: set[str] = set()
@@ -217,6 +220,20 @@ class PostgresStore:
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._renew_leases(), name="durable lease heartbeat"
         )
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._tick(time.monotonic())
+
+    def _tick(self, due: float) -> None:
+        """Every lease / 6, on the loop: note how late it ran (the heartbeat says so).
+
+        A timer of its own, so a loop blocked while the heartbeat awaits its query (not
+        its sleep) is noticed too.
+        """
+        now = time.monotonic()
+        self._loop_lag = max(self._loop_lag, now - due)
+        interval = self.lease / 6
+        self._ticker = asyncio.get_running_loop().call_later(interval, self._tick, now + interval)
 
     async def _renew_leases(self) -> None:
         """Every lease / 3: renew this store's leases; journals that lost theirs are fenced.
@@ -227,7 +244,8 @@ class PostgresStore:
         while True:
             asleep = time.monotonic()
             await asyncio.sleep(self.lease / 3)
-            late = time.monotonic() - asleep - self.lease / 3
+            late = max(time.monotonic() - asleep - self.lease / 3, self._loop_lag)
+            self._loop_lag = 0.0
             if late > self.lease / 2 and self._open:
                 logger.warning(
                     "durable: the event loop of this process did not run for %.1f s (the "
@@ -594,6 +612,9 @@ class PostgresStore:
         """Stop the heartbeat and close the connections (open journals first)."""
         await self.committer.stop()
         await self.ends.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
