@@ -1,14 +1,16 @@
 """Profile the engine per step with the disk taken out: cProfile, py-spy, callgrind.
 
-    python -m benchmarks.engine_profile run live|replay|concurrent [--steps N] [--workflows W]
-                                        [--cprofile F]
-    python -m benchmarks.engine_profile instructions live|replay [--steps 2000 12000]
+    python -m benchmarks.engine_profile run live|replay|concurrent|sleepers [--steps N]
+                                        [--workflows W] [--cprofile F]
+    python -m benchmarks.engine_profile instructions live|replay|sleepers [--steps 2000 12000]
     python -m benchmarks.engine_profile instructions concurrent [--workflows 100] [--steps 20]
     python -m benchmarks.engine_profile summarize FILE [--top 15]
 
 `run` does one workload of benchmarks.engine's CPU mode (syncs stubbed: benchmarks/nosync.py)
 in this process and prints its process CPU us per step (concurrent: --workflows workflows of
---steps steps each, default 100 x 20); with --cprofile it profiles just the
+--steps steps each, default 100 x 20; sleepers: --steps sleepers started one after another
+and left unloaded, as benchmarks.engine's 100,000-sleepers start does, "per step" meaning per
+sleeper); with --cprofile it profiles just the
 workload (the main thread: the journal's worker threads are not seen) into F and prints the
 top entries by cumulative and by own time. Run it under `py-spy record` for a sampled view.
 
@@ -51,10 +53,20 @@ from benchmarks.engine import (
     WORKFLOWS,
     _concurrent,
     _live,
+    _until_unloaded,
     _write_finished_steps,
+    sleeper,
     steps_workflow,
 )
 from benchmarks.nosync import stubbed_syncs
+
+
+async def _sleepers(directory: Path, count: int) -> None:
+    """Start `count` sleepers one after another and wait until all are unloaded."""
+    async with durable.Runtime(directory) as runtime:
+        for index in range(count):
+            await runtime.start(sleeper, index, id=f"s-{index}")
+        await _until_unloaded(runtime)
 
 
 async def _replay_prepared(directory: Path, steps: int, **options: Any) -> None:
@@ -126,6 +138,8 @@ def run(
                 asyncio.run(_live(directory, steps, time.process_time, **options))
             elif workload == "replay":
                 asyncio.run(_replay_prepared(scratch, steps, **options))
+            elif workload == "sleepers":
+                asyncio.run(_sleepers(directory, steps))
             else:
                 asyncio.run(_concurrent(directory, time.process_time, workflows, per_workflow))
             if profiler is not None:
@@ -251,7 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("run", help="one workload in this process")
-    one.add_argument("workload", choices=["live", "replay", "concurrent"])
+    one.add_argument("workload", choices=["live", "replay", "concurrent", "sleepers"])
     one.add_argument("--steps", type=int, default=None, help="default 10,000; concurrent: 20")
     one.add_argument("--workflows", type=int, default=WORKFLOWS, help="concurrent only")
     one.add_argument("--dir", type=Path, default=None, help="default: a new temporary one")
@@ -261,7 +275,7 @@ def main() -> None:
         "--opentelemetry", action="store_true", help="tracing and metrics on, exported nowhere"
     )
     counting = commands.add_parser("instructions", help="callgrind at two step counts")
-    counting.add_argument("workload", choices=["live", "replay", "concurrent"])
+    counting.add_argument("workload", choices=["live", "replay", "concurrent", "sleepers"])
     counting.add_argument(
         "--steps", type=int, nargs="+", default=None, help="two counts (concurrent: one, each)"
     )
@@ -284,7 +298,7 @@ def main() -> None:
             return
         counts = args.steps or [2_000, 12_000]
         if len(counts) != 2:
-            parser.error("--steps takes two counts for live and replay")
+            parser.error("--steps takes two counts for live, replay and sleepers")
         instructions(args.workload, counts, args.out, opentelemetry=args.opentelemetry)
         return
     if args.steps is None:

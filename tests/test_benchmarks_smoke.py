@@ -113,6 +113,28 @@ def test_engine_profile_runs_a_concurrent_workload_of_any_size(tmp_path: Path) -
         assert started == {"warm-up.journal"} | {f"c-{n}.journal" for n in range(workflows)}
 
 
+def test_engine_profile_runs_the_sleepers_workload(tmp_path: Path) -> None:
+    """`engine_profile run sleepers --steps N` (what `instructions sleepers` counts): N
+    sleepers started one after another, each left parked with its own journal."""
+    directory = tmp_path / "sleepers"
+    command = ["run", "sleepers", "--steps", "3", "--dir", str(directory)]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.engine_profile", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.startswith("sleepers: ")
+    assert "us of process CPU per step" in result.stdout
+    assert {path.name for path in directory.glob("*.journal")} == {
+        "s-0.journal",
+        "s-1.journal",
+        "s-2.journal",
+    }
+
+
 def test_stubbed_syncs_do_nothing_and_are_put_back() -> None:
     real_fdatasync, real_fsync = os.fdatasync, os.fsync
     durable_modules = [m for n, m in sys.modules.items() if n.startswith("durable.")]
