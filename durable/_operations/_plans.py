@@ -180,7 +180,7 @@ def plan_fork(
             copied.append(_overridden(source_id, override, record, cut))
             placed = True
         elif kind in records.FROM_INBOX:
-            copied.append(encode({**record, "f": 1}))
+            copied.append(encode(records.forked_copy(record)))
         elif record is journal[index]:
             copied.append(stored[index].payload)  # (the bytes as recorded)
         else:
@@ -262,7 +262,7 @@ def _overridden(
         )
     record = records.done(step, done["a"], done["d"], done.get("n", 1), now=done["t"], result=value)
     try:
-        encoded = encode({**record, "ov": 1}, context=f"the override of step {step}")
+        encoded = encode(records.overridden(record), context=f"the override of step {step}")
     except SerializationError as error:
         raise InvalidOverride(
             workflow_id=source_id, step=step, problem=f"the value does not encode ({error})"

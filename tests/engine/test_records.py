@@ -185,3 +185,23 @@ def test_fire_times_of_any_size_read_as_datetimes() -> None:
     assert records.moment(float("inf")).year == 9999
     assert records.moment(-1e300).year == 1
     assert records.moment(0).isoformat() == "1970-01-01T00:00:00+00:00"
+
+
+def test_a_forks_marks_are_the_schemas_and_pass_its_validators() -> None:
+    for record in (
+        records.event(2, "go", None, T),
+        records.cancel(3, "enough", T),
+        records.skip_record(4, "why", T),
+    ):
+        copied = records.forked_copy(dict(record))
+        assert copied == {**record, "f": 1}
+        assert records.check_record(copied, path="j", offset=8, index=1) == copied
+    done = records.done(3, "step", "abcd", 1, now=T, result=5)
+    marked = records.overridden(done)
+    assert marked == {**done, "ov": 1}
+    assert records.check_record(marked, path="j", offset=8, index=1) == marked
+
+
+def test_an_unreadable_inbox_message_stands_in_as_undecodable_never_a_kind() -> None:
+    assert records.undecodable_message("why") == {"k": records.UNDECODABLE, "m": "why"}
+    assert records.UNDECODABLE not in records.KNOWN

@@ -41,9 +41,9 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
 Operations (durable/_operations): a fork's or restart's start record has `from`:
 {id: source id, how: "fork" | "restart", t [, by, m, s: the step it runs live from,
 ov: the step whose result was overridden, n: records copied after the start record]}. A
-fork copies the source's records; its copied inbox records carry `f: 1` (their `q` is the
-source's inbox position, not this journal's: they take no position of its own inbox); an
-overridden step's "done" carries `ov: 1`.
+fork copies the source's records; its copied inbox records carry `f: 1` (forked_copy: their
+`q` is the source's inbox position, not this journal's: they take no position of its own
+inbox); an overridden step's "done" carries `ov: 1` (overridden).
     run    {k, tc: trace carrier, t}        a run went live, traced (the next run links to it)
 
 Trace carriers (`tc`, on start, event and run records, and on inbox event messages) are
@@ -79,6 +79,9 @@ Inbox messages (storage's inbox, written by senders) are maps too:
 
     event  {k, n: name, p: payload, id: event id or nil, t}
     cancel {k, m: reason, id: request id or nil, t}
+
+A reader shows one `read_message` refuses as {k: "undecodable", m: why} (undecodable_message;
+a stand-in, never written: UNDECODABLE is no kind).
 
 What validation guarantees, beyond the keys above and their types: `s`, `q`, `n`, `gen`
 are ints >= 0 (not bools); `t` and `b` are clock readings (finite, between the years 1
@@ -139,19 +142,23 @@ from ._common import _Check, _short
 from ._common import describe_error as describe_error
 from ._common import moment as moment
 from ._common import trace_carrier as trace_carrier
+from ._inbox import UNDECODABLE as UNDECODABLE
 from ._inbox import CancelMessage as CancelMessage
 from ._inbox import CancelRecord as CancelRecord
 from ._inbox import EventMessage as EventMessage
 from ._inbox import EventRecord as EventRecord
 from ._inbox import SkipRecord as SkipRecord
+from ._inbox import UndecodableMessage as UndecodableMessage
 from ._inbox import _check_cancel, _check_event, _check_skip
 from ._inbox import cancel as cancel
 from ._inbox import cancel_message as cancel_message
 from ._inbox import event as event
 from ._inbox import event_message as event_message
+from ._inbox import forked_copy as forked_copy
 from ._inbox import message_problem as message_problem
 from ._inbox import read_message as read_message
 from ._inbox import skip_record as skip_record
+from ._inbox import undecodable_message as undecodable_message
 from ._lifecycle import STREAM_OFFSETS_KEPT as STREAM_OFFSETS_KEPT
 from ._lifecycle import EndRecord as EndRecord
 from ._lifecycle import LinkRecord as LinkRecord
@@ -199,6 +206,7 @@ from ._steps import (
 from ._steps import done as done
 from ._steps import fired as fired
 from ._steps import let_go as let_go
+from ._steps import overridden as overridden
 from ._steps import retry as retry
 from ._steps import scheduled as scheduled
 from ._steps import status as status
