@@ -31,7 +31,7 @@ def every_kind() -> list[dict[str, Any]]:
             q=2,
             carry=[["go", 1]],
             parent="p",
-            **{"from": records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4)},
+            origin=records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4),
             tc=TRACE,
         ),
         records.scheduled(0, "step", "abcd", 1, now=T),
@@ -205,3 +205,36 @@ def test_a_forks_marks_are_the_schemas_and_pass_its_validators() -> None:
 def test_an_unreadable_inbox_message_stands_in_as_undecodable_never_a_kind() -> None:
     assert records.undecodable_message("why") == {"k": records.UNDECODABLE, "m": "why"}
     assert records.UNDECODABLE not in records.KNOWN
+
+
+def test_the_start_builders_named_fields_are_its_record_keys() -> None:
+    made = records.origin("src", "restart", T, by=None, reason=None)
+    named = records.start(
+        "wf",
+        "id",
+        [],
+        T,
+        7,
+        generation=2,
+        inbox_next=3,
+        carry=[],
+        parent="p",
+        deadline=T + 1,
+        trace=TRACE,
+        stream_offsets={"tokens": 1},
+        origin=made,
+    )
+    keys: dict[str, Any] = {
+        "gen": 2,
+        "q": 3,
+        "carry": [],
+        "parent": "p",
+        "dl": T + 1,
+        "tc": TRACE,
+        "so": {"tokens": 1},
+        "from": made,
+    }
+    assert named == records.start("wf", "id", [], T, 7, **keys)
+    assert records.check_record(named, path="j", offset=0, index=0) == named
+    bare = records.start("wf", "id", [], T, 7, generation=None, parent=None, deadline=None)
+    assert set(bare) == {"k", "v", "wf", "id", "args", "t", "seed"}  # (None: not written)

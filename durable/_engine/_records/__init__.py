@@ -12,7 +12,9 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
 
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed
             [, gen: generation (continue-as-new), q: first inbox message, parent: id,
-               dl: deadline (epoch seconds: the execution_timeout's end)]}
+               carry: events handed on, dl: deadline (epoch seconds: the
+               execution_timeout's end), tc, so: stream offsets, from: origin]}
+           (start()'s keyword parameters name each optional key for what it means)
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t
             [, id: child workflow id [, dt: 1 if the child was started detached]]}
     retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts,
@@ -167,6 +169,7 @@ from ._lifecycle import ParkRecord as ParkRecord
 from ._lifecycle import PatchRecord as PatchRecord
 from ._lifecycle import ResumeRecord as ResumeRecord
 from ._lifecycle import RunRecord as RunRecord
+from ._lifecycle import StartFields as StartFields
 from ._lifecycle import StartRecord as StartRecord
 from ._lifecycle import (
     _check_end,
