@@ -2,11 +2,12 @@
 
 Records are small msgpack maps with short keys, one per event. Writers build them with the
 builders below (one per kind); readers (replay, describe, history, the catalog, the
-mailroom, the runtime) get them through `read_journal` / `read_message`, which decode and
-validate each record once, here: a checksum-valid record of the wrong shape (an unknown
-kind, a missing key, a value of the wrong type, a time no clock could give) is one
-`JournalCorrupted` naming the file, the record and what is wrong, and readers index the
-validated maps without checking again. Validation is a few dict lookups per record.
+mailroom, the runtime) get them through `read_journal` / `read_message` (`read_record` for
+one record of a journal), which decode and validate each record once, here: a
+checksum-valid record of the wrong shape (an unknown kind, a missing key, a value of the
+wrong type, a time no clock could give) is one `JournalCorrupted` naming the file, the
+record and what is wrong, and readers index the validated maps without checking again.
+Validation is a few dict lookups per record.
 
 Engine format version 2 (the "v" of the start record; the storage frame format is separate):
 
@@ -285,6 +286,21 @@ def check_record(record: Any, *, path: Path | str, offset: int, index: int) -> R
     if problem is not None:
         raise JournalCorrupted(path=path, offset=offset, reason=_short(problem))
     return record  # type: ignore[no-any-return]
+
+
+def read_record(stored: StoredRecord, *, path: Path | str, index: int) -> Record:
+    """One record of a journal, decoded and validated: the one at `index` (0: its start).
+
+    For readers that need a record or two of a journal, not all of it (recover() reads
+    the start and the tail); `index` matters: the start record is record 0 only.
+
+    Raises:
+        JournalCorrupted: it is not valid msgpack, or not a record of this format.
+        UnsupportedJournalFormat: a start record of a newer format version.
+    """
+    offset = stored.offset
+    record = decode(stored.payload, path=path, offset=offset)
+    return check_record(record, path=path, offset=offset, index=index)
 
 
 def read_journal(
