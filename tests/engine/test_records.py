@@ -5,6 +5,8 @@ The structural fuzz of every reader is tests/properties/test_malformed_records.p
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,3 +240,48 @@ def test_the_start_builders_named_fields_are_its_record_keys() -> None:
     assert records.check_record(named, path="j", offset=0, index=0) == named
     bare = records.start("wf", "id", [], T, 7, generation=None, parent=None, deadline=None)
     assert set(bare) == {"k", "v", "wf", "id", "args", "t", "seed"}  # (None: not written)
+
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def documented_kinds() -> list[str]:
+    """The kinds of docs/architecture.md's table of the engine's records (its first column)."""
+    text = ARCHITECTURE.read_text()
+    section = text[text.index("## The engine's records") :]
+    table = section[section.index("| kind |") :].split("\n\n", 1)[0]
+    return re.findall(r"^\| `([a-z]+)` \|", table, flags=re.MULTILINE)
+
+
+def test_the_architecture_docs_table_lists_every_known_kind_once() -> None:
+    listed = documented_kinds()
+    missing = sorted(records.KNOWN - set(listed))
+    extra = sorted(set(listed) - records.KNOWN)
+    twice = sorted({kind for kind in listed if listed.count(kind) > 1})
+    assert (missing, extra, twice) == ([], [], []), (
+        f"docs/architecture.md's table of record kinds: missing {missing} (in records.KNOWN), "
+        f"extra {extra} (not in records.KNOWN), listed twice {twice}"
+    )
+
+
+def test_the_schema_docstring_lists_every_known_kind() -> None:
+    assert records.__doc__ is not None
+    listed = set(re.findall(r"^ {4}([a-z]+) +\{k\b", records.__doc__, flags=re.MULTILINE))
+    missing, extra = sorted(records.KNOWN - listed), sorted(listed - records.KNOWN)
+    assert (missing, extra) == ([], []), (
+        f"durable/_engine/_records/__init__.py's docstring: missing kinds {missing}, extra {extra}"
+    )
+
+
+def test_every_known_kind_has_a_validator() -> None:
+    assert set(records._CHECKS) == records.KNOWN
+
+
+def test_a_known_kind_without_a_validator_is_refused_not_waved_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = dict(records._CHECKS)
+    del checks[records.PARK]
+    monkeypatch.setattr(records, "_CHECKS", checks)
+    with pytest.raises(durable.JournalCorrupted, match="'park', which has no validator"):
+        records.check_record(records.park(T, 0, T), path="j", offset=8, index=1)

@@ -48,6 +48,10 @@ fork copies the source's records; its copied inbox records carry `f: 1` (forked_
 `q` is the source's inbox position, not this journal's: they take no position of its own
 inbox); an overridden step's "done" carries `ov: 1` (overridden).
     run    {k, tc: trace carrier, t}        a run went live, traced (the next run links to it)
+    park   {k, at: wake-up time (inf: only mail wakes it), qn: the first inbox position not
+            taken (not `q`: it takes none), t}    a sleeper was unloaded here, idle; last
+           in its journal until it is loaded again (recover() parks such a journal as a
+           row, without a replay); replay, history and forks skip it
 
 Trace carriers (`tc`, on start, event and run records, and on inbox event messages) are
 small maps of text to text (W3C `traceparent`, `tracestate`, `baggage`), written only by a
@@ -260,8 +264,8 @@ def _record_problem(record: Any, index: int) -> str | None:
         )
     check = _CHECKS.get(kind)
     if check is None:
-        if kind in KNOWN:  # a kind added without a validator yet: its map is all we know
-            return None
+        if kind in KNOWN:  # (a kind added without its validator: this module's bug, refused)
+            return f"record {index} is of kind {kind!r}, which has no validator in this durable"
         return f"record {index} is of an unknown kind {kind[:40]!r} (written by a newer durable?)"
     problem = check(record)
     return None if problem is None else f"record {index} ({kind!r}) is malformed: {problem}"
