@@ -9,7 +9,10 @@ durable needs a few things asyncio only offers under private names:
 - asyncio's `TimerHandle.cancel()` tells its loop by a private method, which a loop of our
   own must therefore define;
 - storage (group commit) and the test runtime ask whether the host loop has nothing else
-  ready, which only asyncio's own loops can tell (`loop._ready`).
+  ready, which only asyncio's own loops can tell (`loop._ready`);
+- a workflow's task whose coroutine is closed on purpose (an unloaded or killed run) is
+  let go of pending, and asyncio reports such a task when it is destroyed unless told not
+  to (`Task._log_destroy_pending`).
 
 Each is one name below whose docstring says what it wraps and why. `tests/test_asyncio_private.py`
 pins the behaviour relied on, on the running Python, so a release that changes it fails
@@ -197,6 +200,19 @@ def loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool | None:
     if ready is None:
         return None
     return not ready
+
+
+def forget_pending(task: asyncio.Task[Any]) -> None:
+    """Let `task` be destroyed while pending without asyncio reporting it.
+
+    asyncio's tasks (Python's and C's alike) report "Task was destroyed but it is pending!"
+    to their loop's exception handler when collected unfinished, unless their
+    `_log_destroy_pending` is false (asyncio itself clears it for the tasks it abandons
+    knowingly). The engine closes an unloaded or killed run's coroutines instead of
+    cancelling them (their `except CancelledError` handlers must not run), which leaves the
+    tasks pending for good: that is intended, not a leak to report.
+    """
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
 class CustomEventLoop(asyncio.AbstractEventLoop):

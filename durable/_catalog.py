@@ -20,10 +20,9 @@ from ._catalog_index import LOAD_AFTER, WRITE_AFTER
 from ._catalog_index import load as load_index
 from ._catalog_index import save as save_index
 from ._catalog_postgres import query_postgres
-from ._encoding import decode
 from ._engine._describe import WorkflowDescription, WorkflowState, describe
 from ._engine._history import History, history
-from ._engine._records import Record, message_problem, read_journal
+from ._engine._records import Record, read_journal, read_message, undecodable_message
 from ._errors import (
     DurableError,
     InvalidJournalName,
@@ -504,14 +503,14 @@ class Catalog:
         return self._decode(workflow_id, records)
 
     async def _inbox(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The inbox's messages, read by the schema (`read_message`); a bad one as undecodable."""
         path = f"{self._store.location(workflow_id)} (inbox)"
-        found = []
+        found: list[dict[str, Any]] = []
         for record in await self._store.inbox(workflow_id):
             try:
-                message = decode(record.payload, path=path, offset=record.offset)
+                found.append(read_message(record, path=path))
             except JournalCorrupted as error:  # (one bad message hides none of the others)
-                message = {"k": "undecodable", "m": error.reason}
-            found.append(message if isinstance(message, dict) else {"k": "undecodable"})
+                found.append(dict(undecodable_message(error.reason)))
         return found
 
     def _decode(self, workflow_id: str, records: list[StoredRecord]) -> list[Record]:
@@ -537,10 +536,8 @@ def _inbox_messages(
         if "q" in record and record.get("k") in ("event", "cancel", "skip"):
             received = max(received, record["q"] + 1)
     found = []
-    for position, message in enumerate(messages):
-        kind = message.get("k", "")
-        if kind != "undecodable" and (problem := message_problem(message)) is not None:
-            message, kind = {"m": problem}, "undecodable"  # noqa: PLW2901 (not a message)
+    for position, message in enumerate(messages):  # (validated, or UNDECODABLE's)
+        kind = message["k"]
         found.append(
             InboxMessage(
                 position=position,

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
 from ._engine._inbox_cursor import MESSAGE_MARGIN, cancel_message, event_message
@@ -74,10 +73,10 @@ def _refusal(
         if message_id is not None:
             for message in messages:
                 try:
-                    decoded = decode(message.payload, path="inbox", offset=message.offset)
+                    read = records.read_message(message, path="inbox")
                 except JournalCorrupted:
-                    continue  # (undecodable: the run skips it; it is no duplicate)
-                if isinstance(decoded, dict) and decoded.get("id") == message_id:
+                    continue  # (not a message: the run skips it; it is no duplicate)
+                if read.get("id") == message_id:
                     return _Duplicate(message_id)
         pending = messages[taken:]
         pending_bytes = sum(len(message.payload) for message in pending)

@@ -159,9 +159,9 @@ def journal_ended(stored: list[Any]) -> bool:
         return False
     try:
         last = last_standing(stored, path="")
-    except DurableError:
+    except DurableError:  # (damaged, or a newer durable's, as the schema says: not known to)
         return False
-    return isinstance(last, dict) and last.get("k") == records.END and "cont" not in last
+    return last is not None and last["k"] == records.END and "cont" not in last
 
 
 def release(grant: Grant) -> None:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._definitions import Workflow
-from ._encoding import decode
 from ._engine import _records as records
 from ._engine._log_fields import durable_logger
 from ._engine._set_aside import last_standing
@@ -67,20 +66,19 @@ class Recovery:
                     continue
                 if isinstance(stored, JournalError):
                     raise stored
-                start = decode(stored[0].payload, path=name, offset=stored[0].offset)
+                start = records.read_record(stored[0], path=name, index=0)
                 last = last_standing(stored, path=name)  # (the end, past any links)
-            except JournalError as error:
+            except JournalError as error:  # (the schema refused it: damaged, or newer)
                 logger.error("recover: workflow %s skipped: %s", name, error)
                 continue
-            if isinstance(last, dict) and last.get("k") == records.END and "cont" not in last:
+            if last is not None and last["k"] == records.END and "cont" not in last:
                 continue  # (an end{cont} not rotated yet: its next generation is due)
-            workflow_name = start.get("wf") if isinstance(start, dict) else None
-            workflow = self._workflows.get(str(workflow_name))
+            workflow = self._workflows.get(start["wf"])
             if workflow is None:
                 raise UnknownWorkflow(
-                    workflow_id=name, name=str(workflow_name), known=sorted(self._workflows)
+                    workflow_id=name, name=start["wf"], known=sorted(self._workflows)
                 )
-            parked = isinstance(last, dict) and last.get("k") == records.PARK
+            parked = last is not None and last["k"] == records.PARK
             unfinished.append((name, workflow, None, parked))
         handles = []
         for name, workflow, arguments, parked in unfinished:

@@ -22,7 +22,6 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ._encoding import decode
 from ._engine import _records as records
 from ._engine._clock import Clock
 from ._errors import JournalError
@@ -247,12 +246,10 @@ def parked_at(stored: Sequence[StoredRecord], *, path: str) -> tuple[float, int,
         return None
     first, last = stored[0], stored[-1]
     try:
-        end = decode(last.payload, path=path, offset=last.offset)
-        if type(end) is not dict or end.get("k") != records.PARK:
+        end = records.read_record(last, path=path, index=len(stored) - 1)
+        if end["k"] != records.PARK:
             return None
-        end = records.check_record(end, path=path, offset=last.offset, index=len(stored) - 1)
-        start = decode(first.payload, path=path, offset=first.offset)
-        start = records.check_record(start, path=path, offset=first.offset, index=0)
+        start = records.read_record(first, path=path, index=0)
     except JournalError:
         return None
     if start["k"] != records.START or "dl" in start:

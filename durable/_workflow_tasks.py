@@ -643,21 +643,22 @@ class WorkflowTasks:
         return journal, self._run_of(definition, run.workflow_id, journal, None, previous_run=trace)
 
     def _next_generation(self, run: WorkflowRun, continued: ContinuedAsNew) -> bytes:
-        extra: dict[str, Any] = {"gen": continued.generation + 1, "q": continued.inbox_next}
-        if continued.carried:
-            extra["carry"] = continued.carried
-        if run.parent is not None:
-            extra["parent"] = run.parent
-        if run.deadline is not None:  # (the execution_timeout spans the chain)
-            extra["dl"] = run.deadline
-        if run.starter is not None:  # (the starter's trace context, for every generation)
-            extra["tc"] = run.starter
-        if run.stream_counts:  # (a stream's offsets go on from where this generation's end)
-            extra["so"] = dict(
-                itertools.islice(run.stream_counts.items(), records.STREAM_OFFSETS_KEPT)
-            )
-        clock = self._clock.time
-        return start_record(run.spec.name, run.workflow_id, continued.arguments, clock, **extra)
+        # (the deadline and the starter's trace context span the chain; a stream's offsets
+        # go on from where this generation's end)
+        offsets = itertools.islice(run.stream_counts.items(), records.STREAM_OFFSETS_KEPT)
+        return start_record(
+            run.spec.name,
+            run.workflow_id,
+            continued.arguments,
+            self._clock.time,
+            generation=continued.generation + 1,
+            inbox_next=continued.inbox_next,
+            carry=continued.carried or None,
+            parent=run.parent,
+            deadline=run.deadline,
+            trace=run.starter,
+            stream_offsets=dict(offsets) if run.stream_counts else None,
+        )
 
     def _check_id(self, workflow_id: str) -> None:
         try:

@@ -11,6 +11,7 @@ import ast
 import asyncio
 import collections
 import contextvars
+import gc
 import threading
 from asyncio import events
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from durable._asyncio_private import (
     CustomEventLoop,
     as_running_loop,
     current_task,
+    forget_pending,
     loop_is_idle,
     our_running_loop,
     run_as_ours,
@@ -427,6 +429,43 @@ def test_a_loop_that_is_not_asyncios_cannot_tell_whether_it_is_idle() -> None:
     assert loop_is_idle(stand_in()) is None
 
 
+# -- Task._log_destroy_pending: a task let go of pending on purpose ---------------------------
+
+
+def destroyed_pending(task_class: Any, *, forgotten: bool) -> list[str]:
+    """What the loop is told when a task is collected pending, its coroutine closed."""
+    loop = asyncio.new_event_loop()
+    reports: list[str] = []
+    loop.set_exception_handler(lambda _, context: reports.append(context["message"]))
+    try:
+
+        async def forever() -> None:
+            await loop.create_future()
+
+        task = task_class(forever(), loop=loop)
+        loop.run_until_complete(asyncio.sleep(0))  # (it started: it awaits the future)
+        if forgotten:
+            forget_pending(task)
+        task.get_coro().close()  # (as the engine lets go of a run: closed, not cancelled)
+        assert not task.done()
+        del task
+        gc.collect()
+    finally:
+        loop.close()
+    return reports
+
+
+TASK_CLASSES = [asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task)]
+
+
+@pytest.mark.parametrize("task_class", TASK_CLASSES, ids=["c", "python"])
+def test_a_pending_task_destroyed_is_reported_unless_forgotten(task_class: Any) -> None:
+    assert destroyed_pending(task_class, forgotten=False) == [
+        "Task was destroyed but it is pending!"
+    ]
+    assert destroyed_pending(task_class, forgotten=True) == []
+
+
 # -- no module but the door spells a private asyncio name ------------------------------------
 
 # asyncio's private names that durable has no reason to spell for anything of its own. Other
@@ -486,6 +525,7 @@ PRIVATE_NAMES = frozenset(
         "_get_loop",
         "_set_task_name",
         "_format_callback_source",
+        "_log_destroy_pending",
     }
 )
 
@@ -574,6 +614,7 @@ def test_the_scan_finds_every_kind_of_use() -> None:
         "handle._run()",
         "if not handle._cancelled: pass",
         "class Loop:\n    def _timer_handle_cancelled(self, handle): pass",
+        "task._log_destroy_pending = False",
     ]
     for source in uses:
         assert private_asyncio_uses(source), source

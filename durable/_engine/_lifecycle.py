@@ -14,6 +14,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+from .._asyncio_private import forget_pending
 from ._loop import WorkflowLoop
 
 
@@ -142,7 +143,7 @@ def _close_tasks(loop: WorkflowLoop, tasks: Iterable[asyncio.Task[Any]]) -> None
         return  # (a workflow that ended: nothing to close, no loop to switch to)
     with loop.running():
         for task in pending:
-            task._log_destroy_pending = False  # type: ignore[attr-defined]
+            forget_pending(task)  # (closed on purpose: pending for good, not a leak)
             try:
                 task.get_coro().close()
             except (KeyboardInterrupt, SystemExit):

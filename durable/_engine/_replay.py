@@ -13,7 +13,7 @@ import os
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from .._encoding import decode, encode
 from .._errors import (
@@ -64,17 +64,17 @@ def start_record(
     clock: Callable[[], float],
     *,
     execution_timeout: float | None = None,
-    **extra: Any,
+    **fields: Unpack[records.StartFields],
 ) -> bytes:
-    """A new journal's first record (extra: gen, q, parent, dl).
+    """A new journal's first record, encoded (`fields`: records.start()'s optional ones).
 
-    `execution_timeout` (seconds) sets the deadline `dl` from the record's own time.
+    `execution_timeout` (seconds) sets the deadline from the record's own time.
     """
     seed = int.from_bytes(os.urandom(8)) >> 1  # (63 bits, as SystemRandom().getrandbits(63))
     now = clock()
     if execution_timeout is not None:
-        extra["dl"] = now + execution_timeout
-    start = records.start(workflow_name, workflow_id, arguments, now, seed, **extra)
+        fields["deadline"] = now + execution_timeout
+    start = records.start(workflow_name, workflow_id, arguments, now, seed, **fields)
     return encode(start, context=f"the arguments of workflow {workflow_name!r}")
 
 
@@ -278,16 +278,14 @@ class JournalIndex:
             raise JournalCorrupted(
                 path=self._path, offset=0, reason="the journal has no start record"
             )
-        extra: dict[str, Any] = {"parent": self._parent} if self._parent is not None else {}
-        if self._trace is not None:
-            extra["tc"] = self._trace
         self.new_start_record = start_record(
             self.workflow_name,
             self.workflow_id,
             arguments,
             clock,
             execution_timeout=self._execution_timeout,
-            **extra,
+            parent=self._parent,
+            trace=self._trace,
         )
         return decode(self.new_start_record, path=self.workflow_id, offset=0)  # type: ignore[no-any-return]
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .._encoding import decode
 from .._errors import JournalCorrupted
 from .._storage._frames import StoredRecord
 from . import _records as records
@@ -192,16 +190,18 @@ def _failed_step(
     return None
 
 
-def last_standing(stored: Sequence[StoredRecord], *, path: str) -> Any:
-    """The last record of `stored` that is not a link, decoded (not validated); None if none.
+def last_standing(stored: Sequence[StoredRecord], *, path: str) -> records.Record | None:
+    """The last record of `stored` that is not a link, validated by the schema; None if none.
 
-    For readers that decode only a journal's tail to see whether it ended (recover()).
+    For readers that read only a journal's tail to see whether it ended (recover(), the
+    queue's "has it ended?"). `stored` is the whole journal (indexes count from its start).
 
     Raises:
-        JournalCorrupted: a record read is not valid msgpack.
+        JournalCorrupted: a record read is not valid msgpack, or not a record of this format.
+        UnsupportedJournalFormat: the journal (its start record, read last) is of a newer durable.
     """
-    for offset, payload in reversed(stored):
-        record = decode(payload, path=path, offset=offset)
-        if not (isinstance(record, dict) and record.get("k") == records.LINK):
+    for index in range(len(stored) - 1, -1, -1):
+        record = records.read_record(stored[index], path=path, index=index)
+        if record["k"] != records.LINK:
             return record
     return None

@@ -14,7 +14,10 @@ tasks, the wake-up, live / stopping / killed, what stops it), `_drain` (Drain: o
 journal, then deliver), `_starter` (StepStarter: the new steps started on the host loop),
 `_inbox` (InboxCursor), `_children` (ChildSteps) and `_patches` (Patches). The run holds
 what the journal says (`_index`), what it was given (journal, clock, the host's ports), and
-decides which part acts when. No part knows another.
+decides which part acts when. One part uses others: StepStarter is handed `_steps` (the
+new steps to start, what the journal recorded of them, retry back-offs), `_life` (host tasks, the
+run's context, stopping and failing), `_drain` (outcomes posted, activities run inline or
+at once) and `_children` (a child step's start). The other parts know none of each other.
 """
 
 from __future__ import annotations

@@ -125,13 +125,17 @@ def plan_restart(
     source = journal[0]
     made = records.origin(source_id, RESTART, now, by=by, reason=reason)
     # (no "parent": a new run is a run of its own, which no parent awaits)
-    extra: dict[str, Any] = {"from": made}
-    if "dl" in source:  # (the same execution_timeout, from the new start)
-        extra["dl"] = now + max(0.0, source["dl"] - source["t"])
-    if "gen" in source:
-        extra["gen"] = source["gen"]  # (its arguments are that generation's)
     seed = random.SystemRandom().getrandbits(63)
-    start = records.start(source["wf"], new_id, source["args"], now, seed, **extra)
+    start = records.start(
+        source["wf"],
+        new_id,
+        source["args"],
+        now,
+        seed,
+        origin=made,
+        deadline=_deadline(source, now),  # (the same execution_timeout, from the new start)
+        generation=source.get("gen"),  # (its arguments are that generation's)
+    )
     return Plan(RESTART, encode(start), [], made)
 
 
@@ -180,7 +184,7 @@ def plan_fork(
             copied.append(_overridden(source_id, override, record, cut))
             placed = True
         elif kind in records.FROM_INBOX:
-            copied.append(encode({**record, "f": 1}))
+            copied.append(encode(records.forked_copy(record)))
         elif record is journal[index]:
             copied.append(stored[index].payload)  # (the bytes as recorded)
         else:
@@ -196,17 +200,24 @@ def plan_fork(
     if overridden is not None:
         fields["ov"] = overridden
     made = records.origin(source_id, FORK, now, by=by, reason=reason, **fields)
-    extra: dict[str, Any] = {"from": made}
-    for key in ("gen", "carry"):  # (no "parent": see plan_restart)
-        if key in source:
-            extra[key] = source[key]
-    if "dl" in source:
-        extra["dl"] = now + max(0.0, source["dl"] - source["t"])
     # The source's start time and seed: the copied part replays as it was recorded.
     start = records.start(
-        source["wf"], new_id, source["args"], source["t"], source["seed"], **extra
+        source["wf"],
+        new_id,
+        source["args"],
+        source["t"],
+        source["seed"],
+        origin=made,
+        generation=source.get("gen"),  # (no "parent": see plan_restart)
+        carry=source.get("carry"),
+        deadline=_deadline(source, now),
     )
     return Plan(FORK, encode(start), copied, made)
+
+
+def _deadline(source: records.Record, now: float) -> float | None:
+    """A new run's deadline: as far from `now` as the source's was from its start (or none)."""
+    return now + max(0.0, source["dl"] - source["t"]) if "dl" in source else None
 
 
 def _cut(
@@ -262,7 +273,7 @@ def _overridden(
         )
     record = records.done(step, done["a"], done["d"], done.get("n", 1), now=done["t"], result=value)
     try:
-        encoded = encode({**record, "ov": 1}, context=f"the override of step {step}")
+        encoded = encode(records.overridden(record), context=f"the override of step {step}")
     except SerializationError as error:
         raise InvalidOverride(
             workflow_id=source_id, step=step, problem=f"the value does not encode ({error})"

@@ -1,7 +1,8 @@
 """The file-I/O primitives every writer in a directory uses: whole writes and syncs.
 
 `write_all` writes until done (a short write to a regular file means the disk is full);
-`sync_file` is `fdatasync` (`fsync` where there is none); `load_syncfs` finds `syncfs(2)`
+`sync_file` is `fdatasync` (`fsync` where there is none); `sync_directory` is `fsync` of
+a directory (its new entries made durable); `load_syncfs` finds `syncfs(2)`
 through ctypes (Linux only), which reports a failure as -1 and errno, read by
 `syncfs_error`. No state and no policy here: which sync a batch gets, and on which thread,
 is group commit's (`_group_commit`).
@@ -16,6 +17,15 @@ import sys
 from collections.abc import Callable
 
 sync_file: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_directory(fd: int) -> None:
+    """`fsync` the open directory `fd`: the entries of files created in it become durable.
+
+    `os.fsync` is looked up at each call, so a substitute of it (a test counting
+    directory syncs, the power-loss simulator, benchmarks.nosync) sees these calls too.
+    """
+    os.fsync(fd)
 
 
 def load_syncfs() -> Callable[[int], int] | None:

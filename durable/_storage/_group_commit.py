@@ -55,9 +55,11 @@ from . import _file_io
 from ._file_io import syncfs_error
 
 # Names of this module, looked up when called: tests, the power-loss simulator and
-# benchmarks.step_cpu substitute group_commit.sync_file, .write_all and ._load_syncfs.
+# benchmarks.step_cpu substitute group_commit.sync_file, .write_all and ._load_syncfs
+# (and may .sync_directory, which calls os.fsync as it finds it).
 sync_file = _file_io.sync_file
 write_all = _file_io.write_all
+sync_directory = _file_io.sync_directory
 _load_syncfs = _file_io.load_syncfs
 
 SyncMode = Literal["auto", "fdatasync", "syncfs"]
@@ -227,7 +229,7 @@ class GroupCommitter:
             try:
                 sync_file(target.fd)
                 if target.new_entry:
-                    os.fsync(self._directory_fd)
+                    sync_directory(self._directory_fd)
                     target.new_entry = False
             except OSError as error:
                 target.fail("fdatasync", error)
@@ -405,7 +407,7 @@ class GroupCommitter:
                 synced.append(target)
         if any(target.new_entry for target in synced):
             try:
-                os.fsync(self._directory_fd)  # one for every new file of the batch
+                sync_directory(self._directory_fd)  # one for every new file of the batch
             except OSError as error:
                 for target in synced:
                     if target.new_entry:
@@ -426,7 +428,7 @@ class GroupCommitter:
                 try:
                     sync_file(target.fd)
                     if target.new_entry and target in marks:
-                        os.fsync(self._directory_fd)
+                        sync_directory(self._directory_fd)
                         target.new_entry = False
                 except OSError as file_error:
                     target.fail("fdatasync after a failed syncfs", file_error)

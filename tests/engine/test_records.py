@@ -5,6 +5,8 @@ The structural fuzz of every reader is tests/properties/test_malformed_records.p
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +33,7 @@ def every_kind() -> list[dict[str, Any]]:
             q=2,
             carry=[["go", 1]],
             parent="p",
-            **{"from": records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4)},
+            origin=records.origin("src", "fork", T, by="ops", reason="why", s=3, ov=1, n=4),
             tc=TRACE,
         ),
         records.scheduled(0, "step", "abcd", 1, now=T),
@@ -185,3 +187,101 @@ def test_fire_times_of_any_size_read_as_datetimes() -> None:
     assert records.moment(float("inf")).year == 9999
     assert records.moment(-1e300).year == 1
     assert records.moment(0).isoformat() == "1970-01-01T00:00:00+00:00"
+
+
+def test_a_forks_marks_are_the_schemas_and_pass_its_validators() -> None:
+    for record in (
+        records.event(2, "go", None, T),
+        records.cancel(3, "enough", T),
+        records.skip_record(4, "why", T),
+    ):
+        copied = records.forked_copy(dict(record))
+        assert copied == {**record, "f": 1}
+        assert records.check_record(copied, path="j", offset=8, index=1) == copied
+    done = records.done(3, "step", "abcd", 1, now=T, result=5)
+    marked = records.overridden(done)
+    assert marked == {**done, "ov": 1}
+    assert records.check_record(marked, path="j", offset=8, index=1) == marked
+
+
+def test_an_unreadable_inbox_message_stands_in_as_undecodable_never_a_kind() -> None:
+    assert records.undecodable_message("why") == {"k": records.UNDECODABLE, "m": "why"}
+    assert records.UNDECODABLE not in records.KNOWN
+
+
+def test_the_start_builders_named_fields_are_its_record_keys() -> None:
+    made = records.origin("src", "restart", T, by=None, reason=None)
+    named = records.start(
+        "wf",
+        "id",
+        [],
+        T,
+        7,
+        generation=2,
+        inbox_next=3,
+        carry=[],
+        parent="p",
+        deadline=T + 1,
+        trace=TRACE,
+        stream_offsets={"tokens": 1},
+        origin=made,
+    )
+    keys: dict[str, Any] = {
+        "gen": 2,
+        "q": 3,
+        "carry": [],
+        "parent": "p",
+        "dl": T + 1,
+        "tc": TRACE,
+        "so": {"tokens": 1},
+        "from": made,
+    }
+    assert named == records.start("wf", "id", [], T, 7, **keys)
+    assert records.check_record(named, path="j", offset=0, index=0) == named
+    bare = records.start("wf", "id", [], T, 7, generation=None, parent=None, deadline=None)
+    assert set(bare) == {"k", "v", "wf", "id", "args", "t", "seed"}  # (None: not written)
+
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def documented_kinds() -> list[str]:
+    """The kinds of docs/architecture.md's table of the engine's records (its first column)."""
+    text = ARCHITECTURE.read_text()
+    section = text[text.index("## The engine's records") :]
+    table = section[section.index("| kind |") :].split("\n\n", 1)[0]
+    return re.findall(r"^\| `([a-z]+)` \|", table, flags=re.MULTILINE)
+
+
+def test_the_architecture_docs_table_lists_every_known_kind_once() -> None:
+    listed = documented_kinds()
+    missing = sorted(records.KNOWN - set(listed))
+    extra = sorted(set(listed) - records.KNOWN)
+    twice = sorted({kind for kind in listed if listed.count(kind) > 1})
+    assert (missing, extra, twice) == ([], [], []), (
+        f"docs/architecture.md's table of record kinds: missing {missing} (in records.KNOWN), "
+        f"extra {extra} (not in records.KNOWN), listed twice {twice}"
+    )
+
+
+def test_the_schema_docstring_lists_every_known_kind() -> None:
+    assert records.__doc__ is not None
+    listed = set(re.findall(r"^ {4}([a-z]+) +\{k\b", records.__doc__, flags=re.MULTILINE))
+    missing, extra = sorted(records.KNOWN - listed), sorted(listed - records.KNOWN)
+    assert (missing, extra) == ([], []), (
+        f"durable/_engine/_records/__init__.py's docstring: missing kinds {missing}, extra {extra}"
+    )
+
+
+def test_every_known_kind_has_a_validator() -> None:
+    assert set(records._CHECKS) == records.KNOWN
+
+
+def test_a_known_kind_without_a_validator_is_refused_not_waved_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = dict(records._CHECKS)
+    del checks[records.PARK]
+    monkeypatch.setattr(records, "_CHECKS", checks)
+    with pytest.raises(durable.JournalCorrupted, match="'park', which has no validator"):
+        records.check_record(records.park(T, 0, T), path="j", offset=8, index=1)

@@ -2,17 +2,20 @@
 
 Records are small msgpack maps with short keys, one per event. Writers build them with the
 builders below (one per kind); readers (replay, describe, history, the catalog, the
-mailroom, the runtime) get them through `read_journal` / `read_message`, which decode and
-validate each record once, here: a checksum-valid record of the wrong shape (an unknown
-kind, a missing key, a value of the wrong type, a time no clock could give) is one
-`JournalCorrupted` naming the file, the record and what is wrong, and readers index the
-validated maps without checking again. Validation is a few dict lookups per record.
+mailroom, the runtime) get them through `read_journal` / `read_message` (`read_record` for
+one record of a journal), which decode and validate each record once, here: a
+checksum-valid record of the wrong shape (an unknown kind, a missing key, a value of the
+wrong type, a time no clock could give) is one `JournalCorrupted` naming the file, the
+record and what is wrong, and readers index the validated maps without checking again.
+Validation is a few dict lookups per record.
 
 Engine format version 2 (the "v" of the start record; the storage frame format is separate):
 
     start  {k, v, wf: workflow name, id, args: [...], t: start time, seed
             [, gen: generation (continue-as-new), q: first inbox message, parent: id,
-               dl: deadline (epoch seconds: the execution_timeout's end)]}
+               carry: events handed on, dl: deadline (epoch seconds: the
+               execution_timeout's end), tc, so: stream offsets, from: origin]}
+           (start()'s keyword parameters name each optional key for what it means)
     sched  {k, s: step, a: activity name, d: argument digest, n: attempt, t
             [, id: child workflow id [, dt: 1 if the child was started detached]]}
     retry  {k, s, a, d, n: failed attempt, e: error, at: when the next attempt starts,
@@ -41,10 +44,14 @@ Engine format version 2 (the "v" of the start record; the storage frame format i
 Operations (durable/_operations): a fork's or restart's start record has `from`:
 {id: source id, how: "fork" | "restart", t [, by, m, s: the step it runs live from,
 ov: the step whose result was overridden, n: records copied after the start record]}. A
-fork copies the source's records; its copied inbox records carry `f: 1` (their `q` is the
-source's inbox position, not this journal's: they take no position of its own inbox); an
-overridden step's "done" carries `ov: 1`.
+fork copies the source's records; its copied inbox records carry `f: 1` (forked_copy: their
+`q` is the source's inbox position, not this journal's: they take no position of its own
+inbox); an overridden step's "done" carries `ov: 1` (overridden).
     run    {k, tc: trace carrier, t}        a run went live, traced (the next run links to it)
+    park   {k, at: wake-up time (inf: only mail wakes it), qn: the first inbox position not
+            taken (not `q`: it takes none), t}    a sleeper was unloaded here, idle; last
+           in its journal until it is loaded again (recover() parks such a journal as a
+           row, without a replay); replay, history and forks skip it
 
 Trace carriers (`tc`, on start, event and run records, and on inbox event messages) are
 small maps of text to text (W3C `traceparent`, `tracestate`, `baggage`), written only by a
@@ -79,6 +86,9 @@ Inbox messages (storage's inbox, written by senders) are maps too:
 
     event  {k, n: name, p: payload, id: event id or nil, t}
     cancel {k, m: reason, id: request id or nil, t}
+
+A reader shows one `read_message` refuses as {k: "undecodable", m: why} (undecodable_message;
+a stand-in, never written: UNDECODABLE is no kind).
 
 What validation guarantees, beyond the keys above and their types: `s`, `q`, `n`, `gen`
 are ints >= 0 (not bools); `t` and `b` are clock readings (finite, between the years 1
@@ -139,19 +149,23 @@ from ._common import _Check, _short
 from ._common import describe_error as describe_error
 from ._common import moment as moment
 from ._common import trace_carrier as trace_carrier
+from ._inbox import UNDECODABLE as UNDECODABLE
 from ._inbox import CancelMessage as CancelMessage
 from ._inbox import CancelRecord as CancelRecord
 from ._inbox import EventMessage as EventMessage
 from ._inbox import EventRecord as EventRecord
 from ._inbox import SkipRecord as SkipRecord
+from ._inbox import UndecodableMessage as UndecodableMessage
 from ._inbox import _check_cancel, _check_event, _check_skip
 from ._inbox import cancel as cancel
 from ._inbox import cancel_message as cancel_message
 from ._inbox import event as event
 from ._inbox import event_message as event_message
+from ._inbox import forked_copy as forked_copy
 from ._inbox import message_problem as message_problem
 from ._inbox import read_message as read_message
 from ._inbox import skip_record as skip_record
+from ._inbox import undecodable_message as undecodable_message
 from ._lifecycle import STREAM_OFFSETS_KEPT as STREAM_OFFSETS_KEPT
 from ._lifecycle import EndRecord as EndRecord
 from ._lifecycle import LinkRecord as LinkRecord
@@ -160,6 +174,7 @@ from ._lifecycle import ParkRecord as ParkRecord
 from ._lifecycle import PatchRecord as PatchRecord
 from ._lifecycle import ResumeRecord as ResumeRecord
 from ._lifecycle import RunRecord as RunRecord
+from ._lifecycle import StartFields as StartFields
 from ._lifecycle import StartRecord as StartRecord
 from ._lifecycle import (
     _check_end,
@@ -199,6 +214,7 @@ from ._steps import (
 from ._steps import done as done
 from ._steps import fired as fired
 from ._steps import let_go as let_go
+from ._steps import overridden as overridden
 from ._steps import retry as retry
 from ._steps import scheduled as scheduled
 from ._steps import status as status
@@ -248,8 +264,8 @@ def _record_problem(record: Any, index: int) -> str | None:
         )
     check = _CHECKS.get(kind)
     if check is None:
-        if kind in KNOWN:  # a kind added without a validator yet: its map is all we know
-            return None
+        if kind in KNOWN:  # (a kind added without its validator: this module's bug, refused)
+            return f"record {index} is of kind {kind!r}, which has no validator in this durable"
         return f"record {index} is of an unknown kind {kind[:40]!r} (written by a newer durable?)"
     problem = check(record)
     return None if problem is None else f"record {index} ({kind!r}) is malformed: {problem}"
@@ -274,6 +290,21 @@ def check_record(record: Any, *, path: Path | str, offset: int, index: int) -> R
     if problem is not None:
         raise JournalCorrupted(path=path, offset=offset, reason=_short(problem))
     return record  # type: ignore[no-any-return]
+
+
+def read_record(stored: StoredRecord, *, path: Path | str, index: int) -> Record:
+    """One record of a journal, decoded and validated: the one at `index` (0: its start).
+
+    For readers that need a record or two of a journal, not all of it (recover() reads
+    the start and the tail); `index` matters: the start record is record 0 only.
+
+    Raises:
+        JournalCorrupted: it is not valid msgpack, or not a record of this format.
+        UnsupportedJournalFormat: a start record of a newer format version.
+    """
+    offset = stored.offset
+    record = decode(stored.payload, path=path, offset=offset)
+    return check_record(record, path=path, offset=offset, index=index)
 
 
 def read_journal(

@@ -29,6 +29,7 @@ class EventRecord(TypedDict):
     t: float
     id: NotRequired[str]
     tc: NotRequired[dict[str, str]]  # the sender's trace carrier
+    f: NotRequired[int]  # 1: copied by a fork (see forked_copy)
 
 
 class CancelRecord(TypedDict):
@@ -38,6 +39,7 @@ class CancelRecord(TypedDict):
     t: float
     id: NotRequired[str]  # the request id (DEADLINE_CANCEL_ID: the deadline's)
     tc: NotRequired[dict[str, str]]  # the canceller's trace context (OpenTelemetry on)
+    f: NotRequired[int]  # 1: copied by a fork (see forked_copy)
 
 
 class SkipRecord(TypedDict):
@@ -45,6 +47,21 @@ class SkipRecord(TypedDict):
     q: int
     reason: str
     t: float
+    f: NotRequired[int]  # 1: copied by a fork (see forked_copy)
+
+
+UNDECODABLE = "undecodable"  # an UndecodableMessage's kind: a reader's, never written
+
+
+class UndecodableMessage(TypedDict):
+    """A reader's stand-in for an inbox message it could not read (written nowhere).
+
+    The catalog lists an inbox's messages with these in place of the ones `read_message`
+    refuses (the run skips those: its journal has a skip record at their position).
+    """
+
+    k: str  # UNDECODABLE
+    m: str  # why it could not be read (JournalCorrupted's reason)
 
 
 class EventMessage(TypedDict):
@@ -102,6 +119,20 @@ def cancel(
 def skip_record(position: int, reason: str, now: float) -> SkipRecord:
     """Inbox message `position` could not be delivered, and why."""
     return {"k": SKIP, "q": position, "reason": reason[:SKIP_REASON_LIMIT], "t": now}
+
+
+def forked_copy(record: Record) -> Record:
+    """An inbox record (event, cancel, skip) as a fork copies it: marked `f: 1`.
+
+    Its `q` is the source's inbox position, not the fork's: the copy takes no position of
+    the fork's own inbox, whose messages start at 0 (replay leaves its inbox cursor alone).
+    """
+    return {**record, "f": 1}
+
+
+def undecodable_message(reason: str) -> UndecodableMessage:
+    """The stand-in for an inbox message that could not be read, and why."""
+    return {"k": UNDECODABLE, "m": reason}
 
 
 def event_message(

@@ -28,7 +28,24 @@ from ._common import (
 from ._steps import _untimed_problem
 
 
-class StartRecord(TypedDict):
+class Origin(TypedDict):
+    """A start record's `from`: the run this one was forked or restarted from."""
+
+    id: str
+    how: str
+    t: float
+    by: NotRequired[str]
+    m: NotRequired[str]
+    s: NotRequired[int]  # a fork: the first step it runs live
+    ov: NotRequired[int]  # a fork: the step whose recorded result it overrode
+    n: NotRequired[int]  # a fork: how many records it copied after its start record
+
+
+# A start record's `from` (a Python keyword: the one key a class-syntax TypedDict cannot name).
+_FromKey = TypedDict("_FromKey", {"from": NotRequired[Origin]})
+
+
+class StartRecord(_FromKey):
     k: str
     v: int
     wf: str
@@ -36,14 +53,26 @@ class StartRecord(TypedDict):
     args: list[Any]
     t: float
     seed: int
-    gen: NotRequired[int]
-    q: NotRequired[int]
-    parent: NotRequired[str]
-    carry: NotRequired[list[list[Any]]]
+    gen: NotRequired[int]  # the generation (continue-as-new): 0, or none, is the first
+    q: NotRequired[int]  # a later generation's first inbox position
+    parent: NotRequired[str]  # a child's parent workflow id
+    carry: NotRequired[list[list[Any]]]  # events a generation received and handed on
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
-    # (`from`, an Origin, is a keyword: set it with start(**{"from": ...}))
     tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
     so: NotRequired[dict[str, int]]  # values each stream had before this generation
+
+
+class StartFields(TypedDict, total=False):
+    """start()'s optional fields by what they mean, for callers that hand them on (None: none)."""
+
+    generation: int | None
+    inbox_next: int | None
+    carry: list[list[Any]] | None
+    parent: str | None
+    deadline: float | None
+    trace: dict[str, str] | None
+    stream_offsets: dict[str, int] | None
+    origin: Origin | None
 
 
 class RunRecord(TypedDict):
@@ -105,28 +134,44 @@ class LinkRecord(TypedDict):
     m: NotRequired[str]
 
 
-class Origin(TypedDict):
-    """A start record's `from`: the run this one was forked or restarted from."""
-
-    id: str
-    how: str
-    t: float
-    by: NotRequired[str]
-    m: NotRequired[str]
-    s: NotRequired[int]  # a fork: the first step it runs live
-    ov: NotRequired[int]  # a fork: the step whose recorded result it overrode
-    n: NotRequired[int]  # a fork: how many records it copied after its start record
-
-
 def start(
     workflow_name: str,
     workflow_id: str,
     arguments: list[Any],
     now: float,
     seed: int,
-    **extra: Any,
+    *,
+    generation: int | None = None,
+    inbox_next: int | None = None,
+    carry: list[list[Any]] | None = None,
+    parent: str | None = None,
+    deadline: float | None = None,
+    trace: dict[str, str] | None = None,
+    stream_offsets: dict[str, int] | None = None,
+    origin: Origin | None = None,
+    **keys: Any,
 ) -> StartRecord:
-    """A journal's first record (extra: gen, q, carry, parent, dl)."""
+    """A journal's first record; each optional field is written only when given (not None).
+
+    Args:
+        workflow_name: `wf`, the workflow's name.
+        workflow_id: `id`.
+        arguments: `args`, the workflow's arguments.
+        now: `t`, the start time.
+        seed: `seed`, of durable.random().
+        generation: `gen`, the generation a continue-as-new made (none: the first).
+        inbox_next: `q`, the first inbox position a later generation has not taken.
+        carry: `carry`, the [name, payload] events a generation hands on (an empty list
+            is written as given).
+        parent: `parent`, the id of the workflow a child belongs to.
+        deadline: `dl`, when the execution_timeout ends (epoch seconds).
+        trace: `tc`, the starter's trace carrier.
+        stream_offsets: `so`, the values each stream had before this generation.
+        origin: `from`, the run a fork or restart was made from (see origin()).
+        **keys: the same fields by their record keys, as a journal spells them (gen, q,
+            dl, tc, so; `from` as `**{"from": ...}`). Unchecked, for tests that build
+            records, malformed ones included; durable's own writers use the names above.
+    """
     record: StartRecord = {
         "k": START,
         "v": FORMAT_VERSION,
@@ -136,7 +181,24 @@ def start(
         "t": now,
         "seed": seed,
     }
-    record.update(extra)  # type: ignore[typeddict-item]
+    if generation is not None:
+        record["gen"] = generation
+    if inbox_next is not None:
+        record["q"] = inbox_next
+    if carry is not None:
+        record["carry"] = carry
+    if parent is not None:
+        record["parent"] = parent
+    if deadline is not None:
+        record["dl"] = deadline
+    if trace is not None:
+        record["tc"] = trace
+    if stream_offsets is not None:
+        record["so"] = stream_offsets
+    if origin is not None:
+        record["from"] = origin
+    if keys:
+        record.update(keys)  # type: ignore[typeddict-item]
     return record
 
 

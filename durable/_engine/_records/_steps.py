@@ -67,6 +67,7 @@ class DoneRecord(TypedDict):
     b: NotRequired[float]
     t: float
     w: NotRequired[int]
+    ov: NotRequired[int]  # 1: a fork's override of the source's outcome (see overridden)
 
 
 class TimerRecord(TypedDict):
@@ -185,6 +186,15 @@ def done(
     if site is not None:
         record.update(site)
     return record  # type: ignore[return-value]  # (no cast(): a call less per step)
+
+
+def overridden(record: DoneRecord) -> DoneRecord:
+    """A "done" a fork wrote in place of its source's outcome of that step: marked `ov: 1`.
+
+    The result is the operator's, not one an attempt returned (the fork's start record's
+    `from.ov` names the step too). Replay reads it as any "done".
+    """
+    return {**record, "ov": 1}
 
 
 def timer(step: int, fire_at: float, site: Site | None = None) -> TimerRecord:
