@@ -383,15 +383,26 @@ def sleepers_fitting(requested: int) -> tuple[int, str | None]:
 
 
 def measure_sleepers(root: Path, requested: int, runs: int) -> dict[str, Any]:
+    """Each run in a directory of its own, all of them removed only after the last run.
+
+    Removing a run's 100,000 journals before the next run's start would time the file
+    system, not durable: ext4 without a journal (these VMs') skips every inode freed in
+    the last 1-6 minutes when it allocates one (`recently_deleted`, a buffer-cache lookup
+    per candidate), which made the next run's file creations cost 3x the kernel CPU
+    (perf: 31% of a start's samples in that scan; 89-105 s against 61-64 s for a start).
+    """
     count, bound = sleepers_fitting(requested)
     samples: list[dict[str, float]] = []
-    for run in range(runs):
-        directory = Path(tempfile.mkdtemp(prefix=f"sleepers-{run}-", dir=root))
-        try:
+    directories: list[Path] = []
+    try:
+        for run in range(runs):
+            directory = Path(tempfile.mkdtemp(prefix=f"sleepers-{run}-", dir=root))
+            directories.append(directory)
             figures = _sleepers_phase("start", directory, count)
             figures.update(_sleepers_phase("recover", directory, count))
             samples.append(figures)
-        finally:
+    finally:
+        for directory in directories:
             shutil.rmtree(directory)
     medians = {name: statistics.median(sample[name] for sample in samples) for name in samples[0]}
     return {
