@@ -5,6 +5,7 @@ result was recorded runs again, and the paused process's late results are refuse
 from __future__ import annotations
 
 import asyncio
+import platform
 import signal
 import subprocess
 import sys
@@ -71,6 +72,45 @@ def in_flight(ledger: Path, pid: int) -> bool:
     return bool(open_steps)
 
 
+# The event loop's wait (epoll_wait, epoll_pwait, epoll_pwait2) by machine: a worker stopped
+# there runs no Python at all, so no attempt of it is between its lease check and its first line.
+LOOP_WAITS = {"x86_64": {232, 281, 441}, "aarch64": {22, 441}}
+
+
+def stopped_in(pid: int) -> str:
+    """The system call a stopped process was in ("-1": none, it ran in user space)."""
+    for _ in range(200):  # (SIGSTOP is acted on asynchronously: until the state reads T)
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T":
+            return Path(f"/proc/{pid}/syscall").read_text().split()[0]
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} did not stop")
+
+
+def pause_while_waiting(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGSTOP the worker at a moment its event loop waits, not while it runs Python.
+
+    An attempt checks its lease, then its activity's first line runs: a pause that lands
+    between the two (a few microseconds, longer while the process is preempted on a loaded
+    machine) lets that attempt's side effect begin after the lease lapsed, as with any
+    lease; its decision was taken in time. The test is about runners that decide after
+    the lapse, so it pauses where no decision is under way; elsewhere it resumes and tries
+    again. (Not on a machine whose epoll calls it does not know: paused at once.)
+    """
+    waits = LOOP_WAITS.get(platform.machine())
+    deadline = time.monotonic() + timeout
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        if waits is None:
+            return
+        syscall = stopped_in(process.pid)
+        if syscall.lstrip("-").isdigit() and int(syscall) in waits:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"worker never stopped in its loop's wait (last: {syscall})")
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.003)
+
+
 def wait_for(condition: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,7 +141,7 @@ def test_three_hosts_one_killed_one_paused(postgres_dsn: str, tmp_path: Path) ->
         wait_for(lambda: len(ledger.read_text().splitlines()) > 150, 60, "steps to start")
         killed.send_signal(signal.SIGKILL)
         wait_for(lambda: in_flight(ledger, paused.pid), 30, "a step of the one to pause")
-        paused.send_signal(signal.SIGSTOP)
+        pause_while_waiting(paused, 10)
         stopped_at = time.time()
         try:
             wait_for(lambda: asyncio.run(finished(postgres_dsn)) == WORKFLOWS, 60, "all to end")
