@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 import durable
 from durable import WorkflowState
 
+from .children_app import never_started_grandchild
+
 pytestmark = pytest.mark.slow
 
 APP = Path(__file__).with_name("children_app.py")
@@ -51,11 +53,16 @@ def kill(process: subprocess.Popen[str]) -> None:
 
 
 async def outcome(directory: Path) -> dict[str, tuple[WorkflowState, str | None, int]]:
-    """Each workflow's state, error and inbox size."""
+    """Each workflow's state, error and inbox size; no "grandchild" if none was started."""
     found = {}
     async with durable.Runtime(directory) as runtime:
         for workflow_id in ("top", "middle", "grandchild", "audit"):
-            described = await runtime.describe(workflow_id)
+            try:
+                described = await runtime.describe(workflow_id)
+            except durable.WorkflowNotFound:
+                assert workflow_id == "grandchild", workflow_id
+                assert await never_started_grandchild(runtime)  # (nothing else may leave none)
+                continue
             found[workflow_id] = (described.state, described.error, 0)
     async with durable.JournalDirectory(directory) as store:
         for workflow_id, (state, error, _) in found.items():
@@ -101,6 +108,8 @@ def test_killed_and_stopped_processes_still_end_the_whole_chain(
         "asyncio.exceptions.CancelledError: its parent 'top' returned",
         1,
     )
+    if "grandchild" not in found:  # (middle cancelled while its first step ran: see outcome)
+        return
     state, error, inbox = found["grandchild"]
     assert (state, inbox) == (WorkflowState.CANCELLED, 1)
     assert error is not None
