@@ -97,7 +97,11 @@ def test_killed_and_stopped_processes_still_end_the_whole_chain(
             ended_within(successor, 0.2)
             kill(current)
             current = successor
-    output, _ = current.communicate(timeout=60)
+    try:
+        output, _ = current.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        kill(current)  # (not left running into the next test, which would see it leak)
+        raise
     assert current.returncode == 0
     assert "DONE" in output
     found = asyncio.run(outcome(directory))
