@@ -118,12 +118,14 @@ def run(
     per_workflow = steps
     if workload == "concurrent":
         steps = workflows * per_workflow
-    scratch = Path(tempfile.mkdtemp(prefix=f"profile-{workload}-"))
+    scratch = directory  # (a replay runs on a copy of its journal, beside `directory`)
+    if workload == "replay":
+        scratch = Path(tempfile.mkdtemp(prefix="profile-replay-", dir=directory.parent))
     profiler = cProfile.Profile() if profile_to is not None else None
     try:
         with stubbed_syncs():
             if workload != "replay":
-                scratch = directory
+                pass
             elif (directory / "replay.journal").exists():
                 shutil.copy(directory / "replay.journal", scratch)
             else:
