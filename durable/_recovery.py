@@ -66,8 +66,9 @@ class Recovery:
                     continue
                 if isinstance(stored, JournalError):
                     raise stored
-                start = records.read_record(stored[0], path=name, index=0)
-                last = last_standing(stored, path=name)  # (the end, past any links)
+                where = self._store.location(name)  # (the file, or the database's row)
+                start = records.read_record(stored[0], path=where, index=0)
+                last = last_standing(stored, path=where)  # (the end, past any links)
             except JournalError as error:  # (the schema refused it: damaged, or newer)
                 logger.error("recover: workflow %s skipped: %s", name, error)
                 continue

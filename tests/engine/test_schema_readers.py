@@ -50,6 +50,17 @@ def test_a_journal_whose_end_is_malformed_is_not_known_to_have_ended() -> None:
     assert not journal_ended(stored(START, {"k": "end", "r": 4}))
 
 
+@pytest.mark.parametrize("how", [["fork"], {"fork": 1}, None, 3])
+def test_a_link_or_origin_whose_how_is_no_text_is_malformed_not_a_type_error(how: Any) -> None:
+    # (`how in LINK_KINDS` hashed a list or map from the file: TypeError out of recover())
+    with pytest.raises(durable.JournalCorrupted, match="'how'"):
+        last_standing(stored(START, ENDED, {**LINK, "how": how}), path="w")
+    assert not journal_ended(stored(START, ENDED, {**LINK, "how": how}))
+    origin = {"id": "v", "how": how, "t": T}
+    with pytest.raises(durable.JournalCorrupted, match="'how'"):
+        records.read_record(stored({**START, "from": origin})[0], path="w", index=0)
+
+
 @durable.workflow(name="schema-readers")
 async def doubled(n: int) -> int:
     return n * 2
@@ -68,6 +79,22 @@ async def test_recover_skips_a_journal_whose_start_record_is_malformed(
         assert await handles[0].result() == 4
     [logged] = [r.getMessage() for r in caplog.records if "bad skipped" in r.getMessage()]
     assert "its 'wf' is missing or not str" in logged
+
+
+async def test_recover_skips_an_ended_journal_with_a_hostile_link_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="durable")
+    hostile = {**LINK, "how": ["fork"]}
+    (tmp_path / "ended.journal").write_bytes(
+        journal_bytes(encode({**START, "id": "ended"}), encode(ENDED), encode(hostile))
+    )
+    (tmp_path / "good.journal").write_bytes(journal_bytes(encode({**START, "id": "good"})))
+    async with Runtime(tmp_path, workflows=[doubled]) as runtime:
+        handles = await runtime.recover()
+        assert [handle.id for handle in handles] == ["good"]
+        assert await handles[0].result() == 4
+    assert any("ended skipped" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_duplicate_check_passes_over_a_malformed_message(tmp_path: Path) -> None:

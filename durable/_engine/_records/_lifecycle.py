@@ -316,10 +316,18 @@ def _check_start(record: Record) -> str | None:
     return _origin_problem(record["from"]) if "from" in record else None
 
 
+def _is_link_kind(how: Any) -> bool:
+    """Whether `how` names a link ("fork", "restart"); a list or map from a file is not one.
+
+    (`in` a frozenset hashes its operand: an unhashable value would raise TypeError.)
+    """
+    return type(how) is str and how in LINK_KINDS
+
+
 def _origin_problem(made: Any) -> str | None:
     if type(made) is not dict:
         return "its 'from' is not a map"
-    if type(made.get("id")) is not str or made.get("how") not in LINK_KINDS:
+    if type(made.get("id")) is not str or not _is_link_kind(made.get("how")):
         return "its 'from' lacks a source id or a known 'how'"
     if not _is_time(made.get("t")):
         return "its 'from' has no time 't'"
@@ -340,7 +348,7 @@ def _check_resume(record: Record) -> str | None:
 
 
 def _check_link(record: Record) -> str | None:
-    if record.get("how") not in LINK_KINDS or type(record.get("id")) is not str:
+    if not _is_link_kind(record.get("how")) or type(record.get("id")) is not str:
         return "its 'how' (fork or restart) or the new run's 'id' is missing or wrong"
     if not _is_time(record.get("t")):
         return "its time 't' is missing or not a time"
