@@ -250,7 +250,12 @@ def _read_frame(
         return "a frame of another file (stale blocks a crash exposed?)"
     size = piece_end - offset
     if end + _CHECKSUM_SIZE != len(body):  # junk (a zeroed page) between it and the next MARK
-        size = 1 + len(escape(body[: end + _CHECKSUM_SIZE]))
+        escaped = escape(body[: end + _CHECKSUM_SIZE])
+        if data[offset + 1 : offset + 1 + len(escaped)] != escaped:
+            # (an escape's second byte damaged at the checksum's end: "f7 01" read as "f7"
+            # and junk would pass the checksum, and the junk would hide the damage)
+            return "a damaged escape sequence in its bytes"
+        size = 1 + len(escaped)
     return _Frame(length, frame_file, watermark, body[_BODY_HEAD_SIZE:end], size)
 
 

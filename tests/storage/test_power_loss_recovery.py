@@ -48,6 +48,39 @@ def frame_starts(data: bytes, path: Path) -> list[int]:
     return [record.offset for record in parse(data, path).records]
 
 
+# A journal "flow" whose last record's checksum ends in 0xf7, escaped as f7 01 (bytes 182-183),
+# then the closing sync mark (184-204): written by finished_journal, kept as found.
+ESCAPE_AT_CHECKSUM_END = bytes.fromhex(
+    "4455524a02000000268e129aceb26de29be0b6bec10b000000268e129a0000000000000000636861726765"
+    "2063617264503b2313c127000000268e129a3400000000000000726573657276652073746f636b72657365"
+    "72766520"
+    "73746f636b726573657276652073746f636bdae68be0c10f000000268e129a7000000000000000736869"
+    "70207468652070617263656c29c64d70c10e000000268e129a940000000000000073656e64207468652065"
+    "6d61696cee7555f701c100000000268e129ab8000000000000000580be31"
+)
+
+
+async def test_a_damaged_escape_at_a_checksums_end_is_refused_not_taken_for_junk(
+    journal_dir: Path,
+) -> None:
+    # f7 01 -> f7 00: unescaped, the checksum still reads right, and "00" looked like junk
+    # between frames (a zeroed page), which moved the damage onto the closing mark, cut as an
+    # unsynced tail (seen once in CI, ~1 journal in 100 has an escape there)
+    path = journal_dir / "flow.journal"
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ESCAPE_AT_CHECKSUM_END)
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        assert [record.payload for record in journal.records] == PAYLOADS
+        await journal.abandon()
+        damaged = bytearray(ESCAPE_AT_CHECKSUM_END)
+        damaged[183] ^= 0x01
+        path.write_bytes(damaged)
+        with pytest.raises(JournalCorrupted, match="damaged escape"):
+            await store.open("flow")
+    assert path.read_bytes() == damaged  # (refused untouched)
+
+
 async def test_a_flipped_byte_anywhere_in_a_synced_journal_is_refused_untouched(
     journal_dir: Path,
 ) -> None:
