@@ -124,11 +124,9 @@ def run(
     profiler = cProfile.Profile() if profile_to is not None else None
     try:
         with stubbed_syncs():
-            if workload != "replay":
-                pass
-            elif (directory / "replay.journal").exists():
+            if workload == "replay" and (directory / "replay.journal").exists():
                 shutil.copy(directory / "replay.journal", scratch)
-            else:
+            elif workload == "replay":
                 asyncio.run(_write_finished_steps(scratch, steps))
             started = time.process_time()
             if profiler is not None:
