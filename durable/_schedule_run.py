@@ -13,15 +13,15 @@ already has:
   step replays it (same id: the child is started, resumed or joined, never doubled), and a
   second start of the same fire time (a backfill over it, a trigger at that instant) joins
   that same run;
-- commands (pause, resume, trigger, backfill, delete, update) are events in its inbox
-  (`send_event`), durable once sent, taken in order, from any process or the CLI;
+- commands (pause, resume, trigger, backfill, delete, update, ensure) are events in its
+  inbox (`send_event`), durable once sent, taken in order, from any process or the CLI;
 - waiting is a durable timer (`wait_for_event(timeout=...)`): an idle schedule is unloaded
   like any sleeper, and durable.testing's virtual time runs a month of fires in
   milliseconds; its crash-point checker works on it unchanged.
 
 The definition it runs (the ScheduleSpec) is journaled: the start record's arguments, then
-each `update` command; so a replay computes the fire times the journal saw, whatever the
-code declares now. Fire times depend only on the spec and journaled times.
+each `update` (or `create`, `ensure`) command; so a replay computes the fire times the
+journal saw, whatever the code declares now. Fire times depend only on the spec and journaled times.
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ class _Scheduler:
         elif op == "delete":
             state.deleted, state.note = True, str(command.get("note", ""))[:500]
             state.pending.clear()
-        elif op in ("update", "create"):
+        elif op in ("update", "create", "ensure"):
             try:
                 spec = ScheduleSpec.from_plain(command.get("spec"))
             except InvalidSchedule as error:
@@ -332,6 +332,10 @@ class _Scheduler:
             if spec.name != self.spec.name or spec.workflow != self.target.name:
                 self._record_outcome("command", current, "ignored", "another schedule's definition")
                 return
+            if op == "ensure":  # (Schedule.start() again: create it, update it, or nothing)
+                if spec == self.spec and not state.deleted:
+                    return  # (as it runs: the cursor stays, so missed fires are caught up)
+                op = "create"
             self.spec = spec
             state.cursor = max(state.cursor, current)  # (from now on: nothing before re-run)
             if op == "create" and state.deleted:

@@ -133,17 +133,23 @@ class Schedule:
         Idempotent: call it at every start of every process that should run schedules.
         The first creates it; later ones resume it here (or, while another runtime on the
         store runs it, follow that one and take over if it stops or dies). A definition
-        that differs from the journaled one is sent as an update (fires already handled
-        stay handled); a deleted schedule is created again.
+        that differs from the journaled one replaces it (fires already handled stay
+        handled); a deleted schedule is created again.
+
+        A start of a schedule that exists sends it an `ensure` command, taken in order after
+        every command sent before it, rather than deciding from the state it reads: a
+        delete still waiting in the inbox would otherwise win or lose by how fast the
+        schedule's run takes it. A definition that matches the running one is a no-op.
         """
         runtime = runtime if runtime is not None else default_runtime()
-        await runtime.start(self.runner, self.spec.to_plain(), None, id=self.id, attach=True)
         handle = ScheduleHandle(runtime, self.name)
-        recorded, deleted = await handle._recorded()
-        if deleted:
-            await handle._send({"op": "create", "spec": self.spec.to_plain()})
-        elif recorded != self.spec:
-            await handle._send({"op": "update", "spec": self.spec.to_plain()})
+        existed, _ = await handle._recorded()
+        await runtime.start(self.runner, self.spec.to_plain(), None, id=self.id, attach=True)
+        if existed is None:  # (created here, or by a racing start that may declare another)
+            recorded, deleted = await handle._recorded()
+            if recorded == self.spec and not deleted:
+                return handle
+        await handle._send({"op": "ensure", "spec": self.spec.to_plain()})
         return handle
 
     def __repr__(self) -> str:

@@ -195,6 +195,58 @@ async def test_delete_then_start_again(tmp_path: Path) -> None:
         assert DONE == ["d 2026-01-04T02:00:00+00:00"]
 
 
+async def test_a_start_is_taken_after_the_commands_sent_before_it(tmp_path: Path) -> None:
+    """A delete waiting in the inbox at a restart, then start(): created again, every time.
+
+    start() once read the state and sent `create` only if it said deleted, so the outcome
+    hung on whether the new run had taken the delete yet (a CI flake); now start sends
+    `ensure`, ordered after the delete.
+    """
+    schedule = durable.Schedule("e", nightly, args=("e",), cron="0 2 * * *")
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        handle = await schedule.start(runtime)
+        await runtime.advance("1 day")
+        await handle.pause("audit")
+        await runtime.advance("1 min")
+    async with TestRuntime(tmp_path, start_time=runtime.now()) as offline:  # (no run of it)
+        await durable.ScheduleHandle(offline, "e").delete("gone")
+    for taken_first in (False, True):
+        async with TestRuntime(
+            tmp_path, workflows=[schedule.runner], start_time=runtime.now()
+        ) as again:
+            if taken_first:
+                await again.recover()  # (the delete taken before start() reads anything)
+                await again.advance("1 s")
+                assert (await durable.ScheduleHandle(again, "e").describe()).deleted
+            handle = await schedule.start(again)
+            await again.advance("1 min")
+            described = await handle.describe()
+            assert (described.deleted, described.paused, described.note) == (False, False, "")
+        if not taken_first:  # (the same again, the delete sent while nothing runs it)
+            async with TestRuntime(tmp_path, start_time=runtime.now()) as offline:
+                await durable.ScheduleHandle(offline, "e").delete("gone")
+
+
+async def test_a_start_that_changes_nothing_sends_nothing_that_changes_fires(
+    tmp_path: Path,
+) -> None:
+    """An unchanged start (every deploy's) keeps the cursor: the fires missed are caught up."""
+    schedule = durable.Schedule("k", nightly, args=("k",), cron="0 2 * * *", catchup="all")
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        await schedule.start(runtime)
+        await runtime.advance("1 day")
+    async with TestRuntime(tmp_path, start_time=runtime.now() + timedelta(days=2)) as again:
+        handle = await schedule.start(again)
+        await again.advance("1 min")
+        described = await handle.describe()
+        assert [r.outcome for r in described.recent if r.kind == "command"] == []
+    assert DONE == [
+        "k 2026-01-02T02:00:00+00:00",
+        "k 2026-01-03T02:00:00+00:00",
+        "k 2026-01-04T02:00:00+00:00",
+    ]
+
+
 async def test_a_changed_definition_is_an_update(tmp_path: Path) -> None:
     async with TestRuntime(tmp_path, start_time=START) as runtime:
         await durable.Schedule("u", nightly, args=("old",), cron="0 2 * * *").start(runtime)

@@ -42,6 +42,18 @@ async def run_schedule(directory: Path, start: datetime, days: str) -> durable.S
         return await handle.describe()
 
 
+async def take_commands(directory: Path, start: datetime, days: str) -> durable.ScheduleDescription:
+    """Resume the schedule as a restarted process does (recover(), no start()) for `days`.
+
+    Not Schedule.start(): a start sends `ensure` after the commands waiting, which would
+    create a deleted schedule again.
+    """
+    async with TestRuntime(directory, workflows=[reports().runner], start_time=start) as runtime:
+        await runtime.recover()
+        await runtime.advance(days)
+        return await durable.ScheduleHandle(runtime, "reports").describe()
+
+
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
     asyncio.run(run_schedule(tmp_path / "journals", START, "2 days"))
@@ -161,8 +173,9 @@ def test_commands_reach_the_schedule_and_a_deleted_one_takes_none(
     inbox = client.get("/api/workflows/schedule:reports").json()["inbox"]
     assert [m["payload"]["op"] for m in inbox] == ["pause", "backfill", "trigger"]
 
-    # The process running the schedule takes them (here: a runtime started again).
-    described = asyncio.run(run_schedule(directory, datetime(2026, 1, 3, 12, tzinfo=UTC), "2 days"))
+    # The process running the schedule takes them (here: one restarted, recovering it).
+    restart = datetime(2026, 1, 3, 12, tzinfo=UTC)
+    described = asyncio.run(take_commands(directory, restart, "2 days"))
     assert (described.paused, described.note) == (True, "audit")
     assert [r.kind for r in described.recent[-3:]] == ["trigger", "backfill", "backfill"]
     row = client.get("/api/schedules").json()["schedules"][0]
@@ -170,7 +183,7 @@ def test_commands_reach_the_schedule_and_a_deleted_one_takes_none(
     assert client.post("/api/schedules/reports/resume", json={}).status_code == 200
     deleted = client.post("/api/schedules/reports/delete", json={"note": "gone"})
     assert deleted.status_code == 200
-    asyncio.run(run_schedule(directory, datetime(2026, 1, 5, 12, tzinfo=UTC), "1 hour"))
+    asyncio.run(take_commands(directory, datetime(2026, 1, 5, 12, tzinfo=UTC), "1 hour"))
     row = client.get("/api/schedules/reports").json()
     assert (row["state"], row["note"]) == ("deleted", "gone")
     refused = client.post("/api/schedules/reports/trigger", json={})
