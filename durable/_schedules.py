@@ -9,6 +9,7 @@ runtime's public surface; the runtime knows nothing of schedules.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from ._errors import (
     JournalNotFound,
     ScheduleNotFound,
     WorkflowDefinitionError,
+    WorkflowFinished,
     WorkflowNotFound,
 )
 from ._handles import WorkflowHandle
@@ -37,6 +39,8 @@ from ._schedule_spec import (
     schedule_id,
     validate,
 )
+
+logger = logging.getLogger("durable")
 
 WORKFLOW_PREFIX = "durable.schedule:"  # + the schedule's name: its workflow's name
 
@@ -149,7 +153,16 @@ class Schedule:
             recorded, deleted = await handle._recorded()
             if recorded == self.spec and not deleted:
                 return handle
-        await handle._send({"op": "ensure", "spec": self.spec.to_plain()})
+        try:
+            await handle._send({"op": "ensure", "spec": self.spec.to_plain()})
+        except WorkflowFinished as ended:  # (cancelled or failed: it fires no more)
+            logger.warning(
+                "schedule %r does not run: %s. Resume or restart its workflow %r (durable "
+                "resume / durable restart) for it to fire again",
+                self.name,
+                ended,
+                self.id,
+            )
         return handle
 
     def __repr__(self) -> str:

@@ -247,6 +247,22 @@ async def test_a_start_that_changes_nothing_sends_nothing_that_changes_fires(
     ]
 
 
+async def test_a_start_of_a_schedule_whose_workflow_ended_warns_and_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its workflow cancelled by an operator: start() at the next boot says so, not raises."""
+    schedule = durable.Schedule("c", nightly, args=("c",), cron="0 2 * * *")
+    async with TestRuntime(tmp_path, start_time=START) as runtime:
+        await schedule.start(runtime)
+        await (await runtime.handle(schedule.id)).cancel("operator")
+        await runtime.advance("1 min")
+    async with TestRuntime(tmp_path, start_time=runtime.now()) as again:
+        handle = await schedule.start(again)
+        assert handle.name == "c"
+    assert "schedule 'c' does not run" in caplog.text
+    assert "schedule:c" in caplog.text
+
+
 async def test_a_changed_definition_is_an_update(tmp_path: Path) -> None:
     async with TestRuntime(tmp_path, start_time=START) as runtime:
         await durable.Schedule("u", nightly, args=("old",), cron="0 2 * * *").start(runtime)
