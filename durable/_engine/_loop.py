@@ -38,6 +38,10 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
+TASK_SALT_SHIFT = 40  # (a task's hash: its count below bit 40, the run's salt above)
+TASK_SALT_MASK = (1 << 20) - 1  # (hashes stay under 2**61 - 1: Python reduces above it)
+
+
 class StepTimer(asyncio.TimerHandle):
     """A timer of workflow code, tagged with the step its driver gave it."""
 
@@ -53,6 +57,13 @@ class OrderedTask(asyncio.Task):  # type: ignore[type-arg]
 
     Sets of tasks (asyncio.wait's `done` and `pending`) then iterate in the same order in
     every process that replays the workflow, so code that loops over them replays.
+
+    `order` is the creation count plus the run's salt (its start record's `hs`) at bits
+    40-59. Without it, every run's first task hashed 0: asyncio's one set of all tasks held
+    thousands of equal hashes, and registering a task compared it with each (~180 us a
+    task at 3,000 sleepers). A set's slots follow the low bits, so the salt changes an
+    iteration order only past a probe's ~7th perturbation round (thousands of tasks that
+    all collide); a journal from before it has no `hs` and replays with 0, as recorded.
     """
 
     __slots__ = ("order",)
@@ -133,7 +144,9 @@ _NO_TIMERS = _NoTimers()
 class WorkflowLoop(CustomEventLoop):
     """A deterministic loop for one workflow: callbacks in FIFO order, time set from outside."""
 
-    def __init__(self, *, start_time: float, scheduler: TimerScheduler, owner: object) -> None:
+    def __init__(
+        self, *, start_time: float, scheduler: TimerScheduler, owner: object, salt: int = 0
+    ) -> None:
         self._queue: collections.deque[asyncio.Handle] = collections.deque()  # ready callbacks
         self._time = start_time
         self._scheduler = scheduler
@@ -148,6 +161,9 @@ class WorkflowLoop(CustomEventLoop):
         self._first_task: asyncio.Task[Any] | None = None
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] | None = None
         self.orders = itertools.count()  # tasks and calls of workflow code (their hashes)
+        # Added to its tasks' hashes: apart from other runs' tasks, the same on a replay
+        # (journaled: the start record's `hs`), above the bits a set's slot reads first.
+        self._task_salt = (salt & TASK_SALT_MASK) << TASK_SALT_SHIFT
         self.owner = owner  # the driver; how in-workflow calls find their workflow
         # The host loop its driver steps it from, once known (its driver sets it): the one
         # to put back after a step, without asking which runs (a system call on 3.11).
@@ -294,7 +310,8 @@ class WorkflowLoop(CustomEventLoop):
         context: Context | None = None,
     ) -> asyncio.Task[T]:
         self._check_open()
-        task = OrderedTask(next(self.orders), coro, loop=self, name=name, context=context)
+        order = self._task_salt + next(self.orders)
+        task = OrderedTask(order, coro, loop=self, name=name, context=context)
         if self._first_task is None:
             self._first_task = task
         else:

@@ -27,6 +27,7 @@ from .._errors import (
 from .._gc_pause import collector_paused
 from .._storage._frames import StoredRecord
 from . import _records as records
+from ._loop import TASK_SALT_MASK
 from ._set_aside import as_replayed, operated, replayed
 
 # The record kinds that open a step of another kind than an activity, and that kind. An
@@ -74,6 +75,7 @@ def start_record(
     now = clock()
     if execution_timeout is not None:
         fields["deadline"] = now + execution_timeout
+    fields.setdefault("task_salt", seed & TASK_SALT_MASK)
     start = records.start(workflow_name, workflow_id, arguments, now, seed, **fields)
     return encode(start, context=f"the arguments of workflow {workflow_name!r}")
 

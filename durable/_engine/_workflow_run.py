@@ -202,7 +202,7 @@ class WorkflowRun:
             drain_outcomes=self._drain_outcomes,
         )
         self.loop = WorkflowLoop(  # type: ignore[abstract]  # (I/O methods: not for workflows)
-            start_time=self.start_time, scheduler=self, owner=self
+            start_time=self.start_time, scheduler=self, owner=self, salt=start.get("hs", 0)
         )
 
     # -- what the runtime reads -----------------------------------------------------------

@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import durable
 from durable import JournalDirectory, Runtime
-from durable._encoding import decode
+from durable._encoding import decode, encode
+from durable._engine import _records
+from durable._engine._loop import TASK_SALT_MASK, TASK_SALT_SHIFT
 
 pytestmark = pytest.mark.anyio
 
@@ -145,3 +149,84 @@ async def test_a_run_resumed_from_any_record_takes_the_same_steps(
             assert resumed == first, f"after a kill at record {index}"
         ran = sum(RAN.values()) + len(recorded)
         assert ran == activities, f"a recorded step ran again after record {index}"
+
+
+# -- tasks' hashes: the run's salt above the creation count -----------------------------------
+
+
+class _Hashing:
+    """Hashes as given, equal only to itself (as a task)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return self.value
+
+
+@given(
+    counts=st.lists(st.integers(0, 20_000), unique=True, max_size=400),
+    salt=st.integers(0, TASK_SALT_MASK),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_salt_leaves_every_set_s_iteration_order_as_the_bare_counts(
+    counts: list[int], salt: int
+) -> None:
+    """Journals recorded before the salt replay alike: a set iterates as it did."""
+    bare = [item.value for item in {_Hashing(count) for count in counts}]
+    salted = [
+        item.value for item in {_Hashing(count + (salt << TASK_SALT_SHIFT)) for count in counts}
+    ]
+    assert [value & ((1 << TASK_SALT_SHIFT) - 1) for value in salted] == bare
+
+
+async def test_two_runs_tasks_do_not_share_hashes(tmp_path: Path) -> None:
+    """asyncio keeps every task in one set: two runs' first tasks must not collide there."""
+
+    @durable.workflow(name="hashes_of_tasks")
+    async def hashes() -> list[int]:
+        current = asyncio.current_task()
+        assert current is not None
+        other = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await other
+        return [hash(current), hash(other)]
+
+    async with Runtime(tmp_path) as runtime:
+        first = await runtime.run(hashes, id="h-1")
+        second = await runtime.run(hashes, id="h-2")
+    low = (1 << TASK_SALT_SHIFT) - 1
+    assert [value & low for value in first] == [value & low for value in second] == [0, 1]
+    assert first[0] != second[0]  # (each run's salt: its journaled seed's low 20 bits)
+
+
+HASHES: list[int] = []
+
+
+@durable.workflow(name="hash_of_a_task")
+async def task_hash() -> None:
+    await charge(1)
+    current = asyncio.current_task()
+    assert current is not None
+    HASHES.append(hash(current))
+
+
+async def test_a_new_journal_has_a_salt_and_one_without_replays_with_none(
+    tmp_path: Path,
+) -> None:
+    """Journals from before `hs`: their tasks hash by the bare count, as when recorded."""
+    HASHES.clear()
+    async with Runtime(tmp_path) as runtime:
+        await runtime.run(task_hash, id="salted")
+    start = (await records(tmp_path / "salted.journal"))[0][1]
+    assert [start["hs"] << TASK_SALT_SHIFT] == HASHES
+    assert 0 <= start["hs"] <= TASK_SALT_MASK
+    async with JournalDirectory(tmp_path) as store:  # (a start record as written before hs)
+        journal = await store.open("older")
+        await journal.append(encode(_records.start("hash_of_a_task", "older", [], 1.0, 77)))
+        await journal.close()
+    async with Runtime(tmp_path, workflows=[task_hash]) as runtime:
+        await runtime.run(task_hash, id="older")
+    assert HASHES[1] == 0
+    assert "hs" not in (await records(tmp_path / "older.journal"))[0][1]

@@ -122,6 +122,8 @@ def test_format_1_records_are_accepted() -> None:
         (23, {"v": None, "sn": ""} | {"t": None}, "its value 'v' or time 't'"),
         (0, {"seed": 1.5}, "its 'seed' is missing or not int"),
         (0, {"args": (1,)}, "its 'args' is missing or not list"),
+        (0, {"hs": -1}, "its 'hs' is not an int >= 0"),
+        (0, {"hs": "7"}, "its 'hs' is not an int >= 0"),
         (3, {"k": "start"}, "record 3 is a start record"),
         (0, {"tc": "00-abc"}, "its trace carrier 'tc' is not a map"),
         (24, {"tc": {"traceparent": 7}}, "its trace carrier 'tc' holds something other"),

@@ -60,6 +60,7 @@ class StartRecord(_FromKey):
     dl: NotRequired[float]  # the deadline: start time + execution_timeout (kept by generations)
     tc: NotRequired[dict[str, str]]  # the starter's trace carrier (kept by generations)
     so: NotRequired[dict[str, int]]  # values each stream had before this generation
+    hs: NotRequired[int]  # its tasks' hash salt (none: 0, as every journal before it)
 
 
 class StartFields(TypedDict, total=False):
@@ -73,6 +74,7 @@ class StartFields(TypedDict, total=False):
     trace: dict[str, str] | None
     stream_offsets: dict[str, int] | None
     origin: Origin | None
+    task_salt: int | None
 
 
 class RunRecord(TypedDict):
@@ -149,6 +151,7 @@ def start(
     trace: dict[str, str] | None = None,
     stream_offsets: dict[str, int] | None = None,
     origin: Origin | None = None,
+    task_salt: int | None = None,
     **keys: Any,
 ) -> StartRecord:
     """A journal's first record; each optional field is written only when given (not None).
@@ -168,6 +171,8 @@ def start(
         trace: `tc`, the starter's trace carrier.
         stream_offsets: `so`, the values each stream had before this generation.
         origin: `from`, the run a fork or restart was made from (see origin()).
+        task_salt: `hs`, added (shifted) to the hashes of the run's asyncio tasks, apart
+            from other runs' (see _loop.OrderedTask); a journal without one replays with 0.
         **keys: the same fields by their record keys, as a journal spells them (gen, q,
             dl, tc, so; `from` as `**{"from": ...}`). Unchecked, for tests that build
             records, malformed ones included; durable's own writers use the names above.
@@ -197,6 +202,8 @@ def start(
         record["so"] = stream_offsets
     if origin is not None:
         record["from"] = origin
+    if task_salt is not None:
+        record["hs"] = task_salt
     if keys:
         record.update(keys)  # type: ignore[typeddict-item]
     return record
@@ -299,7 +306,7 @@ def _check_start(record: Record) -> str | None:
             return f"its {key!r} is missing or not {expected.__name__}"
     if not _is_time(record.get("t")):
         return "its start time 't' is missing or not a time"
-    for key in ("gen", "q"):
+    for key in ("gen", "q", "hs"):
         if key in record and not _is_count(record[key]):
             return f"its {key!r} is not an int >= 0"
     if ("parent" in record and type(record["parent"]) is not str) or (
