@@ -103,7 +103,7 @@ def _page(fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
     want, seed, damaged = max(max_bytes, 64), seed_of(path), 0
     while True:
         data = os.pread(fd, want, position)
-        scanned = scan_v2(data, 0, generation, seed)
+        scanned = scan_v2(data, 0, generation, seed, position)
         damage = scanned.damage
         if damage is not None and not damage.torn_tail:
             damaged += 1  # (a read that overlapped a recovery reads well again)
