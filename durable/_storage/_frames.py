@@ -219,6 +219,10 @@ def encode_frame_v2(payload: bytes, watermark: int, file_id: int, seed: int) -> 
     return MARK + body.replace(_ESC, _ESCAPED_ESC).replace(MARK, _ESCAPED_MARK)
 
 
+_OTHER_FILE = "a frame of another file (stale blocks a crash exposed?)"
+_SECTOR = 512  # the smallest unit a device writes: stale blocks a crash exposes fill them
+
+
 class _Frame(NamedTuple):
     length: int  # payload bytes; 0 for a sync mark
     file_id: int
@@ -248,7 +252,7 @@ def _read_frame(
     if _mask(zlib.crc32(body[:end], seed)) != crc:
         return "checksum mismatch"
     if file_id is not None and frame_file != file_id:
-        return "a frame of another file (stale blocks a crash exposed?)"
+        return _OTHER_FILE
     size = piece_end - offset
     if end + _CHECKSUM_SIZE != len(body):  # junk (a zeroed page) between it and the next MARK
         escaped = escape(body[: end + _CHECKSUM_SIZE])
@@ -343,6 +347,12 @@ def scan_v2(  # noqa: PLR0915 (the replay's hot loop, its common case inline)
         frame = _read_frame(data, offset, offset + 1 + len(piece), file_id, seed)
         if isinstance(frame, str):
             damage = Damage(offset, frame, True)
+            if frame is _OTHER_FILE and (base + offset) % _SECTOR:
+                # Another file of this name (an older generation, a deleted journal) whose
+                # frame starts right where this file's bytes end, within a sector: stale
+                # blocks a crash exposes fill whole sectors, so it was written over this
+                # file (or another's header over this file's: cut, every record went).
+                damage = Damage(offset, _OTHER_FILE_WRITTEN, False)
             break
         # A valid frame with junk after it (a zeroed page) before the next MARK.
         damage = _misplaced(
@@ -360,6 +370,13 @@ def scan_v2(  # noqa: PLR0915 (the replay's hot loop, its common case inline)
     if damage is not None:
         damage = _classify(data, damage, file_id, seed, base)
     return ScanV2(records, offset, damage, synced, records_end)
+
+
+_OTHER_FILE_WRITTEN = (
+    "a frame of another file of this name (an older generation, a deleted journal) right "
+    "after this file's own bytes, within a sector: written over this file (or this file's "
+    "header over it), not stale blocks a crash exposed (those fill whole sectors)"
+)
 
 
 def _misplaced(
