@@ -101,6 +101,33 @@ async def test_frames_duplicated_swapped_or_deleted_are_refused_untouched(
             assert path.read_bytes() == changed, f"{what}: the file was changed"
 
 
+async def test_pages_from_a_cursor_see_what_a_whole_read_sees(journal_dir: Path) -> None:
+    # A journal still open (no closing mark): a page after a copied or moved frame knew
+    # nothing of the frames before its cursor, and read on where a whole read refuses.
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        for payload in PAYLOADS * 2:
+            await journal.append(payload)
+        whole = (journal_dir / "flow.journal").read_bytes()
+        await journal.abandon()
+    path = journal_dir / "flow.journal"
+    refused = 0
+    async with JournalDirectory(journal_dir) as store:
+        for what, changed in changes(whole).items():
+            path.write_bytes(changed)
+            try:
+                expected = [record.payload for record in await store.read("flow")]
+            except JournalCorrupted:
+                refused += 1
+                with pytest.raises(JournalCorrupted):
+                    await paged(store)
+                continue
+            # (what a whole read takes, pages take; a whole read would cut what they do not)
+            read = await paged(store)
+            assert read == expected[: len(read)], what
+    assert refused > 100
+
+
 async def test_a_stale_frame_of_a_cut_tail_after_the_new_frames_is_cut_not_read(
     journal_dir: Path,
 ) -> None:
