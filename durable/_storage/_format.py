@@ -13,7 +13,9 @@ So frames of another file's blocks, which a crash can expose, are not this file'
 id, or another name), and frames can be checked against the name when the header is lost.
 A header whose checksum holds but whose seed is another name's is a misplaced file
 (JournalMisplaced): copied or renamed from another workflow's, or a deleted journal's blocks
-that a crash exposed in a new file.
+that a crash exposed in a new file; unless frames of this name prove a sync covered it (as
+for a damaged header, below): then it is this file's, its header damaged (another file's
+header or first page written over it), and refused.
 
 Every later version keeps these 20 bytes first, so a header whose checksum holds and whose
 version is newer is a newer durable's file (UnsupportedJournalFormat), and one whose
@@ -161,7 +163,8 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
 
     Raises:
         JournalCorrupted: damage to bytes a sync had made durable (the header included).
-        JournalMisplaced: a valid header, of a file with another name.
+        JournalMisplaced: a valid header, of a file with another name (no frame of this
+            name proving a sync covered it).
         UnsupportedJournalFormat: a valid header of a newer format.
     """
     seed = seed_of(path)
@@ -176,6 +179,11 @@ def parse(data: bytes, path: Path, *, salvage: bool = False) -> Parsed:
                 raise UnsupportedJournalFormat(path=path, found=version, supported=FORMAT_VERSION)
             if version == FORMAT_VERSION:
                 if file_seed != seed:
+                    if find_proof(data, seed) is not None:
+                        # (frames of this name prove a sync covered the header: another
+                        # file's header, or its first page, over this file's, not a
+                        # misplaced file to move aside and start afresh)
+                        return _parse_headless(data, path, seed, salvage)
                     raise JournalMisplaced(path=path)
                 return _parse_v2(data, path, FileFormat(version, file_id, seed), salvage)
     return _parse_headless(data, path, seed, salvage)

@@ -183,6 +183,7 @@ MARK = b"\xc1"  # never a msgpack type byte, never in UTF-8 text
 _ESC = b"\xf7"
 _ESCAPED_ESC = b"\xf7\x01"
 _ESCAPED_MARK = b"\xf7\x02"
+_MARK_BYTE = MARK[0]
 _ESC_BYTE = _ESC[0]  # (`int in bytes` is 10x faster than a one-byte `bytes in bytes`)
 _BODY_HEAD = struct.Struct("<IIQ")  # payload length, file id, watermark
 _BODY_HEAD_SIZE = _BODY_HEAD.size
@@ -218,6 +219,10 @@ def encode_frame_v2(payload: bytes, watermark: int, file_id: int, seed: int) -> 
     return MARK + body.replace(_ESC, _ESCAPED_ESC).replace(MARK, _ESCAPED_MARK)
 
 
+_OTHER_FILE = "a frame of another file (stale blocks a crash exposed?)"
+_SECTOR = 512  # the smallest unit a device writes: stale blocks a crash exposes fill them
+
+
 class _Frame(NamedTuple):
     length: int  # payload bytes; 0 for a sync mark
     file_id: int
@@ -247,7 +252,7 @@ def _read_frame(
     if _mask(zlib.crc32(body[:end], seed)) != crc:
         return "checksum mismatch"
     if file_id is not None and frame_file != file_id:
-        return "a frame of another file (stale blocks a crash exposed?)"
+        return _OTHER_FILE
     size = piece_end - offset
     if end + _CHECKSUM_SIZE != len(body):  # junk (a zeroed page) between it and the next MARK
         escaped = escape(body[: end + _CHECKSUM_SIZE])
@@ -275,7 +280,9 @@ class ScanV2:
     records_end: int  # where the last record's frame ends (sync marks after it aside)
 
 
-def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
+def scan_v2(  # noqa: PLR0915 (the replay's hot loop, its common case inline)
+    data: bytes, start: int, file_id: int, seed: int, base: int = 0
+) -> ScanV2:
     """Read the v2 frames of `data` from `start`, and classify any damage after the last good one.
 
     At the first bad byte X, every valid frame after it is read for its watermark: one that
@@ -284,6 +291,10 @@ def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
     exactly what a power loss may lose or scramble: a torn tail, cut at X. Stale frames of
     this file (left from an earlier cut tail) carry watermarks at or below the earlier cut,
     so they never prove a later one wrong. Linear in the size of the data.
+
+    A valid frame whose watermark does not fit where it lies is bad too (see _misplaced):
+    a frame of this file duplicated, moved or deleted. `base`: the file offset of data[0]
+    (a page read from a cursor), for the watermarks, which are file offsets.
     """
     records: list[StoredRecord] = []
     synced = 0
@@ -299,6 +310,8 @@ def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
     unpack_crc = _CRC.unpack_from
     crc32 = zlib.crc32
     esc = _ESC_BYTE  # (an int: `int in bytes` is a memchr, a one-byte `bytes in bytes` is not)
+    mark_byte = _MARK_BYTE
+    first = base + start
     for index in range(1, len(pieces)):
         piece = pieces[index]
         body = unescape(piece) if esc in piece else piece
@@ -311,35 +324,110 @@ def scan_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
                 if (((full >> 15) | (full << 17)) + _MASK_DELTA) & 0xFFFFFFFF == unpack_crc(
                     body, end
                 )[0]:
-                    if watermark > synced:  # noqa: PLR1730 (cheaper than max() per record)
+                    if watermark != synced or not length:
+                        # (the common case inline: a record after a sync, at a frame start)
+                        if not (
+                            length
+                            and synced < watermark <= base + offset
+                            and watermark >= first
+                            and data[watermark - base] == mark_byte
+                        ):
+                            damage = _misplaced(
+                                data, offset, length, watermark, synced, start=start, base=base
+                            )
+                            if damage is not None:
+                                break
                         synced = watermark
-                    frame_start = offset
-                    offset += 1 + len(piece)
                     if length:
                         payload = body[_BODY_HEAD_SIZE:end]
-                        records.append(new_record(StoredRecord, (frame_start, payload)))
-                        records_end = offset
+                        records.append(new_record(StoredRecord, (offset, payload)))
+                        records_end = offset + 1 + len(piece)
+                    offset += 1 + len(piece)
                     continue
         frame = _read_frame(data, offset, offset + 1 + len(piece), file_id, seed)
         if isinstance(frame, str):
             damage = Damage(offset, frame, True)
+            if frame is _OTHER_FILE and (base + offset) % _SECTOR:
+                # Another file of this name (an older generation, a deleted journal) whose
+                # frame starts right where this file's bytes end, within a sector: stale
+                # blocks a crash exposes fill whole sectors, so it was written over this
+                # file (or another's header over this file's: cut, every record went).
+                damage = Damage(offset, _OTHER_FILE_WRITTEN, False)
             break
         # A valid frame with junk after it (a zeroed page) before the next MARK.
-        synced = max(synced, frame.watermark)
+        damage = _misplaced(
+            data, offset, frame.length, frame.watermark, synced, start=start, base=base
+        )
+        if damage is not None:
+            break
+        synced = frame.watermark
         if frame.length:
             records.append(new_record(StoredRecord, (offset, frame.payload)))
             records_end = offset + frame.escaped_size
         offset += frame.escaped_size
         damage = Damage(offset, "no frame starts here", True)
         break
-    if damage is None:
-        return ScanV2(records, offset, None, synced, records_end)
-    return ScanV2(records, offset, _classify(data, damage, file_id, seed), synced, records_end)
+    if damage is not None:
+        damage = _classify(data, damage, file_id, seed, base)
+    return ScanV2(records, offset, damage, synced, records_end)
 
 
-def _classify(data: bytes, damage: Damage, file_id: int, seed: int) -> Damage:
+_OTHER_FILE_WRITTEN = (
+    "a frame of another file of this name (an older generation, a deleted journal) right "
+    "after this file's own bytes, within a sector: written over this file (or this file's "
+    "header over it), not stale blocks a crash exposed (those fill whole sectors)"
+)
+
+
+def _misplaced(
+    data: bytes, at: int, length: int, watermark: int, synced: int, *, start: int, base: int
+) -> Damage | None:
+    """Why a valid frame at data[at] cannot be where it is (None: it can), as damage there.
+
+    A writer's watermark is what a completed sync covered: the file's size at a sync,
+    which is where a frame starts (or the file ends, where the next one starts), never
+    after the frame it is in, never less than an earlier frame's; and a sync mark is
+    written where its watermark says the file ended. `synced`: the highest watermark of
+    the valid frames read from data[start] up to this one, so every MARK byte among them
+    is a frame's start. `base`: the file offset of data[0] (a page read from a cursor); a
+    watermark before data[start] is then unchecked (it is in no header: a page's frames
+    before the cursor).
+
+    A watermark below an earlier one is an earlier frame of this file met again (pasted,
+    moved, or a stale frame of a cut tail): damage there, a tail to cut unless a later
+    frame proves it synced. A watermark that claims more than what precedes it (beyond
+    the frame, not at a frame's start, or a sync mark elsewhere than at its watermark) is a
+    valid frame's own proof that bytes it says were synced are not what was written: frames
+    deleted, moved or inserted before it. Refused (no crash writes such a frame).
+    """
+    offset = base + at
+    if watermark < synced:
+        reason = (
+            f"a frame whose watermark ({watermark}) is below an earlier frame's ({synced}): "
+            "a frame of this file duplicated, moved, or left from a cut tail"
+        )
+        return Damage(at, reason, True)
+    if watermark > offset:
+        fits = False
+    elif watermark >= base + start:
+        fits = data[watermark - base] == _MARK_BYTE
+    else:
+        fits = base > 0 or watermark == 0  # (nothing before a header's end was ever synced)
+    if fits and (length or watermark == offset):
+        return None
+    what = "sync mark" if not length else "frame"
+    reason = (
+        f"a valid {what} whose watermark ({watermark}) does not fit where it lies: frames "
+        "before it were deleted, moved or inserted (damage a sync had covered, not a crash)"
+    )
+    return Damage(at, reason, False)
+
+
+def _classify(data: bytes, damage: Damage, file_id: int, seed: int, base: int = 0) -> Damage:
     """The first damage, as corruption when a valid frame after it proves it was synced."""
-    proof = _later_proof(data, damage.offset, file_id, seed)
+    if not damage.torn_tail:  # (refused already, by the frame itself: see _misplaced)
+        return damage
+    proof = _later_proof(data, damage.offset, file_id, seed, base)
     if proof is None:
         return damage
     at, watermark, _ = proof
@@ -395,9 +483,9 @@ def salvage_v2(data: bytes, start: int, file_id: int, seed: int) -> ScanV2:
 
 
 def _later_proof(
-    data: bytes, damaged_at: int, file_id: int | None, seed: int
+    data: bytes, damaged_at: int, file_id: int | None, seed: int, base: int = 0
 ) -> tuple[int, int, int] | None:
-    """A valid frame after `damaged_at` whose watermark covers it.
+    """A valid frame after `damaged_at` whose watermark covers it (file offset base + damaged_at).
 
     Returns its offset, its watermark and its file id, or None.
     """
@@ -407,7 +495,7 @@ def _later_proof(
     while candidate >= 0:
         following = find(MARK, candidate + 1)
         frame = _read_frame(data, candidate, end if following < 0 else following, file_id, seed)
-        if not isinstance(frame, str) and frame.watermark > damaged_at:
+        if not isinstance(frame, str) and frame.watermark > base + damaged_at:
             return candidate, frame.watermark, frame.file_id
         candidate = following
     return None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .._errors import JournalCorrupted
 from ._format import HEADER_SIZE, parse, seed_of, v2_file_id
-from ._frames import StoredRecord, scan_v2
+from ._frames import MARK, ScanV2, StoredRecord, scan_v2
 from ._opening import READ_FLAGS, open_regular
 
 Cursor = tuple[int, int]  # (generation, position); see the module
@@ -97,25 +97,57 @@ def _previous(directory_fd: int, path: Path, cursor: Cursor, max_bytes: int) -> 
 
 
 def _page(fd: int, path: Path, cursor: Cursor, max_bytes: int) -> Page:
-    """The records of open file `fd` (journal `path`'s generation `cursor[0]`) from `cursor`."""
+    """The records of open file `fd` (journal `path`'s generation `cursor[0]`) from `cursor`.
+
+    The frames just before the cursor (up to LOOKBACK bytes) are read again, not returned:
+    the page's watermarks are checked against theirs (see _frames._misplaced), so a frame
+    copied or moved to after the cursor is damage here too, as in a whole read.
+    """
     generation, position = cursor
     size = os.fstat(fd).st_size
     want, seed, damaged = max(max_bytes, 64), seed_of(path), 0
+    back = max(0, min(position - HEADER_SIZE, LOOKBACK))
     while True:
-        data = os.pread(fd, want, position)
-        scanned = scan_v2(data, 0, generation, seed)
+        data = os.pread(fd, back + want, position - back)
+        scanned = _scan(data, back, generation, seed, position - back)
         damage = scanned.damage
         if damage is not None and not damage.torn_tail:
             damaged += 1  # (a read that overlapped a recovery reads well again)
             if damaged < 3:
                 continue
-            raise JournalCorrupted(path=path, offset=position + damage.offset, reason=damage.reason)
-        if scanned.records or len(data) < want:
+            offset = position - back + damage.offset
+            raise JournalCorrupted(path=path, offset=offset, reason=damage.reason)
+        records = [
+            StoredRecord(position - back + offset, payload)
+            for offset, payload in scanned.records
+            if offset >= back
+        ]
+        if records or len(data) < back + want:
             break
         want *= 2  # one record larger than the page: read it whole
-    end = position + scanned.valid_end
-    records = [StoredRecord(position + offset, payload) for offset, payload in scanned.records]
-    return Page(records, (generation, end), more=len(data) == want and end < size)
+    end = position - back + scanned.valid_end
+    return Page(records, (generation, end), more=len(data) == back + want and end < size)
+
+
+# Bytes before a page's cursor read again, for the watermarks of the frames there.
+LOOKBACK = 8 << 10
+
+
+def _scan(data: bytes, back: int, generation: int, seed: int, base: int) -> ScanV2:
+    """The frames of `data` from data[back] (the cursor), read after those before it.
+
+    Read from the first frame start in data[:back]: when those frames read whole up to the
+    cursor, exactly, the page's frames are checked against them. Else (a tail cut since
+    they were read, a cursor not at a frame's start) from the cursor alone, as before.
+    """
+    before = data.find(MARK, 0, back)
+    if before >= 0:
+        scanned = scan_v2(data, before, generation, seed, base)
+        damage = scanned.damage
+        at_cursor = back == len(data) or data[back] == MARK[0]
+        if at_cursor and scanned.valid_end >= back and (damage is None or damage.offset >= back):
+            return scanned
+    return scan_v2(data, back, generation, seed, base)
 
 
 def _whole(fd: int, path: Path, cursor: Cursor) -> Page:

@@ -75,6 +75,34 @@ async def test_a_frame_being_appended_is_left_for_the_next_page(tmp_path: Path) 
     assert not page.more
 
 
+async def test_a_hole_in_unsynced_frames_after_a_cursor_is_a_torn_tail_not_damage(
+    tmp_path: Path,
+) -> None:
+    # A crash left a hole in frames no sync covered, the frame after it whole: its
+    # watermark (a file offset) says nothing about the hole. A page from a cursor past the
+    # file's start compared it with an offset in the page, and refused the file.
+    async with JournalDirectory(tmp_path) as store:
+        journal = await store.open("j")
+        await journal.append(b"synced one")
+        await journal.append(b"synced two")
+        cursor = (await store.read_page("j", START, 1 << 20)).cursor
+        journal.write(b"unsynced A" * 5)
+        journal.write(b"unsynced B" * 5)
+        await journal.abandon()
+    path = tmp_path / "j.journal"
+    data = bytearray(path.read_bytes())
+    data[cursor[1] + 5 : cursor[1] + 15] = bytes(10)
+    path.write_bytes(data)
+    async with JournalDirectory(tmp_path) as store:
+        page = await store.read_page("j", cursor, 1 << 20)
+        assert page.records == []
+        assert page.cursor == cursor
+        assert [record.payload for record in await store.read("j")] == [
+            b"synced one",
+            b"synced two",
+        ]
+
+
 async def test_a_rotated_journal_and_a_missing_one_say_so(tmp_path: Path) -> None:
     async with JournalDirectory(tmp_path) as store:
         journal = await store.open("j")

@@ -222,6 +222,58 @@ async def test_another_files_journal_at_a_name_is_moved_aside_not_read_as_its_ow
     assert (journal_dir / "original.journal").read_bytes() == whole
 
 
+@pytest.mark.parametrize("size", [HEADER_SIZE, 512, 4096])
+async def test_another_journals_first_page_over_a_synced_journal_is_refused_not_moved_aside(
+    journal_dir: Path, size: int
+) -> None:
+    # Another workflow's header (its first sector, its first page) written over this
+    # journal's: frames of this name after it prove a sync covered the header, so the file
+    # is this workflow's, damaged; moved aside, its run started afresh (every step again).
+    other = await finished_journal(journal_dir, "other")
+    async with JournalDirectory(journal_dir) as store:
+        journal = await store.open("flow")
+        for index in range(40):
+            await journal.append(b"step %d " % index * 10)
+        await journal.close()
+    path = journal_dir / "flow.journal"
+    whole = path.read_bytes()
+    head = other[:size]  # (the other journal is shorter than a page: all of it)
+    damaged = head + whole[len(head) :]
+    path.write_bytes(damaged)
+    async with JournalDirectory(journal_dir) as store:
+        with pytest.raises(JournalCorrupted) as caught:
+            await store.read("flow")
+        assert caught.value.offset == 0
+        with pytest.raises(JournalCorrupted):
+            await store.open("flow")
+    assert path.read_bytes() == damaged
+    assert not (journal_dir / "flow.journal.misplaced").exists()
+
+
+async def test_an_older_same_named_journals_header_over_a_synced_one_is_refused_not_emptied(
+    journal_dir: Path,
+) -> None:
+    # The header of another file of this name (the generation before, a deleted journal of
+    # the same id) over this one's: its frames were "another file's", cut as a torn tail
+    # right after the header, every record with them. A frame of another file cannot start
+    # within a sector by a crash (stale blocks fill whole sectors): refused.
+    older = await finished_journal(journal_dir / "older")
+    whole = await finished_journal(journal_dir)
+    path = journal_dir / "flow.journal"
+    assert older[:HEADER_SIZE] != whole[:HEADER_SIZE]  # (another file id, the same seed)
+    for damaged in (
+        older[:HEADER_SIZE] + whole[HEADER_SIZE:],
+        whole + older[HEADER_SIZE:],  # (another's frames right after the closing mark)
+    ):
+        path.write_bytes(damaged)
+        async with JournalDirectory(journal_dir) as store:
+            with pytest.raises(JournalCorrupted, match="another file of this name"):
+                await store.read("flow")
+            with pytest.raises(JournalCorrupted, match="another file of this name"):
+                await store.open("flow")
+        assert path.read_bytes() == damaged
+
+
 async def test_version_1_journals_keep_opening_and_take_version_1_appends(
     journal_dir: Path,
 ) -> None:
