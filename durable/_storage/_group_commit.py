@@ -175,6 +175,7 @@ class GroupCommitter:
         self._rounds: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
         self._queue: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._stopping: threading.Thread | None = None  # the thread stop() last ended
         self._lock = threading.Lock()
         self._outstanding = 0  # requests queued or in flight on the thread; under _lock
         # Every open target, for attributing a syncfs error; a target leaves (under the
@@ -278,12 +279,11 @@ class GroupCommitter:
         with self._lock:
             inline = not self._outstanding and self._recent_sync < self._inline_budget
             self._outstanding += len(requests)
-        if not inline:  # the thread is busy (it must not sync at the same time) or syncs are slow
-            if self._thread is None:
-                self._start()
-            for request in requests:
-                self._queue.put(request)
-            return
+            if not inline:  # the thread is busy (it must not sync meanwhile) or syncs are slow
+                put = self._thread_queue().put
+                for request in requests:
+                    put(request)
+                return
         try:
             self._commit(requests, on_loop=loop)
         except Exception as error:
@@ -295,30 +295,50 @@ class GroupCommitter:
 
     def request_sync(self, target: CommitTarget, waiter: _Waiter) -> None:
         """Settle `waiter` once every frame written to `target` so far is durable."""
-        if self._thread is None:
-            self._start()
         target.in_flight += 1
         with self._lock:
             self._outstanding += 1
-        self._queue.put((target, target.written, waiter))
+            self._thread_queue().put((target, target.written, waiter))
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="durable-sync", daemon=True)
-                thread.start()
-                self._thread = thread
+    def _thread_queue(self) -> queue.SimpleQueue[_Request | object]:
+        """The sync thread's queue, the thread started if there is none (hold `_lock`).
+
+        Each thread has a queue of its own, and requests are put under the lock stop()
+        takes the thread with: a request comes before that thread's _STOP (it syncs it), or
+        goes to the next thread, which starts syncing once the stopped one has ended. (One
+        shared queue: a request asked while stop() ran started a thread that could take the
+        old one's _STOP, and stop() joined the old one for ever; both synced at once, and
+        the older mark could move `synced` back; a request put just after a _STOP was
+        never synced.)
+        """
+        if self._thread is None:
+            self._queue = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._run,
+                args=(self._queue, self._stopping),
+                name="durable-sync",
+                daemon=True,
+            )
+            thread.start()
+            self._thread = thread
+        return self._queue
 
     def stop(self) -> None:
         """Finish queued work and end the thread (blocking: call it from a worker thread)."""
         with self._lock:
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(_STOP)
+                self._stopping = thread
         if thread is not None:
-            self._queue.put(_STOP)
             thread.join()
 
-    def _run(self) -> None:
-        get, get_nowait = self._queue.get, self._queue.get_nowait
+    def _run(
+        self, requests: queue.SimpleQueue[_Request | object], previous: threading.Thread | None
+    ) -> None:
+        if previous is not None:
+            previous.join()  # (its last syncs first: two syncs of one file must not overlap)
+        get, get_nowait = requests.get, requests.get_nowait
         stopping = False
         while not stopping:
             first = get()

@@ -302,3 +302,71 @@ async def test_a_failed_sync_in_a_round_fails_exactly_the_files_that_lost_data(
             await journals[2].close()
         for index in (0, 1, 3):
             await journals[index].close()
+
+
+async def test_a_sync_asked_while_the_thread_stops_settles_and_the_stop_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() runs in a worker thread (a store's close) while the loop goes on: a sync asked
+    meanwhile starts a thread again. It must not share the stopping thread's queue: the new
+    thread took the stop meant for the old one, which then waited for work for ever, and so
+    did stop()'s join, and the close awaiting it (anyio's cancel scopes cannot interrupt
+    to_thread; an asyncio cancellation abandons it, the close half done).
+    """
+    directory_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(tmp_path / "a.journal", os.O_RDWR | os.O_CREAT, 0o600)
+    committer = group_commit.GroupCommitter(directory_fd, mode="fdatasync", inline_budget=0)
+    target = group_commit.CommitTarget(fd, tmp_path / "a.journal", same_device=True)
+    syncing, release = threading.Event(), threading.Event()
+    real_sync = group_commit.sync_file
+    calls = []
+
+    def first_sync_waits(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            syncing.set()
+            release.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(group_commit, "sync_file", first_sync_waits)
+    loop = asyncio.get_running_loop()
+
+    def sync_threads() -> int:
+        return sum(thread.name == "durable-sync" for thread in threading.enumerate())
+
+    stopper = threading.Thread(target=committer.stop, daemon=True)
+    try:
+        target.write(b"first")
+        first = loop.create_future()
+        committer.request_sync(target, first)
+        assert await asyncio.to_thread(syncing.wait, 10)  # the thread is busy syncing
+        before = sync_threads()
+        stopper.start()
+        with anyio_fail_after(10):
+            while committer._thread is not None:  # stop() took the thread
+                await asyncio.sleep(0.001)
+        target.write(b"second")
+        second = loop.create_future()
+        committer.request_sync(target, second)
+        for _ in range(500):  # (the bug: the new thread takes the old one's stop, and ends)
+            if sync_threads() <= before:
+                break
+            await asyncio.sleep(0.001)
+        release.set()
+        with anyio_fail_after(10):
+            await first
+            await second
+        await asyncio.to_thread(stopper.join, 10)
+        assert not stopper.is_alive(), "stop() waits for a thread that will never end"
+        assert target.synced == target.written
+        stopping = threading.Thread(target=committer.stop, daemon=True)  # (the new thread)
+        stopping.start()
+        await asyncio.to_thread(stopping.join, 10)
+        assert not stopping.is_alive()
+        assert sync_threads() == before - 1
+    finally:
+        release.set()
+        if stopper.is_alive():  # (the bug: let the stranded thread end)
+            committer._queue.put(group_commit._STOP)
+        os.close(fd)
+        os.close(directory_fd)
