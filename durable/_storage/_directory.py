@@ -30,6 +30,7 @@ from .._errors import (
     JournalWriteError,
 )
 from . import _inbox as inbox
+from ._descriptor_users import DescriptorUsers
 from ._file_io import sync_file, write_all
 from ._format import new_format
 from ._frames import DEFAULT_MAX_RECORD_SIZE, StoredRecord
@@ -186,6 +187,52 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
         return None
 
 
+def _next_generation(  # noqa: PLR0917 (what a rotation writes, and where)
+    directory_fd: int,
+    device: int,
+    committer: GroupCommitter,
+    path: Path,
+    first_payload: bytes,
+    max_record_size: int,
+) -> JournalFile:
+    """Blocking: write and sync `path`'s next generation, rename it over the name; its handle."""
+    fresh = path.with_name(path.name + ".next")
+    fd = _create_next(directory_fd, fresh)
+    step, swapped = f"writing the next generation {fresh.name}", False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        file_format = new_format(path)
+        header = file_format.header
+        first_frame = file_format.frame(first_payload, 0)
+        write_all(fd, header + first_frame)
+        sync_file(fd)
+        step = f"keeping the previous generation as {path.name}.prev"
+        _keep_previous(directory_fd, path.name)
+        step = f"renaming {fresh.name} over {path.name}"
+        os.replace(fresh.name, path.name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+        swapped, step = True, "fsync of the directory (the rename)"
+        os.fsync(directory_fd)
+    except BaseException as error:
+        os.close(fd)
+        if not swapped:  # the old generation stays the journal: drop the new one
+            with contextlib.suppress(OSError):
+                os.unlink(fresh.name, dir_fd=directory_fd)
+        if isinstance(error, OSError) and not isinstance(error, JournalError):
+            raise _rotation_error(error, path, step) from error
+        raise
+    return JournalFile(
+        path=path,
+        fd=fd,
+        records=[StoredRecord(len(header), first_payload)],
+        committer=committer,
+        same_device=os.fstat(fd).st_dev == device,
+        max_record_size=max_record_size,
+        file_format=file_format,
+        written=len(header) + len(first_frame),
+        synced=len(header) + len(first_frame),
+    )
+
+
 async def _to_the_end(blocking: Callable[[], JournalFile]) -> JournalFile:
     """Run `blocking` (an open or a rotation) in a worker thread, to its end.
 
@@ -247,6 +294,7 @@ class JournalDirectory:
         self._on_sync: Callable[[float, int], None] | None = None  # (observe_syncs)
         self._opened: weakref.WeakSet[JournalFile] = weakref.WeakSet()
         self._closed = False
+        self._descriptor_users = DescriptorUsers()  # (threads using _directory_fd: see close)
         # Locations are built as text from this (the directory and its separator): no Path
         # and no os.path.join per call.
         self._prefix = os.path.join(str(self.path), "")
@@ -332,15 +380,16 @@ class JournalDirectory:
         return self._directory_fd, self._directory_device, self._committer
 
     def _open_blocking(self, path: Path) -> JournalFile:
-        directory_fd, device, committer = self._prepare()
-        return JournalFile.open_blocking(
-            path,
-            directory_fd=directory_fd,
-            directory_device=device,
-            committer=committer,
-            max_record_size=self.max_record_size,
-            names=self._names,
-        )
+        with self._descriptor_users.use(path):
+            directory_fd, device, committer = self._prepare()
+            return JournalFile.open_blocking(
+                path,
+                directory_fd=directory_fd,
+                directory_device=device,
+                committer=committer,
+                max_record_size=self.max_record_size,
+                names=self._names,
+            )
 
     async def open(self, name: str) -> JournalFile:
         """Open journal `name` for appending, creating it if needed.
@@ -475,54 +524,24 @@ class JournalDirectory:
             raise JournalClosed(path=journal.path)
         path = journal.path
 
-        def blocking() -> JournalFile:
-            directory_fd, device, committer = self._prepare()
-            fresh = path.with_name(path.name + ".next")
-            fd = _create_next(directory_fd, fresh)
-            step, swapped = f"writing the next generation {fresh.name}", False
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                file_format = new_format(path)
-                header = file_format.header
-                first_frame = file_format.frame(first_payload, 0)
-                write_all(fd, header + first_frame)
-                sync_file(fd)
-                step = f"keeping the previous generation as {path.name}.prev"
-                _keep_previous(directory_fd, path.name)
-                step = f"renaming {fresh.name} over {path.name}"
-                os.replace(fresh.name, path.name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
-                swapped, step = True, "fsync of the directory (the rename)"
-                os.fsync(directory_fd)
-            except BaseException as error:
-                os.close(fd)
-                if not swapped:  # the old generation stays the journal: drop the new one
-                    with contextlib.suppress(OSError):
-                        os.unlink(fresh.name, dir_fd=directory_fd)
-                if isinstance(error, OSError) and not isinstance(error, JournalError):
-                    raise _rotation_error(error, path, step) from error
-                raise
-            return JournalFile(
-                path=path,
-                fd=fd,
-                records=[StoredRecord(len(header), first_payload)],
-                committer=committer,
-                same_device=os.fstat(fd).st_dev == device,
-                max_record_size=self.max_record_size,
-                file_format=file_format,
-                written=len(header) + len(first_frame),
-                synced=len(header) + len(first_frame),
-            )
-
-        def named(rotated: JournalFile) -> JournalFile:
-            names, directory_fd = self._names, self._directory_fd
-            if names is not None and directory_fd is not None:
-                # (the name's lock, if `journal` holds it: a second hold, counted)
-                held = journal.holds_name and names.acquire(path.name)
-                rotated.use_names(names, directory_fd, held=held)
-            return rotated
+        def named() -> JournalFile:
+            with self._descriptor_users.use(path):
+                directory_fd, device, committer = self._prepare()
+                rotated = _next_generation(
+                    directory_fd, device, committer, path, first_payload, self.max_record_size
+                )
+                names = self._names
+                if names is not None:
+                    # (the name's lock, if `journal` holds it: a second hold, counted)
+                    held = journal.holds_name and names.acquire(path.name)
+                    rotated.use_names(names, directory_fd, held=held)
+                return rotated
 
         await journal.flush()
-        rotated = await _to_the_end(lambda: named(blocking()))
+        rotated = await _to_the_end(named)
+        if self._closed:  # closed while it ran: the new generation is the journal now
+            await rotated.abandon()  # (its one record is durable; the next open reads it)
+            raise JournalClosed(path=path)
         rotated.loop = asyncio.get_running_loop()
         self._opened.add(rotated)
         try:
@@ -546,10 +565,11 @@ class JournalDirectory:
         path = self.path_of(name).with_suffix(INBOX_SUFFIX)
 
         def blocking() -> int:
-            directory_fd, _, _ = self._prepare()
-            position = inbox.post(path, payload, directory_fd, refuse)
-            announce(directory_fd, name)  # (once durable: pollers elsewhere look at it)
-            return position
+            with self._descriptor_users.use(path):
+                directory_fd, _, _ = self._prepare()
+                position = inbox.post(path, payload, directory_fd, refuse)
+                announce(directory_fd, name)  # (once durable: pollers elsewhere look at it)
+                return position
 
         return await anyio.to_thread.run_sync(blocking)
 
@@ -625,6 +645,9 @@ class JournalDirectory:
         outcomes = await asyncio.gather(
             *(journal.close() for journal in still_open), return_exceptions=True
         )
+        # (an open, rotation or post still in its worker thread uses the descriptor and the
+        # committer: let it end first; what it opened, its caller gives back, seeing _closed)
+        await anyio.to_thread.run_sync(self._descriptor_users.close)
         committer, self._committer = self._committer, None
         directory_fd, self._directory_fd = self._directory_fd, None
         if committer is not None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from durable import JournalClosed, JournalDirectory, JournalLocked
+from durable._storage import _directory
 from durable._storage._journal_opening import INLINE_OPEN_MAX
 
 pytestmark = pytest.mark.anyio
@@ -52,3 +56,45 @@ async def test_open_now_refuses_once_closed(journal_dir: Path) -> None:
     await store.close()
     with pytest.raises(JournalClosed):
         store.open_now("b")
+
+
+async def test_a_rotation_the_store_closes_under_leaves_nothing_open(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() while rotate()'s thread writes the next generation waits for that thread
+    (its descriptor was closed under it: EBADF, or another directory's under that number),
+    then rotate() raises JournalClosed; the new generation is the journal, nothing open."""
+    store = JournalDirectory(journal_dir)
+    journal = await store.open("a")
+    await journal.append(b"first generation")
+    reached, go_on = threading.Event(), threading.Event()
+    keep_previous = _directory._keep_previous
+
+    def slowly(directory_fd: int, name: str) -> None:
+        reached.set()
+        go_on.wait(30)
+        keep_previous(directory_fd, name)
+
+    monkeypatch.setattr(_directory, "_keep_previous", slowly)
+    rotating = asyncio.ensure_future(store.rotate(journal, b"next generation"))
+    while not reached.is_set():
+        await asyncio.sleep(0.005)
+    closing = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0.3)
+    assert not closing.done(), "close() did not wait for the rotation's thread"
+    go_on.set()
+    await closing
+    with pytest.raises(JournalClosed):
+        await rotating
+    path = (journal_dir / "a.journal").resolve()
+    held = [fd for fd in os.listdir("/proc/self/fd") if _names(f"/proc/self/fd/{fd}", path)]
+    assert held == [], "the rotated generation's descriptor stayed open"
+    async with JournalDirectory(journal_dir) as again:
+        assert [r.payload for r in await again.read("a")] == [b"next generation"]
+
+
+def _names(link: str, path: Path) -> bool:
+    try:
+        return os.readlink(link) == str(path)
+    except OSError:
+        return False
